@@ -1,0 +1,231 @@
+"""Settings for aiqrecon, all read from the environment (see docs/configuration.md).
+
+With no variables set the embedded default runs: SQLite in WAL mode, django-q2 on the ORM
+broker, the local AIQ sandbox and localstripe. DATABASE_URL switches to PostgreSQL and
+REDIS_URL to the Redis broker.
+"""
+
+from decimal import Decimal
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from aiqrecon.env import (
+    env_bool,
+    env_choice,
+    env_decimal,
+    env_int,
+    env_list,
+    env_str,
+    env_url,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("AIQRECON_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+MODE = env_choice("AIQRECON_MODE", "development", ("development", "production"))
+PRODUCTION = MODE == "production"
+DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DJANGO_DEBUG must be off when AIQRECON_MODE=production.")
+
+# A development key only works in development mode; production refuses to start without one.
+_DEV_SECRET_KEY = "dev-only-aiqrecon-key-not-for-production-0123456789abcdef"  # noqa: S105
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", None if PRODUCTION else _DEV_SECRET_KEY)
+if SECRET_KEY is None:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when AIQRECON_MODE=production.")
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
+)
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured(
+        "DJANGO_ALLOWED_HOSTS must list the host names when AIQRECON_MODE=production "
+        "(comma-separated, e.g. recon.example.com)."
+    )
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django_q",
+    "django_htmx",
+    "django_filters",
+    "staff",
+    "ledger",
+    "payments",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "aiqrecon.urls"
+WSGI_APPLICATION = "aiqrecon.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "staff.context_processors.roles",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env_url("DATABASE_URL", None, schemes=("postgres", "postgresql", "sqlite"))
+if DATABASE_URL:
+    # Persistent connections: with CONN_MAX_AGE=0 django-q2's ORM broker reconnects on every
+    # poll (measured ~14 tasks/s). Health checks drop connections the server has closed.
+    DATABASES = {
+        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
+    }
+else:
+    # WAL + IMMEDIATE transactions + a busy timeout: with Django's SQLite defaults django-q2
+    # lost 808 of 2,000 task results to "database is locked" under load.
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("SQLITE_PATH", str(VAR_DIR / "aiqrecon.sqlite3")),
+            "CONN_MAX_AGE": None,
+            "OPTIONS": {
+                "transaction_mode": "IMMEDIATE",
+                "timeout": env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 20, minimum=1, maximum=600),
+                "init_command": (
+                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
+                ),
+            },
+            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and queue ------------------------------------------------------------------------
+REDIS_URL = env_url("REDIS_URL", None, schemes=("redis", "rediss", "unix"))
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# django-q2: the queue only wakes work; the outbox table is the truth (see RELIABILITY.md).
+# retry must comfortably exceed timeout plus time spent waiting in the local queue, or a
+# slow task is delivered twice; catch_up=False so a restart does not replay missed slots.
+Q_TIMEOUT_SECONDS = env_int("Q_TIMEOUT_SECONDS", 120, minimum=10, maximum=3600)
+Q_CLUSTER = {
+    "name": "aiqrecon",
+    "workers": env_int("Q_WORKERS", 2, minimum=1, maximum=64),
+    "timeout": Q_TIMEOUT_SECONDS,
+    "retry": Q_TIMEOUT_SECONDS * 3,
+    "max_attempts": env_int("Q_MAX_ATTEMPTS", 3, minimum=1, maximum=100),
+    "ack_failures": True,
+    "catch_up": False,
+    "save_limit": env_int("Q_SAVE_LIMIT", 250, minimum=0, maximum=100000),
+    "queue_limit": env_int("Q_QUEUE_LIMIT", 50, minimum=1, maximum=10000),
+    "bulk": 10,
+    "poll": 0.5,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    # Without this django-q2 silently uses Redis.
+    Q_CLUSTER["orm"] = "default"
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "dashboard"
+LOGOUT_REDIRECT_URL = "login"
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1, maximum=86400)
+
+# --- I18N / static --------------------------------------------------------------------------
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env_str("TIME_ZONE", "Europe/London")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- Security -------------------------------------------------------------------------------
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+
+# --- External systems -----------------------------------------------------------------------
+# AIQ: entities name their region; "sandbox" means the local AIQ stand-in at AIQ_SANDBOX_URL.
+# Credentials never live in the database: entity "DEMO" reads AIQ_DEMO_PARTNER_KEY,
+# AIQ_DEMO_USER_KEY (Integration 1.1) or AIQ_DEMO_CLIENT_ID, AIQ_DEMO_CLIENT_SECRET (2.0).
+AIQ_SANDBOX_URL = env_url("AIQ_SANDBOX_URL", "http://127.0.0.1:8765", schemes=("http", "https"))
+AIQ_CONNECT_TIMEOUT_SECONDS = env_int("AIQ_CONNECT_TIMEOUT_SECONDS", 5, minimum=1, maximum=120)
+AIQ_READ_TIMEOUT_SECONDS = env_int("AIQ_READ_TIMEOUT_SECONDS", 30, minimum=1, maximum=600)
+
+STRIPE_API_KEY = env_str("STRIPE_API_KEY", "sk_test_localstripe")
+STRIPE_API_BASE = env_url("STRIPE_API_BASE", "http://127.0.0.1:8420", schemes=("http", "https"))
+# Several secrets are accepted while a webhook secret is being rotated.
+STRIPE_WEBHOOK_SECRETS = env_list("STRIPE_WEBHOOK_SECRETS", ["whsec_localstripe_dev"])
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 300, minimum=1)
+
+GOCARDLESS_ACCESS_TOKEN = env_str("GOCARDLESS_ACCESS_TOKEN", None)
+GOCARDLESS_ENVIRONMENT = env_choice("GOCARDLESS_ENVIRONMENT", "sandbox", ("sandbox", "live"))
+GOCARDLESS_WEBHOOK_SECRETS = env_list("GOCARDLESS_WEBHOOK_SECRETS", ["gc_localdev_secret"])
+
+# --- Domain policy --------------------------------------------------------------------------
+# Plans above this amount (in the payment's currency) need a second person's approval.
+APPROVAL_THRESHOLD = env_decimal("APPROVAL_THRESHOLD", Decimal("1000.00"))
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact_secrets": {"()": "aiqrecon.logging.RedactSecretsFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["redact_secrets"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"zeep": {"level": "WARNING"}, "django_q": {"level": "WARNING"}},
+}

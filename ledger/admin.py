@@ -1,0 +1,246 @@
+from django.contrib import admin
+
+from ledger import models as m
+from staff.admin_base import AuditedAdmin, MoneyRowAdmin
+
+SYNC = ("last_synced_at", "created_at", "updated_at")
+
+
+@admin.register(m.Entity)
+class EntityAdmin(AuditedAdmin):
+    list_display = (
+        "name",
+        "company_id",
+        "region",
+        "api_version",
+        "base_currency",
+        "last_synced_at",
+    )
+    search_fields = ("name", "company_id")
+    list_filter = ("api_version", "region")
+    readonly_fields = ("last_synced_at",)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.Customer)
+class CustomerAdmin(MoneyRowAdmin):
+    list_display = ("code", "name", "email", "currency", "credit_limit", "balance", "entity")
+    list_filter = ("entity", "currency", "active")
+    search_fields = ("code", "name", "email")
+    aiq_readonly_fields = ("aiq_account_id", "row_version", *SYNC)
+
+
+@admin.register(m.GLAccount)
+class GLAccountAdmin(AuditedAdmin):
+    list_display = ("code", "name", "account_type", "active", "entity")
+    list_filter = ("entity", "active")
+    search_fields = ("code", "name")
+    readonly_fields = SYNC
+
+
+@admin.register(m.BankAccount)
+class BankAccountAdmin(MoneyRowAdmin):
+    list_display = ("bank_account_code", "bank_code", "name", "currency", "entity")
+    list_filter = ("entity", "currency")
+    search_fields = ("bank_account_code", "bank_code", "name")
+    aiq_readonly_fields = SYNC
+
+
+@admin.register(m.TaxCode)
+class TaxCodeAdmin(AuditedAdmin):
+    list_display = ("code", "description", "rate", "entity")
+    list_filter = ("entity",)
+    search_fields = ("code", "description")
+    readonly_fields = SYNC
+
+
+@admin.register(m.Department)
+class DepartmentAdmin(AuditedAdmin):
+    list_display = ("department_id", "name", "bi_code", "active", "entity")
+    list_filter = ("entity", "active")
+    search_fields = ("department_id", "name", "bi_code")
+    readonly_fields = SYNC
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = m.InvoiceLine
+    extra = 0
+    can_delete = False
+    readonly_fields = ("aiq_invoice_item_id",)
+
+
+@admin.register(m.Invoice)
+class InvoiceAdmin(MoneyRowAdmin):
+    list_display = (
+        "invoice_number",
+        "customer",
+        "invoice_date",
+        "currency",
+        "gross_amount",
+        "outstanding_amount",
+        "status",
+    )
+    list_filter = ("status", "kind", "currency", "entity")
+    search_fields = ("invoice_number", "external_reference", "customer__code", "customer__name")
+    list_select_related = ("customer",)
+    raw_id_fields = ("customer",)
+    date_hierarchy = "invoice_date"
+    show_full_result_count = False
+    inlines = [InvoiceLineInline]
+    aiq_readonly_fields = ("aiq_invoice_id", "aiq_transaction_id", "row_version", *SYNC)
+
+
+class CreditNoteLineInline(admin.TabularInline):
+    model = m.CreditNoteLine
+    extra = 0
+    can_delete = False
+
+
+@admin.register(m.CreditNote)
+class CreditNoteAdmin(MoneyRowAdmin):
+    list_display = (
+        "credit_note_number",
+        "customer",
+        "credit_date",
+        "currency",
+        "gross_amount",
+        "outstanding_amount",
+        "status",
+    )
+    list_filter = ("status", "currency", "entity")
+    search_fields = ("credit_note_number", "external_reference", "customer__code")
+    list_select_related = ("customer",)
+    raw_id_fields = ("customer", "invoice")
+    inlines = [CreditNoteLineInline]
+    aiq_readonly_fields = ("aiq_credit_note_id", "aiq_transaction_id", *SYNC)
+
+
+@admin.register(m.Receipt)
+class ReceiptAdmin(MoneyRowAdmin):
+    list_display = (
+        "check_reference",
+        "customer",
+        "payment_date",
+        "currency",
+        "amount",
+        "unallocated_amount",
+        "aiq_transaction_id",
+    )
+    list_filter = ("currency", "entity")
+    search_fields = ("check_reference", "customer__code", "aiq_transaction_id")
+    list_select_related = ("customer",)
+    raw_id_fields = ("customer",)
+    aiq_readonly_fields = ("aiq_transaction_id", *SYNC)
+
+
+class JournalLineInline(admin.TabularInline):
+    model = m.JournalLine
+    extra = 0
+    can_delete = False
+
+
+@admin.register(m.Journal)
+class JournalAdmin(MoneyRowAdmin):
+    list_display = ("reference", "kind", "customer", "journal_date", "currency", "amount")
+    list_filter = ("kind", "currency", "entity")
+    search_fields = ("reference", "customer__code")
+    raw_id_fields = ("customer",)
+    inlines = [JournalLineInline]
+    aiq_readonly_fields = ("aiq_transaction_id", *SYNC)
+
+
+@admin.register(m.Allocation)
+class AllocationAdmin(MoneyRowAdmin):
+    list_display = (
+        "reference",
+        "transaction_id_1",
+        "transaction_id_2",
+        "amount",
+        "discount_amount",
+        "currency",
+        "allocation_date",
+        "state",
+    )
+    list_filter = ("state", "currency", "entity")
+    search_fields = ("reference", "transaction_id_1", "transaction_id_2")
+    raw_id_fields = ("receipt", "credit_note", "invoice", "journal")
+    aiq_readonly_fields = ("transaction_id_1", "transaction_id_2", *SYNC)
+
+
+@admin.register(m.Document)
+class DocumentAdmin(admin.ModelAdmin):
+    list_display = ("kind", "aiq_transaction_id", "filename", "fetched_at", "entity")
+    list_filter = ("kind", "entity")
+    search_fields = ("aiq_transaction_id", "filename")
+    exclude = ("content",)
+    readonly_fields = ("kind", "aiq_transaction_id", "filename", "fetched_at", "entity")
+
+
+@admin.register(m.SyncState)
+class SyncStateAdmin(admin.ModelAdmin):
+    list_display = (
+        "entity",
+        "object_type",
+        "last_modified_cursor",
+        "last_finished_at",
+        "running",
+        "progress_done",
+        "progress_total",
+    )
+    list_filter = ("entity", "object_type", "running")
+
+
+@admin.register(m.OutboxCommand)
+class OutboxCommandAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "external_reference",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_error_code",
+        "created_at",
+    )
+    list_filter = ("state", "kind", "entity")
+    search_fields = ("external_reference", "last_error_message")
+    readonly_fields = [f.name for f in m.OutboxCommand._meta.fields]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.InvoiceLine)
+class InvoiceLineAdmin(MoneyRowAdmin):
+    list_display = (
+        "invoice",
+        "line_number",
+        "description",
+        "net_amount",
+        "tax_amount",
+        "gross_amount",
+    )
+    search_fields = ("invoice__invoice_number", "description")
+    raw_id_fields = ("invoice",)
+    list_select_related = ("invoice",)
+    aiq_readonly_fields = ("aiq_invoice_item_id",)
+
+
+@admin.register(m.CreditNoteLine)
+class CreditNoteLineAdmin(MoneyRowAdmin):
+    list_display = ("credit_note", "line_number", "description", "gross_amount")
+    search_fields = ("credit_note__credit_note_number", "description")
+    raw_id_fields = ("credit_note",)
+
+
+@admin.register(m.JournalLine)
+class JournalLineAdmin(MoneyRowAdmin):
+    list_display = ("journal", "line_number", "gl_account_code", "debit", "credit")
+    search_fields = ("journal__reference", "gl_account_code")
+    raw_id_fields = ("journal",)

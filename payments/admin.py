@@ -1,0 +1,155 @@
+from django.contrib import admin
+
+from payments import models as m
+from staff.admin_base import AuditedAdmin, MoneyRowAdmin
+
+
+class FeeInline(admin.TabularInline):
+    model = m.Fee
+    extra = 0
+    can_delete = False
+
+
+@admin.register(m.Payment)
+class PaymentAdmin(MoneyRowAdmin):
+    list_display = (
+        "external_id",
+        "source",
+        "received_at",
+        "currency",
+        "amount",
+        "payer_name",
+        "status",
+        "match_state",
+    )
+    list_filter = ("source", "status", "match_state", "currency")
+    search_fields = ("external_id", "payer_name", "payer_email", "description")
+    date_hierarchy = "received_at"
+    raw_id_fields = ("customer", "payout", "receipt")
+    show_full_result_count = False
+    inlines = [FeeInline]
+    aiq_readonly_fields = ("source", "external_id", "raw", "created_at", "updated_at")
+
+
+@admin.register(m.Payout)
+class PayoutAdmin(MoneyRowAdmin):
+    list_display = ("external_id", "source", "amount", "currency", "status", "arrival_date")
+    list_filter = ("source", "status", "currency")
+    search_fields = ("external_id",)
+    aiq_readonly_fields = ("source", "external_id", "raw")
+
+
+@admin.register(m.Fee)
+class FeeAdmin(MoneyRowAdmin):
+    list_display = ("payment", "kind", "amount", "currency")
+    raw_id_fields = ("payment",)
+
+
+@admin.register(m.Dispute)
+class DisputeAdmin(MoneyRowAdmin):
+    list_display = ("external_id", "payment", "amount", "currency", "status", "reason")
+    list_filter = ("status",)
+    raw_id_fields = ("payment",)
+    aiq_readonly_fields = ("source", "external_id", "raw")
+
+
+@admin.register(m.WebhookEvent)
+class WebhookEventAdmin(admin.ModelAdmin):
+    list_display = ("event_id", "source", "event_type", "state", "attempts", "received_at")
+    list_filter = ("source", "state", "event_type")
+    search_fields = ("event_id", "event_type")
+    readonly_fields = [f.name for f in m.WebhookEvent._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.ImportFormat)
+class ImportFormatAdmin(AuditedAdmin):
+    list_display = ("name", "source", "date_format", "decimal_comma", "currency")
+
+
+@admin.register(m.ImportBatch)
+class ImportBatchAdmin(admin.ModelAdmin):
+    list_display = (
+        "filename",
+        "import_format",
+        "state",
+        "row_count",
+        "imported_count",
+        "created_at",
+    )
+    list_filter = ("state", "import_format")
+    readonly_fields = [f.name for f in m.ImportBatch._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+
+@admin.register(m.PayerMapping)
+class PayerMappingAdmin(AuditedAdmin):
+    list_display = ("source", "payer_key", "customer", "confirmed_by", "created_at")
+    list_filter = ("source",)
+    search_fields = ("payer_key", "customer__code")
+    raw_id_fields = ("customer",)
+
+
+@admin.register(m.MatchRule)
+class MatchRuleAdmin(AuditedAdmin):
+    list_display = ("order", "name", "kind", "enabled", "auto_approve", "tolerance_action")
+    list_editable = ("enabled", "auto_approve")
+    list_display_links = ("name",)
+    list_filter = ("kind", "enabled")
+
+
+@admin.register(m.MatchProposal)
+class MatchProposalAdmin(admin.ModelAdmin):
+    list_display = ("payment", "rule_kind", "rank", "confidence", "explanation", "state")
+    list_filter = ("rule_kind", "state")
+    raw_id_fields = ("payment", "rule")
+    show_full_result_count = False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class PlanLineInline(admin.TabularInline):
+    model = m.AllocationPlanLine
+    extra = 0
+    can_delete = False
+    raw_id_fields = ("invoice",)
+
+
+@admin.register(m.AllocationPlan)
+class AllocationPlanAdmin(MoneyRowAdmin):
+    """Plans change state only through the review services; the admin shows them."""
+
+    list_display = ("id", "payment", "customer", "state", "maker", "approver", "on_account_amount")
+    list_filter = ("state", "needs_approval")
+    raw_id_fields = ("payment", "proposal", "customer")
+    inlines = [PlanLineInline]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.Refund)
+class RefundAdmin(MoneyRowAdmin):
+    list_display = ("id", "kind", "customer", "amount", "currency", "state", "requested_by")
+    list_filter = ("kind", "state")
+    raw_id_fields = ("customer", "payment", "invoice", "receipt", "credit_note")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.AllocationPlanLine)
+class AllocationPlanLineAdmin(MoneyRowAdmin):
+    list_display = ("plan", "invoice", "amount", "discount_amount", "write_off_amount")
+    raw_id_fields = ("plan", "invoice")
+
+    def has_change_permission(self, request, obj=None):
+        return False

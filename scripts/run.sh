@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Run the product: web app, task workers, the AIQ sandbox and localstripe, with demo data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+PY=.venv/bin/python
+PORT="${PORT:-8000}"
+mkdir -p var/log
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT INT TERM
+
+if [ -x scripts/run-services.sh ]; then
+  # starts the AIQ sandbox and localstripe in the background and exports their URLs
+  source scripts/run-services.sh
+fi
+
+$PY manage.py migrate --noinput -v0
+$PY manage.py create_demo_users
+if $PY manage.py help seed_demo >/dev/null 2>&1; then $PY manage.py seed_demo; fi
+
+$PY manage.py qcluster >var/log/qcluster.log 2>&1 & pids+=($!)
+echo "Task workers: logging to var/log/qcluster.log"
+echo "Open http://127.0.0.1:${PORT}/ and log in with one of the demo logins above."
+$PY manage.py runserver "127.0.0.1:${PORT}" --noreload &
+pids+=($!)
+wait "${pids[-1]}"

@@ -1,0 +1,30 @@
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from staff.services import login_failed, login_is_locked, login_succeeded
+
+
+def client_ip(request) -> str:
+    return request.META.get("REMOTE_ADDR", "") if request else ""
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """The stock login form, refusing further attempts after repeated failures."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "locked": "Too many failed attempts. Try again in a few minutes.",
+    }
+
+    def clean(self):
+        username = self.cleaned_data.get("username") or ""
+        ip = client_ip(self.request)
+        if login_is_locked(username=username, ip=ip):
+            raise forms.ValidationError(self.error_messages["locked"], code="locked")
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            login_failed(username=username, ip=ip)
+            raise
+        login_succeeded(username=username, ip=ip)
+        return cleaned

@@ -1,0 +1,39 @@
+"""Roles and the append-only audit log.
+
+The audit table refuses UPDATE and DELETE at the database level (triggers created in a
+migration), so a history entry cannot be rewritten by any code path, admin included.
+"""
+
+from django.conf import settings
+from django.db import models
+
+
+class Role(models.TextChoices):
+    CLERK = "clerk", "Clerk"
+    APPROVER = "approver", "Approver"
+    ADMIN = "admin", "Admin"
+
+
+class AuditEntry(models.Model):
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        help_text="Empty for the system (workers, webhooks).",
+    )
+    action = models.CharField(max_length=60, db_index=True, help_text='e.g. "plan.approve"')
+    object_type = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=64)
+    summary = models.CharField(max_length=500, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+
+    def __str__(self):
+        return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.object_type}#{self.object_id}"

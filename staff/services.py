@@ -1,0 +1,89 @@
+"""Audit, roles and login throttling."""
+
+import json
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.cache import cache
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models, transaction
+
+from staff.models import AuditEntry, Role
+
+
+def _jsonable(data):
+    """Decimals and dates as strings: audit values must round-trip exactly."""
+    if data is None:
+        return None
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+
+
+def audit_log(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    summary: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEntry:
+    """Write one audit entry. Call it inside the same transaction as the change it records."""
+    if obj is not None:
+        object_type = object_type or obj._meta.label_lower
+        object_id = object_id or obj.pk
+    if actor is not None and (isinstance(actor, AnonymousUser) or not actor.is_authenticated):
+        actor = None
+    if not transaction.get_connection().in_atomic_block:
+        # An audit row outside the change's transaction could survive a rollback of the change.
+        raise RuntimeError("audit_log must be called inside transaction.atomic()")
+    return AuditEntry.objects.create(
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=str(object_id),
+        summary=summary[:500],
+        before=_jsonable(before),
+        after=_jsonable(after),
+    )
+
+
+def user_has_role(user, role: Role | str) -> bool:
+    """Admins can do what approvers and clerks can; approvers what clerks can."""
+    if not user or not user.is_authenticated or not user.is_active:
+        return False
+    names = set(user.groups.values_list("name", flat=True))
+    if user.is_superuser or Role.ADMIN in names:
+        return True
+    if role == Role.APPROVER:
+        return Role.APPROVER in names
+    if role == Role.CLERK:
+        return bool(names & {Role.CLERK, Role.APPROVER})
+    return False
+
+
+def user_roles(user) -> list[str]:
+    return [role.value for role in Role if user_has_role(user, role)]
+
+
+def _throttle_key(username: str, ip: str) -> str:
+    return f"login-failures:{username.strip().lower()}:{ip}"
+
+
+def login_is_locked(*, username: str, ip: str) -> bool:
+    return cache.get(_throttle_key(username, ip), 0) >= settings.LOGIN_FAILURE_LIMIT
+
+
+def login_failed(*, username: str, ip: str) -> int:
+    key = _throttle_key(username, ip)
+    cache.add(key, 0, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.set(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
+        return 1
+
+
+def login_succeeded(*, username: str, ip: str) -> None:
+    cache.delete(_throttle_key(username, ip))
