@@ -541,6 +541,7 @@ class OutboxCommand(models.Model):
         POST_GENERAL_JOURNAL = "post_general_journal", "Post general journal"
         ATTACH_DOCUMENT = "attach_document", "Attach document"
         PAY_AND_ALLOCATE = "pay_and_allocate", "Pay and allocate sales invoice(s)"
+        POST_WRITE_OFF = "post_write_off", "Post write-off (sales credit journal)"
         STRIPE_REFUND = "stripe_refund", "Refund through Stripe"
 
     class State(models.TextChoices):
