@@ -313,8 +313,13 @@ class AllocationPlan(models.Model):
     state = models.CharField(max_length=20, choices=State, default=State.DRAFT)
     on_account_amount = MoneyField(default=0, help_text="Remainder left on the customer's account")
     customer = models.ForeignKey("ledger.Customer", on_delete=models.PROTECT)
+    # Empty maker = the system (an auto-approve rule made the plan).
     maker = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="plans_made"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="plans_made",
     )
     approver = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -358,6 +363,9 @@ class AllocationPlanLine(models.Model):
     discount_amount = MoneyField(default=0)
     write_off_amount = MoneyField(default=0)
     write_off_gl_account_code = models.CharField(max_length=50, blank=True)
+    # Undo is a reversing action: the line stays, its cash goes back on account.
+    unallocated_at = models.DateTimeField(null=True, blank=True)
+    unallocation_reason = models.TextField(blank=True)
 
     class Meta:
         constraints = [
@@ -368,6 +376,10 @@ class AllocationPlanLine(models.Model):
             models.CheckConstraint(
                 condition=Q(amount__gt=0) | Q(discount_amount__gt=0) | Q(write_off_amount__gt=0),
                 name="planline_not_empty",
+            ),
+            models.CheckConstraint(
+                condition=Q(write_off_amount=0) | ~Q(write_off_gl_account_code=""),
+                name="planline_write_off_has_account",
             ),
             models.UniqueConstraint(fields=["plan", "invoice"], name="planline_invoice_once"),
         ]
