@@ -133,7 +133,9 @@ else:
 # django-q2: the queue only wakes work; the outbox table is the truth (see RELIABILITY.md).
 # retry must comfortably exceed timeout plus time spent waiting in the local queue, or a
 # slow task is delivered twice; catch_up=False so a restart does not replay missed slots.
-Q_TIMEOUT_SECONDS = env_int("Q_TIMEOUT_SECONDS", 120, minimum=10, maximum=3600)
+# 300 s: an outbox drain task (OUTBOX_DRAIN_SECONDS) plus one command's worst case (its lease)
+# must fit inside the timeout; ledger.outbox.checks fails start-up when it does not.
+Q_TIMEOUT_SECONDS = env_int("Q_TIMEOUT_SECONDS", 300, minimum=10, maximum=3600)
 Q_CLUSTER = {
     "name": "aiqrecon",
     "workers": env_int("Q_WORKERS", 2, minimum=1, maximum=64),
@@ -147,6 +149,8 @@ Q_CLUSTER = {
     "bulk": 10,
     "poll": 0.5,
     "label": "Task queue",
+    # Scaled out: exactly one cluster runs schedules (Q_SCHEDULER=false on the others).
+    "scheduler": env_bool("Q_SCHEDULER", True),
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
@@ -197,6 +201,21 @@ if PRODUCTION:
 AIQ_SANDBOX_URL = env_url("AIQ_SANDBOX_URL", "http://127.0.0.1:8765", schemes=("http", "https"))
 AIQ_CONNECT_TIMEOUT_SECONDS = env_int("AIQ_CONNECT_TIMEOUT_SECONDS", 5, minimum=1, maximum=120)
 AIQ_READ_TIMEOUT_SECONDS = env_int("AIQ_READ_TIMEOUT_SECONDS", 30, minimum=1, maximum=600)
+
+# Outbox executor (ledger/outbox). The lease must outlast every AIQ call one attempt can make
+# (read back, log in again, send), or a second worker could send while the first still waits.
+OUTBOX_LEASE_SECONDS = env_int(
+    "OUTBOX_LEASE_SECONDS",
+    3 * (AIQ_CONNECT_TIMEOUT_SECONDS + AIQ_READ_TIMEOUT_SECONDS) + 30,
+    minimum=1,
+    maximum=3600,
+)
+OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10, minimum=1, maximum=500)
+OUTBOX_DRAIN_SECONDS = env_int("OUTBOX_DRAIN_SECONDS", 20, minimum=1, maximum=3600)
+OUTBOX_BACKOFF_BASE_MS = env_int("OUTBOX_BACKOFF_BASE_MS", 5000, minimum=1, maximum=3600000)
+OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 900, minimum=1, maximum=86400)
+AIQ_SYNC_MINUTES = env_int("AIQ_SYNC_MINUTES", 15, minimum=1, maximum=1440)
+AIQ_SYNC_OVERLAP_MINUTES = env_int("AIQ_SYNC_OVERLAP_MINUTES", 10, minimum=0, maximum=1440)
 
 STRIPE_API_KEY = env_str("STRIPE_API_KEY", "sk_test_localstripe")
 STRIPE_API_BASE = env_url("STRIPE_API_BASE", "http://127.0.0.1:8420", schemes=("http", "https"))

@@ -14,14 +14,30 @@ Payload formats per kind (amounts are decimal strings, dates ISO "YYYY-MM-DD"; n
 - post_write_off: a sales credit journal to a GL account, allocated afterwards:
   {"customer_code", "gl_account_code", "amount", "currency", "journal_date", "description"}
   result: {"transaction_id": int}
-- unallocate: {"transaction_ids": [int, ...], "allocation_id": mirror id}
+- unallocate: {"transaction_ids": [int, ...], "allocation_id": mirror id, "reason"?}
+  result: {"unallocated": true}
 - ensure_customer, create_credit_note, post_debit_journal, post_general_journal,
   attach_document, pay_and_allocate, stripe_refund: see ledger/outbox/executors.py.
+
+Commands with origin_type "allocation_plan" move their plan from sent to confirmed when all of
+them are confirmed, and to failed when one fails permanently (ledger/outbox/mirror.py).
+
+States (see ledger/outbox/runner.py): pending -> in_flight -> confirmed | pending (temporary
+error, backoff) | uncertain (may have committed: read back first) | failed (AIQ refused) |
+needs_person (attempts used up, duplicates found, bad payload); pending/uncertain/failed/
+needs_person -> cancelled (outbox_cancel); failed/needs_person/uncertain -> pending
+(outbox_retry).
 """
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ledger.models import Entity, OutboxCommand
+from staff.models import Role
+from staff.services import audit_log, user_has_role
+
+State = OutboxCommand.State
 
 
 def outbox_enqueue(
@@ -70,3 +86,101 @@ def _wake_workers(command_id: int) -> None:
     except ImportError:  # executor not installed yet: the sweeper will pick it up
         return
     tasks.wake(command_id)
+
+
+# States a person may retry from: the command never reached a verdict in AIQ, or it was refused
+# for a reason that has since been fixed (e.g. a missing customer created in AIQ).
+RETRYABLE = (State.FAILED, State.NEEDS_PERSON, State.UNCERTAIN, State.PENDING)
+# Cancel only what has not been confirmed and is not being sent right now.
+CANCELLABLE = (State.PENDING, State.UNCERTAIN, State.FAILED, State.NEEDS_PERSON)
+
+
+def _require_approver(actor) -> None:
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Only an approver can retry or cancel work sent to AIQ.")
+
+
+def outbox_retry(*, command: OutboxCommand, actor) -> OutboxCommand:
+    """Send again now with fresh attempts. A command that may have reached AIQ stays
+    uncertain, so the retry reads back before sending: a retry never doubles a write."""
+    _require_approver(actor)
+    with transaction.atomic():
+        command = OutboxCommand.objects.select_for_update().get(pk=command.pk)
+        if command.state not in RETRYABLE:
+            raise ValidationError(
+                f"A {command.get_state_display().lower()} command cannot be retried."
+            )
+        before = command.state
+        # needs_person/failed rows may have been sent ambiguously before they were parked
+        command.state = State.UNCERTAIN if command.attempts else State.PENDING
+        command.attempts = 0
+        command.next_attempt_at = timezone.now()
+        command.lease_until = None
+        command.save(
+            update_fields=["state", "attempts", "next_attempt_at", "lease_until", "updated_at"]
+        )
+        audit_log(
+            actor=actor,
+            action="outbox.retry",
+            obj=command,
+            summary=f"retry {command.kind} {command.external_reference}",
+            before={"state": before, "error": command.last_error_message[:200]},
+            after={"state": command.state},
+        )
+        transaction.on_commit(lambda: _wake_workers(command.pk))
+    return command
+
+
+def outbox_cancel(*, command: OutboxCommand, actor, reason: str = "") -> OutboxCommand:
+    """Stop a command that was not confirmed. It may still have reached AIQ earlier (uncertain),
+    so the audit entry says so; dependents are parked for a person."""
+    _require_approver(actor)
+    from ledger.outbox.runner import park_dependents
+
+    with transaction.atomic():
+        command = OutboxCommand.objects.select_for_update().get(pk=command.pk)
+        if command.state not in CANCELLABLE:
+            raise ValidationError(
+                f"A {command.get_state_display().lower()} command cannot be cancelled"
+                + (
+                    " (it is in AIQ: reverse it instead)."
+                    if command.state == State.CONFIRMED
+                    else " (it is being sent right now; try again in a minute)."
+                )
+            )
+        before = command.state
+        command.state = State.CANCELLED
+        command.lease_until = None
+        command.save(update_fields=["state", "lease_until", "updated_at"])
+        audit_log(
+            actor=actor,
+            action="outbox.cancel",
+            obj=command,
+            summary=(
+                f"cancelled {command.kind} {command.external_reference}"
+                + (" (it may have reached AIQ: check there)" if before == State.UNCERTAIN else "")
+                + (f": {reason}" if reason else "")
+            ),
+            before={"state": before},
+            after={"state": command.state},
+        )
+        park_dependents(command, f"depends on {command.external_reference} (cancelled)")
+    return command
+
+
+def outbox_park_orphans() -> int:
+    """Safety net for the sweeper: rows whose dependency is dead are parked for a person."""
+    from ledger.outbox.claim import DEAD_STATES
+    from ledger.outbox.runner import park_dependents
+
+    parked = 0
+    dead = OutboxCommand.objects.filter(
+        state__in=DEAD_STATES,
+        dependents__state__in=[State.PENDING, State.UNCERTAIN],
+    ).distinct()
+    for command in dead:
+        with transaction.atomic():
+            parked += park_dependents(
+                command, f"depends on {command.external_reference} ({command.state})"
+            )
+    return parked

@@ -1,0 +1,136 @@
+"""Claiming outbox rows, leases and backoff: the part of the state machine that is pure database.
+
+A row is *due* when it is pending or uncertain and its next_attempt_at has passed, or when it is
+in flight and its lease has run out (the worker holding it died or hung). Its dependency, if
+any, must be confirmed first. Claiming sets in_flight, a lease and attempts + 1 in one committed
+UPDATE *before* any call to AIQ, so a crash after the call leaves a row that the next claimer
+knows to read back first.
+
+Concurrency: on PostgreSQL candidates are picked with SELECT ... FOR UPDATE SKIP LOCKED so
+workers do not queue behind each other; on SQLite the project's transactions are IMMEDIATE
+(one writer at a time). On both, each row is then claimed by a conditional UPDATE that repeats
+the due condition and the state we saw, and only a row count of 1 counts as ours; that is what
+makes a second delivery of the same task harmless.
+"""
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from ledger.models import OutboxCommand
+
+State = OutboxCommand.State
+# States that can still change by themselves (the sweeper and the health figure look at these).
+OPEN_STATES = (State.PENDING, State.UNCERTAIN, State.IN_FLIGHT)
+# States after which the dependents of a command can never run.
+DEAD_STATES = (State.FAILED, State.NEEDS_PERSON, State.CANCELLED)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A row this worker holds. `attempt` fences every later write: a worker whose lease was
+    taken over finds attempts changed and its late result is discarded (read back decides)."""
+
+    command_id: int
+    previous_state: str
+    attempt: int
+    lease_until: datetime
+
+    @property
+    def must_read_back(self) -> bool:
+        # uncertain: the last send may have committed; in_flight: the holder died mid-call.
+        return self.previous_state in (State.UNCERTAIN, State.IN_FLIGHT)
+
+
+def due_q(now: datetime) -> Q:
+    waiting = Q(state__in=[State.PENDING, State.UNCERTAIN]) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+    lease_lapsed = Q(state=State.IN_FLIGHT, lease_until__lt=now)
+    dependency_ok = Q(depends_on__isnull=True) | Q(depends_on__state=State.CONFIRMED)
+    return (waiting | lease_lapsed) & dependency_ok
+
+
+def due_commands(now: datetime | None = None):
+    return OutboxCommand.objects.filter(due_q(now or timezone.now()))
+
+
+def backoff_delay(attempts: int) -> timedelta:
+    """Exponential backoff with full jitter between half and all of the step."""
+    base = settings.OUTBOX_BACKOFF_BASE_MS / 1000
+    step = min(settings.OUTBOX_BACKOFF_MAX_SECONDS, base * (2 ** max(attempts - 1, 0)))
+    return timedelta(seconds=step * random.uniform(0.5, 1.0))  # noqa: S311 - not security
+
+
+def _lease_until(now: datetime) -> datetime:
+    return now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+
+
+def claim_one(command_id: int, previous_state: str, now: datetime) -> Claim | None:
+    """Conditional UPDATE of one row; None when someone else got there first."""
+    lease_until = _lease_until(now)
+    claimed = (
+        OutboxCommand.objects.filter(pk=command_id, state=previous_state)
+        .filter(due_q(now))
+        .update(
+            state=State.IN_FLIGHT,
+            lease_until=lease_until,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+    )
+    if claimed != 1:
+        return None
+    attempt = OutboxCommand.objects.filter(pk=command_id).values_list("attempts", flat=True)[0]
+    return Claim(command_id, previous_state, attempt, lease_until)
+
+
+def claim_batch(
+    *, limit: int, prefer: list[int] | None = None, entity_id: int | None = None
+) -> list[Claim]:
+    """Claim up to `limit` due rows (the preferred ids first) in one short transaction."""
+    now = timezone.now()
+    claims: list[Claim] = []
+    with transaction.atomic():
+        candidates = due_commands(now)
+        if entity_id is not None:
+            candidates = candidates.filter(entity_id=entity_id)
+        if connection.vendor == "postgresql":
+            # of=self: lock the outbox rows, not the dependency rows joined in for the check
+            candidates = candidates.select_for_update(skip_locked=True, of=("self",))
+        rows: list[tuple[int, str]] = []
+        if prefer:
+            rows += list(candidates.filter(pk__in=prefer).values_list("pk", "state")[:limit])
+        if len(rows) < limit:
+            # oldest due first, so nothing starves behind a stream of new work
+            rest = candidates.exclude(pk__in=[pk for pk, _ in rows]).order_by(
+                F("next_attempt_at").asc(nulls_first=True), "pk"
+            )
+            rows += list(rest.values_list("pk", "state")[: limit - len(rows)])
+        for pk, state in rows:
+            claim = claim_one(pk, state, now)
+            if claim is not None:
+                claims.append(claim)
+    return claims
+
+
+def fenced(claim: Claim):
+    """The row, only while this claim still holds it."""
+    return OutboxCommand.objects.filter(
+        pk=claim.command_id, state=State.IN_FLIGHT, attempts=claim.attempt
+    )
+
+
+def release_unstarted(claim: Claim) -> None:
+    """Give back a row claimed but not started (time budget ran out): undo the attempt."""
+    fenced(claim).update(
+        state=claim.previous_state if claim.previous_state != State.IN_FLIGHT else State.UNCERTAIN,
+        lease_until=None,
+        attempts=F("attempts") - 1,
+        next_attempt_at=timezone.now(),
+    )

@@ -1,0 +1,296 @@
+"""One executor per outbox kind: how to send the write to AIQ and how to read it back.
+
+AIQ has no idempotency keys. Every executor therefore has a `read_back` that finds the write by
+our deterministic external reference, used before any send that might repeat an earlier one:
+one hit = it is there (confirmed), none = send, several = a person must look.
+
+Payloads beyond the ones in services.py:
+- post_debit_journal: {"customer_code", "gl_account_code", "amount", "currency",
+  "journal_date", "description"}; ExternalReference = external_reference.
+  result: {"transaction_id": int}
+
+Kinds without an executor here (ensure_customer, create_credit_note, post_general_journal,
+attach_document, pay_and_allocate, stripe_refund) are parked for a person with a message
+saying so, rather than guessed at.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ledger.models import OutboxCommand
+
+Kind = OutboxCommand.Kind
+
+
+class PayloadError(ValueError):
+    """The payload cannot be sent as it is; a person must correct the decision behind it."""
+
+
+def field(obj: Any, name: str, default=None):
+    """Read a field from a zeep object or a dict alike."""
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def items(obj: Any, wrapper: str) -> list:
+    """AIQ lists come wrapped (<Result><WSTransactionSummary>...); unwrap to a Python list."""
+    if obj is None:
+        return []
+    inner = field(obj, wrapper, obj) if not isinstance(obj, list) else obj
+    if inner is None:
+        return []
+    if isinstance(inner, list):
+        return inner
+    return [inner]
+
+
+def decimal(value) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        # zeep may hand back xsd:decimal as Decimal already; a float here is a bug upstream,
+        # but repr() keeps its shortest exact decimal form instead of binary noise.
+        return Decimal(repr(value))
+    return Decimal(str(value))
+
+
+def _iso(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError):
+        raise PayloadError(f"not an ISO date: {value!r}") from None
+
+
+def _require(payload: dict, *names: str) -> None:
+    missing = [n for n in names if payload.get(n) in (None, "")]
+    if missing:
+        raise PayloadError(f"payload is missing {', '.join(missing)}")
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day)
+
+
+@dataclass
+class ReadBack:
+    hits: int
+    result: dict
+
+
+@dataclass
+class Executor:
+    send: Callable[[Any, OutboxCommand, dict], dict]
+    read_back: Callable[[Any, OutboxCommand, dict], ReadBack]
+
+
+# --- transactions found by external reference (receipts, journals) ---------------------------
+
+
+def _by_reference(client, reference: str, around: date) -> ReadBack:
+    # A generous date window: the filter is on transaction date, which AIQ may move to the
+    # period it posts in; the reference itself is what must match, exactly.
+    rows = items(
+        client.call(
+            "GetTransactionsByExternalReference",
+            replay_safe=True,
+            query={
+                "ExternalReference": reference,
+                "FromDate": _midnight(around - timedelta(days=400)),
+                "ToDate": _midnight(around + timedelta(days=400)),
+            },
+        ),
+        "WSTransactionSummary",
+    )
+    hits = [r for r in rows if field(r, "ExternalReference") == reference]
+    result = {"transaction_id": int(field(hits[0], "TransactionID"))} if len(hits) == 1 else {}
+    return ReadBack(len(hits), result)
+
+
+def _transaction_id(response) -> int:
+    value = field(response, "transactionID")
+    if value in (None, "", 0):
+        raise ValueError("AIQ answered without a transactionID")
+    return int(value)
+
+
+def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
+    _require(payload, "customer_code", "bank_account_code", "amount", "payment_date")
+    response = client.call(
+        "SaveSalesReceiptGetBackTransactionID",
+        replay_safe=False,
+        salesReceipt={
+            "CustomerCode": payload["customer_code"].upper(),
+            "CheckReference": command.external_reference,
+            "PaymentAmount": decimal(payload["amount"]),
+            "BankAccountCode": payload["bank_account_code"],
+            "PaymentDate": _midnight(_iso(payload["payment_date"])),
+            "ExchangeRate": Decimal(1),
+            "BankExchangeRate": Decimal(1),
+            "Description": payload.get("description", "")[:250],
+        },
+    )
+    return {"transaction_id": _transaction_id(response)}
+
+
+def receipt_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
+    return _by_reference(client, command.external_reference, _iso(payload["payment_date"]))
+
+
+def _journal(operation: str, sign_note: str):
+    def send(client, command: OutboxCommand, payload: dict) -> dict:
+        _require(payload, "customer_code", "gl_account_code", "amount", "journal_date")
+        response = client.call(
+            operation,
+            replay_safe=False,
+            journal={
+                "AccountCode": payload["customer_code"].upper(),
+                "ExchangeRate": Decimal(1),
+                "ExternalReference": command.external_reference,
+                "JournalNumber": command.external_reference[:30],
+                "TransactionDate": _midnight(_iso(payload["journal_date"])),
+                "Lines": {
+                    "WSLedgerJournalLine": [
+                        {
+                            "GLAccountCode": payload["gl_account_code"],
+                            "Description": (payload.get("description") or sign_note)[:250],
+                            "Amount": decimal(payload["amount"]),
+                        }
+                    ]
+                },
+            },
+        )
+        return {"transaction_id": _transaction_id(response)}
+
+    def read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
+        return _by_reference(client, command.external_reference, _iso(payload["journal_date"]))
+
+    return Executor(send, read_back)
+
+
+# --- allocations -----------------------------------------------------------------------------
+
+
+def _allocation_entries(client, paying_id: int) -> list:
+    response = client.call(
+        "GetAllocationsByTransactionId", replay_safe=True, transactionId=paying_id
+    )
+    entries = []
+    for txn in items(response, "WSAllocationTransactionDTO"):
+        if int(field(txn, "TransactionID", 0) or 0) != paying_id:
+            continue
+        entries += items(field(txn, "AllocationEntries"), "WSAllocationEntryDTO")
+    return entries
+
+
+def _matching(entries: list, settled_id: int, amount: Decimal) -> list:
+    return [
+        e
+        for e in entries
+        if int(field(e, "AllocatedToTransactionID", 0) or 0) == settled_id
+        and decimal(field(e, "AllocationAmount", 0)) == amount
+    ]
+
+
+def _known_same_allocations(command: OutboxCommand, payload: dict) -> int:
+    """Confirmed allocations of ours with the same pair and amount: AIQ's allocation list does
+    not carry our allocationReference, so those are subtracted before counting hits."""
+    from ledger.models import Allocation
+
+    return (
+        Allocation.objects.filter(
+            entity_id=command.entity_id,
+            transaction_id_1=payload["paying_transaction_id"],
+            transaction_id_2=payload["settled_transaction_id"],
+            amount=decimal(payload["amount"]),
+            state=Allocation.State.ACTIVE,
+        )
+        .exclude(reference=command.external_reference)
+        .count()
+    )
+
+
+def allocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
+    amount = decimal(payload["amount"])
+    entries = _matching(
+        _allocation_entries(client, payload["paying_transaction_id"]),
+        payload["settled_transaction_id"],
+        amount,
+    )
+    hits = len(entries) - _known_same_allocations(command, payload)
+    result = {"allocated": True}
+    if hits == 1 and field(entries[-1], "AllocationId") is not None:
+        result["allocation_id"] = int(field(entries[-1], "AllocationId"))
+    return ReadBack(max(hits, 0), result)
+
+
+def allocate_send(client, command: OutboxCommand, payload: dict) -> dict:
+    _require(payload, "paying_transaction_id", "settled_transaction_id", "amount")
+    params = {
+        "transactionID_1": payload["paying_transaction_id"],
+        "transactionID_2": payload["settled_transaction_id"],
+        "allocationReference": command.external_reference,
+        "allocationAmount": decimal(payload["amount"]),
+        "allocationDate": _midnight(_iso(payload["allocation_date"])),
+    }
+    if command.kind == Kind.ALLOCATE_WITH_DISCOUNT:
+        params["discountAmount"] = decimal(payload.get("discount_amount") or 0)
+        client.call("AllocateTransactionsWithDiscount", replay_safe=False, **params)
+    else:
+        client.call("AllocateTransactions", replay_safe=False, **params)
+    return {"allocated": True}
+
+
+def unallocate_send(client, command: OutboxCommand, payload: dict) -> dict:
+    _require(payload, "transaction_ids")
+    client.call(
+        "UnallocateTransactions",
+        replay_safe=False,
+        transactionIDs={"int": [int(t) for t in payload["transaction_ids"]]},
+    )
+    return {"unallocated": True}
+
+
+def unallocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
+    """Done when the allocation we meant to undo is no longer listed in AIQ."""
+    from ledger.models import Allocation
+
+    allocation = Allocation.objects.filter(pk=payload.get("allocation_id")).first()
+    if allocation is None:
+        return ReadBack(0, {})
+    still_there = _matching(
+        _allocation_entries(client, allocation.transaction_id_1),
+        allocation.transaction_id_2,
+        allocation.amount,
+    )
+    return ReadBack(0 if still_there else 1, {"unallocated": True})
+
+
+def resolve_payload(command: OutboxCommand) -> dict:
+    """The payload with ids that only the dependency's result knows filled in."""
+    payload = dict(command.payload)
+    dep_result = command.depends_on.result if command.depends_on_id else {}
+    if command.kind in (Kind.ALLOCATE, Kind.ALLOCATE_WITH_DISCOUNT):
+        for key in ("paying_transaction_id", "settled_transaction_id"):
+            if payload.get(key) in (None, "") and dep_result.get("transaction_id"):
+                payload[key] = int(dep_result["transaction_id"])
+                break
+        _require(payload, "paying_transaction_id", "settled_transaction_id", "amount")
+        payload["paying_transaction_id"] = int(payload["paying_transaction_id"])
+        payload["settled_transaction_id"] = int(payload["settled_transaction_id"])
+    return payload
+
+
+EXECUTORS: dict[str, Executor] = {
+    Kind.POST_RECEIPT: Executor(receipt_send, receipt_read_back),
+    Kind.ALLOCATE: Executor(allocate_send, allocate_read_back),
+    Kind.ALLOCATE_WITH_DISCOUNT: Executor(allocate_send, allocate_read_back),
+    Kind.UNALLOCATE: Executor(unallocate_send, unallocate_read_back),
+    Kind.POST_WRITE_OFF: _journal("PostSalesCreditJournalGetBackTransactionID", "Write-off"),
+    Kind.POST_SALES_DEBIT_JOURNAL: _journal("PostSalesDebitJournalGetBackTransactionID", "Refund"),
+}

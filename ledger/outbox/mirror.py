@@ -1,0 +1,256 @@
+"""Mirror updates made in the same transaction that confirms a command.
+
+The pull sync leaves rows alone while a command touching them is still open (see
+ledger/sync/pull.py), so these local updates are what the staff see until AIQ is read again.
+If the mirror disagrees with what we know AIQ did (e.g. a row is missing because it was never
+synced), the difference is written in the audit entry and the next sync corrects it; the
+confirmation itself never fails for a mirror problem.
+"""
+
+import logging
+from decimal import Decimal
+
+from django.utils import timezone
+
+from ledger.models import (
+    Allocation,
+    BankAccount,
+    CreditNote,
+    Customer,
+    DocumentStatus,
+    Invoice,
+    Journal,
+    OutboxCommand,
+    Receipt,
+)
+from ledger.outbox.executors import decimal
+from staff.services import audit_log
+
+log = logging.getLogger(__name__)
+Kind = OutboxCommand.Kind
+
+
+def _invoice_status(invoice: Invoice) -> str:
+    if invoice.outstanding_amount == 0:
+        return DocumentStatus.PAID
+    if invoice.outstanding_amount < invoice.gross_amount:
+        return DocumentStatus.PART_PAID
+    return DocumentStatus.POSTED
+
+
+def _reduce(row, field: str, by: Decimal, notes: list[str]) -> None:
+    current = getattr(row, field)
+    new = current - by
+    if new < 0:
+        notes.append(f"{row._meta.model_name} #{row.pk} {field} {current} < {by}; set to 0")
+        new = Decimal(0)
+    setattr(row, field, new)
+
+
+def _raise(row, field: str, by: Decimal, ceiling: Decimal, notes: list[str]) -> None:
+    new = getattr(row, field) + by
+    if new > ceiling:
+        notes.append(f"{row._meta.model_name} #{row.pk} {field} above {ceiling}; capped")
+        new = ceiling
+    setattr(row, field, new)
+
+
+def _receipt(command: OutboxCommand, payload: dict, result: dict, notes: list[str]) -> None:
+    customer = Customer.objects.filter(
+        entity_id=command.entity_id, code=str(payload.get("customer_code", "")).upper()
+    ).first()
+    bank = BankAccount.objects.filter(
+        entity_id=command.entity_id, bank_account_code=payload.get("bank_account_code")
+    ).first()
+    if customer is None or bank is None:
+        notes.append("customer or bank account not in the mirror; receipt row left to sync")
+        return
+    amount = decimal(payload["amount"])
+    receipt, created = Receipt.objects.get_or_create(
+        entity_id=command.entity_id,
+        check_reference=command.external_reference,
+        defaults={
+            "customer": customer,
+            "bank_account": bank,
+            "aiq_transaction_id": result["transaction_id"],
+            "currency": payload.get("currency") or customer.currency,
+            "payment_date": payload["payment_date"],
+            "amount": amount,
+            "unallocated_amount": amount,
+            "description": (payload.get("description") or "")[:500],
+            "last_synced_at": timezone.now(),
+        },
+    )
+    if not created and receipt.aiq_transaction_id is None:
+        receipt.aiq_transaction_id = result["transaction_id"]
+        receipt.save(update_fields=["aiq_transaction_id", "updated_at"])
+    if payload.get("payment_id"):
+        from payments.models import Payment
+
+        Payment.objects.filter(pk=payload["payment_id"], receipt__isnull=True).update(
+            receipt=receipt
+        )
+
+
+def _journal(command: OutboxCommand, payload: dict, result: dict, notes: list[str]) -> None:
+    if command.kind != Kind.POST_SALES_DEBIT_JOURNAL:
+        return  # a write-off (sales credit journal) has no mirror kind; sync lists it
+    customer = Customer.objects.filter(
+        entity_id=command.entity_id, code=str(payload.get("customer_code", "")).upper()
+    ).first()
+    amount = decimal(payload["amount"])
+    Journal.objects.get_or_create(
+        entity_id=command.entity_id,
+        reference=command.external_reference,
+        defaults={
+            "kind": Journal.Kind.SALES_DEBIT,
+            "customer": customer,
+            "aiq_transaction_id": result["transaction_id"],
+            "currency": payload.get("currency") or "",
+            "journal_date": payload["journal_date"],
+            "amount": amount,
+            "outstanding_amount": amount,
+            "description": (payload.get("description") or "")[:500],
+        },
+    )
+
+
+def _allocate(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
+    entity_id = command.entity_id
+    paying, settled = payload["paying_transaction_id"], payload["settled_transaction_id"]
+    amount = decimal(payload["amount"])
+    discount = decimal(payload.get("discount_amount") or 0)
+    receipt = Receipt.objects.filter(entity_id=entity_id, aiq_transaction_id=paying).first()
+    credit_note = None
+    if payload.get("credit_note_id"):
+        credit_note = CreditNote.objects.filter(pk=payload["credit_note_id"]).first()
+    credit_note = (
+        credit_note
+        or CreditNote.objects.filter(entity_id=entity_id, aiq_transaction_id=paying).first()
+    )
+    invoice = None
+    if payload.get("invoice_id"):
+        invoice = Invoice.objects.filter(pk=payload["invoice_id"]).first()
+    invoice = (
+        invoice or Invoice.objects.filter(entity_id=entity_id, aiq_transaction_id=settled).first()
+    )
+    journal = Journal.objects.filter(entity_id=entity_id, aiq_transaction_id=paying).first()
+    if Allocation.objects.filter(
+        entity_id=entity_id, reference=command.external_reference, state=Allocation.State.ACTIVE
+    ).exists():
+        notes.append("allocation already in the mirror; amounts left as they are")
+        return
+    Allocation.objects.create(
+        entity_id=entity_id,
+        transaction_id_1=paying,
+        transaction_id_2=settled,
+        receipt=receipt,
+        credit_note=credit_note,
+        invoice=invoice,
+        journal=journal,
+        amount=amount,
+        discount_amount=discount,
+        currency=payload.get("currency") or (invoice.currency if invoice else ""),
+        allocation_date=payload.get("allocation_date") or timezone.localdate(),
+        reference=command.external_reference,
+        last_synced_at=timezone.now(),
+    )
+    if invoice is not None:
+        _reduce(invoice, "outstanding_amount", amount + discount, notes)
+        invoice.status = _invoice_status(invoice)
+        invoice.save(update_fields=["outstanding_amount", "status", "updated_at"])
+    else:
+        notes.append(f"invoice with transaction {settled} not in the mirror")
+    for paying_row in (receipt, credit_note):
+        if paying_row is None:
+            continue
+        field = "unallocated_amount" if paying_row is receipt else "outstanding_amount"
+        _reduce(paying_row, field, amount, notes)
+        paying_row.save(update_fields=[field, "updated_at"])
+
+
+def _unallocate(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
+    allocation = Allocation.objects.filter(
+        pk=payload.get("allocation_id"), state=Allocation.State.ACTIVE
+    ).first()
+    if allocation is None:
+        notes.append("allocation not active in the mirror")
+        return
+    allocation.state = Allocation.State.UNALLOCATED
+    allocation.unallocated_at = timezone.now()
+    allocation.unallocation_reason = payload.get("reason", "")
+    allocation.save(update_fields=["state", "unallocated_at", "unallocation_reason", "updated_at"])
+    if allocation.invoice_id:
+        invoice = allocation.invoice
+        total = allocation.amount + allocation.discount_amount
+        _raise(invoice, "outstanding_amount", total, invoice.gross_amount, notes)
+        invoice.status = _invoice_status(invoice)
+        invoice.save(update_fields=["outstanding_amount", "status", "updated_at"])
+    if allocation.receipt_id:
+        receipt = allocation.receipt
+        _raise(receipt, "unallocated_amount", allocation.amount, receipt.amount, notes)
+        receipt.save(update_fields=["unallocated_amount", "updated_at"])
+
+
+def _plan(command: OutboxCommand) -> None:
+    """An approved plan is confirmed once every command it caused is."""
+    if command.origin_type != "allocation_plan" or command.origin_id is None:
+        return
+    from payments.models import AllocationPlan
+
+    siblings = OutboxCommand.objects.filter(
+        origin_type="allocation_plan", origin_id=command.origin_id
+    )
+    if siblings.exclude(state=OutboxCommand.State.CONFIRMED).exists():
+        return
+    plan = AllocationPlan.objects.select_for_update().filter(pk=command.origin_id).first()
+    if plan is None or plan.state not in (AllocationPlan.State.SENT, AllocationPlan.State.FAILED):
+        return
+    before = plan.state
+    plan.state = AllocationPlan.State.CONFIRMED
+    plan.save(update_fields=["state", "updated_at"])
+    audit_log(
+        actor=None,
+        action="plan.confirm",
+        obj=plan,
+        summary="every AIQ command of the plan is confirmed",
+        before={"state": before},
+        after={"state": plan.state},
+    )
+
+
+def plan_failed(command: OutboxCommand) -> None:
+    if command.origin_type != "allocation_plan" or command.origin_id is None:
+        return
+    from payments.models import AllocationPlan
+
+    plan = AllocationPlan.objects.select_for_update().filter(pk=command.origin_id).first()
+    if plan is None or plan.state != AllocationPlan.State.SENT:
+        return
+    plan.state = AllocationPlan.State.FAILED
+    plan.save(update_fields=["state", "updated_at"])
+    audit_log(
+        actor=None,
+        action="plan.fail",
+        obj=plan,
+        summary=f"AIQ refused {command.external_reference}: {command.last_error_message}"[:500],
+        before={"state": AllocationPlan.State.SENT},
+        after={"state": plan.state},
+    )
+
+
+def mirror_apply(command: OutboxCommand, payload: dict, result: dict) -> list[str]:
+    """Update the mirror for a confirmed command; returns notes on anything not applied."""
+    notes: list[str] = []
+    if command.kind == Kind.POST_RECEIPT:
+        _receipt(command, payload, result, notes)
+    elif command.kind in (Kind.POST_WRITE_OFF, Kind.POST_SALES_DEBIT_JOURNAL):
+        _journal(command, payload, result, notes)
+    elif command.kind in (Kind.ALLOCATE, Kind.ALLOCATE_WITH_DISCOUNT):
+        _allocate(command, payload, notes)
+    elif command.kind == Kind.UNALLOCATE:
+        _unallocate(command, payload, notes)
+    _plan(command)
+    for note in notes:
+        log.warning("outbox %s mirror: %s", command.pk, note)
+    return notes

@@ -1,0 +1,250 @@
+"""Run claimed outbox rows against AIQ: read back when unsure, send, and record the outcome.
+
+Outcomes (each written by one fenced UPDATE, so a worker that lost its lease writes nothing):
+- confirmed: the write is in AIQ; the mirror is updated in the same transaction.
+- pending + backoff: AIQ said no for a reason that passes (not committed), try again later.
+- uncertain + backoff: the write may have committed (timeout, dropped answer); the next
+  attempt reads back before sending.
+- failed: AIQ refused permanently (ErrorCode/ErrorMessage kept); dependents need a person.
+- needs_person: attempts exhausted, several hits on read back, a bad payload, or no executor.
+"""
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.db import transaction
+from django.utils import timezone
+
+from ledger.models import OutboxCommand
+from ledger.outbox import claim as claiming
+from ledger.outbox.executors import EXECUTORS, PayloadError, resolve_payload
+from ledger.outbox.mirror import mirror_apply, plan_failed
+from staff.services import audit_log
+
+log = logging.getLogger(__name__)
+State = OutboxCommand.State
+
+
+def default_client_factory(entity):
+    from ledger.aiq.client import AiqClient
+
+    return AiqClient.for_entity(entity)
+
+
+def _errors():
+    from ledger.aiq import errors
+
+    return errors
+
+
+def _audit(command: OutboxCommand, action: str, summary: str, before: str, after: str, **extra):
+    audit_log(
+        actor=None,
+        action=action,
+        obj=command,
+        summary=f"{command.kind} {command.external_reference}: {summary}"[:500],
+        before={"state": before},
+        after={"state": after, **extra},
+    )
+
+
+def park_dependents(command: OutboxCommand, reason: str) -> int:
+    """Commands waiting on a command that will never be confirmed can only be resolved by a
+    person; park them (and theirs) now instead of letting them wait for ever."""
+    parked = 0
+    waiting = list(
+        OutboxCommand.objects.select_for_update().filter(
+            depends_on=command, state__in=[State.PENDING, State.UNCERTAIN]
+        )
+    )
+    for dependent in waiting:
+        before = dependent.state
+        dependent.state = State.NEEDS_PERSON
+        dependent.lease_until = None
+        dependent.last_error_code = "DEPENDENCY"
+        dependent.last_error_message = reason[:2000]
+        dependent.save(
+            update_fields=[
+                "state",
+                "lease_until",
+                "last_error_code",
+                "last_error_message",
+                "updated_at",
+            ]
+        )
+        _audit(dependent, "outbox.park", reason, before, dependent.state)
+        parked += 1 + park_dependents(dependent, f"depends on {dependent.external_reference}")
+    return parked
+
+
+def _finish(claim: claiming.Claim, state: str, *, code="", message="", result=None, payload=None):
+    """Write one outcome under the claim's fence; False if the lease was lost meanwhile."""
+    now = timezone.now()
+    with transaction.atomic():
+        command = claiming.fenced(claim).select_for_update().select_related("depends_on").first()
+        if command is None:
+            log.warning("outbox %s: lease lost before recording %s", claim.command_id, state)
+            return False
+        command.state = state
+        command.lease_until = None
+        command.last_error_code = code[:100]
+        command.last_error_message = message[:4000]
+        fields = ["state", "lease_until", "last_error_code", "last_error_message", "updated_at"]
+        if state in (State.PENDING, State.UNCERTAIN):
+            command.next_attempt_at = now + claiming.backoff_delay(command.attempts)
+            fields.append("next_attempt_at")
+        if state == State.CONFIRMED:
+            command.result = result or {}
+            command.confirmed_at = now
+            fields += ["result", "confirmed_at"]
+        command.save(update_fields=fields)
+        if state == State.CONFIRMED:
+            try:
+                with transaction.atomic():  # a mirror problem must not undo the confirmation
+                    notes = mirror_apply(command, payload or command.payload, command.result)
+            except Exception as exc:  # noqa: BLE001 - recorded, and the next sync corrects it
+                log.exception("outbox %s: mirror update failed", command.pk)
+                notes = [f"mirror update failed: {exc.__class__.__name__}: {exc}"]
+            _audit(
+                command,
+                "outbox.confirm",
+                "; ".join(notes) or "confirmed in AIQ",
+                claim.previous_state,
+                state,
+                result=command.result,
+            )
+        elif state in (State.FAILED, State.NEEDS_PERSON):
+            _audit(
+                command,
+                f"outbox.{'fail' if state == State.FAILED else 'park'}",
+                f"{code} {message}",
+                claim.previous_state,
+                state,
+            )
+            park_dependents(command, f"depends on {command.external_reference} ({state})")
+            if state == State.FAILED:
+                plan_failed(command)
+    return True
+
+
+def _retry_later(claim: claiming.Claim, command: OutboxCommand, state: str, code: str, msg: str):
+    if claim.attempt >= command.max_attempts:
+        _finish(
+            claim,
+            State.NEEDS_PERSON,
+            code=code,
+            message=f"gave up after {claim.attempt} attempts: {msg}",
+        )
+    else:
+        _finish(claim, state, code=code, message=msg)
+
+
+def run_claim(claim: claiming.Claim, client_factory: Callable = default_client_factory) -> str:
+    """Take one claimed row to its next state; returns that state (for counting)."""
+    errors = _errors()
+    command = OutboxCommand.objects.select_related("depends_on", "entity").get(pk=claim.command_id)
+    if claim.attempt > command.max_attempts:
+        # e.g. a command whose previous attempts killed their worker: never reached a verdict
+        _finish(
+            claim,
+            State.NEEDS_PERSON,
+            code="ATTEMPTS",
+            message=f"{command.max_attempts} attempts did not reach AIQ's answer",
+        )
+        return State.NEEDS_PERSON
+    executor = EXECUTORS.get(command.kind)
+    if executor is None:
+        _finish(
+            claim,
+            State.NEEDS_PERSON,
+            code="NO_EXECUTOR",
+            message=f"no executor for {command.kind} yet; do it in AIQ by hand",
+        )
+        return State.NEEDS_PERSON
+    try:
+        payload = resolve_payload(command)
+    except PayloadError as exc:
+        _finish(claim, State.NEEDS_PERSON, code="PAYLOAD", message=str(exc))
+        return State.NEEDS_PERSON
+
+    sending = False
+    reading_back = claim.must_read_back
+    try:
+        client = client_factory(command.entity)
+        if reading_back:
+            found = executor.read_back(client, command, payload)
+            if found.hits == 1:
+                _finish(claim, State.CONFIRMED, result=found.result, payload=payload)
+                return State.CONFIRMED
+            if found.hits > 1:
+                _finish(
+                    claim,
+                    State.NEEDS_PERSON,
+                    code="DUPLICATE",
+                    message=f"{found.hits} transactions in AIQ carry this reference",
+                )
+                return State.NEEDS_PERSON
+            reading_back = False
+        if claim.lease_until <= timezone.now():
+            # our lease ran out while reading back: someone else may hold it now
+            return State.UNCERTAIN
+        sending = True
+        result = executor.send(client, command, payload)
+    except errors.AiqPermanentError as exc:
+        code = getattr(exc, "error_code", "") or exc.__class__.__name__
+        _finish(
+            claim,
+            State.FAILED,
+            code=str(code),
+            message=str(getattr(exc, "error_message", "") or exc),
+        )
+        return State.FAILED
+    except errors.AiqAmbiguousError as exc:
+        _retry_later(claim, command, State.UNCERTAIN, "AMBIGUOUS", str(exc))
+        return State.UNCERTAIN
+    except errors.AiqTemporaryError as exc:
+        # not committed: unless we still owe a read back, a plain resend is safe
+        state = State.UNCERTAIN if reading_back else State.PENDING
+        _retry_later(claim, command, state, "TEMPORARY", str(exc))
+        return state
+    except PayloadError as exc:
+        _finish(claim, State.NEEDS_PERSON, code="PAYLOAD", message=str(exc))
+        return State.NEEDS_PERSON
+    except Exception as exc:  # noqa: BLE001 - a bug must not lose the row or hide the failure
+        log.exception("outbox %s: unexpected error", command.pk)
+        state = State.UNCERTAIN if sending or reading_back else State.PENDING
+        _retry_later(claim, command, state, "INTERNAL", f"{exc.__class__.__name__}: {exc}")
+        return state
+    _finish(claim, State.CONFIRMED, result=result, payload=payload)
+    return State.CONFIRMED
+
+
+def drain(
+    *,
+    budget_seconds: float,
+    batch_size: int,
+    prefer: list[int] | None = None,
+    entity_id: int | None = None,
+    client_factory: Callable = default_client_factory,
+    limit: int | None = None,
+) -> dict[str, int]:
+    """Claim and run due rows in batches until none are due or the time budget is spent."""
+    deadline = time.monotonic() + budget_seconds
+    counts: dict[str, int] = {}
+    done = 0
+    while time.monotonic() < deadline and (limit is None or done < limit):
+        size = batch_size if limit is None else min(batch_size, limit - done)
+        claims = claiming.claim_batch(limit=size, prefer=prefer, entity_id=entity_id)
+        prefer = None
+        if not claims:
+            break
+        for index, claim in enumerate(claims):
+            if time.monotonic() >= deadline:
+                for unstarted in claims[index:]:
+                    claiming.release_unstarted(unstarted)
+                break
+            state = run_claim(claim, client_factory)
+            counts[state] = counts.get(state, 0) + 1
+            done += 1
+    return counts

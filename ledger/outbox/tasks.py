@@ -1,0 +1,62 @@
+"""django-q2 entry points for the outbox. Thin: they take ids and call the runner/services.
+
+The queue only wakes work (RELIABILITY.md): a task may be lost (Redis broker, a queued task
+signed with another key), delivered twice (ORM broker lease lapse) or run out of order. None of
+that matters for correctness because every task claims rows in the outbox table first; it only
+changes how soon work happens, and the sweeper bounds that delay.
+
+Tasks are coarse: one task drains due rows in batches until none are due or its time budget is
+spent, so the queue's own cost (~50 tasks/s with result saving) is paid per batch, not per call.
+"""
+
+import logging
+
+from django.conf import settings
+from django_q.tasks import async_task
+
+from ledger.outbox import claim as claiming
+
+log = logging.getLogger(__name__)
+
+DRAIN = "ledger.outbox.tasks.drain"
+
+
+def wake(command_id: int | None = None) -> None:
+    """Enqueue a drain that starts with this row. Losing it only delays the row (sweeper)."""
+    try:
+        async_task(
+            DRAIN,
+            prefer=[command_id] if command_id else None,
+            task_name=f"outbox-drain-{command_id or 'any'}",
+            group="outbox",
+            # results of successful drains are not worth a row each; failures still are saved
+            save=False,
+        )
+    except Exception:  # noqa: BLE001 - the row is committed; the sweeper will find it
+        log.exception("outbox: could not enqueue a drain for %s", command_id)
+
+
+def drain(prefer: list[int] | None = None, entity_id: int | None = None) -> dict[str, int]:
+    from ledger.outbox.runner import drain as run_drain
+
+    return run_drain(
+        budget_seconds=settings.OUTBOX_DRAIN_SECONDS,
+        batch_size=settings.OUTBOX_BATCH_SIZE,
+        prefer=prefer,
+        entity_id=entity_id,
+    )
+
+
+def sweep() -> dict[str, int]:
+    """Scheduled every minute: park orphans of dead dependencies, then wake enough drains for
+    the rows that are due (including leases that ran out)."""
+    from ledger.outbox.services import outbox_park_orphans
+
+    parked = outbox_park_orphans()
+    due = claiming.due_commands().count()
+    workers = settings.Q_CLUSTER.get("workers", 1)
+    # one drain per batch of due rows, at most one per worker: more would just queue up
+    drains = min(workers, -(-due // settings.OUTBOX_BATCH_SIZE)) if due else 0
+    for _ in range(drains):
+        wake(None)
+    return {"due": due, "drains": drains, "parked": parked}
