@@ -226,6 +226,9 @@ STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 3
 GOCARDLESS_ACCESS_TOKEN = env_str("GOCARDLESS_ACCESS_TOKEN", None)
 GOCARDLESS_ENVIRONMENT = env_choice("GOCARDLESS_ENVIRONMENT", "sandbox", ("sandbox", "live"))
 GOCARDLESS_WEBHOOK_SECRETS = env_list("GOCARDLESS_WEBHOOK_SECRETS", ["gc_localdev_secret"])
+# The AIQ company id (Entity.company_id) that Stripe/GoCardless/bank money is booked to;
+# empty: the first entity.
+PAYMENTS_ENTITY = env_str("PAYMENTS_ENTITY", "")
 
 # --- Domain policy --------------------------------------------------------------------------
 # Plans above this amount (in the payment's currency) need a second person's approval.

@@ -1,0 +1,68 @@
+"""Create demo payments in localstripe: some naming an invoice, some only a customer email,
+some nothing. Webhooks then bring them into the app like real Stripe payments."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from ledger.money import to_minor
+from payments.sources import stripe_client
+from payments.sources.stripe_demo import demo_customer_create, demo_payment_create
+
+
+class Command(BaseCommand):
+    help = "Create PaymentIntents in localstripe for demo customers (never against real Stripe)."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "invoices",
+            nargs="*",
+            help="Invoice numbers to pay (default: open invoices in the "
+            "ledger mirror, else INV-1001..INV-1003)",
+        )
+        parser.add_argument("--count", type=int, default=3, help="payments of each kind")
+
+    def handle(self, *args, invoices, count, **options):
+        if "api.stripe.com" in settings.STRIPE_API_BASE or settings.STRIPE_API_KEY.startswith(
+            "sk_live"
+        ):
+            raise CommandError("Refusing to create demo payments outside localstripe.")
+        targets = self._targets(invoices, count)
+        made = 0
+        try:
+            for number, amount, currency, email, name in targets:
+                customer = demo_customer_create(email=email, name=name)
+                demo_payment_create(
+                    amount_minor=to_minor(amount, currency),
+                    currency=currency.lower(),
+                    customer_id=customer["id"],
+                    metadata={"invoice": number},
+                )
+                made += 1
+            for n in range(count):
+                customer = demo_customer_create(
+                    email=f"payer{n + 1}@example.com", name=f"Demo payer {n + 1}"
+                )
+                demo_payment_create(amount_minor=10000 + 2500 * n, customer_id=customer["id"])
+                made += 1
+                demo_payment_create(amount_minor=4200 + 100 * n)
+                made += 1
+        except stripe_client.StripeError as error:
+            raise CommandError(f"localstripe at {settings.STRIPE_API_BASE}: {error}") from None
+        self.stdout.write(f"Created {made} demo payment(s) in {settings.STRIPE_API_BASE}.")
+
+    def _targets(self, numbers, count):
+        from decimal import Decimal
+
+        from ledger.models import Invoice
+
+        open_invoices = Invoice.objects.filter(outstanding_amount__gt=0).select_related("customer")
+        if numbers:
+            open_invoices = open_invoices.filter(invoice_number__in=numbers)
+        rows = [
+            (i.invoice_number, i.outstanding_amount, i.currency, i.customer.email, i.customer.name)
+            for i in open_invoices.order_by("invoice_number")[: max(count, len(numbers))]
+        ]
+        if rows:
+            return rows
+        numbers = numbers or [f"INV-{1001 + n}" for n in range(count)]
+        return [(n, Decimal("120.00"), "GBP", "", "") for n in numbers]

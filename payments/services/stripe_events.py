@@ -1,0 +1,313 @@
+"""Stripe webhooks, event processing, the nightly catch-up and the incremental import.
+
+Webhooks are triggers (RELIABILITY.md): verify the signature on the raw body, store the event
+id once, answer 2xx, then act on the object as the API reports it now. Because every event is
+processed from a fresh fetch, repeats and any order of a payment's events end in the same state.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+
+import stripe
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from ledger.models import SyncState
+from payments.models import Payment, Source, WebhookEvent
+from payments.services.payments import (
+    PaymentsNotConfigured,
+    dispute_upsert,
+    payment_entity,
+    payments_upsert,
+    payout_link_payments,
+    payout_upsert,
+)
+from payments.sources import stripe_client as api
+from payments.sources import stripe_source
+
+log = logging.getLogger(__name__)
+
+HANDLED_EVENT_TYPES = frozenset(
+    {
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.canceled",
+        "charge.refunded",
+        "charge.refund.updated",
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+        "payout.paid",
+        "payout.failed",
+        "payout.canceled",
+    }
+)
+MAX_ATTEMPTS = 12  # then the event stays in RETRY with its last error for a person to see
+CATCH_UP_OVERLAP_SECONDS = 300  # events of the same second may land after our last look
+
+
+class WebhookRejected(Exception):
+    """Unsigned, forged, stale or unreadable: answer 400 and store nothing."""
+
+
+@dataclass
+class Received:
+    event: WebhookEvent
+    created: bool
+
+
+def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> Received:
+    """Verify and store one delivery. Raises WebhookRejected; never logs a secret."""
+    if not signature:
+        raise WebhookRejected("missing Stripe-Signature header")
+    verified = False
+    for secret in settings.STRIPE_WEBHOOK_SECRETS:
+        try:
+            stripe.Webhook.construct_event(
+                payload, signature, secret, tolerance=settings.STRIPE_WEBHOOK_TOLERANCE_SECONDS
+            )
+        except stripe.SignatureVerificationError:
+            continue
+        except ValueError:
+            raise WebhookRejected("body is not JSON") from None
+        verified = True
+        break
+    if not verified:
+        raise WebhookRejected("no valid signature for any configured secret (or too old)")
+    try:
+        body = json.loads(payload)
+        event_id, event_type = body["id"], body["type"]
+    except (ValueError, KeyError, TypeError):
+        raise WebhookRejected("signed body is not a Stripe event") from None
+    return webhook_event_store(
+        source=Source.STRIPE,
+        event_id=event_id,
+        event_type=event_type,
+        payload=body,
+        handled=event_type in HANDLED_EVENT_TYPES,
+    )
+
+
+def webhook_event_store(
+    *, source: str, event_id: str, event_type: str, payload: dict, handled: bool
+) -> Received:
+    """Store the event once (unique per source). A repeat delivery is not an error."""
+    state = WebhookEvent.State.RECEIVED if handled else WebhookEvent.State.IGNORED
+    try:
+        with transaction.atomic():
+            event = WebhookEvent.objects.create(
+                source=source,
+                event_id=str(event_id)[:100],
+                event_type=str(event_type)[:100],
+                payload=payload,
+                state=state,
+            )
+    except IntegrityError:
+        event = WebhookEvent.objects.get(source=source, event_id=str(event_id)[:100])
+        return Received(event=event, created=False)
+    return Received(event=event, created=True)
+
+
+def enqueue_processing(event: WebhookEvent) -> None:
+    """Wake a worker once the event row is committed. If the queue is down the sweep
+    (stripe_events_retry_due) picks the event up later: nothing is lost."""
+    if event.state != WebhookEvent.State.RECEIVED:
+        return
+    task = {
+        Source.STRIPE: "payments.tasks.stripe_event_process_task",
+        Source.GOCARDLESS: "payments.tasks.gocardless_event_process_task",
+    }[event.source]
+
+    def wake():
+        from django_q.tasks import async_task
+
+        try:
+            async_task(task, event.pk, task_name=f"{event.source}-event-{event.pk}")
+        except Exception:  # noqa: BLE001 - any broker failure: the sweep retries
+            log.warning(
+                "could not enqueue %s event %s; the sweep will retry",
+                event.source,
+                event.event_id,
+                exc_info=True,
+            )
+
+    transaction.on_commit(wake)
+
+
+def stripe_event_process(*, event_pk: int) -> str:
+    """Act on one stored event. Returns the event's state afterwards."""
+    event = WebhookEvent.objects.get(pk=event_pk)
+    if event.state in (WebhookEvent.State.PROCESSED, WebhookEvent.State.IGNORED):
+        return event.state
+    try:
+        _dispatch(event.event_type, event.payload["data"]["object"])
+    except (api.StripeError, PaymentsNotConfigured) as error:
+        # Fetch failed (Stripe down, object not visible yet, no entity): keep it for the sweep.
+        WebhookEvent.objects.filter(pk=event.pk).exclude(state=WebhookEvent.State.PROCESSED).update(
+            state=WebhookEvent.State.RETRY,
+            attempts=event.attempts + 1,
+            last_error=str(error)[:2000],
+        )
+        log.warning(
+            "stripe event %s (%s) will be retried: %s", event.event_id, event.event_type, error
+        )
+        return WebhookEvent.State.RETRY
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        state=WebhookEvent.State.PROCESSED,
+        attempts=event.attempts + 1,
+        last_error="",
+        processed_at=timezone.now(),
+    )
+    return WebhookEvent.State.PROCESSED
+
+
+def _dispatch(event_type: str, obj: dict) -> None:
+    kind = obj.get("object")
+    if event_type.startswith("payment_intent."):
+        stripe_payment_sync(payment_intent_id=obj["id"])
+    elif event_type.startswith("charge.dispute."):
+        stripe_dispute_sync(dispute_id=obj["id"])
+    elif event_type.startswith("payout."):
+        stripe_payout_sync(payout_id=obj["id"])
+    elif kind == "refund":
+        refund = api.refund_retrieve(obj["id"])
+        stripe_payment_sync(charge_id=stripe_source._id(refund.get("charge")))
+    elif kind == "charge":
+        stripe_payment_sync(charge_id=obj["id"])
+    else:
+        raise api.StripePermanent(f"cannot process {event_type} carrying a {kind!r}")
+
+
+def stripe_payment_sync(*, payment_intent_id: str = "", charge_id: str = "") -> Payment | None:
+    """Fetch one payment as Stripe reports it now and write it."""
+    if payment_intent_id:
+        item = stripe_source.normalise_intent(api.payment_intent_retrieve(payment_intent_id))
+    else:
+        item = stripe_source.normalise_charge(api.charge_retrieve(charge_id))
+    if item is None:
+        return None  # canceled before any charge: no money moved
+    result = payments_upsert(items=[item], origin="stripe.webhook")
+    return Payment.objects.get(pk=result.ids[item.external_id])
+
+
+def stripe_dispute_sync(*, dispute_id: str):
+    dispute = stripe_source.normalise_dispute(api.dispute_retrieve(dispute_id))
+    key = dispute["payment_intent_id"]
+    payment = Payment.objects.filter(source=Source.STRIPE, external_id=key).first() if key else None
+    if payment is None:
+        # The dispute may be our first sight of the payment: fetch the charge first.
+        payment = stripe_payment_sync(charge_id=dispute["charge_id"])
+    return dispute_upsert(source=Source.STRIPE, dispute=dispute, payment=payment)
+
+
+def stripe_payout_sync(*, payout_id: str):
+    """Store the payout, then link the payments whose balance transactions it settled."""
+    payout = payout_upsert(
+        source=Source.STRIPE, payout=stripe_source.normalise_payout(api.payout_retrieve(payout_id))
+    )
+    if payout.status != "paid":
+        return payout
+    pages = api.payout_balance_transactions(payout_id)
+    stripe_payout_reconcile(payout=payout, pages=pages)
+    return payout
+
+
+def stripe_payout_reconcile(*, payout, pages) -> int:
+    """pages: balance transactions of the payout (source expanded). The sum of net of every
+    transaction except the payout's own equals the payout amount."""
+    from ledger.money import from_minor
+
+    keys, net_minor = [], 0
+    for page in pages:
+        for txn in page:
+            if txn.get("type") == "payout":
+                continue
+            net_minor += txn["net"]
+            source = txn.get("source")
+            if isinstance(source, dict) and source.get("object") == "charge":
+                keys.append(stripe_source.payment_key(source))
+    net_total = from_minor(net_minor, payout.currency)
+    return payout_link_payments(payout=payout, payment_keys=keys, net_total=net_total)
+
+
+def stripe_events_retry_due(*, older_than_seconds: int = 30, limit: int = 500) -> int:
+    """The sweep: events received but never processed (lost task) or waiting to retry."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+    due = WebhookEvent.objects.filter(
+        source=Source.STRIPE,
+        state__in=[WebhookEvent.State.RECEIVED, WebhookEvent.State.RETRY],
+        attempts__lt=MAX_ATTEMPTS,
+        received_at__lt=cutoff,
+    ).order_by("received_at")[:limit]
+    done = 0
+    for pk in list(due.values_list("pk", flat=True)):
+        if stripe_event_process(event_pk=pk) == WebhookEvent.State.PROCESSED:
+            done += 1
+    return done
+
+
+def _cursor(name: str) -> SyncState:
+    state, _ = SyncState.objects.get_or_create(entity=payment_entity(), object_type=name)
+    return state
+
+
+def stripe_events_catch_up(*, since=None) -> dict:
+    """Nightly: list events since the last one seen, store the missing ones, process them."""
+    state = _cursor("stripe.events")
+    if since is None:
+        since = state.last_modified_cursor
+    created_gt = int(since.timestamp()) - CATCH_UP_OVERLAP_SECONDS if since else 0
+    stored = processed = newest = 0
+    for page in api.events_since(max(created_gt, 0)):
+        for body in page:
+            newest = max(newest, int(body.get("created") or 0))
+            received = webhook_event_store(
+                source=Source.STRIPE,
+                event_id=body["id"],
+                event_type=body["type"],
+                payload=body,
+                handled=body["type"] in HANDLED_EVENT_TYPES,
+            )
+            stored += received.created
+            if received.event.state in (WebhookEvent.State.RECEIVED, WebhookEvent.State.RETRY):
+                processed += stripe_event_process(event_pk=received.event.pk) == "processed"
+    if newest:
+        SyncState.objects.filter(pk=state.pk).update(
+            last_modified_cursor=stripe_source.timestamp(newest), last_finished_at=timezone.now()
+        )
+    return {"stored": stored, "processed": processed}
+
+
+def stripe_import(*, since=None, pages=None) -> dict:
+    """Incremental import of charges (with balance transactions, intents and customers).
+
+    The cursor is the newest `created` seen; the next run starts one second before it, so
+    charges created in that same second are not missed (the upsert makes the overlap harmless).
+    `pages` lets the benchmark feed Stripe-shaped pages without the network.
+    """
+    state = _cursor("stripe.charges")
+    if since is None and state.last_modified_cursor:
+        since = state.last_modified_cursor
+    created_gt = int(since.timestamp()) - 1 if since else 0
+    if pages is None:
+        pages = api.charges_since(max(created_gt, 1500000000))
+    entity = payment_entity()
+    created = updated = newest = 0
+    for page in pages:
+        items = [stripe_source.normalise_charge(charge) for charge in page]
+        result = payments_upsert(items=items, origin="stripe.import", entity=entity)
+        created += result.created
+        updated += result.updated
+        newest = max([newest, *(int(c["created"]) for c in page)])
+    if newest:
+        SyncState.objects.filter(pk=state.pk).update(
+            last_modified_cursor=stripe_source.timestamp(newest), last_finished_at=timezone.now()
+        )
+    return {"created": created, "updated": updated}

@@ -1,0 +1,29 @@
+"""django-q2 tasks for money in: thin, they take ids and call services (STYLE.md 3).
+
+The queue only wakes work: a lost task is picked up by stripe_events_sweep_task (schedule it
+every few minutes) and events missed while the endpoint was down by the nightly catch-up.
+"""
+
+from payments.services import stripe_events
+
+
+def stripe_event_process_task(event_pk: int) -> str:
+    return stripe_events.stripe_event_process(event_pk=event_pk)
+
+
+def stripe_events_sweep_task() -> int:
+    return stripe_events.stripe_events_retry_due()
+
+
+def stripe_catch_up_task() -> dict:
+    return stripe_events.stripe_events_catch_up()
+
+
+def stripe_import_task() -> dict:
+    return stripe_events.stripe_import()
+
+
+def gocardless_event_process_task(event_pk: int) -> str:
+    from payments.sources.gocardless_source import gocardless_event_process
+
+    return gocardless_event_process(event_pk=event_pk)
