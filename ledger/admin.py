@@ -208,6 +208,34 @@ class OutboxCommandAdmin(admin.ModelAdmin):
     search_fields = ("external_reference", "last_error_message")
     readonly_fields = [f.name for f in m.OutboxCommand._meta.fields]
     show_full_result_count = False
+    actions = ["retry_commands", "cancel_commands"]
+
+    def _each(self, request, queryset, service, verb):
+        from django.contrib import messages
+        from django.core.exceptions import PermissionDenied, ValidationError
+
+        done = 0
+        for command in queryset:
+            try:
+                service(command=command, actor=request.user)
+                done += 1
+            except (PermissionDenied, ValidationError) as exc:
+                text = "; ".join(getattr(exc, "messages", [str(exc)]))
+                self.message_user(request, f"{command}: {text}", messages.ERROR)
+        if done:
+            self.message_user(request, f"{verb} {done} command(s).", messages.SUCCESS)
+
+    @admin.action(description="Retry selected commands (reads AIQ back first)")
+    def retry_commands(self, request, queryset):
+        from ledger.outbox.services import outbox_retry
+
+        self._each(request, queryset, outbox_retry, "Retried")
+
+    @admin.action(description="Cancel selected commands (only before confirmation)")
+    def cancel_commands(self, request, queryset):
+        from ledger.outbox.services import outbox_cancel
+
+        self._each(request, queryset, outbox_cancel, "Cancelled")
 
     def has_add_permission(self, request):
         return False

@@ -39,9 +39,14 @@ def field(obj: Any, name: str, default=None):
 
 
 def items(obj: Any, wrapper: str) -> list:
-    """AIQ lists come wrapped (<Result><WSTransactionSummary>...); unwrap to a Python list."""
+    """AIQ lists come wrapped (<Result><WSTransactionSummary>...); unwrap to a Python list.
+    Accepts an AiqResult (its .result), a plain list, or a dict holding the wrapper element."""
     if obj is None:
         return []
+    if hasattr(obj, "operation") and hasattr(obj, "result"):
+        obj = obj.result
+        if obj is None:
+            return []
     inner = field(obj, wrapper, obj) if not isinstance(obj, list) else obj
     if inner is None:
         return []
@@ -113,7 +118,7 @@ def _by_reference(client, reference: str, around: date) -> ReadBack:
 
 
 def _transaction_id(response) -> int:
-    value = field(response, "transactionID")
+    value = getattr(response, "transaction_id", None) or field(response, "transactionID")
     if value in (None, "", 0):
         raise ValueError("AIQ answered without a transactionID")
     return int(value)

@@ -1,0 +1,28 @@
+"""Create or update the django-q2 schedules (idempotent; scripts/run.sh runs it at start)."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django_q.models import Schedule
+
+SCHEDULES = {
+    # A lost or never-sent wake only delays a command by at most this long.
+    "outbox-sweep": ("ledger.outbox.tasks.sweep", 1),
+    "aiq-sync": ("ledger.sync.tasks.scheduled", None),
+}
+
+
+class Command(BaseCommand):
+    help = "Create/update the outbox sweeper and AIQ pull schedules."
+
+    def handle(self, *args, **options):
+        for name, (func, minutes) in SCHEDULES.items():
+            _, created = Schedule.objects.update_or_create(
+                name=name,
+                defaults={
+                    "func": func,
+                    "schedule_type": Schedule.MINUTES,
+                    "minutes": minutes or settings.AIQ_SYNC_MINUTES,
+                    "repeats": -1,
+                },
+            )
+            self.stdout.write(f"{'created' if created else 'updated'} schedule {name}")

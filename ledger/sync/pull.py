@@ -1,0 +1,454 @@
+"""Pull AIQ -> mirror, one step per object type. AIQ is the book of record, with one exception:
+a row that a command still waiting in the outbox will change keeps our value until that command
+is confirmed (otherwise a sync between "sent" and "confirmed" would show an invoice as open
+again, or paid twice).
+
+Transactions and allocations are incremental: each pass reads from the last cursor minus an
+overlap (AIQ's modified dates are not guaranteed to be monotonic across its servers), and rows
+are de-duplicated on AIQ's transaction id, so reading one twice is harmless.
+"""
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ledger.models import (
+    Allocation,
+    BankAccount,
+    CreditNote,
+    Customer,
+    Department,
+    DocumentStatus,
+    GLAccount,
+    Invoice,
+    OutboxCommand,
+    Receipt,
+    TaxCode,
+)
+from ledger.outbox.executors import decimal, items
+from ledger.outbox.executors import field as get
+
+EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+OPEN = (OutboxCommand.State.PENDING, OutboxCommand.State.IN_FLIGHT, OutboxCommand.State.UNCERTAIN)
+MAX_PAGES = 10_000
+
+
+@dataclass
+class Protected:
+    """Mirror rows that open outbox commands are about to change."""
+
+    invoice_ids: set = field(default_factory=set)
+    transaction_ids: set = field(default_factory=set)
+    receipt_references: set = field(default_factory=set)
+
+    @classmethod
+    def load(cls, entity) -> "Protected":
+        found = cls()
+        for kind, payload, ref in OutboxCommand.objects.filter(
+            entity=entity, state__in=OPEN
+        ).values_list("kind", "payload", "external_reference"):
+            if kind == OutboxCommand.Kind.POST_RECEIPT:
+                found.receipt_references.add(ref)
+            for key in ("invoice_id",):
+                if payload.get(key):
+                    found.invoice_ids.add(int(payload[key]))
+            for key in ("paying_transaction_id", "settled_transaction_id"):
+                if payload.get(key):
+                    found.transaction_ids.add(int(payload[key]))
+            for txn in payload.get("transaction_ids") or []:
+                found.transaction_ids.add(int(txn))
+        # unallocations name the allocation; protect both of its sides
+        for allocation_id in [
+            p.get("allocation_id")
+            for p in OutboxCommand.objects.filter(
+                entity=entity, state__in=OPEN, kind=OutboxCommand.Kind.UNALLOCATE
+            ).values_list("payload", flat=True)
+        ]:
+            row = Allocation.objects.filter(pk=allocation_id).first()
+            if row:
+                found.transaction_ids |= {row.transaction_id_1, row.transaction_id_2}
+                if row.invoice_id:
+                    found.invoice_ids.add(row.invoice_id)
+        return found
+
+
+def _day(value) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return datetime.fromisoformat(str(value)).date()
+
+
+def _money(value) -> Decimal:
+    return abs(decimal(value or 0))
+
+
+# --- lists -----------------------------------------------------------------------------------
+
+
+def sync_banks(client, entity) -> int:
+    now = timezone.now()
+    rows = items(client.call("GetBankList", replay_safe=True), "Bank")
+    for row in rows:
+        BankAccount.objects.update_or_create(
+            entity=entity,
+            bank_account_code=get(row, "BankAccountCode") or get(row, "Code"),
+            defaults={
+                "bank_code": get(row, "Code") or "",
+                "name": get(row, "Name") or "",
+                "currency": get(row, "CurrencyCode") or entity.base_currency,
+                "last_synced_at": now,
+            },
+        )
+    return len(rows)
+
+
+def sync_gl_accounts(client, entity) -> int:
+    now = timezone.now()
+    rows = items(client.call("GetChartOfAccounts", replay_safe=True), "WSChartOfAccountLine")
+    for row in rows:
+        GLAccount.objects.update_or_create(
+            entity=entity,
+            code=get(row, "Code"),
+            defaults={
+                "name": get(row, "Description") or "",
+                "account_type": get(row, "AccountType") or "",
+                "active": bool(get(row, "IsActive", True)),
+                "last_synced_at": now,
+            },
+        )
+    return len(rows)
+
+
+def sync_tax_codes(client, entity) -> int:
+    now = timezone.now()
+    rows = items(client.call("GetTaxCodeList", replay_safe=True), "Tax")
+    for row in rows:
+        TaxCode.objects.update_or_create(
+            entity=entity,
+            code=get(row, "Code"),
+            defaults={
+                "description": get(row, "Description") or "",
+                "rate": decimal(get(row, "Rate") or 0),
+                "last_synced_at": now,
+            },
+        )
+    return len(rows)
+
+
+def sync_departments(client, entity) -> int:
+    now = timezone.now()
+    rows = items(client.call("GetDepartmentList", replay_safe=True), "Department")
+    for row in rows:
+        Department.objects.update_or_create(
+            entity=entity,
+            department_id=get(row, "DepartmentID"),
+            defaults={
+                "name": get(row, "Description") or "",
+                "bi_code": get(row, "AnalysisCode1") or "",
+                "active": bool(get(row, "IsActive", True)),
+                "last_synced_at": now,
+            },
+        )
+    return len(rows)
+
+
+def sync_customers(client, entity) -> int:
+    now = timezone.now()
+    rows = items(client.call("GetCustomerList", replay_safe=True), "Customer")
+    for row in rows:
+        Customer.objects.update_or_create(
+            entity=entity,
+            code=str(get(row, "Code")).upper(),
+            defaults={
+                "name": get(row, "Name") or "",
+                "email": (get(row, "Email") or "")[:254],
+                "currency": get(row, "CurrencyCode") or entity.base_currency,
+                "credit_limit": _money(get(row, "CreditLimit")),
+                "aiq_account_id": get(row, "AccountID"),
+                "active": bool(get(row, "IsActive", True)),
+                "last_synced_at": now,
+            },
+        )
+    return len(rows)
+
+
+def sync_balances(client, entity) -> int:
+    rows = items(
+        client.call(
+            "GetCustomerBalanceInformation",
+            replay_safe=True,
+            edt=timezone.now(),
+            customerCodes=None,
+        ),
+        "AccountBalanceInformation",
+    )
+    for row in rows:
+        Customer.objects.filter(entity=entity, code=str(get(row, "AccountCode")).upper()).update(
+            balance=decimal(get(row, "Balance") or 0), updated_at=timezone.now()
+        )
+    return len(rows)
+
+
+# --- transactions ----------------------------------------------------------------------------
+
+
+def _customer(entity, code, currency) -> Customer:
+    customer, _ = Customer.objects.get_or_create(
+        entity=entity,
+        code=str(code).upper(),
+        defaults={"name": str(code), "currency": currency or entity.base_currency},
+    )
+    return customer
+
+
+def _split(row) -> tuple[Decimal, Decimal, Decimal]:
+    gross = _money(get(row, "ControlAmount"))
+    lines = items(get(row, "LineDetails"), "WSTransactionDetail")
+    tax = sum((_money(get(line, "Amount")) for line in lines if get(line, "IsTaxLine")), Decimal(0))
+    tax = min(tax, gross)
+    return gross - tax, tax, gross
+
+
+def _status(outstanding: Decimal, gross: Decimal) -> str:
+    if outstanding == 0 and gross > 0:
+        return DocumentStatus.PAID
+    if outstanding < gross:
+        return DocumentStatus.PART_PAID
+    return DocumentStatus.POSTED
+
+
+def _free_reference(model, entity, reference: str, txn_id: int) -> str:
+    """AIQ does not enforce unique external references; our mirror does. Keep the first."""
+    if not reference:
+        return ""
+    clash = model.objects.filter(entity=entity, external_reference=reference).exclude(
+        aiq_transaction_id=txn_id
+    )
+    return "" if clash.exists() else reference[:100]
+
+
+def _apply_invoice(entity, row, protected: Protected, now) -> None:
+    txn_id = int(get(row, "TransactionID"))
+    net, tax, gross = _split(row)
+    outstanding = min(_money(get(row, "OutstandingAmount")), gross)
+    customer = _customer(entity, get(row, "AccountCode"), get(row, "CurrencyCode"))
+    invoice = Invoice.objects.filter(entity=entity, aiq_transaction_id=txn_id).first()
+    values = {
+        "customer": customer,
+        "invoice_number": (get(row, "InternalNumber") or "")[:50],
+        "aiq_invoice_id": get(row, "InvoiceID"),
+        "currency": get(row, "CurrencyCode") or customer.currency,
+        "invoice_date": _day(get(row, "TransactionDate")),
+        "net_amount": net,
+        "tax_amount": tax,
+        "gross_amount": gross,
+        "last_synced_at": now,
+    }
+    if invoice is None:
+        Invoice.objects.create(
+            entity=entity,
+            aiq_transaction_id=txn_id,
+            external_reference=_free_reference(
+                Invoice, entity, get(row, "ExternalReference") or "", txn_id
+            ),
+            outstanding_amount=outstanding,
+            status=_status(outstanding, gross),
+            **values,
+        )
+        return
+    if invoice.pk in protected.invoice_ids or txn_id in protected.transaction_ids:
+        values.pop("gross_amount"), values.pop("net_amount"), values.pop("tax_amount")
+    else:
+        values["outstanding_amount"] = outstanding
+        values["status"] = _status(outstanding, gross)
+    for name, value in values.items():
+        setattr(invoice, name, value)
+    invoice.save()
+
+
+def _apply_credit_note(entity, row, protected: Protected, now) -> None:
+    txn_id = int(get(row, "TransactionID"))
+    net, tax, gross = _split(row)
+    outstanding = min(_money(get(row, "OutstandingAmount")), gross)
+    customer = _customer(entity, get(row, "AccountCode"), get(row, "CurrencyCode"))
+    values = {
+        "customer": customer,
+        "credit_note_number": (get(row, "InternalNumber") or "")[:50],
+        "currency": get(row, "CurrencyCode") or customer.currency,
+        "credit_date": _day(get(row, "TransactionDate")),
+        "net_amount": net,
+        "tax_amount": tax,
+        "gross_amount": gross,
+        "status": DocumentStatus.POSTED,
+        "last_synced_at": now,
+    }
+    if txn_id not in protected.transaction_ids:
+        values["outstanding_amount"] = outstanding
+    note = CreditNote.objects.filter(entity=entity, aiq_transaction_id=txn_id).first()
+    if note is None:
+        values.setdefault("outstanding_amount", outstanding)
+        CreditNote.objects.create(
+            entity=entity,
+            aiq_transaction_id=txn_id,
+            external_reference=_free_reference(
+                CreditNote, entity, get(row, "ExternalReference") or "", txn_id
+            ),
+            **values,
+        )
+        return
+    for name, value in values.items():
+        setattr(note, name, value)
+    note.save()
+
+
+def _bank_for(entity, row) -> BankAccount | None:
+    gl = get(row, "TransactionBankGLAccountNumber")
+    bank = BankAccount.objects.filter(entity=entity, bank_code=gl).first() if gl else None
+    return bank or entity.default_bank_account or BankAccount.objects.filter(entity=entity).first()
+
+
+def _apply_receipt(entity, row, protected: Protected, now) -> None:
+    txn_id = int(get(row, "TransactionID"))
+    reference = (get(row, "ExternalReference") or "")[:100] or f"AIQ-{txn_id}"
+    amount = _money(get(row, "ControlAmount"))
+    if amount == 0:
+        return
+    unallocated = min(_money(get(row, "OutstandingAmount")), amount)
+    receipt = Receipt.objects.filter(
+        Q(aiq_transaction_id=txn_id) | Q(check_reference=reference), entity=entity
+    ).first()
+    if receipt is None:
+        bank = _bank_for(entity, row)
+        if bank is None:
+            return  # no bank account synced yet; the next pass (banks come first) creates it
+        customer = _customer(entity, get(row, "AccountCode"), get(row, "CurrencyCode"))
+        Receipt.objects.create(
+            entity=entity,
+            customer=customer,
+            bank_account=bank,
+            check_reference=reference,
+            aiq_transaction_id=txn_id,
+            currency=get(row, "CurrencyCode") or customer.currency,
+            payment_date=_day(get(row, "TransactionDate")),
+            amount=amount,
+            unallocated_amount=unallocated,
+            last_synced_at=now,
+        )
+        return
+    receipt.aiq_transaction_id = txn_id
+    receipt.last_synced_at = now
+    if (
+        txn_id not in protected.transaction_ids
+        and receipt.check_reference not in protected.receipt_references
+    ):
+        receipt.unallocated_amount = min(unallocated, receipt.amount)
+    receipt.save()
+
+
+def transaction_kind(row) -> str | None:
+    kind = str(get(row, "TransactionType") or "").replace(" ", "").lower()
+    ledger = str(get(row, "Ledger") or "Sales").lower()
+    if ledger != "sales":
+        return None
+    if "creditnote" in kind:
+        return "credit_note"
+    if "invoice" in kind:
+        return "invoice"
+    if "receipt" in kind or "payment" in kind:
+        return "receipt"
+    return None
+
+
+APPLY = {"invoice": _apply_invoice, "credit_note": _apply_credit_note, "receipt": _apply_receipt}
+
+
+def sync_transactions(client, entity, since: datetime, until: datetime, on_page=None) -> int:
+    seen: set[int] = set()
+    skip = 0
+    for _ in range(MAX_PAGES):
+        page = items(
+            client.call(
+                "GetTransactionsModifiedBy",
+                replay_safe=True,
+                query={"FromDate": since, "ToDate": until, "Skip": skip},
+            ),
+            "WSChangedTransactionSummary",
+        )
+        fresh = [r for r in page if int(get(r, "TransactionID")) not in seen]
+        if not fresh:
+            break
+        now = timezone.now()
+        with transaction.atomic():
+            # protected rows re-read per page: a command may have been confirmed meanwhile
+            protected = Protected.load(entity)
+            for row in fresh:
+                seen.add(int(get(row, "TransactionID")))
+                kind = transaction_kind(row)
+                if kind:
+                    APPLY[kind](entity, row, protected, now)
+        skip += len(page)
+        if on_page:
+            on_page(len(seen))
+    return len(seen)
+
+
+def sync_allocations(client, entity, since: datetime, until: datetime) -> int:
+    """Allocations made in AIQ itself (or by us, already mirrored). AIQ's allocation list does
+    not carry the allocationReference, so ours are recognised by pair and amount."""
+    rows = items(
+        client.call(
+            "GetAllocationsBetween", replay_safe=True, ledger="Sales", since=since, until=until
+        ),
+        "WSAllocationSummaryDTO",
+    )
+    created = 0
+    with transaction.atomic():
+        for summary in rows:
+            for txn in items(get(summary, "Allocations"), "WSAllocationTransactionDTO"):
+                paying = int(get(txn, "TransactionID"))
+                for entry in items(get(txn, "AllocationEntries"), "WSAllocationEntryDTO"):
+                    created += _apply_allocation(entity, paying, entry)
+    return created
+
+
+def _apply_allocation(entity, paying: int, entry) -> int:
+    settled = int(get(entry, "AllocatedToTransactionID"))
+    amount = _money(get(entry, "AllocationAmount"))
+    reference = f"AIQ-{get(entry, 'AllocationId')}"
+    if amount == 0 or paying == settled:
+        return 0
+    known = Allocation.objects.filter(entity=entity, state=Allocation.State.ACTIVE).filter(
+        Q(reference=reference)
+        | Q(transaction_id_1=paying, transaction_id_2=settled, amount=amount)
+        | Q(transaction_id_1=settled, transaction_id_2=paying, amount=amount)
+    )
+    if known.exists():
+        return 0
+    invoice = Invoice.objects.filter(entity=entity, aiq_transaction_id=settled).first()
+    Allocation.objects.create(
+        entity=entity,
+        transaction_id_1=paying,
+        transaction_id_2=settled,
+        receipt=Receipt.objects.filter(entity=entity, aiq_transaction_id=paying).first(),
+        credit_note=CreditNote.objects.filter(entity=entity, aiq_transaction_id=paying).first(),
+        invoice=invoice,
+        amount=amount,
+        currency=invoice.currency if invoice else entity.base_currency,
+        allocation_date=_day(get(entry, "AllocationDate") or timezone.now()),
+        reference=reference,
+        last_synced_at=timezone.now(),
+    )
+    return 1
+
+
+def window(cursor: datetime | None, until: datetime) -> datetime:
+    if cursor is None:
+        return EPOCH
+    return min(cursor, until) - timedelta(minutes=settings.AIQ_SYNC_OVERLAP_MINUTES)

@@ -1,0 +1,139 @@
+"""Services for the pull from AIQ: start one (on demand or scheduled) and run it with progress.
+
+Progress lives in SyncState(object_type="all") for the UI's progress bar (progress_done of
+progress_total steps, running, last_error); each incremental object type keeps its own cursor
+row. A second start while one runs is refused, so two pulls never race on the same rows.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from ledger.models import Entity, SyncState
+from ledger.sync import pull
+from staff.services import audit_log
+
+log = logging.getLogger(__name__)
+
+ALL = "all"
+LISTS = [
+    ("banks", pull.sync_banks),
+    ("gl_accounts", pull.sync_gl_accounts),
+    ("tax_codes", pull.sync_tax_codes),
+    ("departments", pull.sync_departments),
+    ("customers", pull.sync_customers),
+]
+INCREMENTAL = [("transactions", pull.sync_transactions), ("allocations", pull.sync_allocations)]
+STEPS = [name for name, _ in LISTS] + [name for name, _ in INCREMENTAL] + ["balances"]
+# a run whose worker died is not "running" for ever: after this it may be started again
+STALE_AFTER = timedelta(minutes=30)
+
+
+class SyncAlreadyRunning(Exception):
+    pass
+
+
+def _state(entity, object_type) -> SyncState:
+    state, _ = SyncState.objects.get_or_create(entity=entity, object_type=object_type)
+    return state
+
+
+def sync_claim(*, entity: Entity, actor=None) -> SyncState:
+    """Mark a pull as running (refusing if one already is) and audit who asked for it."""
+    with transaction.atomic():
+        _state(entity, ALL)
+        state = SyncState.objects.select_for_update().get(entity=entity, object_type=ALL)
+        now = timezone.now()
+        if state.running and state.last_started_at and now - state.last_started_at < STALE_AFTER:
+            raise SyncAlreadyRunning(f"A pull from AIQ for {entity.name} is already running.")
+        state.running = True
+        state.last_started_at = now
+        state.progress_done = 0
+        state.progress_total = len(STEPS)
+        state.last_error = ""
+        state.save()
+        audit_log(
+            actor=actor,
+            action="sync.start",
+            obj=entity,
+            summary=f"pull from AIQ for {entity.name}",
+        )
+    return state
+
+
+def sync_start(*, entity: Entity, actor=None) -> SyncState:
+    """On demand (UI) or scheduled: claim, then run in a worker after commit."""
+    state = sync_claim(entity=entity, actor=actor)
+    from ledger.sync import tasks
+
+    transaction.on_commit(lambda: tasks.enqueue_run(entity.pk))
+    return state
+
+
+def _progress(entity, done: int) -> None:
+    SyncState.objects.filter(entity=entity, object_type=ALL).update(progress_done=done)
+
+
+def sync_run(*, entity: Entity, client=None) -> dict[str, int]:
+    """Run every step; one failing step is recorded and the others still run."""
+    if client is None:
+        from ledger.outbox.runner import default_client_factory
+
+        client = default_client_factory(entity)
+    counts: dict[str, int] = {}
+    errors: list[str] = []
+    done = 0
+
+    def step(name, fn):
+        nonlocal done
+        try:
+            counts[name] = fn()
+        except Exception as exc:  # noqa: BLE001 - reported in SyncState, next steps still run
+            log.exception("sync %s %s failed", entity.pk, name)
+            errors.append(f"{name}: {exc}")
+        done += 1
+        _progress(entity, done)
+
+    for name, fn in LISTS:
+        step(name, lambda fn=fn: fn(client, entity))
+    for name, fn in INCREMENTAL:
+
+        def incremental(name=name, fn=fn):
+            cursor = _state(entity, name)
+            until = timezone.now()
+            since = pull.window(cursor.last_modified_cursor, until)
+            cursor.last_started_at = until
+            result = fn(client, entity, since, until)
+            # the cursor moves only after the window was read completely
+            SyncState.objects.filter(pk=cursor.pk).update(
+                last_modified_cursor=until, last_finished_at=timezone.now(), last_error=""
+            )
+            return result
+
+        step(name, incremental)
+    step("balances", lambda: pull.sync_balances(client, entity))
+
+    now = timezone.now()
+    with transaction.atomic():
+        SyncState.objects.filter(entity=entity, object_type=ALL).update(
+            running=False,
+            last_finished_at=now,
+            progress_done=len(STEPS),
+            last_error="; ".join(errors)[:4000],
+        )
+        if not errors:
+            Entity.objects.filter(pk=entity.pk).update(last_synced_at=now)
+        audit_log(
+            actor=None,
+            action="sync.finish" if not errors else "sync.fail",
+            obj=entity,
+            summary=("; ".join(errors) or f"pulled {counts}")[:500],
+        )
+    return counts
+
+
+def sync_progress(*, entity: Entity) -> SyncState:
+    """For the UI's progress bar."""
+    return _state(entity, ALL)
