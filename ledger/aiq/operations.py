@@ -1,0 +1,246 @@
+"""Typed helpers over `AiqClient.call` for the operations the product uses.
+
+Each returns plain Python (dicts keyed by AIQ's element names, lists, Decimal, int, datetime,
+bytes) and raises the errors of ledger.aiq.errors. Parameter dicts use AIQ's element names as the
+WSDL spells them (e.g. a receipt is {"CustomerCode", "CheckReference", "PaymentAmount",
+"BankAccountCode", "PaymentDate", ...}). Writes take `replay_safe` (default False): pass True only
+when replaying after an expired token cannot double the write (the outbox decides, after reading
+back by external reference).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ledger.aiq.errors import AiqAmbiguousError, AiqPermanentError
+from ledger.aiq.results import result_statuses
+
+
+def _list(value: Any) -> list:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _required_id(result, attr: str) -> int:
+    value = getattr(result, attr)
+    if not value:
+        # AIQ said Success but gave no id: we cannot know what it created. Treat like a lost
+        # answer so the outbox reads back by external reference instead of sending again.
+        raise AiqAmbiguousError(f"Success without {attr}", operation=result.operation)
+    return int(value)
+
+
+class AiqOperations:
+    """Mixed into AiqClient; `self.call` does the work."""
+
+    # --- reads: customers, lists ------------------------------------------------------------
+
+    def get_customer(self, customer_code: str) -> dict:
+        return self.call("GetCustomer", customerCode=customer_code.upper()).result
+
+    def get_new_customer_from_defaults(self) -> dict:
+        return self.call("GetNewCustomerFromDefaults").result
+
+    def get_active_customer_list(self) -> list[dict]:
+        return _list(self.call("GetActiveCustomerList").result)
+
+    def get_bank_list(self) -> list[dict]:
+        return _list(self.call("GetBankList").result)
+
+    def get_gl_account_list(self) -> list:
+        return _list(self.call("GetGLAccountList").result)
+
+    def get_tax_code_list(self) -> list[dict]:
+        return _list(self.call("GetTaxCodeList").result)
+
+    def get_department_list(self) -> list[dict]:
+        return _list(self.call("GetDepartmentList").result)
+
+    def get_customers_statement(
+        self, *, up_to: datetime, customer_codes: list[str], show_zeros: bool = False
+    ) -> list[dict]:
+        result = self.call(
+            "GetCustomersStatement",
+            upTo=up_to,
+            customerCodes={"string": [c.upper() for c in customer_codes]},
+            showZeros=show_zeros,
+        )
+        return _list(result.result)
+
+    def get_account_balance_information(
+        self, *, at: datetime, account_ids: list[int]
+    ) -> list[dict]:
+        result = self.call(
+            "GetAccountBalanceInformation", edt=at, accountIDs={"int": list(account_ids)}
+        )
+        return _list(result.result)
+
+    # --- reads: transactions, invoices, allocations -----------------------------------------
+
+    def get_transaction(self, transaction_id: int) -> dict:
+        return self.call("GetTransaction", transactionID=transaction_id).result
+
+    def get_invoice(self, invoice_id: int) -> dict:
+        return self.call("GetInvoice", invoiceID=invoice_id).result
+
+    def get_invoices_by_customer_code(self, customer_code: str) -> list[dict]:
+        result = self.call("GetInvoicesByCustomerCode", customerCode=customer_code.upper())
+        return _list(result.result)
+
+    def get_transactions_by_external_reference(
+        self, reference: str, *, from_date: datetime, to_date: datetime
+    ) -> list[dict]:
+        result = self.call(
+            "GetTransactionsByExternalReference",
+            query={"ExternalReference": reference, "FromDate": from_date, "ToDate": to_date},
+        )
+        # AIQ's filter may be loose; only exact matches count for the read-back rule.
+        return [t for t in _list(result.result) if t.get("ExternalReference") == reference]
+
+    def get_transactions_modified_by(self, query: dict) -> list[dict]:
+        return _list(self.call("GetTransactionsModifiedBy", query=query).result)
+
+    def get_allocations_by_transaction_id(self, transaction_id: int) -> list[dict]:
+        result = self.call("GetAllocationsByTransactionId", transactionId=transaction_id)
+        return _list(result.result)
+
+    def get_invoice_pdf(self, transaction_id: int) -> bytes:
+        return self.call("GetInvoicePDFByTransactionID", transactionID=transaction_id).result
+
+    def get_sales_receipt_pdf(self, transaction_id: int) -> bytes:
+        return self.call("GetSalesReceiptPDFByTransactionID", transactionID=transaction_id).result
+
+    def get_new_sales_invoice(self, customer_code: str) -> dict:
+        return self.call("GetNewSalesInvoice", customerCode=customer_code.upper()).result
+
+    def get_new_sales_credit_note(self, customer_code: str) -> dict:
+        return self.call("GetNewSalesCreditNote", customerCode=customer_code.upper()).result
+
+    # --- writes -------------------------------------------------------------------------------
+
+    def update_customer(self, customer: dict, *, create: bool, replay_safe=False) -> None:
+        self.call("UpdateCustomer", replay_safe=replay_safe, customer=customer, create=create)
+
+    def save_invoice_get_back_invoice_id(
+        self, invoice: dict, *, create: bool = True, replay_safe=False
+    ) -> int:
+        result = self.call(
+            "SaveInvoiceGetBackInvoiceID", replay_safe=replay_safe, invoice=invoice, create=create
+        )
+        return _required_id(result, "invoice_id")
+
+    def post_invoice(self, invoice_id: int, *, replay_safe=False) -> int:
+        result = self.call(
+            "PostInvoiceGetBackTransactionID", replay_safe=replay_safe, invoiceID=invoice_id
+        )
+        return _required_id(result, "transaction_id")
+
+    def save_sales_receipt(self, receipt: dict, *, replay_safe=False) -> int:
+        """Receipts need CustomerCode, CheckReference (our external reference), BankAccountCode."""
+        result = self.call(
+            "SaveSalesReceiptGetBackTransactionID", replay_safe=replay_safe, salesReceipt=receipt
+        )
+        return _required_id(result, "transaction_id")
+
+    def allocate_transactions(
+        self,
+        *,
+        transaction_id_1: int,
+        transaction_id_2: int,
+        reference: str,
+        amount: Decimal,
+        date: datetime,
+        replay_safe=False,
+    ) -> None:
+        self.call(
+            "AllocateTransactions",
+            replay_safe=replay_safe,
+            transactionID_1=transaction_id_1,
+            transactionID_2=transaction_id_2,
+            allocationReference=reference,
+            allocationAmount=amount,
+            allocationDate=date,
+        )
+
+    def allocate_transactions_with_discount(
+        self,
+        *,
+        transaction_id_1: int,
+        transaction_id_2: int,
+        reference: str,
+        amount: Decimal,
+        discount: Decimal,
+        date: datetime,
+        replay_safe=False,
+    ) -> None:
+        self.call(
+            "AllocateTransactionsWithDiscount",
+            replay_safe=replay_safe,
+            transactionID_1=transaction_id_1,
+            transactionID_2=transaction_id_2,
+            allocationReference=reference,
+            allocationAmount=amount,
+            allocationDate=date,
+            discountAmount=discount,
+        )
+
+    def unallocate_transactions(self, transaction_ids: list[int], *, replay_safe=False) -> list:
+        result = self.call(
+            "UnallocateTransactions",
+            replay_safe=replay_safe,
+            transactionIDs={"int": list(transaction_ids)},
+        )
+        failed = result_statuses(result.result)
+        if failed:
+            first = failed[0]
+            raise AiqPermanentError(
+                first.get("ErrorMessage") or "unallocation failed",
+                operation="UnallocateTransactions",
+                error_code=first.get("ErrorCode") or "",
+                result=result,
+            )
+        return _list(result.result)
+
+    def save_credit_note_get_back_id(
+        self, credit_note: dict, *, create: bool = True, replay_safe=False
+    ) -> int:
+        result = self.call(
+            "SaveCreditNoteGetBackCreditNoteID",
+            replay_safe=replay_safe,
+            creditNote=credit_note,
+            create=create,
+        )
+        return _required_id(result, "credit_note_id")
+
+    def post_credit_notes(self, credit_note_ids: list[int], *, replay_safe=False) -> list[int]:
+        result = self.call(
+            "PostCreditNotesGetBackTransactionIDs",
+            replay_safe=replay_safe,
+            creditNoteIDs={"int": list(credit_note_ids)},
+        )
+        ids = _list(result.transaction_ids)
+        if len(ids) != len(credit_note_ids):
+            raise AiqAmbiguousError(
+                f"{len(ids)} transaction ids for {len(credit_note_ids)} credit notes",
+                operation=result.operation,
+            )
+        return [int(i) for i in ids]
+
+    def post_sales_debit_journal(self, journal: dict, *, replay_safe=False) -> int:
+        result = self.call(
+            "PostSalesDebitJournalGetBackTransactionID", replay_safe=replay_safe, journal=journal
+        )
+        return _required_id(result, "transaction_id")
+
+    def post_sales_credit_journal(self, journal: dict, *, replay_safe=False) -> int:
+        result = self.call(
+            "PostSalesCreditJournalGetBackTransactionID", replay_safe=replay_safe, journal=journal
+        )
+        return _required_id(result, "transaction_id")
+
+    def attach_document(self, document: dict, *, replay_safe=False) -> None:
+        """document = {"Header": {...WSDocumentHeader}, "Content": {...}} as the WSDL says."""
+        self.call("AttachDocument", replay_safe=replay_safe, document=document)

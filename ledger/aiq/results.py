@@ -1,0 +1,112 @@
+"""Turn zeep's answer to an AIQ operation into an `AiqResult` of plain Python values.
+
+Every AIQ answer is `<OpResponse><OpResult>...</OpResult>[siblings]</OpResponse>` where OpResult is
+usually a status wrapper (Status, ErrorCode, ErrorMessage, HasExpired, Result) and the siblings
+carry ids (transactionID, invoiceID, creditNoteID, transactionIDs ...). A few operations answer a
+list of WSResultStatus instead (PostCreditNotesGetBackTransactionIDs ...). Values stay what zeep
+decodes from the WSDL types: Decimal for amounts, int ids, datetime, bool, bytes for PDFs; `ArrayOfX`
+wrappers become Python lists, objects become dicts keyed by AIQ's element names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from zeep.xsd.valueobjects import CompoundValue
+
+# Sibling element -> AiqResult attribute.
+SIBLINGS = {
+    "transactionID": "transaction_id",
+    "transactionIDs": "transaction_ids",
+    "invoiceID": "invoice_id",
+    "invoiceIDs": "invoice_ids",
+    "creditNoteID": "credit_note_id",
+    "creditNoteIDs": "credit_note_ids",
+    "orderID": "order_id",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AiqResult:
+    operation: str
+    status: str  # "Success" or "Failure"
+    error_code: str = ""
+    error_message: str = ""
+    has_expired: bool = False
+    result: Any = None
+    transaction_id: int | None = None
+    transaction_ids: list[int] | None = None
+    invoice_id: int | None = None
+    invoice_ids: list[int] | None = None
+    credit_note_id: int | None = None
+    credit_note_ids: list[int] | None = None
+    order_id: int | None = None
+    # Every element of the response beside OpResult, by AIQ's name (incl. the ones above).
+    siblings: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "Success"
+
+
+def to_plain(value: Any) -> Any:
+    """zeep objects -> dicts/lists; `ArrayOfX` wrappers -> lists (empty list when absent items)."""
+    if isinstance(value, CompoundValue):
+        xsd_type = getattr(value, "_xsd_type", None)
+        values = value.__values__
+        if (
+            xsd_type is not None
+            and (xsd_type.name or "").startswith("ArrayOf")
+            and len(values) == 1
+        ):
+            inner = next(iter(values.values()))
+            return [to_plain(v) for v in (inner or [])]
+        return {k: to_plain(v) for k, v in values.items()}
+    if isinstance(value, list):
+        return [to_plain(v) for v in value]
+    return value
+
+
+class MalformedReply(Exception):
+    """The answer parsed as XML but is not an AIQ result (no status wrapper)."""
+
+
+def interpret(operation: str, response: dict) -> AiqResult:
+    """`response` maps each child of <OpResponse> to its plain value."""
+    wrapper = response.get(operation + "Result")
+    siblings = {k: v for k, v in response.items() if k != operation + "Result"}
+    ids = {attr: siblings.get(name) for name, attr in SIBLINGS.items() if name in siblings}
+    if isinstance(wrapper, list):
+        # A list of WSResultStatus, one per item posted: the call failed if any item failed.
+        failed = [w for w in wrapper if (w or {}).get("Status") != "Success"]
+        first = failed[0] if failed else {}
+        return AiqResult(
+            operation=operation,
+            status="Failure" if failed else "Success",
+            error_code=first.get("ErrorCode") or "",
+            error_message=first.get("ErrorMessage") or "",
+            has_expired=any(bool((w or {}).get("HasExpired")) for w in failed),
+            result=wrapper,
+            siblings=siblings,
+            **ids,
+        )
+    if not isinstance(wrapper, dict) or not wrapper.get("Status"):
+        raise MalformedReply(f"no {operation}Result status in the answer")
+    return AiqResult(
+        operation=operation,
+        status=str(wrapper["Status"]),
+        error_code=wrapper.get("ErrorCode") or "",
+        error_message=wrapper.get("ErrorMessage") or "",
+        has_expired=bool(wrapper.get("HasExpired")),
+        result=wrapper.get("Result"),
+        siblings=siblings,
+        **ids,
+    )
+
+
+def result_statuses(items: Any) -> list[dict]:
+    """Per-item WSResultStatus entries inside a Result (UnallocateTransactions) that failed."""
+    if not isinstance(items, list):
+        return []
+    return [i for i in items if isinstance(i, dict) and i.get("Status") not in (None, "Success")]
