@@ -1,0 +1,22 @@
+"""Nightly: store and process Stripe events missed while the webhook endpoint was down."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from payments.services.payments import PaymentsNotConfigured
+from payments.services.stripe_events import stripe_events_catch_up, stripe_events_retry_due
+from payments.sources.stripe_client import StripeError
+
+
+class Command(BaseCommand):
+    help = "List Stripe events since the last one seen, store the missing ones, process them."
+
+    def handle(self, *args, **options):
+        try:
+            result = stripe_events_catch_up()
+            retried = stripe_events_retry_due()
+        except (StripeError, PaymentsNotConfigured) as error:
+            raise CommandError(str(error)) from None
+        self.stdout.write(
+            f"{result['stored']} missed event(s) stored, {result['processed']} processed, "
+            f"{retried} earlier event(s) retried."
+        )
