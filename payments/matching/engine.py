@@ -1,0 +1,322 @@
+"""The matching engine: a pure function from (open items, rules, payments) to ranked proposals.
+
+No database access here (see index.py for the loading), so a dry run and a real run compute
+exactly the same thing, and tests can call it directly. Rules are tried in the admin's order;
+each can add candidates, every candidate carries the rule, evidence and a confidence, and the
+best becomes rank 1 with the others as alternatives. Payments are matched in the order they
+were received and rank-1 proposals claim their invoices' open amounts for the rest of the run,
+so two payments of the same amount from one payer are not both pointed at the same invoice.
+Amounts are integer thousandths here (exact; see index.py); confidences are per mille.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from payments.matching.index import (
+    FIELD_NAMES,
+    FIELD_NUMBER_DIGITS,
+    OpenItems,
+    PaymentInput,
+    RuleSpec,
+    from_milli,
+)
+from payments.matching.normalise import reference_key, text_keys
+from payments.matching.rules import HANDLERS
+from payments.models import MatchRule
+
+Kind = MatchRule.Kind
+STRONG = 900  # a candidate this sure stops the costlier rules (combination search) running
+REVIEW_BELOW = 500  # rank 1 below this confidence is flagged for a person
+MAX_PROPOSALS = 5
+
+_QUANTUM: dict[str, Decimal] = {}
+
+
+def money(milli: int, currency: str) -> str:
+    """Thousandths -> '12.34' at the currency's precision (exact: amounts come from MoneyFields)."""
+    quantum = _QUANTUM.get(currency)
+    if quantum is None:
+        from ledger.money import MoneyError, exponent
+
+        try:
+            quantum = _QUANTUM[currency] = Decimal(1).scaleb(-exponent(currency))
+        except MoneyError:
+            quantum = _QUANTUM[currency] = Decimal("0.001")
+    value = from_milli(milli)
+    rounded = value.quantize(quantum)
+    return str(rounded if rounded == value else value)
+
+
+@dataclass(slots=True)
+class Candidate:
+    rule: RuleSpec
+    confidence: int
+    explanation: str
+    lines: list  # (invoice_id, amount, discount, write_off, write_off_gl_account_code)
+    on_account: int
+    evidence: dict
+    auto_approve: bool = False
+
+
+@dataclass(slots=True)
+class PaymentResult:
+    payment: PaymentInput
+    customer_id: int | None
+    candidates: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    needs_review: bool = False
+
+
+@dataclass(slots=True)
+class _Hit:
+    invoice_id: int
+    field: int
+    text: str
+    source: str
+
+
+class _Context:
+    """One run's view of the index plus the amounts rank-1 proposals have claimed so far."""
+
+    def __init__(self, index: OpenItems):
+        self.index = index
+        self.claimed: dict[int, int] = {}
+
+    def open(self, invoice_id: int) -> int:
+        return self.index.items[invoice_id][3] - self.claimed.get(invoice_id, 0)
+
+    def label(self, invoice_id: int) -> str:
+        item = self.index.items[invoice_id]
+        return item[4] or item[5] or f"#{invoice_id}"
+
+    def customer_open(self, customer_id: int, currency: str, limit: int | None = None):
+        """(invoice id, open) of a customer's open invoices in the currency, oldest first."""
+        out = []
+        items = self.index.items
+        claimed = self.claimed
+        for invoice_id in self.index.by_customer.get(customer_id, ()):
+            item = items[invoice_id]
+            if item[2] != currency:
+                continue
+            left = item[3] - claimed.get(invoice_id, 0)
+            if left > 0:
+                out.append((invoice_id, left))
+                if limit is not None and len(out) >= limit:
+                    break
+        return out
+
+
+def resolve_customer(index: OpenItems, payment: PaymentInput) -> tuple[int | None, dict]:
+    """Payment.customer, else a confirmed payer mapping, else a unique customer email."""
+    if payment.customer_id:
+        return payment.customer_id, {"via": "payment.customer"}
+    for key in (payment.payer_reference, payment.payer_email):
+        key = (key or "").strip().lower()
+        if key:
+            customer_id = index.payer_map.get((payment.source, key))
+            if customer_id:
+                return customer_id, {"via": "payer_mapping", "payer_key": key}
+    email = (payment.payer_email or "").strip().lower()
+    if email:
+        customer_id = index.by_email.get((payment.entity_id, email))
+        if customer_id:
+            return customer_id, {"via": "customer_email", "email": email}
+    return None, {}
+
+
+def _reference_texts(payment: PaymentInput):
+    for reference in payment.references or ():
+        if isinstance(reference, dict) and reference.get("value"):
+            yield str(reference.get("source") or "reference"), str(reference["value"])
+        elif isinstance(reference, str) and reference:
+            yield "reference", reference
+    if payment.description:
+        yield "description", payment.description
+
+
+def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[str, list[_Hit]]:
+    """Invoices the payment's texts name, grouped by the key that named them.
+
+    Number-only hits ("Invoice 1043" -> INV-1043) count only when no full reference matched.
+    Invoices of another entity are invisible; another currency or nothing left open is noted.
+    """
+    index = ctx.index
+    full: dict[str, list[_Hit]] = {}
+    digits: dict[str, list[_Hit]] = {}
+    seen_keys: set[str] = set()
+    for source, text in _reference_texts(payment):
+        keys = text_keys(text)
+        whole = reference_key(text)
+        if whole and len(keys) != 1:
+            keys.append((whole, text))
+        for key, words in keys:
+            if key in seen_keys:
+                continue
+            seen_keys.add(key)
+            lookups = [(key, full)]
+            if key.isdigit():
+                lookups.append(("#" + key, digits))
+            for lookup_key, bucket in lookups:
+                for packed in index.lookup(lookup_key):
+                    invoice_id, field_code = divmod(packed, 4)
+                    item = index.items[invoice_id]
+                    if item[0] != payment.entity_id:
+                        continue
+                    if item[2] != payment.currency:
+                        notes.append(
+                            f"'{words}' names invoice {ctx.label(invoice_id)} in {item[2]}; "
+                            f"the payment is in {payment.currency}: currencies must match."
+                        )
+                        continue
+                    if ctx.open(invoice_id) <= 0:
+                        notes.append(
+                            f"'{words}' names invoice {ctx.label(invoice_id)}, which has "
+                            "nothing left open (paid or held by another plan)."
+                        )
+                        continue
+                    target = bucket.setdefault(key, [])
+                    if all(h.invoice_id != invoice_id for h in target):
+                        target.append(_Hit(invoice_id, field_code, words, source))
+    return full or digits
+
+
+class Matcher:
+    """Matches payments one after another against one index with one rule list."""
+
+    def __init__(self, index: OpenItems, rules: list[RuleSpec]):
+        self.ctx = _Context(index)
+        self.rules = rules
+
+    def run(self, payments) -> list[PaymentResult]:
+        return [self.match(payment) for payment in payments]
+
+    def match(self, payment: PaymentInput) -> PaymentResult:
+        ctx = self.ctx
+        notes: list[str] = []
+        customer_id, customer_evidence = resolve_customer(ctx.index, payment)
+        result = PaymentResult(payment=payment, customer_id=customer_id, notes=notes)
+        if payment.amount_milli <= 0:
+            notes.append("Nothing to allocate (amount is zero or fully refunded).")
+            return result
+        customer_currency = ctx.index.customers.get(customer_id, (None, None))[1]
+        if customer_id and customer_currency not in (None, payment.currency):
+            # AIQ keeps one currency per customer account: the receipt could not be posted
+            notes.append(
+                f"The payer's customer account is in {customer_currency}, the payment in "
+                f"{payment.currency}: currencies must match."
+            )
+            customer_id, customer_evidence = None, {}
+        hits = reference_hits(ctx, payment, notes)
+        state = _State(payment, customer_id, customer_evidence, hits, ctx)
+        if hits and state.conflict:
+            notes.append("The reference names another customer's invoice than the payer's.")
+        if customer_id is None and state.customer_id is None:
+            notes.append("Payer not recognised: no customer, payer mapping or email matched.")
+        for rule in self.rules:
+            if rule.kind == Kind.PAYER_COMBINATION and state.best >= STRONG:
+                continue
+            handler = HANDLERS.get(rule.kind)
+            if handler is not None:
+                handler(state, rule)
+        ranked = _rank(state.candidates)
+        result.customer_id = state.customer_id
+        result.candidates = ranked
+        if ranked:
+            result.needs_review = state.ambiguous or ranked[0].confidence < REVIEW_BELOW
+            for invoice_id, amount, discount, write_off, _gl in ranked[0].lines:
+                ctx.claimed[invoice_id] = ctx.claimed.get(invoice_id, 0) + (
+                    amount + discount + write_off
+                )
+        return result
+
+
+class _State:
+    """What one payment's rules share: who paid, which invoices it names, candidates so far."""
+
+    def __init__(self, payment, customer_id, customer_evidence, hits, ctx: _Context):
+        self.payment = payment
+        self.ctx = ctx
+        self.candidates: list[Candidate] = []
+        self.best = 0
+        self.ambiguous = any(len(group) > 1 for group in hits.values())
+        self.hits = hits
+        self.target: list[int] = []  # invoices the reference names unambiguously
+        self.conflict = False
+        if hits and not self.ambiguous:
+            self.target = sorted({group[0].invoice_id for group in hits.values()})
+            owners = {ctx.index.items[i][1] for i in self.target}
+            if customer_id is not None and owners != {customer_id}:
+                self.conflict = True
+            elif customer_id is None and len(owners) == 1:
+                customer_id = owners.pop()
+                customer_evidence = {"via": "invoice_reference"}
+        self.customer_id = customer_id
+        self.customer_evidence = {"customer_id": customer_id, **customer_evidence}
+        self.digits_only = bool(hits) and all(
+            h.field == FIELD_NUMBER_DIGITS for group in hits.values() for h in group
+        )
+
+    def m(self, milli: int) -> str:
+        return money(milli, self.payment.currency)
+
+    def add(self, rule, confidence, explanation, lines, evidence, auto=False):
+        allocated = sum(line[1] for line in lines)
+        on_account = self.payment.amount_milli - allocated
+        evidence = {"customer": self.customer_evidence, **evidence}
+        if self.conflict:
+            confidence -= 300
+            evidence["warning"] = "reference belongs to another customer than the payer"
+        confidence = max(0, min(1000, confidence))
+        self.candidates.append(
+            Candidate(rule, confidence, explanation, lines, on_account, evidence, auto)
+        )
+        self.best = max(self.best, confidence)
+
+    def token_evidence(self, invoice_ids=None):
+        return [
+            {
+                "token": hit.text,
+                "source": hit.source,
+                "key": key,
+                "invoice_id": hit.invoice_id,
+                "invoice": self.ctx.label(hit.invoice_id),
+                "field": FIELD_NAMES[hit.field],
+            }
+            for key, group in self.hits.items()
+            for hit in group
+            if invoice_ids is None or hit.invoice_id in invoice_ids
+        ]
+
+    def open_items(self, limit=None):
+        if self.target:
+            return [(i, self.ctx.open(i)) for i in self.target]
+        if self.customer_id is None:
+            return []
+        return self.ctx.customer_open(self.customer_id, self.payment.currency, limit)
+
+
+def _rank(candidates: list[Candidate]) -> list[Candidate]:
+    """Most confident first (rule order breaks ties); the same allocation only once."""
+    ordered = sorted(
+        enumerate(candidates), key=lambda pair: (-pair[1].confidence, pair[1].rule.order, pair[0])
+    )
+    seen = set()
+    ranked = []
+    for _position, candidate in ordered:
+        key = tuple(candidate.lines)
+        if key in seen:
+            continue
+        seen.add(key)
+        ranked.append(candidate)
+        if len(ranked) >= MAX_PROPOSALS:
+            break
+    if ranked and ranked[0].auto_approve and len(ranked) > 1:
+        # an alternative as plausible as the first means a person should look
+        if ranked[1].confidence >= ranked[0].confidence - 100:
+            ranked[0].auto_approve = False
+    return ranked
+
+
+def match_payments(index: OpenItems, rules: list[RuleSpec], payments) -> list[PaymentResult]:
+    """The whole engine: pure, deterministic for the same inputs in the same order."""
+    return Matcher(index, rules).run(payments)

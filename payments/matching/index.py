@@ -1,0 +1,242 @@
+"""In-memory indexes the engine runs over, loaded with a handful of set-based queries.
+
+No model instances and no query per payment: each table is read once with values_list.
+Amounts are read as the integer thousandths MoneyField stores (ExpressionWrapper skips the
+Decimal conversion of a million rows); inside the engine sums and comparisons on those integers
+are exact, and everything the engine hands back is converted to Decimal at the edge (money.py).
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
+
+from ledger.models import Customer, DocumentStatus, Invoice
+from payments.matching.normalise import digits_key, reference_key
+from payments.models import AllocationPlan, AllocationPlanLine, MatchRule, PayerMapping, Payment
+
+MILLI = 1000
+OPEN_STATUSES = (DocumentStatus.POSTED, DocumentStatus.PART_PAID)
+# Plans that hold an invoice's money until AIQ has confirmed them (then the mirror shows it).
+RESERVING_PLAN_STATES = (
+    AllocationPlan.State.DRAFT,
+    AllocationPlan.State.AWAITING_APPROVAL,
+    AllocationPlan.State.APPROVED,
+    AllocationPlan.State.SENT,
+)
+LIVE_PLAN_STATES = (*RESERVING_PLAN_STATES, AllocationPlan.State.CONFIRMED)
+
+# Which invoice field a reference key came from (kept in the low bits of the index entry).
+FIELD_INVOICE_NUMBER, FIELD_EXTERNAL_REFERENCE, FIELD_NUMBER_DIGITS = 0, 1, 2
+FIELD_NAMES = ("invoice_number", "external_reference", "invoice_number_digits")
+
+
+def raw(name: str) -> ExpressionWrapper:
+    """A MoneyField column as its stored integer thousandths."""
+    return ExpressionWrapper(F(name), output_field=BigIntegerField())
+
+
+def to_milli(amount: Decimal) -> int:
+    scaled = Decimal(amount).scaleb(3)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} has more than three decimal places")
+    return int(scaled)
+
+
+def from_milli(value: int) -> Decimal:
+    return Decimal(value).scaleb(-3)
+
+
+@dataclass(slots=True)
+class RuleSpec:
+    id: int | None
+    kind: str
+    order: int
+    name: str
+    auto_approve: bool = False
+    tolerance_milli: int = 0
+    tolerance_percent: Decimal = Decimal(0)
+    tolerance_action: str = MatchRule.ToleranceAction.DISCOUNT
+    write_off_gl_account_code: str = ""
+    max_invoices: int = 6
+    max_candidates: int = 40
+
+
+@dataclass(slots=True)
+class PaymentInput:
+    id: int
+    entity_id: int
+    source: str
+    currency: str
+    amount_milli: int
+    customer_id: int | None
+    payer_email: str
+    payer_reference: str
+    description: str
+    references: list
+
+
+@dataclass
+class OpenItems:
+    """Open invoices and how to reach them.
+
+    items: invoice id -> (entity_id, customer_id, currency, open_milli, invoice_number,
+    external_reference); by_ref: reference key -> packed entry or list of them
+    (invoice_id * 4 + field); by_customer: customer id -> invoice ids, oldest first.
+    """
+
+    items: dict = field(default_factory=dict)
+    by_ref: dict = field(default_factory=dict)
+    by_customer: dict = field(default_factory=dict)
+    customers: dict = field(default_factory=dict)  # id -> (entity_id, currency)
+    by_email: dict = field(default_factory=dict)  # (entity_id, email) -> id, or 0 if several
+    payer_map: dict = field(default_factory=dict)  # (source, payer_key) -> customer id
+
+    def add_ref(self, key: str, entry: int) -> None:
+        if not key:
+            return
+        current = self.by_ref.get(key)
+        if current is None:
+            self.by_ref[key] = entry  # most keys are unique: no list per key
+        elif isinstance(current, list):
+            if entry not in current:
+                current.append(entry)
+        elif current != entry:
+            self.by_ref[key] = [current, entry]
+
+    def add_invoice(self, row) -> None:
+        invoice_id, entity_id, customer_id, currency, number, external, open_milli = row
+        self.items[invoice_id] = (entity_id, customer_id, currency, open_milli, number, external)
+        packed = invoice_id * 4
+        self.add_ref(reference_key(number), packed + FIELD_INVOICE_NUMBER)
+        self.add_ref(reference_key(external), packed + FIELD_EXTERNAL_REFERENCE)
+        self.add_ref(digits_key(number), packed + FIELD_NUMBER_DIGITS)
+        ids = self.by_customer.get(customer_id)
+        if ids is None:
+            self.by_customer[customer_id] = [invoice_id]
+        else:
+            ids.append(invoice_id)
+
+    def lookup(self, key: str) -> list[int]:
+        entry = self.by_ref.get(key)
+        if entry is None:
+            return []
+        return entry if isinstance(entry, list) else [entry]
+
+
+def load_rules() -> list[RuleSpec]:
+    rows = MatchRule.objects.filter(enabled=True).order_by("order", "id")
+    return [
+        RuleSpec(
+            id=r.id,
+            kind=r.kind,
+            order=r.order,
+            name=r.name,
+            auto_approve=r.auto_approve,
+            tolerance_milli=to_milli(r.tolerance_absolute),
+            tolerance_percent=r.tolerance_percent,
+            tolerance_action=r.tolerance_action,
+            write_off_gl_account_code=r.write_off_gl_account_code,
+            max_invoices=r.max_invoices,
+            max_candidates=r.max_candidates,
+        )
+        for r in rows
+    ]
+
+
+def invoice_rows(entity_ids=None):
+    """Open invoices, oldest first (so per-customer lists come out in age order)."""
+    query = Invoice.objects.filter(status__in=OPEN_STATUSES, outstanding_amount__gt=0)
+    if entity_ids is not None:
+        query = query.filter(entity_id__in=entity_ids)
+    return (
+        query.annotate(open_milli=raw("outstanding_amount"))
+        .order_by("invoice_date", "id")
+        .values_list(
+            "id",
+            "entity_id",
+            "customer_id",
+            "currency",
+            "invoice_number",
+            "external_reference",
+            "open_milli",
+        )
+        .iterator(chunk_size=20000)
+    )
+
+
+def reserved_by_invoice() -> dict[int, int]:
+    """Amounts held by plans not yet confirmed in AIQ, per invoice (one grouped query)."""
+    rows = (
+        AllocationPlanLine.objects.filter(
+            plan__state__in=RESERVING_PLAN_STATES, unallocated_at__isnull=True
+        )
+        .values("invoice_id")
+        .annotate(
+            held=Sum(
+                F("amount") + F("discount_amount") + F("write_off_amount"),
+                output_field=BigIntegerField(),
+            )
+        )
+        .values_list("invoice_id", "held")
+    )
+    return dict(rows)
+
+
+def load_open_items(*, entity_ids=None) -> OpenItems:
+    index = OpenItems()
+    customers = Customer.objects.all()
+    if entity_ids is not None:
+        customers = customers.filter(entity_id__in=entity_ids)
+    for customer_id, entity_id, currency, email in customers.values_list(
+        "id", "entity_id", "currency", "email"
+    ).iterator(chunk_size=20000):
+        index.customers[customer_id] = (entity_id, currency)
+        if email:
+            key = (entity_id, email.strip().lower())
+            # two customers with one email: the email identifies nobody
+            index.by_email[key] = 0 if key in index.by_email else customer_id
+    for source, payer_key, customer_id in PayerMapping.objects.values_list(
+        "source", "payer_key", "customer_id"
+    ):
+        index.payer_map[(source, payer_key.strip().lower())] = customer_id
+    for row in invoice_rows(entity_ids):
+        index.add_invoice(row)
+    for invoice_id, held in reserved_by_invoice().items():
+        item = index.items.get(invoice_id)
+        if item is not None:
+            index.items[invoice_id] = item[:3] + (item[3] - held,) + item[4:]
+    return index
+
+
+def load_payments(*, payment_ids=None) -> list[PaymentInput]:
+    """Payments to match: the given ones, else every succeeded payment not matched yet.
+
+    Payments with a live plan are left alone: a person (or a rule) already decided them.
+    """
+    query = Payment.objects.all()
+    if payment_ids is not None:
+        query = query.filter(id__in=list(payment_ids))
+    else:
+        query = query.filter(
+            match_state=Payment.MatchState.UNMATCHED, status=Payment.Status.SUCCEEDED
+        )
+    query = query.exclude(plans__state__in=LIVE_PLAN_STATES)
+    rows = (
+        query.annotate(amount_milli=raw("amount") - raw("amount_refunded"))
+        .order_by("received_at", "id")
+        .values_list(
+            "id",
+            "entity_id",
+            "source",
+            "currency",
+            "amount_milli",
+            "customer_id",
+            "payer_email",
+            "payer_reference",
+            "description",
+            "references",
+        )
+        .iterator(chunk_size=20000)
+    )
+    return [PaymentInput(*row) for row in rows]

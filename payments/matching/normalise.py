@@ -1,0 +1,64 @@
+"""Reference normalisation: the same key for every way people write one invoice number.
+
+"INV-001043", "inv 1043", "Inv/1043" and "INV1043" all become "INV1043": upper case, only
+letters and digits, leading zeros of each digit run dropped. Bank narratives split a reference
+over words ("inv 001043"), so a payment's text yields each word and each adjacent pair of words.
+Only keys with a digit are kept: every invoice number and external reference we match has one,
+and words like "PAYMENT" would only cost look-ups.
+"""
+
+import re
+
+_NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
+_LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
+_WORD_SPLIT = re.compile(r"[\s,;:/|()\[\]]+")
+_DIGIT = re.compile(r"[0-9]")
+_TRAILING_DIGITS = re.compile(r"([0-9]+)$")
+
+# Bigram keys longer than this are never a reference (keeps long narratives cheap).
+_MAX_KEY = 40
+
+
+def reference_key(text: str) -> str:
+    """'inv 001043' -> 'INV1043'; '' when nothing usable is left."""
+    if not text:
+        return ""
+    return _LEADING_ZEROS.sub("", _NOT_ALNUM.sub("", text.upper()))
+
+
+def digits_key(invoice_number: str) -> str:
+    """The trailing number of an invoice number ('INV-001043' -> '#1043'), for payments that
+    quote only the number ("Invoice 1043"). Prefixed so it never collides with a full key."""
+    key = reference_key(invoice_number)
+    found = _TRAILING_DIGITS.search(key)
+    if not found or found.group(1) == key:
+        return ""  # no number, or the number is the whole key (already indexed as is)
+    return "#" + found.group(1)
+
+
+def text_keys(text: str) -> list[tuple[str, str]]:
+    """(key, original words) for each word and each adjacent word pair that holds a digit."""
+    if not text:
+        return []
+    words = []
+    for word in _WORD_SPLIT.split(text):
+        key = reference_key(word)
+        if key:  # "-" or "#" alone normalise to nothing: pair the words around them
+            words.append((key, word))
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for index, (key, word) in enumerate(words):
+        if key not in seen and _DIGIT.search(key):
+            seen.add(key)
+            out.append((key, word))
+        if index + 1 < len(words):
+            next_key, next_word = words[index + 1]
+            pair = key + next_key
+            if pair not in seen and len(pair) <= _MAX_KEY and _DIGIT.search(pair):
+                seen.add(pair)
+                out.append((pair, f"{word} {next_word}"))
+    return out
+
+
+def is_number(key: str) -> bool:
+    return key.isdigit()

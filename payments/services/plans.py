@@ -1,0 +1,620 @@
+"""Allocation plans: propose, edit, submit, approve (maker-checker), reject, unallocate.
+
+A plan says how one payment settles invoices: lines of (invoice, cash, discount, write-off to a
+GL account) and the remainder left on the customer's account. Invariants, each checked here
+under row locks and backed by a named constraint where a single row can carry it:
+  - cash allocated + on account = the payment (on account >= 0: plan_on_account_gte_0);
+  - per invoice, what all unconfirmed live plans hold <= its outstanding amount (cross-row:
+    the invoice rows are locked with select_for_update on PostgreSQL; on SQLite every
+    transaction is IMMEDIATE, so writers are serialised);
+  - one live plan per payment (plan_one_live_per_payment);
+  - the approver is not the maker, superusers included (plan_approver_is_not_maker).
+Locks are always taken payment first, then invoices by id, so two services cannot deadlock.
+Approval hands the plan to the outbox in the same transaction (ledger/outbox/services.py).
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import BigIntegerField, F, Sum
+from django.utils import timezone
+
+from ledger.models import Allocation, GLAccount, Invoice, OutboxCommand
+from ledger.money import MoneyError, exact
+from ledger.outbox.services import outbox_enqueue
+from payments.matching.index import OPEN_STATUSES, RESERVING_PLAN_STATES
+from payments.models import AllocationPlan, AllocationPlanLine, Payment
+from staff.models import Role
+from staff.services import audit_log, user_has_role
+
+State = AllocationPlan.State
+ZERO = Decimal("0")
+
+
+class PlanRefused(ValidationError):
+    """A plan change that would break a rule; the message says which, for a person to read."""
+
+
+@dataclass(frozen=True)
+class LineInput:
+    invoice_id: int
+    amount: Decimal
+    discount_amount: Decimal = ZERO
+    write_off_amount: Decimal = ZERO
+    write_off_gl_account_code: str = ""
+
+    @classmethod
+    def coerce(cls, value) -> "LineInput":
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, AllocationPlanLine):
+            value = {
+                "invoice_id": value.invoice_id,
+                "amount": value.amount,
+                "discount_amount": value.discount_amount,
+                "write_off_amount": value.write_off_amount,
+                "write_off_gl_account_code": value.write_off_gl_account_code,
+            }
+        try:
+            return cls(
+                invoice_id=int(value["invoice_id"]),
+                amount=Decimal(str(value.get("amount") or 0)),
+                discount_amount=Decimal(str(value.get("discount_amount") or 0)),
+                write_off_amount=Decimal(str(value.get("write_off_amount") or 0)),
+                write_off_gl_account_code=str(value.get("write_off_gl_account_code") or ""),
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            raise PlanRefused(f"Not a valid plan line: {value!r}.") from None
+
+
+def _require_clerk(actor) -> None:
+    if not user_has_role(actor, Role.CLERK):
+        raise PermissionDenied("Working on allocation plans needs the clerk role.")
+
+
+def _text(amount: Decimal, currency: str) -> str:
+    """Outbox payload amounts at the currency's precision ("199.40", not "199.400")."""
+    return str(exact(amount, currency))
+
+
+def _available(payment: Payment) -> Decimal:
+    return payment.amount - payment.amount_refunded
+
+
+def _lock_payment(payment_id: int) -> Payment:
+    return Payment.objects.select_for_update().select_related("entity").get(pk=payment_id)
+
+
+def _lock_plan(plan_id: int) -> AllocationPlan:
+    return AllocationPlan.objects.select_for_update().get(pk=plan_id)
+
+
+def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decimal]:
+    """What other not-yet-confirmed live plans hold on these invoices."""
+    rows = AllocationPlanLine.objects.filter(
+        invoice_id__in=invoice_ids,
+        plan__state__in=RESERVING_PLAN_STATES,
+        unallocated_at__isnull=True,
+    )
+    if exclude_plan_id is not None:
+        rows = rows.exclude(plan_id=exclude_plan_id)
+    totals = rows.values("invoice_id").annotate(
+        held=Sum(
+            F("amount") + F("discount_amount") + F("write_off_amount"),
+            output_field=BigIntegerField(),
+        )
+    )
+    # explicitly the stored thousandths (no MoneyField conversion on the sum)
+    return {r["invoice_id"]: Decimal(int(r["held"])).scaleb(-3) for r in totals}
+
+
+def _check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=None):
+    """Validate lines against locked invoices; returns (customer_id, invoices by id, on account)."""
+    currency = payment.currency
+    ids = [line.invoice_id for line in lines]
+    if len(set(ids)) != len(ids):
+        raise PlanRefused("An invoice appears twice in the plan; use one line per invoice.")
+    # lock in id order (see module docstring)
+    invoices = {
+        inv.pk: inv for inv in Invoice.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    held = reserved_elsewhere(ids, exclude_plan_id=plan_id)
+    for line in lines:
+        invoice = invoices.get(line.invoice_id)
+        if invoice is None:
+            raise PlanRefused(f"Invoice #{line.invoice_id} does not exist.")
+        label = str(invoice)
+        if invoice.entity_id != payment.entity_id:
+            raise PlanRefused(f"Invoice {label} belongs to another company.")
+        if invoice.currency != currency:
+            raise PlanRefused(
+                f"Invoice {label} is in {invoice.currency}, the payment in {currency}: "
+                "currencies must match."
+            )
+        if invoice.status not in OPEN_STATUSES:
+            raise PlanRefused(f"Invoice {label} is not open ({invoice.get_status_display()}).")
+        customer_id = customer_id or invoice.customer_id
+        if invoice.customer_id != customer_id:
+            raise PlanRefused(f"Invoice {label} belongs to another customer than the plan's.")
+        try:
+            for value in (line.amount, line.discount_amount, line.write_off_amount):
+                exact(value, currency)
+        except MoneyError as error:
+            raise PlanRefused(f"Invoice {label}: {error}") from None
+        if min(line.amount, line.discount_amount, line.write_off_amount) < 0:
+            raise PlanRefused(f"Invoice {label}: amounts cannot be negative.")
+        settles = line.amount + line.discount_amount + line.write_off_amount
+        if settles == 0:
+            raise PlanRefused(f"Invoice {label}: the line allocates nothing.")
+        if line.discount_amount and not line.amount:
+            raise PlanRefused(f"Invoice {label}: a discount is given with a cash allocation.")
+        if line.write_off_amount:
+            code = line.write_off_gl_account_code
+            if not code:
+                raise PlanRefused(f"Invoice {label}: a write-off needs a GL account.")
+            if not GLAccount.objects.filter(entity_id=payment.entity_id, code=code).exists():
+                raise PlanRefused(f"Invoice {label}: GL account {code} is not known.")
+        open_amount = invoice.outstanding_amount - held.get(invoice.pk, ZERO)
+        if settles > open_amount:
+            raise PlanRefused(
+                f"Invoice {label} has {max(open_amount, ZERO)} {currency} open "
+                f"(outstanding {invoice.outstanding_amount}, held by other plans "
+                f"{held.get(invoice.pk, ZERO)}); the plan settles {settles}."
+            )
+    allocated = sum((line.amount for line in lines), ZERO)
+    on_account = _available(payment) - allocated
+    if on_account < 0:
+        raise PlanRefused(
+            f"The plan allocates {allocated} {currency}, more than the payment's "
+            f"{_available(payment)}."
+        )
+    if customer_id is None:
+        raise PlanRefused("A plan with no invoices needs a customer to hold the money on account.")
+    return customer_id, invoices, on_account
+
+
+def _snapshot(plan: AllocationPlan) -> dict:
+    return {
+        "state": plan.state,
+        "version": plan.version,
+        "on_account": plan.on_account_amount,
+        "lines": [
+            {
+                "invoice_id": line.invoice_id,
+                "amount": line.amount,
+                "discount": line.discount_amount,
+                "write_off": line.write_off_amount,
+                "gl": line.write_off_gl_account_code,
+            }
+            for line in plan.lines.order_by("invoice_id")
+        ],
+    }
+
+
+def _write_lines(plan: AllocationPlan, lines: list[LineInput]) -> None:
+    AllocationPlanLine.objects.bulk_create(
+        [
+            AllocationPlanLine(
+                plan=plan,
+                invoice_id=line.invoice_id,
+                amount=line.amount,
+                discount_amount=line.discount_amount,
+                write_off_amount=line.write_off_amount,
+                write_off_gl_account_code=line.write_off_gl_account_code,
+            )
+            for line in lines
+        ]
+    )
+
+
+def _needs_approval(payment: Payment, lines: list[LineInput]) -> bool:
+    if _available(payment) > settings.APPROVAL_THRESHOLD:
+        return True
+    return any(line.discount_amount or line.write_off_amount for line in lines)
+
+
+def _set_match_state(payment: Payment, state: str) -> None:
+    Payment.objects.filter(pk=payment.pk).update(match_state=state, updated_at=timezone.now())
+    payment.match_state = state
+
+
+def plan_propose(
+    *, payment: Payment, lines, actor, customer=None, proposal=None, system: bool = False
+) -> AllocationPlan:
+    """A draft plan for a payment. `system=True` is the auto-approve rule (no maker)."""
+    if not system:
+        _require_clerk(actor)
+    lines = [LineInput.coerce(line) for line in lines]
+    with transaction.atomic():
+        payment = _lock_payment(payment.pk)
+        if payment.plans.filter(state__in=[*RESERVING_PLAN_STATES, State.CONFIRMED]).exists():
+            raise PlanRefused("This payment already has a plan; edit that one instead.")
+        customer_id = customer.pk if customer else payment.customer_id
+        customer_id, _invoices, on_account = _check_lines(payment, lines, customer_id)
+        plan = AllocationPlan(
+            payment=payment,
+            proposal=proposal,
+            customer_id=customer_id,
+            maker=None if system else actor,
+            on_account_amount=on_account,
+            needs_approval=_needs_approval(payment, lines),
+            state=State.DRAFT,
+        )
+        plan.full_clean()
+        try:
+            with transaction.atomic():
+                plan.save()
+        except IntegrityError:  # a concurrent propose won the one-live-plan constraint
+            raise PlanRefused("This payment already has a plan; edit that one instead.") from None
+        _write_lines(plan, lines)
+        if proposal is not None:
+            payment.proposals.filter(state="open").exclude(pk=proposal.pk).update(
+                state="superseded"
+            )
+            type(proposal).objects.filter(pk=proposal.pk).update(state="accepted")
+        if payment.match_state in (Payment.MatchState.UNMATCHED, Payment.MatchState.REJECTED):
+            _set_match_state(payment, Payment.MatchState.PROPOSED)
+        audit_log(
+            actor=None if system else actor,
+            action="plan.propose",
+            obj=plan,
+            summary=f"plan for payment {payment.external_id}: {len(lines)} line(s), "
+            f"{on_account} {payment.currency} on account"
+            + (f" (rule {proposal.rule_kind})" if proposal is not None else ""),
+            after=_snapshot(plan),
+        )
+    return plan
+
+
+def _commands_of(plan: AllocationPlan):
+    return OutboxCommand.objects.filter(origin_type="allocation_plan", origin_id=plan.pk)
+
+
+def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
+    """Change a plan's lines. An approved plan loses its approval: its unsent AIQ commands are
+    cancelled, it becomes void and a new draft takes its place (returned). Once any allocation
+    has started towards AIQ, the plan cannot be edited: unallocate instead."""
+    _require_clerk(actor)
+    lines = [LineInput.coerce(line) for line in lines]
+    with transaction.atomic():
+        payment = _lock_payment(plan.payment_id)
+        plan = _lock_plan(plan.pk)
+        before = _snapshot(plan)
+        if plan.state in (State.DRAFT, State.AWAITING_APPROVAL):
+            _customer, _invoices, on_account = _check_lines(
+                payment, lines, plan.customer_id, plan_id=plan.pk
+            )
+            plan.lines.all().delete()  # draft lines: nothing in AIQ refers to them
+            _write_lines(plan, lines)
+            plan.on_account_amount = on_account
+            plan.needs_approval = _needs_approval(payment, lines)
+            plan.state = State.DRAFT  # a changed plan is submitted (and checked) again
+            plan.version += 1
+            plan.full_clean()
+            plan.save()
+            _set_match_state(payment, Payment.MatchState.PROPOSED)
+            audit_log(
+                actor=actor,
+                action="plan.edit",
+                obj=plan,
+                summary=f"plan edited (version {plan.version}); back to draft",
+                before=before,
+                after=_snapshot(plan),
+            )
+            return plan
+        if plan.state != State.SENT:
+            raise PlanRefused(f"A {plan.get_state_display().lower()} plan cannot be edited.")
+        # Approved and handed to the outbox: only while nothing but the receipt has been sent.
+        # The receipt does not depend on the lines (the whole payment is received either way).
+        allocations = _commands_of(plan).exclude(kind=OutboxCommand.Kind.POST_RECEIPT)
+        ids = list(allocations.values_list("pk", flat=True))
+        cancelled = OutboxCommand.objects.filter(
+            pk__in=ids, state=OutboxCommand.State.PENDING, attempts=0
+        ).update(state=OutboxCommand.State.CANCELLED, updated_at=timezone.now())
+        if cancelled != len(ids):
+            raise PlanRefused(
+                "Part of this plan is already being written to AIQ; unallocate instead of editing."
+            )
+        plan.state = State.VOID
+        plan.save(update_fields=["state", "updated_at"])
+        audit_log(
+            actor=actor,
+            action="plan.void",
+            obj=plan,
+            summary=f"approval voided by an edit; {cancelled} unsent AIQ command(s) cancelled",
+            before=before,
+            after={"state": plan.state},
+        )
+        customer_id, _invoices, on_account = _check_lines(payment, lines, plan.customer_id)
+        successor = AllocationPlan(
+            payment=payment,
+            proposal=plan.proposal,
+            customer_id=customer_id,
+            maker=actor,
+            on_account_amount=on_account,
+            needs_approval=_needs_approval(payment, lines),
+            state=State.DRAFT,
+            version=plan.version + 1,
+        )
+        successor.full_clean()
+        successor.save()
+        _write_lines(successor, lines)
+        _set_match_state(payment, Payment.MatchState.PROPOSED)
+        audit_log(
+            actor=actor,
+            action="plan.edit",
+            obj=successor,
+            summary=f"replaces approved plan #{plan.pk}, which is void; needs approval again",
+            before=before,
+            after=_snapshot(successor),
+        )
+        return successor
+
+
+def _hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[OutboxCommand]:
+    """One receipt, then per line its allocations, each depending on what it allocates."""
+    entity = payment.entity
+    bank = entity.default_bank_account
+    if bank is None:
+        raise PlanRefused(f"{entity.name} has no default bank account to receive into.")
+    customer = plan.customer
+    today = timezone.localdate().isoformat()
+    origin = {"origin_type": "allocation_plan", "origin_id": plan.pk, "created_by": actor}
+    receipt = outbox_enqueue(
+        entity=entity,
+        kind=OutboxCommand.Kind.POST_RECEIPT,
+        external_reference=f"RCPT-{payment.pk}",
+        payload={
+            "customer_code": customer.code,
+            "bank_account_code": bank.bank_account_code,
+            "amount": _text(_available(payment), payment.currency),
+            "currency": payment.currency,
+            "payment_date": timezone.localdate(payment.received_at).isoformat(),
+            "description": f"{payment.get_source_display()} {payment.external_id}"[:500],
+            "payment_id": payment.pk,
+        },
+        **origin,
+    )
+    commands = [receipt]
+    for line in plan.lines.select_related("invoice").order_by("invoice_id"):
+        invoice = line.invoice
+        if invoice.aiq_transaction_id is None:
+            raise PlanRefused(f"Invoice {invoice} is not posted in AIQ yet; it cannot be settled.")
+        base = {
+            "paying_transaction_id": None,
+            "settled_transaction_id": invoice.aiq_transaction_id,
+            "invoice_id": invoice.pk,
+            "credit_note_id": None,
+            "allocation_date": today,
+            "currency": payment.currency,
+        }
+        if line.amount:
+            discount = line.discount_amount
+            payload = {**base, "amount": _text(line.amount, payment.currency)}
+            if discount:
+                payload["discount_amount"] = _text(discount, payment.currency)
+            commands.append(
+                outbox_enqueue(
+                    entity=entity,
+                    kind=OutboxCommand.Kind.ALLOCATE_WITH_DISCOUNT
+                    if discount
+                    else OutboxCommand.Kind.ALLOCATE,
+                    external_reference=f"ALLOC-{plan.pk}-{invoice.pk}",
+                    payload=payload,
+                    depends_on=receipt,
+                    **origin,
+                )
+            )
+        if line.write_off_amount:
+            journal = outbox_enqueue(
+                entity=entity,
+                kind=OutboxCommand.Kind.POST_WRITE_OFF,
+                external_reference=f"WOFF-{plan.pk}-{invoice.pk}",
+                payload={
+                    "customer_code": customer.code,
+                    "gl_account_code": line.write_off_gl_account_code,
+                    "amount": _text(line.write_off_amount, payment.currency),
+                    "currency": payment.currency,
+                    "journal_date": today,
+                    "description": f"Write-off on {invoice} (payment {payment.external_id})",
+                },
+                **origin,
+            )
+            commands.append(journal)
+            commands.append(
+                outbox_enqueue(
+                    entity=entity,
+                    kind=OutboxCommand.Kind.ALLOCATE,
+                    external_reference=f"ALLOC-WOFF-{plan.pk}-{invoice.pk}",
+                    payload={**base, "amount": _text(line.write_off_amount, payment.currency)},
+                    depends_on=journal,
+                    **origin,
+                )
+            )
+    return commands
+
+
+def _approve(plan: AllocationPlan, payment: Payment, actor, *, how: str) -> AllocationPlan:
+    """Shared tail of every approval: re-check amounts under lock, outbox, state, audit."""
+    lines = [LineInput.coerce(line) for line in plan.lines.all()]
+    _check_lines(payment, lines, plan.customer_id, plan_id=plan.pk)
+    before = _snapshot(plan)
+    plan.approver = actor if how == "approved" else None
+    plan.approved_at = timezone.now()
+    plan.state = State.SENT  # approved and handed to the outbox in this same transaction
+    plan.save(update_fields=["approver", "approved_at", "state", "updated_at"])
+    commands = _hand_to_outbox(plan, payment, actor)
+    if payment.customer_id is None:
+        Payment.objects.filter(pk=payment.pk).update(customer_id=plan.customer_id)
+    _set_match_state(payment, Payment.MatchState.APPROVED)
+    audit_log(
+        actor=actor if how == "approved" else None if plan.maker_id is None else plan.maker,
+        action="plan.approve",
+        obj=plan,
+        summary=f"{how}; {len(commands)} AIQ command(s) queued",
+        before=before,
+        after={**_snapshot(plan), "commands": [c.external_reference for c in commands]},
+    )
+    return plan
+
+
+def plan_submit(*, plan: AllocationPlan, actor) -> AllocationPlan:
+    """The maker is done. At or below the threshold with no discount or write-off the
+    submission approves it; otherwise it waits for a checker."""
+    _require_clerk(actor)
+    with transaction.atomic():
+        payment = _lock_payment(plan.payment_id)
+        plan = _lock_plan(plan.pk)
+        if plan.state != State.DRAFT:
+            raise PlanRefused(f"Only a draft can be submitted; this plan is {plan.state}.")
+        if plan.needs_approval:
+            plan.state = State.AWAITING_APPROVAL
+            plan.save(update_fields=["state", "updated_at"])
+            _set_match_state(payment, Payment.MatchState.AWAITING_APPROVAL)
+            audit_log(
+                actor=actor,
+                action="plan.submit",
+                obj=plan,
+                summary="submitted for approval by a second person",
+                after=_snapshot(plan),
+            )
+            return plan
+        return _approve(plan, payment, actor, how="auto-approved under threshold")
+
+
+def plan_approve(*, plan: AllocationPlan, actor) -> AllocationPlan:
+    """The checker approves: never the maker, not even a superuser."""
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Approving a plan needs the approver role.")
+    with transaction.atomic():
+        payment = _lock_payment(plan.payment_id)
+        plan = _lock_plan(plan.pk)
+        if plan.maker_id is not None and plan.maker_id == actor.pk:
+            raise PlanRefused("You made this plan; a different person must approve it.")
+        if plan.state != State.AWAITING_APPROVAL:
+            raise PlanRefused(
+                f"This plan is {plan.get_state_display().lower()}, not awaiting approval."
+            )
+        return _approve(plan, payment, actor, how="approved")
+
+
+def plan_auto_approve(*, payment: Payment, proposal) -> AllocationPlan:
+    """An auto-approve rule (exact reference + exact amount) made the plan, nobody's hand.
+    Above the threshold (or with a discount/write-off) it still waits for a checker."""
+    with transaction.atomic():
+        plan = plan_propose(
+            payment=payment, lines=proposal.lines, actor=None, proposal=proposal, system=True
+        )
+        payment = _lock_payment(payment.pk)
+        plan = _lock_plan(plan.pk)
+        if plan.needs_approval:
+            plan.state = State.AWAITING_APPROVAL
+            plan.save(update_fields=["state", "updated_at"])
+            _set_match_state(payment, Payment.MatchState.AWAITING_APPROVAL)
+            audit_log(
+                actor=None,
+                action="plan.submit",
+                obj=plan,
+                summary=f"auto-approve rule matched, but above {settings.APPROVAL_THRESHOLD}: "
+                "waits for an approver",
+            )
+            return plan
+        return _approve(plan, payment, None, how=f"auto-approved by rule {proposal.rule_kind}")
+
+
+def plan_reject(*, plan: AllocationPlan, actor, reason: str) -> AllocationPlan:
+    """The checker (or the maker withdrawing it) rejects a plan that is not approved yet."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise PlanRefused("Say why the plan is rejected.")
+    with transaction.atomic():
+        payment = _lock_payment(plan.payment_id)
+        plan = _lock_plan(plan.pk)
+        is_maker = plan.maker_id is not None and plan.maker_id == getattr(actor, "pk", None)
+        if not (
+            user_has_role(actor, Role.APPROVER) or (is_maker and user_has_role(actor, "clerk"))
+        ):
+            raise PermissionDenied("Rejecting a plan needs the approver role.")
+        if plan.state not in (State.DRAFT, State.AWAITING_APPROVAL):
+            raise PlanRefused(f"A {plan.get_state_display().lower()} plan cannot be rejected.")
+        before = _snapshot(plan)
+        plan.state = State.REJECTED
+        plan.rejection_reason = reason
+        plan.save(update_fields=["state", "rejection_reason", "updated_at"])
+        _set_match_state(payment, Payment.MatchState.REJECTED)
+        audit_log(
+            actor=actor,
+            action="plan.reject",
+            obj=plan,
+            summary=f"rejected: {reason}",
+            before=before,
+            after={"state": plan.state, "reason": reason},
+        )
+        return plan
+
+
+def allocation_unallocate(*, allocation: Allocation, actor, reason: str) -> OutboxCommand:
+    """Undo one allocation in AIQ (UnallocateTransactions). If it came from a plan, that line's
+    cash goes back on the payment's account, so the plan still adds up to the payment."""
+    _require_clerk(actor)
+    reason = (reason or "").strip()
+    if not reason:
+        raise PlanRefused("Say why the allocation is undone.")
+    with transaction.atomic():
+        allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
+        if allocation.state != Allocation.State.ACTIVE:
+            raise PlanRefused("This allocation is already undone.")
+        source = (
+            OutboxCommand.objects.filter(
+                entity_id=allocation.entity_id,
+                external_reference=allocation.reference,
+                origin_type="allocation_plan",
+            )
+            .only("origin_id", "payload")
+            .first()
+        )
+        line = None
+        if source is not None and source.payload.get("invoice_id"):
+            plan = _lock_plan(source.origin_id)
+            line = (
+                plan.lines.select_for_update()
+                .filter(invoice_id=source.payload["invoice_id"], unallocated_at__isnull=True)
+                .first()
+            )
+        command = outbox_enqueue(
+            entity=allocation.entity,
+            kind=OutboxCommand.Kind.UNALLOCATE,
+            external_reference=f"UNALLOC-{allocation.pk}",
+            payload={
+                "transaction_ids": [allocation.transaction_id_1, allocation.transaction_id_2],
+                "allocation_id": allocation.pk,
+                "reason": reason[:500],
+            },
+            origin_type="allocation",
+            origin_id=allocation.pk,
+            created_by=actor,
+        )
+        before = {"allocation": allocation.reference, "amount": allocation.amount}
+        after = {"command": command.external_reference, "reason": reason}
+        if line is not None and not allocation.reference.startswith("ALLOC-WOFF-"):
+            plan = line.plan
+            before["plan_on_account"] = plan.on_account_amount
+            line.unallocated_at = timezone.now()
+            line.unallocation_reason = reason
+            line.save(update_fields=["unallocated_at", "unallocation_reason"])
+            plan.on_account_amount += line.amount
+            plan.save(update_fields=["on_account_amount", "updated_at"])
+            after["plan_on_account"] = plan.on_account_amount
+        audit_log(
+            actor=actor,
+            action="allocation.unallocate",
+            obj=allocation,
+            summary=f"unallocate {allocation.reference} ({allocation.amount} "
+            f"{allocation.currency}): {reason}",
+            before=before,
+            after=after,
+        )
+        return command

@@ -1,0 +1,213 @@
+"""Worked matching scenarios, end to end through matching_run and the plan services."""
+
+from decimal import Decimal
+
+import pytest
+
+from ledger.models import OutboxCommand
+from payments.models import AllocationPlan, MatchProposal, MatchRule, Payment
+from payments.services.matching_runs import matching_run
+from payments.services.payments import payer_mapping_confirm
+from payments.services.plans import plan_approve, plan_propose, plan_submit
+from staff.models import AuditEntry
+from tests.test_plans_factories import (
+    D,
+    make_customer,
+    make_invoice,
+    make_payment,
+    setup_books,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def books(entity):
+    setup_books(entity)
+    return entity
+
+
+def proposals(payment):
+    return list(
+        MatchProposal.objects.filter(payment=payment).exclude(state="superseded").order_by("rank")
+    )
+
+
+def test_exact_reference_is_matched_and_auto_approved_into_the_outbox(books):
+    acme = make_customer(books)
+    make_invoice(acme, "80.00")
+    invoice = make_invoice(acme, "120.00", number="INV-001043")
+    payment = make_payment(books, "120.00", text="Payment inv 1043 thank you")
+
+    report = matching_run(dry_run=False)
+
+    best = proposals(payment)[0]
+    assert best.rule_kind == MatchRule.Kind.REFERENCE
+    assert best.confidence == Decimal("0.990")
+    assert best.lines[0]["invoice_id"] == invoice.pk and best.lines[0]["amount"] == "120.00"
+    token = best.evidence["tokens"][0]
+    assert token["field"] == "invoice_number" and token["token"] == "inv 1043"
+    assert report.auto_approved == 1
+    plan = AllocationPlan.objects.get(payment=payment)
+    assert plan.state == AllocationPlan.State.SENT and plan.maker is None
+    assert plan.approver is None and not plan.needs_approval
+    kinds = sorted(OutboxCommand.objects.values_list("kind", "external_reference"))
+    assert kinds == [
+        ("allocate", f"ALLOC-{plan.pk}-{invoice.pk}"),
+        ("post_receipt", f"RCPT-{payment.pk}"),
+    ]
+    payment.refresh_from_db()
+    assert payment.match_state == Payment.MatchState.APPROVED
+    assert AuditEntry.objects.filter(action="plan.approve", object_id=str(plan.pk)).exists()
+
+
+def test_auto_approve_above_threshold_waits_for_an_approver(books, settings):
+    settings.APPROVAL_THRESHOLD = D("100.00")
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "120.00")
+    payment = make_payment(books, "120.00", refs=[invoice.invoice_number])
+    matching_run(dry_run=False)
+    plan = AllocationPlan.objects.get(payment=payment)
+    assert plan.state == AllocationPlan.State.AWAITING_APPROVAL
+    assert not OutboxCommand.objects.exists()
+
+
+def test_lump_sum_of_three_invoices_found_by_combination(books, alice, bob):
+    acme = make_customer(books, email="ap@acme.test")
+    amounts = ["110.00", "245.50", "99.99", "310.00", "87.25", "500.00"]
+    invoices = [make_invoice(acme, a) for a in amounts]
+    payment = make_payment(books, "455.49", email="AP@acme.test", text="statement")
+
+    matching_run(dry_run=False)
+
+    best = proposals(payment)[0]
+    assert best.rule_kind == MatchRule.Kind.PAYER_COMBINATION
+    assert {line["invoice_id"] for line in best.lines} == {
+        invoices[0].pk,
+        invoices[1].pk,
+        invoices[2].pk,
+    }
+    assert best.evidence["customer"]["via"] == "customer_email"
+    assert sum(D(s["open"]) for s in best.evidence["amounts"]["summed"]) == D("455.49")
+    assert best.on_account_amount == 0
+
+
+def test_underpayment_within_tolerance_becomes_a_discount_needing_approval(books, alice, bob):
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "200.00")
+    payment = make_payment(books, "199.40", refs=[invoice.invoice_number])
+
+    matching_run(dry_run=False)
+
+    best = proposals(payment)[0]
+    assert best.rule_kind == MatchRule.Kind.TOLERANCE
+    assert best.lines[0]["amount"] == "199.40" and best.lines[0]["discount_amount"] == "0.60"
+    assert not AllocationPlan.objects.exists()  # only exact reference + amount is automatic
+    plan = plan_submit(
+        plan=plan_propose(payment=payment, lines=best.lines, actor=alice, proposal=best),
+        actor=alice,
+    )
+    assert plan.state == AllocationPlan.State.AWAITING_APPROVAL  # every discount needs a checker
+    plan_approve(plan=plan, actor=bob)
+    command = OutboxCommand.objects.get(kind="allocate_discount")
+    assert command.payload["amount"] == "199.40" and command.payload["discount_amount"] == "0.60"
+    assert command.depends_on.kind == "post_receipt"
+
+
+def test_overpayment_settles_the_invoice_and_leaves_the_rest_on_account(books):
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "100.00")
+    payment = make_payment(books, "150.00", refs=[invoice.invoice_number])
+    matching_run(dry_run=False)
+    best = proposals(payment)[0]
+    assert best.rule_kind == MatchRule.Kind.OVERPAYMENT
+    assert best.lines == [
+        {
+            "invoice_id": invoice.pk,
+            "amount": "100.00",
+            "discount_amount": "0.00",
+            "write_off_amount": "0.00",
+            "write_off_gl_account_code": "",
+        }
+    ]
+    assert best.on_account_amount == D("50.00")
+
+
+def test_underpayment_outside_tolerance_is_a_partial_allocation(books):
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "100.00")
+    payment = make_payment(books, "60.00", refs=[invoice.invoice_number])
+    matching_run(dry_run=False)
+    best = proposals(payment)[0]
+    assert best.rule_kind == MatchRule.Kind.OVERPAYMENT
+    assert best.lines[0]["amount"] == "60.00" and best.on_account_amount == 0
+    assert "part-paid" in best.explanation
+
+
+def test_wrong_currency_is_no_match(books):
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "100.00")
+    payment = make_payment(
+        books, "100.00", currency="EUR", customer=acme, refs=[invoice.invoice_number]
+    )
+    report = matching_run(dry_run=False)
+    assert proposals(payment) == []
+    assert report.unmatched == 1
+    assert any("currencies must match" in note for note in report.results[0].notes)
+    payment.refresh_from_db()
+    assert payment.match_state == Payment.MatchState.UNMATCHED
+
+
+def test_reference_matching_two_invoices_needs_review_and_shows_both(books):
+    acme = make_customer(books)
+    first = make_invoice(acme, "100.00", number="INV-1043")
+    second = make_invoice(acme, "100.00", number="SO-1043")
+    payment = make_payment(books, "100.00", text="Invoice 1043")
+    matching_run(dry_run=False)
+    shown = proposals(payment)
+    assert {p.lines[0]["invoice_id"] for p in shown} == {first.pk, second.pk}
+    assert all(p.confidence <= Decimal("0.5") for p in shown)
+    assert shown[0].evidence["needs_review"] is True
+    assert not AllocationPlan.objects.exists()
+
+
+def test_dry_run_shows_the_run_and_changes_nothing(books):
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "120.00")
+    payment = make_payment(books, "120.00", refs=[invoice.invoice_number])
+    audit_before = AuditEntry.objects.count()
+    report = matching_run(dry_run=True)
+    assert report.proposed == 1 and report.results[0].candidates[0].auto_approve
+    assert not MatchProposal.objects.exists() and not AllocationPlan.objects.exists()
+    assert not OutboxCommand.objects.exists() and AuditEntry.objects.count() == audit_before
+    payment.refresh_from_db()
+    assert payment.match_state == Payment.MatchState.UNMATCHED
+
+
+def test_confirmed_payer_mapping_is_used_by_later_runs(books, alice):
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "75.00")
+    payment = make_payment(books, "75.00")
+    Payment.objects.filter(pk=payment.pk).update(payer_reference="cus_ABC")
+    assert matching_run(dry_run=True).proposed == 0  # nobody knows who cus_ABC is yet
+
+    payer_mapping_confirm(user=alice, source="stripe", payer_key="cus_ABC", customer=acme)
+    Payment.objects.filter(pk=payment.pk).update(customer=None)  # learnt mapping, not the copy
+    report = matching_run(dry_run=False)
+
+    best = proposals(payment)[0]
+    assert best.rule_kind == MatchRule.Kind.PAYER_EXACT
+    assert best.evidence["customer"]["via"] == "payer_mapping"
+    assert best.lines[0]["invoice_id"] == invoice.pk
+    assert report.by_rule == {"payer_exact": 1}
+
+
+def test_two_payments_of_one_amount_do_not_both_claim_one_invoice(books):
+    acme = make_customer(books, email="a@acme.test")
+    older = make_invoice(acme, "50.00")
+    newer = make_invoice(acme, "50.00")
+    first = make_payment(books, "50.00", email="a@acme.test")
+    second = make_payment(books, "50.00", email="a@acme.test")
+    matching_run(dry_run=False)
+    assert proposals(first)[0].lines[0]["invoice_id"] == older.pk
+    assert proposals(second)[0].lines[0]["invoice_id"] == newer.pk
