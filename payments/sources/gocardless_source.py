@@ -1,0 +1,214 @@
+"""GoCardless through the official gocardless-pro SDK: payments and payouts, signed webhooks.
+
+Every call to GoCardless goes through `gc_client()`. Webhooks carry a batch of events signed
+with HMAC-SHA256 of the raw body (`Webhook-Signature`, hex); like Stripe's, each event is
+stored once and then acted on from the resource as the API reports it.
+"""
+
+import hashlib
+import hmac
+import json
+import logging
+from datetime import datetime
+
+import gocardless_pro
+from django.conf import settings
+from django.utils import timezone
+
+from ledger.money import exponent, from_minor, normalise_currency, quantize, to_decimal
+from payments.models import Source, WebhookEvent
+from payments.services.payments import (
+    PaymentsNotConfigured,
+    payments_upsert,
+    payout_link_payments,
+    payout_upsert,
+)
+from payments.services.stripe_events import WebhookRejected, webhook_event_store
+from payments.sources.normalised import NormalisedPayment
+
+log = logging.getLogger(__name__)
+SOURCE = Source.GOCARDLESS
+HANDLED_RESOURCES = frozenset({"payments", "payouts", "refunds"})
+
+# GoCardless payment status -> ours (https://developer.gocardless.com/api-reference/#payments)
+_STATUS = {
+    "pending_customer_approval": "pending",
+    "pending_submission": "pending",
+    "submitted": "pending",
+    "confirmed": "succeeded",
+    "paid_out": "succeeded",
+    "cancelled": "canceled",
+    "customer_approval_denied": "failed",
+    "failed": "failed",
+    "charged_back": "disputed",
+}
+
+
+class GoCardlessUnavailable(Exception):
+    """The API could not be reached or answered with an error: the event is retried later."""
+
+
+def gc_client(base_url: str | None = None) -> gocardless_pro.Client:
+    if not settings.GOCARDLESS_ACCESS_TOKEN:
+        raise GoCardlessUnavailable("GOCARDLESS_ACCESS_TOKEN is not set.")
+    base_url = base_url or getattr(settings, "GOCARDLESS_API_BASE", "")
+    if base_url:
+        return gocardless_pro.Client(
+            access_token=settings.GOCARDLESS_ACCESS_TOKEN, base_url=base_url, timeout=20
+        )
+    return gocardless_pro.Client(
+        access_token=settings.GOCARDLESS_ACCESS_TOKEN,
+        environment=settings.GOCARDLESS_ENVIRONMENT,
+        timeout=20,
+    )
+
+
+def normalise_payment(payment: dict) -> NormalisedPayment:
+    currency = normalise_currency(payment["currency"])
+    amount = from_minor(payment["amount"], currency)
+    refunded = from_minor(payment.get("amount_refunded") or 0, currency)
+    status = _STATUS.get(payment.get("status") or "", "pending")
+    if status == "succeeded" and refunded:
+        status = "refunded" if refunded >= amount else "partially_refunded"
+    links = payment.get("links") or {}
+    refs = []
+    for label in ("reference", "description"):
+        if payment.get(label):
+            refs.append({"source": label, "value": str(payment[label])})
+    for key, value in sorted((payment.get("metadata") or {}).items()):
+        if value:
+            refs.append({"source": f"metadata.{key}", "value": str(value)})
+    received = payment.get("charge_date") or payment.get("created_at")
+    received_at = datetime.fromisoformat(received.replace("Z", "+00:00"))
+    if timezone.is_naive(received_at):
+        received_at = timezone.make_aware(received_at, timezone.get_fixed_timezone(0))
+    metadata = payment.get("metadata") or {}
+    return NormalisedPayment(
+        source=SOURCE,
+        external_id=payment["id"],
+        amount=amount,
+        currency=currency,
+        amount_refunded=refunded,
+        received_at=received_at,
+        status=status,
+        payer_reference=links.get("mandate") or "",
+        description=payment.get("description") or "",
+        references=refs,
+        raw=payment,
+        customer_code_hint=(metadata.get("aiq_customer_code") or "").upper(),
+    )
+
+
+def gocardless_import(*, client=None, created_after: str | None = None) -> dict:
+    """Import payments (auto-paginated by the SDK's cursor) created after an ISO timestamp."""
+    client = client or gc_client()
+    params = {"limit": 500}
+    if created_after:
+        params["created_at[gt]"] = created_after
+    created = updated = 0
+    batch = []
+    try:
+        for payment in client.payments.all(params=params):
+            batch.append(normalise_payment(payment.attributes))
+            if len(batch) == 500:
+                result = payments_upsert(items=batch, origin="gocardless.import")
+                created, updated, batch = created + result.created, updated + result.updated, []
+    except gocardless_pro.errors.GoCardlessProError as error:
+        raise GoCardlessUnavailable(f"GoCardless: {type(error).__name__}") from None
+    if batch:
+        result = payments_upsert(items=batch, origin="gocardless.import")
+        created, updated = created + result.created, updated + result.updated
+    return {"created": created, "updated": updated}
+
+
+def gocardless_payout_sync(*, payout_id: str, client=None):
+    """Store a payout and link the payments its items settled (payment_paid_out items)."""
+    client = client or gc_client()
+    payout = client.payouts.get(payout_id).attributes
+    currency = normalise_currency(payout["currency"])
+    row = payout_upsert(
+        source=SOURCE,
+        payout={
+            "external_id": payout["id"],
+            "amount": from_minor(payout["amount"], currency),
+            "currency": currency,
+            "status": payout.get("status") or "",
+            "arrival_date": datetime.fromisoformat(payout["arrival_date"]).date()
+            if payout.get("arrival_date")
+            else None,
+            "raw": payout,
+        },
+    )
+    keys, net_minor = [], to_decimal(0)
+    for item in client.payout_items.all(params={"payout": payout_id}):
+        data = item.attributes
+        # item amounts are strings in fractional currency to one decimal place ("1000.0")
+        net_minor += to_decimal(data["amount"])
+        payment_id = (data.get("links") or {}).get("payment")
+        if data.get("type") == "payment_paid_out" and payment_id:
+            keys.append(payment_id)
+    net_total = quantize(net_minor.scaleb(-exponent(currency)), currency)
+    payout_link_payments(payout=row, payment_keys=keys, net_total=net_total)
+    return row
+
+
+def gocardless_webhook_receive(*, payload: bytes, signature: str | None):
+    if not signature:
+        raise WebhookRejected("missing Webhook-Signature header")
+    valid = any(
+        hmac.compare_digest(
+            hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest(), signature.strip()
+        )
+        for secret in settings.GOCARDLESS_WEBHOOK_SECRETS
+    )
+    if not valid:
+        raise WebhookRejected("signature does not match any configured secret")
+    try:
+        events = json.loads(payload)["events"]
+        stored = [
+            webhook_event_store(
+                source=SOURCE,
+                event_id=e["id"],
+                event_type=f"{e['resource_type']}.{e['action']}",
+                payload=e,
+                handled=e["resource_type"] in HANDLED_RESOURCES,
+            )
+            for e in events
+        ]
+    except (ValueError, KeyError, TypeError):
+        raise WebhookRejected("signed body is not a GoCardless event batch") from None
+    return stored
+
+
+def gocardless_event_process(*, event_pk: int, client=None) -> str:
+    event = WebhookEvent.objects.get(pk=event_pk)
+    if event.state in (WebhookEvent.State.PROCESSED, WebhookEvent.State.IGNORED):
+        return event.state
+    links = event.payload.get("links") or {}
+    try:
+        client = client or gc_client()
+        if event.payload["resource_type"] == "payouts":
+            gocardless_payout_sync(payout_id=links["payout"], client=client)
+        else:  # payments and refunds both change a payment
+            payment = client.payments.get(links["payment"]).attributes
+            payments_upsert(items=[normalise_payment(payment)], origin="gocardless.webhook")
+    except (
+        gocardless_pro.errors.GoCardlessProError,
+        GoCardlessUnavailable,
+        PaymentsNotConfigured,
+        OSError,
+    ) as error:
+        WebhookEvent.objects.filter(pk=event.pk).update(
+            state=WebhookEvent.State.RETRY,
+            attempts=event.attempts + 1,
+            last_error=f"{type(error).__name__}: {error}"[:2000],
+        )
+        log.warning("gocardless event %s will be retried: %s", event.event_id, type(error).__name__)
+        return WebhookEvent.State.RETRY
+    WebhookEvent.objects.filter(pk=event.pk).update(
+        state=WebhookEvent.State.PROCESSED,
+        attempts=event.attempts + 1,
+        last_error="",
+        processed_at=timezone.now(),
+    )
+    return WebhookEvent.State.PROCESSED
