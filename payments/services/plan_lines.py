@@ -1,0 +1,180 @@
+"""Plan lines: their input shape and the checks every plan change runs under row locks.
+
+See payments/services/plans.py for the invariants and the lock order.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db.models import BigIntegerField, F, Sum
+
+from ledger.models import GLAccount, Invoice
+from ledger.money import MoneyError, exact
+from payments.matching.index import OPEN_STATUSES, RESERVING_PLAN_STATES
+from payments.models import AllocationPlan, AllocationPlanLine, Payment
+
+ZERO = Decimal("0")
+
+
+class PlanRefused(ValidationError):
+    """A plan change that would break a rule; the message says which, for a person to read."""
+
+
+@dataclass(frozen=True)
+class LineInput:
+    invoice_id: int
+    amount: Decimal
+    discount_amount: Decimal = ZERO
+    write_off_amount: Decimal = ZERO
+    write_off_gl_account_code: str = ""
+
+    @classmethod
+    def coerce(cls, value) -> "LineInput":
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, AllocationPlanLine):
+            value = {
+                "invoice_id": value.invoice_id,
+                "amount": value.amount,
+                "discount_amount": value.discount_amount,
+                "write_off_amount": value.write_off_amount,
+                "write_off_gl_account_code": value.write_off_gl_account_code,
+            }
+        try:
+            return cls(
+                invoice_id=int(value["invoice_id"]),
+                amount=Decimal(str(value.get("amount") or 0)),
+                discount_amount=Decimal(str(value.get("discount_amount") or 0)),
+                write_off_amount=Decimal(str(value.get("write_off_amount") or 0)),
+                write_off_gl_account_code=str(value.get("write_off_gl_account_code") or ""),
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError):
+            raise PlanRefused(f"Not a valid plan line: {value!r}.") from None
+
+
+def _text(amount: Decimal, currency: str) -> str:
+    """Outbox payload amounts at the currency's precision ("199.40", not "199.400")."""
+    return str(exact(amount, currency))
+
+
+def _available(payment: Payment) -> Decimal:
+    return payment.amount - payment.amount_refunded
+
+
+def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decimal]:
+    """What other not-yet-confirmed live plans hold on these invoices."""
+    rows = AllocationPlanLine.objects.filter(
+        invoice_id__in=invoice_ids,
+        plan__state__in=RESERVING_PLAN_STATES,
+        unallocated_at__isnull=True,
+    )
+    if exclude_plan_id is not None:
+        rows = rows.exclude(plan_id=exclude_plan_id)
+    totals = rows.values("invoice_id").annotate(
+        held=Sum(
+            F("amount") + F("discount_amount") + F("write_off_amount"),
+            output_field=BigIntegerField(),
+        )
+    )
+    # explicitly the stored thousandths (no MoneyField conversion on the sum)
+    return {r["invoice_id"]: Decimal(int(r["held"])).scaleb(-3) for r in totals}
+
+
+def _check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=None):
+    """Validate lines against locked invoices; returns (customer_id, invoices by id, on account)."""
+    currency = payment.currency
+    ids = [line.invoice_id for line in lines]
+    if len(set(ids)) != len(ids):
+        raise PlanRefused("An invoice appears twice in the plan; use one line per invoice.")
+    # lock in id order (see module docstring)
+    invoices = {
+        inv.pk: inv for inv in Invoice.objects.select_for_update().filter(pk__in=ids).order_by("pk")
+    }
+    held = reserved_elsewhere(ids, exclude_plan_id=plan_id)
+    for line in lines:
+        invoice = invoices.get(line.invoice_id)
+        if invoice is None:
+            raise PlanRefused(f"Invoice #{line.invoice_id} does not exist.")
+        label = str(invoice)
+        if invoice.entity_id != payment.entity_id:
+            raise PlanRefused(f"Invoice {label} belongs to another company.")
+        if invoice.currency != currency:
+            raise PlanRefused(
+                f"Invoice {label} is in {invoice.currency}, the payment in {currency}: "
+                "currencies must match."
+            )
+        if invoice.status not in OPEN_STATUSES:
+            raise PlanRefused(f"Invoice {label} is not open ({invoice.get_status_display()}).")
+        customer_id = customer_id or invoice.customer_id
+        if invoice.customer_id != customer_id:
+            raise PlanRefused(f"Invoice {label} belongs to another customer than the plan's.")
+        try:
+            for value in (line.amount, line.discount_amount, line.write_off_amount):
+                exact(value, currency)
+        except MoneyError as error:
+            raise PlanRefused(f"Invoice {label}: {error}") from None
+        if min(line.amount, line.discount_amount, line.write_off_amount) < 0:
+            raise PlanRefused(f"Invoice {label}: amounts cannot be negative.")
+        settles = line.amount + line.discount_amount + line.write_off_amount
+        if settles == 0:
+            raise PlanRefused(f"Invoice {label}: the line allocates nothing.")
+        if line.discount_amount and not line.amount:
+            raise PlanRefused(f"Invoice {label}: a discount is given with a cash allocation.")
+        if line.write_off_amount:
+            code = line.write_off_gl_account_code
+            if not code:
+                raise PlanRefused(f"Invoice {label}: a write-off needs a GL account.")
+            if not GLAccount.objects.filter(entity_id=payment.entity_id, code=code).exists():
+                raise PlanRefused(f"Invoice {label}: GL account {code} is not known.")
+        open_amount = invoice.outstanding_amount - held.get(invoice.pk, ZERO)
+        if settles > open_amount:
+            raise PlanRefused(
+                f"Invoice {label} has {max(open_amount, ZERO)} {currency} open "
+                f"(outstanding {invoice.outstanding_amount}, held by other plans "
+                f"{held.get(invoice.pk, ZERO)}); the plan settles {settles}."
+            )
+    allocated = sum((line.amount for line in lines), ZERO)
+    on_account = _available(payment) - allocated
+    if on_account < 0:
+        raise PlanRefused(
+            f"The plan allocates {allocated} {currency}, more than the payment's "
+            f"{_available(payment)}."
+        )
+    if customer_id is None:
+        raise PlanRefused("A plan with no invoices needs a customer to hold the money on account.")
+    return customer_id, invoices, on_account
+
+
+def _snapshot(plan: AllocationPlan) -> dict:
+    return {
+        "state": plan.state,
+        "version": plan.version,
+        "on_account": plan.on_account_amount,
+        "lines": [
+            {
+                "invoice_id": line.invoice_id,
+                "amount": line.amount,
+                "discount": line.discount_amount,
+                "write_off": line.write_off_amount,
+                "gl": line.write_off_gl_account_code,
+            }
+            for line in plan.lines.order_by("invoice_id")
+        ],
+    }
+
+
+def _write_lines(plan: AllocationPlan, lines: list[LineInput]) -> None:
+    AllocationPlanLine.objects.bulk_create(
+        [
+            AllocationPlanLine(
+                plan=plan,
+                invoice_id=line.invoice_id,
+                amount=line.amount,
+                discount_amount=line.discount_amount,
+                write_off_amount=line.write_off_amount,
+                write_off_gl_account_code=line.write_off_gl_account_code,
+            )
+            for line in lines
+        ]
+    )

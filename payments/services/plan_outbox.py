@@ -1,0 +1,97 @@
+"""Handing an approved plan to the outbox (payload contract: ledger/outbox/services.py).
+
+One receipt for the whole payment (what is not allocated stays on account), then per line an
+allocate (or allocate_discount) depending on the receipt, and for a write-off a sales credit
+journal to the GL account plus an allocate depending on that journal. External references are
+deterministic, so the outbox can read each write back from AIQ before ever repeating it.
+"""
+
+from django.utils import timezone
+
+from ledger.models import OutboxCommand
+from ledger.outbox.services import outbox_enqueue
+from payments.models import AllocationPlan, Payment
+from payments.services.plan_lines import PlanRefused, _available, _text
+
+
+def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[OutboxCommand]:
+    """One receipt, then per line its allocations, each depending on what it allocates."""
+    entity = payment.entity
+    bank = entity.default_bank_account
+    if bank is None:
+        raise PlanRefused(f"{entity.name} has no default bank account to receive into.")
+    customer = plan.customer
+    today = timezone.localdate().isoformat()
+    origin = {"origin_type": "allocation_plan", "origin_id": plan.pk, "created_by": actor}
+    receipt = outbox_enqueue(
+        entity=entity,
+        kind=OutboxCommand.Kind.POST_RECEIPT,
+        external_reference=f"RCPT-{payment.pk}",
+        payload={
+            "customer_code": customer.code,
+            "bank_account_code": bank.bank_account_code,
+            "amount": _text(_available(payment), payment.currency),
+            "currency": payment.currency,
+            "payment_date": timezone.localdate(payment.received_at).isoformat(),
+            "description": f"{payment.get_source_display()} {payment.external_id}"[:500],
+            "payment_id": payment.pk,
+        },
+        **origin,
+    )
+    commands = [receipt]
+    for line in plan.lines.select_related("invoice").order_by("invoice_id"):
+        invoice = line.invoice
+        if invoice.aiq_transaction_id is None:
+            raise PlanRefused(f"Invoice {invoice} is not posted in AIQ yet; it cannot be settled.")
+        base = {
+            "paying_transaction_id": None,
+            "settled_transaction_id": invoice.aiq_transaction_id,
+            "invoice_id": invoice.pk,
+            "credit_note_id": None,
+            "allocation_date": today,
+            "currency": payment.currency,
+        }
+        if line.amount:
+            discount = line.discount_amount
+            payload = {**base, "amount": _text(line.amount, payment.currency)}
+            if discount:
+                payload["discount_amount"] = _text(discount, payment.currency)
+            commands.append(
+                outbox_enqueue(
+                    entity=entity,
+                    kind=OutboxCommand.Kind.ALLOCATE_WITH_DISCOUNT
+                    if discount
+                    else OutboxCommand.Kind.ALLOCATE,
+                    external_reference=f"ALLOC-{plan.pk}-{invoice.pk}",
+                    payload=payload,
+                    depends_on=receipt,
+                    **origin,
+                )
+            )
+        if line.write_off_amount:
+            journal = outbox_enqueue(
+                entity=entity,
+                kind=OutboxCommand.Kind.POST_WRITE_OFF,
+                external_reference=f"WOFF-{plan.pk}-{invoice.pk}",
+                payload={
+                    "customer_code": customer.code,
+                    "gl_account_code": line.write_off_gl_account_code,
+                    "amount": _text(line.write_off_amount, payment.currency),
+                    "currency": payment.currency,
+                    "journal_date": today,
+                    "description": f"Write-off on {invoice} (payment {payment.external_id})",
+                },
+                **origin,
+            )
+            commands.append(journal)
+            commands.append(
+                outbox_enqueue(
+                    entity=entity,
+                    kind=OutboxCommand.Kind.ALLOCATE,
+                    external_reference=f"ALLOC-WOFF-{plan.pk}-{invoice.pk}",
+                    payload={**base, "amount": _text(line.write_off_amount, payment.currency)},
+                    depends_on=journal,
+                    **origin,
+                )
+            )
+    return commands
