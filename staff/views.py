@@ -1,9 +1,114 @@
+"""Staff screens: login, dashboard, audit log, and the access helpers every screen uses.
+
+Access is checked here in the view (anonymous users never get this far: the login-required
+middleware sends them to the login page) and again in each service a view calls.
+"""
+
+import importlib
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from functools import wraps
+
+from django import forms
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
 
+from ledger import selectors
 from staff.forms import ThrottledAuthenticationForm
+from staff.models import Role
+from staff.services import user_has_role
+
+
+def role_required(role: Role):
+    """Let the view run only for users with the role (admins and approvers inherit down)."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapped(request, *args, **kwargs):
+            if not user_has_role(request.user, role):
+                raise PermissionDenied(f"This page needs the {role.label} role.")
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+clerk_required = role_required(Role.CLERK)
+approver_required = role_required(Role.APPROVER)
+
+
+def get_or_404(queryset, **lookup):
+    """The object, or a 404 page (never a stack trace) when it does not exist."""
+    try:
+        return queryset.get(**lookup)
+    except queryset.model.DoesNotExist:
+        raise Http404(f"No {queryset.model._meta.verbose_name} matches.") from None
+
+
+def optional_service(module: str, name: str):
+    """A service another part of the project provides, or None while it has not landed.
+
+    Screens show a plain "not available yet" state instead of faking the behaviour.
+    """
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError):
+        return None
+
+
+class AuditFilterForm(forms.Form):
+    q = forms.CharField(label="Search action or summary", required=False, max_length=200)
+    user = forms.CharField(label="User", required=False, max_length=150)
+    object_type = forms.CharField(label="Object type", required=False, max_length=60)
+    object_id = forms.CharField(label="Object id", required=False, max_length=64)
+    date_from = forms.DateField(
+        label="From", required=False, widget=forms.DateInput({"type": "date"})
+    )
+    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput({"type": "date"}))
+
+
+NOT_AVAILABLE = "This action is not available yet (its service has not been installed)."
+
+
+@dataclass
+class Outcome:
+    """What a service call did, in words a person can act on."""
+
+    ok: bool
+    message: str = ""
+    value: object = None
+    field_errors: dict = dataclass_field(default_factory=dict)
+
+
+def _message(error: Exception) -> str:
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    return str(error) or error.__class__.__name__
+
+
+def run_service(module: str, name: str, **kwargs) -> Outcome:
+    """Call a service and turn its refusals (permission, validation) into an Outcome.
+
+    Unexpected errors still propagate: they are bugs, logged, and the user sees the 500 page
+    while the service's transaction leaves nothing half-written.
+    """
+    service = optional_service(module, name)
+    if service is None:
+        return Outcome(False, NOT_AVAILABLE)
+    try:
+        return Outcome(True, value=service(**kwargs))
+    except PermissionDenied as error:
+        return Outcome(False, _message(error) or "You are not allowed to do this.")
+    except ValidationError as error:
+        fields = error.message_dict if hasattr(error, "error_dict") else {}
+        return Outcome(False, _message(error), field_errors=fields)
+    except ValueError as error:  # MoneyError and the services' own refusals
+        return Outcome(False, _message(error))
 
 
 @method_decorator(login_not_required, name="dispatch")
@@ -12,5 +117,28 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
+@clerk_required
 def dashboard(request):
-    return render(request, "staff/dashboard.html", {})
+    figures = selectors.dashboard_figures()
+    charts = {
+        "match_rate": selectors.match_rate_by_day(days=30),
+        "cash_by_source": selectors.cash_by_day_and_source(days=30),
+    }
+    return render(
+        request,
+        "staff/dashboard.html",
+        {**figures, "charts": charts},
+    )
+
+
+@clerk_required
+def audit_log_view(request):
+    form = AuditFilterForm(request.GET or None)
+    entries = selectors.audit_entries()
+    if form.is_valid():
+        entries = selectors.audit_filter(entries, **form.cleaned_data)
+    page = selectors.keyset_page(
+        entries, order=("at", "id"), after=request.GET.get("after"), size=50
+    )
+    template = "staff/_audit_rows.html" if request.htmx else "staff/audit.html"
+    return render(request, template, {"form": form, "page": page})

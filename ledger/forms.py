@@ -1,0 +1,99 @@
+"""Filter and upload forms for the ledger screens."""
+
+import django_filters
+from django import forms
+from django.db.models import Q
+
+from ledger.models import Customer, DocumentStatus, Invoice
+
+MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
+ATTACHMENT_TYPES = {
+    ".csv": "text/csv",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+class InvoiceFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        label="Invoice number or reference", method="search", max_length=100
+    )
+    status = django_filters.ChoiceFilter(
+        label="Status", choices=DocumentStatus.choices, empty_label="Any"
+    )
+    customer = django_filters.CharFilter(label="Customer code", method="filter_customer")
+    currency = django_filters.CharFilter(label="Currency", method="filter_currency", max_length=3)
+    outstanding = django_filters.BooleanFilter(
+        label="Open only",
+        method="filter_open",
+        widget=forms.CheckboxInput,
+    )
+    date_from = django_filters.DateFilter(
+        label="Dated from",
+        field_name="invoice_date",
+        lookup_expr="gte",
+        widget=forms.DateInput({"type": "date"}),
+    )
+    date_to = django_filters.DateFilter(
+        label="Dated to",
+        field_name="invoice_date",
+        lookup_expr="lte",
+        widget=forms.DateInput({"type": "date"}),
+    )
+
+    class Meta:
+        model = Invoice
+        fields: list[str] = []
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(Q(invoice_number=value) | Q(external_reference=value))
+
+    def filter_customer(self, queryset, name, value):
+        return queryset.filter(customer__code=value.strip().upper())
+
+    def filter_currency(self, queryset, name, value):
+        return queryset.filter(currency=value.strip().upper())
+
+    def filter_open(self, queryset, name, value):
+        return queryset.filter(outstanding_amount__gt=0) if value else queryset
+
+
+class CustomerFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(label="Code or name", method="search", max_length=100)
+    currency = django_filters.CharFilter(label="Currency", method="filter_currency", max_length=3)
+
+    class Meta:
+        model = Customer
+        fields: list[str] = []
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        return queryset.filter(Q(code__istartswith=value) | Q(name__icontains=value))
+
+    def filter_currency(self, queryset, name, value):
+        return queryset.filter(currency=value.strip().upper())
+
+
+class AttachmentForm(forms.Form):
+    file = forms.FileField(label="CSV or Excel breakdown (.csv, .xlsx; at most 5 MB)")
+    description = forms.CharField(label="Description", max_length=200, required=False)
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        name = upload.name.lower()
+        suffix = next((s for s in ATTACHMENT_TYPES if name.endswith(s)), None)
+        if suffix is None:
+            raise forms.ValidationError("Attach a .csv or .xlsx file.")
+        if upload.size > MAX_ATTACHMENT_BYTES:
+            raise forms.ValidationError("The file is larger than 5 MB.")
+        if upload.size == 0:
+            raise forms.ValidationError("The file is empty.")
+        head = upload.read(4)
+        upload.seek(0)
+        if suffix == ".xlsx" and head != b"PK\x03\x04":
+            raise forms.ValidationError("This is not an Excel (.xlsx) file.")
+        if suffix == ".csv" and b"\x00" in head:
+            raise forms.ValidationError("This does not look like a CSV text file.")
+        return upload

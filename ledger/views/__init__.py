@@ -1,0 +1,1 @@
+"""Staff screens for the AIQ mirror: invoices, customers, documents, sync."""

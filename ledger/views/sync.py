@@ -1,0 +1,107 @@
+"""Sync: outbox commands by state (retry/cancel), last pull per object type, "sync now"."""
+
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from ledger import selectors
+from ledger.models import Entity, OutboxCommand
+from payments.forms import ReasonForm
+from staff.models import Role
+from staff.services import user_has_role
+from staff.views import (
+    approver_required,
+    clerk_required,
+    get_or_404,
+    optional_service,
+    run_service,
+)
+
+OUTBOX = "ledger.outbox.services"
+SYNC = "ledger.sync.services"
+
+
+@clerk_required
+def sync_overview(request):
+    state = request.GET.get("state") or ""
+    if state and state not in OutboxCommand.State.values:
+        state = ""
+    page = selectors.keyset_page(
+        selectors.outbox_by_state(state or None),
+        order=("created_at", "id"),
+        after=request.GET.get("after"),
+        size=50,
+    )
+    counts = selectors.outbox_state_counts()
+    context = {
+        "state": state,
+        "states": [
+            (value, label, counts.get(value, 0)) for value, label in OutboxCommand.State.choices
+        ],
+        "page": page,
+        "sync_states": list(selectors.sync_states()),
+        "entities": Entity.objects.order_by("name"),
+        "can_act": user_has_role(request.user, Role.APPROVER),
+        "sync_ready": optional_service(SYNC, "sync_start") is not None,
+        "reason_form": ReasonForm(),
+    }
+    return render(request, "ledger/sync.html", context)
+
+
+@require_POST
+@approver_required
+def command_retry(request, command_id):
+    command = get_or_404(OutboxCommand.objects.all(), pk=command_id)
+    outcome = run_service(OUTBOX, "outbox_retry", command=command, actor=request.user)
+    if outcome.ok:
+        messages.success(request, f"{command.external_reference} will be sent again.")
+    else:
+        messages.error(request, f"Not retried: {outcome.message}")
+    return redirect("ledger:sync")
+
+
+@require_POST
+@approver_required
+def command_cancel(request, command_id):
+    command = get_or_404(OutboxCommand.objects.all(), pk=command_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a reason for cancelling.")
+        return redirect("ledger:sync")
+    outcome = run_service(
+        OUTBOX,
+        "outbox_cancel",
+        command=command,
+        actor=request.user,
+        reason=form.cleaned_data["reason"],
+    )
+    if outcome.ok:
+        messages.success(request, f"{command.external_reference} was cancelled.")
+    else:
+        messages.error(request, f"Not cancelled: {outcome.message}")
+    return redirect("ledger:sync")
+
+
+@require_POST
+@clerk_required
+def sync_now(request):
+    entity_id = request.POST.get("entity", "")
+    entity = get_or_404(Entity.objects.all(), pk=int(entity_id) if entity_id.isdigit() else 0)
+    outcome = run_service(SYNC, "sync_start", entity=entity, actor=request.user)
+    if not outcome.ok:
+        messages.error(request, f"Sync not started: {outcome.message}")
+        return redirect("ledger:sync")
+    if request.htmx:
+        return sync_progress(request)
+    messages.success(request, f"Sync of {entity.name} started.")
+    return redirect("ledger:sync")
+
+
+@clerk_required
+def sync_progress(request):
+    """htmx partial: the progress bars; it keeps polling while any pull is running."""
+    states = list(selectors.sync_states())
+    running = any(s.running for s in states)
+    return render(
+        request, "ledger/_sync_progress.html", {"sync_states": states, "running": running}
+    )

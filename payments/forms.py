@@ -1,0 +1,86 @@
+"""Forms for the payment screens. Amounts are parsed exactly in the payment's currency."""
+
+from decimal import Decimal
+
+from django import forms
+
+from ledger.models import Invoice
+from ledger.money import MoneyError, exact
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason", max_length=1000, widget=forms.Textarea({"rows": 2}), strip=True
+    )
+
+
+def _amount(text: str, currency: str) -> Decimal:
+    text = (text or "").replace(",", "").strip()
+    if text == "":
+        return Decimal(0)
+    value = exact(text, currency)  # raises MoneyError with a plain message
+    if value < 0:
+        raise MoneyError("Amounts cannot be negative.")
+    return value
+
+
+class AllocationForm:
+    """The allocation editor: one row per invoice plus the remainder left on account.
+
+    Rows arrive as repeated `invoice` ids with `amount_<id>`, `discount_<id>`, `write_off_<id>`
+    and `write_off_account_<id>`. Errors are kept per field so each shows next to its input.
+    """
+
+    def __init__(self, data, *, payment):
+        self.data = data
+        self.payment = payment
+        self.errors: dict[str, str] = {}
+        self.non_field_errors: list[str] = []
+        self.lines: list[dict] = []
+        self.on_account_amount = Decimal(0)
+        self.invoices: dict[int, Invoice] = {}
+
+    def is_valid(self) -> bool:
+        currency = self.payment.currency
+        ids = []
+        for raw in self.data.getlist("invoice"):
+            if not str(raw).isdigit():
+                self.non_field_errors.append("An invoice row was not understood; reload the page.")
+                continue
+            if int(raw) not in ids:
+                ids.append(int(raw))
+        self.invoices = Invoice.objects.select_related("customer").in_bulk(ids)
+        for invoice_id in ids:
+            invoice = self.invoices.get(invoice_id)
+            if invoice is None:
+                self.non_field_errors.append(f"Invoice #{invoice_id} no longer exists.")
+                continue
+            line = {"invoice": invoice}
+            for key, name in (
+                ("amount", f"amount_{invoice_id}"),
+                ("discount_amount", f"discount_{invoice_id}"),
+                ("write_off_amount", f"write_off_{invoice_id}"),
+            ):
+                try:
+                    line[key] = _amount(self.data.get(name, ""), currency)
+                except MoneyError as error:
+                    self.errors[name] = str(error)
+            line["write_off_gl_account_code"] = self.data.get(
+                f"write_off_account_{invoice_id}", ""
+            ).strip()
+            if invoice.currency != currency:
+                self.errors[f"amount_{invoice_id}"] = (
+                    f"{invoice} is in {invoice.currency}; the payment is in {currency}."
+                )
+            if all(line.get(k, 0) == 0 for k in ("amount", "discount_amount", "write_off_amount")):
+                continue  # an empty row is simply not part of the plan
+            self.lines.append(line)
+        try:
+            self.on_account_amount = _amount(self.data.get("on_account_amount", ""), currency)
+        except MoneyError as error:
+            self.errors["on_account_amount"] = str(error)
+        if not self.lines and not self.on_account_amount and not self.errors:
+            self.non_field_errors.append(
+                "Allocate something to at least one invoice, or leave the payment on account."
+            )
+        return not self.errors and not self.non_field_errors

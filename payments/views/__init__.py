@@ -1,0 +1,1 @@
+"""Staff screens for money in: inbox, payment detail and allocation editor, approvals."""

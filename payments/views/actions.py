@@ -1,0 +1,51 @@
+"""Calls into the plan services, with their refusals turned into messages for people.
+
+The services (payments/services/plans.py) do the checking and the writing; this module only
+adapts names and errors. While a service has not landed, the outcome says so plainly.
+"""
+
+from staff.views import Outcome, optional_service, run_service
+
+PLANS = "payments.services.plans"
+
+
+def available(name: str) -> bool:
+    return optional_service(PLANS, name) is not None
+
+
+def approve_plan(*, plan, actor) -> Outcome:
+    return run_service(PLANS, "plan_approve", plan=plan, actor=actor)
+
+
+def reject_plan(*, plan, actor, reason: str) -> Outcome:
+    return run_service(PLANS, "plan_reject", plan=plan, actor=actor, reason=reason)
+
+
+def propose_plan(*, payment, actor, lines, on_account_amount, proposal=None) -> Outcome:
+    return run_service(
+        PLANS,
+        "plan_propose",
+        payment=payment,
+        actor=actor,
+        lines=lines,
+        on_account_amount=on_account_amount,
+        proposal=proposal,
+    )
+
+
+def edit_plan(*, plan, actor, lines, on_account_amount) -> Outcome:
+    return run_service(
+        PLANS, "plan_edit", plan=plan, actor=actor, lines=lines, on_account_amount=on_account_amount
+    )
+
+
+def submit_plan(*, plan, actor) -> Outcome:
+    return run_service(PLANS, "plan_submit", plan=plan, actor=actor)
+
+
+def reject_payment(*, payment, actor, reason: str) -> Outcome:
+    return run_service(PLANS, "payment_reject", payment=payment, actor=actor, reason=reason)
+
+
+def unallocate(*, line, actor, reason: str) -> Outcome:
+    return run_service(PLANS, "allocation_unallocate", line=line, actor=actor, reason=reason)

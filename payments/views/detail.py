@@ -1,0 +1,273 @@
+"""Payment detail and the allocation editor."""
+
+import json
+
+from django.contrib import messages
+from django.db.models import Q
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from ledger.models import GLAccount, Invoice
+from ledger.money import exponent, format_money
+from ledger.selectors import open_invoices_search
+from payments.forms import AllocationForm, ReasonForm
+from payments.models import AllocationPlan, Payment
+from payments.views import actions
+from staff.models import AuditEntry
+from staff.views import clerk_required, get_or_404
+
+LIVE = [
+    AllocationPlan.State.DRAFT,
+    AllocationPlan.State.AWAITING_APPROVAL,
+    AllocationPlan.State.APPROVED,
+    AllocationPlan.State.SENT,
+    AllocationPlan.State.CONFIRMED,
+]
+EDITABLE = [AllocationPlan.State.DRAFT, AllocationPlan.State.AWAITING_APPROVAL]
+
+
+def _payment(payment_id):
+    return get_or_404(
+        Payment.objects.select_related("customer", "payout", "receipt", "entity"), pk=payment_id
+    )
+
+
+def _proposals(payment):
+    proposals = list(payment.proposals.select_related("rule").order_by("rank", "id"))
+    invoice_ids = {
+        int(line["invoice_id"])
+        for p in proposals
+        for line in p.lines
+        if str(line.get("invoice_id", "")).isdigit()
+    }
+    invoices = Invoice.objects.select_related("customer").in_bulk(invoice_ids)
+    for proposal in proposals:
+        proposal.resolved_lines = [
+            {**line, "invoice": invoices.get(int(line["invoice_id"]))}
+            for line in proposal.lines
+            if str(line.get("invoice_id", "")).isdigit()
+        ]
+        evidence = proposal.evidence
+        proposal.evidence_items = (
+            evidence.get("items") if isinstance(evidence, dict) and "items" in evidence else None
+        )
+        proposal.evidence_json = json.dumps(evidence, indent=1, sort_keys=True, default=str)
+    return proposals
+
+
+def _editor_rows(payment, plan, proposals, form=None):
+    """Rows for the editor: the submitted ones, else the live plan, else the best proposal."""
+    if form is not None:
+        rows = []
+        for invoice_id in form.data.getlist("invoice"):
+            invoice = form.invoices.get(int(invoice_id)) if invoice_id.isdigit() else None
+            if invoice:
+                rows.append(
+                    {
+                        "invoice": invoice,
+                        "amount": form.data.get(f"amount_{invoice.pk}", ""),
+                        "discount_amount": form.data.get(f"discount_{invoice.pk}", ""),
+                        "write_off_amount": form.data.get(f"write_off_{invoice.pk}", ""),
+                        "write_off_gl_account_code": form.data.get(
+                            f"write_off_account_{invoice.pk}", ""
+                        ),
+                    }
+                )
+        return rows, form.data.get("on_account_amount", "")
+    if plan is not None:
+        rows = [
+            {
+                "invoice": line.invoice,
+                "amount": line.amount,
+                "discount_amount": line.discount_amount,
+                "write_off_amount": line.write_off_amount,
+                "write_off_gl_account_code": line.write_off_gl_account_code,
+            }
+            for line in plan.lines.select_related("invoice__customer").order_by("id")
+        ]
+        return rows, plan.on_account_amount
+    open_proposals = [p for p in proposals if p.state == "open"]
+    if open_proposals:
+        best = open_proposals[0]
+        rows = [
+            {
+                "invoice": line["invoice"],
+                "amount": line.get("amount", ""),
+                "discount_amount": line.get("discount", line.get("discount_amount", "")),
+                "write_off_amount": line.get("write_off", line.get("write_off_amount", "")),
+                "write_off_gl_account_code": "",
+            }
+            for line in best.resolved_lines
+            if line["invoice"] is not None
+        ]
+        return rows, best.on_account_amount
+    return [], ""
+
+
+def _text(value, currency) -> str:
+    """An amount for an input box: empty for zero/blank, the currency's decimals otherwise."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, str):
+        return value  # what the user typed, shown back unchanged
+    if value == 0:
+        return ""
+    return format_money(value, currency, with_code=False).replace(",", "")
+
+
+def _decorate(rows, payment, form):
+    errors = form.errors if form is not None else {}
+    for row in rows:
+        pk = row["invoice"].pk
+        row["amount_text"] = _text(row["amount"], payment.currency)
+        row["discount_text"] = _text(row["discount_amount"], payment.currency)
+        row["write_off_text"] = _text(row["write_off_amount"], payment.currency)
+        row["errors"] = {
+            "amount": errors.get(f"amount_{pk}"),
+            "discount": errors.get(f"discount_{pk}"),
+            "write_off": errors.get(f"write_off_{pk}"),
+        }
+    return rows
+
+
+def _history(payment, plans):
+    """Every decision about this payment and its plans, newest first."""
+    plan_ids = [str(plan.pk) for plan in plans]
+    return list(
+        AuditEntry.objects.select_related("actor")
+        .filter(
+            Q(object_type="payments.payment", object_id=str(payment.pk))
+            | Q(object_type="payments.allocationplan", object_id__in=plan_ids)
+        )
+        .order_by("-at", "-id")[:100]
+    )
+
+
+def _render(request, payment, *, form=None, reject_form=None, status=200):
+    plans = list(
+        payment.plans.select_related("maker", "approver", "proposal")
+        .prefetch_related("lines__invoice")
+        .order_by("-created_at", "-id")
+    )
+    live = next((p for p in plans if p.state in LIVE), None)
+    proposals = _proposals(payment)
+    rows, on_account = _editor_rows(payment, live, proposals, form)
+    rows = _decorate(rows, payment, form)
+    context = {
+        "payment": payment,
+        "places": exponent(payment.currency),
+        "fees": payment.fees.all(),
+        "proposals": proposals,
+        "plans": plans,
+        "live_plan": live,
+        "editable": live is None or live.state in EDITABLE,
+        "rows": rows,
+        "on_account": _text(on_account, payment.currency),
+        "form": form,
+        "reject_form": reject_form or ReasonForm(),
+        "gl_accounts": GLAccount.objects.filter(entity=payment.entity_id, active=True).order_by(
+            "code"
+        ),
+        "raw_json": json.dumps(payment.raw, indent=1, sort_keys=True, default=str),
+        "history": _history(payment, plans),
+        "services_ready": actions.available("plan_propose"),
+    }
+    return render(request, "payments/detail.html", context, status=status)
+
+
+@clerk_required
+def detail(request, payment_id):
+    return _render(request, _payment(payment_id))
+
+
+@clerk_required
+def invoice_search(request, payment_id):
+    """htmx: open invoices of any customer, to add to the editor."""
+    payment = _payment(payment_id)
+    text = request.GET.get("q", "")[:100]
+    results = open_invoices_search(text=text, currency=payment.currency) if text.strip() else []
+    return render(
+        request,
+        "payments/_invoice_results.html",
+        {"payment": payment, "results": results, "q": text},
+    )
+
+
+@clerk_required
+def editor_row(request, payment_id):
+    """htmx: one editor row for an invoice picked from the search."""
+    payment = _payment(payment_id)
+    invoice = get_or_404(
+        Invoice.objects.select_related("customer"), pk=request.GET.get("invoice") or 0
+    )
+    gl_accounts = GLAccount.objects.filter(entity=payment.entity_id, active=True).order_by("code")
+    row = {"invoice": invoice, "amount": "", "discount_amount": "", "write_off_amount": ""}
+    _decorate([row], payment, None)
+    return render(
+        request,
+        "payments/_alloc_row.html",
+        {"payment": payment, "row": row, "gl_accounts": gl_accounts, "editable": True},
+    )
+
+
+@require_POST
+@clerk_required
+def allocate(request, payment_id):
+    payment = _payment(payment_id)
+    form = AllocationForm(request.POST, payment=payment)
+    if not form.is_valid():
+        return _render(request, payment, form=form, status=400)
+    live = payment.plans.filter(state__in=EDITABLE).first()
+    if live is None:
+        proposal_id = request.POST.get("proposal")
+        proposal = (
+            payment.proposals.filter(pk=proposal_id).first()
+            if proposal_id and proposal_id.isdigit()
+            else None
+        )
+        outcome = actions.propose_plan(
+            payment=payment,
+            actor=request.user,
+            lines=form.lines,
+            on_account_amount=form.on_account_amount,
+            proposal=proposal,
+        )
+        plan = outcome.value
+    else:
+        outcome = actions.edit_plan(
+            plan=live,
+            actor=request.user,
+            lines=form.lines,
+            on_account_amount=form.on_account_amount,
+        )
+        plan = outcome.value or live
+    if (
+        outcome.ok
+        and plan is not None
+        and getattr(plan, "state", None) == AllocationPlan.State.DRAFT
+    ):
+        outcome = actions.submit_plan(plan=plan, actor=request.user)
+    if not outcome.ok:
+        form.non_field_errors.append(outcome.message)
+        for name, errors in outcome.field_errors.items():
+            form.errors.setdefault(name, " ".join(errors))
+        return _render(request, payment, form=form, status=400)
+    messages.success(request, "Allocation submitted.")
+    return redirect("payments:detail", payment_id=payment.pk)
+
+
+@require_POST
+@clerk_required
+def reject(request, payment_id):
+    payment = _payment(payment_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        return _render(request, payment, reject_form=form, status=400)
+    outcome = actions.reject_payment(
+        payment=payment, actor=request.user, reason=form.cleaned_data["reason"]
+    )
+    if not outcome.ok:
+        messages.error(request, outcome.message)
+        return _render(request, payment, reject_form=form, status=400)
+    messages.success(request, "Proposals rejected.")
+    return redirect("payments:detail", payment_id=payment.pk)

@@ -1,0 +1,95 @@
+"""The inbox filter form (django-filter) and the text search box."""
+
+from decimal import Decimal, InvalidOperation
+
+import django_filters
+from django import forms
+from django.db.models import Exists, OuterRef, Q
+
+from payments.models import MatchProposal, MatchRule, Payment, Source
+
+# Each tab is one match state (or a pair), so the page is an ordered range scan of the
+# payment_inbox index (match_state, received_at DESC, id DESC).
+TABS = {
+    "unmatched": ("Unmatched", [Payment.MatchState.UNMATCHED]),
+    "proposed": ("Proposed", [Payment.MatchState.PROPOSED]),
+    "awaiting": ("Awaiting approval", [Payment.MatchState.AWAITING_APPROVAL]),
+    "sent": ("Sent to AIQ", [Payment.MatchState.APPROVED, Payment.MatchState.SENT]),
+    "failed": ("Failed", [Payment.MatchState.FAILED]),
+    "all": ("All", None),
+}
+DEFAULT_TAB = "unmatched"
+
+
+def parse_amount(text: str) -> Decimal | None:
+    """'1,250.00' -> Decimal('1250.00'); None when the text is not an amount."""
+    cleaned = text.replace(",", "").strip()
+    if not cleaned or not any(ch.isdigit() for ch in cleaned):
+        return None
+    try:
+        value = Decimal(cleaned)
+    except InvalidOperation:
+        return None
+    return value if value.is_finite() and value >= 0 else None
+
+
+class InboxFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        label="Search reference, payer or amount", method="search", max_length=200
+    )
+    source = django_filters.ChoiceFilter(label="Source", choices=Source.choices, empty_label="Any")
+    currency = django_filters.CharFilter(label="Currency", method="filter_currency", max_length=3)
+    received_from = django_filters.DateFilter(
+        label="Received from",
+        field_name="received_at",
+        lookup_expr="date__gte",
+        widget=forms.DateInput({"type": "date"}),
+    )
+    received_to = django_filters.DateFilter(
+        label="Received to",
+        field_name="received_at",
+        lookup_expr="date__lte",
+        widget=forms.DateInput({"type": "date"}),
+    )
+    amount_min = django_filters.NumberFilter(
+        label="Amount from", field_name="amount", lookup_expr="gte", min_value=0
+    )
+    amount_max = django_filters.NumberFilter(
+        label="Amount to", field_name="amount", lookup_expr="lte", min_value=0
+    )
+    customer = django_filters.CharFilter(
+        label="Customer code", method="filter_customer", max_length=50
+    )
+    rule = django_filters.ChoiceFilter(
+        label="Rule", choices=MatchRule.Kind.choices, method="filter_rule", empty_label="Any"
+    )
+
+    class Meta:
+        model = Payment
+        fields: list[str] = []
+
+    def filter_currency(self, queryset, name, value):
+        return queryset.filter(currency=value.strip().upper())
+
+    def filter_customer(self, queryset, name, value):
+        return queryset.filter(customer__code=value.strip().upper())
+
+    def filter_rule(self, queryset, name, value):
+        proposals = MatchProposal.objects.filter(payment=OuterRef("pk"), rule_kind=value)
+        return queryset.filter(Exists(proposals))
+
+    def search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        amount = parse_amount(value)
+        if amount is not None:
+            # An amount: exact match on the gross amount (or a reference that is all digits).
+            return queryset.filter(Q(amount=amount) | Q(external_id=value))
+        return queryset.filter(
+            Q(external_id=value)
+            | Q(payer_reference=value)
+            | Q(payer_email__iexact=value)
+            | Q(payer_name__icontains=value)
+            | Q(description__icontains=value)
+        )

@@ -1,0 +1,138 @@
+"""Who may open and post to each screen: a table of role x view x expected status.
+
+anonymous -> redirected to log in; mallory (logged in, no role) -> 403; alice the clerk,
+bob the approver and carol the admin per the table. Mutations answer 405 to GET.
+"""
+
+import pytest
+from django.urls import reverse
+
+from tests.test_views_data import screen_data  # noqa: F401
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    # The personas' passwords are hashed per test; the default hasher is slow on purpose.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+ANON, NOROLE, CLERK, APPROVER, ADMIN = "anonymous", "mallory", "alice", "bob", "carol"
+ROLES = (ANON, NOROLE, CLERK, APPROVER, ADMIN)
+
+
+def _urls(d):
+    pay, plan, inv, cust, cmd = (
+        d["unmatched"],
+        d["plan"],
+        d["invoices"][0],
+        d["customer"],
+        d["command"],
+    )
+    return {
+        "dashboard": ("get", reverse("dashboard"), {}),
+        "audit": ("get", reverse("audit"), {}),
+        "inbox": ("get", reverse("payments:inbox"), {}),
+        "export": ("get", reverse("payments:export"), {}),
+        "detail": ("get", reverse("payments:detail", args=[pay.pk]), {}),
+        "invoice_search": ("get", reverse("payments:invoice_search", args=[pay.pk]) + "?q=INV", {}),
+        "approvals": ("get", reverse("payments:approvals"), {}),
+        "invoices": ("get", reverse("ledger:invoices"), {}),
+        "invoice": ("get", reverse("ledger:invoice", args=[inv.pk]), {}),
+        "customers": ("get", reverse("ledger:customers"), {}),
+        "customer": ("get", reverse("ledger:customer", args=[cust.pk]), {}),
+        "sync": ("get", reverse("ledger:sync"), {}),
+        "sync_progress": ("get", reverse("ledger:sync_progress"), {}),
+        "approve": ("post", reverse("payments:approve", args=[plan.pk]), {}),
+        "reject_plan": ("post", reverse("payments:reject_plan", args=[plan.pk]), {"reason": "x"}),
+        "bulk_approve": ("post", reverse("payments:bulk_approve"), {"plan_ids": [plan.pk]}),
+        "allocate": ("post", reverse("payments:allocate", args=[pay.pk]), {}),
+        "reject_payment": ("post", reverse("payments:reject", args=[pay.pk]), {"reason": ""}),
+        "retry": ("post", reverse("ledger:command_retry", args=[cmd.pk]), {}),
+        "cancel": ("post", reverse("ledger:command_cancel", args=[cmd.pk]), {"reason": ""}),
+        "sync_now": ("post", reverse("ledger:sync_now"), {"entity": "0"}),
+    }
+
+
+LOGIN = 302
+# view: expected status for (anonymous, mallory, alice, bob, carol).
+# POSTs here send incomplete data on purpose: the point is who gets past the permission check
+# (302 back to the screen with a message / 400 with the form), never a change by the wrong role.
+TABLE = {
+    "dashboard": (LOGIN, 403, 200, 200, 200),
+    "audit": (LOGIN, 403, 200, 200, 200),
+    "inbox": (LOGIN, 403, 200, 200, 200),
+    "export": (LOGIN, 403, 200, 200, 200),
+    "detail": (LOGIN, 403, 200, 200, 200),
+    "invoice_search": (LOGIN, 403, 200, 200, 200),
+    "approvals": (LOGIN, 403, 200, 200, 200),
+    "invoices": (LOGIN, 403, 200, 200, 200),
+    "invoice": (LOGIN, 403, 200, 200, 200),
+    "customers": (LOGIN, 403, 200, 200, 200),
+    "customer": (LOGIN, 403, 200, 200, 200),
+    "sync": (LOGIN, 403, 200, 200, 200),
+    "sync_progress": (LOGIN, 403, 200, 200, 200),
+    "approve": (LOGIN, 403, 403, 302, 302),
+    "reject_plan": (LOGIN, 403, 403, 302, 302),
+    "bulk_approve": (LOGIN, 403, 403, 302, 302),
+    "allocate": (LOGIN, 403, 400, 400, 400),
+    "reject_payment": (LOGIN, 403, 400, 400, 400),
+    "retry": (LOGIN, 403, 403, 302, 302),
+    "cancel": (LOGIN, 403, 403, 302, 302),
+    "sync_now": (LOGIN, 403, 404, 404, 404),
+}
+
+CASES = [(view, role, TABLE[view][i]) for view in TABLE for i, role in enumerate(ROLES)]
+
+
+@pytest.mark.parametrize(("view", "role", "expected"), CASES)
+def test_role_gets_expected_status(client, request, screen_data, view, role, expected):  # noqa: F811
+    for name in (NOROLE, CLERK, APPROVER, ADMIN):
+        request.getfixturevalue(name)
+    if role != ANON:
+        from django.contrib.auth.models import User
+
+        client.force_login(User.objects.get(username=role))
+    method, url, data = _urls(screen_data)[view]
+    response = getattr(client, method)(url, data)
+    assert response.status_code == expected, (view, role, response.status_code)
+    if expected == LOGIN and role == ANON:
+        assert response["Location"].startswith(reverse("login"))
+
+
+def test_every_route_of_ours_is_in_the_table(screen_data):  # noqa: F811
+    from django.urls import get_resolver
+
+    names = set()
+    for ns in ("payments", "ledger"):
+        resolver = get_resolver().namespace_dict[ns][1]
+        names |= {n for n in resolver.reverse_dict if isinstance(n, str)}
+    covered = {
+        "inbox", "export", "detail", "invoice_search", "approvals", "approve", "reject_plan",
+        "bulk_approve", "allocate", "reject", "editor_row", "invoices", "invoice", "invoice_pdf",
+        "invoice_attach", "receipt_pdf", "customers", "customer", "customer_statement", "sync",
+        "sync_now", "sync_progress", "command_retry", "command_cancel",
+    }  # fmt: skip
+    assert names <= covered, names - covered
+
+
+@pytest.mark.parametrize(
+    "name", ["approve", "reject_plan", "bulk_approve", "allocate", "retry", "cancel", "sync_now"]
+)
+def test_mutations_refuse_get(client, bob, screen_data, name):  # noqa: F811
+    client.force_login(bob)
+    _, url, _ = _urls(screen_data)[name]
+    assert client.get(url).status_code == 405
+
+
+@pytest.mark.parametrize("name", ["approve", "allocate", "retry"])
+def test_mutations_need_the_csrf_token(bob, screen_data, name):  # noqa: F811
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    _, url, data = _urls(screen_data)[name]
+    response = client.post(url, data)
+    assert response.status_code == 403
+    assert b"Not allowed" in response.content or b"CSRF" in response.content
