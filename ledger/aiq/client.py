@@ -257,6 +257,12 @@ class AiqClient(AiqOperations):
                     f"could not connect to AIQ ({type(exc).__name__})", operation=operation
                 ) from None
             raise self._lost(operation, f"no answer from AIQ ({type(exc).__name__})") from None
+        status = response.status_code
+        if status != 200 and "xml" not in response.headers.get("Content-Type", ""):
+            # Not a SOAP answer at all (proxy page, wrong URL): the status code says it all.
+            if 400 <= status < 500:
+                raise AiqPermanentError(f"HTTP {status} from AIQ", operation=operation)
+            raise self._lost(operation, f"HTTP {status} from AIQ")
         try:
             reply = self._binding.process_reply(self._zeep, op, response)
         except zeep_exc.Fault as exc:

@@ -36,6 +36,7 @@ WSDL_CACHE_SECONDS = 24 * 3600
 
 _documents: dict[tuple, Document] = {}
 _lock = threading.Lock()
+_fetch_lock = threading.Lock()
 
 
 def endpoint_for(region: str, api_version: str) -> str:
@@ -70,6 +71,15 @@ def document_for(endpoint: str, api_version: str, *, fetch: bool = True) -> Docu
         doc = _documents.get(key)
     if doc is not None:
         return doc
+    with _fetch_lock:  # N threads starting together fetch and parse it once
+        with _lock:
+            doc = _documents.get(key)
+        if doc is not None:
+            return doc
+        return _fetch(endpoint, api_version, key)
+
+
+def _fetch(endpoint: str, api_version: str, key: tuple) -> Document:
     try:
         cache_path = Path(settings.VAR_DIR) / "zeep-cache.sqlite"
         cache_path.parent.mkdir(parents=True, exist_ok=True)
