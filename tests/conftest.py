@@ -192,3 +192,42 @@ def audit_flushable(transactional_db):
         cursor.execute("DELETE FROM staff_auditentry")
         for sql in create.get(vendor, []):
             cursor.execute(sql)
+
+
+# --- AIQ sandbox (sandbox/testing.py) -------------------------------------------------------
+# A real SOAP server over HTTP on a free port. `aiq_sandbox`: fresh seeded books per test.
+# `aiq_sandbox_session`: one server for the run (faults reset per test; the books accumulate,
+# so use unique references). Both point settings.AIQ_SANDBOX_URL and the AIQ_DEMO_* env
+# credentials at it and return a sandbox.testing.RunningSandbox (.url, .faults, .state,
+# .expire_tokens(), .credentials, .stop()).
+def _point_at_sandbox(sandbox, settings, monkeypatch):
+    settings.AIQ_SANDBOX_URL = sandbox.url
+    for name, value in sandbox.credentials.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def aiq_sandbox(tmp_path, settings, monkeypatch):
+    from sandbox.testing import start_sandbox
+
+    sandbox = start_sandbox(tmp_path / "aiq-sandbox.sqlite3")
+    _point_at_sandbox(sandbox, settings, monkeypatch)
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture(scope="session")
+def _aiq_sandbox_server(tmp_path_factory):
+    from sandbox.testing import start_sandbox
+
+    sandbox = start_sandbox(tmp_path_factory.mktemp("aiq-sandbox") / "aiq-sandbox.sqlite3")
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def aiq_sandbox_session(_aiq_sandbox_server, settings, monkeypatch):
+    _aiq_sandbox_server.faults.reset()
+    _point_at_sandbox(_aiq_sandbox_server, settings, monkeypatch)
+    yield _aiq_sandbox_server
+    _aiq_sandbox_server.faults.reset()

@@ -1,0 +1,1 @@
+"""SOAP operation handlers, one module per family; each registers itself with @operation."""

@@ -1,0 +1,125 @@
+"""Start a real sandbox server for tests: a background thread, a free port, a temp database.
+
+    from sandbox.testing import start_sandbox
+
+    sandbox = start_sandbox(tmp_path / "aiq.sqlite3")        # seeded demo company
+    sandbox.url                      # http://127.0.0.1:<port>
+    sandbox.wsdl_url("1_1")          # .../integration_1_1.asmx?wsdl (also "2_0")
+    sandbox.credentials              # AIQ_DEMO_PARTNER_KEY, _USER_KEY, _CLIENT_ID, _CLIENT_SECRET
+    sandbox.faults.update(drop_next=1, ops=["SaveSalesReceiptGetBackTransactionID"])
+    sandbox.expire_tokens()
+    sandbox.state.receipt_count("REF-1")
+    sandbox.stop()
+
+The pytest fixtures `aiq_sandbox` (fresh books per test) and `aiq_sandbox_session` (one
+server for the whole run) in tests/conftest.py wrap this module.
+"""
+
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+from sandbox import wsdl
+from sandbox.seed import credentials, seed
+from sandbox.server import SandboxServer
+
+_template_lock = threading.Lock()
+_template: Path | None = None
+
+
+def _seeded_template() -> Path:
+    """Seed once per process and copy the file for every fresh sandbox (seeding takes
+    ~0.3 s; a copy takes a millisecond)."""
+    global _template
+    with _template_lock:
+        if _template is None or not _template.exists():
+            directory = Path(tempfile.mkdtemp(prefix="aiq-sandbox-template-"))
+            path = directory / "seeded.sqlite3"
+            seed(str(path))
+            _template = path
+        return _template
+
+
+@dataclass
+class RunningSandbox:
+    server: SandboxServer
+    db_path: Path
+    credentials: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def wsdl_url(self, version: str = "1_1") -> str:
+        return self.server.wsdl_url(version)
+
+    def endpoint(self, version: str = "1_1") -> str:
+        return f"{self.url}/system/dashboard/integration/integration_{version}.asmx"
+
+    @property
+    def faults(self):
+        return self.server.faults
+
+    @property
+    def state(self):
+        return self.server.state
+
+    def expire_tokens(self) -> int:
+        return self.server.expire_tokens()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+def start_sandbox(
+    db_path: str | Path | None = None,
+    *,
+    seeded: bool = True,
+    token_ttl_seconds: float = 1200,
+    faults: dict | None = None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+) -> RunningSandbox:
+    """Serve a sandbox in a background thread. Port 0 lets the OS pick a free port."""
+    if db_path is None:
+        db_path = Path(tempfile.mkdtemp(prefix="aiq-sandbox-")) / "aiq-sandbox.sqlite3"
+    db_path = Path(db_path)
+    if seeded and not db_path.exists():
+        shutil.copyfile(_seeded_template(), db_path)
+    server = SandboxServer(
+        str(db_path), host=host, port=port, token_ttl_seconds=token_ttl_seconds, faults=faults
+    )
+    return RunningSandbox(server=server.start(), db_path=db_path, credentials=credentials())
+
+
+# --- client helpers for tests ---------------------------------------------------------------
+
+
+@cache
+def _zeep_client(version: str):
+    from zeep import Client
+
+    # Parsed once per process from the committed WSDL; services are then bound per sandbox.
+    return Client(str(wsdl.VERSIONS[version]))
+
+
+def soap_service(sandbox: RunningSandbox, version: str = "1_1"):
+    """A zeep service proxy for this sandbox's endpoint (the committed WSDL as the client)."""
+    client = _zeep_client(version)
+    return client.create_service(f"{{{wsdl.TNS}}}IntegrationSoap", sandbox.endpoint(version))
+
+
+def login(sandbox: RunningSandbox, service=None, company_id: str = "demo") -> str:
+    service = service or soap_service(sandbox)
+    return service.Login(
+        companyID=company_id,
+        partnerKey=sandbox.credentials["AIQ_DEMO_PARTNER_KEY"],
+        userKey=sandbox.credentials["AIQ_DEMO_USER_KEY"],
+    )
+
+
+def aiq_header(access_token: str, entity: str = "demo") -> dict:
+    return {"AiqSoapHeader": {"Entity": entity, "AccessToken": access_token}}
