@@ -24,6 +24,13 @@ from ledger.models import OutboxCommand
 
 Kind = OutboxCommand.Kind
 
+# Sends are marked replay-safe for the client: it replays a write only when AIQ answered
+# HasExpired, i.e. refused it without applying it, so the replay after a new login cannot double
+# it. (A lost answer is never replayed by the client: that is AiqAmbiguousError, and the outbox
+# reads back before any resend.) Without this, tokens expiring mid-batch would push every
+# affected command into backoff.
+REPLAY_AFTER_EXPIRY = True
+
 
 class PayloadError(ValueError):
     """The payload cannot be sent as it is; a person must correct the decision behind it."""
@@ -128,7 +135,7 @@ def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "customer_code", "bank_account_code", "amount", "payment_date")
     response = client.call(
         "SaveSalesReceiptGetBackTransactionID",
-        replay_safe=False,
+        replay_safe=REPLAY_AFTER_EXPIRY,
         salesReceipt={
             "CustomerCode": payload["customer_code"].upper(),
             "CheckReference": command.external_reference,
@@ -152,7 +159,7 @@ def _journal(operation: str, sign_note: str):
         _require(payload, "customer_code", "gl_account_code", "amount", "journal_date")
         response = client.call(
             operation,
-            replay_safe=False,
+            replay_safe=REPLAY_AFTER_EXPIRY,
             journal={
                 "AccountCode": payload["customer_code"].upper(),
                 "ExchangeRate": Decimal(1),
@@ -181,9 +188,9 @@ def _journal(operation: str, sign_note: str):
 # --- allocations -----------------------------------------------------------------------------
 
 
-def _allocation_entries(client, paying_id: int) -> list:
+def allocation_entries(client, paying_id: int) -> list:
     response = client.call(
-        "GetAllocationsByTransactionId", replay_safe=True, transactionId=paying_id
+        "GetAllocationsByTransactionId", replay_safe=True, transactionId=str(paying_id)
     )
     entries = []
     for txn in items(response, "WSAllocationTransactionDTO"):
@@ -223,7 +230,7 @@ def _known_same_allocations(command: OutboxCommand, payload: dict) -> int:
 def allocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
     amount = decimal(payload["amount"])
     entries = _matching(
-        _allocation_entries(client, payload["paying_transaction_id"]),
+        allocation_entries(client, payload["paying_transaction_id"]),
         payload["settled_transaction_id"],
         amount,
     )
@@ -245,9 +252,9 @@ def allocate_send(client, command: OutboxCommand, payload: dict) -> dict:
     }
     if command.kind == Kind.ALLOCATE_WITH_DISCOUNT:
         params["discountAmount"] = decimal(payload.get("discount_amount") or 0)
-        client.call("AllocateTransactionsWithDiscount", replay_safe=False, **params)
+        client.call("AllocateTransactionsWithDiscount", replay_safe=REPLAY_AFTER_EXPIRY, **params)
     else:
-        client.call("AllocateTransactions", replay_safe=False, **params)
+        client.call("AllocateTransactions", replay_safe=REPLAY_AFTER_EXPIRY, **params)
     return {"allocated": True}
 
 
@@ -255,7 +262,7 @@ def unallocate_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "transaction_ids")
     client.call(
         "UnallocateTransactions",
-        replay_safe=False,
+        replay_safe=REPLAY_AFTER_EXPIRY,
         transactionIDs={"int": [int(t) for t in payload["transaction_ids"]]},
     )
     return {"unallocated": True}
@@ -269,7 +276,7 @@ def unallocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadB
     if allocation is None:
         return ReadBack(0, {})
     still_there = _matching(
-        _allocation_entries(client, allocation.transaction_id_1),
+        allocation_entries(client, allocation.transaction_id_1),
         allocation.transaction_id_2,
         allocation.amount,
     )
@@ -299,3 +306,7 @@ EXECUTORS: dict[str, Executor] = {
     Kind.POST_WRITE_OFF: _journal("PostSalesCreditJournalGetBackTransactionID", "Write-off"),
     Kind.POST_SALES_DEBIT_JOURNAL: _journal("PostSalesDebitJournalGetBackTransactionID", "Refund"),
 }
+
+# Refund kinds (credit notes, Stripe refunds) live in their own module, which adds itself to
+# EXECUTORS when imported; imported last because it uses the helpers above.
+import ledger.outbox.executors_refunds  # noqa: E402, F401

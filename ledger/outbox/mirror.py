@@ -24,6 +24,7 @@ from ledger.models import (
     Receipt,
 )
 from ledger.outbox.executors import decimal
+from ledger.outbox.mirror_refunds import refund_failed, refund_mirror_apply, refund_progress
 from staff.services import audit_log
 
 log = logging.getLogger(__name__)
@@ -220,6 +221,7 @@ def _plan(command: OutboxCommand) -> None:
 
 
 def plan_failed(command: OutboxCommand) -> None:
+    refund_failed(command)  # a refund's step (ledger/outbox/mirror_refunds.py)
     if command.origin_type != "allocation_plan" or command.origin_id is None:
         return
     from payments.models import AllocationPlan
@@ -250,7 +252,10 @@ def mirror_apply(command: OutboxCommand, payload: dict, result: dict) -> list[st
         _allocate(command, payload, notes)
     elif command.kind == Kind.UNALLOCATE:
         _unallocate(command, payload, notes)
+    elif command.kind in (Kind.CREATE_CREDIT_NOTE, Kind.STRIPE_REFUND):
+        refund_mirror_apply(command, payload, result, notes)
     _plan(command)
+    refund_progress(command, payload, notes)
     for note in notes:
         log.warning("outbox %s mirror: %s", command.pk, note)
     return notes

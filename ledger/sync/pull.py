@@ -30,7 +30,7 @@ from ledger.models import (
     Receipt,
     TaxCode,
 )
-from ledger.outbox.executors import decimal, items
+from ledger.outbox.executors import allocation_entries, decimal, items
 from ledger.outbox.executors import field as get
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -110,18 +110,18 @@ def sync_banks(client, entity) -> int:
 
 
 def sync_gl_accounts(client, entity) -> int:
+    """GetGLAccountList answers each account as an array of strings: code, name, category."""
     now = timezone.now()
-    rows = items(client.call("GetChartOfAccounts", replay_safe=True), "WSChartOfAccountLine")
+    rows = items(client.call("GetGLAccountList", replay_safe=True), "ArrayOfString")
     for row in rows:
+        values = row if isinstance(row, list) else items(row, "string")
+        if not values:
+            continue
+        code, name, kind = (list(values) + ["", ""])[:3]
         GLAccount.objects.update_or_create(
             entity=entity,
-            code=get(row, "Code"),
-            defaults={
-                "name": get(row, "Description") or "",
-                "account_type": get(row, "AccountType") or "",
-                "active": bool(get(row, "IsActive", True)),
-                "last_synced_at": now,
-            },
+            code=code,
+            defaults={"name": name or "", "account_type": kind or "", "last_synced_at": now},
         )
     return len(rows)
 
@@ -161,7 +161,7 @@ def sync_departments(client, entity) -> int:
 
 def sync_customers(client, entity) -> int:
     now = timezone.now()
-    rows = items(client.call("GetCustomerList", replay_safe=True), "Customer")
+    rows = items(client.call("GetActiveCustomerList", replay_safe=True), "Customer")
     for row in rows:
         Customer.objects.update_or_create(
             entity=entity,
@@ -181,15 +181,12 @@ def sync_customers(client, entity) -> int:
 
 def sync_balances(client, entity) -> int:
     rows = items(
-        client.call(
-            "GetCustomerBalanceInformation",
-            replay_safe=True,
-            edt=timezone.now(),
-            customerCodes=None,
-        ),
+        client.call("GetAccountBalanceInformation", replay_safe=True, edt=timezone.now()),
         "AccountBalanceInformation",
     )
     for row in rows:
+        if get(row, "AccountType") not in (None, "Customer"):
+            continue
         Customer.objects.filter(entity=entity, code=str(get(row, "AccountCode")).upper()).update(
             balance=decimal(get(row, "Balance") or 0), updated_at=timezone.now()
         )
@@ -369,7 +366,11 @@ def transaction_kind(row) -> str | None:
 APPLY = {"invoice": _apply_invoice, "credit_note": _apply_credit_note, "receipt": _apply_receipt}
 
 
-def sync_transactions(client, entity, since: datetime, until: datetime, on_page=None) -> int:
+def sync_transactions(
+    client, entity, since: datetime, until: datetime, paying_ids: set | None = None
+) -> int:
+    """Apply every sales transaction changed in [since, until]; collects the receipts and
+    credit notes among them into `paying_ids` for the allocation step."""
     seen: set[int] = set()
     skip = 0
     for _ in range(MAX_PAGES):
@@ -393,28 +394,22 @@ def sync_transactions(client, entity, since: datetime, until: datetime, on_page=
                 kind = transaction_kind(row)
                 if kind:
                     APPLY[kind](entity, row, protected, now)
+                if kind in ("receipt", "credit_note") and paying_ids is not None:
+                    paying_ids.add(int(get(row, "TransactionID")))
         skip += len(page)
-        if on_page:
-            on_page(len(seen))
     return len(seen)
 
 
-def sync_allocations(client, entity, since: datetime, until: datetime) -> int:
-    """Allocations made in AIQ itself (or by us, already mirrored). AIQ's allocation list does
+def sync_allocations(client, entity, paying_ids) -> int:
+    """Allocations of the receipts/credit notes that changed in this window (an allocation
+    changes both sides' outstanding, so their modified date moves). AIQ's allocation list does
     not carry the allocationReference, so ours are recognised by pair and amount."""
-    rows = items(
-        client.call(
-            "GetAllocationsBetween", replay_safe=True, ledger="Sales", since=since, until=until
-        ),
-        "WSAllocationSummaryDTO",
-    )
     created = 0
-    with transaction.atomic():
-        for summary in rows:
-            for txn in items(get(summary, "Allocations"), "WSAllocationTransactionDTO"):
-                paying = int(get(txn, "TransactionID"))
-                for entry in items(get(txn, "AllocationEntries"), "WSAllocationEntryDTO"):
-                    created += _apply_allocation(entity, paying, entry)
+    for paying in sorted(paying_ids):
+        entries = allocation_entries(client, paying)
+        with transaction.atomic():
+            for entry in entries:
+                created += _apply_allocation(entity, paying, entry)
     return created
 
 

@@ -25,8 +25,7 @@ LISTS = [
     ("departments", pull.sync_departments),
     ("customers", pull.sync_customers),
 ]
-INCREMENTAL = [("transactions", pull.sync_transactions), ("allocations", pull.sync_allocations)]
-STEPS = [name for name, _ in LISTS] + [name for name, _ in INCREMENTAL] + ["balances"]
+STEPS = [name for name, _ in LISTS] + ["transactions", "allocations", "balances"]
 # a run whose worker died is not "running" for ever: after this it may be started again
 STALE_AFTER = timedelta(minutes=30)
 
@@ -98,21 +97,23 @@ def sync_run(*, entity: Entity, client=None) -> dict[str, int]:
 
     for name, fn in LISTS:
         step(name, lambda fn=fn: fn(client, entity))
-    for name, fn in INCREMENTAL:
+    paying_ids: set[int] = set()
 
-        def incremental(name=name, fn=fn):
-            cursor = _state(entity, name)
-            until = timezone.now()
-            since = pull.window(cursor.last_modified_cursor, until)
-            cursor.last_started_at = until
-            result = fn(client, entity, since, until)
-            # the cursor moves only after the window was read completely
-            SyncState.objects.filter(pk=cursor.pk).update(
-                last_modified_cursor=until, last_finished_at=timezone.now(), last_error=""
-            )
-            return result
+    def transactions():
+        cursor = _state(entity, "transactions")
+        until = timezone.now()
+        since = pull.window(cursor.last_modified_cursor, until)
+        result = pull.sync_transactions(client, entity, since, until, paying_ids)
+        # the cursor moves only after the whole window was read
+        SyncState.objects.filter(pk=cursor.pk).update(
+            last_started_at=until,
+            last_modified_cursor=until,
+            last_finished_at=timezone.now(),
+        )
+        return result
 
-        step(name, incremental)
+    step("transactions", transactions)
+    step("allocations", lambda: pull.sync_allocations(client, entity, paying_ids))
     step("balances", lambda: pull.sync_balances(client, entity))
 
     now = timezone.now()
