@@ -13,7 +13,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q
+from django.db.models.functions import Lower
 
 from ledger.models import Customer, Entity
 from payments.models import Dispute, Fee, PayerMapping, Payment, Payout, Refund
@@ -93,11 +93,13 @@ def _resolve_customers(entity: Entity, items: list[NormalisedPayment]) -> dict[s
     ambiguous = set()
     for chunk in _chunks(sorted(emails)):
         # Customer.email is mixed case in AIQ; compare lower-cased on both sides.
-        query = Q()
-        for email in chunk:
-            query |= Q(email__iexact=email)
-        for pk, email in Customer.objects.filter(query, entity=entity).values_list("id", "email"):
-            email = email.lower()
+        matches = (
+            Customer.objects.filter(entity=entity)
+            .annotate(email_lower=Lower("email"))
+            .filter(email_lower__in=chunk)
+            .values_list("id", "email_lower")
+        )
+        for pk, email in matches:
             if email in by_email and by_email[email] != pk:
                 ambiguous.add(email)  # two customers share it: let a person decide
             by_email[email] = pk
@@ -206,7 +208,7 @@ def payments_upsert(
             Payment.objects.filter(
                 source=source, external_id=external_id, customer__isnull=True
             ).update(customer_id=customer_id)
-        _replace_fees(items, result.ids)
+        _replace_fees(items, result.ids, existing)
         result.created = len(items) - len(existing)
         result.updated = len(existing)
         _audit_changes(items, existing, result.ids, rows, actor=actor, origin=origin)
@@ -220,11 +222,12 @@ def payments_upsert(
     return result
 
 
-def _replace_fees(items: list[NormalisedPayment], ids: dict[str, int]) -> None:
+def _replace_fees(items: list[NormalisedPayment], ids: dict[str, int], existing: dict) -> None:
     with_fees = [i for i in items if i.fees]
     if not with_fees:
         return
-    payment_ids = [ids[i.external_id] for i in with_fees]
+    # only payments we had before can have Fee rows to replace
+    payment_ids = [ids[i.external_id] for i in with_fees if i.external_id in existing]
     for chunk in _chunks(payment_ids):
         Fee.objects.filter(payment_id__in=chunk).delete()
     Fee.objects.bulk_create(
@@ -298,10 +301,16 @@ def _seen_refund_ids(payment_ids: list[int]) -> set[str]:
 def on_external_refund(payment: Payment, stripe_refund: dict) -> None:
     """A refund made outside the app (e.g. in the Stripe dashboard) reached a payment.
 
-    Hook for the refunds engineer: this should lead to a refund proposal for staff (credit
-    note or debit journal in AIQ). For now it records the refund once in the audit log, which
-    is also how we remember having seen it.
+    It is recorded once in the audit log (which is also how we remember having seen it) and
+    becomes a refund proposal for staff: the AIQ entries (credit note and/or debit journal) that
+    bring the books in step, approved like any refund (payments/services/refunds.py). A refund
+    the app made itself (our metadata on it) is only linked, never proposed again.
     """
+    from payments.services.refunds import STRIPE_METADATA_KEY, refund_external_propose
+
+    if (stripe_refund.get("metadata") or {}).get(STRIPE_METADATA_KEY):
+        refund_external_propose(payment=payment, stripe_refund=stripe_refund)
+        return
     currency = payment.currency
     from ledger.money import from_minor
 
@@ -321,6 +330,7 @@ def on_external_refund(payment: Payment, stripe_refund: dict) -> None:
             "reason": stripe_refund.get("reason") or "",
         },
     )
+    refund_external_propose(payment=payment, stripe_refund=stripe_refund)
 
 
 def dispute_upsert(*, source: str, dispute: dict, payment: Payment) -> Dispute:

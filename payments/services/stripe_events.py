@@ -24,6 +24,7 @@ from payments.services.payments import (
     payout_link_payments,
     payout_upsert,
 )
+from payments.services.refunds import refund_stripe_update
 from payments.sources import stripe_client as api
 from payments.sources import stripe_source
 
@@ -50,7 +51,8 @@ HANDLED_EVENT_TYPES = frozenset(
     }
 )
 MAX_ATTEMPTS = 12  # then the event stays in RETRY with its last error for a person to see
-CATCH_UP_OVERLAP_SECONDS = 300  # events of the same second may land after our last look
+CATCH_UP_OVERLAP_SECONDS = 300
+IMPORT_BATCH = 1000  # events of the same second may land after our last look
 
 
 class WebhookRejected(Exception):
@@ -179,6 +181,7 @@ def _dispatch(event_type: str, obj: dict) -> None:
     elif kind == "refund":
         refund = api.refund_retrieve(obj["id"])
         stripe_payment_sync(charge_id=stripe_source._id(refund.get("charge")))
+        refund_stripe_update(stripe_refund=refund)  # a failed refund gets a reversing entry
     elif kind == "charge":
         stripe_payment_sync(charge_id=obj["id"])
     else:
@@ -307,12 +310,22 @@ def stripe_import(*, since=None, pages=None) -> dict:
         pages = api.charges_since(max(created_gt, 1500000001))
     entity = payment_entity()
     created = updated = newest = 0
-    for page in pages:
-        items = [stripe_source.normalise_charge(charge) for charge in page]
-        result = payments_upsert(items=items, origin="stripe.import", entity=entity)
+    buffered: list = []
+
+    def flush():
+        nonlocal created, updated
+        result = payments_upsert(items=buffered, origin="stripe.import", entity=entity)
         created += result.created
         updated += result.updated
+        buffered.clear()
+
+    for page in pages:
+        buffered.extend(stripe_source.normalise_charge(charge) for charge in page)
         newest = max([newest, *(int(c["created"]) for c in page)])
+        if len(buffered) >= IMPORT_BATCH:  # fewer, larger transactions: one per 1,000 rows
+            flush()
+    if buffered:
+        flush()
     if newest:
         SyncState.objects.filter(pk=state.pk).update(
             last_modified_cursor=stripe_source.timestamp(newest), last_finished_at=timezone.now()
