@@ -1,0 +1,151 @@
+"""Fault injection: latency, failures (HTTP 500 or AIQ Failure), commit-then-drop, token expiry
+every N calls; switched from Python, over the HTTP control endpoint and from the command line."""
+
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import pytest
+import requests
+from zeep.exceptions import Fault
+
+from sandbox.testing import login, soap_service
+from tests.conftest import free_port
+
+
+def save_receipt(service, token, reference):
+    return service.SaveSalesReceiptGetBackTransactionID(
+        token=token,
+        salesReceipt={
+            "CustomerCode": "ACME",
+            "CheckReference": reference,
+            "PaymentAmount": Decimal("10.00"),
+            "BankAccountCode": "BANK-GBP",
+        },
+    )
+
+
+@pytest.fixture
+def aiq(aiq_sandbox):
+    service = soap_service(aiq_sandbox)
+    return service, login(aiq_sandbox, service)
+
+
+def test_latency_delays_every_call(aiq_sandbox, aiq):
+    service, token = aiq
+    aiq_sandbox.faults.update(latency_ms=300)
+    started = time.monotonic()
+    service.GetBankList(token=token)
+    assert time.monotonic() - started >= 0.3
+
+
+def test_injected_http_500_is_a_server_fault_and_writes_nothing(aiq_sandbox, aiq):
+    service, token = aiq
+    aiq_sandbox.faults.update(fail_next=1)
+    with pytest.raises(Fault, match="Injected failure"):
+        save_receipt(service, token, "FAULT-500")
+    assert aiq_sandbox.state.receipt_count("FAULT-500") == 0
+    assert save_receipt(service, token, "FAULT-500").transactionID > 0
+    assert aiq_sandbox.faults.snapshot()["stats"]["failures"] == 1
+
+
+def test_injected_aiq_failure_is_a_status_failure(aiq_sandbox, aiq):
+    service, token = aiq
+    aiq_sandbox.faults.update(fail_next=1, failure_mode="aiq")
+    result = save_receipt(service, token, "FAULT-AIQ")
+    status = result.SaveSalesReceiptGetBackTransactionIDResult
+    assert (status.Status, status.ErrorCode) == ("Failure", "SERVER_ERROR")
+    assert aiq_sandbox.state.receipt_count("FAULT-AIQ") == 0
+
+
+def test_failure_rate_is_repeatable_with_a_seed(aiq_sandbox, aiq):
+    service, token = aiq
+
+    def run():
+        aiq_sandbox.faults.update(failure_rate=0.5, failure_mode="aiq", seed=7)
+        outcome = [service.GetBankList(token=token).Status for _ in range(20)]
+        aiq_sandbox.faults.reset()
+        return outcome
+
+    first = run()
+    assert first == run()
+    assert 0 < first.count("Failure") < 20
+
+
+def test_commit_then_drop_writes_but_the_caller_sees_a_broken_connection(aiq_sandbox, aiq):
+    service, token = aiq
+    aiq_sandbox.faults.update(drop_next=1, ops=["SaveSalesReceiptGetBackTransactionID"])
+    service.GetBankList(token=token)  # not a targeted operation: answered normally
+    with pytest.raises(requests.exceptions.ConnectionError):
+        save_receipt(service, token, "DROPPED-1")
+    # The write happened: a naive retry would double it; a read-back finds it.
+    assert aiq_sandbox.state.receipt_count("DROPPED-1") == 1
+    found = service.GetTransactionsByExternalReference(
+        token=token, query={"ExternalReference": "DROPPED-1"}
+    )
+    assert len(found.Result.WSTransactionSummary) == 1
+    assert aiq_sandbox.faults.snapshot()["stats"]["dropped_ops"] == [
+        "SaveSalesReceiptGetBackTransactionID"
+    ]
+
+
+def test_reads_are_never_dropped(aiq_sandbox, aiq):
+    service, token = aiq
+    aiq_sandbox.faults.update(drop_after_commit_rate=1.0)
+    assert service.GetBankList(token=token).Status == "Success"
+
+
+def test_tokens_expire_every_n_calls(aiq_sandbox, aiq):
+    service, token = aiq
+    aiq_sandbox.faults.update(token_expire_every=3)
+    statuses = [service.GetBankList(token=token).HasExpired for _ in range(4)]
+    assert statuses == [False, False, False, True]
+    fresh = login(aiq_sandbox, service)
+    assert service.GetBankList(token=fresh).Status == "Success"
+
+
+def test_the_http_control_endpoints(aiq_sandbox, aiq):
+    service, token = aiq
+    url = aiq_sandbox.url
+    response = requests.post(f"{url}/_sandbox/faults", json={"fail_next": 1}, timeout=5)
+    assert response.json()["settings"]["fail_next"] == 1
+    with pytest.raises(Fault):
+        service.GetBankList(token=token)
+    assert requests.get(f"{url}/_sandbox/faults", timeout=5).json()["stats"]["failures"] == 1
+    requests.post(f"{url}/_sandbox/faults/reset", timeout=5)
+    assert service.GetBankList(token=token).Status == "Success"
+    assert requests.post(f"{url}/_sandbox/tokens/expire", timeout=5).json()["expired"] >= 1
+    assert service.GetBankList(token=token).HasExpired is True
+    save_receipt(service, login(aiq_sandbox, service), "COUNTED-1")
+    state = requests.get(f"{url}/_sandbox/state?entity=demo", timeout=5).json()
+    assert state["entities"]["demo"]["receipts_by_check_reference"]["COUNTED-1"] == 1
+    assert state["calls"]["SaveSalesReceiptGetBackTransactionID"] == 1
+
+
+def test_the_command_line_serves_with_faults(tmp_path):
+    from sandbox.seed import seed
+
+    db = tmp_path / "cli.sqlite3"
+    seed(str(db))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sandbox", "serve", "--port", str(port), "--db", str(db),
+         "--drop-after-commit-rate", "1", "--latency-ms", "5", "--fault-seed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(100):
+            try:
+                if requests.get(f"{url}/_sandbox/health", timeout=1).ok:
+                    break
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        settings = requests.get(f"{url}/_sandbox/faults", timeout=5).json()["settings"]
+        assert settings["drop_after_commit_rate"] == 1
+        assert settings["latency_ms"] == 5
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
