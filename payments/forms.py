@@ -25,7 +25,7 @@ def _amount(text: str, currency: str) -> Decimal:
 
 
 class AllocationForm:
-    """The allocation editor: one row per invoice plus the remainder left on account.
+    """The allocation editor: one row per invoice; what is not allocated stays on account.
 
     Rows arrive as repeated `invoice` ids with `amount_<id>`, `discount_<id>`, `write_off_<id>`
     and `write_off_account_<id>`. Errors are kept per field so each shows next to its input.
@@ -37,7 +37,6 @@ class AllocationForm:
         self.errors: dict[str, str] = {}
         self.non_field_errors: list[str] = []
         self.lines: list[dict] = []
-        self.on_account_amount = Decimal(0)
         self.invoices: dict[int, Invoice] = {}
 
     def is_valid(self) -> bool:
@@ -55,7 +54,7 @@ class AllocationForm:
             if invoice is None:
                 self.non_field_errors.append(f"Invoice #{invoice_id} no longer exists.")
                 continue
-            line = {"invoice": invoice}
+            line = {"invoice_id": invoice.pk}
             for key, name in (
                 ("amount", f"amount_{invoice_id}"),
                 ("discount_amount", f"discount_{invoice_id}"),
@@ -75,12 +74,6 @@ class AllocationForm:
             if all(line.get(k, 0) == 0 for k in ("amount", "discount_amount", "write_off_amount")):
                 continue  # an empty row is simply not part of the plan
             self.lines.append(line)
-        try:
-            self.on_account_amount = _amount(self.data.get("on_account_amount", ""), currency)
-        except MoneyError as error:
-            self.errors["on_account_amount"] = str(error)
-        if not self.lines and not self.on_account_amount and not self.errors:
-            self.non_field_errors.append(
-                "Allocate something to at least one invoice, or leave the payment on account."
-            )
+        if not self.lines and not self.errors and not self.non_field_errors:
+            self.non_field_errors.append("Allocate an amount to at least one invoice.")
         return not self.errors and not self.non_field_errors

@@ -59,9 +59,14 @@ def make_payment(
 
 @pytest.fixture
 def screen_data(entity, alice):
-    from ledger.models import Customer, OutboxCommand
+    from ledger.models import BankAccount, Customer, OutboxCommand
     from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal
 
+    bank = BankAccount.objects.create(
+        entity=entity, bank_code="1200", bank_account_code="BANK1", name="Current", currency="GBP"
+    )
+    entity.default_bank_account = bank
+    entity.save(update_fields=["default_bank_account"])
     customer = Customer.objects.create(
         entity=entity, code="ACME", name="Acme Ltd", currency="GBP", credit_limit=Decimal("5000")
     )

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (the screen_data fixture is imported by name)
 """Who may open and post to each screen: a table of role x view x expected status.
 
 anonymous -> redirected to log in; mallory (logged in, no role) -> 403; alice the clerk,
@@ -87,7 +88,7 @@ CASES = [(view, role, TABLE[view][i]) for view in TABLE for i, role in enumerate
 
 
 @pytest.mark.parametrize(("view", "role", "expected"), CASES)
-def test_role_gets_expected_status(client, request, screen_data, view, role, expected):  # noqa: F811
+def test_role_gets_expected_status(client, request, screen_data, view, role, expected):
     for name in (NOROLE, CLERK, APPROVER, ADMIN):
         request.getfixturevalue(name)
     if role != ANON:
@@ -101,7 +102,7 @@ def test_role_gets_expected_status(client, request, screen_data, view, role, exp
         assert response["Location"].startswith(reverse("login"))
 
 
-def test_every_route_of_ours_is_in_the_table(screen_data):  # noqa: F811
+def test_every_route_of_ours_is_in_the_table(screen_data):
     from django.urls import get_resolver
 
     names = set()
@@ -120,14 +121,14 @@ def test_every_route_of_ours_is_in_the_table(screen_data):  # noqa: F811
 @pytest.mark.parametrize(
     "name", ["approve", "reject_plan", "bulk_approve", "allocate", "retry", "cancel", "sync_now"]
 )
-def test_mutations_refuse_get(client, bob, screen_data, name):  # noqa: F811
+def test_mutations_refuse_get(client, bob, screen_data, name):
     client.force_login(bob)
     _, url, _ = _urls(screen_data)[name]
     assert client.get(url).status_code == 405
 
 
 @pytest.mark.parametrize("name", ["approve", "allocate", "retry"])
-def test_mutations_need_the_csrf_token(bob, screen_data, name):  # noqa: F811
+def test_mutations_need_the_csrf_token(bob, screen_data, name):
     from django.test import Client
 
     client = Client(enforce_csrf_checks=True)

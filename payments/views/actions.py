@@ -21,31 +21,22 @@ def reject_plan(*, plan, actor, reason: str) -> Outcome:
     return run_service(PLANS, "plan_reject", plan=plan, actor=actor, reason=reason)
 
 
-def propose_plan(*, payment, actor, lines, on_account_amount, proposal=None) -> Outcome:
+def propose_plan(*, payment, actor, lines, proposal=None) -> Outcome:
+    """A draft plan; the remainder of the payment goes on the customer's account."""
     return run_service(
-        PLANS,
-        "plan_propose",
-        payment=payment,
-        actor=actor,
-        lines=lines,
-        on_account_amount=on_account_amount,
-        proposal=proposal,
+        PLANS, "plan_propose", payment=payment, actor=actor, lines=lines, proposal=proposal
     )
 
 
-def edit_plan(*, plan, actor, lines, on_account_amount) -> Outcome:
-    return run_service(
-        PLANS, "plan_edit", plan=plan, actor=actor, lines=lines, on_account_amount=on_account_amount
-    )
+def edit_plan(*, plan, actor, lines) -> Outcome:
+    return run_service(PLANS, "plan_edit", plan=plan, actor=actor, lines=lines)
 
 
 def submit_plan(*, plan, actor) -> Outcome:
     return run_service(PLANS, "plan_submit", plan=plan, actor=actor)
 
 
-def reject_payment(*, payment, actor, reason: str) -> Outcome:
-    return run_service(PLANS, "payment_reject", payment=payment, actor=actor, reason=reason)
-
-
-def unallocate(*, line, actor, reason: str) -> Outcome:
-    return run_service(PLANS, "allocation_unallocate", line=line, actor=actor, reason=reason)
+def unallocate(*, allocation, actor, reason: str) -> Outcome:
+    return run_service(
+        PLANS, "allocation_unallocate", allocation=allocation, actor=actor, reason=reason
+    )

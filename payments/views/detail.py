@@ -47,12 +47,20 @@ def _proposals(payment):
             for line in proposal.lines
             if str(line.get("invoice_id", "")).isdigit()
         ]
-        evidence = proposal.evidence
-        proposal.evidence_items = (
-            evidence.get("items") if isinstance(evidence, dict) and "items" in evidence else None
-        )
-        proposal.evidence_json = json.dumps(evidence, indent=1, sort_keys=True, default=str)
+        evidence = proposal.evidence if isinstance(proposal.evidence, dict) else {}
+        proposal.evidence_items = [
+            (key.replace("_", " "), _evidence_text(value)) for key, value in evidence.items()
+        ]
     return proposals
+
+
+def _evidence_text(value) -> str:
+    """Evidence values as one readable line: lists joined, mappings as key=value."""
+    if isinstance(value, list):
+        return "; ".join(_evidence_text(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_evidence_text(v)}" for k, v in value.items())
+    return str(value)
 
 
 def _editor_rows(payment, plan, proposals, form=None):
@@ -73,7 +81,7 @@ def _editor_rows(payment, plan, proposals, form=None):
                         ),
                     }
                 )
-        return rows, form.data.get("on_account_amount", "")
+        return rows
     if plan is not None:
         rows = [
             {
@@ -85,7 +93,7 @@ def _editor_rows(payment, plan, proposals, form=None):
             }
             for line in plan.lines.select_related("invoice__customer").order_by("id")
         ]
-        return rows, plan.on_account_amount
+        return rows
     open_proposals = [p for p in proposals if p.state == "open"]
     if open_proposals:
         best = open_proposals[0]
@@ -100,8 +108,8 @@ def _editor_rows(payment, plan, proposals, form=None):
             for line in best.resolved_lines
             if line["invoice"] is not None
         ]
-        return rows, best.on_account_amount
-    return [], ""
+        return rows
+    return []
 
 
 def _text(value, currency) -> str:
@@ -151,7 +159,7 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
     )
     live = next((p for p in plans if p.state in LIVE), None)
     proposals = _proposals(payment)
-    rows, on_account = _editor_rows(payment, live, proposals, form)
+    rows = _editor_rows(payment, live, proposals, form)
     rows = _decorate(rows, payment, form)
     context = {
         "payment": payment,
@@ -162,7 +170,6 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "live_plan": live,
         "editable": live is None or live.state in EDITABLE,
         "rows": rows,
-        "on_account": _text(on_account, payment.currency),
         "form": form,
         "reject_form": reject_form or ReasonForm(),
         "gl_accounts": GLAccount.objects.filter(entity=payment.entity_id, active=True).order_by(
@@ -171,6 +178,7 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "raw_json": json.dumps(payment.raw, indent=1, sort_keys=True, default=str),
         "history": _history(payment, plans),
         "services_ready": actions.available("plan_propose"),
+        "can_reject": live is not None and live.state in EDITABLE,
     }
     return render(request, "payments/detail.html", context, status=status)
 
@@ -219,55 +227,44 @@ def allocate(request, payment_id):
         return _render(request, payment, form=form, status=400)
     live = payment.plans.filter(state__in=EDITABLE).first()
     if live is None:
-        proposal_id = request.POST.get("proposal")
+        proposal_id = request.POST.get("proposal", "")
         proposal = (
-            payment.proposals.filter(pk=proposal_id).first()
-            if proposal_id and proposal_id.isdigit()
-            else None
+            payment.proposals.filter(pk=proposal_id).first() if proposal_id.isdigit() else None
         )
         outcome = actions.propose_plan(
-            payment=payment,
-            actor=request.user,
-            lines=form.lines,
-            on_account_amount=form.on_account_amount,
-            proposal=proposal,
+            payment=payment, actor=request.user, lines=form.lines, proposal=proposal
         )
-        plan = outcome.value
     else:
-        outcome = actions.edit_plan(
-            plan=live,
-            actor=request.user,
-            lines=form.lines,
-            on_account_amount=form.on_account_amount,
-        )
-        plan = outcome.value or live
-    if (
-        outcome.ok
-        and plan is not None
-        and getattr(plan, "state", None) == AllocationPlan.State.DRAFT
-    ):
+        outcome = actions.edit_plan(plan=live, actor=request.user, lines=form.lines)
+    plan = outcome.value
+    if outcome.ok and plan.state == AllocationPlan.State.DRAFT:
         outcome = actions.submit_plan(plan=plan, actor=request.user)
     if not outcome.ok:
         form.non_field_errors.append(outcome.message)
-        for name, errors in outcome.field_errors.items():
-            form.errors.setdefault(name, " ".join(errors))
         return _render(request, payment, form=form, status=400)
-    messages.success(request, "Allocation submitted.")
+    plan = outcome.value
+    if plan.state == AllocationPlan.State.AWAITING_APPROVAL:
+        messages.success(request, "Allocation submitted: it waits for an approver.")
+    else:
+        messages.success(request, "Allocation approved under the threshold and queued for AIQ.")
     return redirect("payments:detail", payment_id=payment.pk)
 
 
 @require_POST
 @clerk_required
 def reject(request, payment_id):
+    """Reject (or, for its maker, withdraw) the payment's plan that is not approved yet."""
     payment = _payment(payment_id)
     form = ReasonForm(request.POST)
     if not form.is_valid():
         return _render(request, payment, reject_form=form, status=400)
-    outcome = actions.reject_payment(
-        payment=payment, actor=request.user, reason=form.cleaned_data["reason"]
-    )
+    live = payment.plans.filter(state__in=EDITABLE).first()
+    if live is None:
+        messages.error(request, "There is no plan waiting to be rejected.")
+        return _render(request, payment, reject_form=form, status=400)
+    outcome = actions.reject_plan(plan=live, actor=request.user, reason=form.cleaned_data["reason"])
     if not outcome.ok:
         messages.error(request, outcome.message)
         return _render(request, payment, reject_form=form, status=400)
-    messages.success(request, "Proposals rejected.")
+    messages.success(request, "Plan rejected.")
     return redirect("payments:detail", payment_id=payment.pk)
