@@ -28,4 +28,9 @@ echo "Task workers: logging to var/log/qcluster.log"
 echo "Open http://127.0.0.1:${PORT}/ and log in with one of the demo logins above."
 $PY manage.py runserver "127.0.0.1:${PORT}" --noreload &
 pids+=($!)
+if [ -n "${STRIPE_API_BASE:-}" ]; then
+  # demo Stripe payments once the web app answers, so localstripe's webhooks reach it
+  ( for _ in $(seq 1 60); do curl -fsS -o /dev/null "http://127.0.0.1:${PORT}/accounts/login/" && break; sleep 0.5; done
+    $PY manage.py stripe_demo_payments --if-empty >>var/log/localstripe.log 2>&1 ) &
+fi
 wait "${pids[-1]}"

@@ -5,7 +5,7 @@ import itertools
 from decimal import Decimal
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from ledger.models import Customer
 from payments.models import Dispute, Fee, PayerMapping, Payment, Payout, WebhookEvent
@@ -292,3 +292,22 @@ def test_the_sweep_retries_events_whose_object_could_not_be_fetched(
     assert stripe_events.stripe_events_retry_due(older_than_seconds=0) == 1
     assert WebhookEvent.objects.get().state == "processed"
     assert Payment.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_demo_payments_command_creates_real_payment_intents(localstripe, entity, settings):
+    call_command("stripe_demo_payments", "INV-1001", "INV-1002", "--count", "2")
+    intents = request("get", "/v1/payment_intents", limit=100)["data"]
+    assert len(intents) == 2 + 2 * 2
+    assert all(i["status"] == "succeeded" for i in intents)
+    invoices = sorted(i["metadata"]["invoice"] for i in intents if i["metadata"])
+    assert invoices == ["INV-1001", "INV-1002"]
+    assert sum(1 for i in intents if i["customer"]) == 4  # two with invoices, two email only
+
+    call_command("stripe_import")
+    call_command("stripe_demo_payments", "--if-empty")  # payments exist: nothing new
+    assert len(request("get", "/v1/payment_intents", limit=100)["data"]) == 6
+
+    settings.STRIPE_API_BASE = "https://api.stripe.com"
+    with pytest.raises(CommandError, match="Refusing"):
+        call_command("stripe_demo_payments")

@@ -20,8 +20,16 @@ class Command(BaseCommand):
             "ledger mirror, else INV-1001..INV-1003)",
         )
         parser.add_argument("--count", type=int, default=3, help="payments of each kind")
+        parser.add_argument(
+            "--if-empty", action="store_true", help="do nothing if Stripe payments exist"
+        )
 
-    def handle(self, *args, invoices, count, **options):
+    def handle(self, *args, invoices, count, if_empty=False, **options):
+        from payments.models import Payment
+
+        if if_empty and Payment.objects.filter(source="stripe").exists():
+            self.stdout.write("Stripe payments exist already; no demo payments created.")
+            return
         if "api.stripe.com" in settings.STRIPE_API_BASE or settings.STRIPE_API_KEY.startswith(
             "sk_live"
         ):
