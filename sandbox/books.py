@@ -361,5 +361,8 @@ def summary(ctx: Ctx, row: sqlite3.Row, *, changed: bool = False) -> dict:
         "TransactionBankGLAccountNumber": bank[0]["GLAccountCode"] if bank else None,
     }
     if changed:
-        result["Status"] = "Created" if row["modified_at"] == row["creation_date"] else "Modified"
+        # The committed WSDL types this Status as DocumentStatus (Quote, Created, Processed,
+        # Complete): "Created" = unchanged since it was posted, "Processed" = changed since
+        # (e.g. allocated or unallocated).
+        result["Status"] = "Created" if row["modified_at"] == row["creation_date"] else "Processed"
     return result
