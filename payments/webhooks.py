@@ -35,7 +35,8 @@ def stripe_webhook(request):
             received = stripe_webhook_receive(
                 payload=request.body, signature=request.headers.get("Stripe-Signature")
             )
-            enqueue_processing(received.event) if received.created else None
+            if received.created:
+                enqueue_processing(received.event)
     except WebhookRejected as error:
         log.warning("stripe webhook rejected from %s: %s", _client_ip(request), error)
         return HttpResponseBadRequest("invalid webhook", content_type="text/plain")

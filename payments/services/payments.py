@@ -216,7 +216,7 @@ def payments_upsert(
             actor=actor,
             action=f"{origin}",
             object_type="payments.payment",
-            object_id=",".join(sorted(result.ids))[:64] if len(items) == 1 else "",
+            object_id=next(iter(result.ids.values())) if len(items) == 1 else "",
             summary=f"{source}: {result.created} new, {result.updated} refreshed payment(s)",
         )
     return result
