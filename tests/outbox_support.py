@@ -104,7 +104,7 @@ class Cluster:
             # SIGTERM to the main process only: django-q2 then stops its children gracefully
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
         try:

@@ -1,0 +1,172 @@
+"""The outbox with real `qcluster` processes, where the queue itself is under test
+(RELIABILITY.md 4 and 6, plus broker loss and scaling out).
+
+The AIQ sandbox runs in this process on a free port; clusters run as subprocesses against the
+test database. The test process plays the scheduler by calling the sweeper every tick.
+OUTBOX_SCENARIO_PAIRS receipt+allocation pairs (default 100 = 200 commands; 500 = 1,000).
+"""
+
+import os
+import random
+import time
+
+import pytest
+from django.db.models import Count
+from django_q.brokers import get_broker
+
+from ledger.models import OutboxCommand
+from ledger.outbox.tasks import DRAIN, sweep
+from tests.outbox_support import (
+    Cluster,
+    assert_exactly_once,
+    make_workload,
+    start_world,
+    wait_until,
+)
+
+PAIRS = int(os.environ.get("OUTBOX_SCENARIO_PAIRS", "100"))
+State = OutboxCommand.State
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def world(entity, audit_flushable, tmp_path, settings, monkeypatch):
+    world = start_world(tmp_path, entity, settings, monkeypatch, extra_invoices=PAIRS + 5)
+    yield world
+    world.server.stop()
+
+
+@pytest.fixture
+def clusters(world, tmp_path):
+    """Start clusters with cluster_env; all are stopped before the database is flushed."""
+    started: list[Cluster] = []
+    env = {
+        "AIQ_SANDBOX_URL": world.server.url,
+        **{k: os.environ[k] for k in os.environ if k.startswith("AIQ_DEMO_")},
+        "OUTBOX_BACKOFF_BASE_MS": "20",
+        "OUTBOX_BACKOFF_MAX_SECONDS": "1",
+        # short leases so a killed worker's row is taken over within seconds
+        "AIQ_CONNECT_TIMEOUT_SECONDS": "1",
+        "AIQ_READ_TIMEOUT_SECONDS": "1",
+        "OUTBOX_LEASE_SECONDS": "4",
+        "OUTBOX_DRAIN_SECONDS": "5",
+        "Q_TIMEOUT_SECONDS": "30",
+        "Q_SCHEDULER": "false",  # the test calls the sweeper itself
+        "LOG_LEVEL": "WARNING",
+    }
+
+    def start(workers: int = 2, **extra) -> Cluster:
+        cluster = Cluster(
+            tmp_path / f"qcluster-{len(started)}.log", workers=workers, env={**env, **extra}
+        )
+        started.append(cluster)
+        return cluster
+
+    yield start
+    for cluster in started:
+        cluster.stop()
+
+
+def _open() -> int:
+    return OutboxCommand.objects.exclude(state=State.CONFIRMED).count()
+
+
+def _sweeping(every: float = 0.5):
+    last = [0.0]
+
+    def tick():
+        if time.monotonic() - last[0] >= every:
+            sweep()
+            last[0] = time.monotonic()
+
+    return tick
+
+
+def _states() -> dict:
+    return dict(OutboxCommand.objects.values_list("state").annotate(n=Count("pk")))
+
+
+def test_workers_sigkilled_at_20_random_points_lose_nothing_and_double_nothing(world, clusters):
+    world.server.faults.update(latency_ms=15)
+    cluster = clusters(workers=2)
+    pairs = make_workload(world.entity, world.customer, world.bank, world.invoices(PAIRS))
+    rng = random.Random(20)
+    kills = []
+    tick = _sweeping()
+    assert wait_until(lambda: len(cluster.workers()) >= 2, timeout=30)
+    deadline = time.monotonic() + 60
+    while len(kills) < 20 and time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.05, 0.25))
+        # a victim among the live leaves (workers, pusher, monitor); the sentinel respawns it
+        victim = cluster.kill_random_worker(rng)
+        if victim:
+            kills.append(victim)
+        tick()
+    assert len(kills) == 20
+    assert _open() > 0, "the kills must land while work is still being done"
+    assert wait_until(lambda: _open() == 0, timeout=120, on_tick=tick), _states()
+    assert_exactly_once(world.server, pairs)
+
+
+def test_a_task_delivered_twice_by_the_broker_runs_its_side_effects_once(world, clusters):
+    pairs = make_workload(world.entity, world.customer, world.bank, world.invoices(30))
+    broker = get_broker()
+    broker.purge_queue()  # only the doubled task below may wake the work
+    world.server.faults.update(latency_ms=10)
+
+    class Twice:
+        """Hands the same signed package to the broker two times."""
+
+        list_key = broker.list_key
+
+        def enqueue(self, pack):
+            broker.enqueue(pack)
+            return broker.enqueue(pack)
+
+    from django_q.tasks import async_task
+
+    ids = [c.pk for _, r, a in pairs for c in (r, a)]
+    async_task(DRAIN, prefer=ids, broker=Twice(), save=False)
+    assert broker.queue_size() == 2
+    clusters(workers=2)
+    assert wait_until(lambda: _open() == 0, timeout=60), _states()
+    assert_exactly_once(world.server, pairs)
+    calls = world.server.calls()
+    assert calls["SaveSalesReceiptGetBackTransactionID"] == 30
+    assert calls["AllocateTransactions"] == 30
+
+
+def _lost_cluster_recovered_by_sweeper(world, clusters):
+    world.server.faults.update(latency_ms=15)
+    first = clusters(workers=2)
+    pairs = make_workload(world.entity, world.customer, world.bank, world.invoices(PAIRS))
+    assert wait_until(lambda: _open() < PAIRS * 2 * 0.8, timeout=60)
+    first.kill_all()  # the host dies: in-flight rows keep their leases, local queues are gone
+    get_broker().purge_queue()  # and so does every queued wake (Redis restarted empty)
+    remaining = _open()
+    assert remaining > 0
+    clusters(workers=2)
+    time.sleep(2)
+    assert _open() == remaining, "nothing should run until the sweeper wakes it"
+    assert wait_until(lambda: _open() == 0, timeout=120, on_tick=_sweeping()), _states()
+    assert_exactly_once(world.server, pairs)
+
+
+def test_killed_cluster_with_its_queue_lost_is_recovered_by_the_sweeper(world, clusters):
+    _lost_cluster_recovered_by_sweeper(world, clusters)
+
+
+def test_redis_broker_killed_cluster_recovered_by_the_sweeper(requires_redis, world, clusters):
+    assert "redis" in get_broker().__class__.__module__
+    _lost_cluster_recovered_by_sweeper(world, clusters)
+
+
+def test_two_clusters_on_postgresql_execute_each_side_effect_once(
+    requires_postgres, world, clusters
+):
+    world.server.faults.update(latency_ms=10, drop_after_commit_rate=0.1, seed=2)
+    clusters(workers=2, Q_SCHEDULER="true")
+    clusters(workers=2)
+    pairs = make_workload(world.entity, world.customer, world.bank, world.invoices(PAIRS))
+    assert wait_until(lambda: _open() == 0, timeout=120, on_tick=_sweeping()), _states()
+    assert_exactly_once(world.server, pairs)
