@@ -1,0 +1,235 @@
+"""Draft credit notes copied from an invoice: the AIQ entry a refund or cancellation will post.
+
+AIQ cannot cancel a posted invoice; a credit note with the invoice's lines (same GL accounts,
+tax codes and rates) reverses all or part of it. The draft is a mirror row with status DRAFT and
+the deterministic external reference the outbox sends it under, so the approver sees exactly
+the lines that will reach AIQ, and the confirmation later fills in AIQ's ids on the same row.
+
+Two ways to choose what is credited, both exact to the currency's minor unit:
+- chosen lines: each chosen invoice line is copied whole;
+- an amount (gross): split over the invoice lines in proportion to their gross with
+  ledger.money.split (the parts add back up exactly), and each part's tax worked back from the
+  line's own rate, so net + tax = gross on every line and in total.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.utils import timezone
+
+from ledger.models import CreditNote, CreditNoteLine, DocumentStatus, Invoice, InvoiceLine
+from ledger.money import MoneyError, exact, quantize, split
+
+ZERO = Decimal(0)
+MILLI = Decimal("0.001")
+
+
+class CreditNoteRefused(ValueError):
+    """What was asked cannot become a credit note; the message says why, for a person."""
+
+
+@dataclass(frozen=True)
+class DraftLine:
+    source: InvoiceLine | None
+    description: str
+    gl_account_code: str
+    tax_code: str
+    tax_rate: Decimal
+    quantity: Decimal
+    unit_price: Decimal
+    net_amount: Decimal
+    tax_amount: Decimal
+
+    @property
+    def gross_amount(self) -> Decimal:
+        return self.net_amount + self.tax_amount
+
+
+def _whole(line: InvoiceLine) -> DraftLine:
+    return DraftLine(
+        source=line,
+        description=line.description,
+        gl_account_code=line.gl_account_code,
+        tax_code=line.tax_code,
+        tax_rate=line.tax_rate,
+        quantity=line.quantity,
+        unit_price=line.unit_price,
+        net_amount=line.net_amount,
+        tax_amount=line.tax_amount,
+    )
+
+
+def _part(line: InvoiceLine, gross: Decimal, currency: str) -> DraftLine:
+    """A gross part of one line; tax at the line's effective rate, net the exact rest."""
+    if line.gross_amount and line.tax_amount:
+        tax = quantize(gross * line.tax_amount / line.gross_amount, currency)
+    else:
+        tax = ZERO
+    net = gross - tax
+    return DraftLine(
+        source=line,
+        description=f"Credit: {line.description}"[:500] if line.description else "Credit",
+        gl_account_code=line.gl_account_code,
+        tax_code=line.tax_code,
+        tax_rate=line.tax_rate,
+        quantity=Decimal(1),
+        unit_price=net,
+        net_amount=net,
+        tax_amount=tax,
+    )
+
+
+def _d(value) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
+
+
+def invoice_lines_fetch(invoice: Invoice) -> list[InvoiceLine]:
+    """The pull sync mirrors invoice totals, not lines; the lines a credit note copies are read
+    from AIQ (GetInvoice) the first time they are needed and kept in the mirror."""
+    from ledger.aiq.client import AiqClient
+    from ledger.aiq.errors import AiqError
+
+    if invoice.aiq_invoice_id is None:
+        return []
+    try:
+        record = AiqClient.for_entity(invoice.entity).get_invoice(invoice.aiq_invoice_id) or {}
+    except AiqError as error:
+        raise CreditNoteRefused(
+            f"Could not read invoice {invoice}'s lines from AIQ: {error}"
+        ) from None
+    raw = record.get("Lines") or []
+    raw = raw.get("InvoiceLine") or [] if isinstance(raw, dict) else raw
+    rows = []
+    for number, item in enumerate(raw, start=1):
+        net, tax = _d(item.get("NetAmount")), _d(item.get("TaxAmount"))
+        row = InvoiceLine(
+            invoice=invoice,
+            line_number=number,
+            aiq_invoice_item_id=item.get("InvoiceItemID"),
+            stock_item_id=item.get("StockItemID") or "",
+            description=(item.get("StockItemDescription") or item.get("Notes") or "")[:500],
+            gl_account_code=item.get("GLAccountCode") or "",
+            department_id=item.get("DepartmentID") or "",
+            tax_code=item.get("TaxCode") or "",
+            tax_rate=_d(item.get("TaxRate")),
+            quantity=_d(item.get("InvoicedQuantity") or 1),
+            # MoneyField keeps thousandths; a unit price is shown, never summed
+            unit_price=_d(item.get("ActualPrice") or item.get("StockItemPrice")).quantize(MILLI),
+            net_amount=net,
+            tax_amount=tax,
+            gross_amount=net + tax,
+        )
+        rows.append(row)
+    if sum((r.gross_amount for r in rows), ZERO) != invoice.gross_amount:
+        raise CreditNoteRefused(
+            f"Invoice {invoice}'s lines in AIQ do not add up to its total; sync it first."
+        )
+    InvoiceLine.objects.bulk_create(rows)
+    return rows
+
+
+def credit_lines_for(
+    *, invoice: Invoice, line_ids: list[int] | None = None, amount: Decimal | None = None
+) -> list[DraftLine]:
+    """The credit note lines for the whole invoice (neither given), chosen lines, or an amount."""
+    lines = list(invoice.lines.order_by("line_number")) or invoice_lines_fetch(invoice)
+    if not lines:
+        raise CreditNoteRefused(f"Invoice {invoice} has no lines to copy (not in AIQ?).")
+    if line_ids:
+        chosen = [line for line in lines if line.pk in set(line_ids)]
+        if len(chosen) != len(set(line_ids)):
+            raise CreditNoteRefused(f"Some chosen lines are not lines of invoice {invoice}.")
+        drafts = [_whole(line) for line in chosen]
+    elif amount is None or amount == invoice.gross_amount:
+        drafts = [_whole(line) for line in lines]
+    else:
+        try:
+            amount = exact(amount, invoice.currency)
+        except MoneyError as error:
+            raise CreditNoteRefused(str(error)) from None
+        if amount <= 0:
+            raise CreditNoteRefused("The amount to credit must be greater than zero.")
+        weights = [line.gross_amount for line in lines]
+        if sum(weights, ZERO) <= 0:
+            raise CreditNoteRefused(f"Invoice {invoice} has no amounts on its lines to credit.")
+        parts = split(amount, invoice.currency, weights)
+        drafts = [
+            _part(line, part, invoice.currency)
+            for line, part in zip(lines, parts, strict=True)
+            if part > 0
+        ]
+    if any(d.net_amount <= 0 for d in drafts):
+        raise CreditNoteRefused(
+            "The amount is too small to spread over the invoice's lines; choose lines instead."
+        )
+    return drafts
+
+
+def credit_note_draft(
+    *, invoice: Invoice, reference: str, lines: list[DraftLine], reason: str
+) -> CreditNote:
+    """Write the draft mirror row and its lines. Call inside the caller's transaction."""
+    net = sum((d.net_amount for d in lines), ZERO)
+    tax = sum((d.tax_amount for d in lines), ZERO)
+    note = CreditNote(
+        entity_id=invoice.entity_id,
+        customer_id=invoice.customer_id,
+        invoice=invoice,
+        external_reference=reference,
+        status=DocumentStatus.DRAFT,
+        currency=invoice.currency,
+        credit_date=timezone.localdate(),
+        net_amount=net,
+        tax_amount=tax,
+        gross_amount=net + tax,
+        outstanding_amount=ZERO,  # nothing to allocate until AIQ has posted it
+        reason=reason[:2000],
+    )
+    note.full_clean()
+    note.save()
+    for number, draft in enumerate(lines, start=1):
+        row = CreditNoteLine(
+            credit_note=note,
+            line_number=number,
+            stock_item_id=draft.source.stock_item_id if draft.source else "",
+            description=draft.description[:500],
+            gl_account_code=draft.gl_account_code,
+            tax_code=draft.tax_code,
+            tax_rate=draft.tax_rate,
+            quantity=draft.quantity,
+            unit_price=draft.unit_price,
+            net_amount=draft.net_amount,
+            tax_amount=draft.tax_amount,
+            gross_amount=draft.gross_amount,
+        )
+        row.full_clean()
+        row.save()
+    return note
+
+
+def credit_note_payload(note: CreditNote) -> dict:
+    """The create_credit_note outbox payload (see ledger/outbox/executors_refunds.py)."""
+    invoice = note.invoice
+    return {
+        "credit_note_id": note.pk,
+        "customer_code": note.customer.code,
+        "currency": note.currency,
+        "credit_date": note.credit_date.isoformat(),
+        "invoice_number": invoice.invoice_number if invoice else "",
+        "notes": note.reason[:250],
+        "gross_amount": str(note.gross_amount),
+        "lines": [
+            {
+                "stock_item_id": line.stock_item_id,
+                "description": line.description,
+                "gl_account_code": line.gl_account_code,
+                "tax_code": line.tax_code,
+                "tax_rate": str(line.tax_rate),
+                "quantity": str(line.quantity),
+                "unit_price": str(line.unit_price),
+                "net_amount": str(line.net_amount),
+                "tax_amount": str(line.tax_amount),
+            }
+            for line in note.lines.order_by("line_number")
+        ],
+    }
