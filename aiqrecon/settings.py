@@ -5,6 +5,7 @@ broker, the local AIQ sandbox and localstripe. DATABASE_URL switches to PostgreS
 REDIS_URL to the Redis broker.
 """
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -116,7 +117,10 @@ else:
                     "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
                 ),
             },
-            "TEST": {"NAME": str(VAR_DIR / "test.sqlite3")},
+            # One test database per test process, so parallel runs never share a file.
+            "TEST": {
+                "NAME": env_str("SQLITE_TEST_PATH", str(VAR_DIR / f"test-{os.getpid()}.sqlite3"))
+            },
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
