@@ -253,8 +253,9 @@ def match_rate_by_day(*, days: int, now=None) -> dict:
     return {"labels": labels, "rates": rates}
 
 
-def cash_by_day_and_source(*, days: int, now=None) -> dict:
-    """Cash received per day and source, one series per (source, currency), as strings."""
+def cash_by_day_and_source(*, days: int, now=None) -> list[dict]:
+    """Cash received per day, one chart per currency (amounts in different currencies are
+    never added up), one series per source; amounts as decimal strings."""
     from payments.models import Payment
 
     now = now or timezone.now()
@@ -265,21 +266,23 @@ def cash_by_day_and_source(*, days: int, now=None) -> dict:
         .annotate(day=TruncDate("received_at"))
         .values("day", "source", "currency")
         .annotate(total=Sum("amount"))
-        .order_by("day")
+        .order_by("currency", "day")
     )
-    labels: list[str] = []
-    series: dict[str, dict[str, str]] = {}
+    charts: dict[str, dict] = {}
     for row in rows:
+        chart = charts.setdefault(row["currency"], {"labels": [], "series": {}})
         day = row["day"].isoformat()
-        if day not in labels:
-            labels.append(day)
-        # Decimal as a string: the chart library draws numbers, but we never pass floats
-        # through our own code; JSON numbers are parsed by the browser for drawing only.
-        series.setdefault(f"{row['source']} {row['currency']}", {})[day] = str(row["total"])
-    return {
-        "labels": labels,
-        "series": [
-            {"label": name, "data": [points.get(day, "0") for day in labels]}
-            for name, points in sorted(series.items())
-        ],
-    }
+        if day not in chart["labels"]:
+            chart["labels"].append(day)
+        chart["series"].setdefault(row["source"], {})[day] = str(row["total"])
+    return [
+        {
+            "currency": currency,
+            "labels": chart["labels"],
+            "series": [
+                {"label": source, "data": [points.get(day, "0") for day in chart["labels"]]}
+                for source, points in sorted(chart["series"].items())
+            ],
+        }
+        for currency, chart in sorted(charts.items())
+    ]

@@ -42,8 +42,12 @@ def test_dashboard_chart_data_is_rendered_as_json_without_inline_script(client, 
     assert '<script id="chart-data" type="application/json">' in html
     charts = client.get(reverse("dashboard")).context["charts"]
     assert charts["match_rate"]["rates"] == [50.0]
-    series = {s["label"]: s["data"] for s in charts["cash_by_source"]["series"]}
-    assert series == {"bank GBP": ["30.000"], "stripe GBP": ["10.000"]}
+    [gbp] = charts["cash_by_source"]
+    assert gbp["currency"] == "GBP"
+    assert {s["label"]: s["data"] for s in gbp["series"]} == {
+        "bank": ["30.000"],
+        "stripe": ["10.000"],
+    }
 
 
 def test_dashboard_shows_outbox_needing_attention(client, alice, screen_data):

@@ -66,12 +66,14 @@
     if (rate) new Chart(rate, { type: "line", data: { labels: data.match_rate.labels,
       datasets: [{ label: "Matched %", data: data.match_rate.rates, borderColor: "#1f5fbf", tension: 0.2 }] },
       options: { maintainAspectRatio: false, animation: false, scales: { y: { min: 0, max: 100 } } } });
-    var cash = document.getElementById("chart-cash");
     var colours = ["#1f5fbf", "#067647", "#b54708", "#7a5af8", "#b42318", "#0e7490"];
-    if (cash) new Chart(cash, { type: "bar", data: { labels: data.cash_by_source.labels,
-      datasets: data.cash_by_source.series.map(function (s, i) {
-        return { label: s.label, data: s.data.map(Number), backgroundColor: colours[i % colours.length] }; }) },
-      options: { maintainAspectRatio: false, animation: false, scales: { x: { stacked: true }, y: { stacked: true } } } });
+    document.querySelectorAll("canvas[data-cash-chart]").forEach(function (canvas) {
+      var chart = data.cash_by_source[parseInt(canvas.dataset.cashChart, 10)];
+      new Chart(canvas, { type: "bar", data: { labels: chart.labels,
+        datasets: chart.series.map(function (s, i) {
+          return { label: s.label, data: s.data.map(Number), backgroundColor: colours[i % colours.length] }; }) },
+        options: { maintainAspectRatio: false, animation: false, scales: { x: { stacked: true }, y: { stacked: true } } } });
+    });
   }
 
   document.addEventListener("DOMContentLoaded", function () {

@@ -1,0 +1,143 @@
+# ruff: noqa: F811  (the screen_data fixture is imported by name)
+"""Browser tests: a real Chromium (Debian's /usr/bin/chromium) driven by Playwright against
+pytest-django's live_server. Keyboard use, the live allocation total, htmx partials, charts.
+
+Screenshots go to $UI_SCREENSHOTS when it is set (for looking at the screens by eye).
+"""
+
+import os
+import shutil
+
+import pytest
+
+from tests.conftest import require
+from tests.test_views_data import screen_data  # noqa: F401
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # sync Playwright inside pytest
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _roles(transactional_db):
+    """live_server needs a transactional database, which is flushed between tests, taking
+    the role groups (created by a data migration) with it."""
+    from django.contrib.auth.models import Group
+
+    from staff.models import Role
+
+    for role in Role:
+        Group.objects.get_or_create(name=role.value)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    require(
+        os.path.exists(CHROMIUM) or bool(shutil.which("chromium")),
+        f"needs Chromium at {CHROMIUM}: apt-get install -y chromium",
+    )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def shot(page, name):
+    folder = os.environ.get("UI_SCREENSHOTS")
+    if folder:
+        page.screenshot(path=os.path.join(folder, f"{name}.png"), full_page=True)
+
+
+def login(page, live_server, username):
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(f"{username}-pass-123")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(f"{live_server.url}/")
+
+
+def test_every_screen_renders_with_assets_and_no_script_errors(
+    page, live_server, screen_data, alice, bob
+):
+    login(page, live_server, "bob")
+    assert page.evaluate("typeof htmx") == "object"  # installed by scripts/assets.sh, no CDN
+    page.wait_for_function("typeof Chart !== 'undefined'")
+    # one cash chart per currency (GBP and JPY are never stacked together), drawn by Chart.js
+    assert page.locator("canvas[data-cash-chart]").count() == 2
+    page.wait_for_function("Chart.getChart(document.querySelector('canvas[data-cash-chart]'))")
+    shot(page, "dashboard")
+    for name, path in [
+        ("inbox", "/payments/?tab=all"),
+        ("awaiting", "/payments/?tab=awaiting"),
+        ("detail", f"/payments/{screen_data['proposed'].pk}/"),
+        ("approvals", "/approvals/"),
+        ("invoices", "/invoices/"),
+        ("invoice", f"/invoices/{screen_data['invoices'][0].pk}/"),
+        ("customers", "/customers/"),
+        ("customer", f"/customers/{screen_data['customer'].pk}/"),
+        ("sync", "/sync/"),
+        ("audit", "/audit/"),
+    ]:
+        response = page.goto(f"{live_server.url}{path}")
+        assert response.status == 200, path
+        # usable at 1,280 px: nothing wider than the window
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1280, (path, width)
+        shot(page, name)
+
+
+def test_live_total_and_invoice_search_in_the_allocation_editor(
+    page, live_server, screen_data, alice
+):
+    login(page, live_server, "alice")
+    page.goto(f"{live_server.url}/payments/{screen_data['unmatched'].pk}/")
+    page.get_by_label("Find open GBP invoices of any customer").fill("INV-100")
+    page.get_by_role("button", name="Add INV-1001 to the allocation").click()
+    amount = page.get_by_label("Amount allocated to INV-1001")
+    amount.fill("250.5")
+    remainder = page.locator("[data-remainder]")
+    assert page.locator("[data-total]").inner_text() == "250.50 GBP"
+    assert remainder.inner_text() == "749.50 GBP"
+    amount.fill("1200")
+    assert remainder.inner_text() == "-200.00 GBP"
+    assert "bad" in remainder.get_attribute("class")
+    amount.fill("1.001")
+    assert remainder.inner_text() == "check the amounts"
+    shot(page, "editor")
+
+
+def test_keyboard_only_login_and_navigation(page, live_server, alice):
+    page.goto(f"{live_server.url}/accounts/login/")
+    # the username field has focus on arrival, so a keyboard user types straight away
+    page.keyboard.type("alice")
+    page.keyboard.press("Tab")
+    page.keyboard.type("alice-pass-123")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/")
+    page.keyboard.press("Tab")  # the skip link comes first ...
+    assert page.evaluate("document.activeElement.className") == "skip-link"
+    page.keyboard.press("Tab")  # ... then the navigation
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Dashboard"
+    page.keyboard.press("Tab")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/payments/")
+    assert page.get_by_role("heading", name="Payments").is_visible()
