@@ -15,7 +15,7 @@ from payments.sources import stripe_client, stripe_source
 from payments.sources.stripe_client import request
 from payments.sources.stripe_demo import demo_customer_create, demo_payment_create
 from staff.models import AuditEntry
-from tests.stripe_helpers import SECRET, event, fixture, sign
+from tests.stripe_fixtures import SECRET, event, fixture, sign
 
 URL = "/webhooks/stripe/"
 
@@ -311,3 +311,18 @@ def test_demo_payments_command_creates_real_payment_intents(localstripe, entity,
     settings.STRIPE_API_BASE = "https://api.stripe.com"
     with pytest.raises(CommandError, match="Refusing"):
         call_command("stripe_demo_payments")
+
+
+@pytest.mark.django_db
+def test_the_api_key_never_reaches_the_logs_or_stored_errors(
+    localstripe, entity, deliver, settings, caplog
+):
+    settings.STRIPE_API_KEY = "sk_test_this_key_must_not_leak_42"
+    with caplog.at_level("DEBUG"):
+        intent = demo_payment_create(amount_minor=100)
+        call_command("stripe_import")
+        settings.STRIPE_API_BASE = "http://127.0.0.1:9"
+        deliver("payment_intent.succeeded", {"id": intent["id"], "object": "x"})
+    assert caplog.records  # the SDK and our code did log
+    assert "sk_test_this_key_must_not_leak_42" not in caplog.text
+    assert "must_not_leak" not in WebhookEvent.objects.get().last_error

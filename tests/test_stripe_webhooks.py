@@ -11,7 +11,7 @@ import requests
 from payments.models import Payment, WebhookEvent
 from payments.sources.stripe_demo import demo_customer_create, demo_payment_create
 from tests.conftest import localstripe_register_webhook
-from tests.stripe_helpers import OLD_SECRET, SECRET, event, sign
+from tests.stripe_fixtures import OLD_SECRET, SECRET, event, sign
 
 URL = "/webhooks/stripe/"
 

@@ -7,7 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
-FIXTURES = Path(__file__).parent / "stripe_fixtures"
+FIXTURES = Path(__file__).parent  # the JSON files beside this module
 SECRET = "whsec_test_primary_0123456789"
 OLD_SECRET = "whsec_test_rotated_out_98765"
 
