@@ -201,3 +201,130 @@ def test_an_allocated_receipt_is_refused_until_the_allocation_is_reversed(
     refund.refresh_from_db()
     assert refund.state == "completed"
     assert books.state.outstanding(invoice.aiq_transaction_id) == Decimal("60")  # open again
+
+
+@pytest.fixture
+def deliver(client, settings):
+    """A signed Stripe event posted to our webhook endpoint, as Stripe would send it."""
+    from tests.stripe_fixtures import SECRET, event, sign
+
+    settings.STRIPE_WEBHOOK_SECRETS = [SECRET]
+
+    def send(event_type: str, obj: dict) -> int:
+        payload = event(event_type, obj)
+        return client.post(
+            "/webhooks/stripe/",
+            data=payload,
+            content_type="application/json",
+            HTTP_STRIPE_SIGNATURE=sign(payload),
+        ).status_code
+
+    return send
+
+
+def test_a_stripe_dashboard_refund_arrives_by_webhook_is_proposed_approved_and_booked(
+    books, localstripe, entity, alice, bob, deliver
+):
+    invoice = make_invoice(entity, "EVERGR", [("Support hours", "4010", "200.00", "T1")])
+    payment = stripe_payment(entity, invoice.customer, 24000, invoice)
+    allocate(payment, [(invoice, "240.00")], alice, bob)
+    before = account_balance(books, "EVERGR")
+    # someone refunds 48.00 in the Stripe dashboard, outside the app
+    outside = request("post", "/v1/refunds", payment_intent=payment.external_id, amount=4800)
+
+    assert deliver("charge.refunded", {"id": outside["charge"], "object": "charge"}) == 200
+    assert deliver("refund.created", {"id": outside["id"], "object": "refund"}) == 200  # again
+
+    proposal = Refund.objects.get()
+    assert (proposal.kind, proposal.state, proposal.stripe_refund_id) == (
+        "external",
+        "requested",
+        outside["id"],
+    )
+    assert proposal.requested_by is None and proposal.amount == Decimal("48")
+    assert proposal.invoice == invoice  # the receipt is fully allocated: credit the invoice
+    assert not OutboxCommand.objects.filter(origin_type="refund").exists()
+
+    refund_approve(refund=proposal, actor=bob)
+    drain_all()
+
+    proposal.refresh_from_db()
+    assert proposal.state == "completed"
+    assert len(_stripe_refunds(payment)) == 1  # no second refund: the money had already gone
+    assert aiq_types(books, f"REF-{proposal.pk}-CN") == ["SalesCreditNote"]
+    assert aiq_types(books, f"REF-{proposal.pk}-DJ") == ["SalesDebitJournal"]
+    assert account_balance(books, "EVERGR") == before
+    assert not OutboxCommand.objects.filter(kind="stripe_refund").exists()
+
+
+def test_the_refund_task_run_three_times_makes_one_stripe_refund_and_one_set_of_entries(
+    books, localstripe, entity, alice, bob
+):
+    invoice = make_invoice(entity, "FOXTON", [("Support hours", "4010", "80.00", "T0")])
+    payment = stripe_payment(entity, invoice.customer, 8000, invoice)
+    allocate(payment, [(invoice, "80.00")], alice, bob)
+    refund = refund_request(
+        actor=alice, kind="refund_invoice", invoice=invoice, amount="80.00", reason="Full refund"
+    )
+    # every AIQ write commits and then loses its answer: the worker cannot know it worked
+    books.faults.update(
+        drop_after_commit_rate=1.0,
+        ops=[
+            "SaveCreditNoteGetBackCreditNoteID",
+            "PostCreditNotesGetBackTransactionIDs",
+            "PostSalesDebitJournalGetBackTransactionID",
+            "AllocateTransactions",
+        ],
+    )
+    refund_approve(refund=refund, actor=bob)  # (the localstripe fixture runs tasks at once)
+    commands = OutboxCommand.objects.filter(origin_type="refund", origin_id=refund.pk)
+    for _run in range(3):
+        drain_all(rounds=3)
+        # ...and the whole task is delivered again, as if its worker died after each call
+        commands.exclude(state="confirmed").update(state="uncertain")
+        commands.filter(state="confirmed").update(state="uncertain", result={})
+        books.faults.update(drop_after_commit_rate=0.0)
+    drain_all()
+
+    refund.refresh_from_db()
+    assert set(commands.values_list("state", flat=True)) == {"confirmed"}
+    assert refund.state == "completed"
+    assert len(_stripe_refunds(payment)) == 1
+    assert aiq_types(books, f"REF-{refund.pk}-CN") == ["SalesCreditNote"]
+    assert aiq_types(books, f"REF-{refund.pk}-DJ") == ["SalesDebitJournal"]
+    journal = Journal.objects.get(reference=f"REF-{refund.pk}-DJ")
+    assert len(books.state.allocations(journal.aiq_transaction_id)) == 1
+    assert books.faults.snapshot()["stats"]["drops"] >= 3  # the fault really fired
+
+
+def test_a_refund_that_fails_later_is_reversed_in_aiq_not_deleted(
+    books, localstripe, entity, alice, bob, deliver, monkeypatch
+):
+    from payments.sources import stripe_client
+
+    invoice = make_invoice(entity, "GRANIT", [("Card reader", "4020", "40.00", "T0")])
+    payment = stripe_payment(entity, invoice.customer, 7000, invoice)
+    allocate(payment, [(invoice, "40.00")], alice, bob)
+    before = account_balance(books, "GRANIT")
+    refund = refund_request(actor=alice, kind="refund_on_account", payment=payment, reason="r")
+    refund_approve(refund=refund, actor=bob)
+    drain_all()
+    refund.refresh_from_db()
+    assert account_balance(books, "GRANIT") == before + Decimal("30")
+    # localstripe's refunds always succeed; Stripe's documented refund.failed shape, at our edge
+    failed = {**stripe_client.refund_retrieve(refund.stripe_refund_id)}
+    failed.update(status="failed", failure_reason="expired_or_canceled_card")
+    monkeypatch.setattr(stripe_client, "refund_retrieve", lambda _id: dict(failed))
+
+    for _ in range(2):  # Stripe delivers events more than once
+        assert deliver("refund.failed", {"id": failed["id"], "object": "refund"}) == 200
+    drain_all()
+
+    refund.refresh_from_db()
+    assert refund.state == "failed"
+    reverse = OutboxCommand.objects.get(external_reference=f"REF-{refund.pk}-REVERSE")
+    assert reverse.state == "confirmed"
+    assert aiq_types(books, f"REF-{refund.pk}-DJ") == ["SalesDebitJournal"]  # still there
+    assert aiq_types(books, f"REF-{refund.pk}-REVERSE") == ["SalesCreditJournal"]
+    assert account_balance(books, "GRANIT") == before  # the credit is the customer's again
+    assert AuditEntry.objects.filter(action="refund.stripe_failed").count() == 1
