@@ -106,6 +106,9 @@ class SandboxServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: clients reuse connections as with real AIQ
+    # Headers and body go out in separate writes; without TCP_NODELAY the client's delayed
+    # ACK holds the body back ~40 ms on every keep-alive call.
+    disable_nagle_algorithm = True
     server_version = "AIQSandbox/1.0"
 
     @property
