@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payments.views import approvals, detail, inbox
+from payments.views import approvals, detail, inbox, refunds
 
 app_name = "payments"
 
@@ -16,4 +16,15 @@ urlpatterns = [
     path("approvals/", approvals.approvals, name="approvals"),
     path("approvals/<int:plan_id>/approve", approvals.approve, name="approve"),
     path("approvals/<int:plan_id>/reject", approvals.reject, name="reject_plan"),
+    path("refunds/", refunds.refund_list, name="refunds"),
+    path("refunds/new", refunds.refund_new, name="refund_new"),
+    path("refunds/<int:refund_id>/", refunds.refund_detail, name="refund"),
+    path("refunds/<int:refund_id>/approve", refunds.refund_approve, name="refund_approve"),
+    path("refunds/<int:refund_id>/reject", refunds.refund_reject, name="refund_reject"),
+    path("refunds/<int:refund_id>/credit-note.pdf", refunds.credit_note_pdf, name="refund_cn_pdf"),
+    path(
+        "payments/<int:payment_id>/unallocate-for-refund",
+        refunds.unallocate_first,
+        name="refund_unallocate",
+    ),
 ]

@@ -1,0 +1,224 @@
+"""Refund screens: request (from an invoice or a payment), the plan an approver reads, approve
+or reject, the one-click "unallocate first" path, and the documents.
+
+The services (payments/services/refunds.py) check roles, amounts and maker-checker again; a
+forged POST gets their refusal as a message, never a 500 or a half-made refund.
+"""
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from ledger.models import Document, Invoice, OutboxCommand
+from ledger.views.documents import _pdf
+from payments.forms import ReasonForm
+from payments.models import Payment, Refund
+from payments.services import refunds as services
+from payments.services.refund_steps import RefundStepError, refund_steps
+from staff.views import approver_required, clerk_required, get_or_404, run_service
+
+SERVICES = "payments.services.refunds"
+KINDS = {
+    "cancel_invoice": "Cancel or reduce the invoice with a credit note",
+    "refund_invoice": "Refund money paid for the invoice",
+    "refund_on_account": "Refund money the payment left on account",
+}
+
+
+class RefundForm(forms.Form):
+    amount = forms.CharField(
+        label="Amount (gross, leave empty for all that can go back)", required=False, max_length=30
+    )
+    reason = forms.CharField(label="Reason", max_length=1000, widget=forms.Textarea({"rows": 2}))
+
+
+def _refunds():
+    return Refund.objects.select_related(
+        "customer", "invoice", "payment", "credit_note", "requested_by", "approved_by"
+    )
+
+
+@clerk_required
+def refund_list(request):
+    waiting = list(_refunds().filter(state=Refund.State.REQUESTED).order_by("created_at", "id"))
+    recent = list(_refunds().exclude(state=Refund.State.REQUESTED).order_by("-updated_at")[:50])
+    return render(request, "payments/refund_list.html", {"waiting": waiting, "recent": recent})
+
+
+def _limit(kind, invoice, payment):
+    if kind == "cancel_invoice" and invoice:
+        return services.invoice_creditable(invoice)
+    if kind == "refund_on_account" and payment and payment.receipt_id:
+        return min(
+            services.receipt_refundable(payment.receipt), services.payment_refundable(payment)
+        )
+    if kind == "refund_invoice" and invoice:
+        payers = list(services.invoice_payments(invoice)[:2])
+        payment = payment or (payers[0] if len(payers) == 1 else None)
+        if payment and payment.receipt_id:
+            return min(
+                services.invoice_paid_by(invoice, payment.receipt),
+                services.payment_refundable(payment),
+            )
+    return None
+
+
+@clerk_required
+def refund_new(request):
+    """GET ?kind=...&invoice=<id>|&payment=<id> shows the form; POST asks for the refund."""
+    source = request.POST if request.method == "POST" else request.GET
+    kind = source.get("kind", "")
+    if kind not in KINDS:
+        messages.error(request, "Choose what kind of refund to make.")
+        return redirect("payments:refunds")
+    invoice = payment = None
+    if str(source.get("invoice", "")).isdigit():
+        invoice = get_or_404(Invoice.objects.select_related("customer"), pk=source["invoice"])
+    if str(source.get("payment", "")).isdigit():
+        payment = get_or_404(Payment.objects.select_related("receipt"), pk=source["payment"])
+    form = RefundForm(request.POST or None)
+    blocked = None
+    if request.method == "POST" and form.is_valid():
+        line_ids = [int(v) for v in request.POST.getlist("line") if v.isdigit()]
+        try:
+            refund = services.refund_request(
+                actor=request.user,
+                kind=kind,
+                invoice=invoice,
+                payment=payment,
+                amount=form.cleaned_data["amount"].replace(",", "") or None,
+                line_ids=line_ids or None,
+                reason=form.cleaned_data["reason"],
+            )
+        except services.ReceiptAllocated as error:
+            blocked = error
+            messages.error(request, error.messages[0])
+        except Exception as error:  # noqa: BLE001 - refusals only; anything else re-raised
+            outcome = _refusal(error)
+            if outcome is None:
+                raise
+            messages.error(request, f"Not requested: {outcome}")
+        else:
+            messages.success(request, "Refund requested; a second person must approve it.")
+            return redirect("payments:refund", refund_id=refund.pk)
+    context = {
+        "kind": kind,
+        "kind_label": KINDS[kind],
+        "invoice": invoice,
+        "payment": payment,
+        "form": form,
+        "lines": invoice.lines.all() if invoice else [],
+        "limit": _limit(kind, invoice, payment),
+        "currency": (invoice or payment).currency if (invoice or payment) else "",
+        "blocked": blocked,
+    }
+    return render(request, "payments/refund_new.html", context)
+
+
+def _refusal(error) -> str | None:
+    from django.core.exceptions import PermissionDenied, ValidationError
+
+    if isinstance(error, ValidationError):
+        return " ".join(error.messages)
+    if isinstance(error, PermissionDenied | ValueError):
+        return str(error) or "You are not allowed to do this."
+    return None
+
+
+@clerk_required
+def refund_detail(request, refund_id):
+    refund = get_or_404(_refunds().select_related("receipt", "customer__entity"), pk=refund_id)
+    commands = list(
+        OutboxCommand.objects.filter(origin_type="refund", origin_id=refund.pk).order_by("pk")
+    )
+    plan, plan_error = [], ""
+    if not commands and refund.state == Refund.State.REQUESTED:
+        try:
+            plan = refund_steps(refund)
+        except RefundStepError as error:
+            plan_error = str(error)
+    context = {
+        "refund": refund,
+        "plan": plan,
+        "plan_error": plan_error,
+        "commands": commands,
+        "is_mine": refund.requested_by_id == request.user.pk,
+        "reject_form": ReasonForm(),
+    }
+    return render(request, "payments/refund_detail.html", context)
+
+
+@require_POST
+@approver_required
+def refund_approve(request, refund_id):
+    refund = get_or_404(Refund.objects.all(), pk=refund_id)
+    outcome = run_service(SERVICES, "refund_approve", refund=refund, actor=request.user)
+    if outcome.ok:
+        messages.success(request, "Approved: the refund is on its way to Stripe and AIQ.")
+    else:
+        messages.error(request, f"Not approved: {outcome.message}")
+    return redirect("payments:refund", refund_id=refund.pk)
+
+
+@require_POST
+@clerk_required
+def refund_reject(request, refund_id):
+    refund = get_or_404(Refund.objects.all(), pk=refund_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a reason for the rejection.")
+        return redirect("payments:refund", refund_id=refund.pk)
+    outcome = run_service(
+        SERVICES,
+        "refund_reject",
+        refund=refund,
+        actor=request.user,
+        reason=form.cleaned_data["reason"],
+    )
+    if outcome.ok:
+        messages.success(request, "Rejected; nothing was sent.")
+    else:
+        messages.error(request, f"Not rejected: {outcome.message}")
+    return redirect("payments:refund", refund_id=refund.pk)
+
+
+@require_POST
+@clerk_required
+def unallocate_first(request, payment_id):
+    payment = get_or_404(Payment.objects.select_related("receipt"), pk=payment_id)
+    outcome = run_service(
+        SERVICES,
+        "refund_unallocate_first",
+        payment=payment,
+        actor=request.user,
+        reason=request.POST.get("reason") or "refund requested",
+    )
+    if outcome.ok:
+        messages.success(
+            request,
+            f"{len(outcome.value)} allocation(s) queued to be reversed in AIQ; once confirmed "
+            "the money is on account and can be refunded.",
+        )
+    else:
+        messages.error(request, f"Not unallocated: {outcome.message}")
+    return redirect("payments:detail", payment_id=payment.pk)
+
+
+@clerk_required
+def credit_note_pdf(request, refund_id):
+    refund = get_or_404(_refunds().select_related("credit_note__entity"), pk=refund_id)
+    note = refund.credit_note
+    back = f"/refunds/{refund.pk}/"
+    if note is None:
+        messages.error(request, "This refund has no credit note.")
+        return redirect(back)
+    return _pdf(
+        request,
+        entity=note.entity,
+        kind=Document.Kind.CREDIT_NOTE_PDF,
+        transaction_id=note.aiq_transaction_id,
+        filename=f"{note.credit_note_number or note.external_reference}.pdf",
+        back=back,
+        what="credit note",
+    )
