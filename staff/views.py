@@ -91,9 +91,10 @@ def _message(error: Exception) -> str:
     return str(error) or error.__class__.__name__
 
 
-def run_service(module: str, name: str, **kwargs) -> Outcome:
+def run_service(module: str, name: str, *, refusals: tuple = (), **kwargs) -> Outcome:
     """Call a service and turn its refusals (permission, validation) into an Outcome.
 
+    `refusals` names a service's own exception classes that mean "not now" rather than a bug.
     Unexpected errors still propagate: they are bugs, logged, and the user sees the 500 page
     while the service's transaction leaves nothing half-written.
     """
@@ -107,7 +108,7 @@ def run_service(module: str, name: str, **kwargs) -> Outcome:
     except ValidationError as error:
         fields = error.message_dict if hasattr(error, "error_dict") else {}
         return Outcome(False, _message(error), field_errors=fields)
-    except ValueError as error:  # MoneyError and the services' own refusals
+    except (ValueError, *refusals) as error:  # MoneyError, the services' own refusals
         return Outcome(False, _message(error))
 
 

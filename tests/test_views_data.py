@@ -59,7 +59,7 @@ def make_payment(
 
 @pytest.fixture
 def screen_data(entity, alice):
-    from ledger.models import BankAccount, Customer, OutboxCommand
+    from ledger.models import BankAccount, Customer, Document, OutboxCommand
     from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal
 
     bank = BankAccount.objects.create(
@@ -73,6 +73,11 @@ def screen_data(entity, alice):
     inv1 = make_invoice(entity, customer, "INV-1001", "600.00", txn=5001)
     inv2 = make_invoice(entity, customer, "INV-1002", "400.00", txn=5002)
     inv3 = make_invoice(entity, customer, "INV-1003", "250.00", txn=5003, days_ago=40)
+    # INV-1001's PDF is in the cache, so its download needs no AIQ
+    Document.objects.create(
+        entity=entity, kind="invoice_pdf", aiq_transaction_id=5001,
+        filename="INV-1001.pdf", content=b"%PDF-1.4 INV-1001",
+    )  # fmt: skip
     unmatched = make_payment(entity, "pi_unmatched", "1000.00", customer=customer)
     proposed = make_payment(
         entity, "pi_proposed", "250.00", state="proposed", customer=customer, hours_ago=2

@@ -62,11 +62,8 @@ def test_invoice_detail_shows_aiq_ids_and_allocations(client, alice, screen_data
 
 
 def test_cached_invoice_pdf_is_served_without_asking_aiq(client, alice, screen_data):
-    inv = screen_data["invoices"][0]
-    Document.objects.create(
-        entity=inv.entity, kind="invoice_pdf", aiq_transaction_id=5001,
-        filename="INV-1001.pdf", content=b"%PDF-1.4 INV-1001",
-    )  # fmt: skip
+    inv = screen_data["invoices"][0]  # its PDF is in the cache (screen_data)
+    assert Document.objects.filter(aiq_transaction_id=5001).count() == 1
     client.force_login(alice)
     response = client.get(reverse("ledger:invoice_pdf", args=[inv.pk]))
     assert response.status_code == 200
@@ -152,3 +149,54 @@ def test_progress_partial_polls_only_while_a_pull_runs(client, alice, entity):
     state.save()
     html = client.get(reverse("ledger:sync_progress"), HTTP_HX_REQUEST="true").content.decode()
     assert "hx-trigger" not in html and "idle" in html
+
+
+def test_customer_statement_and_balance_come_from_aiq(client, alice, entity, aiq_sandbox):
+    from ledger.models import Customer, Invoice
+    from ledger.sync.services import sync_claim, sync_run
+
+    sync_claim(entity=entity)
+    sync_run(entity=entity)
+    invoice = Invoice.objects.filter(entity=entity, outstanding_amount__gt=0).first()
+    customer = Customer.objects.get(pk=invoice.customer_id)
+    client.force_login(alice)
+    url = reverse("ledger:customer_statement", args=[customer.pk])
+    html = client.get(url, HTTP_HX_REQUEST="true").content.decode()
+    assert "Balance in AIQ" in html and "AIQ did not answer" not in html
+    assert invoice.external_reference in html or invoice.invoice_number in html
+
+
+def test_statement_says_so_when_aiq_does_not_answer(client, alice, screen_data, settings):
+    from tests.conftest import free_port
+
+    settings.AIQ_SANDBOX_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    client.force_login(alice)
+    url = reverse("ledger:customer_statement", args=[screen_data["customer"].pk])
+    response = client.get(url, HTTP_HX_REQUEST="true")
+    assert response.status_code == 200
+    assert "AIQ did not answer" in response.content.decode()
+
+
+def test_receipt_pdf_is_fetched_from_aiq_once_then_cached(client, alice, entity, aiq_sandbox):
+    from ledger.models import Receipt
+    from ledger.sync.services import sync_claim, sync_run
+
+    sync_claim(entity=entity)
+    sync_run(entity=entity)
+    receipt = Receipt.objects.filter(entity=entity, aiq_transaction_id__isnull=False).first()
+    client.force_login(alice)
+    response = client.get(reverse("ledger:receipt_pdf", args=[receipt.pk]))
+    assert response.status_code == 200 and response.content.startswith(b"%PDF")
+    assert Document.objects.filter(kind="receipt_pdf").count() == 1
+    aiq_sandbox.stop()  # the second download must not need AIQ
+    again = client.get(reverse("ledger:receipt_pdf", args=[receipt.pk]))
+    assert again.content == response.content
+
+
+def test_sync_now_starts_one_pull_and_refuses_a_second(client, alice, entity):
+    client.force_login(alice)
+    response = client.post(reverse("ledger:sync_now"), {"entity": entity.pk}, follow=True)
+    assert f"Sync of {entity.name} started." in response.content.decode()
+    assert SyncState.objects.filter(entity=entity, running=True).exists()
+    response = client.post(reverse("ledger:sync_now"), {"entity": entity.pk}, follow=True)
+    assert "already running" in response.content.decode()

@@ -45,6 +45,9 @@ def _urls(d):
         "customer": ("get", reverse("ledger:customer", args=[cust.pk]), {}),
         "sync": ("get", reverse("ledger:sync"), {}),
         "sync_progress": ("get", reverse("ledger:sync_progress"), {}),
+        "editor_row": ("get", reverse("payments:editor_row", args=[pay.pk]), {"invoice": inv.pk}),
+        "invoice_pdf": ("get", reverse("ledger:invoice_pdf", args=[inv.pk]), {}),
+        "invoice_attach": ("post", reverse("ledger:invoice_attach", args=[inv.pk]), {}),
         "approve": ("post", reverse("payments:approve", args=[plan.pk]), {}),
         "reject_plan": ("post", reverse("payments:reject_plan", args=[plan.pk]), {"reason": "x"}),
         "bulk_approve": ("post", reverse("payments:bulk_approve"), {"plan_ids": [plan.pk]}),
@@ -74,6 +77,9 @@ TABLE = {
     "customer": (LOGIN, 403, 200, 200, 200),
     "sync": (LOGIN, 403, 200, 200, 200),
     "sync_progress": (LOGIN, 403, 200, 200, 200),
+    "editor_row": (LOGIN, 403, 200, 200, 200),
+    "invoice_pdf": (LOGIN, 403, 200, 200, 200),
+    "invoice_attach": (LOGIN, 403, 302, 302, 302),
     "approve": (LOGIN, 403, 403, 302, 302),
     "reject_plan": (LOGIN, 403, 403, 302, 302),
     "bulk_approve": (LOGIN, 403, 403, 302, 302),
@@ -103,18 +109,25 @@ def test_role_gets_expected_status(client, request, screen_data, view, role, exp
 
 
 def test_every_route_of_ours_is_in_the_table(screen_data):
+    """Each route served by this area's view modules has a permission decision on record."""
     from django.urls import get_resolver
 
+    ours = (
+        "payments.views.inbox", "payments.views.detail", "payments.views.approvals",
+        "ledger.views.", "staff.views",
+    )  # fmt: skip
     names = set()
     for ns in ("payments", "ledger"):
         resolver = get_resolver().namespace_dict[ns][1]
-        names |= {n for n in resolver.reverse_dict if isinstance(n, str)}
-    covered = {
-        "inbox", "export", "detail", "invoice_search", "approvals", "approve", "reject_plan",
-        "bulk_approve", "allocate", "reject", "editor_row", "invoices", "invoice", "invoice_pdf",
-        "invoice_attach", "receipt_pdf", "customers", "customer", "customer_statement", "sync",
-        "sync_now", "sync_progress", "command_retry", "command_cancel",
+        for pattern in resolver.url_patterns:
+            if pattern.callback.__module__.startswith(ours):
+                names.add(pattern.name)
+    # the table's names for routes it calls differently; receipt_pdf and customer_statement
+    # are covered in test_views_ledger.py (they need a receipt / the AIQ sandbox)
+    covered = set(TABLE) | {"reject", "command_retry", "command_cancel"} | {
+        "receipt_pdf", "customer_statement",
     }  # fmt: skip
+    assert names, "no routes found: the check itself is broken"
     assert names <= covered, names - covered
 
 

@@ -1,11 +1,13 @@
 """Customers: list, and detail with AIQ statement and balance, credit check, open items."""
 
 from django.shortcuts import render
+from django.utils import timezone
 
 from ledger import selectors
+from ledger.aiq.errors import AiqError
 from ledger.forms import CustomerFilter
 from ledger.models import Customer
-from staff.views import clerk_required, get_or_404, run_service
+from staff.views import clerk_required, get_or_404
 
 
 @clerk_required
@@ -32,14 +34,37 @@ def customer_detail(request, customer_id):
     return render(request, "ledger/customer_detail.html", context)
 
 
+def _statement(customer):
+    """The statement and balance as AIQ reports them now (reads; nothing is stored)."""
+    from ledger.aiq.client import AiqClient
+
+    client = AiqClient.for_entity(customer.entity)
+    now = timezone.now()
+    statements = client.get_customers_statement(
+        up_to=now, customer_codes=[customer.code], show_zeros=True
+    )
+    balances = (
+        client.get_account_balance_information(at=now, account_ids=[customer.aiq_account_id])
+        if customer.aiq_account_id
+        else []
+    )
+    state, rows = {}, []
+    for statement in statements:
+        if str(statement.get("CustomerState", {}).get("CustomerCode", "")).upper() == customer.code:
+            state = statement["CustomerState"]
+            listed = statement.get("TransactionList") or []
+            if isinstance(listed, dict):  # the array wrapper kept by the decoder
+                listed = listed.get("TransactionState") or []
+            rows = listed if isinstance(listed, list) else [listed]
+    return {"state": state, "rows": rows, "balance": balances[0] if balances else None}
+
+
 @clerk_required
 def customer_statement(request, customer_id):
-    """htmx: the statement and balance as AIQ reports them, fetched live (may be slow)."""
+    """htmx: the statement and balance from AIQ, fetched live when the page asks for it."""
     customer = get_or_404(Customer.objects.select_related("entity"), pk=customer_id)
-    statement = run_service("ledger.aiq.statements", "customer_statement", customer=customer)
-    balance = run_service("ledger.aiq.statements", "customer_balance", customer=customer)
-    return render(
-        request,
-        "ledger/_customer_statement.html",
-        {"customer": customer, "statement": statement, "balance": balance},
-    )
+    try:
+        context = {"customer": customer, **_statement(customer), "error": ""}
+    except AiqError as error:
+        context = {"customer": customer, "error": error.message}
+    return render(request, "ledger/_customer_statement.html", context)

@@ -2,7 +2,7 @@
 
 The AIQ client does the SOAP calls (GetInvoicePDFByTransactionID,
 GetSalesReceiptPDFByTransactionID); the first download stores the bytes so later ones do not
-hit AIQ. Until the client offers those operations the page says "not available yet".
+hit AIQ. The cache is a copy of what AIQ holds, not a decision, so it is not audited.
 """
 
 from django.contrib import messages
@@ -11,9 +11,10 @@ from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from ledger.aiq.errors import AiqError, AiqPermanentError
 from ledger.forms import AttachmentForm
 from ledger.models import Document, Invoice, Receipt
-from staff.views import clerk_required, get_or_404, optional_service, run_service
+from staff.views import clerk_required, get_or_404, run_service
 
 DOCUMENTS = "ledger.documents"
 
@@ -24,15 +25,25 @@ def _pdf_response(document: Document) -> HttpResponse:
     return response
 
 
-def _unavailable(request, what: str, back: str):
-    messages.error(request, f"The {what} PDF is not available yet: {_reason()}")
-    return redirect(back)
+def fetch_pdf(*, entity, kind: str, transaction_id: int, filename: str) -> Document:
+    """Ask AIQ for the PDF and keep it; a concurrent download of the same PDF just overwrites
+    the same row (unique on entity, kind, transaction)."""
+    from ledger.aiq.client import AiqClient
 
-
-def _reason() -> str:
-    if optional_service(DOCUMENTS, "document_pdf") is None:
-        return "downloading PDFs from AIQ has not been installed."
-    return "AIQ did not return it."
+    client = AiqClient.for_entity(entity)
+    if kind == Document.Kind.INVOICE_PDF:
+        content = client.get_invoice_pdf(transaction_id)
+    else:
+        content = client.get_sales_receipt_pdf(transaction_id)
+    if not content or not bytes(content).startswith(b"%PDF"):
+        raise AiqPermanentError("AIQ returned no PDF for this transaction.")
+    document, _ = Document.objects.update_or_create(
+        entity=entity,
+        kind=kind,
+        aiq_transaction_id=transaction_id,
+        defaults={"filename": filename, "content": bytes(content)},
+    )
+    return document
 
 
 def _pdf(request, *, entity, kind, transaction_id, filename, back, what):
@@ -44,18 +55,15 @@ def _pdf(request, *, entity, kind, transaction_id, filename, back, what):
     ).first()
     if cached is not None:
         return _pdf_response(cached)
-    outcome = run_service(
-        DOCUMENTS,
-        "document_pdf",
-        entity=entity,
-        kind=kind,
-        aiq_transaction_id=transaction_id,
-        filename=filename,
-    )
-    if not outcome.ok or outcome.value is None:
-        messages.error(request, f"The {what} PDF could not be fetched: {outcome.message}")
+    try:
+        document = fetch_pdf(
+            entity=entity, kind=kind, transaction_id=transaction_id, filename=filename
+        )
+    except AiqError as error:
+        # AIQ's own message (never credentials: the client redacts them) for a person to act on
+        messages.error(request, f"The {what} PDF could not be fetched from AIQ: {error.message}")
         return redirect(back)
-    return _pdf_response(outcome.value)
+    return _pdf_response(document)
 
 
 @clerk_required

@@ -47,7 +47,6 @@ def invoice_detail(request, invoice_id):
         "cached": cached,
         "attach_form": AttachmentForm(),
         "attach_ready": optional_service("ledger.documents", "document_attach") is not None,
-        "pdf_ready": optional_service("ledger.documents", "document_pdf") is not None,
     }
     return render(request, "ledger/invoice_detail.html", context)
 

@@ -87,9 +87,19 @@ def command_cancel(request, command_id):
 def sync_now(request):
     entity_id = request.POST.get("entity", "")
     entity = get_or_404(Entity.objects.all(), pk=int(entity_id) if entity_id.isdigit() else 0)
-    outcome = run_service(SYNC, "sync_start", entity=entity, actor=request.user)
+    running = optional_service(SYNC, "SyncAlreadyRunning")
+    outcome = run_service(
+        SYNC,
+        "sync_start",
+        entity=entity,
+        actor=request.user,
+        refusals=(running,) if running else (),
+    )
     if not outcome.ok:
-        messages.error(request, f"Sync not started: {outcome.message}")
+        reason = outcome.message
+        if reason == "SyncAlreadyRunning":
+            reason = "a pull from AIQ is already running for this entity."
+        messages.error(request, f"Sync not started: {reason}")
         return redirect("ledger:sync")
     if request.htmx:
         return sync_progress(request)

@@ -9,6 +9,8 @@
     if (!/^\d*(\.\d*)?$/.test(s) || s === "" || s === ".") return s === "" ? 0 : null;
     var parts = s.split(".");
     var frac = (parts[1] || "");
+    // extra trailing zeros are exact (10.500 GBP is 10.50), as the server's exact() agrees
+    while (frac.length > places && frac.charAt(frac.length - 1) === "0") frac = frac.slice(0, -1);
     if (frac.length > places) return null;
     while (frac.length < places) frac += "0";
     return parseInt(parts[0] || "0", 10) * Math.pow(10, places) + parseInt(frac || "0", 10);
