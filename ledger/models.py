@@ -194,6 +194,8 @@ class Invoice(SyncedModel):
             models.Index(fields=["customer", "invoice_date"], name="invoice_customer_date"),
             models.Index(fields=["entity", "invoice_number"], name="invoice_number_idx"),
             models.Index(fields=["status", "invoice_date", "id"], name="invoice_status_date"),
+            # staff invoice list: keyset pages newest first, no filter (ledger/selectors.py)
+            models.Index(fields=["-invoice_date", "-id"], name="invoice_recent"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -100,6 +100,9 @@ class Payment(models.Model):
             # inbox tabs: keyset pagination on (received_at, id) within a match state
             models.Index(fields=["match_state", "-received_at", "-id"], name="payment_inbox"),
             models.Index(fields=["-received_at", "-id"], name="payment_recent"),
+            # inbox search box: a reference or an exact amount (payments/views/filters.py)
+            models.Index(fields=["external_id"], name="payment_external_id"),
+            models.Index(fields=["amount"], name="payment_amount"),
         ]
         constraints = [
             models.UniqueConstraint(
