@@ -11,7 +11,7 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-if [ -x scripts/run-services.sh ]; then
+if [ -f scripts/run-services.sh ]; then
   # starts the AIQ sandbox and localstripe in the background and exports their URLs
   source scripts/run-services.sh
 fi

@@ -77,17 +77,22 @@ def _progress(entity, done: int) -> None:
 
 def sync_run(*, entity: Entity, client=None) -> dict[str, int]:
     """Run every step; one failing step is recorded and the others still run."""
-    if client is None:
-        from ledger.outbox.runner import default_client_factory
-
-        client = default_client_factory(entity)
     counts: dict[str, int] = {}
     errors: list[str] = []
     done = 0
+    if client is None:
+        from ledger.outbox.runner import default_client_factory
+
+        try:
+            client = default_client_factory(entity)
+        except Exception as exc:  # noqa: BLE001 - e.g. missing credentials: recorded, run ends
+            errors.append(f"connect: {exc}")
 
     def step(name, fn):
         nonlocal done
         try:
+            if client is None:
+                raise RuntimeError("not connected to AIQ")
             counts[name] = fn()
         except Exception as exc:  # noqa: BLE001 - reported in SyncState, next steps still run
             log.exception("sync %s %s failed", entity.pk, name)
