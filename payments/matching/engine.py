@@ -9,8 +9,8 @@ so two payments of the same amount from one payer are not both pointed at the sa
 Amounts are integer thousandths here (exact; see index.py); confidences are per mille.
 """
 
+from bisect import insort
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 from payments.matching.index import (
     FIELD_NAMES,
@@ -18,33 +18,40 @@ from payments.matching.index import (
     OpenItems,
     PaymentInput,
     RuleSpec,
-    from_milli,
 )
 from payments.matching.normalise import reference_key, text_keys
 from payments.matching.rules import HANDLERS
 from payments.models import MatchRule
 
 Kind = MatchRule.Kind
-STRONG = 900  # a candidate this sure stops the costlier rules (combination search) running
+STRONG = 900  # a candidate this sure ends the rule loop (Odoo-style: first sure rule wins)
 REVIEW_BELOW = 500  # rank 1 below this confidence is flagged for a person
 MAX_PROPOSALS = 5
 
-_QUANTUM: dict[str, Decimal] = {}
+_QUANTUM: dict[str, int] = {}
 
 
 def money(milli: int, currency: str) -> str:
-    """Thousandths -> '12.34' at the currency's precision (exact: amounts come from MoneyFields)."""
+    """Thousandths -> '12.34' at the currency's precision (exact: amounts come from MoneyFields).
+
+    Integer formatting, not Decimal: this runs for every amount in every proposal's evidence.
+    """
     quantum = _QUANTUM.get(currency)
     if quantum is None:
         from ledger.money import MoneyError, exponent
 
         try:
-            quantum = _QUANTUM[currency] = Decimal(1).scaleb(-exponent(currency))
+            quantum = _QUANTUM[currency] = 10 ** (3 - exponent(currency))
         except MoneyError:
-            quantum = _QUANTUM[currency] = Decimal("0.001")
-    value = from_milli(milli)
-    rounded = value.quantize(quantum)
-    return str(rounded if rounded == value else value)
+            quantum = _QUANTUM[currency] = 1
+    sign = "-" if milli < 0 else ""
+    whole, fraction = divmod(abs(milli), 1000)
+    if fraction % quantum:  # finer than the currency allows: show all three places
+        return f"{sign}{whole}.{fraction:03d}"
+    if quantum == 1000:
+        return f"{sign}{whole}"
+    digits = 3 - len(str(quantum)) + 1
+    return f"{sign}{whole}.{fraction // quantum:0{digits}d}"
 
 
 @dataclass(slots=True)
@@ -76,34 +83,60 @@ class _Hit:
 
 
 class _Context:
-    """One run's view of the index plus the amounts rank-1 proposals have claimed so far."""
+    """One run's working copy of the open amounts, which rank-1 proposals claim as it goes.
+
+    An amount -> invoices map per (customer, currency) is built on first use and kept up to
+    date on each claim, so "which of this payer's invoices is open for exactly X" is one look-up.
+    """
 
     def __init__(self, index: OpenItems):
         self.index = index
-        self.claimed: dict[int, int] = {}
+        self.open_amounts = dict(index.open)  # the index itself is left as loaded
+        self._by_amount: dict[tuple, dict] = {}
 
     def open(self, invoice_id: int) -> int:
-        return self.index.items[invoice_id][3] - self.claimed.get(invoice_id, 0)
+        return self.open_amounts[invoice_id]
 
     def label(self, invoice_id: int) -> str:
         item = self.index.items[invoice_id]
-        return item[4] or item[5] or f"#{invoice_id}"
+        return item[3] or item[4] or f"#{invoice_id}"
+
+    def claim(self, invoice_id: int, amount: int) -> None:
+        before = self.open_amounts[invoice_id]
+        after = self.open_amounts[invoice_id] = before - amount
+        item = self.index.items[invoice_id]
+        amounts = self._by_amount.get((item[1], item[2]))
+        if amounts is not None:
+            same = amounts.get(before)
+            if same and invoice_id in same:
+                same.remove(invoice_id)
+            if after > 0:
+                rank = self.index.items
+                insort(amounts.setdefault(after, []), invoice_id, key=lambda i: rank[i][5])
 
     def customer_open(self, customer_id: int, currency: str, limit: int | None = None):
         """(invoice id, open) of a customer's open invoices in the currency, oldest first."""
-        out = []
-        items = self.index.items
-        claimed = self.claimed
-        for invoice_id in self.index.by_customer.get(customer_id, ()):
-            item = items[invoice_id]
-            if item[2] != currency:
-                continue
-            left = item[3] - claimed.get(invoice_id, 0)
-            if left > 0:
-                out.append((invoice_id, left))
-                if limit is not None and len(out) >= limit:
-                    break
-        return out
+        opens = self.open_amounts
+        out = [
+            (i, opens[i])
+            for i in self.index.by_customer.get((customer_id, currency), ())
+            if opens[i] > 0
+        ]
+        return out if limit is None else out[:limit]
+
+    def customer_amounts(self, customer_id: int, currency: str) -> dict:
+        """open amount -> invoice ids oldest first, for one customer and currency."""
+        key = (customer_id, currency)
+        amounts = self._by_amount.get(key)
+        if amounts is None:
+            amounts = {}
+            opens = self.open_amounts
+            for invoice_id in self.index.by_customer.get(key, ()):
+                left = opens[invoice_id]
+                if left > 0:
+                    amounts.setdefault(left, []).append(invoice_id)
+            self._by_amount[key] = amounts
+        return amounts
 
 
 def resolve_customer(index: OpenItems, payment: PaymentInput) -> tuple[int | None, dict]:
@@ -213,8 +246,8 @@ class Matcher:
         if customer_id is None and state.customer_id is None:
             notes.append("Payer not recognised: no customer, payer mapping or email matched.")
         for rule in self.rules:
-            if rule.kind == Kind.PAYER_COMBINATION and state.best >= STRONG:
-                continue
+            if state.best >= STRONG:
+                break  # a match this sure ends the search (later rules are costlier guesses)
             handler = HANDLERS.get(rule.kind)
             if handler is not None:
                 handler(state, rule)
@@ -224,9 +257,7 @@ class Matcher:
         if ranked:
             result.needs_review = state.ambiguous or ranked[0].confidence < REVIEW_BELOW
             for invoice_id, amount, discount, write_off, _gl in ranked[0].lines:
-                ctx.claimed[invoice_id] = ctx.claimed.get(invoice_id, 0) + (
-                    amount + discount + write_off
-                )
+                ctx.claim(invoice_id, amount + discount + write_off)
         return result
 
 

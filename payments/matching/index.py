@@ -80,12 +80,14 @@ class PaymentInput:
 class OpenItems:
     """Open invoices and how to reach them.
 
-    items: invoice id -> (entity_id, customer_id, currency, open_milli, invoice_number,
-    external_reference); by_ref: reference key -> packed entry or list of them
-    (invoice_id * 4 + field); by_customer: customer id -> invoice ids, oldest first.
+    items: invoice id -> (entity_id, customer_id, currency, invoice_number, external_reference,
+    age rank); open: invoice id -> open amount (thousandths, after other plans' holds);
+    by_ref: reference key -> packed entry or list of them (invoice_id * 4 + field);
+    by_customer: (customer id, currency) -> invoice ids, oldest first.
     """
 
     items: dict = field(default_factory=dict)
+    open: dict = field(default_factory=dict)
     by_ref: dict = field(default_factory=dict)
     by_customer: dict = field(default_factory=dict)
     customers: dict = field(default_factory=dict)  # id -> (entity_id, currency)
@@ -105,15 +107,26 @@ class OpenItems:
             self.by_ref[key] = [current, entry]
 
     def add_invoice(self, row) -> None:
+        """Rows must come oldest first: the load order is the age rank."""
         invoice_id, entity_id, customer_id, currency, number, external, open_milli = row
-        self.items[invoice_id] = (entity_id, customer_id, currency, open_milli, number, external)
+        self.items[invoice_id] = (
+            entity_id,
+            customer_id,
+            currency,
+            number,
+            external,
+            len(self.items),
+        )
+        self.open[invoice_id] = open_milli
         packed = invoice_id * 4
-        self.add_ref(reference_key(number), packed + FIELD_INVOICE_NUMBER)
-        self.add_ref(reference_key(external), packed + FIELD_EXTERNAL_REFERENCE)
-        self.add_ref(digits_key(number), packed + FIELD_NUMBER_DIGITS)
-        ids = self.by_customer.get(customer_id)
+        key = reference_key(number)
+        self.add_ref(key, packed + FIELD_INVOICE_NUMBER)
+        if external:
+            self.add_ref(reference_key(external), packed + FIELD_EXTERNAL_REFERENCE)
+        self.add_ref(digits_key(number, key), packed + FIELD_NUMBER_DIGITS)
+        ids = self.by_customer.get((customer_id, currency))
         if ids is None:
-            self.by_customer[customer_id] = [invoice_id]
+            self.by_customer[(customer_id, currency)] = [invoice_id]
         else:
             ids.append(invoice_id)
 
@@ -203,9 +216,8 @@ def load_open_items(*, entity_ids=None) -> OpenItems:
     for row in invoice_rows(entity_ids):
         index.add_invoice(row)
     for invoice_id, held in reserved_by_invoice().items():
-        item = index.items.get(invoice_id)
-        if item is not None:
-            index.items[invoice_id] = item[:3] + (item[3] - held,) + item[4:]
+        if invoice_id in index.open:
+            index.open[invoice_id] -= held
     return index
 
 

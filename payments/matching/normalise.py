@@ -8,32 +8,44 @@ and words like "PAYMENT" would only cost look-ups.
 """
 
 import re
+import string
 
 _NOT_ALNUM = re.compile(r"[^0-9A-Z]+")
 _LEADING_ZEROS = re.compile(r"(?<![0-9])0+(?=[0-9])")
 _WORD_SPLIT = re.compile(r"[\s,;:/|()\[\]]+")
 _DIGIT = re.compile(r"[0-9]")
-_TRAILING_DIGITS = re.compile(r"([0-9]+)$")
 
 # Bigram keys longer than this are never a reference (keeps long narratives cheap).
 _MAX_KEY = 40
+
+
+# str.translate deletes ASCII punctuation and spaces in C; the regex only runs for the rare
+# text with other characters left (accents, symbols), so indexing a million numbers stays cheap.
+_DELETE = str.maketrans("", "", string.punctuation + string.whitespace)
+_DIGITS = "0123456789"
 
 
 def reference_key(text: str) -> str:
     """'inv 001043' -> 'INV1043'; '' when nothing usable is left."""
     if not text:
         return ""
-    return _LEADING_ZEROS.sub("", _NOT_ALNUM.sub("", text.upper()))
+    key = text.upper().translate(_DELETE)
+    if not (key.isascii() and key.isalnum()):
+        key = _NOT_ALNUM.sub("", key)
+    if "0" in key:
+        key = _LEADING_ZEROS.sub("", key)
+    return key
 
 
-def digits_key(invoice_number: str) -> str:
+def digits_key(invoice_number: str, key: str | None = None) -> str:
     """The trailing number of an invoice number ('INV-001043' -> '#1043'), for payments that
     quote only the number ("Invoice 1043"). Prefixed so it never collides with a full key."""
-    key = reference_key(invoice_number)
-    found = _TRAILING_DIGITS.search(key)
-    if not found or found.group(1) == key:
+    if key is None:
+        key = reference_key(invoice_number)
+    head = key.rstrip(_DIGITS)
+    if not head or head == key:
         return ""  # no number, or the number is the whole key (already indexed as is)
-    return "#" + found.group(1)
+    return "#" + key[len(head) :]
 
 
 def text_keys(text: str) -> list[tuple[str, str]]:
