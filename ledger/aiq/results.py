@@ -50,19 +50,26 @@ class AiqResult:
         return self.status == "Success"
 
 
+def _is_array(xsd_type: Any) -> bool:
+    return (getattr(xsd_type, "name", None) or "").startswith("ArrayOf")
+
+
 def to_plain(value: Any) -> Any:
     """zeep objects -> dicts/lists; `ArrayOfX` wrappers -> lists (empty list when absent items)."""
     if isinstance(value, CompoundValue):
         xsd_type = getattr(value, "_xsd_type", None)
         values = value.__values__
-        if (
-            xsd_type is not None
-            and (xsd_type.name or "").startswith("ArrayOf")
-            and len(values) == 1
-        ):
+        if xsd_type is not None and _is_array(xsd_type) and len(values) == 1:
             inner = next(iter(values.values()))
             return [to_plain(v) for v in (inner or [])]
-        return {k: to_plain(v) for k, v in values.items()}
+        # zeep decodes an empty array element (`<AllocationEntries/>`, `<Result/>`) as None,
+        # which would reach callers as "no such field"; the schema says it is an empty list.
+        arrays = (
+            {name for name, element in xsd_type.elements if _is_array(element.type)}
+            if xsd_type is not None and hasattr(xsd_type, "elements")
+            else set()
+        )
+        return {k: [] if v is None and k in arrays else to_plain(v) for k, v in values.items()}
     if isinstance(value, list):
         return [to_plain(v) for v in value]
     return value
