@@ -6,6 +6,7 @@ import pytest
 
 from ledger.models import OutboxCommand
 from payments.models import AllocationPlan, MatchProposal, MatchRule, Payment
+from payments.selectors import payments_needing_review
 from payments.services.matching_runs import matching_run
 from payments.services.payments import payer_mapping_confirm
 from payments.services.plans import plan_approve, plan_propose, plan_submit
@@ -169,6 +170,7 @@ def test_reference_matching_two_invoices_needs_review_and_shows_both(books):
     assert all(p.confidence <= Decimal("0.5") for p in shown)
     assert shown[0].evidence["needs_review"] is True
     assert not AllocationPlan.objects.exists()
+    assert list(payments_needing_review()) == [payment]
 
 
 def test_dry_run_shows_the_run_and_changes_nothing(books):

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from ledger.models import Allocation, OutboxCommand
 from payments.models import AllocationPlan, Payment
+from payments.selectors import plans_awaiting_approval
 from payments.services.plans import (
     PlanRefused,
     allocation_unallocate,
@@ -106,6 +107,8 @@ def test_above_threshold_needs_a_different_approver(entity, acme, alice, bob, se
         actor=alice,
     )
     assert plan.state == State.AWAITING_APPROVAL and not OutboxCommand.objects.exists()
+    assert list(plans_awaiting_approval(checker=bob)) == [plan]
+    assert list(plans_awaiting_approval(checker=alice)) == []  # never shown one's own
     with pytest.raises(PermissionDenied):
         plan_approve(plan=plan, actor=alice)  # a clerk is not an approver
     plan = plan_approve(plan=plan, actor=bob)
