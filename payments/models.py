@@ -103,6 +103,7 @@ class Payment(models.Model):
             # inbox search box: a reference or an exact amount (payments/views/filters.py)
             models.Index(fields=["external_id"], name="payment_external_id"),
             models.Index(fields=["amount"], name="payment_amount"),
+            models.Index(fields=["payer_reference"], name="payment_payer_reference"),
         ]
         constraints = [
             models.UniqueConstraint(

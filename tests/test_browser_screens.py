@@ -141,3 +141,24 @@ def test_keyboard_only_login_and_navigation(page, live_server, alice):
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server.url}/payments/")
     assert page.get_by_role("heading", name="Payments").is_visible()
+
+
+def test_sync_progress_bar_updates_while_the_pull_runs(page, live_server, entity, alice):
+    from ledger.models import SyncState
+
+    state = SyncState.objects.create(
+        entity=entity, object_type="all", running=True, progress_done=2, progress_total=8
+    )
+    login(page, live_server, "alice")
+    page.goto(f"{live_server.url}/sync/")
+    bar = page.get_by_label("all sync progress")
+    assert bar.get_attribute("value") == "2"
+    # the worker moves on: htmx polls the partial and the bar follows without a reload
+    SyncState.objects.filter(pk=state.pk).update(progress_done=6)
+    page.wait_for_function(
+        "document.querySelector('progress') && document.querySelector('progress').value == 6",
+        timeout=5000,
+    )
+    SyncState.objects.filter(pk=state.pk).update(running=False, progress_done=8)
+    page.get_by_text("idle").wait_for(timeout=5000)
+    shot(page, "sync-done")

@@ -33,13 +33,15 @@ def sync_overview(request):
         size=50,
     )
     counts = selectors.outbox_state_counts()
+    sync_states = list(selectors.sync_states())
     context = {
         "state": state,
         "states": [
             (value, label, counts.get(value, 0)) for value, label in OutboxCommand.State.choices
         ],
         "page": page,
-        "sync_states": list(selectors.sync_states()),
+        "sync_states": sync_states,
+        "running": any(state.running for state in sync_states),
         "entities": Entity.objects.order_by("name"),
         "can_act": user_has_role(request.user, Role.APPROVER),
         "sync_ready": optional_service(SYNC, "sync_start") is not None,

@@ -79,17 +79,24 @@ class InboxFilter(django_filters.FilterSet):
         return queryset.filter(Exists(proposals))
 
     def search(self, queryset, name, value):
+        """An amount, a reference, or words from the payer or description.
+
+        Amounts and references are exact matches on indexed columns (fast at any size);
+        words are a substring search, which reads through the newest payments until a page
+        is full, so rare words over a large inbox are slower (bench/bench_pages.py).
+        """
         value = value.strip()
         if not value:
             return queryset
         amount = parse_amount(value)
         if amount is not None:
-            # An amount: exact match on the gross amount (or a reference that is all digits).
+            # an amount, or a reference that is all digits (bank rows often are)
             return queryset.filter(Q(amount=amount) | Q(external_id=value))
+        if " " not in value and (any(ch.isdigit() for ch in value) or "_" in value):
+            # a reference token: pi_/ch_ ids, PM/CU ids, bank row references
+            return queryset.filter(Q(external_id=value) | Q(payer_reference=value))
         return queryset.filter(
-            Q(external_id=value)
-            | Q(payer_reference=value)
-            | Q(payer_email__iexact=value)
+            Q(payer_email__iexact=value)
             | Q(payer_name__icontains=value)
             | Q(description__icontains=value)
         )
