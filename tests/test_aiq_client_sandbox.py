@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
 from functools import partial
@@ -36,6 +37,7 @@ from sandbox.seed import credentials as sandbox_credentials
 from tests.conftest import free_port
 
 LOGIN = {"1.1": "Login", "2.0": "TokenGet"}
+RENEW = {"1.1": "Login", "2.0": "TokenRefresh"}  # after HasExpired: 2.0 uses its refresh token
 SECRET_ENV = {"1.1": "AIQ_DEMO_USER_KEY", "2.0": "AIQ_DEMO_CLIENT_SECRET"}
 SAVE_RECEIPT = "SaveSalesReceiptGetBackTransactionID"
 PAID_ON = datetime(2026, 11, 2, 10, 0)
@@ -177,7 +179,18 @@ def test_tokens_expired_now_a_read_logs_in_again_and_is_replayed(sandbox, client
     assert sandbox.expire_tokens() >= 1
     before = sandbox.server.calls()
     assert client.get_customer("ACME")["Code"] == "ACME"
-    assert calls_since(sandbox, before) == {"GetCustomer": 2, LOGIN[version]: 1}
+    assert calls_since(sandbox, before) == {"GetCustomer": 2, RENEW[version]: 1}
+
+
+@pytest.mark.parametrize("version", ["2.0"])  # 1.1 has no refresh token
+def test_2_0_refresh_token_refused_falls_back_to_token_get(sandbox, client):
+    client.get_bank_list()
+    session = auth.TOKENS.get(client._token_key)
+    auth.TOKENS.put(client._token_key, replace(session, refresh_token=auth.Secret("revoked")))
+    sandbox.expire_tokens()
+    before = sandbox.server.calls()
+    assert client.get_bank_list()
+    assert calls_since(sandbox, before) == {"GetBankList": 2, "TokenRefresh": 1, "TokenGet": 1}
 
 
 def test_tokens_expired_now_a_write_is_refused_not_replayed_and_not_written(
@@ -205,7 +218,7 @@ def test_tokens_expired_now_a_replay_safe_write_logs_in_again_and_is_written_onc
     fields = receipt(amount="23.45")
     before = sandbox.server.calls()
     transaction_id = client.save_sales_receipt(fields, replay_safe=True)
-    assert calls_since(sandbox, before) == {SAVE_RECEIPT: 2, LOGIN[version]: 1}
+    assert calls_since(sandbox, before) == {SAVE_RECEIPT: 2, RENEW[version]: 1}
     assert [t["transaction_id"] for t in sandbox.state.transactions(fields["CheckReference"])] == [
         transaction_id
     ]
@@ -219,8 +232,9 @@ def test_tokens_expiring_every_three_calls_mid_batch_cost_one_login_each(sandbox
         client.get_customer("ACME")
         client.save_sales_receipt(fields, replay_safe=True)
     # 16 answered calls at 3 per token: 6 tokens, so 5 refusals (the 4th call on each token:
-    # a write, a read, a write, a read, a write), each followed by one login and the replay.
-    assert calls_since(sandbox, before) == {LOGIN[version]: 6, "GetCustomer": 10, SAVE_RECEIPT: 11}
+    # a write, a read, a write, a read, a write), each followed by one renewal and the replay.
+    renewals = {"Login": 6} if version == "1.1" else {"TokenGet": 1, "TokenRefresh": 5}
+    assert calls_since(sandbox, before) == {**renewals, "GetCustomer": 10, SAVE_RECEIPT: 11}
     assert [sandbox.state.receipt_count(f["CheckReference"]) for f in batch] == [1] * 8
 
 

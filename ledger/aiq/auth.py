@@ -5,7 +5,7 @@ passed as the `token` parameter of every call. Integration 2.0: `TokenGet(client
 returns an access token and a refresh token; the access token goes in the `AiqSoapHeader`, and
 `TokenRefresh` renews it. We renew before expiry (TOKEN_LIFETIME - REFRESH_MARGIN) rather than
 waiting for AIQ's HasExpired, so a batch rarely meets an expired token; HasExpired is still handled
-(the client invalidates and logs in again).
+(the client invalidates the token and renews it: TokenRefresh on 2.0, Login on 1.1).
 
 Tokens are shared by every client of the same (endpoint, company, credentials) in this process and
 guarded by one lock per key, so N threads starting together log in once, not N times.
@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ledger.aiq.errors import AiqConfigurationError
 
@@ -105,11 +105,13 @@ class TokenCache:
         self._sessions[key] = session
 
     def invalidate(self, key: tuple, token: Secret) -> None:
-        """Forget `token` unless another thread has already replaced it with a newer one."""
+        """Mark `token` as no longer usable, unless another thread has already replaced it with a
+        newer one. The session is kept, stale, so that a 2.0 refresh token can renew it
+        (TokenRefresh) instead of a full TokenGet; 1.1 has no refresh and logs in again."""
         with self.lock(key):
             current = self._sessions.get(key)
             if current is not None and current.token == token:
-                del self._sessions[key]
+                self._sessions[key] = replace(current, obtained_at=float("-inf"))
 
     def clear(self) -> None:
         with self._guard:
