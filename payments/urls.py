@@ -13,6 +13,7 @@ urlpatterns = [
     path("payments/<int:payment_id>/editor-row", detail.editor_row, name="editor_row"),
     path("payments/<int:payment_id>/allocate", detail.allocate, name="allocate"),
     path("payments/<int:payment_id>/reject", detail.reject, name="reject"),
+    path("allocations/<int:allocation_id>/unallocate", detail.unallocate, name="unallocate"),
     path("approvals/", approvals.approvals, name="approvals"),
     path("approvals/<int:plan_id>/approve", approvals.approve, name="approve"),
     path("approvals/<int:plan_id>/reject", approvals.reject, name="reject_plan"),

@@ -59,7 +59,7 @@ def make_payment(
 
 @pytest.fixture
 def screen_data(entity, alice):
-    from ledger.models import BankAccount, Customer, Document, OutboxCommand
+    from ledger.models import Allocation, BankAccount, Customer, Document, OutboxCommand, Receipt
     from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal
 
     bank = BankAccount.objects.create(
@@ -77,6 +77,16 @@ def screen_data(entity, alice):
     Document.objects.create(
         entity=entity, kind="invoice_pdf", aiq_transaction_id=5001,
         filename="INV-1001.pdf", content=b"%PDF-1.4 INV-1001",
+    )  # fmt: skip
+    receipt = Receipt.objects.create(
+        entity=entity, customer=customer, bank_account=bank, check_reference="RCPT-OLD",
+        aiq_transaction_id=6001, currency="GBP", payment_date=date.today(),
+        amount=Decimal("50"), unallocated_amount=0,
+    )  # fmt: skip
+    allocation = Allocation.objects.create(
+        entity=entity, transaction_id_1=6001, transaction_id_2=5003, receipt=receipt,
+        invoice=inv3, amount=Decimal("50"), currency="GBP", allocation_date=date.today(),
+        reference="ALLOC-OLD",
     )  # fmt: skip
     unmatched = make_payment(entity, "pi_unmatched", "1000.00", customer=customer)
     proposed = make_payment(
@@ -117,4 +127,5 @@ def screen_data(entity, alice):
         "plan": plan,
         "yen": yen,
         "command": command,
+        "allocation": allocation,
     }

@@ -200,3 +200,28 @@ def test_sync_now_starts_one_pull_and_refuses_a_second(client, alice, entity):
     assert SyncState.objects.filter(entity=entity, running=True).exists()
     response = client.post(reverse("ledger:sync_now"), {"entity": entity.pk}, follow=True)
     assert "already running" in response.content.decode()
+
+
+def test_undo_an_allocation_needs_a_reason_and_queues_a_reversal(client, alice, screen_data):
+    from ledger.models import Allocation, Receipt
+
+    inv = screen_data["invoices"][0]
+    receipt = Receipt.objects.create(
+        entity=inv.entity, customer=inv.customer, bank_account=inv.entity.default_bank_account,
+        check_reference="RCPT-77", aiq_transaction_id=7700, currency="GBP",
+        payment_date=timezone.localdate(), amount=Decimal("100"), unallocated_amount=0,
+    )  # fmt: skip
+    allocation = Allocation.objects.create(
+        entity=inv.entity, transaction_id_1=7700, transaction_id_2=5001, receipt=receipt,
+        invoice=inv, amount=Decimal("100"), currency="GBP",
+        allocation_date=timezone.localdate(), reference="ALLOC-77",
+    )  # fmt: skip
+    client.force_login(alice)
+    url = reverse("payments:unallocate", args=[allocation.pk])
+    assert url in client.get(reverse("ledger:invoice", args=[inv.pk])).content.decode()
+    response = client.post(url, {"reason": ""}, follow=True)
+    assert "Say why the allocation is undone." in response.content.decode()
+    assert not OutboxCommand.objects.filter(kind="unallocate").exists()
+    response = client.post(url, {"reason": "paid twice"}, follow=True)
+    assert "will be undone in AIQ" in response.content.decode()
+    assert OutboxCommand.objects.filter(kind="unallocate").count() == 1

@@ -56,6 +56,11 @@ def _urls(d):
         "retry": ("post", reverse("ledger:command_retry", args=[cmd.pk]), {}),
         "cancel": ("post", reverse("ledger:command_cancel", args=[cmd.pk]), {"reason": ""}),
         "sync_now": ("post", reverse("ledger:sync_now"), {"entity": "0"}),
+        "unallocate": (
+            "post",
+            reverse("payments:unallocate", args=[d["allocation"].pk]),
+            {"reason": ""},
+        ),  # fmt: skip
     }
 
 
@@ -88,6 +93,7 @@ TABLE = {
     "retry": (LOGIN, 403, 403, 302, 302),
     "cancel": (LOGIN, 403, 403, 302, 302),
     "sync_now": (LOGIN, 403, 404, 404, 404),
+    "unallocate": (LOGIN, 403, 302, 302, 302),
 }
 
 CASES = [(view, role, TABLE[view][i]) for view in TABLE for i, role in enumerate(ROLES)]

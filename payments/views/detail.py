@@ -7,7 +7,7 @@ from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from ledger.models import GLAccount, Invoice
+from ledger.models import Allocation, GLAccount, Invoice
 from ledger.money import exponent, format_money
 from ledger.selectors import open_invoices_search
 from payments.forms import AllocationForm, ReasonForm
@@ -268,3 +268,27 @@ def reject(request, payment_id):
         return _render(request, payment, reject_form=form, status=400)
     messages.success(request, "Plan rejected.")
     return redirect("payments:detail", payment_id=payment.pk)
+
+
+@require_POST
+@clerk_required
+def unallocate(request, allocation_id):
+    """Undo one allocation in AIQ (a reversing command, never a delete), with a reason."""
+    allocation = get_or_404(Allocation.objects.all(), pk=allocation_id)
+    back = (
+        redirect("ledger:invoice", invoice_id=allocation.invoice_id)
+        if allocation.invoice_id
+        else redirect("payments:inbox")
+    )
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why the allocation is undone.")
+        return back
+    outcome = actions.unallocate(
+        allocation=allocation, actor=request.user, reason=form.cleaned_data["reason"]
+    )
+    if outcome.ok:
+        messages.success(request, "The allocation will be undone in AIQ.")
+    else:
+        messages.error(request, f"Not undone: {outcome.message}")
+    return back
