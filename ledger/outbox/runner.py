@@ -82,7 +82,13 @@ def _finish(claim: claiming.Claim, state: str, *, code="", message="", result=No
     """Write one outcome under the claim's fence; False if the lease was lost meanwhile."""
     now = timezone.now()
     with transaction.atomic():
-        command = claiming.fenced(claim).select_for_update().select_related("depends_on").first()
+        # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the dependency join
+        command = (
+            claiming.fenced(claim)
+            .select_for_update(of=("self",))
+            .select_related("depends_on")
+            .first()
+        )
         if command is None:
             log.warning("outbox %s: lease lost before recording %s", claim.command_id, state)
             return False

@@ -10,6 +10,7 @@ spent, so the queue's own cost (~50 tasks/s with result saving) is paid per batc
 """
 
 import logging
+import time
 
 from django.conf import settings
 from django_q.tasks import async_task
@@ -39,12 +40,20 @@ def wake(command_id: int | None = None) -> None:
 def drain(prefer: list[int] | None = None, entity_id: int | None = None) -> dict[str, int]:
     from ledger.outbox.runner import drain as run_drain
 
-    return run_drain(
+    started = time.monotonic()
+    counts = run_drain(
         budget_seconds=settings.OUTBOX_DRAIN_SECONDS,
         batch_size=settings.OUTBOX_BATCH_SIZE,
         prefer=prefer,
         entity_id=entity_id,
     )
+    if time.monotonic() - started >= settings.OUTBOX_DRAIN_SECONDS and (
+        claiming.due_commands().exists()
+    ):
+        # stopped for its budget with work left: hand over to a fresh task now rather than
+        # leave it to the next sweep
+        wake(None)
+    return counts
 
 
 def sweep() -> dict[str, int]:
