@@ -197,6 +197,13 @@ def reserved_by_invoice() -> dict[int, int]:
 
 
 def load_open_items(*, entity_ids=None) -> OpenItems:
+    from payments.matching.engine import gc_paused
+
+    with gc_paused():  # a million tuples in: the cyclic GC would rescan them over and over
+        return _load_open_items(entity_ids)
+
+
+def _load_open_items(entity_ids) -> OpenItems:
     index = OpenItems()
     customers = Customer.objects.all()
     if entity_ids is not None:

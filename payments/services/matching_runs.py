@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from payments.matching.engine import PaymentResult, match_payments, money
+from payments.matching.engine import PaymentResult, gc_paused, match_payments, money
 from payments.matching.index import load_open_items, load_payments, load_rules
 from payments.models import MatchProposal, Payment
 from payments.services.plans import PlanRefused, plan_auto_approve
@@ -132,6 +132,7 @@ def matching_run(
     payments = load_payments(payment_ids=payment_ids)
     loaded = time.perf_counter()
     results = match_payments(index, rules, payments)
+    del index  # a million tuples no longer needed: free them before the write allocates
     matched = time.perf_counter()
     report.payments = len(results)
     for result in results:
@@ -147,7 +148,8 @@ def matching_run(
     if dry_run:
         report.proposal_rows = sum(len(r.candidates) for r in results)
         return report
-    to_auto = _write(report, results, actor)
+    with gc_paused():  # the run's results are alive until the end anyway
+        to_auto = _write(report, results, actor)
     written = time.perf_counter()
     report.timings["write"] = written - matched
     if auto_approve:
