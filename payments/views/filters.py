@@ -19,6 +19,8 @@ TABS = {
     "all": ("All", None),
 }
 DEFAULT_TAB = "unmatched"
+# A word search matching at most this many payments is answered from the matches' ids.
+WORD_MATCH_CAP = 5000
 
 
 def parse_amount(text: str) -> Decimal | None:
@@ -95,8 +97,16 @@ class InboxFilter(django_filters.FilterSet):
         if " " not in value and (any(ch.isdigit() for ch in value) or "_" in value):
             # a reference token: pi_/ch_ ids, PM/CU ids, bank row references
             return queryset.filter(Q(external_id=value) | Q(payer_reference=value))
-        return queryset.filter(
+        matching = queryset.filter(
             Q(payer_email__iexact=value)
             | Q(payer_name__icontains=value)
             | Q(description__icontains=value)
         )
+        # Rare words: collect the (few) matches first, which PostgreSQL answers from its
+        # trigram indexes (migration 0006), then page through them newest first. Common
+        # words: the ordered scan finds a page at once, so use it directly. Either way the
+        # result is every match, newest first.
+        ids = list(matching.order_by().values_list("pk", flat=True)[: WORD_MATCH_CAP + 1])
+        if len(ids) <= WORD_MATCH_CAP:
+            return queryset.filter(pk__in=ids)
+        return matching
