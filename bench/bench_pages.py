@@ -170,7 +170,7 @@ def generate(n_invoices: int, n_payments: int) -> None:
     clerk.groups.add(Group.objects.get(name="clerk"))
 
 
-def measure(runs: int) -> list[tuple[str, str, list[float]]]:
+def measure(runs: int, only: str = "") -> list[tuple[str, str, list[float]]]:
     from django.contrib.auth.models import User
     from django.test import Client
 
@@ -225,6 +225,8 @@ def measure(runs: int) -> list[tuple[str, str, list[float]]]:
     ]  # fmt: skip
     results = []
     for kind, label, client, url, params in pages:
+        if only and only not in label:
+            continue
         timings = []
         for n in range(runs + 2):
             path = f"/payments/{detail_ids[n % runs]}/" if url == "detail" else url
@@ -258,11 +260,12 @@ def main() -> None:
     parser.add_argument("--payments", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--fresh", action="store_true", help="drop and regenerate the data")
+    parser.add_argument("--only", default="", help="measure only pages whose name contains this")
     args = parser.parse_args()
     prepare_environment(args.fresh)
     print(f"data: {args.invoices:,} invoices, {args.payments:,} payments in database {DB_NAME}")
     generate(args.invoices, args.payments)
-    report(measure(args.runs), args.runs)
+    report(measure(args.runs, args.only), args.runs)
 
 
 if __name__ == "__main__":

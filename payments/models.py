@@ -8,6 +8,7 @@ second person approves (maker-checker) before the outbox writes them to AIQ.
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Upper
 
 from ledger.fields import MoneyField
 
@@ -104,6 +105,7 @@ class Payment(models.Model):
             models.Index(fields=["external_id"], name="payment_external_id"),
             models.Index(fields=["amount"], name="payment_amount"),
             models.Index(fields=["payer_reference"], name="payment_payer_reference"),
+            models.Index(Upper("payer_email"), name="payment_payer_email_upper"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -62,6 +62,10 @@ def test_search_by_amount_reference_and_payer(client, alice, screen_data, entity
     assert "pi_other" in _inbox(client, tab="all", q="pi_other").content.decode()
     html = _inbox(client, tab="all", q="zebra").content.decode()
     assert "pi_other" in html and "pi_unmatched" not in html
+    html = _inbox(client, tab="all", q="AP@ACME.example").content.decode()
+    assert "pi_unmatched" in html and "pi_other" in html  # both paid from that address
+    html = _inbox(client, tab="all", q="nobody@acme.example").content.decode()
+    assert "pi_unmatched" not in html
 
 
 def test_invalid_filter_shows_the_error_next_to_the_field(client, alice, screen_data):

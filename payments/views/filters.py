@@ -81,7 +81,7 @@ class InboxFilter(django_filters.FilterSet):
         return queryset.filter(Exists(proposals))
 
     def search(self, queryset, name, value):
-        """An amount, a reference, or words from the payer or description.
+        """An amount, a reference, an e-mail address, or words from the payer or description.
 
         Amounts and references are exact matches on indexed columns (fast at any size);
         words are a substring search, which reads through the newest payments until a page
@@ -97,11 +97,9 @@ class InboxFilter(django_filters.FilterSet):
         if " " not in value and (any(ch.isdigit() for ch in value) or "_" in value):
             # a reference token: pi_/ch_ ids, PM/CU ids, bank row references
             return queryset.filter(Q(external_id=value) | Q(payer_reference=value))
-        matching = queryset.filter(
-            Q(payer_email__iexact=value)
-            | Q(payer_name__icontains=value)
-            | Q(description__icontains=value)
-        )
+        if "@" in value and " " not in value:
+            return queryset.filter(payer_email__iexact=value)  # payment_payer_email_upper
+        matching = queryset.filter(Q(payer_name__icontains=value) | Q(description__icontains=value))
         # Rare words: collect the (few) matches first, which PostgreSQL answers from its
         # trigram indexes (migration 0006), then page through them newest first. Common
         # words: the ordered scan finds a page at once, so use it directly. Either way the
