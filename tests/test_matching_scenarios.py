@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 
 from ledger.models import OutboxCommand
 from payments.models import AllocationPlan, MatchProposal, MatchRule, Payment
@@ -132,6 +133,9 @@ def test_overpayment_settles_the_invoice_and_leaves_the_rest_on_account(books):
         }
     ]
     assert best.on_account_amount == D("50.00")
+    # the run writes with executemany: what the ORM reads back is what the fields would store
+    assert best.run_id and best.state == "open"
+    assert abs(timezone.now() - best.created_at) < timezone.timedelta(minutes=5)
 
 
 def test_underpayment_outside_tolerance_is_a_partial_allocation(books):

@@ -53,12 +53,12 @@ class LineInput:
             raise PlanRefused(f"Not a valid plan line: {value!r}.") from None
 
 
-def _text(amount: Decimal, currency: str) -> str:
+def amount_text(amount: Decimal, currency: str) -> str:
     """Outbox payload amounts at the currency's precision ("199.40", not "199.400")."""
     return str(exact(amount, currency))
 
 
-def _available(payment: Payment) -> Decimal:
+def available_amount(payment: Payment) -> Decimal:
     return payment.amount - payment.amount_refunded
 
 
@@ -81,7 +81,7 @@ def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decima
     return {r["invoice_id"]: Decimal(int(r["held"])).scaleb(-3) for r in totals}
 
 
-def _check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=None):
+def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=None):
     """Validate lines against locked invoices; returns (customer_id, invoices by id, on account)."""
     currency = payment.currency
     ids = [line.invoice_id for line in lines]
@@ -135,18 +135,18 @@ def _check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=
                 f"{held.get(invoice.pk, ZERO)}); the plan settles {settles}."
             )
     allocated = sum((line.amount for line in lines), ZERO)
-    on_account = _available(payment) - allocated
+    on_account = available_amount(payment) - allocated
     if on_account < 0:
         raise PlanRefused(
             f"The plan allocates {allocated} {currency}, more than the payment's "
-            f"{_available(payment)}."
+            f"{available_amount(payment)}."
         )
     if customer_id is None:
         raise PlanRefused("A plan with no invoices needs a customer to hold the money on account.")
     return customer_id, invoices, on_account
 
 
-def _snapshot(plan: AllocationPlan) -> dict:
+def plan_snapshot(plan: AllocationPlan) -> dict:
     return {
         "state": plan.state,
         "version": plan.version,
@@ -164,7 +164,7 @@ def _snapshot(plan: AllocationPlan) -> dict:
     }
 
 
-def _write_lines(plan: AllocationPlan, lines: list[LineInput]) -> None:
+def write_lines(plan: AllocationPlan, lines: list[LineInput]) -> None:
     AllocationPlanLine.objects.bulk_create(
         [
             AllocationPlanLine(

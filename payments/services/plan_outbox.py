@@ -11,7 +11,7 @@ from django.utils import timezone
 from ledger.models import OutboxCommand
 from ledger.outbox.services import outbox_enqueue
 from payments.models import AllocationPlan, Payment
-from payments.services.plan_lines import PlanRefused, _available, _text
+from payments.services.plan_lines import PlanRefused, amount_text, available_amount
 
 
 def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[OutboxCommand]:
@@ -30,7 +30,7 @@ def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[O
         payload={
             "customer_code": customer.code,
             "bank_account_code": bank.bank_account_code,
-            "amount": _text(_available(payment), payment.currency),
+            "amount": amount_text(available_amount(payment), payment.currency),
             "currency": payment.currency,
             "payment_date": timezone.localdate(payment.received_at).isoformat(),
             "description": f"{payment.get_source_display()} {payment.external_id}"[:500],
@@ -53,9 +53,9 @@ def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[O
         }
         if line.amount:
             discount = line.discount_amount
-            payload = {**base, "amount": _text(line.amount, payment.currency)}
+            payload = {**base, "amount": amount_text(line.amount, payment.currency)}
             if discount:
-                payload["discount_amount"] = _text(discount, payment.currency)
+                payload["discount_amount"] = amount_text(discount, payment.currency)
             commands.append(
                 outbox_enqueue(
                     entity=entity,
@@ -76,7 +76,7 @@ def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[O
                 payload={
                     "customer_code": customer.code,
                     "gl_account_code": line.write_off_gl_account_code,
-                    "amount": _text(line.write_off_amount, payment.currency),
+                    "amount": amount_text(line.write_off_amount, payment.currency),
                     "currency": payment.currency,
                     "journal_date": today,
                     "description": f"Write-off on {invoice} (payment {payment.external_id})",
@@ -89,7 +89,10 @@ def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[O
                     entity=entity,
                     kind=OutboxCommand.Kind.ALLOCATE,
                     external_reference=f"ALLOC-WOFF-{plan.pk}-{invoice.pk}",
-                    payload={**base, "amount": _text(line.write_off_amount, payment.currency)},
+                    payload={
+                        **base,
+                        "amount": amount_text(line.write_off_amount, payment.currency),
+                    },
                     depends_on=journal,
                     **origin,
                 )

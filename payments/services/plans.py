@@ -25,10 +25,10 @@ from payments.models import AllocationPlan, Payment
 from payments.services.plan_lines import (
     LineInput,
     PlanRefused,
-    _available,
-    _check_lines,
-    _snapshot,
-    _write_lines,
+    available_amount,
+    check_lines,
+    plan_snapshot,
+    write_lines,
 )
 from payments.services.plan_outbox import plan_hand_to_outbox
 from staff.models import Role
@@ -51,7 +51,7 @@ def _lock_plan(plan_id: int) -> AllocationPlan:
 
 
 def _needs_approval(payment: Payment, lines: list[LineInput]) -> bool:
-    if _available(payment) > settings.APPROVAL_THRESHOLD:
+    if available_amount(payment) > settings.APPROVAL_THRESHOLD:
         return True
     return any(line.discount_amount or line.write_off_amount for line in lines)
 
@@ -73,7 +73,7 @@ def plan_propose(
         if payment.plans.filter(state__in=[*RESERVING_PLAN_STATES, State.CONFIRMED]).exists():
             raise PlanRefused("This payment already has a plan; edit that one instead.")
         customer_id = customer.pk if customer else payment.customer_id
-        customer_id, _invoices, on_account = _check_lines(payment, lines, customer_id)
+        customer_id, _invoices, on_account = check_lines(payment, lines, customer_id)
         plan = AllocationPlan(
             payment=payment,
             proposal=proposal,
@@ -89,7 +89,7 @@ def plan_propose(
                 plan.save()
         except IntegrityError:  # a concurrent propose won the one-live-plan constraint
             raise PlanRefused("This payment already has a plan; edit that one instead.") from None
-        _write_lines(plan, lines)
+        write_lines(plan, lines)
         if proposal is not None:
             payment.proposals.filter(state="open").exclude(pk=proposal.pk).update(
                 state="superseded"
@@ -104,7 +104,7 @@ def plan_propose(
             summary=f"plan for payment {payment.external_id}: {len(lines)} line(s), "
             f"{on_account} {payment.currency} on account"
             + (f" (rule {proposal.rule_kind})" if proposal is not None else ""),
-            after=_snapshot(plan),
+            after=plan_snapshot(plan),
         )
     return plan
 
@@ -122,13 +122,13 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
     with transaction.atomic():
         payment = _lock_payment(plan.payment_id)
         plan = _lock_plan(plan.pk)
-        before = _snapshot(plan)
+        before = plan_snapshot(plan)
         if plan.state in (State.DRAFT, State.AWAITING_APPROVAL):
-            _customer, _invoices, on_account = _check_lines(
+            _customer, _invoices, on_account = check_lines(
                 payment, lines, plan.customer_id, plan_id=plan.pk
             )
             plan.lines.all().delete()  # draft lines: nothing in AIQ refers to them
-            _write_lines(plan, lines)
+            write_lines(plan, lines)
             plan.on_account_amount = on_account
             plan.needs_approval = _needs_approval(payment, lines)
             plan.state = State.DRAFT  # a changed plan is submitted (and checked) again
@@ -142,7 +142,7 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
                 obj=plan,
                 summary=f"plan edited (version {plan.version}); back to draft",
                 before=before,
-                after=_snapshot(plan),
+                after=plan_snapshot(plan),
             )
             return plan
         if plan.state != State.SENT:
@@ -168,7 +168,7 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
             before=before,
             after={"state": plan.state},
         )
-        customer_id, _invoices, on_account = _check_lines(payment, lines, plan.customer_id)
+        customer_id, _invoices, on_account = check_lines(payment, lines, plan.customer_id)
         successor = AllocationPlan(
             payment=payment,
             proposal=plan.proposal,
@@ -181,7 +181,7 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
         )
         successor.full_clean()
         successor.save()
-        _write_lines(successor, lines)
+        write_lines(successor, lines)
         _set_match_state(payment, Payment.MatchState.PROPOSED)
         audit_log(
             actor=actor,
@@ -189,7 +189,7 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
             obj=successor,
             summary=f"replaces approved plan #{plan.pk}, which is void; needs approval again",
             before=before,
-            after=_snapshot(successor),
+            after=plan_snapshot(successor),
         )
         return successor
 
@@ -197,8 +197,8 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
 def _approve(plan: AllocationPlan, payment: Payment, actor, *, how: str) -> AllocationPlan:
     """Shared tail of every approval: re-check amounts under lock, outbox, state, audit."""
     lines = [LineInput.coerce(line) for line in plan.lines.all()]
-    _check_lines(payment, lines, plan.customer_id, plan_id=plan.pk)
-    before = _snapshot(plan)
+    check_lines(payment, lines, plan.customer_id, plan_id=plan.pk)
+    before = plan_snapshot(plan)
     plan.approver = actor if how == "approved" else None
     plan.approved_at = timezone.now()
     plan.state = State.SENT  # approved and handed to the outbox in this same transaction
@@ -213,7 +213,7 @@ def _approve(plan: AllocationPlan, payment: Payment, actor, *, how: str) -> Allo
         obj=plan,
         summary=f"{how}; {len(commands)} AIQ command(s) queued",
         before=before,
-        after={**_snapshot(plan), "commands": [c.external_reference for c in commands]},
+        after={**plan_snapshot(plan), "commands": [c.external_reference for c in commands]},
     )
     return plan
 
@@ -236,7 +236,7 @@ def plan_submit(*, plan: AllocationPlan, actor) -> AllocationPlan:
                 action="plan.submit",
                 obj=plan,
                 summary="submitted for approval by a second person",
-                after=_snapshot(plan),
+                after=plan_snapshot(plan),
             )
             return plan
         return _approve(plan, payment, actor, how="auto-approved under threshold")
@@ -297,7 +297,7 @@ def plan_reject(*, plan: AllocationPlan, actor, reason: str) -> AllocationPlan:
             raise PermissionDenied("Rejecting a plan needs the approver role.")
         if plan.state not in (State.DRAFT, State.AWAITING_APPROVAL):
             raise PlanRefused(f"A {plan.get_state_display().lower()} plan cannot be rejected.")
-        before = _snapshot(plan)
+        before = plan_snapshot(plan)
         plan.state = State.REJECTED
         plan.rejection_reason = reason
         plan.save(update_fields=["state", "rejection_reason", "updated_at"])
