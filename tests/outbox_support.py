@@ -47,8 +47,8 @@ class Cluster:
             start_new_session=True,
         )
 
-    def descendants(self) -> list[int]:
-        """Every process below the main qcluster process (sentinel, pusher, monitor, workers)."""
+    def _tree(self) -> dict[int, list[int]]:
+        """Live processes by parent pid (zombies left out: killing one again proves nothing)."""
         children: dict[int, list[int]] = {}
         for entry in Path("/proc").iterdir():
             if not entry.name.isdigit():
@@ -57,8 +57,15 @@ class Cluster:
                 stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
+            state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+            if state in ("Z", "X"):
+                continue
+            children.setdefault(int(ppid), []).append(int(entry.name))
+        return children
+
+    def descendants(self) -> list[int]:
+        """Every process below the main qcluster process (sentinel, pusher, monitor, workers)."""
+        children = self._tree()
         found, todo = [], [self.proc.pid]
         while todo:
             pid = todo.pop()
@@ -68,16 +75,11 @@ class Cluster:
         return found
 
     def workers(self) -> list[int]:
-        """Leaf processes: django-q2's workers, pusher and monitor (not the sentinel)."""
-        tree = self.descendants()
-        parents = set()
-        for pid in tree:
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue
-            parents.add(int(stat.rsplit(")", 1)[1].split()[1]))
-        return [pid for pid in tree if pid not in parents]
+        """django-q2's workers, pusher and monitor: below the sentinel (never the sentinel
+        itself, whose death would stop the cluster rather than test recovery)."""
+        children = self._tree()
+        sentinels = children.get(self.proc.pid, [])
+        return [pid for sentinel in sentinels for pid in children.get(sentinel, [])]
 
     def kill_random_worker(self, rng: random.Random) -> int | None:
         leaves = self.workers()

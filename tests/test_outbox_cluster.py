@@ -87,16 +87,18 @@ def _states() -> dict:
 
 
 def test_workers_sigkilled_at_20_random_points_lose_nothing_and_double_nothing(world, clusters):
-    world.server.faults.update(latency_ms=15)
+    # 30 ms per AIQ call keeps the work going for seconds, so every kill lands mid-work
+    world.server.faults.update(latency_ms=30)
     cluster = clusters(workers=2)
     pairs = make_workload(world.entity, world.customer, world.bank, world.invoices(PAIRS))
     rng = random.Random(20)
     kills = []
     tick = _sweeping()
-    assert wait_until(lambda: len(cluster.workers()) >= 2, timeout=30)
+    # the whole tree up (workers, pusher, monitor) before the first kill
+    assert wait_until(lambda: len(cluster.workers()) >= 4, timeout=30)
     deadline = time.monotonic() + 60
     while len(kills) < 20 and time.monotonic() < deadline:
-        time.sleep(rng.uniform(0.05, 0.25))
+        time.sleep(rng.uniform(0.02, 0.12))
         # a victim among the live leaves (workers, pusher, monitor); the sentinel respawns it
         victim = cluster.kill_random_worker(rng)
         if victim:

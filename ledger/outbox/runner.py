@@ -239,6 +239,15 @@ def drain(
     deadline = time.monotonic() + budget_seconds
     counts: dict[str, int] = {}
     done = 0
+    # one client per entity for the whole drain: building a zeep client costs more than a call
+    clients: dict[int, object] = {}
+    make_client = client_factory
+
+    def client_factory(entity):
+        if entity.pk not in clients:
+            clients[entity.pk] = make_client(entity)
+        return clients[entity.pk]
+
     while time.monotonic() < deadline and (limit is None or done < limit):
         size = batch_size if limit is None else min(batch_size, limit - done)
         claims = claiming.claim_batch(limit=size, prefer=prefer, entity_id=entity_id)
