@@ -8,6 +8,7 @@ urlpatterns = [
     path("payments/", inbox.inbox, name="inbox"),
     path("payments/export.csv", inbox.export_csv, name="export"),
     path("payments/bulk-approve", inbox.bulk_approve, name="bulk_approve"),
+    path("payments/bulk-accept", inbox.bulk_accept, name="bulk_accept"),
     path("payments/<int:payment_id>/", detail.detail, name="detail"),
     path("payments/<int:payment_id>/invoices", detail.invoice_search, name="invoice_search"),
     path("payments/<int:payment_id>/editor-row", detail.editor_row, name="editor_row"),

@@ -243,3 +243,28 @@ def test_reject_needs_a_reason_shown_next_to_the_field(client, bob, screen_data)
     plan = AllocationPlan.objects.get(pk=screen_data["plan"].pk)
     assert plan.state == AllocationPlan.State.REJECTED and plan.rejection_reason == "wrong customer"
     assert "plan.reject" in response.content.decode()  # in the payment's history
+
+
+def test_approver_bulk_accepts_proposals_under_the_threshold(client, bob, screen_data):
+    proposed = screen_data["proposed"]
+    client.force_login(bob)
+    html = _inbox(client, tab="proposed").content.decode()
+    assert f'name="payment_ids" value="{proposed.pk}"' in html
+    response = client.post(
+        reverse("payments:bulk_accept"),
+        {"payment_ids": [proposed.pk, screen_data["unmatched"].pk]},
+        follow=True,
+    )
+    html = response.content.decode()
+    assert "Accepted 1 proposal." in html
+    assert "pi_unmatched: no open proposal" in html
+    plan = AllocationPlan.objects.get(payment=proposed)
+    assert plan.maker == bob and plan.state == AllocationPlan.State.SENT  # 250 <= threshold
+    assert plan.proposal.state == "accepted"
+
+
+def test_clerk_cannot_bulk_accept(client, alice, screen_data):
+    client.force_login(alice)
+    assert "Accept selected proposals" not in _inbox(client, tab="proposed").content.decode()
+    response = client.post(reverse("payments:bulk_accept"), {"payment_ids": [1]})
+    assert response.status_code == 403

@@ -54,7 +54,8 @@
   function bindSelectAll(root) {
     root.querySelectorAll("input[data-select-all]").forEach(function (box) {
       box.addEventListener("change", function () {
-        document.querySelectorAll("input[name=plan_ids]").forEach(function (b) { b.checked = box.checked; });
+        var name = box.dataset.selectAll || "plan_ids";
+        document.querySelectorAll("input[name=" + name + "]").forEach(function (b) { b.checked = box.checked; });
       });
     });
   }
