@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.core.exceptions import BadRequest
-from django.db.models import Count, Max, Min, Q, QuerySet, Sum
+from django.db.models import Count, Max, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -203,24 +203,21 @@ def dashboard_figures(now=None) -> dict:
         }
     )
     awaiting = AllocationPlan.objects.filter(state=AllocationPlan.State.AWAITING_APPROVAL)
-    pending_states = [
-        OutboxCommand.State.PENDING,
-        OutboxCommand.State.IN_FLIGHT,
-        OutboxCommand.State.UNCERTAIN,
-    ]
-    outbox = OutboxCommand.objects.aggregate(
-        oldest_pending=Min("created_at", filter=Q(state__in=pending_states)),
-        pending=Count("id", filter=Q(state__in=pending_states)),
-        attention=Count(
-            "id", filter=Q(state__in=[OutboxCommand.State.FAILED, OutboxCommand.State.NEEDS_PERSON])
+    from ledger.outbox.selectors import outbox_health
+
+    health = outbox_health()
+    outbox = {
+        "pending": health.waiting,
+        "oldest_pending": (
+            now - timedelta(seconds=health.oldest_waiting_seconds)
+            if health.oldest_waiting_seconds is not None
+            else None
         ),
-        failed_last_hour=Count(
-            "id",
-            filter=Q(state__in=[OutboxCommand.State.FAILED, OutboxCommand.State.NEEDS_PERSON])
-            & Q(updated_at__gte=now - timedelta(hours=1)),
-        ),
-        last_confirmed=Max("confirmed_at"),
-    )
+        "attention": health.needs_attention,
+        "failed_last_hour": health.failures_last_hour,
+        "healthy": health.healthy,
+        "last_confirmed": OutboxCommand.objects.aggregate(last=Max("confirmed_at"))["last"],
+    }
     return {
         "unmatched_totals": totals,
         "unmatched_count": sum(row["n"] for row in totals),
