@@ -4,14 +4,13 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0002_outbox_write_off_kind'),
+        ("ledger", "0002_outbox_write_off_kind"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='invoice',
-            index=models.Index(fields=['-invoice_date', '-id'], name='invoice_recent'),
+            model_name="invoice",
+            index=models.Index(fields=["-invoice_date", "-id"], name="invoice_recent"),
         ),
     ]

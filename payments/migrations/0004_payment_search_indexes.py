@@ -4,19 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0003_invoice_recent_index'),
-        ('payments', '0003_default_match_rules'),
+        ("ledger", "0003_invoice_recent_index"),
+        ("payments", "0003_default_match_rules"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='payment',
-            index=models.Index(fields=['external_id'], name='payment_external_id'),
+            model_name="payment",
+            index=models.Index(fields=["external_id"], name="payment_external_id"),
         ),
         migrations.AddIndex(
-            model_name='payment',
-            index=models.Index(fields=['amount'], name='payment_amount'),
+            model_name="payment",
+            index=models.Index(fields=["amount"], name="payment_amount"),
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0003_invoice_recent_index'),
-        ('payments', '0004_payment_search_indexes'),
+        ("ledger", "0003_invoice_recent_index"),
+        ("payments", "0004_payment_search_indexes"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='payment',
-            index=models.Index(fields=['payer_reference'], name='payment_payer_reference'),
+            model_name="payment",
+            index=models.Index(fields=["payer_reference"], name="payment_payer_reference"),
         ),
     ]
