@@ -180,10 +180,13 @@ def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[st
     digits: dict[str, list[_Hit]] = {}
     seen_keys: set[str] = set()
     for source, text in _reference_texts(payment):
-        keys = text_keys(text)
         whole = reference_key(text)
-        if whole and len(keys) != 1:
-            keys.append((whole, text))
+        if source != "description" and whole in index.by_ref:
+            keys = [(whole, text)]  # a reference field holding exactly one reference: done
+        else:
+            keys = text_keys(text)
+            if whole and len(keys) != 1:
+                keys.append((whole, text))
         for key, words in keys:
             if key in seen_keys:
                 continue
