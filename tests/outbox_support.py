@@ -75,11 +75,18 @@ class Cluster:
         return found
 
     def workers(self) -> list[int]:
-        """django-q2's workers, pusher and monitor: below the sentinel (never the sentinel
-        itself, whose death would stop the cluster rather than test recovery)."""
+        """django-q2's task workers below the sentinel. Not the sentinel (its death stops the
+        cluster rather than testing recovery), nor the pusher/monitor: a SIGKILL while they hold
+        a multiprocessing queue's lock can wedge the queue, which is not the failure under test
+        (a worker dying mid-push). setproctitle names each process, so they can be told apart."""
         children = self._tree()
         sentinels = children.get(self.proc.pid, [])
-        return [pid for sentinel in sentinels for pid in children.get(sentinel, [])]
+        return [
+            pid
+            for sentinel in sentinels
+            for pid in children.get(sentinel, [])
+            if not _title(pid).endswith(("pusher", "monitor"))
+        ]
 
     def kill_random_worker(self, rng: random.Random) -> int | None:
         leaves = self.workers()
@@ -117,6 +124,14 @@ class Cluster:
             self.proc.wait(timeout=10)
         if not self._log.closed:
             self._log.close()
+
+
+def _title(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, on_tick=None) -> bool:
