@@ -6,31 +6,43 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0002_outbox_write_off_kind'),
-        ('payments', '0001_initial'),
+        ("ledger", "0002_outbox_write_off_kind"),
+        ("payments", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='allocationplanline',
-            name='unallocated_at',
+            model_name="allocationplanline",
+            name="unallocated_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='allocationplanline',
-            name='unallocation_reason',
+            model_name="allocationplanline",
+            name="unallocation_reason",
             field=models.TextField(blank=True),
         ),
         migrations.AlterField(
-            model_name='allocationplan',
-            name='maker',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='plans_made', to=settings.AUTH_USER_MODEL),
+            model_name="allocationplan",
+            name="maker",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="plans_made",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='allocationplanline',
-            constraint=models.CheckConstraint(condition=models.Q(('write_off_amount', 0), models.Q(('write_off_gl_account_code', ''), _negated=True), _connector='OR'), name='planline_write_off_has_account'),
+            model_name="allocationplanline",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("write_off_amount", 0),
+                    models.Q(("write_off_gl_account_code", ""), _negated=True),
+                    _connector="OR",
+                ),
+                name="planline_write_off_has_account",
+            ),
         ),
     ]
