@@ -63,6 +63,10 @@ class SandboxServer:
         self.httpd = ThreadingHTTPServer((host, port), _Handler)
         self.httpd.daemon_threads = True
         self.httpd.sandbox = self
+        # open keep-alive connections, closed on stop() so that a stopped sandbox looks
+        # like a real outage (connection reset) rather than answering from a closed store
+        self._connections: set = set()
+        self._connections_lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     @property
@@ -96,9 +100,20 @@ class SandboxServer:
     def serve_forever(self) -> None:
         self.httpd.serve_forever()
 
+    def track(self, connection, open_: bool) -> None:
+        with self._connections_lock:
+            (self._connections.add if open_ else self._connections.discard)(connection)
+
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+        with self._connections_lock:
+            connections, self._connections = list(self._connections), set()
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
         if self._thread is not None:
             self._thread.join(timeout=5)
         self.store.close()
@@ -114,6 +129,16 @@ class _Handler(BaseHTTPRequestHandler):
     @property
     def sandbox(self) -> SandboxServer:
         return self.server.sandbox
+
+    def setup(self):
+        super().setup()
+        self.server.sandbox.track(self.connection, True)
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.sandbox.track(self.connection, False)
 
     def log_message(self, format, *args):  # noqa: A002 - BaseHTTPRequestHandler's signature
         log.debug("%s - %s", self.address_string(), format % args)

@@ -149,3 +149,16 @@ def test_the_command_line_serves_with_faults(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_stopped_sandbox_drops_open_keep_alive_connections(tmp_path):
+    """After stop() a client already connected sees the connection go, like a real outage,
+    instead of answers from a closed store."""
+    from sandbox.testing import start_sandbox
+
+    sandbox = start_sandbox(tmp_path / "books.sqlite3")
+    session = requests.Session()
+    assert session.get(sandbox.wsdl_url("1_1"), timeout=5).status_code == 200
+    sandbox.stop()
+    with pytest.raises(requests.ConnectionError):
+        session.get(sandbox.wsdl_url("1_1"), timeout=5)

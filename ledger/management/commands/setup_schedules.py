@@ -8,11 +8,15 @@ SCHEDULES = {
     # A lost or never-sent wake only delays a command by at most this long.
     "outbox-sweep": ("ledger.outbox.tasks.sweep", 1),
     "aiq-sync": ("ledger.sync.tasks.scheduled", None),
+    # Stripe events we stored but could not process yet (object not fetchable): retried.
+    "stripe-events-retry": ("payments.tasks.stripe_events_sweep_task", 5),
+    # Nightly catch-up: events missed while the webhook endpoint was down.
+    "stripe-catch-up": ("payments.tasks.stripe_catch_up_task", 24 * 60),
 }
 
 
 class Command(BaseCommand):
-    help = "Create/update the outbox sweeper and AIQ pull schedules."
+    help = "Create/update the outbox sweeper, AIQ pull and Stripe catch-up schedules."
 
     def handle(self, *args, **options):
         for name, (func, minutes) in SCHEDULES.items():
