@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 from payments.matching.index import (
     FIELD_NAMES,
     FIELD_NUMBER_DIGITS,
+    ITEM_CURRENCY,
+    ITEM_CUSTOMER,
+    ITEM_ENTITY,
+    ITEM_EXTERNAL,
+    ITEM_NUMBER,
     OpenItems,
     PaymentInput,
     RuleSpec,
@@ -101,20 +106,21 @@ class _Context:
 
     def label(self, invoice_id: int) -> str:
         item = self.index.items[invoice_id]
-        return item[3] or item[4] or f"#{invoice_id}"
+        return item[ITEM_NUMBER] or item[ITEM_EXTERNAL] or f"#{invoice_id}"
 
     def claim(self, invoice_id: int, amount: int) -> None:
         before = self.open_amounts[invoice_id]
         after = self.open_amounts[invoice_id] = before - amount
         item = self.index.items[invoice_id]
-        amounts = self._by_amount.get((item[1], item[2]))
+        key = (item[ITEM_CUSTOMER], item[ITEM_CURRENCY])
+        amounts = self._by_amount.get(key)
         if amounts is not None:
             same = amounts.get(before)
             if same and invoice_id in same:
                 same.remove(invoice_id)
-            if after > 0:
-                rank = self.index.items
-                insort(amounts.setdefault(after, []), invoice_id, key=lambda i: rank[i][5])
+            if after > 0:  # part-claimed: keep it, oldest first among equal amounts
+                age = self.index.by_customer[key].index
+                insort(amounts.setdefault(after, []), invoice_id, key=age)
 
     def customer_open(self, customer_id: int, currency: str, limit: int | None = None):
         """(invoice id, open) of a customer's open invoices in the currency, oldest first."""
@@ -198,11 +204,11 @@ def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[st
                 for packed in index.lookup(lookup_key):
                     invoice_id, field_code = divmod(packed, 4)
                     item = index.items[invoice_id]
-                    if item[0] != payment.entity_id:
+                    if item[ITEM_ENTITY] != payment.entity_id:
                         continue
-                    if item[2] != payment.currency:
+                    if item[ITEM_CURRENCY] != payment.currency:
                         notes.append(
-                            f"'{words}' names invoice {ctx.label(invoice_id)} in {item[2]}; "
+                            f"'{words}' names invoice {ctx.label(invoice_id)} in {item[ITEM_CURRENCY]}; "
                             f"the payment is in {payment.currency}: currencies must match."
                         )
                         continue
@@ -280,13 +286,14 @@ class _State:
         self.conflict = False
         if hits and not self.ambiguous:
             self.target = sorted({group[0].invoice_id for group in hits.values()})
-            owners = {ctx.index.items[i][1] for i in self.target}
+            owners = {ctx.index.items[i][ITEM_CUSTOMER] for i in self.target}
             if customer_id is not None and owners != {customer_id}:
                 self.conflict = True
             elif customer_id is None and len(owners) == 1:
                 customer_id = owners.pop()
                 customer_evidence = {"via": "invoice_reference"}
         self.customer_id = customer_id
+        self._customer_items = None
         self.customer_evidence = {"customer_id": customer_id, **customer_evidence}
         self.digits_only = bool(hits) and all(
             h.field == FIELD_NUMBER_DIGITS for group in hits.values() for h in group
@@ -323,12 +330,19 @@ class _State:
             if invoice_ids is None or hit.invoice_id in invoice_ids
         ]
 
+    def customer_items(self, limit=None):
+        """The payer's open invoices, oldest first; read once per payment (every rule after
+        the first reuses the list instead of walking the million-entry amounts again)."""
+        if self._customer_items is None:
+            self._customer_items = self.ctx.customer_open(self.customer_id, self.payment.currency)
+        return self._customer_items if limit is None else self._customer_items[:limit]
+
     def open_items(self, limit=None):
         if self.target:
             return [(i, self.ctx.open(i)) for i in self.target]
         if self.customer_id is None:
             return []
-        return self.ctx.customer_open(self.customer_id, self.payment.currency, limit)
+        return self.customer_items(limit)
 
 
 def _rank(candidates: list[Candidate]) -> list[Candidate]:

@@ -16,6 +16,8 @@ from payments.matching.normalise import digits_key, reference_key
 from payments.models import AllocationPlan, AllocationPlanLine, MatchRule, PayerMapping, Payment
 
 MILLI = 1000
+# positions in an items row (the values_list row of invoice_rows())
+ITEM_ENTITY, ITEM_CUSTOMER, ITEM_CURRENCY, ITEM_NUMBER, ITEM_EXTERNAL = 1, 2, 3, 4, 5
 OPEN_STATUSES = (DocumentStatus.POSTED, DocumentStatus.PART_PAID)
 # Plans that hold an invoice's money until AIQ has confirmed them (then the mirror shows it).
 RESERVING_PLAN_STATES = (
@@ -80,8 +82,8 @@ class PaymentInput:
 class OpenItems:
     """Open invoices and how to reach them.
 
-    items: invoice id -> (entity_id, customer_id, currency, invoice_number, external_reference,
-    age rank); open: invoice id -> open amount (thousandths, after other plans' holds);
+    items: invoice id -> its row (id, entity_id, customer_id, currency, invoice_number,
+    external_reference, open as loaded; see the ITEM_* positions); open: invoice id -> open amount (thousandths, after other plans' holds);
     by_ref: reference key -> packed entry or list of them (invoice_id * 4 + field);
     by_customer: (customer id, currency) -> invoice ids, oldest first.
     """
@@ -107,16 +109,9 @@ class OpenItems:
             self.by_ref[key] = [current, entry]
 
     def add_invoice(self, row) -> None:
-        """Rows must come oldest first: the load order is the age rank."""
+        """Rows must come oldest first (per-customer lists are in load order)."""
         invoice_id, entity_id, customer_id, currency, number, external, open_milli = row
-        self.items[invoice_id] = (
-            entity_id,
-            customer_id,
-            currency,
-            number,
-            external,
-            len(self.items),
-        )
+        self.items[invoice_id] = row  # the row tuple itself: no second tuple per invoice
         self.open[invoice_id] = open_milli
         packed = invoice_id * 4
         key = reference_key(number)

@@ -107,9 +107,7 @@ def payer_combination(state, rule) -> None:
     if state.customer_id is None or state.target:
         return
     amount = state.payment.amount_milli
-    candidates = state.ctx.customer_open(
-        state.customer_id, state.payment.currency, rule.max_candidates
-    )
+    candidates = state.customer_items(rule.max_candidates)
     if len(candidates) < 2:
         return
     combos, exhaustive = find_combinations(
