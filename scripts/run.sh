@@ -17,7 +17,7 @@ if [ -f scripts/run-services.sh ]; then
 fi
 
 $PY manage.py migrate --noinput -v0
-$PY manage.py create_demo_users
+logins="$($PY manage.py create_demo_users)"
 if $PY manage.py help seed_demo >/dev/null 2>&1; then $PY manage.py seed_demo; fi
 # fill the mirror from AIQ (the sandbox's demo company) and create the sweeper/sync schedules
 $PY manage.py aiq_sync || echo "AIQ pull did not complete; the scheduled pull will retry"
@@ -25,12 +25,15 @@ $PY manage.py setup_schedules
 
 $PY manage.py qcluster >var/log/qcluster.log 2>&1 & pids+=($!)
 echo "Task workers: logging to var/log/qcluster.log"
+echo
+echo "$logins"
 echo "Open http://127.0.0.1:${PORT}/ and log in with one of the demo logins above."
+echo
 $PY manage.py runserver "127.0.0.1:${PORT}" --noreload &
 pids+=($!)
 if [ -n "${STRIPE_API_BASE:-}" ]; then
   # demo Stripe payments once the web app answers, so localstripe's webhooks reach it
-  ( for _ in $(seq 1 60); do curl -fsS -o /dev/null "http://127.0.0.1:${PORT}/accounts/login/" && break; sleep 0.5; done
+  ( for _ in $(seq 1 60); do curl -fs -o /dev/null "http://127.0.0.1:${PORT}/accounts/login/" && break; sleep 0.5; done
     $PY manage.py stripe_demo_payments --if-empty >>var/log/localstripe.log 2>&1 ) &
 fi
 wait "${pids[-1]}"
