@@ -597,3 +597,8 @@ class OutboxCommand(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} {self.external_reference} [{self.state}]"
+
+
+# Attachments sent to AIQ live in their own module (split by concept); imported here so Django
+# registers the model with the ledger app.
+from ledger.models_attachments import Attachment  # noqa: E402, F401

@@ -9,9 +9,10 @@ Payloads beyond the ones in services.py:
   "journal_date", "description"}; ExternalReference = external_reference.
   result: {"transaction_id": int}
 
-Kinds without an executor here (ensure_customer, create_credit_note, post_general_journal,
-attach_document, pay_and_allocate, stripe_refund) are parked for a person with a message
-saying so, rather than guessed at.
+Kinds in their own modules: create_credit_note and stripe_refund (executors_refunds.py),
+attach_document (executors_documents.py), ensure_customer (executors_customers.py, which also
+says why pay_and_allocate has no executor). Kinds without an executor (post_general_journal,
+pay_and_allocate) are parked for a person with a message saying so, rather than guessed at.
 """
 
 from collections.abc import Callable
@@ -298,6 +299,10 @@ def resolve_payload(command: OutboxCommand) -> dict:
     return payload
 
 
+# kind -> fn(command, payload, result, notes): mirror updates that executor modules bring along
+# (ledger/outbox/mirror.py calls them when the command is confirmed)
+MIRRORS: dict[str, Callable[[OutboxCommand, dict, dict, list], None]] = {}
+
 EXECUTORS: dict[str, Executor] = {
     Kind.POST_RECEIPT: Executor(receipt_send, receipt_read_back),
     Kind.ALLOCATE: Executor(allocate_send, allocate_read_back),
@@ -309,4 +314,6 @@ EXECUTORS: dict[str, Executor] = {
 
 # Refund kinds (credit notes, Stripe refunds) live in their own module, which adds itself to
 # EXECUTORS when imported; imported last because it uses the helpers above.
+import ledger.outbox.executors_customers  # noqa: E402, F401
+import ledger.outbox.executors_documents  # noqa: E402, F401
 import ledger.outbox.executors_refunds  # noqa: E402, F401

@@ -23,7 +23,7 @@ from ledger.models import (
     OutboxCommand,
     Receipt,
 )
-from ledger.outbox.executors import decimal
+from ledger.outbox.executors import MIRRORS, decimal
 from ledger.outbox.mirror_refunds import refund_failed, refund_mirror_apply, refund_progress
 from staff.services import audit_log
 
@@ -254,6 +254,8 @@ def mirror_apply(command: OutboxCommand, payload: dict, result: dict) -> list[st
         _unallocate(command, payload, notes)
     elif command.kind in (Kind.CREATE_CREDIT_NOTE, Kind.STRIPE_REFUND):
         refund_mirror_apply(command, payload, result, notes)
+    elif command.kind in MIRRORS:  # kinds whose executor module brings its own mirror update
+        MIRRORS[command.kind](command, payload, result, notes)
     _plan(command)
     refund_progress(command, payload, notes)
     for note in notes:

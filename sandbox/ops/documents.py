@@ -42,6 +42,29 @@ def attach_document(ctx, args):
     return Reply()
 
 
+@operation("GetAttachedDocumentList")
+def get_attached_document_list(ctx, args):
+    """The documents attached to one master record, oldest first (AIQ's published shape)."""
+    master_type = (args.get("masterType") or "").strip()
+    master_id = (args.get("masterID") or "").strip()
+    if not master_type or not master_id:
+        raise AiqFailure("masterType and masterID are mandatory.", VALIDATION)
+    rows = ctx.db.execute(
+        "SELECT id, master_type, master_id, filename FROM document "
+        "WHERE entity_id = ? AND master_type = ? AND master_id = ? ORDER BY id",
+        (ctx.entity_id, master_type, master_id),
+    ).fetchall()
+    return Reply(
+        result={
+            "WSDocumentHeader": [
+                {"MasterType": r["master_type"], "MasterID": r["master_id"],
+                 "Filename": r["filename"], "DocumentID": r["id"]}
+                for r in rows
+            ]
+        }
+    )  # fmt: skip
+
+
 def _address(account) -> list[str]:
     data = loads(account["data"])
     parts = [data.get(k) for k in ("Address1", "Address2", "City", "PostCode", "Country")]
