@@ -27,3 +27,17 @@ def gocardless_event_process_task(event_pk: int) -> str:
     from payments.sources.gocardless_source import gocardless_event_process
 
     return gocardless_event_process(event_pk=event_pk)
+
+
+def auto_match_payments_task(payment_ids: list[int]) -> str:
+    from payments.services.auto_match import auto_match_payments
+
+    report = auto_match_payments(payment_ids=payment_ids)
+    return f"{report.proposed} proposed, {report.unmatched} unmatched"
+
+
+def auto_match_changed_task() -> str:
+    from payments.services.auto_match import auto_match_changed
+
+    report = auto_match_changed()
+    return "nothing changed" if report is None else f"{report.proposed} proposed"

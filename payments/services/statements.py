@@ -14,6 +14,7 @@ from django import forms
 from django.db import transaction
 
 from payments.models import ImportBatch, ImportFormat, Payment
+from payments.services.auto_match import auto_match_soon
 from payments.services.payments import payments_upsert
 from payments.sources.bank_csv import (
     MAX_BYTES,
@@ -130,6 +131,7 @@ def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch
         if ImportBatch.objects.filter(sha256=batch.sha256, state="imported").exists():
             raise StatementError("This file was already imported.")
         result = payments_upsert(items=_only_new(parsed), origin="statement.import", actor=user)
+        auto_match_soon(payment_ids=list(result.ids.values()))
         locked.state = ImportBatch.State.IMPORTED
         locked.imported_count = result.created
         locked.duplicate_count = len(parsed.items) - result.created

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from ledger.models import SyncState
 from payments.models import Payment, Source, WebhookEvent
+from payments.services.auto_match import auto_match_soon
 from payments.services.payments import (
     PaymentsNotConfigured,
     dispute_upsert,
@@ -197,7 +198,10 @@ def stripe_payment_sync(*, payment_intent_id: str = "", charge_id: str = "") -> 
     if item is None:
         return None  # canceled before any charge: no money moved
     result = payments_upsert(items=[item], origin="stripe.webhook")
-    return Payment.objects.get(pk=result.ids[item.external_id])
+    payment = Payment.objects.get(pk=result.ids[item.external_id])
+    if payment.match_state == Payment.MatchState.UNMATCHED:
+        auto_match_soon(payment_ids=[payment.pk])
+    return payment
 
 
 def stripe_dispute_sync(*, dispute_id: str):

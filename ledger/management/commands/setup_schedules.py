@@ -8,6 +8,8 @@ SCHEDULES = {
     # A lost or never-sent wake only delays a command by at most this long.
     "outbox-sweep": ("ledger.outbox.tasks.sweep", 1),
     "aiq-sync": ("ledger.sync.tasks.scheduled", None),
+    # Re-match unmatched payments when payments or open invoices changed since the last run.
+    "auto-match": ("payments.tasks.auto_match_changed_task", 5),
     # Stripe events we stored but could not process yet (object not fetchable): retried.
     "stripe-events-retry": ("payments.tasks.stripe_events_sweep_task", 5),
     # Nightly catch-up: events missed while the webhook endpoint was down.

@@ -1,0 +1,67 @@
+"""Matching runs by itself: new payments right after they are stored, and a scheduled pass
+when payments or open invoices changed since the last run."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from ledger.models import Customer, Invoice
+from payments.models import Payment
+from payments.services.auto_match import auto_match_changed, auto_match_payments
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def invoice(entity):
+    customer = Customer.objects.create(entity=entity, code="ACME", name="Acme", currency="GBP")
+    return Invoice.objects.create(
+        entity=entity,
+        customer=customer,
+        invoice_number="INV-1043",
+        currency="GBP",
+        invoice_date=date(2026, 10, 1),
+        net_amount=Decimal("100.00"),
+        gross_amount=Decimal("100.00"),
+        outstanding_amount=Decimal("100.00"),
+        aiq_transaction_id=501,
+    )
+
+
+def _payment(entity, external_id, reference):
+    return Payment.objects.create(
+        entity=entity,
+        source="bank",
+        external_id=external_id,
+        amount=Decimal("100.00"),
+        currency="GBP",
+        received_at=timezone.now(),
+        references=[{"source": "bank.narrative", "value": reference}],
+    )
+
+
+def test_a_new_payment_is_matched_by_the_task(entity, invoice):
+    payment = _payment(entity, "b1", "PAYMENT INV 1043 THANKS")
+    report = auto_match_payments(payment_ids=[payment.pk])
+    payment.refresh_from_db()
+    assert report.proposed == 1
+    assert payment.match_state != Payment.MatchState.UNMATCHED
+    assert payment.proposals.first().lines[0]["invoice_id"] == invoice.pk
+
+
+def test_the_scheduled_pass_runs_only_when_something_changed(entity, invoice):
+    _payment(entity, "b2", "no reference at all")
+    first = auto_match_changed()
+    assert first is not None and first.unmatched == 1
+    # nothing changed since: no run, no audit entry
+    assert auto_match_changed() is None
+    # an invoice synced or changed afterwards makes the next pass run again
+    invoice.notes = "changed in AIQ"
+    invoice.save()
+    assert auto_match_changed() is not None
+
+
+def test_the_scheduled_pass_is_idle_without_unmatched_payments(entity, invoice):
+    assert auto_match_changed() is None
