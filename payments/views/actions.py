@@ -40,3 +40,14 @@ def unallocate(*, allocation, actor, reason: str) -> Outcome:
     return run_service(
         PLANS, "allocation_unallocate", allocation=allocation, actor=actor, reason=reason
     )
+
+
+def reject_proposal(*, proposal, actor, reason: str) -> Outcome:
+    """An engine proposal rejected before any plan was made of it."""
+    return run_service(
+        "payments.services.proposals",
+        "proposal_reject",
+        proposal=proposal,
+        actor=actor,
+        reason=reason,
+    )

@@ -11,7 +11,7 @@ from ledger.models import Allocation, GLAccount, Invoice
 from ledger.money import exponent, format_money
 from ledger.selectors import open_invoices_search
 from payments.forms import AllocationForm, ReasonForm
-from payments.models import AllocationPlan, Payment
+from payments.models import AllocationPlan, MatchProposal, Payment
 from payments.views import actions
 from staff.models import AuditEntry
 from staff.views import clerk_required, get_or_404
@@ -151,6 +151,13 @@ def _history(payment, plans):
     )
 
 
+def _open_proposal(payment, proposal_id: str = ""):
+    open_ones = payment.proposals.filter(state=MatchProposal.State.OPEN).order_by("rank", "id")
+    if proposal_id:
+        return open_ones.filter(pk=proposal_id).first() if proposal_id.isdigit() else None
+    return open_ones.first()
+
+
 def _render(request, payment, *, form=None, reject_form=None, status=200):
     plans = list(
         payment.plans.select_related("maker", "approver", "proposal")
@@ -179,6 +186,8 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "history": _history(payment, plans),
         "services_ready": actions.available("plan_propose"),
         "can_reject": live is not None and live.state in EDITABLE,
+        # with no plan yet, the reject button turns down the engine's best open proposal
+        "open_proposal": None if live else _open_proposal(payment),
     }
     return render(request, "payments/detail.html", context, status=status)
 
@@ -260,13 +269,28 @@ def reject(request, payment_id):
         return _render(request, payment, reject_form=form, status=400)
     live = payment.plans.filter(state__in=EDITABLE).first()
     if live is None:
-        messages.error(request, "There is no plan waiting to be rejected.")
-        return _render(request, payment, reject_form=form, status=400)
+        return _reject_proposal(request, payment, form)
     outcome = actions.reject_plan(plan=live, actor=request.user, reason=form.cleaned_data["reason"])
     if not outcome.ok:
         messages.error(request, outcome.message)
         return _render(request, payment, reject_form=form, status=400)
     messages.success(request, "Plan rejected.")
+    return redirect("payments:detail", payment_id=payment.pk)
+
+
+def _reject_proposal(request, payment, form):
+    """No plan yet: the rejection is about the engine's proposal (payments/services/proposals)."""
+    proposal = _open_proposal(payment, request.POST.get("proposal", ""))
+    if proposal is None:
+        messages.error(request, "There is no plan or open proposal waiting to be rejected.")
+        return _render(request, payment, reject_form=form, status=400)
+    outcome = actions.reject_proposal(
+        proposal=proposal, actor=request.user, reason=form.cleaned_data["reason"]
+    )
+    if not outcome.ok:
+        messages.error(request, outcome.message)
+        return _render(request, payment, reject_form=form, status=400)
+    messages.success(request, "Proposal rejected.")
     return redirect("payments:detail", payment_id=payment.pk)
 
 

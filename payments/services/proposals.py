@@ -1,0 +1,74 @@
+"""Decisions on the matching engine's proposals that do not go through a plan.
+
+A proposal is a suggestion; rejecting it before anyone turned it into a plan leaves nothing to
+undo in AIQ, so any clerk may do it (a plan, once made, is rejected with plan_reject). The
+payment then shows the next open proposal, or goes back to unmatched when there is none.
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.utils import timezone
+
+from payments.models import AllocationPlan, MatchProposal, Payment
+from payments.services.plan_lines import PlanRefused
+from staff.models import Role
+from staff.services import audit_log, user_has_role
+
+# A plan in one of these states is the decision about the payment: reject that instead.
+PLAN_IN_PROGRESS = (
+    AllocationPlan.State.DRAFT,
+    AllocationPlan.State.AWAITING_APPROVAL,
+    AllocationPlan.State.APPROVED,
+    AllocationPlan.State.SENT,
+)
+# Payment states a proposal decision may move (not one that is sent, ignored, ...).
+FOLLOWS_PROPOSALS = (
+    Payment.MatchState.UNMATCHED,
+    Payment.MatchState.PROPOSED,
+    Payment.MatchState.REJECTED,
+)
+
+
+def proposal_reject(*, proposal: MatchProposal, actor, reason: str) -> MatchProposal:
+    """Mark an open proposal rejected, with the reason, and move the payment on."""
+    if not user_has_role(actor, Role.CLERK):
+        raise PermissionDenied("Rejecting a proposal needs the clerk role.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise PlanRefused("Say why the proposal is rejected.")
+    with transaction.atomic():
+        # payment first, like the plan services: two decisions on one payment queue up here
+        payment = Payment.objects.select_for_update().get(pk=proposal.payment_id)
+        proposal = MatchProposal.objects.select_for_update().get(pk=proposal.pk)
+        if proposal.state != MatchProposal.State.OPEN:
+            raise PlanRefused(f"This proposal is already {proposal.get_state_display().lower()}.")
+        if payment.plans.filter(state__in=PLAN_IN_PROGRESS).exists():
+            raise PlanRefused("This payment has a plan; reject or edit the plan instead.")
+        proposal.state = MatchProposal.State.REJECTED
+        proposal.save(update_fields=["state"])
+        following = (
+            payment.proposals.filter(state=MatchProposal.State.OPEN).order_by("rank", "id").first()
+        )
+        before_state = payment.match_state
+        if payment.match_state in FOLLOWS_PROPOSALS:
+            payment.match_state = (
+                Payment.MatchState.PROPOSED if following else Payment.MatchState.UNMATCHED
+            )
+            Payment.objects.filter(pk=payment.pk).update(
+                match_state=payment.match_state, updated_at=timezone.now()
+            )
+        audit_log(
+            actor=actor,
+            action="proposal.reject",
+            obj=payment,  # the payment's history lists it (payments/views/detail.py)
+            summary=f"rejected proposal #{proposal.pk} ({proposal.rule_kind}: "
+            f"{proposal.explanation}): {reason}",
+            before={"proposal": proposal.pk, "proposal_state": "open", "match_state": before_state},
+            after={
+                "proposal_state": proposal.state,
+                "reason": reason,
+                "match_state": payment.match_state,
+                "next_proposal": following.pk if following else None,
+            },
+        )
+    return proposal
