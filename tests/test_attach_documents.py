@@ -78,6 +78,8 @@ def test_an_uploaded_csv_is_attached_to_the_invoice_in_aiq_exactly_once(
     attachment.refresh_from_db()
     assert attachment.attached_at is not None
     assert aiq_sandbox.server.calls()["AttachDocument"] == 1
+    page = client.get(f"/invoices/{invoice.pk}/")
+    assert b"jobs.csv" in page.content and b"in AIQ</span>" in page.content
 
 
 def test_a_lost_answer_is_read_back_and_never_attaches_a_second_copy(alice, invoice, aiq_sandbox):
