@@ -16,6 +16,21 @@ _numbers = itertools.count(1)
 OPEN = [OutboxCommand.State.PENDING, OutboxCommand.State.UNCERTAIN, OutboxCommand.State.IN_FLIGHT]
 
 
+def seed_roles_without_matching() -> None:
+    """For transactional tests (their flush removes what data migrations seeded): the role
+    groups again, and no enabled matching rule. These scenarios allocate through plans staff
+    make; a payment matched and allocated on arrival (auto-match) would already have a plan."""
+    import importlib
+
+    from django.apps import apps
+
+    from payments.models import MatchRule
+
+    roles = importlib.import_module("staff.migrations.0002_roles_and_append_only_audit")
+    roles.create_roles(apps, None)
+    MatchRule.objects.update(enabled=False)
+
+
 def setup_books(entity) -> None:
     """Customers, banks, GL and tax codes from the sandbox; the GBP bank receives."""
     from ledger.sync.pull import sync_banks, sync_customers, sync_gl_accounts, sync_tax_codes

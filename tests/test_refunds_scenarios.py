@@ -22,12 +22,21 @@ from tests.refunds_support import (
     allocate,
     drain_all,
     make_invoice,
+    seed_roles_without_matching,
     setup_books,
     stripe_payment,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# transaction=True: the outbox drain commits for real. Not serialized_rollback: restoring the
+# serialized database on top of the content types a previous module's flush re-created fails
+# with django_content_type IntegrityErrors; the role groups are re-made below instead.
+pytestmark = pytest.mark.django_db(transaction=True)
 LINES = [("Onboarding workshop", "4010", "650.00", "T1"), ("Card reader", "4020", "39.99", "T1")]
+
+
+@pytest.fixture(autouse=True)
+def _seeded(transactional_db):
+    seed_roles_without_matching()
 
 
 @pytest.fixture

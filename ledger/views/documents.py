@@ -1,8 +1,8 @@
 """PDFs from AIQ (cached in ledger.Document) and CSV/Excel breakdowns attached to invoices.
 
-The AIQ client does the SOAP calls (GetInvoicePDFByTransactionID,
-GetSalesReceiptPDFByTransactionID); the first download stores the bytes so later ones do not
-hit AIQ. The cache is a copy of what AIQ holds, not a decision, so it is not audited.
+The AIQ client does the SOAP calls (GetInvoicePDFByTransactionID for invoices and credit
+notes, GetSalesReceiptPDFByTransactionID); the first download stores the bytes so later ones
+do not hit AIQ. The cache is a copy of what AIQ holds, not a decision, so it is not audited.
 """
 
 from django.contrib import messages
@@ -31,7 +31,9 @@ def fetch_pdf(*, entity, kind: str, transaction_id: int, filename: str) -> Docum
     from ledger.aiq.client import AiqClient
 
     client = AiqClient.for_entity(entity)
-    if kind == Document.Kind.INVOICE_PDF:
+    # AIQ keeps a credit note as an invoice of Type CreditNote: the invoice PDF operation
+    # takes its transaction id too (there is no credit-note PDF operation in 1.1 or 2.0).
+    if kind in (Document.Kind.INVOICE_PDF, Document.Kind.CREDIT_NOTE_PDF):
         content = client.get_invoice_pdf(transaction_id)
     else:
         content = client.get_sales_receipt_pdf(transaction_id)
