@@ -272,3 +272,22 @@ class JournalLineAdmin(MoneyRowAdmin):
     list_display = ("journal", "line_number", "gl_account_code", "debit", "credit")
     search_fields = ("journal__reference", "gl_account_code")
     raw_id_fields = ("journal",)
+
+
+@admin.register(m.Attachment)
+class AttachmentAdmin(admin.ModelAdmin):
+    """Files queued for AIQ's AttachDocument; changed only through ledger.documents."""
+
+    list_display = ("filename", "invoice", "size", "created_at")
+    search_fields = ("filename", "invoice__invoice_number")
+    exclude = ("content",)
+    raw_id_fields = ("invoice",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -16,9 +16,9 @@ from payments.services.plans import PlanRefused, plan_propose, plan_submit
 from tests.test_plans_factories import D, make_customer, make_invoice, make_payment, setup_books
 
 THREADS = 20
-# transaction=True so each thread commits for real; serialized_rollback restores the rows the
-# data migrations made (roles, default rules) for the tests that run after these.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# transaction=True so each thread commits for real. The flush afterwards re-emits post_migrate,
+# which puts back the roles and default rules (staff/payments apps.py) for later tests.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)

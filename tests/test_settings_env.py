@@ -53,11 +53,19 @@ def test_env_url_checks_scheme(monkeypatch):
         env.env_url("X_URL", schemes=("postgres",))
 
 
-def _start(extra_env):
-    """Run Django's start-up in a fresh interpreter with the given environment."""
+def _clean_environment() -> dict:
+    """This process's environment without what other tests set for themselves (database
+    URLs; DJANGO_ALLOW_ASYNC_UNSAFE, which the browser tests need and check --deploy refuses)."""
     import os
 
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    dropped = ("DATABASE_URL", "REDIS_URL", "DJANGO_ALLOW_ASYNC_UNSAFE")
+    return {k: v for k, v in os.environ.items() if k not in dropped}
+
+
+def _start(extra_env):
+    """Run Django's start-up in a fresh interpreter with the given environment."""
+
+    environment = _clean_environment()
     environment.update(extra_env)
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
@@ -82,9 +90,8 @@ def test_production_requires_a_secret_key():
 
 
 def test_production_settings_pass_check_deploy():
-    import os
 
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    environment = _clean_environment()
     environment.update(
         AIQRECON_MODE="production",
         DJANGO_SECRET_KEY="k" * 20 + "a-long-random-production-secret-value-1234567890",
