@@ -160,6 +160,8 @@ def test_clerk_requests_a_partial_refund_approver_approves_worker_pushes_pdfs_do
     [stripe_refund] = request("get", "/v1/refunds", payment_intent=payment.external_id)["data"]
     assert (stripe_refund["id"], stripe_refund["amount"]) == (refund.stripe_refund_id, 3000)
     assert page.get_by_text(refund.stripe_refund_id).count() == 1
+    # the credit note is allocated against the debit journal: nothing of it is left open
+    assert "0.00 GBP unallocated" in page.get_by_test_id("refund-credit-note").inner_text()
     assert Journal.objects.filter(reference=f"REF-{refund.pk}-DJ").exists()
 
     # both documents come from AIQ as PDFs; the credit note's is kept for next time
