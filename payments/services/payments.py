@@ -2,8 +2,10 @@
 
 Every source (Stripe webhooks and imports, GoCardless, statement files) ends here with a list
 of NormalisedPayment. Lookups are batched (never one query per payment) and the write is one
-`bulk_create(update_conflicts=True)` per chunk, so re-imports and repeated webhooks update the
-same rows instead of adding new ones.
+INSERT ... ON CONFLICT DO UPDATE per chunk (payment_rows.py), so re-imports and repeated
+webhooks update the same rows instead of adding new ones. Audit: one entry per call listing
+the counts, plus one per status change or outside refund of a payment we already had; a new
+payment does not get an entry of its own (at 100,000 rows that would double the write).
 """
 
 import logging
@@ -14,9 +16,11 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models.functions import Lower
+from django.utils import timezone
 
 from ledger.models import Customer, Entity
 from payments.models import Dispute, Fee, PayerMapping, Payment, Payout, Refund
+from payments.services.payment_rows import fee_rows_insert, payment_rows_write
 from payments.sources.normalised import NormalisedPayment
 from payments.sources.stripe_source import DISPUTE_SETTLED_FOR_US
 from staff.models import Role
@@ -25,22 +29,7 @@ from staff.services import audit_log, user_has_role
 log = logging.getLogger(__name__)
 
 CHUNK = 500  # rows per IN (...) lookup and per INSERT; well below SQLite's variable limit
-UPDATE_FIELDS = [
-    "amount",
-    "currency",
-    "fee_amount",
-    "net_amount",
-    "amount_refunded",
-    "exchange_rate",
-    "payer_name",
-    "payer_email",
-    "payer_reference",
-    "description",
-    "references",
-    "status",
-    "raw",
-    "updated_at",
-]
+STATUSES = frozenset(Payment.Status.values)
 
 
 class PaymentsNotConfigured(Exception):
@@ -152,6 +141,12 @@ def payments_upsert(
     source = sources.pop()
     # Last one wins when a page repeats a payment (the same charge listed twice).
     items = list({i.external_id: i for i in items}.values())
+    for item in items:  # all checked before anything is written: the batch is all or nothing
+        item.check()
+        if item.status not in STATUSES:
+            raise ValueError(
+                f"{source} payment {item.external_id!r}: unknown status {item.status!r}"
+            )
     entity = entity or payment_entity()
     with transaction.atomic():
         existing = _existing(source, [i.external_id for i in items])
@@ -160,58 +155,28 @@ def payments_upsert(
         ]
         customers = _resolve_customers(entity, needs_customer)
         disputed = _open_dispute_payment_ids([row["id"] for row in existing.values()])
-        rows = []
+        statuses = {}
         for item in items:
             before = existing.get(item.external_id)
             status = item.status
             if before and before["id"] in disputed and status != "failed":
                 status = Payment.Status.DISPUTED  # an open or lost dispute outranks the charge
-            rows.append(
-                Payment(
-                    entity=entity,
-                    source=source,
-                    external_id=item.external_id,
-                    amount=item.amount,
-                    currency=item.currency,
-                    fee_amount=item.fee_amount,
-                    net_amount=item.net_amount,
-                    amount_refunded=item.amount_refunded,
-                    exchange_rate=item.exchange_rate,
-                    received_at=item.received_at,
-                    payer_name=item.payer_name,
-                    payer_email=item.payer_email,
-                    payer_reference=item.payer_reference,
-                    description=item.description,
-                    references=item.references,
-                    status=status,
-                    customer_id=customers.get(item.external_id),
-                    raw=item.raw,
+            statuses[item.external_id] = status
+        now = timezone.now()
+        for chunk in _chunks(items):
+            result.ids.update(
+                payment_rows_write(
+                    entity_id=entity.pk,
+                    items=chunk,
+                    statuses=statuses,
+                    customers=customers,
+                    now=now,
                 )
             )
-        for chunk in _chunks(rows):
-            Payment.objects.bulk_create(
-                chunk,
-                update_conflicts=True,
-                unique_fields=["source", "external_id"],
-                update_fields=UPDATE_FIELDS,
-            )
-        result.ids = {row.external_id: row.pk for row in rows}
-        if any(pk is None for pk in result.ids.values()):  # backends that return no ids
-            result.ids = {k: v["id"] for k, v in _existing(source, list(result.ids)).items()}
-        # A customer found now for an existing payment that had none (e.g. a new mapping).
-        late = [
-            (customers[i.external_id], i.external_id)
-            for i in items
-            if i.external_id in existing and i.external_id in customers
-        ]
-        for customer_id, external_id in late:
-            Payment.objects.filter(
-                source=source, external_id=external_id, customer__isnull=True
-            ).update(customer_id=customer_id)
         _replace_fees(items, result.ids, existing)
         result.created = len(items) - len(existing)
         result.updated = len(existing)
-        _audit_changes(items, existing, result.ids, rows, actor=actor, origin=origin)
+        _audit_changes(items, existing, result.ids, statuses, actor=actor)
         audit_log(
             actor=actor,
             action=f"{origin}",
@@ -223,6 +188,8 @@ def payments_upsert(
 
 
 def _replace_fees(items: list[NormalisedPayment], ids: dict[str, int], existing: dict) -> None:
+    # Fees are replaced only when the source reported them this time: an object fetched without
+    # its balance transaction says nothing about fees, so the ones we have stay.
     with_fees = [i for i in items if i.fees]
     if not with_fees:
         return
@@ -230,30 +197,16 @@ def _replace_fees(items: list[NormalisedPayment], ids: dict[str, int], existing:
     payment_ids = [ids[i.external_id] for i in with_fees if i.external_id in existing]
     for chunk in _chunks(payment_ids):
         Fee.objects.filter(payment_id__in=chunk).delete()
-    Fee.objects.bulk_create(
-        [
-            Fee(
-                payment_id=ids[item.external_id],
-                kind=fee.kind,
-                description=fee.description,
-                amount=fee.amount,
-                currency=fee.currency,
-            )
-            for item in with_fees
-            for fee in item.fees
-        ],
-        batch_size=CHUNK,
-    )
+    fee_rows_insert(items=with_fees, ids=ids)
 
 
-def _audit_changes(items, existing, ids, rows, *, actor, origin) -> None:
+def _audit_changes(items, existing, ids, statuses, *, actor) -> None:
     """Status changes and refunds on payments we already had get their own audit entries;
     refunds we did not make ourselves go to the refunds hook."""
-    status_by_id = {row.external_id: row.status for row in rows}
     refund_candidates = []
     for item in items:
         before = existing.get(item.external_id)
-        new_status = status_by_id[item.external_id]
+        new_status = statuses[item.external_id]
         if before and before["status"] != new_status:
             audit_log(
                 actor=actor,

@@ -1,11 +1,28 @@
 """The shape every source (Stripe, GoCardless, SmartDebit, bank files) is normalised into.
 
-Plain data: the sources build these, payments.services.payments writes them in bulk.
+Plain data: the sources build these, payments.services.payments writes them in bulk. The bulk
+write skips Django's per-row full_clean (its cost at 100,000 rows is the reason for the bulk
+path), so NormalisedPayment.check() is the validation: every item passes it before any row is
+written, and a bad one stops the batch with an error naming the payment and the field.
 """
 
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+
+# Column limits of payments.Payment / payments.Fee (CharField max_length): SQLite does not
+# enforce them, PostgreSQL does; checking here gives both the same clear error.
+LIMITS = {
+    "external_id": 100,
+    "currency": 3,
+    "exchange_rate": 30,
+    "payer_name": 200,
+    "payer_email": 254,
+    "payer_reference": 100,
+    "status": 20,
+}
+FEE_LIMITS = {"kind": 40, "description": 200, "currency": 3}
+MONEY = ("amount", "fee_amount", "net_amount", "amount_refunded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,3 +57,31 @@ class NormalisedPayment:
     # Refund objects as the source reports them (Stripe), for the external-refund hook.
     refunds: list[dict] = field(default_factory=list)
     charge_id: str = ""
+
+    def check(self) -> None:
+        """Raise ValueError naming the payment and field if this cannot be stored as is."""
+        label = f"{self.source} payment {self.external_id!r}"
+        if not self.external_id:
+            raise ValueError(f"{self.source} payment without an external id")
+        for name, limit in LIMITS.items():
+            value = getattr(self, name)
+            if not isinstance(value, str) or len(value) > limit:
+                raise ValueError(f"{label}: {name} must be text of at most {limit} characters")
+        for name in MONEY:
+            value = getattr(self, name)
+            # exact decimals only; MoneyField refuses more than 3 places when it stores them
+            if not (isinstance(value, Decimal) or (value is None and name in MONEY[1:3])):
+                raise ValueError(f"{label}: {name} must be a Decimal, got {value!r}")
+        if not isinstance(self.description, str):
+            raise ValueError(f"{label}: description must be text")
+        if not isinstance(self.received_at, datetime) or self.received_at.tzinfo is None:
+            raise ValueError(f"{label}: received_at must be a timezone-aware datetime")
+        for fee in self.fees:
+            if not isinstance(fee.amount, Decimal):
+                raise ValueError(f"{label}: fee amount must be a Decimal, got {fee.amount!r}")
+            for name, limit in FEE_LIMITS.items():
+                value = getattr(fee, name)
+                if not isinstance(value, str) or len(value) > limit:
+                    raise ValueError(
+                        f"{label}: fee {name} must be text of at most {limit} characters"
+                    )
