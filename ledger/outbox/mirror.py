@@ -210,6 +210,7 @@ def _plan(command: OutboxCommand) -> None:
     before = plan.state
     plan.state = AllocationPlan.State.CONFIRMED
     plan.save(update_fields=["state", "updated_at"])
+    _payment_state(plan, "sent")  # the inbox's "Sent to AIQ" tab
     audit_log(
         actor=None,
         action="plan.confirm",
@@ -217,6 +218,16 @@ def _plan(command: OutboxCommand) -> None:
         summary="every AIQ command of the plan is confirmed",
         before={"state": before},
         after={"state": plan.state},
+    )
+
+
+def _payment_state(plan, match_state: str) -> None:
+    from django.utils import timezone
+
+    from payments.models import Payment
+
+    Payment.objects.filter(pk=plan.payment_id).update(
+        match_state=match_state, updated_at=timezone.now()
     )
 
 
@@ -231,6 +242,7 @@ def plan_failed(command: OutboxCommand) -> None:
         return
     plan.state = AllocationPlan.State.FAILED
     plan.save(update_fields=["state", "updated_at"])
+    _payment_state(plan, "failed")  # the inbox's "Failed" tab: a person must look
     audit_log(
         actor=None,
         action="plan.fail",
