@@ -104,7 +104,8 @@ def refund_steps(refund: Refund) -> list[Step]:
                 text=f"AIQ credit note {note.external_reference} for {customer.code}: "
                 f"{len(payload['lines'])} line(s), "
                 f"{format_money(note.gross_amount, note.currency)} "
-                f"(net {note.net_amount}, tax {note.tax_amount})"
+                f"(net {format_money(note.net_amount, note.currency, with_code=False)}, "
+                f"tax {format_money(note.tax_amount, note.currency, with_code=False)})"
                 + (f", crediting {refund.invoice}" if refund.invoice_id else ""),
                 depends=steps[-1].key if steps else None,
             )
