@@ -132,6 +132,9 @@ def main() -> None:
             if not wait_until(lambda c=cluster, w=workers: len(c.workers()) == w, timeout=60):
                 sys.exit(f"qcluster did not start {workers} workers: {cluster.workers()}")
             time.sleep(1)
+            # the enqueueing side reads the same settings as the cluster (as in a deployment):
+            # it wakes one drain per batch, at most one per worker
+            settings.Q_CLUSTER["workers"] = workers
             prefix = f"BENCH-{workers}"
             enqueue_started = time.perf_counter()
             enqueue(entity, customer, bank, prefix, args.commands)

@@ -75,17 +75,44 @@ def outbox_enqueue(
             )
     except IntegrityError:
         return OutboxCommand.objects.get(entity=entity, external_reference=external_reference)
-    transaction.on_commit(lambda: _wake_workers(command.pk))
+    _wake_after_commit(command.pk)
     return command
 
 
-def _wake_workers(command_id: int) -> None:
-    """Nudge a worker; if this is lost the sweeper finds the row anyway."""
+class _Wake:
+    """The one on-commit wake of a transaction, with every command it enqueued."""
+
+    def __init__(self) -> None:
+        self.command_ids: list[int] = []
+
+    def __call__(self) -> None:
+        _wake_workers(self.command_ids)
+
+
+def _wake_after_commit(command_id: int) -> None:
+    """Wake workers once per transaction, not once per command: a bulk approval enqueues
+    hundreds of commands, and a queued task per command cost more than the work it woke.
+
+    Django keeps a transaction's hooks in connection.run_on_commit and drops those of a
+    savepoint that rolls back; a hook still listed was registered in this transaction outside
+    any rolled-back savepoint, so adding our id to it wakes exactly when our row commits."""
+    connection = transaction.get_connection()
+    for _savepoints, hook, _robust in connection.run_on_commit:
+        if isinstance(hook, _Wake):
+            hook.command_ids.append(command_id)
+            return
+    hook = _Wake()
+    hook.command_ids.append(command_id)
+    transaction.on_commit(hook)
+
+
+def _wake_workers(command_ids: list[int]) -> None:
+    """Nudge workers; if this is lost the sweeper finds the rows anyway."""
     try:
         from ledger.outbox import tasks
     except ImportError:  # executor not installed yet: the sweeper will pick it up
         return
-    tasks.wake(command_id)
+    tasks.wake_for(command_ids)
 
 
 # States a person may retry from: the command never reached a verdict in AIQ, or it was refused
@@ -127,7 +154,7 @@ def outbox_retry(*, command: OutboxCommand, actor) -> OutboxCommand:
             before={"state": before, "error": command.last_error_message[:200]},
             after={"state": command.state},
         )
-        transaction.on_commit(lambda: _wake_workers(command.pk))
+        _wake_after_commit(command.pk)
     return command
 
 

@@ -7,6 +7,8 @@ changes how soon work happens, and the sweeper bounds that delay.
 
 Tasks are coarse: one task drains due rows in batches until none are due or its time budget is
 spent, so the queue's own cost (~50 tasks/s with result saving) is paid per batch, not per call.
+A committed transaction wakes one drain per batch of the commands it enqueued, at most one per
+worker (wake_for): enough to keep every worker busy, never a task per command.
 """
 
 import logging
@@ -35,6 +37,25 @@ def wake(command_id: int | None = None) -> None:
         )
     except Exception:  # noqa: BLE001 - the row is committed; the sweeper will find it
         log.exception("outbox: could not enqueue a drain for %s", command_id)
+
+
+def wake_for(command_ids: list[int]) -> None:
+    """Wake drains for commands just committed: one per OUTBOX_BATCH_SIZE of them, at most
+    one per worker (a drain keeps claiming until nothing is due, so more would only queue)."""
+    batch = settings.OUTBOX_BATCH_SIZE
+    drains = max(1, min(settings.Q_CLUSTER.get("workers", 1), -(-len(command_ids) // batch)))
+    for n in range(drains):
+        try:
+            async_task(
+                DRAIN,
+                prefer=command_ids[n * batch : (n + 1) * batch] or None,
+                task_name="outbox-drain",
+                group="outbox",
+                save=False,
+            )
+        except Exception:  # noqa: BLE001 - the rows are committed; the sweeper will find them
+            log.exception("outbox: could not enqueue a drain for %s", command_ids[:10])
+            return
 
 
 def drain(prefer: list[int] | None = None, entity_id: int | None = None) -> dict[str, int]:
