@@ -93,9 +93,13 @@ def claim_one(command_id: int, previous_state: str, now: datetime) -> Claim | No
 def claim_batch(
     *, limit: int, prefer: list[int] | None = None, entity_id: int | None = None
 ) -> list[Claim]:
-    """Claim up to `limit` due rows (the preferred ids first) in one short transaction."""
+    """Claim up to `limit` due rows (the preferred ids first) in one short transaction.
+
+    A constant number of statements per batch, not two per row: one conditional UPDATE per
+    state seen (it repeats that state and the due condition, like claim_one), then one read of
+    which rows now carry our lease with exactly one attempt more than we saw."""
     now = timezone.now()
-    claims: list[Claim] = []
+    lease_until = _lease_until(now)
     with transaction.atomic():
         candidates = due_commands(now)
         if entity_id is not None:
@@ -103,20 +107,37 @@ def claim_batch(
         if connection.vendor == "postgresql":
             # of=self: lock the outbox rows, not the dependency rows joined in for the check
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        rows: list[tuple[int, str]] = []
+        fields = ("pk", "state", "attempts")
+        rows: list[tuple[int, str, int]] = []
         if prefer:
-            rows += list(candidates.filter(pk__in=prefer).values_list("pk", "state")[:limit])
+            rows += list(candidates.filter(pk__in=prefer).values_list(*fields)[:limit])
         if len(rows) < limit:
             # oldest due first, so nothing starves behind a stream of new work
-            rest = candidates.exclude(pk__in=[pk for pk, _ in rows]).order_by(
+            rest = candidates.exclude(pk__in=[pk for pk, _, _ in rows]).order_by(
                 F("next_attempt_at").asc(nulls_first=True), "pk"
             )
-            rows += list(rest.values_list("pk", "state")[: limit - len(rows)])
-        for pk, state in rows:
-            claim = claim_one(pk, state, now)
-            if claim is not None:
-                claims.append(claim)
-    return claims
+            rows += list(rest.values_list(*fields)[: limit - len(rows)])
+        if not rows:
+            return []
+        for state in {state for _, state, _ in rows}:
+            OutboxCommand.objects.filter(
+                pk__in=[pk for pk, seen, _ in rows if seen == state], state=state
+            ).filter(due_q(now)).update(
+                state=State.IN_FLIGHT,
+                lease_until=lease_until,
+                attempts=F("attempts") + 1,
+                updated_at=now,
+            )
+        held = dict(
+            OutboxCommand.objects.filter(
+                pk__in=[pk for pk, _, _ in rows], state=State.IN_FLIGHT, lease_until=lease_until
+            ).values_list("pk", "attempts")
+        )
+    return [
+        Claim(pk, state, attempts + 1, lease_until)
+        for pk, state, attempts in rows
+        if held.get(pk) == attempts + 1
+    ]
 
 
 def fenced(claim: Claim):

@@ -78,33 +78,39 @@ def park_dependents(command: OutboxCommand, reason: str) -> int:
     return parked
 
 
-def _finish(claim: claiming.Claim, state: str, *, code="", message="", result=None, payload=None):
-    """Write one outcome under the claim's fence; False if the lease was lost meanwhile."""
+def _finish(
+    claim: claiming.Claim,
+    command: OutboxCommand,
+    state: str,
+    *,
+    code="",
+    message="",
+    result=None,
+    payload=None,
+):
+    """Write one outcome under the claim's fence; False if the lease was lost meanwhile.
+
+    One conditional UPDATE (fenced: still in flight with our attempt) rather than a locking
+    read and a save: the row lock it takes on PostgreSQL, or the write lock on SQLite, is held
+    until the mirror and audit rows of the same transaction are written."""
     now = timezone.now()
+    changes = {
+        "state": state,
+        "lease_until": None,
+        "last_error_code": code[:100],
+        "last_error_message": message[:4000],
+        "updated_at": now,
+    }
+    if state in (State.PENDING, State.UNCERTAIN):
+        changes["next_attempt_at"] = now + claiming.backoff_delay(claim.attempt)
+    if state == State.CONFIRMED:
+        changes.update(result=result or {}, confirmed_at=now)
     with transaction.atomic():
-        # of=self: PostgreSQL refuses FOR UPDATE on the nullable side of the dependency join
-        command = (
-            claiming.fenced(claim)
-            .select_for_update(of=("self",))
-            .select_related("depends_on")
-            .first()
-        )
-        if command is None:
+        if claiming.fenced(claim).update(**changes) != 1:
             log.warning("outbox %s: lease lost before recording %s", claim.command_id, state)
             return False
-        command.state = state
-        command.lease_until = None
-        command.last_error_code = code[:100]
-        command.last_error_message = message[:4000]
-        fields = ["state", "lease_until", "last_error_code", "last_error_message", "updated_at"]
-        if state in (State.PENDING, State.UNCERTAIN):
-            command.next_attempt_at = now + claiming.backoff_delay(command.attempts)
-            fields.append("next_attempt_at")
-        if state == State.CONFIRMED:
-            command.result = result or {}
-            command.confirmed_at = now
-            fields += ["result", "confirmed_at"]
-        command.save(update_fields=fields)
+        for name, value in changes.items():
+            setattr(command, name, value)
         if state == State.CONFIRMED:
             try:
                 with transaction.atomic():  # a mirror problem must not undo the confirmation
@@ -138,22 +144,38 @@ def _retry_later(claim: claiming.Claim, command: OutboxCommand, state: str, code
     if claim.attempt >= command.max_attempts:
         _finish(
             claim,
+            command,
             State.NEEDS_PERSON,
             code=code,
             message=f"gave up after {claim.attempt} attempts: {msg}",
         )
     else:
-        _finish(claim, state, code=code, message=msg)
+        _finish(claim, command, state, code=code, message=msg)
 
 
-def run_claim(claim: claiming.Claim, client_factory: Callable = default_client_factory) -> str:
+def load_claimed(claims: list[claiming.Claim]) -> dict[int, OutboxCommand]:
+    """The claimed rows in one query. Safe to read ahead: while a claim holds a row nobody
+    else writes it (cancel and retry refuse in-flight rows), and its dependency was confirmed
+    (final) when it was claimed; a lease lost meanwhile is caught by the fence in _finish."""
+    return OutboxCommand.objects.select_related("depends_on", "entity").in_bulk(
+        [claim.command_id for claim in claims]
+    )
+
+
+def run_claim(
+    claim: claiming.Claim,
+    client_factory: Callable = default_client_factory,
+    command: OutboxCommand | None = None,
+) -> str:
     """Take one claimed row to its next state; returns that state (for counting)."""
     errors = _errors()
-    command = OutboxCommand.objects.select_related("depends_on", "entity").get(pk=claim.command_id)
+    if command is None:
+        command = load_claimed([claim])[claim.command_id]
     if claim.attempt > command.max_attempts:
         # e.g. a command whose previous attempts killed their worker: never reached a verdict
         _finish(
             claim,
+            command,
             State.NEEDS_PERSON,
             code="ATTEMPTS",
             message=f"{command.max_attempts} attempts did not reach AIQ's answer",
@@ -163,6 +185,7 @@ def run_claim(claim: claiming.Claim, client_factory: Callable = default_client_f
     if executor is None:
         _finish(
             claim,
+            command,
             State.NEEDS_PERSON,
             code="NO_EXECUTOR",
             message=f"no executor for {command.kind} yet; do it in AIQ by hand",
@@ -171,7 +194,7 @@ def run_claim(claim: claiming.Claim, client_factory: Callable = default_client_f
     try:
         payload = resolve_payload(command)
     except PayloadError as exc:
-        _finish(claim, State.NEEDS_PERSON, code="PAYLOAD", message=str(exc))
+        _finish(claim, command, State.NEEDS_PERSON, code="PAYLOAD", message=str(exc))
         return State.NEEDS_PERSON
 
     sending = False
@@ -181,11 +204,12 @@ def run_claim(claim: claiming.Claim, client_factory: Callable = default_client_f
         if reading_back:
             found = executor.read_back(client, command, payload)
             if found.hits == 1:
-                _finish(claim, State.CONFIRMED, result=found.result, payload=payload)
+                _finish(claim, command, State.CONFIRMED, result=found.result, payload=payload)
                 return State.CONFIRMED
             if found.hits > 1:
                 _finish(
                     claim,
+                    command,
                     State.NEEDS_PERSON,
                     code="DUPLICATE",
                     message=f"{found.hits} transactions in AIQ carry this reference",
@@ -201,6 +225,7 @@ def run_claim(claim: claiming.Claim, client_factory: Callable = default_client_f
         code = getattr(exc, "error_code", "") or exc.__class__.__name__
         _finish(
             claim,
+            command,
             State.FAILED,
             code=str(code),
             message=str(getattr(exc, "error_message", "") or exc),
@@ -215,14 +240,14 @@ def run_claim(claim: claiming.Claim, client_factory: Callable = default_client_f
         _retry_later(claim, command, state, "TEMPORARY", str(exc))
         return state
     except PayloadError as exc:
-        _finish(claim, State.NEEDS_PERSON, code="PAYLOAD", message=str(exc))
+        _finish(claim, command, State.NEEDS_PERSON, code="PAYLOAD", message=str(exc))
         return State.NEEDS_PERSON
     except Exception as exc:  # noqa: BLE001 - a bug must not lose the row or hide the failure
         log.exception("outbox %s: unexpected error", command.pk)
         state = State.UNCERTAIN if sending or reading_back else State.PENDING
         _retry_later(claim, command, state, "INTERNAL", f"{exc.__class__.__name__}: {exc}")
         return state
-    _finish(claim, State.CONFIRMED, result=result, payload=payload)
+    _finish(claim, command, State.CONFIRMED, result=result, payload=payload)
     return State.CONFIRMED
 
 
@@ -254,12 +279,13 @@ def drain(
         prefer = None
         if not claims:
             break
+        commands = load_claimed(claims)
         for index, claim in enumerate(claims):
             if time.monotonic() >= deadline:
                 for unstarted in claims[index:]:
                     claiming.release_unstarted(unstarted)
                 break
-            state = run_claim(claim, client_factory)
+            state = run_claim(claim, client_factory, commands[claim.command_id])
             counts[state] = counts.get(state, 0) + 1
             done += 1
     return counts
