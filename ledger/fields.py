@@ -46,6 +46,13 @@ class MoneyField(models.BigIntegerField):
             raise ValidationError(str(error), code="invalid") from None
 
     def get_prep_value(self, value):
+        # A finite Decimal is what services pass (the payment import stores five a row): take it
+        # straight to thousandths. Anything else, or more than three places, takes the full
+        # path below, which also raises the error.
+        if type(value) is Decimal and value.is_finite():
+            scaled = value.scaleb(_SCALE)
+            if scaled == scaled.to_integral_value():
+                return int(scaled)
         if hasattr(value, "resolve_expression"):
             return value
         try:
