@@ -198,3 +198,38 @@ def test_ids_returned_are_the_rows_stored_for_each_external_id(entity):
     stored = dict(Payment.objects.values_list("external_id", "id"))
     assert first.ids == stored == second.ids
     assert (first.created, first.updated, second.created, second.updated) == (1_100, 0, 0, 1_100)
+
+
+@pytest.mark.django_db
+def test_customers_are_found_by_code_then_confirmed_mapping_then_a_unique_email(entity, alice):
+    def customer(code, email=""):
+        return Customer.objects.create(
+            entity=entity, code=code, name=code, email=email, currency="GBP"
+        )
+
+    by_code, by_key, by_mail_key = customer("BYCODE"), customer("BYKEY"), customer("BYMAILKEY")
+    unique = customer("UNIQUE", "Only@Example.com")
+    customer("TWIN1", "twin@example.com"), customer("TWIN2", "Twin@example.com")
+    PayerMapping.objects.create(
+        source="stripe", payer_key="cus_mapped", customer=by_key, confirmed_by=alice
+    )
+    PayerMapping.objects.create(
+        source="stripe", payer_key="mapped@example.com", customer=by_mail_key, confirmed_by=alice
+    )
+    # (customer code hint, payer reference, payer email) -> the customer expected
+    cases = [
+        (("BYCODE", "cus_mapped", "mapped@example.com"), by_code),
+        (("", "cus_mapped", "mapped@example.com"), by_key),
+        (("", "cus_other", "Mapped@Example.com"), by_mail_key),
+        (("NOSUCHCODE", "", " Only@example.COM"), unique),
+        (("", "cus_other", "nobody@example.com"), None),
+        (("", "cus_other", "twin@example.com"), None),  # two customers share it: a person decides
+    ]
+    items = _items(len(cases))
+    for item, ((code, key, email), _) in zip(items, cases, strict=True):
+        item.customer_code_hint, item.payer_reference, item.payer_email = code, key, email
+
+    payments_upsert(items=items, origin="test")
+
+    found = {p.external_id: p.customer for p in Payment.objects.select_related("customer")}
+    assert [found[i.external_id] for i in items] == [expected for _, expected in cases]

@@ -15,11 +15,11 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models.functions import Lower
 from django.utils import timezone
 
 from ledger.models import Customer, Entity
 from payments.models import Dispute, Fee, PayerMapping, Payment, Payout, Refund
+from payments.services import payment_rows
 from payments.services.payment_rows import fee_rows_insert, payment_rows_write
 from payments.sources.normalised import NormalisedPayment
 from payments.sources.stripe_source import DISPUTE_SETTLED_FOR_US
@@ -62,43 +62,32 @@ def _chunks(items: list, size: int = CHUNK):
 
 def _resolve_customers(entity: Entity, items: list[NormalisedPayment]) -> dict[str, int]:
     """external id -> Customer id, in this order: a code the payer gave us (metadata), a
-    mapping staff confirmed (a person's decision beats a heuristic), a unique email match."""
+    mapping staff confirmed (a person's decision beats a heuristic), a unique email match.
+    Items are of one source (payments_upsert checks)."""
+    if not items:
+        return {}
+    source = items[0].source
     codes = {i.customer_code_hint for i in items if i.customer_code_hint}
     keys = {i.payer_reference for i in items if i.payer_reference}
     emails = {i.payer_email.strip().lower() for i in items if i.payer_email}
-    by_code, by_key, by_email = {}, {}, {}
-    for chunk in _chunks(sorted(codes)):
-        for pk, code in Customer.objects.filter(entity=entity, code__in=chunk).values_list(
-            "id", "code"
-        ):
-            by_code[code] = pk
-    sources = {i.source for i in items}
-    for chunk in _chunks(sorted(keys | emails)):
-        rows = PayerMapping.objects.filter(
-            source__in=sources, payer_key__in=chunk, customer__entity=entity
-        ).values_list("source", "payer_key", "customer_id")
-        for source, key, customer_id in rows:
-            by_key[(source, key)] = customer_id
-    ambiguous = set()
-    for chunk in _chunks(sorted(emails)):
-        # Customer.email is mixed case in AIQ; compare lower-cased on both sides.
-        matches = (
-            Customer.objects.filter(entity=entity)
-            .annotate(email_lower=Lower("email"))
-            .filter(email_lower__in=chunk)
-            .values_list("id", "email_lower")
-        )
-        for pk, email in matches:
-            if email in by_email and by_email[email] != pk:
-                ambiguous.add(email)  # two customers share it: let a person decide
-            by_email[email] = pk
+    by_code = {
+        code: pk for pk, code in payment_rows.customers_by_code(entity_id=entity.pk, codes=codes)
+    }
+    by_key = dict(
+        payment_rows.payer_mappings(entity_id=entity.pk, source=source, keys=keys | emails)
+    )
+    by_email, ambiguous = {}, set()
+    for pk, email in payment_rows.customers_by_email(entity_id=entity.pk, emails=emails):
+        if email in by_email and by_email[email] != pk:
+            ambiguous.add(email)  # two customers share it: let a person decide
+        by_email[email] = pk
     result = {}
     for item in items:
         email = item.payer_email.strip().lower()
         customer_id = (
             by_code.get(item.customer_code_hint)
-            or by_key.get((item.source, item.payer_reference))
-            or by_key.get((item.source, email))
+            or by_key.get(item.payer_reference)
+            or by_key.get(email)
             or (by_email.get(email) if email not in ambiguous else None)
         )
         if customer_id:
