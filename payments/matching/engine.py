@@ -7,10 +7,14 @@ best becomes rank 1 with the others as alternatives. Payments are matched in the
 were received and rank-1 proposals claim their invoices' open amounts for the rest of the run,
 so two payments of the same amount from one payer are not both pointed at the same invoice.
 Amounts are integer thousandths here (exact; see index.py); confidences are per mille.
+
+Speed (bench/bench_matching.py): the explanation text and evidence dict of a candidate are
+rendered on first access (when proposals are written or shown), from the facts captured when
+the candidate was made; most candidates' text used to cost more than deciding on them, and
+alternatives beyond the first five are never rendered at all.
 """
 
 import gc
-from bisect import insort
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -34,6 +38,7 @@ Kind = MatchRule.Kind
 STRONG = 900  # a candidate this sure ends the rule loop (Odoo-style: first sure rule wins)
 REVIEW_BELOW = 500  # rank 1 below this confidence is flagged for a person
 MAX_PROPOSALS = 5
+CONFLICT_WARNING = "reference belongs to another customer than the payer"
 
 _QUANTUM: dict[str, int] = {}
 
@@ -61,15 +66,103 @@ def money(milli: int, currency: str) -> str:
     return f"{sign}{whole}.{fraction // quantum:0{digits}d}"
 
 
-@dataclass(slots=True)
+def label(item) -> str:
+    """How a person names an invoice (its row in OpenItems.items)."""
+    return item[ITEM_NUMBER] or item[ITEM_EXTERNAL] or f"#{item[0]}"
+
+
+class Facts:
+    """What the evidence of one payment's candidates is rendered from (fixed once matched).
+
+    hits: reference key -> [(invoice id, field code, words, text source, invoice label)].
+    Holds no candidate and no index, so results keep neither a cycle nor the million rows alive.
+    """
+
+    __slots__ = ("payment", "hits", "customer_id", "customer_via", "conflict")
+
+    def __init__(self, payment, hits, customer_id, customer_via, conflict):
+        self.payment = payment
+        self.hits = hits
+        self.customer_id = customer_id
+        self.customer_via = customer_via
+        self.conflict = conflict
+
+    def m(self, milli: int) -> str:
+        return money(milli, self.payment.currency)
+
+    def token_evidence(self, invoice_ids=None):
+        return [
+            {
+                "token": words,
+                "source": source,
+                "key": key,
+                "invoice_id": invoice_id,
+                "invoice": invoice_label,
+                "field": FIELD_NAMES[field_code],
+            }
+            for key, group in self.hits.items()
+            for invoice_id, field_code, words, source, invoice_label in group
+            if invoice_ids is None or invoice_id in invoice_ids
+        ]
+
+
 class Candidate:
-    rule: RuleSpec
-    confidence: int
-    explanation: str
-    lines: list  # (invoice_id, amount, discount, write_off, write_off_gl_account_code)
-    on_account: int
-    evidence: dict
-    auto_approve: bool = False
+    """One way to allocate a payment: rule, confidence, lines, remainder on account.
+
+    lines: [(invoice_id, amount, discount, write_off, write_off_gl_account_code)].
+    `explanation` and `evidence` are built on first access by render(facts, *args) -> (text,
+    evidence dict); the values captured in args are those of match time, so rendering later
+    gives exactly what rendering at once would have.
+    """
+
+    __slots__ = (
+        "rule",
+        "confidence",
+        "lines",
+        "on_account",
+        "auto_approve",
+        "_facts",
+        "_render",
+        "_explanation",
+        "_evidence",
+    )
+
+    def __init__(self, rule, confidence, lines, on_account, facts, render, auto_approve=False):
+        self.rule = rule
+        self.confidence = confidence
+        self.lines = lines
+        self.on_account = on_account
+        self.auto_approve = auto_approve
+        self._facts = facts
+        self._render = render
+        self._explanation = self._evidence = None
+
+    def _materialise(self) -> None:
+        facts = self._facts
+        explanation, evidence = self._render[0](facts, *self._render[1:])
+        evidence = {
+            "customer": {"customer_id": facts.customer_id, **facts.customer_via},
+            **evidence,
+        }
+        if facts.conflict:
+            evidence["warning"] = CONFLICT_WARNING
+        self._explanation, self._evidence = explanation, evidence
+        self._facts = self._render = None
+
+    @property
+    def explanation(self) -> str:
+        if self._render is not None:
+            self._materialise()
+        return self._explanation
+
+    @property
+    def evidence(self) -> dict:
+        if self._render is not None:
+            self._materialise()
+        return self._evidence
+
+    def __repr__(self) -> str:
+        return f"Candidate({self.rule.kind}, {self.confidence}, {self.lines!r})"
 
 
 @dataclass(slots=True)
@@ -81,70 +174,28 @@ class PaymentResult:
     needs_review: bool = False
 
 
-@dataclass(slots=True)
-class _Hit:
-    invoice_id: int
-    field: int
-    text: str
-    source: str
-
-
 class _Context:
-    """One run's working copy of the open amounts, which rank-1 proposals claim as it goes.
-
-    An amount -> invoices map per (customer, currency) is built on first use and kept up to
-    date on each claim, so "which of this payer's invoices is open for exactly X" is one look-up.
-    """
+    """One run's working copy of the open amounts, which rank-1 proposals claim as it goes."""
 
     def __init__(self, index: OpenItems):
         self.index = index
         self.open_amounts = dict(index.open)  # the index itself is left as loaded
-        self._by_amount: dict[tuple, dict] = {}
 
     def open(self, invoice_id: int) -> int:
         return self.open_amounts[invoice_id]
 
     def label(self, invoice_id: int) -> str:
-        item = self.index.items[invoice_id]
-        return item[ITEM_NUMBER] or item[ITEM_EXTERNAL] or f"#{invoice_id}"
-
-    def claim(self, invoice_id: int, amount: int) -> None:
-        before = self.open_amounts[invoice_id]
-        after = self.open_amounts[invoice_id] = before - amount
-        item = self.index.items[invoice_id]
-        key = (item[ITEM_CUSTOMER], item[ITEM_CURRENCY])
-        amounts = self._by_amount.get(key)
-        if amounts is not None:
-            same = amounts.get(before)
-            if same and invoice_id in same:
-                same.remove(invoice_id)
-            if after > 0:  # part-claimed: keep it, oldest first among equal amounts
-                age = self.index.by_customer[key].index
-                insort(amounts.setdefault(after, []), invoice_id, key=age)
+        return label(self.index.items[invoice_id])
 
     def customer_open(self, customer_id: int, currency: str, limit: int | None = None):
         """(invoice id, open) of a customer's open invoices in the currency, oldest first."""
         opens = self.open_amounts
         out = [
-            (i, opens[i])
+            (i, left)
             for i in self.index.by_customer.get((customer_id, currency), ())
-            if opens[i] > 0
+            if (left := opens[i]) > 0
         ]
         return out if limit is None else out[:limit]
-
-    def customer_amounts(self, customer_id: int, currency: str) -> dict:
-        """open amount -> invoice ids oldest first, for one customer and currency."""
-        key = (customer_id, currency)
-        amounts = self._by_amount.get(key)
-        if amounts is None:
-            amounts = {}
-            opens = self.open_amounts
-            for invoice_id in self.index.by_customer.get(key, ()):
-                left = opens[invoice_id]
-                if left > 0:
-                    amounts.setdefault(left, []).append(invoice_id)
-            self._by_amount[key] = amounts
-        return amounts
 
 
 def resolve_customer(index: OpenItems, payment: PaymentInput) -> tuple[int | None, dict]:
@@ -152,43 +203,49 @@ def resolve_customer(index: OpenItems, payment: PaymentInput) -> tuple[int | Non
     if payment.customer_id:
         return payment.customer_id, {"via": "payment.customer"}
     for key in (payment.payer_reference, payment.payer_email):
-        key = (key or "").strip().lower()
         if key:
-            customer_id = index.payer_map.get((payment.source, key))
-            if customer_id:
-                return customer_id, {"via": "payer_mapping", "payer_key": key}
-    email = (payment.payer_email or "").strip().lower()
+            key = key.strip().lower()
+            if key:
+                customer_id = index.payer_map.get((payment.source, key))
+                if customer_id:
+                    return customer_id, {"via": "payer_mapping", "payer_key": key}
+    email = payment.payer_email
     if email:
-        customer_id = index.by_email.get((payment.entity_id, email))
-        if customer_id:
-            return customer_id, {"via": "customer_email", "email": email}
+        email = email.strip().lower()
+        if email:
+            customer_id = index.by_email.get((payment.entity_id, email))
+            if customer_id:
+                return customer_id, {"via": "customer_email", "email": email}
     return None, {}
 
 
-def _reference_texts(payment: PaymentInput):
+def _reference_texts(payment: PaymentInput) -> list[tuple[str, str]]:
+    texts = []
     for reference in payment.references or ():
         if isinstance(reference, dict) and reference.get("value"):
-            yield str(reference.get("source") or "reference"), str(reference["value"])
+            texts.append((str(reference.get("source") or "reference"), str(reference["value"])))
         elif isinstance(reference, str) and reference:
-            yield "reference", reference
+            texts.append(("reference", reference))
     if payment.description:
-        yield "description", payment.description
+        texts.append(("description", payment.description))
+    return texts
 
 
-def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[str, list[_Hit]]:
+def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[str, list]:
     """Invoices the payment's texts name, grouped by the key that named them.
 
     Number-only hits ("Invoice 1043" -> INV-1043) count only when no full reference matched.
     Invoices of another entity are invisible; another currency or nothing left open is noted.
+    A hit is (invoice id, field code, words, text source, invoice label).
     """
-    index = ctx.index
-    full: dict[str, list[_Hit]] = {}
-    digits: dict[str, list[_Hit]] = {}
+    by_ref = ctx.index.by_ref
+    full: dict[str, list] = {}
+    digits: dict[str, list] = {}
     seen_keys: set[str] = set()
     for source, text in _reference_texts(payment):
         whole = reference_key(text)
-        if source != "description" and whole in index.by_ref:
-            keys = [(whole, text)]  # a reference field holding exactly one reference: done
+        if source != "description" and whole in by_ref:
+            keys = ((whole, text),)  # a reference field holding exactly one reference: done
         else:
             keys = text_keys(text)
             if whole and len(keys) != 1:
@@ -197,31 +254,40 @@ def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[st
             if key in seen_keys:
                 continue
             seen_keys.add(key)
-            lookups = [(key, full)]
+            entry = by_ref.get(key)
+            if entry is not None:
+                _collect(ctx, payment, notes, entry, key, words, source, full)
             if key.isdigit():
-                lookups.append(("#" + key, digits))
-            for lookup_key, bucket in lookups:
-                for packed in index.lookup(lookup_key):
-                    invoice_id, field_code = divmod(packed, 4)
-                    item = index.items[invoice_id]
-                    if item[ITEM_ENTITY] != payment.entity_id:
-                        continue
-                    if item[ITEM_CURRENCY] != payment.currency:
-                        notes.append(
-                            f"'{words}' names invoice {ctx.label(invoice_id)} in {item[ITEM_CURRENCY]}; "
-                            f"the payment is in {payment.currency}: currencies must match."
-                        )
-                        continue
-                    if ctx.open(invoice_id) <= 0:
-                        notes.append(
-                            f"'{words}' names invoice {ctx.label(invoice_id)}, which has "
-                            "nothing left open (paid or held by another plan)."
-                        )
-                        continue
-                    target = bucket.setdefault(key, [])
-                    if all(h.invoice_id != invoice_id for h in target):
-                        target.append(_Hit(invoice_id, field_code, words, source))
+                entry = by_ref.get("#" + key)
+                if entry is not None:
+                    _collect(ctx, payment, notes, entry, key, words, source, digits)
     return full or digits
+
+
+def _collect(ctx, payment, notes, entry, key, words, source, bucket) -> None:
+    items = ctx.index.items
+    for packed in entry if isinstance(entry, list) else (entry,):
+        invoice_id = packed >> 2
+        item = items[invoice_id]
+        if item[ITEM_ENTITY] != payment.entity_id:
+            continue
+        if item[ITEM_CURRENCY] != payment.currency:
+            notes.append(
+                f"'{words}' names invoice {label(item)} in {item[ITEM_CURRENCY]}; "
+                f"the payment is in {payment.currency}: currencies must match."
+            )
+            continue
+        if ctx.open_amounts[invoice_id] <= 0:
+            notes.append(
+                f"'{words}' names invoice {label(item)}, which has "
+                "nothing left open (paid or held by another plan)."
+            )
+            continue
+        target = bucket.get(key)
+        if target is None:
+            bucket[key] = [(invoice_id, packed & 3, words, source, label(item))]
+        elif all(hit[0] != invoice_id for hit in target):
+            target.append((invoice_id, packed & 3, words, source, label(item)))
 
 
 class Matcher:
@@ -230,105 +296,129 @@ class Matcher:
     def __init__(self, index: OpenItems, rules: list[RuleSpec]):
         self.ctx = _Context(index)
         self.rules = rules
+        # unknown kinds do nothing: leave them out of the per-payment loop
+        self.steps = [(HANDLERS[rule.kind], rule) for rule in rules if rule.kind in HANDLERS]
 
     def run(self, payments) -> list[PaymentResult]:
-        return [self.match(payment) for payment in payments]
+        match = self.match
+        return [match(payment) for payment in payments]
 
     def match(self, payment: PaymentInput) -> PaymentResult:
         ctx = self.ctx
         notes: list[str] = []
-        customer_id, customer_evidence = resolve_customer(ctx.index, payment)
-        result = PaymentResult(payment=payment, customer_id=customer_id, notes=notes)
+        customer_id, customer_via = resolve_customer(ctx.index, payment)
+        result = PaymentResult(payment, customer_id, [], notes)
         if payment.amount_milli <= 0:
             notes.append("Nothing to allocate (amount is zero or fully refunded).")
             return result
-        customer_currency = ctx.index.customers.get(customer_id, (None, None))[1]
-        if customer_id and customer_currency not in (None, payment.currency):
-            # AIQ keeps one currency per customer account: the receipt could not be posted
-            notes.append(
-                f"The payer's customer account is in {customer_currency}, the payment in "
-                f"{payment.currency}: currencies must match."
-            )
-            customer_id, customer_evidence = None, {}
+        if customer_id:
+            customer_currency = ctx.index.customers.get(customer_id, (None, None))[1]
+            if customer_currency not in (None, payment.currency):
+                # AIQ keeps one currency per customer account: the receipt could not be posted
+                notes.append(
+                    f"The payer's customer account is in {customer_currency}, the payment in "
+                    f"{payment.currency}: currencies must match."
+                )
+                customer_id, customer_via = None, {}
         hits = reference_hits(ctx, payment, notes)
-        state = _State(payment, customer_id, customer_evidence, hits, ctx)
-        if hits and state.conflict:
+        state = _State(payment, customer_id, customer_via, hits, ctx)
+        if hits and state.facts.conflict:
             notes.append("The reference names another customer's invoice than the payer's.")
         if customer_id is None and state.customer_id is None:
             notes.append("Payer not recognised: no customer, payer mapping or email matched.")
-        for rule in self.rules:
+        for handler, rule in self.steps:
             if state.best >= STRONG:
                 break  # a match this sure ends the search (later rules are costlier guesses)
-            handler = HANDLERS.get(rule.kind)
-            if handler is not None:
-                handler(state, rule)
-        ranked = _rank(state.candidates)
+            handler(state, rule)
+        candidates = state.candidates
+        if len(candidates) == 1:
+            ranked = candidates  # nothing to order, nothing to de-duplicate
+        else:
+            ranked = _rank(candidates)
         result.customer_id = state.customer_id
         result.candidates = ranked
         if ranked:
-            result.needs_review = state.ambiguous or ranked[0].confidence < REVIEW_BELOW
-            for invoice_id, amount, discount, write_off, _gl in ranked[0].lines:
-                ctx.claim(invoice_id, amount + discount + write_off)
+            best = ranked[0]
+            result.needs_review = state.ambiguous or best.confidence < REVIEW_BELOW
+            opens = ctx.open_amounts
+            for invoice_id, amount, discount, write_off, _gl in best.lines:
+                opens[invoice_id] -= amount + discount + write_off
         return result
 
 
 class _State:
     """What one payment's rules share: who paid, which invoices it names, candidates so far."""
 
-    def __init__(self, payment, customer_id, customer_evidence, hits, ctx: _Context):
+    __slots__ = (
+        "payment",
+        "ctx",
+        "candidates",
+        "best",
+        "ambiguous",
+        "hits",
+        "target",
+        "customer_id",
+        "digits_only",
+        "facts",
+        "_customer_items",
+    )
+
+    def __init__(self, payment, customer_id, customer_via, hits, ctx: _Context):
         self.payment = payment
         self.ctx = ctx
         self.candidates: list[Candidate] = []
         self.best = 0
-        self.ambiguous = any(len(group) > 1 for group in hits.values())
         self.hits = hits
         self.target: list[int] = []  # invoices the reference names unambiguously
-        self.conflict = False
-        if hits and not self.ambiguous:
-            self.target = sorted({group[0].invoice_id for group in hits.values()})
-            owners = {ctx.index.items[i][ITEM_CUSTOMER] for i in self.target}
-            if customer_id is not None and owners != {customer_id}:
-                self.conflict = True
-            elif customer_id is None and len(owners) == 1:
-                customer_id = owners.pop()
-                customer_evidence = {"via": "invoice_reference"}
-        self.customer_id = customer_id
         self._customer_items = None
-        self.customer_evidence = {"customer_id": customer_id, **customer_evidence}
-        self.digits_only = bool(hits) and all(
-            h.field == FIELD_NUMBER_DIGITS for group in hits.values() for h in group
-        )
+        conflict = ambiguous = digits_only = False
+        if hits:
+            ambiguous = any(len(group) > 1 for group in hits.values())
+            if not ambiguous:
+                items = ctx.index.items
+                self.target = sorted({group[0][0] for group in hits.values()})
+                owners = {items[i][ITEM_CUSTOMER] for i in self.target}
+                if customer_id is not None and owners != {customer_id}:
+                    conflict = True
+                elif customer_id is None and len(owners) == 1:
+                    customer_id = owners.pop()
+                    customer_via = {"via": "invoice_reference"}
+            digits_only = all(
+                hit[1] == FIELD_NUMBER_DIGITS for group in hits.values() for hit in group
+            )
+        self.ambiguous = ambiguous
+        self.digits_only = digits_only
+        self.customer_id = customer_id
+        self.facts = Facts(payment, hits, customer_id, customer_via, conflict)
 
-    def m(self, milli: int) -> str:
-        return money(milli, self.payment.currency)
+    @property
+    def conflict(self) -> bool:
+        return self.facts.conflict
 
-    def add(self, rule, confidence, explanation, lines, evidence, auto=False):
-        allocated = sum(line[1] for line in lines)
-        on_account = self.payment.amount_milli - allocated
-        evidence = {"customer": self.customer_evidence, **evidence}
-        if self.conflict:
+    def add(self, rule, confidence, lines, render, auto=False):
+        """A candidate; render = (function(facts, *args) -> (explanation, evidence), *args)."""
+        allocated = 0
+        for line in lines:
+            allocated += line[1]
+        if self.facts.conflict:
             confidence -= 300
-            evidence["warning"] = "reference belongs to another customer than the payer"
         confidence = max(0, min(1000, confidence))
         self.candidates.append(
-            Candidate(rule, confidence, explanation, lines, on_account, evidence, auto)
+            Candidate(
+                rule,
+                confidence,
+                lines,
+                self.payment.amount_milli - allocated,
+                self.facts,
+                render,
+                auto,
+            )
         )
-        self.best = max(self.best, confidence)
+        if confidence > self.best:
+            self.best = confidence
 
-    def token_evidence(self, invoice_ids=None):
-        return [
-            {
-                "token": hit.text,
-                "source": hit.source,
-                "key": key,
-                "invoice_id": hit.invoice_id,
-                "invoice": self.ctx.label(hit.invoice_id),
-                "field": FIELD_NAMES[hit.field],
-            }
-            for key, group in self.hits.items()
-            for hit in group
-            if invoice_ids is None or hit.invoice_id in invoice_ids
-        ]
+    def label(self, invoice_id: int) -> str:
+        return self.ctx.label(invoice_id)
 
     def customer_items(self, limit=None):
         """The payer's open invoices, oldest first; read once per payment (every rule after
@@ -339,7 +429,8 @@ class _State:
 
     def open_items(self, limit=None):
         if self.target:
-            return [(i, self.ctx.open(i)) for i in self.target]
+            opens = self.ctx.open_amounts
+            return [(i, opens[i]) for i in self.target]
         if self.customer_id is None:
             return []
         return self.customer_items(limit)

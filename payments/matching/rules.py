@@ -1,8 +1,10 @@
 """What each kind of rule proposes for one payment (called by engine.Matcher in rule order).
 
 Each handler reads the payment's shared state (who paid, which invoices its references name,
-what is open) and adds zero or more candidates with a confidence, an explanation a person can
-read, and the evidence behind it.
+what is open) and adds zero or more candidates with a confidence, the lines, and how to render
+the explanation a person reads and the evidence behind it: a `_render_*` function and the
+values it needs, captured now and turned into text only when the proposal is written or shown
+(engine.Candidate). Deciding stays cheap; every figure in the text is the one of match time.
 """
 
 from decimal import Decimal
@@ -23,50 +25,64 @@ def reference(state, rule) -> None:
     amount = state.payment.amount_milli
     if state.ambiguous:
         # One reference, several invoices: show each, let a person decide.
+        opens = state.ctx.open_amounts
         for key, group in state.hits.items():
             for hit in group:
-                open_amount = state.ctx.open(hit.invoice_id)
-                take = min(amount, open_amount)
+                open_amount = opens[hit[0]]
                 state.add(
                     rule,
                     400,
-                    f"'{hit.text}' matches {len(group)} invoices; "
-                    f"{state.ctx.label(hit.invoice_id)} is one of them: needs review.",
-                    [_line(hit.invoice_id, take)],
-                    {
-                        "tokens": state.token_evidence(),
-                        "ambiguous_key": key,
-                        "amounts": {"payment": state.m(amount), "open": state.m(open_amount)},
-                        "needs_review": True,
-                    },
+                    [_line(hit[0], min(amount, open_amount))],
+                    (_render_ambiguous, key, hit[2], len(group), hit[4], amount, open_amount),
                 )
         return
     if not state.target:
         return
-    opens = [(i, state.ctx.open(i)) for i in state.target]
-    total = sum(o for _i, o in opens)
+    opens = state.open_items()
+    total = 0
+    for _i, o in opens:
+        total += o
     if total != amount:
         return  # the tolerance and over/underpayment rules handle the difference
-    labels = ", ".join(state.ctx.label(i) for i, _o in opens)
     if state.digits_only:
         confidence = 850
     else:
         confidence = 990 if len(opens) == 1 else 950
     auto = rule.auto_approve and not state.digits_only and not state.conflict
+    labels = [state.label(i) for i, _o in opens]
     state.add(
         rule,
         confidence,
-        f"Reference names {labels}; {state.m(amount)} equals the open amount.",
         [_line(i, o) for i, o in opens],
+        (_render_reference, labels, amount, opens, total),
+        auto=auto,
+    )
+
+
+def _render_ambiguous(facts, key, words, count, invoice_label, amount, open_amount):
+    return (
+        f"'{words}' matches {count} invoices; {invoice_label} is one of them: needs review.",
         {
-            "tokens": state.token_evidence(),
+            "tokens": facts.token_evidence(),
+            "ambiguous_key": key,
+            "amounts": {"payment": facts.m(amount), "open": facts.m(open_amount)},
+            "needs_review": True,
+        },
+    )
+
+
+def _render_reference(facts, labels, amount, opens, total):
+    m = facts.m
+    return (
+        f"Reference names {', '.join(labels)}; {m(amount)} equals the open amount.",
+        {
+            "tokens": facts.token_evidence(),
             "amounts": {
-                "payment": state.m(amount),
-                "invoices": [{"invoice_id": i, "open": state.m(o)} for i, o in opens],
-                "sum": state.m(total),
+                "payment": m(amount),
+                "invoices": [{"invoice_id": i, "open": m(o)} for i, o in opens],
+                "sum": m(total),
             },
         },
-        auto=auto,
     )
 
 
@@ -75,31 +91,32 @@ def payer_exact(state, rule) -> None:
     if state.customer_id is None:
         return
     amount = state.payment.amount_milli
-    same = state.ctx.customer_amounts(state.customer_id, state.payment.currency).get(amount)
-    same = [(i, amount) for i in same] if same else None
+    # the payer's open items in age order: the oldest of equal amounts comes first
+    same = [i for i, o in state.customer_items() if o == amount]
     if not same:
         return
     if len(same) == 1:
         confidence = 900
     else:
         confidence = 600
-    if state.target and same[0][0] not in state.target:
+    if state.target and same[0] not in state.target:
         confidence = min(confidence, 650)  # the payment names another invoice
-    for rank, (invoice_id, open_amount) in enumerate(same[:3]):
+    for rank, invoice_id in enumerate(same[:3]):
         state.add(
             rule,
             confidence - 100 * (rank > 0),
-            f"Payer's invoice {state.ctx.label(invoice_id)} is open for exactly "
-            f"{state.m(amount)}"
-            + (
-                f" ({len(same)} invoices have that amount; oldest first)." if len(same) > 1 else "."
-            ),
-            [_line(invoice_id, open_amount)],
-            {
-                "amounts": {"payment": state.m(amount), "open": state.m(open_amount)},
-                "same_amount_invoices": len(same),
-            },
+            [_line(invoice_id, amount)],
+            (_render_payer_exact, state.label(invoice_id), amount, len(same)),
         )
+
+
+def _render_payer_exact(facts, invoice_label, amount, same):
+    m = facts.m
+    return (
+        f"Payer's invoice {invoice_label} is open for exactly {m(amount)}"
+        + (f" ({same} invoices have that amount; oldest first)." if same > 1 else "."),
+        {"amounts": {"payment": m(amount), "open": m(amount)}, "same_amount_invoices": same},
+    )
 
 
 def payer_combination(state, rule) -> None:
@@ -116,29 +133,45 @@ def payer_combination(state, rule) -> None:
         max_items=rule.max_invoices,
         budget=COMBINATION_BUDGET,
     )
+    searched = (len(candidates), rule.max_invoices, len(combos), exhaustive)
     for rank, combo in enumerate(combos[:3]):
         picked = [candidates[i] for i in combo]
         single = len(combos) == 1 and exhaustive
         state.add(
             rule,
             (800 if single else 600) - 100 * (rank > 0),
-            f"{len(picked)} of the payer's open invoices add up to {state.m(amount)}: "
-            + ", ".join(state.ctx.label(i) for i, _o in picked)
-            + ("." if single else f" ({len(combos)} combinations found; oldest first)."),
             [_line(i, o) for i, o in picked],
-            {
-                "amounts": {
-                    "payment": state.m(amount),
-                    "summed": [{"invoice_id": i, "open": state.m(o)} for i, o in picked],
-                },
-                "searched": {
-                    "oldest_open_invoices": len(candidates),
-                    "max_invoices": rule.max_invoices,
-                    "combinations_found": len(combos),
-                    "exhaustive": exhaustive,
-                },
-            },
+            (
+                _render_combination,
+                [state.label(i) for i, _o in picked],
+                picked,
+                amount,
+                single,
+                searched,
+            ),
         )
+
+
+def _render_combination(facts, labels, picked, amount, single, searched):
+    m = facts.m
+    looked_at, max_invoices, found, exhaustive = searched
+    return (
+        f"{len(picked)} of the payer's open invoices add up to {m(amount)}: "
+        + ", ".join(labels)
+        + ("." if single else f" ({found} combinations found; oldest first)."),
+        {
+            "amounts": {
+                "payment": m(amount),
+                "summed": [{"invoice_id": i, "open": m(o)} for i, o in picked],
+            },
+            "searched": {
+                "oldest_open_invoices": looked_at,
+                "max_invoices": max_invoices,
+                "combinations_found": found,
+                "exhaustive": exhaustive,
+            },
+        },
+    )
 
 
 def tolerance_allowed(rule, open_amount: int) -> int:
@@ -158,18 +191,26 @@ def tolerance(state, rule) -> None:
     if rule.tolerance_action == MatchRule.ToleranceAction.WRITE_OFF:
         if not rule.write_off_gl_account_code:
             return  # misconfigured rule: a write-off needs an account
+    absolute = rule.tolerance_milli
+    percent = rule.tolerance_percent
+    if absolute <= 0 and percent <= 0:
+        return  # nothing is allowed
     amount = state.payment.amount_milli
     best = None
     for invoice_id, open_amount in state.open_items():
         difference = open_amount - amount
-        if 0 < difference <= tolerance_allowed(rule, open_amount):
-            if best is None or difference < best[2]:
-                best = (invoice_id, open_amount, difference)
+        # within both limits where both are set (= tolerance_allowed(), the costly
+        # Decimal percentage only for the few differences the absolute limit lets through)
+        if difference <= 0 or (absolute > 0 and difference > absolute):
+            continue
+        if percent > 0 and difference > int(Decimal(open_amount) * percent / 100):
+            continue
+        if best is None or difference < best[2]:
+            best = (invoice_id, open_amount, difference)
     if best is None:
         return
     invoice_id, open_amount, difference = best
     discount = rule.tolerance_action == MatchRule.ToleranceAction.DISCOUNT
-    how = "settlement discount" if discount else f"write-off to {rule.write_off_gl_account_code}"
     line = (
         _line(invoice_id, amount, discount=difference)
         if discount
@@ -178,16 +219,28 @@ def tolerance(state, rule) -> None:
     state.add(
         rule,
         750 if state.target else 600,
-        f"{state.m(amount)} is {state.m(difference)} short of {state.ctx.label(invoice_id)} "
-        f"({state.m(open_amount)}), within tolerance: the difference as {how}.",
         [line],
+        (_render_tolerance, rule, invoice_id, state.label(invoice_id), amount, open_amount),
+    )
+
+
+def _render_tolerance(facts, rule, invoice_id, invoice_label, amount, open_amount):
+    m = facts.m
+    difference = open_amount - amount
+    if rule.tolerance_action == MatchRule.ToleranceAction.DISCOUNT:
+        how = "settlement discount"
+    else:
+        how = f"write-off to {rule.write_off_gl_account_code}"
+    return (
+        f"{m(amount)} is {m(difference)} short of {invoice_label} "
+        f"({m(open_amount)}), within tolerance: the difference as {how}.",
         {
-            "tokens": state.token_evidence([invoice_id]),
+            "tokens": facts.token_evidence([invoice_id]),
             "amounts": {
-                "payment": state.m(amount),
-                "open": state.m(open_amount),
-                "difference": state.m(difference),
-                "allowed": state.m(tolerance_allowed(rule, open_amount)),
+                "payment": m(amount),
+                "open": m(open_amount),
+                "difference": m(difference),
+                "allowed": m(tolerance_allowed(rule, open_amount)),
             },
             "action": rule.tolerance_action,
         },
@@ -202,44 +255,64 @@ def overpayment(state, rule) -> None:
     items = state.open_items()
     remaining = amount
     lines = []
+    total_open = 0
     for invoice_id, open_amount in items:
-        if remaining <= 0:
-            break
-        take = min(remaining, open_amount)
-        lines.append(_line(invoice_id, take))
-        remaining -= take
-    total_open = sum(o for _i, o in items)
+        total_open += open_amount
+        if remaining > 0:
+            take = min(remaining, open_amount)
+            lines.append(_line(invoice_id, take))
+            remaining -= take
+    part_label = ""
     if not items:
-        confidence, why = 200, "No open invoices: the whole payment goes on account."
+        confidence = 200
     elif remaining > 0:
         confidence = 700 if state.target else 400
-        why = (
-            f"{state.m(amount)} is more than the {state.m(total_open)} open: all settled, "
-            f"{state.m(remaining)} on account."
-        )
     else:
         confidence = 600 if state.target else 300
-        part = lines[-1]
-        why = (
-            f"{state.m(amount)} is less than the {state.m(total_open)} open: "
-            + ("allocated oldest first, " if len(lines) > 1 else "")
-            + f"{state.ctx.label(part[0])} stays part-paid."
-        )
+        part_label = state.label(lines[-1][0])
     state.add(
         rule,
         confidence,
-        why,
         lines,
-        {
-            "tokens": state.token_evidence(),
-            "amounts": {
-                "payment": state.m(amount),
-                "open_total": state.m(total_open),
-                "on_account": state.m(remaining),
-            },
-            "basis": "reference" if state.target else "payer's open invoices, oldest first",
-        },
+        (
+            _render_overpayment,
+            bool(items),
+            amount,
+            total_open,
+            remaining,
+            len(lines),
+            part_label,
+            bool(state.target),
+        ),
     )
+
+
+def _render_overpayment(
+    facts, any_open, amount, total_open, remaining, line_count, part_label, by_reference
+):
+    m = facts.m
+    if not any_open:
+        why = "No open invoices: the whole payment goes on account."
+    elif remaining > 0:
+        why = (
+            f"{m(amount)} is more than the {m(total_open)} open: all settled, "
+            f"{m(remaining)} on account."
+        )
+    else:
+        why = (
+            f"{m(amount)} is less than the {m(total_open)} open: "
+            + ("allocated oldest first, " if line_count > 1 else "")
+            + f"{part_label} stays part-paid."
+        )
+    return why, {
+        "tokens": facts.token_evidence(),
+        "amounts": {
+            "payment": m(amount),
+            "open_total": m(total_open),
+            "on_account": m(remaining),
+        },
+        "basis": "reference" if by_reference else "payer's open invoices, oldest first",
+    }
 
 
 HANDLERS = {
