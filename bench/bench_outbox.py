@@ -13,6 +13,9 @@ SaveSalesReceiptGetBackTransactionID calls made directly through AiqClient, one 
 give the cost of the AIQ calls themselves (on this machine, at this moment); the outbox's
 extra wall time per command at 1 worker over that (claim, lease, confirm, mirror, audit,
 queue) is our overhead. Targets: >= 3.5x throughput from 1 to 4 workers; overhead <= 20 %.
+CPU seconds per command of the qcluster processes and of this process (sandbox, enqueue,
+polling) are printed too: on a machine shared with other work they show whether a round
+was limited by the outbox's design or by the cores it got.
 """
 
 from __future__ import annotations
@@ -63,6 +66,18 @@ def enqueue(entity, customer, bank, prefix: str, count: int) -> None:
                 },
                 external_reference=f"{prefix}-{n}",
             )
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU of these processes so far (from /proc; 0 for one that is gone)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def direct_calls(entity, customer, bank, count: int) -> float:
@@ -136,6 +151,8 @@ def main() -> None:
             # it wakes one drain per batch, at most one per worker
             settings.Q_CLUSTER["workers"] = workers
             prefix = f"BENCH-{workers}"
+            cluster_pids = [cluster.proc.pid, *cluster.descendants()]
+            cpu_before = cpu_seconds(cluster_pids), time.process_time()
             enqueue_started = time.perf_counter()
             enqueue(entity, customer, bank, prefix, args.commands)
             started = time.perf_counter()
@@ -146,6 +163,9 @@ def main() -> None:
                 interval=0.05,
             )
             elapsed = time.perf_counter() - started
+            cluster_cpu = cpu_seconds(cluster_pids) - cpu_before[0]
+            # this process: the sandbox's request handling, the enqueueing, the polling
+            own_cpu = time.process_time() - cpu_before[1]
         finally:
             cluster.stop()
         if not done:
@@ -157,7 +177,9 @@ def main() -> None:
         print(
             f"{workers} worker(s): {args.commands / elapsed:6.1f} commands/s "
             f"({elapsed:.2f} s, {elapsed / args.commands * 1000:.1f} ms per command; "
-            f"enqueueing took {started - enqueue_started:.2f} s, not counted)"
+            f"enqueueing took {started - enqueue_started:.2f} s, not counted); CPU per "
+            f"command: qcluster {cluster_cpu / args.commands * 1000:.1f} ms, sandbox+bench "
+            f"{own_cpu / args.commands * 1000:.1f} ms"
         )
     if 1 in results and per_call:
         overhead = (results[1] / args.commands - per_call) / per_call
