@@ -3,10 +3,12 @@
 columns left alone, and a bad item stopping the batch before anything is written."""
 
 import copy
+import sqlite3
 from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection
 
 from ledger.models import Customer
 from payments.models import Fee, PayerMapping, Payment
@@ -233,3 +235,17 @@ def test_customers_are_found_by_code_then_confirmed_mapping_then_a_unique_email(
 
     found = {p.external_id: p.customer for p in Payment.objects.select_related("customer")}
     assert [found[i.external_id] for i in items] == [expected for _, expected in cases]
+
+
+@pytest.mark.django_db
+def test_a_sqlite_built_with_the_old_999_variable_limit_gets_smaller_statements(entity):
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's variable limit")
+    connection.ensure_connection()
+    limit = sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER
+    before = connection.connection.setlimit(limit, 999)
+    try:
+        result = payments_upsert(items=_items(600), origin="test")
+    finally:
+        connection.connection.setlimit(limit, before)
+    assert result.created == 600 and Payment.objects.count() == 600 == len(result.ids)
