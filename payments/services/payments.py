@@ -15,7 +15,6 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.utils import timezone
 
 from ledger.models import Customer, Entity
 from payments.models import Dispute, Fee, PayerMapping, Payment, Payout, Refund
@@ -151,17 +150,9 @@ def payments_upsert(
             if before and before["id"] in disputed and status != "failed":
                 status = Payment.Status.DISPUTED  # an open or lost dispute outranks the charge
             statuses[item.external_id] = status
-        now = timezone.now()
-        for chunk in _chunks(items):
-            result.ids.update(
-                payment_rows_write(
-                    entity_id=entity.pk,
-                    items=chunk,
-                    statuses=statuses,
-                    customers=customers,
-                    now=now,
-                )
-            )
+        result.ids = payment_rows_write(
+            entity_id=entity.pk, items=items, statuses=statuses, customers=customers
+        )
         _replace_fees(items, result.ids, existing)
         result.created = len(items) - len(existing)
         result.updated = len(existing)
