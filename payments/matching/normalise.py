@@ -33,6 +33,10 @@ def reference_key(text: str) -> str:
     if not (key.isascii() and key.isalnum()):
         key = _NOT_ALNUM.sub("", key)
     if "0" in key:
+        # the usual shape, letters then one number ("INV0001043"): strip without the regex
+        head = key.rstrip(_DIGITS)
+        if head != key and (not head or head.isalpha()):
+            return head + (key[len(head) :].lstrip("0") or "0")
         key = _LEADING_ZEROS.sub("", key)
     return key
 
