@@ -36,18 +36,20 @@ def free_port() -> int:
 
 @pytest.fixture
 def requires_postgres(settings):
-    require(
-        settings.DATABASES["default"]["ENGINE"].endswith("postgresql"),
-        "needs PostgreSQL: set DATABASE_URL=postgres://postgres@127.0.0.1:5432/aiqrecon",
-    )
+    """PostgreSQL tests run in the pass whose DATABASE_URL points at PostgreSQL (CI's second
+    pass); in the SQLite pass they skip, saying so."""
+    if not settings.DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        pytest.skip(
+            "PostgreSQL test: runs with DATABASE_URL=postgres://postgres@127.0.0.1:5432/aiqrecon"
+        )
 
 
 @pytest.fixture
 def requires_redis(settings):
-    require(
-        bool(settings.REDIS_URL) and port_open("127.0.0.1", 6379),
-        "needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0",
-    )
+    """Redis tests run in the pass with REDIS_URL set; there a missing server fails in CI."""
+    if not settings.REDIS_URL:
+        pytest.skip("Redis test: runs with REDIS_URL=redis://127.0.0.1:6379/0")
+    require(port_open("127.0.0.1", 6379), f"Redis is not answering at {settings.REDIS_URL}")
 
 
 def _user(username: str, role: str | None) -> User:
