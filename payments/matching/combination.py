@@ -56,14 +56,32 @@ def find_combinations(
 
     def walk(start: int, needed: int, slots: int) -> None:
         nonlocal steps, stopped
-        if slots == 1:
+        if slots == 1:  # only when called with min_items=1: slots == 2 looks up the last
             for position in where.get(needed, ()):
                 if position >= start:
                     found.add(tuple(sorted(order[i] for i in (*chosen, position))))
-                    return  # equal amounts further right give equivalent combinations
+                    return
             return
         # the first amount may not exceed needed minus what the (slots-1) smallest must add
         position = bisect_left(negated, -(needed - smallest(slots - 1)), start)
+        if slots == 2:
+            # the innermost level, where most steps are: the last amount is a look-up here
+            # (same steps, same order as one more walk() level would take)
+            last_start = count - 2
+            while position <= last_start:
+                steps += 1
+                if steps > budget or len(found) >= limit:
+                    stopped = True
+                    return
+                value = values[position]
+                if value + values[position + 1] < needed:
+                    return  # even the largest remaining amounts fall short
+                for other in where.get(needed - value, ()):
+                    if other > position:
+                        found.add(tuple(sorted(order[i] for i in (*chosen, position, other))))
+                        break  # equal amounts further right give equivalent combinations
+                position += 1
+            return
         while position <= count - slots:
             steps += 1
             if steps > budget or len(found) >= limit:
