@@ -24,11 +24,10 @@ from payments.matching.index import (
     ITEM_CURRENCY,
     ITEM_CUSTOMER,
     ITEM_ENTITY,
-    ITEM_EXTERNAL,
-    ITEM_NUMBER,
     OpenItems,
     PaymentInput,
     RuleSpec,
+    label,
 )
 from payments.matching.normalise import reference_key, text_keys
 from payments.matching.rules import HANDLERS
@@ -66,15 +65,10 @@ def money(milli: int, currency: str) -> str:
     return f"{sign}{whole}.{fraction // quantum:0{digits}d}"
 
 
-def label(item) -> str:
-    """How a person names an invoice (its row in OpenItems.items)."""
-    return item[ITEM_NUMBER] or item[ITEM_EXTERNAL] or f"#{item[0]}"
-
-
 class Facts:
     """What the evidence of one payment's candidates is rendered from (fixed once matched).
 
-    hits: reference key -> [(invoice id, field code, words, text source, invoice label)].
+    hits: reference key -> [(invoice id, field code, words, text source, invoice row)].
     Holds no candidate and no index, so results keep neither a cycle nor the million rows alive.
     """
 
@@ -97,11 +91,11 @@ class Facts:
                 "source": source,
                 "key": key,
                 "invoice_id": invoice_id,
-                "invoice": invoice_label,
+                "invoice": label(item),
                 "field": FIELD_NAMES[field_code],
             }
             for key, group in self.hits.items()
-            for invoice_id, field_code, words, source, invoice_label in group
+            for invoice_id, field_code, words, source, item in group
             if invoice_ids is None or invoice_id in invoice_ids
         ]
 
@@ -202,6 +196,13 @@ class _Context:
     def label(self, invoice_id: int) -> str:
         return label(self.index.items[invoice_id])
 
+    def customer_arrays(self, customer_id: int, currency: str):
+        key = (customer_id, currency)
+        ids = self.index.by_customer.get(key)
+        if ids is None:
+            return (), ()
+        return ids, self.claimed_opens.get(key) or self.index.customer_opens[key]
+
     def customer_open(self, customer_id: int, currency: str, limit: int | None = None):
         """(invoice id, open) of a customer's open invoices in the currency, oldest first."""
         key = (customer_id, currency)
@@ -251,7 +252,7 @@ def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[st
 
     Number-only hits ("Invoice 1043" -> INV-1043) count only when no full reference matched.
     Invoices of another entity are invisible; another currency or nothing left open is noted.
-    A hit is (invoice id, field code, words, text source, invoice label).
+    A hit is (invoice id, field code, words, text source, invoice row).
     """
     by_ref = ctx.index.by_ref
     full: dict[str, list] = {}
@@ -300,9 +301,9 @@ def _collect(ctx, payment, notes, entry, key, words, source, bucket) -> None:
             continue
         target = bucket.get(key)
         if target is None:
-            bucket[key] = [(invoice_id, packed & 3, words, source, label(item))]
+            bucket[key] = [(invoice_id, packed & 3, words, source, item)]
         elif all(hit[0] != invoice_id for hit in target):
-            target.append((invoice_id, packed & 3, words, source, label(item)))
+            target.append((invoice_id, packed & 3, words, source, item))
 
 
 class Matcher:
@@ -371,6 +372,7 @@ class _State:
         "ambiguous",
         "hits",
         "target",
+        "target_items",
         "customer_id",
         "digits_only",
         "facts",
@@ -384,14 +386,15 @@ class _State:
         self.best = 0
         self.hits = hits
         self.target: list[int] = []  # invoices the reference names unambiguously
+        self.target_items: dict = {}  # their rows
         self._customer_items = None
         conflict = ambiguous = digits_only = False
         if hits:
             ambiguous = any(len(group) > 1 for group in hits.values())
             if not ambiguous:
-                items = ctx.index.items
-                self.target = sorted({group[0][0] for group in hits.values()})
-                owners = {items[i][ITEM_CUSTOMER] for i in self.target}
+                self.target_items = named = {group[0][0]: group[0][4] for group in hits.values()}
+                self.target = sorted(named)
+                owners = {item[ITEM_CUSTOMER] for item in named.values()}
                 if customer_id is not None and owners != {customer_id}:
                     conflict = True
                 elif customer_id is None and len(owners) == 1:
@@ -433,6 +436,11 @@ class _State:
 
     def label(self, invoice_id: int) -> str:
         return self.ctx.label(invoice_id)
+
+    def customer_amounts(self):
+        """(invoice ids, open amounts): the payer's arrays, position by position, oldest first
+        (amounts of 0 or less included; see _Context.customer_open for the open ones only)."""
+        return self.ctx.customer_arrays(self.customer_id, self.payment.currency)
 
     def customer_items(self, limit=None):
         """The payer's open invoices, oldest first; read once per payment (every rule after

@@ -34,6 +34,11 @@ FIELD_INVOICE_NUMBER, FIELD_EXTERNAL_REFERENCE, FIELD_NUMBER_DIGITS = 0, 1, 2
 FIELD_NAMES = ("invoice_number", "external_reference", "invoice_number_digits")
 
 
+def label(item) -> str:
+    """How a person names an invoice (its row in OpenItems.items)."""
+    return item[ITEM_NUMBER] or item[ITEM_EXTERNAL] or f"#{item[0]}"
+
+
 def raw(name: str) -> ExpressionWrapper:
     """A MoneyField column as its stored integer thousandths."""
     return ExpressionWrapper(F(name), output_field=BigIntegerField())

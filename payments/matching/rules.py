@@ -10,6 +10,7 @@ values it needs, captured now and turned into text only when the proposal is wri
 from decimal import Decimal
 
 from payments.matching.combination import find_combinations
+from payments.matching.index import label
 from payments.models import MatchRule
 
 Kind = MatchRule.Kind
@@ -49,19 +50,19 @@ def reference(state, rule) -> None:
     else:
         confidence = 990 if len(opens) == 1 else 950
     auto = rule.auto_approve and not state.digits_only and not state.conflict
-    labels = [state.label(i) for i, _o in opens]
+    named = state.target_items
     state.add(
         rule,
         confidence,
         [_line(i, o) for i, o in opens],
-        (_render_reference, labels, amount, opens, total),
+        (_render_reference, [named[i] for i, _o in opens], amount, opens, total),
         auto=auto,
     )
 
 
-def _render_ambiguous(facts, key, words, count, invoice_label, amount, open_amount):
+def _render_ambiguous(facts, key, words, count, item, amount, open_amount):
     return (
-        f"'{words}' matches {count} invoices; {invoice_label} is one of them: needs review.",
+        f"'{words}' matches {count} invoices; {label(item)} is one of them: needs review.",
         {
             "tokens": facts.token_evidence(),
             "ambiguous_key": key,
@@ -71,10 +72,10 @@ def _render_ambiguous(facts, key, words, count, invoice_label, amount, open_amou
     )
 
 
-def _render_reference(facts, labels, amount, opens, total):
+def _render_reference(facts, items, amount, opens, total):
     m = facts.m
     return (
-        f"Reference names {', '.join(labels)}; {m(amount)} equals the open amount.",
+        f"Reference names {', '.join(map(label, items))}; {m(amount)} equals the open amount.",
         {
             "tokens": facts.token_evidence(),
             "amounts": {
@@ -91,10 +92,19 @@ def payer_exact(state, rule) -> None:
     if state.customer_id is None:
         return
     amount = state.payment.amount_milli
-    # the payer's open items in age order: the oldest of equal amounts comes first
-    same = [i for i, o in state.customer_items() if o == amount]
-    if not same:
+    # the payer's invoices open for exactly the amount, oldest first: a scan of the payer's
+    # amounts array (in C) finds them without making a pair per open invoice
+    ids, opens = state.customer_amounts()
+    if amount not in opens:
         return
+    same = []
+    position = opens.index(amount)
+    while True:
+        same.append(ids[position])
+        try:
+            position = opens.index(amount, position + 1)
+        except ValueError:
+            break
     if len(same) == 1:
         confidence = 900
     else:
