@@ -236,12 +236,50 @@ def _load_open_items(entity_ids) -> OpenItems:
         "source", "payer_key", "customer_id"
     ):
         index.payer_map[(source, payer_key.strip().lower())] = customer_id
-    for row in invoice_rows(entity_ids):
-        index.add_invoice(row)
+    _index_invoices(index, invoice_rows(entity_ids))
     for invoice_id, held in reserved_by_invoice().items():
         if invoice_id in index.open:
             index.hold(invoice_id, held)
     return index
+
+
+def _index_invoices(index: OpenItems, rows) -> None:
+    """OpenItems.add_invoice for a million rows: the same steps inlined, with the dicts and
+    methods bound to locals (a method call and attribute look-ups per key were a third of it)."""
+    items, opens, by_ref = index.items, index.open, index.by_ref
+    by_customer, customer_opens, add_ref = index.by_customer, index.customer_opens, index.add_ref
+    for row in rows:
+        invoice_id, _entity_id, customer_id, currency, number, external, open_milli = row
+        items[invoice_id] = row
+        opens[invoice_id] = open_milli
+        packed = invoice_id * 4
+        key = reference_key(number)
+        if key:
+            if key in by_ref:
+                add_ref(key, packed + FIELD_INVOICE_NUMBER)
+            else:
+                by_ref[key] = packed + FIELD_INVOICE_NUMBER
+        if external:
+            other = reference_key(external)
+            if other:
+                if other in by_ref:
+                    add_ref(other, packed + FIELD_EXTERNAL_REFERENCE)
+                else:
+                    by_ref[other] = packed + FIELD_EXTERNAL_REFERENCE
+        other = digits_key(number, key)
+        if other:
+            if other in by_ref:
+                add_ref(other, packed + FIELD_NUMBER_DIGITS)
+            else:
+                by_ref[other] = packed + FIELD_NUMBER_DIGITS
+        customer_key = (customer_id, currency)
+        ids = by_customer.get(customer_key)
+        if ids is None:
+            by_customer[customer_key] = array("q", (invoice_id,))
+            customer_opens[customer_key] = array("q", (open_milli,))
+        else:
+            ids.append(invoice_id)
+            customer_opens[customer_key].append(open_milli)
 
 
 def load_payments(*, payment_ids=None) -> list[PaymentInput]:
