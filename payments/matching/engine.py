@@ -39,7 +39,7 @@ REVIEW_BELOW = 500  # rank 1 below this confidence is flagged for a person
 MAX_PROPOSALS = 5
 CONFLICT_WARNING = "reference belongs to another customer than the payer"
 
-_QUANTUM: dict[str, int] = {}
+_QUANTUM: dict[str, tuple[int, int]] = {}
 
 
 def money(milli: int, currency: str) -> str:
@@ -47,21 +47,25 @@ def money(milli: int, currency: str) -> str:
 
     Integer formatting, not Decimal: this runs for every amount in every proposal's evidence.
     """
-    quantum = _QUANTUM.get(currency)
-    if quantum is None:
+    known = _QUANTUM.get(currency)
+    if known is None:
         from ledger.money import MoneyError, exponent
 
         try:
-            quantum = _QUANTUM[currency] = 10 ** (3 - exponent(currency))
+            quantum = 10 ** (3 - exponent(currency))
         except MoneyError:
-            quantum = _QUANTUM[currency] = 1
-    sign = "-" if milli < 0 else ""
-    whole, fraction = divmod(abs(milli), 1000)
+            quantum = 1
+        known = _QUANTUM[currency] = (quantum, 3 - len(str(quantum)) + 1)
+    quantum, digits = known
+    if milli < 0:
+        sign, milli = "-", -milli
+    else:
+        sign = ""
+    whole, fraction = divmod(milli, 1000)
     if fraction % quantum:  # finer than the currency allows: show all three places
         return f"{sign}{whole}.{fraction:03d}"
     if quantum == 1000:
         return f"{sign}{whole}"
-    digits = 3 - len(str(quantum)) + 1
     return f"{sign}{whole}.{fraction // quantum:0{digits}d}"
 
 

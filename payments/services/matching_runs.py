@@ -42,6 +42,19 @@ class RunReport:
     by_rule: dict = field(default_factory=dict)
 
 
+_CONFIDENCE: dict[int, object] = {}
+
+
+def _confidence(adapt, per_mille: int):
+    """The stored form of a confidence; a thousand values at most, so made once each."""
+    value = _CONFIDENCE.get(per_mille)
+    if value is None:
+        value = _CONFIDENCE[per_mille] = adapt.adapt_decimalfield_value(
+            Decimal(per_mille).scaleb(-3), 4, 3
+        )
+    return value
+
+
 def proposal_rows(result: PaymentResult, run_id: str, created_at) -> list[tuple]:
     """The engine's ranked candidates for one payment as MatchProposal column values.
 
@@ -76,7 +89,7 @@ def proposal_rows(result: PaymentResult, run_id: str, created_at) -> list[tuple]
                 candidate.rule.id,
                 candidate.rule.kind,
                 rank,
-                adapt.adapt_decimalfield_value(Decimal(candidate.confidence).scaleb(-3), 4, 3),
+                _confidence(adapt, candidate.confidence),
                 candidate.explanation[:500],
                 json.dumps(evidence),
                 json.dumps(lines),
