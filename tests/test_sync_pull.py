@@ -22,6 +22,9 @@ def test_the_pull_fills_the_mirror_and_a_second_pull_duplicates_nothing(world, e
     assert state.progress_done == state.progress_total > 0
     assert Customer.objects.filter(entity=entity).count() >= 20
     assert BankAccount.objects.filter(entity=entity).count() == 2
+    # the first pull picks the base-currency bank as the one money is received into
+    entity.refresh_from_db()
+    assert entity.default_bank_account.bank_account_code == "BANK-GBP"
     # the demo company's 60 invoices plus the 3 workload ones, 15 part-paid by receipts
     assert Invoice.objects.filter(entity=entity).count() == 63
     assert Invoice.objects.filter(status="part_paid").count() == 15

@@ -106,6 +106,13 @@ def sync_banks(client, entity) -> int:
                 "last_synced_at": now,
             },
         )
+    if entity.default_bank_account_id is None:
+        # a first pull picks the bank that receives money: the one in the base currency,
+        # when there is exactly one (an admin can change it on the entity)
+        base = BankAccount.objects.filter(entity=entity, currency=entity.base_currency)
+        if base.count() == 1:
+            entity.default_bank_account = base.get()
+            entity.save(update_fields=["default_bank_account"])
     return len(rows)
 
 

@@ -8,18 +8,33 @@ deterministic, so the outbox can read each write back from AIQ before ever repea
 
 from django.utils import timezone
 
-from ledger.models import OutboxCommand
+from ledger.models import BankAccount, OutboxCommand
 from ledger.outbox.services import outbox_enqueue
 from payments.models import AllocationPlan, Payment
 from payments.services.plan_lines import PlanRefused, amount_text, available_amount
 
 
+def receiving_bank(entity, currency: str) -> BankAccount:
+    """The bank account money in this currency lands in: the entity's default bank when it is
+    in that currency, else the entity's only bank account in that currency."""
+    default = entity.default_bank_account
+    if default is not None and default.currency == currency:
+        return default
+    same_currency = list(BankAccount.objects.filter(entity=entity, currency=currency)[:2])
+    if len(same_currency) == 1:
+        return same_currency[0]
+    if default is None and not same_currency:
+        raise PlanRefused(f"{entity.name} has no default bank account to receive into.")
+    raise PlanRefused(
+        f"{entity.name} has no single {currency} bank account to receive this payment into; "
+        "set the entity's default bank account in the admin."
+    )
+
+
 def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[OutboxCommand]:
     """One receipt, then per line its allocations, each depending on what it allocates."""
     entity = payment.entity
-    bank = entity.default_bank_account
-    if bank is None:
-        raise PlanRefused(f"{entity.name} has no default bank account to receive into.")
+    bank = receiving_bank(entity, payment.currency)
     customer = plan.customer
     today = timezone.localdate().isoformat()
     origin = {"origin_type": "allocation_plan", "origin_id": plan.pk, "created_by": actor}
