@@ -3,7 +3,11 @@
 # Expects: the bash array "pids", PORT (the web app's port). Exports STRIPE_API_BASE.
 LOCALSTRIPE_PORT="${LOCALSTRIPE_PORT:-8420}"
 mkdir -p var/log
-.venv/bin/localstripe --port "$LOCALSTRIPE_PORT" >var/log/localstripe.log 2>&1 &
+# localstripe keeps its objects in a file of its own across restarts; a fresh app database
+# starts it from scratch too, so the two never disagree about which payments exist.
+_ls_args=()
+[ -e "${SQLITE_PATH:-var/aiqrecon.sqlite3}" ] || [ -n "${DATABASE_URL:-}" ] || _ls_args=(--from-scratch)
+.venv/bin/localstripe --port "$LOCALSTRIPE_PORT" "${_ls_args[@]}" >var/log/localstripe.log 2>&1 &
 pids+=($!)
 export STRIPE_API_BASE="http://127.0.0.1:${LOCALSTRIPE_PORT}"
 for _ in $(seq 1 50); do
