@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ledger.models import Allocation, OutboxCommand
+from ledger.money import format_money
 from ledger.outbox.services import outbox_enqueue
 from payments.matching.index import RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, Payment
@@ -102,7 +103,7 @@ def plan_propose(
             action="plan.propose",
             obj=plan,
             summary=f"plan for payment {payment.external_id}: {len(lines)} line(s), "
-            f"{on_account} {payment.currency} on account"
+            f"{format_money(on_account, payment.currency)} on account"
             + (f" (rule {proposal.rule_kind})" if proposal is not None else ""),
             after=plan_snapshot(plan),
         )
