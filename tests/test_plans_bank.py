@@ -28,12 +28,16 @@ def test_the_only_bank_in_the_payments_currency_otherwise(entity):
     assert receiving_bank(entity, "EUR") == eur
 
 
-def test_refuses_clearly_when_no_bank_fits(entity):
-    with pytest.raises(PlanRefused, match="no default bank account"):
-        receiving_bank(entity, "GBP")
-    entity.default_bank_account = _bank(entity, "BANK-GBP", "GBP")
+def test_the_default_when_no_single_bank_has_the_currency(entity):
+    gbp = _bank(entity, "BANK-GBP", "GBP")
+    entity.default_bank_account = gbp
+    assert receiving_bank(entity, "USD") == gbp
     _bank(entity, "EUR-1", "EUR")
     _bank(entity, "EUR-2", "EUR")
-    with pytest.raises(PlanRefused, match="no single EUR bank account"):
-        receiving_bank(entity, "EUR")
+    assert receiving_bank(entity, "EUR") == gbp
+
+
+def test_refuses_clearly_without_any_default(entity):
+    with pytest.raises(PlanRefused, match="no default bank account"):
+        receiving_bank(entity, "GBP")
     assert not OutboxCommand.objects.exists()

@@ -16,19 +16,17 @@ from payments.services.plan_lines import PlanRefused, amount_text, available_amo
 
 def receiving_bank(entity, currency: str) -> BankAccount:
     """The bank account money in this currency lands in: the entity's default bank when it is
-    in that currency, else the entity's only bank account in that currency."""
+    in that currency, else the entity's only bank account in that currency, else the default
+    (AIQ records a foreign-currency receipt with its exchange rate)."""
     default = entity.default_bank_account
     if default is not None and default.currency == currency:
         return default
     same_currency = list(BankAccount.objects.filter(entity=entity, currency=currency)[:2])
     if len(same_currency) == 1:
         return same_currency[0]
-    if default is None and not same_currency:
+    if default is None:
         raise PlanRefused(f"{entity.name} has no default bank account to receive into.")
-    raise PlanRefused(
-        f"{entity.name} has no single {currency} bank account to receive this payment into; "
-        "set the entity's default bank account in the admin."
-    )
+    return default
 
 
 def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[OutboxCommand]:
