@@ -233,3 +233,21 @@ def aiq_sandbox_session(_aiq_sandbox_server, settings, monkeypatch):
     _point_at_sandbox(_aiq_sandbox_server, settings, monkeypatch)
     yield _aiq_sandbox_server
     _aiq_sandbox_server.faults.reset()
+
+
+# --- Browser (Playwright driving Debian's Chromium) -------------------------------------------
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium for one test module. Playwright's own browser download fails here,
+    so Debian's is used; without it the test skips (fails in CI, which installs it)."""
+    require(os.path.exists(CHROMIUM), f"needs Chromium at {CHROMIUM}: apt-get install -y chromium")
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # sync Playwright inside pytest
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

@@ -8,16 +8,11 @@ names the invoice, and is cached.
 """
 
 import os
-import shutil
 from decimal import Decimal
 
 import pytest
 
-from tests.conftest import require
-
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # sync Playwright inside pytest
 
 
 @pytest.fixture(autouse=True)
@@ -33,20 +28,6 @@ def _roles(transactional_db):
 
     for role in Role:
         Group.objects.get_or_create(name=role.value)
-
-
-@pytest.fixture
-def browser():
-    require(
-        os.path.exists(CHROMIUM) or bool(shutil.which("chromium")),
-        f"needs Chromium at {CHROMIUM}: apt-get install -y chromium",
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 def _login(browser, live_server, username):

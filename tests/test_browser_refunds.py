@@ -9,12 +9,10 @@ who asks for a refund is not offered the approve button either.
 """
 
 import os
-import shutil
 from io import BytesIO
 
 import pytest
 
-from tests.conftest import require
 from tests.refunds_support import (
     allocate,
     drain_all,
@@ -24,9 +22,7 @@ from tests.refunds_support import (
     stripe_payment,
 )
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # sync Playwright inside pytest
 
 
 @pytest.fixture(autouse=True)
@@ -39,20 +35,6 @@ def _seeded(transactional_db):
     """live_server needs a transactional database, flushed between tests: the role groups
     (made by a data migration) are made again."""
     seed_roles_without_matching()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require(
-        os.path.exists(CHROMIUM) or bool(shutil.which("chromium")),
-        f"needs Chromium at {CHROMIUM}: apt-get install -y chromium",
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

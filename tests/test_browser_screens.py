@@ -6,16 +6,12 @@ Screenshots go to $UI_SCREENSHOTS when it is set (for looking at the screens by 
 """
 
 import os
-import shutil
 
 import pytest
 
-from tests.conftest import require
 from tests.test_views_data import screen_data  # noqa: F401
 
-CHROMIUM = "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")  # sync Playwright inside pytest
 
 
 @pytest.fixture(autouse=True)
@@ -33,20 +29,6 @@ def _roles(transactional_db):
 
     for role in Role:
         Group.objects.get_or_create(name=role.value)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    require(
-        os.path.exists(CHROMIUM) or bool(shutil.which("chromium")),
-        f"needs Chromium at {CHROMIUM}: apt-get install -y chromium",
-    )
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
