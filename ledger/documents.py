@@ -11,7 +11,8 @@ from pathlib import PurePath
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from ledger.models import Invoice, OutboxCommand
+from ledger.aiq.errors import AiqPermanentError
+from ledger.models import Document, Invoice, OutboxCommand
 from ledger.models_attachments import MAX_ATTACHMENT_BYTES, Attachment
 from ledger.outbox.services import outbox_enqueue
 from staff.models import Role
@@ -146,3 +147,34 @@ def document_attach(
             },
         )
     return attachment
+
+
+def document_pdf(*, entity, kind: str, transaction_id: int, filename: str) -> Document:
+    """The PDF of an AIQ transaction: the cached copy, else fetched from AIQ and kept.
+
+    AIQ keeps a credit note as an invoice of Type CreditNote, so the invoice PDF operation takes
+    its transaction id too (there is no credit-note PDF operation in 1.1 or 2.0). The cache is a
+    copy of what AIQ holds, not a decision, so it is not audited; a concurrent download of the
+    same PDF overwrites the same row (unique on entity, kind, transaction).
+    """
+    cached = Document.objects.filter(
+        entity=entity, kind=kind, aiq_transaction_id=transaction_id
+    ).first()
+    if cached is not None:
+        return cached
+    from ledger.aiq.client import AiqClient
+
+    client = AiqClient.for_entity(entity)
+    if kind in (Document.Kind.INVOICE_PDF, Document.Kind.CREDIT_NOTE_PDF):
+        content = client.get_invoice_pdf(transaction_id)
+    else:
+        content = client.get_sales_receipt_pdf(transaction_id)
+    if not content or not bytes(content).startswith(b"%PDF"):
+        raise AiqPermanentError("AIQ returned no PDF for this transaction.")
+    document, _ = Document.objects.update_or_create(
+        entity=entity,
+        kind=kind,
+        aiq_transaction_id=transaction_id,
+        defaults={"filename": filename, "content": bytes(content)},
+    )
+    return document

@@ -4,7 +4,6 @@ Access is checked here in the view (anonymous users never get this far: the logi
 middleware sends them to the login page) and again in each service a view calls.
 """
 
-import importlib
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from functools import wraps
@@ -50,17 +49,6 @@ def get_or_404(queryset, **lookup):
         raise Http404(f"No {queryset.model._meta.verbose_name} matches.") from None
 
 
-def optional_service(module: str, name: str):
-    """A service another part of the project provides, or None while it has not landed.
-
-    Screens show a plain "not available yet" state instead of faking the behaviour.
-    """
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return None
-
-
 class AuditFilterForm(forms.Form):
     q = forms.CharField(label="Search action or summary", required=False, max_length=200)
     user = forms.CharField(label="User", required=False, max_length=150)
@@ -70,9 +58,6 @@ class AuditFilterForm(forms.Form):
         label="From", required=False, widget=forms.DateInput({"type": "date"})
     )
     date_to = forms.DateField(label="To", required=False, widget=forms.DateInput({"type": "date"}))
-
-
-NOT_AVAILABLE = "This action is not available yet (its service has not been installed)."
 
 
 @dataclass
@@ -91,16 +76,13 @@ def _message(error: Exception) -> str:
     return str(error) or error.__class__.__name__
 
 
-def run_service(module: str, name: str, *, refusals: tuple = (), **kwargs) -> Outcome:
+def run_service(service, *, refusals: tuple = (), **kwargs) -> Outcome:
     """Call a service and turn its refusals (permission, validation) into an Outcome.
 
     `refusals` names a service's own exception classes that mean "not now" rather than a bug.
     Unexpected errors still propagate: they are bugs, logged, and the user sees the 500 page
     while the service's transaction leaves nothing half-written.
     """
-    service = optional_service(module, name)
-    if service is None:
-        return Outcome(False, NOT_AVAILABLE)
     try:
         return Outcome(True, value=service(**kwargs))
     except PermissionDenied as error:

@@ -1,9 +1,4 @@
-"""PDFs from AIQ (cached in ledger.Document) and CSV/Excel breakdowns attached to invoices.
-
-The AIQ client does the SOAP calls (GetInvoicePDFByTransactionID for invoices and credit
-notes, GetSalesReceiptPDFByTransactionID); the first download stores the bytes so later ones
-do not hit AIQ. The cache is a copy of what AIQ holds, not a decision, so it is not audited.
-"""
+"""Downloads of AIQ's PDFs and uploads of CSV/Excel breakdowns; the work is in ledger.documents."""
 
 from django.contrib import messages
 from django.http import HttpResponse
@@ -11,12 +6,11 @@ from django.shortcuts import redirect
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from ledger.aiq.errors import AiqError, AiqPermanentError
+from ledger import documents
+from ledger.aiq.errors import AiqError
 from ledger.forms import AttachmentForm
 from ledger.models import Document, Invoice, Receipt
 from staff.views import clerk_required, get_or_404, run_service
-
-DOCUMENTS = "ledger.documents"
 
 
 def _pdf_response(document: Document) -> HttpResponse:
@@ -25,40 +19,12 @@ def _pdf_response(document: Document) -> HttpResponse:
     return response
 
 
-def fetch_pdf(*, entity, kind: str, transaction_id: int, filename: str) -> Document:
-    """Ask AIQ for the PDF and keep it; a concurrent download of the same PDF just overwrites
-    the same row (unique on entity, kind, transaction)."""
-    from ledger.aiq.client import AiqClient
-
-    client = AiqClient.for_entity(entity)
-    # AIQ keeps a credit note as an invoice of Type CreditNote: the invoice PDF operation
-    # takes its transaction id too (there is no credit-note PDF operation in 1.1 or 2.0).
-    if kind in (Document.Kind.INVOICE_PDF, Document.Kind.CREDIT_NOTE_PDF):
-        content = client.get_invoice_pdf(transaction_id)
-    else:
-        content = client.get_sales_receipt_pdf(transaction_id)
-    if not content or not bytes(content).startswith(b"%PDF"):
-        raise AiqPermanentError("AIQ returned no PDF for this transaction.")
-    document, _ = Document.objects.update_or_create(
-        entity=entity,
-        kind=kind,
-        aiq_transaction_id=transaction_id,
-        defaults={"filename": filename, "content": bytes(content)},
-    )
-    return document
-
-
 def _pdf(request, *, entity, kind, transaction_id, filename, back, what):
     if not transaction_id:
         messages.error(request, f"This {what} is not in AIQ yet, so it has no PDF.")
         return redirect(back)
-    cached = Document.objects.filter(
-        entity=entity, kind=kind, aiq_transaction_id=transaction_id
-    ).first()
-    if cached is not None:
-        return _pdf_response(cached)
     try:
-        document = fetch_pdf(
+        document = documents.document_pdf(
             entity=entity, kind=kind, transaction_id=transaction_id, filename=filename
         )
     except AiqError as error:
@@ -112,8 +78,7 @@ def invoice_attach(request, invoice_id):
         return redirect("ledger:invoice", invoice_id=invoice.pk)
     upload = form.cleaned_data["file"]
     outcome = run_service(
-        DOCUMENTS,
-        "document_attach",
+        documents.document_attach,
         invoice=invoice,
         filename=upload.name,
         content=upload.read(),

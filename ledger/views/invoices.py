@@ -5,7 +5,7 @@ from django.shortcuts import render
 from ledger import selectors
 from ledger.forms import AttachmentForm, InvoiceFilter
 from ledger.models import Document, Invoice
-from staff.views import clerk_required, get_or_404, optional_service
+from staff.views import clerk_required, get_or_404
 
 
 @clerk_required
@@ -46,7 +46,6 @@ def invoice_detail(request, invoice_id):
         "plan_lines": invoice_plan_lines(invoice),
         "cached": cached,
         "attach_form": AttachmentForm(),
-        "attach_ready": optional_service("ledger.documents", "document_attach") is not None,
     }
     return render(request, "ledger/invoice_detail.html", context)
 

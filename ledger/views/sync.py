@@ -6,6 +6,8 @@ from django.views.decorators.http import require_POST
 
 from ledger import selectors
 from ledger.models import Entity, OutboxCommand
+from ledger.outbox import services as outbox_services
+from ledger.sync import services as sync_services
 from payments.forms import ReasonForm
 from staff.models import Role
 from staff.services import user_has_role
@@ -13,12 +15,8 @@ from staff.views import (
     approver_required,
     clerk_required,
     get_or_404,
-    optional_service,
     run_service,
 )
-
-OUTBOX = "ledger.outbox.services"
-SYNC = "ledger.sync.services"
 
 
 @clerk_required
@@ -44,7 +42,6 @@ def sync_overview(request):
         "running": any(state.running for state in sync_states),
         "entities": Entity.objects.order_by("name"),
         "can_act": user_has_role(request.user, Role.APPROVER),
-        "sync_ready": optional_service(SYNC, "sync_start") is not None,
         "reason_form": ReasonForm(),
     }
     return render(request, "ledger/sync.html", context)
@@ -54,7 +51,7 @@ def sync_overview(request):
 @approver_required
 def command_retry(request, command_id):
     command = get_or_404(OutboxCommand.objects.all(), pk=command_id)
-    outcome = run_service(OUTBOX, "outbox_retry", command=command, actor=request.user)
+    outcome = run_service(outbox_services.outbox_retry, command=command, actor=request.user)
     if outcome.ok:
         messages.success(request, f"{command.external_reference} will be sent again.")
     else:
@@ -71,8 +68,7 @@ def command_cancel(request, command_id):
         messages.error(request, "Give a reason for cancelling.")
         return redirect("ledger:sync")
     outcome = run_service(
-        OUTBOX,
-        "outbox_cancel",
+        outbox_services.outbox_cancel,
         command=command,
         actor=request.user,
         reason=form.cleaned_data["reason"],
@@ -89,13 +85,11 @@ def command_cancel(request, command_id):
 def sync_now(request):
     entity_id = request.POST.get("entity", "")
     entity = get_or_404(Entity.objects.all(), pk=int(entity_id) if entity_id.isdigit() else 0)
-    running = optional_service(SYNC, "SyncAlreadyRunning")
     outcome = run_service(
-        SYNC,
-        "sync_start",
+        sync_services.sync_start,
         entity=entity,
         actor=request.user,
-        refusals=(running,) if running else (),
+        refusals=(sync_services.SyncAlreadyRunning,),
     )
     if not outcome.ok:
         reason = outcome.message

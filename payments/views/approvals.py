@@ -61,7 +61,7 @@ def approvals(request):
     return render(
         request,
         "payments/approvals.html",
-        {"plans": plans, "reject_form": ReasonForm(), "ready": actions.available("plan_approve")},
+        {"plans": plans, "reject_form": ReasonForm()},
     )
 
 

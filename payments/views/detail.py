@@ -184,7 +184,6 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         ),
         "raw_json": json.dumps(payment.raw, indent=1, sort_keys=True, default=str),
         "history": _history(payment, plans),
-        "services_ready": actions.available("plan_propose"),
         "can_reject": live is not None and live.state in EDITABLE,
         # with no plan yet, the reject button turns down the engine's best open proposal
         "open_proposal": None if live else _open_proposal(payment),

@@ -18,7 +18,6 @@ from payments.services import refunds as services
 from payments.services.refund_steps import RefundStepError, refund_steps
 from staff.views import approver_required, clerk_required, get_or_404, run_service
 
-SERVICES = "payments.services.refunds"
 KINDS = {
     "cancel_invoice": "Cancel or reduce the invoice with a credit note",
     "refund_invoice": "Refund money paid for the invoice",
@@ -153,7 +152,7 @@ def refund_detail(request, refund_id):
 @approver_required
 def refund_approve(request, refund_id):
     refund = get_or_404(Refund.objects.all(), pk=refund_id)
-    outcome = run_service(SERVICES, "refund_approve", refund=refund, actor=request.user)
+    outcome = run_service(services.refund_approve, refund=refund, actor=request.user)
     if outcome.ok:
         messages.success(request, "Approved: the refund is on its way to Stripe and AIQ.")
     else:
@@ -170,8 +169,7 @@ def refund_reject(request, refund_id):
         messages.error(request, "Give a reason for the rejection.")
         return redirect("payments:refund", refund_id=refund.pk)
     outcome = run_service(
-        SERVICES,
-        "refund_reject",
+        services.refund_reject,
         refund=refund,
         actor=request.user,
         reason=form.cleaned_data["reason"],
@@ -188,8 +186,7 @@ def refund_reject(request, refund_id):
 def unallocate_first(request, payment_id):
     payment = get_or_404(Payment.objects.select_related("receipt"), pk=payment_id)
     outcome = run_service(
-        SERVICES,
-        "refund_unallocate_first",
+        services.refund_unallocate_first,
         payment=payment,
         actor=request.user,
         reason=request.POST.get("reason") or "refund requested",
