@@ -29,13 +29,6 @@ def gocardless_event_process_task(event_pk: int) -> str:
     return gocardless_event_process(event_pk=event_pk)
 
 
-def auto_match_payments_task(payment_ids: list[int]) -> str:
-    from payments.services.auto_match import auto_match_payments
-
-    report = auto_match_payments(payment_ids=payment_ids)
-    return f"{report.proposed} proposed, {report.unmatched} unmatched"
-
-
 def auto_match_changed_task() -> str:
     from payments.services.auto_match import auto_match_changed
 

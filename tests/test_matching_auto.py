@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from ledger.models import Customer, Invoice
 from payments.models import Payment
-from payments.services.auto_match import auto_match_changed, auto_match_payments
+from payments.services.auto_match import auto_match_changed
 
 pytestmark = pytest.mark.django_db
 
@@ -42,9 +42,9 @@ def _payment(entity, external_id, reference):
     )
 
 
-def test_a_new_payment_is_matched_by_the_task(entity, invoice):
+def test_a_new_payment_is_matched_by_the_pass_it_wakes(entity, invoice):
     payment = _payment(entity, "b1", "PAYMENT INV 1043 THANKS")
-    report = auto_match_payments(payment_ids=[payment.pk])
+    report = auto_match_changed()
     payment.refresh_from_db()
     assert report.proposed == 1
     assert payment.match_state != Payment.MatchState.UNMATCHED

@@ -1,6 +1,6 @@
 """Keep matching running without a person starting it.
 
-New payments are matched as soon as they are stored (a task queued after commit), and a
+New payments wake a matching pass as soon as they are stored (a task queued after commit), and a
 scheduled pass re-matches what is still unmatched when payments or open invoices changed since
 the last run (a newly synced invoice can settle an older payment). Quiet periods cost nothing:
 no run and no audit entry when nothing changed.
@@ -42,15 +42,15 @@ def auto_match_changed() -> RunReport | None:
     return matching_run(dry_run=False)
 
 
-def auto_match_payments(*, payment_ids: list[int]) -> RunReport:
-    """Match the given payments now (the ones a webhook or import just stored)."""
-    return matching_run(dry_run=False, payment_ids=payment_ids)
-
-
 def auto_match_soon(*, payment_ids: list[int]) -> None:
-    """Queue matching of these payments once the transaction that stored them commits."""
-    ids = list(payment_ids)
-    if ids:
+    """Wake matching once the transaction that stored these payments commits.
+
+    The woken task runs one pass over everything that changed, not a run per payment: a run
+    loads every open item (about 10 s at a million invoices), so a burst of webhooks must not
+    each pay for that. Tasks woken while a pass already covered their payments find nothing
+    changed and return at once.
+    """
+    if payment_ids:
         transaction.on_commit(
-            lambda: async_task("payments.tasks.auto_match_payments_task", ids, group="matching")
+            lambda: async_task("payments.tasks.auto_match_changed_task", group="matching")
         )
