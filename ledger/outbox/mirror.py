@@ -10,6 +10,7 @@ confirmation itself never fails for a mirror problem.
 import logging
 from decimal import Decimal
 
+from django.db.models import Subquery
 from django.utils import timezone
 
 from ledger.models import (
@@ -57,39 +58,54 @@ def _raise(row, field: str, by: Decimal, ceiling: Decimal, notes: list[str]) -> 
 
 
 def _receipt(command: OutboxCommand, payload: dict, result: dict, notes: list[str]) -> None:
-    customer = Customer.objects.filter(
-        entity_id=command.entity_id, code=str(payload.get("customer_code", "")).upper()
-    ).first()
-    bank = BankAccount.objects.filter(
-        entity_id=command.entity_id, bank_account_code=payload.get("bank_account_code")
-    ).first()
-    if customer is None or bank is None:
+    # customer and bank in one query, the receipt in one upsert: this runs once per confirmed
+    # receipt, and each statement here was a measurable part of the outbox's overhead per call
+    found = (
+        Customer.objects.filter(
+            entity_id=command.entity_id, code=str(payload.get("customer_code", "")).upper()
+        )
+        .annotate(
+            bank_id=Subquery(
+                BankAccount.objects.filter(
+                    entity_id=command.entity_id,
+                    bank_account_code=payload.get("bank_account_code"),
+                ).values("pk")[:1]
+            )
+        )
+        .values("pk", "currency", "bank_id")
+        .first()
+    )
+    if found is None or found["bank_id"] is None:
         notes.append("customer or bank account not in the mirror; receipt row left to sync")
         return
     amount = decimal(payload["amount"])
-    receipt, created = Receipt.objects.get_or_create(
-        entity_id=command.entity_id,
-        check_reference=command.external_reference,
-        defaults={
-            "customer": customer,
-            "bank_account": bank,
-            "aiq_transaction_id": result["transaction_id"],
-            "currency": payload.get("currency") or customer.currency,
-            "payment_date": payload["payment_date"],
-            "amount": amount,
-            "unallocated_amount": amount,
-            "description": (payload.get("description") or "")[:500],
-            "last_synced_at": timezone.now(),
-        },
+    # Inserted, or (synced earlier under our reference) given AIQ's transaction id; the rest of
+    # a synced row is AIQ's own data and stays as it is.
+    (receipt,) = Receipt.objects.bulk_create(
+        [
+            Receipt(
+                entity_id=command.entity_id,
+                check_reference=command.external_reference,
+                customer_id=found["pk"],
+                bank_account_id=found["bank_id"],
+                aiq_transaction_id=result["transaction_id"],
+                currency=payload.get("currency") or found["currency"],
+                payment_date=payload["payment_date"],
+                amount=amount,
+                unallocated_amount=amount,
+                description=(payload.get("description") or "")[:500],
+                last_synced_at=timezone.now(),
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["entity", "check_reference"],
+        update_fields=["aiq_transaction_id", "updated_at"],
     )
-    if not created and receipt.aiq_transaction_id is None:
-        receipt.aiq_transaction_id = result["transaction_id"]
-        receipt.save(update_fields=["aiq_transaction_id", "updated_at"])
     if payload.get("payment_id"):
         from payments.models import Payment
 
         Payment.objects.filter(pk=payload["payment_id"], receipt__isnull=True).update(
-            receipt=receipt
+            receipt_id=receipt.pk
         )
 
 
