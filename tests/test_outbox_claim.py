@@ -33,6 +33,21 @@ def test_a_row_is_claimed_once_and_the_second_claimer_gets_nothing(entity):
     assert not first[0].must_read_back
 
 
+def test_drains_share_the_last_due_rows_instead_of_one_taking_a_full_batch(entity):
+    for n in range(5):
+        _cmd(entity, f"R-{n}")
+    # plenty due for everyone: a full batch each
+    assert claiming.fair_share(2, workers=2) == 2
+    # 5 due, 4 workers: 2 each at most, so no worker is left with nothing while one works
+    # through a batch of 5 alone
+    assert claiming.fair_share(10, workers=4) == 2
+    assert claiming.fair_share(10, workers=1) == 10  # alone: no one to share with
+    claiming.claim_batch(limit=4)
+    assert claiming.fair_share(10, workers=4) == 1
+    claiming.claim_batch(limit=1)
+    assert claiming.fair_share(10, workers=4) == 1  # nothing visible: the claim decides
+
+
 def test_a_conditional_claim_on_a_stale_view_of_the_row_fails(entity):
     command = _cmd(entity, "R-1")
     now = timezone.now()

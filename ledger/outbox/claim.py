@@ -140,6 +140,21 @@ def claim_batch(
     ]
 
 
+def fair_share(limit: int, workers: int, entity_id: int | None = None) -> int:
+    """How many due rows one of `workers` drains should claim next: its share of what is due
+    now, at most `limit`. A drain that took a full batch of the last few rows would leave the
+    other workers idle while it works through them one AIQ call at a time; sharing them out
+    keeps every worker busy to the end of a bulk approval (1 when nothing is visibly due, so
+    the claim itself decides)."""
+    if workers <= 1:
+        return limit
+    due = due_commands()
+    if entity_id is not None:
+        due = due.filter(entity_id=entity_id)
+    visible = len(due.values_list("pk", flat=True)[: limit * workers])
+    return max(1, min(limit, -(-visible // workers)))
+
+
 def fenced(claim: Claim):
     """The row, only while this claim still holds it."""
     return OutboxCommand.objects.filter(

@@ -259,8 +259,12 @@ def drain(
     entity_id: int | None = None,
     client_factory: Callable = default_client_factory,
     limit: int | None = None,
+    workers: int = 1,
 ) -> dict[str, int]:
-    """Claim and run due rows in batches until none are due or the time budget is spent."""
+    """Claim and run due rows in batches until none are due or the time budget is spent.
+
+    `workers`: how many drains may run at once (the cluster's workers); each claims only its
+    share of the due rows (claim.fair_share), so none sits idle while another holds a batch."""
     deadline = time.monotonic() + budget_seconds
     counts: dict[str, int] = {}
     done = 0
@@ -274,7 +278,9 @@ def drain(
         return clients[entity.pk]
 
     while time.monotonic() < deadline and (limit is None or done < limit):
-        size = batch_size if limit is None else min(batch_size, limit - done)
+        size = claiming.fair_share(batch_size, workers, entity_id)
+        if limit is not None:
+            size = min(size, limit - done)
         claims = claiming.claim_batch(limit=size, prefer=prefer, entity_id=entity_id)
         prefer = None
         if not claims:

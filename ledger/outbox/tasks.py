@@ -67,6 +67,7 @@ def drain(prefer: list[int] | None = None, entity_id: int | None = None) -> dict
         batch_size=settings.OUTBOX_BATCH_SIZE,
         prefer=prefer,
         entity_id=entity_id,
+        workers=settings.Q_CLUSTER.get("workers", 1),
     )
     if time.monotonic() - started >= settings.OUTBOX_DRAIN_SECONDS and (
         claiming.due_commands().exists()
