@@ -188,6 +188,8 @@ class SyncStateAdmin(admin.ModelAdmin):
         "running",
         "progress_done",
         "progress_total",
+        "progress_step",
+        "progress_rows",
     )
     list_filter = ("entity", "object_type", "running")
 
@@ -282,6 +284,38 @@ class AttachmentAdmin(admin.ModelAdmin):
     search_fields = ("filename", "invoice__invoice_number")
     exclude = ("content",)
     raw_id_fields = ("invoice",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CustomerStatementLineInline(admin.TabularInline):
+    model = m.CustomerStatementLine
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.CustomerStatement)
+class CustomerStatementAdmin(admin.ModelAdmin):
+    """AIQ's statements as the pull mirrored them: read-only (a pull replaces them)."""
+
+    list_display = ("customer", "up_to", "balance", "currency", "entity")
+    list_filter = ("entity", "currency")
+    search_fields = ("customer__code", "customer__name")
+    list_select_related = ("customer", "entity")
+    inlines = [CustomerStatementLineInline]
 
     def has_add_permission(self, request):
         return False

@@ -516,6 +516,9 @@ class SyncState(models.Model):
     running = models.BooleanField(default=False)
     progress_done = models.PositiveIntegerField(default=0)
     progress_total = models.PositiveIntegerField(default=0)
+    # rows read so far by the step now running, so a long step shows it is moving
+    progress_step = models.CharField(max_length=40, blank=True)
+    progress_rows = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
 
     class Meta:
@@ -599,6 +602,7 @@ class OutboxCommand(models.Model):
         return f"{self.get_kind_display()} {self.external_reference} [{self.state}]"
 
 
-# Attachments sent to AIQ live in their own module (split by concept); imported here so Django
-# registers the model with the ledger app.
+# Attachments sent to AIQ and the mirrored customer statements live in their own modules (split
+# by concept); imported here so Django registers the models with the ledger app.
 from ledger.models_attachments import Attachment  # noqa: E402, F401
+from ledger.models_statements import CustomerStatement, CustomerStatementLine  # noqa: E402, F401

@@ -5,23 +5,30 @@ again, or paid twice).
 
 Transactions and allocations are incremental: each pass reads from the last cursor minus an
 overlap (AIQ's modified dates are not guaranteed to be monotonic across its servers), and rows
-are de-duplicated on AIQ's transaction id, so reading one twice is harmless.
+are de-duplicated on AIQ's transaction id, so reading one twice is harmless. Statements are
+pulled for the customers whose books moved since their last statement (see statements_due).
+
+The long steps take `progress`, called with the rows done so far, for the sync screen.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+from ledger.aiq.errors import AiqConfigurationError, AiqPermanentError
 from ledger.models import (
     Allocation,
     BankAccount,
     CreditNote,
     Customer,
+    CustomerStatement,
+    CustomerStatementLine,
     Department,
     DocumentStatus,
     GLAccount,
@@ -36,6 +43,17 @@ from ledger.outbox.executors import field as get
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 OPEN = (OutboxCommand.State.PENDING, OutboxCommand.State.IN_FLIGHT, OutboxCommand.State.UNCERTAIN)
 MAX_PAGES = 10_000
+# GetCustomersStatement takes a list of codes: this many customers per call
+STATEMENT_BATCH = 50
+# ageing buckets move with the calendar even when nothing is posted, so a statement is pulled
+# again at least this often (in effect the day's first pull is a full pass)
+STATEMENT_MAX_AGE = timedelta(hours=24)
+
+Progress = Callable[[int], None]
+
+
+def _no_progress(rows: int) -> None:
+    pass
 
 
 @dataclass
@@ -374,7 +392,12 @@ APPLY = {"invoice": _apply_invoice, "credit_note": _apply_credit_note, "receipt"
 
 
 def sync_transactions(
-    client, entity, since: datetime, until: datetime, paying_ids: set | None = None
+    client,
+    entity,
+    since: datetime,
+    until: datetime,
+    paying_ids: set | None = None,
+    progress: Progress = _no_progress,
 ) -> int:
     """Apply every sales transaction changed in [since, until]; collects the receipts and
     credit notes among them into `paying_ids` for the allocation step."""
@@ -404,19 +427,22 @@ def sync_transactions(
                 if kind in ("receipt", "credit_note") and paying_ids is not None:
                     paying_ids.add(int(get(row, "TransactionID")))
         skip += len(page)
+        progress(len(seen))
     return len(seen)
 
 
-def sync_allocations(client, entity, paying_ids) -> int:
+def sync_allocations(client, entity, paying_ids, progress: Progress = _no_progress) -> int:
     """Allocations of the receipts/credit notes that changed in this window (an allocation
     changes both sides' outstanding, so their modified date moves). AIQ's allocation list does
     not carry the allocationReference, so ours are recognised by pair and amount."""
-    created = 0
+    created = read = 0
     for paying in sorted(paying_ids):
         entries = allocation_entries(client, paying)
         with transaction.atomic():
             for entry in entries:
                 created += _apply_allocation(entity, paying, entry)
+        read += len(entries)
+        progress(read)
     return created
 
 
@@ -448,6 +474,149 @@ def _apply_allocation(entity, paying: int, entry) -> int:
         last_synced_at=timezone.now(),
     )
     return 1
+
+
+# --- statements ------------------------------------------------------------------------------
+
+
+class StatementsIncomplete(Exception):
+    """Some customers' statements could not be pulled; their stored ones stay as they were."""
+
+
+def _read_since(model):
+    return Exists(
+        model.objects.filter(customer=OuterRef("customer"), last_synced_at__gt=OuterRef("up_to"))
+    )
+
+
+def statements_due(entity, now: datetime | None = None) -> list[str]:
+    """Codes of the customers whose statement should be pulled: never pulled; pulled more than
+    STATEMENT_MAX_AGE ago; one of their invoices, receipts or credit notes was read from AIQ
+    since (new, or its outstanding moved by an allocation); or AIQ's balance from the balances
+    step differs from the statement's (e.g. a journal, which the pull does not apply).
+
+    The transactions step re-reads its overlap window, so a change usually brings its customer
+    back here twice. Only customers AIQ knows are asked for: AIQ refuses a batch naming a code
+    it does not have (one created here and still waiting in the outbox)."""
+    cutoff = (now or timezone.now()) - STATEMENT_MAX_AGE
+    outdated = (
+        CustomerStatement.objects.filter(entity=entity)
+        .filter(
+            Q(up_to__lt=cutoff)
+            | ~Q(balance=F("customer__balance"))
+            | _read_since(Invoice)
+            | _read_since(Receipt)
+            | _read_since(CreditNote)
+        )
+        .values("customer_id")
+    )
+    return list(
+        Customer.objects.filter(entity=entity)
+        .filter(Q(aiq_account_id__isnull=False) | Q(last_synced_at__isnull=False))
+        .filter(Q(statement__isnull=True) | Q(pk__in=outdated))
+        .order_by("code")
+        .values_list("code", flat=True)
+    )
+
+
+def sync_statements(
+    client,
+    entity,
+    codes: list[str],
+    progress: Progress = _no_progress,
+    batch_size: int | None = None,
+) -> int:
+    """Pull the statements of `codes`, a batch per call, and replace each customer's stored one.
+
+    AIQ refuses a whole batch for one bad code (e.g. a customer deleted there), so a refused
+    batch is asked again one customer at a time; those still refused keep their stored
+    statement and are named in the StatementsIncomplete raised at the end. When every one of
+    them is refused the fault is not the codes: it is raised at once, as is any error that is
+    not a refusal (AIQ down), leaving the customers not yet pulled as they were."""
+    batch_size = batch_size or STATEMENT_BATCH
+    stored, refused = 0, {}
+    for start in range(0, len(codes), batch_size):
+        batch = codes[start : start + batch_size]
+        try:
+            stored += pull_statements(client, entity, batch)
+        except AiqConfigurationError:
+            raise
+        except AiqPermanentError as batch_error:
+            failures = {}
+            for code in batch:
+                try:
+                    stored += pull_statements(client, entity, [code])
+                except AiqPermanentError as error:
+                    failures[code] = error.message
+            if len(batch) > 1 and len(failures) == len(batch):
+                raise batch_error
+            refused.update(failures)
+        progress(stored)
+    if refused:
+        named = "; ".join(f"{code}: {message}" for code, message in sorted(refused.items()))
+        raise StatementsIncomplete(f"{len(refused)} not pulled ({named})")
+    return stored
+
+
+def pull_statements(client, entity, codes: list[str]) -> int:
+    """One GetCustomersStatement call for `codes`, stored in one transaction; AIQ's errors
+    propagate (nothing is stored then)."""
+    if not codes:
+        return 0  # an empty list asks AIQ for every customer
+    up_to = timezone.now()
+    answer = client.get_customers_statement(up_to=up_to, customer_codes=codes, show_zeros=True)
+    by_code = {str(get(get(s, "CustomerState"), "CustomerCode")).upper(): s for s in answer}
+    customers = Customer.objects.filter(entity=entity, code__in=[c.upper() for c in codes])
+    with transaction.atomic():
+        for customer in customers:
+            # asked with showZeros, so a customer left out has nothing open: an empty statement
+            _store_statement(customer, up_to, by_code.get(customer.code))
+    return len(customers)
+
+
+def _store_statement(customer, up_to: datetime, statement) -> None:
+    state = get(statement, "CustomerState") or {}
+
+    def amount(name):
+        return decimal(get(state, name) or 0)
+
+    header, _ = CustomerStatement.objects.update_or_create(
+        customer=customer,
+        defaults={
+            "entity_id": customer.entity_id,
+            "up_to": up_to,
+            "currency": customer.currency,
+            "balance": amount("CurrentBalance"),
+            "days_0_30": amount("From0To30DaysBalanceBucket"),
+            "days_30_60": amount("From30To60DaysBalanceBucket"),
+            "days_60_90": amount("From60To90DaysBalanceBucket"),
+            "days_90_120": amount("From90To120DaysBalanceBucket"),
+            "days_120_plus": amount("From120DaysPlusBalanceBucket"),
+            "future": amount("FutureBalanceBucket"),
+        },
+    )
+    header.lines.all().delete()
+    running = Decimal(0)
+    lines = []
+    for position, row in enumerate(items(get(statement, "TransactionList"), "TransactionState")):
+        outstanding = decimal(get(row, "OutstandingAmount") or 0)
+        running += outstanding
+        lines.append(
+            CustomerStatementLine(
+                statement=header,
+                position=position,
+                aiq_transaction_id=int(get(row, "TransactionReference")),
+                transaction_type=(get(row, "Type") or "")[:40],
+                internal_number=(get(row, "InternalNumber") or "")[:50],
+                external_reference=(get(row, "ExternalReference") or "")[:100],
+                description=(get(row, "Description") or "")[:200],
+                transaction_date=_day(get(row, "TransactionDate")),
+                amount=decimal(get(row, "Amount") or 0),
+                outstanding_amount=outstanding,
+                running_balance=running,
+            )
+        )
+    CustomerStatementLine.objects.bulk_create(lines)
 
 
 def window(cursor: datetime | None, until: datetime) -> datetime:

@@ -1,19 +1,23 @@
 """Services for the pull from AIQ: start one (on demand or scheduled) and run it with progress.
 
 Progress lives in SyncState(object_type="all") for the UI's progress bar (progress_done of
-progress_total steps, running, last_error); each incremental object type keeps its own cursor
-row. A second start while one runs is refused, so two pulls never race on the same rows.
+progress_total steps, the running step's name and rows read so far, running, last_error); each
+incremental object type keeps its own cursor row. A second start while one runs is refused, so
+two pulls never race on the same rows.
 """
 
 import logging
+import time
 from datetime import timedelta
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from ledger.models import Entity, SyncState
+from ledger.models import Customer, CustomerStatement, Entity, SyncState
 from ledger.sync import pull
-from staff.services import audit_log
+from staff.models import Role
+from staff.services import audit_log, user_has_role
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +29,11 @@ LISTS = [
     ("departments", pull.sync_departments),
     ("customers", pull.sync_customers),
 ]
-STEPS = [name for name, _ in LISTS] + ["transactions", "allocations", "balances"]
+STEPS = [name for name, _ in LISTS] + ["transactions", "allocations", "balances", "statements"]
 # a run whose worker died is not "running" for ever: after this it may be started again
 STALE_AFTER = timedelta(minutes=30)
+# rows read are written to SyncState at most this often (the end of a step always is)
+ROWS_EVERY_SECONDS = 0.5
 
 
 class SyncAlreadyRunning(Exception):
@@ -51,6 +57,8 @@ def sync_claim(*, entity: Entity, actor=None) -> SyncState:
         state.last_started_at = now
         state.progress_done = 0
         state.progress_total = len(STEPS)
+        state.progress_step = ""
+        state.progress_rows = 0
         state.last_error = ""
         state.save()
         audit_log(
@@ -71,8 +79,25 @@ def sync_start(*, entity: Entity, actor=None) -> SyncState:
     return state
 
 
-def _progress(entity, done: int) -> None:
-    SyncState.objects.filter(entity=entity, object_type=ALL).update(progress_done=done)
+def _progress(entity, **fields) -> None:
+    SyncState.objects.filter(entity=entity, object_type=ALL).update(**fields)
+
+
+class _RowsReporter:
+    """What a step calls with its rows read so far. Writes them to SyncState at most every
+    ROWS_EVERY_SECONDS, so a page of rows never waits on a progress write."""
+
+    def __init__(self, entity, step: str):
+        self.entity = entity
+        self.rows: int | None = None
+        self._written_at = time.monotonic()
+        _progress(entity, progress_step=step, progress_rows=0)
+
+    def __call__(self, rows: int) -> None:
+        self.rows = rows
+        if time.monotonic() - self._written_at >= ROWS_EVERY_SECONDS:
+            self._written_at = time.monotonic()
+            _progress(self.entity, progress_rows=rows)
 
 
 def sync_run(*, entity: Entity, client=None) -> dict[str, int]:
@@ -89,26 +114,30 @@ def sync_run(*, entity: Entity, client=None) -> dict[str, int]:
             errors.append(f"connect: {exc}")
 
     def step(name, fn):
+        """fn(progress) -> its count for the run's summary."""
         nonlocal done
+        reporter = _RowsReporter(entity, name)
         try:
             if client is None:
                 raise RuntimeError("not connected to AIQ")
-            counts[name] = fn()
+            counts[name] = fn(reporter)
+            if reporter.rows is None:  # a one-call step: its count is its rows
+                reporter.rows = counts[name]
         except Exception as exc:  # noqa: BLE001 - reported in SyncState, next steps still run
             log.exception("sync %s %s failed", entity.pk, name)
             errors.append(f"{name}: {exc}")
         done += 1
-        _progress(entity, done)
+        _progress(entity, progress_done=done, progress_rows=reporter.rows or 0)
 
     for name, fn in LISTS:
-        step(name, lambda fn=fn: fn(client, entity))
+        step(name, lambda progress, fn=fn: fn(client, entity))
     paying_ids: set[int] = set()
 
-    def transactions():
+    def transactions(progress):
         cursor = _state(entity, "transactions")
         until = timezone.now()
         since = pull.window(cursor.last_modified_cursor, until)
-        result = pull.sync_transactions(client, entity, since, until, paying_ids)
+        result = pull.sync_transactions(client, entity, since, until, paying_ids, progress)
         # the cursor moves only after the whole window was read
         SyncState.objects.filter(pk=cursor.pk).update(
             last_started_at=until,
@@ -118,8 +147,17 @@ def sync_run(*, entity: Entity, client=None) -> dict[str, int]:
         return result
 
     step("transactions", transactions)
-    step("allocations", lambda: pull.sync_allocations(client, entity, paying_ids))
-    step("balances", lambda: pull.sync_balances(client, entity))
+    step(
+        "allocations", lambda progress: pull.sync_allocations(client, entity, paying_ids, progress)
+    )
+    step("balances", lambda progress: pull.sync_balances(client, entity))
+    # last: it picks its customers from what the steps above read (pull.statements_due)
+    step(
+        "statements",
+        lambda progress: pull.sync_statements(
+            client, entity, pull.statements_due(entity), progress
+        ),
+    )
 
     now = timezone.now()
     with transaction.atomic():
@@ -143,3 +181,17 @@ def sync_run(*, entity: Entity, client=None) -> dict[str, int]:
 def sync_progress(*, entity: Entity) -> SyncState:
     """For the UI's progress bar."""
     return _state(entity, ALL)
+
+
+def statement_refresh(*, customer: Customer, actor, client=None) -> CustomerStatement:
+    """Pull one customer's statement from AIQ now (the customer page's "Refresh from AIQ").
+    AIQ's errors (ledger.aiq.errors.AiqError) reach the caller; the stored statement is then
+    left as it was."""
+    if not user_has_role(actor, Role.CLERK):
+        raise PermissionDenied("Only staff can refresh a statement from AIQ.")
+    if client is None:
+        from ledger.aiq.client import AiqClient
+
+        client = AiqClient.for_entity(customer.entity)
+    pull.pull_statements(client, customer.entity, [customer.code])
+    return CustomerStatement.objects.get(customer=customer)

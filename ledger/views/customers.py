@@ -1,12 +1,14 @@
-"""Customers: list, and detail with AIQ statement and balance, credit check, open items."""
+"""Customers: list, and detail with the statement mirrored from AIQ, credit check, open items."""
 
-from django.shortcuts import render
-from django.utils import timezone
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
 
 from ledger import selectors
 from ledger.aiq.errors import AiqError
 from ledger.forms import CustomerFilter
-from ledger.models import Customer
+from ledger.models import Customer, CustomerStatement
+from ledger.sync import services as sync_services
 from staff.views import clerk_required, get_or_404
 
 
@@ -22,49 +24,56 @@ def customer_list(request):
     return render(request, "ledger/customers.html", {"filter": filterset, "customers": customers})
 
 
+STATEMENT_LINES_SHOWN = 500
+
+
+def _statement_context(customer, statement, error: str = "") -> dict:
+    lines = list(statement.lines.all()[:STATEMENT_LINES_SHOWN]) if statement else []
+    total = statement.lines.count() if len(lines) == STATEMENT_LINES_SHOWN else len(lines)
+    return {
+        "customer": customer,
+        "statement": statement,
+        "lines": lines,
+        "lines_total": total,
+        "error": error,
+    }
+
+
 @clerk_required
 def customer_detail(request, customer_id):
     customer = get_or_404(Customer.objects.select_related("entity"), pk=customer_id)
+    statement = CustomerStatement.objects.filter(customer=customer).first()
     context = {
         "customer": customer,
         "exposure": selectors.customer_exposure(customer),
         "open_items": list(selectors.customer_open_items(customer)[:200]),
         "payments": list(customer.payments.order_by("-received_at", "-id")[:50]),
     }
+    if statement is not None:  # none yet: the page asks the statement view, which pulls it
+        context.update(_statement_context(customer, statement))
     return render(request, "ledger/customer_detail.html", context)
 
 
-def _statement(customer):
-    """The statement and balance as AIQ reports them now (reads; nothing is stored)."""
-    from ledger.aiq.client import AiqClient
-
-    client = AiqClient.for_entity(customer.entity)
-    now = timezone.now()
-    statements = client.get_customers_statement(
-        up_to=now, customer_codes=[customer.code], show_zeros=True
-    )
-    balances = (
-        client.get_account_balance_information(at=now, account_ids=[customer.aiq_account_id])
-        if customer.aiq_account_id
-        else []
-    )
-    state, rows = {}, []
-    for statement in statements:
-        if str(statement.get("CustomerState", {}).get("CustomerCode", "")).upper() == customer.code:
-            state = statement["CustomerState"]
-            listed = statement.get("TransactionList") or []
-            if isinstance(listed, dict):  # the array wrapper kept by the decoder
-                listed = listed.get("TransactionState") or []
-            rows = listed if isinstance(listed, list) else [listed]
-    return {"state": state, "rows": rows, "balance": balances[0] if balances else None}
-
-
+@require_http_methods(["GET", "POST"])
 @clerk_required
 def customer_statement(request, customer_id):
-    """htmx: the statement and balance from AIQ, fetched live when the page asks for it."""
+    """htmx partial: the customer's statement as last pulled from AIQ. POST ("Refresh from
+    AIQ") pulls it again now; a GET for a customer never pulled pulls it once. When AIQ fails,
+    its message is shown with the statement stored before (if any)."""
     customer = get_or_404(Customer.objects.select_related("entity"), pk=customer_id)
-    try:
-        context = {"customer": customer, **_statement(customer), "error": ""}
-    except AiqError as error:
-        context = {"customer": customer, "error": error.message}
-    return render(request, "ledger/_customer_statement.html", context)
+    statement = CustomerStatement.objects.filter(customer=customer).first()
+    error = ""
+    if request.method == "POST" or statement is None:
+        try:
+            statement = sync_services.statement_refresh(customer=customer, actor=request.user)
+        except AiqError as exc:  # AIQ's own message; the client keeps credentials out of it
+            error = exc.message
+    if request.method == "POST" and not request.htmx:
+        if error:
+            messages.error(request, f"Statement not refreshed: AIQ did not answer: {error}")
+        else:
+            messages.success(request, "Statement refreshed from AIQ.")
+        return redirect("ledger:customer", customer.pk)
+    return render(
+        request, "ledger/_customer_statement.html", _statement_context(customer, statement, error)
+    )
