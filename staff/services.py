@@ -30,15 +30,39 @@ def audit_log(
     after: dict | None = None,
 ) -> AuditEntry:
     """Write one audit entry. Call it inside the same transaction as the change it records."""
+    _require_atomic()
+    entry = audit_entry(
+        actor=actor,
+        action=action,
+        obj=obj,
+        object_type=object_type,
+        object_id=object_id,
+        summary=summary,
+        before=before,
+        after=after,
+    )
+    entry.save()
+    return entry
+
+
+def audit_entry(
+    *,
+    actor: AbstractBaseUser | None,
+    action: str,
+    obj: models.Model | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
+    summary: str = "",
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEntry:
+    """The unsaved entry audit_log writes; audit_log_many writes a list of them at once."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
     if actor is not None and (isinstance(actor, AnonymousUser) or not actor.is_authenticated):
         actor = None
-    if not transaction.get_connection().in_atomic_block:
-        # An audit row outside the change's transaction could survive a rollback of the change.
-        raise RuntimeError("audit_log must be called inside transaction.atomic()")
-    return AuditEntry.objects.create(
+    return AuditEntry(
         actor=actor,
         action=action,
         object_type=object_type,
@@ -47,6 +71,18 @@ def audit_log(
         before=_jsonable(before),
         after=_jsonable(after),
     )
+
+
+def audit_log_many(entries: list[AuditEntry]) -> list[AuditEntry]:
+    """Write many audit_entry() rows with one bulk insert, inside the change's transaction."""
+    _require_atomic()
+    return AuditEntry.objects.bulk_create(entries)
+
+
+def _require_atomic() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        # An audit row outside the change's transaction could survive a rollback of the change.
+        raise RuntimeError("audit_log must be called inside transaction.atomic()")
 
 
 def user_has_role(user, role: Role | str) -> bool:

@@ -29,6 +29,8 @@ needs_person -> cancelled (outbox_cancel); failed/needs_person/uncertain -> pend
 (outbox_retry).
 """
 
+from dataclasses import dataclass
+
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -79,6 +81,112 @@ def outbox_enqueue(
     return command
 
 
+@dataclass(eq=False)
+class NewCommand:
+    """outbox_enqueue's arguments, for outbox_enqueue_many. depends_on may be another
+    NewCommand of the same call (its row is inserted first) or a row already saved."""
+
+    entity: Entity
+    kind: str
+    payload: dict
+    external_reference: str
+    depends_on: "NewCommand | OutboxCommand | None" = None
+    origin_type: str = ""
+    origin_id: int | None = None
+    created_by: object = None
+
+    @property
+    def key(self) -> tuple[int, str]:
+        return (self.entity.pk, self.external_reference)
+
+
+# references per existence look-up (stays under SQLite's 999-variable builds)
+_LOOKUP_BATCH = 900
+
+
+def outbox_enqueue_many(commands: list[NewCommand]) -> list[OutboxCommand]:
+    """outbox_enqueue for many commands: the same rows, the result in the same order.
+
+    Idempotent on (entity, external_reference) like outbox_enqueue: a reference already queued,
+    or given twice, yields the existing row. Rows are inserted dependencies first, one
+    bulk_create per level; a concurrent enqueue of one of the references (the unique
+    constraint) sends that level through outbox_enqueue one by one, which returns the winner's
+    row. Call inside the decision's transaction; workers wake once after commit."""
+    done = _already_queued(commands)
+    created: list[int] = []
+    todo = commands
+    while todo:
+        level: dict[tuple[int, str], NewCommand] = {}
+        later = []
+        for command in todo:
+            if command.key in done or command.key in level:
+                continue
+            if isinstance(command.depends_on, NewCommand) and command.depends_on.key not in done:
+                later.append(command)
+            else:
+                level[command.key] = command
+        if not level and later:
+            raise ValueError(
+                f"{later[0].external_reference} depends on a command that is not enqueued "
+                "by this call."
+            )
+        rows = [
+            OutboxCommand(
+                entity=c.entity,
+                kind=c.kind,
+                payload=c.payload,
+                external_reference=c.external_reference,
+                depends_on=_saved(c.depends_on, done),
+                origin_type=c.origin_type,
+                origin_id=c.origin_id,
+                created_by=c.created_by,
+            )
+            for c in level.values()
+        ]
+        try:
+            with transaction.atomic():
+                OutboxCommand.objects.bulk_create(rows)
+        except IntegrityError:
+            rows = [
+                outbox_enqueue(
+                    entity=c.entity,
+                    kind=c.kind,
+                    payload=c.payload,
+                    external_reference=c.external_reference,
+                    depends_on=_saved(c.depends_on, done),
+                    origin_type=c.origin_type,
+                    origin_id=c.origin_id,
+                    created_by=c.created_by,
+                )
+                for c in level.values()
+            ]  # outbox_enqueue wakes for the rows it creates
+        else:
+            created.extend(row.pk for row in rows)
+        done.update(zip(level, rows, strict=True))
+        todo = later
+    _wake_after_commit_many(created)
+    return [done[command.key] for command in commands]
+
+
+def _already_queued(commands: list[NewCommand]) -> dict[tuple[int, str], OutboxCommand]:
+    done = {}
+    refs_by_entity: dict[int, set[str]] = {}
+    for command in commands:
+        refs_by_entity.setdefault(command.entity.pk, set()).add(command.external_reference)
+    for entity_id, refs in refs_by_entity.items():
+        refs = sorted(refs)
+        for start in range(0, len(refs), _LOOKUP_BATCH):
+            for row in OutboxCommand.objects.filter(
+                entity_id=entity_id, external_reference__in=refs[start : start + _LOOKUP_BATCH]
+            ):
+                done[(entity_id, row.external_reference)] = row
+    return done
+
+
+def _saved(depends_on, done) -> OutboxCommand | None:
+    return done[depends_on.key] if isinstance(depends_on, NewCommand) else depends_on
+
+
 class _Wake:
     """The one on-commit wake of a transaction, with every command it enqueued."""
 
@@ -90,19 +198,25 @@ class _Wake:
 
 
 def _wake_after_commit(command_id: int) -> None:
+    _wake_after_commit_many([command_id])
+
+
+def _wake_after_commit_many(command_ids: list[int]) -> None:
     """Wake workers once per transaction, not once per command: a bulk approval enqueues
     hundreds of commands, and a queued task per command cost more than the work it woke.
 
     Django keeps a transaction's hooks in connection.run_on_commit and drops those of a
     savepoint that rolls back; a hook still listed was registered in this transaction outside
-    any rolled-back savepoint, so adding our id to it wakes exactly when our row commits."""
+    any rolled-back savepoint, so adding our ids to it wakes exactly when our rows commit."""
+    if not command_ids:
+        return
     connection = transaction.get_connection()
     for _savepoints, hook, _robust in connection.run_on_commit:
         if isinstance(hook, _Wake):
-            hook.command_ids.append(command_id)
+            hook.command_ids.extend(command_ids)
             return
     hook = _Wake()
-    hook.command_ids.append(command_id)
+    hook.command_ids.extend(command_ids)
     transaction.on_commit(hook)
 
 

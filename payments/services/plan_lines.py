@@ -6,6 +6,7 @@ See payments/services/plans.py for the invariants and the lock order.
 from dataclasses import dataclass
 from decimal import Decimal
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import BigIntegerField, F, Sum
 
@@ -83,15 +84,42 @@ def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decima
 
 def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=None):
     """Validate lines against locked invoices; returns (customer_id, invoices by id, on account)."""
-    currency = payment.currency
     ids = [line.invoice_id for line in lines]
-    if len(set(ids)) != len(ids):
-        raise PlanRefused("An invoice appears twice in the plan; use one line per invoice.")
     # lock in id order (see module docstring)
     invoices = {
         inv.pk: inv for inv in Invoice.objects.select_for_update().filter(pk__in=ids).order_by("pk")
     }
     held = reserved_elsewhere(ids, exclude_plan_id=plan_id)
+    codes = {line.write_off_gl_account_code for line in lines if line.write_off_amount} - {""}
+    gl_codes = (
+        set(
+            GLAccount.objects.filter(entity_id=payment.entity_id, code__in=codes).values_list(
+                "code", flat=True
+            )
+        )
+        if codes
+        else set()
+    )
+    customer_id, on_account = validate_lines(payment, lines, customer_id, invoices, held, gl_codes)
+    return customer_id, invoices, on_account
+
+
+def validate_lines(
+    payment: Payment,
+    lines: list[LineInput],
+    customer_id,
+    invoices: dict,
+    held: dict[int, Decimal],
+    gl_codes,
+):
+    """The checks of check_lines over rows already locked and read: the invoices by id, what
+    other live plans hold on them, the payment's entity's known GL codes among the lines'.
+    Returns (customer_id, on account) or raises PlanRefused; reads nothing from the database,
+    so a bulk caller can check many plans against one chunk's locked rows."""
+    currency = payment.currency
+    ids = [line.invoice_id for line in lines]
+    if len(set(ids)) != len(ids):
+        raise PlanRefused("An invoice appears twice in the plan; use one line per invoice.")
     for line in lines:
         invoice = invoices.get(line.invoice_id)
         if invoice is None:
@@ -116,7 +144,7 @@ def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=N
             raise PlanRefused(f"Invoice {label}: {error}") from None
         if min(line.amount, line.discount_amount, line.write_off_amount) < 0:
             raise PlanRefused(f"Invoice {label}: amounts cannot be negative.")
-        settles = line.amount + line.discount_amount + line.write_off_amount
+        settles = line_settles(line)
         if settles == 0:
             raise PlanRefused(f"Invoice {label}: the line allocates nothing.")
         if line.discount_amount and not line.amount:
@@ -125,7 +153,7 @@ def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=N
             code = line.write_off_gl_account_code
             if not code:
                 raise PlanRefused(f"Invoice {label}: a write-off needs a GL account.")
-            if not GLAccount.objects.filter(entity_id=payment.entity_id, code=code).exists():
+            if code not in gl_codes:
                 raise PlanRefused(f"Invoice {label}: GL account {code} is not known.")
         open_amount = invoice.outstanding_amount - held.get(invoice.pk, ZERO)
         if settles > open_amount:
@@ -143,10 +171,27 @@ def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=N
         )
     if customer_id is None:
         raise PlanRefused("A plan with no invoices needs a customer to hold the money on account.")
-    return customer_id, invoices, on_account
+    return customer_id, on_account
+
+
+def line_settles(line: LineInput) -> Decimal:
+    """How much of the invoice's open amount the line uses up."""
+    return line.amount + line.discount_amount + line.write_off_amount
+
+
+def lines_need_approval(payment: Payment, lines: list[LineInput]) -> bool:
+    """Maker-checker: above the threshold, and every discount or write-off, needs a checker."""
+    if available_amount(payment) > settings.APPROVAL_THRESHOLD:
+        return True
+    return any(line.discount_amount or line.write_off_amount for line in lines)
 
 
 def plan_snapshot(plan: AllocationPlan) -> dict:
+    return snapshot_of(plan, plan.lines.order_by("invoice_id"))
+
+
+def snapshot_of(plan: AllocationPlan, lines) -> dict:
+    """plan_snapshot over lines already in hand (sorted by invoice id, amounts as stored)."""
     return {
         "state": plan.state,
         "version": plan.version,
@@ -159,7 +204,7 @@ def plan_snapshot(plan: AllocationPlan) -> dict:
                 "write_off": line.write_off_amount,
                 "gl": line.write_off_gl_account_code,
             }
-            for line in plan.lines.order_by("invoice_id")
+            for line in lines
         ],
     }
 

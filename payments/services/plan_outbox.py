@@ -8,8 +8,8 @@ deterministic, so the outbox can read each write back from AIQ before ever repea
 
 from django.utils import timezone
 
-from ledger.models import BankAccount, OutboxCommand
-from ledger.outbox.services import outbox_enqueue
+from ledger.models import BankAccount, Invoice, OutboxCommand
+from ledger.outbox.services import NewCommand, outbox_enqueue
 from payments.models import AllocationPlan, Payment
 from payments.services.plan_lines import PlanRefused, amount_text, available_amount
 
@@ -31,17 +31,51 @@ def receiving_bank(entity, currency: str) -> BankAccount:
 
 def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[OutboxCommand]:
     """One receipt, then per line its allocations, each depending on what it allocates."""
+    lines = plan.lines.select_related("invoice").order_by("invoice_id")
+    commands = plan_commands(
+        plan_id=plan.pk,
+        payment=payment,
+        customer_code=plan.customer.code,
+        bank=receiving_bank(payment.entity, payment.currency),
+        lines=[(line, line.invoice) for line in lines],
+        actor=actor,
+    )
+    saved: dict[int, OutboxCommand] = {}  # id(NewCommand) -> its row
+    for command in commands:
+        depends_on = command.depends_on
+        saved[id(command)] = outbox_enqueue(
+            entity=command.entity,
+            kind=command.kind,
+            payload=command.payload,
+            external_reference=command.external_reference,
+            depends_on=saved[id(depends_on)] if depends_on is not None else None,
+            origin_type=command.origin_type,
+            origin_id=command.origin_id,
+            created_by=command.created_by,
+        )
+    return list(saved.values())
+
+
+def require_posted(invoice: Invoice) -> None:
+    if invoice.aiq_transaction_id is None:
+        raise PlanRefused(f"Invoice {invoice} is not posted in AIQ yet; it cannot be settled.")
+
+
+def plan_commands(
+    *, plan_id: int, payment: Payment, customer_code: str, bank: BankAccount, lines, actor
+) -> list[NewCommand]:
+    """The outbox commands of an approved plan, built without touching the database (shared by
+    plan_hand_to_outbox and the set-based auto-approval). `lines` are (line, invoice) pairs
+    in invoice id order; a line is a plan line or a LineInput."""
     entity = payment.entity
-    bank = receiving_bank(entity, payment.currency)
-    customer = plan.customer
     today = timezone.localdate().isoformat()
-    origin = {"origin_type": "allocation_plan", "origin_id": plan.pk, "created_by": actor}
-    receipt = outbox_enqueue(
+    origin = {"origin_type": "allocation_plan", "origin_id": plan_id, "created_by": actor}
+    receipt = NewCommand(
         entity=entity,
         kind=OutboxCommand.Kind.POST_RECEIPT,
         external_reference=f"RCPT-{payment.pk}",
         payload={
-            "customer_code": customer.code,
+            "customer_code": customer_code,
             "bank_account_code": bank.bank_account_code,
             "amount": amount_text(available_amount(payment), payment.currency),
             "currency": payment.currency,
@@ -52,10 +86,8 @@ def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[O
         **origin,
     )
     commands = [receipt]
-    for line in plan.lines.select_related("invoice").order_by("invoice_id"):
-        invoice = line.invoice
-        if invoice.aiq_transaction_id is None:
-            raise PlanRefused(f"Invoice {invoice} is not posted in AIQ yet; it cannot be settled.")
+    for line, invoice in lines:
+        require_posted(invoice)
         base = {
             "paying_transaction_id": None,
             "settled_transaction_id": invoice.aiq_transaction_id,
@@ -70,24 +102,24 @@ def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[O
             if discount:
                 payload["discount_amount"] = amount_text(discount, payment.currency)
             commands.append(
-                outbox_enqueue(
+                NewCommand(
                     entity=entity,
                     kind=OutboxCommand.Kind.ALLOCATE_WITH_DISCOUNT
                     if discount
                     else OutboxCommand.Kind.ALLOCATE,
-                    external_reference=f"ALLOC-{plan.pk}-{invoice.pk}",
+                    external_reference=f"ALLOC-{plan_id}-{invoice.pk}",
                     payload=payload,
                     depends_on=receipt,
                     **origin,
                 )
             )
         if line.write_off_amount:
-            journal = outbox_enqueue(
+            journal = NewCommand(
                 entity=entity,
                 kind=OutboxCommand.Kind.POST_WRITE_OFF,
-                external_reference=f"WOFF-{plan.pk}-{invoice.pk}",
+                external_reference=f"WOFF-{plan_id}-{invoice.pk}",
                 payload={
-                    "customer_code": customer.code,
+                    "customer_code": customer_code,
                     "gl_account_code": line.write_off_gl_account_code,
                     "amount": amount_text(line.write_off_amount, payment.currency),
                     "currency": payment.currency,
@@ -98,10 +130,10 @@ def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[O
             )
             commands.append(journal)
             commands.append(
-                outbox_enqueue(
+                NewCommand(
                     entity=entity,
                     kind=OutboxCommand.Kind.ALLOCATE,
-                    external_reference=f"ALLOC-WOFF-{plan.pk}-{invoice.pk}",
+                    external_reference=f"ALLOC-WOFF-{plan_id}-{invoice.pk}",
                     payload={
                         **base,
                         "amount": amount_text(line.write_off_amount, payment.currency),

@@ -26,8 +26,8 @@ from payments.models import AllocationPlan, Payment
 from payments.services.plan_lines import (
     LineInput,
     PlanRefused,
-    available_amount,
     check_lines,
+    lines_need_approval,
     plan_snapshot,
     write_lines,
 )
@@ -36,6 +36,7 @@ from staff.models import Role
 from staff.services import audit_log, user_has_role
 
 State = AllocationPlan.State
+ALREADY_PLANNED = "This payment already has a plan; edit that one instead."
 
 
 def _require_clerk(actor) -> None:
@@ -51,15 +52,32 @@ def _lock_plan(plan_id: int) -> AllocationPlan:
     return AllocationPlan.objects.select_for_update().get(pk=plan_id)
 
 
-def _needs_approval(payment: Payment, lines: list[LineInput]) -> bool:
-    if available_amount(payment) > settings.APPROVAL_THRESHOLD:
-        return True
-    return any(line.discount_amount or line.write_off_amount for line in lines)
-
-
 def _set_match_state(payment: Payment, state: str) -> None:
     Payment.objects.filter(pk=payment.pk).update(match_state=state, updated_at=timezone.now())
     payment.match_state = state
+
+
+# Audit wording shared with the set-based auto-approval (payments/services/auto_approve.py).
+def propose_summary(payment: Payment, line_count: int, on_account, proposal) -> str:
+    return (
+        f"plan for payment {payment.external_id}: {line_count} line(s), "
+        f"{format_money(on_account, payment.currency)} on account"
+        + (f" (rule {proposal.rule_kind})" if proposal is not None else "")
+    )
+
+
+def approve_summary(how: str, command_count: int) -> str:
+    return f"{how}; {command_count} AIQ command(s) queued"
+
+
+def auto_approved_how(proposal) -> str:
+    return f"auto-approved by rule {proposal.rule_kind}"
+
+
+def auto_approve_waits_summary() -> str:
+    return (
+        f"auto-approve rule matched, but above {settings.APPROVAL_THRESHOLD}: waits for an approver"
+    )
 
 
 def plan_propose(
@@ -72,7 +90,7 @@ def plan_propose(
     with transaction.atomic():
         payment = _lock_payment(payment.pk)
         if payment.plans.filter(state__in=[*RESERVING_PLAN_STATES, State.CONFIRMED]).exists():
-            raise PlanRefused("This payment already has a plan; edit that one instead.")
+            raise PlanRefused(ALREADY_PLANNED)
         customer_id = customer.pk if customer else payment.customer_id
         customer_id, _invoices, on_account = check_lines(payment, lines, customer_id)
         plan = AllocationPlan(
@@ -81,7 +99,7 @@ def plan_propose(
             customer_id=customer_id,
             maker=None if system else actor,
             on_account_amount=on_account,
-            needs_approval=_needs_approval(payment, lines),
+            needs_approval=lines_need_approval(payment, lines),
             state=State.DRAFT,
         )
         plan.full_clean()
@@ -89,7 +107,7 @@ def plan_propose(
             with transaction.atomic():
                 plan.save()
         except IntegrityError:  # a concurrent propose won the one-live-plan constraint
-            raise PlanRefused("This payment already has a plan; edit that one instead.") from None
+            raise PlanRefused(ALREADY_PLANNED) from None
         write_lines(plan, lines)
         if proposal is not None:
             payment.proposals.filter(state="open").exclude(pk=proposal.pk).update(
@@ -102,9 +120,7 @@ def plan_propose(
             actor=None if system else actor,
             action="plan.propose",
             obj=plan,
-            summary=f"plan for payment {payment.external_id}: {len(lines)} line(s), "
-            f"{format_money(on_account, payment.currency)} on account"
-            + (f" (rule {proposal.rule_kind})" if proposal is not None else ""),
+            summary=propose_summary(payment, len(lines), on_account, proposal),
             after=plan_snapshot(plan),
         )
     return plan
@@ -131,7 +147,7 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
             plan.lines.all().delete()  # draft lines: nothing in AIQ refers to them
             write_lines(plan, lines)
             plan.on_account_amount = on_account
-            plan.needs_approval = _needs_approval(payment, lines)
+            plan.needs_approval = lines_need_approval(payment, lines)
             plan.state = State.DRAFT  # a changed plan is submitted (and checked) again
             plan.version += 1
             plan.full_clean()
@@ -176,7 +192,7 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
             customer_id=customer_id,
             maker=actor,
             on_account_amount=on_account,
-            needs_approval=_needs_approval(payment, lines),
+            needs_approval=lines_need_approval(payment, lines),
             state=State.DRAFT,
             version=plan.version + 1,
         )
@@ -212,7 +228,7 @@ def _approve(plan: AllocationPlan, payment: Payment, actor, *, how: str) -> Allo
         actor=actor if how == "approved" else None if plan.maker_id is None else plan.maker,
         action="plan.approve",
         obj=plan,
-        summary=f"{how}; {len(commands)} AIQ command(s) queued",
+        summary=approve_summary(how, len(commands)),
         before=before,
         after={**plan_snapshot(plan), "commands": [c.external_reference for c in commands]},
     )
@@ -276,11 +292,10 @@ def plan_auto_approve(*, payment: Payment, proposal) -> AllocationPlan:
                 actor=None,
                 action="plan.submit",
                 obj=plan,
-                summary=f"auto-approve rule matched, but above {settings.APPROVAL_THRESHOLD}: "
-                "waits for an approver",
+                summary=auto_approve_waits_summary(),
             )
             return plan
-        return _approve(plan, payment, None, how=f"auto-approved by rule {proposal.rule_kind}")
+        return _approve(plan, payment, None, how=auto_approved_how(proposal))
 
 
 def plan_reject(*, plan: AllocationPlan, actor, reason: str) -> AllocationPlan:
