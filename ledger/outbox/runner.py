@@ -1,6 +1,7 @@
 """Run claimed outbox rows against AIQ: read back when unsure, send, and record the outcome.
 
-Outcomes (each written by one fenced UPDATE, so a worker that lost its lease writes nothing):
+Outcomes (each written by one fenced UPDATE, so a worker that lost its lease writes nothing;
+a drain writes them on a second thread while it calls AIQ for the next row, see OutcomeWriter):
 - confirmed: the write is in AIQ; the mirror is updated in the same transaction.
 - pending + backoff: AIQ said no for a reason that passes (not committed), try again later.
 - uncertain + backoff: the write may have committed (timeout, dropped answer); the next
@@ -12,8 +13,9 @@ Outcomes (each written by one fenced UPDATE, so a worker that lost its lease wri
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
 from ledger.models import OutboxCommand
@@ -140,9 +142,11 @@ def _finish(
     return True
 
 
-def _retry_later(claim: claiming.Claim, command: OutboxCommand, state: str, code: str, msg: str):
+def _retry_later(
+    record: Callable, claim: claiming.Claim, command: OutboxCommand, state: str, code: str, msg: str
+):
     if claim.attempt >= command.max_attempts:
-        _finish(
+        record(
             claim,
             command,
             State.NEEDS_PERSON,
@@ -150,7 +154,66 @@ def _retry_later(claim: claiming.Claim, command: OutboxCommand, state: str, code
             message=f"gave up after {claim.attempt} attempts: {msg}",
         )
     else:
-        _finish(claim, command, state, code=code, message=msg)
+        record(claim, command, state, code=code, message=msg)
+
+
+class OutcomeWriter:
+    """Writes a drain's outcomes (_finish) on a second thread while it calls AIQ for the next row.
+
+    Recording a confirmation takes a handful of statements (the fence, the mirror, the audit
+    row, the commit); written inline, their round trips add to every command's time, here they
+    overlap the next command's AIQ call, which is mostly waiting for the network. Nothing else
+    changes: every row was claimed (committed in flight) before its AIQ call, each outcome is
+    still one fenced transaction, and at most one outcome is outstanding at a time.
+
+    The drain calls flush() before it claims again, so a dependent of a command confirmed in
+    the last batch is due for the next claim, and check() before each command, so an error
+    writing an outcome stops the drain (its rows stay in flight until their leases run out
+    and are read back) instead of being taken for the next command's error.
+
+    With overlap=False (the caller holds a transaction, which another connection could not
+    see) it writes inline, as run_claim does on its own."""
+
+    def __init__(self, overlap: bool) -> None:
+        self._pool = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-outcomes")
+            if overlap
+            else None
+        )
+        self._pending: Future | None = None
+        self._error: BaseException | None = None
+
+    def __call__(self, *args, **kwargs) -> None:
+        if self._pool is None:
+            _finish(*args, **kwargs)
+            return
+        self._wait()
+        self._pending = self._pool.submit(_finish, *args, **kwargs)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._error = self._error or pending.exception()
+
+    def check(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def flush(self) -> None:
+        self._wait()
+        self.check()
+
+    def close(self) -> None:
+        """Wait for the last outcome and close the thread's database connection (an error
+        writing that outcome is kept for check())."""
+        if self._pool is None:
+            return
+        try:
+            self._wait()
+            self._pool.submit(connections.close_all).result()
+        finally:
+            self._pool.shutdown()
 
 
 def load_claimed(claims: list[claiming.Claim]) -> dict[int, OutboxCommand]:
@@ -166,14 +229,18 @@ def run_claim(
     claim: claiming.Claim,
     client_factory: Callable = default_client_factory,
     command: OutboxCommand | None = None,
+    record: Callable | None = None,
 ) -> str:
-    """Take one claimed row to its next state; returns that state (for counting)."""
+    """Take one claimed row to its next state; returns that state (for counting).
+
+    `record` writes the outcome (an OutcomeWriter of the drain; by default _finish, inline)."""
+    record = record or _finish
     errors = _errors()
     if command is None:
         command = load_claimed([claim])[claim.command_id]
     if claim.attempt > command.max_attempts:
         # e.g. a command whose previous attempts killed their worker: never reached a verdict
-        _finish(
+        record(
             claim,
             command,
             State.NEEDS_PERSON,
@@ -183,7 +250,7 @@ def run_claim(
         return State.NEEDS_PERSON
     executor = EXECUTORS.get(command.kind)
     if executor is None:
-        _finish(
+        record(
             claim,
             command,
             State.NEEDS_PERSON,
@@ -194,7 +261,7 @@ def run_claim(
     try:
         payload = resolve_payload(command)
     except PayloadError as exc:
-        _finish(claim, command, State.NEEDS_PERSON, code="PAYLOAD", message=str(exc))
+        record(claim, command, State.NEEDS_PERSON, code="PAYLOAD", message=str(exc))
         return State.NEEDS_PERSON
 
     sending = False
@@ -204,10 +271,10 @@ def run_claim(
         if reading_back:
             found = executor.read_back(client, command, payload)
             if found.hits == 1:
-                _finish(claim, command, State.CONFIRMED, result=found.result, payload=payload)
+                record(claim, command, State.CONFIRMED, result=found.result, payload=payload)
                 return State.CONFIRMED
             if found.hits > 1:
-                _finish(
+                record(
                     claim,
                     command,
                     State.NEEDS_PERSON,
@@ -223,7 +290,7 @@ def run_claim(
         result = executor.send(client, command, payload)
     except errors.AiqPermanentError as exc:
         code = getattr(exc, "error_code", "") or exc.__class__.__name__
-        _finish(
+        record(
             claim,
             command,
             State.FAILED,
@@ -232,22 +299,22 @@ def run_claim(
         )
         return State.FAILED
     except errors.AiqAmbiguousError as exc:
-        _retry_later(claim, command, State.UNCERTAIN, "AMBIGUOUS", str(exc))
+        _retry_later(record, claim, command, State.UNCERTAIN, "AMBIGUOUS", str(exc))
         return State.UNCERTAIN
     except errors.AiqTemporaryError as exc:
         # not committed: unless we still owe a read back, a plain resend is safe
         state = State.UNCERTAIN if reading_back else State.PENDING
-        _retry_later(claim, command, state, "TEMPORARY", str(exc))
+        _retry_later(record, claim, command, state, "TEMPORARY", str(exc))
         return state
     except PayloadError as exc:
-        _finish(claim, command, State.NEEDS_PERSON, code="PAYLOAD", message=str(exc))
+        record(claim, command, State.NEEDS_PERSON, code="PAYLOAD", message=str(exc))
         return State.NEEDS_PERSON
     except Exception as exc:  # noqa: BLE001 - a bug must not lose the row or hide the failure
         log.exception("outbox %s: unexpected error", command.pk)
         state = State.UNCERTAIN if sending or reading_back else State.PENDING
-        _retry_later(claim, command, state, "INTERNAL", f"{exc.__class__.__name__}: {exc}")
+        _retry_later(record, claim, command, state, "INTERNAL", f"{exc.__class__.__name__}: {exc}")
         return state
-    _finish(claim, command, State.CONFIRMED, result=result, payload=payload)
+    record(claim, command, State.CONFIRMED, result=result, payload=payload)
     return State.CONFIRMED
 
 
@@ -277,21 +344,28 @@ def drain(
             clients[entity.pk] = make_client(entity)
         return clients[entity.pk]
 
-    while time.monotonic() < deadline and (limit is None or done < limit):
-        size = claiming.fair_share(batch_size, workers, entity_id)
-        if limit is not None:
-            size = min(size, limit - done)
-        claims = claiming.claim_batch(limit=size, prefer=prefer, entity_id=entity_id)
-        prefer = None
-        if not claims:
-            break
-        commands = load_claimed(claims)
-        for index, claim in enumerate(claims):
-            if time.monotonic() >= deadline:
-                for unstarted in claims[index:]:
-                    claiming.release_unstarted(unstarted)
+    record = OutcomeWriter(overlap=not transaction.get_connection().in_atomic_block)
+    try:
+        while time.monotonic() < deadline and (limit is None or done < limit):
+            record.flush()
+            size = claiming.fair_share(batch_size, workers, entity_id)
+            if limit is not None:
+                size = min(size, limit - done)
+            claims = claiming.claim_batch(limit=size, prefer=prefer, entity_id=entity_id)
+            prefer = None
+            if not claims:
                 break
-            state = run_claim(claim, client_factory, commands[claim.command_id])
-            counts[state] = counts.get(state, 0) + 1
-            done += 1
+            commands = load_claimed(claims)
+            for index, claim in enumerate(claims):
+                record.check()
+                if time.monotonic() >= deadline:
+                    for unstarted in claims[index:]:
+                        claiming.release_unstarted(unstarted)
+                    break
+                state = run_claim(claim, client_factory, commands[claim.command_id], record)
+                counts[state] = counts.get(state, 0) + 1
+                done += 1
+    finally:
+        record.close()
+    record.check()
     return counts
