@@ -80,9 +80,9 @@ class Payment(models.Model):
         default=list, blank=True, help_text="Reference texts to match on, with where they came from"
     )
     status = models.CharField(max_length=20, choices=Status, default=Status.SUCCEEDED)
-    match_state = models.CharField(
-        max_length=20, choices=MatchState, default=MatchState.UNMATCHED, db_index=True
-    )
+    # no index of its own: payment_inbox starts with it (a second index only slowed the
+    # matching run's state update of 100,000 rows, bench/bench_matching.py)
+    match_state = models.CharField(max_length=20, choices=MatchState, default=MatchState.UNMATCHED)
     customer = models.ForeignKey(
         "ledger.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
     )

@@ -11,7 +11,13 @@ from ledger.money import exponent
 from payments.matching.combination import find_combinations
 from payments.matching.engine import match_payments, money
 from payments.matching.index import OpenItems, PaymentInput, RuleSpec
-from payments.matching.normalise import digits_key, reference_key, text_keys
+from payments.matching.normalise import (
+    digits_key,
+    digits_keys,
+    reference_key,
+    reference_keys,
+    text_keys,
+)
 
 
 def test_the_usual_spellings_of_one_invoice_number_share_a_key():
@@ -19,6 +25,25 @@ def test_the_usual_spellings_of_one_invoice_number_share_a_key():
     assert {reference_key(s) for s in spellings} == {"INV1043"}
     assert digits_key("INV-001043") == "#1043" and digits_key("1043") == ""
     assert reference_key("A0B") == "A0B" and reference_key("--") == ""
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.text(alphabet=st.sampled_from("INVinv0123456789-/ .#_\n\tßﬁÜ"), max_size=12)
+        | st.text(max_size=8),
+        max_size=20,
+    )
+)
+def test_many_keys_at_once_are_the_keys_one_by_one(texts):
+    keys = reference_keys(texts)
+    assert keys == [reference_key(text) for text in texts]
+    assert digits_keys(keys) == [digits_key("", key) for key in keys]
+
+
+@given(st.text(alphabet=st.sampled_from("INVinv0123456789-/ .#_,;:()|"), max_size=16))
+def test_word_keys_are_the_same_when_the_whole_key_is_passed_in(text):
+    assert text_keys(text, reference_key(text)) == text_keys(text)
 
 
 def test_narratives_yield_words_and_word_pairs_with_digits():
@@ -98,7 +123,8 @@ def test_engine_is_deterministic_and_leaves_its_index_as_loaded():
     assert [[c.lines for c in r.candidates] for r in first] == [
         [c.lines for c in r.candidates] for r in second
     ]
-    assert index.open == {10: 100_000, 11: 50_000, 12: 25_000, 20: 100_000}
+    opens = {invoice_id: index.open_amount(invoice_id) for invoice_id in (10, 11, 12, 20)}
+    assert opens == {10: 100_000, 11: 50_000, 12: 25_000, 20: 100_000} and not index.held
 
 
 def test_external_reference_with_overpayment_goes_on_account():

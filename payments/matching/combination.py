@@ -16,6 +16,8 @@ invoices comes first.
 """
 
 from bisect import bisect_left
+from itertools import accumulate
+from operator import neg
 
 
 def find_combinations(
@@ -36,15 +38,25 @@ def find_combinations(
     max_items = min(max_items, count)
     if target <= 0 or max_items < min_items:
         return [], True
+    # built by C routines (sorted/map/accumulate/dict(zip)): most searches end within a few
+    # steps, so this set-up is much of their cost
     order = sorted(range(count), key=amounts.__getitem__, reverse=True)
-    values = [amounts[i] for i in order]
-    negated = [-v for v in values]  # ascending, for bisect
-    prefix = [0]
-    for value in values:
-        prefix.append(prefix[-1] + value)
-    where: dict[int, list[int]] = {}  # amount -> sorted positions holding it
-    for position, value in enumerate(values):
-        where.setdefault(value, []).append(position)
+    values = list(map(amounts.__getitem__, order))
+    negated = list(map(neg, values))  # ascending, for bisect
+    prefix = [0, *accumulate(values)]
+    # amount -> the first position holding it (equal amounts sit side by side: the sort)
+    first = dict(zip(reversed(values), range(count - 1, -1, -1), strict=True))
+
+    def holding(amount: int, start: int) -> int | None:
+        """The first position >= start holding the amount, or None."""
+        position = first.get(amount)
+        if position is None:
+            return None
+        if position < start:
+            position = start
+            if position >= count or values[position] != amount:
+                return None
+        return position
 
     found: set[tuple[int, ...]] = set()
     chosen: list[int] = []
@@ -57,10 +69,9 @@ def find_combinations(
     def walk(start: int, needed: int, slots: int) -> None:
         nonlocal steps, stopped
         if slots == 1:  # only when called with min_items=1: slots == 2 looks up the last
-            for position in where.get(needed, ()):
-                if position >= start:
-                    found.add(tuple(sorted(order[i] for i in (*chosen, position))))
-                    return
+            position = holding(needed, start)
+            if position is not None:
+                found.add(tuple(sorted(order[i] for i in (*chosen, position))))
             return
         # the first amount may not exceed needed minus what the (slots-1) smallest must add
         position = bisect_left(negated, -(needed - smallest(slots - 1)), start)
@@ -76,10 +87,14 @@ def find_combinations(
                 value = values[position]
                 if value + values[position + 1] < needed:
                     return  # even the largest remaining amounts fall short
-                for other in where.get(needed - value, ()):
-                    if other > position:
+                other = first.get(needed - value)
+                if other is not None:
+                    # the first position after this one holding the rest (equal amounts
+                    # further right give equivalent combinations)
+                    if other <= position:
+                        other = holding(needed - value, position + 1)
+                    if other is not None:
                         found.add(tuple(sorted(order[i] for i in (*chosen, position, other))))
-                        break  # equal amounts further right give equivalent combinations
                 position += 1
             return
         while position <= count - slots:

@@ -24,12 +24,13 @@ from payments.matching.index import (
     ITEM_CURRENCY,
     ITEM_CUSTOMER,
     ITEM_ENTITY,
+    ITEM_OPEN,
     OpenItems,
     PaymentInput,
     RuleSpec,
     label,
+    reference_texts,
 )
-from payments.matching.normalise import reference_key, text_keys
 from payments.matching.rules import HANDLERS
 from payments.models import MatchRule
 
@@ -40,13 +41,26 @@ MAX_PROPOSALS = 5
 CONFLICT_WARNING = "reference belongs to another customer than the payer"
 
 _QUANTUM: dict[str, tuple[int, int]] = {}
+# money() text by currency and amount: a proposal names the same few amounts several times
+# (payment, open, sum, line), so a run formats each amount once; bounded, cleared when full.
+_MONEY_TEXT: dict[str, dict[int, str]] = {}
+_MONEY_TEXT_LIMIT = 200_000
 
 
 def money(milli: int, currency: str) -> str:
-    """Thousandths -> '12.34' at the currency's precision (exact: amounts come from MoneyFields).
+    """Thousandths -> '12.34' at the currency's precision (exact: amounts come from MoneyFields)."""
+    texts = _MONEY_TEXT.get(currency)
+    if texts is None:
+        texts = _MONEY_TEXT[currency] = {}
+    text = texts.get(milli)
+    if text is None:
+        if len(texts) >= _MONEY_TEXT_LIMIT:
+            texts.clear()
+        text = texts[milli] = _format_money(milli, currency)
+    return text
 
-    Integer formatting, not Decimal: this runs for every amount in every proposal's evidence.
-    """
+
+def _format_money(milli: int, currency: str) -> str:
     known = _QUANTUM.get(currency)
     if known is None:
         from ledger.money import MoneyError, exponent
@@ -172,6 +186,20 @@ class PaymentResult:
     needs_review: bool = False
 
 
+class _OpenAmounts(dict):
+    """Invoice id -> open amount in this run: the amounts claimed or held so far are entries,
+    every other invoice reads its loaded row (no copy of a million amounts per run)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, index: OpenItems):
+        super().__init__(index.held)
+        self.items = index.items
+
+    def __missing__(self, invoice_id: int) -> int:
+        return self.items[invoice_id][ITEM_OPEN]
+
+
 class _Context:
     """One run's working copy of the open amounts, which rank-1 proposals claim as it goes.
 
@@ -182,12 +210,13 @@ class _Context:
 
     def __init__(self, index: OpenItems):
         self.index = index
-        self.open_amounts = dict(index.open)  # the index itself is left as loaded
+        self.items = index.items
+        self.open_amounts = _OpenAmounts(index)  # the index itself is left as loaded
         self.claimed_opens: dict[tuple, list] = {}
 
     def claim(self, invoice_id: int, amount: int) -> None:
         self.open_amounts[invoice_id] -= amount
-        item = self.index.items[invoice_id]
+        item = self.items[invoice_id]
         key = (item[ITEM_CUSTOMER], item[ITEM_CURRENCY])
         opens = self.claimed_opens.get(key)
         if opens is None:
@@ -222,33 +251,25 @@ def resolve_customer(index: OpenItems, payment: PaymentInput) -> tuple[int | Non
     """Payment.customer, else a confirmed payer mapping, else a unique customer email."""
     if payment.customer_id:
         return payment.customer_id, {"via": "payment.customer"}
-    for key in (payment.payer_reference, payment.payer_email):
+    payer_map = index.payer_map
+    reference = payment.payer_reference
+    if reference and payer_map:
+        key = reference.strip().lower()
         if key:
-            key = key.strip().lower()
-            if key:
-                customer_id = index.payer_map.get((payment.source, key))
-                if customer_id:
-                    return customer_id, {"via": "payer_mapping", "payer_key": key}
+            customer_id = payer_map.get((payment.source, key))
+            if customer_id:
+                return customer_id, {"via": "payer_mapping", "payer_key": key}
     email = payment.payer_email
     if email:
         email = email.strip().lower()
         if email:
+            customer_id = payer_map.get((payment.source, email)) if payer_map else None
+            if customer_id:
+                return customer_id, {"via": "payer_mapping", "payer_key": email}
             customer_id = index.by_email.get((payment.entity_id, email))
             if customer_id:
                 return customer_id, {"via": "customer_email", "email": email}
     return None, {}
-
-
-def _reference_texts(payment: PaymentInput) -> list[tuple[str, str]]:
-    texts = []
-    for reference in payment.references or ():
-        if isinstance(reference, dict) and reference.get("value"):
-            texts.append((str(reference.get("source") or "reference"), str(reference["value"])))
-        elif isinstance(reference, str) and reference:
-            texts.append(("reference", reference))
-    if payment.description:
-        texts.append(("description", payment.description))
-    return texts
 
 
 def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[str, list]:
@@ -262,14 +283,28 @@ def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[st
     full: dict[str, list] = {}
     digits: dict[str, list] = {}
     seen_keys: set[str] = set()
-    for source, text in _reference_texts(payment):
-        whole = reference_key(text)
+    texts = payment.texts
+    if texts is None:
+        texts = reference_texts(payment)
+    if len(texts) == 1:
+        # the usual payment: one reference field naming one invoice (no bookkeeping needed)
+        source, text, whole, word_keys = texts[0]
+        if source != "description":
+            entry = by_ref.get(whole)
+            if entry is not None:
+                _collect(ctx, payment, notes, entry, whole, text, source, full)
+                if not full and whole.isdigit():
+                    entry = by_ref.get("#" + whole)
+                    if entry is not None:
+                        _collect(ctx, payment, notes, entry, whole, text, source, digits)
+                return full or digits
+    for source, text, whole, word_keys in texts:
         if source != "description" and whole in by_ref:
             keys = ((whole, text),)  # a reference field holding exactly one reference: done
+        elif whole and len(word_keys) != 1:
+            keys = [*word_keys, (whole, text)]
         else:
-            keys = text_keys(text)
-            if whole and len(keys) != 1:
-                keys.append((whole, text))
+            keys = word_keys
         for key, words in keys:
             if key in seen_keys:
                 continue
@@ -394,19 +429,26 @@ class _State:
         self._customer_items = None
         conflict = ambiguous = digits_only = False
         if hits:
-            ambiguous = any(len(group) > 1 for group in hits.values())
+            # one pass over the hits (usually one): loops, not generators, on this hot path
+            named = {}
+            digits_only = True
+            for group in hits.values():
+                if len(group) > 1:
+                    ambiguous = True
+                for hit in group:
+                    if hit[1] != FIELD_NUMBER_DIGITS:
+                        digits_only = False
+                hit = group[0]
+                named[hit[0]] = hit[4]
             if not ambiguous:
-                self.target_items = named = {group[0][0]: group[0][4] for group in hits.values()}
-                self.target = sorted(named)
+                self.target_items = named
+                self.target = sorted(named) if len(named) > 1 else list(named)
                 owners = {item[ITEM_CUSTOMER] for item in named.values()}
                 if customer_id is not None and owners != {customer_id}:
                     conflict = True
                 elif customer_id is None and len(owners) == 1:
                     customer_id = owners.pop()
                     customer_via = {"via": "invoice_reference"}
-            digits_only = all(
-                hit[1] == FIELD_NUMBER_DIGITS for group in hits.values() for hit in group
-            )
         self.ambiguous = ambiguous
         self.digits_only = digits_only
         self.customer_id = customer_id

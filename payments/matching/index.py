@@ -9,16 +9,23 @@ are exact, and everything the engine hands back is converted to Decimal at the e
 from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import compress, count, groupby
 
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
 from ledger.models import Customer, DocumentStatus, Invoice
-from payments.matching.normalise import digits_key, reference_key
+from payments.matching.normalise import (
+    digits_key,
+    digits_keys,
+    reference_key,
+    reference_keys,
+    text_keys,
+)
 from payments.models import AllocationPlan, AllocationPlanLine, MatchRule, PayerMapping, Payment
 
 MILLI = 1000
 # positions in an items row (the values_list row of invoice_rows())
-ITEM_ENTITY, ITEM_CUSTOMER, ITEM_CURRENCY, ITEM_NUMBER, ITEM_EXTERNAL = 1, 2, 3, 4, 5
+ITEM_ENTITY, ITEM_CUSTOMER, ITEM_CURRENCY, ITEM_NUMBER, ITEM_EXTERNAL, ITEM_OPEN = 1, 2, 3, 4, 5, 6
 OPEN_STATUSES = (DocumentStatus.POSTED, DocumentStatus.PART_PAID)
 # Plans that hold an invoice's money until AIQ has confirmed them (then the mirror shows it).
 RESERVING_PLAN_STATES = (
@@ -82,6 +89,7 @@ class PaymentInput:
     payer_reference: str
     description: str
     references: list
+    texts: list | None = None  # reference_texts(self); load_payments fills it in
 
 
 @dataclass
@@ -89,7 +97,9 @@ class OpenItems:
     """Open invoices and how to reach them.
 
     items: invoice id -> its row (id, entity_id, customer_id, currency, invoice_number,
-    external_reference, open as loaded; see the ITEM_* positions); open: invoice id -> open amount (thousandths, after other plans' holds);
+    external_reference, open as loaded; see the ITEM_* positions);
+    held: invoice id -> open amount after other plans' holds, for the few invoices plans hold
+    (every other invoice's open amount is its row's: open_amount());
     by_ref: reference key -> packed entry or list of them (invoice_id * 4 + field);
     by_customer: (customer id, currency) -> invoice ids (an array), oldest first;
     customer_opens: the same key -> those invoices' open amounts, position by position (the
@@ -98,7 +108,7 @@ class OpenItems:
     """
 
     items: dict = field(default_factory=dict)
-    open: dict = field(default_factory=dict)
+    held: dict = field(default_factory=dict)
     by_ref: dict = field(default_factory=dict)
     by_customer: dict = field(default_factory=dict)
     customer_opens: dict = field(default_factory=dict)
@@ -122,7 +132,6 @@ class OpenItems:
         """Rows must come oldest first (per-customer lists are in load order)."""
         invoice_id, entity_id, customer_id, currency, number, external, open_milli = row
         self.items[invoice_id] = row  # the row tuple itself: no second tuple per invoice
-        self.open[invoice_id] = open_milli
         packed = invoice_id * 4
         key = reference_key(number)
         self.add_ref(key, packed + FIELD_INVOICE_NUMBER)
@@ -139,9 +148,13 @@ class OpenItems:
             ids.append(invoice_id)
             self.customer_opens[(customer_id, currency)].append(open_milli)
 
+    def open_amount(self, invoice_id: int) -> int:
+        held = self.held.get(invoice_id)
+        return self.items[invoice_id][ITEM_OPEN] if held is None else held
+
     def hold(self, invoice_id: int, amount: int) -> None:
         """Less open on an invoice (held by a plan), in both places that keep its amount."""
-        self.open[invoice_id] -= amount
+        self.held[invoice_id] = self.open_amount(invoice_id) - amount
         item = self.items[invoice_id]
         key = (item[ITEM_CUSTOMER], item[ITEM_CURRENCY])
         self.customer_opens[key][self.by_customer[key].index(invoice_id)] -= amount
@@ -174,13 +187,14 @@ def load_rules() -> list[RuleSpec]:
 
 
 def invoice_rows(entity_ids=None):
-    """Open invoices, oldest first (so per-customer lists come out in age order)."""
+    """Open invoices, each customer's together and oldest first (index invoice_customer_date):
+    the per-customer lists are then slices of the loaded columns (_index_invoices)."""
     query = Invoice.objects.filter(status__in=OPEN_STATUSES, outstanding_amount__gt=0)
     if entity_ids is not None:
         query = query.filter(entity_id__in=entity_ids)
     return (
         query.annotate(open_milli=raw("outstanding_amount"))
-        .order_by("invoice_date", "id")
+        .order_by("customer_id", "invoice_date", "id")
         .values_list(
             "id",
             "entity_id",
@@ -212,14 +226,17 @@ def reserved_by_invoice() -> dict[int, int]:
     return dict(rows)
 
 
-def load_open_items(*, entity_ids=None) -> OpenItems:
+def load_open_items(*, entity_ids=None, payments=None) -> OpenItems:
+    """The open items; given the run's payments (from load_payments), only the reference keys
+    they carry are indexed (the engine looks up nothing else)."""
     from payments.matching.engine import gc_paused
 
+    wanted = None if payments is None else wanted_keys(payments)
     with gc_paused():  # a million tuples in: the cyclic GC would rescan them over and over
-        return _load_open_items(entity_ids)
+        return _load_open_items(entity_ids, wanted)
 
 
-def _load_open_items(entity_ids) -> OpenItems:
+def _load_open_items(entity_ids, wanted) -> OpenItems:
     index = OpenItems()
     customers = Customer.objects.all()
     if entity_ids is not None:
@@ -236,54 +253,99 @@ def _load_open_items(entity_ids) -> OpenItems:
         "source", "payer_key", "customer_id"
     ):
         index.payer_map[(source, payer_key.strip().lower())] = customer_id
-    _index_invoices(index, invoice_rows(entity_ids))
+    _index_invoices(index, invoice_rows(entity_ids), wanted)
     for invoice_id, held in reserved_by_invoice().items():
-        if invoice_id in index.open:
+        if invoice_id in index.items:
             index.hold(invoice_id, held)
     return index
 
 
-def _index_invoices(index: OpenItems, rows) -> None:
-    """OpenItems.add_invoice for a million rows: the same steps inlined, with the dicts and
-    methods bound to locals (a method call and attribute look-ups per key were a third of it)."""
-    items, opens, by_ref = index.items, index.open, index.by_ref
-    by_customer, customer_opens, add_ref = index.by_customer, index.customer_opens, index.add_ref
-    for row in rows:
-        invoice_id, _entity_id, customer_id, currency, number, external, open_milli = row
-        items[invoice_id] = row
-        opens[invoice_id] = open_milli
-        packed = invoice_id * 4
-        key = reference_key(number)
-        if key:
-            if key in by_ref:
-                add_ref(key, packed + FIELD_INVOICE_NUMBER)
-            else:
-                by_ref[key] = packed + FIELD_INVOICE_NUMBER
-        if external:
-            other = reference_key(external)
-            if other:
-                if other in by_ref:
-                    add_ref(other, packed + FIELD_EXTERNAL_REFERENCE)
-                else:
-                    by_ref[other] = packed + FIELD_EXTERNAL_REFERENCE
-        other = digits_key(number, key)
-        if other:
-            if other in by_ref:
-                add_ref(other, packed + FIELD_NUMBER_DIGITS)
-            else:
-                by_ref[other] = packed + FIELD_NUMBER_DIGITS
-        customer_key = (customer_id, currency)
-        ids = by_customer.get(customer_key)
-        if ids is None:
-            by_customer[customer_key] = array("q", (invoice_id,))
-            customer_opens[customer_key] = array("q", (open_milli,))
+def _index_invoices(index: OpenItems, rows, wanted: set[str] | None) -> None:
+    """OpenItems.add_invoice for a million rows, column by column.
+
+    The rows become the items themselves (the item look-up is built by dict(zip()) in C); the
+    reference keys of all invoice numbers and external references are normalised in one pass each (normalise.reference_keys) and only keys some payment of this
+    run carries (`wanted`; None = all) enter the reference index, so a run indexes tens of
+    thousands of keys, not three million; each customer's lists are slices of the columns.
+    """
+    rows = list(rows)
+    if not rows:
+        return
+    ids, _entities, customers, currencies, numbers, externals, opens = zip(*rows, strict=True)
+    index.items.update(zip(ids, rows, strict=True))
+    number_keys = reference_keys(numbers)
+    _add_refs(index, ids, number_keys, FIELD_INVOICE_NUMBER, wanted)
+    _add_refs(index, ids, reference_keys(externals), FIELD_EXTERNAL_REFERENCE, wanted)
+    if wanted is None or any(key.startswith("#") for key in wanted):
+        _add_refs(index, ids, digits_keys(number_keys), FIELD_NUMBER_DIGITS, wanted)
+    # rows come grouped by customer, oldest first: each customer's list is a slice
+    by_customer, customer_opens = index.by_customer, index.customer_opens
+    start = 0
+    for customer_id, group in groupby(customers):
+        end = start + len(list(group))
+        group_currencies = currencies[start:end]
+        currency = group_currencies[0]
+        key = (customer_id, currency)
+        if group_currencies.count(currency) == end - start and key not in by_customer:
+            # one currency, first seen: the usual case
+            by_customer[key] = array("q", ids[start:end])
+            customer_opens[key] = array("q", opens[start:end])
         else:
-            ids.append(invoice_id)
-            customer_opens[customer_key].append(open_milli)
+            for position in range(start, end):
+                key = (customer_id, currencies[position])
+                by_customer.setdefault(key, array("q")).append(ids[position])
+                customer_opens.setdefault(key, array("q")).append(opens[position])
+        start = end
+
+
+def _add_refs(index: OpenItems, ids, keys: list[str], field_code: int, wanted) -> None:
+    # the positions whose key is wanted, picked by C routines (no Python step per invoice)
+    keep = map(bool, keys) if wanted is None else map(wanted.__contains__, keys)
+    add_ref = index.add_ref
+    for n in compress(count(), keep):
+        add_ref(keys[n], ids[n] * 4 + field_code)
+
+
+def reference_texts(payment) -> list[tuple[str, str, str, list]]:
+    """The texts a payment may name invoices in, each as (source, text, its whole key, the
+    keys of its words and word pairs): computed once per payment when payments are loaded."""
+    texts = []
+    for reference in payment.references or ():
+        if isinstance(reference, dict) and reference.get("value"):
+            texts.append((str(reference.get("source") or "reference"), str(reference["value"])))
+        elif isinstance(reference, str) and reference:
+            texts.append(("reference", reference))
+    if payment.description:
+        texts.append(("description", payment.description))
+    out = []
+    for source, text in texts:
+        key = reference_key(text)
+        out.append((source, text, key, text_keys(text, key)))
+    return out
+
+
+def wanted_keys(payments) -> set[str]:
+    """Every reference key the payments could look up (see engine.reference_hits)."""
+    wanted = set()
+    for payment in payments:
+        for _source, _text, whole, keys in payment.texts:
+            wanted.add(whole)
+            wanted.update(key for key, _words in keys)
+    wanted.discard("")
+    wanted.update(["#" + key for key in wanted if key.isdigit()])
+    return wanted
 
 
 def load_payments(*, payment_ids=None) -> list[PaymentInput]:
-    """Payments to match: the given ones, else every succeeded payment not matched yet.
+    """Payments to match (see payment_rows), each with its reference texts' keys."""
+    payments = [PaymentInput(*row) for row in payment_rows(payment_ids=payment_ids)]
+    for payment in payments:
+        payment.texts = reference_texts(payment)
+    return payments
+
+
+def payment_rows(*, payment_ids=None):
+    """The given payments, else every succeeded payment not matched yet, oldest first.
 
     Payments with a live plan are left alone: a person (or a rule) already decided them.
     """
@@ -312,4 +374,4 @@ def load_payments(*, payment_ids=None) -> list[PaymentInput]:
         )
         .iterator(chunk_size=20000)
     )
-    return [PaymentInput(*row) for row in rows]
+    return rows

@@ -41,6 +41,46 @@ def reference_key(text: str) -> str:
     return key
 
 
+# Many texts at once (reference_keys): the same steps as reference_key, each one pass of a C
+# routine over all the texts joined by newlines, instead of a few Python calls per text.
+_NOT_ALNUM_LINES = re.compile(r"[^0-9A-Z\n]+")
+_DELETE_KEEP_LINES = str.maketrans(
+    "", "", (string.punctuation + string.whitespace).replace("\n", "")
+)
+_TRAILING_NUMBER_LINES = re.compile(r"(?m)^(?:[0-9A-Z]*[A-Z]([0-9]+)|.*)$")
+
+
+def reference_keys(texts: list[str]) -> list[str]:
+    """[reference_key(t) for t in texts], for a million invoice numbers in well under a second.
+
+    Texts are joined by newlines and each step of reference_key runs once over the whole
+    block; a text holding a newline itself (never an invoice number in practice) would shift
+    the lines, so then every text takes the one-by-one path instead.
+    """
+    if not texts:
+        return []
+    block = "\n".join(texts)
+    if block.count("\n") != len(texts) - 1:
+        return [reference_key(text) for text in texts]
+    block = block.upper().translate(_DELETE_KEEP_LINES)
+    if not (block.isascii() and block.replace("\n", "").isalnum()):
+        block = _NOT_ALNUM_LINES.sub("", block)  # accents, symbols: rare, so the regex
+    block = _LEADING_ZEROS.sub("", block)
+    keys = block.split("\n")
+    if len(keys) != len(texts):  # upper() made a newline of something (no known character)
+        return [reference_key(text) for text in texts]
+    return keys
+
+
+def digits_keys(keys: list[str]) -> list[str]:
+    """[digits_key("", k) for k in keys]: the trailing number of each key that has letters
+    before it, '#'-prefixed; '' for the others (keys from reference_keys: [0-9A-Z] only)."""
+    if not keys:
+        return []
+    numbers = _TRAILING_NUMBER_LINES.findall("\n".join(keys))  # one per line, '' if none
+    return ["#" + number if number else "" for number in numbers]
+
+
 def digits_key(invoice_number: str, key: str | None = None) -> str:
     """The trailing number of an invoice number ('INV-001043' -> '#1043'), for payments that
     quote only the number ("Invoice 1043"). Prefixed so it never collides with a full key."""
@@ -52,10 +92,14 @@ def digits_key(invoice_number: str, key: str | None = None) -> str:
     return "#" + key[len(head) :]
 
 
-def text_keys(text: str) -> list[tuple[str, str]]:
-    """(key, original words) for each word and each adjacent word pair that holds a digit."""
+def text_keys(text: str, key: str | None = None) -> list[tuple[str, str]]:
+    """(key, original words) for each word and each adjacent word pair that holds a digit.
+
+    key: reference_key(text) when the caller has it (a text of one word is its own key)."""
     if not text:
         return []
+    if key is not None and _WORD_SPLIT.search(text) is None:
+        return [(key, text)] if key and _DIGIT.search(key) else []
     words = []
     for word in _WORD_SPLIT.split(text):
         key = reference_key(word)

@@ -8,12 +8,12 @@ one by one. Rank-1 proposals of an auto-approve rule then become plans through t
 services, each in its own transaction, so one refusal never undoes the run.
 """
 
-import json
 import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+import orjson
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -55,15 +55,17 @@ def _confidence(adapt, per_mille: int):
     return value
 
 
-def proposal_rows(result: PaymentResult, run_id: str, created_at) -> list[tuple]:
+def proposal_rows(result: PaymentResult, run_id: str, created_at, adapt=None) -> list[tuple]:
     """The engine's ranked candidates for one payment as MatchProposal column values.
 
     Column order is INSERT_COLUMNS; values are what the model fields would store (thousandths
     for money, JSON text, the backend's datetime/decimal adaptation), see _insert().
+    adapt: connection.ops, passed in by a caller writing many (the proxy costs per access).
     """
     payment = result.payment
     currency = payment.currency
-    adapt = connection.ops
+    adapt = adapt or connection.ops
+    zero = money(0, currency)
     rows = []
     for rank, candidate in enumerate(result.candidates, start=1):
         evidence = candidate.evidence
@@ -77,8 +79,8 @@ def proposal_rows(result: PaymentResult, run_id: str, created_at) -> list[tuple]
             {
                 "invoice_id": invoice_id,
                 "amount": money(amount, currency),
-                "discount_amount": money(discount, currency),
-                "write_off_amount": money(write_off, currency),
+                "discount_amount": money(discount, currency) if discount else zero,
+                "write_off_amount": money(write_off, currency) if write_off else zero,
                 "write_off_gl_account_code": gl,
             }
             for invoice_id, amount, discount, write_off, gl in candidate.lines
@@ -91,8 +93,10 @@ def proposal_rows(result: PaymentResult, run_id: str, created_at) -> list[tuple]
                 rank,
                 _confidence(adapt, candidate.confidence),
                 candidate.explanation[:500],
-                json.dumps(evidence),
-                json.dumps(lines),
+                # orjson: a proposal's JSON in a fifth of json.dumps' time (the run writes
+                # two per proposal); the text is what JSONField stores and reads back
+                orjson.dumps(evidence).decode(),
+                orjson.dumps(lines).decode(),
                 candidate.on_account,  # MoneyField stores thousandths
                 MatchProposal.State.OPEN,
                 run_id,
@@ -134,23 +138,54 @@ def _insert(rows: list[tuple]) -> None:
         cursor.executemany(sql, rows)
 
 
+def _execute_per_row(sql: str, rows: list[tuple]) -> None:
+    """One parameterised statement per row, sent with executemany: for 100,000 ids this is
+    far cheaper than IN-lists, whose values Django prepares one by one."""
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), BATCH):
+            cursor.executemany(sql, rows[start : start + BATCH])
+
+
+def _supersede_open_proposals(payment_ids: list[int]) -> None:
+    """Earlier runs' open proposals for these payments give way to this run's."""
+    table = connection.ops.quote_name(MatchProposal._meta.db_table)
+    open_state = MatchProposal.State.OPEN
+    with connection.cursor() as cursor:
+        # usually none (a full run takes unmatched payments): find them before updating
+        cursor.execute(f"SELECT DISTINCT payment_id FROM {table} WHERE state = %s", [open_state])
+        having_open = {row[0] for row in cursor.fetchall()}
+    rows = [
+        (MatchProposal.State.SUPERSEDED, payment_id, open_state)
+        for payment_id in payment_ids
+        if payment_id in having_open
+    ]
+    _execute_per_row(f"UPDATE {table} SET state = %s WHERE payment_id = %s AND state = %s", rows)
+
+
+def _mark_proposed(payment_ids: list[int]) -> None:
+    """Payments with proposals show as proposed (unless a person moved them on meanwhile)."""
+    table = connection.ops.quote_name(Payment._meta.db_table)
+    proposed, unmatched = Payment.MatchState.PROPOSED, Payment.MatchState.UNMATCHED
+    _execute_per_row(
+        f"UPDATE {table} SET match_state = %s WHERE id = %s AND match_state IN (%s, %s)",
+        [(proposed, payment_id, unmatched, proposed) for payment_id in payment_ids],
+    )
+
+
 def _write(report: RunReport, results: list[PaymentResult], actor) -> list:
     """Bulk-write proposals and match states in one transaction; returns auto-approve work."""
-    created_at = connection.ops.adapt_datetimefield_value(timezone.now())
+    adapt = connection.ops
+    created_at = adapt.adapt_datetimefield_value(timezone.now())
     auto_ids = []
     with transaction.atomic():
-        ids = [r.payment.id for r in results]
-        for start in range(0, len(ids), BATCH):
-            MatchProposal.objects.filter(
-                payment_id__in=ids[start : start + BATCH], state=MatchProposal.State.OPEN
-            ).update(state=MatchProposal.State.SUPERSEDED)
+        _supersede_open_proposals([r.payment.id for r in results])
         pending: list[tuple] = []
         proposed_ids = []
         for result in results:
             if not result.candidates:
                 continue
             proposed_ids.append(result.payment.id)
-            pending.extend(proposal_rows(result, report.run_id, created_at))
+            pending.extend(proposal_rows(result, report.run_id, created_at, adapt))
             if result.candidates[0].auto_approve:
                 auto_ids.append(result.payment.id)
             if len(pending) >= BATCH:
@@ -160,11 +195,7 @@ def _write(report: RunReport, results: list[PaymentResult], actor) -> list:
         if pending:
             _insert(pending)
             report.proposal_rows += len(pending)
-        for start in range(0, len(proposed_ids), BATCH):
-            Payment.objects.filter(
-                pk__in=proposed_ids[start : start + BATCH],
-                match_state__in=[Payment.MatchState.UNMATCHED, Payment.MatchState.PROPOSED],
-            ).update(match_state=Payment.MatchState.PROPOSED)
+        _mark_proposed(proposed_ids)
         audit_log(
             actor=actor,
             action="matching.run",
@@ -185,8 +216,8 @@ def matching_run(
     report = RunReport(run_id=uuid.uuid4().hex[:16], dry_run=dry_run)
     started = time.perf_counter()
     rules = load_rules()
-    index = load_open_items()
     payments = load_payments(payment_ids=payment_ids)
+    index = load_open_items(payments=payments)
     loaded = time.perf_counter()
     results = match_payments(index, rules, payments)
     del index  # a million tuples no longer needed: free them before the write allocates
