@@ -217,3 +217,49 @@ def test_two_payments_of_one_amount_do_not_both_claim_one_invoice(books):
     matching_run(dry_run=False)
     assert proposals(first)[0].lines[0]["invoice_id"] == older.pk
     assert proposals(second)[0].lines[0]["invoice_id"] == newer.pk
+
+
+def test_a_rejected_allocation_is_not_proposed_again_by_later_runs(books, alice):
+    from payments.services.proposals import proposal_reject
+
+    acme = make_customer(books, email="ap@acme.test")
+    older = make_invoice(acme, "50.00", number="INV-7001")
+    newer = make_invoice(acme, "50.00", number="INV-7002")
+    payment = make_payment(books, "50.00", email="ap@acme.test")
+    matching_run(dry_run=False, auto_approve=False)
+    first = proposals(payment)
+    assert [p.lines[0]["invoice_id"] for p in first] == [older.pk, newer.pk]
+    for proposal in first:
+        proposal_reject(proposal=proposal, actor=alice, reason="paid another invoice by phone")
+    payment.refresh_from_db()
+    assert payment.match_state == Payment.MatchState.UNMATCHED
+
+    report = matching_run(dry_run=False, auto_approve=False)
+
+    # both allocations were turned down: nothing new is proposed, and the run says why
+    assert MatchProposal.objects.filter(payment=payment, state="open").count() == 0
+    assert "rejected before" in report.results[0].notes[-1]
+    payment.refresh_from_db()
+    assert payment.match_state == Payment.MatchState.UNMATCHED
+
+
+def test_a_rejected_allocation_leaves_room_for_the_next_rules(books, alice):
+    from payments.services.proposals import proposal_reject
+
+    acme = make_customer(books, email="ap@acme.test")
+    invoice = make_invoice(acme, "80.00", number="INV-7101")
+    payment = make_payment(books, "80.00", email="ap@acme.test")
+    matching_run(dry_run=False, auto_approve=False)
+    for proposal in proposals(payment):
+        assert [line["invoice_id"] for line in proposal.lines] == [invoice.pk]
+        proposal_reject(proposal=proposal, actor=alice, reason="not this one")
+    smaller = [make_invoice(acme, "30.00"), make_invoice(acme, "50.00")]
+
+    matching_run(dry_run=False, auto_approve=False)
+
+    # the exact-amount rule would name INV-7101 again (with a confidence that used to end the
+    # search); left out, the lump sum of the two new invoices is proposed
+    again = [p for p in proposals(payment) if p.state == MatchProposal.State.OPEN]
+    assert again[0].rule_kind == MatchRule.Kind.PAYER_COMBINATION
+    assert sorted(line["invoice_id"] for line in again[0].lines) == [i.pk for i in smaller]
+    assert all([line["invoice_id"] for line in p.lines] != [invoice.pk] for p in again)

@@ -362,10 +362,9 @@ class Matcher:
         ctx = self.ctx
         notes: list[str] = []
         customer_id, customer_via = resolve_customer(ctx.index, payment)
-        result = PaymentResult(payment, customer_id, [], notes)
         if payment.amount_milli <= 0:
             notes.append("Nothing to allocate (amount is zero or fully refunded).")
-            return result
+            return PaymentResult(payment, customer_id, [], notes)
         if customer_id:
             customer_currency = ctx.index.customers.get(customer_id, (None, None))[1]
             if customer_currency not in (None, payment.currency):
@@ -385,19 +384,25 @@ class Matcher:
             if state.best >= STRONG:
                 break  # a match this sure ends the search (later rules are costlier guesses)
             handler(state, rule)
+        if state.rejected_again:
+            notes.append(
+                f"{state.rejected_again} allocation(s) a person rejected before for this "
+                "payment are not proposed again."
+            )
         candidates = state.candidates
-        if len(candidates) == 1:
-            ranked = candidates  # nothing to order, nothing to de-duplicate
-        else:
-            ranked = _rank(candidates)
-        result.customer_id = state.customer_id
-        result.candidates = ranked
-        if ranked:
-            best = ranked[0]
-            result.needs_review = state.ambiguous or best.confidence < REVIEW_BELOW
-            for invoice_id, amount, discount, write_off, _gl in best.lines:
-                ctx.claim(invoice_id, amount + discount + write_off)
-        return result
+        if not candidates:
+            return PaymentResult(payment, state.customer_id, candidates, notes)
+        ranked = candidates if len(candidates) == 1 else _rank(candidates)
+        best = ranked[0]
+        for invoice_id, amount, discount, write_off, _gl in best.lines:
+            ctx.claim(invoice_id, amount + discount + write_off)
+        return PaymentResult(
+            payment,
+            state.customer_id,
+            ranked,
+            notes,
+            state.ambiguous or best.confidence < REVIEW_BELOW,
+        )
 
 
 class _State:
@@ -415,6 +420,7 @@ class _State:
         "customer_id",
         "digits_only",
         "facts",
+        "rejected_again",
         "_customer_items",
     )
 
@@ -427,6 +433,7 @@ class _State:
         self.target: list[int] = []  # invoices the reference names unambiguously
         self.target_items: dict = {}  # their rows
         self._customer_items = None
+        self.rejected_again = 0
         conflict = ambiguous = digits_only = False
         if hits:
             # one pass over the hits (usually one): loops, not generators, on this hot path
@@ -459,13 +466,21 @@ class _State:
         return self.facts.conflict
 
     def add(self, rule, confidence, lines, render, auto=False):
-        """A candidate; render = (function(facts, *args) -> (explanation, evidence), *args)."""
+        """A candidate; render = (function(facts, *args) -> (explanation, evidence), *args).
+
+        An allocation a person rejected for this payment before is left out (and counted), so
+        the rules after it still run."""
+        rejected = self.payment.rejected
+        if rejected and tuple(lines) in rejected:
+            self.rejected_again += 1
+            return
         allocated = 0
         for line in lines:
             allocated += line[1]
         if self.facts.conflict:
             confidence -= 300
-        confidence = max(0, min(1000, confidence))
+            if confidence < 0:
+                confidence = 0
         self.candidates.append(
             Candidate(
                 rule,

@@ -21,7 +21,14 @@ from payments.matching.normalise import (
     reference_keys,
     text_keys,
 )
-from payments.models import AllocationPlan, AllocationPlanLine, MatchRule, PayerMapping, Payment
+from payments.models import (
+    AllocationPlan,
+    AllocationPlanLine,
+    MatchProposal,
+    MatchRule,
+    PayerMapping,
+    Payment,
+)
 
 MILLI = 1000
 # positions in an items row (the values_list row of invoice_rows())
@@ -90,6 +97,9 @@ class PaymentInput:
     description: str
     references: list
     texts: list | None = None  # reference_texts(self); load_payments fills it in
+    # allocations a person rejected for this payment: {tuple of engine lines}; see
+    # rejected_allocations()
+    rejected: frozenset | None = None
 
 
 @dataclass
@@ -341,7 +351,38 @@ def load_payments(*, payment_ids=None) -> list[PaymentInput]:
     payments = [PaymentInput(*row) for row in payment_rows(payment_ids=payment_ids)]
     for payment in payments:
         payment.texts = reference_texts(payment)
+    rejected = rejected_allocations(payment_ids)
+    if rejected:
+        for payment in payments:
+            lines = rejected.get(payment.id)
+            if lines:
+                payment.rejected = frozenset(lines)
     return payments
+
+
+def rejected_allocations(payment_ids=None) -> dict[int, list[tuple]]:
+    """Per payment, the allocations of proposals a person rejected, as engine lines, so a
+    later run does not propose the same thing again (a handful: people's decisions)."""
+    query = MatchProposal.objects.filter(state=MatchProposal.State.REJECTED)
+    if payment_ids is not None:
+        query = query.filter(payment_id__in=list(payment_ids))
+    else:
+        query = query.filter(payment__match_state=Payment.MatchState.UNMATCHED)
+    out: dict[int, list[tuple]] = {}
+    for payment_id, lines in query.values_list("payment_id", "lines"):
+        out.setdefault(payment_id, []).append(
+            tuple(
+                (
+                    int(line["invoice_id"]),
+                    to_milli(Decimal(line["amount"])),
+                    to_milli(Decimal(line.get("discount_amount") or 0)),
+                    to_milli(Decimal(line.get("write_off_amount") or 0)),
+                    line.get("write_off_gl_account_code") or "",
+                )
+                for line in lines
+            )
+        )
+    return out
 
 
 def payment_rows(*, payment_ids=None):
