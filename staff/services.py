@@ -8,6 +8,7 @@ from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 
+from aiqrecon.bulk import insert_rows
 from staff.models import AuditEntry, Role
 
 
@@ -73,10 +74,17 @@ def audit_entry(
     )
 
 
-def audit_log_many(entries: list[AuditEntry]) -> list[AuditEntry]:
-    """Write many audit_entry() rows with one bulk insert, inside the change's transaction."""
+def audit_log_many(entries: list[AuditEntry]) -> None:
+    """Write many audit_entry() rows at once (multi-row INSERTs), in the change's transaction."""
     _require_atomic()
-    return AuditEntry.objects.bulk_create(entries)
+    insert_rows(
+        AuditEntry,
+        ("actor", "action", "object_type", "object_id", "summary", "before", "after"),
+        [
+            (e.actor_id, e.action, e.object_type, e.object_id, e.summary, e.before, e.after)
+            for e in entries
+        ],
+    )
 
 
 def _require_atomic() -> None:

@@ -146,12 +146,27 @@ def one_by_one(proposal_ids) -> list[tuple]:
     return refused
 
 
+TIMES = {"created_at", "updated_at", "approved_at", "at", "next_attempt_at"}
+
+
+def columns(row, *skip) -> dict:
+    """Every stored column but the id; a timestamp only as set or not (the runs differ)."""
+    values = {}
+    for f in type(row)._meta.concrete_fields:
+        if f.primary_key or f.attname in skip:
+            continue
+        value = getattr(row, f.attname)
+        values[f.attname] = (value is not None) if f.attname in TIMES else value
+    return values
+
+
 def snapshot() -> dict:
     """Every row the auto-approval touches, with plan ids replaced by the payment's name."""
     plan_name = {
         plan.pk: f"plan-of-{plan.payment.external_id}"
         for plan in AllocationPlan.objects.select_related("payment")
     }
+    command_name = dict(OutboxCommand.objects.values_list("pk", "external_reference"))
 
     def named(text):
         return re.sub(
@@ -160,72 +175,31 @@ def snapshot() -> dict:
             text,
         )
 
-    plans = sorted(
-        (
-            (
-                plan_name[p.pk],
-                p.state,
-                p.customer.code,
-                p.maker_id,
-                p.approver_id,
-                p.needs_approval,
-                p.on_account_amount,
-                p.version,
-                p.approved_at is not None,
-                p.proposal_id,
-                tuple(
-                    (
-                        ln.invoice_id,
-                        ln.amount,
-                        ln.discount_amount,
-                        ln.write_off_amount,
-                        ln.write_off_gl_account_code,
-                        ln.unallocated_at,
-                    )
-                    for ln in p.lines.order_by("id")
-                ),
-            )
-            for p in AllocationPlan.objects.select_related("customer")
-        ),
-        key=repr,
-    )
-    outbox = sorted(
-        (
-            (
-                c.entity_id,
-                c.kind,
-                named(c.external_reference),
-                repr(sorted(c.payload.items())),
-                named(c.depends_on.external_reference) if c.depends_on else None,
-                c.origin_type,
-                plan_name.get(c.origin_id) if c.origin_type == "allocation_plan" else c.origin_id,
-                c.created_by_id,
-                c.state,
-            )
-            for c in OutboxCommand.objects.select_related("depends_on")
-        ),
-        key=repr,
-    )
-    audit = sorted(
-        (
-            (
-                plan_name.get(int(e.object_id), e.object_id),
-                e.action,
-                e.actor_id,
-                e.summary,
-                repr(e.before),
-                named(repr(e.after)),
-            )
-            for e in AuditEntry.objects.filter(object_type="payments.allocationplan")
-        ),
-        key=repr,
-    )
+    def plan(p):
+        lines = [columns(line, "plan_id") for line in p.lines.order_by("id")]
+        return {**columns(p), "name": plan_name[p.pk], "lines": lines}
+
+    def command(c):
+        values = columns(c, "external_reference", "depends_on_id", "origin_id")
+        values["ref"] = named(c.external_reference)
+        values["depends_on"] = named(command_name.get(c.depends_on_id, ""))
+        if c.origin_type == "allocation_plan":
+            values["origin"] = plan_name[c.origin_id]
+        return values
+
+    def audit(e):
+        values = columns(e, "object_id", "after")
+        values["object"] = plan_name.get(int(e.object_id), e.object_id)
+        values["after"] = named(repr(e.after))
+        return values
+
+    entries = AuditEntry.objects.filter(object_type="payments.allocationplan")
     return {
-        "plans": plans,
-        "outbox": outbox,
-        "audit": audit,
+        "plans": sorted(map(plan, AllocationPlan.objects.all()), key=repr),
+        "outbox": sorted(map(command, OutboxCommand.objects.all()), key=repr),
+        "audit": sorted(map(audit, entries), key=repr),
         "payments": sorted(
-            Payment.objects.values_list("external_id", "match_state", "customer__code"), key=repr
+            (columns(p) for p in Payment.objects.all()), key=lambda v: v["external_id"]
         ),
         "proposals": sorted(MatchProposal.objects.values_list("pk", "state")),
     }
@@ -402,25 +376,36 @@ def test_bulk_enqueue_keeps_outbox_enqueue_semantics(entity, django_capture_on_c
     receipt = NewCommand(entity, "post_receipt", {"n": 2}, "RCPT-2")
     commands = [
         NewCommand(entity, "post_receipt", {"n": 1}, "RCPT-1"),  # already queued
-        NewCommand(entity, "allocate", {"n": 3}, "ALLOC-2", depends_on=receipt),
+        NewCommand(entity, "allocate", {"n": 3}, "ALLOC-2", depends_on=receipt, origin_id=7),
         receipt,  # after its dependent in the list: inserted first anyway
         NewCommand(entity, "allocate", {"n": 4}, "ALLOC-1", depends_on=existing),
         NewCommand(entity, "post_receipt", {"n": 5}, "RCPT-2"),  # given twice: the first wins
     ]
     with django_capture_on_commit_callbacks(execute=False) as hooks:
         with transaction.atomic():
-            rows = outbox_enqueue_many(commands)
-    assert rows[0] == existing and rows[2] == rows[4] and rows[2].payload == {"n": 2}
-    assert rows[1].depends_on == rows[2] and rows[3].depends_on == existing
+            ids = outbox_enqueue_many(commands)
+    rows = OutboxCommand.objects.in_bulk(ids)
+    assert ids[0] == existing.pk and ids[2] == ids[4] and rows[ids[2]].payload == {"n": 2}
+    assert rows[ids[1]].depends_on_id == ids[2] and rows[ids[3]].depends_on_id == existing.pk
     assert OutboxCommand.objects.count() == 4
-    new_ids = sorted(r.pk for r in rows[1:4])
-    assert len(hooks) == 1 and sorted(hooks[0].command_ids) == new_ids  # one wake, new rows
+    assert len(hooks) == 1 and sorted(hooks[0].command_ids) == sorted(ids[1:4])  # one wake
+    # the rows are what outbox_enqueue stores: defaults and timestamps filled in
+    one_by_one = outbox_enqueue(
+        entity=entity,
+        kind="allocate",
+        payload={"n": 3},
+        external_reference="ALLOC-3",
+        depends_on=rows[ids[2]],
+        origin_id=7,
+    )
+    expected = columns(one_by_one, "external_reference")
+    assert columns(rows[ids[1]], "external_reference") == expected
 
 
 @pytest.mark.django_db
 def test_bulk_enqueue_survives_a_reference_queued_concurrently(entity, monkeypatch):
     """Another transaction commits one of the references between our look-up and insert: the
-    unique constraint refuses the bulk insert and that level goes through outbox_enqueue."""
+    unique constraint refuses the multi-row insert and that level goes through outbox_enqueue."""
     look_up = outbox_services._already_queued
 
     def racing(commands):
@@ -431,10 +416,11 @@ def test_bulk_enqueue_survives_a_reference_queued_concurrently(entity, monkeypat
     monkeypatch.setattr(outbox_services, "_already_queued", racing)
     receipt = NewCommand(entity, "post_receipt", {"mine": True}, "R-1")
     with transaction.atomic():
-        rows = outbox_enqueue_many(
+        ids = outbox_enqueue_many(
             [receipt, NewCommand(entity, "allocate", {}, "A-1", depends_on=receipt)]
         )
-    assert rows[0].payload == {} and rows[1].depends_on == rows[0]
+    rows = OutboxCommand.objects.in_bulk(ids)
+    assert rows[ids[0]].payload == {} and rows[ids[1]].depends_on_id == ids[0]
     assert OutboxCommand.objects.count() == 2
 
 

@@ -35,6 +35,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from aiqrecon.bulk import insert_rows
 from ledger.models import Entity, OutboxCommand
 from staff.models import Role
 from staff.services import audit_log, user_has_role
@@ -104,14 +105,15 @@ class NewCommand:
 _LOOKUP_BATCH = 900
 
 
-def outbox_enqueue_many(commands: list[NewCommand]) -> list[OutboxCommand]:
-    """outbox_enqueue for many commands: the same rows, the result in the same order.
+def outbox_enqueue_many(commands: list[NewCommand]) -> list[int]:
+    """outbox_enqueue for many commands: the same rows; their ids in the commands' order.
 
     Idempotent on (entity, external_reference) like outbox_enqueue: a reference already queued,
     or given twice, yields the existing row. Rows are inserted dependencies first, one
-    bulk_create per level; a concurrent enqueue of one of the references (the unique
-    constraint) sends that level through outbox_enqueue one by one, which returns the winner's
-    row. Call inside the decision's transaction; workers wake once after commit."""
+    multi-row INSERT per level (aiqrecon.bulk.insert_rows); a concurrent enqueue of one of the
+    references (the unique constraint) sends that level through outbox_enqueue one by one,
+    which returns the winner's row. Call inside the decision's transaction; workers wake once
+    after commit."""
     done = _already_queued(commands)
     created: list[int] = []
     todo = commands
@@ -130,45 +132,62 @@ def outbox_enqueue_many(commands: list[NewCommand]) -> list[OutboxCommand]:
                 f"{later[0].external_reference} depends on a command that is not enqueued "
                 "by this call."
             )
-        rows = [
-            OutboxCommand(
-                entity=c.entity,
-                kind=c.kind,
-                payload=c.payload,
-                external_reference=c.external_reference,
-                depends_on=_saved(c.depends_on, done),
-                origin_type=c.origin_type,
-                origin_id=c.origin_id,
-                created_by=c.created_by,
-            )
-            for c in level.values()
-        ]
         try:
             with transaction.atomic():
-                OutboxCommand.objects.bulk_create(rows)
+                rows = insert_rows(
+                    OutboxCommand,
+                    _ENQUEUED,
+                    [
+                        (
+                            c.entity.pk,
+                            c.kind,
+                            c.payload,
+                            c.external_reference,
+                            _saved(c.depends_on, done),
+                            c.origin_type,
+                            c.origin_id,
+                            getattr(c.created_by, "pk", None),
+                        )
+                        for c in level.values()
+                    ],
+                    returning=("entity", "external_reference", "id"),
+                )
         except IntegrityError:
-            rows = [
-                outbox_enqueue(
+            for key, c in level.items():  # outbox_enqueue wakes for the rows it creates
+                depends_on = _saved(c.depends_on, done)
+                done[key] = outbox_enqueue(
                     entity=c.entity,
                     kind=c.kind,
                     payload=c.payload,
                     external_reference=c.external_reference,
-                    depends_on=_saved(c.depends_on, done),
+                    depends_on=OutboxCommand.objects.get(pk=depends_on) if depends_on else None,
                     origin_type=c.origin_type,
                     origin_id=c.origin_id,
                     created_by=c.created_by,
-                )
-                for c in level.values()
-            ]  # outbox_enqueue wakes for the rows it creates
+                ).pk
         else:
-            created.extend(row.pk for row in rows)
-        done.update(zip(level, rows, strict=True))
+            for entity_id, reference, pk in rows:
+                done[(entity_id, reference)] = pk
+                created.append(pk)
         todo = later
     _wake_after_commit_many(created)
     return [done[command.key] for command in commands]
 
 
-def _already_queued(commands: list[NewCommand]) -> dict[tuple[int, str], OutboxCommand]:
+_ENQUEUED = (
+    "entity",
+    "kind",
+    "payload",
+    "external_reference",
+    "depends_on",
+    "origin_type",
+    "origin_id",
+    "created_by",
+)
+
+
+def _already_queued(commands: list[NewCommand]) -> dict[tuple[int, str], int]:
+    """(entity id, external reference) -> id of the rows already queued."""
     done = {}
     refs_by_entity: dict[int, set[str]] = {}
     for command in commands:
@@ -176,15 +195,18 @@ def _already_queued(commands: list[NewCommand]) -> dict[tuple[int, str], OutboxC
     for entity_id, refs in refs_by_entity.items():
         refs = sorted(refs)
         for start in range(0, len(refs), _LOOKUP_BATCH):
-            for row in OutboxCommand.objects.filter(
+            found = OutboxCommand.objects.filter(
                 entity_id=entity_id, external_reference__in=refs[start : start + _LOOKUP_BATCH]
-            ):
-                done[(entity_id, row.external_reference)] = row
+            ).values_list("external_reference", "id")
+            done.update(((entity_id, reference), pk) for reference, pk in found)
     return done
 
 
-def _saved(depends_on, done) -> OutboxCommand | None:
-    return done[depends_on.key] if isinstance(depends_on, NewCommand) else depends_on
+def _saved(depends_on, done) -> int | None:
+    """The id of the row a command depends on."""
+    if isinstance(depends_on, NewCommand):
+        return done[depends_on.key]
+    return None if depends_on is None else depends_on.pk
 
 
 class _Wake:

@@ -4,19 +4,19 @@ The end state is that of plan_auto_approve called for each proposal in the given
 same plans and lines, payments' match state (and customer, once approved), proposals' state,
 outbox commands (built by plan_outbox.plan_commands, the code plan_hand_to_outbox uses) and
 audit entries (plan.propose, then plan.approve or plan.submit, with the same wording), and
-the same refusals with the same messages. plan_auto_approve costs one transaction and about
-twenty queries per plan; here a chunk of CHUNK proposals costs about twenty queries in all.
+the same refusals with the same messages. plan_auto_approve costs a transaction and about
+twenty statements per plan; here a chunk of CHUNK proposals costs a few dozen in all.
 
 Per chunk, in one transaction: lock the chunk's payments, their entities, then their invoices
 by id (the lock order of plans.py; on SQLite the IMMEDIATE transaction serialises writers),
 read what the checks need with a few set-based queries, check each proposal in Python in the
 given order (plan_lines.validate_lines, counting what the chunk's earlier plans hold on an
-invoice), then write the accepted ones with bulk inserts and one UPDATE per state. A refused
-proposal is reported and skipped without spoiling its chunk; a chunk that fails never undoes
-the ones before it.
+invoice), then write the accepted ones with multi-row INSERTs (aiqrecon.bulk.insert_rows) and
+one UPDATE per state. A refused proposal is reported and skipped without spoiling its chunk;
+a chunk that fails never undoes the ones before it.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import NamedTuple
 
@@ -25,6 +25,7 @@ from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from aiqrecon.bulk import insert_rows
 from ledger.models import Customer, Entity, GLAccount, Invoice
 from ledger.outbox.services import outbox_enqueue_many
 from payments.matching.index import LIVE_PLAN_STATES
@@ -53,6 +54,7 @@ State = AllocationPlan.State
 CHUNK = 500  # proposals per transaction: locks held briefly, one failure undoes little
 _IN_BATCH = 900  # ids per IN (...) (SQLite builds limited to 999 variables)
 _STORED = Decimal("0.001")  # MoneyField reads back with three places
+PLAN_TYPE = AllocationPlan._meta.label_lower  # audit entries' object_type for a plan
 
 
 class Refusal(NamedTuple):
@@ -79,9 +81,31 @@ class _Accepted:
     lines: list[LineInput]  # as proposed (plan_propose writes them in this order)
     customer_id: int
     on_account: Decimal
-    bank: object  # the receiving bank account; None while it waits for a checker
-    plan: AllocationPlan | None = None
-    stored_lines: list[AllocationPlanLine] = field(default_factory=list)  # by invoice id
+    bank: object  # the receiving bank account; None when the plan waits for a checker
+    plan_id: int | None = None
+    stored_lines: list[LineInput] = field(default_factory=list)  # as read back, by invoice id
+
+    @property
+    def approved(self) -> bool:
+        return self.bank is not None
+
+    @property
+    def state(self) -> str:
+        return State.SENT if self.approved else State.AWAITING_APPROVAL
+
+
+@dataclass
+class _Chunk:
+    """What the checks of one chunk read, under its locks."""
+
+    proposals: dict[int, MatchProposal]
+    lines: dict[int, list[LineInput] | PlanRefused]  # by proposal id
+    payments: dict[int, Payment]
+    invoices: dict[int, Invoice]
+    held: dict[int, Decimal]  # by invoice: what live plans hold, the chunk's own included
+    has_plan: set[int]  # payments with a live plan, the chunk's own included
+    gl_codes: dict[int, set[str]]  # by entity
+    banks: dict = field(default_factory=dict)  # (entity, currency) -> bank or PlanRefused
 
 
 def plans_auto_approve_many(*, proposal_ids: list[int]) -> AutoApproveReport:
@@ -89,27 +113,32 @@ def plans_auto_approve_many(*, proposal_ids: list[int]) -> AutoApproveReport:
     report = AutoApproveReport()
     proposal_ids = list(proposal_ids)
     for start in range(0, len(proposal_ids), CHUNK):
+        batch = proposal_ids[start : start + CHUNK]
         with transaction.atomic():
-            accepted, refused = _approve_chunk(proposal_ids[start : start + CHUNK])
+            chunk = _read_locked(batch)
+            accepted, refused = _check(batch, chunk)
+            if accepted:
+                _write(accepted, chunk.invoices)
         for item in accepted:
-            plans = report.approved if item.bank is not None else report.awaiting_approval
-            plans.append(item.plan.pk)
+            plans = report.approved if item.approved else report.awaiting_approval
+            plans.append(item.plan_id)
         report.refused.extend(refused)
     return report
 
 
-def _approve_chunk(proposal_ids: list[int]) -> tuple[list[_Accepted], list[Refusal]]:
+def _read_locked(proposal_ids: list[int]) -> _Chunk:
+    """Lock the chunk's payments, their entities and invoices (in that order, by id) and read
+    what the checks need, each with one query per batch of ids."""
     proposals = {
         p.pk: p
         for p in _rows(
             MatchProposal.objects.only("id", "payment_id", "rule_kind", "lines"), proposal_ids
         )
     }
-    lines_of = {pk: _coerced(proposal) for pk, proposal in proposals.items()}
+    lines = {pk: _coerced(proposal) for pk, proposal in proposals.items()}
+    valid_lines = [line for each in lines.values() if isinstance(each, list) for line in each]
     payments = _lock_payments({p.payment_id for p in proposals.values()})
-    invoice_ids = {
-        line.invoice_id for lines in lines_of.values() if isinstance(lines, list) for line in lines
-    }
+    invoice_ids = {line.invoice_id for line in valid_lines}
     invoices = {
         inv.pk: inv
         for inv in _rows(
@@ -129,96 +158,128 @@ def _approve_chunk(proposal_ids: list[int]) -> tuple[list[_Accepted], list[Refus
             invoice_ids,
         )
     }
-    # read after the invoice locks, so a plan committed meanwhile is counted
-    held = {}
+    held = {}  # read after the invoice locks, so a plan committed meanwhile is counted
     for batch in _batches(sorted(invoice_ids)):
         held.update(reserved_elsewhere(batch))
-    has_plan = set(
-        _rows(
-            AllocationPlan.objects.filter(state__in=LIVE_PLAN_STATES).values_list(
-                "payment_id", flat=True
-            ),
-            payments,
-            field_name="payment_id",
-        )
+    live = AllocationPlan.objects.filter(state__in=LIVE_PLAN_STATES)
+    has_plan = set(_rows(live.values_list("payment_id", flat=True), payments, "payment_id"))
+    return _Chunk(
+        proposals, lines, payments, invoices, held, has_plan, _gl_codes(payments, valid_lines)
     )
-    gl_codes = _gl_codes(payments, lines_of, proposals)
-    banks: dict[tuple[int, str], object] = {}  # (entity, currency) -> bank or PlanRefused
 
+
+def _check(proposal_ids: list[int], chunk: _Chunk) -> tuple[list[_Accepted], list[Refusal]]:
+    """plan_auto_approve's checks, proposal by proposal in the given order, in Python: what an
+    accepted proposal holds counts for the ones after it, a refused one changes nothing."""
     accepted: list[_Accepted] = []
     refused: list[Refusal] = []
     for proposal_id in proposal_ids:
-        proposal = proposals.get(proposal_id)
+        proposal = chunk.proposals.get(proposal_id)
         if proposal is None:
             refused.append(Refusal(proposal_id, None, f"Proposal #{proposal_id} does not exist."))
             continue
-        payment = payments[proposal.payment_id]
+        payment = chunk.payments[proposal.payment_id]
         try:
-            lines = lines_of[proposal_id]
+            lines = chunk.lines[proposal_id]
             if isinstance(lines, PlanRefused):
                 raise lines
-            if payment.pk in has_plan:
+            if payment.pk in chunk.has_plan:
                 raise PlanRefused(ALREADY_PLANNED)
             customer_id, on_account = validate_lines(
                 payment,
                 lines,
                 payment.customer_id,
-                invoices,
-                held,
-                gl_codes.get(payment.entity_id, ()),
+                chunk.invoices,
+                chunk.held,
+                chunk.gl_codes.get(payment.entity_id, ()),
             )
             bank = None
             if not lines_need_approval(payment, lines):
-                bank = _receiving_bank(banks, payment)
+                bank = _receiving_bank(chunk.banks, payment)
                 for line in sorted(lines, key=_by_invoice):
-                    require_posted(invoices[line.invoice_id])
+                    require_posted(chunk.invoices[line.invoice_id])
         except PlanRefused as error:
             refused.append(Refusal(proposal_id, payment.pk, "; ".join(error.messages)))
             continue
-        has_plan.add(payment.pk)
+        chunk.has_plan.add(payment.pk)
         for line in lines:  # held as reserved_elsewhere reads it back (three places)
             settles = line_settles(line).quantize(_STORED)
-            held[line.invoice_id] = held.get(line.invoice_id, ZERO) + settles
+            chunk.held[line.invoice_id] = chunk.held.get(line.invoice_id, ZERO) + settles
         accepted.append(_Accepted(proposal, payment, lines, customer_id, on_account, bank))
-    if accepted:
-        _write(accepted, invoices)
     return accepted, refused
 
 
 def _write(accepted: list[_Accepted], invoices: dict) -> None:
     now = timezone.now()
-    for item in accepted:
-        approved = item.bank is not None
-        item.plan = AllocationPlan(
-            payment_id=item.payment.pk,
-            proposal_id=item.proposal.pk,
-            customer_id=item.customer_id,
-            maker=None,
-            on_account_amount=item.on_account,
-            needs_approval=not approved,
-            state=State.SENT if approved else State.AWAITING_APPROVAL,
-            approved_at=now if approved else None,
+    plan_ids = dict(
+        insert_rows(
+            AllocationPlan,
+            PLAN_COLUMNS,
+            [
+                (
+                    item.payment.pk,
+                    item.proposal.pk,
+                    item.customer_id,
+                    item.on_account,
+                    not item.approved,  # needs_approval
+                    item.state,
+                    now if item.approved else None,
+                )
+                for item in accepted
+            ],
+            returning=("payment", "id"),
         )
-    AllocationPlan.objects.bulk_create([item.plan for item in accepted])
-    plan_lines = []
+    )
+    line_rows = []
     for item in accepted:
-        rows = [
-            AllocationPlanLine(
-                plan=item.plan,
-                invoice_id=line.invoice_id,
-                amount=line.amount.quantize(_STORED),
-                discount_amount=line.discount_amount.quantize(_STORED),
-                write_off_amount=line.write_off_amount.quantize(_STORED),
-                write_off_gl_account_code=line.write_off_gl_account_code,
+        item.plan_id = plan_ids[item.payment.pk]
+        line_rows.extend(
+            (
+                item.plan_id,
+                line.invoice_id,
+                line.amount,
+                line.discount_amount,
+                line.write_off_amount,
+                line.write_off_gl_account_code,
             )
             for line in item.lines
-        ]
-        plan_lines.extend(rows)
-        item.stored_lines = sorted(rows, key=_by_invoice)
-    AllocationPlanLine.objects.bulk_create(plan_lines)
+        )
+        item.stored_lines = sorted(
+            (
+                replace(
+                    line,
+                    amount=line.amount.quantize(_STORED),
+                    discount_amount=line.discount_amount.quantize(_STORED),
+                    write_off_amount=line.write_off_amount.quantize(_STORED),
+                )
+                for line in item.lines
+            ),
+            key=_by_invoice,
+        )
+    insert_rows(AllocationPlanLine, LINE_COLUMNS, line_rows)
     _update_proposals_and_payments(accepted, now)
     refs = _enqueue(accepted, invoices)
     audit_log_many([entry for item in accepted for entry in _audit(item, refs)])
+
+
+# the columns the plans and lines get (the rest take their defaults: version 1, no maker)
+PLAN_COLUMNS = (
+    "payment",
+    "proposal",
+    "customer",
+    "on_account_amount",
+    "needs_approval",
+    "state",
+    "approved_at",
+)
+LINE_COLUMNS = (
+    "plan",
+    "invoice",
+    "amount",
+    "discount_amount",
+    "write_off_amount",
+    "write_off_gl_account_code",
+)
 
 
 def _update_proposals_and_payments(accepted: list[_Accepted], now) -> None:
@@ -233,8 +294,8 @@ def _update_proposals_and_payments(accepted: list[_Accepted], now) -> None:
             payment_id__in=payment_ids, state=MatchProposal.State.OPEN
         ).exclude(pk__in=proposal_ids).update(state=MatchProposal.State.SUPERSEDED)
         MatchProposal.objects.filter(pk__in=proposal_ids).update(state=MatchProposal.State.ACCEPTED)
-        approved = [item.payment.pk for item in batch if item.bank is not None]
-        waiting = [item.payment.pk for item in batch if item.bank is None]
+        approved = [item.payment.pk for item in batch if item.approved]
+        waiting = [item.payment.pk for item in batch if not item.approved]
         if approved:
             Payment.objects.filter(pk__in=approved).update(
                 match_state=Payment.MatchState.APPROVED,
@@ -249,14 +310,14 @@ def _update_proposals_and_payments(accepted: list[_Accepted], now) -> None:
 
 def _enqueue(accepted: list[_Accepted], invoices: dict) -> dict[int, list[str]]:
     """The approved plans' outbox commands in one bulk enqueue; their references per plan."""
-    approved = [item for item in accepted if item.bank is not None]
+    approved = [item for item in accepted if item.approved]
     codes = dict(
         _rows(Customer.objects.values_list("id", "code"), {item.customer_id for item in approved})
     )
     commands, refs = [], {}
     for item in approved:
         built = plan_commands(
-            plan_id=item.plan.pk,
+            plan_id=item.plan_id,
             payment=item.payment,
             customer_code=codes[item.customer_id],
             bank=item.bank,
@@ -264,39 +325,38 @@ def _enqueue(accepted: list[_Accepted], invoices: dict) -> dict[int, list[str]]:
             actor=None,
         )
         commands.extend(built)
-        refs[item.plan.pk] = [command.external_reference for command in built]
+        refs[item.plan_id] = [command.external_reference for command in built]
     outbox_enqueue_many(commands)
     return refs
 
 
 def _audit(item: _Accepted, refs: dict[int, list[str]]) -> list:
     """plan_auto_approve's entries: plan.propose, then plan.approve or plan.submit."""
-    plan, proposal = item.plan, item.proposal
-    approved = item.bank is not None
-    stored = snapshot_of(plan, item.stored_lines)
-    stored["on_account"] = plan.on_account_amount.quantize(_STORED)  # as read back
+    plan = {"object_type": PLAN_TYPE, "object_id": item.plan_id}
+    read_back = snapshot_of(
+        state=State.DRAFT,
+        version=1,
+        on_account=item.on_account.quantize(_STORED),
+        lines=item.stored_lines,
+    )
     propose = audit_entry(
         actor=None,
         action="plan.propose",
-        obj=plan,
-        summary=propose_summary(item.payment, len(item.lines), item.on_account, proposal),
-        after={**stored, "state": State.DRAFT, "on_account": item.on_account},
+        **plan,
+        summary=propose_summary(item.payment, len(item.lines), item.on_account, item.proposal),
+        after={**read_back, "on_account": item.on_account},  # the plan object's own value
     )
-    if not approved:
-        return [
-            propose,
-            audit_entry(
-                actor=None, action="plan.submit", obj=plan, summary=auto_approve_waits_summary()
-            ),
-        ]
-    commands = refs[plan.pk]
+    if not item.approved:
+        waits = auto_approve_waits_summary()
+        return [propose, audit_entry(actor=None, action="plan.submit", **plan, summary=waits)]
+    commands = refs[item.plan_id]
     approve = audit_entry(
         actor=None,
         action="plan.approve",
-        obj=plan,
-        summary=approve_summary(auto_approved_how(proposal), len(commands)),
-        before={**stored, "state": State.DRAFT},
-        after={**stored, "commands": commands},
+        **plan,
+        summary=approve_summary(auto_approved_how(item.proposal), len(commands)),
+        before=read_back,
+        after={**read_back, "state": State.SENT, "commands": commands},
     )
     return [propose, approve]
 
@@ -343,12 +403,10 @@ def _lock_payments(payment_ids) -> dict[int, Payment]:
     return payments
 
 
-def _gl_codes(payments, lines_of, proposals) -> dict[int, set[str]]:
+def _gl_codes(payments: dict[int, Payment], lines: list[LineInput]) -> dict[int, set[str]]:
     """Known GL codes per entity among the chunk's write-off lines (validate_lines checks)."""
     wanted = {
         line.write_off_gl_account_code
-        for lines in lines_of.values()
-        if isinstance(lines, list)
         for line in lines
         if line.write_off_amount and line.write_off_gl_account_code
     }
@@ -383,7 +441,7 @@ def _batches(ids: list) -> list[list]:
     return [ids[start : start + _IN_BATCH] for start in range(0, len(ids), _IN_BATCH)]
 
 
-def _rows(queryset, ids, *, field_name: str = "pk"):
+def _rows(queryset, ids, field_name: str = "pk"):
     """The queryset's rows for these ids, sorted ids in batches (so row locks follow id order)."""
     for batch in _batches(sorted(ids)):
         yield from queryset.filter(**{f"{field_name}__in": batch})

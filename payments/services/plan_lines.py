@@ -187,15 +187,20 @@ def lines_need_approval(payment: Payment, lines: list[LineInput]) -> bool:
 
 
 def plan_snapshot(plan: AllocationPlan) -> dict:
-    return snapshot_of(plan, plan.lines.order_by("invoice_id"))
+    return snapshot_of(
+        state=plan.state,
+        version=plan.version,
+        on_account=plan.on_account_amount,
+        lines=plan.lines.order_by("invoice_id"),
+    )
 
 
-def snapshot_of(plan: AllocationPlan, lines) -> dict:
-    """plan_snapshot over lines already in hand (sorted by invoice id, amounts as stored)."""
+def snapshot_of(*, state: str, version: int, on_account: Decimal, lines) -> dict:
+    """plan_snapshot from values in hand: lines sorted by invoice id, amounts as stored."""
     return {
-        "state": plan.state,
-        "version": plan.version,
-        "on_account": plan.on_account_amount,
+        "state": state,
+        "version": version,
+        "on_account": on_account,
         "lines": [
             {
                 "invoice_id": line.invoice_id,
