@@ -10,6 +10,7 @@ from payments.models import AllocationPlan, MatchProposal, MatchRule, Payment
 from payments.selectors import payments_needing_review
 from payments.services.matching_runs import matching_run
 from payments.services.payments import payer_mapping_confirm
+from payments.services.plan_lines import PlanRefused
 from payments.services.plans import plan_approve, plan_propose, plan_submit
 from staff.models import AuditEntry
 from tests.test_plans_factories import (
@@ -263,3 +264,22 @@ def test_a_rejected_allocation_leaves_room_for_the_next_rules(books, alice):
     assert again[0].rule_kind == MatchRule.Kind.PAYER_COMBINATION
     assert sorted(line["invoice_id"] for line in again[0].lines) == [i.pk for i in smaller]
     assert all([line["invoice_id"] for line in p.lines] != [invoice.pk] for p in again)
+
+
+def test_a_proposal_rejected_before_auto_approval_is_not_approved(books, alice):
+    from payments.services.auto_approve import plans_auto_approve_many
+    from payments.services.plans import plan_auto_approve
+    from payments.services.proposals import proposal_reject
+
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "120.00")
+    payment = make_payment(books, "120.00", refs=[invoice.invoice_number])
+    matching_run(dry_run=False, auto_approve=False)
+    proposal = proposals(payment)[0]
+    proposal_reject(proposal=proposal, actor=alice, reason="customer asked to hold it")
+
+    outcome = plans_auto_approve_many(proposal_ids=[proposal.pk])
+    assert outcome.refused and "rejected" in outcome.refused[0].reason
+    with pytest.raises(PlanRefused, match="rejected"):
+        plan_auto_approve(payment=payment, proposal=proposal)
+    assert not AllocationPlan.objects.filter(payment=payment).exists()

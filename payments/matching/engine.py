@@ -35,6 +35,9 @@ from payments.matching.rules import HANDLERS
 from payments.models import MatchRule
 
 Kind = MatchRule.Kind
+# What a rule needs to have anything to say: invoices the payment names (the reference rule),
+# or those or a known payer (every other rule returns at once without either).
+NEEDS_HITS, NEEDS_PAYER = 1, 2
 STRONG = 900  # a candidate this sure ends the rule loop (Odoo-style: first sure rule wins)
 REVIEW_BELOW = 500  # rank 1 below this confidence is flagged for a person
 MAX_PROPOSALS = 5
@@ -352,7 +355,11 @@ class Matcher:
         self.ctx = _Context(index)
         self.rules = rules
         # unknown kinds do nothing: leave them out of the per-payment loop
-        self.steps = [(HANDLERS[rule.kind], rule) for rule in rules if rule.kind in HANDLERS]
+        self.steps = [
+            (HANDLERS[rule.kind], rule, NEEDS_HITS if rule.kind == Kind.REFERENCE else NEEDS_PAYER)
+            for rule in rules
+            if rule.kind in HANDLERS
+        ]
 
     def run(self, payments) -> list[PaymentResult]:
         match = self.match
@@ -380,10 +387,13 @@ class Matcher:
             notes.append("The reference names another customer's invoice than the payer's.")
         if customer_id is None and state.customer_id is None:
             notes.append("Payer not recognised: no customer, payer mapping or email matched.")
-        for handler, rule in self.steps:
+        # a rule that has nothing to go on is not called (most payments skip most rules)
+        known = state.target or state.customer_id is not None
+        for handler, rule, needs in self.steps:
             if state.best >= STRONG:
                 break  # a match this sure ends the search (later rules are costlier guesses)
-            handler(state, rule)
+            if hits if needs == NEEDS_HITS else known:
+                handler(state, rule)
         if state.rejected_again:
             notes.append(
                 f"{state.rejected_again} allocation(s) a person rejected before for this "

@@ -8,6 +8,7 @@ values it needs, captured now and turned into text only when the proposal is wri
 """
 
 from decimal import Decimal
+from operator import itemgetter
 
 from payments.matching.combination import find_combinations
 from payments.matching.index import label
@@ -54,7 +55,7 @@ def reference(state, rule) -> None:
     state.add(
         rule,
         confidence,
-        [_line(i, o) for i, o in opens],
+        [(i, o, 0, 0, "") for i, o in opens],  # _line(i, o), inlined on the hottest path
         (_render_reference, [named[i] for i, _o in opens], amount, opens, total),
         auto=auto,
     )
@@ -95,28 +96,27 @@ def payer_exact(state, rule) -> None:
     # the payer's invoices open for exactly the amount, oldest first: a scan of the payer's
     # amounts array (in C) finds them without making a pair per open invoice
     ids, opens = state.customer_amounts()
-    if amount not in opens:
+    how_many = opens.count(amount)
+    if not how_many:
         return
-    same = []
     position = opens.index(amount)
-    while True:
+    same = [ids[position]]
+    for _ in range(min(how_many, 3) - 1):  # the next ones, oldest first (3 are proposed)
+        position = opens.index(amount, position + 1)
         same.append(ids[position])
-        try:
-            position = opens.index(amount, position + 1)
-        except ValueError:
-            break
-    if len(same) == 1:
+    if how_many == 1:
         confidence = 900
     else:
         confidence = 600
     if state.target and same[0] not in state.target:
         confidence = min(confidence, 650)  # the payment names another invoice
-    for rank, invoice_id in enumerate(same[:3]):
+    items = state.ctx.items
+    for rank, invoice_id in enumerate(same):
         state.add(
             rule,
             confidence - 100 * (rank > 0),
-            [_line(invoice_id, amount)],
-            (_render_payer_exact, state.label(invoice_id), amount, len(same)),
+            [(invoice_id, amount, 0, 0, "")],
+            (_render_payer_exact, label(items[invoice_id]), amount, how_many),
         )
 
 
@@ -207,7 +207,13 @@ def tolerance(state, rule) -> None:
         return  # nothing is allowed
     amount = state.payment.amount_milli
     best = None
-    for invoice_id, open_amount in state.open_items():
+    items = state.open_items()
+    if absolute > 0:
+        # only invoices open for a little more than the payment qualify: pick those out in
+        # one tight comprehension (a payer may have dozens of open invoices)
+        upper = amount + absolute
+        items = [pair for pair in items if amount < pair[1] <= upper]
+    for invoice_id, open_amount in items:
         difference = open_amount - amount
         # within both limits where both are set (= tolerance_allowed(), the costly
         # Decimal percentage only for the few differences the absolute limit lets through)
@@ -265,13 +271,13 @@ def overpayment(state, rule) -> None:
     items = state.open_items()
     remaining = amount
     lines = []
-    total_open = 0
+    total_open = sum(map(itemgetter(1), items))
     for invoice_id, open_amount in items:
-        total_open += open_amount
-        if remaining > 0:
-            take = min(remaining, open_amount)
-            lines.append(_line(invoice_id, take))
-            remaining -= take
+        take = remaining if remaining < open_amount else open_amount
+        lines.append((invoice_id, take, 0, 0, ""))
+        remaining -= take
+        if not remaining:
+            break
     part_label = ""
     if not items:
         confidence = 200

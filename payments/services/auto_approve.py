@@ -43,6 +43,7 @@ from payments.services.plan_lines import (
 from payments.services.plan_outbox import plan_commands, receiving_bank, require_posted
 from payments.services.plans import (
     ALREADY_PLANNED,
+    NOT_OPEN,
     approve_summary,
     auto_approve_waits_summary,
     auto_approved_how,
@@ -185,6 +186,8 @@ def _check(proposal_ids: list[int], chunk: _Chunk) -> tuple[list[_Accepted], lis
                 raise lines
             if payment.pk in chunk.has_plan:
                 raise PlanRefused(ALREADY_PLANNED)
+            if proposal.state != MatchProposal.State.OPEN:
+                raise PlanRefused(NOT_OPEN.format(state=proposal.get_state_display().lower()))
             customer_id, on_account = validate_lines(
                 payment,
                 lines,

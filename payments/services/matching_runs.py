@@ -4,8 +4,8 @@ Loading is a handful of set-based queries (payments/matching/index.py), matching
 engine, writing is bulk: the run's proposals in big batches, payments' match_state with one
 UPDATE per batch and state, and one audit entry for the run. Proposals are suggestions with
 their rule, evidence and run id on the row; the decisions taken on them (plans) are audited
-one by one. Rank-1 proposals of an auto-approve rule then become plans through the plan
-services, each in its own transaction, so one refusal never undoes the run.
+one by one. Rank-1 proposals of an auto-approve rule then become plans, set-based in chunks
+(services/auto_approve.py), so one refusal never undoes the run or the rest of a chunk.
 """
 
 import time
@@ -20,7 +20,7 @@ from django.utils import timezone
 from payments.matching.engine import PaymentResult, gc_paused, match_payments, money
 from payments.matching.index import load_open_items, load_payments, load_rules
 from payments.models import MatchProposal, Payment
-from payments.services.plans import PlanRefused, plan_auto_approve
+from payments.services.auto_approve import plans_auto_approve_many
 from staff.services import audit_log
 
 BATCH = 5000
@@ -240,15 +240,15 @@ def matching_run(
         to_auto = _write(report, results, actor)
     written = time.perf_counter()
     report.timings["write"] = written - matched
-    if auto_approve:
-        for payment_id in to_auto:
-            proposal = MatchProposal.objects.get(
-                payment_id=payment_id, run_id=report.run_id, rank=1
+    if auto_approve and to_auto:
+        # set-based, in the run's order (an earlier payment wins an invoice two of them name)
+        rank_1 = dict(
+            MatchProposal.objects.filter(run_id=report.run_id, rank=1).values_list(
+                "payment_id", "pk"
             )
-            try:
-                plan_auto_approve(payment=Payment(pk=payment_id), proposal=proposal)
-                report.auto_approved += 1
-            except PlanRefused as error:
-                report.auto_refused.append((payment_id, "; ".join(error.messages)))
+        )
+        outcome = plans_auto_approve_many(proposal_ids=[rank_1[p] for p in to_auto])
+        report.auto_approved = len(outcome.approved) + len(outcome.awaiting_approval)
+        report.auto_refused = [(r.payment_id, r.reason) for r in outcome.refused]
         report.timings["auto_approve"] = time.perf_counter() - written
     return report

@@ -22,7 +22,7 @@ from ledger.models import Allocation, OutboxCommand
 from ledger.money import format_money
 from ledger.outbox.services import outbox_enqueue
 from payments.matching.index import RESERVING_PLAN_STATES
-from payments.models import AllocationPlan, Payment
+from payments.models import AllocationPlan, MatchProposal, Payment
 from payments.services.plan_lines import (
     LineInput,
     PlanRefused,
@@ -37,6 +37,7 @@ from staff.services import audit_log, user_has_role
 
 State = AllocationPlan.State
 ALREADY_PLANNED = "This payment already has a plan; edit that one instead."
+NOT_OPEN = "This proposal is {state}: a person decided on it since the matching run."
 
 
 def _require_clerk(actor) -> None:
@@ -279,6 +280,12 @@ def plan_auto_approve(*, payment: Payment, proposal) -> AllocationPlan:
     """An auto-approve rule (exact reference + exact amount) made the plan, nobody's hand.
     Above the threshold (or with a discount/write-off) it still waits for a checker."""
     with transaction.atomic():
+        payment = _lock_payment(payment.pk)  # proposal decisions lock the payment first too
+        if payment.plans.filter(state__in=[*RESERVING_PLAN_STATES, State.CONFIRMED]).exists():
+            raise PlanRefused(ALREADY_PLANNED)
+        proposal = MatchProposal.objects.get(pk=proposal.pk)
+        if proposal.state != MatchProposal.State.OPEN:
+            raise PlanRefused(NOT_OPEN.format(state=proposal.get_state_display().lower()))
         plan = plan_propose(
             payment=payment, lines=proposal.lines, actor=None, proposal=proposal, system=True
         )
