@@ -152,3 +152,31 @@ def test_lump_sum_from_a_known_payer():
 def test_unknown_payer_without_reference_is_not_matched():
     result = match_payments(_index(), RULES, [pay(1, 75_000, text="TRANSFER")])[0]
     assert result.candidates == [] and "Payer not recognised" in result.notes[0]
+
+
+_NUMBERS = st.text(alphabet=st.sampled_from("INVinv0123456789-/ .#_ÜßﬁA"), max_size=10)
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(st.tuples(_NUMBERS, _NUMBERS), min_size=1, max_size=25),
+    st.lists(_NUMBERS, max_size=10),
+    st.data(),
+)
+def test_indexing_only_wanted_keys_gives_the_full_index_restricted_to_them(pairs, extra, data):
+    from payments.matching.index import _index_invoices
+
+    rows = [
+        (n + 1, 1, 1, "GBP", number, external, 1000) for n, (number, external) in enumerate(pairs)
+    ]
+    full = OpenItems()
+    _index_invoices(full, rows, None)
+    # wanted: some of the indexed keys, number-only keys and keys of random texts
+    known = sorted(full.by_ref)
+    wanted = set(data.draw(st.lists(st.sampled_from(known), max_size=8))) if known else set()
+    wanted |= {reference_key(text) for text in extra} - {""}
+    wanted |= {"#" + key for key in list(wanted) if key.isdigit()}
+    restricted = OpenItems()
+    _index_invoices(restricted, rows, wanted)
+    expected = {key: sorted(full.lookup(key)) for key in full.by_ref if key in wanted}
+    assert {key: sorted(restricted.lookup(key)) for key in restricted.by_ref} == expected
