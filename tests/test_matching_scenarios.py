@@ -283,3 +283,29 @@ def test_a_proposal_rejected_before_auto_approval_is_not_approved(books, alice):
     with pytest.raises(PlanRefused, match="rejected"):
         plan_auto_approve(payment=payment, proposal=proposal)
     assert not AllocationPlan.objects.filter(payment=payment).exists()
+
+
+def test_a_failed_write_leaves_nothing_half_written(books, monkeypatch):
+    """The database refusing the proposal rows rolls back the whole run: no proposals, no
+    state change, no audit entry."""
+    from django.db import DatabaseError, connection
+
+    from payments.services import matching_runs
+
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "120.00")
+    payment = make_payment(books, "120.00", refs=[invoice.invoice_number])
+
+    def insert_refused(rows):
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT INTO no_such_table (x) VALUES (%s)", [len(rows)])
+
+    monkeypatch.setattr(matching_runs, "_insert", insert_refused)
+
+    with pytest.raises(DatabaseError):
+        matching_run(dry_run=False)
+
+    payment.refresh_from_db()
+    assert payment.match_state == Payment.MatchState.UNMATCHED
+    assert not MatchProposal.objects.exists()
+    assert not AuditEntry.objects.filter(action="matching.run").exists()
