@@ -6,58 +6,106 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('ledger', '0004_attachment'),
+        ("ledger", "0004_attachment"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='syncstate',
-            name='progress_rows',
+            model_name="syncstate",
+            name="progress_rows",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='syncstate',
-            name='progress_step',
+            model_name="syncstate",
+            name="progress_step",
             field=models.CharField(blank=True, max_length=40),
         ),
         migrations.CreateModel(
-            name='CustomerStatement',
+            name="CustomerStatement",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('up_to', models.DateTimeField(help_text='The upTo sent to AIQ: the statement is as of then.')),
-                ('currency', models.CharField(help_text="The customer's (AIQ gives none).", max_length=3)),
-                ('balance', ledger.fields.MoneyField(default=0, help_text="AIQ's CurrentBalance.")),
-                ('days_0_30', ledger.fields.MoneyField(default=0)),
-                ('days_30_60', ledger.fields.MoneyField(default=0)),
-                ('days_60_90', ledger.fields.MoneyField(default=0)),
-                ('days_90_120', ledger.fields.MoneyField(default=0)),
-                ('days_120_plus', ledger.fields.MoneyField(default=0)),
-                ('future', ledger.fields.MoneyField(default=0)),
-                ('customer', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='statement', to='ledger.customer')),
-                ('entity', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, to='ledger.entity')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "up_to",
+                    models.DateTimeField(
+                        help_text="The upTo sent to AIQ: the statement is as of then."
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(help_text="The customer's (AIQ gives none).", max_length=3),
+                ),
+                ("balance", ledger.fields.MoneyField(default=0, help_text="AIQ's CurrentBalance.")),
+                ("days_0_30", ledger.fields.MoneyField(default=0)),
+                ("days_30_60", ledger.fields.MoneyField(default=0)),
+                ("days_60_90", ledger.fields.MoneyField(default=0)),
+                ("days_90_120", ledger.fields.MoneyField(default=0)),
+                ("days_120_plus", ledger.fields.MoneyField(default=0)),
+                ("future", ledger.fields.MoneyField(default=0)),
+                (
+                    "customer",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="statement",
+                        to="ledger.customer",
+                    ),
+                ),
+                (
+                    "entity",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, to="ledger.entity"
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='CustomerStatementLine',
+            name="CustomerStatementLine",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('position', models.PositiveIntegerField(help_text="Order in AIQ's answer.")),
-                ('aiq_transaction_id', models.IntegerField(help_text="AIQ's TransactionReference.")),
-                ('transaction_type', models.CharField(blank=True, max_length=40)),
-                ('internal_number', models.CharField(blank=True, max_length=50)),
-                ('external_reference', models.CharField(blank=True, max_length=100)),
-                ('description', models.CharField(blank=True, max_length=200)),
-                ('transaction_date', models.DateField()),
-                ('amount', ledger.fields.MoneyField()),
-                ('outstanding_amount', ledger.fields.MoneyField()),
-                ('running_balance', ledger.fields.MoneyField(help_text='Sum of the outstanding amounts up to this line; the last equals the balance.')),
-                ('statement', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='lines', to='ledger.customerstatement')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("position", models.PositiveIntegerField(help_text="Order in AIQ's answer.")),
+                (
+                    "aiq_transaction_id",
+                    models.IntegerField(help_text="AIQ's TransactionReference."),
+                ),
+                ("transaction_type", models.CharField(blank=True, max_length=40)),
+                ("internal_number", models.CharField(blank=True, max_length=50)),
+                ("external_reference", models.CharField(blank=True, max_length=100)),
+                ("description", models.CharField(blank=True, max_length=200)),
+                ("transaction_date", models.DateField()),
+                ("amount", ledger.fields.MoneyField()),
+                ("outstanding_amount", ledger.fields.MoneyField()),
+                (
+                    "running_balance",
+                    ledger.fields.MoneyField(
+                        help_text="Sum of the outstanding amounts up to this line; the last equals the balance."
+                    ),
+                ),
+                (
+                    "statement",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="lines",
+                        to="ledger.customerstatement",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('statement', 'position'),
-                'constraints': [models.UniqueConstraint(fields=('statement', 'position'), name='statementline_position_unique')],
+                "ordering": ("statement", "position"),
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("statement", "position"), name="statementline_position_unique"
+                    )
+                ],
             },
         ),
     ]
