@@ -93,7 +93,15 @@ class Facts:
     Holds no candidate and no index, so results keep neither a cycle nor the million rows alive.
     """
 
-    __slots__ = ("payment", "hits", "customer_id", "customer_via", "conflict")
+    __slots__ = (
+        "payment",
+        "hits",
+        "customer_id",
+        "customer_via",
+        "conflict",
+        "_customer",
+        "_tokens",
+    )
 
     def __init__(self, payment, hits, customer_id, customer_via, conflict):
         self.payment = payment
@@ -101,11 +109,26 @@ class Facts:
         self.customer_id = customer_id
         self.customer_via = customer_via
         self.conflict = conflict
+        self._customer = self._tokens = None
 
     def m(self, milli: int) -> str:
         return money(milli, self.payment.currency)
 
+    def customer_evidence(self) -> dict:
+        """Who paid and how we know: the same for all of one payment's candidates (made once;
+        the evidence dicts share it, and nothing changes it after)."""
+        if self._customer is None:
+            self._customer = {"customer_id": self.customer_id, **self.customer_via}
+        return self._customer
+
     def token_evidence(self, invoice_ids=None):
+        if invoice_ids is None:
+            if self._tokens is None:
+                self._tokens = self._token_evidence(None)
+            return self._tokens  # shared like customer_evidence()
+        return self._token_evidence(invoice_ids)
+
+    def _token_evidence(self, invoice_ids):
         return [
             {
                 "token": words,
@@ -154,11 +177,10 @@ class Candidate:
 
     def _materialise(self) -> None:
         facts = self._facts
-        explanation, evidence = self._render[0](facts, *self._render[1:])
-        evidence = {
-            "customer": {"customer_id": facts.customer_id, **facts.customer_via},
-            **evidence,
-        }
+        render = self._render
+        explanation, body = render[0](facts, *render[1:])
+        evidence = {"customer": facts.customer_evidence()}
+        evidence.update(body)
         if facts.conflict:
             evidence["warning"] = CONFLICT_WARNING
         self._explanation, self._evidence = explanation, evidence

@@ -24,6 +24,7 @@ from payments.services.auto_approve import plans_auto_approve_many
 from staff.services import audit_log
 
 BATCH = 5000
+OPEN = MatchProposal.State.OPEN.value
 
 
 @dataclass
@@ -63,16 +64,18 @@ def proposal_rows(result: PaymentResult, run_id: str, created_at, adapt=None) ->
     adapt: connection.ops, passed in by a caller writing many (the proxy costs per access).
     """
     payment = result.payment
+    payment_id = payment.id
     currency = payment.currency
     adapt = adapt or connection.ops
     zero = money(0, currency)
+    notes = result.notes
     rows = []
     for rank, candidate in enumerate(result.candidates, start=1):
         evidence = candidate.evidence
-        if result.notes or (rank == 1 and result.needs_review):
+        if notes or (rank == 1 and result.needs_review):
             evidence = dict(evidence)
-            if result.notes:
-                evidence["notes"] = result.notes
+            if notes:
+                evidence["notes"] = notes
             if rank == 1 and result.needs_review:
                 evidence["needs_review"] = True
         lines = [
@@ -85,20 +88,24 @@ def proposal_rows(result: PaymentResult, run_id: str, created_at, adapt=None) ->
             }
             for invoice_id, amount, discount, write_off, gl in candidate.lines
         ]
+        rule = candidate.rule
+        confidence = _CONFIDENCE.get(candidate.confidence)
+        if confidence is None:
+            confidence = _confidence(adapt, candidate.confidence)
         rows.append(
             (
-                payment.id,
-                candidate.rule.id,
-                candidate.rule.kind,
+                payment_id,
+                rule.id,
+                rule.kind,
                 rank,
-                _confidence(adapt, candidate.confidence),
+                confidence,
                 candidate.explanation[:500],
                 # orjson: a proposal's JSON in a fifth of json.dumps' time (the run writes
                 # two per proposal); the text is what JSONField stores and reads back
                 orjson.dumps(evidence).decode(),
                 orjson.dumps(lines).decode(),
                 candidate.on_account,  # MoneyField stores thousandths
-                MatchProposal.State.OPEN,
+                OPEN,
                 run_id,
                 created_at,
             )
