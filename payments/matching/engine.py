@@ -240,8 +240,11 @@ class _Context:
         self.claimed_opens: dict[tuple, list] = {}
 
     def claim(self, invoice_id: int, amount: int) -> None:
-        self.open_amounts[invoice_id] -= amount
         item = self.items[invoice_id]
+        open_amounts = self.open_amounts
+        # get() + the row, not open_amounts[...]: no Python-level __missing__ call
+        current = open_amounts.get(invoice_id)
+        open_amounts[invoice_id] = (item[ITEM_OPEN] if current is None else current) - amount
         key = (item[ITEM_CUSTOMER], item[ITEM_CURRENCY])
         opens = self.claimed_opens.get(key)
         if opens is None:
@@ -357,7 +360,8 @@ def _collect(ctx, payment, notes, entry, key, words, source, bucket) -> None:
                 f"the payment is in {payment.currency}: currencies must match."
             )
             continue
-        if ctx.open_amounts[invoice_id] <= 0:
+        open_amount = ctx.open_amounts.get(invoice_id)
+        if (item[ITEM_OPEN] if open_amount is None else open_amount) <= 0:
             notes.append(
                 f"'{words}' names invoice {label(item)}, which has "
                 "nothing left open (paid or held by another plan)."
@@ -545,7 +549,10 @@ class _State:
     def open_items(self, limit=None):
         if self.target:
             opens = self.ctx.open_amounts
-            return [(i, opens[i]) for i in self.target]
+            named = self.target_items  # their rows: the loaded amount where none was claimed
+            return [
+                (i, named[i][ITEM_OPEN] if (o := opens.get(i)) is None else o) for i in self.target
+            ]
         if self.customer_id is None:
             return []
         return self.customer_items(limit)
