@@ -76,26 +76,7 @@ def find_combinations(
         # the first amount may not exceed needed minus what the (slots-1) smallest must add
         position = bisect_left(negated, -(needed - smallest(slots - 1)), start)
         if slots == 2:
-            # the innermost level, where most steps are: the last amount is a look-up here
-            # (same steps, same order as one more walk() level would take)
-            last_start = count - 2
-            while position <= last_start:
-                steps += 1
-                if steps > budget or len(found) >= limit:
-                    stopped = True
-                    return
-                value = values[position]
-                if value + values[position + 1] < needed:
-                    return  # even the largest remaining amounts fall short
-                other = first.get(needed - value)
-                if other is not None:
-                    # the first position after this one holding the rest (equal amounts
-                    # further right give equivalent combinations)
-                    if other <= position:
-                        other = holding(needed - value, position + 1)
-                    if other is not None:
-                        found.add(tuple(sorted(order[i] for i in (*chosen, position, other))))
-                position += 1
+            pairs(position, needed)
             return
         while position <= count - slots:
             steps += 1
@@ -105,10 +86,38 @@ def find_combinations(
             if prefix[position + slots] - prefix[position] < needed:
                 return  # even the largest remaining amounts fall short
             chosen.append(position)
-            walk(position + 1, needed - values[position], slots - 1)
+            if slots == 3:
+                # the pair level directly (what walk(..., 2) does, without a call per amount)
+                rest = needed - values[position]
+                pairs(bisect_left(negated, -(rest - values[-1]), position + 1), rest)
+            else:
+                walk(position + 1, needed - values[position], slots - 1)
             chosen.pop()
             if stopped:
                 return
+            position += 1
+
+    def pairs(position: int, needed: int) -> None:
+        """The innermost level, where most steps are: the last amount is a look-up here (same
+        steps, same order as one more walk() level would take)."""
+        nonlocal steps, stopped
+        last_start = count - 2
+        while position <= last_start:
+            steps += 1
+            if steps > budget or len(found) >= limit:
+                stopped = True
+                return
+            value = values[position]
+            if value + values[position + 1] < needed:
+                return  # even the largest remaining amounts fall short
+            other = first.get(needed - value)
+            if other is not None:
+                # the first position after this one holding the rest (equal amounts
+                # further right give equivalent combinations)
+                if other <= position:
+                    other = holding(needed - value, position + 1)
+                if other is not None:
+                    found.add(tuple(sorted(order[i] for i in (*chosen, position, other))))
             position += 1
 
     for size in range(min_items, max_items + 1):
