@@ -112,6 +112,14 @@ class MatchProposalAdmin(admin.ModelAdmin):
     raw_id_fields = ("payment", "rule")
     show_full_result_count = False
 
+    # View only: a proposal row is the audit record of what a run proposed (the database
+    # refuses content changes); state changes go through the services, which audit them.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False
 

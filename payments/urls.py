@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payments.views import approvals, detail, inbox, refunds
+from payments.views import approvals, detail, inbox, refunds, runs
 
 app_name = "payments"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path("payments/<int:payment_id>/allocate", detail.allocate, name="allocate"),
     path("payments/<int:payment_id>/reject", detail.reject, name="reject"),
     path("allocations/<int:allocation_id>/unallocate", detail.unallocate, name="unallocate"),
+    path("payments/runs/<str:run_id>/proposals", runs.run_proposals, name="run_proposals"),
     path("approvals/", approvals.approvals, name="approvals"),
     path("approvals/<int:plan_id>/approve", approvals.approve, name="approve"),
     path("approvals/<int:plan_id>/reject", approvals.reject, name="reject_plan"),

@@ -39,6 +39,8 @@ def _urls(d):
         "detail": ("get", reverse("payments:detail", args=[pay.pk]), {}),
         "invoice_search": ("get", reverse("payments:invoice_search", args=[pay.pk]) + "?q=INV", {}),
         "approvals": ("get", reverse("payments:approvals"), {}),
+        # screen_data has no matching run: past the role check, an unknown run is a 404
+        "run_proposals": ("get", reverse("payments:run_proposals", args=["norun"]), {}),
         "invoices": ("get", reverse("ledger:invoices"), {}),
         "invoice": ("get", reverse("ledger:invoice", args=[inv.pk]), {}),
         "customers": ("get", reverse("ledger:customers"), {}),
@@ -77,6 +79,7 @@ TABLE = {
     "detail": (LOGIN, 403, 200, 200, 200),
     "invoice_search": (LOGIN, 403, 200, 200, 200),
     "approvals": (LOGIN, 403, 200, 200, 200),
+    "run_proposals": (LOGIN, 403, 404, 404, 404),
     "invoices": (LOGIN, 403, 200, 200, 200),
     "invoice": (LOGIN, 403, 200, 200, 200),
     "customers": (LOGIN, 403, 200, 200, 200),
@@ -122,6 +125,7 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
 
     ours = (
         "payments.views.inbox", "payments.views.detail", "payments.views.approvals",
+        "payments.views.runs",
         "ledger.views.", "staff.views",
     )  # fmt: skip
     names = set()

@@ -1,6 +1,7 @@
 """Payment detail and the allocation editor."""
 
 import json
+from types import SimpleNamespace
 
 from django.contrib import messages
 from django.db.models import Q
@@ -138,17 +139,38 @@ def _decorate(rows, payment, form):
     return rows
 
 
-def _history(payment, plans):
-    """Every decision about this payment and its plans, newest first."""
+def _history(payment, plans, proposals):
+    """Every decision about this payment and its plans, newest first.
+
+    A run's proposals are not audit entries of their own (each proposal row is its own
+    immutable record); they show here with the run's actor from the run's audit entry.
+    """
     plan_ids = [str(plan.pk) for plan in plans]
-    return list(
+    run_ids = {p.run_id for p in proposals if p.run_id}
+    entries = list(
         AuditEntry.objects.select_related("actor")
         .filter(
             Q(object_type="payments.payment", object_id=str(payment.pk))
             | Q(object_type="payments.allocationplan", object_id__in=plan_ids)
+            | Q(object_type="matching_run", object_id__in=run_ids)
         )
         .order_by("-at", "-id")[:100]
     )
+    runs = {e.object_id: e for e in entries if e.object_type == "matching_run"}
+    entries = [e for e in entries if e.object_type != "matching_run"]
+    for p in proposals:
+        run = runs.get(p.run_id)
+        entries.append(
+            SimpleNamespace(
+                at=p.created_at,
+                actor=run.actor if run else None,
+                action="matching.proposal",
+                summary=f"rank {p.rank}, {p.get_rule_kind_display()}: {p.explanation} "
+                f"({p.get_state_display().lower()})",
+                run_id=p.run_id,
+            )
+        )
+    return sorted(entries, key=lambda e: e.at, reverse=True)[:100]
 
 
 def _open_proposal(payment, proposal_id: str = ""):
@@ -183,7 +205,7 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
             "code"
         ),
         "raw_json": json.dumps(payment.raw, indent=1, sort_keys=True, default=str),
-        "history": _history(payment, plans),
+        "history": _history(payment, plans, proposals),
         "can_reject": live is not None and live.state in EDITABLE,
         # with no plan yet, the reject button turns down the engine's best open proposal
         "open_proposal": None if live else _open_proposal(payment),
