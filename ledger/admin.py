@@ -325,3 +325,31 @@ class CustomerStatementAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(m.CustomerStatementLine)
+class CustomerStatementLineAdmin(admin.ModelAdmin):
+    """Statement lines across customers, read-only like their statement (a pull replaces them)."""
+
+    list_display = (
+        "statement",
+        "position",
+        "transaction_date",
+        "transaction_type",
+        "internal_number",
+        "amount",
+        "outstanding_amount",
+        "running_balance",
+    )
+    search_fields = ("statement__customer__code", "internal_number", "external_reference")
+    list_select_related = ("statement__customer",)
+    raw_id_fields = ("statement",)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
