@@ -293,6 +293,11 @@ class MatchProposal(models.Model):
 
     class Meta:
         ordering = ["payment", "rank"]
+        indexes = [
+            # a run's proposals (the run's audit page, pages by id; auto-approval's rank-1
+            # look-up): without it each read scans every run's rows, a table that only grows
+            models.Index(fields=["run_id", "id"], name="proposal_run"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(confidence__gte=0) & Q(confidence__lte=1),
