@@ -5,6 +5,7 @@ from django import forms
 from django.db.models import Q
 
 from ledger.models import Customer, DocumentStatus, Invoice
+from ledger.selectors import customer_search
 
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 ATTACHMENT_TYPES = {
@@ -61,7 +62,7 @@ class InvoiceFilter(django_filters.FilterSet):
 
 
 class CustomerFilter(django_filters.FilterSet):
-    q = django_filters.CharFilter(label="Code or name", method="search", max_length=100)
+    q = django_filters.CharFilter(label="Code, name or email", method="search", max_length=100)
     currency = django_filters.CharFilter(label="Currency", method="filter_currency", max_length=3)
 
     class Meta:
@@ -69,8 +70,7 @@ class CustomerFilter(django_filters.FilterSet):
         fields: list[str] = []
 
     def search(self, queryset, name, value):
-        value = value.strip()
-        return queryset.filter(Q(code__istartswith=value) | Q(name__icontains=value))
+        return customer_search(queryset, value)
 
     def filter_currency(self, queryset, name, value):
         return queryset.filter(currency=value.strip().upper())

@@ -51,26 +51,52 @@ def _decode(queryset: QuerySet, order: tuple[str, str], cursor: str):
         ) from error
 
 
-def keyset_page(queryset: QuerySet, *, order: tuple[str, str], after: str | None, size: int = 50):
-    """One page, newest first by (order[0], id), starting after the cursor.
+def _beyond(queryset: QuerySet, key: str, pk: str, value, last_id: int, descending: bool):
+    """The rows that come after (value, last_id) in the page order.
 
-    The condition is written as `v <= x AND (v < x OR id < y)` so the database can use the
-    first column as an index range instead of scanning an OR.
+    Written as `v <= x AND (v < x OR id < y)` (or >= / > ascending) so the database can use
+    the first column as an index range instead of scanning an OR.
+    """
+    wide, strict = ("lte", "lt") if descending else ("gte", "gt")
+    return queryset.filter(
+        Q(**{f"{key}__{wide}": value})
+        & (Q(**{f"{key}__{strict}": value}) | Q(**{f"{pk}__{strict}": last_id}))
+    )
+
+
+def keyset_page(
+    queryset: QuerySet,
+    *,
+    order: tuple[str, str],
+    after: str | None,
+    size: int = 50,
+    descending: bool = True,
+    count_rest: bool = False,
+):
+    """One page by (order[0], id), newest first unless descending=False, starting after the
+    cursor. count_rest=True also counts the rows beyond this page (extra["rest"]), so a
+    screen can say how many it has not shown yet instead of cutting silently.
     """
     key, pk = order
-    queryset = queryset.order_by(f"-{key}", f"-{pk}")
+    sign = "-" if descending else ""
+    queryset = queryset.order_by(f"{sign}{key}", f"{sign}{pk}")
+    page_rows = queryset
     if after:
         value, last_id = _decode(queryset, order, after)
-        queryset = queryset.filter(
-            Q(**{f"{key}__lte": value}) & (Q(**{f"{key}__lt": value}) | Q(**{f"{pk}__lt": last_id}))
-        )
-    rows = list(queryset[: size + 1])
+        page_rows = _beyond(queryset, key, pk, value, last_id, descending)
+    rows = list(page_rows[: size + 1])
     next_cursor = None
+    extra = {}
     if len(rows) > size:
         rows = rows[:size]
         last = rows[-1]
-        next_cursor = _encode((getattr(last, key), getattr(last, pk)))
-    return KeysetPage(items=rows, next_cursor=next_cursor, size=size)
+        last_value, last_pk = getattr(last, key), getattr(last, pk)
+        next_cursor = _encode((last_value, last_pk))
+        if count_rest:
+            extra["rest"] = _beyond(queryset, key, pk, last_value, last_pk, descending).count()
+    elif count_rest:
+        extra["rest"] = 0
+    return KeysetPage(items=rows, next_cursor=next_cursor, size=size, extra=extra)
 
 
 # --- invoices and customers -----------------------------------------------------------------
@@ -98,17 +124,30 @@ def customer_list() -> QuerySet:
     return Customer.objects.all()
 
 
+def customer_search(queryset: QuerySet, text: str) -> QuerySet:
+    """Customers whose code, name or email contains the text, any case."""
+    text = text.strip()
+    if not text:
+        return queryset
+    return queryset.filter(
+        Q(code__icontains=text) | Q(name__icontains=text) | Q(email__icontains=text)
+    )
+
+
 def customer_open_items(customer: Customer) -> QuerySet:
     return customer.invoices.filter(outstanding_amount__gt=0).order_by("invoice_date", "id")
 
 
 def customer_exposure(customer: Customer) -> dict:
     """A plain credit check: open items against the credit limit (0 means no limit set)."""
-    open_total = customer_open_items(customer).aggregate(total=Sum("outstanding_amount"))["total"]
-    open_total = open_total or 0
+    figures = customer_open_items(customer).aggregate(
+        total=Sum("outstanding_amount"), n=Count("id")
+    )
+    open_total = figures["total"] or 0
     limit = customer.credit_limit or 0
     return {
         "open_total": open_total,
+        "open_count": figures["n"],
         "headroom": (limit - open_total) if limit else None,
         "over_limit": bool(limit) and open_total > limit,
     }

@@ -1,4 +1,9 @@
-"""Customers: list, and detail with the statement mirrored from AIQ, credit check, open items."""
+"""Customers: list, and detail with the statement mirrored from AIQ, credit check, open items.
+
+Both lists page by keyset (code or invoice date, then id) with a "more" link, and say how many
+rows match and how many are not shown yet: a finance team with 20,000 customers must reach
+every one, and nothing is cut silently.
+"""
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
@@ -11,6 +16,9 @@ from ledger.models import Customer, CustomerStatement
 from ledger.sync import services as sync_services
 from staff.views import clerk_required, get_or_404
 
+CUSTOMERS_PER_PAGE = 200
+OPEN_ITEMS_PER_PAGE = 200
+
 
 @clerk_required
 def customer_list(request):
@@ -20,8 +28,18 @@ def customer_list(request):
         if (not filterset.is_bound or filterset.is_valid())
         else Customer.objects.none()
     )
-    customers = list(queryset.order_by("code", "id")[:200])
-    return render(request, "ledger/customers.html", {"filter": filterset, "customers": customers})
+    page = selectors.keyset_page(
+        queryset,
+        order=("code", "id"),
+        after=request.GET.get("after"),
+        size=CUSTOMERS_PER_PAGE,
+        descending=False,
+        count_rest=True,
+    )
+    if request.htmx and request.GET.get("after"):
+        return render(request, "ledger/_customer_rows.html", {"page": page})
+    context = {"filter": filterset, "page": page, "total": queryset.count()}
+    return render(request, "ledger/customers.html", context)
 
 
 STATEMENT_LINES_SHOWN = 500
@@ -42,11 +60,23 @@ def _statement_context(customer, statement, error: str = "") -> dict:
 @clerk_required
 def customer_detail(request, customer_id):
     customer = get_or_404(Customer.objects.select_related("entity"), pk=customer_id)
+    open_items = selectors.keyset_page(
+        selectors.customer_open_items(customer),
+        order=("invoice_date", "id"),
+        after=request.GET.get("after"),
+        size=OPEN_ITEMS_PER_PAGE,
+        descending=False,
+        count_rest=True,
+    )
+    if request.htmx and request.GET.get("after"):  # the "more open items" link
+        return render(
+            request, "ledger/_customer_open_items.html", {"customer": customer, "page": open_items}
+        )
     statement = CustomerStatement.objects.filter(customer=customer).first()
     context = {
         "customer": customer,
         "exposure": selectors.customer_exposure(customer),
-        "open_items": list(selectors.customer_open_items(customer)[:200]),
+        "page": open_items,
         "payments": list(customer.payments.order_by("-received_at", "-id")[:50]),
     }
     if statement is not None:  # none yet: the page asks the statement view, which pulls it
