@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payments.views import approvals, detail, inbox, refunds, runs
+from payments.views import approvals, detail, inbox, refunds, runs, statements
 
 app_name = "payments"
 
@@ -9,6 +9,8 @@ urlpatterns = [
     path("payments/export.csv", inbox.export_csv, name="export"),
     path("payments/bulk-approve", inbox.bulk_approve, name="bulk_approve"),
     path("payments/bulk-accept", inbox.bulk_accept, name="bulk_accept"),
+    path("payments/import/", statements.statement_upload, name="statement_upload"),
+    path("payments/import/confirm", statements.statement_confirm, name="statement_confirm"),
     path("payments/<int:payment_id>/", detail.detail, name="detail"),
     path("payments/<int:payment_id>/invoices", detail.invoice_search, name="invoice_search"),
     path("payments/<int:payment_id>/editor-row", detail.editor_row, name="editor_row"),

@@ -39,6 +39,8 @@ def _urls(d):
         "detail": ("get", reverse("payments:detail", args=[pay.pk]), {}),
         "invoice_search": ("get", reverse("payments:invoice_search", args=[pay.pk]) + "?q=INV", {}),
         "approvals": ("get", reverse("payments:approvals"), {}),
+        "statement_upload": ("get", reverse("payments:statement_upload"), {}),
+        "statement_confirm": ("post", reverse("payments:statement_confirm"), {}),
         # screen_data has no matching run: past the role check, an unknown run is a 404
         "run_proposals": ("get", reverse("payments:run_proposals", args=["norun"]), {}),
         "invoices": ("get", reverse("ledger:invoices"), {}),
@@ -79,6 +81,8 @@ TABLE = {
     "detail": (LOGIN, 403, 200, 200, 200),
     "invoice_search": (LOGIN, 403, 200, 200, 200),
     "approvals": (LOGIN, 403, 200, 200, 200),
+    "statement_upload": (LOGIN, 403, 200, 200, 200),
+    "statement_confirm": (LOGIN, 403, 302, 302, 302),
     "run_proposals": (LOGIN, 403, 404, 404, 404),
     "invoices": (LOGIN, 403, 200, 200, 200),
     "invoice": (LOGIN, 403, 200, 200, 200),
@@ -125,7 +129,7 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
 
     ours = (
         "payments.views.inbox", "payments.views.detail", "payments.views.approvals",
-        "payments.views.runs",
+        "payments.views.runs", "payments.views.statements",
         "ledger.views.", "staff.views",
     )  # fmt: skip
     names = set()
@@ -144,7 +148,17 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
 
 
 @pytest.mark.parametrize(
-    "name", ["approve", "reject_plan", "bulk_approve", "allocate", "retry", "cancel", "sync_now"]
+    "name",
+    [
+        "approve",
+        "reject_plan",
+        "bulk_approve",
+        "allocate",
+        "retry",
+        "cancel",
+        "sync_now",
+        "statement_confirm",
+    ],
 )
 def test_mutations_refuse_get(client, bob, screen_data, name):
     client.force_login(bob)
