@@ -180,3 +180,29 @@ def test_indexing_only_wanted_keys_gives_the_full_index_restricted_to_them(pairs
     _index_invoices(restricted, rows, wanted)
     expected = {key: sorted(full.lookup(key)) for key in full.by_ref if key in wanted}
     assert {key: sorted(restricted.lookup(key)) for key in restricted.by_ref} == expected
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["GBP", "EUR"])), max_size=40))
+def test_column_built_customer_lists_equal_row_by_row_ones(owners):
+    """Rows come grouped by customer from the database; the lists, amounts and each invoice's
+    place in them must be what adding the rows one by one gives (mixed currencies included)."""
+    from payments.matching.index import _index_invoices
+
+    rows = sorted(
+        (
+            (n + 1, 1, customer, currency, f"INV-{n + 1}", "", 100 * (n + 1))
+            for n, (customer, currency) in enumerate(owners)
+        ),
+        key=lambda row: row[2],  # grouped by customer, oldest (lowest id) first within it
+    )
+    by_columns, by_rows = OpenItems(), OpenItems()
+    _index_invoices(by_columns, rows, None)
+    for row in rows:
+        by_rows.add_invoice(row)
+    assert by_columns.by_customer == by_rows.by_customer
+    assert by_columns.customer_opens == by_rows.customer_opens
+    assert by_columns.position == by_rows.position
+    for invoice_id, place in by_columns.position.items():
+        item = by_columns.items[invoice_id]
+        assert by_columns.by_customer[(item[2], item[3])][place] == invoice_id

@@ -29,6 +29,7 @@ from payments.matching.index import (
     PaymentInput,
     RuleSpec,
     label,
+    payer_keys,
     reference_texts,
 )
 from payments.matching.rules import HANDLERS
@@ -236,6 +237,7 @@ class _Context:
     def __init__(self, index: OpenItems):
         self.index = index
         self.items = index.items
+        self.position = index.position
         self.open_amounts = _OpenAmounts(index)  # the index itself is left as loaded
         self.claimed_opens: dict[tuple, list] = {}
 
@@ -249,7 +251,7 @@ class _Context:
         opens = self.claimed_opens.get(key)
         if opens is None:
             opens = self.claimed_opens[key] = self.index.customer_opens[key][:]
-        opens[self.index.by_customer[key].index(invoice_id)] -= amount
+        opens[self.position[invoice_id]] -= amount
 
     def open(self, invoice_id: int) -> int:
         return self.open_amounts[invoice_id]
@@ -279,24 +281,21 @@ def resolve_customer(index: OpenItems, payment: PaymentInput) -> tuple[int | Non
     """Payment.customer, else a confirmed payer mapping, else a unique customer email."""
     if payment.customer_id:
         return payment.customer_id, {"via": "payment.customer"}
+    reference, email = payment.payer_keys or payer_keys(payment)
     payer_map = index.payer_map
-    reference = payment.payer_reference
-    if reference and payer_map:
-        key = reference.strip().lower()
-        if key:
-            customer_id = payer_map.get((payment.source, key))
+    if payer_map:
+        if reference:
+            customer_id = payer_map.get((payment.source, reference))
             if customer_id:
-                return customer_id, {"via": "payer_mapping", "payer_key": key}
-    email = payment.payer_email
-    if email:
-        email = email.strip().lower()
+                return customer_id, {"via": "payer_mapping", "payer_key": reference}
         if email:
-            customer_id = payer_map.get((payment.source, email)) if payer_map else None
+            customer_id = payer_map.get((payment.source, email))
             if customer_id:
                 return customer_id, {"via": "payer_mapping", "payer_key": email}
-            customer_id = index.by_email.get((payment.entity_id, email))
-            if customer_id:
-                return customer_id, {"via": "customer_email", "email": email}
+    if email:
+        customer_id = index.by_email.get((payment.entity_id, email))
+        if customer_id:
+            return customer_id, {"via": "customer_email", "email": email}
     return None, {}
 
 
@@ -320,6 +319,15 @@ def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[st
         if source != "description":
             entry = by_ref.get(whole)
             if entry is not None:
+                if entry.__class__ is int:  # one invoice has this key: the usual case
+                    item = ctx.items[entry >> 2]
+                    open_amount = ctx.open_amounts.get(entry >> 2)
+                    if (
+                        item[ITEM_ENTITY] == payment.entity_id
+                        and item[ITEM_CURRENCY] == payment.currency
+                        and (item[ITEM_OPEN] if open_amount is None else open_amount) > 0
+                    ):
+                        return {whole: [(entry >> 2, entry & 3, text, source, item)]}
                 _collect(ctx, payment, notes, entry, whole, text, source, full)
                 if not full and whole.isdigit():
                     entry = by_ref.get("#" + whole)

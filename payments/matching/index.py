@@ -9,7 +9,7 @@ are exact, and everything the engine hands back is converted to Decimal at the e
 from array import array
 from dataclasses import dataclass, field
 from decimal import Decimal
-from itertools import compress, count, groupby
+from itertools import chain, compress, count, groupby
 
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
@@ -97,6 +97,9 @@ class PaymentInput:
     description: str
     references: list
     texts: list | None = None  # reference_texts(self); load_payments fills it in
+    # (payer reference, payer email) stripped and lower-cased, as payer mappings and customer
+    # emails are keyed; load_payments fills it in
+    payer_keys: tuple | None = None
     # allocations a person rejected for this payment: {tuple of engine lines}; see
     # rejected_allocations()
     rejected: frozenset | None = None
@@ -122,6 +125,9 @@ class OpenItems:
     by_ref: dict = field(default_factory=dict)
     by_customer: dict = field(default_factory=dict)
     customer_opens: dict = field(default_factory=dict)
+    # invoice id -> its place in its customer's two arrays (a claim updates that place without
+    # scanning the array, which makes a Python int of every element it passes)
+    position: dict = field(default_factory=dict)
     customers: dict = field(default_factory=dict)  # id -> (entity_id, currency)
     by_email: dict = field(default_factory=dict)  # (entity_id, email) -> id, or 0 if several
     payer_map: dict = field(default_factory=dict)  # (source, payer_key) -> customer id
@@ -154,7 +160,9 @@ class OpenItems:
             # memory, not one int object per invoice scattered over the million loaded
             self.by_customer[(customer_id, currency)] = array("q", (invoice_id,))
             self.customer_opens[(customer_id, currency)] = array("q", (open_milli,))
+            self.position[invoice_id] = 0
         else:
+            self.position[invoice_id] = len(ids)
             ids.append(invoice_id)
             self.customer_opens[(customer_id, currency)].append(open_milli)
 
@@ -167,7 +175,7 @@ class OpenItems:
         self.held[invoice_id] = self.open_amount(invoice_id) - amount
         item = self.items[invoice_id]
         key = (item[ITEM_CUSTOMER], item[ITEM_CURRENCY])
-        self.customer_opens[key][self.by_customer[key].index(invoice_id)] -= amount
+        self.customer_opens[key][self.position[invoice_id]] -= amount
 
     def lookup(self, key: str) -> list[int]:
         entry = self.by_ref.get(key)
@@ -290,6 +298,8 @@ def _index_invoices(index: OpenItems, rows, wanted: set[str] | None) -> None:
         _add_refs(index, ids, digits_keys(number_keys), FIELD_NUMBER_DIGITS, wanted)
     # rows come grouped by customer, oldest first: each customer's list is a slice
     by_customer, customer_opens = index.by_customer, index.customer_opens
+    group_sizes = []  # the position index: 0..size-1 per customer, in C below
+    mixed = []
     start = 0
     for customer_id, group in groupby(customers):
         end = start + len(list(group))
@@ -300,12 +310,19 @@ def _index_invoices(index: OpenItems, rows, wanted: set[str] | None) -> None:
             # one currency, first seen: the usual case
             by_customer[key] = array("q", ids[start:end])
             customer_opens[key] = array("q", opens[start:end])
+            group_sizes.append(end - start)
         else:
-            for position in range(start, end):
-                key = (customer_id, currencies[position])
-                by_customer.setdefault(key, array("q")).append(ids[position])
-                customer_opens.setdefault(key, array("q")).append(opens[position])
+            group_sizes.append(end - start)  # placeholders, set right below
+            mixed.append((customer_id, start, end))
         start = end
+    index.position.update(zip(ids, chain.from_iterable(map(range, group_sizes)), strict=True))
+    for customer_id, start, end in mixed:  # a customer with invoices in several currencies
+        for row_position in range(start, end):
+            key = (customer_id, currencies[row_position])
+            ids_of_key = by_customer.setdefault(key, array("q"))
+            index.position[ids[row_position]] = len(ids_of_key)
+            ids_of_key.append(ids[row_position])
+            customer_opens.setdefault(key, array("q")).append(opens[row_position])
 
 
 def _add_refs(index: OpenItems, ids, keys: list[str], field_code: int, wanted) -> None:
@@ -334,6 +351,14 @@ def reference_texts(payment) -> list[tuple[str, str, str, list]]:
     return out
 
 
+def payer_keys(payment) -> tuple[str, str]:
+    reference, email = payment.payer_reference, payment.payer_email
+    return (
+        reference.strip().lower() if reference else "",
+        email.strip().lower() if email else "",
+    )
+
+
 def wanted_keys(payments) -> set[str]:
     """Every reference key the payments could look up (see engine.reference_hits)."""
     wanted = set()
@@ -351,6 +376,7 @@ def load_payments(*, payment_ids=None) -> list[PaymentInput]:
     payments = [PaymentInput(*row) for row in payment_rows(payment_ids=payment_ids)]
     for payment in payments:
         payment.texts = reference_texts(payment)
+        payment.payer_keys = payer_keys(payment)
     rejected = rejected_allocations(payment_ids)
     if rejected:
         for payment in payments:
