@@ -17,6 +17,8 @@ alternatives beyond the first five are never rendered at all.
 import gc
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import attrgetter
 
 from payments.matching.index import (
     FIELD_NAMES,
@@ -39,7 +41,12 @@ Kind = MatchRule.Kind
 # What a rule needs to have anything to say: invoices the payment names (the reference rule),
 # or those or a known payer (every other rule returns at once without either).
 NEEDS_HITS, NEEDS_PAYER = 1, 2
-STRONG = 900  # a candidate this sure ends the rule loop (Odoo-style: first sure rule wins)
+STRONG = 900
+_CONFIDENCE_OF = attrgetter("confidence")
+_ORDER_OF = attrgetter("order")
+_ZERO_BELOW = (
+    0
+).__lt__  # _ZERO_BELOW(x) is 0 < x  # a candidate this sure ends the rule loop (Odoo-style: first sure rule wins)
 REVIEW_BELOW = 500  # rank 1 below this confidence is flagged for a person
 MAX_PROPOSALS = 5
 CONFLICT_WARNING = "reference belongs to another customer than the payer"
@@ -273,7 +280,8 @@ class _Context:
         if ids is None:
             return []
         opens = self.claimed_opens.get(key) or self.index.customer_opens[key]
-        out = [pair for pair in zip(ids, opens, strict=True) if pair[1] > 0]
+        # the pairs whose amount is above 0, picked by C routines
+        out = list(compress(zip(ids, opens, strict=True), map(_ZERO_BELOW, opens)))
         return out if limit is None else out[:limit]
 
 
@@ -391,7 +399,7 @@ class Matcher:
         # unknown kinds do nothing: leave them out of the per-payment loop
         self.steps = [
             (HANDLERS[rule.kind], rule, NEEDS_HITS if rule.kind == Kind.REFERENCE else NEEDS_PAYER)
-            for rule in rules
+            for rule in sorted(rules, key=_ORDER_OF)  # stable: equal orders keep theirs
             if rule.kind in HANDLERS
         ]
 
@@ -568,12 +576,12 @@ class _State:
 
 def _rank(candidates: list[Candidate]) -> list[Candidate]:
     """Most confident first (rule order breaks ties); the same allocation only once."""
-    ordered = sorted(
-        enumerate(candidates), key=lambda pair: (-pair[1].confidence, pair[1].rule.order, pair[0])
-    )
+    # candidates come in rule order (Matcher sorts its steps by it), so a stable sort on the
+    # confidence alone keeps rule order, then the order they were made in, among equals
+    ordered = sorted(candidates, key=_CONFIDENCE_OF, reverse=True)
     seen = set()
     ranked = []
-    for _position, candidate in ordered:
+    for candidate in ordered:
         key = tuple(candidate.lines)
         if key in seen:
             continue

@@ -138,7 +138,7 @@ def payer_combination(state, rule) -> None:
     if len(candidates) < 2:
         return
     combos, exhaustive = find_combinations(
-        [o for _i, o in candidates],
+        list(map(itemgetter(1), candidates)),
         amount,
         max_items=rule.max_invoices,
         budget=COMBINATION_BUDGET,
