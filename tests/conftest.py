@@ -99,6 +99,26 @@ def entity(db):
     )
 
 
+@pytest.fixture
+def barclays(db):
+    """A bank statement CSV layout (credits in "Paid in", debits in "Paid out"), for the
+    statement import tests of the service and of the upload screen."""
+    from payments.models import ImportFormat
+
+    return ImportFormat.objects.create(
+        name="Barclays CSV",
+        column_map={
+            "date": "Date",
+            "credit": "Paid in",
+            "debit": "Paid out",
+            "reference": "Description",
+            "payer_name": "Name",
+        },
+        date_format="%d/%m/%Y",
+        currency="GBP",
+    )
+
+
 @pytest.fixture(autouse=True)
 def _fresh_cache():
     """Login throttling and PDF caches live in the cache: no test sees another's."""

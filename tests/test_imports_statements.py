@@ -20,22 +20,6 @@ GOOD = (
 )
 
 
-@pytest.fixture
-def barclays(db):
-    return ImportFormat.objects.create(
-        name="Barclays CSV",
-        column_map={
-            "date": "Date",
-            "credit": "Paid in",
-            "debit": "Paid out",
-            "reference": "Description",
-            "payer_name": "Name",
-        },
-        date_format="%d/%m/%Y",
-        currency="GBP",
-    )
-
-
 def _import(user, fmt, content, name="statement.csv"):
     preview = statement_preview(user=user, import_format=fmt, filename=name, content=content)
     assert preview.ok, preview.parsed.errors if preview.parsed else preview.file_error

@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from payments.models import ImportBatch, ImportFormat, Payment
+from payments.models import ImportBatch, Payment
 from payments.sources.bank_csv import MAX_BYTES
 from payments.views import statements as statement_views
 
@@ -24,22 +24,6 @@ CONFIRM = reverse("payments:statement_confirm")
 @pytest.fixture(autouse=True)
 def _own_var_dir(settings, tmp_path):
     settings.VAR_DIR = tmp_path  # held uploads go here, apart from other tests'
-
-
-@pytest.fixture
-def barclays(db):
-    return ImportFormat.objects.create(
-        name="Barclays CSV",
-        column_map={
-            "date": "Date",
-            "credit": "Paid in",
-            "debit": "Paid out",
-            "reference": "Description",
-            "payer_name": "Name",
-        },
-        date_format="%d/%m/%Y",
-        currency="GBP",
-    )
 
 
 def _upload(client, fmt, content, name="statement.csv"):
