@@ -80,8 +80,7 @@ def invoice_attach(request, invoice_id):
     outcome = run_service(
         documents.document_attach,
         invoice=invoice,
-        filename=upload.name,
-        content=upload.read(),
+        upload=upload,  # the service reads at most its size limit
         description=form.cleaned_data["description"],
         actor=request.user,
     )
