@@ -6,6 +6,19 @@ from staff.admin_base import AuditedAdmin, MoneyRowAdmin
 SYNC = ("last_synced_at", "created_at", "updated_at")
 
 
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Rows only a service writes (an outbox step or a pull): the admin shows them, no more."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(m.Entity)
 class EntityAdmin(AuditedAdmin):
     list_display = (
@@ -277,22 +290,13 @@ class JournalLineAdmin(MoneyRowAdmin):
 
 
 @admin.register(m.Attachment)
-class AttachmentAdmin(admin.ModelAdmin):
+class AttachmentAdmin(ViewOnlyAdmin):
     """Files queued for AIQ's AttachDocument; changed only through ledger.documents."""
 
     list_display = ("filename", "invoice", "size", "created_at")
     search_fields = ("filename", "invoice__invoice_number")
     exclude = ("content",)
     raw_id_fields = ("invoice",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class CustomerStatementLineInline(admin.TabularInline):
@@ -308,7 +312,7 @@ class CustomerStatementLineInline(admin.TabularInline):
 
 
 @admin.register(m.CustomerStatement)
-class CustomerStatementAdmin(admin.ModelAdmin):
+class CustomerStatementAdmin(ViewOnlyAdmin):
     """AIQ's statements as the pull mirrored them: read-only (a pull replaces them)."""
 
     list_display = ("customer", "up_to", "balance", "currency", "entity")
@@ -317,18 +321,9 @@ class CustomerStatementAdmin(admin.ModelAdmin):
     list_select_related = ("customer", "entity")
     inlines = [CustomerStatementLineInline]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(m.CustomerStatementLine)
-class CustomerStatementLineAdmin(admin.ModelAdmin):
+class CustomerStatementLineAdmin(ViewOnlyAdmin):
     """Statement lines across customers, read-only like their statement (a pull replaces them)."""
 
     list_display = (
@@ -344,12 +339,3 @@ class CustomerStatementLineAdmin(admin.ModelAdmin):
     search_fields = ("statement__customer__code", "internal_number", "external_reference")
     list_select_related = ("statement__customer",)
     raw_id_fields = ("statement",)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
