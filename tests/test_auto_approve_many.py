@@ -6,7 +6,6 @@ over the same proposals and compare: plans, lines, payments, proposals, outbox r
 entries and refusals. Plan ids differ between the two runs, so rows are named by payment.
 """
 
-import importlib
 import re
 import threading
 from decimal import Decimal
@@ -436,22 +435,6 @@ def test_bulk_enqueue_refuses_a_dependency_it_was_not_given(entity):
 THREADS = 6
 
 
-@pytest.fixture
-def committed(transactional_db):
-    """Real commits; afterwards the append-only audit table is emptied for the flush (as in
-    test_plans_concurrency.py: SQLite flushes row by row, which its triggers refuse)."""
-    yield
-    if connection.vendor != "sqlite":
-        return
-    migration = importlib.import_module("staff.migrations.0002_roles_and_append_only_audit")
-    with connection.cursor() as cursor:
-        for statement in migration.SQLITE_DROP:
-            cursor.execute(statement)
-        cursor.execute("DELETE FROM staff_auditentry")
-        for statement in migration.SQLITE_TRIGGERS:
-            cursor.execute(statement)
-
-
 def check_race_for_one_invoice(entity, alice):
     """One bulk approval (the contested invoice plus five uncontested ones) and five clerks
     all want 60.00 of the same 100.00 invoice at the same moment: exactly one gets it."""
@@ -499,13 +482,13 @@ def check_race_for_one_invoice(entity, alice):
     assert lines.count() == 1 and lines.get().amount == D("60.00")
 
 
-def test_sqlite_race_between_bulk_approval_and_clerks(committed, entity, alice):
+def test_sqlite_race_between_bulk_approval_and_clerks(audit_flushable, entity, alice):
     if connection.vendor != "sqlite":
         pytest.skip("this run is on PostgreSQL; see the postgres twin")
     check_race_for_one_invoice(entity, alice)
 
 
 def test_postgres_race_between_bulk_approval_and_clerks(
-    requires_postgres, committed, entity, alice
+    requires_postgres, audit_flushable, entity, alice
 ):
     check_race_for_one_invoice(entity, alice)

@@ -9,6 +9,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from django.utils import timezone
 
@@ -277,5 +278,5 @@ def test_refresh_needs_a_clerk(client, mallory, entity, aiq_sandbox):
     calls = statement_calls(aiq_sandbox)
     assert client.post(url).status_code == 403
     assert statement_calls(aiq_sandbox) == calls
-    with pytest.raises(Exception, match="Only staff"):
+    with pytest.raises(PermissionDenied, match="Only staff"):
         sync_services.statement_refresh(customer=acme, actor=mallory)
