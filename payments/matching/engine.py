@@ -232,6 +232,12 @@ class _OpenAmounts(dict):
     def __missing__(self, invoice_id: int) -> int:
         return self.items[invoice_id][ITEM_OPEN]
 
+    def of(self, invoice_id: int, item) -> int:
+        """The open amount of an invoice whose row the caller holds already (no second look-up
+        of the row, no Python-level __missing__ call: the hot paths use this)."""
+        current = self.get(invoice_id)
+        return item[ITEM_OPEN] if current is None else current
+
 
 class _Context:
     """One run's working copy of the open amounts, which rank-1 proposals claim as it goes.
@@ -251,17 +257,12 @@ class _Context:
     def claim(self, invoice_id: int, amount: int) -> None:
         item = self.items[invoice_id]
         open_amounts = self.open_amounts
-        # get() + the row, not open_amounts[...]: no Python-level __missing__ call
-        current = open_amounts.get(invoice_id)
-        open_amounts[invoice_id] = (item[ITEM_OPEN] if current is None else current) - amount
+        open_amounts[invoice_id] = open_amounts.of(invoice_id, item) - amount
         key = (item[ITEM_CUSTOMER], item[ITEM_CURRENCY])
         opens = self.claimed_opens.get(key)
         if opens is None:
             opens = self.claimed_opens[key] = self.index.customer_opens[key][:]
         opens[self.position[invoice_id]] -= amount
-
-    def open(self, invoice_id: int) -> int:
-        return self.open_amounts[invoice_id]
 
     def label(self, invoice_id: int) -> str:
         return label(self.index.items[invoice_id])
@@ -329,11 +330,10 @@ def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[st
             if entry is not None:
                 if entry.__class__ is int:  # one invoice has this key: the usual case
                     item = ctx.items[entry >> 2]
-                    open_amount = ctx.open_amounts.get(entry >> 2)
                     if (
                         item[ITEM_ENTITY] == payment.entity_id
                         and item[ITEM_CURRENCY] == payment.currency
-                        and (item[ITEM_OPEN] if open_amount is None else open_amount) > 0
+                        and ctx.open_amounts.of(entry >> 2, item) > 0
                     ):
                         return {whole: [(entry >> 2, entry & 3, text, source, item)]}
                 _collect(ctx, payment, notes, entry, whole, text, source, full)
@@ -376,8 +376,7 @@ def _collect(ctx, payment, notes, entry, key, words, source, bucket) -> None:
                 f"the payment is in {payment.currency}: currencies must match."
             )
             continue
-        open_amount = ctx.open_amounts.get(invoice_id)
-        if (item[ITEM_OPEN] if open_amount is None else open_amount) <= 0:
+        if ctx.open_amounts.of(invoice_id, item) <= 0:
             notes.append(
                 f"'{words}' names invoice {label(item)}, which has "
                 "nothing left open (paid or held by another plan)."
@@ -565,10 +564,8 @@ class _State:
     def open_items(self, limit=None):
         if self.target:
             opens = self.ctx.open_amounts
-            named = self.target_items  # their rows: the loaded amount where none was claimed
-            return [
-                (i, named[i][ITEM_OPEN] if (o := opens.get(i)) is None else o) for i in self.target
-            ]
+            named = self.target_items  # their rows
+            return [(i, opens.of(i, named[i])) for i in self.target]
         if self.customer_id is None:
             return []
         return self.customer_items(limit)

@@ -15,7 +15,6 @@ from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
 from ledger.models import Customer, DocumentStatus, Invoice
 from payments.matching.normalise import (
-    digits_key,
     digits_keys,
     reference_key,
     reference_keys,
@@ -145,26 +144,8 @@ class OpenItems:
             self.by_ref[key] = [current, entry]
 
     def add_invoice(self, row) -> None:
-        """Rows must come oldest first (per-customer lists are in load order)."""
-        invoice_id, entity_id, customer_id, currency, number, external, open_milli = row
-        self.items[invoice_id] = row  # the row tuple itself: no second tuple per invoice
-        packed = invoice_id * 4
-        key = reference_key(number)
-        self.add_ref(key, packed + FIELD_INVOICE_NUMBER)
-        if external:
-            self.add_ref(reference_key(external), packed + FIELD_EXTERNAL_REFERENCE)
-        self.add_ref(digits_key(number, key), packed + FIELD_NUMBER_DIGITS)
-        ids = self.by_customer.get((customer_id, currency))
-        if ids is None:
-            # arrays of machine integers: reading a payer's list touches one short block of
-            # memory, not one int object per invoice scattered over the million loaded
-            self.by_customer[(customer_id, currency)] = array("q", (invoice_id,))
-            self.customer_opens[(customer_id, currency)] = array("q", (open_milli,))
-            self.position[invoice_id] = 0
-        else:
-            self.position[invoice_id] = len(ids)
-            ids.append(invoice_id)
-            self.customer_opens[(customer_id, currency)].append(open_milli)
+        """One invoice row (oldest first per customer), as loading indexes a million."""
+        _index_invoices(self, [row], None)
 
     def open_amount(self, invoice_id: int) -> int:
         held = self.held.get(invoice_id)
@@ -279,12 +260,14 @@ def _load_open_items(entity_ids, wanted) -> OpenItems:
 
 
 def _index_invoices(index: OpenItems, rows, wanted: set[str] | None) -> None:
-    """OpenItems.add_invoice for a million rows, column by column.
+    """Index invoice rows (grouped by customer, oldest first), column by column.
 
     The rows become the items themselves (the item look-up is built by dict(zip()) in C); the
-    reference keys of all invoice numbers and external references are normalised in one pass each (normalise.reference_keys) and only keys some payment of this
-    run carries (`wanted`; None = all) enter the reference index, so a run indexes tens of
-    thousands of keys, not three million; each customer's lists are slices of the columns.
+    reference keys of all invoice numbers and external references are normalised in one pass
+    each (normalise.reference_keys) and only keys some payment of this run carries (`wanted`;
+    None = all) enter the reference index, so a run indexes tens of thousands of keys, not
+    three million; each customer's lists are slices of the columns. Rows of a customer already
+    indexed (more rows later, or another currency) are appended one by one.
     """
     rows = list(rows)
     if not rows:

@@ -89,16 +89,13 @@ def proposal_rows(result: PaymentResult, run_id: str, created_at, adapt=None) ->
             for invoice_id, amount, discount, write_off, gl in candidate.lines
         ]
         rule = candidate.rule
-        confidence = _CONFIDENCE.get(candidate.confidence)
-        if confidence is None:
-            confidence = _confidence(adapt, candidate.confidence)
         rows.append(
             (
                 payment_id,
                 rule.id,
                 rule.kind,
                 rank,
-                confidence,
+                _confidence(adapt, candidate.confidence),
                 candidate.explanation[:500],
                 # orjson: a proposal's JSON in a fifth of json.dumps' time (the run writes
                 # two per proposal); the text is what JSONField stores and reads back
@@ -155,10 +152,15 @@ def _execute_per_row(sql: str, rows: list[tuple]) -> None:
 
 def _supersede_open_proposals(payment_ids: list[int]) -> None:
     """Earlier runs' open proposals for these payments give way to this run's."""
-    table = connection.ops.quote_name(MatchProposal._meta.db_table)
     open_state = MatchProposal.State.OPEN
+    if len(payment_ids) <= BATCH:  # a few payments (a webhook's): one UPDATE does it
+        MatchProposal.objects.filter(payment_id__in=payment_ids, state=open_state).update(
+            state=MatchProposal.State.SUPERSEDED
+        )
+        return
+    table = connection.ops.quote_name(MatchProposal._meta.db_table)
     with connection.cursor() as cursor:
-        # usually none (a full run takes unmatched payments): find them before updating
+        # a full run takes unmatched payments, which usually have none: find them first
         cursor.execute(f"SELECT DISTINCT payment_id FROM {table} WHERE state = %s", [open_state])
         having_open = {row[0] for row in cursor.fetchall()}
     rows = [
