@@ -7,8 +7,9 @@ statement size, each value goes through its field's get_db_prep_save (the conver
 bulk_create applies: money to thousandths, JSON, datetimes for the backend), columns not given
 take the model's default once, and auto_now(_add) columns the given time. Like bulk_create it
 skips save(), signals and full_clean: for services that checked their values already.
-Statements are multi-row INSERTs sized to the database's variable limit (as
-payments/services/payment_rows.py does), with RETURNING when the caller needs the new ids.
+Statements are multi-row INSERTs sized to the database's variable limit (rows_per_statement,
+which payments/services/payment_rows.py's upsert uses too), with RETURNING when the caller
+needs the new ids.
 """
 
 import sqlite3
@@ -60,7 +61,7 @@ def insert_rows(
             quote(model._meta.get_field(name).column) for name in returning
         )
     table = quote(model._meta.db_table)
-    per_statement = _rows_per_statement(width)
+    per_statement = rows_per_statement(width)
     returned: list[tuple] = []
     with connection.cursor() as cursor:
         for start in range(0, len(params), per_statement):
@@ -75,7 +76,7 @@ def insert_rows(
     return returned
 
 
-def _rows_per_statement(width: int) -> int:
+def rows_per_statement(width: int) -> int:
     """500 rows, or fewer where the database allows fewer variables (SQLite built with the
     old 999 limit; Debian's allows 250,000, PostgreSQL 65,535)."""
     limit = 65_535

@@ -9,20 +9,21 @@ The statements below are the ones `bulk_create(update_conflicts=True)` generates
     RETURNING id, external_id
 
 one per chunk of payments (RETURNING gives the ids of inserted and updated rows alike, so
-fees need no second lookup), then one executemany for their fees. They run on SQLite >= 3.35
-and PostgreSQL. bench/bench_stripe_ingest.py measures this against bulk_create in one run.
+fees need no second lookup), then multi-row INSERTs of their fees (aiqrecon.bulk.insert_rows).
+They run on SQLite >= 3.35 and PostgreSQL. bench/bench_stripe_ingest.py measures this against
+bulk_create in one run.
 
 Only values the normaliser produced reach here, checked by NormalisedPayment.check() (field
 lengths, exact money): full_clean per row is the cost this module exists to avoid.
 """
 
 import json
-import sqlite3
 from datetime import datetime
 
 from django.db import connection
 from django.utils import timezone
 
+from aiqrecon.bulk import insert_rows, rows_per_statement
 from ledger.fields import MoneyField
 from ledger.models import Customer
 from payments.models import Fee, PayerMapping, Payment
@@ -139,7 +140,7 @@ def payment_rows_write(
         )
     ids = {}
     width = len(INSERTED)
-    rows = _rows_per_statement(width)
+    rows = rows_per_statement(width)
     with connection.cursor() as cursor:
         for start in range(0, len(items), rows):
             chunk = params[start * width : (start + rows) * width]
@@ -148,30 +149,14 @@ def payment_rows_write(
     return ids
 
 
-def _rows_per_statement(width: int) -> int:
-    """Rows per INSERT: 500, or fewer where the database allows fewer variables (SQLite built
-    with the old 999 limit; Debian's allows 250,000, PostgreSQL 65,535)."""
-    limit = 65_535
-    if connection.vendor == "sqlite":
-        connection.ensure_connection()
-        limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
-    return max(1, min(500, limit // width))
-
-
 def fee_rows_insert(*, items: list[NormalisedPayment], ids: dict[str, int]) -> int:
     """Insert the fee rows of these payments (old ones already deleted). Returns the count."""
     rows = [
-        (ids[item.external_id], fee.kind, fee.description, _to_stored(fee.amount), fee.currency)
+        (ids[item.external_id], fee.kind, fee.description, fee.amount, fee.currency)
         for item in items
         for fee in item.fees
     ]
-    if not rows:
-        return 0
-    table = connection.ops.quote_name(Fee._meta.db_table)
-    columns = ", ".join(_column(Fee, name) for name in FEE_COLUMNS)
-    values = ", ".join(["%s"] * len(FEE_COLUMNS))
-    with connection.cursor() as cursor:
-        cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({values})", rows)
+    insert_rows(Fee, FEE_COLUMNS, rows)
     return len(rows)
 
 
