@@ -1,7 +1,7 @@
 """Executor for ensure_customer: a customer that exists only in our mirror is created in AIQ.
 
 Payload: {"customer_id" (mirror), "code" (upper case), "name", "email", "currency"};
-external reference "CUST-<entity>-<code>". result: {"account_id": int, "row_version": str,
+external reference "CUST-<code>". result: {"account_id": int, "row_version": str,
 "created": bool}
 
 Idempotency comes from AIQ itself: customer codes are unique per company, so the code is the

@@ -226,7 +226,7 @@ def _plan(command: OutboxCommand) -> None:
     before = plan.state
     plan.state = AllocationPlan.State.CONFIRMED
     plan.save(update_fields=["state", "updated_at"])
-    _payment_state(plan, "sent")  # the inbox's "Sent to AIQ" tab
+    _payment_state(plan, confirmed=True)  # the inbox's "Sent to AIQ" tab
     audit_log(
         actor=None,
         action="plan.confirm",
@@ -237,14 +237,11 @@ def _plan(command: OutboxCommand) -> None:
     )
 
 
-def _payment_state(plan, match_state: str) -> None:
-    from django.utils import timezone
-
+def _payment_state(plan, confirmed: bool) -> None:
     from payments.models import Payment
 
-    Payment.objects.filter(pk=plan.payment_id).update(
-        match_state=match_state, updated_at=timezone.now()
-    )
+    state = Payment.MatchState.SENT if confirmed else Payment.MatchState.FAILED
+    Payment.objects.filter(pk=plan.payment_id).update(match_state=state, updated_at=timezone.now())
 
 
 def plan_failed(command: OutboxCommand) -> None:
@@ -258,7 +255,7 @@ def plan_failed(command: OutboxCommand) -> None:
         return
     plan.state = AllocationPlan.State.FAILED
     plan.save(update_fields=["state", "updated_at"])
-    _payment_state(plan, "failed")  # the inbox's "Failed" tab: a person must look
+    _payment_state(plan, confirmed=False)  # the inbox's "Failed" tab: a person must look
     audit_log(
         actor=None,
         action="plan.fail",
