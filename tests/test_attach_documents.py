@@ -54,8 +54,6 @@ def test_an_uploaded_csv_is_attached_to_the_invoice_in_aiq_exactly_once(
     client, alice, invoice, aiq_sandbox
 ):
     client.force_login(alice)
-    page = client.get(f"/invoices/{invoice.pk}/")
-
     response = client.post(
         f"/invoices/{invoice.pk}/attach",
         {"file": SimpleUploadedFile("jobs.csv", CSV, "text/csv"), "description": "Jobs"},
