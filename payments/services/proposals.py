@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from payments.models import AllocationPlan, MatchProposal, Payment
 from payments.services.plan_lines import PlanRefused
+from payments.services.plans import plan_propose, plan_submit
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -72,3 +73,20 @@ def proposal_reject(*, proposal: MatchProposal, actor, reason: str) -> MatchProp
             },
         )
     return proposal
+
+
+def proposal_accept(*, payment: Payment, actor) -> AllocationPlan:
+    """Make the payment's best open proposal its plan and submit it, all or nothing.
+
+    Under the approval threshold (no discount or write-off) the submission approves it;
+    otherwise it waits for another approver, the actor being its maker. A refused submission
+    (an invoice not posted in AIQ yet, no bank to receive into) leaves no draft behind.
+    """
+    with transaction.atomic():
+        proposal = (
+            payment.proposals.filter(state=MatchProposal.State.OPEN).order_by("rank", "id").first()
+        )
+        if proposal is None:
+            raise PlanRefused("no open proposal")
+        plan = plan_propose(payment=payment, actor=actor, lines=proposal.lines, proposal=proposal)
+        return plan_submit(plan=plan, actor=actor)

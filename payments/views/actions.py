@@ -45,3 +45,8 @@ def reject_proposal(*, proposal, actor, reason: str) -> Outcome:
         actor=actor,
         reason=reason,
     )
+
+
+def accept_proposal(*, payment, actor) -> Outcome:
+    """The payment's best open proposal as its plan, submitted (approved when allowed)."""
+    return run_service(proposals.proposal_accept, payment=payment, actor=actor)

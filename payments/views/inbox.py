@@ -8,7 +8,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from ledger.selectors import keyset_page
-from payments.models import AllocationPlan, MatchProposal, Payment
+from payments.models import AllocationPlan, Payment
 from payments.views import actions
 from payments.views.filters import DEFAULT_TAB, TABS, InboxFilter
 from staff.models import Role
@@ -141,12 +141,7 @@ def _inbox_url():
 @require_POST
 @approver_required
 def bulk_accept(request):
-    """Accept the best open proposal of each selected payment as its plan and submit it.
-
-    Under the approval threshold the submission approves it (no discount or write-off);
-    above it, or with a discount or write-off, it waits for another approver: the person
-    who accepted it is its maker and cannot approve it.
-    """
+    """Accept the best open proposal of each selected payment (services/proposals.py)."""
     ids = [int(raw) for raw in request.POST.getlist("payment_ids") if raw.isdigit()]
     back = redirect(f"{_inbox_url()}?tab=proposed")
     if not ids:
@@ -154,15 +149,7 @@ def bulk_accept(request):
         return back
     accepted, refused = 0, []
     for payment in Payment.objects.filter(pk__in=ids):
-        proposal = payment.proposals.filter(state=MatchProposal.State.OPEN).order_by("rank").first()
-        if proposal is None:
-            refused.append(f"{payment.external_id}: no open proposal")
-            continue
-        outcome = actions.propose_plan(
-            payment=payment, actor=request.user, lines=proposal.lines, proposal=proposal
-        )
-        if outcome.ok:
-            outcome = actions.submit_plan(plan=outcome.value, actor=request.user)
+        outcome = actions.accept_proposal(payment=payment, actor=request.user)
         if outcome.ok:
             accepted += 1
         else:
