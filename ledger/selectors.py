@@ -72,10 +72,12 @@ def keyset_page(
     size: int = 50,
     descending: bool = True,
     count_rest: bool = False,
+    total: int | None = None,
 ):
     """One page by (order[0], id), newest first unless descending=False, starting after the
     cursor. count_rest=True also counts the rows beyond this page (extra["rest"]), so a
-    screen can say how many it has not shown yet instead of cutting silently.
+    screen can say how many it has not shown yet instead of cutting silently; on the first
+    page a caller that counted all the rows already (total) saves that second count.
     """
     key, pk = order
     sign = "-" if descending else ""
@@ -92,7 +94,9 @@ def keyset_page(
         last = rows[-1]
         last_value, last_pk = getattr(last, key), getattr(last, pk)
         next_cursor = _encode((last_value, last_pk))
-        if count_rest:
+        if count_rest and total is not None and not after:
+            extra["rest"] = total - size
+        elif count_rest:
             extra["rest"] = _beyond(queryset, key, pk, last_value, last_pk, descending).count()
     elif count_rest:
         extra["rest"] = 0

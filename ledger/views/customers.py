@@ -28,17 +28,21 @@ def customer_list(request):
         if (not filterset.is_bound or filterset.is_valid())
         else Customer.objects.none()
     )
+    after = request.GET.get("after")
+    more_rows_only = bool(request.htmx and after)  # the "more" link: no total shown
+    total = None if more_rows_only else queryset.count()
     page = selectors.keyset_page(
         queryset,
         order=("code", "id"),
-        after=request.GET.get("after"),
+        after=after,
         size=CUSTOMERS_PER_PAGE,
         descending=False,
         count_rest=True,
+        total=total,
     )
-    if request.htmx and request.GET.get("after"):
+    if more_rows_only:
         return render(request, "ledger/_customer_rows.html", {"page": page})
-    context = {"filter": filterset, "page": page, "total": queryset.count()}
+    context = {"filter": filterset, "page": page, "total": total}
     return render(request, "ledger/customers.html", context)
 
 
@@ -60,22 +64,26 @@ def _statement_context(customer, statement, error: str = "") -> dict:
 @clerk_required
 def customer_detail(request, customer_id):
     customer = get_or_404(Customer.objects.select_related("entity"), pk=customer_id)
+    after = request.GET.get("after")
+    more_rows_only = bool(request.htmx and after)  # the "more open items" link
+    exposure = None if more_rows_only else selectors.customer_exposure(customer)
     open_items = selectors.keyset_page(
         selectors.customer_open_items(customer),
         order=("invoice_date", "id"),
-        after=request.GET.get("after"),
+        after=after,
         size=OPEN_ITEMS_PER_PAGE,
         descending=False,
         count_rest=True,
+        total=exposure["open_count"] if exposure else None,
     )
-    if request.htmx and request.GET.get("after"):  # the "more open items" link
+    if more_rows_only:
         return render(
             request, "ledger/_customer_open_items.html", {"customer": customer, "page": open_items}
         )
     statement = CustomerStatement.objects.filter(customer=customer).first()
     context = {
         "customer": customer,
-        "exposure": selectors.customer_exposure(customer),
+        "exposure": exposure,
         "page": open_items,
         "payments": list(customer.payments.order_by("-received_at", "-id")[:50]),
     }
