@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from ledger.models import Customer, Invoice
 from payments.models import Payment
-from payments.services.auto_match import auto_match_changed
+from payments.services.auto_match import auto_match_changed, auto_match_soon
+from staff.models import AuditEntry
 
 pytestmark = pytest.mark.django_db
 
@@ -42,7 +43,7 @@ def _payment(entity, external_id, reference):
     )
 
 
-def test_a_new_payment_is_matched_by_the_pass_it_wakes(entity, invoice):
+def test_the_pass_matches_a_payment_stored_since_the_last_run(entity, invoice):
     payment = _payment(entity, "b1", "PAYMENT INV 1043 THANKS")
     report = auto_match_changed()
     payment.refresh_from_db()
@@ -55,8 +56,10 @@ def test_the_scheduled_pass_runs_only_when_something_changed(entity, invoice):
     _payment(entity, "b2", "no reference at all")
     first = auto_match_changed()
     assert first is not None and first.unmatched == 1
+    runs = AuditEntry.objects.filter(action="matching.run").count()
     # nothing changed since: no run, no audit entry
     assert auto_match_changed() is None
+    assert AuditEntry.objects.filter(action="matching.run").count() == runs
     # an invoice synced or changed afterwards makes the next pass run again
     invoice.notes = "changed in AIQ"
     invoice.save()
@@ -65,3 +68,32 @@ def test_the_scheduled_pass_runs_only_when_something_changed(entity, invoice):
 
 def test_the_scheduled_pass_is_idle_without_unmatched_payments(entity, invoice):
     assert auto_match_changed() is None
+
+
+@pytest.fixture
+def orm_broker():
+    """django-q2 reads its broker once at import: send this test's tasks to the ORM queue
+    (checked before Redis) even when REDIS_URL is set, so they can be read back."""
+    from django_q import conf
+
+    old = conf.Conf.ORM
+    conf.Conf.ORM = "default"
+    yield
+    conf.Conf.ORM = old
+
+
+def test_stored_payments_wake_one_matching_pass_once_committed(
+    entity, orm_broker, django_capture_on_commit_callbacks
+):
+    from django.db import transaction
+    from django_q.models import OrmQ
+
+    with django_capture_on_commit_callbacks(execute=True):
+        with transaction.atomic():
+            auto_match_soon(payment_ids=[101, 102, 103])
+            assert OrmQ.objects.count() == 0  # nothing before the payments are committed
+    tasks = [row.task for row in OrmQ.objects.all()]
+    assert [task["func"] for task in tasks] == ["payments.tasks.auto_match_changed_task"]
+    with django_capture_on_commit_callbacks(execute=True):
+        auto_match_soon(payment_ids=[])  # nothing stored: nothing to wake
+    assert OrmQ.objects.count() == 1
