@@ -97,3 +97,18 @@ def test_stored_payments_wake_one_matching_pass_once_committed(
     with django_capture_on_commit_callbacks(execute=True):
         auto_match_soon(payment_ids=[])  # nothing stored: nothing to wake
     assert OrmQ.objects.count() == 1
+
+
+def test_a_payment_stored_while_a_run_was_loading_is_matched_by_the_next_pass(entity, invoice):
+    """The run's audit entry is written at its end; a payment stored between the run's start
+    and that entry was not seen by it and must not count as already handled."""
+    _payment(entity, "b8", "no reference at all")
+    assert auto_match_changed() is not None
+    entry = AuditEntry.objects.filter(action="matching.run").latest("at")
+    late = _payment(entity, "b9", "PAYMENT INV 1043 THANKS")
+    # stored after the run began reading but before it wrote its audit entry
+    Payment.objects.filter(pk=late.pk).update(
+        updated_at=entry.at - timezone.timedelta(microseconds=1)
+    )
+    report = auto_match_changed()
+    assert report is not None and report.proposed == 1

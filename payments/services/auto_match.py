@@ -6,6 +6,8 @@ the last run (a newly synced invoice can settle an older payment). Quiet periods
 no run and no audit entry when nothing changed.
 """
 
+from datetime import datetime
+
 from django.db import transaction
 from django_q.tasks import async_task
 
@@ -16,12 +18,20 @@ from staff.models import AuditEntry
 
 
 def _last_run_at():
-    return (
+    """When the last run began reading: a payment or invoice changed while it loaded (after
+    that moment, before its audit entry was written) was not seen by it, so it counts as
+    changed. Entries from before runs recorded their start fall back to the entry's time."""
+    last = (
         AuditEntry.objects.filter(action="matching.run")
         .order_by("-at")
-        .values_list("at", flat=True)
+        .values_list("at", "after")
         .first()
     )
+    if last is None:
+        return None
+    at, after = last
+    started_at = (after or {}).get("started_at")
+    return datetime.fromisoformat(started_at) if started_at else at
 
 
 def auto_match_changed() -> RunReport | None:

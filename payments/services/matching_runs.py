@@ -41,6 +41,7 @@ class RunReport:
     timings: dict = field(default_factory=dict)
     results: list = field(default_factory=list)  # PaymentResult, kept for dry runs and tests
     by_rule: dict = field(default_factory=dict)
+    started_at: object = None  # when the run began reading (auto_match compares with it)
 
 
 _CONFIDENCE: dict[int, object] = {}
@@ -213,7 +214,11 @@ def _write(report: RunReport, results: list[PaymentResult], actor) -> list:
             summary=f"{report.payments} payment(s): {report.proposed} proposed "
             f"({report.needs_review} need review), {report.unmatched} unmatched; "
             f"{report.proposal_rows} proposal row(s)",
-            after={"by_rule": report.by_rule, "proposal_rows": report.proposal_rows},
+            after={
+                "by_rule": report.by_rule,
+                "proposal_rows": report.proposal_rows,
+                "started_at": report.started_at.isoformat(),
+            },
         )
     return auto_ids
 
@@ -223,6 +228,7 @@ def matching_run(
 ) -> RunReport:
     """Match payments (the given ones, else all unmatched). A dry run changes nothing."""
     report = RunReport(run_id=uuid.uuid4().hex[:16], dry_run=dry_run)
+    report.started_at = timezone.now()  # what the run saw: rows changed after it are new
     started = time.perf_counter()
     rules = load_rules()
     payments = load_payments(payment_ids=payment_ids)
