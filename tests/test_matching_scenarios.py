@@ -309,3 +309,21 @@ def test_a_failed_write_leaves_nothing_half_written(books, monkeypatch):
     assert payment.match_state == Payment.MatchState.UNMATCHED
     assert not MatchProposal.objects.exists()
     assert not AuditEntry.objects.filter(action="matching.run").exists()
+
+
+def test_accepting_a_proposal_that_cannot_be_submitted_leaves_nothing_behind(books, alice):
+    """proposal_accept makes the plan and submits it in one transaction: a refused submission
+    (here an invoice AIQ has not posted yet) leaves no draft plan and the proposal open."""
+    from payments.services.proposals import proposal_accept
+
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "40.00")
+    payment = make_payment(books, "40.00", refs=[invoice.invoice_number])
+    matching_run(dry_run=False, auto_approve=False)
+    type(invoice).objects.filter(pk=invoice.pk).update(aiq_transaction_id=None)
+
+    with pytest.raises(PlanRefused, match="not posted in AIQ"):
+        proposal_accept(payment=payment, actor=alice)
+
+    assert not AllocationPlan.objects.filter(payment=payment).exists()
+    assert proposals(payment)[0].state == MatchProposal.State.OPEN
