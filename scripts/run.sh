@@ -19,6 +19,7 @@ fi
 $PY manage.py migrate --noinput -v0
 logins="$($PY manage.py create_demo_users)"
 if $PY manage.py help seed_demo >/dev/null 2>&1; then $PY manage.py seed_demo; fi
+$PY manage.py seed_demo_formats
 # fill the mirror from AIQ (the sandbox's demo company) and create the sweeper/sync schedules
 $PY manage.py aiq_sync || echo "AIQ pull did not complete; the scheduled pull will retry"
 $PY manage.py setup_schedules
