@@ -8,16 +8,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.money import exponent
-from payments.matching.combination import find_combinations
-from payments.matching.engine import match_payments, money
-from payments.matching.index import OpenItems, PaymentInput, RuleSpec
-from payments.matching.normalise import (
+from ledger.references import (
     digits_key,
     digits_keys,
     reference_key,
     reference_keys,
     text_keys,
 )
+from payments.matching.combination import find_combinations
+from payments.matching.engine import match_payments, money
+from payments.matching.index import OpenItems, PaymentInput, RuleSpec
 
 
 def test_the_usual_spellings_of_one_invoice_number_share_a_key():

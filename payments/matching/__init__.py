@@ -1,1 +1,1 @@
-"""Matching: normalisation, in-memory indexes, the rule engine (pure) and its rules."""
+"""Matching: in-memory indexes, the rule engine (pure) and its rules."""

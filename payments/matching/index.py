@@ -14,7 +14,7 @@ from itertools import chain, compress, count, groupby
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
 from ledger.models import Customer, DocumentStatus, Invoice
-from payments.matching.normalise import (
+from ledger.references import (
     digits_keys,
     reference_key,
     reference_keys,
@@ -264,7 +264,7 @@ def _index_invoices(index: OpenItems, rows, wanted: set[str] | None) -> None:
 
     The rows become the items themselves (the item look-up is built by dict(zip()) in C); the
     reference keys of all invoice numbers and external references are normalised in one pass
-    each (normalise.reference_keys) and only keys some payment of this run carries (`wanted`;
+    each (ledger.references.reference_keys) and only keys some payment of this run carries (`wanted`;
     None = all) enter the reference index, so a run indexes tens of thousands of keys, not
     three million; each customer's lists are slices of the columns. Rows of a customer already
     indexed (more rows later, or another currency) are appended one by one.

@@ -1,5 +1,9 @@
 """Reference normalisation: the same key for every way people write one invoice number.
 
+Invoices store their keys (Invoice.number_key and friends, set whenever they are saved), so a
+matching run looks up the keys its payments carry in the database instead of normalising a
+million invoice numbers; payments' texts are normalised when a run loads them.
+
 "INV-001043", "inv 1043", "Inv/1043" and "INV1043" all become "INV1043": upper case, only
 letters and digits, leading zeros of each digit run dropped. Bank narratives split a reference
 over words ("inv 001043"), so a payment's text yields each word and each adjacent pair of words.
@@ -122,3 +126,9 @@ def text_keys(text: str, key: str | None = None) -> list[tuple[str, str]]:
 
 def is_number(key: str) -> bool:
     return key.isdigit()
+
+
+def invoice_keys(invoice_number: str, external_reference: str) -> tuple[str, str, str]:
+    """(number key, external reference key, number digits key) as an invoice stores them."""
+    number_key = reference_key(invoice_number)
+    return number_key, reference_key(external_reference), digits_key(invoice_number, number_key)
