@@ -83,7 +83,12 @@ class ImportBatchAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("state", "import_format")
-    readonly_fields = [f.name for f in m.ImportBatch._meta.fields]
+    # content is the uploaded file itself (up to 20 MB): never rendered, never even loaded
+    readonly_fields = [f.name for f in m.ImportBatch._meta.fields if f.name != "content"]
+    exclude = ("content",)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("content")
 
     def has_add_permission(self, request):
         return False

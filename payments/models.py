@@ -212,6 +212,10 @@ class ImportBatch(models.Model):
     imported_count = models.PositiveIntegerField(default=0)
     duplicate_count = models.PositiveIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True)
+    # The uploaded file between preview and confirm, in the database so that the confirm can
+    # land on any web host; emptied once imported, or a day after a preview nobody confirmed,
+    # so the table does not keep every statement. The upload form caps it at bank_csv.MAX_BYTES.
+    content = models.BinaryField(editable=False, default=b"")
     created_at = models.DateTimeField(auto_now_add=True)
 
 

@@ -1,15 +1,16 @@
 """The statement upload screen: preview, confirm, whole-file rejection, duplicates, access."""
 
+from datetime import timedelta
 from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
 from payments.models import ImportBatch, Payment
 from payments.sources.bank_csv import MAX_BYTES
-from payments.views import statements as statement_views
 
 GOOD = (
     b"Date,Description,Paid in,Paid out,Name\n"
@@ -23,11 +24,17 @@ CONFIRM = reverse("payments:statement_confirm")
 
 @pytest.fixture(autouse=True)
 def _own_var_dir(settings, tmp_path):
-    settings.VAR_DIR = tmp_path  # held uploads go here, apart from other tests'
+    # empty and private, so a test can check the screen writes nothing to the host's disk
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.mkdir()
 
 
 def _upload(client, fmt, content, name="statement.csv"):
     return client.post(UPLOAD, {"import_format": fmt.pk, "file": SimpleUploadedFile(name, content)})
+
+
+def _kept(batch) -> bytes:
+    return bytes(ImportBatch.objects.get(pk=batch.pk).content)
 
 
 def _confirm(client, response):
@@ -49,6 +56,7 @@ def test_clerk_previews_then_imports_a_small_csv(client, alice, entity, barclays
     page = preview.content.decode()
     assert "120.50 GBP" in page and "1,250.07 GBP" in page and "Confirm import of 2" in page
     assert Payment.objects.count() == 0  # the preview imports nothing
+    assert _kept(preview.context["preview"].batch) == GOOD
 
     done = _confirm(client, preview)
     assert done.status_code == 302
@@ -56,10 +64,7 @@ def test_clerk_previews_then_imports_a_small_csv(client, alice, entity, barclays
     assert amounts == [Decimal("120.50"), Decimal("1250.07")]
     batch = ImportBatch.objects.get(state="imported")
     assert batch.uploaded_by == alice and batch.imported_count == 2
-    # the held copy is gone once imported, so a second click cannot import again
-    assert not statement_views._held_path(batch.pk).exists()
-    assert _confirm(client, preview).status_code == 302
-    assert Payment.objects.count() == 2
+    assert _kept(batch) == b""  # imported: the table does not keep the file
 
     # the link lands on the inbox showing this file's payments
     link = urlsplit(done["Location"])
@@ -95,7 +100,7 @@ def test_bad_rows_reject_the_whole_file_with_every_error_named(client, alice, en
     assert "Confirm import" not in page
     batch = ImportBatch.objects.get()
     assert batch.state == "rejected"
-    assert not statement_views._held_path(batch.pk).exists()
+    assert _kept(batch) == b""  # it can never be confirmed, so it is not kept
     # a forged confirm of the rejected preview imports nothing
     client.post(CONFIRM, {"batch": batch.pk})
     assert Payment.objects.count() == 0
@@ -153,7 +158,7 @@ def test_duplicates_are_reported(client, alice, entity, barclays):
     assert Payment.objects.filter(amount=Decimal("75.00")).count() == 1
 
 
-def test_confirm_imports_only_the_held_bytes_of_ones_own_preview(
+def test_confirm_imports_only_the_kept_bytes_of_ones_own_preview(
     client, alice, bob, entity, barclays
 ):
     client.force_login(alice)
@@ -164,12 +169,85 @@ def test_confirm_imports_only_the_held_bytes_of_ones_own_preview(
     refused = client.post(CONFIRM, {"batch": batch.pk}, follow=True)
     assert "no longer available (or not yours)" in refused.content.decode()
     assert Payment.objects.count() == 0
+    assert ImportBatch.objects.get(pk=batch.pk).state == "previewed"
+    assert _kept(batch) == GOOD  # still alice's to confirm
 
     client.force_login(alice)
-    statement_views._held_path(batch.pk).write_bytes(GOOD.replace(b"120.50", b"999.50"))
+    ImportBatch.objects.filter(pk=batch.pk).update(content=GOOD.replace(b"120.50", b"999.50"))
     swapped = client.post(CONFIRM, {"batch": batch.pk}, follow=True)
     assert "This is not the file that was previewed" in swapped.content.decode()
     assert Payment.objects.count() == 0
+
+
+def test_the_confirm_needs_nothing_from_the_previewing_hosts_disk(
+    client, alice, entity, barclays, settings, tmp_path
+):
+    client.force_login(alice)
+    preview = _upload(client, barclays, GOOD)
+    assert preview.status_code == 200
+    assert list(settings.VAR_DIR.rglob("*")) == []
+
+    # the confirm is served by another web host, with a var dir of its own
+    settings.VAR_DIR = tmp_path / "other-host"
+    settings.VAR_DIR.mkdir()
+    done = _confirm(client, preview)
+    assert done.status_code == 302
+    assert Payment.objects.count() == 2
+    assert ImportBatch.objects.get().state == "imported"
+
+
+def test_an_imported_batch_imports_nothing_twice(client, alice, entity, barclays):
+    client.force_login(alice)
+    preview = _upload(client, barclays, GOOD)
+    _confirm(client, preview)
+    assert Payment.objects.count() == 2
+    batch = preview.context["preview"].batch
+
+    second_click = client.post(CONFIRM, {"batch": batch.pk}, follow=True)
+    assert "no longer available" in second_click.content.decode()
+
+    # two confirms that both read the bytes before either committed: the batch's state decides
+    ImportBatch.objects.filter(pk=batch.pk).update(content=GOOD)
+    raced = client.post(CONFIRM, {"batch": batch.pk}, follow=True)
+    assert "Nothing imported" in raced.content.decode()
+    assert Payment.objects.count() == 2
+    assert ImportBatch.objects.get(pk=batch.pk).imported_count == 2
+
+
+def test_previews_nobody_confirmed_lose_their_file_a_day_later(
+    client, alice, bob, entity, barclays
+):
+    client.force_login(bob)
+    recent = _upload(client, barclays, GOOD, "recent.csv").context["preview"].batch
+    client.force_login(alice)
+    stale = _upload(client, barclays, GOOD, "stale.csv").context["preview"].batch
+    ImportBatch.objects.filter(pk=stale.pk).update(
+        created_at=timezone.now() - timedelta(days=1, minutes=1)
+    )
+
+    other = b"Date,Description,Paid in,Paid out,Name\n05/02/2025,INV-1003,75.00,,Initech\n"
+    newest = _upload(client, barclays, other, "newest.csv").context["preview"].batch
+    assert _kept(stale) == b""
+    assert _kept(recent) == GOOD and _kept(newest) == other
+
+    refused = client.post(CONFIRM, {"batch": stale.pk}, follow=True)
+    assert "no longer available" in refused.content.decode()
+    assert Payment.objects.count() == 0
+    assert ImportBatch.objects.get(pk=stale.pk).state == "previewed"  # the record stays
+
+
+def test_the_admin_never_shows_the_uploaded_file(client, alice, carol, entity, barclays):
+    client.force_login(alice)
+    batch = _upload(client, barclays, GOOD).context["preview"].batch
+    client.force_login(carol)
+    for url in (
+        reverse("admin:payments_importbatch_changelist"),
+        reverse("admin:payments_importbatch_change", args=[batch.pk]),
+    ):
+        page = client.get(url)
+        assert page.status_code == 200
+        assert "statement.csv" in page.content.decode()
+        assert "Landlord" not in page.content.decode()
 
 
 def test_access(client, mallory, entity, barclays):

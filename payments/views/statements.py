@@ -1,21 +1,19 @@
 """Statement upload: a clerk uploads a bank / SmartDebit file, reads the preview, confirms.
 
 The logic is payments/services/statements.py; this module only carries the file between the
-two steps. The preview holds the uploaded bytes on the server, under the var dir, named by
-the ImportBatch it created; the confirm form posts only that batch's id, never a path or the
-bytes. statement_import checks the bytes' sha256 against the batch, so a held copy that was
-changed or swapped is refused. Held copies go once imported, and any left from previews
-nobody confirmed go after HOLD_SECONDS.
+two steps. The preview keeps the uploaded bytes on the ImportBatch it created (in the
+database, so the confirm may be served by any web host); the confirm form posts only that
+batch's id, never the bytes. statement_import checks the bytes' sha256 against the batch, so
+content that was changed is refused. The bytes are emptied once imported, and those of
+previews nobody confirmed once they are older than STALE_PREVIEW.
 """
 
-import os
-import time
-from pathlib import Path
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
+from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -32,7 +30,7 @@ from payments.services.statements import (
 )
 from staff.views import clerk_required, run_service
 
-HOLD_SECONDS = 24 * 60 * 60
+STALE_PREVIEW = timedelta(days=1)
 PREVIEW_ROWS = 200  # rows listed on the preview; the counts cover the whole file
 
 
@@ -43,33 +41,16 @@ class ConfirmForm(forms.Form):
     received_to = forms.DateField(required=False)
 
 
-def _held_dir() -> Path:
-    return Path(settings.VAR_DIR) / "statement-uploads"
+def _forget_stale_previews() -> None:
+    """Empty the content of previews nobody confirmed within STALE_PREVIEW.
 
-
-def _held_path(batch_id: int) -> Path:
-    return _held_dir() / f"{int(batch_id)}.upload"
-
-
-def _hold(batch_id: int, content: bytes) -> None:
-    directory = _held_dir()
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    descriptor = os.open(_held_path(batch_id), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(content)
-
-
-def _drop_stale_holds() -> None:
-    directory = _held_dir()
-    if not directory.is_dir():
-        return
-    cutoff = time.time() - HOLD_SECONDS
-    for held in directory.glob("*.upload"):
-        try:
-            if held.stat().st_mtime < cutoff:
-                held.unlink()
-        except FileNotFoundError:  # another request dropped it first
-            continue
+    Done on each upload rather than by a schedule: uploads are what add content, so the
+    table stays bounded by one day of previews without another periodic task to deploy.
+    The batch itself stays as the record of the attempt; its confirm asks for a new upload.
+    """
+    ImportBatch.objects.filter(
+        state=ImportBatch.State.PREVIEWED, created_at__lt=timezone.now() - STALE_PREVIEW
+    ).exclude(content=b"").update(content=b"")
 
 
 @clerk_required
@@ -80,15 +61,17 @@ def statement_upload(request):
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         content = upload.read()
-        _drop_stale_holds()
-        preview = statement_preview(
-            user=request.user,
-            import_format=form.cleaned_data["import_format"],
-            filename=upload.name,
-            content=content,
-        )
-        if preview.ok:
-            _hold(preview.batch.pk, content)
+        _forget_stale_previews()
+        # one transaction: a previewed batch never exists without the bytes to confirm it
+        with transaction.atomic():
+            preview = statement_preview(
+                user=request.user,
+                import_format=form.cleaned_data["import_format"],
+                filename=upload.name,
+                content=content,
+            )
+            if preview.ok:  # a rejected file cannot be confirmed, so it is not kept
+                ImportBatch.objects.filter(pk=preview.batch.pk).update(content=content)
     context = {"form": form, "preview": preview, "rule": PARTIAL_FILE_RULE}
     if preview and preview.ok:
         # the inbox filters on the local date, so the link's range is in local dates too
@@ -107,7 +90,7 @@ def statement_upload(request):
 @require_POST
 @clerk_required
 def statement_confirm(request):
-    """Import the file the same user previewed, from the copy the preview held."""
+    """Import the file the same user previewed, from the bytes kept on its batch."""
     form = ConfirmForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Upload the file and preview it first.")
@@ -117,23 +100,25 @@ def statement_confirm(request):
         .select_related("import_format")
         .first()
     )
-    held = _held_path(form.cleaned_data["batch"])
-    if batch is None or not held.is_file():
+    if batch is None or not batch.content:
         messages.error(
             request, "That preview is no longer available (or not yours); upload the file again."
         )
         return redirect("payments:statement_upload")
-    outcome = run_service(
-        statement_import,
-        refusals=(StatementError, PaymentsNotConfigured),
-        user=request.user,
-        batch=batch,
-        content=held.read_bytes(),
-    )
+    # one transaction: the bytes are emptied exactly when the payments from them are stored
+    with transaction.atomic():
+        outcome = run_service(
+            statement_import,
+            refusals=(StatementError, PaymentsNotConfigured),
+            user=request.user,
+            batch=batch,
+            content=bytes(batch.content),
+        )
+        if outcome.ok:
+            ImportBatch.objects.filter(pk=batch.pk).update(content=b"")
     if not outcome.ok:
         messages.error(request, f"Nothing imported: {outcome.message}")
         return redirect("payments:statement_upload")
-    held.unlink(missing_ok=True)  # imported: the copy is no longer needed
     imported = outcome.value
     messages.success(
         request,
