@@ -79,6 +79,7 @@ def generate(n_invoices: int, n_payments: int) -> None:
     from django.db import connection
 
     from ledger.models import Customer, Entity, Invoice
+    from ledger.references import invoice_keys
     from payments.models import Payment
 
     if Invoice.objects.exists() or Payment.objects.exists():
@@ -119,18 +120,20 @@ def generate(n_invoices: int, n_payments: int) -> None:
                     gross if status == "posted" else (gross // 2 if status == "part_paid" else 0)
                 )
                 day = today - timedelta(days=rng.randint(0, 730))
+                number = f"INV-{i:07d}"
                 yield (
                     str(entity.pk), stamp, stamp, stamp, str(rng.choice(customer_ids)), "item",
-                    f"INV-{i:07d}", "", str(i), str(i), status, "GBP", day.isoformat(),
+                    number, "", str(i), str(i), status, "GBP", day.isoformat(),
                     (day + timedelta(days=30)).isoformat(), str(gross - tax), str(tax), str(gross),
-                    str(outstanding), "", "",
+                    str(outstanding), "", "", *invoice_keys(number, ""),
                 )  # fmt: skip
 
         _copy(raw, "ledger_invoice", [
             "entity_id", "last_synced_at", "created_at", "updated_at", "customer_id", "kind",
             "invoice_number", "external_reference", "aiq_invoice_id", "aiq_transaction_id",
             "status", "currency", "invoice_date", "due_date", "net_amount", "tax_amount",
-            "gross_amount", "outstanding_amount", "notes", "row_version",
+            "gross_amount", "outstanding_amount", "notes", "row_version", "number_key",
+            "external_reference_key", "number_digits_key",
         ], invoices())  # fmt: skip
         print(f"  {n_invoices:,} invoices in {time.perf_counter() - started:.0f} s")
         states = (["sent"] * 55 + ["unmatched"] * 15 + ["proposed"] * 10 + ["awaiting_approval"] * 5

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # ledger.references, when run as a script
 SUBSCRIPTIONS = [49000, 99000, 149000, 199000, 29990]  # thousandths
 NOW = "2026-03-01 00:00:00"
 BATCH = 50_000
@@ -75,6 +76,8 @@ def _insert_rows(db, table: str, columns: list[str], rows) -> None:
 
 
 def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_000, seed=11):
+    from ledger.references import digits_keys, reference_keys
+
     started = time.perf_counter()
     path = Path(path)
     for suffix in ("", "-wal", "-shm"):
@@ -136,6 +139,12 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
         f"in_{rng.getrandbits(48):012x}" if rng.random() < 0.3 else "" for _ in range(invoices)
     ]
 
+    # the reference keys Invoice.save() would store, normalised in bulk as the migration does
+    inv_number = [f"INV-{i + 1:07d}" for i in range(invoices)]
+    inv_number_key = reference_keys(inv_number)
+    inv_ext_key = reference_keys(inv_ext)
+    inv_digits_key = digits_keys(inv_number_key)
+
     def day(n):
         year, rest = divmod(n, 365)
         month, dom = divmod(rest, 28)
@@ -146,7 +155,8 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
         "ledger_invoice",
         "id entity_id created_at updated_at customer_id kind invoice_number external_reference "
         "aiq_invoice_id aiq_transaction_id status currency invoice_date net_amount tax_amount "
-        "gross_amount outstanding_amount notes row_version".split(),
+        "gross_amount outstanding_amount notes row_version number_key external_reference_key "
+        "number_digits_key".split(),
         (
             (
                 i + 1,
@@ -155,7 +165,7 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
                 NOW,
                 inv_customer[i] + 1,
                 "item",
-                f"INV-{i + 1:07d}",
+                inv_number[i],
                 inv_ext[i],
                 i + 1,
                 1_000_000 + i,
@@ -168,6 +178,9 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
                 inv_amount[i],
                 "",
                 "",
+                inv_number_key[i],
+                inv_ext_key[i],
+                inv_digits_key[i],
             )
             for i in range(invoices)
         ),

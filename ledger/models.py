@@ -9,6 +9,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 
 from ledger.fields import MoneyField
+from ledger.references import invoice_keys
 
 
 class ApiVersion(models.TextChoices):
@@ -166,6 +167,50 @@ class DocumentStatus(models.TextChoices):
     CREDITED = "credited", "Credited"
 
 
+# Each reference an invoice is written with, and the keys it is found by (ledger/references.py).
+_INVOICE_KEYS_OF = {
+    "invoice_number": ("number_key", "number_digits_key"),
+    "external_reference": ("external_reference_key",),
+}
+INVOICE_KEY_FIELDS = ("number_key", "external_reference_key", "number_digits_key")
+
+
+def set_invoice_keys(invoice: "Invoice") -> None:
+    keys = invoice_keys(invoice.invoice_number, invoice.external_reference)
+    for name, key in zip(INVOICE_KEY_FIELDS, keys, strict=True):
+        # upper() can lengthen a text ("ß" -> "SS"): cut such a key to its column, or one odd
+        # number would fail the whole write on PostgreSQL instead of only never matching
+        setattr(invoice, name, key[: invoice._meta.get_field(name).max_length])
+
+
+class InvoiceQuerySet(models.QuerySet):
+    """Writes that bypass Invoice.save() keep the reference keys in step all the same."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for invoice in objs:
+            set_invoice_keys(invoice)
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs, fields, *args, **kwargs):
+        objs, fields = list(objs), list(fields)
+        if _INVOICE_KEYS_OF.keys() & set(fields):
+            for invoice in objs:
+                set_invoice_keys(invoice)
+            fields += [name for name in INVOICE_KEY_FIELDS if name not in fields]
+        return super().bulk_update(objs, fields, *args, **kwargs)
+
+    def update(self, **kwargs):
+        # An SQL UPDATE cannot normalise a reference; bulk_update (above) sends the keys along.
+        for reference, keys in _INVOICE_KEYS_OF.items():
+            if reference in kwargs and not all(key in kwargs for key in keys):
+                raise TypeError(
+                    f"Invoice queryset update() cannot change {reference}: its reference keys "
+                    f"({', '.join(keys)}) would go stale. Save each invoice, or use bulk_update()."
+                )
+        return super().update(**kwargs)
+
+
 class Invoice(SyncedModel):
     class Kind(models.TextChoices):
         ITEM = "item", "Item invoice"
@@ -187,9 +232,22 @@ class Invoice(SyncedModel):
     outstanding_amount = MoneyField(default=0)
     notes = models.TextField(blank=True)
     row_version = models.CharField(max_length=64, blank=True)
+    # invoice_keys() of the two references, set on every save: a matching run looks up the
+    # keys its payments carry here instead of normalising every open invoice's number
+    number_key = models.CharField(max_length=50, blank=True, default="", editable=False)
+    external_reference_key = models.CharField(
+        max_length=100, blank=True, default="", editable=False
+    )
+    number_digits_key = models.CharField(max_length=51, blank=True, default="", editable=False)
+
+    objects = InvoiceQuerySet.as_manager()
 
     class Meta:
         indexes = [
+            # matching: the invoices named by the reference keys of the payments in a run
+            models.Index(fields=["number_key"], name="invoice_number_key"),
+            models.Index(fields=["external_reference_key"], name="invoice_external_key"),
+            models.Index(fields=["number_digits_key"], name="invoice_digits_key"),
             # open-item indexes for matching: per customer, oldest first
             models.Index(fields=["customer", "invoice_date"], name="invoice_customer_date"),
             models.Index(fields=["entity", "invoice_number"], name="invoice_number_idx"),
@@ -225,6 +283,12 @@ class Invoice(SyncedModel):
 
     def __str__(self):
         return self.invoice_number or self.external_reference or f"invoice #{self.pk}"
+
+    def save(self, *args, update_fields=None, **kwargs):
+        set_invoice_keys(self)
+        if update_fields is not None and _INVOICE_KEYS_OF.keys() & set(update_fields):
+            update_fields = {*update_fields, *INVOICE_KEY_FIELDS}
+        super().save(*args, update_fields=update_fields, **kwargs)
 
 
 class InvoiceLine(models.Model):
