@@ -228,6 +228,12 @@ OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10, minimum=1, maximum=500)
 OUTBOX_DRAIN_SECONDS = env_int("OUTBOX_DRAIN_SECONDS", 20, minimum=1, maximum=3600)
 OUTBOX_BACKOFF_BASE_MS = env_int("OUTBOX_BACKOFF_BASE_MS", 5000, minimum=1, maximum=3600000)
 OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 900, minimum=1, maximum=86400)
+# Matching runs (payments/services/matching_shares.py): a run of at least this many payments is
+# matched in MATCHING_WORKERS processes, each reading and matching its own customers' invoices.
+MATCHING_WORKERS = env_int("MATCHING_WORKERS", min(os.cpu_count() or 1, 4), minimum=1, maximum=64)
+MATCHING_SHARES_MIN_PAYMENTS = env_int(
+    "MATCHING_SHARES_MIN_PAYMENTS", 10_000, minimum=0, maximum=10_000_000
+)
 AIQ_SYNC_MINUTES = env_int("AIQ_SYNC_MINUTES", 15, minimum=1, maximum=1440)
 AIQ_SYNC_OVERLAP_MINUTES = env_int("AIQ_SYNC_OVERLAP_MINUTES", 10, minimum=0, maximum=1440)
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import chain, compress, count, groupby
 
+import orjson
+from django.db import connection
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
 from ledger.models import Customer, DocumentStatus, Invoice
@@ -185,26 +187,89 @@ def load_rules() -> list[RuleSpec]:
     ]
 
 
-def invoice_rows(entity_ids=None):
+def _open_invoices():
+    return Invoice.objects.filter(status__in=OPEN_STATUSES, outstanding_amount__gt=0)
+
+
+def invoice_rows(*, customer_range=(None, None), customer_ids=None):
     """Open invoices, each customer's together and oldest first (index invoice_customer_date):
-    the per-customer lists are then slices of the loaded columns (_index_invoices)."""
-    query = Invoice.objects.filter(status__in=OPEN_STATUSES, outstanding_amount__gt=0)
-    if entity_ids is not None:
-        query = query.filter(entity_id__in=entity_ids)
+    the per-customer lists are then slices of the loaded columns (_index_columns).
+
+    customer_range: [low, high) of customer ids (None: unbounded); customer_ids: those only.
+    """
+    query = _open_invoices()
+    low, high = customer_range
+    if low is not None:
+        query = query.filter(customer_id__gte=low)
+    if high is not None:
+        query = query.filter(customer_id__lt=high)
+    if customer_ids is not None:
+        query = query.filter(customer_id__in=customer_ids)
     return (
         query.annotate(open_milli=raw("outstanding_amount"))
         .order_by("customer_id", "invoice_date", "id")
-        .values_list(
-            "id",
-            "entity_id",
-            "customer_id",
-            "currency",
-            "invoice_number",
-            "external_reference",
-            "open_milli",
-        )
+        .values_list(*ITEM_COLUMNS)
         .iterator(chunk_size=20000)
     )
+
+
+ITEM_COLUMNS = (
+    "id",
+    "entity_id",
+    "customer_id",
+    "currency",
+    "invoice_number",
+    "external_reference",
+    "open_milli",
+)
+# the stored key columns (ledger.references.invoice_keys) by field code
+KEY_COLUMNS = ("number_key", "external_reference_key", "number_digits_key")
+
+
+def hit_rows(wanted: set[str]) -> list[tuple]:
+    """Open invoices whose stored keys are among `wanted`, as (invoice id, customer id, field
+    code, key): one indexed look-up per key and field in the database, where a run used to
+    normalise every open invoice's number.
+
+    Ordered as indexing all invoices would have added them (field, then customer, oldest first),
+    so an ambiguous key lists its invoices in the same order, and the engine's evidence too.
+    """
+    keys = sorted(key for key in wanted if key and not key.startswith("#"))
+    digit_keys = sorted(key for key in wanted if key.startswith("#"))
+    table = connection.ops.quote_name(Invoice._meta.db_table)
+    if connection.vendor == "postgresql":
+        member, pack, unindexed = "= ANY(%s)", list, ""
+    else:  # one JSON parameter: a hundred thousand keys would exceed SQLite's variable limit
+        member, pack = "IN (SELECT value FROM json_each(%s))", _json_text
+        # SQLite's planner, without statistics, would walk the status index (every open
+        # invoice) instead of the key's; a unary + keeps it off the status column
+        unindexed = "+"
+    parts, params = [], []
+    for field_code, column in enumerate(KEY_COLUMNS):
+        wanted_here = digit_keys if field_code == FIELD_NUMBER_DIGITS else keys
+        if not wanted_here:
+            continue
+        # the "<> ''" lets SQLite use the key's index; "" is never wanted anyway
+        parts.append(
+            f"SELECT id, customer_id, invoice_date, {field_code} AS field, {column} AS key "
+            f"FROM {table} WHERE {column} <> '' AND {column} {member} "
+            f"AND {unindexed}status IN (%s, %s) AND {unindexed}outstanding_amount > 0"
+        )
+        params.extend([pack(wanted_here), *OPEN_STATUSES])
+    if not parts:
+        return []
+    sql = (
+        "SELECT id, customer_id, field, key FROM ("
+        + " UNION ALL ".join(parts)
+        + ") AS hits ORDER BY field, customer_id, invoice_date, id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _json_text(values) -> str:
+    return orjson.dumps(values).decode()
 
 
 def reserved_by_invoice() -> dict[int, int]:
@@ -225,60 +290,104 @@ def reserved_by_invoice() -> dict[int, int]:
     return dict(rows)
 
 
-def load_open_items(*, entity_ids=None, payments=None) -> OpenItems:
-    """The open items; given the run's payments (from load_payments), only the reference keys
-    they carry are indexed (the engine looks up nothing else)."""
-    from payments.matching.engine import gc_paused
+@dataclass
+class RunInputs:
+    """What a run reads before it touches the million open invoices: the payers, the invoices
+    its payments' references name (hit_rows), and the plans' holds. Everything a share of the
+    run (payments/services/matching_shares.py) needs besides its own customers' invoices."""
 
-    wanted = None if payments is None else wanted_keys(payments)
-    with gc_paused():  # a million tuples in: the cyclic GC would rescan them over and over
-        return _load_open_items(entity_ids, wanted)
+    customers: dict
+    by_email: dict
+    payer_map: dict
+    hits: list
+    held: dict
+
+    def payer_index(self) -> "OpenItems":
+        """An index with the payers only (enough for resolve_customer)."""
+        return OpenItems(customers=self.customers, by_email=self.by_email, payer_map=self.payer_map)
 
 
-def _load_open_items(entity_ids, wanted) -> OpenItems:
-    index = OpenItems()
-    customers = Customer.objects.all()
-    if entity_ids is not None:
-        customers = customers.filter(entity_id__in=entity_ids)
-    for customer_id, entity_id, currency, email in customers.values_list(
+def load_run_inputs(payments) -> RunInputs:
+    customers, by_email = {}, {}
+    for customer_id, entity_id, currency, email in Customer.objects.values_list(
         "id", "entity_id", "currency", "email"
     ).iterator(chunk_size=20000):
-        index.customers[customer_id] = (entity_id, currency)
+        customers[customer_id] = (entity_id, currency)
         if email:
             key = (entity_id, email.strip().lower())
             # two customers with one email: the email identifies nobody
-            index.by_email[key] = 0 if key in index.by_email else customer_id
-    for source, payer_key, customer_id in PayerMapping.objects.values_list(
-        "source", "payer_key", "customer_id"
-    ):
-        index.payer_map[(source, payer_key.strip().lower())] = customer_id
-    _index_invoices(index, invoice_rows(entity_ids), wanted)
-    for invoice_id, held in reserved_by_invoice().items():
-        if invoice_id in index.items:
-            index.hold(invoice_id, held)
-    return index
+            by_email[key] = 0 if key in by_email else customer_id
+    payer_map = {
+        (source, payer_key.strip().lower()): customer_id
+        for source, payer_key, customer_id in PayerMapping.objects.values_list(
+            "source", "payer_key", "customer_id"
+        )
+    }
+    return RunInputs(
+        customers, by_email, payer_map, hit_rows(wanted_keys(payments)), reserved_by_invoice()
+    )
+
+
+EXTRA_CUSTOMERS_PER_QUERY = 10_000  # under SQLite's limit of 32,766 parameters
+
+
+def load_open_items(*, payments, inputs: RunInputs | None = None, scope=None) -> OpenItems:
+    """The open items the run's payments can reach: every open invoice (scope None), or those
+    of a share's customers (scope: (customer range, extra customer ids); see matching_shares).
+    Only the reference keys the payments carry are indexed (the engine looks up nothing else).
+    """
+    from payments.matching.engine import gc_paused
+
+    with gc_paused():  # a million tuples in: the cyclic GC would rescan them over and over
+        if inputs is None:
+            inputs = load_run_inputs(payments)
+        index = inputs.payer_index()
+        customer_range, extra_customers = scope or ((None, None), ())
+        _index_columns(index, invoice_rows(customer_range=customer_range))
+        extra_customers = sorted(extra_customers)
+        for start in range(0, len(extra_customers), EXTRA_CUSTOMERS_PER_QUERY):
+            chunk = extra_customers[start : start + EXTRA_CUSTOMERS_PER_QUERY]
+            _index_columns(index, invoice_rows(customer_ids=chunk))
+        items, add_ref = index.items, index.add_ref
+        for invoice_id, _customer_id, field_code, key in inputs.hits:
+            # an invoice of another share, or closed since the hits were read: never reached
+            if invoice_id in items:
+                add_ref(key, invoice_id * 4 + field_code)
+        for invoice_id, held in inputs.held.items():
+            if invoice_id in items:
+                index.hold(invoice_id, held)
+        return index
 
 
 def _index_invoices(index: OpenItems, rows, wanted: set[str] | None) -> None:
-    """Index invoice rows (grouped by customer, oldest first), column by column.
+    """Index invoice rows (grouped by customer, oldest first), normalising their reference keys
+    here (an index built in memory, as tests do; a run reads the stored keys: hit_rows).
 
-    The rows become the items themselves (the item look-up is built by dict(zip()) in C); the
-    reference keys of all invoice numbers and external references are normalised in one pass
-    each (ledger.references.reference_keys) and only keys some payment of this run carries (`wanted`;
-    None = all) enter the reference index, so a run indexes tens of thousands of keys, not
-    three million; each customer's lists are slices of the columns. Rows of a customer already
-    indexed (more rows later, or another currency) are appended one by one.
+    The keys of all invoice numbers and external references are normalised in one pass each
+    (ledger.references.reference_keys) and only keys in `wanted` (None = all) are indexed.
     """
     rows = list(rows)
     if not rows:
         return
-    ids, _entities, customers, currencies, numbers, externals, opens = zip(*rows, strict=True)
-    index.items.update(zip(ids, rows, strict=True))
+    ids, numbers, externals = _index_columns(index, rows)
     number_keys = reference_keys(numbers)
     _add_refs(index, ids, number_keys, FIELD_INVOICE_NUMBER, wanted)
     _add_refs(index, ids, reference_keys(externals), FIELD_EXTERNAL_REFERENCE, wanted)
     if wanted is None or any(key.startswith("#") for key in wanted):
         _add_refs(index, ids, digits_keys(number_keys), FIELD_NUMBER_DIGITS, wanted)
+
+
+def _index_columns(index: OpenItems, rows):
+    """Items, per-customer lists and positions of invoice rows (grouped by customer, oldest
+    first), column by column: the rows become the items themselves (dict(zip()) in C) and each
+    customer's lists are slices of the columns. Rows of a customer already indexed (more rows
+    later, or another currency) are appended one by one. Returns (ids, numbers, externals).
+    """
+    rows = list(rows)
+    if not rows:
+        return (), (), ()
+    ids, _entities, customers, currencies, numbers, externals, opens = zip(*rows, strict=True)
+    index.items.update(zip(ids, rows, strict=True))
     # rows come grouped by customer, oldest first: each customer's list is a slice
     by_customer, customer_opens = index.by_customer, index.customer_opens
     group_sizes = []  # the position index: 0..size-1 per customer, in C below
@@ -306,6 +415,7 @@ def _index_invoices(index: OpenItems, rows, wanted: set[str] | None) -> None:
             index.position[ids[row_position]] = len(ids_of_key)
             ids_of_key.append(ids[row_position])
             customer_opens.setdefault(key, array("q")).append(opens[row_position])
+    return ids, numbers, externals
 
 
 def _add_refs(index: OpenItems, ids, keys: list[str], field_code: int, wanted) -> None:
@@ -342,15 +452,23 @@ def payer_keys(payment) -> tuple[str, str]:
     )
 
 
+def payment_keys(payment) -> set[str]:
+    """Every reference key the engine may look up for this payment (engine.reference_hits):
+    each text's whole key, its words' and word pairs' keys, and '#' + each all-digit key."""
+    keys = set()
+    for _source, _text, whole, word_keys in payment.texts:
+        keys.add(whole)
+        keys.update(key for key, _words in word_keys)
+    keys.discard("")
+    keys.update(["#" + key for key in keys if key.isdigit()])
+    return keys
+
+
 def wanted_keys(payments) -> set[str]:
-    """Every reference key the payments could look up (see engine.reference_hits)."""
+    """Every reference key the payments could look up."""
     wanted = set()
     for payment in payments:
-        for _source, _text, whole, keys in payment.texts:
-            wanted.add(whole)
-            wanted.update(key for key, _words in keys)
-    wanted.discard("")
-    wanted.update(["#" + key for key in wanted if key.isdigit()])
+        wanted |= payment_keys(payment)
     return wanted
 
 

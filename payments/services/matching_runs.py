@@ -8,21 +8,31 @@ one by one. Rank-1 proposals of an auto-approve rule then become plans, set-base
 (services/auto_approve.py), so one refusal never undoes the run or the rest of a chunk.
 """
 
+import logging
+import os
 import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 import orjson
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from payments.matching.engine import PaymentResult, gc_paused, match_payments, money
-from payments.matching.index import load_open_items, load_payments, load_rules
+from payments.matching.index import (
+    load_open_items,
+    load_payments,
+    load_rules,
+    load_run_inputs,
+)
 from payments.models import MatchProposal, Payment
 from payments.services.auto_approve import plans_auto_approve_many
+from payments.services.matching_shares import ShareFailed, plan_shares, run_shares
 from staff.services import audit_log
 
+logger = logging.getLogger(__name__)
 BATCH = 5000
 OPEN = MatchProposal.State.OPEN.value
 
@@ -39,7 +49,10 @@ class RunReport:
     auto_approved: int = 0
     auto_refused: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
-    results: list = field(default_factory=list)  # PaymentResult, kept for dry runs and tests
+    # PaymentResult of a run matched in this process (dry runs, small runs, tests); a run
+    # matched in shares keeps only what it wrote
+    results: list = field(default_factory=list)
+    share_timings: list = field(default_factory=list)  # per share: load, match, render, cpu
     by_rule: dict = field(default_factory=dict)
     started_at: object = None  # when the run began reading (auto_match compares with it)
 
@@ -172,40 +185,78 @@ def _supersede_open_proposals(payment_ids: list[int]) -> None:
     _execute_per_row(f"UPDATE {table} SET state = %s WHERE payment_id = %s AND state = %s", rows)
 
 
-def _mark_proposed(payment_ids: list[int]) -> None:
-    """Payments with proposals show as proposed (unless a person moved them on meanwhile)."""
-    table = connection.ops.quote_name(Payment._meta.db_table)
-    proposed, unmatched = Payment.MatchState.PROPOSED, Payment.MatchState.UNMATCHED
-    _execute_per_row(
-        f"UPDATE {table} SET match_state = %s WHERE id = %s AND match_state IN (%s, %s)",
-        [(proposed, payment_id, unmatched, proposed) for payment_id in payment_ids],
-    )
+def _mark_proposed(run_id: str) -> None:
+    """Payments with proposals of this run show as proposed (unless a person moved them on
+    meanwhile): one set-based UPDATE over the run's rank-1 rows (index proposal_run)."""
+    payments = connection.ops.quote_name(Payment._meta.db_table)
+    proposals = connection.ops.quote_name(MatchProposal._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {payments} SET match_state = %s WHERE match_state IN (%s, %s) AND id IN "
+            f"(SELECT payment_id FROM {proposals} WHERE run_id = %s AND rank = 1)",
+            [
+                Payment.MatchState.PROPOSED,
+                Payment.MatchState.UNMATCHED,
+                Payment.MatchState.PROPOSED,
+                run_id,
+            ],
+        )
 
 
-def _write(report: RunReport, results: list[PaymentResult], actor) -> list:
-    """Bulk-write proposals and match states in one transaction; returns auto-approve work."""
+def render_outcomes(results: list[PaymentResult], run_id: str, created_at) -> list[tuple]:
+    """Each payment's result as the run writes it: (payment id, proposal rows (none when
+    unmatched), needs review, rank-1 rule kind, rank-1 auto-approve)."""
     adapt = connection.ops
-    created_at = adapt.adapt_datetimefield_value(timezone.now())
+    outcomes = []
+    with gc_paused():  # the run's results are alive until the end anyway
+        for result in results:
+            candidates = result.candidates
+            if candidates:
+                best = candidates[0]
+                outcomes.append(
+                    (
+                        result.payment.id,
+                        proposal_rows(result, run_id, created_at, adapt),
+                        result.needs_review,
+                        best.rule.kind,
+                        best.auto_approve,
+                    )
+                )
+            else:
+                outcomes.append((result.payment.id, (), False, None, False))
+    return outcomes
+
+
+def _count(report: RunReport, outcomes: list[tuple]) -> None:
+    report.payments = len(outcomes)
+    for _payment_id, rows, needs_review, kind, _auto in outcomes:
+        if rows:
+            report.proposed += 1
+            report.needs_review += needs_review
+            report.by_rule[kind] = report.by_rule.get(kind, 0) + 1
+            report.proposal_rows += len(rows)
+        else:
+            report.unmatched += 1
+
+
+def _write(report: RunReport, outcomes: list[tuple], actor) -> list:
+    """Bulk-write proposals and match states in one transaction; returns auto-approve work."""
     auto_ids = []
     with transaction.atomic():
-        _supersede_open_proposals([r.payment.id for r in results])
+        _supersede_open_proposals([outcome[0] for outcome in outcomes])
         pending: list[tuple] = []
-        proposed_ids = []
-        for result in results:
-            if not result.candidates:
+        for payment_id, rows, _needs_review, _kind, auto in outcomes:
+            if not rows:
                 continue
-            proposed_ids.append(result.payment.id)
-            pending.extend(proposal_rows(result, report.run_id, created_at, adapt))
-            if result.candidates[0].auto_approve:
-                auto_ids.append(result.payment.id)
+            pending.extend(rows)
+            if auto:
+                auto_ids.append(payment_id)
             if len(pending) >= BATCH:
                 _insert(pending)
-                report.proposal_rows += len(pending)
                 pending = []
         if pending:
             _insert(pending)
-            report.proposal_rows += len(pending)
-        _mark_proposed(proposed_ids)
+        _mark_proposed(report.run_id)
         audit_log(
             actor=actor,
             action="matching.run",
@@ -223,6 +274,57 @@ def _write(report: RunReport, results: list[PaymentResult], actor) -> list:
     return auto_ids
 
 
+def _use_shares(payments: list, dry_run: bool) -> int:
+    """How many processes match this run: one for dry runs (they show the results themselves),
+    small runs, runs inside a transaction (a child could not see its uncommitted rows) and
+    in-memory databases; else MATCHING_WORKERS."""
+    workers = settings.MATCHING_WORKERS
+    if (
+        dry_run
+        or workers < 2
+        or len(payments) < settings.MATCHING_SHARES_MIN_PAYMENTS
+        or connection.in_atomic_block
+        or not hasattr(os, "fork")
+        or (connection.vendor == "sqlite" and connection.is_in_memory_db())
+    ):
+        return 1
+    return workers
+
+
+def _match_in_shares(report, rules, payments, inputs, workers, created_at) -> list[tuple]:
+    """Match and render in `workers` processes (matching_shares); outcomes in run order."""
+    shares = plan_shares(payments, inputs, workers)
+
+    def work(share):
+        own = [payments[position] for position in share.positions]
+        started, cpu = time.perf_counter(), time.process_time()
+        index = load_open_items(
+            payments=own, inputs=inputs, scope=(share.customer_range, share.extra_customers)
+        )
+        loaded = time.perf_counter()
+        results = match_payments(index, rules, own)
+        del index
+        matched = time.perf_counter()
+        outcomes = render_outcomes(results, report.run_id, created_at)
+        timing = {
+            "payments": len(own),
+            "load": loaded - started,
+            "match": matched - loaded,
+            "render": time.perf_counter() - matched,
+            "cpu": time.process_time() - cpu,
+        }
+        return share.positions, outcomes, timing
+
+    merged: list = [None] * len(payments)
+    with gc_paused():  # unpickling a share's rows makes a million objects: no GC passes
+        outputs = run_shares(shares, work)
+    for positions, outcomes, timing in outputs:
+        report.share_timings.append(timing)
+        for position, outcome in zip(positions, outcomes, strict=True):
+            merged[position] = outcome
+    return merged
+
+
 def matching_run(
     *, dry_run: bool, payment_ids=None, actor=None, auto_approve: bool = True
 ) -> RunReport:
@@ -232,27 +334,44 @@ def matching_run(
     started = time.perf_counter()
     rules = load_rules()
     payments = load_payments(payment_ids=payment_ids)
-    index = load_open_items(payments=payments)
-    loaded = time.perf_counter()
-    results = match_payments(index, rules, payments)
-    del index  # a million tuples no longer needed: free them before the write allocates
-    matched = time.perf_counter()
-    report.payments = len(results)
-    for result in results:
-        if result.candidates:
-            report.proposed += 1
-            report.needs_review += result.needs_review
-            kind = result.candidates[0].rule.kind
-            report.by_rule[kind] = report.by_rule.get(kind, 0) + 1
-        else:
-            report.unmatched += 1
-    report.results = results
-    report.timings = {"load": loaded - started, "match": matched - loaded}
-    if dry_run:
-        report.proposal_rows = sum(len(r.candidates) for r in results)
-        return report
-    with gc_paused():  # the run's results are alive until the end anyway
-        to_auto = _write(report, results, actor)
+    inputs = load_run_inputs(payments)
+    created_at = connection.ops.adapt_datetimefield_value(timezone.now())
+    workers = _use_shares(payments, dry_run)
+    outcomes = None
+    if workers > 1:
+        loaded = time.perf_counter()
+        try:
+            outcomes = _match_in_shares(report, rules, payments, inputs, workers, created_at)
+        except ShareFailed:
+            logger.exception(
+                "matching run %s: a share failed; matching in one process", report.run_id
+            )
+            report.share_timings = []
+        matched = time.perf_counter()
+        report.timings = {"load": loaded - started, "shares": matched - loaded}
+    if outcomes is None:
+        index = load_open_items(payments=payments, inputs=inputs)
+        loaded = time.perf_counter()
+        results = match_payments(index, rules, payments)
+        del index  # a million tuples no longer needed: free them before the write allocates
+        matched = time.perf_counter()
+        report.timings = {"load": loaded - started, "match": matched - loaded}
+        report.results = results
+        if dry_run:
+            for result in results:
+                report.payments += 1
+                if result.candidates:
+                    report.proposed += 1
+                    report.needs_review += result.needs_review
+                    kind = result.candidates[0].rule.kind
+                    report.by_rule[kind] = report.by_rule.get(kind, 0) + 1
+                    report.proposal_rows += len(result.candidates)
+                else:
+                    report.unmatched += 1
+            return report
+        outcomes = render_outcomes(results, report.run_id, created_at)
+    _count(report, outcomes)
+    to_auto = _write(report, outcomes, actor)
     written = time.perf_counter()
     report.timings["write"] = written - matched
     if auto_approve and to_auto:

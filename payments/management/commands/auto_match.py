@@ -42,6 +42,12 @@ class Command(BaseCommand):
             else:
                 why = "; ".join(result.notes) or "no rule matched"
                 self.stdout.write(f"payment {payment.id}: no match ({why})")
+        if report.share_timings:
+            # matched in several processes: the proposals are on the run's page, not here
+            self.stdout.write(
+                f"matched in {len(report.share_timings)} processes; the proposals are listed "
+                f"at /payments/runs/{report.run_id}/proposals"
+            )
         timings = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
         self.stdout.write(
             self.style.SUCCESS(
