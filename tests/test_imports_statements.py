@@ -68,6 +68,28 @@ def test_a_file_with_bad_rows_is_rejected_whole_with_every_error_named(entity, a
     assert Payment.objects.count() == 0
 
 
+def test_the_file_is_kept_on_its_batch_from_preview_until_imported(entity, alice, barclays):
+    def kept(batch):
+        return bytes(ImportBatch.objects.get(pk=batch.pk).content)
+
+    content = GOOD.encode()
+    preview = statement_preview(
+        user=alice, import_format=barclays, filename="s.csv", content=content
+    )
+    assert kept(preview.batch) == content  # the confirm needs it, from any web host
+    with pytest.raises(ValueError):
+        statement_import(user=alice, batch=preview.batch, content=content + b"\n")
+    assert kept(preview.batch) == content  # refused: still there to confirm
+
+    batch = statement_import(user=alice, batch=preview.batch, content=content)
+    assert batch.state == "imported" and kept(batch) == b""
+
+    rejected = statement_preview(
+        user=alice, import_format=barclays, filename="again.csv", content=content
+    )
+    assert rejected.batch.state == "rejected" and kept(rejected.batch) == b""
+
+
 def test_duplicates_across_uploads_are_detected(entity, alice, barclays):
     _import(alice, barclays, GOOD.encode())
     again = statement_preview(

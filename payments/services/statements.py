@@ -5,13 +5,19 @@ listed, so a statement is never half in the app; fix the file (or the format) an
 Duplicates across uploads: the same file (sha256) cannot be imported twice, and each row's
 external id (the bank's id, or a hash of its date, amount, reference and content) makes rows
 already imported from an overlapping statement count as duplicates, not new payments.
+
+Between preview and import the file is kept on its ImportBatch (in the database, so the
+import may be confirmed from any web host): statement_preview stores it, statement_import
+empties it, and statement_previews_forget_stale empties those of previews nobody confirmed.
 """
 
 import hashlib
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django import forms
 from django.db import transaction
+from django.utils import timezone
 
 from payments.models import ImportBatch, ImportFormat, Payment
 from payments.services.auto_match import auto_match_soon
@@ -29,6 +35,7 @@ PARTIAL_FILE_RULE = (
     "A file with any invalid row is rejected as a whole, with every row error listed; "
     "nothing from it is imported until the file is fixed and uploaded again."
 )
+STALE_PREVIEW = timedelta(days=1)
 
 
 @dataclass
@@ -56,7 +63,12 @@ def _parse(import_format: ImportFormat, filename: str, content: bytes) -> Parsed
 
 
 def statement_preview(*, user, import_format: ImportFormat, filename: str, content: bytes):
-    """Read and check a file; nothing is imported. Records the attempt as an ImportBatch."""
+    """Read and check a file; nothing is imported. Records the attempt as an ImportBatch.
+
+    A file without errors is kept on the batch, created with it, so a previewed batch never
+    exists without the bytes to confirm it; a rejected file can never be imported, so it is
+    not kept.
+    """
     sha256 = hashlib.sha256(content).hexdigest()
     parsed, file_error = None, ""
     earlier = ImportBatch.objects.filter(sha256=sha256, state=ImportBatch.State.IMPORTED).first()
@@ -95,6 +107,7 @@ def statement_preview(*, user, import_format: ImportFormat, filename: str, conte
             row_count=parsed.row_count if parsed else 0,
             duplicate_count=len(duplicates),
             errors=errors[:1000],
+            content=b"" if errors else content,
         )
         audit_log(
             actor=user,
@@ -113,7 +126,11 @@ def statement_preview(*, user, import_format: ImportFormat, filename: str, conte
 
 
 def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch:
-    """Import a previewed file (the same bytes). All rows or none."""
+    """Import a previewed file (the same bytes). All rows or none.
+
+    The bytes kept on the batch are emptied in the transaction that stores the payments from
+    them, so the table does not keep the file once it is imported.
+    """
     if hashlib.sha256(content).hexdigest() != batch.sha256:
         raise StatementError("This is not the file that was previewed; preview it again.")
     if batch.state != ImportBatch.State.PREVIEWED:
@@ -125,7 +142,8 @@ def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch
     if parsed.errors:
         raise StatementError(PARTIAL_FILE_RULE)
     with transaction.atomic():
-        locked = ImportBatch.objects.select_for_update().get(pk=batch.pk)
+        # the caller already holds the bytes; the lock need not read them again
+        locked = ImportBatch.objects.select_for_update().defer("content").get(pk=batch.pk)
         if locked.state != ImportBatch.State.PREVIEWED:
             raise StatementError(f"Batch {batch.pk} was imported meanwhile.")
         if ImportBatch.objects.filter(sha256=batch.sha256, state="imported").exists():
@@ -135,7 +153,8 @@ def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch
         locked.state = ImportBatch.State.IMPORTED
         locked.imported_count = result.created
         locked.duplicate_count = len(parsed.items) - result.created
-        locked.save(update_fields=["state", "imported_count", "duplicate_count"])
+        locked.content = b""
+        locked.save(update_fields=["state", "imported_count", "duplicate_count", "content"])
         audit_log(
             actor=user,
             action="statement.import",
@@ -144,6 +163,18 @@ def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch
             f"{locked.duplicate_count} duplicate(s) skipped",
         )
     return locked
+
+
+def statement_previews_forget_stale() -> None:
+    """Empty the content of previews nobody confirmed within STALE_PREVIEW.
+
+    Called on each upload rather than by a schedule: uploads are what add content, so the
+    table stays bounded by one day of previews without another periodic task to deploy.
+    The batch itself stays as the record of the attempt; its confirm asks for a new upload.
+    """
+    ImportBatch.objects.filter(
+        state=ImportBatch.State.PREVIEWED, created_at__lt=timezone.now() - STALE_PREVIEW
+    ).exclude(content=b"").update(content=b"")
 
 
 def _only_new(parsed: ParsedStatement):

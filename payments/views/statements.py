@@ -1,19 +1,16 @@
 """Statement upload: a clerk uploads a bank / SmartDebit file, reads the preview, confirms.
 
-The logic is payments/services/statements.py; this module only carries the file between the
-two steps. The preview keeps the uploaded bytes on the ImportBatch it created (in the
-database, so the confirm may be served by any web host); the confirm form posts only that
-batch's id, never the bytes. statement_import checks the bytes' sha256 against the batch, so
-content that was changed is refused. The bytes are emptied once imported, and those of
-previews nobody confirmed once they are older than STALE_PREVIEW.
+The logic is payments/services/statements.py, including keeping the uploaded bytes on the
+ImportBatch the preview created (in the database, so the confirm may be served by any web
+host) until they are imported or the preview goes stale. The confirm form posts only that
+batch's id, never the bytes; statement_import checks the bytes' sha256 against the batch, so
+content that was changed is refused.
 """
 
-from datetime import timedelta
 from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -27,10 +24,10 @@ from payments.services.statements import (
     StatementUploadForm,
     statement_import,
     statement_preview,
+    statement_previews_forget_stale,
 )
 from staff.views import clerk_required, run_service
 
-STALE_PREVIEW = timedelta(days=1)
 PREVIEW_ROWS = 200  # rows listed on the preview; the counts cover the whole file
 
 
@@ -41,18 +38,6 @@ class ConfirmForm(forms.Form):
     received_to = forms.DateField(required=False)
 
 
-def _forget_stale_previews() -> None:
-    """Empty the content of previews nobody confirmed within STALE_PREVIEW.
-
-    Done on each upload rather than by a schedule: uploads are what add content, so the
-    table stays bounded by one day of previews without another periodic task to deploy.
-    The batch itself stays as the record of the attempt; its confirm asks for a new upload.
-    """
-    ImportBatch.objects.filter(
-        state=ImportBatch.State.PREVIEWED, created_at__lt=timezone.now() - STALE_PREVIEW
-    ).exclude(content=b"").update(content=b"")
-
-
 @clerk_required
 def statement_upload(request):
     """GET: the upload form. POST: preview the file (nothing imported yet)."""
@@ -61,17 +46,13 @@ def statement_upload(request):
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
         content = upload.read()
-        _forget_stale_previews()
-        # one transaction: a previewed batch never exists without the bytes to confirm it
-        with transaction.atomic():
-            preview = statement_preview(
-                user=request.user,
-                import_format=form.cleaned_data["import_format"],
-                filename=upload.name,
-                content=content,
-            )
-            if preview.ok:  # a rejected file cannot be confirmed, so it is not kept
-                ImportBatch.objects.filter(pk=preview.batch.pk).update(content=content)
+        statement_previews_forget_stale()
+        preview = statement_preview(
+            user=request.user,
+            import_format=form.cleaned_data["import_format"],
+            filename=upload.name,
+            content=content,
+        )
     context = {"form": form, "preview": preview, "rule": PARTIAL_FILE_RULE}
     if preview and preview.ok:
         # the inbox filters on the local date, so the link's range is in local dates too
@@ -105,17 +86,13 @@ def statement_confirm(request):
             request, "That preview is no longer available (or not yours); upload the file again."
         )
         return redirect("payments:statement_upload")
-    # one transaction: the bytes are emptied exactly when the payments from them are stored
-    with transaction.atomic():
-        outcome = run_service(
-            statement_import,
-            refusals=(StatementError, PaymentsNotConfigured),
-            user=request.user,
-            batch=batch,
-            content=bytes(batch.content),
-        )
-        if outcome.ok:
-            ImportBatch.objects.filter(pk=batch.pk).update(content=b"")
+    outcome = run_service(
+        statement_import,
+        refusals=(StatementError, PaymentsNotConfigured),
+        user=request.user,
+        batch=batch,
+        content=bytes(batch.content),
+    )
     if not outcome.ok:
         messages.error(request, f"Nothing imported: {outcome.message}")
         return redirect("payments:statement_upload")
