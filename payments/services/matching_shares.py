@@ -49,6 +49,8 @@ class Share:
 def plan_shares(payments, inputs: RunInputs, workers: int) -> list[Share]:
     """Split the run's payments into `workers` shares no two of which touch one customer."""
     customer_ids = sorted(inputs.customers)
+    # a share per customer at most (no customers yet: one share, every payment unmatched)
+    workers = max(1, min(workers, len(customer_ids)))
     # the range bounds: equal numbers of customers per share
     bounds = [customer_ids[len(customer_ids) * n // workers] for n in range(1, workers)]
     shares = [
