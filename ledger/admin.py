@@ -1,22 +1,9 @@
 from django.contrib import admin
 
 from ledger import models as m
-from staff.admin_base import AuditedAdmin, MoneyRowAdmin
+from staff.admin_base import AuditedAdmin, MoneyRowAdmin, ViewOnlyAdmin
 
 SYNC = ("last_synced_at", "created_at", "updated_at")
-
-
-class ViewOnlyAdmin(admin.ModelAdmin):
-    """Rows only a service writes (an outbox step or a pull): the admin shows them, no more."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(m.Entity)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from payments import models as m
-from staff.admin_base import AuditedAdmin, MoneyRowAdmin
+from staff.admin_base import AuditedAdmin, MoneyRowAdmin, ViewOnlyAdmin
 
 
 class FeeInline(admin.TabularInline):
@@ -111,22 +111,21 @@ class MatchRuleAdmin(AuditedAdmin):
 
 
 @admin.register(m.MatchProposal)
-class MatchProposalAdmin(admin.ModelAdmin):
+class MatchProposalAdmin(ViewOnlyAdmin):
+    """View only: a proposal row is the audit record of what a run proposed (the database
+    refuses content changes); state changes go through the services, which audit them."""
+
     list_display = ("payment", "rule_kind", "rank", "confidence", "explanation", "state")
     list_filter = ("rule_kind", "state")
     raw_id_fields = ("payment", "rule")
     show_full_result_count = False
 
-    # View only: a proposal row is the audit record of what a run proposed (the database
-    # refuses content changes); state changes go through the services, which audit them.
-    def has_add_permission(self, request):
-        return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
+@admin.register(m.MatchingLease)
+class MatchingLeaseAdmin(ViewOnlyAdmin):
+    """Which matching run is writing (services/matching_lease.py); it frees itself."""
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    list_display = ("holder", "until")
 
 
 class PlanLineInline(admin.TabularInline):

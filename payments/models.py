@@ -273,6 +273,21 @@ class MatchRule(models.Model):
         return f"{self.order}. {self.name}"
 
 
+class MatchingLease(models.Model):
+    """One row: the writing matching run that holds it (payments/services/matching_lease.py).
+
+    Two runs at once would each propose for the same unmatched payments, leaving a second set
+    of open proposals beside plans the first run's auto-approval made. Runs take turns instead;
+    a run whose worker died frees the lease when `until` passes.
+    """
+
+    holder = models.CharField(max_length=32, blank=True)  # the run id; "" when free
+    until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"matching run {self.holder} until {self.until}" if self.holder else "free"
+
+
 class MatchProposal(models.Model):
     class State(models.TextChoices):
         OPEN = "open", "Open"

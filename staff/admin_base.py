@@ -44,3 +44,17 @@ class MoneyRowAdmin(AuditedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return tuple(super().get_readonly_fields(request, obj)) + self.aiq_readonly_fields
+
+
+class ViewOnlyAdmin(admin.ModelAdmin):
+    """Rows only a service writes (an outbox step, a pull, a run, the audit log): the admin shows
+    them, no more."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

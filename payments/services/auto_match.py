@@ -13,6 +13,7 @@ from django_q.tasks import async_task
 
 from ledger.models import Invoice
 from payments.models import Payment
+from payments.services.matching_lease import MatchingRunBusy
 from payments.services.matching_runs import RunReport, matching_run
 from staff.models import AuditEntry
 
@@ -34,22 +35,41 @@ def _last_run_at():
     return datetime.fromisoformat(started_at) if started_at else at
 
 
+# A run looks again for what changed while it ran (payments stored, invoices synced); a book
+# that never stops changing is left to the next scheduled pass after this many runs.
+MAX_PASSES = 3
+
+
 def auto_match_changed() -> RunReport | None:
-    """Match every unmatched payment, if anything relevant changed since the last run."""
+    """Match every unmatched payment, if anything relevant changed since the last run.
+
+    While another run is writing this returns None at once: that run looks for changes again
+    once it has given back the lease, so what woke this pass is matched by it (or, after
+    MAX_PASSES, by the next scheduled pass)."""
+    report = None
+    for _pass in range(MAX_PASSES):
+        if not _changed_since_last_run():
+            return report
+        try:
+            report = matching_run(dry_run=False)
+        except MatchingRunBusy:
+            return report
+    return report
+
+
+def _changed_since_last_run() -> bool:
     last = _last_run_at()
     unmatched = Payment.objects.filter(
         match_state=Payment.MatchState.UNMATCHED, status=Payment.Status.SUCCEEDED
     )
     if not unmatched.exists():
-        return None
-    if last is not None:
-        changed = (
-            unmatched.filter(updated_at__gt=last).exists()
-            or Invoice.objects.filter(updated_at__gt=last, outstanding_amount__gt=0).exists()
-        )
-        if not changed:
-            return None
-    return matching_run(dry_run=False)
+        return False
+    if last is None:
+        return True
+    return (
+        unmatched.filter(updated_at__gt=last).exists()
+        or Invoice.objects.filter(updated_at__gt=last, outstanding_amount__gt=0).exists()
+    )
 
 
 def auto_match_soon(*, payment_ids: list[int]) -> None:

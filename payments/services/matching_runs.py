@@ -29,6 +29,7 @@ from payments.matching.index import (
 )
 from payments.models import MatchProposal, Payment
 from payments.services.auto_approve import plans_auto_approve_many
+from payments.services.matching_lease import matching_lease_give_back, matching_lease_take
 from payments.services.matching_shares import ShareFailed, plan_shares, run_shares
 from staff.services import audit_log
 
@@ -330,8 +331,23 @@ def _match_in_shares(report, rules, payments, inputs, workers, created_at) -> li
 def matching_run(
     *, dry_run: bool, payment_ids=None, actor=None, auto_approve: bool = True
 ) -> RunReport:
-    """Match payments (the given ones, else all unmatched). A dry run changes nothing."""
+    """Match payments (the given ones, else all unmatched). A dry run changes nothing.
+
+    A run that writes holds the matching lease from before it reads until it has written and
+    auto-approved; while another run holds it this raises MatchingRunBusy (matching_lease.py).
+    """
     report = RunReport(run_id=uuid.uuid4().hex[:16], dry_run=dry_run)
+    if dry_run:
+        return _run(report, payment_ids, actor, auto_approve)
+    matching_lease_take(report.run_id)
+    try:
+        return _run(report, payment_ids, actor, auto_approve)
+    finally:
+        matching_lease_give_back(report.run_id)
+
+
+def _run(report: RunReport, payment_ids, actor, auto_approve: bool) -> RunReport:
+    dry_run = report.dry_run
     report.started_at = timezone.now()  # what the run saw: rows changed after it are new
     started = time.perf_counter()
     rules = load_rules()

@@ -1,7 +1,8 @@
 """Run the matching engine over unmatched payments: `manage.py auto_match [--dry-run]`."""
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from payments.services.matching_lease import MatchingRunBusy
 from payments.services.matching_runs import matching_run
 
 
@@ -21,9 +22,12 @@ class Command(BaseCommand):
         parser.add_argument("--show", type=int, default=20, help="Payments to list (default 20).")
 
     def handle(self, *args, dry_run, payment_ids, no_auto_approve, show, **options):
-        report = matching_run(
-            dry_run=dry_run, payment_ids=payment_ids, auto_approve=not no_auto_approve
-        )
+        try:
+            report = matching_run(
+                dry_run=dry_run, payment_ids=payment_ids, auto_approve=not no_auto_approve
+            )
+        except MatchingRunBusy as busy:
+            raise CommandError(str(busy)) from None
         for result in report.results[:show]:
             payment = result.payment
             if result.candidates:
