@@ -83,6 +83,9 @@ class Payment(models.Model):
     # no index of its own: payment_inbox starts with it (a second index only slowed the
     # matching run's state update of 100,000 rows, bench/bench_matching.py)
     match_state = models.CharField(max_length=20, choices=MatchState, default=MatchState.UNMATCHED)
+    # why the last matching run proposed nothing for it: {"run_id": …, "notes": [...]}, or {}
+    # (a payment with proposals has its notes in their evidence); shown on the payment's page
+    match_notes = models.JSONField(default=dict, blank=True, editable=False)
     customer = models.ForeignKey(
         "ledger.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
     )

@@ -327,3 +327,26 @@ def test_accepting_a_proposal_that_cannot_be_submitted_leaves_nothing_behind(boo
 
     assert not AllocationPlan.objects.filter(payment=payment).exists()
     assert proposals(payment)[0].state == MatchProposal.State.OPEN
+
+
+def test_an_unmatched_payment_says_why_on_its_page_until_a_run_proposes(books, alice, client):
+    acme = make_customer(books)
+    invoice = make_invoice(acme, "100.00")
+    payment = make_payment(
+        books, "100.00", currency="EUR", customer=acme, refs=[invoice.invoice_number]
+    )
+    report = matching_run(dry_run=False)
+    payment.refresh_from_db()
+    assert payment.match_notes["run_id"] == report.run_id
+    assert any("currencies must match" in note for note in payment.match_notes["notes"])
+    client.force_login(alice)
+    page = client.get(f"/payments/{payment.pk}/").content.decode()
+    assert f'The last matching run (<a href="/payments/runs/{report.run_id}/proposals">' in page
+    assert "currencies must match" in page
+
+    # the payment is corrected to the invoice's currency: the next run proposes, notes go
+    Payment.objects.filter(pk=payment.pk).update(currency="GBP")
+    matching_run(dry_run=False)
+    payment.refresh_from_db()
+    assert proposals(payment) and payment.match_notes == {}
+    assert "proposed nothing" not in client.get(f"/payments/{payment.pk}/").content.decode()

@@ -148,11 +148,15 @@ def build_scenario(entity, alice) -> dict:
 
 
 def stored_outcome() -> tuple[list, dict]:
-    """Every proposal as stored (run id and time left out) and every payment's match state."""
+    """Every proposal as stored (run id and time left out) and every payment's match state
+    and notes (why nothing was proposed; the run id left out)."""
     proposals = list(
         MatchProposal.objects.order_by("payment_id", "rank").values_list(*PROPOSAL_COLUMNS)
     )
-    states = dict(Payment.objects.values_list("pk", "match_state"))
+    states = {
+        pk: (state, notes.get("notes"))
+        for pk, state, notes in Payment.objects.values_list("pk", "match_state", "match_notes")
+    }
     return proposals, states
 
 
@@ -172,7 +176,7 @@ def reset_run(payments) -> None:
     run's payments unmatched again (the planned payment outside the run keeps its state)."""
     MatchProposal.objects.all().delete()
     Payment.objects.filter(pk__in=[payment.pk for payment in payments]).update(
-        match_state=Payment.MatchState.UNMATCHED
+        match_state=Payment.MatchState.UNMATCHED, match_notes={}
     )
 
 
@@ -194,7 +198,7 @@ def assert_scenario_does_what_it_says(proposals, states, scenario) -> None:
     """The one-process run: the cases are what their names say (else the comparison with the
     split runs would prove little)."""
     pay, customers, invoices = scenario["payments"], scenario["customers"], scenario["invoices"]
-    proposed = [payment for payment in pay.values() if states[payment.pk] == "proposed"]
+    proposed = [payment for payment in pay.values() if states[payment.pk][0] == "proposed"]
     assert {kind(proposals, payment) for payment in proposed} == set(Kind.values)
     assert kind(proposals, pay["exact_reference"]) == Kind.REFERENCE
     assert "nothing left open" in str(best(proposals, pay["names_claimed"])["evidence"]["notes"])
@@ -227,7 +231,8 @@ def assert_scenario_does_what_it_says(proposals, states, scenario) -> None:
         "refunded",
     )
     for name in unmatched:
-        assert states[pay[name].pk] == Payment.MatchState.UNMATCHED, name
+        state, notes = states[pay[name].pk]
+        assert state == Payment.MatchState.UNMATCHED and notes, name  # and it says why
 
 
 def assert_cross_customer_spans_shares(scenario, workers: int) -> None:

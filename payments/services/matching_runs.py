@@ -148,9 +148,8 @@ def _insert(rows: list[tuple]) -> None:
     columns = ", ".join(
         connection.ops.quote_name(meta.get_field(name).column) for name in INSERT_COLUMNS
     )
-    json_value = "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
     values = ", ".join(
-        json_value if name in ("evidence", "lines") else "%s" for name in INSERT_COLUMNS
+        _json_parameter() if name in ("evidence", "lines") else "%s" for name in INSERT_COLUMNS
     )
     sql = f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) VALUES ({values})"
     with connection.cursor() as cursor:
@@ -186,6 +185,10 @@ def _supersede_open_proposals(payment_ids: list[int]) -> None:
     _execute_per_row(f"UPDATE {table} SET state = %s WHERE payment_id = %s AND state = %s", rows)
 
 
+def _json_parameter() -> str:
+    return "CAST(%s AS jsonb)" if connection.vendor == "postgresql" else "%s"
+
+
 def _mark_proposed(run_id: str) -> None:
     """Payments with proposals of this run show as proposed (unless a person moved them on
     meanwhile): one set-based UPDATE over the run's rank-1 rows (index proposal_run)."""
@@ -193,10 +196,12 @@ def _mark_proposed(run_id: str) -> None:
     proposals = connection.ops.quote_name(MatchProposal._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"UPDATE {payments} SET match_state = %s WHERE match_state IN (%s, %s) AND id IN "
+            f"UPDATE {payments} SET match_state = %s, match_notes = {_json_parameter()} "
+            "WHERE match_state IN (%s, %s) AND id IN "
             f"(SELECT payment_id FROM {proposals} WHERE run_id = %s AND rank = 1)",
             [
                 Payment.MatchState.PROPOSED,
+                "{}",
                 Payment.MatchState.UNMATCHED,
                 Payment.MatchState.PROPOSED,
                 run_id,
@@ -204,9 +209,22 @@ def _mark_proposed(run_id: str) -> None:
         )
 
 
+def _note_unmatched(run_id: str, unmatched: list[tuple]) -> None:
+    """Why the run proposed nothing, on each unmatched payment (for its page)."""
+    table = connection.ops.quote_name(Payment._meta.db_table)
+    _execute_per_row(
+        f"UPDATE {table} SET match_notes = {_json_parameter()} WHERE id = %s",
+        [
+            (orjson.dumps({"run_id": run_id, "notes": list(notes)}).decode(), payment_id)
+            for payment_id, notes in unmatched
+        ],
+    )
+
+
 def render_outcomes(results: list[PaymentResult], run_id: str, created_at) -> list[tuple]:
     """Each payment's result as the run writes it: (payment id, proposal rows (none when
-    unmatched), needs review, rank-1 rule kind, rank-1 auto-approve)."""
+    unmatched), needs review, rank-1 rule kind, rank-1 auto-approve, the notes of an
+    unmatched payment (why nothing was proposed))."""
     adapt = connection.ops
     outcomes = []
     with gc_paused():  # the run's results are alive until the end anyway
@@ -221,16 +239,17 @@ def render_outcomes(results: list[PaymentResult], run_id: str, created_at) -> li
                         result.needs_review,
                         best.rule.kind,
                         best.auto_approve,
+                        (),
                     )
                 )
             else:
-                outcomes.append((result.payment.id, (), False, None, False))
+                outcomes.append((result.payment.id, (), False, None, False, result.notes))
     return outcomes
 
 
 def _count(report: RunReport, outcomes: list[tuple]) -> None:
     report.payments = len(outcomes)
-    for _payment_id, rows, needs_review, kind, _auto in outcomes:
+    for _payment_id, rows, needs_review, kind, _auto, _notes in outcomes:
         if rows:
             report.proposed += 1
             report.needs_review += needs_review
@@ -246,8 +265,10 @@ def _write(report: RunReport, outcomes: list[tuple], actor) -> list:
     with transaction.atomic():
         _supersede_open_proposals([outcome[0] for outcome in outcomes])
         pending: list[tuple] = []
-        for payment_id, rows, _needs_review, _kind, auto in outcomes:
+        unmatched = []
+        for payment_id, rows, _needs_review, _kind, auto, notes in outcomes:
             if not rows:
+                unmatched.append((payment_id, notes))
                 continue
             pending.extend(rows)
             if auto:
@@ -258,6 +279,7 @@ def _write(report: RunReport, outcomes: list[tuple], actor) -> list:
         if pending:
             _insert(pending)
         _mark_proposed(report.run_id)
+        _note_unmatched(report.run_id, unmatched)
         audit_log(
             actor=actor,
             action="matching.run",
