@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import NamedTuple
 
 import orjson
 from django.conf import settings
@@ -221,10 +222,19 @@ def _note_unmatched(run_id: str, unmatched: list[tuple]) -> None:
     )
 
 
-def render_outcomes(results: list[PaymentResult], run_id: str, created_at) -> list[tuple]:
-    """Each payment's result as the run writes it: (payment id, proposal rows (none when
-    unmatched), needs review, rank-1 rule kind, rank-1 auto-approve, the notes of an
-    unmatched payment (why nothing was proposed))."""
+class Outcome(NamedTuple):
+    """One payment's result as the run writes it (a share's process sends these back)."""
+
+    payment_id: int
+    rows: tuple | list  # its proposal rows (INSERT_COLUMNS), rank order; none when unmatched
+    needs_review: bool
+    rule_kind: str | None  # of its rank-1 proposal
+    auto_approve: bool  # its rank-1 proposal's
+    notes: tuple | list  # why nothing was proposed (unmatched only)
+
+
+def render_outcomes(results: list[PaymentResult], run_id: str, created_at) -> list[Outcome]:
+    """Each payment's result as the run writes it."""
     adapt = connection.ops
     outcomes = []
     with gc_paused():  # the run's results are alive until the end anyway
@@ -233,7 +243,7 @@ def render_outcomes(results: list[PaymentResult], run_id: str, created_at) -> li
             if candidates:
                 best = candidates[0]
                 outcomes.append(
-                    (
+                    Outcome(
                         result.payment.id,
                         proposal_rows(result, run_id, created_at, adapt),
                         result.needs_review,
@@ -243,36 +253,37 @@ def render_outcomes(results: list[PaymentResult], run_id: str, created_at) -> li
                     )
                 )
             else:
-                outcomes.append((result.payment.id, (), False, None, False, result.notes))
+                outcomes.append(Outcome(result.payment.id, (), False, None, False, result.notes))
     return outcomes
 
 
-def _count(report: RunReport, outcomes: list[tuple]) -> None:
+def _count(report: RunReport, outcomes: list[Outcome]) -> None:
     report.payments = len(outcomes)
-    for _payment_id, rows, needs_review, kind, _auto, _notes in outcomes:
-        if rows:
+    for outcome in outcomes:
+        if outcome.rows:
+            kind = outcome.rule_kind
             report.proposed += 1
-            report.needs_review += needs_review
+            report.needs_review += outcome.needs_review
             report.by_rule[kind] = report.by_rule.get(kind, 0) + 1
-            report.proposal_rows += len(rows)
+            report.proposal_rows += len(outcome.rows)
         else:
             report.unmatched += 1
 
 
-def _write(report: RunReport, outcomes: list[tuple], actor) -> list:
+def _write(report: RunReport, outcomes: list[Outcome], actor) -> list:
     """Bulk-write proposals and match states in one transaction; returns auto-approve work."""
     auto_ids = []
     with transaction.atomic():
-        _supersede_open_proposals([outcome[0] for outcome in outcomes])
+        _supersede_open_proposals([outcome.payment_id for outcome in outcomes])
         pending: list[tuple] = []
         unmatched = []
-        for payment_id, rows, _needs_review, _kind, auto, notes in outcomes:
-            if not rows:
-                unmatched.append((payment_id, notes))
+        for outcome in outcomes:
+            if not outcome.rows:
+                unmatched.append((outcome.payment_id, outcome.notes))
                 continue
-            pending.extend(rows)
-            if auto:
-                auto_ids.append(payment_id)
+            pending.extend(outcome.rows)
+            if outcome.auto_approve:
+                auto_ids.append(outcome.payment_id)
             if len(pending) >= BATCH:
                 _insert(pending)
                 pending = []
@@ -314,7 +325,7 @@ def _use_shares(payments: list, dry_run: bool) -> int:
     return workers
 
 
-def _match_in_shares(report, rules, payments, inputs, workers, created_at) -> list[tuple]:
+def _match_in_shares(report, rules, payments, inputs, workers, created_at) -> list[Outcome]:
     """Match and render in `workers` processes (matching_shares); outcomes in run order."""
     shares = plan_shares(payments, inputs, workers)
 
