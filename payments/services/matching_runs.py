@@ -327,7 +327,9 @@ def _use_shares(payments: list, dry_run: bool) -> int:
 
 def _match_in_shares(report, rules, payments, inputs, workers, created_at) -> list[Outcome]:
     """Match and render in `workers` processes (matching_shares); outcomes in run order."""
-    shares = plan_shares(payments, inputs, workers)
+    # a share with no payments (all of a range's customers linked into another's components)
+    # would read its invoices for nothing
+    shares = [share for share in plan_shares(payments, inputs, workers) if share.positions]
 
     def work(share):
         own = [payments[position] for position in share.positions]
