@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import PermissionDenied
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -202,6 +204,34 @@ def test_statements_come_in_batches_and_progress_counts_rows(entity, aiq_sandbox
     assert seen == [("statements", 5 * n) for n in range(batches)]
     state = SyncState.objects.get(entity=entity, object_type="all")
     assert (state.progress_step, state.progress_rows) == ("statements", len(codes))
+
+
+def test_storing_a_batch_costs_as_many_queries_for_30_customers_as_for_3(entity, aiq_sandbox):
+    client = AiqClient.for_entity(entity)
+    codes = [f"BATCH{n:02d}" for n in range(30)]
+    receipts = {}
+    for code in codes:
+        client.update_customer(
+            {"Code": code, "Name": f"{code} Ltd", "CurrencyCode": "GBP"}, create=True
+        )
+        receipts[code] = post_receipt(entity, code, "1.50")
+    pull_all(entity)  # mirrors the new customers and stores a first statement for each
+    # every other one never pulled: each batch below both adds statements and replaces some
+    CustomerStatement.objects.filter(customer__code__in=codes[::2]).delete()
+
+    def queries_to_store(batch: list[str]) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert pull.pull_statements(client, entity, batch) == len(batch)
+        return len(queries)
+
+    assert queries_to_store(codes[:3]) == queries_to_store(codes)
+    # and each statement is AIQ's, replaced whole: its receipt once, open in full
+    fresh = CustomerStatement.objects.filter(up_to__gt=timezone.now() - timedelta(minutes=5))
+    assert set(fresh.values_list("customer__code", flat=True)) >= set(codes)
+    for code in codes:
+        paid = Decimal("-1.50")
+        assert lines_of(code) == [(receipts[code], paid, paid, paid)], code
+        assert Customer.objects.get(code=code).statement.balance == paid
 
 
 def test_the_sync_screen_says_how_many_rows_a_running_step_has_read(client, alice, entity):

@@ -560,42 +560,71 @@ def sync_statements(
 
 def pull_statements(client, entity, codes: list[str]) -> int:
     """One GetCustomersStatement call for `codes`, stored in one transaction; AIQ's errors
-    propagate (nothing is stored then)."""
+    propagate (nothing is stored then). The batch costs the same few queries however many
+    customers it names: its statements in one upsert, its old lines in one delete, its new
+    lines in one insert."""
     if not codes:
         return 0  # an empty list asks AIQ for every customer
     up_to = timezone.now()
     answer = client.get_customers_statement(up_to=up_to, customer_codes=codes, show_zeros=True)
     by_code = {str(get(get(s, "CustomerState"), "CustomerCode")).upper(): s for s in answer}
-    customers = Customer.objects.filter(entity=entity, code__in=[c.upper() for c in codes])
     with transaction.atomic():
-        for customer in customers:
-            # asked with showZeros, so a customer left out has nothing open: an empty statement
-            _store_statement(customer, up_to, by_code.get(customer.code))
+        # in pk order, so two pulls that share customers lock their statements in the same order
+        named = Customer.objects.filter(entity=entity, code__in=[c.upper() for c in codes])
+        customers = list(named.order_by("pk"))
+        # asked with showZeros, so a customer left out has nothing open: an empty statement
+        statements = [by_code.get(customer.code) for customer in customers]
+        headers = _store_headers(customers, up_to, statements)
+        CustomerStatementLine.objects.filter(statement__in=headers).delete()
+        CustomerStatementLine.objects.bulk_create(
+            [
+                line
+                for header, statement in zip(headers, statements, strict=True)
+                for line in _statement_lines(header, statement)
+            ]
+        )
     return len(customers)
 
 
-def _store_statement(customer, up_to: datetime, statement) -> None:
-    state = get(statement, "CustomerState") or {}
+STATEMENT_FIGURES = {
+    "balance": "CurrentBalance",
+    "days_0_30": "From0To30DaysBalanceBucket",
+    "days_30_60": "From30To60DaysBalanceBucket",
+    "days_60_90": "From60To90DaysBalanceBucket",
+    "days_90_120": "From90To120DaysBalanceBucket",
+    "days_120_plus": "From120DaysPlusBalanceBucket",
+    "future": "FutureBalanceBucket",
+}
 
-    def amount(name):
-        return decimal(get(state, name) or 0)
 
-    header, _ = CustomerStatement.objects.update_or_create(
-        customer=customer,
-        defaults={
-            "entity_id": customer.entity_id,
-            "up_to": up_to,
-            "currency": customer.currency,
-            "balance": amount("CurrentBalance"),
-            "days_0_30": amount("From0To30DaysBalanceBucket"),
-            "days_30_60": amount("From30To60DaysBalanceBucket"),
-            "days_60_90": amount("From60To90DaysBalanceBucket"),
-            "days_90_120": amount("From90To120DaysBalanceBucket"),
-            "days_120_plus": amount("From120DaysPlusBalanceBucket"),
-            "future": amount("FutureBalanceBucket"),
-        },
+def _store_headers(customers, up_to: datetime, statements) -> list[CustomerStatement]:
+    """Insert or replace each customer's statement row in one upsert on its unique customer;
+    the rows come back with their ids (RETURNING), new and replaced alike."""
+    headers = [
+        _statement_header(customer, up_to, statement)
+        for customer, statement in zip(customers, statements, strict=True)
+    ]
+    return CustomerStatement.objects.bulk_create(
+        headers,
+        update_conflicts=True,
+        unique_fields=["customer"],
+        update_fields=["entity", "up_to", "currency", *STATEMENT_FIGURES],
     )
-    header.lines.all().delete()
+
+
+def _statement_header(customer, up_to: datetime, statement) -> CustomerStatement:
+    state = get(statement, "CustomerState") or {}
+    figures = {name: decimal(get(state, aiq) or 0) for name, aiq in STATEMENT_FIGURES.items()}
+    return CustomerStatement(
+        entity_id=customer.entity_id,
+        customer=customer,
+        up_to=up_to,
+        currency=customer.currency,
+        **figures,
+    )
+
+
+def _statement_lines(header, statement) -> list[CustomerStatementLine]:
     running = Decimal(0)
     lines = []
     for position, row in enumerate(items(get(statement, "TransactionList"), "TransactionState")):
@@ -616,7 +645,7 @@ def _store_statement(customer, up_to: datetime, statement) -> None:
                 running_balance=running,
             )
         )
-    CustomerStatementLine.objects.bulk_create(lines)
+    return lines
 
 
 def window(cursor: datetime | None, until: datetime) -> datetime:
