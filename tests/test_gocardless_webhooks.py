@@ -20,7 +20,7 @@ SECRET = "gc_webhook_secret_for_tests_123"
 URL = "/webhooks/gocardless/"
 
 
-def _payment(pid, amount, status="confirmed", refunded=0, currency="GBP"):
+def _payment(pid, amount, status="confirmed", refunded=0, currency="GBP", mandate="MD000123"):
     return {
         "id": pid,
         "created_at": "2025-03-01T09:00:00.000Z",
@@ -34,19 +34,76 @@ def _payment(pid, amount, status="confirmed", refunded=0, currency="GBP"):
         "metadata": {"invoice": "INV-1050"},
         "retry_if_possible": False,
         "scheme": "bacs",
-        "links": {"mandate": "MD000123", "creditor": "CR123", "payout": None},
+        "links": {"mandate": mandate, "creditor": "CR123", "payout": None},
     }
 
 
+def _mandate(mid, customer):
+    return {
+        "id": mid,
+        "created_at": "2025-02-20T10:00:00.000Z",
+        "reference": f"REF-{mid}",
+        "status": "active",
+        "scheme": "bacs",
+        "next_possible_charge_date": "2025-03-10",
+        "payments_require_approval": False,
+        "metadata": {},
+        "links": {"customer_bank_account": "BA000111", "creditor": "CR123", "customer": customer},
+    }
+
+
+def _customer(cid, email, given="Jane", family="Doe", company=None):
+    return {
+        "id": cid,
+        "created_at": "2025-02-20T09:59:00.000Z",
+        "email": email,
+        "given_name": given,
+        "family_name": family,
+        "company_name": company,
+        "address_line1": "1 High Street",
+        "address_line2": None,
+        "address_line3": None,
+        "city": "London",
+        "region": None,
+        "postal_code": "EC1V 7LQ",
+        "country_code": "GB",
+        "language": "en",
+        "phone_number": None,
+        "swedish_identity_number": None,
+        "danish_identity_number": None,
+        "metadata": {},
+    }
+
+
+def _payer_add(fake, mandate_id, customer):
+    """A mandate of this customer (both as GET /mandates/{id} and /customers/{id} answer)."""
+    fake.mandates[mandate_id] = _mandate(mandate_id, customer["id"])
+    fake.customers[customer["id"]] = customer
+
+
 class FakeGoCardless(BaseHTTPRequestHandler):
-    """Answers the few GET endpoints the SDK calls, with GoCardless's JSON envelope."""
+    """Answers the few GET endpoints the SDK calls, with GoCardless's JSON envelope. Records
+    the paths asked in `asked`; a path in `failing` answers GoCardless's 500 error ("error")
+    or closes the connection unanswered ("drop", what a network failure looks like)."""
 
     payments: dict = {}
     payouts: dict = {}
     payout_items: dict = {}
+    mandates: dict = {}
+    customers: dict = {}
+    asked: list = []
+    failing: dict = {}
 
     def do_GET(self):  # noqa: N802
         url = urlparse(self.path)
+        self.asked.append(url.path)
+        failure = self.failing.get(url.path)
+        if failure == "drop":
+            self.close_connection = True
+            return
+        if failure == "error":
+            self._error(500, "gocardless", "internal_server_error", "Internal server error")
+            return
         query = parse_qs(url.query)
         parts = url.path.strip("/").split("/")
         if parts == ["payments"]:
@@ -68,28 +125,28 @@ class FakeGoCardless(BaseHTTPRequestHandler):
                 "payout_items": self.payout_items[query["payout"][0]],
                 "meta": {"cursors": {"before": None, "after": None}, "limit": 500},
             }
+        elif parts[0] == "mandates" and len(parts) == 2 and parts[1] in self.mandates:
+            body = {"mandates": self.mandates[parts[1]]}
+        elif parts[0] == "customers" and len(parts) == 2 and parts[1] in self.customers:
+            body = {"customers": self.customers[parts[1]]}
         else:
-            self.send_response(404)
-            self.send_header("Content-Type", "application/json")
-            self.end_headers()
-            self.wfile.write(
-                json.dumps(
-                    {
-                        "error": {
-                            "message": "Resource not found",
-                            "documentation_url": "x",
-                            "type": "invalid_api_usage",
-                            "request_id": "r",
-                            "code": 404,
-                            "errors": [
-                                {"reason": "resource_not_found", "message": "Resource not found"}
-                            ],
-                        }
-                    }
-                ).encode()
-            )
+            self._error(404, "invalid_api_usage", "resource_not_found", "Resource not found")
             return
-        self.send_response(200)
+        self._send(200, body)
+
+    def _error(self, status, error_type, reason, message):
+        error = {
+            "message": message,
+            "documentation_url": "x",
+            "type": error_type,
+            "request_id": "r",
+            "code": status,
+            "errors": [{"reason": reason, "message": message}],
+        }
+        self._send(status, {"error": error})
+
+    def _send(self, status, body):
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.end_headers()
         self.wfile.write(json.dumps(body).encode())
@@ -106,6 +163,10 @@ def gocardless(settings, monkeypatch):
     FakeGoCardless.payments = {}
     FakeGoCardless.payouts = {}
     FakeGoCardless.payout_items = {}
+    FakeGoCardless.mandates = {}
+    FakeGoCardless.customers = {}
+    FakeGoCardless.asked = []
+    FakeGoCardless.failing = {}
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeGoCardless)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -145,6 +206,7 @@ def test_signed_payment_event_creates_the_payment_from_the_api(
     client, entity, gocardless, django_capture_on_commit_callbacks
 ):
     gocardless.payments["PM0001"] = _payment("PM0001", 123456)
+    _payer_add(gocardless, "MD000123", _customer("CU000123", "jane@example.test"))
     body = _body(
         _event("EV0001", "payments", "confirmed", payment="PM0001"),
         _event("EV0002", "mandates", "active", mandate="MD000123"),
@@ -160,6 +222,7 @@ def test_signed_payment_event_creates_the_payment_from_the_api(
     )
     assert {"source": "reference", "value": "ACME-INV1050"} in payment.references
     assert payment.payer_reference == "MD000123"
+    assert (payment.payer_name, payment.payer_email) == ("Jane Doe", "jane@example.test")
     assert dict(WebhookEvent.objects.values_list("event_id", "state")) == {
         "EV0001": "processed",
         "EV0002": "ignored",

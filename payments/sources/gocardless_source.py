@@ -3,12 +3,16 @@
 Every call to GoCardless goes through `gc_client()`. Webhooks carry a batch of events signed
 with HMAC-SHA256 of the raw body (`Webhook-Signature`, hex); like Stripe's, each event is
 stored once and then acted on from the resource as the API reports it.
+
+A payment names only its mandate; who paid (name, email) is the mandate's customer, fetched
+through MandatePayers once per mandate per import or event.
 """
 
 import hashlib
 import hmac
 import json
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 
 import gocardless_pro
@@ -16,7 +20,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from ledger.money import exponent, from_minor, normalise_currency, quantize, to_decimal
-from payments.models import Source, WebhookEvent
+from payments.models import Payment, Source, WebhookEvent
 from payments.services.payments import (
     PaymentsNotConfigured,
     payments_upsert,
@@ -63,7 +67,91 @@ def gc_client(base_url: str | None = None) -> gocardless_pro.Client:
     )
 
 
-def normalise_payment(payment: dict) -> NormalisedPayment:
+@dataclass(frozen=True, slots=True)
+class Payer:
+    name: str = ""
+    email: str = ""
+
+
+NO_PAYER = Payer()
+
+
+def payer_from_customer(customer: dict) -> Payer:
+    """A company pays under its company name; a person under "given family"."""
+    person = " ".join(
+        part.strip() for part in (customer.get("given_name"), customer.get("family_name")) if part
+    )
+    name = (customer.get("company_name") or "").strip() or person
+    return Payer(name=name[:200], email=(customer.get("email") or "").strip()[:254])
+
+
+class MandatePayers:
+    """The customer behind each mandate, asked of GoCardless once per mandate (and customer)
+    for as long as this object lives: one import, or one webhook event.
+
+    None means not known: the lookup failed, and the payment is stored without its payer.
+    After a network failure (the SDK has already retried) the API is taken as unreachable
+    for the rest of the batch, so a page of payments does not wait out a timeout per mandate.
+    """
+
+    def __init__(self, client):
+        self._client = client
+        self._by_mandate: dict[str, Payer | None] = {}
+        self._by_customer: dict[str, Payer] = {}
+        self._unreachable = False
+
+    def of_mandate(self, mandate_id: str) -> Payer | None:
+        if not mandate_id:
+            return NO_PAYER  # nothing to ask about: an empty payer is the whole truth
+        if mandate_id not in self._by_mandate:
+            self._by_mandate[mandate_id] = None if self._unreachable else self._fetch(mandate_id)
+        return self._by_mandate[mandate_id]
+
+    def _fetch(self, mandate_id: str) -> Payer | None:
+        try:
+            customer_id = self._client.mandates.get(mandate_id).links.customer
+            if customer_id not in self._by_customer:
+                customer = self._client.customers.get(customer_id).attributes
+                self._by_customer[customer_id] = payer_from_customer(customer)
+            return self._by_customer[customer_id]
+        except (gocardless_pro.errors.GoCardlessProError, OSError) as error:
+            if isinstance(error, OSError):
+                self._unreachable = True
+            # the error's text may quote the request; its type and the mandate id are enough
+            log.warning(
+                "gocardless payer of mandate %s not fetched (payments keep the one stored): %s",
+                mandate_id,
+                type(error).__name__,
+            )
+            return None
+
+
+def normalise_payments(payments: list[dict], payers: MandatePayers) -> list[NormalisedPayment]:
+    """Payments with their payers. Where a payer could not be fetched the payer already stored
+    is kept, so a refresh during an outage does not blank a name an earlier one filled in."""
+    items, unknown = [], []
+    for payment in payments:
+        payer = payers.of_mandate((payment.get("links") or {}).get("mandate") or "")
+        item = normalise_payment(payment, payer or NO_PAYER)
+        items.append(item)
+        if payer is None:
+            unknown.append(item)
+    _keep_stored_payers(unknown)
+    return items
+
+
+def _keep_stored_payers(items: list[NormalisedPayment]) -> None:
+    if not items:
+        return
+    stored = Payment.objects.filter(
+        source=SOURCE, external_id__in=[item.external_id for item in items]
+    ).values_list("external_id", "payer_name", "payer_email")
+    by_id = {external_id: (name, email) for external_id, name, email in stored}
+    for item in items:
+        item.payer_name, item.payer_email = by_id.get(item.external_id, ("", ""))
+
+
+def normalise_payment(payment: dict, payer: Payer = NO_PAYER) -> NormalisedPayment:
     currency = normalise_currency(payment["currency"])
     amount = from_minor(payment["amount"], currency)
     refunded = from_minor(payment.get("amount_refunded") or 0, currency)
@@ -91,6 +179,9 @@ def normalise_payment(payment: dict) -> NormalisedPayment:
         amount_refunded=refunded,
         received_at=received_at,
         status=status,
+        payer_name=payer.name,
+        payer_email=payer.email,
+        # the mandate, not the customer: payer mappings staff confirmed are keyed on it
         payer_reference=links.get("mandate") or "",
         description=payment.get("description") or "",
         references=refs,
@@ -102,21 +193,26 @@ def normalise_payment(payment: dict) -> NormalisedPayment:
 def gocardless_import(*, client=None, created_after: str | None = None) -> dict:
     """Import payments (auto-paginated by the SDK's cursor) created after an ISO timestamp."""
     client = client or gc_client()
+    payers = MandatePayers(client)
     params = {"limit": 500}
     if created_after:
         params["created_at[gt]"] = created_after
     created = updated = 0
     batch = []
+
+    def store(batch):
+        return payments_upsert(items=normalise_payments(batch, payers), origin="gocardless.import")
+
     try:
         for payment in client.payments.all(params=params):
-            batch.append(normalise_payment(payment.attributes))
+            batch.append(payment.attributes)
             if len(batch) == 500:
-                result = payments_upsert(items=batch, origin="gocardless.import")
-                created, updated, batch = created + result.created, updated + result.updated, []
+                result, batch = store(batch), []
+                created, updated = created + result.created, updated + result.updated
     except gocardless_pro.errors.GoCardlessProError as error:
         raise GoCardlessUnavailable(f"GoCardless: {type(error).__name__}") from None
     if batch:
-        result = payments_upsert(items=batch, origin="gocardless.import")
+        result = store(batch)
         created, updated = created + result.created, updated + result.updated
     return {"created": created, "updated": updated}
 
@@ -191,7 +287,8 @@ def gocardless_event_process(*, event_pk: int, client=None) -> str:
             gocardless_payout_sync(payout_id=links["payout"], client=client)
         else:  # payments and refunds both change a payment
             payment = client.payments.get(links["payment"]).attributes
-            payments_upsert(items=[normalise_payment(payment)], origin="gocardless.webhook")
+            items = normalise_payments([payment], MandatePayers(client))
+            payments_upsert(items=items, origin="gocardless.webhook")
     except (
         gocardless_pro.errors.GoCardlessProError,
         GoCardlessUnavailable,
