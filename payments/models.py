@@ -85,7 +85,8 @@ class Payment(models.Model):
     match_state = models.CharField(max_length=20, choices=MatchState, default=MatchState.UNMATCHED)
     # why the last matching run proposed nothing for it: {"run_id": …, "notes": [...]}, or {}
     # (a payment with proposals has its notes in their evidence); shown on the payment's page
-    match_notes = models.JSONField(default=dict, blank=True, editable=False)
+    # (a database default too: the bulk writers insert payments with raw SQL)
+    match_notes = models.JSONField(default=dict, db_default={}, blank=True, editable=False)
     customer = models.ForeignKey(
         "ledger.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
     )
