@@ -1,5 +1,6 @@
 """Worked matching scenarios, end to end through matching_run and the plan services."""
 
+from datetime import date
 from decimal import Decimal
 
 import pytest
@@ -211,8 +212,9 @@ def test_confirmed_payer_mapping_is_used_by_later_runs(books, alice):
 
 def test_two_payments_of_one_amount_do_not_both_claim_one_invoice(books):
     acme = make_customer(books, email="a@acme.test")
-    older = make_invoice(acme, "50.00")
-    newer = make_invoice(acme, "50.00")
+    # explicit dates: the factory's default date cycles with a counter shared by all tests
+    older = make_invoice(acme, "50.00", day=date(2026, 3, 1))
+    newer = make_invoice(acme, "50.00", day=date(2026, 3, 2))
     first = make_payment(books, "50.00", email="a@acme.test")
     second = make_payment(books, "50.00", email="a@acme.test")
     matching_run(dry_run=False)
@@ -224,8 +226,8 @@ def test_a_rejected_allocation_is_not_proposed_again_by_later_runs(books, alice)
     from payments.services.proposals import proposal_reject
 
     acme = make_customer(books, email="ap@acme.test")
-    older = make_invoice(acme, "50.00", number="INV-7001")
-    newer = make_invoice(acme, "50.00", number="INV-7002")
+    older = make_invoice(acme, "50.00", number="INV-7001", day=date(2026, 3, 1))
+    newer = make_invoice(acme, "50.00", number="INV-7002", day=date(2026, 3, 2))
     payment = make_payment(books, "50.00", email="ap@acme.test")
     matching_run(dry_run=False, auto_approve=False)
     first = proposals(payment)

@@ -5,7 +5,7 @@ the factories build consistent rows.
 """
 
 import itertools
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -48,7 +48,9 @@ def make_invoice(customer, amount, *, number=None, external="", day=None, curren
         aiq_invoice_id=n,
         aiq_transaction_id=50000 + n,
         currency=currency or customer.currency,
-        invoice_date=day or date(2026, 1, 1 + n % 27),
+        # later made, later dated (matching takes the oldest first): a date that cycled with
+        # the counter made an invoice created second look older whenever the cycle wrapped
+        invoice_date=day or date(2000, 1, 1) + timedelta(days=n),
         net_amount=amount,
         tax_amount=D(0),
         gross_amount=amount,
