@@ -2,15 +2,13 @@
 each propose for the same unmatched payments, beside the plans the first one auto-approved."""
 
 import threading
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import timedelta
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
 
-from ledger.models import Customer, Invoice
 from payments.models import MatchingLease, MatchProposal, Payment
 from payments.services.auto_match import MAX_PASSES, auto_match_changed
 from payments.services.matching_lease import (
@@ -21,31 +19,13 @@ from payments.services.matching_lease import (
 )
 from payments.services.matching_runs import matching_run
 from staff.models import AuditEntry
+from tests.test_plans_factories import make_customer, make_invoice, make_payment
 
 
 @pytest.fixture
 def unmatched_payment(entity):
-    customer = Customer.objects.create(entity=entity, code="ACME", name="Acme", currency="GBP")
-    Invoice.objects.create(
-        entity=entity,
-        customer=customer,
-        invoice_number="INV-1043",
-        currency="GBP",
-        invoice_date=date(2026, 10, 1),
-        net_amount=Decimal("100.00"),
-        gross_amount=Decimal("100.00"),
-        outstanding_amount=Decimal("100.00"),
-        aiq_transaction_id=501,
-    )
-    return Payment.objects.create(
-        entity=entity,
-        source="bank",
-        external_id="b1",
-        amount=Decimal("100.00"),
-        currency="GBP",
-        received_at=timezone.now(),
-        references=[{"source": "bank.narrative", "value": "INV 1043"}],
-    )
+    invoice = make_invoice(make_customer(entity), "100.00", number="INV-1043")
+    return make_payment(entity, "100.00", refs=[invoice.invoice_number])
 
 
 def _held_by_another_run(until):
@@ -112,16 +92,8 @@ def test_the_command_says_a_run_is_in_progress(unmatched_payment):
 def test_a_pass_looks_again_for_what_changed_while_it_ran(unmatched_payment, entity):
     """A payment stored after the run began reading was not seen by it: the run goes again,
     at most MAX_PASSES times (a payment dated ahead stays 'changed' for every pass)."""
-    Payment.objects.create(
-        entity=entity,
-        source="bank",
-        external_id="b2",
-        amount=Decimal("5.00"),
-        currency="GBP",
-        received_at=timezone.now(),
-        references=[{"source": "bank.narrative", "value": "nothing to match"}],
-    )
-    Payment.objects.filter(external_id="b2").update(
+    unmatchable = make_payment(entity, "5.00", text="nothing to match")
+    Payment.objects.filter(pk=unmatchable.pk).update(
         updated_at=timezone.now() + timedelta(minutes=1)
     )
     auto_match_changed()
