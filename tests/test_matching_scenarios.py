@@ -352,3 +352,11 @@ def test_an_unmatched_payment_says_why_on_its_page_until_a_run_proposes(books, a
     payment.refresh_from_db()
     assert proposals(payment) and payment.match_notes == {}
     assert "proposed nothing" not in client.get(f"/payments/{payment.pk}/").content.decode()
+
+
+def test_the_inbox_shows_why_an_unmatched_payment_got_no_proposal(books, alice, client):
+    make_payment(books, "12.34", email="nobody@example.test")
+    matching_run(dry_run=False)
+    client.force_login(alice)
+    page = client.get("/payments/?tab=unmatched").content.decode()
+    assert "Payer not recognised: no customer, payer mapping or email matched." in page
