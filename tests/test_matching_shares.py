@@ -27,6 +27,7 @@ from payments.matching.index import (
     reference_texts,
 )
 from payments.models import MatchProposal, MatchRule, Payment
+from payments.services import matching_runs
 from payments.services.matching_runs import matching_run
 from payments.services.matching_shares import Share, ShareFailed, plan_shares, run_shares
 from payments.services.plans import plan_propose
@@ -404,6 +405,35 @@ def test_a_share_whose_process_dies_fails_the_run_naming_its_exit_status():
     status = int(found.group(1))
     assert status == 3 or os.waitstatus_to_exitcode(status) == 3
     assert "share 1" not in str(failed.value)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_whose_share_fails_is_matched_again_in_one_process(
+    entity, alice, audit_flushable, settings, monkeypatch
+):
+    """A child that fails (here: its invoice read raises) leaves nothing written; the run
+    matches everything again in its own process and stores what one process stores."""
+    build_scenario(entity, alice)
+    settings.MATCHING_SHARES_MIN_PAYMENTS = 0
+    settings.MATCHING_WORKERS = 1
+    matching_run(dry_run=False, auto_approve=False)
+    one_process = stored_outcome()
+    reset_run(Payment.objects.filter(pk__in=[row[0] for row in one_process[0]]))
+
+    parent = os.getpid()
+    load_open_items = matching_runs.load_open_items
+
+    def fails_in_a_child(**kwargs):
+        if os.getpid() != parent:
+            raise RuntimeError("the share's database went away")
+        return load_open_items(**kwargs)
+
+    monkeypatch.setattr(matching_runs, "load_open_items", fails_in_a_child)
+    settings.MATCHING_WORKERS = 2
+    report = matching_run(dry_run=False, auto_approve=False)
+
+    assert report.share_timings == [] and "match" in report.timings
+    assert stored_outcome() == one_process
 
 
 @pytest.mark.django_db(transaction=True)

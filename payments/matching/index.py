@@ -187,8 +187,18 @@ def load_rules() -> list[RuleSpec]:
     ]
 
 
-def _open_invoices():
-    return Invoice.objects.filter(status__in=OPEN_STATUSES, outstanding_amount__gt=0)
+# an items row, as loaded (the ITEM_* positions)
+ITEM_COLUMNS = (
+    "id",
+    "entity_id",
+    "customer_id",
+    "currency",
+    "invoice_number",
+    "external_reference",
+    "open_milli",
+)
+# the stored key columns (ledger.references.invoice_keys) by field code
+KEY_COLUMNS = ("number_key", "external_reference_key", "number_digits_key")
 
 
 def invoice_rows(*, customer_range=(None, None), customer_ids=None):
@@ -197,7 +207,7 @@ def invoice_rows(*, customer_range=(None, None), customer_ids=None):
 
     customer_range: [low, high) of customer ids (None: unbounded); customer_ids: those only.
     """
-    query = _open_invoices()
+    query = Invoice.objects.filter(status__in=OPEN_STATUSES, outstanding_amount__gt=0)
     low, high = customer_range
     if low is not None:
         query = query.filter(customer_id__gte=low)
@@ -211,19 +221,6 @@ def invoice_rows(*, customer_range=(None, None), customer_ids=None):
         .values_list(*ITEM_COLUMNS)
         .iterator(chunk_size=20000)
     )
-
-
-ITEM_COLUMNS = (
-    "id",
-    "entity_id",
-    "customer_id",
-    "currency",
-    "invoice_number",
-    "external_reference",
-    "open_milli",
-)
-# the stored key columns (ledger.references.invoice_keys) by field code
-KEY_COLUMNS = ("number_key", "external_reference_key", "number_digits_key")
 
 
 def hit_rows(wanted: set[str]) -> list[tuple]:

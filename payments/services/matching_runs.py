@@ -257,15 +257,15 @@ def render_outcomes(results: list[PaymentResult], run_id: str, created_at) -> li
     return outcomes
 
 
-def _count(report: RunReport, outcomes: list[Outcome]) -> None:
-    report.payments = len(outcomes)
-    for outcome in outcomes:
-        if outcome.rows:
-            kind = outcome.rule_kind
+def _count(report: RunReport, summaries) -> None:
+    """The run's figures from (proposal rows, needs review, rank-1 rule kind) per payment."""
+    for rows, needs_review, kind in summaries:
+        report.payments += 1
+        if rows:
             report.proposed += 1
-            report.needs_review += outcome.needs_review
+            report.needs_review += needs_review
             report.by_rule[kind] = report.by_rule.get(kind, 0) + 1
-            report.proposal_rows += len(outcome.rows)
+            report.proposal_rows += rows
         else:
             report.unmatched += 1
 
@@ -411,19 +411,16 @@ def _run(report: RunReport, payment_ids, actor, auto_approve: bool) -> RunReport
         report.timings = {"load": loaded - started, "match": matched - loaded}
         report.results = results
         if dry_run:
-            for result in results:
-                report.payments += 1
-                if result.candidates:
-                    report.proposed += 1
-                    report.needs_review += result.needs_review
-                    kind = result.candidates[0].rule.kind
-                    report.by_rule[kind] = report.by_rule.get(kind, 0) + 1
-                    report.proposal_rows += len(result.candidates)
-                else:
-                    report.unmatched += 1
+            _count(
+                report,
+                (
+                    (len(r.candidates), r.needs_review, r.candidates and r.candidates[0].rule.kind)
+                    for r in results
+                ),
+            )
             return report
         outcomes = render_outcomes(results, report.run_id, created_at)
-    _count(report, outcomes)
+    _count(report, ((len(o.rows), o.needs_review, o.rule_kind) for o in outcomes))
     to_auto = _write(report, outcomes, actor)
     written = time.perf_counter()
     report.timings["write"] = written - matched
