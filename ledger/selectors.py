@@ -326,3 +326,24 @@ def cash_by_day_and_source(*, days: int, now=None) -> list[dict]:
         }
         for currency, chart in sorted(charts.items())
     ]
+
+
+def customer_credits(customer: Customer) -> dict:
+    """A customer's receipts with money on account and posted credit notes with money open
+    (to allocate later or refund), oldest first, at most 50 of each."""
+    from ledger.models import CreditNote, Receipt
+
+    return {
+        "receipts": list(
+            Receipt.objects.filter(
+                customer=customer, unallocated_amount__gt=0, aiq_transaction_id__isnull=False
+            ).order_by("payment_date", "id")[:50]
+        ),
+        "notes": list(
+            CreditNote.objects.filter(
+                customer=customer, outstanding_amount__gt=0, aiq_transaction_id__isnull=False
+            )
+            .exclude(status=DocumentStatus.DRAFT)
+            .order_by("credit_date", "id")[:50]
+        ),
+    }

@@ -19,3 +19,10 @@ class PaymentsConfig(AppConfig):
         post_migrate.connect(
             ensure_default_rules, sender=self, dispatch_uid="payments.ensure_default_rules"
         )
+        # later allocations and other receipts follow their AIQ commands
+        from ledger.outbox.executors import ORIGIN_HOOKS
+        from payments.services import contact_allocations, other_receipts
+        from payments.services.later import later_confirmed, later_failed
+
+        for origin in (contact_allocations.ORIGIN, other_receipts.ORIGIN):
+            ORIGIN_HOOKS[origin] = (later_confirmed, later_failed)

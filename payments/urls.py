@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payments.views import approvals, detail, inbox, refunds, runs, statements
+from payments.views import approvals, detail, inbox, later, refunds, runs, statements
 
 app_name = "payments"
 
@@ -27,6 +27,20 @@ urlpatterns = [
     path("refunds/<int:refund_id>/approve", refunds.refund_approve, name="refund_approve"),
     path("refunds/<int:refund_id>/reject", refunds.refund_reject, name="refund_reject"),
     path("refunds/<int:refund_id>/credit-note.pdf", refunds.credit_note_pdf, name="refund_cn_pdf"),
+    path("money-on-account/allocate", later.allocate_later, name="allocate_later"),
+    path(
+        "credit-notes/<int:credit_note_id>/refund",
+        later.refund_credit_note,
+        name="refund_credit_note",
+    ),
+    path("payments/<int:payment_id>/not-for-aiq", later.not_for_aiq, name="not_for_aiq"),
+    path("payments/<int:payment_id>/back-to-inbox", later.back_to_inbox, name="back_to_inbox"),
+    path("payments/<int:payment_id>/suspense", later.to_suspense, name="to_suspense"),
+    path("payments/<int:payment_id>/on-account", later.on_account, name="on_account"),
+    path("other-receipts/new", later.other_receipt_new, name="other_receipt_new"),
+    path("later/", later.later_list, name="later"),
+    path("later/<str:what>/<int:row_id>/approve", later.later_approve, name="later_approve"),
+    path("later/<str:what>/<int:row_id>/reject", later.later_reject, name="later_reject"),
     path(
         "payments/<int:payment_id>/unallocate-for-refund",
         refunds.unallocate_first,

@@ -24,7 +24,7 @@ from ledger.models import (
     OutboxCommand,
     Receipt,
 )
-from ledger.outbox.executors import MIRRORS, decimal
+from ledger.outbox.executors import MIRRORS, ORIGIN_HOOKS, decimal
 from ledger.outbox.mirror_refunds import refund_failed, refund_mirror_apply, refund_progress
 from staff.services import audit_log
 
@@ -246,6 +246,8 @@ def _payment_state(plan, confirmed: bool) -> None:
 
 def plan_failed(command: OutboxCommand) -> None:
     refund_failed(command)  # a refund's step (ledger/outbox/mirror_refunds.py)
+    if command.origin_type in ORIGIN_HOOKS:
+        ORIGIN_HOOKS[command.origin_type][1](command)
     if command.origin_type != "allocation_plan" or command.origin_id is None:
         return
     from payments.models import AllocationPlan
@@ -283,6 +285,8 @@ def mirror_apply(command: OutboxCommand, payload: dict, result: dict) -> list[st
         MIRRORS[command.kind](command, payload, result, notes)
     _plan(command)
     refund_progress(command, payload, notes)
+    if command.origin_type in ORIGIN_HOOKS:
+        ORIGIN_HOOKS[command.origin_type][0](command)
     for note in notes:
         log.warning("outbox %s mirror: %s", command.pk, note)
     return notes

@@ -86,6 +86,7 @@ def customer_detail(request, customer_id):
         "exposure": exposure,
         "page": open_items,
         "payments": list(customer.payments.order_by("-received_at", "-id")[:50]),
+        "credits": selectors.customer_credits(customer),
     }
     if statement is not None:  # none yet: the page asks the statement view, which pulls it
         context.update(_statement_context(customer, statement))

@@ -386,6 +386,7 @@ def _lock_payments(payment_ids) -> dict[int, Payment]:
                 "received_at",
                 "source",
                 "external_id",
+                "bank_account_id",
             )
             .order_by("pk"),
             payment_ids,
@@ -425,6 +426,8 @@ def _gl_codes(payments: dict[int, Payment], lines: list[LineInput]) -> dict[int,
 
 
 def _receiving_bank(banks: dict, payment: Payment):
+    if payment.bank_account_id:  # the source said where the money came in
+        return payment.bank_account
     key = (payment.entity_id, payment.currency)
     if key not in banks:
         try:

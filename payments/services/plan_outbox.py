@@ -36,7 +36,7 @@ def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[O
         plan_id=plan.pk,
         payment=payment,
         customer_code=plan.customer.code,
-        bank=receiving_bank(payment.entity, payment.currency),
+        bank=payment.bank_account or receiving_bank(payment.entity, payment.currency),
         lines=[(line, line.invoice) for line in lines],
         actor=actor,
     )

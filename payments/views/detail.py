@@ -13,6 +13,7 @@ from ledger.money import exponent, format_money
 from ledger.selectors import open_invoices_search
 from payments.forms import AllocationForm, ReasonForm
 from payments.models import AllocationPlan, MatchProposal, Payment
+from payments.services.contact_allocations import receipt_open
 from payments.views import actions
 from staff.models import AuditEntry
 from staff.views import clerk_required, get_or_404
@@ -209,6 +210,8 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "can_reject": live is not None and live.state in EDITABLE,
         # with no plan yet, the reject button turns down the engine's best open proposal
         "open_proposal": None if live else _open_proposal(payment),
+        # money on account to allocate later (payments/_unidentified.html)
+        "on_account_open": receipt_open(payment.receipt) if payment.receipt_id else None,
     }
     return render(request, "payments/detail.html", context, status=status)
 
