@@ -24,7 +24,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ledger.models import Allocation, Invoice, OutboxCommand, Receipt
-from ledger.money import MoneyError, exact, format_money, from_minor
+from ledger.money import MoneyError, exact, format_money
 from ledger.outbox.services import outbox_enqueue
 from payments.models import Payment, Refund
 from payments.services.credit_notes import CreditNoteRefused, credit_lines_for, credit_note_draft
@@ -35,6 +35,7 @@ from payments.services.refund_steps import (
     refund_compensation_step,
     refund_steps,
 )
+from payments.sources.stripe_money import stripe_from_minor
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -429,7 +430,7 @@ def refund_external_propose(*, payment: Payment, stripe_refund: dict) -> Refund 
         customer = receipt.customer if receipt else payment.customer
         if customer is None:
             return None  # not matched to a customer: not in AIQ, nothing to book against
-        amount = from_minor(int(stripe_refund.get("amount") or 0), payment.currency)
+        amount = stripe_from_minor(int(stripe_refund.get("amount") or 0), payment.currency)
         if amount <= 0:
             return None
         refund = Refund(
