@@ -2,16 +2,8 @@
 
 from decimal import Decimal
 
-from django import forms
-
+from core.money import MoneyError, exact
 from ledger.models import Invoice
-from ledger.money import MoneyError, exact
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        label="Reason", max_length=1000, widget=forms.Textarea({"rows": 2}), strip=True
-    )
 
 
 def _amount(text: str, currency: str) -> Decimal:

@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 
-from aiqrecon.bulk import insert_rows
+from core.bulk import insert_rows
 from staff.models import AuditEntry, Role
 
 

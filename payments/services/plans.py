@@ -18,8 +18,8 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.money import format_money
 from ledger.models import Allocation, OutboxCommand
-from ledger.money import format_money
 from ledger.outbox.services import outbox_enqueue
 from payments.matching.index import RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, MatchProposal, Payment

@@ -8,12 +8,13 @@ from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.money import exponent, format_money
 from ledger.models import Allocation, GLAccount, Invoice
-from ledger.money import exponent, format_money
 from ledger.selectors import open_invoices_search
-from payments.forms import AllocationForm, ReasonForm
+from payments.forms import AllocationForm
 from payments.models import AllocationPlan, MatchProposal, Payment
 from payments.views import actions
+from staff.forms import ReasonForm
 from staff.models import AuditEntry
 from staff.views import clerk_required, get_or_404
 
