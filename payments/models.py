@@ -168,6 +168,8 @@ class WebhookEvent(models.Model):
         PROCESSED = "processed", "Processed"
         IGNORED = "ignored", "Ignored (type not handled)"
         RETRY = "retry", "Waiting to retry"
+        # signed, but not the shape the provider documents: kept with the reason, not retried
+        FAILED = "failed", "Cannot be processed"
 
     source = models.CharField(max_length=12, choices=Source)
     event_id = models.CharField(max_length=100)
