@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from core.stripe_money import stripe_from_minor, stripe_to_minor
 from payments.models import Payment
 from payments.services import stripe_events
 from payments.services.payments import payments_upsert
 from payments.sources import stripe_client, stripe_source
-from payments.sources.stripe_money import stripe_from_minor, stripe_to_minor
 from tests.stripe_fixtures import fixture
 
 # Stripe's "Supported currencies" page, as published: zero-decimal list, three-decimal list,

@@ -54,8 +54,8 @@ def _credit_note(command: OutboxCommand, result: dict, notes: list) -> None:
 
 
 def _stripe_refund(payload: dict, result: dict, notes: list) -> None:
+    from core.stripe_money import stripe_from_minor as from_minor
     from payments.models import Payment, Refund
-    from payments.sources.stripe_money import stripe_from_minor as from_minor
 
     refund = Refund.objects.select_for_update().filter(pk=payload.get("refund_id")).first()
     if refund is None:

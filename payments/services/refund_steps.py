@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from core.money import format_money
+from core.stripe_money import stripe_to_minor
 from ledger.models import OutboxCommand
-from ledger.money import format_money
 from payments.models import Refund, Source
 from payments.services.credit_notes import credit_note_payload
-from payments.sources.stripe_money import stripe_to_minor
 
 Kind = OutboxCommand.Kind
 ORIGIN = "refund"

@@ -23,8 +23,9 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.money import MoneyError, exact, format_money
+from core.stripe_money import stripe_from_minor
 from ledger.models import Allocation, Invoice, OutboxCommand, Receipt
-from ledger.money import MoneyError, exact, format_money
 from ledger.outbox.services import outbox_enqueue
 from payments.models import Payment, Refund
 from payments.services.credit_notes import CreditNoteRefused, credit_lines_for, credit_note_draft
@@ -35,7 +36,6 @@ from payments.services.refund_steps import (
     refund_compensation_step,
     refund_steps,
 )
-from payments.sources.stripe_money import stripe_from_minor
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 

@@ -8,7 +8,7 @@ entries carry no date of their own: the group's as-of date is their booking date
 (control totals in 49/98/99) is checked by the library; a file that fails it is refused.
 """
 
-from ledger.money import MoneyError, from_minor, normalise_currency
+from core.money import MoneyError, from_minor, normalise_currency
 from payments.sources.statement_rows import (
     ParsedStatement,
     RowError,

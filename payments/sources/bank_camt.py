@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from lxml import etree
 
-from ledger.money import MoneyError, normalise_currency, to_decimal
+from core.money import MoneyError, normalise_currency, to_decimal
 from payments.sources.statement_rows import (
     ParsedStatement,
     RowError,

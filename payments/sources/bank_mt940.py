@@ -14,7 +14,7 @@ from datetime import date
 
 import mt940
 
-from ledger.money import MoneyError, normalise_currency, to_decimal
+from core.money import MoneyError, normalise_currency, to_decimal
 from payments.sources.statement_rows import (
     ParsedStatement,
     RowError,

@@ -12,7 +12,7 @@ import io
 import logging
 import re
 
-from ledger.money import MoneyError, normalise_currency, to_decimal
+from core.money import MoneyError, normalise_currency, to_decimal
 from payments.sources.statement_rows import (
     ParsedStatement,
     RowError,

@@ -11,7 +11,7 @@ balances: the clerk chooses the bank account.
 import re
 from datetime import date, datetime
 
-from ledger.money import MoneyError, to_decimal
+from core.money import MoneyError, to_decimal
 from payments.sources.statement_rows import (
     ParsedStatement,
     RowError,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from ledger.money import MoneyError, exact, normalise_currency
+from core.money import MoneyError, exact, normalise_currency
 from payments.sources.normalised import NormalisedPayment
 
 MAX_ENTRIES = 200_000

@@ -7,9 +7,9 @@ Stripe's own exponent of the currency (JPY and MGA 0, ISK 2, KWD 3), never ISO's
 
 from datetime import UTC, datetime
 
-from ledger.money import normalise_currency
+from core.money import normalise_currency
+from core.stripe_money import stripe_from_minor as from_minor
 from payments.sources.normalised import NormalisedFee, NormalisedPayment
-from payments.sources.stripe_money import stripe_from_minor as from_minor
 
 SOURCE = "stripe"
 CUSTOMER_CODE_KEYS = ("aiq_customer_code", "customer_code", "aiq_customer")

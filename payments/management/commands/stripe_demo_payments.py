@@ -4,9 +4,9 @@ some nothing. Webhooks then bring them into the app like real Stripe payments.""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from core.stripe_money import stripe_to_minor
 from payments.sources import stripe_client
 from payments.sources.stripe_demo import demo_customer_create, demo_payment_create
-from payments.sources.stripe_money import stripe_to_minor
 
 
 class Command(BaseCommand):

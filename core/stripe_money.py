@@ -21,7 +21,7 @@ charge of 4010 -> Decimal("40.10")): never rounded, never a float.
 
 from decimal import Decimal
 
-from ledger.money import MoneyError, exponent, normalise_currency
+from core.money import MoneyError, exponent, normalise_currency
 
 STRIPE_ZERO_DECIMAL = frozenset(
     "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
