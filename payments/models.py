@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 
-from ledger.fields import MoneyField
+from core.fields import MoneyField
 from staff.maker_checker import MakerChecked, approver_is_not_maker
 
 
@@ -169,6 +169,8 @@ class WebhookEvent(models.Model):
         PROCESSED = "processed", "Processed"
         IGNORED = "ignored", "Ignored (type not handled)"
         RETRY = "retry", "Waiting to retry"
+        # signed, but not the shape the provider documents: kept with the reason, not retried
+        FAILED = "failed", "Cannot be processed"
 
     source = models.CharField(max_length=12, choices=Source)
     event_id = models.CharField(max_length=100)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("payments", "0013_payment_match_notes"),
+        ("payments", "0014_webhook_event_failed"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
