@@ -2,7 +2,7 @@
 
 from django.utils import timezone
 
-from ledger.money import quantize
+from core.money import quantize
 from payments.models import AllocationPlan, ContactAllocation, OtherReceipt, Payment, Refund
 
 LIVE_PLAN = ("draft", "awaiting_approval", "approved", "sent", "confirmed", "failed")

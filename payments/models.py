@@ -10,7 +10,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 
-from ledger.fields import MoneyField
+from core.fields import MoneyField
+from staff.maker_checker import MakerChecked, approver_is_not_maker
 
 
 class Source(models.TextChoices):
@@ -39,6 +40,39 @@ class Payout(models.Model):
 
     def __str__(self):
         return f"{self.get_source_display()} payout {self.external_id}"
+
+
+class StatementAccount(models.Model):
+    """A bank account as its statements name it, and the AIQ bank account (so the entity) its
+    money goes to. Statements (camt, MT940, BAI2, OFX, QIF, CSV) belong to one; a bank's
+    transaction ids are unique per account, not per bank."""
+
+    entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
+    bank_account = models.ForeignKey(
+        "ledger.BankAccount",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="statement_accounts",
+        help_text="The AIQ bank account its receipts are booked to",
+    )
+    name = models.CharField(max_length=100, blank=True)
+    # normalised: an IBAN ("GB29NWBK60161331926819"), a UK sort code and account number
+    # ("601613 31926819"), or the account id the bank's file gives (BAI2, OFX, MT940 :25:)
+    account_key = models.CharField(max_length=70, unique=True)
+    currency = models.CharField(max_length=3, blank=True)
+    import_format = models.ForeignKey(
+        "ImportFormat",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The saved layout of this account's CSV/Excel exports",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name or self.account_key
 
 
 class Payment(models.Model):
@@ -77,6 +111,15 @@ class Payment(models.Model):
         max_length=100, blank=True, help_text="The source's customer id (cus_..., CU...)"
     )
     description = models.TextField(blank=True)
+    # Bank statement entries (empty for card/Direct Debit providers): the account the money
+    # arrived in, the payer's own account (IBAN, or "sort code account number"), the bank's
+    # reference for the entry and the payer's end-to-end id (ISO 20022 EndToEndId).
+    statement_account = models.ForeignKey(
+        StatementAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    payer_account = models.CharField(max_length=70, blank=True)
+    bank_reference = models.CharField(max_length=140, blank=True)
+    end_to_end_id = models.CharField(max_length=140, blank=True)
     references = models.JSONField(
         default=list, blank=True, help_text="Reference texts to match on, with where they came from"
     )
@@ -177,6 +220,8 @@ class WebhookEvent(models.Model):
         PROCESSED = "processed", "Processed"
         IGNORED = "ignored", "Ignored (type not handled)"
         RETRY = "retry", "Waiting to retry"
+        # signed, but not the shape the provider documents: kept with the reason, not retried
+        FAILED = "failed", "Cannot be processed"
 
     source = models.CharField(max_length=12, choices=Source)
     event_id = models.CharField(max_length=100)
@@ -205,6 +250,17 @@ class ImportFormat(models.Model):
     date_format = models.CharField(max_length=30, default="%d/%m/%Y")
     decimal_comma = models.BooleanField(default=False)
     currency = models.CharField(max_length=3, blank=True, help_text="When the file has none")
+    header_row = models.PositiveIntegerField(
+        default=0,
+        help_text="Row number of the column headers as a spreadsheet shows it (1 = first row); "
+        "0 = find it (the first row holding every mapped column)",
+    )
+    amounts_inverted = models.BooleanField(
+        default=False, help_text="The file shows money in as negative (card-statement style)"
+    )
+    origin = models.CharField(
+        max_length=300, blank=True, help_text="Where this layout came from (bank's own guide…)"
+    )
 
     def __str__(self):
         return self.name
@@ -216,7 +272,12 @@ class ImportBatch(models.Model):
         IMPORTED = "imported", "Imported"
         REJECTED = "rejected", "Rejected"
 
-    import_format = models.ForeignKey(ImportFormat, on_delete=models.PROTECT)
+    # empty for self-describing files (camt, MT940, BAI2, OFX, QIF)
+    import_format = models.ForeignKey(ImportFormat, null=True, blank=True, on_delete=models.PROTECT)
+    file_format = models.CharField(max_length=20, blank=True, help_text="csv, camt.053, mt940…")
+    statement_account = models.ForeignKey(
+        StatementAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="batches"
+    )
     filename = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
@@ -230,6 +291,27 @@ class ImportBatch(models.Model):
     # so the table does not keep every statement. The upload form caps it at bank_csv.MAX_BYTES.
     content = models.BinaryField(editable=False, default=b"")
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Statement(models.Model):
+    """One statement of a bank account as the bank sent it: its period and balances, so a
+    later screen can say "the bank says X, we hold Y" and overlapping statements are seen."""
+
+    account = models.ForeignKey(
+        StatementAccount, on_delete=models.PROTECT, related_name="statements"
+    )
+    batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="statements")
+    statement_id = models.CharField(max_length=100, blank=True, help_text="The bank's own id")
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    opening_balance = MoneyField(null=True, blank=True)
+    closing_balance = MoneyField(null=True, blank=True)
+    entry_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "end_date"], name="statement_account_end")]
 
 
 class PayerMapping(models.Model):
@@ -338,7 +420,9 @@ class MatchProposal(models.Model):
         ]
 
 
-class AllocationPlan(models.Model):
+class AllocationPlan(MakerChecked):
+    """Maker-checker (staff/maker_checker.py): `maker` is who last changed the lines."""
+
     class State(models.TextChoices):
         DRAFT = "draft", "Draft"
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
@@ -356,23 +440,7 @@ class AllocationPlan(models.Model):
     state = models.CharField(max_length=20, choices=State, default=State.DRAFT)
     on_account_amount = MoneyField(default=0, help_text="Remainder left on the customer's account")
     customer = models.ForeignKey("ledger.Customer", on_delete=models.PROTECT)
-    # Empty maker = the system (an auto-approve rule made the plan).
-    maker = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="plans_made",
-    )
-    approver = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="plans_approved",
-    )
     needs_approval = models.BooleanField(default=True)
-    approved_at = models.DateTimeField(null=True, blank=True)
     rejection_reason = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -383,11 +451,8 @@ class AllocationPlan(models.Model):
             models.CheckConstraint(
                 condition=Q(on_account_amount__gte=0), name="plan_on_account_gte_0"
             ),
-            # maker-checker: nobody approves their own plan, superusers included.
-            models.CheckConstraint(
-                condition=Q(approver__isnull=True) | ~Q(approver=F("maker")),
-                name="plan_approver_is_not_maker",
-            ),
+            # maker-checker: nobody approves what they last changed, superusers included.
+            approver_is_not_maker("plan_approver_is_not_maker"),
             # one live plan per payment at a time
             models.UniqueConstraint(
                 fields=["payment"],
@@ -428,7 +493,9 @@ class AllocationPlanLine(models.Model):
         ]
 
 
-class Refund(models.Model):
+class Refund(MakerChecked):
+    """Maker-checker (staff/maker_checker.py): `maker` is who asked for it or last changed it."""
+
     class Kind(models.TextChoices):
         CANCEL_INVOICE = "cancel_invoice", "Cancel/reduce unpaid invoice (credit note)"
         REFUND_INVOICE = "refund_invoice", "Refund a paid invoice"
@@ -471,22 +538,13 @@ class Refund(models.Model):
     )
     reason = models.TextField()
     stripe_refund_id = models.CharField(max_length=100, blank=True)
-    requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="refund_amount_gt_0"),
-            models.CheckConstraint(
-                condition=Q(approved_by__isnull=True) | ~Q(approved_by=F("requested_by")),
-                name="refund_approver_is_not_requester",
-            ),
+            approver_is_not_maker("refund_approver_is_not_maker"),
             models.UniqueConstraint(
                 fields=["stripe_refund_id"],
                 condition=~Q(stripe_refund_id=""),

@@ -16,11 +16,11 @@ Both are decided by a maker and, above APPROVAL_THRESHOLD, approved by somebody 
 outbox, one command per AIQ write with a deterministic external reference.
 """
 
-from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
-from ledger.fields import MoneyField
+from core.fields import MoneyField
+from staff.maker_checker import MakerChecked, approver_is_not_maker
 
 
 class LaterState(models.TextChoices):
@@ -35,25 +35,14 @@ class LaterState(models.TextChoices):
 HOLDING_STATES = (LaterState.AWAITING_APPROVAL, LaterState.SENT)
 
 
-def _maker_checker(prefix: str) -> models.CheckConstraint:
-    return models.CheckConstraint(
-        condition=Q(approver__isnull=True) | ~Q(approver=F("maker")),
-        name=f"{prefix}_approver_is_not_maker",
-    )
-
-
-class LaterDecision(models.Model):
-    """What a maker decided and who approved it (the approver is never the maker)."""
+class LaterDecision(MakerChecked):
+    """What a maker decided, and who approved it (the approver is never the maker:
+    staff/maker_checker.py)."""
 
     State = LaterState
 
     state = models.CharField(max_length=20, choices=LaterState)
     needs_approval = models.BooleanField(default=False)
-    maker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    approver = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    decided_at = models.DateTimeField(null=True, blank=True)
     rejection_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -92,7 +81,7 @@ class ContactAllocation(LaterDecision):
                 | (Q(receipt__isnull=False) & Q(credit_note__isnull=True)),
                 name="contactalloc_one_credit_side",
             ),
-            _maker_checker("contactalloc"),
+            approver_is_not_maker("contactalloc_approver_is_not_maker"),
         ]
 
     def __str__(self):
@@ -161,7 +150,7 @@ class OtherReceipt(LaterDecision):
                 & Q(state__in=["awaiting_approval", "sent", "confirmed"]),
                 name="otherreceipt_one_live_per_payment",
             ),
-            _maker_checker("otherreceipt"),
+            approver_is_not_maker("otherreceipt_approver_is_not_maker"),
         ]
 
     def __str__(self):

@@ -22,8 +22,8 @@ from django.db import transaction
 from django.db.models import BigIntegerField, F, Sum
 from django.utils import timezone
 
+from core.money import format_money
 from ledger.models import CreditNote, DocumentStatus, Invoice, OutboxCommand, Receipt
-from ledger.money import format_money
 from ledger.outbox.services import NewCommand
 from payments.models_money_later import (
     HOLDING_STATES,
@@ -40,6 +40,7 @@ from payments.services.later import (
     open_or_send,
     require_clerk,
 )
+from staff.maker_checker import record_change
 
 ZERO = Decimal(0)
 ORIGIN = "contact_allocation"
@@ -189,13 +190,13 @@ def contact_allocation_create(
             currency=currency,
             allocation_date=allocation_date or timezone.localdate(),
             needs_approval=needs_approval(total),
-            maker=actor,
         )
         allocation.state = (
             ContactAllocation.State.AWAITING_APPROVAL
             if allocation.needs_approval
             else ContactAllocation.State.SENT
         )
+        record_change(allocation, actor=actor)
         allocation.full_clean()
         allocation.save()
         ContactAllocationLine.objects.bulk_create(

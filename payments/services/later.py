@@ -14,12 +14,12 @@ from decimal import Decimal
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.utils import timezone
 
+from core.money import MoneyError, exact
 from ledger.models import OutboxCommand
-from ledger.money import MoneyError, exact
 from ledger.outbox.services import NewCommand, outbox_enqueue_many
 from payments.models_money_later import ContactAllocation, LaterState, OtherReceipt
+from staff.maker_checker import check_approver, record_approval
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -93,13 +93,13 @@ def later_approve(*, row, actor, snapshot: Callable):
     _model, prefix, _commands = ORIGINS[origin_of(row)]
     with transaction.atomic():
         row = _lock(row)
-        if row.maker_id == actor.pk:
-            raise LaterRefused("You made this; a different person must approve it.")
+        check_approver(row, actor=actor)
         if row.state != State.AWAITING_APPROVAL:
             raise LaterRefused(f"This is {row.get_state_display().lower()}; nothing to approve.")
         before = snapshot(row)
-        row.state, row.approver, row.decided_at = State.SENT, actor, timezone.now()
-        row.save(update_fields=["state", "approver", "decided_at", "updated_at"])
+        record_approval(row, actor=actor)
+        row.state = State.SENT
+        row.save(update_fields=["state", "approver", "approved_at", "updated_at"])
         ids = hand_to_outbox(row, actor)
         audit_log(
             actor=actor,
@@ -126,8 +126,8 @@ def later_reject(*, row, actor, reason: str, snapshot: Callable):
         if row.state != State.AWAITING_APPROVAL:
             raise LaterRefused(f"This is {row.get_state_display().lower()}; it cannot be rejected.")
         before = snapshot(row)
-        row.state, row.rejection_reason, row.decided_at = State.REJECTED, reason, timezone.now()
-        row.save(update_fields=["state", "rejection_reason", "decided_at", "updated_at"])
+        row.state, row.rejection_reason = State.REJECTED, reason
+        row.save(update_fields=["state", "rejection_reason", "updated_at"])
         audit_log(
             actor=actor,
             action=f"{prefix}.reject",

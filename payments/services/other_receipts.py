@@ -20,8 +20,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.money import format_money, quantize
 from ledger.models import BankAccount, Customer, GLAccount, OutboxCommand, TaxCode
-from ledger.money import format_money, quantize
 from ledger.outbox.services import NewCommand
 from payments.models import AllocationPlan, Payment
 from payments.models_money_later import OtherReceipt, OtherReceiptLine
@@ -37,6 +37,7 @@ from payments.services.later import (
     require_clerk,
 )
 from payments.services.plan_lines import available_amount
+from staff.maker_checker import record_change
 from staff.services import audit_log
 
 ZERO = Decimal(0)
@@ -168,9 +169,9 @@ def other_receipt_create(
             total_amount=total,
             currency=currency,
             needs_approval=needs_approval(total),
-            maker=actor,
         )
         row.state = row.State.AWAITING_APPROVAL if row.needs_approval else row.State.SENT
+        record_change(row, actor=actor)
         row.full_clean()
         row.save()
         for line in built:
