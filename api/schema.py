@@ -7,8 +7,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from api.serializers import Problem
 
 _PROBLEM = OpenApiResponse(Problem, description="A problem document (RFC 9457)")
-ERRORS = {code: _PROBLEM for code in (400, 401, 403, 404, 429)}
-WRITE_ERRORS = {**ERRORS, 409: _PROBLEM, 422: _PROBLEM}
+ERRORS = {(code, "application/problem+json"): _PROBLEM for code in (400, 401, 403, 404, 429)}
+WRITE_ERRORS = {
+    **ERRORS,
+    (409, "application/problem+json"): _PROBLEM,
+    (422, "application/problem+json"): _PROBLEM,
+}
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     str,

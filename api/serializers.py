@@ -10,6 +10,14 @@ from rest_framework import serializers
 AMOUNT = {"max_digits": 18, "decimal_places": 3}
 
 
+def sensible_date(value):
+    """A transaction date AIQ can book: refused far outside its periods (and the datetime
+    range) rather than failing later."""
+    if not 1990 <= value.year <= 2100:
+        raise serializers.ValidationError("Give a date between 1990 and 2100.")
+    return value
+
+
 class ArtefactIn(serializers.Serializer):
     artefact_id = serializers.CharField(max_length=40)
     amount = serializers.DecimalField(**AMOUNT)
@@ -21,7 +29,7 @@ class ContactPaymentIn(serializers.Serializer):
     payment_method_id = serializers.CharField(max_length=40, required=False, allow_blank=True)
     contact_id = serializers.CharField(max_length=50)
     bank_account_id = serializers.CharField(max_length=50)
-    date = serializers.DateField()
+    date = serializers.DateField(validators=[sensible_date])
     total_amount = serializers.DecimalField(**AMOUNT, min_value=0)
     reference = serializers.CharField(max_length=25, required=False, allow_blank=True)
     allocated_artefacts = ArtefactIn(many=True, required=False, max_length=200)
@@ -49,7 +57,7 @@ class SignedArtefactIn(serializers.Serializer):
 class ContactAllocationIn(serializers.Serializer):
     transaction_type_id = serializers.ChoiceField(["CUSTOMER_ALLOCATION"], required=False)
     contact_id = serializers.CharField(max_length=50, required=False)
-    date = serializers.DateField(required=False)
+    date = serializers.DateField(required=False, validators=[sensible_date])
     allocated_artefacts = SignedArtefactIn(many=True, min_length=2, max_length=200)
 
 
@@ -71,7 +79,7 @@ class OtherPaymentIn(serializers.Serializer):
     payment_method_id = serializers.CharField(max_length=40, required=False, allow_blank=True)
     contact_id = serializers.CharField(max_length=50, required=False, allow_blank=True)
     bank_account_id = serializers.CharField(max_length=50)
-    date = serializers.DateField()
+    date = serializers.DateField(validators=[sensible_date])
     reference = serializers.CharField(max_length=25, required=False, allow_blank=True)
     description = serializers.CharField(max_length=250, required=False, allow_blank=True)
     total_amount = serializers.DecimalField(**AMOUNT, required=False, min_value=0)

@@ -109,7 +109,7 @@ class InvoiceList(ApiView):
     @extend_schema(
         operation_id="invoices_list",
         parameters=LIST_PARAMETERS,
-        responses={200: paged(s.InvoiceOut), **ERRORS},
+        responses={(200, "application/json"): paged(s.InvoiceOut), **ERRORS},
     )
     def get(self, request):
         rows = filtered(
@@ -124,7 +124,7 @@ class InvoiceDetail(ApiView):
     @extend_schema(
         operation_id="invoices_read",
         parameters=DETAIL_PARAMETERS,
-        responses={200: s.InvoiceOut, **ERRORS},
+        responses={(200, "application/json"): s.InvoiceOut, **ERRORS},
     )
     def get(self, request, artefact_id: str):
         rows = Invoice.objects.filter(entity=self.entity()).select_related("customer")
@@ -136,7 +136,7 @@ class CreditNoteList(ApiView):
     @extend_schema(
         operation_id="credit_notes_list",
         parameters=LIST_PARAMETERS,
-        responses={200: paged(s.CreditNoteOut), **ERRORS},
+        responses={(200, "application/json"): paged(s.CreditNoteOut), **ERRORS},
     )
     def get(self, request):
         rows = filtered(
@@ -151,7 +151,7 @@ class CreditNoteDetail(ApiView):
     @extend_schema(
         operation_id="credit_notes_read",
         parameters=DETAIL_PARAMETERS,
-        responses={200: s.CreditNoteOut, **ERRORS},
+        responses={(200, "application/json"): s.CreditNoteOut, **ERRORS},
     )
     def get(self, request, artefact_id: str):
         rows = CreditNote.objects.filter(entity=self.entity()).select_related("customer")
@@ -163,7 +163,7 @@ class CustomerList(ApiView):
     @extend_schema(
         operation_id="customers_list",
         parameters=[LIST_PARAMETERS[-2], LIST_PARAMETERS[-1]],
-        responses={200: paged(s.CustomerOut), **ERRORS},
+        responses={(200, "application/json"): paged(s.CustomerOut), **ERRORS},
     )
     def get(self, request):
         rows = Customer.objects.filter(entity=self.entity())
@@ -177,7 +177,10 @@ class CustomerList(ApiView):
 
 
 class CustomerDetail(ApiView):
-    @extend_schema(operation_id="customers_read", responses={200: s.CustomerOut, **ERRORS})
+    @extend_schema(
+        operation_id="customers_read",
+        responses={(200, "application/json"): s.CustomerOut, **ERRORS},
+    )
     def get(self, request, contact_id: str):
         row = Customer.objects.filter(entity=self.entity(), code=contact_id.upper()[:50]).first()
         if row is None:
@@ -188,7 +191,7 @@ class CustomerDetail(ApiView):
 class BankAccountList(ApiView):
     @extend_schema(
         operation_id="bank_accounts_list",
-        responses={200: s.BankAccountOut(many=True), **ERRORS},
+        responses={(200, "application/json"): s.BankAccountOut(many=True), **ERRORS},
     )
     def get(self, request):
         rows = BankAccount.objects.filter(entity=self.entity()).order_by("bank_account_code")

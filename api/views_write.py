@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.http import HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -63,7 +64,13 @@ class WriteView(ApiView):
             raise Refused(
                 "This Idempotency-Key was used with a different request.", "Idempotency-Key", 409
             ) from None
-        response = Response(body, status=status, content_type=PROBLEM if status >= 400 else None)
+        # keys sorted: the stored answer comes back from a JSON column in its own key order
+        # (PostgreSQL's jsonb), and a replay must be the same bytes as the first answer
+        response = HttpResponse(
+            json.dumps(body, sort_keys=True, separators=(",", ":")),
+            status=status,
+            content_type=PROBLEM if status >= 400 else "application/json",
+        )
         if replayed:
             response["Idempotent-Replayed"] = "true"
         return response
@@ -126,7 +133,7 @@ class ContactPayments(WriteView):
             OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
             OpenApiParameter("page_size", int),
         ],
-        responses={200: paged(s.ContactPaymentOut), **ERRORS},
+        responses={(200, "application/json"): paged(s.ContactPaymentOut), **ERRORS},
     )
     def get(self, request):
         kind = request.query_params.get("transaction_type_id", "CUSTOMER_RECEIPT")
@@ -151,7 +158,7 @@ class ContactPayments(WriteView):
         operation_id="contact_payments_create",
         parameters=[IDEMPOTENCY_KEY],
         request=s.ContactPaymentRequest,
-        responses={201: s.ContactPaymentOut, **WRITE_ERRORS},
+        responses={(201, "application/json"): s.ContactPaymentOut, **WRITE_ERRORS},
     )
     def post(self, request):
         return self.idempotent_post(request, s.ContactPaymentRequest, self.create)
@@ -253,7 +260,8 @@ class ContactPayments(WriteView):
 
 class ContactPaymentDetail(WriteView):
     @extend_schema(
-        operation_id="contact_payments_read", responses={200: s.ContactPaymentOut, **ERRORS}
+        operation_id="contact_payments_read",
+        responses={(200, "application/json"): s.ContactPaymentOut, **ERRORS},
     )
     def get(self, request, payment_id: str):
         if payment_id.startswith("ref_"):
@@ -267,7 +275,7 @@ class ContactPaymentDetail(WriteView):
     @extend_schema(
         operation_id="contact_payments_update",
         request=s.ContactPaymentUpdateRequest,
-        responses={200: s.ContactPaymentOut, **WRITE_ERRORS},
+        responses={(200, "application/json"): s.ContactPaymentOut, **WRITE_ERRORS},
     )
     def put(self, request, payment_id: str):
         """Only `"allocated_artefacts": []`: remove the receipt's allocations (each reversed in
@@ -294,7 +302,7 @@ class ContactAllocations(WriteView):
     @extend_schema(
         operation_id="contact_allocations_list",
         parameters=[OpenApiParameter("updated_since", OpenApiTypes.DATETIME)],
-        responses={200: paged(s.ContactAllocationOut), **ERRORS},
+        responses={(200, "application/json"): paged(s.ContactAllocationOut), **ERRORS},
     )
     def get(self, request):
         rows = ContactAllocation.objects.filter(entity=self.entity()).select_related("customer")
@@ -304,7 +312,7 @@ class ContactAllocations(WriteView):
         operation_id="contact_allocations_create",
         parameters=[IDEMPOTENCY_KEY],
         request=s.ContactAllocationRequest,
-        responses={201: s.ContactAllocationOut, **WRITE_ERRORS},
+        responses={(201, "application/json"): s.ContactAllocationOut, **WRITE_ERRORS},
     )
     def post(self, request):
         return self.idempotent_post(request, s.ContactAllocationRequest, self.create)
@@ -352,7 +360,8 @@ class ContactAllocations(WriteView):
 
 class ContactAllocationDetail(WriteView):
     @extend_schema(
-        operation_id="contact_allocations_read", responses={200: s.ContactAllocationOut, **ERRORS}
+        operation_id="contact_allocations_read",
+        responses={(200, "application/json"): s.ContactAllocationOut, **ERRORS},
     )
     def get(self, request, allocation_id: str):
         rows = ContactAllocation.objects.filter(entity=self.entity()).select_related("customer")
@@ -366,7 +375,7 @@ class OtherPayments(WriteView):
     @extend_schema(
         operation_id="other_payments_list",
         parameters=[OpenApiParameter("updated_since", OpenApiTypes.DATETIME)],
-        responses={200: paged(s.OtherPaymentOut), **ERRORS},
+        responses={(200, "application/json"): paged(s.OtherPaymentOut), **ERRORS},
     )
     def get(self, request):
         rows = OtherReceipt.objects.filter(entity=self.entity()).select_related(
@@ -378,7 +387,7 @@ class OtherPayments(WriteView):
         operation_id="other_payments_create",
         parameters=[IDEMPOTENCY_KEY],
         request=s.OtherPaymentRequest,
-        responses={201: s.OtherPaymentOut, **WRITE_ERRORS},
+        responses={(201, "application/json"): s.OtherPaymentOut, **WRITE_ERRORS},
     )
     def post(self, request):
         return self.idempotent_post(request, s.OtherPaymentRequest, self.create)
@@ -411,7 +420,10 @@ class OtherPayments(WriteView):
 
 
 class OtherPaymentDetail(WriteView):
-    @extend_schema(operation_id="other_payments_read", responses={200: s.OtherPaymentOut, **ERRORS})
+    @extend_schema(
+        operation_id="other_payments_read",
+        responses={(200, "application/json"): s.OtherPaymentOut, **ERRORS},
+    )
     def get(self, request, other_id: str):
         rows = OtherReceipt.objects.filter(entity=self.entity()).select_related(
             "customer", "bank_account"
