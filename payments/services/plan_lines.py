@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import BigIntegerField, F, Sum
 
-from core.money import MoneyError, exact
+from core.money import MoneyError, exact, format_money
 from ledger.models import GLAccount, Invoice
 from payments.matching.index import OPEN_STATUSES, RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
@@ -181,9 +181,33 @@ def line_settles(line: LineInput) -> Decimal:
 
 def lines_need_approval(payment: Payment, lines: list[LineInput]) -> bool:
     """Maker-checker: above the threshold, and every discount or write-off, needs a checker."""
-    if available_amount(payment) > settings.APPROVAL_THRESHOLD:
-        return True
-    return any(line.discount_amount or line.write_off_amount for line in lines)
+    return bool(approval_reasons(payment, lines))
+
+
+def approval_reasons(payment: Payment, lines, invoices: dict | None = None) -> list[str]:
+    """Why a second person must approve these lines, in a clerk's words (empty: nobody
+    needs to). The one place the approval rule is written; `invoices` by id names them."""
+    currency = payment.currency
+    reasons = []
+    available = available_amount(payment)
+    if available > settings.APPROVAL_THRESHOLD:
+        reasons.append(
+            f"{format_money(available, currency)} is above the approval threshold of "
+            f"{format_money(settings.APPROVAL_THRESHOLD, currency)}"
+        )
+    for line in lines:
+        line = LineInput.coerce(line)
+        name = (invoices or {}).get(line.invoice_id) or f"invoice #{line.invoice_id}"
+        if line.discount_amount:
+            reasons.append(
+                f"settlement discount of {format_money(line.discount_amount, currency)} on {name}"
+            )
+        if line.write_off_amount:
+            reasons.append(
+                f"write-off of {format_money(line.write_off_amount, currency)} on {name} "
+                f"to GL account {line.write_off_gl_account_code}"
+            )
+    return reasons
 
 
 def plan_snapshot(plan: AllocationPlan) -> dict:
