@@ -14,6 +14,7 @@ from payments.models import AllocationPlan
 from payments.services.plan_lines import approval_reasons
 from payments.views import actions
 from staff.forms import ReasonForm
+from staff.maker_checker import is_maker
 from staff.views import approver_required, clerk_required, get_or_404
 
 PARTS = (("amount", "amount"), ("discount", "discount_amount"), ("write-off", "write_off_amount"))
@@ -88,7 +89,7 @@ def approvals(request):
             invoices={line.invoice_id: line.invoice for line in plan.lines.all()},
         )
         plan.allocated = sum((line.amount for line in plan.lines.all()), start=0)
-        plan.is_mine = plan.maker_id == request.user.pk
+        plan.is_mine = is_maker(plan, request.user)
     return render(
         request,
         "payments/approvals.html",
