@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 
 from core.fields import MoneyField
+from core.money import format_money
 from staff.maker_checker import MakerChecked, approver_is_not_maker
 
 
@@ -170,7 +171,7 @@ class Payment(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_source_display()} {self.external_id} {self.amount} {self.currency}"
+        return f"{self.get_source_display()} {self.external_id} {format_money(self.amount, self.currency)}"
 
 
 class Fee(models.Model):

@@ -2,6 +2,8 @@
 """What clerks and approvers read on the screens (issue 16): why a plan needs approval, what
 changed from the proposal, and the context around a payment."""
 
+import csv
+import io
 from decimal import Decimal
 
 import pytest
@@ -75,3 +77,17 @@ def test_outbox_pages_fifty_writes_at_a_time(client, alice, screen_data):
     assert "CUST-PAGE-0<" in html and "R-TEST-1" not in html
     failed = client.get(reverse("payments:outbox"), {"state": "needs_person"})
     assert "R-TEST-1" in failed.content.decode()
+
+
+def test_csv_export_reads_like_the_screens(client, alice, screen_data):
+    """Amounts at the currency's decimals (not 400.000), state names as the screens say
+    them, and the invoices each payment's plan settles."""
+    client.force_login(alice)
+    response = client.get(reverse("payments:export"), {"tab": "all"})
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    header, body = rows[0], {row[2]: dict(zip(rows[0], row, strict=True)) for row in rows[1:]}
+    assert header[:5] == ["Received", "Source", "Payment id", "Amount", "Currency"]
+    awaiting = body["pi_awaiting"]
+    assert awaiting["Amount"] == "400.00" and awaiting["State"] == "Awaiting approval"
+    assert awaiting["Invoices"] == "INV-1002" and awaiting["Source"] == "Stripe"
+    assert body["pi_yen"]["Amount"] == "125000"  # yen have no decimals

@@ -157,17 +157,23 @@ def validate_lines(
                 raise PlanRefused(f"Invoice {label}: GL account {code} is not known.")
         open_amount = invoice.outstanding_amount - held.get(invoice.pk, ZERO)
         if settles > open_amount:
+            held_here = held.get(invoice.pk, ZERO)
             raise PlanRefused(
-                f"Invoice {label} has {max(open_amount, ZERO)} {currency} open "
-                f"(outstanding {invoice.outstanding_amount}, held by other plans "
-                f"{held.get(invoice.pk, ZERO)}); the plan settles {settles}."
+                f"Invoice {label} has {format_money(max(open_amount, ZERO), currency)} open"
+                + (
+                    f" ({format_money(invoice.outstanding_amount, currency)} outstanding, "
+                    f"{format_money(held_here, currency)} held by other plans)"
+                    if held_here
+                    else ""
+                )
+                + f"; the plan settles {format_money(settles, currency)}."
             )
     allocated = sum((line.amount for line in lines), ZERO)
     on_account = available_amount(payment) - allocated
     if on_account < 0:
         raise PlanRefused(
-            f"The plan allocates {allocated} {currency}, more than the payment's "
-            f"{available_amount(payment)}."
+            f"The plan allocates {format_money(allocated, currency)}, more than the "
+            f"payment's {format_money(available_amount(payment), currency)}."
         )
     if customer_id is None:
         raise PlanRefused("A plan with no invoices needs a customer to hold the money on account.")

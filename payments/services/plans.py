@@ -443,8 +443,8 @@ def allocation_unallocate(*, allocation: Allocation, actor, reason: str) -> Outb
             actor=actor,
             action="allocation.unallocate",
             obj=allocation,
-            summary=f"unallocate {allocation.reference} ({allocation.amount} "
-            f"{allocation.currency}): {reason}",
+            summary=f"unallocate {allocation.reference} "
+            f"({format_money(allocation.amount, allocation.currency)}): {reason}",
             before=before,
             after=after,
         )
