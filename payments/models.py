@@ -89,8 +89,10 @@ class Payment(models.Model):
         UNMATCHED = "unmatched", "Unmatched"
         PROPOSED = "proposed", "Proposed"
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
-        APPROVED = "approved", "Approved"
-        SENT = "sent", "Sent to AIQ"
+        # One name per state, the same as its plan's (AllocationPlan.State): approved and
+        # handed to the outbox, then confirmed by AIQ.
+        APPROVED = "approved", "Approved, on its way to AIQ"
+        SENT = "sent", "Confirmed in AIQ"
         FAILED = "failed", "Failed in AIQ"
         REJECTED = "rejected", "Rejected"
         IGNORED = "ignored", "Not for AIQ"
@@ -171,7 +173,8 @@ class Payment(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_source_display()} {self.external_id} {format_money(self.amount, self.currency)}"
+        amount = format_money(self.amount, self.currency)
+        return f"{self.get_source_display()} {self.external_id} {amount}"
 
 
 class Fee(models.Model):
@@ -183,6 +186,9 @@ class Fee(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(amount__gte=0), name="fee_amount_gte_0")]
+
+    def __str__(self):
+        return f"{self.kind} fee {format_money(self.amount, self.currency)}"
 
 
 class Dispute(models.Model):
@@ -202,6 +208,9 @@ class Dispute(models.Model):
                 fields=["source", "external_id"], name="dispute_external_unique"
             )
         ]
+
+    def __str__(self):
+        return f"{self.get_source_display()} dispute {self.external_id} ({self.status})"
 
 
 class WebhookEvent(models.Model):
@@ -229,6 +238,9 @@ class WebhookEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "event_id"], name="webhookevent_unique")
         ]
+
+    def __str__(self):
+        return f"{self.get_source_display()} {self.event_type} {self.event_id}"
 
 
 class ImportFormat(models.Model):
@@ -283,6 +295,12 @@ class ImportBatch(models.Model):
     # so the table does not keep every statement. The upload form caps it at bank_csv.MAX_BYTES.
     content = models.BinaryField(editable=False, default=b"")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "import batches"
+
+    def __str__(self):
+        return f"{self.filename} ({self.get_state_display().lower()})"
 
 
 class Statement(models.Model):
@@ -411,6 +429,9 @@ class MatchProposal(models.Model):
             ),
         ]
 
+    def __str__(self):
+        return f"Proposal {self.rank} for payment #{self.payment_id}: {self.explanation}"
+
 
 class AllocationPlan(MakerChecked):
     """Maker-checker (staff/maker_checker.py): `maker` is who last changed the lines."""
@@ -420,8 +441,8 @@ class AllocationPlan(MakerChecked):
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
-        SENT = "sent", "Sent to AIQ"
-        CONFIRMED = "confirmed", "Confirmed in AIQ"
+        SENT = "sent", "Approved, on its way to AIQ"  # the payment's APPROVED
+        CONFIRMED = "confirmed", "Confirmed in AIQ"  # the payment's SENT
         FAILED = "failed", "Failed in AIQ"
         VOID = "void", "Void"
 
@@ -455,6 +476,10 @@ class AllocationPlan(MakerChecked):
             ),
         ]
 
+    def __str__(self):
+        state = self.get_state_display()
+        return f"Plan #{self.pk} v{self.version} for payment #{self.payment_id} ({state})"
+
 
 class AllocationPlanLine(models.Model):
     plan = models.ForeignKey(AllocationPlan, on_delete=models.PROTECT, related_name="lines")
@@ -483,6 +508,9 @@ class AllocationPlanLine(models.Model):
             ),
             models.UniqueConstraint(fields=["plan", "invoice"], name="planline_invoice_once"),
         ]
+
+    def __str__(self):
+        return f"Plan #{self.plan_id}, invoice #{self.invoice_id}"
 
 
 class Refund(MakerChecked):
@@ -538,3 +566,7 @@ class Refund(MakerChecked):
                 name="refund_stripe_id_unique",
             ),
         ]
+
+    def __str__(self):
+        amount = format_money(self.amount, self.currency)
+        return f"Refund #{self.pk}: {amount} ({self.get_state_display()})"

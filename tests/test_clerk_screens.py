@@ -91,3 +91,20 @@ def test_csv_export_reads_like_the_screens(client, alice, screen_data):
     assert awaiting["Amount"] == "400.00" and awaiting["State"] == "Awaiting approval"
     assert awaiting["Invoices"] == "INV-1002" and awaiting["Source"] == "Stripe"
     assert body["pi_yen"]["Amount"] == "125000"  # yen have no decimals
+
+
+def test_dates_are_typed_day_first(client, alice, screen_data):
+    from datetime import date, timedelta
+
+    client.force_login(alice)
+    tomorrow = (date.today() + timedelta(days=1)).strftime("%d/%m/%Y")
+    week_ago = (date.today() - timedelta(days=7)).strftime("%d/%m/%Y")
+    html = client.get(
+        reverse("payments:inbox"), {"tab": "all", "received_from": week_ago}
+    ).content.decode()
+    assert 'placeholder="dd/mm/yyyy"' in html and f'value="{week_ago}"' in html
+    assert "pi_unmatched" in html
+    html = client.get(
+        reverse("payments:inbox"), {"tab": "all", "received_from": tomorrow}
+    ).content.decode()
+    assert "pi_unmatched" not in html
