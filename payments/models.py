@@ -41,6 +41,39 @@ class Payout(models.Model):
         return f"{self.get_source_display()} payout {self.external_id}"
 
 
+class StatementAccount(models.Model):
+    """A bank account as its statements name it, and the AIQ bank account (so the entity) its
+    money goes to. Statements (camt, MT940, BAI2, OFX, QIF, CSV) belong to one; a bank's
+    transaction ids are unique per account, not per bank."""
+
+    entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
+    bank_account = models.ForeignKey(
+        "ledger.BankAccount",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="statement_accounts",
+        help_text="The AIQ bank account its receipts are booked to",
+    )
+    name = models.CharField(max_length=100, blank=True)
+    # normalised: an IBAN ("GB29NWBK60161331926819"), a UK sort code and account number
+    # ("601613 31926819"), or the account id the bank's file gives (BAI2, OFX, MT940 :25:)
+    account_key = models.CharField(max_length=70, unique=True)
+    currency = models.CharField(max_length=3, blank=True)
+    import_format = models.ForeignKey(
+        "ImportFormat",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The saved layout of this account's CSV/Excel exports",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name or self.account_key
+
+
 class Payment(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -77,6 +110,15 @@ class Payment(models.Model):
         max_length=100, blank=True, help_text="The source's customer id (cus_..., CU...)"
     )
     description = models.TextField(blank=True)
+    # Bank statement entries (empty for card/Direct Debit providers): the account the money
+    # arrived in, the payer's own account (IBAN, or "sort code account number"), the bank's
+    # reference for the entry and the payer's end-to-end id (ISO 20022 EndToEndId).
+    statement_account = models.ForeignKey(
+        StatementAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    payer_account = models.CharField(max_length=70, blank=True)
+    bank_reference = models.CharField(max_length=140, blank=True)
+    end_to_end_id = models.CharField(max_length=140, blank=True)
     references = models.JSONField(
         default=list, blank=True, help_text="Reference texts to match on, with where they came from"
     )
@@ -199,6 +241,17 @@ class ImportFormat(models.Model):
     date_format = models.CharField(max_length=30, default="%d/%m/%Y")
     decimal_comma = models.BooleanField(default=False)
     currency = models.CharField(max_length=3, blank=True, help_text="When the file has none")
+    header_row = models.PositiveIntegerField(
+        default=0,
+        help_text="Row number of the column headers as a spreadsheet shows it (1 = first row); "
+        "0 = find it (the first row holding every mapped column)",
+    )
+    amounts_inverted = models.BooleanField(
+        default=False, help_text="The file shows money in as negative (card-statement style)"
+    )
+    origin = models.CharField(
+        max_length=300, blank=True, help_text="Where this layout came from (bank's own guide…)"
+    )
 
     def __str__(self):
         return self.name
@@ -210,7 +263,12 @@ class ImportBatch(models.Model):
         IMPORTED = "imported", "Imported"
         REJECTED = "rejected", "Rejected"
 
-    import_format = models.ForeignKey(ImportFormat, on_delete=models.PROTECT)
+    # empty for self-describing files (camt, MT940, BAI2, OFX, QIF)
+    import_format = models.ForeignKey(ImportFormat, null=True, blank=True, on_delete=models.PROTECT)
+    file_format = models.CharField(max_length=20, blank=True, help_text="csv, camt.053, mt940…")
+    statement_account = models.ForeignKey(
+        StatementAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="batches"
+    )
     filename = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
@@ -224,6 +282,27 @@ class ImportBatch(models.Model):
     # so the table does not keep every statement. The upload form caps it at bank_csv.MAX_BYTES.
     content = models.BinaryField(editable=False, default=b"")
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Statement(models.Model):
+    """One statement of a bank account as the bank sent it: its period and balances, so a
+    later screen can say "the bank says X, we hold Y" and overlapping statements are seen."""
+
+    account = models.ForeignKey(
+        StatementAccount, on_delete=models.PROTECT, related_name="statements"
+    )
+    batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="statements")
+    statement_id = models.CharField(max_length=100, blank=True, help_text="The bank's own id")
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    opening_balance = MoneyField(null=True, blank=True)
+    closing_balance = MoneyField(null=True, blank=True)
+    entry_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "end_date"], name="statement_account_end")]
 
 
 class PayerMapping(models.Model):

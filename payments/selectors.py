@@ -169,3 +169,34 @@ def cash_by_day_and_source(*, days: int, now=None) -> list[dict]:
         }
         for currency, chart in sorted(charts.items())
     ]
+
+
+def layouts_described() -> list[dict]:
+    """Each saved CSV/Excel layout with what it expects of a file, in a clerk's words: the
+    columns (by header, or by position), the date format as an example date, the header row,
+    decimal comma, sign, and which bank accounts use it."""
+    from datetime import date
+
+    from payments.models import ImportFormat, StatementAccount
+    from payments.sources.bank_csv import FIELDS
+
+    users: dict[int, list[str]] = {}
+    for account in StatementAccount.objects.exclude(import_format=None).order_by("name"):
+        users.setdefault(account.import_format_id, []).append(str(account))
+    described = []
+    for layout in ImportFormat.objects.order_by("name"):
+        columns = [
+            {"field": FIELDS.get(name, name).split(" (")[0], "column": column}
+            for name, column in layout.column_map.items()
+        ]
+        example = date(2025, 3, 31).strftime(layout.date_format)
+        described.append(
+            {
+                "layout": layout,
+                "columns": columns,
+                "date_example": example,
+                "header": f"row {layout.header_row}" if layout.header_row else "found by its names",
+                "accounts": users.get(layout.pk, []),
+            }
+        )
+    return described

@@ -24,7 +24,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from core.money import MoneyError, exact, format_money, from_minor
+from core.money import MoneyError, exact, format_money
+from core.stripe_money import stripe_from_minor
 from ledger.models import Allocation, Invoice, OutboxCommand, Receipt
 from ledger.outbox.services import outbox_enqueue
 from payments.models import Payment, Refund, Unallocation
@@ -495,7 +496,7 @@ def refund_external_propose(*, payment: Payment, stripe_refund: dict) -> Refund 
         customer = receipt.customer if receipt else payment.customer
         if customer is None:
             return None  # not matched to a customer: not in AIQ, nothing to book against
-        amount = from_minor(int(stripe_refund.get("amount") or 0), payment.currency)
+        amount = stripe_from_minor(int(stripe_refund.get("amount") or 0), payment.currency)
         if amount <= 0:
             return None
         refund = Refund(
