@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("payments", "0016_merge_0015_maker_checker_0015_statement_accounts"),
+        ("payments", "0017_unallocation"),
     ]
 
     operations = [
