@@ -563,3 +563,42 @@ class Refund(MakerChecked):
                 name="refund_stripe_id_unique",
             ),
         ]
+
+
+class Unallocation(MakerChecked):
+    """Undoing an allocation in AIQ (UnallocateTransactions): a reversing step, never a delete.
+    Above APPROVAL_THRESHOLD a second person approves it (maker-checker); at or below it, asking
+    is approving. The outbox command is queued in the approval's transaction."""
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", "Awaiting approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    allocation = models.ForeignKey(
+        "ledger.Allocation", on_delete=models.PROTECT, related_name="unallocations"
+    )
+    state = models.CharField(max_length=10, choices=State, default=State.REQUESTED)
+    reason = models.TextField()
+    rejection_reason = models.TextField(blank=True)
+    command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            approver_is_not_maker("unallocation_approver_is_not_maker"),
+            # one undo asked for or under way per allocation
+            models.UniqueConstraint(
+                fields=["allocation"],
+                condition=Q(state__in=["requested", "approved"]),
+                name="unallocation_one_live_per_allocation",
+            ),
+            # approved means handed to the outbox, in the same transaction
+            models.CheckConstraint(
+                condition=~Q(state="approved") | Q(command__isnull=False),
+                name="unallocation_approved_has_command",
+            ),
+        ]

@@ -10,13 +10,13 @@ from payments.models import AllocationPlan, Payment
 from payments.selectors import plans_awaiting_approval
 from payments.services.plans import (
     PlanRefused,
-    allocation_unallocate,
     plan_approve,
     plan_edit,
     plan_propose,
     plan_reject,
     plan_submit,
 )
+from payments.services.unallocations import allocation_unallocate
 from staff.maker_checker import SelfApproval
 from staff.models import AuditEntry
 from tests.test_plans_factories import D, make_customer, make_invoice, make_payment, setup_books
@@ -244,7 +244,9 @@ def test_unallocate_queues_the_undo_and_puts_the_cash_back_on_account(entity, ac
     )
     with pytest.raises(PlanRefused, match="why"):
         allocation_unallocate(allocation=allocation, actor=alice, reason="")
-    command = allocation_unallocate(allocation=allocation, actor=alice, reason="paid twice")
+    undo = allocation_unallocate(allocation=allocation, actor=alice, reason="paid twice")
+    command = undo.command  # 60.00 is under the threshold: asking is approving
+    assert (undo.state, undo.maker, undo.approver) == ("approved", alice, None)
     assert command.kind == "unallocate"
     assert command.payload == {
         "transaction_ids": [90001, invoice.aiq_transaction_id],
@@ -257,4 +259,4 @@ def test_unallocate_queues_the_undo_and_puts_the_cash_back_on_account(entity, ac
     entry = AuditEntry.objects.get(action="allocation.unallocate")
     assert entry.actor == alice and "paid twice" in entry.summary
     # asking twice queues nothing new
-    assert allocation_unallocate(allocation=allocation, actor=alice, reason="again") == command
+    assert allocation_unallocate(allocation=allocation, actor=alice, reason="again") == undo

@@ -54,6 +54,9 @@ def _urls(d):
         "invoice_attach": ("post", reverse("ledger:invoice_attach", args=[inv.pk]), {}),
         "approve": ("post", reverse("payments:approve", args=[plan.pk]), {}),
         "reject_plan": ("post", reverse("payments:reject_plan", args=[plan.pk]), {"reason": "x"}),
+        # no undo request in screen_data: past the role check, an unknown one is a 404
+        "approve_undo": ("post", reverse("payments:approve_undo", args=[999999]), {}),
+        "reject_undo": ("post", reverse("payments:reject_undo", args=[999999]), {"reason": "x"}),
         "bulk_approve": ("post", reverse("payments:bulk_approve"), {"plan_ids": [plan.pk]}),
         "bulk_accept": ("post", reverse("payments:bulk_accept"), {"payment_ids": []}),
         "allocate": ("post", reverse("payments:allocate", args=[pay.pk]), {}),
@@ -95,6 +98,8 @@ TABLE = {
     "invoice_attach": (LOGIN, 403, 302, 302, 302),
     "approve": (LOGIN, 403, 403, 302, 302),
     "reject_plan": (LOGIN, 403, 403, 302, 302),
+    "approve_undo": (LOGIN, 403, 403, 404, 404),
+    "reject_undo": (LOGIN, 403, 404, 404, 404),  # the clerk who asked may withdraw it
     "bulk_approve": (LOGIN, 403, 403, 302, 302),
     "bulk_accept": (LOGIN, 403, 403, 302, 302),
     "allocate": (LOGIN, 403, 400, 400, 400),

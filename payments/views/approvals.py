@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from payments.models import AllocationPlan
+from payments.models import AllocationPlan, Unallocation
 from payments.views import actions
 from staff.forms import ReasonForm
 from staff.maker_checker import is_maker
@@ -59,10 +59,17 @@ def approvals(request):
         plan.changes = _diff(plan)
         plan.allocated = sum((line.amount for line in plan.lines.all()), start=0)
         plan.is_mine = is_maker(plan, request.user)
+    undos = list(
+        Unallocation.objects.filter(state=Unallocation.State.REQUESTED)
+        .select_related("allocation__invoice", "allocation__receipt", "maker")
+        .order_by("created_at", "id")[:200]
+    )
+    for undo in undos:
+        undo.is_mine = is_maker(undo, request.user)
     return render(
         request,
         "payments/approvals.html",
-        {"plans": plans, "reject_form": ReasonForm()},
+        {"plans": plans, "undos": undos, "reject_form": ReasonForm()},
     )
 
 
@@ -89,6 +96,37 @@ def reject(request, plan_id):
     outcome = actions.reject_plan(plan=plan, actor=request.user, reason=form.cleaned_data["reason"])
     if outcome.ok:
         messages.success(request, f"Rejected the plan for {plan.payment.external_id}.")
+    else:
+        messages.error(request, f"Not rejected: {outcome.message}")
+    return redirect("payments:approvals")
+
+
+@require_POST
+@approver_required
+def approve_undo(request, unallocation_id):
+    undo = get_or_404(Unallocation.objects.select_related("allocation"), pk=unallocation_id)
+    outcome = actions.approve_unallocation(unallocation=undo, actor=request.user)
+    if outcome.ok:
+        messages.success(request, f"Approved: {undo.allocation.reference} will be undone in AIQ.")
+    else:
+        messages.error(request, f"Not approved: {outcome.message}")
+    return redirect("payments:approvals")
+
+
+@require_POST
+@clerk_required
+def reject_undo(request, unallocation_id):
+    """An approver rejects, or the clerk who asked withdraws, an undo (the service decides)."""
+    undo = get_or_404(Unallocation.objects.select_related("allocation"), pk=unallocation_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Give a reason for the rejection.")
+        return redirect("payments:approvals")
+    outcome = actions.reject_unallocation(
+        unallocation=undo, actor=request.user, reason=form.cleaned_data["reason"]
+    )
+    if outcome.ok:
+        messages.success(request, f"Rejected the undo of {undo.allocation.reference}.")
     else:
         messages.error(request, f"Not rejected: {outcome.message}")
     return redirect("payments:approvals")
