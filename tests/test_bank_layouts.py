@@ -66,7 +66,7 @@ def test_every_ready_layout_has_a_sample_and_an_origin():
 
 @pytest.mark.parametrize("name", sorted(FILES))
 def test_a_ready_layout_reads_its_banks_export(entity, alice, name):
-    layout = ImportFormat.objects.get(name=name)  # installed by migration 0018
+    layout = ImportFormat.objects.get(name=name)  # installed by migration 0019
     content = FILES[name].encode("cp1252")
     preview = statement_preview(user=alice, import_format=layout, filename="x.csv", content=content)
     assert preview.ok, preview.file_error or [str(e) for e in preview.parsed.errors]

@@ -1,5 +1,5 @@
 """Ready CSV layouts for the exports UK and Irish business bank accounts offer, installed by
-migration payments/0018 (and kept up to date by name). Each says where it came from.
+migration payments/0019 (and kept up to date by name). Each says where it came from.
 
 Honest status: the column headings below are those the banks' online-banking CSV exports
 use as described in the banks' help pages and in the import configurations of open-source

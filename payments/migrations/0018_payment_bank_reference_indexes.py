@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0006_invoice_reference_keys"),
-        ("payments", "0016_merge_0015_maker_checker_0015_statement_accounts"),
+        ("payments", "0017_unallocation"),
     ]
 
     operations = [

@@ -10,5 +10,5 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("payments", "0017_payment_bank_reference_indexes")]
+    dependencies = [("payments", "0018_payment_bank_reference_indexes")]
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
