@@ -155,6 +155,9 @@ class Payment(models.Model):
             models.Index(fields=["external_id"], name="payment_external_id"),
             models.Index(fields=["amount"], name="payment_amount"),
             models.Index(fields=["payer_reference"], name="payment_payer_reference"),
+            # the search box's exact references, and payer identification by account
+            models.Index(fields=["bank_reference"], name="payment_bank_reference"),
+            models.Index(fields=["payer_account"], name="payment_payer_account"),
             models.Index(Upper("payer_email"), name="payment_payer_email_upper"),
         ]
         constraints = [
@@ -174,7 +177,30 @@ class Payment(models.Model):
 
     def __str__(self):
         amount = format_money(self.amount, self.currency)
-        return f"{self.get_source_display()} {self.external_id} {amount}"
+        return f"{self.get_source_display()} {self.shown_reference} {amount}"
+
+    @property
+    def shown_reference(self) -> str:
+        """What people call this payment: the provider's id (pi_…, PM…), or for a bank or
+        SmartDebit row the bank's own reference or narrative, never our row hash."""
+        if self.external_id.startswith("row:") or self.source in ("bank", "smartdebit"):
+            text = self.bank_reference or " ".join((self.description or "").split())
+            if text:
+                return text[:60]
+        return self.external_id
+
+    @property
+    def receipt_text(self) -> str:
+        """The receipt's description in AIQ: the bank's reference and narrative as the bank
+        gave them (AIQ keeps 250 characters), else the provider and its id."""
+        if self.source in ("bank", "smartdebit"):
+            parts = [self.bank_reference, " ".join((self.description or "").split())]
+            text = " ".join(p for p in dict.fromkeys(parts) if p)
+            if self.payer_name and self.payer_name not in text:
+                text = f"{text} ({self.payer_name})" if text else self.payer_name
+            if text:
+                return text[:250]
+        return f"{self.get_source_display()} {self.external_id}"[:250]
 
 
 class Fee(models.Model):
@@ -570,6 +596,7 @@ class Refund(MakerChecked):
     def __str__(self):
         amount = format_money(self.amount, self.currency)
         return f"Refund #{self.pk}: {amount} ({self.get_state_display()})"
+
 
 class Unallocation(MakerChecked):
     """Undoing an allocation in AIQ (UnallocateTransactions): a reversing step, never a delete.

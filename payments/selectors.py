@@ -223,7 +223,7 @@ def layouts_described() -> list[dict]:
             {"field": FIELDS.get(name, name).split(" (")[0], "column": column}
             for name, column in layout.column_map.items()
         ]
-        example = date(2025, 3, 31).strftime(layout.date_format)
+        example = " or ".join(date(2025, 3, 31).strftime(f) for f in layout.date_format.split("|"))
         described.append(
             {
                 "layout": layout,

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("payments", "0017_unallocation"),
+        ("payments", "0019_ready_bank_layouts"),
     ]
 
     operations = [
