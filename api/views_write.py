@@ -26,7 +26,7 @@ from ledger.models import BankAccount, CreditNote, Customer, Invoice, Receipt
 from payments.models import ContactAllocation, OtherReceipt, Payment, Refund, Source
 from payments.services import contact_allocations, other_receipts, refunds
 from payments.services.plan_lines import LineInput
-from payments.services.plans import allocation_unallocate, plan_propose, plan_submit
+from payments.services.plans import plan_propose, plan_submit
 
 ZERO = Decimal(0)
 
@@ -285,13 +285,10 @@ class ContactPaymentDetail(WriteView):
         payment = by_prefixed_id(_payments(self.entity()), payment_id, "pay")
         if payment.receipt is None:
             raise Refused("This payment is not in AIQ as a receipt yet.", "payment_id")
-        with transaction.atomic():
-            for allocation in payment.receipt.allocations.filter(state="active").order_by("pk"):
-                allocation_unallocate(
-                    allocation=allocation,
-                    actor=request.user,
-                    reason="allocations removed through the API",
-                )
+        # each undo above the approval threshold waits for a second person, as in the browser
+        refunds.refund_unallocate_first(
+            payment=payment, actor=request.user, reason="allocations removed through the API"
+        )
         return Response(shape.contact_payment(_payments(self.entity()).get(pk=payment.pk)))
 
 

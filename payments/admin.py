@@ -165,3 +165,12 @@ class AllocationPlanLineAdmin(MoneyRowAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(m.Unallocation)
+class UnallocationAdmin(ViewOnlyAdmin):
+    """Undo requests change only through payments/services/unallocations.py."""
+
+    list_display = ("id", "allocation", "state", "maker", "approver", "created_at")
+    list_filter = ("state",)
+    raw_id_fields = ("allocation", "command")

@@ -26,7 +26,7 @@ from staff.maker_checker import MakerChecked, approver_is_not_maker
 class LaterState(models.TextChoices):
     AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
     REJECTED = "rejected", "Rejected"
-    SENT = "sent", "Sent to AIQ"
+    SENT = "sent", "Approved, on its way to AIQ"  # as a plan says it
     CONFIRMED = "confirmed", "Confirmed in AIQ"
     FAILED = "failed", "Failed in AIQ"
 

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0006_invoice_reference_keys"),
-        ("payments", "0013_payment_match_notes"),
+        ("payments", "0014_webhook_event_failed"),
     ]
 
     operations = [

@@ -1,4 +1,5 @@
-"""Allocation plans: propose, edit, submit, approve (maker-checker), reject, unallocate.
+"""Allocation plans: propose, edit, submit, approve (maker-checker), reject. Undoing an
+allocation is payments/services/unallocations.py.
 
 A plan says how one payment settles invoices: lines of (invoice, cash, discount, write-off to a
 GL account) and the remainder left on the customer's account. Invariants, each checked here
@@ -23,8 +24,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.money import format_money
-from ledger.models import Allocation, OutboxCommand
-from ledger.outbox.services import outbox_enqueue
+from ledger.models import OutboxCommand
 from payments.matching.index import RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, MatchProposal, Payment
 from payments.services.plan_lines import (
@@ -385,67 +385,3 @@ def plan_reject(*, plan: AllocationPlan, actor, reason: str) -> AllocationPlan:
             after={"state": plan.state, "reason": reason},
         )
         return plan
-
-
-def allocation_unallocate(*, allocation: Allocation, actor, reason: str) -> OutboxCommand:
-    """Undo one allocation in AIQ (UnallocateTransactions). If it came from a plan, that line's
-    cash goes back on the payment's account, so the plan still adds up to the payment."""
-    _require_clerk(actor)
-    reason = (reason or "").strip()
-    if not reason:
-        raise PlanRefused("Say why the allocation is undone.")
-    with transaction.atomic():
-        allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
-        if allocation.state != Allocation.State.ACTIVE:
-            raise PlanRefused("This allocation is already undone.")
-        source = (
-            OutboxCommand.objects.filter(
-                entity_id=allocation.entity_id,
-                external_reference=allocation.reference,
-                origin_type="allocation_plan",
-            )
-            .only("origin_id", "payload")
-            .first()
-        )
-        line = None
-        if source is not None and source.payload.get("invoice_id"):
-            plan = _lock_plan(source.origin_id)
-            line = (
-                plan.lines.select_for_update()
-                .filter(invoice_id=source.payload["invoice_id"], unallocated_at__isnull=True)
-                .first()
-            )
-        command = outbox_enqueue(
-            entity=allocation.entity,
-            kind=OutboxCommand.Kind.UNALLOCATE,
-            external_reference=f"UNALLOC-{allocation.pk}",
-            payload={
-                "transaction_ids": [allocation.transaction_id_1, allocation.transaction_id_2],
-                "allocation_id": allocation.pk,
-                "reason": reason[:500],
-            },
-            origin_type="allocation",
-            origin_id=allocation.pk,
-            created_by=actor,
-        )
-        before = {"allocation": allocation.reference, "amount": allocation.amount}
-        after = {"command": command.external_reference, "reason": reason}
-        if line is not None and not allocation.reference.startswith("ALLOC-WOFF-"):
-            plan = line.plan
-            before["plan_on_account"] = plan.on_account_amount
-            line.unallocated_at = timezone.now()
-            line.unallocation_reason = reason
-            line.save(update_fields=["unallocated_at", "unallocation_reason"])
-            plan.on_account_amount += line.amount
-            plan.save(update_fields=["on_account_amount", "updated_at"])
-            after["plan_on_account"] = plan.on_account_amount
-        audit_log(
-            actor=actor,
-            action="allocation.unallocate",
-            obj=allocation,
-            summary=f"unallocate {allocation.reference} ({allocation.amount} "
-            f"{allocation.currency}): {reason}",
-            before=before,
-            after=after,
-        )
-        return command
