@@ -69,7 +69,7 @@ def test_money_on_account_from_aiq_is_allocated_from_the_customer_page(
     page.get_by_role("button", name="Allocate").click()
     page.wait_for_url(f"{live_server.url}/later/")
     assert (
-        "Sent to AIQ"
+        "Approved, on its way to AIQ"
         in page.get_by_test_id(f"allocation-{ContactAllocation.objects.get().pk}").inner_text()
     )
     drain_all()
