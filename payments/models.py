@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 
 from core.fields import MoneyField
+from core.money import format_money
 from staff.maker_checker import MakerChecked, approver_is_not_maker
 
 
@@ -88,8 +89,10 @@ class Payment(models.Model):
         UNMATCHED = "unmatched", "Unmatched"
         PROPOSED = "proposed", "Proposed"
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
-        APPROVED = "approved", "Approved"
-        SENT = "sent", "Sent to AIQ"
+        # One name per state, the same as its plan's (AllocationPlan.State): approved and
+        # handed to the outbox, then confirmed by AIQ.
+        APPROVED = "approved", "Approved, on its way to AIQ"
+        SENT = "sent", "Confirmed in AIQ"
         FAILED = "failed", "Failed in AIQ"
         REJECTED = "rejected", "Rejected"
         IGNORED = "ignored", "Not for AIQ"
@@ -152,6 +155,9 @@ class Payment(models.Model):
             models.Index(fields=["external_id"], name="payment_external_id"),
             models.Index(fields=["amount"], name="payment_amount"),
             models.Index(fields=["payer_reference"], name="payment_payer_reference"),
+            # the search box's exact references, and payer identification by account
+            models.Index(fields=["bank_reference"], name="payment_bank_reference"),
+            models.Index(fields=["payer_account"], name="payment_payer_account"),
             models.Index(Upper("payer_email"), name="payment_payer_email_upper"),
         ]
         constraints = [
@@ -170,7 +176,31 @@ class Payment(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_source_display()} {self.external_id} {self.amount} {self.currency}"
+        amount = format_money(self.amount, self.currency)
+        return f"{self.get_source_display()} {self.shown_reference} {amount}"
+
+    @property
+    def shown_reference(self) -> str:
+        """What people call this payment: the provider's id (pi_…, PM…), or for a bank or
+        SmartDebit row the bank's own reference or narrative, never our row hash."""
+        if self.external_id.startswith("row:") or self.source in ("bank", "smartdebit"):
+            text = self.bank_reference or " ".join((self.description or "").split())
+            if text:
+                return text[:60]
+        return self.external_id
+
+    @property
+    def receipt_text(self) -> str:
+        """The receipt's description in AIQ: the bank's reference and narrative as the bank
+        gave them (AIQ keeps 250 characters), else the provider and its id."""
+        if self.source in ("bank", "smartdebit"):
+            parts = [self.bank_reference, " ".join((self.description or "").split())]
+            text = " ".join(p for p in dict.fromkeys(parts) if p)
+            if self.payer_name and self.payer_name not in text:
+                text = f"{text} ({self.payer_name})" if text else self.payer_name
+            if text:
+                return text[:250]
+        return f"{self.get_source_display()} {self.external_id}"[:250]
 
 
 class Fee(models.Model):
@@ -182,6 +212,9 @@ class Fee(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(amount__gte=0), name="fee_amount_gte_0")]
+
+    def __str__(self):
+        return f"{self.kind} fee {format_money(self.amount, self.currency)}"
 
 
 class Dispute(models.Model):
@@ -201,6 +234,9 @@ class Dispute(models.Model):
                 fields=["source", "external_id"], name="dispute_external_unique"
             )
         ]
+
+    def __str__(self):
+        return f"{self.get_source_display()} dispute {self.external_id} ({self.status})"
 
 
 class WebhookEvent(models.Model):
@@ -228,6 +264,9 @@ class WebhookEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "event_id"], name="webhookevent_unique")
         ]
+
+    def __str__(self):
+        return f"{self.get_source_display()} {self.event_type} {self.event_id}"
 
 
 class ImportFormat(models.Model):
@@ -282,6 +321,12 @@ class ImportBatch(models.Model):
     # so the table does not keep every statement. The upload form caps it at bank_csv.MAX_BYTES.
     content = models.BinaryField(editable=False, default=b"")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "import batches"
+
+    def __str__(self):
+        return f"{self.filename} ({self.get_state_display().lower()})"
 
 
 class Statement(models.Model):
@@ -410,6 +455,9 @@ class MatchProposal(models.Model):
             ),
         ]
 
+    def __str__(self):
+        return f"Proposal {self.rank} for payment #{self.payment_id}: {self.explanation}"
+
 
 class AllocationPlan(MakerChecked):
     """Maker-checker (staff/maker_checker.py): `maker` is who last changed the lines."""
@@ -419,8 +467,8 @@ class AllocationPlan(MakerChecked):
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
-        SENT = "sent", "Sent to AIQ"
-        CONFIRMED = "confirmed", "Confirmed in AIQ"
+        SENT = "sent", "Approved, on its way to AIQ"  # the payment's APPROVED
+        CONFIRMED = "confirmed", "Confirmed in AIQ"  # the payment's SENT
         FAILED = "failed", "Failed in AIQ"
         VOID = "void", "Void"
 
@@ -454,6 +502,10 @@ class AllocationPlan(MakerChecked):
             ),
         ]
 
+    def __str__(self):
+        state = self.get_state_display()
+        return f"Plan #{self.pk} v{self.version} for payment #{self.payment_id} ({state})"
+
 
 class AllocationPlanLine(models.Model):
     plan = models.ForeignKey(AllocationPlan, on_delete=models.PROTECT, related_name="lines")
@@ -482,6 +534,9 @@ class AllocationPlanLine(models.Model):
             ),
             models.UniqueConstraint(fields=["plan", "invoice"], name="planline_invoice_once"),
         ]
+
+    def __str__(self):
+        return f"Plan #{self.plan_id}, invoice #{self.invoice_id}"
 
 
 class Refund(MakerChecked):
@@ -537,6 +592,10 @@ class Refund(MakerChecked):
                 name="refund_stripe_id_unique",
             ),
         ]
+
+    def __str__(self):
+        amount = format_money(self.amount, self.currency)
+        return f"Refund #{self.pk}: {amount} ({self.get_state_display()})"
 
 
 class Unallocation(MakerChecked):

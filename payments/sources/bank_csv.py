@@ -91,7 +91,14 @@ def _parse_date(value, fmt: str) -> date:
         return value.date()
     if isinstance(value, date):
         return value
-    return datetime.strptime(_cell_text(value), fmt).date()
+    text = _cell_text(value)
+    *others, last = fmt.split("|")  # "%d %b %Y|%d/%m/%Y": the bank has used both
+    for one in others:
+        try:
+            return datetime.strptime(text, one).date()
+        except ValueError:
+            continue
+    return datetime.strptime(text, last).date()
 
 
 def _parse_amount(value, decimal_comma: bool) -> Decimal | None:
@@ -232,7 +239,7 @@ def parse_statement(
                     number,
                     "date",
                     f"{_cell_text(cell('date'))!r} is not a "
-                    f"date like {date.today().strftime(date_format)}",
+                    f"date like {date.today().strftime(date_format.split('|')[0])}",
                 )
             )
         if errors:
