@@ -10,7 +10,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 
-from ledger.fields import MoneyField
+from core.fields import MoneyField
 
 
 class Source(models.TextChoices):

@@ -13,13 +13,15 @@ Locks are always taken payment first, then invoices by id, so two services canno
 Approval hands the plan to the outbox in the same transaction (ledger/outbox/services.py).
 """
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.money import format_money
 from ledger.models import Allocation, OutboxCommand
-from ledger.money import format_money
 from ledger.outbox.services import outbox_enqueue
 from payments.matching.index import RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, MatchProposal, Payment
@@ -34,7 +36,12 @@ from payments.services.plan_lines import (
 )
 from payments.services.plan_outbox import plan_hand_to_outbox
 from staff.models import Role
-from staff.services import audit_log, user_has_role
+from staff.services import (
+    audit_log,
+    form_submission_claim,
+    form_submission_done,
+    user_has_role,
+)
 
 State = AllocationPlan.State
 ALREADY_PLANNED = "This payment already has a plan; edit that one instead."
@@ -214,6 +221,48 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
             after=plan_snapshot(successor),
         )
         return successor
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """What the editor's Submit did: the plan, and whether this POST repeated an earlier one."""
+
+    plan: AllocationPlan
+    repeated: bool = False
+
+
+def plan_submit_lines(
+    *, payment: Payment, lines, actor, submission, shown_on_account=None, proposal=None
+) -> Submitted:
+    """The allocation editor's Submit as one action: the payment's plan made (or its draft
+    changed) to exactly these lines, then submitted, in one transaction.
+
+    `submission` is the form's token: the same form posted again (a double click) changes
+    nothing and answers with the first submission's plan. `shown_on_account` is what the
+    editor's footer showed as left on account; if the lines leave a different amount, what the
+    person saw is not what would be posted, and nothing is.
+    """
+    _require_clerk(actor)
+    lines = [LineInput.coerce(line) for line in lines]
+    with transaction.atomic():
+        earlier = form_submission_claim(token=submission, actor=actor, action="plan.submit_lines")
+        if earlier is not None:
+            return Submitted(AllocationPlan.objects.get(pk=earlier.object_id), repeated=True)
+        live = payment.plans.filter(state__in=[State.DRAFT, State.AWAITING_APPROVAL]).first()
+        if live is None:
+            plan = plan_propose(payment=payment, lines=lines, actor=actor, proposal=proposal)
+        else:
+            plan = plan_edit(plan=live, lines=lines, actor=actor)
+        if shown_on_account is not None and shown_on_account != plan.on_account_amount:
+            raise PlanRefused(
+                "The screen showed "
+                f"{format_money(shown_on_account, payment.currency)} left on account, but the "
+                f"rows leave {format_money(plan.on_account_amount, payment.currency)}; nothing "
+                "was submitted. Check the rows and submit again."
+            )
+        plan = plan_submit(plan=plan, actor=actor)
+        form_submission_done(token=submission, obj=plan)
+    return Submitted(plan)
 
 
 def _approve(plan: AllocationPlan, payment: Payment, actor, *, how: str) -> AllocationPlan:

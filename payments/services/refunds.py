@@ -23,8 +23,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.money import MoneyError, exact, format_money, from_minor
 from ledger.models import Allocation, Invoice, OutboxCommand, Receipt
-from ledger.money import MoneyError, exact, format_money, from_minor
 from ledger.outbox.services import outbox_enqueue
 from payments.models import Payment, Refund
 from payments.services.credit_notes import CreditNoteRefused, credit_lines_for, credit_note_draft

@@ -235,7 +235,7 @@ def stripe_payout_sync(*, payout_id: str):
 def stripe_payout_reconcile(*, payout, pages) -> int:
     """pages: balance transactions of the payout (source expanded). The sum of net of every
     transaction except the payout's own equals the payout amount."""
-    from ledger.money import from_minor
+    from core.money import from_minor
 
     keys, net_minor = [], 0
     for page in pages:

@@ -19,7 +19,7 @@ import gocardless_pro
 from django.conf import settings
 from django.utils import timezone
 
-from ledger.money import exponent, from_minor, normalise_currency, quantize, to_decimal
+from core.money import exponent, from_minor, normalise_currency, quantize, to_decimal
 from payments.models import Payment, Source, WebhookEvent
 from payments.services.payments import (
     PaymentsNotConfigured,

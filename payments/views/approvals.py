@@ -10,9 +10,9 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from payments.forms import ReasonForm
 from payments.models import AllocationPlan
 from payments.views import actions
+from staff.forms import ReasonForm
 from staff.views import approver_required, clerk_required, get_or_404
 
 

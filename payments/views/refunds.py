@@ -12,10 +12,10 @@ from django.views.decorators.http import require_POST
 
 from ledger.models import Document, Invoice, OutboxCommand
 from ledger.views.documents import _pdf
-from payments.forms import ReasonForm
 from payments.models import Payment, Refund
 from payments.services import refunds as services
 from payments.services.refund_steps import RefundStepError, refund_steps
+from staff.forms import ReasonForm
 from staff.views import approver_required, clerk_required, get_or_404, run_service
 
 KINDS = {
