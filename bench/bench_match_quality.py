@@ -254,7 +254,7 @@ def typo(rng, digits: str) -> str:
     return digits[:position] + rng.choice(choices) + digits[position + 1 :]
 
 
-def make_payments(rng, world: World, n_payments: int, days: int):
+def make_payments(rng, world: World, n_payments: int, days: int, today: date):
     """(truths, per-day rows by channel). Invoices a payment settles leave the pool."""
     by_customer = defaultdict(list)
     for i, invoice in enumerate(world.invoices):
@@ -346,11 +346,15 @@ def make_payments(rng, world: World, n_payments: int, days: int):
             if not pool:
                 continue
             i = rng.choice(pool[:8])
+            if kind == "discount":  # paid early, within the terms: one of the newest invoices
+                paid_on = today + timedelta(days=day)
+                recent = [j for j in pool if (paid_on - invoices[j]["date"]).days <= DISCOUNT_DAYS]
+                if not customer["discount"] or not recent:
+                    continue
+                i = rng.choice(recent)
             invoice = invoices[i]
             number, digits = invoice["number"], invoice["digits"]
             if kind == "discount":
-                if not customer["discount"]:
-                    continue
                 cash = (invoice["amount"] * Decimal("0.98")).quantize(Decimal("0.01"))
                 amount = take(i, cash, invoice["amount"] - cash)
                 ref = number
@@ -614,19 +618,21 @@ def _bank_fields(model, currency):
 
 
 def _configure_terms(world, customers) -> None:
-    """Settlement terms and the bank-charges write-off, where the product has settings for
-    them (hook for the build; before it there are none)."""
-    try:
-        from payments.services.matching_settings import bench_configure  # noqa: PLC0415
-    except ImportError:
-        return
-    bench_configure(
-        discount_customers=[
-            c.pk for c, w in zip(customers, world.customers, strict=True) if w["discount"]
-        ],
-        percent=Decimal(2),
-        days=DISCOUNT_DAYS,
-        bank_charges_gl=GBP_BANK_CHARGES_GL,
+    """What a finance team sets up: the customers' 2% / 30 days settlement terms and the
+    bank-charges write-off rule with its GL account (where this version has them)."""
+    from payments import models
+
+    terms_model = getattr(models, "SettlementTerms", None)
+    if terms_model is not None:
+        terms_model.objects.bulk_create(
+            [
+                terms_model(customer=c, percent=Decimal(2), days=DISCOUNT_DAYS)
+                for c, w in zip(customers, world.customers, strict=True)
+                if w["discount"]
+            ]
+        )
+    models.MatchRule.objects.filter(kind="tolerance", tolerance_action="write_off").update(
+        enabled=True, write_off_gl_account_code=GBP_BANK_CHARGES_GL
     )
 
 
@@ -800,6 +806,12 @@ def main():
     parser.add_argument("--no-clerk", action="store_true", help="no simulated clerk between runs")
     parser.add_argument("--path", default=str(ROOT / "var" / "bench_match_quality.sqlite3"))
     parser.add_argument("--show-wrong", type=int, default=0, help="print this many misses per kind")
+    parser.add_argument(
+        "--auto-rules",
+        default="",
+        help="rule kinds to switch auto-approval on for, comma-separated (a team that has "
+        "watched them in monitor mode), e.g. payer_exact",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     Path(args.path).parent.mkdir(exist_ok=True)
@@ -813,10 +825,23 @@ def main():
     rng = random.Random(args.seed)
     today = date(2026, 11, 1)
     world = _WORLD = make_world(rng, args.customers, args.invoices, today)
-    truths, rows = make_payments(rng, world, args.payments, args.days)
+    truths, rows = make_payments(rng, world, args.payments, args.days, today)
     entity, clerk, approver, customer_ids, invoice_ids = load_world(world, today)
     for name, spec in LAYOUTS.items():
         ImportFormat.objects.create(name=name, **spec)
+    if args.auto_rules:
+        from payments.models import MatchRule
+
+        MatchRule.objects.filter(kind__in=args.auto_rules.split(",")).update(auto_approve=True)
+    print(
+        "rules: "
+        + "; ".join(
+            f"{r.kind}{' auto' if r.auto_approve else ''}{' monitor' if getattr(r, 'monitor', False) else ''}"
+            for r in __import__("payments.models", fromlist=["MatchRule"]).MatchRule.objects.filter(
+                enabled=True
+            )
+        )
+    )
     invoice_customer = dict(Invoice.objects.values_list("id", "customer_id"))
     scored = []  # (truth, proposals, auto plan or None, notes)
     clerk_outcomes = Counter()
@@ -905,6 +930,7 @@ def print_table(scored, invoice_ids, customer_ids, invoice_customer, show_wrong)
                     s["wrongcus90"] += 1
             if right[:1] != [True] and first.confidence >= Decimal("0.9"):
                 s["wrong90"] += 1
+    print_calibration(scored, invoice_ids, customer_ids, invoice_customer)
     header = f"{'kind':<22}{'n':>5}{'stp':>7}{'auto':>6}{'a.ok':>6}{'rank1':>7}{'top3':>7}{'none':>7}{'w90':>5}{'wcus':>6}"
     print(header)
     total = Counter()
@@ -937,8 +963,29 @@ def print_table(scored, invoice_ids, customer_ids, invoice_customer, show_wrong)
         for truth, first, notes in items:
             print(
                 f"  miss {kind}: truth cust={truth.customer} lines={truth.lines} | "
-                f"{[(p.rule_kind, str(p.confidence), p.explanation[:90], p.lines) for p in first]} {notes}"
+                f"{[(p.rule_kind, str(p.confidence), p.explanation[:90], p.lines, (p.evidence or {}).get('customer')) for p in first]} {notes}"
             )
+
+
+def print_calibration(scored, invoice_ids, customer_ids, invoice_customer):
+    """First proposals by rule and confidence band: how many, how many right; and what the
+    monitored rules would have auto-approved (evidence would_auto_approve), how many right."""
+    bands = defaultdict(Counter)
+    for _payment_id, truth, proposals, _plan, _notes in scored:
+        if not proposals:
+            continue
+        first = proposals[0]
+        right = is_right(first, truth, invoice_ids, customer_ids, invoice_customer)
+        band = f"{first.rule_kind} {min(int(first.confidence * 10), 9) / 10:.1f}"
+        bands[band]["n"] += 1
+        bands[band]["right"] += right
+        if (first.evidence or {}).get("would_auto_approve"):
+            bands[f"{first.rule_kind} would auto-approve"]["n"] += 1
+            bands[f"{first.rule_kind} would auto-approve"]["right"] += right
+    print(
+        "calibration (first proposals): "
+        + "; ".join(f"{band}: {c['right']}/{c['n']}" for band, c in sorted(bands.items()))
+    )
 
 
 def _pct(a, b) -> str:

@@ -15,6 +15,7 @@ alternatives beyond the first five are never rendered at all.
 """
 
 import gc
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
@@ -49,6 +50,13 @@ _ZERO_BELOW = (
     0
 ).__lt__  # _ZERO_BELOW(x) is 0 < x  # a candidate this sure ends the rule loop (Odoo-style: first sure rule wins)
 REVIEW_BELOW = 500  # rank 1 below this confidence is flagged for a person
+# No proposal below this is approved without a person, whatever its rule says. Calibrated on
+# bench/bench_match_quality.py: every first proposal at or above it was right there (its
+# table by confidence band), and the rules only make candidates eligible on evidence that
+# stands on its own (an exact reference and amount; a payer known by a person's mapping, its
+# account code or email, with exactly one invoice open for the amount).
+AUTO_APPROVE_MIN = 900
+
 MAX_PROPOSALS = 5
 CONFLICT_WARNING = "reference belongs to another customer than the payer"
 
@@ -168,18 +176,22 @@ class Candidate:
         "lines",
         "on_account",
         "auto_approve",
+        "eligible",
         "_facts",
         "_render",
         "_explanation",
         "_evidence",
     )
 
-    def __init__(self, rule, confidence, lines, on_account, facts, render, auto_approve=False):
+    def __init__(self, rule, confidence, lines, on_account, facts, render, eligible=False):
         self.rule = rule
         self.confidence = confidence
         self.lines = lines
         self.on_account = on_account
-        self.auto_approve = auto_approve
+        # safe enough to approve without a person (calibrated: AUTO_APPROVE_MIN); approved so
+        # only where its rule says so, recorded as "would have" where its rule monitors
+        self.eligible = eligible
+        self.auto_approve = eligible and rule.auto_approve
         self._facts = facts
         self._render = render
         self._explanation = self._evidence = None
@@ -192,6 +204,8 @@ class Candidate:
         evidence.update(body)
         if facts.conflict:
             evidence["warning"] = CONFLICT_WARNING
+        if self.rule.monitor and not self.rule.auto_approve:
+            evidence["would_auto_approve"] = self.eligible
         self._explanation, self._evidence = explanation, evidence
         self._facts = self._render = None
 
@@ -462,8 +476,10 @@ def supported_hits(ctx, payment, hits: dict, customer_id, notes: list) -> dict:
         weak = any(hit[1] == FIELD_NUMBER_DIGITS for group in other.values() for hit in group)
     else:
         owners = {hit[4][ITEM_CUSTOMER] for group in hits.values() for hit in group}
-        weak = len(owners) == 1 and all(
-            hit[1] == FIELD_NUMBER_DIGITS for group in hits.values() for hit in group
+        weak = (
+            len(owners) == 1
+            and all(hit[1] == FIELD_NUMBER_DIGITS for group in hits.values() for hit in group)
+            and not _says_invoice(payment)
         )
         if not weak and not _payer_unlike(ctx.index, payment, owners):
             return hits
@@ -499,6 +515,17 @@ def supported_hits(ctx, payment, hits: dict, customer_id, notes: list) -> dict:
 
 
 UNLIKE_BELOW = 60  # a payer name this unlike the invoice's customer is someone else
+_INVOICE_WORD = re.compile(r"\bINV(?:OICES?)?\b|\bINV(?=[ .#:/-]*[0-9])", re.IGNORECASE)
+_OTHER_NUMBER_WORD = re.compile(r"\b(?:P\.?O|ORDER|ORD|ACC|ACCOUNT|CUST)\b", re.IGNORECASE)
+
+
+def _says_invoice(payment) -> bool:
+    """The text calls its number an invoice ("Invoice 4321", "inv 4321"), not a PO, order or
+    account number: then a number alone may name the invoice."""
+    for _source, text, _whole, _keys in payment.texts or ():
+        if _INVOICE_WORD.search(text) and not _OTHER_NUMBER_WORD.search(text):
+            return True
+    return False
 
 
 def _payer_unlike(index, payment, owners) -> bool:
@@ -729,7 +756,7 @@ class _State:
                 self.payment.amount_milli - allocated,
                 self.facts,
                 render,
-                auto,
+                auto and confidence >= AUTO_APPROVE_MIN,
             )
         )
         if confidence > self.best:
@@ -775,10 +802,10 @@ def _rank(candidates: list[Candidate]) -> list[Candidate]:
         ranked.append(candidate)
         if len(ranked) >= MAX_PROPOSALS:
             break
-    if ranked and ranked[0].auto_approve and len(ranked) > 1:
+    if ranked and ranked[0].eligible and len(ranked) > 1:
         # an alternative as plausible as the first means a person should look
         if ranked[1].confidence >= ranked[0].confidence - 100:
-            ranked[0].auto_approve = False
+            ranked[0].auto_approve = ranked[0].eligible = False
     return ranked
 
 

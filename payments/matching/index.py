@@ -16,14 +16,14 @@ from django.db import connection
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
 from ledger.models import Customer, DocumentStatus, Invoice
-from payments.matching.payers import NameIndex
-from payments.matching.typed import typed_keys
 from ledger.references import (
     digits_keys,
     reference_key,
     reference_keys,
     text_keys,
 )
+from payments.matching.payers import NameIndex
+from payments.matching.typed import typed_keys
 from payments.models import (
     AllocationPlan,
     AllocationPlanLine,
@@ -31,6 +31,7 @@ from payments.models import (
     MatchRule,
     PayerMapping,
     Payment,
+    SettlementTerms,
 )
 
 MILLI = 1000
@@ -86,6 +87,7 @@ class RuleSpec:
     order: int
     name: str
     auto_approve: bool = False
+    monitor: bool = False
     tolerance_milli: int = 0
     tolerance_percent: Decimal = Decimal(0)
     tolerance_action: str = MatchRule.ToleranceAction.DISCOUNT
@@ -145,6 +147,8 @@ class OpenItems:
     payer_map: dict = field(default_factory=dict)  # (source, payer_key) -> customer id
     names: object = None  # payers.NameIndex: customer names and codes (identify())
     paid: dict = field(default_factory=dict)  # key -> paid invoices it names (paid_rows)
+    terms: dict = field(default_factory=dict)  # customer id (None: default) -> (percent, days)
+    dates: dict = field(default_factory=dict)  # invoice id -> date, where terms may apply
 
     def add_ref(self, key: str, entry: int) -> None:
         if not key:
@@ -189,6 +193,7 @@ def load_rules() -> list[RuleSpec]:
             order=r.order,
             name=r.name,
             auto_approve=r.auto_approve,
+            monitor=r.monitor,
             tolerance_milli=to_milli(r.tolerance_absolute),
             tolerance_percent=r.tolerance_percent,
             tolerance_action=r.tolerance_action,
@@ -354,6 +359,8 @@ class RunInputs:
     held: dict
     names: object = None  # payers.NameIndex
     paid: dict = field(default_factory=dict)  # paid_rows()
+    terms: dict = field(default_factory=dict)  # settlement_terms()
+    dates: dict = field(default_factory=dict)  # invoice_dates(terms)
 
     def payer_index(self) -> "OpenItems":
         """An index with the payers only (enough for resolve_customer)."""
@@ -363,6 +370,8 @@ class RunInputs:
             payer_map=self.payer_map,
             names=self.names,
             paid=self.paid,
+            terms=self.terms,
+            dates=self.dates,
         )
 
 
@@ -390,7 +399,31 @@ def load_run_inputs(payments) -> RunInputs:
         held[invoice_id] = held.get(invoice_id, 0) + amount
     hits = hit_rows(wanted)
     paid = paid_rows(wanted - {row[3] for row in hits})
-    return RunInputs(customers, by_email, payer_map, hits, held, names, paid)
+    terms = settlement_terms()
+    return RunInputs(
+        customers, by_email, payer_map, hits, held, names, paid, terms, invoice_dates(terms)
+    )
+
+
+def settlement_terms() -> dict:
+    """Customer id -> (percent, days) of its settlement discount terms; None -> the default."""
+    terms = {}
+    for customer_id, percent, days in SettlementTerms.objects.order_by("id").values_list(
+        "customer_id", "percent", "days"
+    ):
+        terms.setdefault(customer_id, (percent, days))
+    return terms
+
+
+def invoice_dates(terms: dict) -> dict:
+    """Open invoices' dates where settlement terms may apply (all of them when there is a
+    default; none when there are no terms, as in most books)."""
+    if not terms:
+        return {}
+    query = Invoice.objects.filter(status__in=OPEN_STATUSES, outstanding_amount__gt=0)
+    if None not in terms:
+        query = query.filter(customer_id__in=list(terms))
+    return dict(query.values_list("id", "invoice_date").iterator(chunk_size=20000))
 
 
 EXTRA_CUSTOMERS_PER_QUERY = 10_000  # under SQLite's limit of 32,766 parameters
@@ -589,9 +622,7 @@ def payment_rows(*, payment_ids=None):
     if payment_ids is not None:
         query = query.filter(id__in=list(payment_ids))
     else:
-        query = query.filter(
-            match_state=Payment.MatchState.UNMATCHED, status__in=MATCHED_STATUSES
-        )
+        query = query.filter(match_state=Payment.MatchState.UNMATCHED, status__in=MATCHED_STATUSES)
     query = query.exclude(plans__state__in=LIVE_PLAN_STATES)
     rows = (
         query.annotate(amount_milli=raw("amount") - raw("amount_refunded"))

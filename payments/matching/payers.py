@@ -43,6 +43,18 @@ BANK_NAME_LENGTH = 18  # UK Faster Payments: the payer's name and reference are 
 NAME_ACCEPT = 90  # rapidfuzz score (0-100) a payer name must reach
 NAME_MARGIN = 6  # ... and by which it must beat every other customer
 TOO_COMMON = 400  # a word more customers share than this does not pick candidates
+# how a payer was identified that is strong enough for payer-based auto-approval (a name
+# scored by likeness is not)
+STRONG_IDENTIFICATION = frozenset(
+    (
+        "payment.customer",
+        "payer_mapping",
+        "customer_email",
+        "learned_alias",
+        "account_code",
+        "email_in_text",
+    )
+)
 
 
 def normalise_name(text: str) -> str:
@@ -110,7 +122,9 @@ class NameIndex:
                     self.by_word.setdefault(word, []).append(number)
         if code:
             key = (entity_id, code.upper())
-            self.by_code[key] = 0 if self.by_code.get(key, customer_id) != customer_id else customer_id
+            self.by_code[key] = (
+                0 if self.by_code.get(key, customer_id) != customer_id else customer_id
+            )
 
     def likeness(self, customer_id: int, payer: str) -> int | None:
         """How like one customer's names a payer name is (0-100; None: nothing to compare)."""
@@ -221,7 +235,11 @@ def identify(index, payment) -> tuple[int | None, dict]:
                 key = alias_key(head)
                 customer_id = payer_map.get((payment.source, key))
                 if customer_id:
-                    return customer_id, {"via": "learned_alias", "payer_name": head, "payer_key": key}
+                    return customer_id, {
+                        "via": "learned_alias",
+                        "payer_name": head,
+                        "payer_key": key,
+                    }
         break  # the first text only: later ones are descriptions, not the payer
     for text, truncated in candidates:
         customer_id, evidence = names.by_name(

@@ -46,7 +46,10 @@ def payer_aliases_learn(*, payment: Payment, customer_id: int, person) -> list[P
         try:
             with transaction.atomic():
                 mapping = PayerMapping.objects.create(
-                    source=payment.source, payer_key=key, customer_id=customer_id, confirmed_by=person
+                    source=payment.source,
+                    payer_key=key,
+                    customer_id=customer_id,
+                    confirmed_by=person,
                 )
         except IntegrityError:  # learned by a concurrent approval meanwhile: theirs stands
             continue

@@ -15,5 +15,7 @@ def payer_mapping_delete(request, mapping_id):
     """Forget one payer key (the customer page lists them); back to that customer's page."""
     mapping = get_or_404(PayerMapping.objects.all(), pk=mapping_id)
     payer_mapping_remove(mapping=mapping, actor=request.user)
-    messages.success(request, f"Payments from {mapping.payer_key} are no longer taken as this customer's.")
+    messages.success(
+        request, f"Payments from {mapping.payer_key} are no longer taken as this customer's."
+    )
     return redirect("ledger:customer", customer_id=mapping.customer_id)
