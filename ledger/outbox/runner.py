@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from django.db import connections, transaction
 from django.utils import timezone
 
+from ledger.aiq.client import AiqClient
 from ledger.models import OutboxCommand
 from ledger.outbox import claim as claiming
 from ledger.outbox.executors import EXECUTORS, PayloadError, resolve_payload
@@ -29,8 +30,6 @@ State = OutboxCommand.State
 
 
 def default_client_factory(entity):
-    from ledger.aiq.client import AiqClient
-
     return AiqClient.for_entity(entity)
 
 

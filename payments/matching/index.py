@@ -109,6 +109,7 @@ class PaymentInput:
     description: str
     references: list
     payer_name: str = ""  # as the statement or the source gave it
+    payer_account: str = ""  # the payer's bank account (IBAN or sort code + number), if given
     received_on: object = None  # the date the money arrived (settlement discount terms)
     texts: list | None = None  # reference_texts(self); load_payments fills it in
     # (payer reference, payer email) stripped and lower-cased, as payer mappings and customer
@@ -639,6 +640,7 @@ def payment_rows(*, payment_ids=None):
             "description",
             "references",
             "payer_name",
+            "payer_account",
             "received_at",
         )
         .iterator(chunk_size=20000)

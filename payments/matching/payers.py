@@ -3,8 +3,9 @@
 A bank transfer carries the payer's account name as their bank shows it (upper case, cut at 18
 characters, "LTD" or "LIMITED" as that bank likes) and whatever the payer typed. This module
 identifies the customer from, in order of strength:
-  1. a learned or confirmed alias of the statement name (PayerMapping keyed "name:<normalised>",
-     written when a person confirms an allocation: payments/services/payer_learning.py);
+  1. the payer's bank account or statement name a person confirmed before (PayerMapping keyed
+     "acct:<account>" or "name:<normalised name>", written when a person confirms an
+     allocation: payments/services/payer_learning.py);
   2. the customer's own account code in the text ("ACC CHIL004");
   3. an email address in the text that one customer has;
   4. the payer name (or, when the statement has no name column, the words of the narrative
@@ -49,6 +50,7 @@ STRONG_IDENTIFICATION = frozenset(
     (
         "payment.customer",
         "payer_mapping",
+        "payer_account",
         "customer_email",
         "learned_alias",
         "account_code",
@@ -75,6 +77,12 @@ def name_variants(name: str) -> list[str]:
     if len(parts) > 1:
         variants.extend(normalise_name(part) for part in parts)
     return [v for v in dict.fromkeys(variants) if v]
+
+
+def account_alias_key(payer_account: str) -> str:
+    """The PayerMapping key a payer's bank account is remembered under."""
+    account = "".join((payer_account or "").split()).lower()
+    return f"acct:{account}" if account else ""
 
 
 def alias_key(payer_name: str) -> str:
@@ -111,12 +119,17 @@ class NameIndex:
     by_word: dict = field(default_factory=dict)
     by_code: dict = field(default_factory=dict)
     of_customer: dict = field(default_factory=dict)  # customer id -> its normalised names
+    by_initials: dict = field(default_factory=dict)  # "RCS" -> customer ids with those initials
 
     def add(self, customer_id, entity_id, currency, name, code) -> None:
         for variant in name_variants(name or ""):
             number = len(self.rows)
             self.rows.append((customer_id, entity_id, currency, variant))
             self.of_customer.setdefault(customer_id, []).append(variant)
+            words = variant.split()
+            if len(words) >= 2:
+                initials = "".join(word[0] for word in words)
+                self.by_initials.setdefault(initials, set()).add(customer_id)
             for word in set(variant.split()):
                 if len(word) >= 2:
                     self.by_word.setdefault(word, []).append(number)
@@ -125,6 +138,17 @@ class NameIndex:
             self.by_code[key] = (
                 0 if self.by_code.get(key, customer_id) != customer_id else customer_id
             )
+
+    def fits_another(self, customer_id: int, entity_id: int, currency: str, payer: str) -> bool:
+        """Does the payer name fit a customer other than `customer_id` as well (its name, or
+        its initials)? Then a name learned for one customer cannot tell them apart."""
+        query = normalise_name(payer)
+        if self.by_initials.get(query.replace(" ", ""), set()) - {customer_id}:
+            return True
+        other, evidence = self.by_name(entity_id, currency, payer, truncated=False)
+        if other is not None:
+            return other != customer_id
+        return "name_tie" in evidence
 
     def likeness(self, customer_id: int, payer: str) -> int | None:
         """How like one customer's names a payer name is (0-100; None: nothing to compare)."""
@@ -142,6 +166,13 @@ class NameIndex:
     def by_name(self, entity_id: int, currency: str, payer: str, *, truncated: bool):
         """(customer id, evidence) of the best-scoring customer, or (None, why)."""
         query = normalise_name(payer)
+        if truncated:
+            # the bank's cut left the start of a legal form ("CELTIC TRADING UNL"): drop it
+            parts = query.split()
+            if len(parts) > 1 and any(
+                legal.startswith(parts[-1]) for legal in LEGAL_WORDS if len(parts[-1]) >= 2
+            ):
+                query = " ".join(parts[:-1])
         if len(query) < 3:
             return None, {}
         words = [w for w in query.split() if len(w) >= 2]
@@ -204,11 +235,18 @@ def identify(index, payment) -> tuple[int | None, dict]:
     payer_map = index.payer_map
     payer_name = payment.payer_name or ""
     texts = payment.texts or ()
-    # 1. a statement name a person confirmed for a customer before
+    # 1. the payer's bank account, or its statement name, a person confirmed before
+    if payment.payer_account and payer_map:
+        key = account_alias_key(payment.payer_account)
+        customer_id = payer_map.get((payment.source, key))
+        if customer_id:
+            return customer_id, {"via": "payer_account", "payer_account": payment.payer_account}
     if payer_name and payer_map:
         key = alias_key(payer_name)
         customer_id = payer_map.get((payment.source, key)) if key else None
-        if customer_id:
+        if customer_id and not names.fits_another(
+            customer_id, payment.entity_id, payment.currency, payer_name
+        ):
             return customer_id, {"via": "learned_alias", "payer_name": payer_name, "payer_key": key}
     # 2./3. the customer's account code or an email in the text
     for source, text, _whole, _word_keys in texts:
@@ -234,7 +272,9 @@ def identify(index, payment) -> tuple[int | None, dict]:
             if payer_map:
                 key = alias_key(head)
                 customer_id = payer_map.get((payment.source, key))
-                if customer_id:
+                if customer_id and not names.fits_another(
+                    customer_id, payment.entity_id, payment.currency, head
+                ):
                     return customer_id, {
                         "via": "learned_alias",
                         "payer_name": head,

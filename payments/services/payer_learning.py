@@ -2,7 +2,7 @@
 
 When a person makes or approves an allocation of a payment to a customer, the keys that
 payment carries for its payer (the Stripe customer or GoCardless mandate id, the payer's email,
-the bank statement's payer name, normalised) are remembered as PayerMappings of that customer,
+the payer's bank account and the bank statement's payer name, normalised) are remembered as PayerMappings of that customer,
 with who confirmed them, so the next payment from that payer is identified (the engine reads
 them: payments/matching/engine.resolve_customer and payers.identify). A key already mapped to
 a customer is left as it is: a person removes a wrong one on the customer page
@@ -14,7 +14,7 @@ in the transaction of the change.
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
-from payments.matching.payers import alias_key, narrative_name
+from payments.matching.payers import account_alias_key, alias_key, narrative_name
 from payments.models import PayerMapping, Payment
 from staff.models import Role
 from staff.services import audit_log, user_has_role
@@ -23,6 +23,8 @@ from staff.services import audit_log, user_has_role
 def payer_keys_of(payment: Payment) -> list[str]:
     """The keys a payment carries for its payer, as PayerMappings store them."""
     keys = []
+    if payment.payer_account:
+        keys.append(account_alias_key(payment.payer_account))
     if payment.payer_reference:
         keys.append(payment.payer_reference.strip())
     if payment.payer_email:

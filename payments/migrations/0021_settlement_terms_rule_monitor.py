@@ -43,7 +43,7 @@ def remove_rules(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0006_invoice_reference_keys"),
-        ("payments", "0013_payment_match_notes"),
+        ("payments", "0020_state_names_and_admin_names"),
     ]
 
     operations = [
