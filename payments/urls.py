@@ -1,6 +1,6 @@
 from django.urls import path
 
-from payments.views import approvals, detail, inbox, refunds, runs, statements
+from payments.views import approvals, detail, inbox, outbox, refunds, runs, statements
 
 app_name = "payments"
 
@@ -21,6 +21,11 @@ urlpatterns = [
     path("approvals/", approvals.approvals, name="approvals"),
     path("approvals/<int:plan_id>/approve", approvals.approve, name="approve"),
     path("approvals/<int:plan_id>/reject", approvals.reject, name="reject_plan"),
+    path("outbox/", outbox.outbox, name="outbox"),
+    path(
+        "approvals/undo/<int:unallocation_id>/approve", approvals.approve_undo, name="approve_undo"
+    ),
+    path("approvals/undo/<int:unallocation_id>/reject", approvals.reject_undo, name="reject_undo"),
     path("refunds/", refunds.refund_list, name="refunds"),
     path("refunds/new", refunds.refund_new, name="refund_new"),
     path("refunds/<int:refund_id>/", refunds.refund_detail, name="refund"),

@@ -4,7 +4,7 @@ some nothing. Webhooks then bring them into the app like real Stripe payments.""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from core.money import to_minor
+from core.stripe_money import stripe_to_minor
 from ledger.models import Invoice
 from payments.models import Payment
 from payments.sources import stripe_client
@@ -40,7 +40,7 @@ class Command(BaseCommand):
             for number, amount, currency, email, name in targets:
                 customer = demo_customer_create(email=email, name=name)
                 demo_payment_create(
-                    amount_minor=to_minor(amount, currency),
+                    amount_minor=stripe_to_minor(amount, currency),
                     currency=currency.lower(),
                     customer_id=customer["id"],
                     metadata={"invoice": number},
