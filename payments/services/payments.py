@@ -17,13 +17,15 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from core.money import format_money
+from core.stripe_money import stripe_from_minor
 from ledger.models import Customer, Entity
 from payments.models import Dispute, Fee, PayerMapping, Payment, Payout, Refund
 from payments.services import payment_rows
 from payments.services.payment_rows import fee_rows_insert, payment_rows_write
+from payments.services.refunds import STRIPE_METADATA_KEY, refund_external_propose
 from payments.sources.normalised import NormalisedPayment
 from payments.sources.stripe_source import DISPUTE_SETTLED_FOR_US
-from staff.models import Role
+from staff.models import AuditEntry, Role
 from staff.services import audit_log, user_has_role
 
 log = logging.getLogger(__name__)
@@ -223,8 +225,6 @@ def _audit_changes(items, existing, ids, statuses, *, actor) -> None:
 
 
 def _seen_refund_ids(payment_ids: list[int]) -> set[str]:
-    from staff.models import AuditEntry
-
     return set(
         AuditEntry.objects.filter(action="payment.external_refund", object_type="stripe.refund")
         .filter(after__payment_id__in=payment_ids)
@@ -240,15 +240,11 @@ def on_external_refund(payment: Payment, stripe_refund: dict) -> None:
     bring the books in step, approved like any refund (payments/services/refunds.py). A refund
     the app made itself (our metadata on it) is only linked, never proposed again.
     """
-    from payments.services.refunds import STRIPE_METADATA_KEY, refund_external_propose
-
     if (stripe_refund.get("metadata") or {}).get(STRIPE_METADATA_KEY):
         refund_external_propose(payment=payment, stripe_refund=stripe_refund)
         return
     currency = payment.currency
-    from core.stripe_money import stripe_from_minor as from_minor
-
-    amount = from_minor(stripe_refund.get("amount") or 0, currency)
+    amount = stripe_from_minor(stripe_refund.get("amount") or 0, currency)
     audit_log(
         actor=None,
         action="payment.external_refund",
