@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 
 from core.fields import MoneyField
+from core.money import format_money
 from staff.maker_checker import MakerChecked, approver_is_not_maker
 
 
@@ -88,8 +89,10 @@ class Payment(models.Model):
         UNMATCHED = "unmatched", "Unmatched"
         PROPOSED = "proposed", "Proposed"
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
-        APPROVED = "approved", "Approved"
-        SENT = "sent", "Sent to AIQ"
+        # One name per state, the same as its plan's (AllocationPlan.State): approved and
+        # handed to the outbox, then confirmed by AIQ.
+        APPROVED = "approved", "Approved, on its way to AIQ"
+        SENT = "sent", "Confirmed in AIQ"
         FAILED = "failed", "Failed in AIQ"
         REJECTED = "rejected", "Rejected"
         IGNORED = "ignored", "Not for AIQ"
@@ -173,7 +176,8 @@ class Payment(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_source_display()} {self.shown_reference} {self.amount} {self.currency}"
+        amount = format_money(self.amount, self.currency)
+        return f"{self.get_source_display()} {self.shown_reference} {amount}"
 
     @property
     def shown_reference(self) -> str:
@@ -209,6 +213,9 @@ class Fee(models.Model):
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(amount__gte=0), name="fee_amount_gte_0")]
 
+    def __str__(self):
+        return f"{self.kind} fee {format_money(self.amount, self.currency)}"
+
 
 class Dispute(models.Model):
     source = models.CharField(max_length=12, choices=Source)
@@ -227,6 +234,9 @@ class Dispute(models.Model):
                 fields=["source", "external_id"], name="dispute_external_unique"
             )
         ]
+
+    def __str__(self):
+        return f"{self.get_source_display()} dispute {self.external_id} ({self.status})"
 
 
 class WebhookEvent(models.Model):
@@ -254,6 +264,9 @@ class WebhookEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["source", "event_id"], name="webhookevent_unique")
         ]
+
+    def __str__(self):
+        return f"{self.get_source_display()} {self.event_type} {self.event_id}"
 
 
 class ImportFormat(models.Model):
@@ -309,6 +322,12 @@ class ImportBatch(models.Model):
     content = models.BinaryField(editable=False, default=b"")
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        verbose_name_plural = "import batches"
+
+    def __str__(self):
+        return f"{self.filename} ({self.get_state_display().lower()})"
+
 
 class Statement(models.Model):
     """One statement of a bank account as the bank sent it: its period and balances, so a
@@ -346,11 +365,43 @@ class PayerMapping(models.Model):
         ]
 
 
+class SettlementTerms(models.Model):
+    """Early-settlement discount terms: `percent` off an invoice paid within `days` of its
+    date. One row per customer with its own terms; the row without a customer is everyone
+    else's default. The matcher proposes a payment short by exactly that discount as
+    settling the invoice with a discount (AIQ: AllocateTransactionsWithDiscount)."""
+
+    customer = models.OneToOneField(
+        "ledger.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="settlement_terms",
+        help_text="Empty: the default for every customer without terms of its own",
+    )
+    percent = models.DecimalField(max_digits=5, decimal_places=3)
+    days = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "settlement discount terms"
+        verbose_name_plural = "settlement discount terms"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percent__gt=0) & Q(percent__lt=100), name="terms_percent_0_100"
+            ),
+            models.CheckConstraint(condition=Q(days__gt=0), name="terms_days_gt_0"),
+        ]
+
+    def __str__(self):
+        return f"{self.percent}% within {self.days} days"
+
+
 class MatchRule(models.Model):
     class Kind(models.TextChoices):
         REFERENCE = "reference", "Reference found in the payment"
         PAYER_EXACT = "payer_exact", "Payer + exact amount"
         PAYER_COMBINATION = "payer_combination", "Payer + combination of invoices"
+        SETTLEMENT_DISCOUNT = "settlement_discount", "Settlement discount within terms"
         TOLERANCE = "tolerance", "Within tolerance (discount or write-off)"
         OVERPAYMENT = "overpayment", "Overpayment / underpayment"
 
@@ -363,6 +414,12 @@ class MatchRule(models.Model):
     order = models.PositiveIntegerField(default=100)
     enabled = models.BooleanField(default=True)
     auto_approve = models.BooleanField(default=False)
+    monitor = models.BooleanField(
+        default=False,
+        help_text="Record on each proposal whether this rule would have auto-approved it "
+        "(without approving), so the run page shows its observed precision before it is "
+        "switched on",
+    )
     tolerance_absolute = MoneyField(default=0)
     tolerance_percent = models.DecimalField(max_digits=6, decimal_places=3, default=0)
     tolerance_action = models.CharField(
@@ -436,6 +493,9 @@ class MatchProposal(models.Model):
             ),
         ]
 
+    def __str__(self):
+        return f"Proposal {self.rank} for payment #{self.payment_id}: {self.explanation}"
+
 
 class AllocationPlan(MakerChecked):
     """Maker-checker (staff/maker_checker.py): `maker` is who last changed the lines."""
@@ -445,8 +505,8 @@ class AllocationPlan(MakerChecked):
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
-        SENT = "sent", "Sent to AIQ"
-        CONFIRMED = "confirmed", "Confirmed in AIQ"
+        SENT = "sent", "Approved, on its way to AIQ"  # the payment's APPROVED
+        CONFIRMED = "confirmed", "Confirmed in AIQ"  # the payment's SENT
         FAILED = "failed", "Failed in AIQ"
         VOID = "void", "Void"
 
@@ -480,6 +540,10 @@ class AllocationPlan(MakerChecked):
             ),
         ]
 
+    def __str__(self):
+        state = self.get_state_display()
+        return f"Plan #{self.pk} v{self.version} for payment #{self.payment_id} ({state})"
+
 
 class AllocationPlanLine(models.Model):
     plan = models.ForeignKey(AllocationPlan, on_delete=models.PROTECT, related_name="lines")
@@ -508,6 +572,9 @@ class AllocationPlanLine(models.Model):
             ),
             models.UniqueConstraint(fields=["plan", "invoice"], name="planline_invoice_once"),
         ]
+
+    def __str__(self):
+        return f"Plan #{self.plan_id}, invoice #{self.invoice_id}"
 
 
 class Refund(MakerChecked):
@@ -563,6 +630,10 @@ class Refund(MakerChecked):
                 name="refund_stripe_id_unique",
             ),
         ]
+
+    def __str__(self):
+        amount = format_money(self.amount, self.currency)
+        return f"Refund #{self.pk}: {amount} ({self.get_state_display()})"
 
 
 class Unallocation(MakerChecked):

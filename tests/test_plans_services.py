@@ -48,7 +48,7 @@ def test_a_plan_never_allocates_more_than_is_open_including_other_plans(entity, 
     first = make_payment(entity, "60.00", customer=acme)
     second = make_payment(entity, "60.00", customer=acme)
     plan_propose(payment=first, lines=[line(invoice, "60.00")], actor=alice)
-    with pytest.raises(PlanRefused, match="held by other plans 60"):
+    with pytest.raises(PlanRefused, match="60.00 GBP held by other plans"):
         plan_propose(payment=second, lines=[line(invoice, "40.01")], actor=alice)
     plan = plan_propose(payment=second, lines=[line(invoice, "40.00")], actor=alice)
     assert plan.on_account_amount == D("20.00")

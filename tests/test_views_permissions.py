@@ -48,6 +48,7 @@ def _urls(d):
         "customers": ("get", reverse("ledger:customers"), {}),
         "customer": ("get", reverse("ledger:customer", args=[cust.pk]), {}),
         "sync": ("get", reverse("ledger:sync"), {}),
+        "outbox": ("get", reverse("payments:outbox"), {}),
         "sync_progress": ("get", reverse("ledger:sync_progress"), {}),
         "editor_row": ("get", reverse("payments:editor_row", args=[pay.pk]), {"invoice": inv.pk}),
         "invoice_pdf": ("get", reverse("ledger:invoice_pdf", args=[inv.pk]), {}),
@@ -92,6 +93,7 @@ TABLE = {
     "customers": (LOGIN, 403, 200, 200, 200),
     "customer": (LOGIN, 403, 200, 200, 200),
     "sync": (LOGIN, 403, 200, 200, 200),
+    "outbox": (LOGIN, 403, 200, 200, 200),
     "sync_progress": (LOGIN, 403, 200, 200, 200),
     "editor_row": (LOGIN, 403, 200, 200, 200),
     "invoice_pdf": (LOGIN, 403, 200, 200, 200),
@@ -134,7 +136,7 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
 
     ours = (
         "payments.views.inbox", "payments.views.detail", "payments.views.approvals",
-        "payments.views.runs", "payments.views.statements",
+        "payments.views.runs", "payments.views.statements", "payments.views.outbox",
         "ledger.views.", "staff.views",
     )  # fmt: skip
     names = set()

@@ -11,18 +11,31 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from payments.models import AllocationPlan, Unallocation
+from payments.services.plan_lines import approval_reasons
 from payments.views import actions
 from staff.forms import ReasonForm
 from staff.maker_checker import is_maker
 from staff.views import approver_required, clerk_required, get_or_404
 
+PARTS = (("amount", "amount"), ("discount", "discount_amount"), ("write-off", "write_off_amount"))
+
+
+def _proposed_parts(line: dict) -> dict:
+    """A proposal line's amounts by editor name (proposals store discount/write_off)."""
+    return {
+        "amount": Decimal(str(line.get("amount") or 0)),
+        "discount_amount": Decimal(str(line.get("discount", line.get("discount_amount")) or 0)),
+        "write_off_amount": Decimal(str(line.get("write_off", line.get("write_off_amount")) or 0)),
+    }
+
 
 def _diff(plan):
-    """What the maker changed compared with the engine's proposal, per invoice."""
+    """What the maker changed compared with the engine's proposal: per invoice, each of
+    amount, discount and write-off that differs, as a sentence's parts."""
     if plan.proposal is None:
         return []
     proposed = {
-        int(line["invoice_id"]): line.get("amount", "0")
+        int(line["invoice_id"]): _proposed_parts(line)
         for line in plan.proposal.lines
         if str(line.get("invoice_id", "")).isdigit()
     }
@@ -30,16 +43,29 @@ def _diff(plan):
     changes = []
     for invoice_id in sorted(set(proposed) | set(planned)):
         line = planned.get(invoice_id)
-        before = proposed.get(invoice_id)
-        after = line.amount if line else None
-        if before is not None and after is not None and Decimal(str(before)) == after:
-            continue
         label = line.invoice if line else f"invoice #{invoice_id}"
-        changes.append({"invoice": label, "before": before, "after": after})
+        if line is None:
+            changes.append(
+                {
+                    "invoice": label,
+                    "what": "",
+                    "before": proposed[invoice_id]["amount"],
+                    "after": None,
+                }
+            )
+            continue
+        before = proposed.get(invoice_id, {})
+        for what, field in PARTS:
+            old, new = before.get(field), getattr(line, field)
+            if (old or 0) != new:
+                changes.append(
+                    {"invoice": label, "what": what, "before": old or None, "after": new or None}
+                )
     if plan.on_account_amount != plan.proposal.on_account_amount:
         changes.append(
             {
                 "invoice": "on account",
+                "what": "",
                 "before": plan.proposal.on_account_amount,
                 "after": plan.on_account_amount,
             }
@@ -57,6 +83,11 @@ def approvals(request):
     )
     for plan in plans:
         plan.changes = _diff(plan)
+        plan.reasons = approval_reasons(
+            plan.payment,
+            plan.lines.all(),
+            invoices={line.invoice_id: line.invoice for line in plan.lines.all()},
+        )
         plan.allocated = sum((line.amount for line in plan.lines.all()), start=0)
         plan.is_mine = is_maker(plan, request.user)
     undos = list(

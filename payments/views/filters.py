@@ -3,9 +3,9 @@
 from decimal import Decimal, InvalidOperation
 
 import django_filters
-from django import forms
 from django.db.models import Exists, OuterRef, Q
 
+from core.forms import DATE_INPUT_FORMATS, DateInputGB
 from payments.models import MatchProposal, MatchRule, Payment, Source
 from payments.sources.statement_rows import account_key
 
@@ -15,7 +15,7 @@ TABS = {
     "unmatched": ("Unmatched", [Payment.MatchState.UNMATCHED]),
     "proposed": ("Proposed", [Payment.MatchState.PROPOSED]),
     "awaiting": ("Awaiting approval", [Payment.MatchState.AWAITING_APPROVAL]),
-    "sent": ("Sent to AIQ", [Payment.MatchState.APPROVED, Payment.MatchState.SENT]),
+    "sent": ("Approved / in AIQ", [Payment.MatchState.APPROVED, Payment.MatchState.SENT]),
     "failed": ("Failed", [Payment.MatchState.FAILED]),
     "all": ("All", None),
 }
@@ -46,13 +46,15 @@ class InboxFilter(django_filters.FilterSet):
         label="Received from",
         field_name="received_at",
         lookup_expr="date__gte",
-        widget=forms.DateInput({"type": "date"}),
+        widget=DateInputGB(),
+        input_formats=DATE_INPUT_FORMATS,
     )
     received_to = django_filters.DateFilter(
         label="Received to",
         field_name="received_at",
         lookup_expr="date__lte",
-        widget=forms.DateInput({"type": "date"}),
+        widget=DateInputGB(),
+        input_formats=DATE_INPUT_FORMATS,
     )
     amount_min = django_filters.NumberFilter(
         label="Amount from", field_name="amount", lookup_expr="gte", min_value=0

@@ -5,6 +5,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from core.stripe_money import stripe_to_minor
+from ledger.models import Invoice
+from payments.models import Payment
 from payments.sources import stripe_client
 from payments.sources.stripe_demo import demo_customer_create, demo_payment_create
 
@@ -25,8 +27,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, invoices, count, if_empty=False, **options):
-        from payments.models import Payment
-
         if if_empty and Payment.objects.filter(source="stripe").exists():
             self.stdout.write("Stripe payments exist already; no demo payments created.")
             return
@@ -60,8 +60,6 @@ class Command(BaseCommand):
 
     def _targets(self, numbers, count):
         from decimal import Decimal
-
-        from ledger.models import Invoice
 
         open_invoices = Invoice.objects.filter(outstanding_amount__gt=0).select_related("customer")
         if numbers:
