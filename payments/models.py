@@ -365,11 +365,43 @@ class PayerMapping(models.Model):
         ]
 
 
+class SettlementTerms(models.Model):
+    """Early-settlement discount terms: `percent` off an invoice paid within `days` of its
+    date. One row per customer with its own terms; the row without a customer is everyone
+    else's default. The matcher proposes a payment short by exactly that discount as
+    settling the invoice with a discount (AIQ: AllocateTransactionsWithDiscount)."""
+
+    customer = models.OneToOneField(
+        "ledger.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="settlement_terms",
+        help_text="Empty: the default for every customer without terms of its own",
+    )
+    percent = models.DecimalField(max_digits=5, decimal_places=3)
+    days = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "settlement discount terms"
+        verbose_name_plural = "settlement discount terms"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percent__gt=0) & Q(percent__lt=100), name="terms_percent_0_100"
+            ),
+            models.CheckConstraint(condition=Q(days__gt=0), name="terms_days_gt_0"),
+        ]
+
+    def __str__(self):
+        return f"{self.percent}% within {self.days} days"
+
+
 class MatchRule(models.Model):
     class Kind(models.TextChoices):
         REFERENCE = "reference", "Reference found in the payment"
         PAYER_EXACT = "payer_exact", "Payer + exact amount"
         PAYER_COMBINATION = "payer_combination", "Payer + combination of invoices"
+        SETTLEMENT_DISCOUNT = "settlement_discount", "Settlement discount within terms"
         TOLERANCE = "tolerance", "Within tolerance (discount or write-off)"
         OVERPAYMENT = "overpayment", "Overpayment / underpayment"
 
@@ -382,6 +414,12 @@ class MatchRule(models.Model):
     order = models.PositiveIntegerField(default=100)
     enabled = models.BooleanField(default=True)
     auto_approve = models.BooleanField(default=False)
+    monitor = models.BooleanField(
+        default=False,
+        help_text="Record on each proposal whether this rule would have auto-approved it "
+        "(without approving), so the run page shows its observed precision before it is "
+        "switched on",
+    )
     tolerance_absolute = MoneyField(default=0)
     tolerance_percent = models.DecimalField(max_digits=6, decimal_places=3, default=0)
     tolerance_action = models.CharField(

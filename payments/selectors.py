@@ -171,6 +171,50 @@ def cash_by_day_and_source(*, days: int, now=None) -> list[dict]:
     ]
 
 
+def run_rule_counts(run_id: str) -> list[dict]:
+    """Per rule, a run's first proposals: how many, how many its rule auto-approved, how many
+    it would have (monitor mode), and for monitored rules the precision observed so far over
+    every run: of the proposals the rule would have auto-approved that people then decided,
+    the share they accepted as proposed (rejected, or superseded by another plan, is wrong)."""
+    would = Q(evidence__would_auto_approve=True)
+    rows = list(
+        MatchProposal.objects.filter(run_id=run_id, rank=1)
+        .values("rule_id", "rule__name", "rule_kind", "rule__monitor", "rule__auto_approve")
+        .annotate(
+            proposals=Count("id"),
+            auto_approved=Count(
+                "id", filter=Q(plans__id__isnull=False, plans__maker__isnull=True), distinct=True
+            ),
+            would_auto_approve=Count("id", filter=would, distinct=True),
+        )
+        .order_by("rule_kind", "rule_id")
+    )
+    monitored = [row["rule_id"] for row in rows if row["rule__monitor"]]
+    decided = {
+        row["rule_id"]: row
+        for row in MatchProposal.objects.filter(rule_id__in=monitored, rank=1)
+        .filter(would)
+        .values("rule_id")
+        .annotate(
+            accepted=Count("id", filter=Q(state=MatchProposal.State.ACCEPTED)),
+            wrong=Count(
+                "id",
+                filter=Q(state__in=[MatchProposal.State.REJECTED, MatchProposal.State.SUPERSEDED]),
+            ),
+        )
+    }
+    for row in rows:
+        seen = decided.get(row["rule_id"])
+        row["observed"] = None
+        if seen and seen["accepted"] + seen["wrong"]:
+            row["observed"] = {
+                "accepted": seen["accepted"],
+                "decided": seen["accepted"] + seen["wrong"],
+                "precision": seen["accepted"] / (seen["accepted"] + seen["wrong"]),
+            }
+    return rows
+
+
 def outbox_commands(*, state: str = "", customers=None, payments=None) -> QuerySet:
     """Writes to AIQ for people: by state, and by the customers or payments they are for.
 

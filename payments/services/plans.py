@@ -27,6 +27,7 @@ from core.money import format_money
 from ledger.models import OutboxCommand
 from payments.matching.index import RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, MatchProposal, Payment
+from payments.services.payer_learning import payer_aliases_learn
 from payments.services.plan_lines import (
     LineInput,
     PlanRefused,
@@ -103,6 +104,9 @@ def plan_propose(
         if payment.plans.filter(state__in=[*RESERVING_PLAN_STATES, State.CONFIRMED]).exists():
             raise PlanRefused(ALREADY_PLANNED)
         customer_id = customer.pk if customer else payment.customer_id
+        if customer_id is None and proposal is not None:
+            # a proposal that puts the money on account names the customer it identified
+            customer_id = ((proposal.evidence or {}).get("customer") or {}).get("customer_id")
         customer_id, _invoices, on_account = check_lines(payment, lines, customer_id)
         plan = AllocationPlan(
             payment=payment,
@@ -276,6 +280,9 @@ def _approve(plan: AllocationPlan, payment: Payment, actor, *, how: str) -> Allo
     commands = plan_hand_to_outbox(plan, payment, actor)
     if payment.customer_id is None:
         Payment.objects.filter(pk=payment.pk).update(customer_id=plan.customer_id)
+    # a person's allocation teaches the payer's keys (a rule's alone teaches nothing)
+    person = plan.maker if plan.maker_id is not None else (actor if how == "approved" else None)
+    payer_aliases_learn(payment=payment, customer_id=plan.customer_id, person=person)
     _set_match_state(payment, Payment.MatchState.APPROVED)
     audit_log(
         actor=actor if how == "approved" else None if plan.maker_id is None else plan.maker,
