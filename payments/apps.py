@@ -19,10 +19,14 @@ class PaymentsConfig(AppConfig):
         post_migrate.connect(
             ensure_default_rules, sender=self, dispatch_uid="payments.ensure_default_rules"
         )
-        # later allocations and other receipts follow their AIQ commands
-        from ledger.outbox.executors import ORIGIN_HOOKS
-        from payments.services import contact_allocations, other_receipts
-        from payments.services.later import later_confirmed, later_failed
+        # what payments' rows do when the AIQ commands they caused reach a verdict
+        # (models and services load only once the app registry is ready, hence here)
+        from ledger.views.invoices import invoice_page_extend
+        from payments.selectors import invoice_plan_lines
+        from payments.services import outbox_origins, stripe_refund_step
+        from payments.services.later import later_outbox_register
 
-        for origin in (contact_allocations.ORIGIN, other_receipts.ORIGIN):
-            ORIGIN_HOOKS[origin] = (later_confirmed, later_failed)
+        outbox_origins.register()
+        later_outbox_register()
+        stripe_refund_step.register()
+        invoice_page_extend(lambda invoice: {"plan_lines": invoice_plan_lines(invoice)})

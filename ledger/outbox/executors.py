@@ -267,13 +267,6 @@ def resolve_payload(command: OutboxCommand) -> dict:
 # (ledger/outbox/mirror.py calls them when the command is confirmed)
 MIRRORS: dict[str, Callable[[OutboxCommand, dict, dict, list], None]] = {}
 
-# origin type -> (on_confirmed(command), on_failed(command)): how the row that caused a
-# command follows it (e.g. a later allocation is confirmed once all its commands are). Apps
-# register theirs in AppConfig.ready(); mirror.py calls them in the confirming transaction.
-ORIGIN_HOOKS: dict[
-    str, tuple[Callable[[OutboxCommand], None], Callable[[OutboxCommand], None]]
-] = {}
-
 EXECUTORS: dict[str, Executor] = {
     Kind.POST_RECEIPT: Executor(receipt_send, receipt_read_back),
     Kind.ALLOCATE: Executor(allocate_send, allocate_read_back),

@@ -186,3 +186,19 @@ def later_failed(command: OutboxCommand) -> None:
         before={"state": State.SENT},
         after={"state": row.state},
     )
+
+
+def later_outbox_register() -> None:
+    """Later allocations and other receipts follow their AIQ commands (ledger/outbox/origins.py);
+    called from PaymentsConfig.ready() once the services have filled ORIGINS."""
+    from ledger.outbox.origins import Origin, origin_register
+    from payments.services import contact_allocations, other_receipts  # noqa: F401 (fill ORIGINS)
+
+    for name in ORIGINS:
+        origin_register(
+            name,
+            Origin(
+                confirmed=lambda command, payload, notes: later_confirmed(command),
+                failed=later_failed,
+            ),
+        )

@@ -44,8 +44,8 @@ POSITION = re.compile(r"^#(\d+)$")
 CREDIT_MARKS = frozenset({"C", "CR", "CRDT", "CREDIT", "RC", "PAID IN", "IN", "+"})
 DEBIT_MARKS = frozenset({"D", "DR", "DBIT", "DEBIT", "RD", "PAID OUT", "OUT", "-"})
 HEADER_SEARCH_ROWS = 30
-MAX_ROWS = 50_000
-MAX_BYTES = 20 * 1024 * 1024
+MAX_ROWS = 200_000
+MAX_BYTES = 64 * 1024 * 1024  # a 100,000-entry camt.053 is about 45 MB
 
 
 def read_table(content: bytes, filename: str) -> list[list]:

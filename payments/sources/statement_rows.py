@@ -19,8 +19,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 
-from core.money import MoneyError, exact, normalise_currency
+from core.money import MoneyError, exact, exponent, normalise_currency
 from payments.sources.normalised import NormalisedPayment
 
 MAX_ENTRIES = 200_000
@@ -112,6 +113,7 @@ def normalise_iban(value: str) -> str:
     return text if _IBAN.match(text) else ""
 
 
+@lru_cache(maxsize=65536)
 def account_key(*, iban="", sort_code="", account_number="", account_id="") -> str:
     """The one spelling of an account: its IBAN; else "sortcode accountnumber" (digits only);
     else the identifier the file gives (an IBAN hidden in it is found)."""
@@ -204,6 +206,9 @@ def statement_items(
     if len(entries) > MAX_ENTRIES:
         raise StatementError(f"The file has more than {MAX_ENTRIES} entries; split it.")
     seen: Counter = Counter()
+    # per statement once, not per entry: its account, and each currency's places
+    accounts = [header.account_key or fallback_account for header in parsed.statements]
+    places: dict[str, int] = {}
     for entry in entries:
         if entry.statement < len(parsed.statements):
             parsed.statements[entry.statement].entry_count += 1
@@ -211,13 +216,17 @@ def statement_items(
             parsed.skipped += 1  # money out (or a zero line): not a payment to us
             continue
         try:
-            currency = normalise_currency(entry.currency)
-            amount = exact(entry.amount, currency)
+            currency = entry.currency
+            if currency not in places:
+                places[normalise_currency(currency)] = places[currency] = exponent(currency)
+            amount = entry.amount
+            if -amount.as_tuple().exponent > places[currency]:  # more places than it has
+                amount = exact(amount, currency)
+            currency = normalise_currency(currency) if len(currency) != 3 else currency.upper()
         except MoneyError as error:
             parsed.errors.append(RowError(entry.row, entry.amount_field, str(error)))
             continue
-        header = parsed.statements[entry.statement] if parsed.statements else None
-        account = (header.account_key if header else "") or fallback_account
+        account = (accounts[entry.statement] if accounts else "") or fallback_account
         remittance = re.sub(r"\s+", " ", entry.remittance or "").strip()
         if entry.transaction_id:
             key = (account, entry.transaction_id)
