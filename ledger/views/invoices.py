@@ -23,7 +23,11 @@ def invoice_list(request):
         if request.htmx and request.GET.get("after")
         else ("ledger/invoices.html")
     )
-    return render(request, template, {"filter": filterset, "page": page})
+    context = {"filter": filterset, "page": page}
+    if template == "ledger/invoices.html":
+        totals = selectors.invoice_totals(queryset)
+        context.update(totals=totals, count=sum(row["n"] for row in totals))
+    return render(request, template, context)
 
 
 @clerk_required
