@@ -113,5 +113,10 @@ def outbox_state_counts() -> dict[str, int]:
     return {row["state"]: row["n"] for row in rows}
 
 
+def outbox_origin_pending(limit: int = 50) -> list[OutboxCommand]:
+    """Confirmed writes whose origin's handler raised (ledger/outbox/origins.py), oldest first."""
+    return list(OutboxCommand.objects.filter(origin_pending=True).order_by("pk")[:limit])
+
+
 def sync_states() -> QuerySet:
     return SyncState.objects.select_related("entity").order_by("entity__name", "object_type")
