@@ -53,8 +53,11 @@ def invoice_pdf(request, invoice_id):
 def receipt_pdf(request, receipt_id):
     receipt = get_or_404(Receipt.objects.select_related("entity"), pk=receipt_id)
     back = request.GET.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = "/invoices/"  # only ever send people back within this site
+    if not (
+        back.startswith("/")
+        and url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()})
+    ):
+        back = "/invoices/"  # only ever send people back to a page of this site
     return _pdf(
         request,
         entity=receipt.entity,

@@ -4,6 +4,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.inputs import parse_id
 from core.paging import keyset_page
 from ledger import selectors
 from ledger.models import Entity, OutboxCommand
@@ -84,8 +85,9 @@ def command_cancel(request, command_id):
 @require_POST
 @clerk_required
 def sync_now(request):
-    entity_id = request.POST.get("entity", "")
-    entity = get_or_404(Entity.objects.all(), pk=int(entity_id) if entity_id.isdigit() else 0)
+    entity = get_or_404(
+        Entity.objects.all(), pk=parse_id(request.POST.get("entity"), field="Entity")
+    )
     outcome = run_service(
         sync_services.sync_start,
         entity=entity,

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.inputs import is_id
 from payments.models import AllocationPlan
 from payments.views import actions
 from staff.forms import ReasonForm
@@ -23,7 +24,7 @@ def _diff(plan):
     proposed = {
         int(line["invoice_id"]): line.get("amount", "0")
         for line in plan.proposal.lines
-        if str(line.get("invoice_id", "")).isdigit()
+        if is_id(str(line.get("invoice_id", "")))
     }
     planned = {line.invoice_id: line for line in plan.lines.all()}
     changes = []
