@@ -229,12 +229,16 @@ class OutboxCommandAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry selected commands (reads AIQ back first)")
     def retry_commands(self, request, queryset):
+        # the admin loads in every process at setup; the outbox (and the AIQ client it pulls
+        # in) only when an action runs
         from ledger.outbox.services import outbox_retry
 
         self._each(request, queryset, outbox_retry, "Retried")
 
     @admin.action(description="Cancel selected commands (only before confirmation)")
     def cancel_commands(self, request, queryset):
+        # the admin loads in every process at setup; the outbox (and the AIQ client it pulls
+        # in) only when an action runs
         from ledger.outbox.services import outbox_cancel
 
         self._each(request, queryset, outbox_cancel, "Cancelled")

@@ -150,7 +150,7 @@ class AllocationPlanAdmin(MoneyRowAdmin):
 
 @admin.register(m.Refund)
 class RefundAdmin(MoneyRowAdmin):
-    list_display = ("id", "kind", "customer", "amount", "currency", "state", "requested_by")
+    list_display = ("id", "kind", "customer", "amount", "currency", "state", "maker", "approver")
     list_filter = ("kind", "state")
     raw_id_fields = ("customer", "payment", "invoice", "receipt", "credit_note")
 
@@ -165,3 +165,12 @@ class AllocationPlanLineAdmin(MoneyRowAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(m.Unallocation)
+class UnallocationAdmin(ViewOnlyAdmin):
+    """Undo requests change only through payments/services/unallocations.py."""
+
+    list_display = ("id", "allocation", "state", "maker", "approver", "created_at")
+    list_filter = ("state",)
+    raw_id_fields = ("allocation", "command")

@@ -16,6 +16,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
 
+from core.forms import DATE_INPUT_FORMATS, DateInputGB
 from core.paging import keyset_page
 from staff import selectors
 from staff.forms import ThrottledAuthenticationForm
@@ -56,9 +57,11 @@ class AuditFilterForm(forms.Form):
     object_type = forms.CharField(label="Object type", required=False, max_length=60)
     object_id = forms.CharField(label="Object id", required=False, max_length=64)
     date_from = forms.DateField(
-        label="From", required=False, widget=forms.DateInput({"type": "date"})
+        label="From", required=False, widget=DateInputGB(), input_formats=DATE_INPUT_FORMATS
     )
-    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput({"type": "date"}))
+    date_to = forms.DateField(
+        label="To", required=False, widget=DateInputGB(), input_formats=DATE_INPUT_FORMATS
+    )
 
 
 @dataclass

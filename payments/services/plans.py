@@ -1,4 +1,5 @@
-"""Allocation plans: propose, edit, submit, approve (maker-checker), reject, unallocate.
+"""Allocation plans: propose, edit, submit, approve (maker-checker), reject. Undoing an
+allocation is payments/services/unallocations.py.
 
 A plan says how one payment settles invoices: lines of (invoice, cash, discount, write-off to a
 GL account) and the remainder left on the customer's account. Invariants, each checked here
@@ -8,7 +9,9 @@ under row locks and backed by a named constraint where a single row can carry it
     the invoice rows are locked with select_for_update on PostgreSQL; on SQLite every
     transaction is IMMEDIATE, so writers are serialised);
   - one live plan per payment (plan_one_live_per_payment);
-  - the approver is not the maker, superusers included (plan_approver_is_not_maker).
+  - the approver is not the maker, superusers included (plan_approver_is_not_maker); the maker
+    is whoever last changed the lines (staff/maker_checker.py), so an approver who edits a plan
+    is its maker and needs yet another person.
 Locks are always taken payment first, then invoices by id, so two services cannot deadlock.
 Approval hands the plan to the outbox in the same transaction (ledger/outbox/services.py).
 """
@@ -21,10 +24,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.money import format_money
-from ledger.models import Allocation, OutboxCommand
-from ledger.outbox.services import outbox_enqueue
+from ledger.models import OutboxCommand
 from payments.matching.index import RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, MatchProposal, Payment
+from payments.services.payer_learning import payer_aliases_learn
 from payments.services.plan_lines import (
     LineInput,
     PlanRefused,
@@ -34,6 +37,7 @@ from payments.services.plan_lines import (
     write_lines,
 )
 from payments.services.plan_outbox import plan_hand_to_outbox
+from staff.maker_checker import check_approver, is_maker, record_approval, record_change
 from staff.models import Role
 from staff.services import (
     audit_log,
@@ -100,16 +104,19 @@ def plan_propose(
         if payment.plans.filter(state__in=[*RESERVING_PLAN_STATES, State.CONFIRMED]).exists():
             raise PlanRefused(ALREADY_PLANNED)
         customer_id = customer.pk if customer else payment.customer_id
+        if customer_id is None and proposal is not None:
+            # a proposal that puts the money on account names the customer it identified
+            customer_id = ((proposal.evidence or {}).get("customer") or {}).get("customer_id")
         customer_id, _invoices, on_account = check_lines(payment, lines, customer_id)
         plan = AllocationPlan(
             payment=payment,
             proposal=proposal,
             customer_id=customer_id,
-            maker=None if system else actor,
             on_account_amount=on_account,
             needs_approval=lines_need_approval(payment, lines),
             state=State.DRAFT,
         )
+        record_change(plan, actor=None if system else actor)
         plan.full_clean()
         try:
             with transaction.atomic():
@@ -158,6 +165,7 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
             plan.needs_approval = lines_need_approval(payment, lines)
             plan.state = State.DRAFT  # a changed plan is submitted (and checked) again
             plan.version += 1
+            record_change(plan, actor=actor)  # whoever changed the lines is the maker now
             plan.full_clean()
             plan.save()
             _set_match_state(payment, Payment.MatchState.PROPOSED)
@@ -165,7 +173,7 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
                 actor=actor,
                 action="plan.edit",
                 obj=plan,
-                summary=f"plan edited (version {plan.version}); back to draft",
+                summary=f"plan edited (version {plan.version}) by its new maker; back to draft",
                 before=before,
                 after=plan_snapshot(plan),
             )
@@ -198,12 +206,12 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
             payment=payment,
             proposal=plan.proposal,
             customer_id=customer_id,
-            maker=actor,
             on_account_amount=on_account,
             needs_approval=lines_need_approval(payment, lines),
             state=State.DRAFT,
             version=plan.version + 1,
         )
+        record_change(successor, actor=actor)
         successor.full_clean()
         successor.save()
         write_lines(successor, lines)
@@ -266,13 +274,15 @@ def _approve(plan: AllocationPlan, payment: Payment, actor, *, how: str) -> Allo
     lines = [LineInput.coerce(line) for line in plan.lines.all()]
     check_lines(payment, lines, plan.customer_id, plan_id=plan.pk)
     before = plan_snapshot(plan)
-    plan.approver = actor if how == "approved" else None
-    plan.approved_at = timezone.now()
+    record_approval(plan, actor=actor if how == "approved" else None, what="this plan")
     plan.state = State.SENT  # approved and handed to the outbox in this same transaction
     plan.save(update_fields=["approver", "approved_at", "state", "updated_at"])
     commands = plan_hand_to_outbox(plan, payment, actor)
     if payment.customer_id is None:
         Payment.objects.filter(pk=payment.pk).update(customer_id=plan.customer_id)
+    # a person's allocation teaches the payer's keys (a rule's alone teaches nothing)
+    person = plan.maker if plan.maker_id is not None else (actor if how == "approved" else None)
+    payer_aliases_learn(payment=payment, customer_id=plan.customer_id, person=person)
     _set_match_state(payment, Payment.MatchState.APPROVED)
     audit_log(
         actor=actor if how == "approved" else None if plan.maker_id is None else plan.maker,
@@ -316,8 +326,7 @@ def plan_approve(*, plan: AllocationPlan, actor) -> AllocationPlan:
     with transaction.atomic():
         payment = _lock_payment(plan.payment_id)
         plan = _lock_plan(plan.pk)
-        if plan.maker_id is not None and plan.maker_id == actor.pk:
-            raise PlanRefused("You made this plan; a different person must approve it.")
+        check_approver(plan, actor=actor, what="this plan")
         if plan.state != State.AWAITING_APPROVAL:
             raise PlanRefused(
                 f"This plan is {plan.get_state_display().lower()}, not awaiting approval."
@@ -362,9 +371,9 @@ def plan_reject(*, plan: AllocationPlan, actor, reason: str) -> AllocationPlan:
     with transaction.atomic():
         payment = _lock_payment(plan.payment_id)
         plan = _lock_plan(plan.pk)
-        is_maker = plan.maker_id is not None and plan.maker_id == getattr(actor, "pk", None)
         if not (
-            user_has_role(actor, Role.APPROVER) or (is_maker and user_has_role(actor, "clerk"))
+            user_has_role(actor, Role.APPROVER)
+            or (is_maker(plan, actor) and user_has_role(actor, Role.CLERK))
         ):
             raise PermissionDenied("Rejecting a plan needs the approver role.")
         if plan.state not in (State.DRAFT, State.AWAITING_APPROVAL):
@@ -383,67 +392,3 @@ def plan_reject(*, plan: AllocationPlan, actor, reason: str) -> AllocationPlan:
             after={"state": plan.state, "reason": reason},
         )
         return plan
-
-
-def allocation_unallocate(*, allocation: Allocation, actor, reason: str) -> OutboxCommand:
-    """Undo one allocation in AIQ (UnallocateTransactions). If it came from a plan, that line's
-    cash goes back on the payment's account, so the plan still adds up to the payment."""
-    _require_clerk(actor)
-    reason = (reason or "").strip()
-    if not reason:
-        raise PlanRefused("Say why the allocation is undone.")
-    with transaction.atomic():
-        allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
-        if allocation.state != Allocation.State.ACTIVE:
-            raise PlanRefused("This allocation is already undone.")
-        source = (
-            OutboxCommand.objects.filter(
-                entity_id=allocation.entity_id,
-                external_reference=allocation.reference,
-                origin_type="allocation_plan",
-            )
-            .only("origin_id", "payload")
-            .first()
-        )
-        line = None
-        if source is not None and source.payload.get("invoice_id"):
-            plan = _lock_plan(source.origin_id)
-            line = (
-                plan.lines.select_for_update()
-                .filter(invoice_id=source.payload["invoice_id"], unallocated_at__isnull=True)
-                .first()
-            )
-        command = outbox_enqueue(
-            entity=allocation.entity,
-            kind=OutboxCommand.Kind.UNALLOCATE,
-            external_reference=f"UNALLOC-{allocation.pk}",
-            payload={
-                "transaction_ids": [allocation.transaction_id_1, allocation.transaction_id_2],
-                "allocation_id": allocation.pk,
-                "reason": reason[:500],
-            },
-            origin_type="allocation",
-            origin_id=allocation.pk,
-            created_by=actor,
-        )
-        before = {"allocation": allocation.reference, "amount": allocation.amount}
-        after = {"command": command.external_reference, "reason": reason}
-        if line is not None and not allocation.reference.startswith("ALLOC-WOFF-"):
-            plan = line.plan
-            before["plan_on_account"] = plan.on_account_amount
-            line.unallocated_at = timezone.now()
-            line.unallocation_reason = reason
-            line.save(update_fields=["unallocated_at", "unallocation_reason"])
-            plan.on_account_amount += line.amount
-            plan.save(update_fields=["on_account_amount", "updated_at"])
-            after["plan_on_account"] = plan.on_account_amount
-        audit_log(
-            actor=actor,
-            action="allocation.unallocate",
-            obj=allocation,
-            summary=f"unallocate {allocation.reference} ({allocation.amount} "
-            f"{allocation.currency}): {reason}",
-            before=before,
-            after=after,
-        )
-        return command

@@ -14,10 +14,11 @@ from core.inputs import parse_ids, parse_optional_id
 from core.money import MoneyError, amount_from_text
 from ledger.models import Document, Invoice, OutboxCommand
 from ledger.views.documents import _pdf
-from payments.models import Payment, Refund
+from payments.models import Payment, Refund, Unallocation
 from payments.services import refunds as services
 from payments.services.refund_steps import RefundStepError, refund_steps
 from staff.forms import ReasonForm
+from staff.maker_checker import is_maker
 from staff.views import approver_required, clerk_required, get_or_404, run_service
 
 KINDS = {
@@ -47,7 +48,7 @@ class RefundForm(forms.Form):
 
 def _refunds():
     return Refund.objects.select_related(
-        "customer", "invoice", "payment", "credit_note", "requested_by", "approved_by"
+        "customer", "invoice", "payment", "credit_note", "maker", "approver"
     )
 
 
@@ -156,7 +157,7 @@ def refund_detail(request, refund_id):
         "plan": plan,
         "plan_error": plan_error,
         "commands": commands,
-        "is_mine": refund.requested_by_id == request.user.pk,
+        "is_mine": is_maker(refund, request.user),
         "reject_form": ReasonForm(),
     }
     return render(request, "payments/refund_detail.html", context)
@@ -206,10 +207,12 @@ def unallocate_first(request, payment_id):
         reason=request.POST.get("reason") or "refund requested",
     )
     if outcome.ok:
+        waiting = sum(undo.state == Unallocation.State.REQUESTED for undo in outcome.value)
         messages.success(
             request,
-            f"{len(outcome.value)} allocation(s) queued to be reversed in AIQ; once confirmed "
-            "the money is on account and can be refunded.",
+            f"{len(outcome.value) - waiting} allocation(s) queued to be reversed in AIQ"
+            + (f", {waiting} waiting for a second person's approval" if waiting else "")
+            + "; once confirmed the money is on account and can be refunded.",
         )
     else:
         messages.error(request, f"Not unallocated: {outcome.message}")
