@@ -60,3 +60,16 @@ class IdConverter:
 
     def to_url(self, value) -> str:
         return str(int(value))
+
+
+def parse_next(value, request) -> str | None:
+    """A "back to" address from a form or link: a path of this site, or None. Only a path
+    ("/payments/?tab=all"): redirect() would take a bare word for a view name and raise."""
+    from django.utils.http import url_has_allowed_host_and_scheme
+
+    if not (isinstance(value, str) and value.startswith("/") and not value.startswith("//")):
+        return None
+    allowed = url_has_allowed_host_and_scheme(
+        value, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    )
+    return value if allowed else None

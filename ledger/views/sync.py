@@ -3,10 +3,9 @@ list, with customers and payments, is payments/views/outbox.py)."""
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from core.inputs import parse_id
+from core.inputs import parse_id, parse_next
 from ledger import selectors
 from ledger.models import Entity, OutboxCommand
 from ledger.outbox import services as outbox_services
@@ -37,12 +36,8 @@ def sync_overview(request):
 
 def _back(request):
     """Back to the list the action was taken from (its filters kept), else the Sync screen."""
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(target)
-    return redirect("ledger:sync")
+    target = parse_next(request.POST.get("next"), request)
+    return redirect(target) if target else redirect("ledger:sync")
 
 
 @require_POST
