@@ -3,6 +3,7 @@
 import csv
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -16,7 +17,7 @@ from payments.models import AllocationPlan, AllocationPlanLine, Payment
 from payments.views import actions
 from payments.views.filters import DEFAULT_TAB, TABS, InboxFilter
 from staff.models import Role
-from staff.services import user_has_role
+from staff.services import audit_log, user_has_role
 from staff.views import approver_required, clerk_required
 
 PAGE_SIZE = 50
@@ -120,6 +121,15 @@ def export_csv(request):
                 batch = []
         yield from _export_rows(writer, batch)
 
+    filters = {k: v for k, v in request.GET.items() if v and k != "after"}
+    with transaction.atomic():  # who took which payments out of the app, and how many
+        audit_log(
+            actor=request.user,
+            action="payments.export",
+            object_type="payments.payment",
+            summary=f"CSV export of the {tab} tab: {queryset.count()} payment(s)",
+            after={"filters": filters},
+        )
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="payments-{tab}.csv"'
     return response
