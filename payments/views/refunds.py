@@ -149,13 +149,25 @@ def refund_detail(request, refund_id):
     return render(request, "payments/refund_detail.html", context)
 
 
+def _on_its_way(refund) -> str:
+    """Where an approved refund goes: a credit note alone goes only to AIQ."""
+    to_stripe = OutboxCommand.objects.filter(
+        origin_type="refund", origin_id=refund.pk, kind=OutboxCommand.Kind.STRIPE_REFUND
+    ).exists()
+    if to_stripe:
+        return "the refund is on its way to Stripe and AIQ."
+    if refund.kind == Refund.Kind.CANCEL_INVOICE:
+        return "the credit note is on its way to AIQ."
+    return "the refund is on its way to AIQ."
+
+
 @require_POST
 @approver_required
 def refund_approve(request, refund_id):
     refund = get_or_404(Refund.objects.all(), pk=refund_id)
     outcome = run_service(services.refund_approve, refund=refund, actor=request.user)
     if outcome.ok:
-        messages.success(request, "Approved: the refund is on its way to Stripe and AIQ.")
+        messages.success(request, f"Approved: {_on_its_way(refund)}")
     else:
         messages.error(request, f"Not approved: {outcome.message}")
     return redirect("payments:refund", refund_id=refund.pk)
