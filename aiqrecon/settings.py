@@ -9,9 +9,9 @@ import os
 from decimal import Decimal
 from pathlib import Path
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from aiqrecon.database import databases
 from aiqrecon.env import (
     env_bool,
     env_choice,
@@ -48,6 +48,7 @@ if PRODUCTION and not ALLOWED_HOSTS:
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+    "aiqrecon",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -96,40 +97,17 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_url("DATABASE_URL", None, schemes=("postgres", "postgresql", "sqlite"))
-if DATABASE_URL:
-    # Persistent connections: with CONN_MAX_AGE=0 django-q2's ORM broker reconnects on every
-    # poll (measured ~14 tasks/s). Health checks drop connections the server has closed.
-    DATABASES = {
-        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)
-    }
-else:
-    SQLITE_CACHE_MIB = env_int("SQLITE_CACHE_MIB", 128, minimum=2, maximum=16384)
-    SQLITE_MMAP_MIB = env_int("SQLITE_MMAP_MIB", 1024, minimum=0, maximum=65536)
-    # WAL + IMMEDIATE transactions + a busy timeout: with Django's SQLite defaults django-q2
-    # lost 808 of 2,000 task results to "database is locked" under load.
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": env_str("SQLITE_PATH", str(VAR_DIR / "aiqrecon.sqlite3")),
-            "CONN_MAX_AGE": None,
-            "OPTIONS": {
-                "transaction_mode": "IMMEDIATE",
-                "timeout": env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 20, minimum=1, maximum=600),
-                # A page cache and memory-mapped reads sized for a book of a million invoices:
-                # with SQLite's 2 MiB default a matching run's reads and its 100,000-row state
-                # update re-read pages from the OS over and over (bench/bench_matching.py).
-                "init_command": (
-                    "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;PRAGMA foreign_keys=ON;"
-                    f"PRAGMA cache_size=-{SQLITE_CACHE_MIB * 1024};"
-                    f"PRAGMA mmap_size={SQLITE_MMAP_MIB * 1024 * 1024};"
-                ),
-            },
-            # One test database per test process, so parallel runs never share a file.
-            "TEST": {
-                "NAME": env_str("SQLITE_TEST_PATH", str(VAR_DIR / f"test-{os.getpid()}.sqlite3"))
-            },
-        }
-    }
+# Any SQLite configuration (the embedded default or a sqlite:/// URL) gets WAL, a busy timeout
+# and IMMEDIATE transactions (aiqrecon/database.py); every new connection is checked for them.
+DATABASES = databases(
+    DATABASE_URL,
+    sqlite_path=env_str("SQLITE_PATH", str(VAR_DIR / "aiqrecon.sqlite3")),
+    sqlite_test_path=env_str("SQLITE_TEST_PATH", None),
+    busy_timeout_seconds=env_int("SQLITE_BUSY_TIMEOUT_SECONDS", 20, minimum=1, maximum=600),
+    cache_mib=env_int("SQLITE_CACHE_MIB", 128, minimum=2, maximum=16384),
+    mmap_mib=env_int("SQLITE_MMAP_MIB", 1024, minimum=0, maximum=65536),
+    test_dir=VAR_DIR,
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and queue ------------------------------------------------------------------------

@@ -1,9 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from payments.views.dashboard import dashboard
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("payments.webhook_urls")),
+    path("", dashboard, name="dashboard"),
     path("", include("staff.urls")),
     path("", include("ledger.urls")),
     path("", include("payments.urls")),

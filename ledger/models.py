@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Upper
 
-from ledger.fields import MoneyField
+from core.fields import MoneyField
 from ledger.references import invoice_keys
 
 

@@ -7,7 +7,7 @@ transaction), so the page never shows half of one pull and half of another.
 
 from django.db import models
 
-from ledger.fields import MoneyField
+from core.fields import MoneyField
 from ledger.models import Customer, Entity
 
 

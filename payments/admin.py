@@ -150,7 +150,7 @@ class AllocationPlanAdmin(MoneyRowAdmin):
 
 @admin.register(m.Refund)
 class RefundAdmin(MoneyRowAdmin):
-    list_display = ("id", "kind", "customer", "amount", "currency", "state", "requested_by")
+    list_display = ("id", "kind", "customer", "amount", "currency", "state", "maker", "approver")
     list_filter = ("kind", "state")
     raw_id_fields = ("customer", "payment", "invoice", "receipt", "credit_note")
 

@@ -1,17 +1,10 @@
 """Forms for the payment screens. Amounts are parsed exactly in the payment's currency."""
 
+from collections import Counter
 from decimal import Decimal
 
-from django import forms
-
+from core.money import MoneyError, exact
 from ledger.models import Invoice
-from ledger.money import MoneyError, exact
-
-
-class ReasonForm(forms.Form):
-    reason = forms.CharField(
-        label="Reason", max_length=1000, widget=forms.Textarea({"rows": 2}), strip=True
-    )
 
 
 def _amount(text: str, currency: str) -> Decimal:
@@ -37,19 +30,21 @@ class AllocationForm:
         self.errors: dict[str, str] = {}
         self.non_field_errors: list[str] = []
         self.lines: list[dict] = []
+        self.shown_on_account = None
         self.invoices: dict[int, Invoice] = {}
 
     def is_valid(self) -> bool:
         currency = self.payment.currency
+        posted = self.data.getlist("invoice")
         ids = []
-        for raw in self.data.getlist("invoice"):
+        for raw in posted:
             if not str(raw).isdigit():
                 self.non_field_errors.append("An invoice row was not understood; reload the page.")
                 continue
-            if int(raw) not in ids:
-                ids.append(int(raw))
+            ids.append(int(raw))
         self.invoices = Invoice.objects.select_related("customer").in_bulk(ids)
-        for invoice_id in ids:
+        self._refuse_repeated_rows(ids)
+        for invoice_id in dict.fromkeys(ids):
             invoice = self.invoices.get(invoice_id)
             if invoice is None:
                 self.non_field_errors.append(f"Invoice #{invoice_id} no longer exists.")
@@ -60,10 +55,11 @@ class AllocationForm:
                 ("discount_amount", f"discount_{invoice_id}"),
                 ("write_off_amount", f"write_off_{invoice_id}"),
             ):
-                try:
-                    line[key] = _amount(self.data.get(name, ""), currency)
-                except MoneyError as error:
-                    self.errors[name] = str(error)
+                for text in self.data.getlist(name) or [""]:
+                    try:
+                        line[key] = _amount(text, currency)
+                    except MoneyError as error:
+                        self.errors[name] = str(error)
             line["write_off_gl_account_code"] = self.data.get(
                 f"write_off_account_{invoice_id}", ""
             ).strip()
@@ -74,6 +70,29 @@ class AllocationForm:
             if all(line.get(k, 0) == 0 for k in ("amount", "discount_amount", "write_off_amount")):
                 continue  # an empty row is simply not part of the plan
             self.lines.append(line)
+        self.shown_on_account = self._shown_on_account()
         if not self.lines and not self.errors and not self.non_field_errors:
             self.non_field_errors.append("Allocate an amount to at least one invoice.")
         return not self.errors and not self.non_field_errors
+
+    def _refuse_repeated_rows(self, ids: list[int]) -> None:
+        """One row per invoice. Two rows of one invoice cannot both be posted (their inputs
+        share names), so the submit is refused rather than one row silently winning."""
+        for invoice_id, count in Counter(ids).items():
+            if count > 1:
+                invoice = self.invoices.get(invoice_id) or f"Invoice #{invoice_id}"
+                self.non_field_errors.append(
+                    f"{invoice} is in the allocation {count} times; remove the extra rows and "
+                    "submit again. Nothing was submitted."
+                )
+
+    def _shown_on_account(self):
+        """What the editor's footer showed as left on account (set by its script; absent
+        when the page ran without scripts): the service refuses lines that leave another."""
+        text = self.data.get("shown_on_account", "").strip()
+        if not text:
+            return None
+        try:
+            return exact(text.replace(",", ""), self.payment.currency)
+        except MoneyError:
+            return None

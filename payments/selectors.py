@@ -1,10 +1,17 @@
-"""Reads several screens share: proposals, plans waiting for a checker, a payment's history.
+"""Reads several screens share: proposals, plans waiting for a checker, a payment's history,
+the dashboard's figures.
 
 Selectors return QuerySets (callers paginate and render); no writes here.
 """
 
-from django.db.models import Prefetch, QuerySet
+from datetime import timedelta
 
+from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from ledger.models import OutboxCommand
+from ledger.outbox.selectors import outbox_health
 from payments.matching.index import LIVE_PLAN_STATES, RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal, Payment
 
@@ -58,3 +65,107 @@ def invoice_holds(invoice_ids) -> QuerySet:
 def payment_plans(payment: Payment) -> QuerySet:
     """Every plan a payment has had, newest first (void and rejected ones are its history)."""
     return payment.plans.select_related("maker", "approver").order_by("-created_at", "-id")
+
+
+AGEING_BUCKETS = ((0, 7, "0–7 days"), (8, 30, "8–30 days"), (31, 60, "31–60 days"))
+
+
+# --- dashboard ------------------------------------------------------------------------------
+
+
+def dashboard_figures(now=None) -> dict:
+    now = now or timezone.now()
+    unmatched = Payment.objects.filter(match_state=Payment.MatchState.UNMATCHED)
+    totals = list(
+        unmatched.values("currency")
+        .annotate(n=Count("id"), total=Sum("amount"))
+        .order_by("currency")
+    )
+    ageing = []
+    for low, high, label in AGEING_BUCKETS:
+        window = unmatched.filter(
+            received_at__lte=now - timedelta(days=low),
+            received_at__gt=now - timedelta(days=high + 1),
+        )
+        ageing.append({"label": label, "n": window.count()})
+    ageing.append(
+        {
+            "label": "over 60 days",
+            "n": unmatched.filter(received_at__lte=now - timedelta(days=61)).count(),
+        }
+    )
+    awaiting = AllocationPlan.objects.filter(state=AllocationPlan.State.AWAITING_APPROVAL)
+    health = outbox_health()
+    outbox = {
+        "pending": health.waiting,
+        "oldest_pending": (
+            now - timedelta(seconds=health.oldest_waiting_seconds)
+            if health.oldest_waiting_seconds is not None
+            else None
+        ),
+        "attention": health.needs_attention,
+        "failed_last_hour": health.failures_last_hour,
+        "healthy": health.healthy,
+        "last_confirmed": OutboxCommand.objects.aggregate(last=Max("confirmed_at"))["last"],
+    }
+    return {
+        "unmatched_totals": totals,
+        "unmatched_count": sum(row["n"] for row in totals),
+        "ageing": ageing,
+        "awaiting_count": awaiting.count(),
+        "outbox": outbox,
+        "now": now,
+    }
+
+
+def match_rate_by_day(*, days: int, now=None) -> dict:
+    """Share of each day's payments that have left "unmatched" (proposed or further)."""
+    now = now or timezone.now()
+    rows = (
+        Payment.objects.filter(received_at__gte=now - timedelta(days=days))
+        .annotate(day=TruncDate("received_at"))
+        .values("day")
+        .annotate(
+            n=Count("id"),
+            matched=Count("id", filter=~Q(match_state=Payment.MatchState.UNMATCHED)),
+        )
+        .order_by("day")
+    )
+    labels, rates = [], []
+    for row in rows:
+        labels.append(row["day"].isoformat())
+        rates.append(round(100 * row["matched"] / row["n"], 1) if row["n"] else 0)
+    return {"labels": labels, "rates": rates}
+
+
+def cash_by_day_and_source(*, days: int, now=None) -> list[dict]:
+    """Cash received per day, one chart per currency (amounts in different currencies are
+    never added up), one series per source; amounts as decimal strings."""
+    now = now or timezone.now()
+    rows = (
+        Payment.objects.filter(
+            received_at__gte=now - timedelta(days=days), status=Payment.Status.SUCCEEDED
+        )
+        .annotate(day=TruncDate("received_at"))
+        .values("day", "source", "currency")
+        .annotate(total=Sum("amount"))
+        .order_by("currency", "day")
+    )
+    charts: dict[str, dict] = {}
+    for row in rows:
+        chart = charts.setdefault(row["currency"], {"labels": [], "series": {}})
+        day = row["day"].isoformat()
+        if day not in chart["labels"]:
+            chart["labels"].append(day)
+        chart["series"].setdefault(row["source"], {})[day] = str(row["total"])
+    return [
+        {
+            "currency": currency,
+            "labels": chart["labels"],
+            "series": [
+                {"label": source, "data": [points.get(day, "0") for day in chart["labels"]]}
+                for source, points in sorted(chart["series"].items())
+            ],
+        }
+        for currency, chart in sorted(charts.items())
+    ]

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from ledger.money import MoneyError, exact
+from sandbox.money import MoneyError, amount_in
 from sandbox.registry import NOT_FOUND, OVER_ALLOCATION, VALIDATION, AiqFailure
 from sandbox.store import dumps, from_milli, iso, loads, next_number, parse_iso, to_milli
 
@@ -48,7 +48,7 @@ def money(value, currency: str, field: str, *, positive: bool = True) -> Decimal
     if value is None:
         raise AiqFailure(f"{field} is required.", VALIDATION)
     try:
-        amount = exact(value, currency)
+        amount = amount_in(value, currency)
     except MoneyError as exc:
         raise AiqFailure(f"{field}: {exc}", VALIDATION) from None
     if positive and amount <= 0:

@@ -11,7 +11,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfgen.canvas import Canvas
 
-from ledger.money import format_money
+from sandbox.money import shown
 
 
 def document_pdf(
@@ -58,13 +58,13 @@ def document_pdf(
             y = height - 25 * mm
         pdf.drawString(columns[0], y, (description or "")[:60])
         for x, amount in zip(columns[1:], (net, tax, gross), strict=True):
-            text = format_money(amount, currency, with_code=False)
+            text = shown(amount, currency, with_code=False)
             pdf.drawRightString(x + (0 if x == columns[3] else 20 * mm), y, text)
     y -= 10 * mm
     pdf.setFont("Helvetica-Bold", 11)
     for label, amount in totals:
         pdf.drawString(110 * mm, y, label)
-        pdf.drawRightString(width - 20 * mm, y, format_money(amount, currency))
+        pdf.drawRightString(width - 20 * mm, y, shown(amount, currency))
         y -= 6 * mm
     pdf.setFont("Helvetica", 9)
     for note in notes:

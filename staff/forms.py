@@ -4,6 +4,14 @@ from django.contrib.auth.forms import AuthenticationForm
 from staff.services import login_failed, login_is_locked, login_succeeded
 
 
+class ReasonForm(forms.Form):
+    """Why a person rejects, cancels or retries something (every app's screens ask it)."""
+
+    reason = forms.CharField(
+        label="Reason", max_length=1000, widget=forms.Textarea({"rows": 2}), strip=True
+    )
+
+
 def client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "") if request else ""
 

@@ -37,3 +37,24 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.action} {self.object_type}#{self.object_id}"
+
+
+class FormSubmission(models.Model):
+    """One row per form a person submitted that changes money: the form carries a token made
+    when the page was rendered, and the service that acts on it claims the token in its own
+    transaction. A second POST of the same form (a double click, a resend after a slow answer)
+    finds the token taken and is answered with the first one's result instead of acting again.
+    """
+
+    token = models.UUIDField(unique=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    action = models.CharField(max_length=60)
+    object_type = models.CharField(max_length=60, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "submitted form"
+
+    def __str__(self):
+        return f"{self.action} by {self.actor} at {self.at:%d/%m/%Y %H:%M}"

@@ -1,15 +1,16 @@
 """Audit, roles and login throttling."""
 
 import json
+import uuid
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 
-from aiqrecon.bulk import insert_rows
-from staff.models import AuditEntry, Role
+from core.bulk import insert_rows
+from staff.models import AuditEntry, FormSubmission, Role
 
 
 def _jsonable(data):
@@ -131,3 +132,43 @@ def login_failed(*, username: str, ip: str) -> int:
 
 def login_succeeded(*, username: str, ip: str) -> None:
     cache.delete(_throttle_key(username, ip))
+
+
+class FormTokenMissing(ValueError):
+    """The form carried no (valid) submission token: a page from before tokens, or forged."""
+
+
+def form_submission_claim(*, token, actor, action: str):
+    """Claim a form's submission token inside the caller's transaction.
+
+    Returns None when this is the first submission (the caller acts, then calls
+    form_submission_done), or the earlier FormSubmission when the same form was already
+    submitted (the caller answers with its result and changes nothing). Two concurrent POSTs
+    of one form: the second INSERT waits on the unique index until the first commits, then
+    fails and reads the first's row (on SQLite, IMMEDIATE transactions serialise them).
+    """
+    _require_atomic()
+    try:
+        token = uuid.UUID(str(token))
+    except ValueError:
+        raise FormTokenMissing(
+            "This form is out of date or incomplete; reload the page and submit again."
+        ) from None
+    try:
+        with transaction.atomic():
+            FormSubmission.objects.create(token=token, actor=actor, action=action)
+    except IntegrityError:
+        earlier = FormSubmission.objects.get(token=token)
+        if earlier.actor_id != actor.pk or earlier.action != action:
+            raise FormTokenMissing(
+                "This form was already used; reload the page and submit again."
+            ) from None
+        return earlier
+    return None
+
+
+def form_submission_done(*, token, obj: models.Model) -> None:
+    """Record what the first submission of a form produced, for its repeats to answer with."""
+    FormSubmission.objects.filter(token=uuid.UUID(str(token))).update(
+        object_type=obj._meta.label_lower, object_id=str(obj.pk)
+    )

@@ -4,7 +4,6 @@ from django.urls import path
 from staff import views
 
 urlpatterns = [
-    path("", views.dashboard, name="dashboard"),
     path("audit/", views.audit_log_view, name="audit"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

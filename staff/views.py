@@ -1,4 +1,4 @@
-"""Staff screens: login, dashboard, audit log, and the access helpers every screen uses.
+"""Staff screens: login, audit log, and the access helpers every screen uses.
 
 Access is checked here in the view (anonymous users never get this far: the login-required
 middleware sends them to the login page) and again in each service a view calls.
@@ -16,7 +16,8 @@ from django.http import Http404
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
 
-from ledger import selectors
+from core.paging import keyset_page
+from staff import selectors
 from staff.forms import ThrottledAuthenticationForm
 from staff.models import Role
 from staff.services import user_has_role
@@ -101,27 +102,11 @@ class LoginView(auth_views.LoginView):
 
 
 @clerk_required
-def dashboard(request):
-    figures = selectors.dashboard_figures()
-    charts = {
-        "match_rate": selectors.match_rate_by_day(days=30),
-        "cash_by_source": selectors.cash_by_day_and_source(days=30),
-    }
-    return render(
-        request,
-        "staff/dashboard.html",
-        {**figures, "charts": charts},
-    )
-
-
-@clerk_required
 def audit_log_view(request):
     form = AuditFilterForm(request.GET or None)
     entries = selectors.audit_entries()
     if form.is_valid():
         entries = selectors.audit_filter(entries, **form.cleaned_data)
-    page = selectors.keyset_page(
-        entries, order=("at", "id"), after=request.GET.get("after"), size=50
-    )
+    page = keyset_page(entries, order=("at", "id"), after=request.GET.get("after"), size=50)
     template = "staff/_audit_rows.html" if request.htmx else "staff/audit.html"
     return render(request, template, {"form": form, "page": page})

@@ -402,7 +402,7 @@ def test_a_dropped_allocation_is_ambiguous_and_visible_on_the_invoice(sandbox, c
             transaction_id_1=invoice, transaction_id_2=paid, reference=unique("AL"),
             amount=Decimal("100.00"), date=PAID_ON,
         )  # fmt: skip
-    [entry] = client.get_allocations_by_transaction_id(invoice)[0]["AllocationEntries"]
+    [entry] = client.allocation_entries(invoice)
     assert (entry["AllocatedToTransactionID"], entry["AllocationAmount"]) == (
         paid, Decimal("100.00"),
     )  # fmt: skip
@@ -485,7 +485,7 @@ def test_customer_invoice_receipt_allocate_pdfs_unallocate(sandbox, client):
     )  # fmt: skip
     assert outstanding(client, invoice_ref) == Decimal("160.00")
     assert outstanding(client, fields["CheckReference"]) == Decimal("-160.00")
-    [entry] = client.get_allocations_by_transaction_id(paid)[0]["AllocationEntries"]
+    [entry] = client.allocation_entries(paid)
     assert (entry["AllocatedToTransactionID"], entry["AllocationAmount"]) == (
         invoice, Decimal("200.00"),
     )  # fmt: skip
@@ -504,7 +504,7 @@ def test_customer_invoice_receipt_allocate_pdfs_unallocate(sandbox, client):
     assert status["Status"] == "Success"
     assert outstanding(client, invoice_ref) == Decimal("360.00")
     assert outstanding(client, fields["CheckReference"]) == Decimal("-360.00")
-    assert client.get_allocations_by_transaction_id(invoice)[0]["AllocationEntries"] == []
+    assert client.allocation_entries(invoice) == []
     with pytest.raises(AiqPermanentError, match="has no allocations") as info:
         client.unallocate_transactions([paid])
     assert info.value.error_code == "NOT_FOUND"

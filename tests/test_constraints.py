@@ -165,16 +165,16 @@ def test_nobody_approves_their_own_plan_not_even_a_superuser(entity, customer, c
         plan.save()
 
 
-def test_refund_approver_is_not_requester(entity, customer, bob):
-    with violates("refund_approver_is_not_requester"), transaction.atomic():
+def test_refund_approver_is_not_maker(entity, customer, bob):
+    with violates("refund_approver_is_not_maker"), transaction.atomic():
         Refund.objects.create(
             kind="refund_on_account",
             customer=customer,
             amount=Decimal("1"),
             currency="GBP",
             reason="r",
-            requested_by=bob,
-            approved_by=bob,
+            maker=bob,
+            approver=bob,
         )
 
 

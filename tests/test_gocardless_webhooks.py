@@ -89,6 +89,7 @@ class FakeGoCardless(BaseHTTPRequestHandler):
     payments: dict = {}
     payouts: dict = {}
     payout_items: dict = {}
+    refunds: dict = {}
     mandates: dict = {}
     customers: dict = {}
     asked: list = []
@@ -118,6 +119,8 @@ class FakeGoCardless(BaseHTTPRequestHandler):
             }
         elif parts[0] == "payments" and parts[1] in self.payments:
             body = {"payments": self.payments[parts[1]]}
+        elif parts[0] == "refunds" and len(parts) == 2 and parts[1] in self.refunds:
+            body = {"refunds": self.refunds[parts[1]]}
         elif parts[0] == "payouts" and len(parts) == 2 and parts[1] in self.payouts:
             body = {"payouts": self.payouts[parts[1]]}
         elif parts == ["payout_items"]:
@@ -163,6 +166,7 @@ def gocardless(settings, monkeypatch):
     FakeGoCardless.payments = {}
     FakeGoCardless.payouts = {}
     FakeGoCardless.payout_items = {}
+    FakeGoCardless.refunds = {}
     FakeGoCardless.mandates = {}
     FakeGoCardless.customers = {}
     FakeGoCardless.asked = []

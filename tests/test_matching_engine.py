@@ -7,7 +7,7 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.money import exponent
+from core.money import exponent
 from ledger.references import (
     digits_key,
     digits_keys,

@@ -17,6 +17,7 @@ from payments.services.plans import (
     plan_reject,
     plan_submit,
 )
+from staff.maker_checker import SelfApproval
 from staff.models import AuditEntry
 from tests.test_plans_factories import D, make_customer, make_invoice, make_payment, setup_books
 
@@ -126,7 +127,7 @@ def test_nobody_approves_their_own_plan_not_even_a_superuser(entity, acme, carol
         plan=plan_propose(payment=payment, lines=[line(invoice, "50.00")], actor=carol),
         actor=carol,
     )
-    with pytest.raises(PlanRefused, match="different person"):
+    with pytest.raises(SelfApproval, match="different person"):
         plan_approve(plan=plan, actor=carol)
     # and the database refuses it too, whatever code path tries
     with pytest.raises(IntegrityError, match="plan_approver_is_not_maker|CHECK"):

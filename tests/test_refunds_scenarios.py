@@ -250,7 +250,7 @@ def test_a_stripe_dashboard_refund_arrives_by_webhook_is_proposed_approved_and_b
         "requested",
         outside["id"],
     )
-    assert proposal.requested_by is None and proposal.amount == Decimal("48")
+    assert proposal.maker is None and proposal.amount == Decimal("48")
     assert proposal.invoice == invoice  # the receipt is fully allocated: credit the invoice
     assert not OutboxCommand.objects.filter(origin_type="refund").exists()
 

@@ -85,7 +85,7 @@ def test_a_clerk_requests_a_credit_note_and_another_person_approves_it(client, i
     assert "Approve the refund" in client.get(f"/refunds/{refund.pk}/").content.decode()
     client.post(f"/refunds/{refund.pk}/approve")
     refund.refresh_from_db()
-    assert (refund.state, refund.approved_by) == ("sent", bob)
+    assert (refund.state, refund.approver) == ("sent", bob)
     kinds = list(OutboxCommand.objects.order_by("pk").values_list("kind", "depends_on__kind"))
     assert kinds == [("create_credit_note", None), ("allocate", "create_credit_note")]
 

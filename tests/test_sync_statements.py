@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from ledger.aiq.client import AiqClient
 from ledger.models import Customer, CustomerStatement, CustomerStatementLine, SyncState
-from ledger.sync import pull
 from ledger.sync import services as sync_services
+from ledger.sync import statements
 from ledger.sync.services import sync_claim, sync_run
 from sandbox.store import from_milli
 
@@ -137,9 +137,9 @@ def test_a_second_pull_replaces_and_pulls_only_the_customers_that_moved(entity, 
 def test_a_statement_a_day_old_is_pulled_again(entity, aiq_sandbox):
     pull_all(entity)
     CustomerStatement.objects.filter(customer__code="ACME").update(
-        up_to=timezone.now() - pull.STATEMENT_MAX_AGE - timedelta(minutes=1)
+        up_to=timezone.now() - statements.STATEMENT_MAX_AGE - timedelta(minutes=1)
     )
-    assert pull.statements_due(entity) == ["ACME"]
+    assert statements.statements_due(entity) == ["ACME"]
 
 
 def test_an_aiq_fault_in_the_statement_step_keeps_the_stored_statement(entity, aiq_sandbox):
@@ -169,10 +169,10 @@ def test_a_customer_aiq_refuses_does_not_hold_back_its_batch(entity, aiq_sandbox
         entity=entity, code="GHOST", name="Gone Ltd", currency="GBP", aiq_account_id=99999
     )
     CustomerStatement.objects.filter(entity=entity).update(up_to=timezone.now() - timedelta(days=2))
-    codes = pull.statements_due(entity)
+    codes = statements.statements_due(entity)
     assert "GHOST" in codes and "ACME" in codes
-    with pytest.raises(pull.StatementsIncomplete, match="GHOST"):
-        pull.sync_statements(AiqClient.for_entity(entity), entity, codes)
+    with pytest.raises(statements.StatementsIncomplete, match="GHOST"):
+        statements.sync_statements(AiqClient.for_entity(entity), entity, codes)
     assert not CustomerStatement.objects.filter(customer=ghost).exists()
     fresh = CustomerStatement.objects.filter(up_to__gt=timezone.now() - timedelta(minutes=5))
     assert fresh.count() == len(codes) - 1
@@ -181,8 +181,8 @@ def test_a_customer_aiq_refuses_does_not_hold_back_its_batch(entity, aiq_sandbox
 def test_statements_come_in_batches_and_progress_counts_rows(entity, aiq_sandbox, monkeypatch):
     pull_all(entity)
     CustomerStatement.objects.all().delete()  # never pulled: every customer is due
-    codes = pull.statements_due(entity)
-    monkeypatch.setattr(pull, "STATEMENT_BATCH", 5)
+    codes = statements.statements_due(entity)
+    monkeypatch.setattr(statements, "STATEMENT_BATCH", 5)
     monkeypatch.setattr(sync_services, "ROWS_EVERY_SECONDS", 0)
     client = AiqClient.for_entity(entity)
     read = client.get_customers_statement
@@ -221,7 +221,7 @@ def test_storing_a_batch_costs_as_many_queries_for_30_customers_as_for_3(entity,
 
     def queries_to_store(batch: list[str]) -> int:
         with CaptureQueriesContext(connection) as queries:
-            assert pull.pull_statements(client, entity, batch) == len(batch)
+            assert statements.pull_statements(client, entity, batch) == len(batch)
         return len(queries)
 
     assert queries_to_store(codes[:3]) == queries_to_store(codes)

@@ -2,6 +2,7 @@
 """Payment screens: inbox tabs, filters, keyset pages, CSV; the allocation editor calling the
 real plan services; approvals with maker-checker; rejection with a reason."""
 
+import uuid
 from decimal import Decimal
 
 import pytest
@@ -130,6 +131,7 @@ def _allocate(client, payment, rows):
     data = {"invoice": [str(inv.pk) for inv, _ in rows]}
     for inv, amount in rows:
         data[f"amount_{inv.pk}"] = amount
+    data["submission"] = str(uuid.uuid4())  # the form's token, as the page renders it
     return client.post(reverse("payments:allocate", args=[payment.pk]), data)
 
 

@@ -83,12 +83,12 @@ def test_unknown_page_gets_the_404_page(client, alice):
 def test_server_error_shows_the_500_page_without_details(alice, monkeypatch):
     from django.test import Client
 
-    import staff.views
+    import payments.selectors
 
     def boom(**kwargs):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(staff.views.selectors, "dashboard_figures", boom)
+    monkeypatch.setattr(payments.selectors, "dashboard_figures", boom)
     client = Client(raise_request_exception=False)
     client.force_login(alice)
     response = client.get(reverse("dashboard"))

@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from ledger.aiq.errors import AiqAmbiguousError, AiqPermanentError
-from ledger.aiq.results import result_statuses
+from ledger.aiq.results import get, result_statuses, unwrap
 
 
 def _list(value: Any) -> list:
@@ -45,19 +45,20 @@ class AiqOperations:
         return self.call("GetNewCustomerFromDefaults").result
 
     def get_active_customer_list(self) -> list[dict]:
-        return _list(self.call("GetActiveCustomerList").result)
+        return unwrap(self.call("GetActiveCustomerList"), "Customer")
 
     def get_bank_list(self) -> list[dict]:
-        return _list(self.call("GetBankList").result)
+        return unwrap(self.call("GetBankList"), "Bank")
 
     def get_gl_account_list(self) -> list:
-        return _list(self.call("GetGLAccountList").result)
+        """Each account is an array of strings: code, name, category."""
+        return unwrap(self.call("GetGLAccountList"), "ArrayOfString")
 
     def get_tax_code_list(self) -> list[dict]:
-        return _list(self.call("GetTaxCodeList").result)
+        return unwrap(self.call("GetTaxCodeList"), "Tax")
 
     def get_department_list(self) -> list[dict]:
-        return _list(self.call("GetDepartmentList").result)
+        return unwrap(self.call("GetDepartmentList"), "Department")
 
     def get_customers_statement(
         self, *, up_to: datetime, customer_codes: list[str], show_zeros: bool = False
@@ -71,12 +72,12 @@ class AiqOperations:
         return _list(result.result)
 
     def get_account_balance_information(
-        self, *, at: datetime, account_ids: list[int]
+        self, *, at: datetime, account_ids: list[int] | None = None
     ) -> list[dict]:
-        result = self.call(
-            "GetAccountBalanceInformation", edt=at, accountIDs={"int": list(account_ids)}
-        )
-        return _list(result.result)
+        """Balances at `at`, of every account unless `account_ids` names some."""
+        params = {"accountIDs": {"int": list(account_ids)}} if account_ids else {}
+        result = self.call("GetAccountBalanceInformation", edt=at, **params)
+        return unwrap(result, "AccountBalanceInformation")
 
     # --- reads: transactions, invoices, allocations -----------------------------------------
 
@@ -100,12 +101,25 @@ class AiqOperations:
         # AIQ's filter may be loose; only exact matches count for the read-back rule.
         return [t for t in _list(result.result) if t.get("ExternalReference") == reference]
 
-    def get_transactions_modified_by(self, query: dict) -> list[dict]:
-        return _list(self.call("GetTransactionsModifiedBy", query=query).result)
+    def get_transactions_modified_by(
+        self, *, since: datetime, until: datetime, skip: int = 0
+    ) -> list[dict]:
+        """One page of the sales transactions changed in [since, until], from row `skip`."""
+        result = self.call(
+            "GetTransactionsModifiedBy", query={"FromDate": since, "ToDate": until, "Skip": skip}
+        )
+        return unwrap(result, "WSChangedTransactionSummary")
 
-    def get_allocations_by_transaction_id(self, transaction_id: int) -> list[dict]:
-        result = self.call("GetAllocationsByTransactionId", transactionId=transaction_id)
-        return _list(result.result)
+    def allocation_entries(self, paying_id: int) -> list[dict]:
+        """The allocation entries of one paying transaction (a receipt or credit note): what it
+        settles (AllocatedToTransactionID), how much (AllocationAmount), AIQ's AllocationId."""
+        result = self.call("GetAllocationsByTransactionId", transactionId=str(paying_id))
+        entries = []
+        for txn in unwrap(result, "WSAllocationTransactionDTO"):
+            if int(get(txn, "TransactionID", 0) or 0) != paying_id:
+                continue
+            entries += unwrap(get(txn, "AllocationEntries"), "WSAllocationEntryDTO")
+        return entries
 
     def get_invoice_pdf(self, transaction_id: int) -> bytes:
         return self.call("GetInvoicePDFByTransactionID", transactionID=transaction_id).result

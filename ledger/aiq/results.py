@@ -11,6 +11,8 @@ wrappers become Python lists, objects become dicts keyed by AIQ's element names.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
 from zeep.xsd.valueobjects import CompoundValue
@@ -117,3 +119,52 @@ def result_statuses(items: Any) -> list[dict]:
     if not isinstance(items, list):
         return []
     return [i for i in items if isinstance(i, dict) and i.get("Status") not in (None, "Success")]
+
+
+# --- reading values out of an answer: one spelling for pull and push -----------------------
+
+
+def get(obj: Any, name: str, default=None):
+    """One element of an AIQ object, whether zeep's or a plain dict."""
+    if obj is None:
+        return default
+    if isinstance(obj, dict):
+        return obj.get(name, default)
+    return getattr(obj, name, default)
+
+
+def unwrap(obj: Any, wrapper: str) -> list:
+    """AIQ lists come wrapped (<Result><WSTransactionSummary>...); unwrap to a Python list.
+    Accepts an AiqResult (its .result), a plain list, or a dict holding the wrapper element."""
+    if obj is None:
+        return []
+    if hasattr(obj, "operation") and hasattr(obj, "result"):  # an AiqResult, or a test's own
+        obj = obj.result
+        if obj is None:
+            return []
+    inner = get(obj, wrapper, obj) if not isinstance(obj, list) else obj
+    if inner is None:
+        return []
+    if isinstance(inner, list):
+        return inner
+    return [inner]
+
+
+def as_decimal(value) -> Decimal:
+    """An AIQ amount as a Decimal (zeep decodes xsd:decimal as Decimal already)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, float):
+        # a float here is a bug upstream, but repr() keeps its shortest exact decimal form
+        # instead of binary noise
+        return Decimal(repr(value))
+    return Decimal(str(value))
+
+
+def as_date(value) -> date:
+    """An AIQ date or datetime (or its ISO text) as a date."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return datetime.fromisoformat(str(value)).date()

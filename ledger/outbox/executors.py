@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ledger.aiq.results import as_decimal, get, unwrap
 from ledger.models import OutboxCommand
 
 Kind = OutboxCommand.Kind
@@ -38,40 +39,11 @@ class PayloadError(ValueError):
     """The payload cannot be sent as it is; a person must correct the decision behind it."""
 
 
-def field(obj: Any, name: str, default=None):
-    """Read a field from a zeep object or a dict alike."""
-    if obj is None:
-        return default
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-def items(obj: Any, wrapper: str) -> list:
-    """AIQ lists come wrapped (<Result><WSTransactionSummary>...); unwrap to a Python list.
-    Accepts an AiqResult (its .result), a plain list, or a dict holding the wrapper element."""
-    if obj is None:
-        return []
-    if hasattr(obj, "operation") and hasattr(obj, "result"):
-        obj = obj.result
-        if obj is None:
-            return []
-    inner = field(obj, wrapper, obj) if not isinstance(obj, list) else obj
-    if inner is None:
-        return []
-    if isinstance(inner, list):
-        return inner
-    return [inner]
-
-
-def decimal(value) -> Decimal:
-    if isinstance(value, Decimal):
-        return value
-    if isinstance(value, float):
-        # zeep may hand back xsd:decimal as Decimal already; a float here is a bug upstream,
-        # but repr() keeps its shortest exact decimal form instead of binary noise.
-        return Decimal(repr(value))
-    return Decimal(str(value))
+# The answer readers live with the AIQ client (ledger.aiq.results); the names below are the ones
+# the executor modules were written with.
+field = get
+items = unwrap
+decimal = as_decimal
 
 
 def _iso(value: str) -> date:
@@ -204,15 +176,7 @@ def _journal(operation: str, sign_note: str):
 
 
 def allocation_entries(client, paying_id: int) -> list:
-    response = client.call(
-        "GetAllocationsByTransactionId", replay_safe=True, transactionId=str(paying_id)
-    )
-    entries = []
-    for txn in items(response, "WSAllocationTransactionDTO"):
-        if int(field(txn, "TransactionID", 0) or 0) != paying_id:
-            continue
-        entries += items(field(txn, "AllocationEntries"), "WSAllocationEntryDTO")
-    return entries
+    return client.allocation_entries(paying_id)
 
 
 def _matching(entries: list, settled_id: int, amount: Decimal | None = None) -> list:

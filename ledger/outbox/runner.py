@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from ledger.aiq.client import AiqClient
 from ledger.models import OutboxCommand
 from ledger.outbox import claim as claiming
 from ledger.outbox.duplicates import duplicate_flag_extra, duplicate_reversal_done
@@ -32,8 +33,6 @@ State = OutboxCommand.State
 
 
 def default_client_factory(entity):
-    from ledger.aiq.client import AiqClient
-
     return AiqClient.for_entity(entity)
 
 

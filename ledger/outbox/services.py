@@ -35,7 +35,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from aiqrecon.bulk import insert_rows
+from core.bulk import insert_rows
 from ledger.models import Entity, OutboxCommand
 from staff.models import Role
 from staff.services import audit_log, user_has_role
@@ -110,7 +110,7 @@ def outbox_enqueue_many(commands: list[NewCommand]) -> list[int]:
 
     Idempotent on (entity, external_reference) like outbox_enqueue: a reference already queued,
     or given twice, yields the existing row. Rows are inserted dependencies first, one
-    multi-row INSERT per level (aiqrecon.bulk.insert_rows); a concurrent enqueue of one of the
+    multi-row INSERT per level (core.bulk.insert_rows); a concurrent enqueue of one of the
     references (the unique constraint) sends that level through outbox_enqueue one by one,
     which returns the winner's row. Call inside the decision's transaction; workers wake once
     after commit."""

@@ -5,30 +5,28 @@ again, or paid twice).
 
 Transactions and allocations are incremental: each pass reads from the last cursor minus an
 overlap (AIQ's modified dates are not guaranteed to be monotonic across its servers), and rows
-are de-duplicated on AIQ's transaction id, so reading one twice is harmless. Statements are
-pulled for the customers whose books moved since their last statement (see statements_due).
+are de-duplicated on AIQ's transaction id, so reading one twice is harmless. Customer statements
+are pulled after them (ledger/sync/statements.py).
 
 The long steps take `progress`, called with the rows done so far, for the sync screen.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
-from ledger.aiq.errors import AiqConfigurationError, AiqPermanentError
+from ledger.aiq.results import as_date, as_decimal, get, unwrap
 from ledger.models import (
     Allocation,
     BankAccount,
     CreditNote,
     Customer,
-    CustomerStatement,
-    CustomerStatementLine,
     Department,
     DocumentStatus,
     GLAccount,
@@ -37,17 +35,10 @@ from ledger.models import (
     Receipt,
     TaxCode,
 )
-from ledger.outbox.executors import allocation_entries, decimal, items
-from ledger.outbox.executors import field as get
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 OPEN = (OutboxCommand.State.PENDING, OutboxCommand.State.IN_FLIGHT, OutboxCommand.State.UNCERTAIN)
 MAX_PAGES = 10_000
-# GetCustomersStatement takes a list of codes: this many customers per call
-STATEMENT_BATCH = 50
-# ageing buckets move with the calendar even when nothing is posted, so a statement is pulled
-# again at least this often (in effect the day's first pull is a full pass)
-STATEMENT_MAX_AGE = timedelta(hours=24)
 
 Progress = Callable[[int], None]
 
@@ -95,16 +86,8 @@ class Protected:
         return found
 
 
-def _day(value) -> date:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return datetime.fromisoformat(str(value)).date()
-
-
 def _money(value) -> Decimal:
-    return abs(decimal(value or 0))
+    return abs(as_decimal(value or 0))
 
 
 # --- lists -----------------------------------------------------------------------------------
@@ -112,7 +95,7 @@ def _money(value) -> Decimal:
 
 def sync_banks(client, entity) -> int:
     now = timezone.now()
-    rows = items(client.call("GetBankList", replay_safe=True), "Bank")
+    rows = client.get_bank_list()
     for row in rows:
         BankAccount.objects.update_or_create(
             entity=entity,
@@ -137,9 +120,9 @@ def sync_banks(client, entity) -> int:
 def sync_gl_accounts(client, entity) -> int:
     """GetGLAccountList answers each account as an array of strings: code, name, category."""
     now = timezone.now()
-    rows = items(client.call("GetGLAccountList", replay_safe=True), "ArrayOfString")
+    rows = client.get_gl_account_list()
     for row in rows:
-        values = row if isinstance(row, list) else items(row, "string")
+        values = row if isinstance(row, list) else unwrap(row, "string")
         if not values:
             continue
         code, name, kind = (list(values) + ["", ""])[:3]
@@ -153,14 +136,14 @@ def sync_gl_accounts(client, entity) -> int:
 
 def sync_tax_codes(client, entity) -> int:
     now = timezone.now()
-    rows = items(client.call("GetTaxCodeList", replay_safe=True), "Tax")
+    rows = client.get_tax_code_list()
     for row in rows:
         TaxCode.objects.update_or_create(
             entity=entity,
             code=get(row, "Code"),
             defaults={
                 "description": get(row, "Description") or "",
-                "rate": decimal(get(row, "Rate") or 0),
+                "rate": as_decimal(get(row, "Rate") or 0),
                 "last_synced_at": now,
             },
         )
@@ -169,7 +152,7 @@ def sync_tax_codes(client, entity) -> int:
 
 def sync_departments(client, entity) -> int:
     now = timezone.now()
-    rows = items(client.call("GetDepartmentList", replay_safe=True), "Department")
+    rows = client.get_department_list()
     for row in rows:
         Department.objects.update_or_create(
             entity=entity,
@@ -186,7 +169,7 @@ def sync_departments(client, entity) -> int:
 
 def sync_customers(client, entity) -> int:
     now = timezone.now()
-    rows = items(client.call("GetActiveCustomerList", replay_safe=True), "Customer")
+    rows = client.get_active_customer_list()
     for row in rows:
         Customer.objects.update_or_create(
             entity=entity,
@@ -205,15 +188,12 @@ def sync_customers(client, entity) -> int:
 
 
 def sync_balances(client, entity) -> int:
-    rows = items(
-        client.call("GetAccountBalanceInformation", replay_safe=True, edt=timezone.now()),
-        "AccountBalanceInformation",
-    )
+    rows = client.get_account_balance_information(at=timezone.now())
     for row in rows:
         if get(row, "AccountType") not in (None, "Customer"):
             continue
         Customer.objects.filter(entity=entity, code=str(get(row, "AccountCode")).upper()).update(
-            balance=decimal(get(row, "Balance") or 0), updated_at=timezone.now()
+            balance=as_decimal(get(row, "Balance") or 0), updated_at=timezone.now()
         )
     return len(rows)
 
@@ -232,7 +212,7 @@ def _customer(entity, code, currency) -> Customer:
 
 def _split(row) -> tuple[Decimal, Decimal, Decimal]:
     gross = _money(get(row, "ControlAmount"))
-    lines = items(get(row, "LineDetails"), "WSTransactionDetail")
+    lines = unwrap(get(row, "LineDetails"), "WSTransactionDetail")
     tax = sum((_money(get(line, "Amount")) for line in lines if get(line, "IsTaxLine")), Decimal(0))
     tax = min(tax, gross)
     return gross - tax, tax, gross
@@ -284,7 +264,7 @@ def _apply_invoice(entity, row, protected: Protected, now) -> None:
         "invoice_number": (get(row, "InternalNumber") or "")[:50],
         "aiq_invoice_id": get(row, "InvoiceID"),
         "currency": get(row, "CurrencyCode") or customer.currency,
-        "invoice_date": _day(get(row, "TransactionDate")),
+        "invoice_date": as_date(get(row, "TransactionDate")),
         "net_amount": net,
         "tax_amount": tax,
         "gross_amount": gross,
@@ -321,7 +301,7 @@ def _apply_credit_note(entity, row, protected: Protected, now) -> None:
         "customer": customer,
         "credit_note_number": (get(row, "InternalNumber") or "")[:50],
         "currency": get(row, "CurrencyCode") or customer.currency,
-        "credit_date": _day(get(row, "TransactionDate")),
+        "credit_date": as_date(get(row, "TransactionDate")),
         "net_amount": net,
         "tax_amount": tax,
         "gross_amount": gross,
@@ -398,7 +378,7 @@ def _apply_receipt(entity, row, protected: Protected, now) -> None:
             check_reference=reference,
             aiq_transaction_id=txn_id,
             currency=get(row, "CurrencyCode") or customer.currency,
-            payment_date=_day(get(row, "TransactionDate")),
+            payment_date=as_date(get(row, "TransactionDate")),
             amount=amount,
             unallocated_amount=unallocated,
             last_synced_at=now,
@@ -444,14 +424,7 @@ def sync_transactions(
     seen: set[int] = set()
     skip = 0
     for _ in range(MAX_PAGES):
-        page = items(
-            client.call(
-                "GetTransactionsModifiedBy",
-                replay_safe=True,
-                query={"FromDate": since, "ToDate": until, "Skip": skip},
-            ),
-            "WSChangedTransactionSummary",
-        )
+        page = client.get_transactions_modified_by(since=since, until=until, skip=skip)
         fresh = [r for r in page if int(get(r, "TransactionID")) not in seen]
         if not fresh:
             break
@@ -480,7 +453,7 @@ def sync_allocations(client, entity, paying_ids, progress: Progress = _no_progre
     created = read = 0
     settled: set[int] = set()
     for paying in sorted(paying_ids):
-        entries = allocation_entries(client, paying)
+        entries = client.allocation_entries(paying)
         with transaction.atomic():
             for entry in entries:
                 created += _apply_allocation(entity, paying, entry)
@@ -521,7 +494,7 @@ def _apply_allocation(entity, paying: int, entry) -> int:
         invoice=invoice,
         amount=amount,
         currency=invoice.currency if invoice else entity.base_currency,
-        allocation_date=_day(get(entry, "AllocationDate") or timezone.now()),
+        allocation_date=as_date(get(entry, "AllocationDate") or timezone.now()),
         reference=reference,
         aiq_allocation_id=allocation_id,
         last_synced_at=timezone.now(),
@@ -579,175 +552,6 @@ def _flag_over_allocated(entity, settled_ids: set[int]) -> None:
 
 
 # --- statements ------------------------------------------------------------------------------
-
-
-class StatementsIncomplete(Exception):
-    """Some customers' statements could not be pulled; their stored ones stay as they were."""
-
-
-def _read_since(model):
-    return Exists(
-        model.objects.filter(customer=OuterRef("customer"), last_synced_at__gt=OuterRef("up_to"))
-    )
-
-
-def statements_due(entity, now: datetime | None = None) -> list[str]:
-    """Codes of the customers whose statement should be pulled: never pulled; pulled more than
-    STATEMENT_MAX_AGE ago; one of their invoices, receipts or credit notes was read from AIQ
-    since (new, or its outstanding moved by an allocation); or AIQ's balance from the balances
-    step differs from the statement's (e.g. a journal, which the pull does not apply).
-
-    The transactions step re-reads its overlap window, so a change usually brings its customer
-    back here twice. Only customers AIQ knows are asked for: AIQ refuses a batch naming a code
-    it does not have (one created here and still waiting in the outbox)."""
-    cutoff = (now or timezone.now()) - STATEMENT_MAX_AGE
-    outdated = (
-        CustomerStatement.objects.filter(entity=entity)
-        .filter(
-            Q(up_to__lt=cutoff)
-            | ~Q(balance=F("customer__balance"))
-            | _read_since(Invoice)
-            | _read_since(Receipt)
-            | _read_since(CreditNote)
-        )
-        .values("customer_id")
-    )
-    return list(
-        Customer.objects.filter(entity=entity)
-        .filter(Q(aiq_account_id__isnull=False) | Q(last_synced_at__isnull=False))
-        .filter(Q(statement__isnull=True) | Q(pk__in=outdated))
-        .order_by("code")
-        .values_list("code", flat=True)
-    )
-
-
-def sync_statements(
-    client,
-    entity,
-    codes: list[str],
-    progress: Progress = _no_progress,
-    batch_size: int | None = None,
-) -> int:
-    """Pull the statements of `codes`, a batch per call, and replace each customer's stored one.
-
-    AIQ refuses a whole batch for one bad code (e.g. a customer deleted there), so a refused
-    batch is asked again one customer at a time; those still refused keep their stored
-    statement and are named in the StatementsIncomplete raised at the end. When every one of
-    them is refused the fault is not the codes: it is raised at once, as is any error that is
-    not a refusal (AIQ down), leaving the customers not yet pulled as they were."""
-    batch_size = batch_size or STATEMENT_BATCH
-    stored, refused = 0, {}
-    for start in range(0, len(codes), batch_size):
-        batch = codes[start : start + batch_size]
-        try:
-            stored += pull_statements(client, entity, batch)
-        except AiqConfigurationError:
-            raise
-        except AiqPermanentError as batch_error:
-            failures = {}
-            for code in batch:
-                try:
-                    stored += pull_statements(client, entity, [code])
-                except AiqPermanentError as error:
-                    failures[code] = error.message
-            if len(batch) > 1 and len(failures) == len(batch):
-                raise batch_error
-            refused.update(failures)
-        progress(stored)
-    if refused:
-        named = "; ".join(f"{code}: {message}" for code, message in sorted(refused.items()))
-        raise StatementsIncomplete(f"{len(refused)} not pulled ({named})")
-    return stored
-
-
-def pull_statements(client, entity, codes: list[str]) -> int:
-    """One GetCustomersStatement call for `codes`, stored in one transaction; AIQ's errors
-    propagate (nothing is stored then). The batch costs the same few queries however many
-    customers it names: its statements in one upsert, its old lines in one delete, its new
-    lines in one insert."""
-    if not codes:
-        return 0  # an empty list asks AIQ for every customer
-    up_to = timezone.now()
-    answer = client.get_customers_statement(up_to=up_to, customer_codes=codes, show_zeros=True)
-    by_code = {str(get(get(s, "CustomerState"), "CustomerCode")).upper(): s for s in answer}
-    with transaction.atomic():
-        # in pk order, so two pulls that share customers lock their statements in the same order
-        named = Customer.objects.filter(entity=entity, code__in=[c.upper() for c in codes])
-        customers = list(named.order_by("pk"))
-        # asked with showZeros, so a customer left out has nothing open: an empty statement
-        statements = [by_code.get(customer.code) for customer in customers]
-        headers = _store_headers(customers, up_to, statements)
-        CustomerStatementLine.objects.filter(statement__in=headers).delete()
-        CustomerStatementLine.objects.bulk_create(
-            [
-                line
-                for header, statement in zip(headers, statements, strict=True)
-                for line in _statement_lines(header, statement)
-            ]
-        )
-    return len(customers)
-
-
-STATEMENT_FIGURES = {
-    "balance": "CurrentBalance",
-    "days_0_30": "From0To30DaysBalanceBucket",
-    "days_30_60": "From30To60DaysBalanceBucket",
-    "days_60_90": "From60To90DaysBalanceBucket",
-    "days_90_120": "From90To120DaysBalanceBucket",
-    "days_120_plus": "From120DaysPlusBalanceBucket",
-    "future": "FutureBalanceBucket",
-}
-
-
-def _store_headers(customers, up_to: datetime, statements) -> list[CustomerStatement]:
-    """Insert or replace each customer's statement row in one upsert on its unique customer;
-    the rows come back with their ids (RETURNING), new and replaced alike."""
-    headers = [
-        _statement_header(customer, up_to, statement)
-        for customer, statement in zip(customers, statements, strict=True)
-    ]
-    return CustomerStatement.objects.bulk_create(
-        headers,
-        update_conflicts=True,
-        unique_fields=["customer"],
-        update_fields=["entity", "up_to", "currency", *STATEMENT_FIGURES],
-    )
-
-
-def _statement_header(customer, up_to: datetime, statement) -> CustomerStatement:
-    state = get(statement, "CustomerState") or {}
-    figures = {name: decimal(get(state, aiq) or 0) for name, aiq in STATEMENT_FIGURES.items()}
-    return CustomerStatement(
-        entity_id=customer.entity_id,
-        customer=customer,
-        up_to=up_to,
-        currency=customer.currency,
-        **figures,
-    )
-
-
-def _statement_lines(header, statement) -> list[CustomerStatementLine]:
-    running = Decimal(0)
-    lines = []
-    for position, row in enumerate(items(get(statement, "TransactionList"), "TransactionState")):
-        outstanding = decimal(get(row, "OutstandingAmount") or 0)
-        running += outstanding
-        lines.append(
-            CustomerStatementLine(
-                statement=header,
-                position=position,
-                aiq_transaction_id=int(get(row, "TransactionReference")),
-                transaction_type=(get(row, "Type") or "")[:40],
-                internal_number=(get(row, "InternalNumber") or "")[:50],
-                external_reference=(get(row, "ExternalReference") or "")[:100],
-                description=(get(row, "Description") or "")[:200],
-                transaction_date=_day(get(row, "TransactionDate")),
-                amount=decimal(get(row, "Amount") or 0),
-                outstanding_amount=outstanding,
-                running_balance=running,
-            )
-        )
-    return lines
 
 
 def window(cursor: datetime | None, until: datetime) -> datetime:

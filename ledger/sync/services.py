@@ -14,8 +14,9 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
+from ledger.aiq.client import AiqClient
 from ledger.models import Customer, CustomerStatement, Entity, SyncState
-from ledger.sync import pull
+from ledger.sync import pull, statements
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -106,10 +107,8 @@ def sync_run(*, entity: Entity, client=None) -> dict[str, int]:
     errors: list[str] = []
     done = 0
     if client is None:
-        from ledger.outbox.runner import default_client_factory
-
         try:
-            client = default_client_factory(entity)
+            client = AiqClient.for_entity(entity)
         except Exception as exc:  # noqa: BLE001 - e.g. missing credentials: recorded, run ends
             errors.append(f"connect: {exc}")
 
@@ -151,11 +150,11 @@ def sync_run(*, entity: Entity, client=None) -> dict[str, int]:
         "allocations", lambda progress: pull.sync_allocations(client, entity, paying_ids, progress)
     )
     step("balances", lambda progress: pull.sync_balances(client, entity))
-    # last: it picks its customers from what the steps above read (pull.statements_due)
+    # last: it picks its customers from what the steps above read (statements_due)
     step(
         "statements",
-        lambda progress: pull.sync_statements(
-            client, entity, pull.statements_due(entity), progress
+        lambda progress: statements.sync_statements(
+            client, entity, statements.statements_due(entity), progress
         ),
     )
 
@@ -190,8 +189,6 @@ def statement_refresh(*, customer: Customer, actor, client=None) -> CustomerStat
     if not user_has_role(actor, Role.CLERK):
         raise PermissionDenied("Only staff can refresh a statement from AIQ.")
     if client is None:
-        from ledger.aiq.client import AiqClient
-
         client = AiqClient.for_entity(customer.entity)
-    pull.pull_statements(client, customer.entity, [customer.code])
+    statements.pull_statements(client, customer.entity, [customer.code])
     return CustomerStatement.objects.get(customer=customer)

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 
+from core.paging import keyset_page
 from ledger import selectors
 from ledger.aiq.errors import AiqError
 from ledger.forms import CustomerFilter
@@ -31,7 +32,7 @@ def customer_list(request):
     after = request.GET.get("after")
     more_rows_only = bool(request.htmx and after)  # the "more" link: no total shown
     total = None if more_rows_only else queryset.count()
-    page = selectors.keyset_page(
+    page = keyset_page(
         queryset,
         order=("code", "id"),
         after=after,
@@ -67,7 +68,7 @@ def customer_detail(request, customer_id):
     after = request.GET.get("after")
     more_rows_only = bool(request.htmx and after)  # the "more open items" link
     exposure = None if more_rows_only else selectors.customer_exposure(customer)
-    open_items = selectors.keyset_page(
+    open_items = keyset_page(
         selectors.customer_open_items(customer),
         order=("invoice_date", "id"),
         after=after,

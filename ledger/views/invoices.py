@@ -2,6 +2,7 @@
 
 from django.shortcuts import render
 
+from core.paging import keyset_page
 from ledger import selectors
 from ledger.forms import AttachmentForm, InvoiceFilter
 from ledger.models import Document, Invoice
@@ -14,7 +15,7 @@ def invoice_list(request):
     queryset = (
         filterset.qs if (not filterset.is_bound or filterset.is_valid()) else Invoice.objects.none()
     )
-    page = selectors.keyset_page(
+    page = keyset_page(
         queryset, order=("invoice_date", "id"), after=request.GET.get("after"), size=50
     )
     template = (

@@ -4,11 +4,12 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.paging import keyset_page
 from ledger import selectors
 from ledger.models import Entity, OutboxCommand
 from ledger.outbox import services as outbox_services
 from ledger.sync import services as sync_services
-from payments.forms import ReasonForm
+from staff.forms import ReasonForm
 from staff.models import Role
 from staff.services import user_has_role
 from staff.views import (
@@ -24,7 +25,7 @@ def sync_overview(request):
     state = request.GET.get("state") or ""
     if state and state not in OutboxCommand.State.values:
         state = ""
-    page = selectors.keyset_page(
+    page = keyset_page(
         selectors.outbox_by_state(state or None),
         order=("created_at", "id"),
         after=request.GET.get("after"),

@@ -74,7 +74,7 @@ def money(milli: int, currency: str) -> str:
 def _format_money(milli: int, currency: str) -> str:
     known = _QUANTUM.get(currency)
     if known is None:
-        from ledger.money import MoneyError, exponent
+        from core.money import MoneyError, exponent
 
         try:
             quantum = 10 ** (3 - exponent(currency))

@@ -11,7 +11,7 @@ Per chunk, in one transaction: lock the chunk's payments, their entities, then t
 by id (the lock order of plans.py; on SQLite the IMMEDIATE transaction serialises writers),
 read what the checks need with a few set-based queries, check each proposal in Python in the
 given order (plan_lines.validate_lines, counting what the chunk's earlier plans hold on an
-invoice), then write the accepted ones with multi-row INSERTs (aiqrecon.bulk.insert_rows) and
+invoice), then write the accepted ones with multi-row INSERTs (core.bulk.insert_rows) and
 one UPDATE per state. A refused proposal is reported and skipped without spoiling its chunk;
 a chunk that fails never undoes the ones before it.
 """
@@ -25,7 +25,7 @@ from django.db.models import F, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from aiqrecon.bulk import insert_rows
+from core.bulk import insert_rows
 from ledger.models import Customer, Entity, GLAccount, Invoice
 from ledger.outbox.services import outbox_enqueue_many
 from payments.matching.index import LIVE_PLAN_STATES

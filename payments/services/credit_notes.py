@@ -8,7 +8,7 @@ the lines that will reach AIQ, and the confirmation later fills in AIQ's ids on 
 Two ways to choose what is credited, both exact to the currency's minor unit:
 - chosen lines: each chosen invoice line is copied whole;
 - an amount (gross): split over the invoice lines in proportion to their gross with
-  ledger.money.split (the parts add back up exactly), and each part's tax worked back from the
+  core.money.split (the parts add back up exactly), and each part's tax worked back from the
   line's own rate, so net + tax = gross on every line and in total.
 """
 
@@ -17,8 +17,8 @@ from decimal import Decimal
 
 from django.utils import timezone
 
+from core.money import MoneyError, exact, quantize, split
 from ledger.models import CreditNote, CreditNoteLine, DocumentStatus, Invoice, InvoiceLine
-from ledger.money import MoneyError, exact, quantize, split
 
 ZERO = Decimal(0)
 MILLI = Decimal("0.001")

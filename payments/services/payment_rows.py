@@ -9,7 +9,7 @@ The statements below are the ones `bulk_create(update_conflicts=True)` generates
     RETURNING id, external_id
 
 one per chunk of payments (RETURNING gives the ids of inserted and updated rows alike, so
-fees need no second lookup), then multi-row INSERTs of their fees (aiqrecon.bulk.insert_rows).
+fees need no second lookup), then multi-row INSERTs of their fees (core.bulk.insert_rows).
 They run on SQLite >= 3.35 and PostgreSQL. bench/bench_stripe_ingest.py measures this against
 bulk_create in one run.
 
@@ -23,8 +23,8 @@ from datetime import datetime
 from django.db import connection
 from django.utils import timezone
 
-from aiqrecon.bulk import insert_rows, rows_per_statement
-from ledger.fields import MoneyField
+from core.bulk import insert_rows, rows_per_statement
+from core.fields import MoneyField
 from ledger.models import Customer
 from payments.models import Fee, PayerMapping, Payment
 from payments.sources.normalised import NormalisedPayment

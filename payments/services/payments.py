@@ -245,7 +245,7 @@ def on_external_refund(payment: Payment, stripe_refund: dict) -> None:
         refund_external_propose(payment=payment, stripe_refund=stripe_refund)
         return
     currency = payment.currency
-    from ledger.money import from_minor
+    from core.money import from_minor
 
     amount = from_minor(stripe_refund.get("amount") or 0, currency)
     audit_log(

@@ -10,8 +10,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import BigIntegerField, F, Sum
 
+from core.money import MoneyError, exact
 from ledger.models import GLAccount, Invoice
-from ledger.money import MoneyError, exact
 from payments.matching.index import OPEN_STATUSES, RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
 

@@ -8,18 +8,22 @@ under row locks and backed by a named constraint where a single row can carry it
     the invoice rows are locked with select_for_update on PostgreSQL; on SQLite every
     transaction is IMMEDIATE, so writers are serialised);
   - one live plan per payment (plan_one_live_per_payment);
-  - the approver is not the maker, superusers included (plan_approver_is_not_maker).
+  - the approver is not the maker, superusers included (plan_approver_is_not_maker); the maker
+    is whoever last changed the lines (staff/maker_checker.py), so an approver who edits a plan
+    is its maker and needs yet another person.
 Locks are always taken payment first, then invoices by id, so two services cannot deadlock.
 Approval hands the plan to the outbox in the same transaction (ledger/outbox/services.py).
 """
+
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.money import format_money
 from ledger.models import Allocation, OutboxCommand
-from ledger.money import format_money
 from ledger.outbox.services import outbox_enqueue
 from payments.matching.index import RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, MatchProposal, Payment
@@ -32,8 +36,14 @@ from payments.services.plan_lines import (
     write_lines,
 )
 from payments.services.plan_outbox import plan_hand_to_outbox
+from staff.maker_checker import check_approver, is_maker, record_approval, record_change
 from staff.models import Role
-from staff.services import audit_log, user_has_role
+from staff.services import (
+    audit_log,
+    form_submission_claim,
+    form_submission_done,
+    user_has_role,
+)
 
 State = AllocationPlan.State
 ALREADY_PLANNED = "This payment already has a plan; edit that one instead."
@@ -98,11 +108,11 @@ def plan_propose(
             payment=payment,
             proposal=proposal,
             customer_id=customer_id,
-            maker=None if system else actor,
             on_account_amount=on_account,
             needs_approval=lines_need_approval(payment, lines),
             state=State.DRAFT,
         )
+        record_change(plan, actor=None if system else actor)
         plan.full_clean()
         try:
             with transaction.atomic():
@@ -151,6 +161,7 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
             plan.needs_approval = lines_need_approval(payment, lines)
             plan.state = State.DRAFT  # a changed plan is submitted (and checked) again
             plan.version += 1
+            record_change(plan, actor=actor)  # whoever changed the lines is the maker now
             plan.full_clean()
             plan.save()
             _set_match_state(payment, Payment.MatchState.PROPOSED)
@@ -158,7 +169,7 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
                 actor=actor,
                 action="plan.edit",
                 obj=plan,
-                summary=f"plan edited (version {plan.version}); back to draft",
+                summary=f"plan edited (version {plan.version}) by its new maker; back to draft",
                 before=before,
                 after=plan_snapshot(plan),
             )
@@ -191,12 +202,12 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
             payment=payment,
             proposal=plan.proposal,
             customer_id=customer_id,
-            maker=actor,
             on_account_amount=on_account,
             needs_approval=lines_need_approval(payment, lines),
             state=State.DRAFT,
             version=plan.version + 1,
         )
+        record_change(successor, actor=actor)
         successor.full_clean()
         successor.save()
         write_lines(successor, lines)
@@ -212,13 +223,54 @@ def plan_edit(*, plan: AllocationPlan, lines, actor) -> AllocationPlan:
         return successor
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What the editor's Submit did: the plan, and whether this POST repeated an earlier one."""
+
+    plan: AllocationPlan
+    repeated: bool = False
+
+
+def plan_submit_lines(
+    *, payment: Payment, lines, actor, submission, shown_on_account=None, proposal=None
+) -> Submitted:
+    """The allocation editor's Submit as one action: the payment's plan made (or its draft
+    changed) to exactly these lines, then submitted, in one transaction.
+
+    `submission` is the form's token: the same form posted again (a double click) changes
+    nothing and answers with the first submission's plan. `shown_on_account` is what the
+    editor's footer showed as left on account; if the lines leave a different amount, what the
+    person saw is not what would be posted, and nothing is.
+    """
+    _require_clerk(actor)
+    lines = [LineInput.coerce(line) for line in lines]
+    with transaction.atomic():
+        earlier = form_submission_claim(token=submission, actor=actor, action="plan.submit_lines")
+        if earlier is not None:
+            return Submitted(AllocationPlan.objects.get(pk=earlier.object_id), repeated=True)
+        live = payment.plans.filter(state__in=[State.DRAFT, State.AWAITING_APPROVAL]).first()
+        if live is None:
+            plan = plan_propose(payment=payment, lines=lines, actor=actor, proposal=proposal)
+        else:
+            plan = plan_edit(plan=live, lines=lines, actor=actor)
+        if shown_on_account is not None and shown_on_account != plan.on_account_amount:
+            raise PlanRefused(
+                "The screen showed "
+                f"{format_money(shown_on_account, payment.currency)} left on account, but the "
+                f"rows leave {format_money(plan.on_account_amount, payment.currency)}; nothing "
+                "was submitted. Check the rows and submit again."
+            )
+        plan = plan_submit(plan=plan, actor=actor)
+        form_submission_done(token=submission, obj=plan)
+    return Submitted(plan)
+
+
 def _approve(plan: AllocationPlan, payment: Payment, actor, *, how: str) -> AllocationPlan:
     """Shared tail of every approval: re-check amounts under lock, outbox, state, audit."""
     lines = [LineInput.coerce(line) for line in plan.lines.all()]
     check_lines(payment, lines, plan.customer_id, plan_id=plan.pk)
     before = plan_snapshot(plan)
-    plan.approver = actor if how == "approved" else None
-    plan.approved_at = timezone.now()
+    record_approval(plan, actor=actor if how == "approved" else None, what="this plan")
     plan.state = State.SENT  # approved and handed to the outbox in this same transaction
     plan.save(update_fields=["approver", "approved_at", "state", "updated_at"])
     commands = plan_hand_to_outbox(plan, payment, actor)
@@ -267,8 +319,7 @@ def plan_approve(*, plan: AllocationPlan, actor) -> AllocationPlan:
     with transaction.atomic():
         payment = _lock_payment(plan.payment_id)
         plan = _lock_plan(plan.pk)
-        if plan.maker_id is not None and plan.maker_id == actor.pk:
-            raise PlanRefused("You made this plan; a different person must approve it.")
+        check_approver(plan, actor=actor, what="this plan")
         if plan.state != State.AWAITING_APPROVAL:
             raise PlanRefused(
                 f"This plan is {plan.get_state_display().lower()}, not awaiting approval."
@@ -313,9 +364,9 @@ def plan_reject(*, plan: AllocationPlan, actor, reason: str) -> AllocationPlan:
     with transaction.atomic():
         payment = _lock_payment(plan.payment_id)
         plan = _lock_plan(plan.pk)
-        is_maker = plan.maker_id is not None and plan.maker_id == getattr(actor, "pk", None)
         if not (
-            user_has_role(actor, Role.APPROVER) or (is_maker and user_has_role(actor, "clerk"))
+            user_has_role(actor, Role.APPROVER)
+            or (is_maker(plan, actor) and user_has_role(actor, Role.CLERK))
         ):
             raise PermissionDenied("Rejecting a plan needs the approver role.")
         if plan.state not in (State.DRAFT, State.AWAITING_APPROVAL):

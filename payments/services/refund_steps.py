@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
+from core.money import format_money, to_minor
 from ledger.models import OutboxCommand
-from ledger.money import format_money, to_minor
 from payments.models import Refund, Source
 from payments.services.credit_notes import credit_note_payload
 

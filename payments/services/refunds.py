@@ -13,7 +13,8 @@ Kinds (payments.models.Refund.Kind) and what each may take back:
   any other so the books follow the money.
 
 Checks are made under row locks (payment, then receipt, then invoice), in the service and by the
-database (refund_amount_gt_0, refund_approver_is_not_requester, refund_stripe_id_unique).
+database (refund_amount_gt_0, refund_approver_is_not_maker, refund_stripe_id_unique). The maker
+is whoever asked for the refund or last changed it (refund_edit; staff/maker_checker.py).
 Approval queues every step in the same transaction (payments/services/refund_steps.py).
 """
 
@@ -23,8 +24,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from core.money import MoneyError, exact, format_money, from_minor
 from ledger.models import Allocation, Invoice, OutboxCommand, Receipt
-from ledger.money import MoneyError, exact, format_money, from_minor
 from ledger.outbox.services import outbox_enqueue
 from payments.models import Payment, Refund
 from payments.services.credit_notes import CreditNoteRefused, credit_lines_for, credit_note_draft
@@ -35,6 +36,7 @@ from payments.services.refund_steps import (
     refund_compensation_step,
     refund_steps,
 )
+from staff.maker_checker import check_approver, is_maker, record_approval, record_change
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -61,37 +63,43 @@ def _total(rows) -> Decimal:
     return sum((r.amount for r in rows), ZERO)
 
 
-def payment_refundable(payment: Payment) -> Decimal:
+def _others(refunds, excluding: Refund | None):
+    """`excluding`: the refund being edited, whose own old amount must not limit its new one."""
+    return refunds.exclude(pk=excluding.pk) if excluding is not None else refunds
+
+
+def payment_refundable(payment: Payment, excluding: Refund | None = None) -> Decimal:
     """What can still go back: refunds recorded here and what Stripe says it refunded overlap
     (ours are both), so the larger of the two is taken."""
-    held = _total(payment.refunds.filter(state__in=HOLDING))
+    held = _total(_others(payment.refunds.filter(state__in=HOLDING), excluding))
     return max(payment.amount - max(payment.amount_refunded, held), ZERO)
 
 
-def receipt_refundable(receipt: Receipt) -> Decimal:
-    pending = _total(receipt.refunds.filter(state__in=LIVE))
+def receipt_refundable(receipt: Receipt, excluding: Refund | None = None) -> Decimal:
+    pending = _total(_others(receipt.refunds.filter(state__in=LIVE), excluding))
     return max(receipt.unallocated_amount - pending, ZERO)
 
 
-def invoice_paid_by(invoice: Invoice, receipt: Receipt) -> Decimal:
+def invoice_paid_by(invoice: Invoice, receipt: Receipt, excluding: Refund | None = None) -> Decimal:
     """Cash this receipt paid on the invoice, less refunds of it already asked for or made."""
     paid = _total(invoice.allocations.filter(receipt=receipt, state=Allocation.State.ACTIVE))
-    refunded = _total(
-        invoice.refunds.filter(
-            receipt=receipt, kind__in=[Kind.REFUND_INVOICE, Kind.EXTERNAL], state__in=HOLDING
-        )
+    refunds = invoice.refunds.filter(
+        receipt=receipt, kind__in=[Kind.REFUND_INVOICE, Kind.EXTERNAL], state__in=HOLDING
     )
+    refunded = _total(_others(refunds, excluding))
     return max(paid - refunded, ZERO)
 
 
-def invoice_creditable(invoice: Invoice) -> Decimal:
+def invoice_creditable(invoice: Invoice, excluding: Refund | None = None) -> Decimal:
     from payments.services.plan_lines import reserved_elsewhere
 
     held = reserved_elsewhere([invoice.pk]).get(invoice.pk, ZERO)
     pending = sum(
         (
             r.credit_note.gross_amount if r.credit_note_id else r.amount
-            for r in invoice.refunds.filter(kind=Kind.CANCEL_INVOICE, state__in=LIVE)
+            for r in _others(
+                invoice.refunds.filter(kind=Kind.CANCEL_INVOICE, state__in=LIVE), excluding
+            )
         ),
         ZERO,
     )
@@ -190,7 +198,8 @@ def refund_request(
             refund = _request_cancel(invoice, amount, line_ids)
         else:
             refund = _request_invoice_refund(invoice, payment, amount)
-        refund.kind, refund.reason, refund.requested_by = kind, reason, actor
+        refund.kind, refund.reason = kind, reason
+        record_change(refund, actor=actor)
         refund.full_clean()
         refund.save()
         if kind in (Kind.CANCEL_INVOICE, Kind.REFUND_INVOICE):
@@ -212,8 +221,8 @@ def refund_request(
     return refund
 
 
-def _request_cancel(invoice: Invoice, amount, line_ids) -> Refund:
-    limit = invoice_creditable(invoice)
+def _request_cancel(invoice: Invoice, amount, line_ids, excluding=None) -> Refund:
+    limit = invoice_creditable(invoice, excluding)
     if line_ids:
         chosen = invoice.lines.filter(pk__in=line_ids)
         amount = sum((line.gross_amount for line in chosen), ZERO)
@@ -228,7 +237,9 @@ def _request_cancel(invoice: Invoice, amount, line_ids) -> Refund:
     )
 
 
-def _request_invoice_refund(invoice: Invoice, payment: Payment | None, amount) -> Refund:
+def _request_invoice_refund(
+    invoice: Invoice, payment: Payment | None, amount, excluding=None
+) -> Refund:
     if payment is None:
         payers = list(invoice_payments(invoice)[:2])
         if not payers:
@@ -242,7 +253,9 @@ def _request_invoice_refund(invoice: Invoice, payment: Payment | None, amount) -
     receipt = payment.receipt
     if receipt is None or receipt.aiq_transaction_id is None:
         raise RefundRefused(f"Payment {payment.external_id} is not in AIQ as a receipt yet.")
-    limit = min(invoice_paid_by(invoice, receipt), payment_refundable(payment))
+    limit = min(
+        invoice_paid_by(invoice, receipt, excluding), payment_refundable(payment, excluding)
+    )
     amount = _amount(limit if amount in (None, "") else amount, invoice.currency)
     if limit <= 0:
         raise RefundRefused(f"Nothing of invoice {invoice} paid by {payment.external_id} is left.")
@@ -258,7 +271,7 @@ def _request_invoice_refund(invoice: Invoice, payment: Payment | None, amount) -
     )
 
 
-def _request_on_account(payment: Payment | None, amount) -> Refund:
+def _request_on_account(payment: Payment | None, amount, excluding=None) -> Refund:
     if payment is None:
         raise RefundRefused("Choose the payment to refund.")
     receipt = Receipt.objects.select_for_update().filter(pk=payment.receipt_id).first()
@@ -268,13 +281,14 @@ def _request_on_account(payment: Payment | None, amount) -> Refund:
             "allocation plan first (or reject it, if the money should simply go back)."
         )
     currency = receipt.currency
-    amount = _amount(receipt_refundable(receipt) if amount in (None, "") else amount, currency)
-    limit = min(receipt_refundable(receipt), payment_refundable(payment))
+    refundable = receipt_refundable(receipt, excluding)
+    amount = _amount(refundable if amount in (None, "") else amount, currency)
+    limit = min(refundable, payment_refundable(payment, excluding))
     if amount > limit:
         allocations = list(
             receipt.allocations.filter(state=Allocation.State.ACTIVE).select_related("invoice")
         )
-        if allocations and amount <= payment_refundable(payment):
+        if allocations and amount <= payment_refundable(payment, excluding):
             names = ", ".join(
                 f"{a.invoice or a.transaction_id_2} ({format_money(a.amount, a.currency)})"
                 for a in allocations
@@ -309,8 +323,7 @@ def refund_approve(*, refund: Refund, actor) -> Refund:
         raise PermissionDenied("Approving a refund needs the approver role.")
     with transaction.atomic():
         refund = _lock(refund)
-        if refund.requested_by_id is not None and refund.requested_by_id == actor.pk:
-            raise RefundRefused("You asked for this refund; a different person must approve it.")
+        check_approver(refund, actor=actor, what="this refund")
         if refund.state != State.REQUESTED:
             raise RefundRefused(f"This refund is {refund.get_state_display().lower()}.")
         before = _snapshot(refund)
@@ -320,10 +333,10 @@ def refund_approve(*, refund: Refund, actor) -> Refund:
             if refund.kind != Kind.EXTERNAL:
                 raise RefundRefused(str(error)) from None
             steps = []  # made outside, never booked in AIQ: nothing to reverse there
-        refund.approved_by = actor
+        record_approval(refund, actor=actor, what="this refund")
         refund.state = State.SENT if steps else State.COMPLETED
         refund.full_clean()
-        refund.save(update_fields=["approved_by", "state", "updated_at"])
+        refund.save(update_fields=["approver", "approved_at", "state", "updated_at"])
         commands = _enqueue(refund, steps, actor)
         audit_log(
             actor=actor,
@@ -363,7 +376,7 @@ def refund_reject(*, refund: Refund, actor, reason: str) -> Refund:
         raise RefundRefused("Say why the refund is rejected.")
     with transaction.atomic():
         refund = _lock(refund)
-        own = refund.requested_by_id is not None and refund.requested_by_id == actor.pk
+        own = is_maker(refund, actor)
         if not (user_has_role(actor, Role.APPROVER) or (own and user_has_role(actor, Role.CLERK))):
             raise PermissionDenied("Rejecting a refund needs the approver role.")
         if refund.state != State.REQUESTED:
@@ -371,17 +384,8 @@ def refund_reject(*, refund: Refund, actor, reason: str) -> Refund:
                 f"A {refund.get_state_display().lower()} refund cannot be rejected."
             )
         before = _snapshot(refund)
-        note = refund.credit_note
-        if note is not None:
-            before["credit_note_lines"] = list(
-                note.lines.values("description", "net_amount", "tax_amount")
-            )
         refund.state = State.REJECTED
-        refund.credit_note = None
-        refund.save(update_fields=["state", "credit_note", "updated_at"])
-        if note is not None and note.aiq_transaction_id is None:
-            note.lines.all().delete()
-            note.delete()
+        _drop_draft_credit_note(refund, before)
         audit_log(
             actor=actor,
             action="refund.reject",
@@ -389,6 +393,68 @@ def refund_reject(*, refund: Refund, actor, reason: str) -> Refund:
             summary=f"rejected: {reason}",
             before=before,
             after={"state": refund.state, "reason": reason},
+        )
+    return refund
+
+
+def _drop_draft_credit_note(refund: Refund, before: dict) -> None:
+    """Unlink (and save) the refund's draft credit note and remove it: it never reached AIQ.
+    `before` (the audit snapshot) keeps its lines."""
+    note = refund.credit_note
+    if note is not None:
+        before["credit_note_lines"] = list(
+            note.lines.values("description", "net_amount", "tax_amount")
+        )
+    refund.credit_note = None
+    refund.save()
+    if note is not None and note.aiq_transaction_id is None:
+        note.lines.all().delete()
+        note.delete()
+
+
+def refund_edit(*, refund: Refund, actor, amount, reason: str = "") -> Refund:
+    """Change the amount (and the reason) of a refund still awaiting approval, within the same
+    limits as a request. Whoever edits it is its maker from now on, so a different person must
+    approve it: an approver who changes a clerk's refund cannot then approve it themselves."""
+    if not user_has_role(actor, Role.CLERK):
+        raise PermissionDenied("Changing a refund needs the clerk role.")
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        refund = _lock(refund)
+        if refund.state != State.REQUESTED:
+            raise RefundRefused(f"A {refund.get_state_display().lower()} refund cannot be changed.")
+        if refund.kind == Kind.EXTERNAL:
+            raise RefundRefused("A refund made in Stripe is for what Stripe refunded.")
+        payment = _lock_payment(refund.payment)
+        invoice = (
+            Invoice.objects.select_for_update().get(pk=refund.invoice_id)
+            if refund.invoice_id
+            else None
+        )
+        if refund.kind == Kind.REFUND_ON_ACCOUNT:
+            amount = _request_on_account(payment, amount, excluding=refund).amount
+        elif refund.kind == Kind.CANCEL_INVOICE:
+            amount = _request_cancel(invoice, amount, None, excluding=refund).amount
+        else:
+            amount = _request_invoice_refund(invoice, payment, amount, excluding=refund).amount
+        before = _snapshot(refund)
+        _drop_draft_credit_note(refund, before)
+        refund.amount, refund.reason = amount, reason or refund.reason
+        record_change(refund, actor=actor)
+        refund.full_clean()
+        refund.save()
+        if refund.invoice_id:
+            _draft_credit_note(refund, amount=refund.amount)
+            refund.amount = refund.credit_note.gross_amount
+            refund.save(update_fields=["amount", "updated_at"])
+        audit_log(
+            actor=actor,
+            action="refund.edit",
+            obj=refund,
+            summary=f"changed to {format_money(refund.amount, refund.currency)} by its new maker;"
+            " needs a different person's approval",
+            before=before,
+            after=_snapshot(refund),
         )
     return refund
 

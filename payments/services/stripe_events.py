@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import stripe
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 
 from ledger.models import SyncState
@@ -51,6 +51,8 @@ HANDLED_EVENT_TYPES = frozenset(
         "payout.canceled",
     }
 )
+# Nothing more will happen to an event in these states.
+FINAL_STATES = (WebhookEvent.State.PROCESSED, WebhookEvent.State.IGNORED, WebhookEvent.State.FAILED)
 MAX_ATTEMPTS = 12  # then the event stays in RETRY with its last error for a person to see
 CATCH_UP_OVERLAP_SECONDS = 300
 IMPORT_BATCH = 1000  # events of the same second may land after our last look
@@ -58,6 +60,41 @@ IMPORT_BATCH = 1000  # events of the same second may land after our last look
 
 class WebhookRejected(Exception):
     """Unsigned, forged, stale or unreadable: answer 400 and store nothing."""
+
+
+class EventUnreadable(Exception):
+    """A stored event lacks what processing needs (a signed event of a shape the provider does
+    not document): it is marked failed with this message, never retried, never a crash."""
+
+
+def event_text(data, *path: str) -> str:
+    """The non-empty string at data[path[0]][path[1]]..., or EventUnreadable naming the path."""
+    value = data
+    for key in path:
+        value = value.get(key) if isinstance(value, dict) else None
+    if not isinstance(value, str) or not value.strip():
+        raise EventUnreadable(f"the event has no {'.'.join(path)}")
+    return value
+
+
+def webhook_event_failed(event: WebhookEvent, error: EventUnreadable) -> str:
+    WebhookEvent.objects.filter(pk=event.pk).exclude(state=WebhookEvent.State.PROCESSED).update(
+        state=WebhookEvent.State.FAILED,
+        attempts=event.attempts + 1,
+        last_error=str(error)[:2000],
+    )
+    log.warning("%s event %s cannot be processed: %s", event.source, event.event_id, error)
+    return WebhookEvent.State.FAILED
+
+
+def signature_header(value: str | None, name: str) -> str:
+    """The header as text the signature check can compare: a signature is hex and ASCII, so
+    anything else (a non-ASCII byte made hmac.compare_digest raise TypeError) is refused."""
+    if not value:
+        raise WebhookRejected(f"missing {name} header")
+    if not value.isascii() or "\x00" in value:
+        raise WebhookRejected(f"{name} header is not ASCII")
+    return value
 
 
 @dataclass
@@ -68,8 +105,7 @@ class Received:
 
 def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> Received:
     """Verify and store one delivery. Raises WebhookRejected; never logs a secret."""
-    if not signature:
-        raise WebhookRejected("missing Stripe-Signature header")
+    signature = signature_header(signature, "Stripe-Signature")
     verified = False
     for secret in settings.STRIPE_WEBHOOK_SECRETS:
         try:
@@ -86,9 +122,13 @@ def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> Received
         raise WebhookRejected("no valid signature for any configured secret (or too old)")
     try:
         body = json.loads(payload)
-        event_id, event_type = body["id"], body["type"]
-    except (ValueError, KeyError, TypeError):
-        raise WebhookRejected("signed body is not a Stripe event") from None
+    except ValueError:
+        body = None
+    event_id = event_type = None
+    if isinstance(body, dict):
+        event_id, event_type = body.get("id"), body.get("type")
+    if not (isinstance(event_id, str) and event_id and isinstance(event_type, str)):
+        raise WebhookRejected("signed body is not a Stripe event")
     return webhook_event_store(
         source=Source.STRIPE,
         event_id=event_id,
@@ -115,6 +155,9 @@ def webhook_event_store(
     except IntegrityError:
         event = WebhookEvent.objects.get(source=source, event_id=str(event_id)[:100])
         return Received(event=event, created=False)
+    except (DataError, ValueError):
+        # PostgreSQL stores no NUL character in text or JSON; no provider documents sending one
+        raise WebhookRejected("the event cannot be stored (it contains NUL characters)") from None
     return Received(event=event, created=True)
 
 
@@ -147,10 +190,12 @@ def enqueue_processing(event: WebhookEvent) -> None:
 def stripe_event_process(*, event_pk: int) -> str:
     """Act on one stored event. Returns the event's state afterwards."""
     event = WebhookEvent.objects.get(pk=event_pk)
-    if event.state in (WebhookEvent.State.PROCESSED, WebhookEvent.State.IGNORED):
+    if event.state in FINAL_STATES:
         return event.state
     try:
-        _dispatch(event.event_type, event.payload["data"]["object"])
+        _dispatch(event.event_type, event.payload)
+    except EventUnreadable as error:
+        return webhook_event_failed(event, error)
     except (api.StripeError, PaymentsNotConfigured) as error:
         # Fetch failed (Stripe down, object not visible yet, no entity): keep it for the sweep.
         WebhookEvent.objects.filter(pk=event.pk).exclude(state=WebhookEvent.State.PROCESSED).update(
@@ -171,20 +216,26 @@ def stripe_event_process(*, event_pk: int) -> str:
     return WebhookEvent.State.PROCESSED
 
 
-def _dispatch(event_type: str, obj: dict) -> None:
-    kind = obj.get("object")
+def _dispatch(event_type: str, payload: dict) -> None:
+    """Act on the event's object as the API reports it now. The event only names the object
+    (data.object.id and, for charge and refund events, data.object.object)."""
+    object_id = event_text(payload, "data", "object", "id")
+    kind = payload["data"]["object"].get("object")
     if event_type.startswith("payment_intent."):
-        stripe_payment_sync(payment_intent_id=obj["id"])
+        stripe_payment_sync(payment_intent_id=object_id)
     elif event_type.startswith("charge.dispute."):
-        stripe_dispute_sync(dispute_id=obj["id"])
+        stripe_dispute_sync(dispute_id=object_id)
     elif event_type.startswith("payout."):
-        stripe_payout_sync(payout_id=obj["id"])
+        stripe_payout_sync(payout_id=object_id)
     elif kind == "refund":
-        refund = api.refund_retrieve(obj["id"])
-        stripe_payment_sync(charge_id=stripe_source._id(refund.get("charge")))
+        refund = api.refund_retrieve(object_id)
+        charge_id = stripe_source._id(refund.get("charge"))
+        if not charge_id:
+            raise api.StripePermanent(f"refund {object_id} names no charge")
+        stripe_payment_sync(charge_id=charge_id)
         refund_stripe_update(stripe_refund=refund)  # a failed refund gets a reversing entry
     elif kind == "charge":
-        stripe_payment_sync(charge_id=obj["id"])
+        stripe_payment_sync(charge_id=object_id)
     else:
         raise api.StripePermanent(f"cannot process {event_type} carrying a {kind!r}")
 
@@ -235,7 +286,7 @@ def stripe_payout_sync(*, payout_id: str):
 def stripe_payout_reconcile(*, payout, pages) -> int:
     """pages: balance transactions of the payout (source expanded). The sum of net of every
     transaction except the payout's own equals the payout amount."""
-    from ledger.money import from_minor
+    from core.money import from_minor
 
     keys, net_minor = [], 0
     for page in pages:

@@ -3,7 +3,7 @@
 The file's columns are mapped to our fields by a saved ImportFormat. Quoting and delimiters
 are the csv module's business and cells are openpyxl's; nothing here parses quotes by hand.
 Every row is validated and each error names the row (as a spreadsheet shows it: the header is
-row 1) and the field. Money becomes Decimal through ledger.money, never a float.
+row 1) and the field. Money becomes Decimal through core.money, never a float.
 """
 
 import csv
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 
-from ledger.money import MoneyError, exact, normalise_currency, to_decimal
+from core.money import MoneyError, exact, normalise_currency, to_decimal
 from payments.sources.normalised import NormalisedPayment
 
 # Our fields and what they mean; a format maps each to one of the file's column headers.

@@ -19,7 +19,7 @@ import gocardless_pro
 from django.conf import settings
 from django.utils import timezone
 
-from ledger.money import exponent, from_minor, normalise_currency, quantize, to_decimal
+from core.money import exponent, from_minor, normalise_currency, quantize, to_decimal
 from payments.models import Payment, Source, WebhookEvent
 from payments.services.payments import (
     PaymentsNotConfigured,
@@ -27,7 +27,15 @@ from payments.services.payments import (
     payout_link_payments,
     payout_upsert,
 )
-from payments.services.stripe_events import WebhookRejected, webhook_event_store
+from payments.services.stripe_events import (
+    FINAL_STATES,
+    EventUnreadable,
+    WebhookRejected,
+    event_text,
+    signature_header,
+    webhook_event_failed,
+    webhook_event_store,
+)
 from payments.sources.normalised import NormalisedPayment
 
 log = logging.getLogger(__name__)
@@ -249,8 +257,7 @@ def gocardless_payout_sync(*, payout_id: str, client=None):
 
 
 def gocardless_webhook_receive(*, payload: bytes, signature: str | None):
-    if not signature:
-        raise WebhookRejected("missing Webhook-Signature header")
+    signature = signature_header(signature, "Webhook-Signature")
     valid = any(
         hmac.compare_digest(
             hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest(), signature.strip()
@@ -261,34 +268,59 @@ def gocardless_webhook_receive(*, payload: bytes, signature: str | None):
         raise WebhookRejected("signature does not match any configured secret")
     try:
         events = json.loads(payload)["events"]
-        stored = [
-            webhook_event_store(
-                source=SOURCE,
-                event_id=e["id"],
-                event_type=f"{e['resource_type']}.{e['action']}",
-                payload=e,
-                handled=e["resource_type"] in HANDLED_RESOURCES,
-            )
-            for e in events
-        ]
     except (ValueError, KeyError, TypeError):
         raise WebhookRejected("signed body is not a GoCardless event batch") from None
-    return stored
+    if not isinstance(events, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("id"), str) and e["id"] for e in events
+    ):
+        raise WebhookRejected("signed body is not a GoCardless event batch") from None
+    return [
+        webhook_event_store(
+            source=SOURCE,
+            event_id=e["id"],
+            event_type=f"{e.get('resource_type')}.{e.get('action')}",
+            payload=e,
+            handled=isinstance(e.get("resource_type"), str)
+            and e["resource_type"] in HANDLED_RESOURCES,
+        )
+        for e in events
+    ]
+
+
+def _event_payment_id(payload: dict, client_of) -> str:
+    """The payment a payments or refunds event is about. A refund event's links may carry only
+    the refund (refunds.created, as documented): the refund then names its payment."""
+    links = payload.get("links")
+    if payload.get("resource_type") == "refunds" and not (
+        isinstance(links, dict) and isinstance(links.get("payment"), str) and links["payment"]
+    ):
+        refund_id = event_text(payload, "links", "refund")
+        payment_id = client_of().refunds.get(refund_id).links.payment
+        if not payment_id:
+            raise EventUnreadable(f"refund {refund_id} names no payment")
+        return payment_id
+    return event_text(payload, "links", "payment")
 
 
 def gocardless_event_process(*, event_pk: int, client=None) -> str:
     event = WebhookEvent.objects.get(pk=event_pk)
-    if event.state in (WebhookEvent.State.PROCESSED, WebhookEvent.State.IGNORED):
+    if event.state in FINAL_STATES:
         return event.state
-    links = event.payload.get("links") or {}
     try:
-        client = client or gc_client()
-        if event.payload["resource_type"] == "payouts":
-            gocardless_payout_sync(payout_id=links["payout"], client=client)
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        # the event's shape is checked before GoCardless is asked anything
+        client_of = (lambda: client) if client else gc_client
+        if payload.get("resource_type") == "payouts":
+            payout_id = event_text(payload, "links", "payout")
+            gocardless_payout_sync(payout_id=payout_id, client=client_of())
         else:  # payments and refunds both change a payment
-            payment = client.payments.get(links["payment"]).attributes
+            payment_id = _event_payment_id(payload, client_of)
+            client = client_of()
+            payment = client.payments.get(payment_id).attributes
             items = normalise_payments([payment], MandatePayers(client))
             payments_upsert(items=items, origin="gocardless.webhook")
+    except EventUnreadable as error:
+        return webhook_event_failed(event, error)
     except (
         gocardless_pro.errors.GoCardlessProError,
         GoCardlessUnavailable,

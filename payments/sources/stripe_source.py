@@ -1,13 +1,13 @@
 """Stripe objects (plain dicts, as the API answers) -> normalised payments, disputes, payouts.
 
 Pure functions: no database, no network, so the webhook path, the bulk import, the fixtures
-and the benchmark all share them. Minor units become Decimal through ledger.money.from_minor
+and the benchmark all share them. Minor units become Decimal through core.money.from_minor
 with the currency's exponent (JPY 0, KWD 3): never a float.
 """
 
 from datetime import UTC, datetime
 
-from ledger.money import from_minor, normalise_currency
+from core.money import from_minor, normalise_currency
 from payments.sources.normalised import NormalisedFee, NormalisedPayment
 
 SOURCE = "stripe"

@@ -16,19 +16,17 @@ def reject_plan(*, plan, actor, reason: str) -> Outcome:
     return run_service(plans.plan_reject, plan=plan, actor=actor, reason=reason)
 
 
-def propose_plan(*, payment, actor, lines, proposal=None) -> Outcome:
-    """A draft plan; the remainder of the payment goes on the customer's account."""
+def submit_lines(*, payment, actor, lines, submission, shown_on_account, proposal) -> Outcome:
+    """The editor's Submit: the plan made or changed to these lines and submitted, once."""
     return run_service(
-        plans.plan_propose, payment=payment, actor=actor, lines=lines, proposal=proposal
+        plans.plan_submit_lines,
+        payment=payment,
+        actor=actor,
+        lines=lines,
+        submission=submission,
+        shown_on_account=shown_on_account,
+        proposal=proposal,
     )
-
-
-def edit_plan(*, plan, actor, lines) -> Outcome:
-    return run_service(plans.plan_edit, plan=plan, actor=actor, lines=lines)
-
-
-def submit_plan(*, plan, actor) -> Outcome:
-    return run_service(plans.plan_submit, plan=plan, actor=actor)
 
 
 def unallocate(*, allocation, actor, reason: str) -> Outcome:

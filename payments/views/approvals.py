@@ -10,9 +10,10 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from payments.forms import ReasonForm
 from payments.models import AllocationPlan
 from payments.views import actions
+from staff.forms import ReasonForm
+from staff.maker_checker import is_maker
 from staff.views import approver_required, clerk_required, get_or_404
 
 
@@ -57,7 +58,7 @@ def approvals(request):
     for plan in plans:
         plan.changes = _diff(plan)
         plan.allocated = sum((line.amount for line in plan.lines.all()), start=0)
-        plan.is_mine = plan.maker_id == request.user.pk
+        plan.is_mine = is_maker(plan, request.user)
     return render(
         request,
         "payments/approvals.html",

@@ -1,6 +1,7 @@
 """Payment detail and the allocation editor."""
 
 import json
+import uuid
 from types import SimpleNamespace
 
 from django.contrib import messages
@@ -8,12 +9,14 @@ from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.money import exponent, format_money
 from ledger.models import Allocation, GLAccount, Invoice
-from ledger.money import exponent, format_money
 from ledger.selectors import open_invoices_search
-from payments.forms import AllocationForm, ReasonForm
+from payments.forms import AllocationForm
 from payments.models import AllocationPlan, MatchProposal, Payment
+from payments.services.plan_lines import available_amount
 from payments.views import actions
+from staff.forms import ReasonForm
 from staff.models import AuditEntry
 from staff.views import clerk_required, get_or_404
 
@@ -67,22 +70,7 @@ def _evidence_text(value) -> str:
 def _editor_rows(payment, plan, proposals, form=None):
     """Rows for the editor: the submitted ones, else the live plan, else the best proposal."""
     if form is not None:
-        rows = []
-        for invoice_id in form.data.getlist("invoice"):
-            invoice = form.invoices.get(int(invoice_id)) if invoice_id.isdigit() else None
-            if invoice:
-                rows.append(
-                    {
-                        "invoice": invoice,
-                        "amount": form.data.get(f"amount_{invoice.pk}", ""),
-                        "discount_amount": form.data.get(f"discount_{invoice.pk}", ""),
-                        "write_off_amount": form.data.get(f"write_off_{invoice.pk}", ""),
-                        "write_off_gl_account_code": form.data.get(
-                            f"write_off_account_{invoice.pk}", ""
-                        ),
-                    }
-                )
-        return rows
+        return _posted_rows(form)
     if plan is not None:
         rows = [
             {
@@ -113,6 +101,33 @@ def _editor_rows(payment, plan, proposals, form=None):
     return []
 
 
+def _posted_rows(form):
+    """The rows exactly as they were posted, repeats included (the n-th row of an invoice
+    shows the n-th value typed for it), so a refused submit shows what the person sent."""
+    rows, seen = [], {}
+    for invoice_id in form.data.getlist("invoice"):
+        invoice = form.invoices.get(int(invoice_id)) if invoice_id.isdigit() else None
+        if invoice is None:
+            continue
+        n = seen[invoice.pk] = seen.get(invoice.pk, -1) + 1
+
+        def nth(name, n=n, pk=invoice.pk):
+            values = form.data.getlist(f"{name}_{pk}")
+            return values[n] if n < len(values) else ""
+
+        rows.append(
+            {
+                "invoice": invoice,
+                "amount": nth("amount"),
+                "discount_amount": nth("discount"),
+                "write_off_amount": nth("write_off"),
+                "write_off_gl_account_code": nth("write_off_account"),
+                "repeat": n,  # 0 for an invoice's first row; later rows get their own ids
+            }
+        )
+    return rows
+
+
 def _text(value, currency) -> str:
     """An amount for an input box: empty for zero/blank, the currency's decimals otherwise."""
     if value in (None, ""):
@@ -128,6 +143,7 @@ def _decorate(rows, payment, form):
     errors = form.errors if form is not None else {}
     for row in rows:
         pk = row["invoice"].pk
+        row["dom_id"] = f"{pk}-{row['repeat']}" if row.get("repeat") else str(pk)
         row["amount_text"] = _text(row["amount"], payment.currency)
         row["discount_text"] = _text(row["discount_amount"], payment.currency)
         row["write_off_text"] = _text(row["write_off_amount"], payment.currency)
@@ -193,6 +209,7 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
     context = {
         "payment": payment,
         "places": exponent(payment.currency),
+        "available": available_amount(payment),  # what the editor's footer splits
         "fees": payment.fees.all(),
         "proposals": proposals,
         "plans": plans,
@@ -200,6 +217,7 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "editable": live is None or live.state in EDITABLE,
         "rows": rows,
         "form": form,
+        "submission": uuid.uuid4(),  # the form's token: one action however often it is posted
         "reject_form": reject_form or ReasonForm(),
         "gl_accounts": GLAccount.objects.filter(entity=payment.entity_id, active=True).order_by(
             "code"
@@ -255,25 +273,23 @@ def allocate(request, payment_id):
     form = AllocationForm(request.POST, payment=payment)
     if not form.is_valid():
         return _render(request, payment, form=form, status=400)
-    live = payment.plans.filter(state__in=EDITABLE).first()
-    if live is None:
-        proposal_id = request.POST.get("proposal", "")
-        proposal = (
-            payment.proposals.filter(pk=proposal_id).first() if proposal_id.isdigit() else None
-        )
-        outcome = actions.propose_plan(
-            payment=payment, actor=request.user, lines=form.lines, proposal=proposal
-        )
-    else:
-        outcome = actions.edit_plan(plan=live, actor=request.user, lines=form.lines)
-    plan = outcome.value
-    if outcome.ok and plan.state == AllocationPlan.State.DRAFT:
-        outcome = actions.submit_plan(plan=plan, actor=request.user)
+    proposal_id = request.POST.get("proposal", "")
+    proposal = payment.proposals.filter(pk=proposal_id).first() if proposal_id.isdigit() else None
+    outcome = actions.submit_lines(
+        payment=payment,
+        actor=request.user,
+        lines=form.lines,
+        submission=request.POST.get("submission", ""),
+        shown_on_account=form.shown_on_account,
+        proposal=proposal,
+    )
     if not outcome.ok:
         form.non_field_errors.append(outcome.message)
         return _render(request, payment, form=form, status=400)
-    plan = outcome.value
-    if plan.state == AllocationPlan.State.AWAITING_APPROVAL:
+    submitted = outcome.value
+    if submitted.repeated:
+        messages.info(request, "This allocation was already submitted; nothing more was done.")
+    elif submitted.plan.state == AllocationPlan.State.AWAITING_APPROVAL:
         messages.success(request, "Allocation submitted: it waits for an approver.")
     else:
         messages.success(request, "Allocation approved under the threshold and queued for AIQ.")

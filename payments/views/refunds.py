@@ -12,10 +12,11 @@ from django.views.decorators.http import require_POST
 
 from ledger.models import Document, Invoice, OutboxCommand
 from ledger.views.documents import _pdf
-from payments.forms import ReasonForm
 from payments.models import Payment, Refund
 from payments.services import refunds as services
 from payments.services.refund_steps import RefundStepError, refund_steps
+from staff.forms import ReasonForm
+from staff.maker_checker import is_maker
 from staff.views import approver_required, clerk_required, get_or_404, run_service
 
 KINDS = {
@@ -34,7 +35,7 @@ class RefundForm(forms.Form):
 
 def _refunds():
     return Refund.objects.select_related(
-        "customer", "invoice", "payment", "credit_note", "requested_by", "approved_by"
+        "customer", "invoice", "payment", "credit_note", "maker", "approver"
     )
 
 
@@ -142,7 +143,7 @@ def refund_detail(request, refund_id):
         "plan": plan,
         "plan_error": plan_error,
         "commands": commands,
-        "is_mine": refund.requested_by_id == request.user.pk,
+        "is_mine": is_maker(refund, request.user),
         "reject_form": ReasonForm(),
     }
     return render(request, "payments/refund_detail.html", context)

@@ -10,8 +10,8 @@ from decimal import Decimal, InvalidOperation
 from django.http import Http404
 from django.shortcuts import render
 
+from core.paging import keyset_page
 from ledger.models import Invoice
-from ledger.selectors import keyset_page
 from payments.models import MatchProposal
 from staff.models import AuditEntry
 from staff.views import clerk_required

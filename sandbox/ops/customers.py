@@ -2,8 +2,8 @@
 
 import base64
 
-from ledger.money import MoneyError, normalise_currency
 from sandbox.books import account_by_code, required
+from sandbox.money import MoneyError, currency_code
 from sandbox.registry import (
     CONCURRENCY,
     DUPLICATE,
@@ -84,7 +84,7 @@ def save_customer(ctx, customer: dict | None, create: bool, ledger: str = "Sales
     if customer.get("AccountReferralID"):
         raise AiqFailure("AccountReferralID cannot be set through the API.", VALIDATION)
     try:
-        currency = normalise_currency(customer.get("CurrencyCode") or ctx.entity["base_currency"])
+        currency = currency_code(customer.get("CurrencyCode") or ctx.entity["base_currency"])
     except MoneyError as exc:
         raise AiqFailure(f"CurrencyCode: {exc}", VALIDATION) from None
     if customer.get("BankCode"):

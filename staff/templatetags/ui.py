@@ -3,7 +3,7 @@
 from django import template
 from django.utils.html import format_html
 
-from ledger.money import MoneyError, format_money
+from core.money import MoneyError, format_money
 
 register = template.Library()
 

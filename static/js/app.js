@@ -22,6 +22,18 @@
     var frac = places ? "." + String(minor % unit).padStart(places, "0") : "";
     return (neg ? "-" : "") + whole + frac;
   }
+  function plain(minor, places) { return fromMinor(minor, places).replace(/,/g, ""); }
+  // An invoice's rows in the editor: two rows of one invoice cannot both be posted, so the
+  // footer says so (and the server refuses the submit) instead of counting both.
+  function repeatedInvoices(editor) {
+    var seen = {}, repeated = [];
+    editor.querySelectorAll("tr[data-editor-row]").forEach(function (row) {
+      var id = row.dataset.editorRow;
+      if (seen[id] === 1) repeated.push(row.querySelector("a").textContent);
+      seen[id] = (seen[id] || 0) + 1;
+    });
+    return repeated;
+  }
   function updateTotals(editor) {
     var places = parseInt(editor.dataset.places, 10);
     var paid = toMinor(editor.dataset.amount, places);
@@ -31,22 +43,81 @@
       if (v === null) { bad = true; input.setAttribute("aria-invalid", "true"); }
       else { input.removeAttribute("aria-invalid"); total += v; }
     });
-    var onAccount = editor.querySelector("input[name=on_account_amount]");
-    var acc = onAccount ? toMinor(onAccount.value, places) : 0;
-    if (acc === null) { bad = true; acc = 0; }
-    var remainder = paid - total - acc;
+    var repeated = repeatedInvoices(editor);
+    var remainder = paid - total;
     var cur = editor.dataset.currency;
-    editor.querySelector("[data-total]").textContent = fromMinor(total, places) + " " + cur;
+    editor.querySelector("[data-total]").textContent =
+      repeated.length ? "—" : fromMinor(total, places) + " " + cur;
     var rem = editor.querySelector("[data-remainder]");
-    rem.textContent = bad ? "check the amounts" : fromMinor(remainder, places) + " " + cur;
-    rem.className = (bad || remainder < 0) ? "bad" : (remainder === 0 ? "good" : "");
+    if (repeated.length) rem.textContent = repeated.join(", ") + " is in twice: remove a row";
+    else rem.textContent = bad ? "check the amounts" : fromMinor(remainder, places) + " " + cur;
+    rem.className = (bad || repeated.length || remainder < 0) ? "bad" : (remainder === 0 ? "good" : "");
+    // what the footer shows travels with the form; the server refuses lines that differ
+    var shown = editor.querySelector("input[data-shown-on-account]");
+    if (shown) shown.value = (bad || repeated.length) ? "" : plain(remainder, places);
+    refreshAddButtons(editor);
+  }
+  // "Add" is offered only for invoices not in the editor yet.
+  function refreshAddButtons(editor) {
+    document.querySelectorAll("button[data-add-invoice]").forEach(function (button) {
+      var present = editor.querySelector('tr[data-editor-row="' + button.dataset.addInvoice + '"]');
+      button.disabled = !!present;
+      button.textContent = present ? "Added" : "Add";
+    });
   }
   function bindEditors(root) {
     root.querySelectorAll("[data-allocation-editor]").forEach(function (editor) {
       if (editor.dataset.bound) { updateTotals(editor); return; }
       editor.dataset.bound = "1";
       editor.addEventListener("input", function () { updateTotals(editor); });
+      editor.addEventListener("click", function (e) {
+        var remove = e.target.closest("button[data-remove-row]");
+        if (!remove) return;
+        remove.closest("tr").remove();
+        updateTotals(editor);
+      });
       updateTotals(editor);
+    });
+  }
+  // A second click on Add while the first row is on its way would add the invoice twice.
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var button = e.detail.elt;
+    if (!button || !button.dataset || !button.dataset.addInvoice) return;
+    var editor = document.querySelector("[data-allocation-editor]");
+    if (button.disabled || (editor && editor.querySelector('tr[data-editor-row="' + button.dataset.addInvoice + '"]'))) {
+      e.preventDefault();
+      return;
+    }
+    button.disabled = true;
+  });
+
+  // Every form that changes something is sent once: a second click (or Enter) while the first
+  // submit is on its way does nothing. The server checks the form's token as well.
+  function bindSubmitOnce() {
+    document.addEventListener("submit", function (e) {
+      var form = e.target;
+      if ((form.getAttribute("method") || "get").toLowerCase() !== "post") return;
+      if (form.dataset.submitting) { e.preventDefault(); return; }
+      if (form.matches("[data-allocation-editor]")) updateTotals(form);
+      form.dataset.submitting = "1";
+      // disabled after this event, so the clicked button's own name/value is still sent
+      setTimeout(function () {
+        form.querySelectorAll("button[type=submit], button:not([type])").forEach(function (b) {
+          b.disabled = true;
+          b.setAttribute("aria-busy", "true");
+        });
+      }, 0);
+    });
+    // back/forward restores a page from memory: its forms can be used again
+    window.addEventListener("pageshow", function (e) {
+      if (!e.persisted) return;
+      document.querySelectorAll("form[data-submitting]").forEach(function (form) {
+        delete form.dataset.submitting;
+        form.querySelectorAll("button[aria-busy]").forEach(function (b) {
+          b.disabled = false;
+          b.removeAttribute("aria-busy");
+        });
+      });
     });
   }
 
@@ -80,7 +151,7 @@
   }
 
   document.addEventListener("DOMContentLoaded", function () {
-    bindEditors(document); bindSelectAll(document); drawCharts();
+    bindEditors(document); bindSelectAll(document); bindSubmitOnce(); drawCharts();
   });
-  document.addEventListener("htmx:afterSwap", function (e) { bindEditors(e.target.closest("form") || document); });
+  document.addEventListener("htmx:afterSwap", function () { bindEditors(document); });
 })();

@@ -4,7 +4,7 @@ some nothing. Webhooks then bring them into the app like real Stripe payments.""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from ledger.money import to_minor
+from core.money import to_minor
 from payments.sources import stripe_client
 from payments.sources.stripe_demo import demo_customer_create, demo_payment_create
 
