@@ -21,11 +21,12 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from ledger.aiq.client import AiqClient
+from ledger.duplicates import duplicate_flag_extra
 from ledger.models import OutboxCommand
 from ledger.outbox import claim as claiming
-from ledger.outbox.duplicates import duplicate_flag_extra, duplicate_reversal_done
 from ledger.outbox.executors import EXECUTORS, PayloadError, resolve_payload
 from ledger.outbox.mirror import mirror_apply, plan_failed
+from ledger.outbox.repair import duplicate_reversal_done
 from staff.services import audit_log
 
 log = logging.getLogger(__name__)

@@ -243,7 +243,7 @@ def _free_reference(model, entity, reference: str, txn_id: int) -> str:
 def _flag_second_transaction(entity, reference: str, txn_id: int, what: str) -> None:
     """A transaction carrying an external reference of one of our commands, which the mirror
     already holds under another transaction id: AIQ has that write twice."""
-    from ledger.outbox.duplicates import duplicate_flag_extra
+    from ledger.duplicates import duplicate_flag_extra
 
     command = OutboxCommand.objects.filter(entity=entity, external_reference=reference).first()
     if command is None or command.state != OutboxCommand.State.CONFIRMED:
@@ -507,7 +507,7 @@ def _flag_second_allocation(entity, same_pair, paying, settled, amount, allocati
     """A new allocation in AIQ with the pair and amount of one of ours already mirrored: ours
     twice, unless a command of ours for that pair and amount is still open (then this is that
     command's own write, which its confirmation will adopt)."""
-    from ledger.outbox.duplicates import duplicate_flag_extra
+    from ledger.duplicates import duplicate_flag_extra
 
     ours = same_pair.exclude(reference__startswith="AIQ-").exclude(aiq_allocation_id=allocation_id)
     references = list(ours.values_list("reference", flat=True))
@@ -519,7 +519,7 @@ def _flag_second_allocation(entity, same_pair, paying, settled, amount, allocati
         state__in=OPEN,
         payload__settled_transaction_id=settled,
     )
-    if any(decimal(c.payload.get("amount")) == amount for c in open_commands):
+    if any(as_decimal(c.payload.get("amount")) == amount for c in open_commands):
         return
     command = OutboxCommand.objects.filter(entity=entity, external_reference=references[0]).first()
     if command is not None:
@@ -530,8 +530,8 @@ def _flag_over_allocated(entity, settled_ids: set[int]) -> None:
     """Invoices whose active allocations (with discounts) add up to more than their gross."""
     from django.db.models import Sum
 
+    from ledger.duplicates import duplicate_flag
     from ledger.models import DuplicateWrite
-    from ledger.outbox.duplicates import duplicate_flag
 
     for invoice in Invoice.objects.filter(entity=entity, aiq_transaction_id__in=settled_ids):
         totals = Allocation.objects.filter(
