@@ -58,6 +58,9 @@ class Payment(models.Model):
         APPROVED = "approved", "Approved"
         SENT = "sent", "Sent to AIQ"
         FAILED = "failed", "Failed in AIQ"
+        # a write to AIQ was parked (attempts used up, a duplicate, a bad payload): a person
+        # must look before anything more is sent
+        NEEDS_PERSON = "needs_person", "Needs a person"
         REJECTED = "rejected", "Rejected"
         IGNORED = "ignored", "Not for AIQ"
 
@@ -343,6 +346,7 @@ class AllocationPlan(MakerChecked):
         SENT = "sent", "Sent to AIQ"
         CONFIRMED = "confirmed", "Confirmed in AIQ"
         FAILED = "failed", "Failed in AIQ"
+        NEEDS_PERSON = "needs_person", "Needs a person"
         VOID = "void", "Void"
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="plans")
@@ -365,11 +369,19 @@ class AllocationPlan(MakerChecked):
             ),
             # maker-checker: nobody approves what they last changed, superusers included.
             approver_is_not_maker("plan_approver_is_not_maker"),
-            # one live plan per payment at a time
+            # one live plan per payment at a time (one parked for a person may still reach
+            # AIQ after a retry, so it stays live until it is confirmed or cancelled)
             models.UniqueConstraint(
                 fields=["payment"],
                 condition=Q(
-                    state__in=["draft", "awaiting_approval", "approved", "sent", "confirmed"]
+                    state__in=[
+                        "draft",
+                        "awaiting_approval",
+                        "approved",
+                        "sent",
+                        "confirmed",
+                        "needs_person",
+                    ]
                 ),
                 name="plan_one_live_per_payment",
             ),

@@ -255,7 +255,11 @@ def _plan(command: OutboxCommand) -> None:
     if siblings.exclude(state=OutboxCommand.State.CONFIRMED).exists():
         return
     plan = AllocationPlan.objects.select_for_update().filter(pk=command.origin_id).first()
-    if plan is None or plan.state not in (AllocationPlan.State.SENT, AllocationPlan.State.FAILED):
+    if plan is None or plan.state not in (
+        AllocationPlan.State.SENT,
+        AllocationPlan.State.FAILED,
+        AllocationPlan.State.NEEDS_PERSON,
+    ):
         return
     before = plan.state
     plan.state = AllocationPlan.State.CONFIRMED
@@ -271,15 +275,19 @@ def _plan(command: OutboxCommand) -> None:
     )
 
 
-def _payment_state(plan, confirmed: bool) -> None:
+def _payment_state(plan, confirmed: bool, parked: bool = False) -> None:
     from payments.models import Payment
 
     state = Payment.MatchState.SENT if confirmed else Payment.MatchState.FAILED
+    if parked:
+        state = Payment.MatchState.NEEDS_PERSON
     Payment.objects.filter(pk=plan.payment_id).update(match_state=state, updated_at=timezone.now())
 
 
-def plan_failed(command: OutboxCommand) -> None:
-    refund_failed(command)  # a refund's step (ledger/outbox/mirror_refunds.py)
+def plan_parked(command: OutboxCommand) -> None:
+    """A write of a sent plan was parked for a person (attempts used up, duplicates, a bad
+    payload): the plan and its payment say a person must act, instead of "sent" for ever. A
+    later confirmation (after a retry) still confirms the plan."""
     if command.origin_type != "allocation_plan" or command.origin_id is None:
         return
     from payments.models import AllocationPlan
@@ -287,15 +295,54 @@ def plan_failed(command: OutboxCommand) -> None:
     plan = AllocationPlan.objects.select_for_update().filter(pk=command.origin_id).first()
     if plan is None or plan.state != AllocationPlan.State.SENT:
         return
+    plan.state = AllocationPlan.State.NEEDS_PERSON
+    plan.save(update_fields=["state", "updated_at"])
+    _payment_state(plan, confirmed=False, parked=True)
+    audit_log(
+        actor=None,
+        action="plan.park",
+        obj=plan,
+        summary=(
+            f"{command.external_reference} needs a person: {command.last_error_code} "
+            f"{command.last_error_message}"
+        )[:500],
+        before={"state": AllocationPlan.State.SENT},
+        after={"state": plan.state},
+    )
+
+
+def plan_failed(command: OutboxCommand) -> None:
+    refund_failed(command)  # a refund's step (ledger/outbox/mirror_refunds.py)
+    plan_stopped(command)
+
+
+def plan_stopped(command: OutboxCommand) -> None:
+    """The plan of a command refused for good (or cancelled) is failed."""
+    if command.origin_type != "allocation_plan" or command.origin_id is None:
+        return
+    from payments.models import AllocationPlan
+
+    plan = AllocationPlan.objects.select_for_update().filter(pk=command.origin_id).first()
+    if plan is None or plan.state not in (
+        AllocationPlan.State.SENT,
+        AllocationPlan.State.NEEDS_PERSON,
+    ):
+        return
+    before = plan.state
     plan.state = AllocationPlan.State.FAILED
     plan.save(update_fields=["state", "updated_at"])
     _payment_state(plan, confirmed=False)  # the inbox's "Failed" tab: a person must look
+    reason = (
+        "cancelled"
+        if command.state == OutboxCommand.State.CANCELLED
+        else f"AIQ refused: {command.last_error_message}"
+    )
     audit_log(
         actor=None,
         action="plan.fail",
         obj=plan,
-        summary=f"AIQ refused {command.external_reference}: {command.last_error_message}"[:500],
-        before={"state": AllocationPlan.State.SENT},
+        summary=f"{command.external_reference} {reason}"[:500],
+        before={"state": before},
         after={"state": plan.state},
     )
 

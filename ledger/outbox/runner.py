@@ -25,7 +25,7 @@ from ledger.duplicates import duplicate_flag_extra
 from ledger.models import OutboxCommand
 from ledger.outbox import claim as claiming
 from ledger.outbox.executors import EXECUTORS, PayloadError, resolve_payload
-from ledger.outbox.mirror import mirror_apply, plan_failed
+from ledger.outbox.mirror import mirror_apply, plan_failed, plan_parked
 from ledger.outbox.repair import duplicate_reversal_done
 from staff.services import audit_log
 
@@ -154,6 +154,8 @@ def _finish(
             park_dependents(command, f"depends on {command.external_reference} ({state})")
             if state == State.FAILED:
                 plan_failed(command)
+            else:
+                plan_parked(command)
     return True
 
 

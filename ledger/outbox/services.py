@@ -328,6 +328,9 @@ def outbox_cancel(*, command: OutboxCommand, actor, reason: str = "") -> OutboxC
             after={"state": command.state},
         )
         park_dependents(command, f"depends on {command.external_reference} (cancelled)")
+        from ledger.outbox.mirror import plan_stopped
+
+        plan_stopped(command)  # a plan that will not be completed is failed, never left "sent"
     return command
 
 
