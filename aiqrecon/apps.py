@@ -2,14 +2,14 @@ from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.signals import connection_created
 
+from aiqrecon.database import sqlite_tuning_problems
+
 
 def require_sqlite_tuning(sender, connection, **kwargs):
     """Refuse a SQLite connection without WAL, a busy timeout and IMMEDIATE transactions,
     however it was configured (aiqrecon/database.py says why they matter)."""
     if connection.vendor != "sqlite":
         return
-    from aiqrecon.database import sqlite_tuning_problems
-
     problems = sqlite_tuning_problems(connection)
     if problems:
         raise ImproperlyConfigured(

@@ -11,6 +11,7 @@ from pathlib import PurePath
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
+from ledger.aiq.client import AiqClient
 from ledger.aiq.errors import AiqPermanentError
 from ledger.models import Document, Invoice, OutboxCommand
 from ledger.models_attachments import MAX_ATTACHMENT_BYTES, Attachment
@@ -162,7 +163,6 @@ def document_pdf(*, entity, kind: str, transaction_id: int, filename: str) -> Do
     ).first()
     if cached is not None:
         return cached
-    from ledger.aiq.client import AiqClient
 
     client = AiqClient.for_entity(entity)
     if kind in (Document.Kind.INVOICE_PDF, Document.Kind.CREDIT_NOTE_PDF):

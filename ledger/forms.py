@@ -4,6 +4,7 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
+from core.forms import DATE_INPUT_FORMATS, DateInputGB
 from ledger.models import Customer, DocumentStatus, Invoice
 from ledger.selectors import customer_search
 
@@ -26,13 +27,15 @@ class InvoiceFilter(django_filters.FilterSet):
         label="Dated from",
         field_name="invoice_date",
         lookup_expr="gte",
-        widget=forms.DateInput({"type": "date"}),
+        widget=DateInputGB(),
+        input_formats=DATE_INPUT_FORMATS,
     )
     date_to = django_filters.DateFilter(
         label="Dated to",
         field_name="invoice_date",
         lookup_expr="lte",
-        widget=forms.DateInput({"type": "date"}),
+        widget=DateInputGB(),
+        input_formats=DATE_INPUT_FORMATS,
     )
 
     class Meta:

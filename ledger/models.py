@@ -319,6 +319,9 @@ class InvoiceLine(models.Model):
             ),
         ]
 
+    def __str__(self):
+        return f"{self.invoice} line {self.line_number}"
+
 
 class CreditNote(SyncedModel):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_notes")
@@ -391,6 +394,9 @@ class CreditNoteLine(models.Model):
                 name="creditnoteline_gross_is_net_plus_tax",
             ),
         ]
+
+    def __str__(self):
+        return f"{self.credit_note} line {self.line_number}"
 
 
 class Receipt(SyncedModel):
@@ -489,6 +495,9 @@ class JournalLine(models.Model):
             ),
         ]
 
+    def __str__(self):
+        return f"{self.journal} line {self.line_number}"
+
 
 class Allocation(SyncedModel):
     """Two AIQ transactions allocated against each other (AllocateTransactions[WithDiscount]).
@@ -571,6 +580,9 @@ class Document(models.Model):
             )
         ]
 
+    def __str__(self):
+        return self.filename
+
 
 class SyncState(models.Model):
     """Where the last pull from AIQ got to, per entity and object type, and its progress."""
@@ -595,6 +607,9 @@ class SyncState(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["entity", "object_type"], name="syncstate_unique")
         ]
+
+    def __str__(self):
+        return f"{self.entity} {self.object_type}"
 
 
 class OutboxCommand(models.Model):

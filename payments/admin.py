@@ -28,7 +28,6 @@ class PaymentAdmin(MoneyRowAdmin):
     raw_id_fields = ("customer", "payout", "receipt")
     show_full_result_count = False
     inlines = [FeeInline]
-    aiq_readonly_fields = ("source", "external_id", "raw", "created_at", "updated_at")
 
 
 @admin.register(m.Payout)
@@ -36,7 +35,6 @@ class PayoutAdmin(MoneyRowAdmin):
     list_display = ("external_id", "source", "amount", "currency", "status", "arrival_date")
     list_filter = ("source", "status", "currency")
     search_fields = ("external_id",)
-    aiq_readonly_fields = ("source", "external_id", "raw")
 
 
 @admin.register(m.Fee)
@@ -50,7 +48,6 @@ class DisputeAdmin(MoneyRowAdmin):
     list_display = ("external_id", "payment", "amount", "currency", "status", "reason")
     list_filter = ("status",)
     raw_id_fields = ("payment",)
-    aiq_readonly_fields = ("source", "external_id", "raw")
 
 
 @admin.register(m.WebhookEvent)
@@ -144,9 +141,6 @@ class AllocationPlanAdmin(MoneyRowAdmin):
     raw_id_fields = ("payment", "proposal", "customer")
     inlines = [PlanLineInline]
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(m.Refund)
 class RefundAdmin(MoneyRowAdmin):
@@ -154,14 +148,17 @@ class RefundAdmin(MoneyRowAdmin):
     list_filter = ("kind", "state")
     raw_id_fields = ("customer", "payment", "invoice", "receipt", "credit_note")
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(m.AllocationPlanLine)
 class AllocationPlanLineAdmin(MoneyRowAdmin):
     list_display = ("plan", "invoice", "amount", "discount_amount", "write_off_amount")
     raw_id_fields = ("plan", "invoice")
 
-    def has_change_permission(self, request, obj=None):
-        return False
+
+@admin.register(m.Unallocation)
+class UnallocationAdmin(ViewOnlyAdmin):
+    """Undo requests change only through payments/services/unallocations.py."""
+
+    list_display = ("id", "allocation", "state", "maker", "approver", "created_at")
+    list_filter = ("state",)
+    raw_id_fields = ("allocation", "command")

@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Upper
 
 from core.fields import MoneyField
+from core.money import format_money
 from staff.maker_checker import MakerChecked, approver_is_not_maker
 
 
@@ -41,6 +42,39 @@ class Payout(models.Model):
         return f"{self.get_source_display()} payout {self.external_id}"
 
 
+class StatementAccount(models.Model):
+    """A bank account as its statements name it, and the AIQ bank account (so the entity) its
+    money goes to. Statements (camt, MT940, BAI2, OFX, QIF, CSV) belong to one; a bank's
+    transaction ids are unique per account, not per bank."""
+
+    entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
+    bank_account = models.ForeignKey(
+        "ledger.BankAccount",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="statement_accounts",
+        help_text="The AIQ bank account its receipts are booked to",
+    )
+    name = models.CharField(max_length=100, blank=True)
+    # normalised: an IBAN ("GB29NWBK60161331926819"), a UK sort code and account number
+    # ("601613 31926819"), or the account id the bank's file gives (BAI2, OFX, MT940 :25:)
+    account_key = models.CharField(max_length=70, unique=True)
+    currency = models.CharField(max_length=3, blank=True)
+    import_format = models.ForeignKey(
+        "ImportFormat",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The saved layout of this account's CSV/Excel exports",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name or self.account_key
+
+
 class Payment(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -55,8 +89,10 @@ class Payment(models.Model):
         UNMATCHED = "unmatched", "Unmatched"
         PROPOSED = "proposed", "Proposed"
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
-        APPROVED = "approved", "Approved"
-        SENT = "sent", "Sent to AIQ"
+        # One name per state, the same as its plan's (AllocationPlan.State): approved and
+        # handed to the outbox, then confirmed by AIQ.
+        APPROVED = "approved", "Approved, on its way to AIQ"
+        SENT = "sent", "Confirmed in AIQ"
         FAILED = "failed", "Failed in AIQ"
         # a write to AIQ was parked (attempts used up, a duplicate, a bad payload): a person
         # must look before anything more is sent
@@ -80,6 +116,15 @@ class Payment(models.Model):
         max_length=100, blank=True, help_text="The source's customer id (cus_..., CU...)"
     )
     description = models.TextField(blank=True)
+    # Bank statement entries (empty for card/Direct Debit providers): the account the money
+    # arrived in, the payer's own account (IBAN, or "sort code account number"), the bank's
+    # reference for the entry and the payer's end-to-end id (ISO 20022 EndToEndId).
+    statement_account = models.ForeignKey(
+        StatementAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    payer_account = models.CharField(max_length=70, blank=True)
+    bank_reference = models.CharField(max_length=140, blank=True)
+    end_to_end_id = models.CharField(max_length=140, blank=True)
     references = models.JSONField(
         default=list, blank=True, help_text="Reference texts to match on, with where they came from"
     )
@@ -113,6 +158,9 @@ class Payment(models.Model):
             models.Index(fields=["external_id"], name="payment_external_id"),
             models.Index(fields=["amount"], name="payment_amount"),
             models.Index(fields=["payer_reference"], name="payment_payer_reference"),
+            # the search box's exact references, and payer identification by account
+            models.Index(fields=["bank_reference"], name="payment_bank_reference"),
+            models.Index(fields=["payer_account"], name="payment_payer_account"),
             models.Index(Upper("payer_email"), name="payment_payer_email_upper"),
         ]
         constraints = [
@@ -131,7 +179,31 @@ class Payment(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.get_source_display()} {self.external_id} {self.amount} {self.currency}"
+        amount = format_money(self.amount, self.currency)
+        return f"{self.get_source_display()} {self.shown_reference} {amount}"
+
+    @property
+    def shown_reference(self) -> str:
+        """What people call this payment: the provider's id (pi_…, PM…), or for a bank or
+        SmartDebit row the bank's own reference or narrative, never our row hash."""
+        if self.external_id.startswith("row:") or self.source in ("bank", "smartdebit"):
+            text = self.bank_reference or " ".join((self.description or "").split())
+            if text:
+                return text[:60]
+        return self.external_id
+
+    @property
+    def receipt_text(self) -> str:
+        """The receipt's description in AIQ: the bank's reference and narrative as the bank
+        gave them (AIQ keeps 250 characters), else the provider and its id."""
+        if self.source in ("bank", "smartdebit"):
+            parts = [self.bank_reference, " ".join((self.description or "").split())]
+            text = " ".join(p for p in dict.fromkeys(parts) if p)
+            if self.payer_name and self.payer_name not in text:
+                text = f"{text} ({self.payer_name})" if text else self.payer_name
+            if text:
+                return text[:250]
+        return f"{self.get_source_display()} {self.external_id}"[:250]
 
 
 class Fee(models.Model):
@@ -143,6 +215,9 @@ class Fee(models.Model):
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(amount__gte=0), name="fee_amount_gte_0")]
+
+    def __str__(self):
+        return f"{self.kind} fee {format_money(self.amount, self.currency)}"
 
 
 class Dispute(models.Model):
@@ -162,6 +237,9 @@ class Dispute(models.Model):
                 fields=["source", "external_id"], name="dispute_external_unique"
             )
         ]
+
+    def __str__(self):
+        return f"{self.get_source_display()} dispute {self.external_id} ({self.status})"
 
 
 class WebhookEvent(models.Model):
@@ -190,6 +268,9 @@ class WebhookEvent(models.Model):
             models.UniqueConstraint(fields=["source", "event_id"], name="webhookevent_unique")
         ]
 
+    def __str__(self):
+        return f"{self.get_source_display()} {self.event_type} {self.event_id}"
+
 
 class ImportFormat(models.Model):
     """A saved column mapping for one bank's or SmartDebit's CSV/Excel layout."""
@@ -202,6 +283,17 @@ class ImportFormat(models.Model):
     date_format = models.CharField(max_length=30, default="%d/%m/%Y")
     decimal_comma = models.BooleanField(default=False)
     currency = models.CharField(max_length=3, blank=True, help_text="When the file has none")
+    header_row = models.PositiveIntegerField(
+        default=0,
+        help_text="Row number of the column headers as a spreadsheet shows it (1 = first row); "
+        "0 = find it (the first row holding every mapped column)",
+    )
+    amounts_inverted = models.BooleanField(
+        default=False, help_text="The file shows money in as negative (card-statement style)"
+    )
+    origin = models.CharField(
+        max_length=300, blank=True, help_text="Where this layout came from (bank's own guide…)"
+    )
 
     def __str__(self):
         return self.name
@@ -213,7 +305,12 @@ class ImportBatch(models.Model):
         IMPORTED = "imported", "Imported"
         REJECTED = "rejected", "Rejected"
 
-    import_format = models.ForeignKey(ImportFormat, on_delete=models.PROTECT)
+    # empty for self-describing files (camt, MT940, BAI2, OFX, QIF)
+    import_format = models.ForeignKey(ImportFormat, null=True, blank=True, on_delete=models.PROTECT)
+    file_format = models.CharField(max_length=20, blank=True, help_text="csv, camt.053, mt940…")
+    statement_account = models.ForeignKey(
+        StatementAccount, null=True, blank=True, on_delete=models.PROTECT, related_name="batches"
+    )
     filename = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64)
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
@@ -227,6 +324,33 @@ class ImportBatch(models.Model):
     # so the table does not keep every statement. The upload form caps it at bank_csv.MAX_BYTES.
     content = models.BinaryField(editable=False, default=b"")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "import batches"
+
+    def __str__(self):
+        return f"{self.filename} ({self.get_state_display().lower()})"
+
+
+class Statement(models.Model):
+    """One statement of a bank account as the bank sent it: its period and balances, so a
+    later screen can say "the bank says X, we hold Y" and overlapping statements are seen."""
+
+    account = models.ForeignKey(
+        StatementAccount, on_delete=models.PROTECT, related_name="statements"
+    )
+    batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="statements")
+    statement_id = models.CharField(max_length=100, blank=True, help_text="The bank's own id")
+    start_date = models.DateField(null=True, blank=True)
+    end_date = models.DateField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    opening_balance = MoneyField(null=True, blank=True)
+    closing_balance = MoneyField(null=True, blank=True)
+    entry_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["account", "end_date"], name="statement_account_end")]
 
 
 class PayerMapping(models.Model):
@@ -244,11 +368,43 @@ class PayerMapping(models.Model):
         ]
 
 
+class SettlementTerms(models.Model):
+    """Early-settlement discount terms: `percent` off an invoice paid within `days` of its
+    date. One row per customer with its own terms; the row without a customer is everyone
+    else's default. The matcher proposes a payment short by exactly that discount as
+    settling the invoice with a discount (AIQ: AllocateTransactionsWithDiscount)."""
+
+    customer = models.OneToOneField(
+        "ledger.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="settlement_terms",
+        help_text="Empty: the default for every customer without terms of its own",
+    )
+    percent = models.DecimalField(max_digits=5, decimal_places=3)
+    days = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = "settlement discount terms"
+        verbose_name_plural = "settlement discount terms"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(percent__gt=0) & Q(percent__lt=100), name="terms_percent_0_100"
+            ),
+            models.CheckConstraint(condition=Q(days__gt=0), name="terms_days_gt_0"),
+        ]
+
+    def __str__(self):
+        return f"{self.percent}% within {self.days} days"
+
+
 class MatchRule(models.Model):
     class Kind(models.TextChoices):
         REFERENCE = "reference", "Reference found in the payment"
         PAYER_EXACT = "payer_exact", "Payer + exact amount"
         PAYER_COMBINATION = "payer_combination", "Payer + combination of invoices"
+        SETTLEMENT_DISCOUNT = "settlement_discount", "Settlement discount within terms"
         TOLERANCE = "tolerance", "Within tolerance (discount or write-off)"
         OVERPAYMENT = "overpayment", "Overpayment / underpayment"
 
@@ -261,6 +417,12 @@ class MatchRule(models.Model):
     order = models.PositiveIntegerField(default=100)
     enabled = models.BooleanField(default=True)
     auto_approve = models.BooleanField(default=False)
+    monitor = models.BooleanField(
+        default=False,
+        help_text="Record on each proposal whether this rule would have auto-approved it "
+        "(without approving), so the run page shows its observed precision before it is "
+        "switched on",
+    )
     tolerance_absolute = MoneyField(default=0)
     tolerance_percent = models.DecimalField(max_digits=6, decimal_places=3, default=0)
     tolerance_action = models.CharField(
@@ -334,6 +496,9 @@ class MatchProposal(models.Model):
             ),
         ]
 
+    def __str__(self):
+        return f"Proposal {self.rank} for payment #{self.payment_id}: {self.explanation}"
+
 
 class AllocationPlan(MakerChecked):
     """Maker-checker (staff/maker_checker.py): `maker` is who last changed the lines."""
@@ -343,8 +508,8 @@ class AllocationPlan(MakerChecked):
         AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
         APPROVED = "approved", "Approved"
         REJECTED = "rejected", "Rejected"
-        SENT = "sent", "Sent to AIQ"
-        CONFIRMED = "confirmed", "Confirmed in AIQ"
+        SENT = "sent", "Approved, on its way to AIQ"  # the payment's APPROVED
+        CONFIRMED = "confirmed", "Confirmed in AIQ"  # the payment's SENT
         FAILED = "failed", "Failed in AIQ"
         NEEDS_PERSON = "needs_person", "Needs a person"
         VOID = "void", "Void"
@@ -387,6 +552,10 @@ class AllocationPlan(MakerChecked):
             ),
         ]
 
+    def __str__(self):
+        state = self.get_state_display()
+        return f"Plan #{self.pk} v{self.version} for payment #{self.payment_id} ({state})"
+
 
 class AllocationPlanLine(models.Model):
     plan = models.ForeignKey(AllocationPlan, on_delete=models.PROTECT, related_name="lines")
@@ -415,6 +584,9 @@ class AllocationPlanLine(models.Model):
             ),
             models.UniqueConstraint(fields=["plan", "invoice"], name="planline_invoice_once"),
         ]
+
+    def __str__(self):
+        return f"Plan #{self.plan_id}, invoice #{self.invoice_id}"
 
 
 class Refund(MakerChecked):
@@ -468,5 +640,48 @@ class Refund(MakerChecked):
                 fields=["stripe_refund_id"],
                 condition=~Q(stripe_refund_id=""),
                 name="refund_stripe_id_unique",
+            ),
+        ]
+
+    def __str__(self):
+        amount = format_money(self.amount, self.currency)
+        return f"Refund #{self.pk}: {amount} ({self.get_state_display()})"
+
+
+class Unallocation(MakerChecked):
+    """Undoing an allocation in AIQ (UnallocateTransactions): a reversing step, never a delete.
+    Above APPROVAL_THRESHOLD a second person approves it (maker-checker); at or below it, asking
+    is approving. The outbox command is queued in the approval's transaction."""
+
+    class State(models.TextChoices):
+        REQUESTED = "requested", "Awaiting approval"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+
+    allocation = models.ForeignKey(
+        "ledger.Allocation", on_delete=models.PROTECT, related_name="unallocations"
+    )
+    state = models.CharField(max_length=10, choices=State, default=State.REQUESTED)
+    reason = models.TextField()
+    rejection_reason = models.TextField(blank=True)
+    command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            approver_is_not_maker("unallocation_approver_is_not_maker"),
+            # one undo asked for or under way per allocation
+            models.UniqueConstraint(
+                fields=["allocation"],
+                condition=Q(state__in=["requested", "approved"]),
+                name="unallocation_one_live_per_allocation",
+            ),
+            # approved means handed to the outbox, in the same transaction
+            models.CheckConstraint(
+                condition=~Q(state="approved") | Q(command__isnull=False),
+                name="unallocation_approved_has_command",
             ),
         ]

@@ -13,7 +13,7 @@ from django.utils import timezone
 from ledger.models import OutboxCommand
 from ledger.outbox.selectors import outbox_health
 from payments.matching.index import LIVE_PLAN_STATES, RESERVING_PLAN_STATES
-from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal, Payment
+from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal, Payment, Refund
 
 REVIEW_CONFIDENCE = "0.500"  # rank-1 proposals below this need a person (engine.REVIEW_BELOW)
 
@@ -169,3 +169,112 @@ def cash_by_day_and_source(*, days: int, now=None) -> list[dict]:
         }
         for currency, chart in sorted(charts.items())
     ]
+
+
+def run_rule_counts(run_id: str) -> list[dict]:
+    """Per rule, a run's first proposals: how many, how many its rule auto-approved, how many
+    it would have (monitor mode), and for monitored rules the precision observed so far over
+    every run: of the proposals the rule would have auto-approved that people then decided,
+    the share they accepted as proposed (rejected, or superseded by another plan, is wrong)."""
+    would = Q(evidence__would_auto_approve=True)
+    rows = list(
+        MatchProposal.objects.filter(run_id=run_id, rank=1)
+        .values("rule_id", "rule__name", "rule_kind", "rule__monitor", "rule__auto_approve")
+        .annotate(
+            proposals=Count("id"),
+            auto_approved=Count(
+                "id", filter=Q(plans__id__isnull=False, plans__maker__isnull=True), distinct=True
+            ),
+            would_auto_approve=Count("id", filter=would, distinct=True),
+        )
+        .order_by("rule_kind", "rule_id")
+    )
+    monitored = [row["rule_id"] for row in rows if row["rule__monitor"]]
+    decided = {
+        row["rule_id"]: row
+        for row in MatchProposal.objects.filter(rule_id__in=monitored, rank=1)
+        .filter(would)
+        .values("rule_id")
+        .annotate(
+            accepted=Count("id", filter=Q(state=MatchProposal.State.ACCEPTED)),
+            wrong=Count(
+                "id",
+                filter=Q(state__in=[MatchProposal.State.REJECTED, MatchProposal.State.SUPERSEDED]),
+            ),
+        )
+    }
+    for row in rows:
+        seen = decided.get(row["rule_id"])
+        row["observed"] = None
+        if seen and seen["accepted"] + seen["wrong"]:
+            row["observed"] = {
+                "accepted": seen["accepted"],
+                "decided": seen["accepted"] + seen["wrong"],
+                "precision": seen["accepted"] / (seen["accepted"] + seen["wrong"]),
+            }
+    return rows
+
+
+def outbox_commands(*, state: str = "", customers=None, payments=None) -> QuerySet:
+    """Writes to AIQ for people: by state, and by the customers or payments they are for.
+
+    A command names its origin (an allocation plan, a refund, a customer, an allocation being
+    undone); a customer's commands are those of its plans and refunds, its own customer
+    record, and any whose payload names its code. `customers`/`payments` are QuerySets (the
+    screen resolves what was typed); None means no filter on that.
+    """
+    queryset = OutboxCommand.objects.select_related("entity")
+    if state:
+        queryset = queryset.filter(state=state)
+    if payments is not None:
+        queryset = queryset.filter(_plans_and_refunds(payment__in=payments))
+    if customers is not None:
+        by_code = Q(pk__in=[])
+        for entity_id, code in customers.values_list("entity_id", "code"):
+            by_code |= Q(entity_id=entity_id, payload__customer_code=code)
+        queryset = queryset.filter(
+            _plans_and_refunds(customer__in=customers)
+            | Q(origin_type="customer", origin_id__in=customers.values("pk"))
+            | by_code
+        )
+    return queryset
+
+
+def _plans_and_refunds(**lookup) -> Q:
+    """Commands whose origin is a plan or a refund matching the lookup (both have payment
+    and customer)."""
+    return Q(
+        origin_type="allocation_plan",
+        origin_id__in=AllocationPlan.objects.filter(**lookup).values("pk"),
+    ) | Q(origin_type="refund", origin_id__in=Refund.objects.filter(**lookup).values("pk"))
+
+
+def layouts_described() -> list[dict]:
+    """Each saved CSV/Excel layout with what it expects of a file, in a clerk's words: the
+    columns (by header, or by position), the date format as an example date, the header row,
+    decimal comma, sign, and which bank accounts use it."""
+    from datetime import date
+
+    from payments.models import ImportFormat, StatementAccount
+    from payments.sources.bank_csv import FIELDS
+
+    users: dict[int, list[str]] = {}
+    for account in StatementAccount.objects.exclude(import_format=None).order_by("name"):
+        users.setdefault(account.import_format_id, []).append(str(account))
+    described = []
+    for layout in ImportFormat.objects.order_by("name"):
+        columns = [
+            {"field": FIELDS.get(name, name).split(" (")[0], "column": column}
+            for name, column in layout.column_map.items()
+        ]
+        example = " or ".join(date(2025, 3, 31).strftime(f) for f in layout.date_format.split("|"))
+        described.append(
+            {
+                "layout": layout,
+                "columns": columns,
+                "date_example": example,
+                "header": f"row {layout.header_row}" if layout.header_row else "found by its names",
+                "accounts": users.get(layout.pk, []),
+            }
+        )
+    return described

@@ -5,6 +5,8 @@ every few minutes) and events missed while the endpoint was down by the nightly 
 """
 
 from payments.services import stripe_events
+from payments.services.auto_match import auto_match_changed
+from payments.sources.gocardless_source import gocardless_event_process
 
 
 def stripe_event_process_task(event_pk: int) -> str:
@@ -24,13 +26,9 @@ def stripe_import_task() -> dict:
 
 
 def gocardless_event_process_task(event_pk: int) -> str:
-    from payments.sources.gocardless_source import gocardless_event_process
-
     return gocardless_event_process(event_pk=event_pk)
 
 
 def auto_match_changed_task() -> str:
-    from payments.services.auto_match import auto_match_changed
-
     report = auto_match_changed()
     return "nothing changed" if report is None else f"{report.proposed} proposed"

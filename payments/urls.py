@@ -1,6 +1,15 @@
 from django.urls import path
 
-from payments.views import approvals, detail, inbox, refunds, runs, statements
+from payments.views import (
+    approvals,
+    detail,
+    inbox,
+    outbox,
+    payers,
+    refunds,
+    runs,
+    statements,
+)
 
 app_name = "payments"
 
@@ -18,9 +27,19 @@ urlpatterns = [
     path("payments/<int:payment_id>/reject", detail.reject, name="reject"),
     path("allocations/<int:allocation_id>/unallocate", detail.unallocate, name="unallocate"),
     path("payments/runs/<str:run_id>/proposals", runs.run_proposals, name="run_proposals"),
+    path(
+        "payer-mappings/<int:mapping_id>/delete",
+        payers.payer_mapping_delete,
+        name="payer_mapping_delete",
+    ),
     path("approvals/", approvals.approvals, name="approvals"),
     path("approvals/<int:plan_id>/approve", approvals.approve, name="approve"),
     path("approvals/<int:plan_id>/reject", approvals.reject, name="reject_plan"),
+    path("outbox/", outbox.outbox, name="outbox"),
+    path(
+        "approvals/undo/<int:unallocation_id>/approve", approvals.approve_undo, name="approve_undo"
+    ),
+    path("approvals/undo/<int:unallocation_id>/reject", approvals.reject_undo, name="reject_undo"),
     path("refunds/", refunds.refund_list, name="refunds"),
     path("refunds/new", refunds.refund_new, name="refund_new"),
     path("refunds/<int:refund_id>/", refunds.refund_detail, name="refund"),

@@ -18,6 +18,7 @@ from payments.services.stripe_events import (
     enqueue_processing,
     stripe_webhook_receive,
 )
+from payments.sources.gocardless_source import gocardless_webhook_receive
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,6 @@ def stripe_webhook(request):
 @login_not_required
 @require_POST
 def gocardless_webhook(request):
-    from payments.sources.gocardless_source import gocardless_webhook_receive
-
     try:
         with transaction.atomic():
             events = gocardless_webhook_receive(

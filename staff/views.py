@@ -12,10 +12,12 @@ from django import forms
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
 
+from core.forms import DATE_INPUT_FORMATS, DateInputGB
 from core.paging import keyset_page
 from staff import selectors
 from staff.forms import ThrottledAuthenticationForm
@@ -56,9 +58,11 @@ class AuditFilterForm(forms.Form):
     object_type = forms.CharField(label="Object type", required=False, max_length=60)
     object_id = forms.CharField(label="Object id", required=False, max_length=64)
     date_from = forms.DateField(
-        label="From", required=False, widget=forms.DateInput({"type": "date"})
+        label="From", required=False, widget=DateInputGB(), input_formats=DATE_INPUT_FORMATS
     )
-    date_to = forms.DateField(label="To", required=False, widget=forms.DateInput({"type": "date"}))
+    date_to = forms.DateField(
+        label="To", required=False, widget=DateInputGB(), input_formats=DATE_INPUT_FORMATS
+    )
 
 
 @dataclass
@@ -96,6 +100,7 @@ def run_service(service, *, refusals: tuple = (), **kwargs) -> Outcome:
 
 
 @method_decorator(login_not_required, name="dispatch")
+@method_decorator(transaction.atomic, name="dispatch")  # last_login and its audit row together
 class LoginView(auth_views.LoginView):
     form_class = ThrottledAuthenticationForm
     redirect_authenticated_user = True

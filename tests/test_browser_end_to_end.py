@@ -128,7 +128,7 @@ def test_clerk_allocates_approver_approves_worker_pushes_invoice_part_paid_pdf(
     assert receipt.aiq_transaction_id
     assert plan.state == AllocationPlan.State.CONFIRMED
     payment.refresh_from_db()
-    assert payment.match_state == Payment.MatchState.SENT  # the inbox's "Sent to AIQ" tab
+    assert payment.match_state == Payment.MatchState.SENT  # the inbox's "Approved / in AIQ" tab
 
     # the invoice shows part-paid with AIQ's transaction id
     page.goto(f"{live_server.url}/invoices/{second.pk}/")

@@ -76,6 +76,7 @@ def test_every_screen_renders_with_assets_and_no_script_errors(
         ("customers", "/customers/"),
         ("customer", f"/customers/{screen_data['customer'].pk}/"),
         ("sync", "/sync/"),
+        ("outbox", "/outbox/"),
         ("audit", "/audit/"),
     ]:
         response = page.goto(f"{live_server.url}{path}")

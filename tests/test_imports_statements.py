@@ -179,3 +179,129 @@ def test_import_statement_command(entity, carol, barclays, tmp_path, capsys):
         call_command("import_statement", str(bad), "--format", "Barclays CSV")
     with pytest.raises(CommandError, match="No import format"):
         call_command("import_statement", str(path), "--format", "Nope")
+
+
+def _layout(name, column_map, **fields):
+    return ImportFormat.objects.create(
+        name=name, column_map=column_map, currency=fields.pop("currency", "GBP"), **fields
+    )
+
+
+def test_a_preamble_before_the_header_row_is_found(entity, alice):
+    """Nationwide's export: four lines about the account before the column headers."""
+    nationwide = _layout(
+        "Nationwide",
+        {"date": "Date", "credit": "Paid in", "debit": "Paid out", "reference": "Description"},
+        date_format="%d %b %Y",
+    )
+    content = (
+        '"Account Name:","FlexDirect ****12345"\n'
+        '"Account Balance:","\xa31,520.50"\n'
+        '"Available Balance: ","\xa31,520.50"\n'
+        "\n"
+        '"Date","Transaction type","Description","Paid out","Paid in","Balance"\n'
+        '"03 Mar 2025","Bank credit","ACME LTD INV-1001","","\xa3120.50","\xa31,120.50"\n'
+        '"04 Mar 2025","Direct debit","RENT","\xa3900.00","","\xa3220.50"\n'
+    ).encode("cp1252")
+    preview, _ = _import(alice, nationwide, content, "nationwide.csv")
+    payment = Payment.objects.get()
+    assert payment.amount == Decimal("120.50") and payment.description == "ACME LTD INV-1001"
+    assert preview.parsed.skipped == 1
+
+    # told where the header is, a wrong row number is a clear error
+    nationwide.header_row = 1
+    nationwide.save()
+    wrong = statement_preview(
+        user=alice, import_format=nationwide, filename="n2.csv", content=content + b"\n"
+    )
+    assert "is not in the file's header row (row 1)" in wrong.file_error
+
+
+def test_money_out_rows_are_skipped_before_their_other_cells_are_checked(entity, alice):
+    """Revolut Business: pending card payments have no completed date yet; they must not
+    reject the file and its top-up."""
+    revolut = _layout(
+        "Revolut Business",
+        {
+            "date": "Date completed (UTC)",
+            "amount": "Amount",
+            "currency": "Payment currency",
+            "reference": "Reference",
+            "payer_name": "Payer",
+            "external_id": "ID",
+        },
+        date_format="%Y-%m-%d",
+    )
+    content = (
+        b"Date started (UTC),Date completed (UTC),ID,Type,State,Description,Reference,Payer,"
+        b"Payment currency,Amount\n"
+        b"2025-03-03,,a1,CARD_PAYMENT,PENDING,Coffee,,,GBP,-3.20\n"
+        b"2025-03-03,,a2,CARD_PAYMENT,PENDING,Train,,,GBP,-45.00\n"
+        b"2025-03-03,2025-03-03,a3,TOPUP,COMPLETED,Top-up,INV-1001,Acme Ltd,GBP,500.00\n"
+    )
+    preview, _ = _import(alice, revolut, content, "revolut.csv")
+    assert preview.parsed.skipped == 2
+    assert Payment.objects.get().amount == Decimal("500.00")
+
+
+def test_a_bad_debit_cell_is_named_as_the_debit_column(entity, alice, barclays):
+    content = b"Date,Description,Paid in,Paid out,Name\n03/02/2025,x,,12..0,A\n"
+    preview = statement_preview(
+        user=alice, import_format=barclays, filename="d.csv", content=content
+    )
+    assert [(e.row, e.field) for e in preview.parsed.errors] == [(2, "debit")]
+
+
+def test_debit_credit_indicator_column_and_inverted_signs(entity, alice):
+    indicator = _layout(
+        "Indicator CSV",
+        {"date": "Date", "amount": "Amount", "indicator": "Dr/Cr", "reference": "Narrative"},
+    )
+    content = (
+        b"Date,Amount,Dr/Cr,Narrative\n"
+        b"03/03/2025,120.50,CR,INV-1001\n"
+        b"03/03/2025,900.00,DR,RENT\n"
+        b"04/03/2025,10.00,C,INV-1002\n"
+        b"04/03/2025,10.00,X,??\n"
+    )
+    preview = statement_preview(
+        user=alice, import_format=indicator, filename="i.csv", content=content
+    )
+    assert [(e.row, e.field) for e in preview.parsed.errors] == [(5, "indicator")]
+    _import(alice, indicator, content.rsplit(b"\n", 2)[0] + b"\n", "i2.csv")
+    assert sorted(p.amount for p in Payment.objects.all()) == [Decimal("10.00"), Decimal("120.50")]
+
+    inverted = _layout(
+        "Card style",
+        {"date": "#1", "amount": "#3", "reference": "#2"},
+        amounts_inverted=True,
+    )
+    # HSBC-style: no header row, columns by position; money in shown negative
+    _import(alice, inverted, b"05/03/2025,INV-1003,-75.00\n05/03/2025,FEE,12.00\n", "h.csv")
+    assert Payment.objects.get(description="INV-1003").amount == Decimal("75.00")
+
+
+def test_ids_of_one_csv_layout_are_per_bank_account(entity, alice, barclays):
+    """One layout, two accounts: the bank's own ids may repeat across them."""
+    from payments.models import StatementAccount
+
+    first = StatementAccount.objects.create(entity=entity, account_key="200000 11111111")
+    second = StatementAccount.objects.create(entity=entity, account_key="200000 22222222")
+    barclays.column_map = {**barclays.column_map, "external_id": "Id"}
+    barclays.save()
+    content_a = b"Id,Date,Description,Paid in,Paid out,Name\n7,03/02/2025,INV-1,10.00,,A\n"
+    content_b = b"Id,Date,Description,Paid in,Paid out,Name\n7,03/02/2025,INV-9,99.00,,B\n"
+    for account, content in ((first, content_a), (second, content_b)):
+        preview = statement_preview(
+            user=alice,
+            import_format=barclays,
+            filename="s.csv",
+            content=content,
+            statement_account=account,
+        )
+        assert preview.ok and len(preview.new_items) == 1
+        statement_import(user=alice, batch=preview.batch, content=content)
+    assert sorted(Payment.objects.values_list("external_id", flat=True)) == [
+        "200000 11111111|7",
+        "200000 22222222|7",
+    ]

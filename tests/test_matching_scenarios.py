@@ -359,4 +359,7 @@ def test_the_inbox_shows_why_an_unmatched_payment_got_no_proposal(books, alice, 
     matching_run(dry_run=False)
     client.force_login(alice)
     page = client.get("/payments/?tab=unmatched").content.decode()
-    assert "Payer not recognised: no customer, payer mapping or email matched." in page
+    assert (
+        "Payer not recognised: no customer, payer mapping, account code, email or name matched."
+        in page
+    )

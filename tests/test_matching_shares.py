@@ -26,7 +26,7 @@ from payments.matching.index import (
     payment_keys,
     reference_texts,
 )
-from payments.models import MatchProposal, MatchRule, Payment
+from payments.models import MatchProposal, MatchRule, Payment, SettlementTerms
 from payments.services import matching_runs
 from payments.services.matching_runs import matching_run
 from payments.services.matching_shares import Share, ShareFailed, plan_shares, run_shares
@@ -54,7 +54,7 @@ def invoice(customer, amount, number, **fields):
 
 
 def build_scenario(entity, alice) -> dict:
-    """Nine customers (ALPHA lowest id, JULIET highest), 37 open invoices, 30 payments in run
+    """Nine customers (ALPHA lowest id, JULIET highest), 38 open invoices, 31 payments in run
     order, each payment a case the split must keep as one process matches it. Returns the
     customers and the payments the test looks at by name."""
     setup_books(entity)
@@ -87,6 +87,8 @@ def build_scenario(entity, alice) -> dict:
     g1 = invoice(golf, "100.00", "SH-7001")
     invoice(golf, "60.00", "PO-9043")
     invoice(golf, "15.00", "SH-7003")
+    g4 = invoice(golf, "50.00", "SH-7004")
+    SettlementTerms.objects.create(customer=golf, percent=D("2"), days=20000)
     invoice(hotel, "45.00", "SH-8001")
     invoice(hotel, "45.00", "SH-8002")
     invoice(hotel, "12.34", "SO-9043")
@@ -145,6 +147,7 @@ def build_scenario(entity, alice) -> dict:
     pay["alpha_after_claim"] = make_payment(entity, "60.00", email="ap@alpha.test")
     pay["foxtrot_exact"] = make_payment(entity, "100.00", customer=foxtrot)
     pay["number_only_other"] = make_payment(entity, "10.00", text="ref 9103 and 9113")
+    pay["early_settlement"] = make_payment(entity, "49.00", refs=[g4.invoice_number])
     return {"customers": customers, "payments": pay, "invoices": {"a1": a1, "c1": c1, "b1": b1}}
 
 
@@ -258,7 +261,7 @@ def test_a_run_split_over_processes_stores_exactly_what_one_process_stores(
     assert report.share_timings == [] and "match" in report.timings
     one_process = stored_outcome()
     assert_scenario_does_what_it_says(*one_process, scenario)
-    assert report.payments == 30
+    assert report.payments == 31
 
     for workers in (2, 3):
         reset_run(scenario["payments"].values())
@@ -271,7 +274,7 @@ def test_a_run_split_over_processes_stores_exactly_what_one_process_stores(
         # every share with payments ran (a share left without any is skipped)
         assert len(split.share_timings) == len([s for s in planned if s.positions]) >= 2
         assert "shares" in split.timings and "match" not in split.timings
-        assert sum(timing["payments"] for timing in split.share_timings) == 30
+        assert sum(timing["payments"] for timing in split.share_timings) == 31
         proposals, states = stored_outcome()
         assert states == one_process[1]
         assert proposals == one_process[0]

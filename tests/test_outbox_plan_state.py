@@ -1,4 +1,4 @@
-"""A plan's AIQ outcome shows on its payment: the inbox's "Sent to AIQ" and "Failed" tabs."""
+"""A plan's AIQ outcome shows on its payment: the inbox's "Approved / in AIQ" and "Failed" tabs."""
 
 import pytest
 

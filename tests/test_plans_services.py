@@ -10,13 +10,13 @@ from payments.models import AllocationPlan, Payment
 from payments.selectors import plans_awaiting_approval
 from payments.services.plans import (
     PlanRefused,
-    allocation_unallocate,
     plan_approve,
     plan_edit,
     plan_propose,
     plan_reject,
     plan_submit,
 )
+from payments.services.unallocations import allocation_unallocate
 from staff.maker_checker import SelfApproval
 from staff.models import AuditEntry
 from tests.test_plans_factories import D, make_customer, make_invoice, make_payment, setup_books
@@ -48,7 +48,7 @@ def test_a_plan_never_allocates_more_than_is_open_including_other_plans(entity, 
     first = make_payment(entity, "60.00", customer=acme)
     second = make_payment(entity, "60.00", customer=acme)
     plan_propose(payment=first, lines=[line(invoice, "60.00")], actor=alice)
-    with pytest.raises(PlanRefused, match="held by other plans 60"):
+    with pytest.raises(PlanRefused, match="60.00 GBP held by other plans"):
         plan_propose(payment=second, lines=[line(invoice, "40.01")], actor=alice)
     plan = plan_propose(payment=second, lines=[line(invoice, "40.00")], actor=alice)
     assert plan.on_account_amount == D("20.00")
@@ -244,7 +244,9 @@ def test_unallocate_queues_the_undo_and_puts_the_cash_back_on_account(entity, ac
     )
     with pytest.raises(PlanRefused, match="why"):
         allocation_unallocate(allocation=allocation, actor=alice, reason="")
-    command = allocation_unallocate(allocation=allocation, actor=alice, reason="paid twice")
+    undo = allocation_unallocate(allocation=allocation, actor=alice, reason="paid twice")
+    command = undo.command  # 60.00 is under the threshold: asking is approving
+    assert (undo.state, undo.maker, undo.approver) == ("approved", alice, None)
     assert command.kind == "unallocate"
     assert command.payload == {
         "transaction_ids": [90001, invoice.aiq_transaction_id],
@@ -257,4 +259,4 @@ def test_unallocate_queues_the_undo_and_puts_the_cash_back_on_account(entity, ac
     entry = AuditEntry.objects.get(action="allocation.unallocate")
     assert entry.actor == alice and "paid twice" in entry.summary
     # asking twice queues nothing new
-    assert allocation_unallocate(allocation=allocation, actor=alice, reason="again") == command
+    assert allocation_unallocate(allocation=allocation, actor=alice, reason="again") == undo

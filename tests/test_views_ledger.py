@@ -105,12 +105,16 @@ def test_customer_detail_runs_a_plain_credit_check(client, alice, screen_data):
     assert "over the limit" in html
 
 
-def test_sync_screen_shows_aiqs_message_and_approver_retries(client, bob, screen_data):
+def test_outbox_screen_shows_aiqs_message_and_approver_retries(client, bob, screen_data):
     command = screen_data["command"]
     client.force_login(bob)
-    html = client.get(reverse("ledger:sync"), {"state": "needs_person"}).content.decode()
+    html = client.get(reverse("payments:outbox"), {"state": "needs_person"}).content.decode()
     assert "Customer ACME is on hold" in html and "E042" in html
-    response = client.post(reverse("ledger:command_retry", args=[command.pk]), follow=True)
+    back = reverse("payments:outbox") + "?state=needs_person"
+    response = client.post(
+        reverse("ledger:command_retry", args=[command.pk]), {"next": back}, follow=True
+    )
+    assert response.redirect_chain[-1][0] == back
     assert "will be sent again" in response.content.decode()
     command.refresh_from_db()
     assert command.state in ("uncertain", "pending") and command.attempts == 0
@@ -133,7 +137,8 @@ def test_cancel_needs_a_reason_then_is_audited(client, bob, screen_data):
 
 def test_clerk_sees_no_retry_button(client, alice, screen_data):
     client.force_login(alice)
-    html = client.get(reverse("ledger:sync")).content.decode()
+    html = client.get(reverse("payments:outbox")).content.decode()
+    assert "Customer ACME is on hold" in html
     assert reverse("ledger:command_retry", args=[screen_data["command"].pk]) not in html
 
 

@@ -193,7 +193,7 @@ def test_over_allocating_an_invoice_is_refused_by_the_service(client, alice, scr
     response = _allocate(client, screen_data["unmatched"], [(inv1, "700.00")])
     assert response.status_code == 400
     html = response.content.decode()
-    assert "Invoice INV-1001 has" in html and "the plan settles 700" in html
+    assert "Invoice INV-1001 has 600.00 GBP open; the plan settles 700.00 GBP." in html
     assert not AllocationPlan.objects.filter(payment=screen_data["unmatched"]).exists()
 
 

@@ -48,12 +48,16 @@ def _urls(d):
         "customers": ("get", reverse("ledger:customers"), {}),
         "customer": ("get", reverse("ledger:customer", args=[cust.pk]), {}),
         "sync": ("get", reverse("ledger:sync"), {}),
+        "outbox": ("get", reverse("payments:outbox"), {}),
         "sync_progress": ("get", reverse("ledger:sync_progress"), {}),
         "editor_row": ("get", reverse("payments:editor_row", args=[pay.pk]), {"invoice": inv.pk}),
         "invoice_pdf": ("get", reverse("ledger:invoice_pdf", args=[inv.pk]), {}),
         "invoice_attach": ("post", reverse("ledger:invoice_attach", args=[inv.pk]), {}),
         "approve": ("post", reverse("payments:approve", args=[plan.pk]), {}),
         "reject_plan": ("post", reverse("payments:reject_plan", args=[plan.pk]), {"reason": "x"}),
+        # no undo request in screen_data: past the role check, an unknown one is a 404
+        "approve_undo": ("post", reverse("payments:approve_undo", args=[999999]), {}),
+        "reject_undo": ("post", reverse("payments:reject_undo", args=[999999]), {"reason": "x"}),
         "bulk_approve": ("post", reverse("payments:bulk_approve"), {"plan_ids": [plan.pk]}),
         "bulk_accept": ("post", reverse("payments:bulk_accept"), {"payment_ids": []}),
         "allocate": ("post", reverse("payments:allocate", args=[pay.pk]), {}),
@@ -89,12 +93,15 @@ TABLE = {
     "customers": (LOGIN, 403, 200, 200, 200),
     "customer": (LOGIN, 403, 200, 200, 200),
     "sync": (LOGIN, 403, 200, 200, 200),
+    "outbox": (LOGIN, 403, 200, 200, 200),
     "sync_progress": (LOGIN, 403, 200, 200, 200),
     "editor_row": (LOGIN, 403, 200, 200, 200),
     "invoice_pdf": (LOGIN, 403, 200, 200, 200),
     "invoice_attach": (LOGIN, 403, 302, 302, 302),
     "approve": (LOGIN, 403, 403, 302, 302),
     "reject_plan": (LOGIN, 403, 403, 302, 302),
+    "approve_undo": (LOGIN, 403, 403, 404, 404),
+    "reject_undo": (LOGIN, 403, 404, 404, 404),  # the clerk who asked may withdraw it
     "bulk_approve": (LOGIN, 403, 403, 302, 302),
     "bulk_accept": (LOGIN, 403, 403, 302, 302),
     "allocate": (LOGIN, 403, 400, 400, 400),
@@ -129,7 +136,7 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
 
     ours = (
         "payments.views.inbox", "payments.views.detail", "payments.views.approvals",
-        "payments.views.runs", "payments.views.statements",
+        "payments.views.runs", "payments.views.statements", "payments.views.outbox",
         "ledger.views.", "staff.views",
     )  # fmt: skip
     names = set()

@@ -113,7 +113,7 @@ def test_bad_rows_reject_the_whole_file_with_every_error_named(client, alice, en
         ("s.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "This is not a text (CSV) file"),
         ("s.xlsx", b"not a zip at all", "The Excel file cannot be opened"),
         ("s.csv", b"", "The submitted file is empty."),
-        ("s.pdf", b"%PDF-1.4", "Upload a .csv or .xlsx file."),
+        ("s.pdf", b"%PDF-1.4", "A PDF statement cannot be read"),
     ],
 )
 def test_malformed_files_get_a_clear_message_and_change_nothing(

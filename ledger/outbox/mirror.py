@@ -264,7 +264,7 @@ def _plan(command: OutboxCommand) -> None:
     before = plan.state
     plan.state = AllocationPlan.State.CONFIRMED
     plan.save(update_fields=["state", "updated_at"])
-    _payment_state(plan, confirmed=True)  # the inbox's "Sent to AIQ" tab
+    _payment_state(plan, confirmed=True)  # the inbox's "Approved / in AIQ" tab
     audit_log(
         actor=None,
         action="plan.confirm",

@@ -60,7 +60,7 @@ def _credit_note(command: OutboxCommand, result: dict, notes: list) -> None:
 
 
 def _stripe_refund(payload: dict, result: dict, notes: list) -> None:
-    from core.money import from_minor
+    from core.stripe_money import stripe_from_minor as from_minor
     from payments.models import Payment, Refund
 
     refund = Refund.objects.select_for_update().filter(pk=payload.get("refund_id")).first()

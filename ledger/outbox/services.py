@@ -37,6 +37,9 @@ from django.utils import timezone
 
 from core.bulk import insert_rows
 from ledger.models import Entity, OutboxCommand
+from ledger.outbox.claim import DEAD_STATES
+from ledger.outbox.runner import park_dependents
+from ledger.outbox.wake import wake_for
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -244,11 +247,7 @@ def _wake_after_commit_many(command_ids: list[int]) -> None:
 
 def _wake_workers(command_ids: list[int]) -> None:
     """Nudge workers; if this is lost the sweeper finds the rows anyway."""
-    try:
-        from ledger.outbox import tasks
-    except ImportError:  # executor not installed yet: the sweeper will pick it up
-        return
-    tasks.wake_for(command_ids)
+    wake_for(command_ids)
 
 
 # States a person may retry from: the command never reached a verdict in AIQ, or it was refused
@@ -298,7 +297,6 @@ def outbox_cancel(*, command: OutboxCommand, actor, reason: str = "") -> OutboxC
     """Stop a command that was not confirmed. It may still have reached AIQ earlier (uncertain),
     so the audit entry says so; dependents are parked for a person."""
     _require_approver(actor)
-    from ledger.outbox.runner import park_dependents
 
     with transaction.atomic():
         command = OutboxCommand.objects.select_for_update().get(pk=command.pk)
@@ -336,8 +334,6 @@ def outbox_cancel(*, command: OutboxCommand, actor, reason: str = "") -> OutboxC
 
 def outbox_park_orphans() -> int:
     """Safety net for the sweeper: rows whose dependency is dead are parked for a person."""
-    from ledger.outbox.claim import DEAD_STATES
-    from ledger.outbox.runner import park_dependents
 
     parked = 0
     dead = OutboxCommand.objects.filter(

@@ -8,59 +8,20 @@ changes how soon work happens, and the sweeper bounds that delay.
 Tasks are coarse: one task drains due rows in batches until none are due or its time budget is
 spent, so the queue's own cost (~50 tasks/s with result saving) is paid per batch, not per call.
 A committed transaction wakes one drain per batch of the commands it enqueued, at most one per
-worker (wake_for): enough to keep every worker busy, never a task per command.
+worker (ledger/outbox/wake.py): enough to keep every worker busy, never a task per command.
 """
 
-import logging
 import time
 
 from django.conf import settings
-from django_q.tasks import async_task
 
 from ledger.outbox import claim as claiming
-
-log = logging.getLogger(__name__)
-
-DRAIN = "ledger.outbox.tasks.drain"
-
-
-def wake(command_id: int | None = None) -> None:
-    """Enqueue a drain that starts with this row. Losing it only delays the row (sweeper)."""
-    try:
-        async_task(
-            DRAIN,
-            prefer=[command_id] if command_id else None,
-            task_name=f"outbox-drain-{command_id or 'any'}",
-            group="outbox",
-            # results of successful drains are not worth a row each; failures still are saved
-            save=False,
-        )
-    except Exception:  # noqa: BLE001 - the row is committed; the sweeper will find it
-        log.exception("outbox: could not enqueue a drain for %s", command_id)
-
-
-def wake_for(command_ids: list[int]) -> None:
-    """Wake drains for commands just committed: one per OUTBOX_BATCH_SIZE of them, at most
-    one per worker (a drain keeps claiming until nothing is due, so more would only queue)."""
-    batch = settings.OUTBOX_BATCH_SIZE
-    drains = max(1, min(settings.Q_CLUSTER.get("workers", 1), -(-len(command_ids) // batch)))
-    for n in range(drains):
-        try:
-            async_task(
-                DRAIN,
-                prefer=command_ids[n * batch : (n + 1) * batch] or None,
-                task_name="outbox-drain",
-                group="outbox",
-                save=False,
-            )
-        except Exception:  # noqa: BLE001 - the rows are committed; the sweeper will find them
-            log.exception("outbox: could not enqueue a drain for %s", command_ids[:10])
-            return
+from ledger.outbox.runner import drain as run_drain
+from ledger.outbox.services import outbox_park_orphans
+from ledger.outbox.wake import DRAIN, wake  # noqa: F401 - DRAIN: the task's dotted name
 
 
 def drain(prefer: list[int] | None = None, entity_id: int | None = None) -> dict[str, int]:
-    from ledger.outbox.runner import drain as run_drain
-
     started = time.monotonic()
     counts = run_drain(
         budget_seconds=settings.OUTBOX_DRAIN_SECONDS,
@@ -81,8 +42,6 @@ def drain(prefer: list[int] | None = None, entity_id: int | None = None) -> dict
 def sweep() -> dict[str, int]:
     """Scheduled every minute: park orphans of dead dependencies, then wake enough drains for
     the rows that are due (including leases that ran out)."""
-    from ledger.outbox.services import outbox_park_orphans
-
     parked = outbox_park_orphans()
     due = claiming.due_commands().count()
     workers = settings.Q_CLUSTER.get("workers", 1)

@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
+from django_q.tasks import async_task
 
 from ledger.aiq.client import AiqClient
 from ledger.models import Customer, CustomerStatement, Entity, SyncState
@@ -85,10 +86,15 @@ def claim_expired(state: SyncState, now) -> bool:
 def sync_start(*, entity: Entity, actor=None) -> SyncState:
     """On demand (UI) or scheduled: claim, then run in a worker after commit."""
     state = sync_claim(entity=entity, actor=actor)
-    from ledger.sync import tasks
-
-    transaction.on_commit(lambda: tasks.enqueue_run(entity.pk))
+    transaction.on_commit(lambda: _enqueue_run(entity.pk))
     return state
+
+
+def _enqueue_run(entity_id: int) -> None:
+    """The run in a worker: the task is named by its dotted path (ledger/sync/tasks.py)."""
+    async_task(
+        "ledger.sync.tasks.run", entity_id, group="aiq-sync", task_name=f"aiq-sync-{entity_id}"
+    )
 
 
 def _progress(entity, **fields) -> None:
@@ -203,5 +209,5 @@ def statement_refresh(*, customer: Customer, actor, client=None) -> CustomerStat
         raise PermissionDenied("Only staff can refresh a statement from AIQ.")
     if client is None:
         client = AiqClient.for_entity(customer.entity)
-    statements.pull_statements(client, customer.entity, [customer.code])
+    statements.pull_statements(client, customer.entity, [customer.code], requested_by=actor)
     return CustomerStatement.objects.get(customer=customer)

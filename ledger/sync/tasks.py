@@ -2,18 +2,10 @@
 
 import logging
 
-from django_q.tasks import async_task
-
 from ledger.models import Entity
 from ledger.sync.services import SyncAlreadyRunning, sync_claim, sync_run
 
 log = logging.getLogger(__name__)
-
-
-def enqueue_run(entity_id: int) -> None:
-    async_task(
-        "ledger.sync.tasks.run", entity_id, group="aiq-sync", task_name=f"aiq-sync-{entity_id}"
-    )
 
 
 def run(entity_id: int) -> dict:

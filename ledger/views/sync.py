@@ -1,17 +1,16 @@
-"""Sync: outbox commands by state (retry/cancel), last pull per object type, "sync now"."""
+"""Sync: last pull per object type, "sync now", outbox counts; retry/cancel of a command (its
+list, with customers and payments, is payments/views/outbox.py)."""
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from core.paging import keyset_page
 from ledger import selectors
 from ledger.models import Entity, OutboxCommand
 from ledger.outbox import services as outbox_services
 from ledger.sync import services as sync_services
 from staff.forms import ReasonForm
-from staff.models import Role
-from staff.services import user_has_role
 from staff.views import (
     approver_required,
     clerk_required,
@@ -22,30 +21,27 @@ from staff.views import (
 
 @clerk_required
 def sync_overview(request):
-    state = request.GET.get("state") or ""
-    if state and state not in OutboxCommand.State.values:
-        state = ""
-    page = keyset_page(
-        selectors.outbox_by_state(state or None),
-        order=("created_at", "id"),
-        after=request.GET.get("after"),
-        size=50,
-    )
     counts = selectors.outbox_state_counts()
     sync_states = list(selectors.sync_states())
     context = {
-        "state": state,
         "states": [
             (value, label, counts.get(value, 0)) for value, label in OutboxCommand.State.choices
         ],
-        "page": page,
         "sync_states": sync_states,
         "running": any(state.running for state in sync_states),
         "entities": Entity.objects.order_by("name"),
-        "can_act": user_has_role(request.user, Role.APPROVER),
-        "reason_form": ReasonForm(),
     }
     return render(request, "ledger/sync.html", context)
+
+
+def _back(request):
+    """Back to the list the action was taken from (its filters kept), else the Sync screen."""
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return redirect(target)
+    return redirect("ledger:sync")
 
 
 @require_POST
@@ -57,7 +53,7 @@ def command_retry(request, command_id):
         messages.success(request, f"{command.external_reference} will be sent again.")
     else:
         messages.error(request, f"Not retried: {outcome.message}")
-    return redirect("ledger:sync")
+    return _back(request)
 
 
 @require_POST
@@ -67,7 +63,7 @@ def command_cancel(request, command_id):
     form = ReasonForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give a reason for cancelling.")
-        return redirect("ledger:sync")
+        return _back(request)
     outcome = run_service(
         outbox_services.outbox_cancel,
         command=command,
@@ -78,7 +74,7 @@ def command_cancel(request, command_id):
         messages.success(request, f"{command.external_reference} was cancelled.")
     else:
         messages.error(request, f"Not cancelled: {outcome.message}")
-    return redirect("ledger:sync")
+    return _back(request)
 
 
 @require_POST

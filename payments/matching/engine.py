@@ -15,6 +15,7 @@ alternatives beyond the first five are never rendered at all.
 """
 
 import gc
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
@@ -34,6 +35,7 @@ from payments.matching.index import (
     payer_keys,
     reference_texts,
 )
+from payments.matching.payers import NAME_ACCEPT, identify
 from payments.matching.rules import HANDLERS
 from payments.models import MatchRule
 
@@ -48,6 +50,13 @@ _ZERO_BELOW = (
     0
 ).__lt__  # _ZERO_BELOW(x) is 0 < x  # a candidate this sure ends the rule loop (Odoo-style: first sure rule wins)
 REVIEW_BELOW = 500  # rank 1 below this confidence is flagged for a person
+# No proposal below this is approved without a person, whatever its rule says. Calibrated on
+# bench/bench_match_quality.py: every first proposal at or above it was right there (its
+# table by confidence band), and the rules only make candidates eligible on evidence that
+# stands on its own (an exact reference and amount; a payer known by a person's mapping, its
+# account code or email, with exactly one invoice open for the amount).
+AUTO_APPROVE_MIN = 900
+
 MAX_PROPOSALS = 5
 CONFLICT_WARNING = "reference belongs to another customer than the payer"
 
@@ -167,18 +176,22 @@ class Candidate:
         "lines",
         "on_account",
         "auto_approve",
+        "eligible",
         "_facts",
         "_render",
         "_explanation",
         "_evidence",
     )
 
-    def __init__(self, rule, confidence, lines, on_account, facts, render, auto_approve=False):
+    def __init__(self, rule, confidence, lines, on_account, facts, render, eligible=False):
         self.rule = rule
         self.confidence = confidence
         self.lines = lines
         self.on_account = on_account
-        self.auto_approve = auto_approve
+        # safe enough to approve without a person (calibrated: AUTO_APPROVE_MIN); approved so
+        # only where its rule says so, recorded as "would have" where its rule monitors
+        self.eligible = eligible
+        self.auto_approve = eligible and rule.auto_approve
         self._facts = facts
         self._render = render
         self._explanation = self._evidence = None
@@ -191,6 +204,8 @@ class Candidate:
         evidence.update(body)
         if facts.conflict:
             evidence["warning"] = CONFLICT_WARNING
+        if self.rule.monitor and not self.rule.auto_approve:
+            evidence["would_auto_approve"] = self.eligible
         self._explanation, self._evidence = explanation, evidence
         self._facts = self._render = None
 
@@ -287,7 +302,9 @@ class _Context:
 
 
 def resolve_customer(index: OpenItems, payment: PaymentInput) -> tuple[int | None, dict]:
-    """Payment.customer, else a confirmed payer mapping, else a unique customer email."""
+    """Payment.customer, else a confirmed payer mapping, else a unique customer email, else
+    what the payer name and remittance text identify (payers.identify). (None, {why}) when
+    nobody is identified: `why` holds the closest names that were not good enough."""
     if payment.customer_id:
         return payment.customer_id, {"via": "payment.customer"}
     reference, email = payment.payer_keys or payer_keys(payment)
@@ -305,7 +322,7 @@ def resolve_customer(index: OpenItems, payment: PaymentInput) -> tuple[int | Non
         customer_id = index.by_email.get((payment.entity_id, email))
         if customer_id:
             return customer_id, {"via": "customer_email", "email": email}
-    return None, {}
+    return identify(index, payment)
 
 
 def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[str, list]:
@@ -389,6 +406,158 @@ def _collect(ctx, payment, notes, entry, key, words, source, bucket) -> None:
             target.append((invoice_id, packed & 3, words, source, item))
 
 
+DUPLICATE_CONFIDENCE = 600
+
+
+def names_invoice(payment, by_ref) -> bool:
+    """Does a text of the payment hold a full key of an indexed invoice?"""
+    texts = payment.texts
+    if texts is None:
+        texts = payment.texts = reference_texts(payment)
+    for _source, _text, whole, word_keys in texts:
+        if whole in by_ref:
+            return True
+        for key, _words in word_keys:
+            if key in by_ref:
+                return True
+    return False
+
+
+def paid_named(index, payment, customer_id):
+    """(invoice id, customer id, number, gross) of a paid invoice the payment's reference
+    names for exactly its amount, of the identified payer (or of anyone when nobody is
+    identified); None otherwise."""
+    paid = index.paid
+    for _source, _text, whole, word_keys in payment.texts or ():
+        for key in (whole, *(k for k, _w in word_keys)):
+            for row in paid.get(key, ()):
+                if row[3] == payment.amount_milli and customer_id in (None, row[1]):
+                    if index.customers.get(row[1], (None, None))[0] == payment.entity_id:
+                        return row
+    return None
+
+
+def _render_duplicate(facts, invoice_id, number, gross):
+    m = facts.m
+    return (
+        f"{number} is already paid ({m(gross)}); this payment of the same amount looks like a "
+        "duplicate: held on the customer's account for a person to refund or allocate.",
+        {
+            "duplicate_of": {"invoice_id": invoice_id, "invoice": number, "gross": m(gross)},
+            "amounts": {"payment": m(facts.payment.amount_milli), "on_account": m(gross)},
+        },
+    )
+
+
+def _hit_label(hit) -> str:
+    return f"'{hit[2]}' names {label(hit[4])}"
+
+
+def supported_hits(ctx, payment, hits: dict, customer_id, notes: list) -> dict:
+    """The hits the payer supports. With a payer identified, its own invoices' hits only;
+    another customer's invoice only when the reference is a full one and the amount is
+    exactly what those invoices have open (the reference alone never moves cash across
+    customers). With no payer, a hit on the number alone ("4512") counts only when the amount
+    agrees too (a PO or order number often equals some invoice's digits)."""
+    if customer_id is not None:
+        own, other = {}, {}
+        for key, group in hits.items():
+            mine = [hit for hit in group if hit[4][ITEM_CUSTOMER] == customer_id]
+            if mine:
+                own[key] = mine
+            else:
+                other[key] = group
+        if not other:
+            return hits
+        if own:
+            for group in other.values():
+                notes.append(_hit_label(group[0]) + " of another customer: left out.")
+            return own
+        weak = any(hit[1] == FIELD_NUMBER_DIGITS for group in other.values() for hit in group)
+    else:
+        owners = {hit[4][ITEM_CUSTOMER] for group in hits.values() for hit in group}
+        weak = (
+            len(owners) == 1
+            and all(hit[1] == FIELD_NUMBER_DIGITS for group in hits.values() for hit in group)
+            and not _says_invoice(payment)
+        )
+        if not weak and not _payer_unlike(ctx.index, payment, owners):
+            return hits
+        other = hits
+    if any(len(group) > 1 for group in other.values()):
+        # one reference, several invoices: shown to a person as ambiguous (rules.reference),
+        # never moved across customers without that person
+        if customer_id is None:
+            return hits
+    elif not weak or customer_id is None:
+        opens = ctx.open_amounts
+        named = {group[0][0]: group[0][4] for group in other.values()}
+        if sum(opens.of(i, item) for i, item in named.items()) == payment.amount_milli:
+            return hits  # the amount agrees: proposed (with the conflict shown, if any)
+    first = next(iter(other.values()))[0]
+    if customer_id is not None:
+        notes.append(
+            _hit_label(first) + ", another customer's than the payer identified, and the "
+            "amount does not settle it: not proposed."
+        )
+    elif weak:
+        notes.append(
+            _hit_label(first) + " by its number only and the amount does not agree: not "
+            "proposed (a PO or order number may look like an invoice number)."
+        )
+    else:
+        notes.append(
+            _hit_label(first) + f", but the payer '{payment.payer_name}' is not like that "
+            "invoice's customer and the amount does not agree: not proposed (a mistyped "
+            "number names someone else's invoice)."
+        )
+    return {}
+
+
+UNLIKE_BELOW = 60  # a payer name this unlike the invoice's customer is someone else
+_INVOICE_WORD = re.compile(r"\bINV(?:OICES?)?\b|\bINV(?=[ .#:/-]*[0-9])", re.IGNORECASE)
+_OTHER_NUMBER_WORD = re.compile(r"\b(?:P\.?O|ORDER|ORD|ACC|ACCOUNT|CUST)\b", re.IGNORECASE)
+
+
+def _says_invoice(payment) -> bool:
+    """The text calls its number an invoice ("Invoice 4321", "inv 4321"), not a PO, order or
+    account number: then a number alone may name the invoice."""
+    for _source, text, _whole, _keys in payment.texts or ():
+        if _INVOICE_WORD.search(text) and not _OTHER_NUMBER_WORD.search(text):
+            return True
+    return False
+
+
+def _payer_unlike(index, payment, owners) -> bool:
+    """The statement names a payer, and it is plainly not the customer the reference points
+    at (a typo in the number lands on another customer's invoice)."""
+    names = index.names
+    if names is None or not payment.payer_name or len(owners) != 1:
+        return False
+    likeness = names.likeness(next(iter(owners)), payment.payer_name)
+    return likeness is not None and likeness < UNLIKE_BELOW
+
+
+def not_recognised(why: dict | None) -> str:
+    """Why no payer was identified, in a clerk's words (the closest name when there was one)."""
+    text = "Payer not recognised: no customer, payer mapping, account code, email or name matched."
+    if why:
+        tie = why.get("name_tie")
+        rejected = why.get("name_rejected")
+        if tie:
+            runner = tie.get("runner_up") or {}
+            text += (
+                f" '{tie['payer_name']}' fits {tie['compared_with']} ({tie['score']}) and "
+                f"{runner.get('name')} ({runner.get('score')}) equally well: not guessed."
+            )
+        elif rejected:
+            text += (
+                f" Closest name to '{rejected['payer_name']}': {rejected['compared_with']} "
+                f"({rejected['score']} of 100, needs {NAME_ACCEPT})."
+            )
+    return text
+
+
 class Matcher:
     """Matches payments one after another against one index with one rule list."""
 
@@ -401,10 +570,48 @@ class Matcher:
             for rule in sorted(rules, key=_ORDER_OF)  # stable: equal orders keep theirs
             if rule.kind in HANDLERS
         ]
+        self.on_account_rule = next((r for r in rules if r.kind == Kind.OVERPAYMENT), None)
 
     def run(self, payments) -> list[PaymentResult]:
+        """Payments whose text names an open invoice by a full reference claim first, then
+        the rest, each group in the order received: a payer-only guess for one payment never
+        takes the invoice a later payment names exactly. Results keep the payments' order."""
         match = self.match
-        return [match(payment) for payment in payments]
+        by_ref = self.ctx.index.by_ref
+        first, later = [], []
+        for position, payment in enumerate(payments):
+            (first if names_invoice(payment, by_ref) else later).append(position)
+        if not later or not first:
+            return [match(payment) for payment in payments]
+        results = [None] * len(payments)
+        for position in first + later:
+            results[position] = match(payments[position])
+        return results
+
+    def duplicate(self, payment, customer_id, customer_via, paid, notes) -> PaymentResult:
+        """The reference names an invoice that is already paid, with its amount: most likely
+        the customer paid it twice. Nothing is put on another invoice; the money is proposed
+        on the customer's account for a person to refund or allocate."""
+        invoice_id, owner, number, gross = paid
+        if customer_id is None:
+            customer_id, customer_via = owner, {"via": "paid_invoice_reference"}
+        notes.append(
+            f"The reference names {number}, already paid; {money(gross, payment.currency)} "
+            "again looks like a duplicate payment: held on account, not put on another invoice."
+        )
+        rule = self.on_account_rule
+        if rule is None:
+            return PaymentResult(payment, customer_id, [], notes)
+        facts = Facts(payment, {}, customer_id, customer_via, False)
+        candidate = Candidate(
+            rule,
+            DUPLICATE_CONFIDENCE,
+            [],
+            payment.amount_milli,
+            facts,
+            (_render_duplicate, invoice_id, number, gross),
+        )
+        return PaymentResult(payment, customer_id, [candidate], notes, True)
 
     def match(self, payment: PaymentInput) -> PaymentResult:
         ctx = self.ctx
@@ -423,11 +630,20 @@ class Matcher:
                 )
                 customer_id, customer_via = None, {}
         hits = reference_hits(ctx, payment, notes)
+        if hits:
+            hits = supported_hits(ctx, payment, hits, customer_id, notes)
+        why_not = None
+        if customer_id is None:
+            why_not, customer_via = customer_via, {}
+        if not hits and ctx.index.paid:
+            duplicate = paid_named(ctx.index, payment, customer_id)
+            if duplicate is not None:
+                return self.duplicate(payment, customer_id, customer_via, duplicate, notes)
         state = _State(payment, customer_id, customer_via, hits, ctx)
         if hits and state.facts.conflict:
             notes.append("The reference names another customer's invoice than the payer's.")
         if customer_id is None and state.customer_id is None:
-            notes.append("Payer not recognised: no customer, payer mapping or email matched.")
+            notes.append(not_recognised(why_not))
         # a rule that has nothing to go on is not called (most payments skip most rules)
         known = state.target or state.customer_id is not None
         for handler, rule, needs in self.steps:
@@ -540,7 +756,7 @@ class _State:
                 self.payment.amount_milli - allocated,
                 self.facts,
                 render,
-                auto,
+                auto and confidence >= AUTO_APPROVE_MIN,
             )
         )
         if confidence > self.best:
@@ -586,10 +802,10 @@ def _rank(candidates: list[Candidate]) -> list[Candidate]:
         ranked.append(candidate)
         if len(ranked) >= MAX_PROPOSALS:
             break
-    if ranked and ranked[0].auto_approve and len(ranked) > 1:
+    if ranked and ranked[0].eligible and len(ranked) > 1:
         # an alternative as plausible as the first means a person should look
         if ranked[1].confidence >= ranked[0].confidence - 100:
-            ranked[0].auto_approve = False
+            ranked[0].auto_approve = ranked[0].eligible = False
     return ranked
 
 

@@ -22,6 +22,8 @@ from ledger.references import (
     reference_keys,
     text_keys,
 )
+from payments.matching.payers import NameIndex
+from payments.matching.typed import typed_keys
 from payments.models import (
     AllocationPlan,
     AllocationPlanLine,
@@ -29,6 +31,7 @@ from payments.models import (
     MatchRule,
     PayerMapping,
     Payment,
+    SettlementTerms,
 )
 
 MILLI = 1000
@@ -43,6 +46,13 @@ RESERVING_PLAN_STATES = (
     AllocationPlan.State.SENT,
 )
 LIVE_PLAN_STATES = (*RESERVING_PLAN_STATES, AllocationPlan.State.CONFIRMED)
+# Payments a run matches: money received, matched on what is left after refunds (a fully
+# refunded one is loaded too, so its notes say there is nothing to allocate).
+MATCHED_STATUSES = (
+    Payment.Status.SUCCEEDED,
+    Payment.Status.PARTIALLY_REFUNDED,
+    Payment.Status.REFUNDED,
+)
 
 # Which invoice field a reference key came from (kept in the low bits of the index entry).
 FIELD_INVOICE_NUMBER, FIELD_EXTERNAL_REFERENCE, FIELD_NUMBER_DIGITS = 0, 1, 2
@@ -77,6 +87,7 @@ class RuleSpec:
     order: int
     name: str
     auto_approve: bool = False
+    monitor: bool = False
     tolerance_milli: int = 0
     tolerance_percent: Decimal = Decimal(0)
     tolerance_action: str = MatchRule.ToleranceAction.DISCOUNT
@@ -97,6 +108,9 @@ class PaymentInput:
     payer_reference: str
     description: str
     references: list
+    payer_name: str = ""  # as the statement or the source gave it
+    payer_account: str = ""  # the payer's bank account (IBAN or sort code + number), if given
+    received_on: object = None  # the date the money arrived (settlement discount terms)
     texts: list | None = None  # reference_texts(self); load_payments fills it in
     # (payer reference, payer email) stripped and lower-cased, as payer mappings and customer
     # emails are keyed; load_payments fills it in
@@ -132,6 +146,10 @@ class OpenItems:
     customers: dict = field(default_factory=dict)  # id -> (entity_id, currency)
     by_email: dict = field(default_factory=dict)  # (entity_id, email) -> id, or 0 if several
     payer_map: dict = field(default_factory=dict)  # (source, payer_key) -> customer id
+    names: object = None  # payers.NameIndex: customer names and codes (identify())
+    paid: dict = field(default_factory=dict)  # key -> paid invoices it names (paid_rows)
+    terms: dict = field(default_factory=dict)  # customer id (None: default) -> (percent, days)
+    dates: dict = field(default_factory=dict)  # invoice id -> date, where terms may apply
 
     def add_ref(self, key: str, entry: int) -> None:
         if not key:
@@ -176,6 +194,7 @@ def load_rules() -> list[RuleSpec]:
             order=r.order,
             name=r.name,
             auto_approve=r.auto_approve,
+            monitor=r.monitor,
             tolerance_milli=to_milli(r.tolerance_absolute),
             tolerance_percent=r.tolerance_percent,
             tolerance_action=r.tolerance_action,
@@ -287,6 +306,47 @@ def reserved_by_invoice() -> dict[int, int]:
     return dict(rows)
 
 
+def held_by_open_proposals(run_payment_ids: set[int]) -> dict[int, int]:
+    """Amounts the open first proposals of payments outside this run hold, per invoice: a
+    proposal waiting for a person keeps its invoices, so a later run does not offer the same
+    open amount to another payment (both accepted would put more cash on it than is open)."""
+    held: dict[int, int] = {}
+    rows = MatchProposal.objects.filter(
+        state=MatchProposal.State.OPEN,
+        rank=1,
+        payment__match_state=Payment.MatchState.PROPOSED,
+    ).values_list("payment_id", "lines")
+    for payment_id, lines in rows.iterator(chunk_size=5000):
+        if payment_id in run_payment_ids:
+            continue
+        for line in lines or ():
+            invoice_id = int(line["invoice_id"])
+            held[invoice_id] = held.get(invoice_id, 0) + sum(
+                to_milli(Decimal(line.get(name) or 0))
+                for name in ("amount", "discount_amount", "write_off_amount")
+            )
+    return held
+
+
+def paid_rows(wanted: set[str]) -> dict[str, list]:
+    """Paid invoices whose number or external reference keys are among `wanted`: key ->
+    [(invoice id, customer id, label, gross in thousandths)], so a payment naming an invoice
+    that is already paid is recognised as a likely duplicate rather than matched elsewhere."""
+    keys = sorted(key for key in wanted if key and not key.startswith("#"))
+    out: dict[str, list] = {}
+    for start in range(0, len(keys), EXTRA_CUSTOMERS_PER_QUERY):
+        chunk = keys[start : start + EXTRA_CUSTOMERS_PER_QUERY]
+        for field_name in ("number_key", "external_reference_key"):
+            rows = (
+                Invoice.objects.filter(status=DocumentStatus.PAID, **{f"{field_name}__in": chunk})
+                .annotate(gross_milli=raw("gross_amount"))
+                .values_list(field_name, "id", "customer_id", "invoice_number", "gross_milli")
+            )
+            for key, invoice_id, customer_id, number, gross in rows:
+                out.setdefault(key, []).append((invoice_id, customer_id, number, gross))
+    return out
+
+
 @dataclass
 class RunInputs:
     """What a run reads before it touches the million open invoices: the payers, the invoices
@@ -298,18 +358,32 @@ class RunInputs:
     payer_map: dict
     hits: list
     held: dict
+    names: object = None  # payers.NameIndex
+    paid: dict = field(default_factory=dict)  # paid_rows()
+    terms: dict = field(default_factory=dict)  # settlement_terms()
+    dates: dict = field(default_factory=dict)  # invoice_dates(terms)
 
     def payer_index(self) -> "OpenItems":
         """An index with the payers only (enough for resolve_customer)."""
-        return OpenItems(customers=self.customers, by_email=self.by_email, payer_map=self.payer_map)
+        return OpenItems(
+            customers=self.customers,
+            by_email=self.by_email,
+            payer_map=self.payer_map,
+            names=self.names,
+            paid=self.paid,
+            terms=self.terms,
+            dates=self.dates,
+        )
 
 
 def load_run_inputs(payments) -> RunInputs:
     customers, by_email = {}, {}
-    for customer_id, entity_id, currency, email in Customer.objects.values_list(
-        "id", "entity_id", "currency", "email"
+    names = NameIndex()
+    for customer_id, entity_id, currency, email, name, code in Customer.objects.values_list(
+        "id", "entity_id", "currency", "email", "name", "code"
     ).iterator(chunk_size=20000):
         customers[customer_id] = (entity_id, currency)
+        names.add(customer_id, entity_id, currency, name, code)
         if email:
             key = (entity_id, email.strip().lower())
             # two customers with one email: the email identifies nobody
@@ -320,9 +394,37 @@ def load_run_inputs(payments) -> RunInputs:
             "source", "payer_key", "customer_id"
         )
     }
+    wanted = wanted_keys(payments)
+    held = reserved_by_invoice()
+    for invoice_id, amount in held_by_open_proposals({p.id for p in payments}).items():
+        held[invoice_id] = held.get(invoice_id, 0) + amount
+    hits = hit_rows(wanted)
+    paid = paid_rows(wanted - {row[3] for row in hits})
+    terms = settlement_terms()
     return RunInputs(
-        customers, by_email, payer_map, hit_rows(wanted_keys(payments)), reserved_by_invoice()
+        customers, by_email, payer_map, hits, held, names, paid, terms, invoice_dates(terms)
     )
+
+
+def settlement_terms() -> dict:
+    """Customer id -> (percent, days) of its settlement discount terms; None -> the default."""
+    terms = {}
+    for customer_id, percent, days in SettlementTerms.objects.order_by("id").values_list(
+        "customer_id", "percent", "days"
+    ):
+        terms.setdefault(customer_id, (percent, days))
+    return terms
+
+
+def invoice_dates(terms: dict) -> dict:
+    """Open invoices' dates where settlement terms may apply (all of them when there is a
+    default; none when there are no terms, as in most books)."""
+    if not terms:
+        return {}
+    query = Invoice.objects.filter(status__in=OPEN_STATUSES, outstanding_amount__gt=0)
+    if None not in terms:
+        query = query.filter(customer_id__in=list(terms))
+    return dict(query.values_list("id", "invoice_date").iterator(chunk_size=20000))
 
 
 EXTRA_CUSTOMERS_PER_QUERY = 10_000  # under SQLite's limit of 32,766 parameters
@@ -437,7 +539,9 @@ def reference_texts(payment) -> list[tuple[str, str, str, list]]:
     out = []
     for source, text in texts:
         key = reference_key(text)
-        out.append((source, text, key, text_keys(text, key)))
+        word_keys = text_keys(text, key)
+        extra = typed_keys(text, {key, *(k for k, _w in word_keys)})
+        out.append((source, text, key, word_keys + extra if extra else word_keys))
     return out
 
 
@@ -510,7 +614,8 @@ def rejected_allocations(payment_ids=None) -> dict[int, list[tuple]]:
 
 
 def payment_rows(*, payment_ids=None):
-    """The given payments, else every succeeded payment not matched yet, oldest first.
+    """The given payments, else every payment received (MATCHED_STATUSES) not matched yet,
+    oldest first.
 
     Payments with a live plan are left alone: a person (or a rule) already decided them.
     """
@@ -518,9 +623,7 @@ def payment_rows(*, payment_ids=None):
     if payment_ids is not None:
         query = query.filter(id__in=list(payment_ids))
     else:
-        query = query.filter(
-            match_state=Payment.MatchState.UNMATCHED, status=Payment.Status.SUCCEEDED
-        )
+        query = query.filter(match_state=Payment.MatchState.UNMATCHED, status__in=MATCHED_STATUSES)
     query = query.exclude(plans__state__in=LIVE_PLAN_STATES)
     rows = (
         query.annotate(amount_milli=raw("amount") - raw("amount_refunded"))
@@ -536,6 +639,9 @@ def payment_rows(*, payment_ids=None):
             "payer_reference",
             "description",
             "references",
+            "payer_name",
+            "payer_account",
+            "received_at",
         )
         .iterator(chunk_size=20000)
     )

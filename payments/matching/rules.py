@@ -12,6 +12,7 @@ from operator import itemgetter
 
 from payments.matching.combination import find_combinations
 from payments.matching.index import label
+from payments.matching.payers import STRONG_IDENTIFICATION
 from payments.models import MatchRule
 
 Kind = MatchRule.Kind
@@ -50,7 +51,7 @@ def reference(state, rule) -> None:
         confidence = 850
     else:
         confidence = 990 if len(opens) == 1 else 950
-    auto = rule.auto_approve and not state.digits_only and not state.conflict
+    auto = not state.digits_only and not state.conflict
     named = state.target_items
     state.add(
         rule,
@@ -111,12 +112,20 @@ def payer_exact(state, rule) -> None:
     if state.target and same[0] not in state.target:
         confidence = min(confidence, 650)  # the payment names another invoice
     items = state.ctx.items
+    # one invoice open for exactly the amount, of a payer known by strong evidence, the text
+    # naming no other invoice: eligible for auto-approval where the rule allows it
+    eligible = (
+        how_many == 1
+        and not state.target
+        and state.facts.customer_via.get("via") in STRONG_IDENTIFICATION
+    )
     for rank, invoice_id in enumerate(same):
         state.add(
             rule,
             confidence - 100 * (rank > 0),
             [(invoice_id, amount, 0, 0, "")],
             (_render_payer_exact, label(items[invoice_id]), amount, how_many),
+            auto=eligible and rank == 0,
         )
 
 
@@ -180,6 +189,83 @@ def _render_combination(facts, labels, picked, amount, single, searched):
                 "combinations_found": found,
                 "exhaustive": exhaustive,
             },
+        },
+    )
+
+
+def settlement_discount(state, rule) -> None:
+    """Short by exactly the customer's early-settlement discount, paid within its terms: the
+    invoice is settled with that discount (not left part-paid)."""
+    index = state.ctx.index
+    terms_by_customer = index.terms
+    if not terms_by_customer or len(state.target) > 1:
+        return
+    customer_id = state.customer_id
+    if customer_id is None:
+        return
+    terms = terms_by_customer.get(customer_id) or terms_by_customer.get(None)
+    if terms is None:
+        return
+    percent, days = terms
+    payment = state.payment
+    received = payment.received_on
+    received = received.date() if hasattr(received, "date") else received
+    amount = payment.amount_milli
+    quantum = _quantum(payment.currency)
+    dates = index.dates
+    for invoice_id, open_amount in state.open_items():
+        discount = open_amount - amount
+        if discount <= 0:
+            continue
+        expected = (
+            int((Decimal(open_amount) * percent / 100 / quantum).to_integral_value()) * quantum
+        )
+        if abs(discount - expected) > quantum:  # rounded either way by the payer
+            continue
+        invoice_date = dates.get(invoice_id)
+        if invoice_date is None or received is None or (received - invoice_date).days > days:
+            continue
+        state.add(
+            rule,
+            950 if state.target else 850,
+            [_line(invoice_id, amount, discount=discount)],
+            (
+                _render_discount,
+                state.label(invoice_id),
+                amount,
+                open_amount,
+                percent,
+                days,
+                invoice_date,
+                received,
+            ),
+        )
+        return
+
+
+def _quantum(currency: str) -> int:
+    from payments.matching.engine import _QUANTUM, _format_money
+
+    if currency not in _QUANTUM:
+        _format_money(0, currency)  # fills in the currency's minor unit
+    return _QUANTUM[currency][0]
+
+
+def _render_discount(facts, invoice_label, amount, open_amount, percent, days, dated, received):
+    m = facts.m
+    return (
+        f"{m(amount)} settles {invoice_label} ({m(open_amount)}) less the {percent.normalize()}% "
+        f"settlement discount of {m(open_amount - amount)}: paid on {received:%d/%m/%Y}, "
+        f"within {days} days of the invoice date {dated:%d/%m/%Y}.",
+        {
+            "tokens": facts.token_evidence(),
+            "amounts": {
+                "payment": m(amount),
+                "open": m(open_amount),
+                "discount": m(open_amount - amount),
+            },
+            "terms": {"percent": str(percent), "days": days},
+            "action": "discount",
         },
     )
 
@@ -335,6 +421,7 @@ HANDLERS = {
     Kind.REFERENCE: reference,
     Kind.PAYER_EXACT: payer_exact,
     Kind.PAYER_COMBINATION: payer_combination,
+    Kind.SETTLEMENT_DISCOUNT: settlement_discount,
     Kind.TOLERANCE: tolerance,
     Kind.OVERPAYMENT: overpayment,
 }

@@ -40,7 +40,7 @@ from payments.services.plan_lines import (
     snapshot_of,
     validate_lines,
 )
-from payments.services.plan_outbox import plan_commands, receiving_bank, require_posted
+from payments.services.plan_outbox import payment_bank, plan_commands, require_posted
 from payments.services.plans import (
     ALREADY_PLANNED,
     NOT_OPEN,
@@ -386,6 +386,11 @@ def _lock_payments(payment_ids) -> dict[int, Payment]:
                 "received_at",
                 "source",
                 "external_id",
+                # the receipt's text and bank account (plan_outbox.plan_commands)
+                "bank_reference",
+                "description",
+                "payer_name",
+                "statement_account_id",
             )
             .order_by("pk"),
             payment_ids,
@@ -425,10 +430,10 @@ def _gl_codes(payments: dict[int, Payment], lines: list[LineInput]) -> dict[int,
 
 
 def _receiving_bank(banks: dict, payment: Payment):
-    key = (payment.entity_id, payment.currency)
+    key = (payment.entity_id, payment.currency, payment.statement_account_id)
     if key not in banks:
         try:
-            banks[key] = receiving_bank(payment.entity, payment.currency)
+            banks[key] = payment_bank(payment)
         except PlanRefused as error:
             banks[key] = error
     if isinstance(banks[key], PlanRefused):

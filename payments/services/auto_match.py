@@ -12,6 +12,7 @@ from django.db import transaction
 from django_q.tasks import async_task
 
 from ledger.models import Invoice
+from payments.matching.index import MATCHED_STATUSES
 from payments.models import Payment
 from payments.services.matching_lease import MatchingRunBusy
 from payments.services.matching_runs import RunReport, matching_run
@@ -60,7 +61,7 @@ def auto_match_changed() -> RunReport | None:
 def _changed_since_last_run() -> bool:
     last = _last_run_at()
     unmatched = Payment.objects.filter(
-        match_state=Payment.MatchState.UNMATCHED, status=Payment.Status.SUCCEEDED
+        match_state=Payment.MatchState.UNMATCHED, status__in=MATCHED_STATUSES
     )
     if not unmatched.exists():
         return False

@@ -18,6 +18,8 @@ from decimal import Decimal
 from django.utils import timezone
 
 from core.money import MoneyError, exact, quantize, split
+from ledger.aiq.client import AiqClient
+from ledger.aiq.errors import AiqError
 from ledger.models import CreditNote, CreditNoteLine, DocumentStatus, Invoice, InvoiceLine
 
 ZERO = Decimal(0)
@@ -86,9 +88,6 @@ def _d(value) -> Decimal:
 def invoice_lines_fetch(invoice: Invoice) -> list[InvoiceLine]:
     """The pull sync mirrors invoice totals, not lines; the lines a credit note copies are read
     from AIQ (GetInvoice) the first time they are needed and kept in the mirror."""
-    from ledger.aiq.client import AiqClient
-    from ledger.aiq.errors import AiqError
-
     if invoice.aiq_invoice_id is None:
         return []
     try:

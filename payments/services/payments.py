@@ -16,13 +16,16 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
+from core.money import format_money
+from core.stripe_money import stripe_from_minor
 from ledger.models import Customer, Entity
 from payments.models import Dispute, Fee, PayerMapping, Payment, Payout, Refund
 from payments.services import payment_rows
 from payments.services.payment_rows import fee_rows_insert, payment_rows_write
+from payments.services.refunds import STRIPE_METADATA_KEY, refund_external_propose
 from payments.sources.normalised import NormalisedPayment
 from payments.sources.stripe_source import DISPUTE_SETTLED_FOR_US
-from staff.models import Role
+from staff.models import AuditEntry, Role
 from staff.services import audit_log, user_has_role
 
 log = logging.getLogger(__name__)
@@ -222,8 +225,6 @@ def _audit_changes(items, existing, ids, statuses, *, actor) -> None:
 
 
 def _seen_refund_ids(payment_ids: list[int]) -> set[str]:
-    from staff.models import AuditEntry
-
     return set(
         AuditEntry.objects.filter(action="payment.external_refund", object_type="stripe.refund")
         .filter(after__payment_id__in=payment_ids)
@@ -239,21 +240,17 @@ def on_external_refund(payment: Payment, stripe_refund: dict) -> None:
     bring the books in step, approved like any refund (payments/services/refunds.py). A refund
     the app made itself (our metadata on it) is only linked, never proposed again.
     """
-    from payments.services.refunds import STRIPE_METADATA_KEY, refund_external_propose
-
     if (stripe_refund.get("metadata") or {}).get(STRIPE_METADATA_KEY):
         refund_external_propose(payment=payment, stripe_refund=stripe_refund)
         return
     currency = payment.currency
-    from core.money import from_minor
-
-    amount = from_minor(stripe_refund.get("amount") or 0, currency)
+    amount = stripe_from_minor(stripe_refund.get("amount") or 0, currency)
     audit_log(
         actor=None,
         action="payment.external_refund",
         object_type="stripe.refund",
         object_id=stripe_refund["id"],
-        summary=f"Refund {stripe_refund['id']} of {amount} {currency} made outside the app "
+        summary=f"Refund {stripe_refund['id']} of {format_money(amount, currency)} made outside the app "
         f"on {payment.external_id}",
         after={
             "payment_id": payment.pk,
@@ -344,8 +341,8 @@ def payout_upsert(*, source: str, payout: dict) -> Payout:
                 actor=None,
                 action="payout.create" if created else "payout.update",
                 obj=row,
-                summary=f"{source} payout {row.external_id}: {row.amount} {row.currency} "
-                f"{row.status}",
+                summary=f"{source} payout {row.external_id}: "
+                f"{format_money(row.amount, row.currency)} {row.status}",
                 before=before,
                 after=after,
             )
@@ -365,8 +362,9 @@ def payout_link_payments(*, payout: Payout, payment_keys: list[str], net_total: 
             actor=None,
             action="payout.reconcile",
             obj=payout,
-            summary=f"{linked} payment(s) linked; net {net_total} vs payout {payout.amount} "
-            f"{payout.currency}: {'balanced' if balanced else 'DIFFERENCE'}",
+            summary=f"{linked} payment(s) linked; net {format_money(net_total, payout.currency)} vs "
+            f"payout {format_money(payout.amount, payout.currency)}: "
+            f"{'balanced' if balanced else 'DIFFERENCE'}",
             after={"linked": linked, "net_total": net_total, "balanced": balanced},
         )
         return linked

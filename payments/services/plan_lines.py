@@ -10,7 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import BigIntegerField, F, Sum
 
-from core.money import MoneyError, exact
+from core.money import MoneyError, exact, format_money
 from ledger.models import GLAccount, Invoice
 from payments.matching.index import OPEN_STATUSES, RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
@@ -157,17 +157,23 @@ def validate_lines(
                 raise PlanRefused(f"Invoice {label}: GL account {code} is not known.")
         open_amount = invoice.outstanding_amount - held.get(invoice.pk, ZERO)
         if settles > open_amount:
+            held_here = held.get(invoice.pk, ZERO)
             raise PlanRefused(
-                f"Invoice {label} has {max(open_amount, ZERO)} {currency} open "
-                f"(outstanding {invoice.outstanding_amount}, held by other plans "
-                f"{held.get(invoice.pk, ZERO)}); the plan settles {settles}."
+                f"Invoice {label} has {format_money(max(open_amount, ZERO), currency)} open"
+                + (
+                    f" ({format_money(invoice.outstanding_amount, currency)} outstanding, "
+                    f"{format_money(held_here, currency)} held by other plans)"
+                    if held_here
+                    else ""
+                )
+                + f"; the plan settles {format_money(settles, currency)}."
             )
     allocated = sum((line.amount for line in lines), ZERO)
     on_account = available_amount(payment) - allocated
     if on_account < 0:
         raise PlanRefused(
-            f"The plan allocates {allocated} {currency}, more than the payment's "
-            f"{available_amount(payment)}."
+            f"The plan allocates {format_money(allocated, currency)}, more than the "
+            f"payment's {format_money(available_amount(payment), currency)}."
         )
     if customer_id is None:
         raise PlanRefused("A plan with no invoices needs a customer to hold the money on account.")
@@ -181,9 +187,33 @@ def line_settles(line: LineInput) -> Decimal:
 
 def lines_need_approval(payment: Payment, lines: list[LineInput]) -> bool:
     """Maker-checker: above the threshold, and every discount or write-off, needs a checker."""
-    if available_amount(payment) > settings.APPROVAL_THRESHOLD:
-        return True
-    return any(line.discount_amount or line.write_off_amount for line in lines)
+    return bool(approval_reasons(payment, lines))
+
+
+def approval_reasons(payment: Payment, lines, invoices: dict | None = None) -> list[str]:
+    """Why a second person must approve these lines, in a clerk's words (empty: nobody
+    needs to). The one place the approval rule is written; `invoices` by id names them."""
+    currency = payment.currency
+    reasons = []
+    available = available_amount(payment)
+    if available > settings.APPROVAL_THRESHOLD:
+        reasons.append(
+            f"{format_money(available, currency)} is above the approval threshold of "
+            f"{format_money(settings.APPROVAL_THRESHOLD, currency)}"
+        )
+    for line in lines:
+        line = LineInput.coerce(line)
+        name = (invoices or {}).get(line.invoice_id) or f"invoice #{line.invoice_id}"
+        if line.discount_amount:
+            reasons.append(
+                f"settlement discount of {format_money(line.discount_amount, currency)} on {name}"
+            )
+        if line.write_off_amount:
+            reasons.append(
+                f"write-off of {format_money(line.write_off_amount, currency)} on {name} "
+                f"to GL account {line.write_off_gl_account_code}"
+            )
+    return reasons
 
 
 def plan_snapshot(plan: AllocationPlan) -> dict:

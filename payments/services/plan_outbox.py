@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from ledger.models import BankAccount, Invoice, OutboxCommand
 from ledger.outbox.services import NewCommand, outbox_enqueue
-from payments.models import AllocationPlan, Payment
+from payments.models import AllocationPlan, Payment, StatementAccount
 from payments.services.plan_lines import PlanRefused, amount_text, available_amount
 
 
@@ -29,6 +29,20 @@ def receiving_bank(entity, currency: str) -> BankAccount:
     return default
 
 
+def payment_bank(payment: Payment) -> BankAccount:
+    """The AIQ bank account a payment's receipt goes to: the one its statement's bank account
+    is linked to (money that arrived in that account), else receiving_bank's choice."""
+    if payment.statement_account_id:
+        linked = (
+            StatementAccount.objects.filter(pk=payment.statement_account_id)
+            .select_related("bank_account")
+            .first()
+        )
+        if linked is not None and linked.bank_account is not None:
+            return linked.bank_account
+    return receiving_bank(payment.entity, payment.currency)
+
+
 def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[OutboxCommand]:
     """One receipt, then per line its allocations, each depending on what it allocates."""
     lines = plan.lines.select_related("invoice").order_by("invoice_id")
@@ -36,7 +50,7 @@ def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[O
         plan_id=plan.pk,
         payment=payment,
         customer_code=plan.customer.code,
-        bank=receiving_bank(payment.entity, payment.currency),
+        bank=payment_bank(payment),
         lines=[(line, line.invoice) for line in lines],
         actor=actor,
     )
@@ -80,7 +94,7 @@ def plan_commands(
             "amount": amount_text(available_amount(payment), payment.currency),
             "currency": payment.currency,
             "payment_date": timezone.localdate(payment.received_at).isoformat(),
-            "description": f"{payment.get_source_display()} {payment.external_id}"[:500],
+            "description": payment.receipt_text,
             "payment_id": payment.pk,
         },
         **origin,

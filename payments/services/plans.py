@@ -1,4 +1,5 @@
-"""Allocation plans: propose, edit, submit, approve (maker-checker), reject, unallocate.
+"""Allocation plans: propose, edit, submit, approve (maker-checker), reject. Undoing an
+allocation is payments/services/unallocations.py.
 
 A plan says how one payment settles invoices: lines of (invoice, cash, discount, write-off to a
 GL account) and the remainder left on the customer's account. Invariants, each checked here
@@ -23,10 +24,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.money import format_money
-from ledger.models import Allocation, OutboxCommand
-from ledger.outbox.services import outbox_enqueue
+from ledger.models import OutboxCommand
 from payments.matching.index import RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, MatchProposal, Payment
+from payments.services.payer_learning import payer_aliases_learn
 from payments.services.plan_lines import (
     LineInput,
     PlanRefused,
@@ -103,6 +104,9 @@ def plan_propose(
         if payment.plans.filter(state__in=[*RESERVING_PLAN_STATES, State.CONFIRMED]).exists():
             raise PlanRefused(ALREADY_PLANNED)
         customer_id = customer.pk if customer else payment.customer_id
+        if customer_id is None and proposal is not None:
+            # a proposal that puts the money on account names the customer it identified
+            customer_id = ((proposal.evidence or {}).get("customer") or {}).get("customer_id")
         customer_id, _invoices, on_account = check_lines(payment, lines, customer_id)
         plan = AllocationPlan(
             payment=payment,
@@ -276,6 +280,9 @@ def _approve(plan: AllocationPlan, payment: Payment, actor, *, how: str) -> Allo
     commands = plan_hand_to_outbox(plan, payment, actor)
     if payment.customer_id is None:
         Payment.objects.filter(pk=payment.pk).update(customer_id=plan.customer_id)
+    # a person's allocation teaches the payer's keys (a rule's alone teaches nothing)
+    person = plan.maker if plan.maker_id is not None else (actor if how == "approved" else None)
+    payer_aliases_learn(payment=payment, customer_id=plan.customer_id, person=person)
     _set_match_state(payment, Payment.MatchState.APPROVED)
     audit_log(
         actor=actor if how == "approved" else None if plan.maker_id is None else plan.maker,
@@ -385,67 +392,3 @@ def plan_reject(*, plan: AllocationPlan, actor, reason: str) -> AllocationPlan:
             after={"state": plan.state, "reason": reason},
         )
         return plan
-
-
-def allocation_unallocate(*, allocation: Allocation, actor, reason: str) -> OutboxCommand:
-    """Undo one allocation in AIQ (UnallocateTransactions). If it came from a plan, that line's
-    cash goes back on the payment's account, so the plan still adds up to the payment."""
-    _require_clerk(actor)
-    reason = (reason or "").strip()
-    if not reason:
-        raise PlanRefused("Say why the allocation is undone.")
-    with transaction.atomic():
-        allocation = Allocation.objects.select_for_update().get(pk=allocation.pk)
-        if allocation.state != Allocation.State.ACTIVE:
-            raise PlanRefused("This allocation is already undone.")
-        source = (
-            OutboxCommand.objects.filter(
-                entity_id=allocation.entity_id,
-                external_reference=allocation.reference,
-                origin_type="allocation_plan",
-            )
-            .only("origin_id", "payload")
-            .first()
-        )
-        line = None
-        if source is not None and source.payload.get("invoice_id"):
-            plan = _lock_plan(source.origin_id)
-            line = (
-                plan.lines.select_for_update()
-                .filter(invoice_id=source.payload["invoice_id"], unallocated_at__isnull=True)
-                .first()
-            )
-        command = outbox_enqueue(
-            entity=allocation.entity,
-            kind=OutboxCommand.Kind.UNALLOCATE,
-            external_reference=f"UNALLOC-{allocation.pk}",
-            payload={
-                "transaction_ids": [allocation.transaction_id_1, allocation.transaction_id_2],
-                "allocation_id": allocation.pk,
-                "reason": reason[:500],
-            },
-            origin_type="allocation",
-            origin_id=allocation.pk,
-            created_by=actor,
-        )
-        before = {"allocation": allocation.reference, "amount": allocation.amount}
-        after = {"command": command.external_reference, "reason": reason}
-        if line is not None and not allocation.reference.startswith("ALLOC-WOFF-"):
-            plan = line.plan
-            before["plan_on_account"] = plan.on_account_amount
-            line.unallocated_at = timezone.now()
-            line.unallocation_reason = reason
-            line.save(update_fields=["unallocated_at", "unallocation_reason"])
-            plan.on_account_amount += line.amount
-            plan.save(update_fields=["on_account_amount", "updated_at"])
-            after["plan_on_account"] = plan.on_account_amount
-        audit_log(
-            actor=actor,
-            action="allocation.unallocate",
-            obj=allocation,
-            summary=f"unallocate {allocation.reference} ({allocation.amount} "
-            f"{allocation.currency}): {reason}",
-            before=before,
-            after=after,
-        )
-        return command

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 
 from django.utils import timezone
 
-from core.money import format_money, to_minor
+from core.money import format_money
+from core.stripe_money import stripe_to_minor
 from ledger.models import OutboxCommand
 from payments.models import Refund, Source
 from payments.services.credit_notes import credit_note_payload
@@ -73,7 +74,7 @@ def _stripe_step(refund: Refund, money: str) -> Step:
         payload={
             "refund_id": refund.pk,
             target: payment.external_id,
-            "amount_minor": to_minor(refund.amount, refund.currency),
+            "amount_minor": stripe_to_minor(refund.amount, refund.currency),
             "currency": refund.currency,
         },
         text=f"Stripe refund of {money} against {payment.external_id} "

@@ -24,10 +24,11 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from core.money import MoneyError, exact, format_money, from_minor
+from core.money import MoneyError, exact, format_money
+from core.stripe_money import stripe_from_minor
 from ledger.models import Allocation, Invoice, OutboxCommand, Receipt
 from ledger.outbox.services import outbox_enqueue
-from payments.models import Payment, Refund
+from payments.models import Payment, Refund, Unallocation
 from payments.services.credit_notes import CreditNoteRefused, credit_lines_for, credit_note_draft
 from payments.services.refund_steps import (
     ORIGIN,
@@ -36,6 +37,7 @@ from payments.services.refund_steps import (
     refund_compensation_step,
     refund_steps,
 )
+from payments.services.unallocations import allocation_unallocate
 from staff.maker_checker import check_approver, is_maker, record_approval, record_change
 from staff.models import Role
 from staff.services import audit_log, user_has_role
@@ -459,11 +461,10 @@ def refund_edit(*, refund: Refund, actor, amount, reason: str = "") -> Refund:
     return refund
 
 
-def refund_unallocate_first(*, payment: Payment, actor, reason: str) -> list[OutboxCommand]:
-    """The one-click path for an allocated receipt: reverse its allocations in AIQ (through the
-    plans service), after which the money is on account and can be refunded."""
-    from payments.services.plans import allocation_unallocate
-
+def refund_unallocate_first(*, payment: Payment, actor, reason: str) -> list[Unallocation]:
+    """The one-click path for an allocated receipt: undo its allocations in AIQ (each above the
+    threshold waits for a second person), after which the money is on account and can be
+    refunded."""
     receipt = payment.receipt
     if receipt is None:
         raise RefundRefused("This payment is not in AIQ as a receipt.")
@@ -495,7 +496,7 @@ def refund_external_propose(*, payment: Payment, stripe_refund: dict) -> Refund 
         customer = receipt.customer if receipt else payment.customer
         if customer is None:
             return None  # not matched to a customer: not in AIQ, nothing to book against
-        amount = from_minor(int(stripe_refund.get("amount") or 0), payment.currency)
+        amount = stripe_from_minor(int(stripe_refund.get("amount") or 0), payment.currency)
         if amount <= 0:
             return None
         refund = Refund(

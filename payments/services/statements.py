@@ -19,15 +19,15 @@ from django import forms
 from django.db import transaction
 from django.utils import timezone
 
-from payments.models import ImportBatch, ImportFormat, Payment
+from payments.models import ImportBatch, ImportFormat, Payment, Statement, StatementAccount
 from payments.services.auto_match import auto_match_soon
-from payments.services.payments import payments_upsert
-from payments.sources.bank_csv import (
-    MAX_BYTES,
+from payments.services.payments import payment_entity, payments_upsert
+from payments.sources.bank_csv import MAX_BYTES
+from payments.sources.bank_files import detect_format, read_entries
+from payments.sources.statement_rows import (
     ParsedStatement,
     StatementError,
-    parse_statement,
-    read_table,
+    statement_items,
 )
 from staff.services import audit_log
 
@@ -44,6 +44,9 @@ class Preview:
     parsed: ParsedStatement | None
     new_items: list = field(default_factory=list)
     duplicate_ids: set = field(default_factory=set)
+    # per duplicate: which earlier payment it matched, and by which rule
+    duplicates: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # overlapping statements of the account
     file_error: str = ""
 
     @property
@@ -51,18 +54,110 @@ class Preview:
         return not self.file_error and self.parsed is not None and not self.parsed.errors
 
 
-def _parse(import_format: ImportFormat, filename: str, content: bytes) -> ParsedStatement:
-    return parse_statement(
-        read_table(content, filename),
-        source=import_format.source,
-        column_map=import_format.column_map,
-        date_format=import_format.date_format,
-        decimal_comma=import_format.decimal_comma,
-        currency=import_format.currency or "GBP",
+def _fallback_account(import_format, statement_account) -> StatementAccount | None:
+    """The account a file that does not name one belongs to: the one the clerk chose, else
+    the only account whose saved layout this is."""
+    if statement_account is not None:
+        return statement_account
+    if import_format is None:
+        return None
+    owners = list(StatementAccount.objects.filter(import_format=import_format)[:2])
+    return owners[0] if len(owners) == 1 else None
+
+
+def _parse(*, import_format, statement_account, filename: str, content: bytes) -> ParsedStatement:
+    source = import_format.source if import_format else "bank"
+    parsed, entries = read_entries(content, filename, layout=import_format, source=source)
+    chosen = _fallback_account(import_format, statement_account)
+    stated = parsed.account_keys
+    if statement_account is not None and stated and stated != [statement_account.account_key]:
+        raise StatementError(
+            f"This file is a statement of {', '.join(stated)}, not of the bank account "
+            f"chosen ({statement_account}, {statement_account.account_key})."
+        )
+    keys = set(stated) | ({chosen.account_key} if chosen else set())
+    account_ids = dict(
+        StatementAccount.objects.filter(account_key__in=keys).values_list("account_key", "id")
+    )
+    return statement_items(
+        parsed,
+        entries,
+        source=source,
+        filename=filename,
+        fallback_account=chosen.account_key if chosen else "",
+        account_ids=account_ids,
     )
 
 
-def statement_preview(*, user, import_format: ImportFormat, filename: str, content: bytes):
+def _duplicates(source: str, items) -> dict[str, dict]:
+    """external id -> the earlier payment it matches (id, date, amount, where it came from)."""
+    ids = [i.external_id for i in items]
+    found = {}
+    for start in range(0, len(ids), 500):
+        for row in Payment.objects.filter(
+            source=source, external_id__in=ids[start : start + 500]
+        ).values("id", "external_id", "received_at", "amount", "currency", "raw"):
+            found[row["external_id"]] = row
+    return found
+
+
+def _duplicate_rule(item, earlier: dict) -> dict:
+    raw = earlier["raw"] if isinstance(earlier["raw"], dict) else {}
+    where = (
+        f"row {raw['row']} of {raw['file']}"
+        if raw.get("file") and raw.get("row")
+        else f"payment {earlier['id']}"
+    )
+    account = item.raw.get("account")
+    if item.external_id.startswith("row:"):
+        rule = "same date, amount, reference and row content" + (
+            f" on account {account}" if account else ""
+        )
+    else:
+        rule = "same bank transaction id" + (f" on account {account}" if account else "")
+    return {
+        "row": item.raw.get("row"),
+        "payment_id": earlier["id"],
+        "received_at": earlier["received_at"],
+        "amount": earlier["amount"],
+        "currency": earlier["currency"],
+        "earlier": where,
+        "rule": rule,
+    }
+
+
+def _overlaps(parsed: ParsedStatement) -> list[str]:
+    notes = []
+    for header in parsed.statements:
+        if not header.account_key or not (header.start_date and header.end_date):
+            continue
+        earlier = (
+            Statement.objects.filter(
+                account__account_key=header.account_key,
+                start_date__lte=header.end_date,
+                end_date__gte=header.start_date,
+            )
+            .select_related("batch")
+            .order_by("start_date")[:5]
+        )
+        for other in earlier:
+            notes.append(
+                f"Overlaps statement {other.statement_id or other.pk} of {header.account_key} "
+                f"({other.start_date:%d/%m/%Y} to {other.end_date:%d/%m/%Y}, imported from "
+                f"{other.batch.filename} on {other.created_at:%d/%m/%Y}): entries already "
+                "imported from it are counted as duplicates."
+            )
+    return notes
+
+
+def statement_preview(
+    *,
+    user,
+    import_format: ImportFormat | None,
+    filename: str,
+    content: bytes,
+    statement_account: StatementAccount | None = None,
+):
     """Read and check a file; nothing is imported. Records the attempt as an ImportBatch.
 
     A file without errors is kept on the batch, created with it, so a previewed batch never
@@ -72,6 +167,7 @@ def statement_preview(*, user, import_format: ImportFormat, filename: str, conte
     sha256 = hashlib.sha256(content).hexdigest()
     parsed, file_error = None, ""
     earlier = ImportBatch.objects.filter(sha256=sha256, state=ImportBatch.State.IMPORTED).first()
+    file_format = ""
     if earlier:
         file_error = (
             f"This file was already imported on {earlier.created_at:%d/%m/%Y %H:%M} "
@@ -79,19 +175,25 @@ def statement_preview(*, user, import_format: ImportFormat, filename: str, conte
         )
     else:
         try:
-            parsed = _parse(import_format, filename, content)
+            file_format = detect_format(content, filename)
+            parsed = _parse(
+                import_format=import_format,
+                statement_account=statement_account,
+                filename=filename,
+                content=content,
+            )
+            file_format = parsed.file_format
         except StatementError as error:
             file_error = str(error)
-    new_items, duplicates = [], set()
+    new_items, duplicates, notes = [], [], []
     if parsed:
-        ids = [i.external_id for i in parsed.items]
-        for start in range(0, len(ids), 500):
-            duplicates.update(
-                Payment.objects.filter(
-                    source=import_format.source, external_id__in=ids[start : start + 500]
-                ).values_list("external_id", flat=True)
-            )
-        new_items = [i for i in parsed.items if i.external_id not in duplicates]
+        source = import_format.source if import_format else "bank"
+        found = _duplicates(source, parsed.items)
+        duplicates = [
+            _duplicate_rule(i, found[i.external_id]) for i in parsed.items if i.external_id in found
+        ]
+        new_items = [i for i in parsed.items if i.external_id not in found]
+        notes = _overlaps(parsed)
     errors = (
         [{"row": 0, "field": "file", "message": file_error}]
         if file_error
@@ -100,6 +202,8 @@ def statement_preview(*, user, import_format: ImportFormat, filename: str, conte
     with transaction.atomic():
         batch = ImportBatch.objects.create(
             import_format=import_format,
+            file_format=file_format[:20],
+            statement_account=statement_account,
             filename=filename[:255],
             sha256=sha256,
             uploaded_by=user,
@@ -120,16 +224,42 @@ def statement_preview(*, user, import_format: ImportFormat, filename: str, conte
         batch=batch,
         parsed=parsed,
         new_items=new_items,
-        duplicate_ids=duplicates,
+        duplicate_ids={i.external_id for i in parsed.items} - {i.external_id for i in new_items}
+        if parsed
+        else set(),
+        duplicates=duplicates,
+        notes=notes,
         file_error=file_error,
     )
+
+
+def _accounts_for(parsed: ParsedStatement, chosen: StatementAccount | None) -> dict:
+    """account key -> StatementAccount, creating those the file names for the first time
+    (in the entity of the chosen account, else the payments entity; an admin links each
+    new one to its AIQ bank account)."""
+    keys = set(parsed.account_keys) | {i.raw.get("account") for i in parsed.items} - {None, ""}
+    accounts = {a.account_key: a for a in StatementAccount.objects.filter(account_key__in=keys)}
+    entity = chosen.entity if chosen else None
+    for header in parsed.statements:
+        key = header.account_key
+        if key and key not in accounts:
+            accounts[key], _ = StatementAccount.objects.get_or_create(
+                account_key=key,
+                defaults={
+                    "entity": entity or payment_entity(),
+                    "name": header.account_name[:100],
+                    "currency": header.currency[:3],
+                },
+            )
+    return accounts
 
 
 def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch:
     """Import a previewed file (the same bytes). All rows or none.
 
     The bytes kept on the batch are emptied in the transaction that stores the payments from
-    them, so the table does not keep the file once it is imported.
+    them, so the table does not keep the file once it is imported. Each statement in the file
+    is kept (account, period, balances) with the batch.
     """
     if hashlib.sha256(content).hexdigest() != batch.sha256:
         raise StatementError("This is not the file that was previewed; preview it again.")
@@ -138,7 +268,12 @@ def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch
             f"Batch {batch.pk} is {batch.get_state_display().lower()}; "
             "only a previewed file without errors can be imported."
         )
-    parsed = _parse(batch.import_format, batch.filename, content)
+    parsed = _parse(
+        import_format=batch.import_format,
+        statement_account=batch.statement_account,
+        filename=batch.filename,
+        content=content,
+    )
     if parsed.errors:
         raise StatementError(PARTIAL_FILE_RULE)
     with transaction.atomic():
@@ -148,13 +283,48 @@ def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch
             raise StatementError(f"Batch {batch.pk} was imported meanwhile.")
         if ImportBatch.objects.filter(sha256=batch.sha256, state="imported").exists():
             raise StatementError("This file was already imported.")
-        result = payments_upsert(items=_only_new(parsed), origin="statement.import", actor=user)
+        chosen = _fallback_account(batch.import_format, batch.statement_account)
+        accounts = _accounts_for(parsed, chosen)
+        for item in parsed.items:
+            account = accounts.get(item.raw.get("account", ""))
+            item.statement_account_id = account.pk if account else None
+        entities = {a.entity_id for a in accounts.values()}
+        entity = accounts[next(iter(accounts))].entity if len(entities) == 1 else None
+        result = payments_upsert(
+            items=_only_new(parsed), origin="statement.import", actor=user, entity=entity
+        )
         auto_match_soon(payment_ids=list(result.ids.values()))
+        for header in parsed.statements:
+            account = accounts.get(header.account_key) or chosen
+            if account is None:
+                continue
+            Statement.objects.create(
+                account=account,
+                batch=locked,
+                statement_id=header.statement_id[:100],
+                start_date=header.start_date,
+                end_date=header.end_date,
+                currency=header.currency[:3],
+                opening_balance=header.opening_balance,
+                closing_balance=header.closing_balance,
+                entry_count=header.entry_count,
+            )
         locked.state = ImportBatch.State.IMPORTED
         locked.imported_count = result.created
         locked.duplicate_count = len(parsed.items) - result.created
+        locked.statement_account = locked.statement_account or (
+            next(iter(accounts.values())) if len(accounts) == 1 else None
+        )
         locked.content = b""
-        locked.save(update_fields=["state", "imported_count", "duplicate_count", "content"])
+        locked.save(
+            update_fields=[
+                "state",
+                "imported_count",
+                "duplicate_count",
+                "content",
+                "statement_account",
+            ]
+        )
         audit_log(
             actor=user,
             action="statement.import",
@@ -192,17 +362,31 @@ def _only_new(parsed: ParsedStatement):
 
 
 class StatementUploadForm(forms.Form):
-    """For the staff UI: choose the format, upload the file, then show statement_preview."""
+    """For the staff UI: the file, its bank account and (CSV/Excel only) its layout."""
 
-    import_format = forms.ModelChoiceField(
-        queryset=ImportFormat.objects.order_by("name"), label="Bank / format"
+    statement_account = forms.ModelChoiceField(
+        queryset=StatementAccount.objects.order_by("name", "account_key"),
+        required=False,
+        label="Bank account",
+        help_text="Needed only when the file does not say (CSV, Excel, QIF).",
     )
-    file = forms.FileField(help_text="CSV or Excel (.xlsx). " + PARTIAL_FILE_RULE)
+    import_format = forms.ModelChoiceField(
+        queryset=ImportFormat.objects.order_by("name"),
+        required=False,
+        label="Bank / format",
+        help_text="The saved column layout, for CSV and Excel files.",
+    )
+    file = forms.FileField(help_text=PARTIAL_FILE_RULE)
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > MAX_BYTES:
             raise forms.ValidationError("The file is larger than 20 MB.")
-        if not upload.name.lower().endswith((".csv", ".txt", ".xlsx", ".xlsm")):
-            raise forms.ValidationError("Upload a .csv or .xlsx file.")
         return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        account = cleaned.get("statement_account")
+        if not cleaned.get("import_format") and account is not None and account.import_format:
+            cleaned["import_format"] = account.import_format  # the account's saved layout
+        return cleaned

@@ -286,7 +286,7 @@ def stripe_payout_sync(*, payout_id: str):
 def stripe_payout_reconcile(*, payout, pages) -> int:
     """pages: balance transactions of the payout (source expanded). The sum of net of every
     transaction except the payout's own equals the payout amount."""
-    from core.money import from_minor
+    from core.stripe_money import stripe_from_minor as from_minor
 
     keys, net_minor = [], 0
     for page in pages:
@@ -361,8 +361,7 @@ def stripe_import(*, since=None, pages=None) -> dict:
         since = state.last_modified_cursor
     created_gt = int(since.timestamp()) - 1 if since else 0
     if pages is None:
-        # localstripe refuses created[gt] at or before 2017-07-14 (1500000000)
-        pages = api.charges_since(max(created_gt, 1500000001))
+        pages = api.charges_since(api.created_floor(created_gt))
     entity = payment_entity()
     created = updated = newest = 0
     buffered: list = []

@@ -7,15 +7,22 @@ row 1) and the field. Money becomes Decimal through core.money, never a float.
 """
 
 import csv
-import hashlib
 import io
-from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+import re
+from datetime import date, datetime
 from decimal import Decimal
 
-from core.money import MoneyError, exact, normalise_currency, to_decimal
-from payments.sources.normalised import NormalisedPayment
+from core.money import MoneyError, normalise_currency, to_decimal
+from payments.sources.statement_rows import (
+    ParsedStatement,
+    RowError,
+    StatementEntry,
+    StatementError,
+    StatementHeader,
+    row_external_id,
+)
+
+__all__ = ["ParsedStatement", "RowError", "StatementError", "row_external_id"]
 
 # Our fields and what they mean; a format maps each to one of the file's column headers.
 FIELDS = {
@@ -27,34 +34,18 @@ FIELDS = {
     "payer_name": "Payer or account name",
     "currency": "Currency code (else the format's currency)",
     "external_id": "The bank's own transaction id, when it has one",
+    "indicator": "Debit/credit indicator column (C/CR/Credit = money in, D/DR/Debit = out)",
+    "payer_account": "Payer's account (IBAN, or sort code and account number)",
+    "bank_reference": "The bank's reference for the entry",
 }
+# Columns may be named by position instead of header ("#1" = first column), for exports
+# without a header row (HSBC's CSV is date, description, amount).
+POSITION = re.compile(r"^#(\d+)$")
+CREDIT_MARKS = frozenset({"C", "CR", "CRDT", "CREDIT", "RC", "PAID IN", "IN", "+"})
+DEBIT_MARKS = frozenset({"D", "DR", "DBIT", "DEBIT", "RD", "PAID OUT", "OUT", "-"})
+HEADER_SEARCH_ROWS = 30
 MAX_ROWS = 50_000
 MAX_BYTES = 20 * 1024 * 1024
-
-
-class StatementError(ValueError):
-    """The file as a whole cannot be read (wrong type, missing columns, empty)."""
-
-
-@dataclass
-class RowError:
-    row: int
-    field: str
-    message: str
-
-    def as_dict(self) -> dict:
-        return {"row": self.row, "field": self.field, "message": self.message}
-
-    def __str__(self) -> str:
-        return f"Row {self.row}, {self.field}: {self.message}"
-
-
-@dataclass
-class ParsedStatement:
-    items: list[NormalisedPayment] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
-    skipped: int = 0  # money-out and empty rows
-    row_count: int = 0
 
 
 def read_table(content: bytes, filename: str) -> list[list]:
@@ -100,7 +91,14 @@ def _parse_date(value, fmt: str) -> date:
         return value.date()
     if isinstance(value, date):
         return value
-    return datetime.strptime(_cell_text(value), fmt).date()
+    text = _cell_text(value)
+    *others, last = fmt.split("|")  # "%d %b %Y|%d/%m/%Y": the bank has used both
+    for one in others:
+        try:
+            return datetime.strptime(text, one).date()
+        except ValueError:
+            continue
+    return datetime.strptime(text, last).date()
 
 
 def _parse_amount(value, decimal_comma: bool) -> Decimal | None:
@@ -120,11 +118,34 @@ def _parse_amount(value, decimal_comma: bool) -> Decimal | None:
     return to_decimal(text)
 
 
-def row_external_id(source: str, values: tuple, occurrence: int) -> str:
-    """Stable id of a row: the same transaction in two overlapping statements gets the same
-    id (duplicate), two identical rows in one file do not (occurrence counts them)."""
-    digest = hashlib.sha256(repr((source, values, occurrence)).encode()).hexdigest()
-    return f"row:{digest[:40]}"
+def _header_index(rows: list[list], column_map: dict, header_row: int) -> tuple[int, dict]:
+    """(index of the header row or -1 when every column is positional, our field -> column)."""
+    for our_field in column_map:
+        if our_field not in FIELDS:
+            raise StatementError(f"The format maps an unknown field {our_field!r}.")
+    named = {f: c for f, c in column_map.items() if not POSITION.match(str(c))}
+    index = {
+        f: int(POSITION.match(str(c)).group(1)) - 1 for f, c in column_map.items() if f not in named
+    }
+    if not named:
+        return (header_row - 1 if header_row else -1), index
+    if header_row:
+        candidates = [header_row - 1] if header_row - 1 < len(rows) else []
+    else:  # find it: the first row holding every named column (preambles come first)
+        candidates = range(min(len(rows), HEADER_SEARCH_ROWS))
+    wanted = {str(c).strip().casefold() for c in named.values()}
+    for position in candidates:
+        header = [_cell_text(h).casefold() for h in rows[position]]
+        if wanted <= set(header):
+            index.update({f: header.index(str(c).strip().casefold()) for f, c in named.items()})
+            return position, index
+    header = [_cell_text(h) for h in rows[candidates[0]]] if candidates else []
+    missing = [f"{c!r} (for {f})" for f, c in named.items() if _cell_text(c) not in header]
+    where = f"row {header_row}" if header_row else f"the first {HEADER_SEARCH_ROWS} rows"
+    raise StatementError(
+        f"Column {missing[0] if missing else repr(next(iter(named.values())))} is not in the "
+        f"file's header row ({where}): {', '.join(h for h in header if h) or 'no headers'}."
+    )
 
 
 def parse_statement(
@@ -135,29 +156,28 @@ def parse_statement(
     date_format: str,
     decimal_comma: bool,
     currency: str,
-) -> ParsedStatement:
+    header_row: int = 0,
+    amounts_inverted: bool = False,
+) -> tuple[ParsedStatement, list[StatementEntry]]:
+    """A CSV/Excel table through a saved layout -> statement entries (row errors collected).
+
+    Direction first: a money-out row (a debit cell, a negative signed amount, a D indicator)
+    is skipped before its other cells are checked, so a pending card payment with no date
+    does not reject a whole file."""
     if not rows:
         raise StatementError("The file is empty.")
-    header = [_cell_text(h) for h in rows[0]]
-    index = {}
-    for our_field, column in column_map.items():
-        if our_field not in FIELDS:
-            raise StatementError(f"The format maps an unknown field {our_field!r}.")
-        if column not in header:
-            raise StatementError(
-                f"Column {column!r} (for {our_field}) is not in the file's header row: "
-                f"{', '.join(h for h in header if h) or 'no headers'}."
-            )
-        index[our_field] = header.index(column)
+    header_at, index = _header_index(rows, column_map, header_row)
     if "date" not in index or not ({"amount", "credit"} & index.keys()):
         raise StatementError("The format must map a date and an amount (or credit) column.")
-    if len(rows) - 1 > MAX_ROWS:
+    body = rows[header_at + 1 :]
+    if len(body) > MAX_ROWS:
         raise StatementError(f"The file has more than {MAX_ROWS} rows; split it.")
-    result = ParsedStatement(row_count=len(rows) - 1)
-    seen = Counter()
-    for number, row in enumerate(rows[1:], start=2):
+    parsed = ParsedStatement(file_format="csv", row_count=len(body))
+    entries: list[StatementEntry] = []
+    amount_field = "amount" if "amount" in index else "credit"
+    for number, row in enumerate(body, start=header_at + 2):
         if not any(_cell_text(c) for c in row):
-            result.skipped += 1
+            parsed.skipped += 1
             continue
 
         def cell(name, row=row):
@@ -165,6 +185,47 @@ def parse_statement(
             return row[position] if position is not None and position < len(row) else None
 
         errors = []
+        amount = debit = None
+        try:
+            amount = _parse_amount(cell(amount_field), decimal_comma)
+        except MoneyError:
+            errors.append(
+                RowError(
+                    number, amount_field, f"{_cell_text(cell(amount_field))!r} is not an amount"
+                )
+            )
+        if "debit" in index:
+            try:
+                debit = _parse_amount(cell("debit"), decimal_comma)
+            except MoneyError:
+                errors.append(
+                    RowError(number, "debit", f"{_cell_text(cell('debit'))!r} is not an amount")
+                )
+        if "indicator" in index and amount is not None:
+            mark = _cell_text(cell("indicator")).upper()
+            if mark in DEBIT_MARKS:
+                amount = -abs(amount)
+            elif mark in CREDIT_MARKS:
+                amount = abs(amount)
+            else:
+                errors.append(
+                    RowError(
+                        number,
+                        "indicator",
+                        f"{_cell_text(cell('indicator'))!r} is neither credit (C, CR) nor "
+                        "debit (D, DR)",
+                    )
+                )
+        if amounts_inverted and amount is not None:
+            amount = -amount
+        if not errors and amount is None:
+            if debit:
+                parsed.skipped += 1  # money out: not a payment to us
+                continue
+            errors.append(RowError(number, amount_field, "no amount"))
+        if not errors and amount <= 0:
+            parsed.skipped += 1  # a debit in a signed amount column
+            continue
         try:
             row_currency = normalise_currency(_cell_text(cell("currency")) or currency)
         except MoneyError as error:
@@ -178,58 +239,26 @@ def parse_statement(
                     number,
                     "date",
                     f"{_cell_text(cell('date'))!r} is not a "
-                    f"date like {date.today().strftime(date_format)}",
+                    f"date like {date.today().strftime(date_format.split('|')[0])}",
                 )
             )
-            when = None
-        amount = None
-        amount_field = "amount" if "amount" in index else "credit"
-        try:
-            amount = _parse_amount(cell(amount_field), decimal_comma)
-            debit = _parse_amount(cell("debit"), decimal_comma) if "debit" in index else None
-        except MoneyError:
-            errors.append(
-                RowError(
-                    number, amount_field, f"{_cell_text(cell(amount_field))!r} is not an amount"
-                )
-            )
-            debit = None
-        if not errors and amount is None:
-            if debit:
-                result.skipped += 1  # money out: not a payment to us
-                continue
-            errors.append(RowError(number, amount_field, "no amount"))
-        if not errors and amount <= 0:
-            result.skipped += 1  # a debit in a signed amount column
-            continue
-        if not errors and row_currency:
-            try:
-                amount = exact(amount, row_currency)
-            except MoneyError as error:
-                errors.append(RowError(number, amount_field, str(error)))
         if errors:
-            result.errors.extend(errors)
+            parsed.errors.extend(errors)
             continue
-        reference = _cell_text(cell("reference"))[:500]
-        values = tuple(_cell_text(c) for c in row)
-        own_id = _cell_text(cell("external_id"))
-        if own_id:
-            external_id = f"id:{own_id}"[:100]
-        else:
-            key = (when.isoformat(), str(amount), row_currency, reference, values)
-            seen[key] += 1
-            external_id = row_external_id(source, key, seen[key])
-        result.items.append(
-            NormalisedPayment(
-                source=source,
-                external_id=external_id,
+        entries.append(
+            StatementEntry(
+                row=number,
+                booked=when,
                 amount=amount,
                 currency=row_currency,
-                received_at=datetime.combine(when, time(12, 0), tzinfo=UTC),
-                payer_name=_cell_text(cell("payer_name"))[:200],
-                description=reference,
-                references=[{"source": "bank.narrative", "value": reference}] if reference else [],
-                raw={"row": number, "cells": list(values)},
+                transaction_id=_cell_text(cell("external_id")),
+                bank_reference=_cell_text(cell("bank_reference")),
+                payer_name=_cell_text(cell("payer_name")),
+                payer_account=_cell_text(cell("payer_account")),
+                remittance=_cell_text(cell("reference"))[:500],
+                raw={"cells": [_cell_text(c) for c in row]},
+                amount_field=amount_field,
             )
         )
-    return result
+    parsed.statements.append(StatementHeader(currency=currency))
+    return parsed, entries

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.money import exponent, from_minor, normalise_currency, quantize, to_decimal
 from payments.models import Payment, Source, WebhookEvent
+from payments.services.auto_match import auto_match_soon
 from payments.services.payments import (
     PaymentsNotConfigured,
     payments_upsert,
@@ -318,7 +319,9 @@ def gocardless_event_process(*, event_pk: int, client=None) -> str:
             client = client_of()
             payment = client.payments.get(payment_id).attributes
             items = normalise_payments([payment], MandatePayers(client))
-            payments_upsert(items=items, origin="gocardless.webhook")
+            result = payments_upsert(items=items, origin="gocardless.webhook")
+            # matched as soon as it is stored, as Stripe's and statement payments are
+            auto_match_soon(payment_ids=list(result.ids.values()))
     except EventUnreadable as error:
         return webhook_event_failed(event, error)
     except (

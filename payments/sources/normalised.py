@@ -19,6 +19,9 @@ LIMITS = {
     "payer_name": 200,
     "payer_email": 254,
     "payer_reference": 100,
+    "payer_account": 70,
+    "bank_reference": 140,
+    "end_to_end_id": 140,
     "status": 20,
 }
 FEE_LIMITS = {"kind": 40, "description": 200, "currency": 3}
@@ -49,6 +52,11 @@ class NormalisedPayment:
     payer_email: str = ""
     payer_reference: str = ""
     description: str = ""
+    # bank statement entries: see payments.models.Payment
+    payer_account: str = ""
+    bank_reference: str = ""
+    end_to_end_id: str = ""
+    statement_account_id: int | None = None
     references: list[dict] = field(default_factory=list)
     raw: dict = field(default_factory=dict)
     # An AIQ customer code the payer told us (e.g. Stripe metadata.aiq_customer_code).

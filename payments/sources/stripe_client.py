@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import stripe
 from django.conf import settings
@@ -137,6 +138,24 @@ def event_retrieve(event_id: str) -> dict:
 
 def events_since(created_gt: int) -> Iterator[list[dict]]:
     return list_pages("/v1/events", created={"gt": created_gt})
+
+
+# localstripe refuses created[gt] at or before 2017-07-14 (1500000000); Stripe does not.
+LOCALSTRIPE_CREATED_FLOOR = 1500000001
+
+
+def is_real_stripe() -> bool:
+    """True when the API base is Stripe's own (api.stripe.com), not localstripe or a stand-in."""
+    host = urlsplit(settings.STRIPE_API_BASE).hostname or ""
+    return host == "stripe.com" or host.endswith(".stripe.com")
+
+
+def created_floor(created_gt: int) -> int:
+    """The `created[gt]` to ask for: as asked on Stripe (charges from 2010 on are listed);
+    raised to what localstripe accepts only when talking to localstripe."""
+    if is_real_stripe():
+        return max(created_gt, 0)
+    return max(created_gt, LOCALSTRIPE_CREATED_FLOOR)
 
 
 def charges_since(created_gt: int) -> Iterator[list[dict]]:

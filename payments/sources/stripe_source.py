@@ -1,13 +1,14 @@
 """Stripe objects (plain dicts, as the API answers) -> normalised payments, disputes, payouts.
 
 Pure functions: no database, no network, so the webhook path, the bulk import, the fixtures
-and the benchmark all share them. Minor units become Decimal through core.money.from_minor
-with the currency's exponent (JPY 0, KWD 3): never a float.
+and the benchmark all share them. Minor units become Decimal through stripe_money, with
+Stripe's own exponent of the currency (JPY and MGA 0, ISK 2, KWD 3), never ISO's: never a float.
 """
 
 from datetime import UTC, datetime
 
-from core.money import from_minor, normalise_currency
+from core.money import normalise_currency
+from core.stripe_money import stripe_from_minor as from_minor
 from payments.sources.normalised import NormalisedFee, NormalisedPayment
 
 SOURCE = "stripe"
@@ -86,13 +87,34 @@ def _status(charge: dict, intent: dict) -> str:
             return "failed"
         if charge_status == "pending":
             return "pending"
-    amount = charge.get("amount") or 0
+    if charge.get("captured") is False:
+        # authorised, never captured: no money in. A released authorisation (refunded, or
+        # the intent canceled above) is over; otherwise it is still waiting for capture.
+        return (
+            "canceled" if charge.get("refunded") or charge.get("status") == "failed" else "pending"
+        )
+    amount = captured_minor(charge)
     refunded = charge.get("amount_refunded") or 0
     if refunded and refunded >= amount:
         return "refunded"
     if refunded:
         return "partially_refunded"
     return "succeeded"
+
+
+def captured_minor(charge: dict) -> int:
+    """The money actually taken: `amount_captured` once captured (a partial capture takes
+    less than was authorised), the authorised `amount` while it is not (a pending payment
+    shows what may come). Charges from before Stripe added `amount_captured` (2019) were
+    captured whole."""
+    if charge.get("captured") is False:
+        return charge.get("amount") or 0
+    captured = charge.get("amount_captured")
+    return (
+        captured
+        if isinstance(captured, int) and not isinstance(captured, bool) and captured
+        else (charge.get("amount") or 0)
+    )
 
 
 def _refunds(charge: dict) -> list[dict]:
@@ -136,11 +158,14 @@ def normalise_charge(charge: dict, *, intent: dict | None = None) -> NormalisedP
     return NormalisedPayment(
         source=SOURCE,
         external_id=payment_key(charge),
-        amount=from_minor(charge["amount"], currency),
+        amount=from_minor(captured_minor(charge), currency),
         currency=currency,
         fee_amount=fee_amount,
         net_amount=net_amount,
-        amount_refunded=from_minor(charge.get("amount_refunded") or 0, currency),
+        # never more than was taken (a partial capture's released rest is not a refund of it)
+        amount_refunded=from_minor(
+            min(charge.get("amount_refunded") or 0, captured_minor(charge)), currency
+        ),
         exchange_rate=exchange_rate,
         received_at=timestamp(charge["created"]),
         payer_name=(customer.get("name") or billing.get("name") or "")[:200],

@@ -4,7 +4,7 @@ The services (payments/services/plans.py) do the checking and the writing; this 
 adapts names and errors.
 """
 
-from payments.services import plans, proposals
+from payments.services import plans, proposals, unallocations
 from staff.views import Outcome, run_service
 
 
@@ -31,7 +31,17 @@ def submit_lines(*, payment, actor, lines, submission, shown_on_account, proposa
 
 def unallocate(*, allocation, actor, reason: str) -> Outcome:
     return run_service(
-        plans.allocation_unallocate, allocation=allocation, actor=actor, reason=reason
+        unallocations.allocation_unallocate, allocation=allocation, actor=actor, reason=reason
+    )
+
+
+def approve_unallocation(*, unallocation, actor) -> Outcome:
+    return run_service(unallocations.unallocation_approve, unallocation=unallocation, actor=actor)
+
+
+def reject_unallocation(*, unallocation, actor, reason: str) -> Outcome:
+    return run_service(
+        unallocations.unallocation_reject, unallocation=unallocation, actor=actor, reason=reason
     )
 
 

@@ -13,7 +13,7 @@ from core.money import exponent, format_money
 from ledger.models import Allocation, GLAccount, Invoice
 from ledger.selectors import open_invoices_search
 from payments.forms import AllocationForm
-from payments.models import AllocationPlan, MatchProposal, Payment
+from payments.models import AllocationPlan, MatchProposal, Payment, Unallocation
 from payments.services.plan_lines import available_amount
 from payments.views import actions
 from staff.forms import ReasonForm
@@ -348,7 +348,11 @@ def unallocate(request, allocation_id):
     outcome = actions.unallocate(
         allocation=allocation, actor=request.user, reason=form.cleaned_data["reason"]
     )
-    if outcome.ok:
+    if outcome.ok and outcome.value.state == Unallocation.State.REQUESTED:
+        messages.success(
+            request, "Undo asked for: above the approval threshold, a second person approves it."
+        )
+    elif outcome.ok:
         messages.success(request, "The allocation will be undone in AIQ.")
     else:
         messages.error(request, f"Not undone: {outcome.message}")

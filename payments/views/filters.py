@@ -3,10 +3,11 @@
 from decimal import Decimal, InvalidOperation
 
 import django_filters
-from django import forms
 from django.db.models import Exists, OuterRef, Q
 
+from core.forms import DATE_INPUT_FORMATS, DateInputGB
 from payments.models import MatchProposal, MatchRule, Payment, Source
+from payments.sources.statement_rows import account_key
 
 # Each tab is one match state (or a pair), so the page is an ordered range scan of the
 # payment_inbox index (match_state, received_at DESC, id DESC).
@@ -14,7 +15,7 @@ TABS = {
     "unmatched": ("Unmatched", [Payment.MatchState.UNMATCHED]),
     "proposed": ("Proposed", [Payment.MatchState.PROPOSED]),
     "awaiting": ("Awaiting approval", [Payment.MatchState.AWAITING_APPROVAL]),
-    "sent": ("Sent to AIQ", [Payment.MatchState.APPROVED, Payment.MatchState.SENT]),
+    "sent": ("Approved / in AIQ", [Payment.MatchState.APPROVED, Payment.MatchState.SENT]),
     "failed": ("Failed or stuck", [Payment.MatchState.FAILED, Payment.MatchState.NEEDS_PERSON]),
     "all": ("All", None),
 }
@@ -45,13 +46,15 @@ class InboxFilter(django_filters.FilterSet):
         label="Received from",
         field_name="received_at",
         lookup_expr="date__gte",
-        widget=forms.DateInput({"type": "date"}),
+        widget=DateInputGB(),
+        input_formats=DATE_INPUT_FORMATS,
     )
     received_to = django_filters.DateFilter(
         label="Received to",
         field_name="received_at",
         lookup_expr="date__lte",
-        widget=forms.DateInput({"type": "date"}),
+        widget=DateInputGB(),
+        input_formats=DATE_INPUT_FORMATS,
     )
     amount_min = django_filters.NumberFilter(
         label="Amount from", field_name="amount", lookup_expr="gte", min_value=0
@@ -94,12 +97,24 @@ class InboxFilter(django_filters.FilterSet):
         if amount is not None:
             # an amount, or a reference that is all digits (bank rows often are)
             return queryset.filter(Q(amount=amount) | Q(external_id=value))
+        exact = Q()
         if " " not in value and (any(ch.isdigit() for ch in value) or "_" in value):
-            # a reference token: pi_/ch_ ids, PM/CU ids, bank row references
-            return queryset.filter(Q(external_id=value) | Q(payer_reference=value))
-        if "@" in value and " " not in value:
+            # a reference token: pi_/ch_ ids, PM/CU ids, the bank's reference or end-to-end
+            # id, a payer's account; and (below) the bank's narrative that quotes it
+            exact = (
+                Q(external_id=value)
+                | Q(payer_reference=value)
+                | Q(bank_reference=value)
+                | Q(end_to_end_id=value)
+                | Q(payer_account=value)
+            )
+        elif "@" in value and " " not in value:
             return queryset.filter(payer_email__iexact=value)  # payment_payer_email_upper
-        matching = queryset.filter(Q(payer_name__icontains=value) | Q(description__icontains=value))
+        elif len(value.replace(" ", "")) >= 14 and value.replace(" ", "").isalnum():
+            exact = Q(payer_account=account_key(account_id=value))  # an IBAN typed with spaces
+        matching = queryset.filter(
+            exact | Q(payer_name__icontains=value) | Q(description__icontains=value)
+        )
         # Rare words: collect the (few) matches first, which PostgreSQL answers from its
         # trigram indexes (migration 0006), then page through them newest first. Common
         # words: the ordered scan finds a page at once, so use it directly. Either way the

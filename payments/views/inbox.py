@@ -3,16 +3,20 @@
 import csv
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.money import quantize
 from core.paging import keyset_page
-from payments.models import AllocationPlan, Payment
+from payments.matching.index import LIVE_PLAN_STATES
+from payments.models import AllocationPlan, AllocationPlanLine, Payment
 from payments.views import actions
 from payments.views.filters import DEFAULT_TAB, TABS, InboxFilter
 from staff.models import Role
-from staff.services import user_has_role
+from staff.services import audit_log, user_has_role
 from staff.views import approver_required, clerk_required
 
 PAGE_SIZE = 50
@@ -74,38 +78,84 @@ class _Echo:
         return value
 
 
+def _invoices_by_payment(payment_ids) -> dict[int, str]:
+    """The invoice numbers each payment's live plan settles, for one chunk of the export."""
+    lines = (
+        AllocationPlanLine.objects.filter(
+            plan__payment_id__in=payment_ids,
+            plan__state__in=LIVE_PLAN_STATES,
+            unallocated_at__isnull=True,
+        )
+        .order_by("invoice__invoice_number")
+        .values_list("plan__payment_id", "invoice__invoice_number")
+    )
+    numbers: dict[int, list[str]] = {}
+    for payment_id, number in lines:
+        numbers.setdefault(payment_id, []).append(number)
+    return {payment_id: " ".join(found) for payment_id, found in numbers.items()}
+
+
 @clerk_required
 def export_csv(request):
-    """The current tab and filter as CSV, streamed in chunks (no whole table in memory)."""
+    """The current tab and filter as CSV, streamed in chunks (no whole table in memory).
+    Amounts at the currency's own decimals; states as the screens name them; the invoices a
+    payment settles and its AIQ receipt, so the file can be checked against the books."""
     tab, filterset, queryset = _filtered(request)
     writer = csv.writer(_Echo())
     header = [
-        "received_at", "source", "external_id", "amount", "currency", "payer_name",
-        "payer_email", "customer_code", "match_state", "status", "description",
+        "Received", "Source", "Payment id", "Amount", "Currency", "Payer", "Payer e-mail",
+        "Customer", "State", "Provider status", "Invoices", "AIQ receipt",
+        "AIQ receipt transaction", "Description",
     ]  # fmt: skip
+    chunk = 2000
 
     def rows():
         yield writer.writerow(header)
-        for p in queryset.order_by("-received_at", "-id").iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    p.received_at.isoformat(),
-                    p.source,
-                    _csv_safe(p.external_id),
-                    str(p.amount),
-                    p.currency,
-                    _csv_safe(p.payer_name),
-                    _csv_safe(p.payer_email),
-                    p.customer.code if p.customer_id else "",
-                    p.match_state,
-                    p.status,
-                    _csv_safe(p.description),
-                ]
-            )
+        payments = queryset.select_related("customer", "receipt").order_by("-received_at", "-id")
+        batch = []
+        for payment in payments.iterator(chunk_size=chunk):
+            batch.append(payment)
+            if len(batch) == chunk:
+                yield from _export_rows(writer, batch)
+                batch = []
+        yield from _export_rows(writer, batch)
 
+    filters = {k: v for k, v in request.GET.items() if v and k != "after"}
+    with transaction.atomic():  # who took which payments out of the app, and how many
+        audit_log(
+            actor=request.user,
+            action="payments.export",
+            object_type="payments.payment",
+            summary=f"CSV export of the {tab} tab: {queryset.count()} payment(s)",
+            after={"filters": filters},
+        )
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="payments-{tab}.csv"'
     return response
+
+
+def _export_rows(writer, payments):
+    invoices = _invoices_by_payment([p.pk for p in payments]) if payments else {}
+    for p in payments:
+        receipt = p.receipt
+        yield writer.writerow(
+            [
+                timezone.localtime(p.received_at).strftime("%d/%m/%Y %H:%M"),
+                p.get_source_display(),
+                _csv_safe(p.external_id),
+                str(quantize(p.amount, p.currency)),
+                p.currency,
+                _csv_safe(p.payer_name),
+                _csv_safe(p.payer_email),
+                p.customer.code if p.customer_id else "",
+                p.get_match_state_display(),
+                p.get_status_display(),
+                invoices.get(p.pk, ""),
+                receipt.check_reference if receipt else "",
+                (receipt.aiq_transaction_id or "") if receipt else "",
+                _csv_safe(p.description),
+            ]
+        )
 
 
 @require_POST

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from ledger.models import Document, Invoice, OutboxCommand
 from ledger.views.documents import _pdf
-from payments.models import Payment, Refund
+from payments.models import Payment, Refund, Unallocation
 from payments.services import refunds as services
 from payments.services.refund_steps import RefundStepError, refund_steps
 from staff.forms import ReasonForm
@@ -193,10 +193,12 @@ def unallocate_first(request, payment_id):
         reason=request.POST.get("reason") or "refund requested",
     )
     if outcome.ok:
+        waiting = sum(undo.state == Unallocation.State.REQUESTED for undo in outcome.value)
         messages.success(
             request,
-            f"{len(outcome.value)} allocation(s) queued to be reversed in AIQ; once confirmed "
-            "the money is on account and can be refunded.",
+            f"{len(outcome.value) - waiting} allocation(s) queued to be reversed in AIQ"
+            + (f", {waiting} waiting for a second person's approval" if waiting else "")
+            + "; once confirmed the money is on account and can be refunded.",
         )
     else:
         messages.error(request, f"Not unallocated: {outcome.message}")

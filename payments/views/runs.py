@@ -13,6 +13,7 @@ from django.shortcuts import render
 from core.paging import keyset_page
 from ledger.models import Invoice
 from payments.models import MatchProposal
+from payments.selectors import run_rule_counts
 from staff.models import AuditEntry
 from staff.views import clerk_required
 
@@ -65,5 +66,7 @@ def run_proposals(request, run_id: str):
         proposals, order=("id", "id"), after=request.GET.get("after"), size=PAGE_SIZE
     )
     page.items = _with_invoices(page.items)
-    template = "payments/_run_proposal_rows.html" if request.htmx else "payments/run.html"
-    return render(request, template, {"run": run, "run_id": run_id, "page": page})
+    if request.htmx:
+        return render(request, "payments/_run_proposal_rows.html", {"page": page})
+    context = {"run": run, "run_id": run_id, "page": page, "by_rule": run_rule_counts(run_id)}
+    return render(request, "payments/run.html", context)

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from payments.models import ImportBatch
+from payments.selectors import layouts_described
 from payments.services.payments import PaymentsNotConfigured
 from payments.services.statements import (
     PARTIAL_FILE_RULE,
@@ -26,6 +27,7 @@ from payments.services.statements import (
     statement_preview,
     statement_previews_forget_stale,
 )
+from payments.sources.bank_files import SUPPORTED_FORMATS
 from staff.views import clerk_required, run_service
 
 PREVIEW_ROWS = 200  # rows listed on the preview; the counts cover the whole file
@@ -49,11 +51,18 @@ def statement_upload(request):
         statement_previews_forget_stale()
         preview = statement_preview(
             user=request.user,
-            import_format=form.cleaned_data["import_format"],
+            import_format=form.cleaned_data.get("import_format"),
+            statement_account=form.cleaned_data.get("statement_account"),
             filename=upload.name,
             content=content,
         )
-    context = {"form": form, "preview": preview, "rule": PARTIAL_FILE_RULE}
+    context = {
+        "form": form,
+        "preview": preview,
+        "rule": PARTIAL_FILE_RULE,
+        "supported_formats": SUPPORTED_FORMATS,
+        "layouts": layouts_described(),
+    }
     if preview and preview.ok:
         # the inbox filters on the local date, so the link's range is in local dates too
         dates = [timezone.localdate(item.received_at) for item in preview.new_items]
@@ -107,7 +116,8 @@ def statement_confirm(request):
 
 def _inbox_link(batch: ImportBatch, cleaned: dict) -> str:
     """The inbox showing this file's payments: its source and date range, every state."""
-    query = {"tab": "all", "source": batch.import_format.source}
+    source = batch.import_format.source if batch.import_format else "bank"
+    query = {"tab": "all", "source": source}
     if cleaned.get("received_from") and cleaned.get("received_to"):
         query["received_from"] = cleaned["received_from"].isoformat()
         query["received_to"] = cleaned["received_to"].isoformat()

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import transaction
 from django_q.models import Schedule
 
 SCHEDULES = {
@@ -20,6 +21,7 @@ SCHEDULES = {
 class Command(BaseCommand):
     help = "Create/update the outbox sweeper, AIQ pull and Stripe catch-up schedules."
 
+    @transaction.atomic  # each schedule change and its audit entry commit together
     def handle(self, *args, **options):
         for name, (func, minutes) in SCHEDULES.items():
             _, created = Schedule.objects.update_or_create(

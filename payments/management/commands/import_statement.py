@@ -5,7 +5,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from payments.models import ImportFormat
+from payments.models import ImportFormat, StatementAccount
 from payments.services.payments import PaymentsNotConfigured
 from payments.services.statements import (
     PARTIAL_FILE_RULE,
@@ -16,22 +16,43 @@ from payments.services.statements import (
 
 
 class Command(BaseCommand):
-    help = "Import a statement file (CSV or .xlsx) with a saved format. " + PARTIAL_FILE_RULE
+    help = (
+        "Import a statement file: camt.052/053/054, MT940, BAI2, OFX, QIF (recognised by "
+        "content), or CSV/.xlsx with a saved format. " + PARTIAL_FILE_RULE
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("file")
-        parser.add_argument("--format", required=True, dest="format_name", help="ImportFormat name")
+        parser.add_argument(
+            "--format", dest="format_name", help="ImportFormat name (CSV/Excel files only)"
+        )
+        parser.add_argument(
+            "--account", help="bank account (IBAN or 'sortcode account') when the file has none"
+        )
         parser.add_argument(
             "--user", help="username recorded as uploader (default: first superuser)"
         )
         parser.add_argument("--dry-run", action="store_true", help="preview only")
 
-    def handle(self, *args, file, format_name, user=None, dry_run=False, **options):
+    def handle(
+        self, *args, file, format_name=None, account=None, user=None, dry_run=False, **options
+    ):
         path = Path(file)
         if not path.is_file():
             raise CommandError(f"No such file: {file}")
-        import_format = ImportFormat.objects.filter(name=format_name).first()
-        if import_format is None:
+        import_format = (
+            ImportFormat.objects.filter(name=format_name).first() if format_name else None
+        )
+        statement_account = None
+        if account:
+            from payments.sources.statement_rows import account_key
+
+            statement_account = StatementAccount.objects.filter(
+                account_key__in=[account, account_key(account_id=account)]
+            ).first()
+            if statement_account is None:
+                raise CommandError(f"No bank account {account!r}.")
+        if format_name and import_format is None:
             names = ", ".join(ImportFormat.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"No import format {format_name!r} (known: {names}).")
         users = get_user_model().objects
@@ -44,7 +65,11 @@ class Command(BaseCommand):
             raise CommandError("No such user; pass --user USERNAME.")
         content = path.read_bytes()
         preview = statement_preview(
-            user=actor, import_format=import_format, filename=path.name, content=content
+            user=actor,
+            import_format=import_format,
+            statement_account=statement_account,
+            filename=path.name,
+            content=content,
         )
         if not preview.ok:
             lines = (

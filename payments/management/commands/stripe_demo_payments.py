@@ -4,7 +4,9 @@ some nothing. Webhooks then bring them into the app like real Stripe payments.""
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from core.money import to_minor
+from core.stripe_money import stripe_to_minor
+from ledger.models import Invoice
+from payments.models import Payment
 from payments.sources import stripe_client
 from payments.sources.stripe_demo import demo_customer_create, demo_payment_create
 
@@ -25,8 +27,6 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, invoices, count, if_empty=False, **options):
-        from payments.models import Payment
-
         if if_empty and Payment.objects.filter(source="stripe").exists():
             self.stdout.write("Stripe payments exist already; no demo payments created.")
             return
@@ -40,7 +40,7 @@ class Command(BaseCommand):
             for number, amount, currency, email, name in targets:
                 customer = demo_customer_create(email=email, name=name)
                 demo_payment_create(
-                    amount_minor=to_minor(amount, currency),
+                    amount_minor=stripe_to_minor(amount, currency),
                     currency=currency.lower(),
                     customer_id=customer["id"],
                     metadata={"invoice": number},
@@ -60,8 +60,6 @@ class Command(BaseCommand):
 
     def _targets(self, numbers, count):
         from decimal import Decimal
-
-        from ledger.models import Invoice
 
         open_invoices = Invoice.objects.filter(outstanding_amount__gt=0).select_related("customer")
         if numbers:

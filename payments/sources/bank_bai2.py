@@ -1,0 +1,99 @@
+"""BAI2 cash management balance reports, read with the `bai2` library.
+
+A file holds groups (02, with the as-of date and default currency), each of accounts (03, with
+summary and status codes: 010 opening ledger, 015 closing ledger) and their transaction details
+(16: type code, amount in the currency's minor unit, bank and customer references, text).
+Type codes 100-399 are credits, 400-699 debits (the library knows each code's direction). BAI2
+entries carry no date of their own: the group's as-of date is their booking date. Integrity
+(control totals in 49/98/99) is checked by the library; a file that fails it is refused.
+"""
+
+from core.money import MoneyError, from_minor, normalise_currency
+from payments.sources.statement_rows import (
+    ParsedStatement,
+    RowError,
+    StatementEntry,
+    StatementError,
+    StatementHeader,
+)
+
+
+def read_bai2(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
+    from bai2 import bai2 as library
+    from bai2.constants import TypeCodeTransaction
+
+    text = content.decode("utf-8-sig", errors="replace")
+    try:
+        document = library.parse_from_string(text, check_integrity=True)
+    except Exception as error:  # noqa: BLE001 - the library raises its own and ValueError
+        raise StatementError(f"The BAI2 file cannot be read: {error}") from None
+    parsed = ParsedStatement(file_format="bai2")
+    entries: list[StatementEntry] = []
+    number = 0
+    for group in document.children:
+        as_of = group.header.as_of_date
+        for account in group.children:
+            header = account.header
+            try:
+                currency = normalise_currency(header.currency or group.header.currency or "USD")
+            except MoneyError as error:
+                raise StatementError(
+                    f"BAI2 account {header.customer_account_number}: {error}"
+                ) from None
+            balances = {
+                s.type_code.code: s.amount
+                for s in header.summary_items
+                if s.type_code is not None and s.amount is not None
+            }
+            statement = StatementHeader(
+                account_id=str(header.customer_account_number or ""),
+                currency=currency,
+                statement_id=f"{group.header.originator_id or ''}/{as_of:%Y-%m-%d}"
+                if as_of
+                else "",
+                start_date=as_of,
+                end_date=as_of,
+                opening_balance=from_minor(int(balances["010"]), currency)
+                if "010" in balances
+                else None,
+                closing_balance=from_minor(int(balances["015"]), currency)
+                if "015" in balances
+                else None,
+            )
+            index = len(parsed.statements)
+            parsed.statements.append(statement)
+            for detail in account.children:
+                number += 1
+                direction = detail.type_code.transaction if detail.type_code else None
+                if direction not in (TypeCodeTransaction.credit, TypeCodeTransaction.debit):
+                    parsed.skipped += 1  # a memo or status line, not money
+                    continue
+                try:
+                    amount = from_minor(int(detail.amount or 0), currency)
+                except (MoneyError, ValueError) as error:
+                    parsed.errors.append(RowError(number, "amount", f"detail {number}: {error}"))
+                    continue
+                if as_of is None:
+                    parsed.errors.append(RowError(number, "date", "the group has no as-of date"))
+                    continue
+                bank_ref = (detail.bank_reference or "").strip()
+                customer_ref = (detail.customer_reference or "").strip()
+                entries.append(
+                    StatementEntry(
+                        row=number,
+                        booked=as_of,
+                        amount=amount if direction == TypeCodeTransaction.credit else -amount,
+                        currency=currency,
+                        transaction_id=bank_ref,
+                        bank_reference=bank_ref,
+                        remittance=" ".join(
+                            p for p in (customer_ref, (detail.text or "").strip()) if p
+                        ),
+                        statement=index,
+                        raw={"detail": number, "type_code": detail.type_code.code},
+                    )
+                )
+    if not parsed.statements:
+        raise StatementError("The BAI2 file holds no account.")
+    parsed.row_count = number
+    return parsed, entries

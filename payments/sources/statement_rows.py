@@ -1,0 +1,281 @@
+"""The one shape every statement file is read into, and from it the payments.
+
+Each format's reader (CSV/Excel layouts, camt.052/053/054, MT940, BAI2, OFX, QIF) produces
+StatementEntry rows (signed amounts: money in positive) and a StatementHeader per statement
+in the file (the account, the period, opening and closing balances). `statement_items` turns
+them into NormalisedPayments the same way for every format:
+
+- money out is counted as skipped, never a payment;
+- the balance check: opening + every entry = closing, or the file is refused with the numbers;
+- ids: a bank's transaction id is unique per bank account (the statement's account), not per
+  bank, so two accounts' files never collide; an entry without one gets a stable hash of its
+  date, amount, texts and account, counted per occurrence so two identical entries in one
+  file stay two payments while the same entry in an overlapping statement is a duplicate.
+"""
+
+import hashlib
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+
+from core.money import MoneyError, exact, normalise_currency
+from payments.sources.normalised import NormalisedPayment
+
+MAX_ENTRIES = 200_000
+
+
+class StatementError(ValueError):
+    """The file as a whole cannot be read (wrong type, missing columns, empty, unbalanced)."""
+
+
+@dataclass
+class RowError:
+    row: int
+    field: str
+    message: str
+
+    def as_dict(self) -> dict:
+        return {"row": self.row, "field": self.field, "message": self.message}
+
+    def __str__(self) -> str:
+        if not self.row:
+            return f"{self.field}: {self.message}"
+        return f"Row {self.row}, {self.field}: {self.message}"
+
+
+@dataclass(slots=True)
+class StatementEntry:
+    row: int  # where a person finds it: spreadsheet row, line of the file, or entry number
+    booked: date
+    amount: Decimal  # signed: money in > 0, money out < 0
+    currency: str
+    transaction_id: str = ""  # the bank's unique id for it, when the file has one
+    bank_reference: str = ""  # the bank's reference shown to people (may not be unique)
+    payer_name: str = ""
+    payer_account: str = ""
+    remittance: str = ""  # narrative / remittance information / memo
+    end_to_end_id: str = ""
+    statement: int = 0  # index into ParsedStatement.statements
+    raw: dict = field(default_factory=dict)
+    amount_field: str = "amount"  # how an error about the amount names it (a CSV's column)
+
+
+@dataclass
+class StatementHeader:
+    """One statement as the bank describes it. Balances are None when the format has none."""
+
+    iban: str = ""
+    sort_code: str = ""
+    account_number: str = ""
+    account_id: str = ""  # any other identifier the bank uses (BAI2, OFX ACCTID, MT940 :25:)
+    account_name: str = ""
+    currency: str = ""
+    statement_id: str = ""
+    start_date: date | None = None
+    end_date: date | None = None
+    opening_balance: Decimal | None = None
+    closing_balance: Decimal | None = None
+    entry_count: int = 0
+
+    @property
+    def account_key(self) -> str:
+        return account_key(
+            iban=self.iban,
+            sort_code=self.sort_code,
+            account_number=self.account_number,
+            account_id=self.account_id,
+        )
+
+
+@dataclass
+class ParsedStatement:
+    file_format: str = "csv"
+    items: list[NormalisedPayment] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
+    skipped: int = 0  # money-out and empty rows
+    row_count: int = 0
+    statements: list[StatementHeader] = field(default_factory=list)
+
+    @property
+    def account_keys(self) -> list[str]:
+        return sorted({s.account_key for s in self.statements if s.account_key})
+
+
+_SPACES = re.compile(r"[\s\-/.]")
+_IBAN = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$")
+
+
+def normalise_iban(value: str) -> str:
+    text = _SPACES.sub("", value or "").upper()
+    return text if _IBAN.match(text) else ""
+
+
+def account_key(*, iban="", sort_code="", account_number="", account_id="") -> str:
+    """The one spelling of an account: its IBAN; else "sortcode accountnumber" (digits only);
+    else the identifier the file gives (an IBAN hidden in it is found)."""
+    found = normalise_iban(iban) or normalise_iban(account_id)
+    if found:
+        return found
+    sort_digits = re.sub(r"\D", "", sort_code or "")
+    number = re.sub(r"\s", "", account_number or "")
+    if sort_digits and number:
+        return f"{sort_digits} {number}"[:70]
+    text = re.sub(r"\s+", " ", (account_id or number or "").strip())
+    compact = re.sub(r"[\s\-]", "", text)
+    # MT940 :25: is often "sortcode/account" or "sortcodeaccount" (14 digits, UK)
+    if re.fullmatch(r"\d{6}/?\d{8}", compact.replace("/", "/")):
+        digits = compact.replace("/", "")
+        return f"{digits[:6]} {digits[6:]}"
+    return text[:70]
+
+
+def payer_account_text(*, iban="", sort_code="", account_number="", other="") -> str:
+    """The payer's account as one text: IBAN, or "sortcode accountnumber", or what was given."""
+    return account_key(
+        iban=iban, sort_code=sort_code, account_number=account_number, account_id=other
+    )
+
+
+def _stable_id(source: str, values: tuple, occurrence: int) -> str:
+    digest = hashlib.sha256(repr((source, values, occurrence)).encode()).hexdigest()
+    return f"row:{digest[:40]}"
+
+
+def row_external_id(source: str, values: tuple, occurrence: int) -> str:
+    """Stable id of a row: the same transaction in two overlapping statements gets the same
+    id (duplicate), two identical rows in one file do not (occurrence counts them)."""
+    return _stable_id(source, values, occurrence)
+
+
+def bank_id_external_id(account: str, transaction_id: str, occurrence: int) -> str:
+    """A bank's own transaction id, per account (without an account: as the file gives it)."""
+    text = f"{account}|{transaction_id}" if account else f"id:{transaction_id}"
+    if occurrence > 1:
+        text += f"#{occurrence}"
+    if len(text) <= 100:
+        return text
+    return "id:" + hashlib.sha256(text.encode()).hexdigest()[:60]
+
+
+def balance_errors(parsed: ParsedStatement, entries: list[StatementEntry]) -> list[RowError]:
+    """Opening + every entry (in and out) = closing, per statement that gives both."""
+    totals = Counter()
+    for entry in entries:
+        totals[entry.statement] += entry.amount
+    errors = []
+    for number, header in enumerate(parsed.statements):
+        if header.opening_balance is None or header.closing_balance is None:
+            continue
+        moved = Decimal(totals[number])
+        expected = header.opening_balance + moved
+        if expected != header.closing_balance:
+            name = header.statement_id or header.account_key or f"statement {number + 1}"
+            currency = header.currency or ""
+            errors.append(
+                RowError(
+                    0,
+                    "balance",
+                    f"{name}: opening balance {header.opening_balance} + entries {moved} "
+                    f"= {expected} {currency}, but the bank's closing balance is "
+                    f"{header.closing_balance} {currency} (difference "
+                    f"{header.closing_balance - expected}); is the file complete?",
+                )
+            )
+    return errors
+
+
+def statement_items(
+    parsed: ParsedStatement,
+    entries: list[StatementEntry],
+    *,
+    source: str,
+    filename: str = "",
+    fallback_account: str = "",
+    account_ids: dict[str, int] | None = None,
+) -> ParsedStatement:
+    """Fill parsed.items from the entries (money in only) and add the balance check's errors.
+
+    `fallback_account` is the account key of the bank account the clerk chose, for files that
+    do not say; `account_ids` maps account keys to StatementAccount ids."""
+    parsed.errors.extend(balance_errors(parsed, entries))
+    account_ids = account_ids or {}
+    if len(entries) > MAX_ENTRIES:
+        raise StatementError(f"The file has more than {MAX_ENTRIES} entries; split it.")
+    seen: Counter = Counter()
+    for entry in entries:
+        if entry.statement < len(parsed.statements):
+            parsed.statements[entry.statement].entry_count += 1
+        if entry.amount <= 0:
+            parsed.skipped += 1  # money out (or a zero line): not a payment to us
+            continue
+        try:
+            currency = normalise_currency(entry.currency)
+            amount = exact(entry.amount, currency)
+        except MoneyError as error:
+            parsed.errors.append(RowError(entry.row, entry.amount_field, str(error)))
+            continue
+        header = parsed.statements[entry.statement] if parsed.statements else None
+        account = (header.account_key if header else "") or fallback_account
+        remittance = re.sub(r"\s+", " ", entry.remittance or "").strip()
+        if entry.transaction_id:
+            key = (account, entry.transaction_id)
+            seen[key] += 1
+            external_id = bank_id_external_id(account, entry.transaction_id, seen[key])
+        else:
+            cells = entry.raw.get("cells")
+            if cells is not None:  # a spreadsheet row: its every cell (ids as before accounts)
+                key = (
+                    entry.booked.isoformat(),
+                    str(amount),
+                    currency,
+                    entry.remittance,
+                    tuple(cells),
+                )
+            else:
+                key = (
+                    entry.booked.isoformat(),
+                    str(amount),
+                    currency,
+                    remittance,
+                    entry.bank_reference,
+                    entry.payer_name,
+                    entry.payer_account,
+                )
+            if account:
+                key = (*key, account)
+            seen[key] += 1
+            external_id = _stable_id(source, key, seen[key])
+        references = []
+        for label, value in (
+            ("bank.narrative", remittance),
+            ("bank.end_to_end_id", entry.end_to_end_id),
+            ("bank.reference", entry.bank_reference),
+        ):
+            if value and value not in {r["value"] for r in references}:
+                references.append({"source": label, "value": value[:500]})
+        parsed.items.append(
+            NormalisedPayment(
+                source=source,
+                external_id=external_id,
+                amount=amount,
+                currency=currency,
+                received_at=datetime.combine(entry.booked, time(12, 0), tzinfo=UTC),
+                payer_name=(entry.payer_name or "").strip()[:200],
+                payer_account=(entry.payer_account or "")[:70],
+                bank_reference=(entry.bank_reference or "").strip()[:140],
+                end_to_end_id=(entry.end_to_end_id or "").strip()[:140],
+                statement_account_id=account_ids.get(account),
+                description=remittance[:2000],
+                references=references,
+                raw={
+                    "file": filename[:255],
+                    "row": entry.row,
+                    **({"account": account} if account else {}),
+                    **entry.raw,
+                },
+            )
+        )
+    parsed.errors.sort(key=lambda e: e.row)
+    return parsed
