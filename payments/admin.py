@@ -80,7 +80,7 @@ class ImportBatchAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("state", "import_format")
-    # content is the uploaded file itself (up to 20 MB): never rendered, never even loaded
+    # content is the uploaded file itself (up to bank_csv.MAX_BYTES): never rendered, never even loaded
     readonly_fields = [f.name for f in m.ImportBatch._meta.fields if f.name != "content"]
     exclude = ("content",)
 

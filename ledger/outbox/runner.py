@@ -25,8 +25,10 @@ from ledger.duplicates import duplicate_flag_extra
 from ledger.models import OutboxCommand
 from ledger.outbox import claim as claiming
 from ledger.outbox.executors import EXECUTORS, PayloadError, resolve_payload
-from ledger.outbox.mirror import mirror_apply, plan_failed, plan_parked
+from ledger.outbox.mirror import mirror_apply
+from ledger.outbox.origins import origin_follow
 from ledger.outbox.repair import duplicate_reversal_done
+from ledger.outbox.steps import StepRefused, StepUncertain
 from staff.services import audit_log
 
 log = logging.getLogger(__name__)
@@ -152,10 +154,7 @@ def _finish(
                 state,
             )
             park_dependents(command, f"depends on {command.external_reference} ({state})")
-            if state == State.FAILED:
-                plan_failed(command)
-            else:
-                plan_parked(command)
+            origin_follow(command)  # the plan, refund... that caused it (its app decides)
     return True
 
 
@@ -390,7 +389,7 @@ def run_claim(
             return State.UNCERTAIN
         sending = True
         result = executor.send(client, command, payload)
-    except errors.AiqPermanentError as exc:
+    except (errors.AiqPermanentError, StepRefused) as exc:
         code = getattr(exc, "error_code", "") or exc.__class__.__name__
         record(
             claim,
@@ -400,7 +399,7 @@ def run_claim(
             message=str(getattr(exc, "error_message", "") or exc),
         )
         return State.FAILED
-    except errors.AiqAmbiguousError as exc:
+    except (errors.AiqAmbiguousError, StepUncertain) as exc:
         _retry_later(record, claim, command, State.UNCERTAIN, "AMBIGUOUS", str(exc))
         return State.UNCERTAIN
     except errors.AiqTemporaryError as exc:

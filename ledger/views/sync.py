@@ -30,6 +30,7 @@ def sync_overview(request):
         "sync_states": sync_states,
         "running": any(state.running for state in sync_states),
         "entities": Entity.objects.order_by("name"),
+        "origin_pending": selectors.outbox_origin_pending(),
     }
     return render(request, "ledger/sync.html", context)
 

@@ -108,7 +108,9 @@ def approvals(request):
 @approver_required
 def approve(request, plan_id):
     plan = get_or_404(AllocationPlan.objects.select_related("payment"), pk=plan_id)
-    outcome = actions.approve_plan(plan=plan, actor=request.user)
+    seen = request.POST.get("version", "")  # the version the page showed (ASCII digits only)
+    seen_version = int(seen) if seen.isascii() and seen.isdigit() and len(seen) < 10 else None
+    outcome = actions.approve_plan(plan=plan, actor=request.user, seen_version=seen_version)
     if outcome.ok:
         messages.success(request, f"Approved the plan for {plan.payment.external_id}.")
     else:

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from core.money import exponent, format_money
 from ledger.models import Allocation, GLAccount, Invoice
-from ledger.selectors import open_invoices_search
+from ledger.selectors import customer_exposure, open_invoices_search
 from payments.forms import AllocationForm
 from payments.models import AllocationPlan, MatchProposal, Payment, Unallocation
 from payments.services.plan_lines import available_amount
@@ -224,6 +224,8 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         ),
         "raw_json": json.dumps(payment.raw, indent=1, sort_keys=True, default=str),
         "history": _history(payment, plans, proposals),
+        # the customer's balance, open and overdue items and credit limit, beside the editor
+        "exposure": customer_exposure(payment.customer) if payment.customer_id else None,
         "can_reject": live is not None and live.state in EDITABLE,
         # with no plan yet, the reject button turns down the engine's best open proposal
         "open_proposal": None if live else _open_proposal(payment),

@@ -15,6 +15,13 @@ SCHEDULES = {
     "stripe-events-retry": ("payments.tasks.stripe_events_sweep_task", 5),
     # Nightly catch-up: events missed while the webhook endpoint was down.
     "stripe-catch-up": ("payments.tasks.stripe_catch_up_task", 24 * 60),
+    # Nightly: charges made without a PaymentIntent send no payment_intent.* event; the
+    # incremental charge import (cursor on `created`) finds them.
+    "stripe-import": ("payments.tasks.stripe_import_task", 24 * 60),
+    # GoCardless events stored but not processed yet (GoCardless down, lost task): retried.
+    "gocardless-events-retry": ("payments.tasks.gocardless_events_sweep_task", 5),
+    # Nightly: GoCardless events missed while the webhook endpoint was down, and payments.
+    "gocardless-catch-up": ("payments.tasks.gocardless_catch_up_task", 24 * 60),
 }
 
 

@@ -18,7 +18,7 @@ def legacy_sent(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ledger", "0006_invoice_reference_keys"),
+        ("ledger", "0007_outbox_origin_pending"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
