@@ -368,6 +368,14 @@ class CreditNote(SyncedModel):
     def __str__(self):
         return self.credit_note_number or self.external_reference or f"credit note #{self.pk}"
 
+    @property
+    def status_text(self) -> str:
+        """Its state as a clerk reads it: a posted credit note is open only while some of it
+        is not allocated (DocumentStatus.POSTED says "open" for invoices and notes alike)."""
+        if self.status == DocumentStatus.POSTED and not self.outstanding_amount:
+            return "Posted, fully allocated"
+        return self.get_status_display()
+
 
 class CreditNoteLine(models.Model):
     credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, related_name="lines")

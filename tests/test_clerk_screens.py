@@ -152,3 +152,27 @@ def test_invoice_list_has_a_company_column_filter_count_and_totals(client, alice
     html = client.get(reverse("ledger:invoices"), {"entity": ireland.pk}).content.decode()
     assert "IE-1" in html and "INV-1001" not in html
     assert ">1</strong> invoice ·" in html
+
+
+def test_refund_on_account_is_offered_only_with_money_on_account(client, alice, screen_data):
+    from ledger.models import Receipt
+
+    payment = screen_data["unmatched"]
+    receipt = Receipt.objects.get(check_reference="RCPT-OLD")  # fully allocated: 0.00 left
+    type(payment).objects.filter(pk=payment.pk).update(receipt=receipt)
+    client.force_login(alice)
+    url = reverse("payments:detail", args=[payment.pk])
+    assert "Refund money on account" not in client.get(url).content.decode()
+    Receipt.objects.filter(pk=receipt.pk).update(unallocated_amount=Decimal("12.50"))
+    assert "Refund money on account" in client.get(url).content.decode()
+
+
+def test_a_fully_allocated_credit_note_does_not_say_open():
+    from ledger.models import CreditNote
+
+    assert CreditNote(status="posted", outstanding_amount=0).status_text == (
+        "Posted, fully allocated"
+    )
+    assert CreditNote(status="posted", outstanding_amount=Decimal("5")).status_text == (
+        "Posted, open"
+    )

@@ -56,6 +56,7 @@ class StatementEntry:
     bank_reference: str = ""  # the bank's reference shown to people (may not be unique)
     payer_name: str = ""
     payer_account: str = ""
+    payer_reference: str = ""  # a Direct Debit payer's reference (SmartDebit, Bacs)
     remittance: str = ""  # narrative / remittance information / memo
     end_to_end_id: str = ""
     statement: int = 0  # index into ParsedStatement.statements
@@ -273,6 +274,7 @@ def statement_items(
                 received_at=datetime.combine(entry.booked, time(12, 0), tzinfo=UTC),
                 payer_name=(entry.payer_name or "").strip()[:200],
                 payer_account=(entry.payer_account or "")[:70],
+                payer_reference=(entry.payer_reference or "").strip()[:100],
                 bank_reference=(entry.bank_reference or "").strip()[:140],
                 end_to_end_id=(entry.end_to_end_id or "").strip()[:140],
                 statement_account_id=account_ids.get(account),
