@@ -556,6 +556,14 @@ class AllocationPlan(MakerChecked):
         NEEDS_PERSON = "needs_person", "Needs a person"
         VOID = "void", "Void"
 
+    # The groups of states, spelled once for the queries, services and screens:
+    # holds its invoices' money until AIQ has confirmed it (then the mirror shows it)
+    RESERVING = (State.DRAFT, State.AWAITING_APPROVAL, State.APPROVED, State.SENT)
+    # the payment's decision: reserving, or in AIQ
+    LIVE = (*RESERVING, State.CONFIRMED)
+    # a person may still change its lines, or reject it
+    EDITABLE = (State.DRAFT, State.AWAITING_APPROVAL)
+
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="plans")
     proposal = models.ForeignKey(
         MatchProposal, null=True, blank=True, on_delete=models.PROTECT, related_name="plans"
