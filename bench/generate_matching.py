@@ -316,6 +316,9 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
                 "{}",
                 NOW,
                 NOW,
+                "",
+                "",
+                "",
             )
         )
     _insert(
@@ -323,7 +326,7 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
         "payments_payment",
         "entity_id source external_id amount currency amount_refunded exchange_rate received_at "
         'payer_name payer_email payer_reference description "references" status match_state '
-        "raw created_at updated_at".split(),
+        "raw created_at updated_at payer_account bank_reference end_to_end_id".split(),
         rows,
     )
     db.commit()

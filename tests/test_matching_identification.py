@@ -245,6 +245,21 @@ def test_a_mistyped_number_naming_another_customers_invoice_moves_no_cash_there(
     )
 
 
+def test_a_mistyped_number_in_a_narrative_from_an_unknown_payer_is_not_put_on_a_stranger(
+    books, alice, hsbc
+):
+    other = customer(books, "OTHE001", "Oakwood Dental Ltd")
+    make_invoice(other, "90.00", number="INV-010771")
+    (payment,) = _import(
+        alice,
+        hsbc,
+        "Date,Type,Details,Amount,Balance\n03 Feb 2026,CR,RCS LTD INV-010771,318.40,\n",
+    )
+    matching_run(dry_run=False)
+    assert first_proposal(payment) is None
+    assert any("the payer is not like that invoice's customer" in n for n in notes(payment))
+
+
 def test_a_po_number_equal_to_another_customers_invoice_digits_is_not_matched_there(
     books, alice, barclays
 ):
