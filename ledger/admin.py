@@ -29,7 +29,6 @@ class CustomerAdmin(MoneyRowAdmin):
     list_display = ("code", "name", "email", "currency", "credit_limit", "balance", "entity")
     list_filter = ("entity", "currency", "active")
     search_fields = ("code", "name", "email")
-    aiq_readonly_fields = ("aiq_account_id", "row_version", *SYNC)
 
 
 @admin.register(m.GLAccount)
@@ -45,7 +44,6 @@ class BankAccountAdmin(MoneyRowAdmin):
     list_display = ("bank_account_code", "bank_code", "name", "currency", "entity")
     list_filter = ("entity", "currency")
     search_fields = ("bank_account_code", "bank_code", "name")
-    aiq_readonly_fields = SYNC
 
 
 @admin.register(m.TaxCode)
@@ -89,7 +87,6 @@ class InvoiceAdmin(MoneyRowAdmin):
     date_hierarchy = "invoice_date"
     show_full_result_count = False
     inlines = [InvoiceLineInline]
-    aiq_readonly_fields = ("aiq_invoice_id", "aiq_transaction_id", "row_version", *SYNC)
 
 
 class CreditNoteLineInline(admin.TabularInline):
@@ -114,7 +111,6 @@ class CreditNoteAdmin(MoneyRowAdmin):
     list_select_related = ("customer",)
     raw_id_fields = ("customer", "invoice")
     inlines = [CreditNoteLineInline]
-    aiq_readonly_fields = ("aiq_credit_note_id", "aiq_transaction_id", *SYNC)
 
 
 @admin.register(m.Receipt)
@@ -132,7 +128,6 @@ class ReceiptAdmin(MoneyRowAdmin):
     search_fields = ("check_reference", "customer__code", "aiq_transaction_id")
     list_select_related = ("customer",)
     raw_id_fields = ("customer",)
-    aiq_readonly_fields = ("aiq_transaction_id", *SYNC)
 
 
 class JournalLineInline(admin.TabularInline):
@@ -148,7 +143,6 @@ class JournalAdmin(MoneyRowAdmin):
     search_fields = ("reference", "customer__code")
     raw_id_fields = ("customer",)
     inlines = [JournalLineInline]
-    aiq_readonly_fields = ("aiq_transaction_id", *SYNC)
 
 
 @admin.register(m.Allocation)
@@ -166,11 +160,12 @@ class AllocationAdmin(MoneyRowAdmin):
     list_filter = ("state", "currency", "entity")
     search_fields = ("reference", "transaction_id_1", "transaction_id_2")
     raw_id_fields = ("receipt", "credit_note", "invoice", "journal")
-    aiq_readonly_fields = ("transaction_id_1", "transaction_id_2", *SYNC)
 
 
 @admin.register(m.Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ViewOnlyAdmin):
+    """PDFs cached from AIQ; written only by ledger.documents."""
+
     list_display = ("kind", "aiq_transaction_id", "filename", "fetched_at", "entity")
     list_filter = ("kind", "entity")
     search_fields = ("aiq_transaction_id", "filename")
@@ -179,7 +174,9 @@ class DocumentAdmin(admin.ModelAdmin):
 
 
 @admin.register(m.SyncState)
-class SyncStateAdmin(admin.ModelAdmin):
+class SyncStateAdmin(AuditedAdmin):
+    """Editable (e.g. a cursor moved back to pull again), and audited."""
+
     list_display = (
         "entity",
         "object_type",
@@ -195,7 +192,9 @@ class SyncStateAdmin(admin.ModelAdmin):
 
 
 @admin.register(m.OutboxCommand)
-class OutboxCommandAdmin(admin.ModelAdmin):
+class OutboxCommandAdmin(ViewOnlyAdmin):
+    """Shown; retried or cancelled only by the actions below, which call the audited services."""
+
     list_display = (
         "id",
         "kind",
@@ -243,12 +242,6 @@ class OutboxCommandAdmin(admin.ModelAdmin):
 
         self._each(request, queryset, outbox_cancel, "Cancelled")
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(m.InvoiceLine)
 class InvoiceLineAdmin(MoneyRowAdmin):
@@ -263,7 +256,6 @@ class InvoiceLineAdmin(MoneyRowAdmin):
     search_fields = ("invoice__invoice_number", "description")
     raw_id_fields = ("invoice",)
     list_select_related = ("invoice",)
-    aiq_readonly_fields = ("aiq_invoice_item_id",)
 
 
 @admin.register(m.CreditNoteLine)

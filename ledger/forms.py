@@ -5,7 +5,7 @@ from django import forms
 from django.db.models import Q
 
 from core.forms import DATE_INPUT_FORMATS, DateInputGB
-from ledger.models import Customer, DocumentStatus, Invoice
+from ledger.models import Customer, DocumentStatus, Entity, Invoice
 from ledger.selectors import customer_search
 
 
@@ -15,6 +15,9 @@ class InvoiceFilter(django_filters.FilterSet):
     )
     status = django_filters.ChoiceFilter(
         label="Status", choices=DocumentStatus.choices, empty_label="Any"
+    )
+    entity = django_filters.ModelChoiceFilter(
+        label="Company", queryset=Entity.objects.order_by("name"), empty_label="All companies"
     )
     customer = django_filters.CharFilter(label="Customer code", method="filter_customer")
     currency = django_filters.CharFilter(label="Currency", method="filter_currency", max_length=3)

@@ -368,6 +368,14 @@ class CreditNote(SyncedModel):
     def __str__(self):
         return self.credit_note_number or self.external_reference or f"credit note #{self.pk}"
 
+    @property
+    def status_text(self) -> str:
+        """Its state as a clerk reads it: a posted credit note is open only while some of it
+        is not allocated (DocumentStatus.POSTED says "open" for invoices and notes alike)."""
+        if self.status == DocumentStatus.POSTED and not self.outstanding_amount:
+            return "Posted, fully allocated"
+        return self.get_status_display()
+
 
 class CreditNoteLine(models.Model):
     credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, related_name="lines")
@@ -654,6 +662,10 @@ class OutboxCommand(models.Model):
     result = models.JSONField(default=dict, blank=True, help_text="AIQ ids once confirmed.")
     origin_type = models.CharField(max_length=40, blank=True, help_text='e.g. "allocation_plan"')
     origin_id = models.BigIntegerField(null=True, blank=True)
+    # the origin's handler (ledger/outbox/origins.py) raised on the verdict: the sweeper runs it
+    # again and the sync screen lists the command until it goes through
+    origin_pending = models.BooleanField(default=False)
+    origin_error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         "auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -666,6 +678,12 @@ class OutboxCommand(models.Model):
             # the sweeper's query: due rows by state and time
             models.Index(fields=["state", "next_attempt_at"], name="outbox_due"),
             models.Index(fields=["origin_type", "origin_id"], name="outbox_origin"),
+            # the sweeper's retry of origin handlers: only the few rows that need it
+            models.Index(
+                fields=["origin_pending"],
+                condition=Q(origin_pending=True),
+                name="outbox_origin_pending",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

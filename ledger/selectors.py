@@ -4,6 +4,7 @@ Lists are paged by core.paging.keyset_page.
 """
 
 from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
 
 from ledger.models import Customer, DocumentStatus, Invoice, OutboxCommand, SyncState
 
@@ -11,7 +12,18 @@ from ledger.models import Customer, DocumentStatus, Invoice, OutboxCommand, Sync
 
 
 def invoice_list() -> QuerySet:
-    return Invoice.objects.select_related("customer")
+    return Invoice.objects.select_related("customer", "entity")
+
+
+def invoice_totals(queryset: QuerySet) -> list[dict]:
+    """How many invoices a (filtered) list holds and what they add up to, per currency (never
+    summed across currencies)."""
+    return list(
+        queryset.order_by()
+        .values("currency")
+        .annotate(n=Count("id"), gross=Sum("gross_amount"), open=Sum("outstanding_amount"))
+        .order_by("currency")
+    )
 
 
 def invoice_detail(invoice_id: int) -> Invoice:
@@ -47,15 +59,22 @@ def customer_open_items(customer: Customer) -> QuerySet:
 
 
 def customer_exposure(customer: Customer) -> dict:
-    """A plain credit check: open items against the credit limit (0 means no limit set)."""
+    """A plain credit check: open items against the credit limit (0 means no limit set), and
+    what of them is past its due date."""
+    today = timezone.localdate()
     figures = customer_open_items(customer).aggregate(
-        total=Sum("outstanding_amount"), n=Count("id")
+        total=Sum("outstanding_amount"),
+        n=Count("id"),
+        overdue=Sum("outstanding_amount", filter=Q(due_date__lt=today)),
+        overdue_n=Count("id", filter=Q(due_date__lt=today)),
     )
     open_total = figures["total"] or 0
     limit = customer.credit_limit or 0
     return {
         "open_total": open_total,
         "open_count": figures["n"],
+        "overdue_total": figures["overdue"] or 0,
+        "overdue_count": figures["overdue_n"],
         "headroom": (limit - open_total) if limit else None,
         "over_limit": bool(limit) and open_total > limit,
     }
@@ -92,6 +111,11 @@ def outbox_by_state(state: str | None) -> QuerySet:
 def outbox_state_counts() -> dict[str, int]:
     rows = OutboxCommand.objects.values("state").annotate(n=Count("id"))
     return {row["state"]: row["n"] for row in rows}
+
+
+def outbox_origin_pending(limit: int = 50) -> list[OutboxCommand]:
+    """Confirmed writes whose origin's handler raised (ledger/outbox/origins.py), oldest first."""
+    return list(OutboxCommand.objects.filter(origin_pending=True).order_by("pk")[:limit])
 
 
 def sync_states() -> QuerySet:

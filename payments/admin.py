@@ -28,7 +28,6 @@ class PaymentAdmin(MoneyRowAdmin):
     raw_id_fields = ("customer", "payout", "receipt")
     show_full_result_count = False
     inlines = [FeeInline]
-    aiq_readonly_fields = ("source", "external_id", "raw", "created_at", "updated_at")
 
 
 @admin.register(m.Payout)
@@ -36,7 +35,6 @@ class PayoutAdmin(MoneyRowAdmin):
     list_display = ("external_id", "source", "amount", "currency", "status", "arrival_date")
     list_filter = ("source", "status", "currency")
     search_fields = ("external_id",)
-    aiq_readonly_fields = ("source", "external_id", "raw")
 
 
 @admin.register(m.Fee)
@@ -50,21 +48,14 @@ class DisputeAdmin(MoneyRowAdmin):
     list_display = ("external_id", "payment", "amount", "currency", "status", "reason")
     list_filter = ("status",)
     raw_id_fields = ("payment",)
-    aiq_readonly_fields = ("source", "external_id", "raw")
 
 
 @admin.register(m.WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(ViewOnlyAdmin):
     list_display = ("event_id", "source", "event_type", "state", "attempts", "received_at")
     list_filter = ("source", "state", "event_type")
     search_fields = ("event_id", "event_type")
     readonly_fields = [f.name for f in m.WebhookEvent._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(m.ImportFormat)
@@ -73,7 +64,7 @@ class ImportFormatAdmin(AuditedAdmin):
 
 
 @admin.register(m.ImportBatch)
-class ImportBatchAdmin(admin.ModelAdmin):
+class ImportBatchAdmin(ViewOnlyAdmin):
     list_display = (
         "filename",
         "import_format",
@@ -83,15 +74,12 @@ class ImportBatchAdmin(admin.ModelAdmin):
         "created_at",
     )
     list_filter = ("state", "import_format")
-    # content is the uploaded file itself (up to 20 MB): never rendered, never even loaded
+    # content is the uploaded file itself (up to bank_csv.MAX_BYTES): never rendered, never even loaded
     readonly_fields = [f.name for f in m.ImportBatch._meta.fields if f.name != "content"]
     exclude = ("content",)
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("content")
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(m.PayerMapping)
@@ -144,9 +132,6 @@ class AllocationPlanAdmin(MoneyRowAdmin):
     raw_id_fields = ("payment", "proposal", "customer")
     inlines = [PlanLineInline]
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(m.Refund)
 class RefundAdmin(MoneyRowAdmin):
@@ -154,17 +139,11 @@ class RefundAdmin(MoneyRowAdmin):
     list_filter = ("kind", "state")
     raw_id_fields = ("customer", "payment", "invoice", "receipt", "credit_note")
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(m.AllocationPlanLine)
 class AllocationPlanLineAdmin(MoneyRowAdmin):
     list_display = ("plan", "invoice", "amount", "discount_amount", "write_off_amount")
     raw_id_fields = ("plan", "invoice")
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(m.Unallocation)

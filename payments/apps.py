@@ -19,3 +19,12 @@ class PaymentsConfig(AppConfig):
         post_migrate.connect(
             ensure_default_rules, sender=self, dispatch_uid="payments.ensure_default_rules"
         )
+        # what payments' rows do when the AIQ commands they caused reach a verdict
+        # (models and services load only once the app registry is ready, hence here)
+        from ledger.views.invoices import invoice_page_extend
+        from payments.selectors import invoice_plan_lines
+        from payments.services import outbox_origins, stripe_refund_step
+
+        outbox_origins.register()
+        stripe_refund_step.register()
+        invoice_page_extend(lambda invoice: {"plan_lines": invoice_plan_lines(invoice)})

@@ -350,6 +350,48 @@ class Statement(models.Model):
         indexes = [models.Index(fields=["account", "end_date"], name="statement_account_end")]
 
 
+class DirectDebitNotice(models.Model):
+    """A Bacs report line about a Direct Debit payer, kept as received: ARUDD (a collection
+    returned unpaid: the payment is reversed by a compensating entry, never deleted), ADDACS
+    (the payer's instruction changed or was cancelled) or AUDDIS (an instruction refused). The
+    notices of a payer reference are the flag a person sees before collecting again."""
+
+    class Kind(models.TextChoices):
+        ARUDD = "arudd", "Returned unpaid (ARUDD)"
+        ADDACS = "addacs", "Instruction amended or cancelled (ADDACS)"
+        AUDDIS = "auddis", "Instruction refused (AUDDIS)"
+
+    kind = models.CharField(max_length=6, choices=Kind)
+    payer_reference = models.CharField(max_length=100)
+    payer_name = models.CharField(max_length=200, blank=True)
+    payer_account = models.CharField(max_length=70, blank=True)
+    code = models.CharField(max_length=10, blank=True, help_text="Bacs reason/return code")
+    description = models.CharField(max_length=200, blank=True)
+    amount = MoneyField(null=True, blank=True)
+    currency = models.CharField(max_length=3, blank=True)
+    effective_date = models.DateField(null=True, blank=True)
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="dd_notices"
+    )
+    refund = models.ForeignKey(
+        "Refund", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    raw = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["payer_reference"], name="ddnotice_payer_reference")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "payer_reference", "effective_date", "code", "amount"],
+                name="ddnotice_once",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.payer_reference} {self.code}"
+
+
 class PayerMapping(models.Model):
     """A payer (source customer id or email) that staff confirmed belongs to an AIQ customer."""
 

@@ -278,3 +278,15 @@ def layouts_described() -> list[dict]:
             }
         )
     return described
+
+
+def invoice_plan_lines(invoice) -> QuerySet:
+    """Allocation plans touching the invoice that are not yet in AIQ (what is in flight), for
+    the invoice's page (registered with ledger.views.invoices in PaymentsConfig.ready())."""
+    State = AllocationPlan.State
+    return (
+        AllocationPlanLine.objects.filter(invoice=invoice)
+        .select_related("plan", "plan__payment", "plan__maker")
+        .exclude(plan__state__in=[State.CONFIRMED, State.VOID, State.REJECTED])
+        .order_by("-plan__created_at")
+    )

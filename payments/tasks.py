@@ -32,3 +32,15 @@ def gocardless_event_process_task(event_pk: int) -> str:
 def auto_match_changed_task() -> str:
     report = auto_match_changed()
     return "nothing changed" if report is None else f"{report.proposed} proposed"
+
+
+def gocardless_events_sweep_task() -> int:
+    from payments.sources.gocardless_source import gocardless_events_retry_due
+
+    return gocardless_events_retry_due()
+
+
+def gocardless_catch_up_task() -> dict:
+    from payments.sources.gocardless_source import gocardless_catch_up
+
+    return gocardless_catch_up()

@@ -8,7 +8,34 @@ PORT="${PORT:-8000}"
 mkdir -p var/log
 
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+# Every process this script started, with their children (qcluster forks a sentinel, workers,
+# a monitor and a pusher), found by parent pid.
+# (each returns 0: this runs under set -e)
+tree() { local pid; for pid in "$@"; do echo "$pid"; tree $(pgrep -P "$pid" || true); done; }
+alive() { local pid; for pid in "$@"; do if kill -0 "$pid" 2>/dev/null; then echo "$pid"; fi; done; }
+# Stop within seconds on Ctrl-C or SIGTERM (an IDE, systemd, docker stop). SIGTERM first:
+# qcluster stops its idle workers at once, but waits for a worker in the middle of a task (a
+# sync, an outbox drain) for as long as the task runs, and its workers ignore SIGINT. So what
+# is still running after STOP_GRACE_SECONDS is killed. Nothing is lost: a task's writes are
+# transactions, and an outbox command interrupted mid-call is read back from AIQ by the next
+# worker once its lease ends (RELIABILITY.md), so it is never sent twice.
+cleanup() {
+  trap - EXIT INT TERM
+  local all left
+  all=$(tree "${pids[@]}")
+  [ -n "$all" ] || exit 0
+  kill -TERM ${pids[@]} 2>/dev/null || true
+  for _ in $(seq 1 $(( ${STOP_GRACE_SECONDS:-5} * 5 ))); do
+    left=$(alive $all); [ -n "$left" ] || break; sleep 0.2
+  done
+  left=$(alive $all)
+  if [ -n "$left" ]; then
+    echo "Still busy after ${STOP_GRACE_SECONDS:-5} s, stopped at once: $(echo $left)" >&2
+    kill -KILL $left 2>/dev/null || true
+  fi
+  wait 2>/dev/null || true
+  exit 0
+}
 trap cleanup EXIT INT TERM
 
 if [ -f scripts/run-services.sh ]; then

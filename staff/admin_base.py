@@ -1,4 +1,4 @@
-"""Admin base classes: every change made in the admin is audited; money rows are never deleted."""
+"""Admin base classes: every change made in the admin is audited; money rows are read-only."""
 
 from django.contrib import admin
 from django.forms.models import model_to_dict
@@ -34,18 +34,6 @@ class AuditedAdmin(admin.ModelAdmin):
         super().delete_queryset(request, queryset)
 
 
-class MoneyRowAdmin(AuditedAdmin):
-    """Rows that carry money: no delete (undo is a reversing entry), AIQ ids read-only."""
-
-    aiq_readonly_fields: tuple[str, ...] = ()
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_readonly_fields(self, request, obj=None):
-        return tuple(super().get_readonly_fields(request, obj)) + self.aiq_readonly_fields
-
-
 class ViewOnlyAdmin(admin.ModelAdmin):
     """Rows only a service writes (an outbox step, a pull, a run, the audit log): the admin shows
     them, no more."""
@@ -58,3 +46,11 @@ class ViewOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class MoneyRowAdmin(ViewOnlyAdmin):
+    """Money mirrored from AIQ (invoices, credit notes, receipts, allocations, journals,
+    customers' balances) or received from a provider (payments, fees, payouts, disputes), and
+    the plans and refunds made of it: read-only in the admin, every field, inlines included.
+    AIQ is the book of record and the provider the record of what arrived; a correction is a
+    reversing action through a service that needs a second person (plans, refunds, undo)."""

@@ -20,3 +20,6 @@ class StaffConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(ensure_roles, sender=self, dispatch_uid="staff.ensure_roles")
+        from staff import audit_hooks
+
+        audit_hooks.connect()  # who may do what, and sign-ins, audited on every path

@@ -1,7 +1,9 @@
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 
 from staff.services import login_failed, login_is_locked, login_succeeded
+from staff.signals import login_locked_out
 
 
 class ReasonForm(forms.Form):
@@ -32,7 +34,8 @@ class ThrottledAuthenticationForm(AuthenticationForm):
         try:
             cleaned = super().clean()
         except forms.ValidationError:
-            login_failed(username=username, ip=ip)
+            if login_failed(username=username, ip=ip) == settings.LOGIN_FAILURE_LIMIT:
+                login_locked_out.send(sender=type(self), username=username, ip=ip)
             raise
         login_succeeded(username=username, ip=ip)
         return cleaned

@@ -1,4 +1,5 @@
 from django.contrib.auth import views as auth_views
+from django.db import transaction
 from django.urls import path
 
 from staff import views
@@ -6,5 +7,6 @@ from staff import views
 urlpatterns = [
     path("audit/", views.audit_log_view, name="audit"),
     path("accounts/login/", views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # atomic: the session's end and its audit row (staff/audit_hooks.py) together
+    path("accounts/logout/", transaction.atomic(auth_views.LogoutView.as_view()), name="logout"),
 ]

@@ -12,6 +12,7 @@ from django import forms
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import render
 from django.utils.decorators import method_decorator
@@ -99,6 +100,7 @@ def run_service(service, *, refusals: tuple = (), **kwargs) -> Outcome:
 
 
 @method_decorator(login_not_required, name="dispatch")
+@method_decorator(transaction.atomic, name="dispatch")  # last_login and its audit row together
 class LoginView(auth_views.LoginView):
     form_class = ThrottledAuthenticationForm
     redirect_authenticated_user = True

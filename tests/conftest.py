@@ -194,6 +194,17 @@ def localstripe_register_webhook(base: str, url: str, secret: str) -> None:
     urllib.request.urlopen(f"{base}/_config/webhooks/tests", data=data, timeout=5).close()
 
 
+@pytest.fixture(autouse=True)
+def _audit_rows_flushable(request):
+    """Every transactional test leaves audit rows behind (creating its personas is audited:
+    staff/audit_hooks.py), which the append-only table would refuse to flush."""
+    marker = request.node.get_closest_marker("django_db")
+    if {"transactional_db", "live_server"} & set(request.fixturenames) or (
+        marker is not None and marker.kwargs.get("transaction")
+    ):
+        request.getfixturevalue("audit_flushable")
+
+
 @pytest.fixture
 def audit_flushable(transactional_db):
     """For transactional tests (live_server): the audit table refuses DELETE, which the flush

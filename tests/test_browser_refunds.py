@@ -177,7 +177,7 @@ def test_an_approver_who_asks_for_a_refund_gets_no_approve_button(
     page.goto(f"{live_server.url}/invoices/{invoice.pk}/")
     page.get_by_role("link", name="Cancel or reduce with a credit note…").click()
     page.get_by_label("Reason").fill("Ordered twice")
-    page.get_by_role("button", name="Request the refund").click()
+    page.get_by_role("button", name="Request the credit note").click()
     page.get_by_text("Refund requested; a second person must approve it.").wait_for()
     refund = Refund.objects.get()
     assert page.get_by_role("button", name="Approve the refund").count() == 0

@@ -108,3 +108,71 @@ def test_dates_are_typed_day_first(client, alice, screen_data):
         reverse("payments:inbox"), {"tab": "all", "received_from": tomorrow}
     ).content.decode()
     assert "pi_unmatched" not in html
+
+
+def test_payment_page_shows_its_company_and_the_customers_position(client, alice, screen_data):
+    from datetime import date, timedelta
+
+    from ledger.models import Invoice
+    from tests.test_views_data import make_invoice
+
+    customer = screen_data["customer"]
+    late = make_invoice(customer.entity, customer, "INV-0990", "75.50", days_ago=60)
+    Invoice.objects.filter(pk=late.pk).update(due_date=date.today() - timedelta(days=30))
+    client.force_login(alice)
+    html = client.get(
+        reverse("payments:detail", args=[screen_data["unmatched"].pk])
+    ).content.decode()
+    company = html.split('data-testid="payment-company">')[1].split("</dd>")[0]
+    assert "Demo Ltd" in company and "demo" in company
+    position = html.split('data-testid="customer-position">')[1].split("</dd>")[0]
+    # open: 600 + 400 + 250 + 75.50; overdue: only INV-0990; limit 5,000
+    assert "open items 1,325.50 GBP (4)" in position
+    assert "overdue <strong" in position and "75.50 GBP</strong> (1)" in position
+    assert "credit limit 5,000.00 GBP · headroom 3,674.50 GBP" in position
+
+
+def test_invoice_list_has_a_company_column_filter_count_and_totals(client, alice, screen_data):
+    from ledger.models import Customer, Entity
+    from tests.test_views_data import make_invoice
+
+    ireland = Entity.objects.create(
+        name="Demo Ireland", company_id="demo-ie", region="sandbox", base_currency="EUR",
+        credentials_key="DEMO",
+    )  # fmt: skip
+    dublin = Customer.objects.create(entity=ireland, code="DUB", name="Dublin Ltd", currency="EUR")
+    make_invoice(ireland, dublin, "IE-1", "99.99")
+    client.force_login(alice)
+    html = client.get(reverse("ledger:invoices")).content.decode()
+    totals = html.split('data-testid="invoice-totals">')[1].split("</p>")[0]
+    assert ">4</strong> invoices" in totals
+    assert "EUR: 1, gross 99.99 EUR, outstanding 99.99 EUR" in totals
+    assert "GBP: 3, gross 1,250.00 GBP, outstanding 1,250.00 GBP" in totals
+    assert "<td>Demo Ireland</td>" in html and "<td>Demo Ltd</td>" in html
+    html = client.get(reverse("ledger:invoices"), {"entity": ireland.pk}).content.decode()
+    assert "IE-1" in html and "INV-1001" not in html
+    assert ">1</strong> invoice ·" in html
+
+
+def test_refund_on_account_is_offered_only_with_money_on_account(client, alice, screen_data):
+    from ledger.models import Receipt
+
+    payment = screen_data["unmatched"]
+    receipt = Receipt.objects.get(check_reference="RCPT-OLD")  # fully allocated: 0.00 left
+    type(payment).objects.filter(pk=payment.pk).update(receipt=receipt)
+    client.force_login(alice)
+    url = reverse("payments:detail", args=[payment.pk])
+    assert "Refund money on account" not in client.get(url).content.decode()
+    Receipt.objects.filter(pk=receipt.pk).update(unallocated_amount=Decimal("12.50"))
+    assert "Refund money on account" in client.get(url).content.decode()
+
+
+def test_a_fully_allocated_credit_note_does_not_say_open():
+    from ledger.models import CreditNote
+
+    assert CreditNote(status="posted", outstanding_amount=0).status_text == (
+        "Posted, fully allocated"
+    )
+    assert CreditNote(status="posted", outstanding_amount=Decimal("5")).status_text == (
+        "Posted, open"
+    )

@@ -289,3 +289,23 @@ def test_the_database_refuses_an_approver_who_is_the_maker(entity, people):
         Refund.objects.filter(pk=refund.pk).update(approver=people["approver"])
     with pytest.raises(IntegrityError), transaction.atomic():
         Refund.objects.filter(pk=refund.pk).update(maker=people["admin"], approver=people["admin"])
+
+
+def test_an_approver_approves_only_the_version_their_screen_showed(
+    client, entity, people, settings
+):
+    """The clerk changes the plan and submits it again while the approver's page is open: the
+    approver's click approves nothing; reloading shows the new amounts, which they can approve."""
+    settings.APPROVAL_THRESHOLD = Decimal("1.00")
+    books = Plans(entity)
+    clerk, approver = people["clerk"], people["approver"]
+    plan = plan_submit(plan=books.create(clerk), actor=clerk)
+    client.force_login(approver)
+    shown = client.get("/approvals/").content.decode()
+    assert f'name="version" value="{plan.version}"' in shown
+    plan = plan_submit(plan=plan_edit(plan=plan, lines=books.lines(2), actor=clerk), actor=clerk)
+    response = client.post(f"/approvals/{plan.pk}/approve", {"version": plan.version - 1})
+    assert "changed since you opened it" in client.get(response["Location"]).content.decode()
+    assert AllocationPlan.objects.get(pk=plan.pk).state == "awaiting_approval"
+    client.post(f"/approvals/{plan.pk}/approve", {"version": plan.version})
+    assert AllocationPlan.objects.get(pk=plan.pk).state == "sent"

@@ -3,7 +3,7 @@
 import pytest
 
 from ledger.models import OutboxCommand
-from ledger.outbox.mirror import _plan, plan_failed
+from ledger.outbox.origins import origin_follow
 from payments.models import AllocationPlan, Payment
 from payments.services.plans import plan_propose, plan_submit
 from tests.test_plans_factories import D, make_customer, make_invoice, make_payment, setup_books
@@ -31,7 +31,7 @@ def _commands(plan):
 
 def test_a_fully_confirmed_plan_marks_its_payment_sent(sent_plan):
     _commands(sent_plan).update(state=OutboxCommand.State.CONFIRMED)
-    _plan(_commands(sent_plan).first())
+    origin_follow(_commands(sent_plan).first())
     sent_plan.refresh_from_db()
     assert sent_plan.state == AllocationPlan.State.CONFIRMED
     assert Payment.objects.get(pk=sent_plan.payment_id).match_state == Payment.MatchState.SENT
@@ -41,7 +41,7 @@ def test_a_plan_aiq_refused_marks_its_payment_failed(sent_plan):
     command = _commands(sent_plan).first()
     command.state = OutboxCommand.State.FAILED
     command.save()
-    plan_failed(command)
+    origin_follow(command)
     sent_plan.refresh_from_db()
     assert sent_plan.state == AllocationPlan.State.FAILED
     assert Payment.objects.get(pk=sent_plan.payment_id).match_state == Payment.MatchState.FAILED

@@ -62,6 +62,7 @@ def test_a_clerk_requests_a_credit_note_and_another_person_approves_it(client, i
     _login(client, alice)
     page = client.get(f"/refunds/new?kind=cancel_invoice&invoice={invoice.pk}")
     assert page.status_code == 200 and b"Setup" in page.content
+    assert b"Request the credit note</button>" in page.content  # no money goes back
     setup = invoice.lines.get(description="Setup")
     response = client.post(
         "/refunds/new",
@@ -77,13 +78,15 @@ def test_a_clerk_requests_a_credit_note_and_another_person_approves_it(client, i
         and "AIQ allocation of the credit note against INV-7" in detail
     )
     assert "Approve the refund" not in detail  # the requester sees no approve button
+    assert "Reason for withdrawing it" in detail  # her own request: she withdraws it
     client.post(f"/refunds/{refund.pk}/approve")  # forged: alice is no approver
     refund.refresh_from_db()
     assert refund.state == "requested" and not OutboxCommand.objects.exists()
 
     _login(client, bob)
     assert "Approve the refund" in client.get(f"/refunds/{refund.pk}/").content.decode()
-    client.post(f"/refunds/{refund.pk}/approve")
+    approved = client.post(f"/refunds/{refund.pk}/approve", follow=True).content.decode()
+    assert "Approved: the credit note is on its way to AIQ." in approved  # not to Stripe
     refund.refresh_from_db()
     assert (refund.state, refund.approver) == ("sent", bob)
     kinds = list(OutboxCommand.objects.order_by("pk").values_list("kind", "depends_on__kind"))

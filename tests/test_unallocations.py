@@ -122,7 +122,9 @@ def test_an_undo_is_withdrawn_or_rejected_and_then_never_approved(
     assert again.pk != undo.pk
     unallocation_reject(unallocation=again, actor=carol, reason="it was right")
     assert not OutboxCommand.objects.exists()
-    assert [e.action for e in AuditEntry.objects.order_by("id")] == [
+    assert [
+        e.action for e in AuditEntry.objects.filter(action__startswith="allocation.").order_by("id")
+    ] == [
         "allocation.unallocate_request",
         "allocation.unallocate_reject",
         "allocation.unallocate_request",

@@ -133,7 +133,7 @@ def test_a_file_over_the_size_limit_is_refused_before_reading(client, alice, ent
     client.force_login(alice)
     response = _upload(client, barclays, GOOD + b" " * (MAX_BYTES - len(GOOD) + 1))
     assert response.status_code == 400
-    assert "The file is larger than 20 MB." in response.content.decode()
+    assert "The file is larger than 64 MB." in response.content.decode()
     assert not ImportBatch.objects.exists() and Payment.objects.count() == 0
 
 

@@ -1,4 +1,5 @@
-"""Mirror updates made in the same transaction that confirms a command.
+"""Mirror updates made in the same transaction that confirms a command; then the handlers of
+the row that caused it (ledger/outbox/origins.py: e.g. payments' plans and refunds).
 
 The pull sync leaves rows alone while a command touching them is still open (see
 ledger/sync/pull.py), so these local updates are what the staff see until AIQ is read again.
@@ -25,8 +26,8 @@ from ledger.models import (
     Receipt,
 )
 from ledger.outbox.executors import MIRRORS, decimal
-from ledger.outbox.mirror_refunds import refund_failed, refund_mirror_apply, refund_progress
-from staff.services import audit_log
+from ledger.outbox.mirror_refunds import credit_note_mirror_apply, fill_dependents
+from ledger.outbox.origins import origin_follow
 
 log = logging.getLogger(__name__)
 Kind = OutboxCommand.Kind
@@ -81,7 +82,7 @@ def _receipt(command: OutboxCommand, payload: dict, result: dict, notes: list[st
     amount = decimal(payload["amount"])
     # Inserted, or (synced earlier under our reference) given AIQ's transaction id; the rest of
     # a synced row is AIQ's own data and stays as it is.
-    (receipt,) = Receipt.objects.bulk_create(
+    Receipt.objects.bulk_create(
         [
             Receipt(
                 entity_id=command.entity_id,
@@ -101,12 +102,6 @@ def _receipt(command: OutboxCommand, payload: dict, result: dict, notes: list[st
         unique_fields=["entity", "check_reference"],
         update_fields=["aiq_transaction_id", "updated_at"],
     )
-    if payload.get("payment_id"):
-        from payments.models import Payment
-
-        Payment.objects.filter(pk=payload["payment_id"], receipt__isnull=True).update(
-            receipt_id=receipt.pk
-        )
 
 
 def _journal(command: OutboxCommand, payload: dict, result: dict, notes: list[str]) -> None:
@@ -209,63 +204,6 @@ def _unallocate(command: OutboxCommand, payload: dict, notes: list[str]) -> None
         receipt.save(update_fields=["unallocated_amount", "updated_at"])
 
 
-def _plan(command: OutboxCommand) -> None:
-    """An approved plan is confirmed once every command it caused is."""
-    if command.origin_type != "allocation_plan" or command.origin_id is None:
-        return
-    from payments.models import AllocationPlan
-
-    siblings = OutboxCommand.objects.filter(
-        origin_type="allocation_plan", origin_id=command.origin_id
-    )
-    if siblings.exclude(state=OutboxCommand.State.CONFIRMED).exists():
-        return
-    plan = AllocationPlan.objects.select_for_update().filter(pk=command.origin_id).first()
-    if plan is None or plan.state not in (AllocationPlan.State.SENT, AllocationPlan.State.FAILED):
-        return
-    before = plan.state
-    plan.state = AllocationPlan.State.CONFIRMED
-    plan.save(update_fields=["state", "updated_at"])
-    _payment_state(plan, confirmed=True)  # the inbox's "Approved / in AIQ" tab
-    audit_log(
-        actor=None,
-        action="plan.confirm",
-        obj=plan,
-        summary="every AIQ command of the plan is confirmed",
-        before={"state": before},
-        after={"state": plan.state},
-    )
-
-
-def _payment_state(plan, confirmed: bool) -> None:
-    from payments.models import Payment
-
-    state = Payment.MatchState.SENT if confirmed else Payment.MatchState.FAILED
-    Payment.objects.filter(pk=plan.payment_id).update(match_state=state, updated_at=timezone.now())
-
-
-def plan_failed(command: OutboxCommand) -> None:
-    refund_failed(command)  # a refund's step (ledger/outbox/mirror_refunds.py)
-    if command.origin_type != "allocation_plan" or command.origin_id is None:
-        return
-    from payments.models import AllocationPlan
-
-    plan = AllocationPlan.objects.select_for_update().filter(pk=command.origin_id).first()
-    if plan is None or plan.state != AllocationPlan.State.SENT:
-        return
-    plan.state = AllocationPlan.State.FAILED
-    plan.save(update_fields=["state", "updated_at"])
-    _payment_state(plan, confirmed=False)  # the inbox's "Failed" tab: a person must look
-    audit_log(
-        actor=None,
-        action="plan.fail",
-        obj=plan,
-        summary=f"AIQ refused {command.external_reference}: {command.last_error_message}"[:500],
-        before={"state": AllocationPlan.State.SENT},
-        after={"state": plan.state},
-    )
-
-
 def mirror_apply(command: OutboxCommand, payload: dict, result: dict) -> list[str]:
     """Update the mirror for a confirmed command; returns notes on anything not applied."""
     notes: list[str] = []
@@ -277,12 +215,14 @@ def mirror_apply(command: OutboxCommand, payload: dict, result: dict) -> list[st
         _allocate(command, payload, notes)
     elif command.kind == Kind.UNALLOCATE:
         _unallocate(command, payload, notes)
-    elif command.kind in (Kind.CREATE_CREDIT_NOTE, Kind.STRIPE_REFUND):
-        refund_mirror_apply(command, payload, result, notes)
+    elif command.kind == Kind.CREATE_CREDIT_NOTE:
+        credit_note_mirror_apply(command, result, notes)
     elif command.kind in MIRRORS:  # kinds whose executor module brings its own mirror update
         MIRRORS[command.kind](command, payload, result, notes)
-    _plan(command)
-    refund_progress(command, payload, notes)
+    fill_dependents(command)
+    # then the row that caused it (a plan, a refund...): its app's handlers, which never undo
+    # the confirmation (ledger/outbox/origins.py)
+    origin_follow(command, payload, notes, verdict=OutboxCommand.State.CONFIRMED)
     for note in notes:
         log.warning("outbox %s mirror: %s", command.pk, note)
     return notes

@@ -22,7 +22,9 @@ from ledger.aiq.client import AiqClient
 from ledger.models import OutboxCommand
 from ledger.outbox import claim as claiming
 from ledger.outbox.executors import EXECUTORS, PayloadError, resolve_payload
-from ledger.outbox.mirror import mirror_apply, plan_failed
+from ledger.outbox.mirror import mirror_apply
+from ledger.outbox.origins import origin_follow
+from ledger.outbox.steps import StepRefused, StepUncertain
 from staff.services import audit_log
 
 log = logging.getLogger(__name__)
@@ -136,8 +138,7 @@ def _finish(
                 state,
             )
             park_dependents(command, f"depends on {command.external_reference} ({state})")
-            if state == State.FAILED:
-                plan_failed(command)
+            origin_follow(command)  # the plan, refund... that caused it (its app decides)
     return True
 
 
@@ -287,7 +288,7 @@ def run_claim(
             return State.UNCERTAIN
         sending = True
         result = executor.send(client, command, payload)
-    except errors.AiqPermanentError as exc:
+    except (errors.AiqPermanentError, StepRefused) as exc:
         code = getattr(exc, "error_code", "") or exc.__class__.__name__
         record(
             claim,
@@ -297,7 +298,7 @@ def run_claim(
             message=str(getattr(exc, "error_message", "") or exc),
         )
         return State.FAILED
-    except errors.AiqAmbiguousError as exc:
+    except (errors.AiqAmbiguousError, StepUncertain) as exc:
         _retry_later(record, claim, command, State.UNCERTAIN, "AMBIGUOUS", str(exc))
         return State.UNCERTAIN
     except errors.AiqTemporaryError as exc:

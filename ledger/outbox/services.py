@@ -39,6 +39,7 @@ from core.bulk import insert_rows
 from ledger.models import Entity, OutboxCommand
 from ledger.outbox.claim import DEAD_STATES
 from ledger.outbox.runner import park_dependents
+from ledger.outbox.steps import payload_check
 from ledger.outbox.wake import wake_for
 from staff.models import Role
 from staff.services import audit_log, user_has_role
@@ -62,6 +63,7 @@ def outbox_enqueue(
     Call inside the transaction of the decision that causes the write, so the command exists
     if and only if the decision was committed. The worker is woken after commit.
     """
+    payload_check(kind, payload)
     existing = OutboxCommand.objects.filter(
         entity=entity, external_reference=external_reference
     ).first()
@@ -117,6 +119,8 @@ def outbox_enqueue_many(commands: list[NewCommand]) -> list[int]:
     references (the unique constraint) sends that level through outbox_enqueue one by one,
     which returns the winner's row. Call inside the decision's transaction; workers wake once
     after commit."""
+    for command in commands:
+        payload_check(command.kind, command.payload)
     done = _already_queued(commands)
     created: list[int] = []
     todo = commands

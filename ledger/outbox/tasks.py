@@ -16,6 +16,7 @@ import time
 from django.conf import settings
 
 from ledger.outbox import claim as claiming
+from ledger.outbox.origins import outbox_origins_retry
 from ledger.outbox.runner import drain as run_drain
 from ledger.outbox.services import outbox_park_orphans
 from ledger.outbox.wake import DRAIN, wake  # noqa: F401 - DRAIN: the task's dotted name
@@ -40,13 +41,15 @@ def drain(prefer: list[int] | None = None, entity_id: int | None = None) -> dict
 
 
 def sweep() -> dict[str, int]:
-    """Scheduled every minute: park orphans of dead dependencies, then wake enough drains for
-    the rows that are due (including leases that ran out)."""
+    """Scheduled every minute: park orphans of dead dependencies, run again the origin handlers
+    that raised (ledger/outbox/origins.py), then wake enough drains for the rows that are due
+    (including leases that ran out)."""
     parked = outbox_park_orphans()
+    followed = outbox_origins_retry()
     due = claiming.due_commands().count()
     workers = settings.Q_CLUSTER.get("workers", 1)
     # one drain per batch of due rows, at most one per worker: more would just queue up
     drains = min(workers, -(-due // settings.OUTBOX_BATCH_SIZE)) if due else 0
     for _ in range(drains):
         wake(None)
-    return {"due": due, "drains": drains, "parked": parked}
+    return {"due": due, "drains": drains, "parked": parked, "origins_followed": followed}

@@ -196,5 +196,5 @@ def statement_refresh(*, customer: Customer, actor, client=None) -> CustomerStat
         raise PermissionDenied("Only staff can refresh a statement from AIQ.")
     if client is None:
         client = AiqClient.for_entity(customer.entity)
-    statements.pull_statements(client, customer.entity, [customer.code])
+    statements.pull_statements(client, customer.entity, [customer.code], requested_by=actor)
     return CustomerStatement.objects.get(customer=customer)

@@ -20,6 +20,7 @@ from ledger.models import (
     Receipt,
 )
 from ledger.sync.pull import Progress, _no_progress
+from staff.services import audit_log
 
 # GetCustomersStatement takes a list of codes: this many customers per call
 STATEMENT_BATCH = 50
@@ -107,11 +108,12 @@ def sync_statements(
     return stored
 
 
-def pull_statements(client, entity, codes: list[str]) -> int:
+def pull_statements(client, entity, codes: list[str], *, requested_by=None) -> int:
     """One GetCustomersStatement call for `codes`, stored in one transaction; AIQ's errors
     propagate (nothing is stored then). The batch costs the same few queries however many
     customers it names: its statements in one upsert, its old lines in one delete, its new
-    lines in one insert."""
+    lines in one insert. `requested_by`: the person who asked (a customer page); their refresh
+    is audited in the storing transaction (the scheduled pull is recorded by its sync run)."""
     if not codes:
         return 0  # an empty list asks AIQ for every customer
     up_to = timezone.now()
@@ -132,6 +134,15 @@ def pull_statements(client, entity, codes: list[str]) -> int:
                 for line in _statement_lines(header, statement)
             ]
         )
+        if requested_by is not None:
+            audit_log(
+                actor=requested_by,
+                action="statement.refresh",
+                object_type="ledger.customer",
+                object_id=",".join(str(c.pk) for c in customers)[:64],
+                summary=f"statement of {', '.join(c.code for c in customers)} pulled from AIQ",
+                after={"up_to": up_to, "balances": [str(h.balance) for h in headers]},
+            )
     return len(customers)
 
 

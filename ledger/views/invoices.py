@@ -1,5 +1,7 @@
 """Invoices: a keyset-paged list with filters, and the detail page."""
 
+from collections.abc import Callable
+
 from django.shortcuts import render
 
 from core.paging import keyset_page
@@ -7,6 +9,15 @@ from ledger import selectors
 from ledger.forms import AttachmentForm, InvoiceFilter
 from ledger.models import Document, Invoice
 from staff.views import clerk_required, get_or_404
+
+# What apps above the ledger add to an invoice's page, each fn(invoice) -> template context
+# (payments: the plans in flight on it); registered in their AppConfig.ready().
+INVOICE_PAGE: list[Callable[[Invoice], dict]] = []
+
+
+def invoice_page_extend(extend: Callable[[Invoice], dict]) -> None:
+    if extend not in INVOICE_PAGE:
+        INVOICE_PAGE.append(extend)
 
 
 @clerk_required
@@ -23,7 +34,11 @@ def invoice_list(request):
         if request.htmx and request.GET.get("after")
         else ("ledger/invoices.html")
     )
-    return render(request, template, {"filter": filterset, "page": page})
+    context = {"filter": filterset, "page": page}
+    if template == "ledger/invoices.html":
+        totals = selectors.invoice_totals(queryset)
+        context.update(totals=totals, count=sum(row["n"] for row in totals))
+    return render(request, template, context)
 
 
 @clerk_required
@@ -44,20 +59,9 @@ def invoice_detail(request, invoice_id):
         "lines": invoice.lines.all(),
         "allocations": allocations,
         "credit_notes": invoice.credit_notes.all(),
-        "plan_lines": invoice_plan_lines(invoice),
         "cached": cached,
         "attach_form": AttachmentForm(),
     }
+    for extend in INVOICE_PAGE:
+        context.update(extend(invoice))
     return render(request, "ledger/invoice_detail.html", context)
-
-
-def invoice_plan_lines(invoice):
-    """Allocation plans touching the invoice that are not yet in AIQ (what is in flight)."""
-    from payments.models import AllocationPlanLine
-
-    return (
-        AllocationPlanLine.objects.filter(invoice=invoice)
-        .select_related("plan", "plan__payment", "plan__maker")
-        .exclude(plan__state__in=["confirmed", "void", "rejected"])
-        .order_by("-plan__created_at")
-    )

@@ -319,8 +319,9 @@ def plan_submit(*, plan: AllocationPlan, actor) -> AllocationPlan:
         return _approve(plan, payment, actor, how="auto-approved under threshold")
 
 
-def plan_approve(*, plan: AllocationPlan, actor) -> AllocationPlan:
-    """The checker approves: never the maker, not even a superuser."""
+def plan_approve(*, plan: AllocationPlan, actor, seen_version: int | None = None) -> AllocationPlan:
+    """The checker approves: never the maker, not even a superuser. `seen_version`: the
+    version the approver's screen showed; if the plan changed since, nothing is approved."""
     if not user_has_role(actor, Role.APPROVER):
         raise PermissionDenied("Approving a plan needs the approver role.")
     with transaction.atomic():
@@ -331,6 +332,8 @@ def plan_approve(*, plan: AllocationPlan, actor) -> AllocationPlan:
             raise PlanRefused(
                 f"This plan is {plan.get_state_display().lower()}, not awaiting approval."
             )
+        if seen_version is not None and seen_version != plan.version:
+            raise PlanRefused("This plan changed since you opened it; read it again first.")
         return _approve(plan, payment, actor, how="approved")
 
 

@@ -381,7 +381,7 @@ class StatementUploadForm(forms.Form):
     def clean_file(self):
         upload = self.cleaned_data["file"]
         if upload.size > MAX_BYTES:
-            raise forms.ValidationError("The file is larger than 20 MB.")
+            raise forms.ValidationError(f"The file is larger than {MAX_BYTES // (1024 * 1024)} MB.")
         return upload
 
     def clean(self):

@@ -16,6 +16,7 @@ The parser refuses DTDs and entities (XXE) and huge trees are parsed iteratively
 import io
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
 from lxml import etree
 
@@ -34,25 +35,35 @@ CLOSING = ("CLBD",)
 
 
 def _local(element) -> str:
-    return etree.QName(element).localname
+    return element.tag.rpartition("}")[2]
+
+
+@lru_cache(maxsize=512)
+def _path(namespace: str, names: tuple) -> str:
+    """ElementPath in Clark notation ({ns}Name/{ns}Name): lxml walks it in C."""
+    return "/".join(f"{{{namespace}}}{name}" if namespace else name for name in names)
+
+
+def _ns(element) -> str:
+    tag = element.tag
+    return tag[1 : tag.index("}")] if tag.startswith("{") else ""
 
 
 def _child(element, *path):
-    """The first descendant along `path` of local names, or None."""
-    for name in path:
-        if element is None:
-            return None
-        element = next((c for c in element if isinstance(c.tag, str) and _local(c) == name), None)
-    return element
+    """The first descendant along `path` of local names (in the element's namespace), or None."""
+    if element is None:
+        return None
+    return element.find(_path(_ns(element), path))
 
 
 def _children(element, name):
-    return [c for c in element if isinstance(c.tag, str) and _local(c) == name]
+    return element.findall(_path(_ns(element), (name,)))
 
 
 def _text(element, *path) -> str:
-    found = _child(element, *path)
-    return (found.text or "").strip() if found is not None and found.text else ""
+    if element is None:
+        return ""
+    return (element.findtext(_path(_ns(element), path)) or "").strip()
 
 
 def _date(element, *path) -> date | None:
@@ -150,7 +161,6 @@ def read_camt(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
         )
     parsed = ParsedStatement(file_format=kind[_local(message)])
     entries: list[StatementEntry] = []
-    number = 0
     for stmt in [
         c for c in message if isinstance(c.tag, str) and _local(c) in ("Stmt", "Rpt", "Ntfctn")
     ]:
@@ -168,106 +178,213 @@ def read_camt(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
             opening_balance=opening,
             closing_balance=closing,
         )
-        index = len(parsed.statements)
         parsed.statements.append(header)
-        for ntry in _children(stmt, "Ntry"):
+    number, index, pending = 0, -1, []
+    for record in _entry_records(root):
+        kind, fields = record[0], record[1:]
+        if kind == "S":
+            index += 1
+            continue
+        if kind == "N":
             number += 1
-            status = _text(ntry, "Sts", "Cd") or _text(ntry, "Sts")
-            if status and status != "BOOK":
-                parsed.skipped += 1  # pending or information only: not booked money
-                continue
-            try:
-                found = _amount(_child(ntry, "Amt"))
-                if found is None:
-                    raise MoneyError("no amount")
-            except MoneyError as error:
-                parsed.errors.append(RowError(number, "amount", f"entry {number}: {error}"))
-                continue
-            indicator = _text(ntry, "CdtDbtInd")
-            booked = _date(ntry, "BookgDt") or _date(ntry, "ValDt")
-            if booked is None:
-                if indicator == "DBIT":
-                    booked = header.end_date or date.min
-                else:
-                    parsed.errors.append(
-                        RowError(number, "date", f"entry {number} has no booking date")
-                    )
-                    continue
-            entry_ref = _text(ntry, "AcctSvcrRef") or _text(ntry, "NtryRef")
-            narrative = _text(ntry, "AddtlNtryInf")
-            details = [d for dtls in _children(ntry, "NtryDtls") for d in _children(dtls, "TxDtls")]
-            if not details:
-                entries.append(
-                    StatementEntry(
-                        row=number,
-                        booked=booked,
-                        amount=_signed(found[0], indicator),
-                        currency=found[1],
-                        transaction_id=entry_ref,
-                        bank_reference=entry_ref,
-                        remittance=narrative,
-                        statement=index,
-                        raw={"entry": number},
-                    )
-                )
-                continue
-            share_total = Decimal(0)
-            batch = []
-            for position, detail in enumerate(details, start=1):
-                amount = _amount(_child(detail, "Amt")) or _amount(
-                    _child(detail, "AmtDtls", "TxAmt", "Amt")
-                )
-                if amount is None and len(details) == 1:
-                    amount = found
-                if amount is None:
-                    parsed.errors.append(
-                        RowError(
-                            number, "amount", f"entry {number}, detail {position} has no amount"
-                        )
-                    )
-                    continue
-                detail_indicator = _text(detail, "CdtDbtInd") or indicator
-                share_total += amount[0]
-                role = "Cdtr" if detail_indicator == "DBIT" else "Dbtr"
-                name, account = _party(detail, role)
-                refs = _child(detail, "Refs")
-                detail_ref = (
-                    _text(refs, "AcctSvcrRef") or _text(refs, "TxId") if refs is not None else ""
-                )
-                end_to_end = _text(refs, "EndToEndId") if refs is not None else ""
-                if end_to_end == "NOTPROVIDED":
-                    end_to_end = ""
-                transaction_id = detail_ref or (
-                    f"{entry_ref}/{position}" if entry_ref and len(details) > 1 else entry_ref
-                )
-                batch.append(
-                    StatementEntry(
-                        row=number,
-                        booked=booked,
-                        amount=_signed(amount[0], detail_indicator),
-                        currency=amount[1],
-                        transaction_id=transaction_id,
-                        bank_reference=detail_ref or entry_ref,
-                        payer_name=name,
-                        payer_account=account,
-                        remittance=_remittance(detail) or _text(detail, "AddtlTxInf") or narrative,
-                        end_to_end_id=end_to_end,
-                        statement=index,
-                        raw={"entry": number, "detail": position},
-                    )
-                )
-            if len(details) > 1 and share_total != found[0] and len(batch) == len(details):
-                parsed.errors.append(
-                    RowError(
-                        number,
-                        "amount",
-                        f"entry {number} is a batch of {found[0]} {found[1]} but its "
-                        f"{len(details)} details add up to {share_total}",
-                    )
-                )
-                continue
-            entries.extend(batch)
+            entry = _Entry(number, index, fields, parsed.statements[index])
+            pending.append(entry)
+            continue
+        pending[-1].details.append(fields)
+    for entry in pending:
+        entry.read(parsed, entries)
     if not parsed.statements:
         raise StatementError("The camt file holds no statement.")
     parsed.row_count = number
     return parsed, entries
+
+
+# Entries are read by XSLT (libxslt, in C): one tab-separated line per statement (S), entry
+# (N) and transaction detail (T), every value whitespace-normalised, so tabs and newlines in
+# the bank's texts cannot shift a field. Elements are matched by local name: every camt
+# version's namespace reads the same. Python then only splits lines (a 100,000-entry
+# statement in about a second instead of a tree walk per field).
+def _xp(*names: str) -> str:
+    return "/".join(f"c:{n}" for n in names)
+
+
+_ENTRY_FIELDS = [
+    _xp("Amt"),
+    _xp("Amt") + "/@Ccy",
+    _xp("CdtDbtInd"),
+    f"{_xp('Sts', 'Cd')}|{_xp('Sts')}[not(*)]",
+    f"{_xp('BookgDt', 'Dt')}|{_xp('BookgDt', 'DtTm')}",
+    f"{_xp('ValDt', 'Dt')}|{_xp('ValDt', 'DtTm')}",
+    _xp("AcctSvcrRef"),
+    _xp("NtryRef"),
+    _xp("AddtlNtryInf"),
+]
+_DETAIL_FIELDS = [
+    _xp("Amt"),
+    _xp("Amt") + "/@Ccy",
+    _xp("CdtDbtInd"),
+    _xp("AmtDtls", "TxAmt", "Amt"),
+    _xp("AmtDtls", "TxAmt", "Amt") + "/@Ccy",
+    _xp("Refs", "AcctSvcrRef"),
+    _xp("Refs", "TxId"),
+    _xp("Refs", "EndToEndId"),
+    f"{_xp('RltdPties', 'Dbtr', 'Pty', 'Nm')}|{_xp('RltdPties', 'Dbtr', 'Nm')}",
+    _xp("RltdPties", "DbtrAcct", "Id", "IBAN"),
+    _xp("RltdPties", "DbtrAcct", "Id", "Othr", "Id"),
+    f"{_xp('RltdPties', 'Cdtr', 'Pty', 'Nm')}|{_xp('RltdPties', 'Cdtr', 'Nm')}",
+    _xp("RltdPties", "CdtrAcct", "Id", "IBAN"),
+    _xp("RltdPties", "CdtrAcct", "Id", "Othr", "Id"),
+    _xp("AddtlTxInf"),
+]
+
+
+def _value_of(path: str) -> str:
+    return f'<xsl:value-of select="normalize-space(({path})[1])"/><xsl:text>&#9;</xsl:text>'
+
+
+_XSLT = f"""<xsl:stylesheet version="1.0" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"
+  xmlns:c="{{namespace}}">
+<xsl:output method="text" encoding="UTF-8"/>
+<xsl:template match="/">
+ <xsl:for-each select="/*/*/c:Stmt|/*/*/c:Rpt|/*/*/c:Ntfctn">
+  <xsl:text>S&#10;</xsl:text>
+  <xsl:for-each select="{_xp("Ntry")}">
+   <xsl:text>N&#9;</xsl:text>{"".join(_value_of(f) for f in _ENTRY_FIELDS)}<xsl:text>&#10;</xsl:text>
+   <xsl:for-each select="{_xp("NtryDtls", "TxDtls")}">
+    <xsl:text>T&#9;</xsl:text>{"".join(_value_of(f) for f in _DETAIL_FIELDS)}
+    <xsl:for-each select="{_xp("RmtInf", "Ustrd")}|{_xp("RmtInf", "Strd", "CdtrRefInf", "Ref")}|{_xp("RmtInf", "Strd", "AddtlRmtInf")}"><xsl:value-of select="normalize-space(.)"/><xsl:text> </xsl:text></xsl:for-each>
+    <xsl:text>&#10;</xsl:text>
+   </xsl:for-each>
+  </xsl:for-each>
+ </xsl:for-each>
+</xsl:template>
+</xsl:stylesheet>"""
+
+
+@lru_cache(maxsize=32)
+def _transform(namespace: str):
+    """The stylesheet for one camt version's namespace: prefixed name tests are what lets
+    libxslt match by name instead of calling local-name() on every child."""
+    if not namespace:  # a camt file without its namespace: plain name tests
+        text = _XSLT.replace('xmlns:c="{namespace}"', "").replace("c:", "")
+    else:
+        text = _XSLT.replace("{namespace}", namespace)
+    return etree.XSLT(etree.XML(text.encode()))
+
+
+def _entry_records(root):
+    text = str(_transform(_ns(root))(root))
+    for line in text.split("\n"):
+        if line:
+            yield line.split("\t")
+
+
+def _money(text: str, currency: str):
+    if not text:
+        return None
+    return to_decimal(text), normalise_currency(currency)
+
+
+class _Entry:
+    """One Ntry and its TxDtls lines, turned into statement entries (a batch: one each)."""
+
+    def __init__(self, number, index, fields, header):
+        self.number, self.index, self.fields, self.header = number, index, fields, header
+        self.details: list[list[str]] = []
+
+    def read(self, parsed: ParsedStatement, entries: list) -> None:
+        number = self.number
+        amt, ccy, indicator, status, booked, value_date, svc_ref, ntry_ref, narrative = self.fields[
+            :9
+        ]
+        if status and status != "BOOK":
+            parsed.skipped += 1  # pending or information only: not booked money
+            return
+        try:
+            found = _money(amt, ccy)
+            if found is None:
+                raise MoneyError("no amount")
+        except MoneyError as error:
+            parsed.errors.append(RowError(number, "amount", f"entry {number}: {error}"))
+            return
+        day = booked or value_date
+        if day:
+            try:
+                day = date.fromisoformat(day[:10])
+            except ValueError:
+                parsed.errors.append(RowError(number, "date", f"entry {number}: {day!r}"))
+                return
+        elif indicator == "DBIT":
+            day = self.header.end_date or date.min
+        else:
+            parsed.errors.append(RowError(number, "date", f"entry {number} has no booking date"))
+            return
+        entry_ref = svc_ref or ntry_ref
+        if not self.details:
+            entries.append(
+                StatementEntry(
+                    row=number,
+                    booked=day,
+                    amount=_signed(found[0], indicator),
+                    currency=found[1],
+                    transaction_id=entry_ref,
+                    bank_reference=entry_ref,
+                    remittance=narrative,
+                    statement=self.index,
+                    raw={"entry": number},
+                )
+            )
+            return
+        batch, share_total, many = [], Decimal(0), len(self.details) > 1
+        for position, detail in enumerate(self.details, start=1):
+            (d_amt, d_ccy, d_ind, tx_amt, tx_ccy, d_ref, tx_id, e2e, dbtr, dbtr_iban,
+             dbtr_other, cdtr, cdtr_iban, cdtr_other, addtl_tx, remittance) = detail[:16]  # fmt: skip
+            try:
+                amount = _money(d_amt, d_ccy) or _money(tx_amt, tx_ccy)
+            except MoneyError as error:
+                parsed.errors.append(RowError(number, "amount", f"entry {number}: {error}"))
+                return
+            if amount is None and not many:
+                amount = found
+            if amount is None:
+                parsed.errors.append(
+                    RowError(number, "amount", f"entry {number}, detail {position} has no amount")
+                )
+                return
+            detail_indicator = d_ind or indicator
+            share_total += amount[0]
+            if detail_indicator == "DBIT":
+                name, iban, other = cdtr, cdtr_iban, cdtr_other
+            else:
+                name, iban, other = dbtr, dbtr_iban, dbtr_other
+            detail_ref = d_ref or tx_id
+            transaction_id = detail_ref or (
+                f"{entry_ref}/{position}" if entry_ref and many else entry_ref
+            )
+            batch.append(
+                StatementEntry(
+                    row=number,
+                    booked=day,
+                    amount=_signed(amount[0], detail_indicator),
+                    currency=amount[1],
+                    transaction_id=transaction_id,
+                    bank_reference=detail_ref or entry_ref,
+                    payer_name=name,
+                    payer_account=payer_account_text(iban=iban, other=other),
+                    remittance=remittance.strip() or addtl_tx or narrative,
+                    end_to_end_id="" if e2e == "NOTPROVIDED" else e2e,
+                    statement=self.index,
+                    raw={"entry": number, "detail": position} if many else {"entry": number},
+                )
+            )
+        if many and share_total != found[0]:
+            parsed.errors.append(
+                RowError(
+                    number,
+                    "amount",
+                    f"entry {number} is a batch of {found[0]} {found[1]} but its "
+                    f"{len(self.details)} details add up to {share_total}",
+                )
+            )
+            return
+        entries.extend(batch)

@@ -37,15 +37,21 @@ FIELDS = {
     "indicator": "Debit/credit indicator column (C/CR/Credit = money in, D/DR/Debit = out)",
     "payer_account": "Payer's account (IBAN, or sort code and account number)",
     "bank_reference": "The bank's reference for the entry",
+    "payer_reference": "Direct Debit payer reference (SmartDebit / Bacs)",
+    "status": "Collection status (rows not collected, e.g. Failed, are not money in)",
 }
+# a status column's values that mean the money did not arrive (SmartDebit collection reports)
+NOT_COLLECTED = frozenset(
+    {"FAILED", "UNPAID", "REJECTED", "CANCELLED", "CANCELED", "RETURNED", "PENDING", "REFERRED"}
+)
 # Columns may be named by position instead of header ("#1" = first column), for exports
 # without a header row (HSBC's CSV is date, description, amount).
 POSITION = re.compile(r"^#(\d+)$")
 CREDIT_MARKS = frozenset({"C", "CR", "CRDT", "CREDIT", "RC", "PAID IN", "IN", "+"})
 DEBIT_MARKS = frozenset({"D", "DR", "DBIT", "DEBIT", "RD", "PAID OUT", "OUT", "-"})
 HEADER_SEARCH_ROWS = 30
-MAX_ROWS = 50_000
-MAX_BYTES = 20 * 1024 * 1024
+MAX_ROWS = 200_000
+MAX_BYTES = 64 * 1024 * 1024  # a 100,000-entry camt.053 is about 45 MB
 
 
 def read_table(content: bytes, filename: str) -> list[list]:
@@ -66,7 +72,13 @@ def read_table(content: bytes, filename: str) -> list[list]:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    return [row for row in csv.reader(io.StringIO(text, newline=""), dialect)]
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    try:
+        return list(reader)
+    except csv.Error as error:  # e.g. a cell over csv.field_size_limit() (131,072 characters)
+        raise StatementError(
+            f"Line {reader.line_num} of the file cannot be read as CSV: {error}."
+        ) from None
 
 
 def _read_excel(content: bytes) -> list[list]:
@@ -226,6 +238,9 @@ def parse_statement(
         if not errors and amount <= 0:
             parsed.skipped += 1  # a debit in a signed amount column
             continue
+        if "status" in index and _cell_text(cell("status")).upper() in NOT_COLLECTED:
+            parsed.skipped += 1  # not collected: no money in (a return is its own report)
+            continue
         try:
             row_currency = normalise_currency(_cell_text(cell("currency")) or currency)
         except MoneyError as error:
@@ -255,6 +270,7 @@ def parse_statement(
                 bank_reference=_cell_text(cell("bank_reference")),
                 payer_name=_cell_text(cell("payer_name")),
                 payer_account=_cell_text(cell("payer_account")),
+                payer_reference=_cell_text(cell("payer_reference")),
                 remittance=_cell_text(cell("reference"))[:500],
                 raw={"cells": [_cell_text(c) for c in row]},
                 amount_field=amount_field,

@@ -13,23 +13,27 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import gocardless_pro
 from django.conf import settings
 from django.utils import timezone
 
 from core.money import exponent, from_minor, normalise_currency, quantize, to_decimal
+from ledger.models import SyncState
 from payments.models import Payment, Source, WebhookEvent
 from payments.services.auto_match import auto_match_soon
 from payments.services.payments import (
     PaymentsNotConfigured,
+    payment_entity,
     payments_upsert,
     payout_link_payments,
     payout_upsert,
 )
 from payments.services.stripe_events import (
+    CATCH_UP_OVERLAP_SECONDS,
     FINAL_STATES,
+    MAX_ATTEMPTS,
     EventUnreadable,
     WebhookRejected,
     event_text,
@@ -344,3 +348,65 @@ def gocardless_event_process(*, event_pk: int, client=None) -> str:
         processed_at=timezone.now(),
     )
     return WebhookEvent.State.PROCESSED
+
+
+def gocardless_events_retry_due(*, older_than_seconds: int = 30, limit: int = 500) -> int:
+    """The sweep, as for Stripe: GoCardless events stored but never processed (a lost task)
+    or waiting to retry (GoCardless was down) are processed again, oldest first."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    due = WebhookEvent.objects.filter(
+        source=SOURCE,
+        state__in=[WebhookEvent.State.RECEIVED, WebhookEvent.State.RETRY],
+        attempts__lt=MAX_ATTEMPTS,
+        received_at__lt=cutoff,
+    ).order_by("received_at")[:limit]
+    done = 0
+    for pk in list(due.values_list("pk", flat=True)):
+        done += gocardless_event_process(event_pk=pk) == WebhookEvent.State.PROCESSED
+    return done
+
+
+def gocardless_catch_up(*, since: datetime | None = None, client=None) -> dict:
+    """Nightly (and the backfill with `since`): list GoCardless events created after the last
+    one seen (less an overlap), store the ones the webhook missed and process them; then the
+    payments created since, so a payment whose events were all missed is still in the inbox.
+    The cursor is kept per entity (SyncState "gocardless.events")."""
+    client = client or gc_client()
+    state, _ = SyncState.objects.get_or_create(
+        entity=payment_entity(), object_type="gocardless.events"
+    )
+    since = since or state.last_modified_cursor
+    params = {"limit": 500}
+    if since:
+        params["created_at[gt]"] = (since - timedelta(seconds=CATCH_UP_OVERLAP_SECONDS)).strftime(
+            "%Y-%m-%dT%H:%M:%S.000Z"
+        )
+    stored = processed = 0
+    newest = None
+    try:
+        for resource in client.events.all(params=params):
+            event = resource.attributes
+            if not isinstance(event.get("id"), str) or not event["id"]:
+                continue
+            created = event.get("created_at") or ""
+            newest = max(newest or created, created)
+            received = webhook_event_store(
+                source=SOURCE,
+                event_id=event["id"],
+                event_type=f"{event.get('resource_type')}.{event.get('action')}",
+                payload=event,
+                handled=event.get("resource_type") in HANDLED_RESOURCES,
+            )
+            stored += received.created
+            if received.event.state in (WebhookEvent.State.RECEIVED, WebhookEvent.State.RETRY):
+                outcome = gocardless_event_process(event_pk=received.event.pk, client=client)
+                processed += outcome == WebhookEvent.State.PROCESSED
+    except gocardless_pro.errors.GoCardlessProError as error:
+        raise GoCardlessUnavailable(f"GoCardless: {type(error).__name__}") from None
+    imported = gocardless_import(client=client, created_after=params.get("created_at[gt]"))
+    if newest:
+        SyncState.objects.filter(pk=state.pk).update(
+            last_modified_cursor=datetime.fromisoformat(newest.replace("Z", "+00:00")),
+            last_finished_at=timezone.now(),
+        )
+    return {"stored": stored, "processed": processed, **imported}

@@ -19,8 +19,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
+from functools import lru_cache
 
-from core.money import MoneyError, exact, normalise_currency
+from core.money import MoneyError, exact, exponent, normalise_currency
 from payments.sources.normalised import NormalisedPayment
 
 MAX_ENTRIES = 200_000
@@ -55,6 +56,7 @@ class StatementEntry:
     bank_reference: str = ""  # the bank's reference shown to people (may not be unique)
     payer_name: str = ""
     payer_account: str = ""
+    payer_reference: str = ""  # a Direct Debit payer's reference (SmartDebit, Bacs)
     remittance: str = ""  # narrative / remittance information / memo
     end_to_end_id: str = ""
     statement: int = 0  # index into ParsedStatement.statements
@@ -112,6 +114,7 @@ def normalise_iban(value: str) -> str:
     return text if _IBAN.match(text) else ""
 
 
+@lru_cache(maxsize=65536)
 def account_key(*, iban="", sort_code="", account_number="", account_id="") -> str:
     """The one spelling of an account: its IBAN; else "sortcode accountnumber" (digits only);
     else the identifier the file gives (an IBAN hidden in it is found)."""
@@ -204,6 +207,9 @@ def statement_items(
     if len(entries) > MAX_ENTRIES:
         raise StatementError(f"The file has more than {MAX_ENTRIES} entries; split it.")
     seen: Counter = Counter()
+    # per statement once, not per entry: its account, and each currency's places
+    accounts = [header.account_key or fallback_account for header in parsed.statements]
+    places: dict[str, int] = {}
     for entry in entries:
         if entry.statement < len(parsed.statements):
             parsed.statements[entry.statement].entry_count += 1
@@ -211,13 +217,17 @@ def statement_items(
             parsed.skipped += 1  # money out (or a zero line): not a payment to us
             continue
         try:
-            currency = normalise_currency(entry.currency)
-            amount = exact(entry.amount, currency)
+            currency = entry.currency
+            if currency not in places:
+                places[normalise_currency(currency)] = places[currency] = exponent(currency)
+            amount = entry.amount
+            if -amount.as_tuple().exponent > places[currency]:  # more places than it has
+                amount = exact(amount, currency)
+            currency = normalise_currency(currency) if len(currency) != 3 else currency.upper()
         except MoneyError as error:
             parsed.errors.append(RowError(entry.row, entry.amount_field, str(error)))
             continue
-        header = parsed.statements[entry.statement] if parsed.statements else None
-        account = (header.account_key if header else "") or fallback_account
+        account = (accounts[entry.statement] if accounts else "") or fallback_account
         remittance = re.sub(r"\s+", " ", entry.remittance or "").strip()
         if entry.transaction_id:
             key = (account, entry.transaction_id)
@@ -264,6 +274,7 @@ def statement_items(
                 received_at=datetime.combine(entry.booked, time(12, 0), tzinfo=UTC),
                 payer_name=(entry.payer_name or "").strip()[:200],
                 payer_account=(entry.payer_account or "")[:70],
+                payer_reference=(entry.payer_reference or "").strip()[:100],
                 bank_reference=(entry.bank_reference or "").strip()[:140],
                 end_to_end_id=(entry.end_to_end_id or "").strip()[:140],
                 statement_account_id=account_ids.get(account),

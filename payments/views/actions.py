@@ -8,8 +8,8 @@ from payments.services import plans, proposals, unallocations
 from staff.views import Outcome, run_service
 
 
-def approve_plan(*, plan, actor) -> Outcome:
-    return run_service(plans.plan_approve, plan=plan, actor=actor)
+def approve_plan(*, plan, actor, seen_version: int | None = None) -> Outcome:
+    return run_service(plans.plan_approve, plan=plan, actor=actor, seen_version=seen_version)
 
 
 def reject_plan(*, plan, actor, reason: str) -> Outcome:

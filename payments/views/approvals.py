@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.inputs import is_id
 from payments.models import AllocationPlan, Unallocation
 from payments.services.plan_lines import approval_reasons
 from payments.views import actions
@@ -37,7 +38,7 @@ def _diff(plan):
     proposed = {
         int(line["invoice_id"]): _proposed_parts(line)
         for line in plan.proposal.lines
-        if str(line.get("invoice_id", "")).isdigit()
+        if is_id(str(line.get("invoice_id", "")))
     }
     planned = {line.invoice_id: line for line in plan.lines.all()}
     changes = []
@@ -108,7 +109,9 @@ def approvals(request):
 @approver_required
 def approve(request, plan_id):
     plan = get_or_404(AllocationPlan.objects.select_related("payment"), pk=plan_id)
-    outcome = actions.approve_plan(plan=plan, actor=request.user)
+    seen = request.POST.get("version", "")  # the version the page showed (ASCII digits only)
+    seen_version = int(seen) if seen.isascii() and seen.isdigit() and len(seen) < 10 else None
+    outcome = actions.approve_plan(plan=plan, actor=request.user, seen_version=seen_version)
     if outcome.ok:
         messages.success(request, f"Approved the plan for {plan.payment.external_id}.")
     else:

@@ -3,11 +3,13 @@
 import csv
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.inputs import parse_ids
 from core.money import quantize
 from core.paging import keyset_page
 from payments.matching.index import LIVE_PLAN_STATES
@@ -15,7 +17,7 @@ from payments.models import AllocationPlan, AllocationPlanLine, Payment
 from payments.views import actions
 from payments.views.filters import DEFAULT_TAB, TABS, InboxFilter
 from staff.models import Role
-from staff.services import user_has_role
+from staff.services import audit_log, user_has_role
 from staff.views import approver_required, clerk_required
 
 PAGE_SIZE = 50
@@ -119,6 +121,15 @@ def export_csv(request):
                 batch = []
         yield from _export_rows(writer, batch)
 
+    filters = {k: v for k, v in request.GET.items() if v and k != "after"}
+    with transaction.atomic():  # who took which payments out of the app, and how many
+        audit_log(
+            actor=request.user,
+            action="payments.export",
+            object_type="payments.payment",
+            summary=f"CSV export of the {tab} tab: {queryset.count()} payment(s)",
+            after={"filters": filters},
+        )
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="payments-{tab}.csv"'
     return response
@@ -151,10 +162,7 @@ def _export_rows(writer, payments):
 @require_POST
 @approver_required
 def bulk_approve(request):
-    ids = []
-    for raw in request.POST.getlist("plan_ids"):
-        if raw.isdigit():
-            ids.append(int(raw))
+    ids = parse_ids(request.POST.getlist("plan_ids"), field="Plans to approve")
     if not ids:
         messages.warning(request, "Select at least one plan to approve.")
         return redirect(f"{_inbox_url()}?tab=awaiting")
@@ -182,7 +190,7 @@ def _inbox_url():
 @approver_required
 def bulk_accept(request):
     """Accept the best open proposal of each selected payment (services/proposals.py)."""
-    ids = [int(raw) for raw in request.POST.getlist("payment_ids") if raw.isdigit()]
+    ids = parse_ids(request.POST.getlist("payment_ids"), field="Proposals to accept")
     back = redirect(f"{_inbox_url()}?tab=proposed")
     if not ids:
         messages.warning(request, "Select at least one proposal to accept.")

@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import transaction
 from django_q.models import Schedule
 
 SCHEDULES = {
@@ -14,12 +15,20 @@ SCHEDULES = {
     "stripe-events-retry": ("payments.tasks.stripe_events_sweep_task", 5),
     # Nightly catch-up: events missed while the webhook endpoint was down.
     "stripe-catch-up": ("payments.tasks.stripe_catch_up_task", 24 * 60),
+    # Nightly: charges made without a PaymentIntent send no payment_intent.* event; the
+    # incremental charge import (cursor on `created`) finds them.
+    "stripe-import": ("payments.tasks.stripe_import_task", 24 * 60),
+    # GoCardless events stored but not processed yet (GoCardless down, lost task): retried.
+    "gocardless-events-retry": ("payments.tasks.gocardless_events_sweep_task", 5),
+    # Nightly: GoCardless events missed while the webhook endpoint was down, and payments.
+    "gocardless-catch-up": ("payments.tasks.gocardless_catch_up_task", 24 * 60),
 }
 
 
 class Command(BaseCommand):
     help = "Create/update the outbox sweeper, AIQ pull and Stripe catch-up schedules."
 
+    @transaction.atomic  # each schedule change and its audit entry commit together
     def handle(self, *args, **options):
         for name, (func, minutes) in SCHEDULES.items():
             _, created = Schedule.objects.update_or_create(

@@ -5,8 +5,6 @@ from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from staff.services import audit_log
-
 DEMO_USERS = [
     # username, role, password: printed on start-up, so they are not secrets
     ("clerk", "clerk", "clerk-demo-2026"),
@@ -31,8 +29,7 @@ class Command(BaseCommand):
                     user.is_staff = role == "admin"
                     user.is_superuser = role == "admin"
                     user.save()
-                    user.groups.add(Group.objects.get(name=role))
-                    audit_log(actor=None, action="user.create_demo", obj=user, summary=role)
+                    user.groups.add(Group.objects.get(name=role))  # audited: staff/audit_hooks.py
                 rows.append((username, role, password))
         self.stdout.write("Demo logins (development only):")
         for username, role, password in rows:
