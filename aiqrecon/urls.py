@@ -11,3 +11,5 @@ urlpatterns = [
     path("", include("ledger.urls")),
     path("", include("payments.urls")),
 ]
+
+handler400 = "aiqrecon.errors.bad_request"

@@ -163,7 +163,9 @@ class AllocationAdmin(MoneyRowAdmin):
 
 
 @admin.register(m.Document)
-class DocumentAdmin(admin.ModelAdmin):
+class DocumentAdmin(ViewOnlyAdmin):
+    """PDFs cached from AIQ; written only by ledger.documents."""
+
     list_display = ("kind", "aiq_transaction_id", "filename", "fetched_at", "entity")
     list_filter = ("kind", "entity")
     search_fields = ("aiq_transaction_id", "filename")
@@ -172,7 +174,9 @@ class DocumentAdmin(admin.ModelAdmin):
 
 
 @admin.register(m.SyncState)
-class SyncStateAdmin(admin.ModelAdmin):
+class SyncStateAdmin(AuditedAdmin):
+    """Editable (e.g. a cursor moved back to pull again), and audited."""
+
     list_display = (
         "entity",
         "object_type",
@@ -188,7 +192,9 @@ class SyncStateAdmin(admin.ModelAdmin):
 
 
 @admin.register(m.OutboxCommand)
-class OutboxCommandAdmin(admin.ModelAdmin):
+class OutboxCommandAdmin(ViewOnlyAdmin):
+    """Shown; retried or cancelled only by the actions below, which call the audited services."""
+
     list_display = (
         "id",
         "kind",
@@ -235,12 +241,6 @@ class OutboxCommandAdmin(admin.ModelAdmin):
         from ledger.outbox.services import outbox_cancel
 
         self._each(request, queryset, outbox_cancel, "Cancelled")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(m.InvoiceLine)

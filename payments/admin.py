@@ -51,17 +51,11 @@ class DisputeAdmin(MoneyRowAdmin):
 
 
 @admin.register(m.WebhookEvent)
-class WebhookEventAdmin(admin.ModelAdmin):
+class WebhookEventAdmin(ViewOnlyAdmin):
     list_display = ("event_id", "source", "event_type", "state", "attempts", "received_at")
     list_filter = ("source", "state", "event_type")
     search_fields = ("event_id", "event_type")
     readonly_fields = [f.name for f in m.WebhookEvent._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(m.ImportFormat)
@@ -70,7 +64,7 @@ class ImportFormatAdmin(AuditedAdmin):
 
 
 @admin.register(m.ImportBatch)
-class ImportBatchAdmin(admin.ModelAdmin):
+class ImportBatchAdmin(ViewOnlyAdmin):
     list_display = (
         "filename",
         "import_format",
@@ -86,9 +80,6 @@ class ImportBatchAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("content")
-
-    def has_add_permission(self, request):
-        return False
 
 
 @admin.register(m.PayerMapping)

@@ -1,6 +1,6 @@
 from django.contrib import admin
-from django_q.admin import ScheduleAdmin
-from django_q.models import Schedule
+from django_q.admin import FailAdmin, QueueAdmin, ScheduleAdmin, TaskAdmin
+from django_q.models import Failure, OrmQ, Schedule, Success
 
 from staff.admin_base import ViewOnlyAdmin
 from staff.models import AuditEntry
@@ -18,9 +18,30 @@ class AuditEntryAdmin(ViewOnlyAdmin):
 # callable, which the workers then run. The product's schedules are made by `manage.py
 # setup_schedules` (ledger/management/commands/setup_schedules.py), audited like every schedule
 # change (staff/audit_hooks.py); here they are shown, never written.
-admin.site.unregister(Schedule)
-
-
-@admin.register(Schedule)
+# The task records and the queue are the workers' own rows: shown, and failed tasks can be
+# resubmitted (an action), but no row is edited or deleted by hand.
 class ReadOnlyScheduleAdmin(ViewOnlyAdmin, ScheduleAdmin):
     pass
+
+
+class ReadOnlyTaskAdmin(ViewOnlyAdmin, TaskAdmin):
+    pass
+
+
+class ReadOnlyFailAdmin(ViewOnlyAdmin, FailAdmin):
+    pass
+
+
+class ReadOnlyQueueAdmin(ViewOnlyAdmin, QueueAdmin):
+    pass
+
+
+for model, model_admin in [
+    (Schedule, ReadOnlyScheduleAdmin),
+    (Success, ReadOnlyTaskAdmin),
+    (Failure, ReadOnlyFailAdmin),
+    (OrmQ, ReadOnlyQueueAdmin),  # registered by django-q with its ORM broker only
+]:
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+        admin.site.register(model, model_admin)

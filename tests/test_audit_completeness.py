@@ -206,6 +206,50 @@ def test_schedules_are_audited_and_the_admin_cannot_add_one(client, carol):
 # --- money and settings: admin, screens, services ---------------------------------------------
 
 
+def test_every_admin_page_that_writes_is_audited(carol):
+    """Each model in the admin either audits its changes (AuditedAdmin), is people and groups
+    (audited by the hooks, proven above), or writes nothing (view only), even for a superuser."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from staff.admin_base import AuditedAdmin
+
+    request = RequestFactory().get("/admin/")
+    request.user = carol
+    writers = {
+        model._meta.label
+        for model, model_admin in admin.site._registry.items()
+        if not isinstance(model_admin, AuditedAdmin)
+        and (
+            model_admin.has_add_permission(request)
+            or model_admin.has_change_permission(request)
+            or model_admin.has_delete_permission(request)
+        )
+    }
+    assert writers == {"auth.User", "auth.Group"}
+
+
+def test_an_admin_action_on_a_view_only_page_goes_through_the_audited_service(
+    client, carol, entity
+):
+    from ledger.models import OutboxCommand
+    from ledger.outbox.services import outbox_enqueue
+
+    command = outbox_enqueue(
+        entity=entity, kind="post_receipt", payload={}, external_reference="R-9"
+    )
+    client.force_login(carol)
+    start = _last()
+    with watched():
+        response = client.post(
+            reverse("admin:ledger_outboxcommand_changelist"),
+            {"action": "cancel_commands", "_selected_action": [command.pk]},
+        )
+        assert response.status_code == 302
+    assert OutboxCommand.objects.get(pk=command.pk).state == "cancelled"
+    assert _actions(start) == ["outbox.cancel"]
+
+
 def test_admin_changes_of_settings_are_audited(client, carol):
     rule = MatchRule.objects.order_by("pk").first()
     client.force_login(carol)

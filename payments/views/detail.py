@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.inputs import is_id, parse_id, parse_optional_id
 from core.money import exponent, format_money
 from ledger.models import Allocation, GLAccount, Invoice
 from ledger.selectors import customer_exposure, open_invoices_search
@@ -42,14 +43,14 @@ def _proposals(payment):
         int(line["invoice_id"])
         for p in proposals
         for line in p.lines
-        if str(line.get("invoice_id", "")).isdigit()
+        if is_id(str(line.get("invoice_id", "")))
     }
     invoices = Invoice.objects.select_related("customer").in_bulk(invoice_ids)
     for proposal in proposals:
         proposal.resolved_lines = [
             {**line, "invoice": invoices.get(int(line["invoice_id"]))}
             for line in proposal.lines
-            if str(line.get("invoice_id", "")).isdigit()
+            if is_id(str(line.get("invoice_id", "")))
         ]
         evidence = proposal.evidence if isinstance(proposal.evidence, dict) else {}
         proposal.evidence_items = [
@@ -106,7 +107,7 @@ def _posted_rows(form):
     shows the n-th value typed for it), so a refused submit shows what the person sent."""
     rows, seen = [], {}
     for invoice_id in form.data.getlist("invoice"):
-        invoice = form.invoices.get(int(invoice_id)) if invoice_id.isdigit() else None
+        invoice = form.invoices.get(int(invoice_id)) if is_id(invoice_id) else None
         if invoice is None:
             continue
         n = seen[invoice.pk] = seen.get(invoice.pk, -1) + 1
@@ -191,8 +192,9 @@ def _history(payment, plans, proposals):
 
 def _open_proposal(payment, proposal_id: str = ""):
     open_ones = payment.proposals.filter(state=MatchProposal.State.OPEN).order_by("rank", "id")
+    proposal_id = parse_optional_id(proposal_id, field="Proposal")
     if proposal_id:
-        return open_ones.filter(pk=proposal_id).first() if proposal_id.isdigit() else None
+        return open_ones.filter(pk=proposal_id).first()
     return open_ones.first()
 
 
@@ -256,7 +258,8 @@ def editor_row(request, payment_id):
     """htmx: one editor row for an invoice picked from the search."""
     payment = _payment(payment_id)
     invoice = get_or_404(
-        Invoice.objects.select_related("customer"), pk=request.GET.get("invoice") or 0
+        Invoice.objects.select_related("customer"),
+        pk=parse_id(request.GET.get("invoice"), field="Invoice"),
     )
     gl_accounts = GLAccount.objects.filter(entity=payment.entity_id, active=True).order_by("code")
     row = {"invoice": invoice, "amount": "", "discount_amount": "", "write_off_amount": ""}
@@ -275,8 +278,8 @@ def allocate(request, payment_id):
     form = AllocationForm(request.POST, payment=payment)
     if not form.is_valid():
         return _render(request, payment, form=form, status=400)
-    proposal_id = request.POST.get("proposal", "")
-    proposal = payment.proposals.filter(pk=proposal_id).first() if proposal_id.isdigit() else None
+    proposal_id = parse_optional_id(request.POST.get("proposal"), field="Proposal")
+    proposal = payment.proposals.filter(pk=proposal_id).first() if proposal_id else None
     outcome = actions.submit_lines(
         payment=payment,
         actor=request.user,

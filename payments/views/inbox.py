@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.inputs import parse_ids
 from core.money import quantize
 from core.paging import keyset_page
 from payments import selectors
@@ -163,10 +164,7 @@ def _export_rows(writer, payments):
 @require_POST
 @approver_required
 def bulk_approve(request):
-    ids = []
-    for raw in request.POST.getlist("plan_ids"):
-        if raw.isdigit():
-            ids.append(int(raw))
+    ids = parse_ids(request.POST.getlist("plan_ids"), field="Plans to approve")
     if not ids:
         messages.warning(request, "Select at least one plan to approve.")
         return redirect(f"{_inbox_url()}?tab=awaiting")
@@ -194,7 +192,7 @@ def _inbox_url():
 @approver_required
 def bulk_accept(request):
     """Accept the best open proposal of each selected payment (services/proposals.py)."""
-    ids = [int(raw) for raw in request.POST.getlist("payment_ids") if raw.isdigit()]
+    ids = parse_ids(request.POST.getlist("payment_ids"), field="Proposals to accept")
     back = redirect(f"{_inbox_url()}?tab=proposed")
     if not ids:
         messages.warning(request, "Select at least one proposal to accept.")
