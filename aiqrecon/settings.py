@@ -195,14 +195,20 @@ AIQ_SANDBOX_URL = env_url("AIQ_SANDBOX_URL", "http://127.0.0.1:8765", schemes=("
 AIQ_CONNECT_TIMEOUT_SECONDS = env_int("AIQ_CONNECT_TIMEOUT_SECONDS", 5, minimum=1, maximum=120)
 AIQ_READ_TIMEOUT_SECONDS = env_int("AIQ_READ_TIMEOUT_SECONDS", 30, minimum=1, maximum=600)
 
-# Outbox executor (ledger/outbox). The lease must outlast every AIQ call one attempt can make
-# (read back, log in again, send), or a second worker could send while the first still waits.
+# Outbox executor (ledger/outbox). A row's lease is renewed before each of its steps (the read
+# back; the send) and while it waits its turn in a batch; it must outlast the AIQ calls of one
+# step (at most OUTBOX_CALLS_PER_STEP: a credit note's look-up, template, save and post, plus
+# a new login), or a second worker could take the row while the first still waits on AIQ.
+OUTBOX_CALLS_PER_STEP = 5
 OUTBOX_LEASE_SECONDS = env_int(
     "OUTBOX_LEASE_SECONDS",
-    3 * (AIQ_CONNECT_TIMEOUT_SECONDS + AIQ_READ_TIMEOUT_SECONDS) + 30,
+    OUTBOX_CALLS_PER_STEP * (AIQ_CONNECT_TIMEOUT_SECONDS + AIQ_READ_TIMEOUT_SECONDS) + 30,
     minimum=1,
     maximum=3600,
 )
+# How long AIQ may still commit a write after we sent it (docs/configuration.md says why 180):
+# an uncertain write is not read back, nor resent, before this has passed since its send.
+OUTBOX_SETTLE_SECONDS = env_int("OUTBOX_SETTLE_SECONDS", 180, minimum=1, maximum=3600)
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10, minimum=1, maximum=500)
 OUTBOX_DRAIN_SECONDS = env_int("OUTBOX_DRAIN_SECONDS", 20, minimum=1, maximum=3600)
 OUTBOX_BACKOFF_BASE_MS = env_int("OUTBOX_BACKOFF_BASE_MS", 5000, minimum=1, maximum=3600000)

@@ -94,6 +94,9 @@ class Payment(models.Model):
         APPROVED = "approved", "Approved, on its way to AIQ"
         SENT = "sent", "Confirmed in AIQ"
         FAILED = "failed", "Failed in AIQ"
+        # a write to AIQ was parked (attempts used up, a duplicate, a bad payload): a person
+        # must look before anything more is sent
+        NEEDS_PERSON = "needs_person", "Needs a person"
         REJECTED = "rejected", "Rejected"
         IGNORED = "ignored", "Not for AIQ"
 
@@ -550,7 +553,16 @@ class AllocationPlan(MakerChecked):
         SENT = "sent", "Approved, on its way to AIQ"  # the payment's APPROVED
         CONFIRMED = "confirmed", "Confirmed in AIQ"  # the payment's SENT
         FAILED = "failed", "Failed in AIQ"
+        NEEDS_PERSON = "needs_person", "Needs a person"
         VOID = "void", "Void"
+
+    # The groups of states, spelled once for the queries, services and screens:
+    # holds its invoices' money until AIQ has confirmed it (then the mirror shows it)
+    RESERVING = (State.DRAFT, State.AWAITING_APPROVAL, State.APPROVED, State.SENT)
+    # the payment's decision: reserving, or in AIQ
+    LIVE = (*RESERVING, State.CONFIRMED)
+    # a person may still change its lines, or reject it
+    EDITABLE = (State.DRAFT, State.AWAITING_APPROVAL)
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="plans")
     proposal = models.ForeignKey(
@@ -572,11 +584,19 @@ class AllocationPlan(MakerChecked):
             ),
             # maker-checker: nobody approves what they last changed, superusers included.
             approver_is_not_maker("plan_approver_is_not_maker"),
-            # one live plan per payment at a time
+            # one live plan per payment at a time (one parked for a person may still reach
+            # AIQ after a retry, so it stays live until it is confirmed or cancelled)
             models.UniqueConstraint(
                 fields=["payment"],
                 condition=Q(
-                    state__in=["draft", "awaiting_approval", "approved", "sent", "confirmed"]
+                    state__in=[
+                        "draft",
+                        "awaiting_approval",
+                        "approved",
+                        "sent",
+                        "confirmed",
+                        "needs_person",
+                    ]
                 ),
                 name="plan_one_live_per_payment",
             ),

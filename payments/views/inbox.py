@@ -13,7 +13,6 @@ from core.inputs import parse_ids
 from core.money import quantize
 from core.paging import keyset_page
 from payments import selectors
-from payments.matching.index import LIVE_PLAN_STATES
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
 from payments.views import actions
 from payments.views.filters import DEFAULT_TAB, TABS, InboxFilter
@@ -86,7 +85,7 @@ def _invoices_by_payment(payment_ids) -> dict[int, str]:
     lines = (
         AllocationPlanLine.objects.filter(
             plan__payment_id__in=payment_ids,
-            plan__state__in=LIVE_PLAN_STATES,
+            plan__state__in=AllocationPlan.LIVE,
             unallocated_at__isnull=True,
         )
         .order_by("invoice__invoice_number")
