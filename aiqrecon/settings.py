@@ -59,9 +59,13 @@ INSTALLED_APPS = [
     "django_q",
     "django_htmx",
     "django_filters",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "staff",
     "ledger",
     "payments",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -240,6 +244,38 @@ PAYMENTS_ENTITY = env_str("PAYMENTS_ENTITY", "")
 # --- Domain policy --------------------------------------------------------------------------
 # Plans above this amount (in the payment's currency) need a second person's approval.
 APPROVAL_THRESHOLD = env_decimal("APPROVAL_THRESHOLD", Decimal("1000.00"))
+# The AIQ GL account unidentified money is parked on (an other receipt to it) until a person
+# knows whose it is.
+SUSPENSE_GL_ACCOUNT_CODE = env_str("SUSPENSE_GL_ACCOUNT_CODE", "9990")
+
+# --- API for other systems (docs/api.md) ------------------------------------------------------
+# requests per API client, counted in the cache (Redis when REDIS_URL is set)
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "1200/min")
+# idempotency keys are kept at least this long (never less than 24)
+API_IDEMPOTENCY_HOURS = int(env_str("API_IDEMPOTENCY_HOURS", "48"))
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.auth.ClientScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.auth.ClientRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["api.auth.DecimalJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "api.http.problem_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "aiqrecon API",
+    "DESCRIPTION": "Receipts, allocations, other receipts and refunds into AccountsIQ, with "
+    "the semantics of Sage Business Cloud's payments API and idempotency keys (docs/api.md).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))

@@ -641,6 +641,7 @@ class OutboxCommand(models.Model):
         PAY_AND_ALLOCATE = "pay_and_allocate", "Pay and allocate sales invoice(s)"
         POST_WRITE_OFF = "post_write_off", "Post write-off (sales credit journal)"
         STRIPE_REFUND = "stripe_refund", "Refund through Stripe"
+        OTHER_RECEIPT = "other_receipt", "Post other receipt (sundry, to a GL account)"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"

@@ -376,3 +376,4 @@ EXECUTORS: dict[str, Executor] = {
 import ledger.outbox.executors_customers  # noqa: E402, F401
 import ledger.outbox.executors_documents  # noqa: E402, F401
 import ledger.outbox.executors_refunds  # noqa: E402, F401
+import ledger.outbox.executors_sundry  # noqa: E402, F401

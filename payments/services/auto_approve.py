@@ -385,6 +385,7 @@ def _lock_payments(payment_ids) -> dict[int, Payment]:
                 "received_at",
                 "source",
                 "external_id",
+                "bank_account_id",
                 # the receipt's text and bank account (plan_outbox.plan_commands)
                 "bank_reference",
                 "description",
@@ -429,7 +430,12 @@ def _gl_codes(payments: dict[int, Payment], lines: list[LineInput]) -> dict[int,
 
 
 def _receiving_bank(banks: dict, payment: Payment):
-    key = (payment.entity_id, payment.currency, payment.statement_account_id)
+    key = (
+        payment.entity_id,
+        payment.currency,
+        payment.statement_account_id,
+        payment.bank_account_id,
+    )
     if key not in banks:
         try:
             banks[key] = payment_bank(payment)

@@ -79,7 +79,12 @@ def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decima
         )
     )
     # explicitly the stored thousandths (no MoneyField conversion on the sum)
-    return {r["invoice_id"]: Decimal(int(r["held"])).scaleb(-3) for r in totals}
+    held = {r["invoice_id"]: Decimal(int(r["held"])).scaleb(-3) for r in totals}
+    from payments.services.contact_allocations import held_on_invoices  # later allocations
+
+    for invoice_id, amount in held_on_invoices(invoice_ids).items():
+        held[invoice_id] = held.get(invoice_id, Decimal(0)) + amount
+    return held
 
 
 def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=None):

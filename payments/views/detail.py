@@ -15,6 +15,7 @@ from ledger.models import Allocation, GLAccount, Invoice
 from ledger.selectors import customer_exposure, open_invoices_search
 from payments.forms import AllocationForm
 from payments.models import AllocationPlan, MatchProposal, Payment, Unallocation
+from payments.services.contact_allocations import receipt_open
 from payments.services.plan_lines import available_amount
 from payments.views import actions
 from staff.forms import ReasonForm
@@ -222,6 +223,8 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "can_reject": live is not None and live.state in AllocationPlan.EDITABLE,
         # with no plan yet, the reject button turns down the engine's best open proposal
         "open_proposal": None if live else _open_proposal(payment),
+        # money on account to allocate later (payments/_unidentified.html)
+        "on_account_open": receipt_open(payment.receipt) if payment.receipt_id else None,
     }
     return render(request, "payments/detail.html", context, status=status)
 
