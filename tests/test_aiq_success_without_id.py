@@ -37,9 +37,16 @@ def test_a_typed_receipt_write_without_its_id_is_ambiguous():
         )
 
 
-@pytest.mark.parametrize("kind", ["post_receipt", "post_debit_journal", "post_write_off"])
+@pytest.mark.parametrize(
+    "kind", ["post_receipt", "post_debit_journal", "post_write_off", "other_receipt"]
+)
 def test_an_outbox_write_without_its_id_is_ambiguous_so_it_is_read_back(kind):
     command = OutboxCommand(kind=kind, external_reference="RCPT-1", payload={})
-    payload = {**RECEIPT, "gl_account_code": "4000", "journal_date": "2026-02-03"}
-    with pytest.raises(AiqAmbiguousError, match="Success without transaction_id"):
+    payload = {
+        **RECEIPT,
+        "gl_account_code": "4000",
+        "journal_date": "2026-02-03",
+        "receipt_date": "2026-02-03",
+    }
+    with pytest.raises(AiqAmbiguousError, match="without transaction_id|0 transaction ids"):
         EXECUTORS[kind].send(SuccessWithoutId(), command, payload)
