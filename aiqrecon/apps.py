@@ -26,6 +26,12 @@ class AiqreconConfig(AppConfig):
     verbose_name = "aiqrecon"
 
     def ready(self):
+        from django.urls import register_converter
+
+        from core.inputs import IdConverter
+
+        # `<id:...>` in every app's URLs: a record number that fits the database (core.inputs)
+        register_converter(IdConverter, "id")
         connection_created.connect(
             require_sqlite_tuning, dispatch_uid="aiqrecon.require_sqlite_tuning"
         )

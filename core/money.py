@@ -14,6 +14,10 @@ _ZERO_DECIMAL = frozenset(
 )
 _THREE_DECIMAL = frozenset("BHD IQD JOD KWD LYD OMR TND".split())
 MAX_EXPONENT = 3
+# The largest amount anything here holds: MoneyField keeps thousandths in a signed 64-bit
+# integer (9.2 * 10^15 major units). A bound also keeps every quantize() inside Decimal's
+# 28-digit precision: 1e30 or 1E+999999 used to raise InvalidOperation deep in a service.
+MAX_AMOUNT = Decimal(10) ** 15
 
 
 class MoneyError(ValueError):
@@ -46,7 +50,20 @@ def to_decimal(value) -> Decimal:
         raise MoneyError(f"{value!r} is not a number.") from None
     if not number.is_finite():
         raise MoneyError(f"{value!r} is not a finite amount.")
+    if abs(number) > MAX_AMOUNT:
+        raise MoneyError(f"{str(value)[:30]!r} is too large for an amount.")
     return number
+
+
+def amount_from_text(text, currency: str | None = None) -> Decimal | None:
+    """An amount a person typed ("1,250.00"): None when empty, else exact in the currency
+    (when given). MoneyError with a plain message otherwise: the caller names the field."""
+    cleaned = (text if isinstance(text, str) else "").replace(",", "").replace(" ", "").strip()
+    if not cleaned:
+        return None
+    if len(cleaned) > 40 or not cleaned.isascii():
+        raise MoneyError(f"{cleaned[:30]!r} is not an amount.")
+    return exact(cleaned, currency) if currency else to_decimal(cleaned)
 
 
 def quantize(amount, currency: str, rounding: str = ROUND_HALF_UP) -> Decimal:

@@ -3,12 +3,15 @@ and no COUNT(*) over the whole table, so page 1 and page 10,000 cost the same.""
 
 import base64
 from dataclasses import dataclass, field
+from datetime import date
 
-from django.core.exceptions import BadRequest
+from django.core import signing
 from django.db.models import Q, QuerySet
 
+from core.inputs import BadInput, parse_id
 
-class BadCursor(BadRequest):
+
+class BadCursor(BadInput):
     """A page cursor that was not made by keyset_page (edited by hand, or stale format)."""
 
 
@@ -24,19 +27,31 @@ class KeysetPage:
         return self.next_cursor is not None
 
 
+# Cursors are signed: a page link edited by hand (e.g. an extreme date, which overflowed the
+# database driver) is refused as a whole instead of reaching a query.
+def _signer() -> signing.Signer:
+    return signing.Signer(salt="core.paging.cursor")
+
+
 def _encode(values) -> str:
-    return base64.urlsafe_b64encode("|".join(str(v) for v in values).encode()).decode()
+    return _signer().sign(
+        base64.urlsafe_b64encode("|".join(str(v) for v in values).encode()).decode()
+    )
 
 
 def _decode(queryset: QuerySet, order: tuple[str, str], cursor: str):
+    """The one parser of page cursors: (value, id) as keyset_page wrote them, or BadCursor."""
     try:
-        raw = base64.urlsafe_b64decode(cursor.encode()).decode()
+        raw = base64.urlsafe_b64decode(_signer().unsign(cursor).encode()).decode()
         first, last_id = raw.rsplit("|", 1)
         model_field = queryset.model._meta.get_field(order[0])
-        return model_field.to_python(first), int(last_id)
+        value = model_field.to_python(first)
+        if isinstance(value, date) and not 1 < value.year < 9999:
+            raise ValueError("a date at the edge of the calendar")  # overflows once shifted
+        return value, parse_id(last_id, field="after")
     except Exception as error:  # any malformed cursor is the user's input, not our bug
         raise BadCursor(
-            "That page link is not valid any more; start from the first page."
+            "Page link: it is not valid any more; start from the first page."
         ) from error
 
 

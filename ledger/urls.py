@@ -6,20 +6,20 @@ app_name = "ledger"
 
 urlpatterns = [
     path("invoices/", invoices.invoice_list, name="invoices"),
-    path("invoices/<int:invoice_id>/", invoices.invoice_detail, name="invoice"),
-    path("invoices/<int:invoice_id>/pdf", documents.invoice_pdf, name="invoice_pdf"),
-    path("invoices/<int:invoice_id>/attach", documents.invoice_attach, name="invoice_attach"),
-    path("receipts/<int:receipt_id>/pdf", documents.receipt_pdf, name="receipt_pdf"),
+    path("invoices/<id:invoice_id>/", invoices.invoice_detail, name="invoice"),
+    path("invoices/<id:invoice_id>/pdf", documents.invoice_pdf, name="invoice_pdf"),
+    path("invoices/<id:invoice_id>/attach", documents.invoice_attach, name="invoice_attach"),
+    path("receipts/<id:receipt_id>/pdf", documents.receipt_pdf, name="receipt_pdf"),
     path("customers/", customers.customer_list, name="customers"),
-    path("customers/<int:customer_id>/", customers.customer_detail, name="customer"),
+    path("customers/<id:customer_id>/", customers.customer_detail, name="customer"),
     path(
-        "customers/<int:customer_id>/statement",
+        "customers/<id:customer_id>/statement",
         customers.customer_statement,
         name="customer_statement",
     ),
     path("sync/", sync.sync_overview, name="sync"),
     path("sync/now", sync.sync_now, name="sync_now"),
     path("sync/progress", sync.sync_progress, name="sync_progress"),
-    path("sync/commands/<int:command_id>/retry", sync.command_retry, name="command_retry"),
-    path("sync/commands/<int:command_id>/cancel", sync.command_cancel, name="command_cancel"),
+    path("sync/commands/<id:command_id>/retry", sync.command_retry, name="command_retry"),
+    path("sync/commands/<id:command_id>/cancel", sync.command_cancel, name="command_cancel"),
 ]

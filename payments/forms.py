@@ -3,15 +3,15 @@
 from collections import Counter
 from decimal import Decimal
 
-from core.money import MoneyError, exact
+from core.inputs import is_id
+from core.money import MoneyError, amount_from_text
 from ledger.models import Invoice
 
 
 def _amount(text: str, currency: str) -> Decimal:
-    text = (text or "").replace(",", "").strip()
-    if text == "":
+    value = amount_from_text(text, currency)  # raises MoneyError with a plain message
+    if value is None:
         return Decimal(0)
-    value = exact(text, currency)  # raises MoneyError with a plain message
     if value < 0:
         raise MoneyError("Amounts cannot be negative.")
     return value
@@ -38,7 +38,7 @@ class AllocationForm:
         posted = self.data.getlist("invoice")
         ids = []
         for raw in posted:
-            if not str(raw).isdigit():
+            if not is_id(raw):
                 self.non_field_errors.append("An invoice row was not understood; reload the page.")
                 continue
             ids.append(int(raw))
@@ -89,10 +89,7 @@ class AllocationForm:
     def _shown_on_account(self):
         """What the editor's footer showed as left on account (set by its script; absent
         when the page ran without scripts): the service refuses lines that leave another."""
-        text = self.data.get("shown_on_account", "").strip()
-        if not text:
-            return None
         try:
-            return exact(text.replace(",", ""), self.payment.currency)
+            return amount_from_text(self.data.get("shown_on_account", ""), self.payment.currency)
         except MoneyError:
             return None

@@ -12,7 +12,6 @@ from django.utils import timezone
 
 from ledger.models import OutboxCommand
 from ledger.outbox.selectors import outbox_health
-from payments.matching.index import LIVE_PLAN_STATES, RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal, Payment, Refund
 
 REVIEW_CONFIDENCE = "0.500"  # rank-1 proposals below this need a person (engine.REVIEW_BELOW)
@@ -37,7 +36,7 @@ def payments_needing_review() -> QuerySet:
 
 def live_plan(payment: Payment) -> AllocationPlan | None:
     return (
-        AllocationPlan.objects.filter(payment=payment, state__in=LIVE_PLAN_STATES)
+        AllocationPlan.objects.filter(payment=payment, state__in=AllocationPlan.LIVE)
         .prefetch_related(
             Prefetch("lines", queryset=AllocationPlanLine.objects.select_related("invoice"))
         )
@@ -57,7 +56,7 @@ def invoice_holds(invoice_ids) -> QuerySet:
     """Plan lines still holding money on these invoices (not yet confirmed in AIQ)."""
     return AllocationPlanLine.objects.filter(
         invoice_id__in=invoice_ids,
-        plan__state__in=RESERVING_PLAN_STATES,
+        plan__state__in=AllocationPlan.RESERVING,
         unallocated_at__isnull=True,
     ).select_related("plan")
 

@@ -3,9 +3,9 @@
 from django.contrib import messages
 from django.http import HttpResponse
 from django.shortcuts import redirect
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.inputs import parse_next
 from ledger import documents
 from ledger.aiq.errors import AiqError
 from ledger.forms import AttachmentForm
@@ -52,9 +52,8 @@ def invoice_pdf(request, invoice_id):
 @clerk_required
 def receipt_pdf(request, receipt_id):
     receipt = get_or_404(Receipt.objects.select_related("entity"), pk=receipt_id)
-    back = request.GET.get("next", "")
-    if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
-        back = "/invoices/"  # only ever send people back within this site
+    # only ever send people back to a page of this site
+    back = parse_next(request.GET.get("next"), request) or "/invoices/"
     return _pdf(
         request,
         entity=receipt.entity,

@@ -3,9 +3,9 @@ list, with customers and payments, is payments/views/outbox.py)."""
 
 from django.contrib import messages
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.inputs import parse_id, parse_next
 from ledger import selectors
 from ledger.models import Entity, OutboxCommand
 from ledger.outbox import services as outbox_services
@@ -37,12 +37,8 @@ def sync_overview(request):
 
 def _back(request):
     """Back to the list the action was taken from (its filters kept), else the Sync screen."""
-    target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        return redirect(target)
-    return redirect("ledger:sync")
+    target = parse_next(request.POST.get("next"), request)
+    return redirect(target) if target else redirect("ledger:sync")
 
 
 @require_POST
@@ -81,8 +77,9 @@ def command_cancel(request, command_id):
 @require_POST
 @clerk_required
 def sync_now(request):
-    entity_id = request.POST.get("entity", "")
-    entity = get_or_404(Entity.objects.all(), pk=int(entity_id) if entity_id.isdigit() else 0)
+    entity = get_or_404(
+        Entity.objects.all(), pk=parse_id(request.POST.get("entity"), field="Entity")
+    )
     outcome = run_service(
         sync_services.sync_start,
         entity=entity,

@@ -72,7 +72,13 @@ def read_table(content: bytes, filename: str) -> list[list]:
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    return [row for row in csv.reader(io.StringIO(text, newline=""), dialect)]
+    reader = csv.reader(io.StringIO(text, newline=""), dialect)
+    try:
+        return list(reader)
+    except csv.Error as error:  # e.g. a cell over csv.field_size_limit() (131,072 characters)
+        raise StatementError(
+            f"Line {reader.line_num} of the file cannot be read as CSV: {error}."
+        ) from None
 
 
 def _read_excel(content: bytes) -> list[list]:

@@ -10,6 +10,7 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.inputs import is_id
 from payments.models import AllocationPlan, Unallocation
 from payments.services.plan_lines import approval_reasons
 from payments.views import actions
@@ -37,7 +38,7 @@ def _diff(plan):
     proposed = {
         int(line["invoice_id"]): _proposed_parts(line)
         for line in plan.proposal.lines
-        if str(line.get("invoice_id", "")).isdigit()
+        if is_id(str(line.get("invoice_id", "")))
     }
     planned = {line.invoice_id: line for line in plan.lines.all()}
     changes = []

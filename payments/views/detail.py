@@ -9,25 +9,18 @@ from django.db.models import Q
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.inputs import is_id, parse_id, parse_optional_id
 from core.money import exponent, format_money
 from ledger.models import Allocation, GLAccount, Invoice
 from ledger.selectors import customer_exposure, open_invoices_search
 from payments.forms import AllocationForm
 from payments.models import AllocationPlan, MatchProposal, Payment, Unallocation
+from payments.services.contact_allocations import receipt_open
 from payments.services.plan_lines import available_amount
 from payments.views import actions
 from staff.forms import ReasonForm
 from staff.models import AuditEntry
 from staff.views import clerk_required, get_or_404
-
-LIVE = [
-    AllocationPlan.State.DRAFT,
-    AllocationPlan.State.AWAITING_APPROVAL,
-    AllocationPlan.State.APPROVED,
-    AllocationPlan.State.SENT,
-    AllocationPlan.State.CONFIRMED,
-]
-EDITABLE = [AllocationPlan.State.DRAFT, AllocationPlan.State.AWAITING_APPROVAL]
 
 
 def _payment(payment_id):
@@ -42,14 +35,14 @@ def _proposals(payment):
         int(line["invoice_id"])
         for p in proposals
         for line in p.lines
-        if str(line.get("invoice_id", "")).isdigit()
+        if is_id(str(line.get("invoice_id", "")))
     }
     invoices = Invoice.objects.select_related("customer").in_bulk(invoice_ids)
     for proposal in proposals:
         proposal.resolved_lines = [
             {**line, "invoice": invoices.get(int(line["invoice_id"]))}
             for line in proposal.lines
-            if str(line.get("invoice_id", "")).isdigit()
+            if is_id(str(line.get("invoice_id", "")))
         ]
         evidence = proposal.evidence if isinstance(proposal.evidence, dict) else {}
         proposal.evidence_items = [
@@ -106,7 +99,7 @@ def _posted_rows(form):
     shows the n-th value typed for it), so a refused submit shows what the person sent."""
     rows, seen = [], {}
     for invoice_id in form.data.getlist("invoice"):
-        invoice = form.invoices.get(int(invoice_id)) if invoice_id.isdigit() else None
+        invoice = form.invoices.get(int(invoice_id)) if is_id(invoice_id) else None
         if invoice is None:
             continue
         n = seen[invoice.pk] = seen.get(invoice.pk, -1) + 1
@@ -191,8 +184,9 @@ def _history(payment, plans, proposals):
 
 def _open_proposal(payment, proposal_id: str = ""):
     open_ones = payment.proposals.filter(state=MatchProposal.State.OPEN).order_by("rank", "id")
+    proposal_id = parse_optional_id(proposal_id, field="Proposal")
     if proposal_id:
-        return open_ones.filter(pk=proposal_id).first() if proposal_id.isdigit() else None
+        return open_ones.filter(pk=proposal_id).first()
     return open_ones.first()
 
 
@@ -202,7 +196,7 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         .prefetch_related("lines__invoice")
         .order_by("-created_at", "-id")
     )
-    live = next((p for p in plans if p.state in LIVE), None)
+    live = next((p for p in plans if p.state in AllocationPlan.LIVE), None)
     proposals = _proposals(payment)
     rows = _editor_rows(payment, live, proposals, form)
     rows = _decorate(rows, payment, form)
@@ -214,7 +208,7 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "proposals": proposals,
         "plans": plans,
         "live_plan": live,
-        "editable": live is None or live.state in EDITABLE,
+        "editable": live is None or live.state in AllocationPlan.EDITABLE,
         "rows": rows,
         "form": form,
         "submission": uuid.uuid4(),  # the form's token: one action however often it is posted
@@ -226,9 +220,11 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "history": _history(payment, plans, proposals),
         # the customer's balance, open and overdue items and credit limit, beside the editor
         "exposure": customer_exposure(payment.customer) if payment.customer_id else None,
-        "can_reject": live is not None and live.state in EDITABLE,
+        "can_reject": live is not None and live.state in AllocationPlan.EDITABLE,
         # with no plan yet, the reject button turns down the engine's best open proposal
         "open_proposal": None if live else _open_proposal(payment),
+        # money on account to allocate later (payments/_unidentified.html)
+        "on_account_open": receipt_open(payment.receipt) if payment.receipt_id else None,
     }
     return render(request, "payments/detail.html", context, status=status)
 
@@ -256,7 +252,8 @@ def editor_row(request, payment_id):
     """htmx: one editor row for an invoice picked from the search."""
     payment = _payment(payment_id)
     invoice = get_or_404(
-        Invoice.objects.select_related("customer"), pk=request.GET.get("invoice") or 0
+        Invoice.objects.select_related("customer"),
+        pk=parse_id(request.GET.get("invoice"), field="Invoice"),
     )
     gl_accounts = GLAccount.objects.filter(entity=payment.entity_id, active=True).order_by("code")
     row = {"invoice": invoice, "amount": "", "discount_amount": "", "write_off_amount": ""}
@@ -275,8 +272,8 @@ def allocate(request, payment_id):
     form = AllocationForm(request.POST, payment=payment)
     if not form.is_valid():
         return _render(request, payment, form=form, status=400)
-    proposal_id = request.POST.get("proposal", "")
-    proposal = payment.proposals.filter(pk=proposal_id).first() if proposal_id.isdigit() else None
+    proposal_id = parse_optional_id(request.POST.get("proposal"), field="Proposal")
+    proposal = payment.proposals.filter(pk=proposal_id).first() if proposal_id else None
     outcome = actions.submit_lines(
         payment=payment,
         actor=request.user,
@@ -306,7 +303,7 @@ def reject(request, payment_id):
     form = ReasonForm(request.POST)
     if not form.is_valid():
         return _render(request, payment, reject_form=form, status=400)
-    live = payment.plans.filter(state__in=EDITABLE).first()
+    live = payment.plans.filter(state__in=AllocationPlan.EDITABLE).first()
     if live is None:
         return _reject_proposal(request, payment, form)
     outcome = actions.reject_plan(plan=live, actor=request.user, reason=form.cleaned_data["reason"])

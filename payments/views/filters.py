@@ -1,11 +1,12 @@
 """The inbox filter form (django-filter) and the text search box."""
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 import django_filters
 from django.db.models import Exists, OuterRef, Q
 
 from core.forms import DATE_INPUT_FORMATS, DateInputGB
+from core.money import MoneyError, amount_from_text
 from payments.models import MatchProposal, MatchRule, Payment, Source
 from payments.sources.statement_rows import account_key
 
@@ -16,7 +17,7 @@ TABS = {
     "proposed": ("Proposed", [Payment.MatchState.PROPOSED]),
     "awaiting": ("Awaiting approval", [Payment.MatchState.AWAITING_APPROVAL]),
     "sent": ("Approved / in AIQ", [Payment.MatchState.APPROVED, Payment.MatchState.SENT]),
-    "failed": ("Failed", [Payment.MatchState.FAILED]),
+    "failed": ("Failed or stuck", [Payment.MatchState.FAILED, Payment.MatchState.NEEDS_PERSON]),
     "all": ("All", None),
 }
 DEFAULT_TAB = "unmatched"
@@ -25,15 +26,15 @@ WORD_MATCH_CAP = 5000
 
 
 def parse_amount(text: str) -> Decimal | None:
-    """'1,250.00' -> Decimal('1250.00'); None when the text is not an amount."""
-    cleaned = text.replace(",", "").strip()
-    if not cleaned or not any(ch.isdigit() for ch in cleaned):
+    """'1,250.00' -> Decimal('1250.00'); None when the text is not an amount (then the search
+    treats it as a reference)."""
+    if not any(ch.isdigit() for ch in text):
         return None
     try:
-        value = Decimal(cleaned)
-    except InvalidOperation:
+        value = amount_from_text(text)
+    except MoneyError:
         return None
-    return value if value.is_finite() and value >= 0 else None
+    return value if value is not None and value >= 0 else None
 
 
 class InboxFilter(django_filters.FilterSet):
@@ -56,12 +57,15 @@ class InboxFilter(django_filters.FilterSet):
         widget=DateInputGB(),
         input_formats=DATE_INPUT_FORMATS,
     )
+    # 15 whole digits and 3 decimals: the most a stored amount has (core.money.MAX_AMOUNT)
     amount_min = django_filters.NumberFilter(
-        label="Amount from", field_name="amount", lookup_expr="gte", min_value=0
-    )
+        label="Amount from", field_name="amount", lookup_expr="gte", min_value=0,
+        max_digits=18, decimal_places=3,
+    )  # fmt: skip
     amount_max = django_filters.NumberFilter(
-        label="Amount to", field_name="amount", lookup_expr="lte", min_value=0
-    )
+        label="Amount to", field_name="amount", lookup_expr="lte", min_value=0,
+        max_digits=18, decimal_places=3,
+    )  # fmt: skip
     customer = django_filters.CharFilter(
         label="Customer code", method="filter_customer", max_length=50
     )

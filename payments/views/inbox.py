@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from core.inputs import parse_ids
 from core.money import quantize
 from core.paging import keyset_page
-from payments.matching.index import LIVE_PLAN_STATES
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
 from payments.views import actions
 from payments.views.filters import DEFAULT_TAB, TABS, InboxFilter
@@ -83,7 +83,7 @@ def _invoices_by_payment(payment_ids) -> dict[int, str]:
     lines = (
         AllocationPlanLine.objects.filter(
             plan__payment_id__in=payment_ids,
-            plan__state__in=LIVE_PLAN_STATES,
+            plan__state__in=AllocationPlan.LIVE,
             unallocated_at__isnull=True,
         )
         .order_by("invoice__invoice_number")
@@ -161,10 +161,7 @@ def _export_rows(writer, payments):
 @require_POST
 @approver_required
 def bulk_approve(request):
-    ids = []
-    for raw in request.POST.getlist("plan_ids"):
-        if raw.isdigit():
-            ids.append(int(raw))
+    ids = parse_ids(request.POST.getlist("plan_ids"), field="Plans to approve")
     if not ids:
         messages.warning(request, "Select at least one plan to approve.")
         return redirect(f"{_inbox_url()}?tab=awaiting")
@@ -192,7 +189,7 @@ def _inbox_url():
 @approver_required
 def bulk_accept(request):
     """Accept the best open proposal of each selected payment (services/proposals.py)."""
-    ids = [int(raw) for raw in request.POST.getlist("payment_ids") if raw.isdigit()]
+    ids = parse_ids(request.POST.getlist("payment_ids"), field="Proposals to accept")
     back = redirect(f"{_inbox_url()}?tab=proposed")
     if not ids:
         messages.warning(request, "Select at least one proposal to accept.")

@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.shortcuts import render
 from django.urls import reverse
 
+from core.inputs import is_id
 from core.paging import keyset_page
 from ledger.models import Allocation, Customer, OutboxCommand
 from ledger.selectors import outbox_state_counts
@@ -32,7 +33,7 @@ def _payments(text: str):
     if not text:
         return None
     match = Q(external_id=text)
-    if text.isdigit():
+    if is_id(text):
         match |= Q(pk=int(text))
     return Payment.objects.filter(match)
 

@@ -10,6 +10,8 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.inputs import parse_ids, parse_optional_id
+from core.money import MoneyError, amount_from_text
 from ledger.models import Document, Invoice, OutboxCommand
 from ledger.views.documents import _pdf
 from payments.models import Payment, Refund, Unallocation
@@ -31,6 +33,17 @@ class RefundForm(forms.Form):
         label="Amount (gross, leave empty for all that can go back)", required=False, max_length=30
     )
     reason = forms.CharField(label="Reason", max_length=1000, widget=forms.Textarea({"rows": 2}))
+
+    def __init__(self, *args, currency: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.currency = currency
+
+    def clean_amount(self):
+        """Empty: all that can go back. Otherwise an exact amount in the currency."""
+        try:
+            return amount_from_text(self.cleaned_data["amount"], self.currency)
+        except MoneyError as error:
+            raise forms.ValidationError(str(error)) from None
 
 
 def _refunds():
@@ -73,21 +86,22 @@ def refund_new(request):
         messages.error(request, "Choose what kind of refund to make.")
         return redirect("payments:refunds")
     invoice = payment = None
-    if str(source.get("invoice", "")).isdigit():
-        invoice = get_or_404(Invoice.objects.select_related("customer"), pk=source["invoice"])
-    if str(source.get("payment", "")).isdigit():
-        payment = get_or_404(Payment.objects.select_related("receipt"), pk=source["payment"])
-    form = RefundForm(request.POST or None)
+    if invoice_id := parse_optional_id(source.get("invoice"), field="Invoice"):
+        invoice = get_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+    if payment_id := parse_optional_id(source.get("payment"), field="Payment"):
+        payment = get_or_404(Payment.objects.select_related("receipt"), pk=payment_id)
+    currency = (invoice or payment).currency if (invoice or payment) else None
+    form = RefundForm(request.POST or None, currency=currency)
     blocked = None
     if request.method == "POST" and form.is_valid():
-        line_ids = [int(v) for v in request.POST.getlist("line") if v.isdigit()]
+        line_ids = parse_ids(request.POST.getlist("line"), field="Invoice lines")
         try:
             refund = services.refund_request(
                 actor=request.user,
                 kind=kind,
                 invoice=invoice,
                 payment=payment,
-                amount=form.cleaned_data["amount"].replace(",", "") or None,
+                amount=form.cleaned_data["amount"],
                 line_ids=line_ids or None,
                 reason=form.cleaned_data["reason"],
             )

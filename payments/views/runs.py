@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 from django.http import Http404
 from django.shortcuts import render
 
+from core.inputs import is_id
 from core.paging import keyset_page
 from ledger.models import Invoice
 from payments.models import MatchProposal
@@ -34,7 +35,7 @@ def _with_invoices(proposals: list[MatchProposal]) -> list[MatchProposal]:
         int(line["invoice_id"])
         for p in proposals
         for line in p.lines
-        if str(line.get("invoice_id", "")).isdigit()
+        if is_id(str(line.get("invoice_id", "")))
     }
     invoices = Invoice.objects.only("id", "invoice_number").in_bulk(wanted)
     for proposal in proposals:
@@ -47,7 +48,7 @@ def _with_invoices(proposals: list[MatchProposal]) -> list[MatchProposal]:
                 "write_off": _nonzero(line.get("write_off", line.get("write_off_amount"))),
             }
             for line in proposal.lines
-            if str(line.get("invoice_id", "")).isdigit()
+            if is_id(str(line.get("invoice_id", "")))
         ]
     return proposals
 

@@ -43,7 +43,8 @@ class ConfirmForm(forms.Form):
 @clerk_required
 def statement_upload(request):
     """GET: the upload form. POST: preview the file (nothing imported yet)."""
-    form = StatementUploadForm(request.POST or None, request.FILES or None)
+    posted = request.method == "POST"
+    form = StatementUploadForm(request.POST if posted else None, request.FILES or None)
     preview = None
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -73,7 +74,7 @@ def statement_upload(request):
         )
     elif preview and preview.parsed:
         context["row_errors"] = preview.parsed.errors
-    status = 400 if request.method == "POST" and (form.errors or not preview.ok) else 200
+    status = 400 if posted and (form.errors or not (preview and preview.ok)) else 200
     return render(request, "payments/statement_upload.html", context, status=status)
 
 
