@@ -92,33 +92,6 @@ class ImportFormatAdmin(AuditedAdmin):
     list_display = ("name", "source", "date_format", "decimal_comma", "currency")
 
 
-@admin.register(m.StatementAccount)
-class StatementAccountAdmin(AuditedAdmin):
-    list_display = ("__str__", "account_key", "entity", "bank_account", "currency")
-    search_fields = ("name", "account_key")
-
-
-@admin.register(m.Statement)
-class StatementAdmin(ViewOnlyAdmin):
-    list_display = (
-        "account",
-        "statement_id",
-        "start_date",
-        "end_date",
-        "currency",
-        "opening_balance",
-        "closing_balance",
-        "entry_count",
-    )
-    list_filter = ("account",)
-
-
-@admin.register(m.DirectDebitNotice)
-class DirectDebitNoticeAdmin(ViewOnlyAdmin):
-    list_display = ("__str__", "kind")
-    list_filter = ("kind",)
-
-
 @admin.register(m.ImportBatch)
 class ImportBatchAdmin(ViewOnlyAdmin):
     list_display = (
