@@ -213,6 +213,8 @@ OUTBOX_LEASE_SECONDS = env_int(
 # How long AIQ may still commit a write after we sent it (docs/configuration.md says why 180):
 # an uncertain write is not read back, nor resent, before this has passed since its send.
 OUTBOX_SETTLE_SECONDS = env_int("OUTBOX_SETTLE_SECONDS", 180, minimum=1, maximum=3600)
+# The nightly drift check reads back what the outbox confirmed in this many days.
+AIQ_DRIFT_DAYS = env_int("AIQ_DRIFT_DAYS", 7, minimum=1, maximum=366)
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10, minimum=1, maximum=500)
 OUTBOX_DRAIN_SECONDS = env_int("OUTBOX_DRAIN_SECONDS", 20, minimum=1, maximum=3600)
 OUTBOX_BACKOFF_BASE_MS = env_int("OUTBOX_BACKOFF_BASE_MS", 5000, minimum=1, maximum=3600000)

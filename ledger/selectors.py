@@ -122,6 +122,20 @@ def sync_states() -> QuerySet:
     return SyncState.objects.select_related("entity").order_by("entity__name", "object_type")
 
 
+def duplicates_to_repair() -> QuerySet:
+    """Writes of ours AIQ holds more than once (and invoices allocated beyond their gross) that
+    a person has not resolved yet, oldest first, for the Sync screen."""
+    from ledger.models import DuplicateWrite
+
+    return (
+        DuplicateWrite.objects.filter(
+            state__in=[DuplicateWrite.State.OPEN, DuplicateWrite.State.REVERSING]
+        )
+        .select_related("entity", "command", "reversal")
+        .order_by("created_at", "pk")
+    )
+
+
 def customer_credits(customer: Customer) -> dict:
     """A customer's receipts with money on account and posted credit notes with money open
     (to allocate later or refund), oldest first, at most 50 of each."""

@@ -58,6 +58,35 @@ class WebhookEventAdmin(ViewOnlyAdmin):
     readonly_fields = [f.name for f in m.WebhookEvent._meta.fields]
 
 
+@admin.register(m.StatementAccount)
+class StatementAccountAdmin(AuditedAdmin):
+    """Which AIQ bank account a statement's money goes to: a setting, changed and audited."""
+
+    list_display = ("account_key", "name", "bank_account", "currency", "entity")
+    list_filter = ("entity", "currency")
+    search_fields = ("account_key", "name")
+
+
+@admin.register(m.Statement)
+class StatementAdmin(ViewOnlyAdmin):
+    """A bank statement's period and balances as the bank sent them."""
+
+    list_display = ("account", "statement_id", "start_date", "end_date", "closing_balance")
+    raw_id_fields = ("account", "batch")
+
+
+@admin.register(m.DirectDebitNotice)
+class DirectDebitNoticeAdmin(ViewOnlyAdmin):
+    """Bacs report lines, kept as received."""
+
+
+@admin.register(m.SettlementTerms)
+class SettlementTermsAdmin(AuditedAdmin):
+    """Early-settlement discount terms: a setting, changed and audited."""
+
+    raw_id_fields = ("customer",)
+
+
 @admin.register(m.ImportFormat)
 class ImportFormatAdmin(AuditedAdmin):
     list_display = ("name", "source", "date_format", "decimal_comma", "currency")

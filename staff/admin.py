@@ -3,7 +3,7 @@ from django_q.admin import FailAdmin, QueueAdmin, ScheduleAdmin, TaskAdmin
 from django_q.models import Failure, OrmQ, Schedule, Success
 
 from staff.admin_base import ViewOnlyAdmin
-from staff.models import AuditEntry
+from staff.models import AuditEntry, FormSubmission
 
 
 @admin.register(AuditEntry)
@@ -12,6 +12,11 @@ class AuditEntryAdmin(ViewOnlyAdmin):
     list_filter = ("action", "object_type")
     search_fields = ("object_id", "summary", "actor__username")
     date_hierarchy = "at"
+
+
+@admin.register(FormSubmission)
+class FormSubmissionAdmin(ViewOnlyAdmin):
+    """Which form posts were already acted on (a repeated submit does nothing twice)."""
 
 
 # django-q's own admin lets a superuser add a schedule whose function is any importable

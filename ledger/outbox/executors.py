@@ -22,6 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ledger.aiq.operations import required_id
 from ledger.aiq.results import as_decimal, get, unwrap
 from ledger.models import OutboxCommand
 
@@ -111,13 +112,6 @@ def _by_reference(client, reference: str, around: date) -> ReadBack:
     return ReadBack(len(ids), {"transaction_id": ids[0]}, extra_ids=ids[1:])
 
 
-def _transaction_id(response) -> int:
-    value = getattr(response, "transaction_id", None) or field(response, "transactionID")
-    if value in (None, "", 0):
-        raise ValueError("AIQ answered without a transactionID")
-    return int(value)
-
-
 def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "customer_code", "bank_account_code", "amount", "payment_date")
     response = client.call(
@@ -134,7 +128,7 @@ def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
             "Description": payload.get("description", "")[:250],
         },
     )
-    return {"transaction_id": _transaction_id(response)}
+    return {"transaction_id": required_id(response, "transaction_id")}
 
 
 def receipt_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
@@ -164,7 +158,7 @@ def _journal(operation: str, sign_note: str):
                 },
             },
         )
-        return {"transaction_id": _transaction_id(response)}
+        return {"transaction_id": required_id(response, "transaction_id")}
 
     def read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
         return _by_reference(client, command.external_reference, _iso(payload["journal_date"]))

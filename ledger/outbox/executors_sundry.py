@@ -10,6 +10,7 @@ Read back with GetTransactionsByExternalReference, as receipts and journals are.
 
 from decimal import Decimal
 
+from ledger.aiq.errors import AiqAmbiguousError
 from ledger.models import OutboxCommand
 from ledger.outbox import executors as base
 from ledger.outbox.executors import (
@@ -48,7 +49,10 @@ def sundry_send(client, command: OutboxCommand, payload: dict) -> dict:
     )
     ids = response.transaction_ids or []
     if len(ids) != 1 or not ids[0]:
-        raise ValueError(f"AIQ answered {len(ids)} transaction ids for one sundry receipt")
+        # Success without the one id: ambiguous, read back (the rule of aiq.operations.required_id)
+        raise AiqAmbiguousError(
+            f"{len(ids)} transaction ids for one sundry receipt", operation=response.operation
+        )
     return {"transaction_id": int(ids[0])}
 
 

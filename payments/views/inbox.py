@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 from core.inputs import parse_ids
 from core.money import quantize
 from core.paging import keyset_page
+from payments import selectors
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
 from payments.views import actions
 from payments.views.filters import DEFAULT_TAB, TABS, InboxFilter
@@ -51,9 +52,10 @@ def inbox(request):
         ).only("id", "payment_id", "maker_id")
         plans = {plan.payment_id: plan for plan in live}
     rows = [(payment, plans.get(payment.pk)) for payment in page.items]
+    figures = selectors.inbox_tab_figures(TABS)  # count and totals per tab
     context = {
         "tab": tab,
-        "tabs": [(key, label) for key, (label, _) in TABS.items()],
+        "tabs": [(key, label, figures[key]) for key, (label, _) in TABS.items()],
         "filter": filterset,
         "page": page,
         "rows": rows,
