@@ -182,3 +182,42 @@ class UnallocationAdmin(ViewOnlyAdmin):
     list_display = ("id", "allocation", "state", "maker", "approver", "created_at")
     list_filter = ("state",)
     raw_id_fields = ("allocation", "command")
+
+
+class ContactAllocationLineInline(admin.TabularInline):
+    model = m.ContactAllocationLine
+    extra = 0
+    can_delete = False
+
+
+@admin.register(m.ContactAllocation)
+class ContactAllocationAdmin(MoneyRowAdmin):
+    """Allocations of money on account or a credit note made later: made and approved on the
+    staff screens or the API (maker-checker), never here."""
+
+    list_display = ("__str__", "entity", "customer", "state", "maker", "approver", "created_at")
+    list_filter = ("state", "entity")
+    inlines = [ContactAllocationLineInline]
+
+
+@admin.register(m.ContactAllocationLine)
+class ContactAllocationLineAdmin(MoneyRowAdmin):
+    list_display = ("allocation", "invoice", "amount")
+
+
+class OtherReceiptLineInline(admin.TabularInline):
+    model = m.OtherReceiptLine
+    extra = 0
+    can_delete = False
+
+
+@admin.register(m.OtherReceipt)
+class OtherReceiptAdmin(MoneyRowAdmin):
+    list_display = ("__str__", "entity", "purpose", "state", "maker", "approver", "created_at")
+    list_filter = ("state", "purpose", "entity")
+    inlines = [OtherReceiptLineInline]
+
+
+@admin.register(m.OtherReceiptLine)
+class OtherReceiptLineAdmin(MoneyRowAdmin):
+    list_display = ("receipt", "line_number", "gl_account_code", "tax_code", "total_amount")
