@@ -35,7 +35,7 @@ def payment_customer_change(*, payment: Payment, customer: Customer, actor, reas
     if not reason:
         raise LaterRefused("Say why the payment is from another customer.", "reason")
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().select_related("customer").get(pk=payment.pk)
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
         require_customer_fits(customer, payment)
         if payment.customer_id == customer.pk:
             raise LaterRefused(f"The payment is already from {customer.code}.", "customer")
