@@ -451,7 +451,9 @@ def chaos_books(server, items, entity_code: str = "demo") -> dict:
         if state != OutboxCommand.State.CONFIRMED:
             parked.append((kind, command.external_reference, state))
         if kind == "allocation":
-            allocated = sum(a["amount"] for a in server.state.allocations(invoice.aiq_transaction_id))
+            allocated = sum(
+                a["amount"] for a in server.state.allocations(invoice.aiq_transaction_id)
+            )
             if allocated > invoice.gross_amount:
                 duplicates.append((kind, invoice.invoice_number, allocated))
             elif state == OutboxCommand.State.CONFIRMED and allocated < invoice.gross_amount:

@@ -163,9 +163,7 @@ def test_two_clusters_on_postgresql_execute_each_side_effect_once(
     assert_exactly_once(world.server, pairs)
 
 
-def test_every_kind_of_write_under_faults_pulls_and_kills_is_in_aiq_exactly_once(
-    world, clusters
-):
+def test_every_kind_of_write_under_faults_pulls_and_kills_is_in_aiq_exactly_once(world, clusters):
     # 120 receipts, allocations, write-offs, debit journals and credit notes; AIQ drops answers
     # after committing, refuses calls, expires tokens; a pull every 3 s; 5 busy workers killed
     figures = chaos_run(world, clusters, commands=120, kills=5, seed=19, timeout=100)
