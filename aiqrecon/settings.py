@@ -28,7 +28,9 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 MODE = env_choice("AIQRECON_MODE", "development", ("development", "production"))
 PRODUCTION = MODE == "production"
-DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+# Off in development too (make run): Django's debug pages list every URL on a 404 and show
+# local variables, secrets among them, on an error. DJANGO_DEBUG=true turns it on by hand.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG must be off when AIQRECON_MODE=production.")
 
@@ -66,6 +68,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "aiqrecon.security.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
