@@ -37,6 +37,8 @@ PARAMS = {
     "audit": (("q", "user", "object_type", "object_id", "date_from", "date_to", "after"), ()),
     "login": ((), ("username", "password")),
     "logout": ((), ()),
+    "password_change": ((), ("old_password", "new_password1", "new_password2")),
+    "password_change_done": ((), ()),
     "ledger:invoices": (
         ("q", "status", "customer", "currency", "outstanding", "date_from", "date_to", "after"),
         (),
