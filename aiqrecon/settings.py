@@ -61,9 +61,13 @@ INSTALLED_APPS = [
     "django_q",
     "django_htmx",
     "django_filters",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "staff",
     "ledger",
     "payments",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -210,14 +214,22 @@ AIQ_SANDBOX_URL = env_url("AIQ_SANDBOX_URL", "http://127.0.0.1:8765", schemes=("
 AIQ_CONNECT_TIMEOUT_SECONDS = env_int("AIQ_CONNECT_TIMEOUT_SECONDS", 5, minimum=1, maximum=120)
 AIQ_READ_TIMEOUT_SECONDS = env_int("AIQ_READ_TIMEOUT_SECONDS", 30, minimum=1, maximum=600)
 
-# Outbox executor (ledger/outbox). The lease must outlast every AIQ call one attempt can make
-# (read back, log in again, send), or a second worker could send while the first still waits.
+# Outbox executor (ledger/outbox). A row's lease is renewed before each of its steps (the read
+# back; the send) and while it waits its turn in a batch; it must outlast the AIQ calls of one
+# step (at most OUTBOX_CALLS_PER_STEP: a credit note's look-up, template, save and post, plus
+# a new login), or a second worker could take the row while the first still waits on AIQ.
+OUTBOX_CALLS_PER_STEP = 5
 OUTBOX_LEASE_SECONDS = env_int(
     "OUTBOX_LEASE_SECONDS",
-    3 * (AIQ_CONNECT_TIMEOUT_SECONDS + AIQ_READ_TIMEOUT_SECONDS) + 30,
+    OUTBOX_CALLS_PER_STEP * (AIQ_CONNECT_TIMEOUT_SECONDS + AIQ_READ_TIMEOUT_SECONDS) + 30,
     minimum=1,
     maximum=3600,
 )
+# How long AIQ may still commit a write after we sent it (docs/configuration.md says why 180):
+# an uncertain write is not read back, nor resent, before this has passed since its send.
+OUTBOX_SETTLE_SECONDS = env_int("OUTBOX_SETTLE_SECONDS", 180, minimum=1, maximum=3600)
+# The nightly drift check reads back what the outbox confirmed in this many days.
+AIQ_DRIFT_DAYS = env_int("AIQ_DRIFT_DAYS", 7, minimum=1, maximum=366)
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10, minimum=1, maximum=500)
 OUTBOX_DRAIN_SECONDS = env_int("OUTBOX_DRAIN_SECONDS", 20, minimum=1, maximum=3600)
 OUTBOX_BACKOFF_BASE_MS = env_int("OUTBOX_BACKOFF_BASE_MS", 5000, minimum=1, maximum=3600000)
@@ -247,6 +259,38 @@ PAYMENTS_ENTITY = env_str("PAYMENTS_ENTITY", "")
 # --- Domain policy --------------------------------------------------------------------------
 # Plans above this amount (in the payment's currency) need a second person's approval.
 APPROVAL_THRESHOLD = env_decimal("APPROVAL_THRESHOLD", Decimal("1000.00"))
+# The AIQ GL account unidentified money is parked on (an other receipt to it) until a person
+# knows whose it is.
+SUSPENSE_GL_ACCOUNT_CODE = env_str("SUSPENSE_GL_ACCOUNT_CODE", "9990")
+
+# --- API for other systems (docs/api.md) ------------------------------------------------------
+# requests per API client, counted in the cache (Redis when REDIS_URL is set)
+API_RATE_LIMIT = env_str("API_RATE_LIMIT", "1200/min")
+# idempotency keys are kept at least this long (never less than 24)
+API_IDEMPOTENCY_HOURS = int(env_str("API_IDEMPOTENCY_HOURS", "48"))
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.auth.ClientScope"],
+    "DEFAULT_THROTTLE_CLASSES": ["api.auth.ClientRateThrottle"],
+    "DEFAULT_PARSER_CLASSES": ["api.auth.DecimalJSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "api.http.problem_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "aiqrecon API",
+    "DESCRIPTION": "Receipts, allocations, other receipts and refunds into AccountsIQ, with "
+    "the semantics of Sage Business Cloud's payments API and idempotency keys (docs/api.md).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 # --- Logging --------------------------------------------------------------------------------
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))

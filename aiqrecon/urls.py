@@ -6,6 +6,7 @@ from payments.views.dashboard import dashboard
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("webhooks/", include("payments.webhook_urls")),
+    path("api/v1/", include("api.urls")),
     path("", dashboard, name="dashboard"),
     path("", include("staff.urls")),
     path("", include("ledger.urls")),

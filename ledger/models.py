@@ -538,6 +538,9 @@ class Allocation(SyncedModel):
     currency = models.CharField(max_length=3)
     allocation_date = models.DateField()
     reference = models.CharField(max_length=100)
+    # AIQ's AllocationId, where known (the pull, a read-back): what tells two allocations of
+    # the same pair and amount apart, since AIQ's allocation lists do not carry our reference
+    aiq_allocation_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     state = models.CharField(max_length=12, choices=State, default=State.ACTIVE)
     unallocated_at = models.DateTimeField(null=True, blank=True)
     unallocation_reason = models.TextField(blank=True)
@@ -603,6 +606,9 @@ class SyncState(models.Model):
     # rows read so far by the step now running, so a long step shows it is moving
     progress_step = models.CharField(max_length=40, blank=True)
     progress_rows = models.PositiveIntegerField(default=0)
+    # written with every progress update: a running pull whose heartbeat is older than the
+    # task timeout was killed, and its claim no longer blocks the next pull
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
 
     class Meta:
@@ -635,6 +641,7 @@ class OutboxCommand(models.Model):
         PAY_AND_ALLOCATE = "pay_and_allocate", "Pay and allocate sales invoice(s)"
         POST_WRITE_OFF = "post_write_off", "Post write-off (sales credit journal)"
         STRIPE_REFUND = "stripe_refund", "Refund through Stripe"
+        OTHER_RECEIPT = "other_receipt", "Post other receipt (sundry, to a GL account)"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -660,6 +667,13 @@ class OutboxCommand(models.Model):
     last_error_code = models.CharField(max_length=100, blank=True)
     last_error_message = models.TextField(blank=True)
     result = models.JSONField(default=dict, blank=True, help_text="AIQ ids once confirmed.")
+    # When the last send to AIQ started: AIQ may still commit it until OUTBOX_SETTLE_SECONDS
+    # later, so an uncertain row is not read back (and resent) before then. Null = never sent.
+    sent_at = models.DateTimeField(null=True, blank=True)
+    # What the executor saw in AIQ just before sending (e.g. the AllocationIds already there),
+    # so a read-back recognises its own write by AIQ's identity, never by what the mirror knows;
+    # and answers that arrived after their lease ran out ("late_answers").
+    evidence = models.JSONField(default=dict, blank=True)
     origin_type = models.CharField(max_length=40, blank=True, help_text='e.g. "allocation_plan"')
     origin_id = models.BigIntegerField(null=True, blank=True)
     # the origin's handler (ledger/outbox/origins.py) raised on the verdict: the sweeper runs it
@@ -702,4 +716,5 @@ class OutboxCommand(models.Model):
 # Attachments sent to AIQ and the mirrored customer statements live in their own modules (split
 # by concept); imported here so Django registers the models with the ledger app.
 from ledger.models_attachments import Attachment  # noqa: E402, F401
+from ledger.models_duplicates import DuplicateWrite  # noqa: E402, F401
 from ledger.models_statements import CustomerStatement, CustomerStatementLine  # noqa: E402, F401

@@ -120,3 +120,38 @@ def outbox_origin_pending(limit: int = 50) -> list[OutboxCommand]:
 
 def sync_states() -> QuerySet:
     return SyncState.objects.select_related("entity").order_by("entity__name", "object_type")
+
+
+def duplicates_to_repair() -> QuerySet:
+    """Writes of ours AIQ holds more than once (and invoices allocated beyond their gross) that
+    a person has not resolved yet, oldest first, for the Sync screen."""
+    from ledger.models import DuplicateWrite
+
+    return (
+        DuplicateWrite.objects.filter(
+            state__in=[DuplicateWrite.State.OPEN, DuplicateWrite.State.REVERSING]
+        )
+        .select_related("entity", "command", "reversal")
+        .order_by("created_at", "pk")
+    )
+
+
+def customer_credits(customer: Customer) -> dict:
+    """A customer's receipts with money on account and posted credit notes with money open
+    (to allocate later or refund), oldest first, at most 50 of each."""
+    from ledger.models import CreditNote, Receipt
+
+    return {
+        "receipts": list(
+            Receipt.objects.filter(
+                customer=customer, unallocated_amount__gt=0, aiq_transaction_id__isnull=False
+            ).order_by("payment_date", "id")[:50]
+        ),
+        "notes": list(
+            CreditNote.objects.filter(
+                customer=customer, outstanding_amount__gt=0, aiq_transaction_id__isnull=False
+            )
+            .exclude(status=DocumentStatus.DRAFT)
+            .order_by("credit_date", "id")[:50]
+        ),
+    }

@@ -22,4 +22,6 @@ urlpatterns = [
     path("sync/progress", sync.sync_progress, name="sync_progress"),
     path("sync/commands/<id:command_id>/retry", sync.command_retry, name="command_retry"),
     path("sync/commands/<id:command_id>/cancel", sync.command_cancel, name="command_cancel"),
+    path("sync/duplicates/<id:flag_id>/reverse", sync.duplicate_reverse, name="duplicate_reverse"),
+    path("sync/duplicates/<id:flag_id>/dismiss", sync.duplicate_dismiss, name="duplicate_dismiss"),
 ]

@@ -24,7 +24,9 @@ class PaymentsConfig(AppConfig):
         from ledger.views.invoices import invoice_page_extend
         from payments.selectors import invoice_plan_lines
         from payments.services import outbox_origins, stripe_refund_step
+        from payments.services.later import later_outbox_register
 
         outbox_origins.register()
+        later_outbox_register()
         stripe_refund_step.register()
         invoice_page_extend(lambda invoice: {"plan_lines": invoice_plan_lines(invoice)})

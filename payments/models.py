@@ -20,6 +20,7 @@ class Source(models.TextChoices):
     GOCARDLESS = "gocardless", "GoCardless"
     SMARTDEBIT = "smartdebit", "SmartDebit"
     BANK = "bank", "Bank transfer"
+    API = "api", "Recorded through the API"
 
 
 class Payout(models.Model):
@@ -94,6 +95,9 @@ class Payment(models.Model):
         APPROVED = "approved", "Approved, on its way to AIQ"
         SENT = "sent", "Confirmed in AIQ"
         FAILED = "failed", "Failed in AIQ"
+        # a write to AIQ was parked (attempts used up, a duplicate, a bad payload): a person
+        # must look before anything more is sent
+        NEEDS_PERSON = "needs_person", "Needs a person"
         REJECTED = "rejected", "Rejected"
         IGNORED = "ignored", "Not for AIQ"
 
@@ -133,6 +137,9 @@ class Payment(models.Model):
     # (a payment with proposals has its notes in their evidence); shown on the payment's page
     # (a database default too: the bulk writers insert payments with raw SQL)
     match_notes = models.JSONField(default=dict, db_default={}, blank=True, editable=False)
+    # why a person marked it "Not for AIQ" (match_state ignored): shown on its page
+    # (a database default too: the bulk writers insert payments with raw SQL)
+    not_for_aiq_reason = models.TextField(blank=True, default="", db_default="")
     customer = models.ForeignKey(
         "ledger.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
     )
@@ -141,6 +148,11 @@ class Payment(models.Model):
     )
     receipt = models.ForeignKey(
         "ledger.Receipt", null=True, blank=True, on_delete=models.PROTECT, related_name="payments"
+    )
+    # the AIQ bank account the money came into, when its source says (an API client's
+    # bank_account_id); empty: the company's receiving bank (payments/services/plan_outbox.py)
+    bank_account = models.ForeignKey(
+        "ledger.BankAccount", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     raw = models.JSONField(default=dict, help_text="The payload exactly as received")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -550,7 +562,16 @@ class AllocationPlan(MakerChecked):
         SENT = "sent", "Approved, on its way to AIQ"  # the payment's APPROVED
         CONFIRMED = "confirmed", "Confirmed in AIQ"  # the payment's SENT
         FAILED = "failed", "Failed in AIQ"
+        NEEDS_PERSON = "needs_person", "Needs a person"
         VOID = "void", "Void"
+
+    # The groups of states, spelled once for the queries, services and screens:
+    # holds its invoices' money until AIQ has confirmed it (then the mirror shows it)
+    RESERVING = (State.DRAFT, State.AWAITING_APPROVAL, State.APPROVED, State.SENT)
+    # the payment's decision: reserving, or in AIQ
+    LIVE = (*RESERVING, State.CONFIRMED)
+    # a person may still change its lines, or reject it
+    EDITABLE = (State.DRAFT, State.AWAITING_APPROVAL)
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="plans")
     proposal = models.ForeignKey(
@@ -572,11 +593,19 @@ class AllocationPlan(MakerChecked):
             ),
             # maker-checker: nobody approves what they last changed, superusers included.
             approver_is_not_maker("plan_approver_is_not_maker"),
-            # one live plan per payment at a time
+            # one live plan per payment at a time (one parked for a person may still reach
+            # AIQ after a retry, so it stays live until it is confirmed or cancelled)
             models.UniqueConstraint(
                 fields=["payment"],
                 condition=Q(
-                    state__in=["draft", "awaiting_approval", "approved", "sent", "confirmed"]
+                    state__in=[
+                        "draft",
+                        "awaiting_approval",
+                        "approved",
+                        "sent",
+                        "confirmed",
+                        "needs_person",
+                    ]
                 ),
                 name="plan_one_live_per_payment",
             ),
@@ -626,6 +655,7 @@ class Refund(MakerChecked):
         CANCEL_INVOICE = "cancel_invoice", "Cancel/reduce unpaid invoice (credit note)"
         REFUND_INVOICE = "refund_invoice", "Refund a paid invoice"
         REFUND_ON_ACCOUNT = "refund_on_account", "Refund a payment on account"
+        REFUND_CREDIT_NOTE = "refund_credit_note", "Refund a credit note's open amount"
         EXTERNAL = "external", "Refund made outside (e.g. Stripe dashboard)"
 
     class State(models.TextChoices):
@@ -657,6 +687,10 @@ class Refund(MakerChecked):
     )
     amount = MoneyField()
     currency = models.CharField(max_length=3)
+    # where the money is paid from; empty: the receipt's bank, else the company's default
+    bank_account = models.ForeignKey(
+        "ledger.BankAccount", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     reason = models.TextField()
     stripe_refund_id = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -715,3 +749,13 @@ class Unallocation(MakerChecked):
                 name="unallocation_approved_has_command",
             ),
         ]
+
+
+# Later allocations and other receipts live in their own module (split by concept); imported
+# here so Django registers the models with the payments app.
+from payments.models_money_later import (  # noqa: E402, F401
+    ContactAllocation,
+    ContactAllocationLine,
+    OtherReceipt,
+    OtherReceiptLine,
+)

@@ -6,13 +6,13 @@ Selectors return QuerySets (callers paginate and render); no writes here.
 
 from datetime import timedelta
 
+from django.core.cache import cache
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from ledger.models import OutboxCommand
 from ledger.outbox.selectors import outbox_health
-from payments.matching.index import LIVE_PLAN_STATES, RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal, Payment, Refund
 
 REVIEW_CONFIDENCE = "0.500"  # rank-1 proposals below this need a person (engine.REVIEW_BELOW)
@@ -37,7 +37,7 @@ def payments_needing_review() -> QuerySet:
 
 def live_plan(payment: Payment) -> AllocationPlan | None:
     return (
-        AllocationPlan.objects.filter(payment=payment, state__in=LIVE_PLAN_STATES)
+        AllocationPlan.objects.filter(payment=payment, state__in=AllocationPlan.LIVE)
         .prefetch_related(
             Prefetch("lines", queryset=AllocationPlanLine.objects.select_related("invoice"))
         )
@@ -57,7 +57,7 @@ def invoice_holds(invoice_ids) -> QuerySet:
     """Plan lines still holding money on these invoices (not yet confirmed in AIQ)."""
     return AllocationPlanLine.objects.filter(
         invoice_id__in=invoice_ids,
-        plan__state__in=RESERVING_PLAN_STATES,
+        plan__state__in=AllocationPlan.RESERVING,
         unallocated_at__isnull=True,
     ).select_related("plan")
 
@@ -290,3 +290,26 @@ def invoice_plan_lines(invoice) -> QuerySet:
         .exclude(plan__state__in=[State.CONFIRMED, State.VOID, State.REJECTED])
         .order_by("-plan__created_at")
     )
+
+
+def inbox_tab_figures(tabs: dict) -> dict[str, dict]:
+    """Per inbox tab: how many payments and their total per currency (never summed across
+    currencies). One GROUP BY over the payments, kept 30 s in the cache so a busy inbox
+    does not read the whole table on every page view (figures may lag by that much)."""
+
+    def compute():
+        rows = Payment.objects.order_by().values("match_state", "currency")
+        rows = rows.annotate(n=Count("id"), total=Sum("amount"))
+        figures = {}
+        for key, (_label, states) in tabs.items():
+            chosen = [r for r in rows if states is None or r["match_state"] in states]
+            totals: dict[str, object] = {}
+            for r in chosen:
+                totals[r["currency"]] = totals.get(r["currency"], 0) + r["total"]
+            figures[key] = {
+                "count": sum(r["n"] for r in chosen),
+                "totals": sorted(totals.items()),
+            }
+        return figures
+
+    return cache.get_or_set("payments:inbox-tab-figures", compute, 30)

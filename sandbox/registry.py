@@ -80,6 +80,7 @@ def load_all() -> dict[str, Operation]:
         queries,
         receipts,
         setup,
+        sundry,
     )
 
     return OPERATIONS

@@ -53,6 +53,8 @@ GL_ACCOUNTS = [
     ("7500", "Bank charges", "expense"),
     ("7510", "Card processing fees", "expense"),
     ("8100", "Bad debt write-off", "writeoff"),
+    ("4200", "Other income", "income"),
+    ("9990", "Suspense", "suspense"),
 ]
 TAX_CODES = [("T1", "Standard rate", "20", 1), ("T0", "Zero rated", "0", 0),
              ("T2", "Exempt", "0", 0), ("T5", "Reduced rate", "5", 0)]  # fmt: skip

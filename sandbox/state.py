@@ -5,7 +5,7 @@ Available as `server.state` in-process and as `GET /_sandbox/state` over HTTP.
 
 from decimal import Decimal
 
-from sandbox.store import from_milli
+from sandbox.store import from_milli, loads
 
 
 class State:
@@ -41,6 +41,19 @@ class State:
             }
             for row in rows
         ]
+
+    def gl_total(self, code: str, entity: str = "demo") -> Decimal:
+        """The net of every posted line on one GL account (debits positive)."""
+        rows = self._rows("SELECT lines FROM txn WHERE entity_id = ?", (entity,))
+        return sum(
+            (
+                Decimal(str(item["Amount"]))
+                for row in rows
+                for item in loads(row["lines"])
+                if item["GLAccountCode"] == code
+            ),
+            Decimal(0),
+        )
 
     def outstanding(self, transaction_id: int) -> Decimal:
         rows = self._rows("SELECT outstanding_milli FROM txn WHERE id = ?", (transaction_id,))

@@ -176,3 +176,20 @@ def test_a_fully_allocated_credit_note_does_not_say_open():
     assert CreditNote(status="posted", outstanding_amount=Decimal("5")).status_text == (
         "Posted, open"
     )
+
+
+def test_inbox_tabs_show_counts_and_totals_per_currency(client, alice, screen_data):
+    from django.core.cache import cache
+
+    cache.delete("payments:inbox-tab-figures")  # figures are cached 30 s
+    client.force_login(alice)
+    html = client.get(reverse("payments:inbox"), {"tab": "all"}).content.decode()
+
+    def tab(key):
+        return html.split(f'data-testid="tab-{key}">')[1].split("</a>")[0]
+
+    # unmatched: pi_unmatched 1,000.00 GBP and pi_yen 125,000 JPY
+    assert '<span class="badge">2</span>' in tab("unmatched")
+    assert "1,000.00 GBP" in tab("unmatched") and "125,000 JPY" in tab("unmatched")
+    assert '<span class="badge">1</span>' in tab("awaiting") and "400.00 GBP" in tab("awaiting")
+    assert '<span class="badge">4</span>' in tab("all")

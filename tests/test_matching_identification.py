@@ -13,7 +13,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.models import Customer, GLAccount, Invoice
-from payments.matching.index import RESERVING_PLAN_STATES
 from payments.models import (
     AllocationPlan,
     AllocationPlanLine,
@@ -516,7 +515,7 @@ def test_no_proposal_puts_more_on_an_invoice_than_it_has_open_across_runs(db, ru
                 )
                 offered[line["invoice_id"]] = offered.get(line["invoice_id"], D(0)) + settles
         for line in AllocationPlanLine.objects.filter(
-            plan__payment__entity=entity, plan__state__in=RESERVING_PLAN_STATES
+            plan__payment__entity=entity, plan__state__in=AllocationPlan.RESERVING
         ):
             offered[line.invoice_id] = (
                 offered.get(line.invoice_id, D(0))

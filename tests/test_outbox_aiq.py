@@ -136,7 +136,9 @@ def test_shuffled_commands_never_send_an_allocation_before_its_receipt_is_confir
 
 
 def test_a_command_that_always_fails_is_parked_after_n_attempts_with_backoff(aiq_world, settings):
-    settings.OUTBOX_BACKOFF_BASE_MS = 40
+    # backoff steps (2-4 s, 4-8 s, ...) longer than the settle period, so backoff is measured
+    settings.OUTBOX_BACKOFF_BASE_MS = 2000
+    settings.OUTBOX_SETTLE_SECONDS = 1
     server = aiq_world.server
     [invoice] = aiq_world.invoices(1)
     [(_, receipt, allocation)] = make_workload(

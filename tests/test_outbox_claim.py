@@ -56,11 +56,14 @@ def test_a_conditional_claim_on_a_stale_view_of_the_row_fails(entity):
     assert claiming.claim_one(command.pk, State.PENDING, now) is None
 
 
-def test_a_lapsed_lease_is_claimed_again_and_must_be_read_back(entity):
+def test_a_lapsed_lease_is_claimed_again_and_must_be_read_back(entity, settings):
+    settings.OUTBOX_SETTLE_SECONDS = 60
     command = _cmd(entity, "R-1")
     [claim] = claiming.claim_batch(limit=1)
+    # the holder sent 61 s ago and died: AIQ cannot still commit it, so read back now
     OutboxCommand.objects.filter(pk=command.pk).update(
-        lease_until=timezone.now() - timedelta(seconds=1)
+        lease_until=timezone.now() - timedelta(seconds=1),
+        sent_at=timezone.now() - timedelta(seconds=61),
     )
     [again] = claiming.claim_batch(limit=1)
     assert again.previous_state == State.IN_FLIGHT
@@ -69,6 +72,33 @@ def test_a_lapsed_lease_is_claimed_again_and_must_be_read_back(entity):
     # the first holder is fenced out: its late outcome cannot be written
     assert not claiming.fenced(claim).exists()
     assert claiming.fenced(again).exists()
+
+
+def test_a_lapsed_lease_whose_send_may_still_land_waits_for_the_settle_period(entity, settings):
+    settings.OUTBOX_SETTLE_SECONDS = 60
+    command = _cmd(entity, "R-1")
+    claiming.claim_batch(limit=1)
+    OutboxCommand.objects.filter(pk=command.pk).update(
+        lease_until=timezone.now() - timedelta(seconds=1),
+        sent_at=timezone.now() - timedelta(seconds=30),
+    )
+    assert claiming.claim_batch(limit=1) == []  # AIQ may still be committing that send
+    OutboxCommand.objects.filter(pk=command.pk).update(
+        sent_at=timezone.now() - timedelta(seconds=60)
+    )
+    [again] = claiming.claim_batch(limit=1)
+    assert again.must_read_back
+
+
+def test_a_row_whose_holder_died_before_sending_is_sent_without_a_read_back(entity):
+    command = _cmd(entity, "R-1")
+    claiming.claim_batch(limit=1)
+    OutboxCommand.objects.filter(pk=command.pk).update(
+        lease_until=timezone.now() - timedelta(seconds=1)
+    )
+    [again] = claiming.claim_batch(limit=1)
+    assert again.previous_state == State.IN_FLIGHT
+    assert not again.must_read_back  # nothing was sent, so there is nothing to find
 
 
 def test_backoff_is_not_due_until_next_attempt_at(entity):

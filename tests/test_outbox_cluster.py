@@ -48,7 +48,8 @@ def clusters(world, tmp_path):
         # short leases so a killed worker's row is taken over within seconds
         "AIQ_CONNECT_TIMEOUT_SECONDS": "1",
         "AIQ_READ_TIMEOUT_SECONDS": "1",
-        "OUTBOX_LEASE_SECONDS": "4",
+        "OUTBOX_LEASE_SECONDS": "10",
+        "OUTBOX_SETTLE_SECONDS": "3",
         "OUTBOX_DRAIN_SECONDS": "5",
         "Q_TIMEOUT_SECONDS": "30",
         "Q_SCHEDULER": "false",  # the test calls the sweeper itself

@@ -55,8 +55,10 @@ def test_an_outcome_that_cannot_be_written_stops_the_drain_and_is_read_back_late
     assert aiq_world.server.state.receipt_count(receipt.external_reference) == 1
 
     monkeypatch.setattr(runner, "_finish", write_outcome)
+    # its lease ran out and so did the settle period after its send: read back now
     OutboxCommand.objects.filter(pk=receipt.pk).update(
-        lease_until=timezone.now() - timedelta(seconds=1)
+        lease_until=timezone.now() - timedelta(seconds=1),
+        sent_at=timezone.now() - timedelta(hours=1),
     )
     drain(budget_seconds=30, batch_size=5)
     receipt.refresh_from_db()

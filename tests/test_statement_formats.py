@@ -202,6 +202,11 @@ def test_statement_account_maps_to_the_aiq_bank_account(entity, alice):
         (b"!Type:Invst\nD1/1/2025\n^\n", "holds no bank transactions"),
         (b"OFXHEADER:100\n\n<OFX><BANKMSGSRSV1>", "OFX"),
         (b"01,A,B,250305,0600,1,80,1,2/\n02,B/\n", "BAI2"),
+        (
+            samples.camt053().replace(b"2025-03-03T00:00:00", b"3rd of March"),
+            "The camt.053 file cannot be read",
+        ),
+        (samples.camt053().replace(b">1000.00<", b">1.000,00<"), "camt.053 file cannot be read"),
     ],
 )
 def test_broken_files_get_a_clear_error_and_change_nothing(entity, alice, content, message):

@@ -59,6 +59,20 @@ class _NoEnvelopes(logging.Filter):
 logging.getLogger("zeep.transports").addFilter(_NoEnvelopes())
 
 
+# AIQ's answers that say "not now" rather than "no": retried with backoff, never shown as a
+# permanent failure. A write refused this way is still treated as possibly applied (read back
+# after the settle period): AIQ's answer does not say at which point it gave up.
+TEMPORARY_ERROR_CODES = frozenset({"SERVER_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT"})
+TEMPORARY_MESSAGES = ("temporarily unavailable", "try again later", "timeout expired")
+
+
+def is_temporary_refusal(result: AiqResult) -> bool:
+    message = (result.error_message or "").lower()
+    return str(result.error_code or "").upper() in TEMPORARY_ERROR_CODES or any(
+        text in message for text in TEMPORARY_MESSAGES
+    )
+
+
 def is_read(operation: str) -> bool:
     return operation.startswith(READ_PREFIXES)
 
@@ -142,6 +156,9 @@ class AiqClient(AiqOperations):
             if not result.ok and result.has_expired:
                 TOKENS.invalidate(self._token_key, session.token)
                 raise AiqAuthError("token expired again right after login", operation=operation)
+        if not result.ok and is_temporary_refusal(result):
+            message = self._redact(f"{result.error_code}: {result.error_message}")
+            raise self._lost(operation, f"AIQ is temporarily unavailable ({message})")
         if not result.ok:
             raise AiqPermanentError(
                 self._redact(result.error_message or result.error_code or "AIQ reported Failure"),

@@ -24,8 +24,10 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def _required_id(result, attr: str) -> int:
-    value = getattr(result, attr)
+def required_id(result, attr: str) -> int:
+    """The id a write's answer must carry (AiqResult attribute `attr`). The one rule for every
+    AIQ write, typed operation or outbox executor alike."""
+    value = getattr(result, attr, None)
     if not value:
         # AIQ said Success but gave no id: we cannot know what it created. Treat like a lost
         # answer so the outbox reads back by external reference instead of sending again.
@@ -144,20 +146,20 @@ class AiqOperations:
         result = self.call(
             "SaveInvoiceGetBackInvoiceID", replay_safe=replay_safe, invoice=invoice, create=create
         )
-        return _required_id(result, "invoice_id")
+        return required_id(result, "invoice_id")
 
     def post_invoice(self, invoice_id: int, *, replay_safe=False) -> int:
         result = self.call(
             "PostInvoiceGetBackTransactionID", replay_safe=replay_safe, invoiceID=invoice_id
         )
-        return _required_id(result, "transaction_id")
+        return required_id(result, "transaction_id")
 
     def save_sales_receipt(self, receipt: dict, *, replay_safe=False) -> int:
         """Receipts need CustomerCode, CheckReference (our external reference), BankAccountCode."""
         result = self.call(
             "SaveSalesReceiptGetBackTransactionID", replay_safe=replay_safe, salesReceipt=receipt
         )
-        return _required_id(result, "transaction_id")
+        return required_id(result, "transaction_id")
 
     def allocate_transactions(
         self,
@@ -227,7 +229,7 @@ class AiqOperations:
             creditNote=credit_note,
             create=create,
         )
-        return _required_id(result, "credit_note_id")
+        return required_id(result, "credit_note_id")
 
     def post_credit_notes(self, credit_note_ids: list[int], *, replay_safe=False) -> list[int]:
         result = self.call(
@@ -247,13 +249,13 @@ class AiqOperations:
         result = self.call(
             "PostSalesDebitJournalGetBackTransactionID", replay_safe=replay_safe, journal=journal
         )
-        return _required_id(result, "transaction_id")
+        return required_id(result, "transaction_id")
 
     def post_sales_credit_journal(self, journal: dict, *, replay_safe=False) -> int:
         result = self.call(
             "PostSalesCreditJournalGetBackTransactionID", replay_safe=replay_safe, journal=journal
         )
-        return _required_id(result, "transaction_id")
+        return required_id(result, "transaction_id")
 
     def attach_document(self, document: dict, *, replay_safe=False) -> None:
         """document = {"Header": {...WSDocumentHeader}, "Content": {...}} as the WSDL says."""

@@ -68,15 +68,29 @@ def check_q_cluster(app_configs=None, **kwargs):
                 id="aiqrecon.E107",
             )
         )
-    read_timeout = getattr(settings, "AIQ_CONNECT_TIMEOUT_SECONDS", 0) + getattr(
+    call = getattr(settings, "AIQ_CONNECT_TIMEOUT_SECONDS", 0) + getattr(
         settings, "AIQ_READ_TIMEOUT_SECONDS", 0
     )
-    if lease < 2 * read_timeout:
+    calls = getattr(settings, "OUTBOX_CALLS_PER_STEP", 5)
+    if lease < calls * call:
+        # leases are renewed before each step of each row (and for rows waiting in a batch),
+        # so what must fit in one lease is the longest step, never the whole batch
         problems.append(
             Error(
-                f"OUTBOX_LEASE_SECONDS ({lease}) is shorter than two AIQ calls ({read_timeout} s "
-                "each): a lease could lapse while a write is still on its way.",
+                f"OUTBOX_LEASE_SECONDS ({lease}) is shorter than one outbox step: {calls} AIQ "
+                f"calls of up to {call} s each. A row could lose its lease while its write is "
+                "still on its way, be taken by another worker and be sent twice.",
+                hint=f"Set OUTBOX_LEASE_SECONDS to at least {calls * call}.",
                 id="aiqrecon.E108",
+            )
+        )
+    settle = getattr(settings, "OUTBOX_SETTLE_SECONDS", 0)
+    if settle < call:
+        problems.append(
+            Error(
+                f"OUTBOX_SETTLE_SECONDS ({settle}) is shorter than one AIQ call ({call} s): an "
+                "uncertain write would be read back (and resent) while AIQ may still commit it.",
+                id="aiqrecon.E109",
             )
         )
     return problems

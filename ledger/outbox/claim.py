@@ -14,7 +14,7 @@ makes a second delivery of the same task harmless.
 """
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -40,18 +40,30 @@ class Claim:
     previous_state: str
     attempt: int
     lease_until: datetime
+    # the row was sent to AIQ at least once (sent_at set): only then can a read-back find it
+    sent: bool = True
 
     @property
     def must_read_back(self) -> bool:
         # uncertain: the last send may have committed; in_flight: the holder died mid-call.
-        return self.previous_state in (State.UNCERTAIN, State.IN_FLIGHT)
+        # A row never sent (its holder died before sending) has nothing to read back.
+        return self.sent and self.previous_state in (State.UNCERTAIN, State.IN_FLIGHT)
+
+
+def settle_delay() -> timedelta:
+    """How long AIQ may still commit a write after we sent it (OUTBOX_SETTLE_SECONDS)."""
+    return timedelta(seconds=settings.OUTBOX_SETTLE_SECONDS)
 
 
 def due_q(now: datetime) -> Q:
     waiting = Q(state__in=[State.PENDING, State.UNCERTAIN]) & (
         Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     )
-    lease_lapsed = Q(state=State.IN_FLIGHT, lease_until__lt=now)
+    # a holder that died may have sent: its write can still land until the settle period
+    # after that send is over, so the row is not read back (and resent) before then
+    lease_lapsed = Q(state=State.IN_FLIGHT, lease_until__lt=now) & (
+        Q(sent_at__isnull=True) | Q(sent_at__lte=now - settle_delay())
+    )
     dependency_ok = Q(depends_on__isnull=True) | Q(depends_on__state=State.CONFIRMED)
     return (waiting | lease_lapsed) & dependency_ok
 
@@ -86,8 +98,10 @@ def claim_one(command_id: int, previous_state: str, now: datetime) -> Claim | No
     )
     if claimed != 1:
         return None
-    attempt = OutboxCommand.objects.filter(pk=command_id).values_list("attempts", flat=True)[0]
-    return Claim(command_id, previous_state, attempt, lease_until)
+    attempt, sent_at = OutboxCommand.objects.filter(pk=command_id).values_list(
+        "attempts", "sent_at"
+    )[0]
+    return Claim(command_id, previous_state, attempt, lease_until, sent_at is not None)
 
 
 def claim_batch(
@@ -107,21 +121,21 @@ def claim_batch(
         if connection.vendor == "postgresql":
             # of=self: lock the outbox rows, not the dependency rows joined in for the check
             candidates = candidates.select_for_update(skip_locked=True, of=("self",))
-        fields = ("pk", "state", "attempts")
-        rows: list[tuple[int, str, int]] = []
+        fields = ("pk", "state", "attempts", "sent_at")
+        rows: list[tuple[int, str, int, datetime | None]] = []
         if prefer:
             rows += list(candidates.filter(pk__in=prefer).values_list(*fields)[:limit])
         if len(rows) < limit:
             # oldest due first, so nothing starves behind a stream of new work
-            rest = candidates.exclude(pk__in=[pk for pk, _, _ in rows]).order_by(
+            rest = candidates.exclude(pk__in=[row[0] for row in rows]).order_by(
                 F("next_attempt_at").asc(nulls_first=True), "pk"
             )
             rows += list(rest.values_list(*fields)[: limit - len(rows)])
         if not rows:
             return []
-        for state in {state for _, state, _ in rows}:
+        for state in {row[1] for row in rows}:
             OutboxCommand.objects.filter(
-                pk__in=[pk for pk, seen, _ in rows if seen == state], state=state
+                pk__in=[row[0] for row in rows if row[1] == state], state=state
             ).filter(due_q(now)).update(
                 state=State.IN_FLIGHT,
                 lease_until=lease_until,
@@ -130,14 +144,43 @@ def claim_batch(
             )
         held = dict(
             OutboxCommand.objects.filter(
-                pk__in=[pk for pk, _, _ in rows], state=State.IN_FLIGHT, lease_until=lease_until
+                pk__in=[row[0] for row in rows], state=State.IN_FLIGHT, lease_until=lease_until
             ).values_list("pk", "attempts")
         )
     return [
-        Claim(pk, state, attempts + 1, lease_until)
-        for pk, state, attempts in rows
+        Claim(pk, state, attempts + 1, lease_until, sent_at is not None)
+        for pk, state, attempts, sent_at in rows
         if held.get(pk) == attempts + 1
     ]
+
+
+def renew(claims: list[Claim]) -> list[Claim]:
+    """Extend the leases of a batch's rows not yet run, before each command of the batch: a
+    row waits its turn behind slow AIQ calls without its lease running out (it would be
+    claimed again elsewhere, each time spending an attempt, and parked although never sent).
+
+    One UPDATE: a batch's rows share one lease value, which only their holder sets. A row
+    whose lease was lost meanwhile (claimed again elsewhere) no longer carries it and is left
+    out of the returned claims."""
+    if not claims:
+        return []
+    lease_until = _lease_until(timezone.now())
+    held = OutboxCommand.objects.filter(
+        pk__in=[claim.command_id for claim in claims],
+        state=State.IN_FLIGHT,
+        lease_until__in={claim.lease_until for claim in claims},
+    )
+    renewed = held.update(lease_until=lease_until)
+    if renewed != len(claims):
+        still = set(
+            OutboxCommand.objects.filter(
+                pk__in=[claim.command_id for claim in claims],
+                state=State.IN_FLIGHT,
+                lease_until=lease_until,
+            ).values_list("pk", flat=True)
+        )
+        claims = [claim for claim in claims if claim.command_id in still]
+    return [replace(claim, lease_until=lease_until) for claim in claims]
 
 
 def fair_share(limit: int, workers: int, entity_id: int | None = None) -> int:

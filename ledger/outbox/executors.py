@@ -17,10 +17,12 @@ pay_and_allocate) are parked for a person with a message saying so, rather than 
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as field_
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ledger.aiq.operations import required_id
 from ledger.aiq.results import as_decimal, get, unwrap
 from ledger.models import OutboxCommand
 
@@ -64,14 +66,24 @@ def _midnight(day: date) -> datetime:
 
 @dataclass
 class ReadBack:
+    """What a read-back found: `hits` writes of this command in AIQ; with one or more, `result`
+    is the one the command keeps (the earliest) and `extra_ids` the AIQ ids of the others (a
+    duplicate that slipped through, listed for repair). `evidence`: what to remember before the
+    next send (e.g. the allocations already there), when the read-back saw it anyway."""
+
     hits: int
     result: dict
+    extra_ids: list = field_(default_factory=list)
+    evidence: dict | None = None
 
 
 @dataclass
 class Executor:
     send: Callable[[Any, OutboxCommand, dict], dict]
     read_back: Callable[[Any, OutboxCommand, dict], ReadBack]
+    # Optional: read what AIQ holds before a first send, kept on the row (evidence) so that a
+    # later read-back can tell its own write from others that look the same.
+    prepare: Callable[[Any, OutboxCommand, dict], dict] | None = None
 
 
 # --- transactions found by external reference (receipts, journals) ---------------------------
@@ -92,16 +104,12 @@ def _by_reference(client, reference: str, around: date) -> ReadBack:
         ),
         "WSTransactionSummary",
     )
-    hits = [r for r in rows if field(r, "ExternalReference") == reference]
-    result = {"transaction_id": int(field(hits[0], "TransactionID"))} if len(hits) == 1 else {}
-    return ReadBack(len(hits), result)
-
-
-def _transaction_id(response) -> int:
-    value = getattr(response, "transaction_id", None) or field(response, "transactionID")
-    if value in (None, "", 0):
-        raise ValueError("AIQ answered without a transactionID")
-    return int(value)
+    ids = sorted(
+        int(field(r, "TransactionID")) for r in rows if field(r, "ExternalReference") == reference
+    )
+    if not ids:
+        return ReadBack(0, {})
+    return ReadBack(len(ids), {"transaction_id": ids[0]}, extra_ids=ids[1:])
 
 
 def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
@@ -120,7 +128,7 @@ def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
             "Description": payload.get("description", "")[:250],
         },
     )
-    return {"transaction_id": _transaction_id(response)}
+    return {"transaction_id": required_id(response, "transaction_id")}
 
 
 def receipt_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
@@ -150,7 +158,7 @@ def _journal(operation: str, sign_note: str):
                 },
             },
         )
-        return {"transaction_id": _transaction_id(response)}
+        return {"transaction_id": required_id(response, "transaction_id")}
 
     def read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
         return _by_reference(client, command.external_reference, _iso(payload["journal_date"]))
@@ -165,45 +173,98 @@ def allocation_entries(client, paying_id: int) -> list:
     return client.allocation_entries(paying_id)
 
 
-def _matching(entries: list, settled_id: int, amount: Decimal) -> list:
+def _matching(entries: list, settled_id: int, amount: Decimal | None = None) -> list:
     return [
         e
         for e in entries
         if int(field(e, "AllocatedToTransactionID", 0) or 0) == settled_id
-        and decimal(field(e, "AllocationAmount", 0)) == amount
+        and (amount is None or decimal(field(e, "AllocationAmount", 0)) == amount)
     ]
 
 
-def _known_same_allocations(command: OutboxCommand, payload: dict) -> int:
-    """Confirmed allocations of ours with the same pair and amount: AIQ's allocation list does
-    not carry our allocationReference, so those are subtracted before counting hits."""
-    from ledger.models import Allocation
+def _allocation_id(entry) -> int | None:
+    value = field(entry, "AllocationId")
+    return int(value) if value not in (None, "") else None
 
-    return (
-        Allocation.objects.filter(
+
+ALLOCATE_KINDS = (Kind.ALLOCATE, Kind.ALLOCATE_WITH_DISCOUNT)
+
+
+def _owned_by_other_commands(command: OutboxCommand, allocation_ids: list[int]) -> set[int]:
+    """AllocationIds that another command of ours already confirmed as its own (outbox rows:
+    the pull never changes them)."""
+    if not allocation_ids:
+        return set()
+    owned = (
+        OutboxCommand.objects.filter(
             entity_id=command.entity_id,
-            transaction_id_1=payload["paying_transaction_id"],
-            transaction_id_2=payload["settled_transaction_id"],
-            amount=decimal(payload["amount"]),
-            state=Allocation.State.ACTIVE,
+            kind__in=ALLOCATE_KINDS,
+            state=OutboxCommand.State.CONFIRMED,
+            result__allocation_id__in=allocation_ids,
         )
-        .exclude(reference=command.external_reference)
-        .count()
+        .exclude(pk=command.pk)
+        .values_list("result", flat=True)
     )
+    return {int(result["allocation_id"]) for result in owned}
 
 
-def allocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
-    amount = decimal(payload["amount"])
+def _same_pair_confirmed(command: OutboxCommand, payload: dict) -> int:
+    """Rows sent before AIQ's identity was recorded (no evidence): our other confirmed
+    allocations of the same pair and amount, counted from the outbox (never the mirror)."""
+    count = 0
+    for other in OutboxCommand.objects.filter(
+        entity_id=command.entity_id,
+        kind__in=ALLOCATE_KINDS,
+        state=OutboxCommand.State.CONFIRMED,
+        payload__settled_transaction_id=payload["settled_transaction_id"],
+    ).exclude(pk=command.pk):
+        if other.result.get("allocation_id"):
+            continue  # known by its id: excluded by _owned_by_other_commands already
+        paying = other.payload.get("paying_transaction_id") or (
+            other.depends_on.result.get("transaction_id") if other.depends_on_id else None
+        )
+        if paying and int(paying) == payload["paying_transaction_id"]:
+            count += decimal(other.payload["amount"]) == decimal(payload["amount"])
+    return count
+
+
+def allocate_prepare(client, command: OutboxCommand, payload: dict) -> dict:
+    """The AllocationIds between the pair before we send: none of them is ours."""
     entries = _matching(
         allocation_entries(client, payload["paying_transaction_id"]),
         payload["settled_transaction_id"],
-        amount,
     )
-    hits = len(entries) - _known_same_allocations(command, payload)
-    result = {"allocated": True}
-    if hits == 1 and field(entries[-1], "AllocationId") is not None:
-        result["allocation_id"] = int(field(entries[-1], "AllocationId"))
-    return ReadBack(max(hits, 0), result)
+    return {"allocations_before": sorted(filter(None, map(_allocation_id, entries)))}
+
+
+def allocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
+    """Our allocation is one that matches pair and amount, was not there before we first sent
+    (evidence) and is not another command's. AIQ's allocation list does not carry our
+    allocationReference, so identity comes from AIQ's AllocationId, never from the mirror: a
+    pull that stored the allocation meanwhile changes nothing here."""
+    amount = decimal(payload["amount"])
+    paired = _matching(
+        allocation_entries(client, payload["paying_transaction_id"]),
+        payload["settled_transaction_id"],
+    )
+    seen = sorted(filter(None, map(_allocation_id, paired)))
+    entries = [e for e in paired if decimal(field(e, "AllocationAmount", 0)) == amount]
+    ids = [i for i in map(_allocation_id, entries) if i is not None]
+    before = command.evidence.get("allocations_before")
+    if before is None and command.sent_at is None:
+        return ReadBack(0, {}, evidence={"allocations_before": seen})  # never sent
+    ours = [
+        i
+        for i in ids
+        if i not in set(before or ()) and i not in _owned_by_other_commands(command, ids)
+    ]
+    if before is None:  # sent before evidence was kept: count, do not identify
+        hits = max(len(ours) - _same_pair_confirmed(command, payload), 0)
+        ours = ours[len(ours) - hits :]
+    if not ours:
+        return ReadBack(0, {}, evidence={"allocations_before": seen})
+    ours.sort()
+    return ReadBack(len(ours), {"allocated": True, "allocation_id": ours[0]}, extra_ids=ours[1:])
 
 
 def allocate_send(client, command: OutboxCommand, payload: dict) -> dict:
@@ -233,18 +294,46 @@ def unallocate_send(client, command: OutboxCommand, payload: dict) -> dict:
     return {"unallocated": True}
 
 
+def _unallocation_targets(client, payload: dict) -> list[int] | None:
+    from ledger.models import Allocation
+
+    allocation = Allocation.objects.filter(pk=payload.get("allocation_id")).first()
+    if allocation is None:
+        return None
+    entries = _matching(
+        allocation_entries(client, allocation.transaction_id_1),
+        allocation.transaction_id_2,
+        allocation.amount,
+    )
+    if allocation.aiq_allocation_id:
+        entries = [e for e in entries if _allocation_id(e) == allocation.aiq_allocation_id]
+    return sorted(filter(None, map(_allocation_id, entries)))
+
+
+def unallocate_prepare(client, command: OutboxCommand, payload: dict) -> dict:
+    """The AllocationIds this unallocation is meant to remove, as AIQ listed them before."""
+    return {"unallocating": _unallocation_targets(client, payload) or []}
+
+
 def unallocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
-    """Done when the allocation we meant to undo is no longer listed in AIQ."""
+    """Done when none of the allocations we meant to undo is listed in AIQ any more. Which
+    ones those are was recorded before sending (evidence); an allocation made later between
+    the same pair (a new plan) is not mistaken for them."""
     from ledger.models import Allocation
 
     allocation = Allocation.objects.filter(pk=payload.get("allocation_id")).first()
     if allocation is None:
         return ReadBack(0, {})
-    still_there = _matching(
+    targets = command.evidence.get("unallocating")
+    listed = _matching(
         allocation_entries(client, allocation.transaction_id_1),
         allocation.transaction_id_2,
         allocation.amount,
     )
+    if targets is None:
+        still_there = listed
+    else:
+        still_there = [e for e in listed if _allocation_id(e) in set(targets)]
     return ReadBack(0 if still_there else 1, {"unallocated": True})
 
 
@@ -269,9 +358,9 @@ MIRRORS: dict[str, Callable[[OutboxCommand, dict, dict, list], None]] = {}
 
 EXECUTORS: dict[str, Executor] = {
     Kind.POST_RECEIPT: Executor(receipt_send, receipt_read_back),
-    Kind.ALLOCATE: Executor(allocate_send, allocate_read_back),
-    Kind.ALLOCATE_WITH_DISCOUNT: Executor(allocate_send, allocate_read_back),
-    Kind.UNALLOCATE: Executor(unallocate_send, unallocate_read_back),
+    Kind.ALLOCATE: Executor(allocate_send, allocate_read_back, allocate_prepare),
+    Kind.ALLOCATE_WITH_DISCOUNT: Executor(allocate_send, allocate_read_back, allocate_prepare),
+    Kind.UNALLOCATE: Executor(unallocate_send, unallocate_read_back, unallocate_prepare),
     Kind.POST_WRITE_OFF: _journal("PostSalesCreditJournalGetBackTransactionID", "Write-off"),
     Kind.POST_SALES_DEBIT_JOURNAL: _journal("PostSalesDebitJournalGetBackTransactionID", "Refund"),
 }
@@ -281,3 +370,4 @@ EXECUTORS: dict[str, Executor] = {
 import ledger.outbox.executors_customers  # noqa: E402, F401
 import ledger.outbox.executors_documents  # noqa: E402, F401
 import ledger.outbox.executors_refunds  # noqa: E402, F401
+import ledger.outbox.executors_sundry  # noqa: E402, F401

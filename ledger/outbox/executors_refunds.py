@@ -78,7 +78,11 @@ def credit_note_read_back(client, command: OutboxCommand, payload: dict) -> Read
     """Done = posted: a transaction carries our reference. A note that is only saved counts as
     not done (hits 0); the send then finds and posts it instead of saving another."""
     hits = _posted_transactions(client, command.external_reference, _iso(payload["credit_date"]))
-    return ReadBack(len(hits), _result(hits[0]) if len(hits) == 1 else {})
+    if not hits:
+        return ReadBack(0, {})
+    hits.sort(key=lambda txn: int(field(txn, "TransactionID")))
+    extra = [int(field(txn, "TransactionID")) for txn in hits[1:]]
+    return ReadBack(len(hits), _result(hits[0]), extra_ids=extra)
 
 
 def _line(line: dict) -> dict:

@@ -127,6 +127,26 @@ def _journal(command: OutboxCommand, payload: dict, result: dict, notes: list[st
     )
 
 
+def _pulled_meanwhile(command, paying, settled, amount, allocation_id) -> Allocation | None:
+    """The pull's row for the allocation this command made, if the pull got there first: by
+    AIQ's AllocationId when the read-back told it, else one of the pair and amount that was
+    not in AIQ before the command sent (evidence)."""
+    rows = Allocation.objects.filter(
+        entity_id=command.entity_id,
+        state=Allocation.State.ACTIVE,
+        reference__startswith="AIQ-",
+        transaction_id_1=paying,
+        transaction_id_2=settled,
+        amount=amount,
+    )
+    if allocation_id:
+        return rows.filter(aiq_allocation_id=allocation_id).first()
+    before = command.evidence.get("allocations_before")
+    if before is None:
+        return None
+    return rows.exclude(aiq_allocation_id__in=before).order_by("aiq_allocation_id").first()
+
+
 def _allocate(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
     entity_id = command.entity_id
     paying, settled = payload["paying_transaction_id"], payload["settled_transaction_id"]
@@ -152,21 +172,35 @@ def _allocate(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
     ).exists():
         notes.append("allocation already in the mirror; amounts left as they are")
         return
-    Allocation.objects.create(
-        entity_id=entity_id,
-        transaction_id_1=paying,
-        transaction_id_2=settled,
-        receipt=receipt,
-        credit_note=credit_note,
-        invoice=invoice,
-        journal=journal,
-        amount=amount,
-        discount_amount=discount,
-        currency=payload.get("currency") or (invoice.currency if invoice else ""),
-        allocation_date=payload.get("allocation_date") or timezone.localdate(),
-        reference=command.external_reference,
-        last_synced_at=timezone.now(),
-    )
+    allocation_id = (command.result or {}).get("allocation_id")
+    pulled = _pulled_meanwhile(command, paying, settled, amount, allocation_id)
+    if pulled is not None:
+        # a pull stored this very allocation (AIQ-<id>) while the command was open; the rows it
+        # settles were protected from that pull, so their amounts below are still to be applied
+        pulled.reference = command.external_reference
+        pulled.aiq_allocation_id = pulled.aiq_allocation_id or allocation_id
+        pulled.discount_amount = discount
+        pulled.save(
+            update_fields=["reference", "aiq_allocation_id", "discount_amount", "updated_at"]
+        )
+        notes.append(f"allocation {pulled.aiq_allocation_id} pulled meanwhile: now ours")
+    else:
+        Allocation.objects.create(
+            entity_id=entity_id,
+            transaction_id_1=paying,
+            transaction_id_2=settled,
+            receipt=receipt,
+            credit_note=credit_note,
+            invoice=invoice,
+            journal=journal,
+            amount=amount,
+            discount_amount=discount,
+            currency=payload.get("currency") or (invoice.currency if invoice else ""),
+            allocation_date=payload.get("allocation_date") or timezone.localdate(),
+            reference=command.external_reference,
+            aiq_allocation_id=allocation_id,
+            last_synced_at=timezone.now(),
+        )
     if invoice is not None:
         _reduce(invoice, "outstanding_amount", amount + discount, notes)
         invoice.status = _invoice_status(invoice)

@@ -27,8 +27,14 @@ def credit_note_mirror_apply(command: OutboxCommand, result: dict, notes: list) 
     if note is None:
         notes.append("credit note not in the mirror; the next sync adds it")
         return
-    if note.aiq_transaction_id is not None:
+    if note.aiq_transaction_id is not None and note.aiq_credit_note_id is not None:
         return  # already applied (a repeated confirmation)
+    if note.aiq_transaction_id is not None and note.status != DocumentStatus.DRAFT:
+        # a pull adopted the draft meanwhile (AIQ's figures): only AIQ's ids are missing
+        note.aiq_credit_note_id = result.get("credit_note_id")
+        note.credit_note_number = result.get("credit_note_number") or note.credit_note_number
+        note.save(update_fields=["aiq_credit_note_id", "credit_note_number", "updated_at"])
+        return
     note.aiq_transaction_id = result["transaction_id"]
     note.aiq_credit_note_id = result.get("credit_note_id")
     note.credit_note_number = result.get("credit_note_number") or note.credit_note_number

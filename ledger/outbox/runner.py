@@ -14,16 +14,20 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import timedelta
 
+from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
 from ledger.aiq.client import AiqClient
+from ledger.duplicates import duplicate_flag_extra
 from ledger.models import OutboxCommand
 from ledger.outbox import claim as claiming
 from ledger.outbox.executors import EXECUTORS, PayloadError, resolve_payload
 from ledger.outbox.mirror import mirror_apply
 from ledger.outbox.origins import origin_follow
+from ledger.outbox.repair import duplicate_reversal_done
 from ledger.outbox.steps import StepRefused, StepUncertain
 from staff.services import audit_log
 
@@ -90,6 +94,7 @@ def _finish(
     message="",
     result=None,
     payload=None,
+    extra_ids=(),
 ):
     """Write one outcome under the claim's fence; False if the lease was lost meanwhile.
 
@@ -106,11 +111,18 @@ def _finish(
     }
     if state in (State.PENDING, State.UNCERTAIN):
         changes["next_attempt_at"] = now + claiming.backoff_delay(claim.attempt)
+    if state == State.UNCERTAIN and command.sent_at is not None:
+        # AIQ may still commit the last send: no read-back (and resend) before it has settled
+        changes["next_attempt_at"] = max(
+            changes["next_attempt_at"], command.sent_at + claiming.settle_delay()
+        )
     if state == State.CONFIRMED:
         changes.update(result=result or {}, confirmed_at=now)
     with transaction.atomic():
         if claiming.fenced(claim).update(**changes) != 1:
             log.warning("outbox %s: lease lost before recording %s", claim.command_id, state)
+            if state == State.CONFIRMED:
+                late_answer(command, result or {})
             return False
         for name, value in changes.items():
             setattr(command, name, value)
@@ -129,6 +141,10 @@ def _finish(
                 state,
                 result=command.result,
             )
+            if extra_ids:
+                duplicate_flag_extra(command, extra_ids, found_by="read_back")
+            unpark_dependents(command)
+            duplicate_reversal_done(command)
         elif state in (State.FAILED, State.NEEDS_PERSON):
             _audit(
                 command,
@@ -225,6 +241,79 @@ def load_claimed(claims: list[claiming.Claim]) -> dict[int, OutboxCommand]:
     )
 
 
+def _before_send(claim: claiming.Claim, command: OutboxCommand, evidence: dict | None) -> bool:
+    """Record, under the claim's fence and committed before the call, that a send starts now
+    (sent_at: the settle period runs from here) with what AIQ held before it (evidence), and
+    renew the row's lease for the send. False (send nothing) if the lease was lost."""
+    now = timezone.now()
+    changes = {
+        "sent_at": now,
+        "lease_until": now + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS),
+        "updated_at": now,
+    }
+    if evidence is not None:
+        changes["evidence"] = {**command.evidence, **evidence}
+    if claiming.fenced(claim).update(**changes) != 1:
+        return False
+    command.sent_at = now
+    if evidence is not None:
+        command.evidence = changes["evidence"]
+    return True
+
+
+def late_answer(command: OutboxCommand, result: dict) -> None:
+    """AIQ answered a send after its lease had run out (the row went on without it). The answer
+    is kept on the row; if the row was meanwhile confirmed with another AIQ transaction, both
+    are in AIQ: the later one is listed for repair."""
+    with transaction.atomic():
+        row = OutboxCommand.objects.select_for_update().filter(pk=command.pk).first()
+        if row is None:
+            return
+        answers = list(row.evidence.get("late_answers", []))
+        answers.append({"at": timezone.now().isoformat(), "result": result})
+        row.evidence = {**row.evidence, "late_answers": answers}
+        row.save(update_fields=["evidence", "updated_at"])
+        mine, theirs = result.get("transaction_id"), row.result.get("transaction_id")
+        if row.state == State.CONFIRMED and mine and theirs and int(mine) != int(theirs):
+            duplicate_flag_extra(row, [int(mine)], found_by="late_answer")
+
+
+def unpark_dependents(command: OutboxCommand) -> int:
+    """Commands parked only because this one was not confirmed become due again by themselves
+    once it is (e.g. after an approver retried it); a dependent that was sent before being
+    parked reads back first."""
+    waiting = OutboxCommand.objects.filter(
+        depends_on=command, state=State.NEEDS_PERSON, last_error_code="DEPENDENCY"
+    )
+    count = 0
+    for dependent in waiting.select_for_update():
+        before = dependent.state
+        dependent.state = State.UNCERTAIN if dependent.sent_at else State.PENDING
+        dependent.attempts = 0
+        dependent.next_attempt_at = timezone.now()
+        dependent.last_error_code = ""
+        dependent.last_error_message = ""
+        dependent.save(
+            update_fields=[
+                "state",
+                "attempts",
+                "next_attempt_at",
+                "last_error_code",
+                "last_error_message",
+                "updated_at",
+            ]
+        )
+        _audit(
+            dependent,
+            "outbox.unpark",
+            f"{command.external_reference} is confirmed",
+            before,
+            dependent.state,
+        )
+        count += 1
+    return count
+
+
 def run_claim(
     claim: claiming.Claim,
     client_factory: Callable = default_client_factory,
@@ -266,12 +355,21 @@ def run_claim(
 
     sending = False
     reading_back = claim.must_read_back
+    evidence = None
     try:
         client = client_factory(command.entity)
         if reading_back:
             found = executor.read_back(client, command, payload)
-            if found.hits == 1:
-                record(claim, command, State.CONFIRMED, result=found.result, payload=payload)
+            if found.hits >= 1 and (found.hits == 1 or found.result):
+                # several hits: the command keeps the earliest, the others are listed for repair
+                record(
+                    claim,
+                    command,
+                    State.CONFIRMED,
+                    result=found.result,
+                    payload=payload,
+                    extra_ids=found.extra_ids,
+                )
                 return State.CONFIRMED
             if found.hits > 1:
                 record(
@@ -283,8 +381,11 @@ def run_claim(
                 )
                 return State.NEEDS_PERSON
             reading_back = False
-        if claim.lease_until <= timezone.now():
-            # our lease ran out while reading back: someone else may hold it now
+            evidence = found.evidence
+        if evidence is None and executor.prepare is not None:
+            evidence = executor.prepare(client, command, payload)
+        if not _before_send(claim, command, evidence):
+            # our lease ran out (someone else may hold the row now): send nothing
             return State.UNCERTAIN
         sending = True
         result = executor.send(client, command, payload)
@@ -356,12 +457,18 @@ def drain(
             if not claims:
                 break
             commands = load_claimed(claims)
-            for index, claim in enumerate(claims):
+            while claims:
                 record.check()
                 if time.monotonic() >= deadline:
-                    for unstarted in claims[index:]:
+                    for unstarted in claims:
                         claiming.release_unstarted(unstarted)
                     break
+                # the rows still waiting keep their lease while this one runs (per-row leases)
+                first = claims[0].command_id
+                claims = claiming.renew(claims)
+                if not claims or claims[0].command_id != first:
+                    continue  # its lease was lost while it waited: someone else has it
+                claim, claims = claims[0], claims[1:]
                 state = run_claim(claim, client_factory, commands[claim.command_id], record)
                 counts[state] = counts.get(state, 0) + 1
                 done += 1

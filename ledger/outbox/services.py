@@ -330,6 +330,10 @@ def outbox_cancel(*, command: OutboxCommand, actor, reason: str = "") -> OutboxC
             after={"state": command.state},
         )
         park_dependents(command, f"depends on {command.external_reference} (cancelled)")
+        from ledger.outbox.origins import origin_follow
+
+        # what caused it (a plan, a refund) will not be completed: failed, never left "sent"
+        origin_follow(command, verdict=State.FAILED)
     return command
 
 

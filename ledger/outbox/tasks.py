@@ -53,3 +53,19 @@ def sweep() -> dict[str, int]:
     for _ in range(drains):
         wake(None)
     return {"due": due, "drains": drains, "parked": parked, "origins_followed": followed}
+
+
+def drift_check() -> dict[str, int]:
+    """Scheduled nightly: the drift check over AIQ_DRIFT_DAYS for every entity."""
+    from ledger.aiq.client import AiqClient
+    from ledger.models import Entity
+    from ledger.outbox.drift import drift_check as check
+
+    totals: dict[str, int] = {}
+    for entity in Entity.objects.order_by("pk"):
+        counts = check(
+            entity=entity, days=settings.AIQ_DRIFT_DAYS, client=AiqClient.for_entity(entity)
+        )
+        for name, n in counts.items():
+            totals[name] = totals.get(name, 0) + n
+    return totals

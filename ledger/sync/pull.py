@@ -227,13 +227,30 @@ def _status(outstanding: Decimal, gross: Decimal) -> str:
 
 
 def _free_reference(model, entity, reference: str, txn_id: int) -> str:
-    """AIQ does not enforce unique external references; our mirror does. Keep the first."""
+    """AIQ does not enforce unique external references; our mirror does. Keep the first (a
+    second transaction with a reference of ours is flagged as a duplicate)."""
     if not reference:
         return ""
     clash = model.objects.filter(entity=entity, external_reference=reference).exclude(
         aiq_transaction_id=txn_id
     )
-    return "" if clash.exists() else reference[:100]
+    if clash.exists():
+        _flag_second_transaction(entity, reference, txn_id, model._meta.verbose_name)
+        return ""
+    return reference[:100]
+
+
+def _flag_second_transaction(entity, reference: str, txn_id: int, what: str) -> None:
+    """A transaction carrying an external reference of one of our commands, which the mirror
+    already holds under another transaction id: AIQ has that write twice."""
+    from ledger.duplicates import duplicate_flag_extra
+
+    command = OutboxCommand.objects.filter(entity=entity, external_reference=reference).first()
+    if command is None or command.state != OutboxCommand.State.CONFIRMED:
+        return  # not ours, or its read-back has not run yet (it counts the hits itself)
+    if int(command.result.get("transaction_id") or 0) == txn_id:
+        return
+    duplicate_flag_extra(command, [txn_id], found_by="pull")
 
 
 def _apply_invoice(entity, row, protected: Protected, now) -> None:
@@ -294,6 +311,16 @@ def _apply_credit_note(entity, row, protected: Protected, now) -> None:
     if txn_id not in protected.transaction_ids:
         values["outstanding_amount"] = outstanding
     note = CreditNote.objects.filter(entity=entity, aiq_transaction_id=txn_id).first()
+    reference = (get(row, "ExternalReference") or "")[:100]
+    if note is None and reference:
+        # our draft, posted by a command whose confirmation has not been written yet (its
+        # answer was lost): this is that note, not another one
+        note = CreditNote.objects.filter(
+            entity=entity, external_reference=reference, aiq_transaction_id__isnull=True
+        ).first()
+        if note is not None:
+            note.aiq_transaction_id = txn_id
+            values.setdefault("outstanding_amount", outstanding)
     if note is None:
         values.setdefault("outstanding_amount", outstanding)
         CreditNote.objects.create(
@@ -323,9 +350,22 @@ def _apply_receipt(entity, row, protected: Protected, now) -> None:
     if amount == 0:
         return
     unallocated = min(_money(get(row, "OutstandingAmount")), amount)
-    receipt = Receipt.objects.filter(
-        Q(aiq_transaction_id=txn_id) | Q(check_reference=reference), entity=entity
-    ).first()
+    receipt = Receipt.objects.filter(entity=entity, aiq_transaction_id=txn_id).first()
+    if receipt is None:
+        # ours, confirmed or still waiting (no transaction id yet): the same receipt
+        receipt = Receipt.objects.filter(
+            Q(aiq_transaction_id__isnull=True) | Q(aiq_transaction_id=txn_id),
+            entity=entity,
+            check_reference=reference,
+        ).first()
+    if (
+        receipt is None
+        and Receipt.objects.filter(entity=entity, check_reference=reference).exists()
+    ):
+        # AIQ holds a second receipt with a reference the mirror already has for another one:
+        # mirrored under its own id (the books must show both), flagged if the reference is ours
+        _flag_second_transaction(entity, reference, txn_id, "receipt")
+        reference = f"AIQ-{txn_id}"
     if receipt is None:
         bank = _bank_for(entity, row)
         if bank is None:
@@ -407,30 +447,42 @@ def sync_transactions(
 def sync_allocations(client, entity, paying_ids, progress: Progress = _no_progress) -> int:
     """Allocations of the receipts/credit notes that changed in this window (an allocation
     changes both sides' outstanding, so their modified date moves). AIQ's allocation list does
-    not carry the allocationReference, so ours are recognised by pair and amount."""
+    not carry the allocationReference: rows are told apart by AIQ's AllocationId; one of ours
+    confirmed without it learns it here (pair and amount). Then the settled invoices are
+    checked: allocations beyond an invoice's gross are flagged for a person."""
     created = read = 0
+    settled: set[int] = set()
     for paying in sorted(paying_ids):
         entries = client.allocation_entries(paying)
         with transaction.atomic():
             for entry in entries:
                 created += _apply_allocation(entity, paying, entry)
+                settled.add(int(get(entry, "AllocatedToTransactionID")))
         read += len(entries)
         progress(read)
+    _flag_over_allocated(entity, settled)
     return created
 
 
 def _apply_allocation(entity, paying: int, entry) -> int:
     settled = int(get(entry, "AllocatedToTransactionID"))
     amount = _money(get(entry, "AllocationAmount"))
-    reference = f"AIQ-{get(entry, 'AllocationId')}"
+    allocation_id = int(get(entry, "AllocationId"))
+    reference = f"AIQ-{allocation_id}"
     if amount == 0 or paying == settled:
         return 0
-    known = Allocation.objects.filter(entity=entity, state=Allocation.State.ACTIVE).filter(
-        Q(reference=reference)
-        | Q(transaction_id_1=paying, transaction_id_2=settled, amount=amount)
-        | Q(transaction_id_1=settled, transaction_id_2=paying, amount=amount)
+    mirrored = Allocation.objects.filter(entity=entity)
+    if mirrored.filter(aiq_allocation_id=allocation_id).exists():
+        return 0
+    same_pair = mirrored.filter(state=Allocation.State.ACTIVE, amount=amount).filter(
+        Q(transaction_id_1=paying, transaction_id_2=settled)
+        | Q(transaction_id_1=settled, transaction_id_2=paying)
     )
-    if known.exists():
+    # one of ours confirmed without AIQ's id (or one pulled before ids were kept): this is it
+    unnamed = same_pair.filter(aiq_allocation_id__isnull=True).order_by("pk").first()
+    if unnamed is not None:
+        unnamed.aiq_allocation_id = allocation_id
+        unnamed.save(update_fields=["aiq_allocation_id", "updated_at"])
         return 0
     invoice = Invoice.objects.filter(entity=entity, aiq_transaction_id=settled).first()
     Allocation.objects.create(
@@ -444,9 +496,59 @@ def _apply_allocation(entity, paying: int, entry) -> int:
         currency=invoice.currency if invoice else entity.base_currency,
         allocation_date=as_date(get(entry, "AllocationDate") or timezone.now()),
         reference=reference,
+        aiq_allocation_id=allocation_id,
         last_synced_at=timezone.now(),
     )
+    _flag_second_allocation(entity, same_pair, paying, settled, amount, allocation_id)
     return 1
+
+
+def _flag_second_allocation(entity, same_pair, paying, settled, amount, allocation_id) -> None:
+    """A new allocation in AIQ with the pair and amount of one of ours already mirrored: ours
+    twice, unless a command of ours for that pair and amount is still open (then this is that
+    command's own write, which its confirmation will adopt)."""
+    from ledger.duplicates import duplicate_flag_extra
+
+    ours = same_pair.exclude(reference__startswith="AIQ-").exclude(aiq_allocation_id=allocation_id)
+    references = list(ours.values_list("reference", flat=True))
+    if not references:
+        return
+    open_commands = OutboxCommand.objects.filter(
+        entity=entity,
+        kind__in=(OutboxCommand.Kind.ALLOCATE, OutboxCommand.Kind.ALLOCATE_WITH_DISCOUNT),
+        state__in=OPEN,
+        payload__settled_transaction_id=settled,
+    )
+    if any(as_decimal(c.payload.get("amount")) == amount for c in open_commands):
+        return
+    command = OutboxCommand.objects.filter(entity=entity, external_reference=references[0]).first()
+    if command is not None:
+        duplicate_flag_extra(command, [allocation_id], found_by="pull")
+
+
+def _flag_over_allocated(entity, settled_ids: set[int]) -> None:
+    """Invoices whose active allocations (with discounts) add up to more than their gross."""
+    from django.db.models import Sum
+
+    from ledger.duplicates import duplicate_flag
+    from ledger.models import DuplicateWrite
+
+    for invoice in Invoice.objects.filter(entity=entity, aiq_transaction_id__in=settled_ids):
+        totals = Allocation.objects.filter(
+            invoice=invoice, state=Allocation.State.ACTIVE
+        ).aggregate(amount=Sum("amount"), discount=Sum("discount_amount"))
+        allocated = (totals["amount"] or 0) + (totals["discount"] or 0)
+        if allocated > invoice.gross_amount:
+            duplicate_flag(
+                entity=entity,
+                kind=DuplicateWrite.Kind.OVER_ALLOCATED,
+                key=f"invoice:{invoice.aiq_transaction_id}",
+                found_by="pull",
+                external_reference=invoice.invoice_number,
+                amount=allocated - invoice.gross_amount,
+                currency=invoice.currency,
+                detail=f"allocated {allocated} against a gross of {invoice.gross_amount}",
+            )
 
 
 # --- statements ------------------------------------------------------------------------------

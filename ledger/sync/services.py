@@ -10,6 +10,7 @@ import logging
 import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
@@ -32,8 +33,6 @@ LISTS = [
     ("customers", pull.sync_customers),
 ]
 STEPS = [name for name, _ in LISTS] + ["transactions", "allocations", "balances", "statements"]
-# a run whose worker died is not "running" for ever: after this it may be started again
-STALE_AFTER = timedelta(minutes=30)
 # rows read are written to SyncState at most this often (the end of a step always is)
 ROWS_EVERY_SECONDS = 0.5
 
@@ -53,10 +52,11 @@ def sync_claim(*, entity: Entity, actor=None) -> SyncState:
         _state(entity, ALL)
         state = SyncState.objects.select_for_update().get(entity=entity, object_type=ALL)
         now = timezone.now()
-        if state.running and state.last_started_at and now - state.last_started_at < STALE_AFTER:
+        if state.running and not claim_expired(state, now):
             raise SyncAlreadyRunning(f"A pull from AIQ for {entity.name} is already running.")
         state.running = True
         state.last_started_at = now
+        state.heartbeat_at = now
         state.progress_done = 0
         state.progress_total = len(STEPS)
         state.progress_step = ""
@@ -70,6 +70,17 @@ def sync_claim(*, entity: Entity, actor=None) -> SyncState:
             summary=f"pull from AIQ for {entity.name}",
         )
     return state
+
+
+def stale_after() -> timedelta:
+    """A pull's task is killed by django-q2 at Q_TIMEOUT_SECONDS; a claim whose heartbeat
+    (written with every progress update) is older than that belongs to a pull that is dead."""
+    return timedelta(seconds=settings.Q_TIMEOUT_SECONDS)
+
+
+def claim_expired(state: SyncState, now) -> bool:
+    last_sign = max(filter(None, [state.last_started_at, state.heartbeat_at]), default=None)
+    return last_sign is None or now - last_sign >= stale_after()
 
 
 def sync_start(*, entity: Entity, actor=None) -> SyncState:
@@ -87,7 +98,9 @@ def _enqueue_run(entity_id: int) -> None:
 
 
 def _progress(entity, **fields) -> None:
-    SyncState.objects.filter(entity=entity, object_type=ALL).update(**fields)
+    SyncState.objects.filter(entity=entity, object_type=ALL).update(
+        heartbeat_at=timezone.now(), **fields
+    )
 
 
 class _RowsReporter:

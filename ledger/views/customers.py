@@ -87,6 +87,7 @@ def customer_detail(request, customer_id):
         "exposure": exposure,
         "page": open_items,
         "payments": list(customer.payments.order_by("-received_at", "-id")[:50]),
+        "credits": selectors.customer_credits(customer),
         # payer keys payments are identified by (learned from people's allocations, or confirmed)
         "payer_aliases": list(
             customer.payermapping_set.select_related("confirmed_by").order_by("source", "payer_key")

@@ -7,7 +7,8 @@ from django.views.decorators.http import require_POST
 
 from core.inputs import parse_id, parse_next
 from ledger import selectors
-from ledger.models import Entity, OutboxCommand
+from ledger.models import DuplicateWrite, Entity, OutboxCommand
+from ledger.outbox import repair
 from ledger.outbox import services as outbox_services
 from ledger.sync import services as sync_services
 from staff.forms import ReasonForm
@@ -31,8 +32,41 @@ def sync_overview(request):
         "running": any(state.running for state in sync_states),
         "entities": Entity.objects.order_by("name"),
         "origin_pending": selectors.outbox_origin_pending(),
+        "duplicates": [
+            (flag, repair.reversible(flag)) for flag in selectors.duplicates_to_repair()
+        ],
     }
     return render(request, "ledger/sync.html", context)
+
+
+@require_POST
+@approver_required
+def duplicate_reverse(request, flag_id):
+    flag = get_or_404(DuplicateWrite.objects.select_related("command"), pk=flag_id)
+    outcome = run_service(repair.duplicate_reverse, flag=flag, actor=request.user)
+    if outcome.ok:
+        messages.success(request, f"A reversing entry for {flag} is on its way to AIQ.")
+    else:
+        messages.error(request, f"Not reversed: {outcome.message}")
+    return redirect("ledger:sync")
+
+
+@require_POST
+@approver_required
+def duplicate_dismiss(request, flag_id):
+    flag = get_or_404(DuplicateWrite.objects.all(), pk=flag_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why this duplicate needs no reversal.")
+        return redirect("ledger:sync")
+    outcome = run_service(
+        repair.duplicate_dismiss, flag=flag, actor=request.user, reason=form.cleaned_data["reason"]
+    )
+    if outcome.ok:
+        messages.success(request, f"{flag} was dismissed.")
+    else:
+        messages.error(request, f"Not dismissed: {outcome.message}")
+    return redirect("ledger:sync")
 
 
 def _back(request):

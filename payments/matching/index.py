@@ -38,14 +38,6 @@ MILLI = 1000
 # positions in an items row (the values_list row of invoice_rows())
 ITEM_ENTITY, ITEM_CUSTOMER, ITEM_CURRENCY, ITEM_NUMBER, ITEM_EXTERNAL, ITEM_OPEN = 1, 2, 3, 4, 5, 6
 OPEN_STATUSES = (DocumentStatus.POSTED, DocumentStatus.PART_PAID)
-# Plans that hold an invoice's money until AIQ has confirmed them (then the mirror shows it).
-RESERVING_PLAN_STATES = (
-    AllocationPlan.State.DRAFT,
-    AllocationPlan.State.AWAITING_APPROVAL,
-    AllocationPlan.State.APPROVED,
-    AllocationPlan.State.SENT,
-)
-LIVE_PLAN_STATES = (*RESERVING_PLAN_STATES, AllocationPlan.State.CONFIRMED)
 # Payments a run matches: money received, matched on what is left after refunds (a fully
 # refunded one is loaded too, so its notes say there is nothing to allocate).
 MATCHED_STATUSES = (
@@ -292,7 +284,7 @@ def reserved_by_invoice() -> dict[int, int]:
     """Amounts held by plans not yet confirmed in AIQ, per invoice (one grouped query)."""
     rows = (
         AllocationPlanLine.objects.filter(
-            plan__state__in=RESERVING_PLAN_STATES, unallocated_at__isnull=True
+            plan__state__in=AllocationPlan.RESERVING, unallocated_at__isnull=True
         )
         .values("invoice_id")
         .annotate(
@@ -624,7 +616,7 @@ def payment_rows(*, payment_ids=None):
         query = query.filter(id__in=list(payment_ids))
     else:
         query = query.filter(match_state=Payment.MatchState.UNMATCHED, status__in=MATCHED_STATUSES)
-    query = query.exclude(plans__state__in=LIVE_PLAN_STATES)
+    query = query.exclude(plans__state__in=AllocationPlan.LIVE)
     rows = (
         query.annotate(amount_milli=raw("amount") - raw("amount_refunded"))
         .order_by("received_at", "id")

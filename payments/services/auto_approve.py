@@ -28,7 +28,6 @@ from django.utils import timezone
 from core.bulk import insert_rows
 from ledger.models import Customer, Entity, GLAccount, Invoice
 from ledger.outbox.services import outbox_enqueue_many
-from payments.matching.index import LIVE_PLAN_STATES
 from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal, Payment
 from payments.services.plan_lines import (
     ZERO,
@@ -162,7 +161,7 @@ def _read_locked(proposal_ids: list[int]) -> _Chunk:
     held = {}  # read after the invoice locks, so a plan committed meanwhile is counted
     for batch in _batches(sorted(invoice_ids)):
         held.update(reserved_elsewhere(batch))
-    live = AllocationPlan.objects.filter(state__in=LIVE_PLAN_STATES)
+    live = AllocationPlan.objects.filter(state__in=AllocationPlan.LIVE)
     has_plan = set(_rows(live.values_list("payment_id", flat=True), payments, "payment_id"))
     return _Chunk(
         proposals, lines, payments, invoices, held, has_plan, _gl_codes(payments, valid_lines)
@@ -386,6 +385,7 @@ def _lock_payments(payment_ids) -> dict[int, Payment]:
                 "received_at",
                 "source",
                 "external_id",
+                "bank_account_id",
                 # the receipt's text and bank account (plan_outbox.plan_commands)
                 "bank_reference",
                 "description",
@@ -430,7 +430,12 @@ def _gl_codes(payments: dict[int, Payment], lines: list[LineInput]) -> dict[int,
 
 
 def _receiving_bank(banks: dict, payment: Payment):
-    key = (payment.entity_id, payment.currency, payment.statement_account_id)
+    key = (
+        payment.entity_id,
+        payment.currency,
+        payment.statement_account_id,
+        payment.bank_account_id,
+    )
     if key not in banks:
         try:
             banks[key] = payment_bank(payment)

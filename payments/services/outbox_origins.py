@@ -81,8 +81,10 @@ def stripe_refund_confirmed(command: OutboxCommand, payload: dict, notes: list[s
 # --- allocation plans ------------------------------------------------------------------------
 
 
-def _payment_state(plan: AllocationPlan, confirmed: bool) -> None:
+def _payment_state(plan: AllocationPlan, confirmed: bool, parked: bool = False) -> None:
     state = Payment.MatchState.SENT if confirmed else Payment.MatchState.FAILED
+    if parked:
+        state = Payment.MatchState.NEEDS_PERSON
     Payment.objects.filter(pk=plan.payment_id).update(match_state=state, updated_at=timezone.now())
 
 
@@ -113,7 +115,7 @@ def plan_confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> N
     plan = _advance(
         AllocationPlan,
         command.origin_id,
-        expected=(State.SENT, State.FAILED),
+        expected=(State.SENT, State.FAILED, State.NEEDS_PERSON),
         to=State.CONFIRMED,
         action="plan.confirm",
         summary="every AIQ command of the plan is confirmed",
@@ -123,18 +125,45 @@ def plan_confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> N
 
 
 def plan_failed(command: OutboxCommand) -> None:
+    """AIQ refused a command for good, or a person cancelled it: the plan will not complete."""
+    if command.origin_id is None:
+        return
+    why = (
+        "was cancelled"
+        if command.state == OutboxCommand.State.CANCELLED
+        else f"was refused by AIQ: {command.last_error_message}"
+    )
+    plan = _advance(
+        AllocationPlan,
+        command.origin_id,
+        expected=(AllocationPlan.State.SENT, AllocationPlan.State.NEEDS_PERSON),
+        to=AllocationPlan.State.FAILED,
+        action="plan.fail",
+        summary=f"{command.external_reference} {why}",
+    )
+    if plan is not None:
+        _payment_state(plan, confirmed=False)  # the inbox's "Failed" tab: a person must look
+
+
+def plan_parked(command: OutboxCommand) -> None:
+    """A write of a sent plan was parked for a person (attempts used up, duplicates, a bad
+    payload): the plan and its payment say a person must act, instead of "sent" for ever. It
+    stays live: a retry that confirms it confirms the plan; a cancel fails it."""
     if command.origin_id is None:
         return
     plan = _advance(
         AllocationPlan,
         command.origin_id,
         expected=(AllocationPlan.State.SENT,),
-        to=AllocationPlan.State.FAILED,
-        action="plan.fail",
-        summary=f"AIQ refused {command.external_reference}: {command.last_error_message}",
+        to=AllocationPlan.State.NEEDS_PERSON,
+        action="plan.park",
+        summary=(
+            f"{command.external_reference} needs a person: {command.last_error_code} "
+            f"{command.last_error_message}"
+        ),
     )
     if plan is not None:
-        _payment_state(plan, confirmed=False)  # the inbox's "Failed" tab: a person must look
+        _payment_state(plan, confirmed=False, parked=True)
 
 
 # --- refunds -----------------------------------------------------------------------------------
@@ -215,5 +244,5 @@ def refund_failed(command: OutboxCommand) -> None:
 def register() -> None:
     on_confirmed(Kind.POST_RECEIPT, receipt_link_payment)
     on_confirmed(Kind.STRIPE_REFUND, stripe_refund_confirmed)
-    origin_register(PLAN, Origin(confirmed=plan_confirmed, failed=plan_failed))
+    origin_register(PLAN, Origin(confirmed=plan_confirmed, failed=plan_failed, parked=plan_parked))
     origin_register(REFUND, Origin(confirmed=refund_confirmed, failed=refund_failed))

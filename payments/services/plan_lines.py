@@ -12,7 +12,7 @@ from django.db.models import BigIntegerField, F, Sum
 
 from core.money import MoneyError, exact, format_money
 from ledger.models import GLAccount, Invoice
-from payments.matching.index import OPEN_STATUSES, RESERVING_PLAN_STATES
+from payments.matching.index import OPEN_STATUSES
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
 
 ZERO = Decimal("0")
@@ -67,7 +67,7 @@ def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decima
     """What other not-yet-confirmed live plans hold on these invoices."""
     rows = AllocationPlanLine.objects.filter(
         invoice_id__in=invoice_ids,
-        plan__state__in=RESERVING_PLAN_STATES,
+        plan__state__in=AllocationPlan.RESERVING,
         unallocated_at__isnull=True,
     )
     if exclude_plan_id is not None:
@@ -79,7 +79,12 @@ def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decima
         )
     )
     # explicitly the stored thousandths (no MoneyField conversion on the sum)
-    return {r["invoice_id"]: Decimal(int(r["held"])).scaleb(-3) for r in totals}
+    held = {r["invoice_id"]: Decimal(int(r["held"])).scaleb(-3) for r in totals}
+    from payments.services.contact_allocations import held_on_invoices  # later allocations
+
+    for invoice_id, amount in held_on_invoices(invoice_ids).items():
+        held[invoice_id] = held.get(invoice_id, Decimal(0)) + amount
+    return held
 
 
 def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=None):

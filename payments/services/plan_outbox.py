@@ -31,7 +31,10 @@ def receiving_bank(entity, currency: str) -> BankAccount:
 
 def payment_bank(payment: Payment) -> BankAccount:
     """The AIQ bank account a payment's receipt goes to: the one its statement's bank account
-    is linked to (money that arrived in that account), else receiving_bank's choice."""
+    is linked to (money that arrived in that account), the one its source named (an API
+    client's bank_account_id), else receiving_bank's choice."""
+    if payment.bank_account_id:
+        return payment.bank_account
     if payment.statement_account_id:
         linked = (
             StatementAccount.objects.filter(pk=payment.statement_account_id)

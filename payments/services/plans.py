@@ -25,7 +25,6 @@ from django.utils import timezone
 
 from core.money import format_money
 from ledger.models import OutboxCommand
-from payments.matching.index import RESERVING_PLAN_STATES
 from payments.models import AllocationPlan, MatchProposal, Payment
 from payments.services.payer_learning import payer_aliases_learn
 from payments.services.plan_lines import (
@@ -101,7 +100,7 @@ def plan_propose(
     lines = [LineInput.coerce(line) for line in lines]
     with transaction.atomic():
         payment = _lock_payment(payment.pk)
-        if payment.plans.filter(state__in=[*RESERVING_PLAN_STATES, State.CONFIRMED]).exists():
+        if payment.plans.filter(state__in=AllocationPlan.LIVE).exists():
             raise PlanRefused(ALREADY_PLANNED)
         customer_id = customer.pk if customer else payment.customer_id
         if customer_id is None and proposal is not None:
@@ -342,7 +341,7 @@ def plan_auto_approve(*, payment: Payment, proposal) -> AllocationPlan:
     Above the threshold (or with a discount/write-off) it still waits for a checker."""
     with transaction.atomic():
         payment = _lock_payment(payment.pk)  # proposal decisions lock the payment first too
-        if payment.plans.filter(state__in=[*RESERVING_PLAN_STATES, State.CONFIRMED]).exists():
+        if payment.plans.filter(state__in=AllocationPlan.LIVE).exists():
             raise PlanRefused(ALREADY_PLANNED)
         proposal = MatchProposal.objects.get(pk=proposal.pk)
         if proposal.state != MatchProposal.State.OPEN:

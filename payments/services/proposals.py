@@ -15,13 +15,6 @@ from payments.services.plans import plan_propose, plan_submit
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
-# A plan in one of these states is the decision about the payment: reject that instead.
-PLAN_IN_PROGRESS = (
-    AllocationPlan.State.DRAFT,
-    AllocationPlan.State.AWAITING_APPROVAL,
-    AllocationPlan.State.APPROVED,
-    AllocationPlan.State.SENT,
-)
 # Payment states a proposal decision may move (not one that is sent, ignored, ...).
 FOLLOWS_PROPOSALS = (
     Payment.MatchState.UNMATCHED,
@@ -43,7 +36,8 @@ def proposal_reject(*, proposal: MatchProposal, actor, reason: str) -> MatchProp
         proposal = MatchProposal.objects.select_for_update().get(pk=proposal.pk)
         if proposal.state != MatchProposal.State.OPEN:
             raise PlanRefused(f"This proposal is already {proposal.get_state_display().lower()}.")
-        if payment.plans.filter(state__in=PLAN_IN_PROGRESS).exists():
+        # a plan on its way is the decision about the payment: reject that instead
+        if payment.plans.filter(state__in=AllocationPlan.RESERVING).exists():
             raise PlanRefused("This payment has a plan; reject or edit the plan instead.")
         proposal.state = MatchProposal.State.REJECTED
         proposal.save(update_fields=["state"])

@@ -55,6 +55,8 @@ def reference(refund: Refund, key: str) -> str:
 
 
 def _bank(refund: Refund):
+    if refund.bank_account_id:
+        return refund.bank_account
     receipt = refund.receipt or (refund.payment.receipt if refund.payment_id else None)
     bank = receipt.bank_account if receipt else refund.customer.entity.default_bank_account
     if bank is None:
@@ -94,6 +96,8 @@ def refund_steps(refund: Refund) -> list[Step]:
     ):
         steps.append(_stripe_step(refund, money))
     note = refund.credit_note
+    if refund.kind == Refund.Kind.REFUND_CREDIT_NOTE:
+        return _credit_note_refund_steps(refund, note, money)
     if note is not None:
         payload = credit_note_payload(note)
         steps.append(
@@ -139,22 +143,11 @@ def refund_steps(refund: Refund) -> list[Step]:
         raise RefundStepError(
             "Nothing to refund against in AIQ: neither a credit note nor a posted receipt."
         )
-    bank = _bank(refund)
     steps.append(
-        Step(
-            key="dj",
-            kind=Kind.POST_SALES_DEBIT_JOURNAL,
-            reference=reference(refund, "dj"),
-            payload={
-                "customer_code": customer.code,
-                "gl_account_code": bank.bank_code,
-                "amount": str(refund.amount),
-                "currency": refund.currency,
-                "journal_date": today,
-                "description": f"Refund to {customer.code}: {refund.reason}"[:250],
-            },
-            text=f"AIQ sales debit journal of {money} on {customer.code}, paid from bank "
-            f"{bank.bank_account_code} (GL {bank.bank_code})",
+        _debit_journal_step(
+            refund,
+            money,
+            f"Refund to {customer.code}: {refund.reason}",
             depends=steps[-1].key if steps else None,
         )
     )
@@ -184,6 +177,58 @@ def refund_steps(refund: Refund) -> list[Step]:
             f"{refund.payment.get_source_display()} payments cannot be refunded from here."
         )
     return steps
+
+
+def _debit_journal_step(refund: Refund, money: str, description: str, depends=None) -> Step:
+    """The money paid back, on the customer's account: a sales debit journal from the bank."""
+    customer, bank = refund.customer, _bank(refund)
+    return Step(
+        key="dj",
+        kind=Kind.POST_SALES_DEBIT_JOURNAL,
+        reference=reference(refund, "dj"),
+        payload={
+            "customer_code": customer.code,
+            "gl_account_code": bank.bank_code,
+            "amount": str(refund.amount),
+            "currency": refund.currency,
+            "journal_date": timezone.localdate().isoformat(),
+            "description": description[:250],
+        },
+        text=f"AIQ sales debit journal of {money} on {customer.code}, paid from bank "
+        f"{bank.bank_account_code} (GL {bank.bank_code})",
+        depends=depends,
+    )
+
+
+def _credit_note_refund_steps(refund: Refund, note, money: str) -> list[Step]:
+    """A posted credit note's open amount paid back (Sage CUSTOMER_REFUND against a sales
+    credit note): a sales debit journal from the bank, allocated against the credit note."""
+    if note is None or note.aiq_transaction_id is None:
+        raise RefundStepError("The credit note is not posted in AIQ.")
+    customer, bank = refund.customer, _bank(refund)
+    today = timezone.localdate().isoformat()
+    return [
+        _debit_journal_step(
+            refund, money, f"Refund of credit note {note} to {customer.code}: {refund.reason}"
+        ),
+        Step(
+            key="alloc",
+            kind=Kind.ALLOCATE,
+            reference=reference(refund, "alloc"),
+            payload={
+                "allocation_date": today,
+                "currency": refund.currency,
+                "amount": str(refund.amount),
+                "paying_transaction_id": note.aiq_transaction_id,
+                "settled_transaction_id": None,  # the debit journal's, from its command
+                "credit_note_id": note.pk,
+                "invoice_id": None,
+            },
+            text=f"AIQ allocation of the debit journal against credit note {note}",
+            depends="dj",
+            notes=[f"Pay {money} back to {customer.name} from {bank.name}."],
+        ),
+    ]
 
 
 def refund_compensation_step(refund: Refund, journal: OutboxCommand) -> Step:

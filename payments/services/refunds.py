@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from core.money import MoneyError, exact, format_money
 from core.stripe_money import stripe_from_minor
-from ledger.models import Allocation, Invoice, OutboxCommand, Receipt
+from ledger.models import Allocation, BankAccount, CreditNote, Invoice, OutboxCommand, Receipt
 from ledger.outbox.services import outbox_enqueue
 from payments.models import Payment, Refund, Unallocation
 from payments.services.credit_notes import CreditNoteRefused, credit_lines_for, credit_note_draft
@@ -78,8 +78,12 @@ def payment_refundable(payment: Payment, excluding: Refund | None = None) -> Dec
 
 
 def receipt_refundable(receipt: Receipt, excluding: Refund | None = None) -> Decimal:
+    """Money on account not yet asked for: by a refund, or by a later allocation to invoices."""
+    from payments.services.contact_allocations import held_on_receipts
+
     pending = _total(_others(receipt.refunds.filter(state__in=LIVE), excluding))
-    return max(receipt.unallocated_amount - pending, ZERO)
+    held = held_on_receipts([receipt.pk]).get(receipt.pk, ZERO)
+    return max(receipt.unallocated_amount - pending - held, ZERO)
 
 
 def invoice_paid_by(invoice: Invoice, receipt: Receipt, excluding: Refund | None = None) -> Decimal:
@@ -174,6 +178,8 @@ def refund_request(
     invoice: Invoice | None = None,
     payment: Payment | None = None,
     line_ids: list[int] | None = None,
+    credit_note: CreditNote | None = None,
+    bank_account: BankAccount | None = None,
 ) -> Refund:
     """A clerk asks for a refund or a credit note; nothing reaches AIQ or Stripe until a second
     person approves it. `line_ids` chooses invoice lines (cancel_invoice); otherwise `amount`."""
@@ -182,7 +188,12 @@ def refund_request(
     reason = (reason or "").strip()
     if not reason:
         raise RefundRefused("Say why the money goes back.")
-    if kind not in (Kind.CANCEL_INVOICE, Kind.REFUND_INVOICE, Kind.REFUND_ON_ACCOUNT):
+    if kind not in (
+        Kind.CANCEL_INVOICE,
+        Kind.REFUND_INVOICE,
+        Kind.REFUND_ON_ACCOUNT,
+        Kind.REFUND_CREDIT_NOTE,
+    ):
         raise RefundRefused(f"{kind!r} refunds cannot be requested by hand.")
     with transaction.atomic():
         payment = _lock_payment(payment)
@@ -192,6 +203,8 @@ def refund_request(
             )
         if kind == Kind.REFUND_ON_ACCOUNT:
             refund = _request_on_account(payment, amount)
+        elif kind == Kind.REFUND_CREDIT_NOTE:
+            refund = _request_credit_note(credit_note, amount)
         elif invoice is None:
             raise RefundRefused("Choose the invoice.")
         elif invoice.aiq_transaction_id is None:
@@ -201,6 +214,10 @@ def refund_request(
         else:
             refund = _request_invoice_refund(invoice, payment, amount)
         refund.kind, refund.reason = kind, reason
+        if bank_account is not None:
+            if bank_account.entity_id != refund.customer.entity_id:
+                raise RefundRefused("That bank account belongs to another company.")
+            refund.bank_account = bank_account
         record_change(refund, actor=actor)
         refund.full_clean()
         refund.save()
@@ -308,6 +325,25 @@ def _request_on_account(payment: Payment | None, amount, excluding=None) -> Refu
         amount=amount,
         currency=currency,
     )
+
+
+def _request_credit_note(note: CreditNote | None, amount) -> Refund:
+    """A posted credit note's open amount (less what refunds and later allocations already
+    hold) is paid back to the customer."""
+    from payments.services.contact_allocations import credit_note_open
+
+    if note is None:
+        raise RefundRefused("Choose the credit note to refund.")
+    note = CreditNote.objects.select_for_update().select_related("customer").get(pk=note.pk)
+    if note.aiq_transaction_id is None:
+        raise RefundRefused(f"Credit note {note} is not posted in AIQ yet.")
+    limit = credit_note_open(note)
+    if limit <= 0:
+        raise RefundRefused(f"Credit note {note} has nothing open to refund.")
+    amount = _amount(limit if amount in (None, "") else amount, note.currency)
+    if amount > limit:
+        raise _too_much(amount, limit, note.currency, f"credit note {note} has open")
+    return Refund(customer=note.customer, credit_note=note, amount=amount, currency=note.currency)
 
 
 def _lock(refund: Refund) -> Refund:

@@ -67,6 +67,20 @@ def read_entries(
     if not content.strip():
         raise StatementError("The file is empty.")
     kind = detect_format(content, filename)
+    if kind in SELF_DESCRIBING or kind.startswith("camt."):
+        try:
+            return _read_self_describing(kind, content, layout)
+        except StatementError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
+            # a shape the reader did not foresee: the clerk gets the reason, never a 500
+            raise StatementError(
+                f"The {kind} file cannot be read: {type(error).__name__}: {error}"[:500]
+            ) from None
+    return _read_layout(kind, content, filename, layout=layout, source=source)
+
+
+def _read_self_describing(kind: str, content: bytes, layout):
     if kind.startswith("camt."):
         from payments.sources.bank_camt import read_camt
 
@@ -87,6 +101,10 @@ def read_entries(
         from payments.sources.bank_qif import read_qif
 
         return read_qif(content, currency=(layout.currency if layout else "") or "GBP")
+    raise StatementError(f"No reader for {kind} files.")
+
+
+def _read_layout(kind: str, content: bytes, filename: str, *, layout, source: str):
     if layout is None:
         raise StatementError(
             "This looks like a CSV or Excel file: choose the saved layout (Bank / format) its "

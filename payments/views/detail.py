@@ -15,20 +15,12 @@ from ledger.models import Allocation, GLAccount, Invoice
 from ledger.selectors import customer_exposure, open_invoices_search
 from payments.forms import AllocationForm
 from payments.models import AllocationPlan, MatchProposal, Payment, Unallocation
+from payments.services.contact_allocations import receipt_open
 from payments.services.plan_lines import available_amount
 from payments.views import actions
 from staff.forms import ReasonForm
 from staff.models import AuditEntry
 from staff.views import clerk_required, get_or_404
-
-LIVE = [
-    AllocationPlan.State.DRAFT,
-    AllocationPlan.State.AWAITING_APPROVAL,
-    AllocationPlan.State.APPROVED,
-    AllocationPlan.State.SENT,
-    AllocationPlan.State.CONFIRMED,
-]
-EDITABLE = [AllocationPlan.State.DRAFT, AllocationPlan.State.AWAITING_APPROVAL]
 
 
 def _payment(payment_id):
@@ -204,7 +196,7 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         .prefetch_related("lines__invoice")
         .order_by("-created_at", "-id")
     )
-    live = next((p for p in plans if p.state in LIVE), None)
+    live = next((p for p in plans if p.state in AllocationPlan.LIVE), None)
     proposals = _proposals(payment)
     rows = _editor_rows(payment, live, proposals, form)
     rows = _decorate(rows, payment, form)
@@ -216,7 +208,7 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "proposals": proposals,
         "plans": plans,
         "live_plan": live,
-        "editable": live is None or live.state in EDITABLE,
+        "editable": live is None or live.state in AllocationPlan.EDITABLE,
         "rows": rows,
         "form": form,
         "submission": uuid.uuid4(),  # the form's token: one action however often it is posted
@@ -228,9 +220,11 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "history": _history(payment, plans, proposals),
         # the customer's balance, open and overdue items and credit limit, beside the editor
         "exposure": customer_exposure(payment.customer) if payment.customer_id else None,
-        "can_reject": live is not None and live.state in EDITABLE,
+        "can_reject": live is not None and live.state in AllocationPlan.EDITABLE,
         # with no plan yet, the reject button turns down the engine's best open proposal
         "open_proposal": None if live else _open_proposal(payment),
+        # money on account to allocate later (payments/_unidentified.html)
+        "on_account_open": receipt_open(payment.receipt) if payment.receipt_id else None,
     }
     return render(request, "payments/detail.html", context, status=status)
 
@@ -309,7 +303,7 @@ def reject(request, payment_id):
     form = ReasonForm(request.POST)
     if not form.is_valid():
         return _render(request, payment, reject_form=form, status=400)
-    live = payment.plans.filter(state__in=EDITABLE).first()
+    live = payment.plans.filter(state__in=AllocationPlan.EDITABLE).first()
     if live is None:
         return _reject_proposal(request, payment, form)
     outcome = actions.reject_plan(plan=live, actor=request.user, reason=form.cleaned_data["reason"])

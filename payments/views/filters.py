@@ -17,7 +17,7 @@ TABS = {
     "proposed": ("Proposed", [Payment.MatchState.PROPOSED]),
     "awaiting": ("Awaiting approval", [Payment.MatchState.AWAITING_APPROVAL]),
     "sent": ("Approved / in AIQ", [Payment.MatchState.APPROVED, Payment.MatchState.SENT]),
-    "failed": ("Failed", [Payment.MatchState.FAILED]),
+    "failed": ("Failed or stuck", [Payment.MatchState.FAILED, Payment.MatchState.NEEDS_PERSON]),
     "all": ("All", None),
 }
 DEFAULT_TAB = "unmatched"

@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from core.inputs import parse_ids
 from core.money import quantize
 from core.paging import keyset_page
-from payments.matching.index import LIVE_PLAN_STATES
+from payments import selectors
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
 from payments.views import actions
 from payments.views.filters import DEFAULT_TAB, TABS, InboxFilter
@@ -52,9 +52,10 @@ def inbox(request):
         ).only("id", "payment_id", "maker_id")
         plans = {plan.payment_id: plan for plan in live}
     rows = [(payment, plans.get(payment.pk)) for payment in page.items]
+    figures = selectors.inbox_tab_figures(TABS)  # count and totals per tab
     context = {
         "tab": tab,
-        "tabs": [(key, label) for key, (label, _) in TABS.items()],
+        "tabs": [(key, label, figures[key]) for key, (label, _) in TABS.items()],
         "filter": filterset,
         "page": page,
         "rows": rows,
@@ -84,7 +85,7 @@ def _invoices_by_payment(payment_ids) -> dict[int, str]:
     lines = (
         AllocationPlanLine.objects.filter(
             plan__payment_id__in=payment_ids,
-            plan__state__in=LIVE_PLAN_STATES,
+            plan__state__in=AllocationPlan.LIVE,
             unallocated_at__isnull=True,
         )
         .order_by("invoice__invoice_number")

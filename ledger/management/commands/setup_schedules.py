@@ -13,6 +13,8 @@ SCHEDULES = {
     "auto-match": ("payments.tasks.auto_match_changed_task", 5),
     # Stripe events we stored but could not process yet (object not fetchable): retried.
     "stripe-events-retry": ("payments.tasks.stripe_events_sweep_task", 5),
+    # Nightly: AIQ compared with what we wrote in the last AIQ_DRIFT_DAYS (duplicates, losses).
+    "aiq-drift-check": ("ledger.outbox.tasks.drift_check", 24 * 60),
     # Nightly catch-up: events missed while the webhook endpoint was down.
     "stripe-catch-up": ("payments.tasks.stripe_catch_up_task", 24 * 60),
     # Nightly: charges made without a PaymentIntent send no payment_intent.* event; the

@@ -1,0 +1,146 @@
+"""API clients: create (token shown once), revoke, authenticate; idempotency keys."""
+
+import hashlib
+import hmac
+import json
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from api.models import ApiClient, IdempotencyKey
+from staff.models import Role
+from staff.services import audit_log, user_has_role
+
+TOKEN_PREFIX = "aiq_"  # noqa: S105 (what every token starts with, not a secret)
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def api_client_create(*, actor, name: str, entity, scope: str, role: str = Role.CLERK):
+    """A new client and its token. The token is returned once and never stored in clear."""
+    if not user_has_role(actor, Role.ADMIN):
+        raise PermissionDenied("Creating API clients needs the admin role.")
+    if role not in (Role.CLERK, Role.APPROVER):
+        raise ValidationError("An API client acts as a clerk or an approver.")
+    name = (name or "").strip()
+    if not name:
+        raise ValidationError("Name the client.")
+    prefix = secrets.token_hex(6)
+    token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    with transaction.atomic():
+        user = User.objects.create(username=f"api:{name}"[:150], is_active=True)
+        user.set_unusable_password()  # it never logs in to the browser
+        user.save(update_fields=["password"])
+        user.groups.add(Group.objects.get(name=role))
+        client = ApiClient(
+            name=name,
+            entity=entity,
+            user=user,
+            scope=scope,
+            token_prefix=prefix,
+            token_hash=_digest(token),
+            created_by=actor,
+        )
+        client.full_clean()
+        client.save()
+        audit_log(
+            actor=actor,
+            action="api_client.create",
+            obj=client,
+            summary=f"API client {name} ({scope}, acts as {role}) for {entity.name}",
+            after={"name": name, "scope": scope, "role": role, "entity": entity.company_id},
+        )
+    return client, token
+
+
+def api_client_revoke(*, actor, client: ApiClient) -> ApiClient:
+    if not user_has_role(actor, Role.ADMIN):
+        raise PermissionDenied("Revoking API clients needs the admin role.")
+    with transaction.atomic():
+        client = ApiClient.objects.select_for_update().get(pk=client.pk)
+        if client.revoked_at is not None:
+            return client
+        client.revoked_at, client.revoked_by = timezone.now(), actor
+        client.save(update_fields=["revoked_at", "revoked_by"])
+        audit_log(
+            actor=actor,
+            action="api_client.revoke",
+            obj=client,
+            summary=f"API client {client.name} revoked",
+            before={"active": True},
+            after={"active": False},
+        )
+    return client
+
+
+def api_client_for_token(token: str) -> ApiClient | None:
+    """The active client whose token this is, compared in constant time; None otherwise."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    prefix = token[len(TOKEN_PREFIX) :].split("_", 1)[0]
+    client = (
+        ApiClient.objects.select_related("user", "entity")
+        .filter(token_prefix=prefix, revoked_at__isnull=True)
+        .first()
+    )
+    if client is None or not hmac.compare_digest(client.token_hash, _digest(token)):
+        return None
+    return client
+
+
+# --- idempotency ------------------------------------------------------------------------------
+
+
+def request_hash(method: str, path: str, body) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+class KeyReused(Exception):
+    """The key was used before with another request."""
+
+
+def idempotent(*, client: ApiClient, key: str, fingerprint: str, run):
+    """(status, body, replayed) of the first request with this key: `run()` is called only if the key is
+    new, in one transaction with the key's row, so its effects and the stored answer commit
+    together (or neither does). A concurrent request with the same key waits on the key's
+    unique index until the first commits, then answers what the first answered."""
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                row = IdempotencyKey.objects.create(
+                    client=client,
+                    key=key,
+                    request_hash=fingerprint,
+                    response_status=202,  # placeholder until the answer is known
+                    response_body={},
+                )
+        except IntegrityError:
+            row = None
+        if row is None:
+            row = IdempotencyKey.objects.get(client=client, key=key)
+            if row.request_hash != fingerprint:
+                raise KeyReused()
+            return row.response_status, row.response_body, True
+        status, body = run()
+        if status >= 500:  # never stored: roll back whatever ran
+            transaction.set_rollback(True)
+            return status, body, False
+        row.response_status, row.response_body = status, body
+        row.save(update_fields=["response_status", "response_body"])
+        return status, body, False
+
+
+def idempotency_keys_purge(*, now=None) -> int:
+    """Keys older than API_IDEMPOTENCY_HOURS (at least 24) are forgotten."""
+    hours = max(int(settings.API_IDEMPOTENCY_HOURS), 24)
+    cutoff = (now or timezone.now()) - timedelta(hours=hours)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

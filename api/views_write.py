@@ -1,0 +1,428 @@
+"""contact_payments, contact_allocations, other_payments: Sage's semantics mapped onto the
+product's services, as the client's service user (same roles, thresholds, maker-checker and
+audit as the browser). Every POST needs an Idempotency-Key (api/services.py `idempotent`)."""
+
+import json
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+
+from api import representations as shape
+from api import serializers as s
+from api.http import PROBLEM, Refused, problem_handler
+from api.schema import ERRORS, IDEMPOTENCY_KEY, WRITE_ERRORS
+from api.services import KeyReused, idempotent, request_hash
+from api.views_read import ApiView, by_prefixed_id, page, paged
+from ledger.models import BankAccount, CreditNote, Customer, Invoice, Receipt
+from payments.models import ContactAllocation, OtherReceipt, Payment, Refund, Source
+from payments.services import contact_allocations, other_receipts, refunds
+from payments.services.plan_lines import LineInput
+from payments.services.plans import plan_propose, plan_submit
+
+ZERO = Decimal(0)
+
+
+class WriteView(ApiView):
+    def idempotent_post(self, request, serializer_class, run) -> Response:
+        key = request.headers.get("Idempotency-Key", "")
+        if not key.strip():
+            raise Refused("Send an Idempotency-Key header with every POST.", "Idempotency-Key", 400)
+        if len(key) > 255:
+            raise Refused("The Idempotency-Key is longer than 255.", "Idempotency-Key", 400)
+        fingerprint = request_hash(request.method, request.path, request.data)
+
+        def attempt():
+            try:
+                form = serializer_class(data=request.data)
+                form.is_valid(raise_exception=True)
+                status, body = run(form.validated_data)
+                # stored as the client will read it (dates, Decimals as JSON strings)
+                return status, json.loads(JSONRenderer().render(body))
+            except (
+                Refused,
+                exceptions.APIException,
+                DjangoValidationError,
+                DjangoPermissionDenied,
+            ) as error:
+                answer = problem_handler(error, {})
+                return answer.status_code, dict(answer.data)
+
+        try:
+            status, body, replayed = idempotent(
+                client=request.auth, key=key, fingerprint=fingerprint, run=attempt
+            )
+        except KeyReused:
+            raise Refused(
+                "This Idempotency-Key was used with a different request.", "Idempotency-Key", 409
+            ) from None
+        # keys sorted: the stored answer comes back from a JSON column in its own key order
+        # (PostgreSQL's jsonb), and a replay must be the same bytes as the first answer
+        response = HttpResponse(
+            json.dumps(body, sort_keys=True, separators=(",", ":")),
+            status=status,
+            content_type=PROBLEM if status >= 400 else "application/json",
+        )
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    # --- look-ups in the client's company (422 naming the field when not found) --------------
+
+    def customer(self, code: str, field: str = "contact_id") -> Customer:
+        row = Customer.objects.filter(entity=self.entity(), code=code.upper()).first()
+        if row is None:
+            raise Refused(f"No customer {code!r}.", field)
+        return row
+
+    def bank(self, code: str) -> BankAccount:
+        row = BankAccount.objects.filter(entity=self.entity(), bank_account_code=code).first()
+        if row is None:
+            raise Refused(f"No bank account {code!r}.", "bank_account_id")
+        return row
+
+    def artefact(self, value: str, field: str):
+        """inv_ / cn_ / rcpt_ / pay_ ids of this company; 422 when there is none."""
+        prefix, _, number = value.partition("_")
+        models = {
+            "inv": Invoice,
+            "cn": CreditNote,
+            "rcpt": Receipt,
+            "pay": Payment,
+        }
+        if prefix not in models or not number.isdigit() or len(number) > 18:
+            raise Refused(f"{value!r} is not an inv_, cn_, rcpt_ or pay_ id.", field)
+        row = models[prefix].objects.filter(entity=self.entity(), pk=int(number)).first()
+        if row is None:
+            raise Refused(f"{value} does not exist.", field)
+        return row
+
+
+# --- contact_payments -------------------------------------------------------------------------
+
+
+def _payments(entity):
+    return (
+        Payment.objects.filter(entity=entity)
+        .select_related("customer", "receipt__bank_account", "bank_account")
+        .prefetch_related("plans__lines", "plans__customer")
+    )
+
+
+def _refunds(entity):
+    return Refund.objects.filter(customer__entity=entity).select_related(
+        "customer__entity__default_bank_account", "receipt__bank_account", "bank_account"
+    )
+
+
+class ContactPayments(WriteView):
+    @extend_schema(
+        operation_id="contact_payments_list",
+        parameters=[
+            OpenApiParameter(
+                "transaction_type_id", str, enum=["CUSTOMER_RECEIPT", "CUSTOMER_REFUND"]
+            ),
+            OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
+            OpenApiParameter("page_size", int),
+        ],
+        responses={(200, "application/json"): paged(s.ContactPaymentOut), **ERRORS},
+    )
+    def get(self, request):
+        kind = request.query_params.get("transaction_type_id", "CUSTOMER_RECEIPT")
+        since = request.query_params.get("updated_since")
+        if kind == "CUSTOMER_REFUND":
+            rows, represent = _refunds(self.entity()), shape.refund
+        elif kind == "CUSTOMER_RECEIPT":
+            rows, represent = _payments(self.entity()), shape.contact_payment
+        else:
+            raise exceptions.ValidationError(
+                {"transaction_type_id": ["CUSTOMER_RECEIPT or CUSTOMER_REFUND."]}
+            )
+        if since is not None:
+            form = s.serializers.DateTimeField()
+            try:
+                rows = rows.filter(updated_at__gte=form.to_internal_value(since))
+            except exceptions.ValidationError as error:
+                raise exceptions.ValidationError({"updated_since": error.detail}) from None
+        return page(self, rows, represent)
+
+    @extend_schema(
+        operation_id="contact_payments_create",
+        parameters=[IDEMPOTENCY_KEY],
+        request=s.ContactPaymentRequest,
+        responses={(201, "application/json"): s.ContactPaymentOut, **WRITE_ERRORS},
+    )
+    def post(self, request):
+        return self.idempotent_post(request, s.ContactPaymentRequest, self.create)
+
+    def create(self, data):
+        data = data["contact_payment"]
+        customer = self.customer(data["contact_id"])
+        bank = self.bank(data["bank_account_id"])
+        if data["transaction_type_id"] == "CUSTOMER_REFUND":
+            return self.refund(data, customer, bank)
+        return self.receipt(data, customer, bank)
+
+    def receipt(self, data, customer, bank):
+        """A customer receipt, allocated to any number of invoices, the rest on account."""
+        if bank.currency != customer.currency:
+            raise Refused(
+                f"Bank account {bank.bank_account_code} is in {bank.currency}; "
+                f"{customer.code} pays in {customer.currency}.",
+                "bank_account_id",
+            )
+        artefacts = data.get("allocated_artefacts") or []
+        lines = []
+        for number, item in enumerate(artefacts):
+            field = f"contact_payment.allocated_artefacts[{number}]"
+            invoice = self.artefact(item["artefact_id"], f"{field}.artefact_id")
+            if not isinstance(invoice, Invoice):
+                raise Refused("A receipt pays invoices (inv_ ids).", f"{field}.artefact_id")
+            if item["amount"] <= 0:
+                raise Refused("The amount must be greater than zero.", f"{field}.amount")
+            lines.append(
+                LineInput(
+                    invoice_id=invoice.pk,
+                    amount=item["amount"],
+                    discount_amount=item.get("discount") or ZERO,
+                )
+            )
+        allocated = sum((line.amount for line in lines), ZERO)
+        if data["total_amount"] < allocated or data["total_amount"] <= 0:
+            raise Refused(
+                f"total_amount cannot be less than the allocated artefacts' amounts ({allocated}).",
+                "contact_payment.total_amount",
+            )
+        actor = self.request.user
+        with transaction.atomic():
+            payment = Payment(
+                entity=self.entity(),
+                source=Source.API,
+                external_id=f"{self.request.auth.pk}-{timezone.now():%Y%m%d%H%M%S%f}",
+                amount=data["total_amount"],
+                currency=customer.currency,
+                received_at=timezone.make_aware(
+                    timezone.datetime.combine(data["date"], timezone.datetime.min.time())
+                ),
+                payer_name=customer.name,
+                description=data.get("reference", ""),
+                customer=customer,
+                bank_account=bank,
+                raw={"payment_method_id": data.get("payment_method_id", ""), "api": True},
+            )
+            payment.full_clean()
+            payment.save()
+            payment.external_id = f"api-{payment.pk}"
+            payment.save(update_fields=["external_id"])
+            plan = plan_propose(payment=payment, lines=lines, actor=actor, customer=customer)
+            plan_submit(plan=plan, actor=actor)
+        return 201, shape.contact_payment(_payments(self.entity()).get(pk=payment.pk))
+
+    def refund(self, data, customer, bank):
+        """CUSTOMER_REFUND of a credit note's open amount (cn_) or of money on account (pay_)."""
+        artefacts = data.get("allocated_artefacts") or []
+        field = "contact_payment.allocated_artefacts"
+        if len(artefacts) != 1:
+            raise Refused("A refund names one credit note or payment on account.", field)
+        item = artefacts[0]
+        target = self.artefact(item["artefact_id"], f"{field}[0].artefact_id")
+        if data["total_amount"] > item["amount"] or data["total_amount"] <= 0:
+            raise Refused(
+                "total_amount cannot be more than the allocated artefact's amount.",
+                "contact_payment.total_amount",
+            )
+        if getattr(target, "customer_id", None) not in (customer.pk, None):
+            raise Refused(f"{item['artefact_id']} is not {customer.code}'s.", "contact_id")
+        common = {
+            "actor": self.request.user,
+            "amount": data["total_amount"],
+            "reason": data.get("reference") or "Refund through the API",
+            "bank_account": bank,
+        }
+        if isinstance(target, CreditNote):
+            row = refunds.refund_request(kind="refund_credit_note", credit_note=target, **common)
+        elif isinstance(target, Payment):
+            row = refunds.refund_request(kind="refund_on_account", payment=target, **common)
+        else:
+            raise Refused(
+                "Refund a credit note (cn_) or a payment on account (pay_).", f"{field}[0]"
+            )
+        return 201, shape.refund(_refunds(self.entity()).get(pk=row.pk))
+
+
+class ContactPaymentDetail(WriteView):
+    @extend_schema(
+        operation_id="contact_payments_read",
+        responses={(200, "application/json"): s.ContactPaymentOut, **ERRORS},
+    )
+    def get(self, request, payment_id: str):
+        if payment_id.startswith("ref_"):
+            return Response(
+                shape.refund(by_prefixed_id(_refunds(self.entity()), payment_id, "ref"))
+            )
+        return Response(
+            shape.contact_payment(by_prefixed_id(_payments(self.entity()), payment_id, "pay"))
+        )
+
+    @extend_schema(
+        operation_id="contact_payments_update",
+        request=s.ContactPaymentUpdateRequest,
+        responses={(200, "application/json"): s.ContactPaymentOut, **WRITE_ERRORS},
+    )
+    def put(self, request, payment_id: str):
+        """Only `"allocated_artefacts": []`: remove the receipt's allocations (each reversed in
+        AIQ with UnallocateTransactions), so the money is on account and can be refunded."""
+        form = s.ContactPaymentUpdateRequest(data=request.data)
+        form.is_valid(raise_exception=True)
+        payment = by_prefixed_id(_payments(self.entity()), payment_id, "pay")
+        if payment.receipt is None:
+            raise Refused("This payment is not in AIQ as a receipt yet.", "payment_id")
+        # each undo above the approval threshold waits for a second person, as in the browser
+        refunds.refund_unallocate_first(
+            payment=payment, actor=request.user, reason="allocations removed through the API"
+        )
+        return Response(shape.contact_payment(_payments(self.entity()).get(pk=payment.pk)))
+
+
+# --- contact_allocations ----------------------------------------------------------------------
+
+
+class ContactAllocations(WriteView):
+    @extend_schema(
+        operation_id="contact_allocations_list",
+        parameters=[OpenApiParameter("updated_since", OpenApiTypes.DATETIME)],
+        responses={(200, "application/json"): paged(s.ContactAllocationOut), **ERRORS},
+    )
+    def get(self, request):
+        rows = ContactAllocation.objects.filter(entity=self.entity()).select_related("customer")
+        return page(self, rows.prefetch_related("lines"), shape.contact_allocation)
+
+    @extend_schema(
+        operation_id="contact_allocations_create",
+        parameters=[IDEMPOTENCY_KEY],
+        request=s.ContactAllocationRequest,
+        responses={(201, "application/json"): s.ContactAllocationOut, **WRITE_ERRORS},
+    )
+    def post(self, request):
+        return self.idempotent_post(request, s.ContactAllocationRequest, self.create)
+
+    def create(self, data):
+        data = data["contact_allocation"]
+        field = "contact_allocation.allocated_artefacts"
+        invoices, credits = [], []
+        total = ZERO
+        for number, item in enumerate(data["allocated_artefacts"]):
+            row = self.artefact(item["artefact_id"], f"{field}[{number}].artefact_id")
+            total += item["amount"]
+            if item["amount"] > 0 and isinstance(row, Invoice):
+                invoices.append((row, item["amount"]))
+            elif item["amount"] < 0 and not isinstance(row, Invoice):
+                credits.append((row, -item["amount"]))
+            else:
+                raise Refused(
+                    "Invoices are allocated with positive amounts, the payment on account or "
+                    "credit note with a negative one.",
+                    f"{field}[{number}].amount",
+                )
+        if total != 0:
+            raise Refused(
+                f"The amounts must sum to zero (they sum to {total.normalize():f}).", field
+            )
+        if len(credits) != 1:
+            raise Refused("Give one payment on account or credit note (negative).", field)
+        credit, _amount = credits[0]
+        if isinstance(credit, Payment):
+            if credit.receipt is None:
+                raise Refused(contact_allocations.FULLY_PAID, field)
+            credit = credit.receipt
+        if "contact_id" in data and self.customer(data["contact_id"]).pk != credit.customer_id:
+            raise Refused(f"{data['contact_id']} is not the credit's customer.", "contact_id")
+        row = contact_allocations.contact_allocation_create(
+            actor=self.request.user,
+            lines=invoices,
+            receipt=credit if isinstance(credit, Receipt) else None,
+            credit_note=credit if isinstance(credit, CreditNote) else None,
+            allocation_date=data.get("date"),
+        )
+        return 201, shape.contact_allocation(row)
+
+
+class ContactAllocationDetail(WriteView):
+    @extend_schema(
+        operation_id="contact_allocations_read",
+        responses={(200, "application/json"): s.ContactAllocationOut, **ERRORS},
+    )
+    def get(self, request, allocation_id: str):
+        rows = ContactAllocation.objects.filter(entity=self.entity()).select_related("customer")
+        return Response(shape.contact_allocation(by_prefixed_id(rows, allocation_id, "calloc")))
+
+
+# --- other_payments ---------------------------------------------------------------------------
+
+
+class OtherPayments(WriteView):
+    @extend_schema(
+        operation_id="other_payments_list",
+        parameters=[OpenApiParameter("updated_since", OpenApiTypes.DATETIME)],
+        responses={(200, "application/json"): paged(s.OtherPaymentOut), **ERRORS},
+    )
+    def get(self, request):
+        rows = OtherReceipt.objects.filter(entity=self.entity()).select_related(
+            "customer", "bank_account"
+        )
+        return page(self, rows.prefetch_related("lines"), shape.other_payment)
+
+    @extend_schema(
+        operation_id="other_payments_create",
+        parameters=[IDEMPOTENCY_KEY],
+        request=s.OtherPaymentRequest,
+        responses={(201, "application/json"): s.OtherPaymentOut, **WRITE_ERRORS},
+    )
+    def post(self, request):
+        return self.idempotent_post(request, s.OtherPaymentRequest, self.create)
+
+    def create(self, data):
+        data = data["other_payment"]
+        bank = self.bank(data["bank_account_id"])
+        customer = self.customer(data["contact_id"]) if data.get("contact_id") else None
+        row = other_receipts.other_receipt_create(
+            actor=self.request.user,
+            bank_account=bank,
+            customer=customer,
+            receipt_date=data["date"],
+            reference=data.get("reference", ""),
+            description=data.get("description") or data.get("reference") or "Other receipt",
+            total_amount=data.get("total_amount"),
+            lines=[
+                {
+                    "gl_account_code": line["ledger_account_id"],
+                    "tax_code": line.get("tax_rate_id", ""),
+                    "net_amount": line["net_amount"],
+                    "tax_amount": line.get("tax_amount"),
+                    "total_amount": line.get("total_amount"),
+                    "description": line.get("details", ""),
+                }
+                for line in data["payment_lines"]
+            ],
+        )
+        return 201, shape.other_payment(row)
+
+
+class OtherPaymentDetail(WriteView):
+    @extend_schema(
+        operation_id="other_payments_read",
+        responses={(200, "application/json"): s.OtherPaymentOut, **ERRORS},
+    )
+    def get(self, request, other_id: str):
+        rows = OtherReceipt.objects.filter(entity=self.entity()).select_related(
+            "customer", "bank_account"
+        )
+        return Response(shape.other_payment(by_prefixed_id(rows, other_id, "orec")))

@@ -1,0 +1,213 @@
+"""contact_payments through the API under load: latency per POST, nothing lost.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/aiqrecon_api REDIS_URL=redis://127.0.0.1:6379/8 \
+        .venv/bin/python bench/bench_api.py [--posts 1000] [--clients 8] [--web-workers 4]
+
+Migrates the database it is given (SQLite in a temp dir when DATABASE_URL is unset), makes a
+company of its own (a fresh company id per run) with one customer, a bank account and --posts
+open invoices of 10.00 as the mirror holds them, and an API client. Starts gunicorn on a free
+port (--web-workers processes, 2 threads each), warms each up, then --clients threads, each with
+its own HTTP session, send --posts / --clients POST /api/v1/contact_payments: a receipt of
+10.00 allocated to its own invoice, a fresh Idempotency-Key each. Timed per request from
+send to last byte. The AIQ push is asynchronous (the POST queues outbox commands; no worker
+runs here), which is what the figure is about: p95 <= 100 ms on PostgreSQL.
+
+Checks after the run: every answer 201, one payment, one plan and two outbox commands
+(receipt + allocation) per POST: none lost, none doubled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "aiqrecon.settings")
+VAR = tempfile.mkdtemp(prefix="bench-api-")
+os.environ["AIQRECON_VAR_DIR"] = VAR
+os.environ.setdefault("SQLITE_PATH", str(Path(VAR) / "bench.sqlite3"))
+os.environ["LOG_LEVEL"] = "WARNING"
+os.environ["API_RATE_LIMIT"] = "1000000/min"
+
+import django  # noqa: E402
+
+django.setup()
+
+import requests  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.contrib.auth.models import User  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+
+from api.services import api_client_create  # noqa: E402
+from ledger.models import (  # noqa: E402
+    BankAccount,
+    Customer,
+    DocumentStatus,
+    Entity,
+    Invoice,
+    OutboxCommand,  # noqa: E402
+)
+from payments.models import AllocationPlan, Payment  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU of a process and its children so far (from /proc)."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(stat.parent.name) == root or int(fields[1]) == root:  # fields[1]: ppid
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def make_books(posts: int):
+    run = uuid.uuid4().hex[:8]
+    entity = Entity.objects.create(
+        name=f"Bench {run}", company_id=f"bench-{run}", region="sandbox", credentials_key="DEMO"
+    )
+    customer = Customer.objects.create(
+        entity=entity, code="BENCH", name="Bench Ltd", currency="GBP"
+    )
+    BankAccount.objects.create(
+        entity=entity, bank_code="1200", bank_account_code="BANK-GBP", name="Bank", currency="GBP"
+    )
+    Invoice.objects.bulk_create(
+        Invoice(
+            entity=entity, customer=customer, invoice_number=f"B{run}-{n}",
+            aiq_transaction_id=100000 + n, currency="GBP", invoice_date="2026-11-01",
+            net_amount="10.00", tax_amount="0", gross_amount="10.00",
+            outstanding_amount="10.00", status=DocumentStatus.POSTED,
+        )
+        for n in range(posts)
+    )  # fmt: skip
+    admin, _ = User.objects.get_or_create(username=f"bench-admin-{run}", is_superuser=True)
+    _client, token = api_client_create(
+        actor=admin, name=f"bench-{run}", entity=entity, scope="write"
+    )
+    invoices = list(
+        Invoice.objects.filter(entity=entity).order_by("pk").values_list("pk", flat=True)
+    )
+    return entity, token, invoices
+
+
+def body(invoice_id: int) -> dict:
+    return {
+        "contact_payment": {
+            "transaction_type_id": "CUSTOMER_RECEIPT",
+            "contact_id": "BENCH",
+            "bank_account_id": "BANK-GBP",
+            "date": "2026-12-01",
+            "total_amount": "10.00",
+            "allocated_artefacts": [{"artefact_id": f"inv_{invoice_id}", "amount": "10.00"}],
+        }
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--posts", type=int, default=1000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--web-workers", type=int, default=4)
+    args = parser.parse_args()
+
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    call_command("migrate", verbosity=0)
+    entity, token, invoices = make_books(args.posts)
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            str(ROOT / ".venv/bin/gunicorn"), "aiqrecon.wsgi", "-b", f"127.0.0.1:{port}",
+            "-w", str(args.web_workers), "-k", "gthread", "--threads", "2", "--log-level", "warning",
+        ],
+        cwd=ROOT,
+        env=os.environ.copy(),
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}/api/v1"
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        for _ in range(200):
+            try:
+                if requests.get(f"{base}/bank_accounts", headers=headers, timeout=10).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        for _ in range(args.web_workers * 4):  # warm every worker (imports, connections)
+            requests.get(f"{base}/customers", headers=headers, timeout=30)
+
+        latencies: list[float] = []
+        statuses: list[int] = []
+        lock = threading.Lock()
+        share = [invoices[i :: args.clients] for i in range(args.clients)]
+
+        def client(mine: list[int]) -> None:
+            session = requests.Session()
+            session.headers.update(headers)
+            for invoice_id in mine:
+                started = time.perf_counter()
+                answer = session.post(
+                    f"{base}/contact_payments",
+                    json=body(invoice_id),
+                    headers={"Idempotency-Key": str(uuid.uuid4())},
+                    timeout=30,
+                )
+                elapsed = time.perf_counter() - started
+                with lock:
+                    latencies.append(elapsed)
+                    statuses.append(answer.status_code)
+
+        cpu_before = cpu_seconds(server.pid)
+        started = time.perf_counter()
+        threads = [threading.Thread(target=client, args=(mine,)) for mine in share]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        wall = time.perf_counter() - started
+        cpu = cpu_seconds(server.pid) - cpu_before
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    ms = sorted(x * 1000 for x in latencies)
+    q = statistics.quantiles(ms, n=100)
+    payments = Payment.objects.filter(entity=entity).count()
+    plans = AllocationPlan.objects.filter(payment__entity=entity).count()
+    commands = OutboxCommand.objects.filter(entity=entity).count()
+    print(
+        f"database {engine}, {args.posts} POST /contact_payments from {args.clients} clients, "
+        f"gunicorn {args.web_workers} workers x 2 threads, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"  answers: {statuses.count(201)} x 201, others {sorted(set(statuses) - {201})}")
+    print(f"  latency ms: p50 {q[49]:.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}  max {ms[-1]:.1f}")
+    print(f"  throughput {len(ms) / wall:.1f} POST/s over {wall:.1f} s")
+    print(f"  web server CPU {1000 * cpu / len(ms):.1f} ms per POST (independent of other load)")
+    print(
+        f"  stored: {payments} payments, {plans} plans, {commands} outbox commands "
+        f"(expected {args.posts}, {args.posts}, {2 * args.posts})"
+    )
+    ok = statuses.count(201) == payments == plans == args.posts and commands == 2 * args.posts
+    print("  none lost, none doubled" if ok else "  MISMATCH: something was lost or doubled")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""other_receipt: one AIQ sundry receipt (money into a bank account booked to a GL account,
+with VAT where it applies) through SaveSundryReceiptPaymentsGetBackTransactionIDs.
+
+Payload: {"bank_account_code", "gl_account_code", "tax_code", "tax_rate", "net_amount",
+"tax_amount", "amount" (= net + tax), "currency", "receipt_date", "description",
+"lodgment_number"}; ExternalReference = the command's external_reference (one entry per
+command, so one reference is one AIQ transaction). result: {"transaction_id": int}.
+Read back with GetTransactionsByExternalReference, as receipts and journals are.
+"""
+
+from decimal import Decimal
+
+from ledger.aiq.errors import AiqAmbiguousError
+from ledger.models import OutboxCommand
+from ledger.outbox import executors as base
+from ledger.outbox.executors import (
+    REPLAY_AFTER_EXPIRY,
+    Executor,
+    ReadBack,
+    _by_reference,
+    _iso,
+    _midnight,
+    _require,
+    decimal,
+)
+
+Kind = OutboxCommand.Kind
+
+
+def sundry_send(client, command: OutboxCommand, payload: dict) -> dict:
+    _require(payload, "bank_account_code", "gl_account_code", "amount", "receipt_date")
+    entry = {
+        "ExternalReference": command.external_reference,
+        "TransactionDate": _midnight(_iso(payload["receipt_date"])),
+        "Description": (payload.get("description") or "")[:250],
+        "Value": decimal(payload["amount"]),
+        "GLAccountCode": payload["gl_account_code"],
+        "BankAccountCode": payload["bank_account_code"],
+        "TaxID": payload.get("tax_code") or None,
+        "TaxRate": decimal(payload.get("tax_rate") or 0),
+        "ExchangeRate": Decimal(1),
+        "LodgmentNumber": payload.get("lodgment_number") or None,
+        "TaxAmount": decimal(payload.get("tax_amount") or 0),
+    }
+    response = client.call(
+        "SaveSundryReceiptPaymentsGetBackTransactionIDs",
+        replay_safe=REPLAY_AFTER_EXPIRY,
+        entries={"WSSundryReceiptPayment": [entry]},
+    )
+    ids = response.transaction_ids or []
+    if len(ids) != 1 or not ids[0]:
+        # Success without the one id: ambiguous, read back (the rule of aiq.operations.required_id)
+        raise AiqAmbiguousError(
+            f"{len(ids)} transaction ids for one sundry receipt", operation=response.operation
+        )
+    return {"transaction_id": int(ids[0])}
+
+
+def sundry_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
+    return _by_reference(client, command.external_reference, _iso(payload["receipt_date"]))
+
+
+base.EXECUTORS[Kind.OTHER_RECEIPT] = Executor(sundry_send, sundry_read_back)

@@ -1,0 +1,185 @@
+"""Money that is already in AIQ, allocated later, and money that is not a customer's.
+
+- ContactAllocation (Sage `contact_allocations`, AIQ `AllocateTransactions`): money a receipt
+  left on account, or a credit note's open amount, allocated to one or more invoices after
+  the fact. One credit side (the receipt or the credit note), one or more invoices; the signed
+  amounts sum to zero (the credit side negative), so the credit side's amount is the lines'
+  total.
+- OtherReceipt (Sage `other_payments` OTHER_RECEIPT, AIQ
+  `SaveSundryReceiptPaymentsGetBackTransactionIDs`): money into a bank account booked straight
+  to a GL account, with VAT where it applies (interest, a grant, a transfer, or an unidentified
+  payment parked on the suspense account). One line per GL account; each line is one AIQ
+  sundry receipt.
+
+Both are decided by a maker and, above APPROVAL_THRESHOLD, approved by somebody else
+(the approver is never the maker: a database constraint), then written to AIQ through the
+outbox, one command per AIQ write with a deterministic external reference.
+"""
+
+from django.db import models
+from django.db.models import F, Q
+
+from core.fields import MoneyField
+from staff.maker_checker import MakerChecked, approver_is_not_maker
+
+
+class LaterState(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    REJECTED = "rejected", "Rejected"
+    SENT = "sent", "Approved, on its way to AIQ"  # as a plan says it
+    CONFIRMED = "confirmed", "Confirmed in AIQ"
+    FAILED = "failed", "Failed in AIQ"
+
+
+# states that hold money (what they allocate or book is not available to anything else)
+HOLDING_STATES = (LaterState.AWAITING_APPROVAL, LaterState.SENT)
+
+
+class LaterDecision(MakerChecked):
+    """What a maker decided, and who approved it (the approver is never the maker:
+    staff/maker_checker.py)."""
+
+    State = LaterState
+
+    state = models.CharField(max_length=20, choices=LaterState)
+    needs_approval = models.BooleanField(default=False)
+    rejection_reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class ContactAllocation(LaterDecision):
+    entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
+    customer = models.ForeignKey("ledger.Customer", on_delete=models.PROTECT)
+    receipt = models.ForeignKey(
+        "ledger.Receipt",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="later_allocations",
+    )
+    credit_note = models.ForeignKey(
+        "ledger.CreditNote",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="later_allocations",
+    )
+    amount = MoneyField(help_text="What the credit side gives: the lines' total")
+    currency = models.CharField(max_length=3)
+    allocation_date = models.DateField()
+
+    class Meta:
+        indexes = [models.Index(fields=["-updated_at", "-id"], name="contactalloc_updated")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="contactalloc_amount_gt_0"),
+            models.CheckConstraint(
+                condition=(Q(receipt__isnull=True) & Q(credit_note__isnull=False))
+                | (Q(receipt__isnull=False) & Q(credit_note__isnull=True)),
+                name="contactalloc_one_credit_side",
+            ),
+            approver_is_not_maker("contactalloc_approver_is_not_maker"),
+        ]
+
+    def __str__(self):
+        return f"allocation #{self.pk}"
+
+    @property
+    def credit_side(self):
+        return self.receipt or self.credit_note
+
+
+class ContactAllocationLine(models.Model):
+    allocation = models.ForeignKey(
+        ContactAllocation, on_delete=models.PROTECT, related_name="lines"
+    )
+    invoice = models.ForeignKey("ledger.Invoice", on_delete=models.PROTECT, related_name="+")
+    amount = MoneyField()
+
+    class Meta:
+        ordering = ["allocation", "invoice_id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="contactallocline_amount_gt_0"),
+            models.UniqueConstraint(
+                fields=["allocation", "invoice"], name="contactallocline_invoice_once"
+            ),
+        ]
+
+
+class OtherReceipt(LaterDecision):
+    class Purpose(models.TextChoices):
+        OTHER = "other", "Other receipt"
+        SUSPENSE = "suspense", "Suspense account"
+
+    entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
+    purpose = models.CharField(max_length=10, choices=Purpose, default=Purpose.OTHER)
+    payment = models.ForeignKey(
+        "payments.Payment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="other_receipts",
+        help_text="The payment this books, when it came in through the app",
+    )
+    customer = models.ForeignKey(
+        "ledger.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Optional contact (Sage contact_id)",
+    )
+    bank_account = models.ForeignKey("ledger.BankAccount", on_delete=models.PROTECT)
+    receipt_date = models.DateField()
+    reference = models.CharField(max_length=25, blank=True)
+    description = models.CharField(max_length=250)
+    total_amount = MoneyField()
+    currency = models.CharField(max_length=3)
+
+    class Meta:
+        indexes = [models.Index(fields=["-updated_at", "-id"], name="otherreceipt_updated")]
+        constraints = [
+            models.CheckConstraint(condition=Q(total_amount__gt=0), name="otherreceipt_total_gt_0"),
+            # one live booking per payment: a payment parked twice would be in AIQ twice
+            models.UniqueConstraint(
+                fields=["payment"],
+                condition=Q(payment__isnull=False)
+                & Q(state__in=["awaiting_approval", "sent", "confirmed"]),
+                name="otherreceipt_one_live_per_payment",
+            ),
+            approver_is_not_maker("otherreceipt_approver_is_not_maker"),
+        ]
+
+    def __str__(self):
+        return f"other receipt #{self.pk}"
+
+
+class OtherReceiptLine(models.Model):
+    receipt = models.ForeignKey(OtherReceipt, on_delete=models.PROTECT, related_name="lines")
+    line_number = models.PositiveIntegerField()
+    gl_account_code = models.CharField(max_length=50)
+    tax_code = models.CharField(max_length=20, blank=True)
+    tax_rate = models.DecimalField(max_digits=7, decimal_places=4, default=0)
+    net_amount = MoneyField()
+    tax_amount = MoneyField(default=0)
+    total_amount = MoneyField()
+    description = models.CharField(max_length=250, blank=True)
+
+    class Meta:
+        ordering = ["receipt", "line_number"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["receipt", "line_number"], name="otherreceiptline_number_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(total_amount=F("net_amount") + F("tax_amount")),
+                name="otherreceiptline_total_is_net_plus_tax",
+            ),
+            models.CheckConstraint(
+                condition=Q(net_amount__gt=0) & Q(tax_amount__gte=0),
+                name="otherreceiptline_amounts",
+            ),
+        ]
