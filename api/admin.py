@@ -4,9 +4,10 @@ message after saving), revoked through api_client_revoke; never edited or delete
 from django import forms
 from django.contrib import admin, messages
 
-from api.models import ApiClient
+from api.models import ApiClient, IdempotencyKey
 from api.services import api_client_create, api_client_revoke
 from ledger.models import Entity
+from staff.admin_base import ViewOnlyAdmin
 from staff.models import Role
 
 
@@ -56,3 +57,12 @@ class ApiClientAdmin(admin.ModelAdmin):
         for client in queryset:
             api_client_revoke(actor=request.user, client=client)
         self.message_user(request, f"{queryset.count()} client(s) revoked.")
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(ViewOnlyAdmin):
+    """Answers kept for replays of the same Idempotency-Key: written by the API only."""
+
+    list_display = ["client", "key", "response_status", "created_at"]
+    list_filter = ["client"]
+    search_fields = ["key"]

@@ -11,8 +11,11 @@ in several rounds (--rounds, default 3), reporting medians because the machine i
      ending), and one process over a whole index,
      wall and CPU time (CPU time says what the code costs when neighbours steal the cores);
   4. peak memory (ru_maxrss) of the run's process and of its largest share process;
-  5. separately: auto-approving a sample of a run's auto-approve proposals into plans and
-     outbox commands, set-based (plans_auto_approve_many; per-plan cost; not in the 60 s).
+  5. a run split over processes again, its stored proposals compared with the one-process
+     engine's over the same payments and open items (printed every run: identical or not);
+  6. separately: auto-approving a sample of the run's auto-approve proposals (the run's own
+     list, filled on split runs too) into plans and outbox commands, set-based
+     (plans_auto_approve_many; per-plan cost; not in the 60 s).
 Targets: run <= 60 s and <= 2x the bare cost; core >= 50,000 payments/s; peak <= 2 GiB.
 
     .venv/bin/python bench/bench_matching.py [--path var/bench_matching.sqlite3] [--regenerate]
@@ -92,16 +95,19 @@ def bare_cost(rows: list[tuple], wanted: set[str]) -> dict:
 
     started = time.perf_counter()
     list(ix.load_rules())
-    for _row in Customer.objects.values_list("id", "entity_id", "currency", "email").iterator(
-        chunk_size=20000
-    ):
+    for _row in Customer.objects.values_list(
+        "id", "entity_id", "currency", "email", "name", "code"
+    ).iterator(chunk_size=20000):
         pass
     list(PayerMapping.objects.values_list("source", "payer_key", "customer_id"))
     for _row in ix.payment_rows():
         pass
     ix.rejected_allocations()
-    ix.hit_rows(wanted)
+    hits = ix.hit_rows(wanted)
+    ix.paid_rows(wanted - {row[3] for row in hits})
     ix.reserved_by_invoice()
+    ix.held_by_open_proposals(set())
+    ix.invoice_dates(ix.settlement_terms())
     for _row in ix.invoice_rows():
         pass
     read = time.perf_counter() - started
@@ -115,6 +121,45 @@ def bare_cost(rows: list[tuple], wanted: set[str]) -> dict:
     write = time.perf_counter() - started
     MatchProposal.objects.filter(run_id="bare").delete()
     return {"read": read, "write": write, "total": read + write}
+
+
+def same_as_one_process(run_id: str, results) -> tuple[bool, int, int]:
+    """Do the run's stored proposals equal what the engine makes in one process? (rank, rule,
+    confidence, lines with their amounts, on account), payment by payment."""
+    from payments.matching.index import to_milli
+    from payments.models import MatchProposal
+
+    expected = {
+        (r.payment.id, rank, c.rule.kind, c.confidence, tuple(map(tuple, c.lines)), c.on_account)
+        for r in results
+        for rank, c in enumerate(r.candidates, 1)
+    }
+    stored = set()
+    rows = MatchProposal.objects.filter(run_id=run_id).values_list(
+        "payment_id", "rank", "rule_kind", "confidence", "lines", "on_account_amount"
+    )
+    for payment_id, rank, kind, confidence, lines, on_account in rows.iterator(chunk_size=20000):
+        stored.add(
+            (
+                payment_id,
+                rank,
+                kind,
+                int(confidence * 1000),
+                tuple(
+                    (
+                        int(line["invoice_id"]),
+                        to_milli(line["amount"]),
+                        to_milli(line.get("discount_amount") or 0),
+                        to_milli(line.get("write_off_amount") or 0),
+                        line.get("write_off_gl_account_code") or "",
+                    )
+                    for line in lines
+                ),
+                to_milli(on_account),
+            )
+        )
+    differing = len(expected ^ stored)
+    return differing == 0, differing, len(expected)
 
 
 def main():
@@ -207,16 +252,19 @@ def main():
         started, cpu = time.perf_counter(), time.process_time()
         results = match_payments(index, rules, payments)
         core.append((time.perf_counter() - started, time.process_time() - cpu))
-        del results
     del index
 
-    # auto-approval of a sample of rank-1 auto-approve proposals, set-based (a transaction
-    # per chunk of plans), into plans, outbox commands and audit entries
+    # the run split over processes again, its stored proposals compared with the one-process
+    # engine's (the last core pass, same payments, same open items): every run checks it
     report = matching_run(dry_run=False, auto_approve=False)
-    sample = [
-        r.payment.id for r in report.results if r.candidates[:1] and r.candidates[0].auto_approve
-    ]
-    sample = sample[: args.approve_sample]
+    split_run = bool(report.share_timings)
+    identical, differing, compared = same_as_one_process(report.run_id, results)
+    del results
+    # auto-approval of a sample of rank-1 auto-approve proposals, set-based (a transaction
+    # per chunk of plans), into plans, outbox commands and audit entries; the sample is the
+    # run's own list (filled on split runs as on one-process runs)
+    sample = report.auto_payment_ids[: args.approve_sample]
+    auto_total = len(report.auto_payment_ids)
     rank_1 = dict(
         MatchProposal.objects.filter(run_id=report.run_id, rank=1).values_list("payment_id", "pk")
     )
@@ -268,6 +316,12 @@ def main():
         f"{(run_peak_kib + share_peak_kib) / 1024:,.0f} MiB at most (pages the share shares "
         "with its parent counted twice)  (target <= 2,048 MiB)"
     )
+    print(
+        f"5. split run ({'split over processes' if split_run else 'one process'}) vs the "
+        f"one-process engine: {compared:,} proposals compared, "
+        + ("identical" if identical else f"{differing:,} DIFFER")
+    )
+    print(f"   auto-approve eligible first proposals in the run: {auto_total:,}")
     if sample:
         print(
             f"   auto-approve into plans + outbox (set-based): {len(sample)} proposals in "

@@ -75,6 +75,26 @@ def _insert_rows(db, table: str, columns: list[str], rows) -> None:
         db.executemany(sql, batch)
 
 
+_FIRST = (
+    "Chiltern Royal Severn Pennine Atlantic Harbour Oakwood Granite Mersey Cotswold Thames "
+    "Solent Brecon Mourne Shannon Liffey Wicklow Kerry Galway Cedar Beacon Meridian Summit "
+    "Kestrel Falcon Heron Willow Ashford Bridgewater Redbrook Northgate Eastfield Westway"
+).split()
+_SECOND = (
+    "Security Services Logistics Engineering Catering Plumbing Joinery Electrical Consulting "
+    "Supplies Foods Motors Print Design Builders Cleaning Freight Dental Pharmacy Hotels"
+).split()
+_SUFFIX = ("Ltd", "Limited", "PLC", "& Co", "Holdings Ltd", "(UK) Ltd")
+
+
+def customer_name(n: int) -> str:
+    """A company name like the ones on real ledgers (many share words, some whole names)."""
+    first = _FIRST[n % len(_FIRST)]
+    second = _SECOND[(n // len(_FIRST)) % len(_SECOND)]
+    other = _FIRST[(n // (len(_FIRST) * len(_SECOND))) % len(_FIRST)]
+    return f"{first} {other} {second} {_SUFFIX[n % len(_SUFFIX)]}"
+
+
 def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_000, seed=11):
     from ledger.references import digits_keys, reference_keys
 
@@ -117,7 +137,7 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
                 NOW,
                 NOW,
                 f"CUST{n:05d}",
-                f"Customer {n}",
+                customer_name(n),
                 f"ap{n}@customer{n}.example",
                 currencies[n],
                 0,
@@ -269,6 +289,13 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
         if kind == "unknown":
             source, payer_ref, email = "bank", "", ""
             amount, text = rng.randint(500, 500000) * 10, "TRANSFER"
+        # bank transfers carry the payer's account name as its bank shows it (18 characters):
+        # the run identifies the payer from it (payments/matching/payers.py)
+        payer_name = ""
+        if source == "bank":
+            payer_name = (
+                "J BLOGGS" if kind == "unknown" else customer_name(c).upper().replace(".", "")[:18]
+            )
         rows.append(
             (
                 1,
@@ -279,7 +306,7 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
                 0,
                 "",
                 f"2026-02-{n % 28 + 1:02d} {n % 24:02d}:{n % 60:02d}:00",
-                "",
+                payer_name,
                 email,
                 payer_ref,
                 text,
@@ -289,6 +316,9 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
                 "{}",
                 NOW,
                 NOW,
+                "",
+                "",
+                "",
             )
         )
     _insert(
@@ -296,7 +326,7 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
         "payments_payment",
         "entity_id source external_id amount currency amount_refunded exchange_rate received_at "
         'payer_name payer_email payer_reference description "references" status match_state '
-        "raw created_at updated_at".split(),
+        "raw created_at updated_at payer_account bank_reference end_to_end_id".split(),
         rows,
     )
     db.commit()

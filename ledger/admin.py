@@ -322,3 +322,12 @@ class CustomerStatementLineAdmin(ViewOnlyAdmin):
     search_fields = ("statement__customer__code", "internal_number", "external_reference")
     list_select_related = ("statement__customer",)
     raw_id_fields = ("statement",)
+
+
+@admin.register(m.DuplicateWrite)
+class DuplicateWriteAdmin(ViewOnlyAdmin):
+    """Repairs go through the Sync screen (an approver's reversal via the outbox), never here."""
+
+    list_display = ("kind", "external_reference", "entity", "amount", "currency", "state")
+    list_filter = ("state", "kind", "entity")
+    search_fields = ("external_reference", "key")

@@ -58,6 +58,35 @@ class WebhookEventAdmin(ViewOnlyAdmin):
     readonly_fields = [f.name for f in m.WebhookEvent._meta.fields]
 
 
+@admin.register(m.StatementAccount)
+class StatementAccountAdmin(AuditedAdmin):
+    """Which AIQ bank account a statement's money goes to: a setting, changed and audited."""
+
+    list_display = ("account_key", "name", "bank_account", "currency", "entity")
+    list_filter = ("entity", "currency")
+    search_fields = ("account_key", "name")
+
+
+@admin.register(m.Statement)
+class StatementAdmin(ViewOnlyAdmin):
+    """A bank statement's period and balances as the bank sent them."""
+
+    list_display = ("account", "statement_id", "start_date", "end_date", "closing_balance")
+    raw_id_fields = ("account", "batch")
+
+
+@admin.register(m.DirectDebitNotice)
+class DirectDebitNoticeAdmin(ViewOnlyAdmin):
+    """Bacs report lines, kept as received."""
+
+
+@admin.register(m.SettlementTerms)
+class SettlementTermsAdmin(AuditedAdmin):
+    """Early-settlement discount terms: a setting, changed and audited."""
+
+    raw_id_fields = ("customer",)
+
+
 @admin.register(m.ImportFormat)
 class ImportFormatAdmin(AuditedAdmin):
     list_display = ("name", "source", "date_format", "decimal_comma", "currency")
@@ -153,3 +182,42 @@ class UnallocationAdmin(ViewOnlyAdmin):
     list_display = ("id", "allocation", "state", "maker", "approver", "created_at")
     list_filter = ("state",)
     raw_id_fields = ("allocation", "command")
+
+
+class ContactAllocationLineInline(admin.TabularInline):
+    model = m.ContactAllocationLine
+    extra = 0
+    can_delete = False
+
+
+@admin.register(m.ContactAllocation)
+class ContactAllocationAdmin(MoneyRowAdmin):
+    """Allocations of money on account or a credit note made later: made and approved on the
+    staff screens or the API (maker-checker), never here."""
+
+    list_display = ("__str__", "entity", "customer", "state", "maker", "approver", "created_at")
+    list_filter = ("state", "entity")
+    inlines = [ContactAllocationLineInline]
+
+
+@admin.register(m.ContactAllocationLine)
+class ContactAllocationLineAdmin(MoneyRowAdmin):
+    list_display = ("allocation", "invoice", "amount")
+
+
+class OtherReceiptLineInline(admin.TabularInline):
+    model = m.OtherReceiptLine
+    extra = 0
+    can_delete = False
+
+
+@admin.register(m.OtherReceipt)
+class OtherReceiptAdmin(MoneyRowAdmin):
+    list_display = ("__str__", "entity", "purpose", "state", "maker", "approver", "created_at")
+    list_filter = ("state", "purpose", "entity")
+    inlines = [OtherReceiptLineInline]
+
+
+@admin.register(m.OtherReceiptLine)
+class OtherReceiptLineAdmin(MoneyRowAdmin):
+    list_display = ("receipt", "line_number", "gl_account_code", "tax_code", "total_amount")

@@ -3,7 +3,7 @@ from django_q.admin import FailAdmin, QueueAdmin, ScheduleAdmin, TaskAdmin
 from django_q.models import Failure, OrmQ, Schedule, Success
 
 from staff.admin_base import ViewOnlyAdmin
-from staff.models import AuditEntry, LoginThrottle
+from staff.models import AuditEntry, FormSubmission, LoginThrottle
 
 
 @admin.register(AuditEntry)
@@ -20,6 +20,11 @@ class LoginThrottleAdmin(ViewOnlyAdmin):
 
     list_display = ("key", "failures", "window_started_at", "locked_until")
     search_fields = ("key",)
+
+
+@admin.register(FormSubmission)
+class FormSubmissionAdmin(ViewOnlyAdmin):
+    """Which form posts were already acted on (a repeated submit does nothing twice)."""
 
 
 # django-q's own admin lets a superuser add a schedule whose function is any importable

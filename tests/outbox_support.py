@@ -88,8 +88,18 @@ class Cluster:
             if not _title(pid).endswith(("pusher", "monitor"))
         ]
 
+    def busy_workers(self) -> list[int]:
+        """Task workers running a task now (django-q2 titles them "... processing ...").
+
+        An idle worker sits in the task queue's get(), holding the queue's read lock: a SIGKILL
+        there leaves the lock taken and every other worker of the cluster blocked on it for good
+        (multiprocessing's Queue, not our code). On a loaded machine the first kills often land
+        before the first task is pushed, which wedged the whole cluster with every row pending.
+        The failure under test is a worker dying mid-task, so only busy workers are victims."""
+        return [pid for pid in self.workers() if " processing " in _title(pid)]
+
     def kill_random_worker(self, rng: random.Random) -> int | None:
-        leaves = self.workers()
+        leaves = self.busy_workers()
         if not leaves:
             return None
         victim = rng.choice(leaves)

@@ -209,7 +209,8 @@ def test_schedules_are_audited_and_the_admin_cannot_add_one(client, carol):
 
 def test_every_admin_page_that_writes_is_audited(carol):
     """Each model in the admin either audits its changes (AuditedAdmin), is people and groups
-    (audited by the hooks, proven above), or writes nothing (view only), even for a superuser."""
+    (audited by the hooks, proven above), writes only through an audited service, or writes
+    nothing (view only), even for a superuser."""
     from django.contrib import admin
     from django.test import RequestFactory
 
@@ -227,7 +228,9 @@ def test_every_admin_page_that_writes_is_audited(carol):
             or model_admin.has_delete_permission(request)
         )
     }
-    assert writers == {"auth.User", "auth.Group"}
+    # people and groups: the hooks; API clients: made and revoked only by the audited
+    # api_client_create / api_client_revoke services (api/admin.py)
+    assert writers == {"auth.User", "auth.Group", "api.ApiClient"}
 
 
 def test_an_admin_action_on_a_view_only_page_goes_through_the_audited_service(

@@ -254,7 +254,9 @@ def test_each_refusal_is_reported_and_the_rest_of_the_chunk_goes_ahead(entity, a
     name_of = {pk: name for name, pk in ids.items()}
     for refusal in report.refused:
         reasons[name_of[refusal.proposal_id]] = refusal.reason
-    assert re.search(r"has 0\.0+ GBP open .*held by other plans 120", reasons["nothing_open"])
+    assert re.search(
+        r"has 0\.00 GBP open .*120\.00 GBP held by other plans", reasons["nothing_open"]
+    )
     assert "already has a plan" in reasons["planned_meanwhile"]
     assert "currencies must match" in reasons["currency"]
     assert "not posted in AIQ yet" in reasons["unposted"]
@@ -359,7 +361,7 @@ def test_a_plan_made_for_the_same_invoice_after_matching_is_not_over_allocated(e
 
     report = plans_auto_approve_many(proposal_ids=[proposal.pk])
 
-    assert report.plans == 0 and "held by other plans 60" in report.refused[0].reason
+    assert report.plans == 0 and "60.00 GBP held by other plans" in report.refused[0].reason
     held = sum(AllocationPlanLine.objects.filter(invoice=invoice).values_list("amount", flat=True))
     assert held == D("60.00")
 

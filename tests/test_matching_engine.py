@@ -27,7 +27,7 @@ def test_the_usual_spellings_of_one_invoice_number_share_a_key():
     assert reference_key("A0B") == "A0B" and reference_key("--") == ""
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # a loaded CI machine: no wall-clock limit
 @given(
     st.lists(
         st.text(alphabet=st.sampled_from("INVinv0123456789-/ .#_\n\tßﬁÜ"), max_size=12)
@@ -60,7 +60,7 @@ def test_money_text_is_the_exact_decimal_at_the_currency_precision(milli, curren
     assert Decimal(money(milli, currency)) == value
 
 
-@settings(max_examples=300)
+@settings(max_examples=300, deadline=None)  # a loaded CI machine: no wall-clock limit
 @given(
     st.lists(st.integers(1, 40), max_size=10),
     st.integers(1, 120),
@@ -157,7 +157,7 @@ def test_unknown_payer_without_reference_is_not_matched():
 _NUMBERS = st.text(alphabet=st.sampled_from("INVinv0123456789-/ .#_ÜßﬁA"), max_size=10)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # a loaded CI machine: no wall-clock limit
 @given(
     st.lists(st.tuples(_NUMBERS, _NUMBERS), min_size=1, max_size=25),
     st.lists(_NUMBERS, max_size=10),
@@ -182,7 +182,7 @@ def test_indexing_only_wanted_keys_gives_the_full_index_restricted_to_them(pairs
     assert {key: sorted(restricted.lookup(key)) for key in restricted.by_ref} == expected
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # a loaded CI machine: no wall-clock limit
 @given(st.lists(st.tuples(st.integers(1, 4), st.sampled_from(["GBP", "EUR"])), max_size=40))
 def test_column_built_customer_lists_equal_row_by_row_ones(owners):
     """Rows come grouped by customer from the database; the lists, amounts and each invoice's

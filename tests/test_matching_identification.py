@@ -121,8 +121,33 @@ def test_a_transfer_naming_only_the_payer_is_matched_by_the_statement_name(books
     assert who["customer_id"] == chiltern.pk and who["via"] == "payer_name"
     assert who["payer_name"] == "CHILTERN SECURITY"
     assert who["compared_with"] == "CHILTERN SECURITY" and who["score"] == 100
-    # a name scored by likeness is not enough to approve without a person
+    # the payer_exact rule only watches (monitor) until a team switches it on: it records
+    # that it would have approved this (a name that fits one customer exactly, no other)
+    assert best.evidence["would_auto_approve"] is True
     assert not AllocationPlan.objects.exists()
+
+
+def test_switched_on_payer_exact_approves_a_sure_name_but_not_a_doubtful_one(
+    books, alice, barclays
+):
+    MatchRule.objects.filter(kind=MatchRule.Kind.PAYER_EXACT).update(auto_approve=True)
+    chiltern = customer(books, "CHIL001", "Chiltern Security Limited")
+    customer(books, "CHIL002", "Chiltern Securities Ltd")
+    cedar = customer(books, "CEDA001", "Cedar Kestrel Plumbing Ltd")
+    sure = make_invoice(cedar, "64.00")
+    make_invoice(chiltern, "75.00")
+    paid_sure, doubtful = bank_rows(
+        alice,
+        barclays,
+        [("", "64.00", "CEDAR KESTREL PLUMB"), ("", "75.00", "CHILTERN SECURITY")],
+    )
+    matching_run(dry_run=False)
+    plan = AllocationPlan.objects.get(payment=paid_sure)
+    assert plan.maker is None and [line.invoice_id for line in plan.lines.all()] == [sure.pk]
+    # "Chiltern Securities" scores close behind: no guess, and nothing approved
+    assert first_proposal(doubtful) is None
+    assert not AllocationPlan.objects.filter(payment=doubtful).exists()
+    assert "CHILTERN SECURITIES" in notes(doubtful)[0]
 
 
 def test_a_payer_name_cut_at_18_characters_in_a_narrative_is_still_identified(books, alice, hsbc):
@@ -217,6 +242,21 @@ def test_a_mistyped_number_naming_another_customers_invoice_moves_no_cash_there(
     assert all(
         p.lines[0]["invoice_id"] == meant.pk for p in MatchProposal.objects.filter(payment=payment)
     )
+
+
+def test_a_mistyped_number_in_a_narrative_from_an_unknown_payer_is_not_put_on_a_stranger(
+    books, alice, hsbc
+):
+    other = customer(books, "OTHE001", "Oakwood Dental Ltd")
+    make_invoice(other, "90.00", number="INV-010771")
+    (payment,) = _import(
+        alice,
+        hsbc,
+        "Date,Type,Details,Amount,Balance\n03 Feb 2026,CR,RCS LTD INV-010771,318.40,\n",
+    )
+    matching_run(dry_run=False)
+    assert first_proposal(payment) is None
+    assert any("the payer is not like that invoice's customer" in n for n in notes(payment))
 
 
 def test_a_po_number_equal_to_another_customers_invoice_digits_is_not_matched_there(

@@ -49,6 +49,9 @@ def _urls(d):
         "customer": ("get", reverse("ledger:customer", args=[cust.pk]), {}),
         "sync": ("get", reverse("ledger:sync"), {}),
         "outbox": ("get", reverse("payments:outbox"), {}),
+        # screen_data flags no duplicate: past the role check, an unknown flag is a 404
+        "duplicate_reverse": ("post", reverse("ledger:duplicate_reverse", args=[999999]), {}),
+        "duplicate_dismiss": ("post", reverse("ledger:duplicate_dismiss", args=[999999]), {}),
         "sync_progress": ("get", reverse("ledger:sync_progress"), {}),
         "editor_row": ("get", reverse("payments:editor_row", args=[pay.pk]), {"invoice": inv.pk}),
         "invoice_pdf": ("get", reverse("ledger:invoice_pdf", args=[inv.pk]), {}),
@@ -94,6 +97,8 @@ TABLE = {
     "customer": (LOGIN, 403, 200, 200, 200),
     "sync": (LOGIN, 403, 200, 200, 200),
     "outbox": (LOGIN, 403, 200, 200, 200),
+    "duplicate_reverse": (LOGIN, 403, 403, 404, 404),
+    "duplicate_dismiss": (LOGIN, 403, 403, 404, 404),
     "sync_progress": (LOGIN, 403, 200, 200, 200),
     "editor_row": (LOGIN, 403, 200, 200, 200),
     "invoice_pdf": (LOGIN, 403, 200, 200, 200),

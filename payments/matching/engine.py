@@ -35,7 +35,7 @@ from payments.matching.index import (
     payer_keys,
     reference_texts,
 )
-from payments.matching.payers import NAME_ACCEPT, identify
+from payments.matching.payers import NAME_ACCEPT, identify, narrative_name
 from payments.matching.rules import HANDLERS
 from payments.models import MatchRule
 
@@ -507,7 +507,7 @@ def supported_hits(ctx, payment, hits: dict, customer_id, notes: list) -> dict:
         )
     else:
         notes.append(
-            _hit_label(first) + f", but the payer '{payment.payer_name}' is not like that "
+            _hit_label(first) + ", but the payer is not like that "
             "invoice's customer and the amount does not agree: not proposed (a mistyped "
             "number names someone else's invoice)."
         )
@@ -532,9 +532,12 @@ def _payer_unlike(index, payment, owners) -> bool:
     """The statement names a payer, and it is plainly not the customer the reference points
     at (a typo in the number lands on another customer's invoice)."""
     names = index.names
-    if names is None or not payment.payer_name or len(owners) != 1:
+    payer = payment.payer_name
+    if not payer and payment.texts:  # the payer's words at the head of a narrative
+        payer = narrative_name(payment.texts[0][1])
+    if names is None or not payer or len(owners) != 1:
         return False
-    likeness = names.likeness(next(iter(owners)), payment.payer_name)
+    likeness = names.likeness(next(iter(owners)), payer)
     return likeness is not None and likeness < UNLIKE_BELOW
 
 

@@ -59,6 +59,23 @@ STRONG_IDENTIFICATION = frozenset(
 )
 
 
+NAME_SURE = 97  # a name this like one customer's, and NAME_CLEAR above any other's, is sure
+NAME_CLEAR = 10
+
+
+def strongly_identified(via: dict) -> bool:
+    """Is the payer known well enough for an allocation by amount alone to be approved without
+    a person (where its rule is switched on)? Keys a person confirmed, the customer's own
+    account code or email, or a name that fits one customer all but exactly and no other."""
+    how = via.get("via")
+    if how in STRONG_IDENTIFICATION:
+        return True
+    if how != "payer_name" or via.get("score", 0) < NAME_SURE:
+        return False
+    runner_up = via.get("runner_up")
+    return runner_up is None or runner_up["score"] <= via["score"] - NAME_CLEAR
+
+
 def normalise_name(text: str) -> str:
     """'Chiltern Security (UK) Ltd.' -> 'CHILTERN SECURITY': upper case, words only, legal
     forms and 'and' dropped ('&' is 'and')."""

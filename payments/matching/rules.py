@@ -12,7 +12,7 @@ from operator import itemgetter
 
 from payments.matching.combination import find_combinations
 from payments.matching.index import label
-from payments.matching.payers import STRONG_IDENTIFICATION
+from payments.matching.payers import strongly_identified
 from payments.models import MatchRule
 
 Kind = MatchRule.Kind
@@ -114,11 +114,7 @@ def payer_exact(state, rule) -> None:
     items = state.ctx.items
     # one invoice open for exactly the amount, of a payer known by strong evidence, the text
     # naming no other invoice: eligible for auto-approval where the rule allows it
-    eligible = (
-        how_many == 1
-        and not state.target
-        and state.facts.customer_via.get("via") in STRONG_IDENTIFICATION
-    )
+    eligible = how_many == 1 and not state.target and strongly_identified(state.facts.customer_via)
     for rank, invoice_id in enumerate(same):
         state.add(
             rule,

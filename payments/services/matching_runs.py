@@ -56,6 +56,8 @@ class RunReport:
     results: list = field(default_factory=list)
     share_timings: list = field(default_factory=list)  # per share: load, match, render, cpu
     by_rule: dict = field(default_factory=dict)
+    # payments whose rank-1 proposal its rule auto-approves, in run order (split runs too)
+    auto_payment_ids: list = field(default_factory=list)
     started_at: object = None  # when the run began reading (auto_match compares with it)
 
 
@@ -422,6 +424,7 @@ def _run(report: RunReport, payment_ids, actor, auto_approve: bool) -> RunReport
         outcomes = render_outcomes(results, report.run_id, created_at)
     _count(report, ((len(o.rows), o.needs_review, o.rule_kind) for o in outcomes))
     to_auto = _write(report, outcomes, actor)
+    report.auto_payment_ids = to_auto
     written = time.perf_counter()
     report.timings["write"] = written - matched
     if auto_approve and to_auto:
