@@ -59,6 +59,9 @@ class AiqOperations:
     def get_tax_code_list(self) -> list[dict]:
         return unwrap(self.call("GetTaxCodeList"), "Tax")
 
+    def get_credit_term_list(self) -> list[dict]:
+        return unwrap(self.call("GetCreditTermList"), "CreditTerm")
+
     def get_department_list(self) -> list[dict]:
         return unwrap(self.call("GetDepartmentList"), "Department")
 
@@ -92,6 +95,16 @@ class AiqOperations:
     def get_invoices_by_customer_code(self, customer_code: str) -> list[dict]:
         result = self.call("GetInvoicesByCustomerCode", customerCode=customer_code.upper())
         return _list(result.result)
+
+    def get_invoices_by_ids(self, invoice_ids: list[int]) -> list[dict]:
+        """The Invoice documents (with their Lines) of these AIQ invoice ids, in one call."""
+        if not invoice_ids:
+            return []
+        result = self.call(
+            "GetInvoicesBy",
+            query={"InvoiceIDsFilter": {"int": list(invoice_ids)}, "Limit": len(invoice_ids)},
+        )
+        return unwrap(result, "Invoice")
 
     def get_transactions_by_external_reference(
         self, reference: str, *, from_date: datetime, to_date: datetime
