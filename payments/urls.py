@@ -57,6 +57,7 @@ urlpatterns = [
     path("payments/<id:payment_id>/back-to-inbox", later.back_to_inbox, name="back_to_inbox"),
     path("payments/<id:payment_id>/suspense", later.to_suspense, name="to_suspense"),
     path("payments/<id:payment_id>/on-account", later.on_account, name="on_account"),
+    path("payments/<id:payment_id>/customer", later.change_customer, name="change_customer"),
     path("other-receipts/new", later.other_receipt_new, name="other_receipt_new"),
     path("later/", later.later_list, name="later"),
     path("later/<str:what>/<id:row_id>/approve", later.later_approve, name="later_approve"),

@@ -319,3 +319,217 @@ def mirror_workload(server, entity, count: int) -> None:
                 "outstanding_amount": txn["outstanding"],
             },
         )
+
+
+# --- chaos: every kind of write, faults, pulls and kills (bench/soak_outbox.py and the test) --
+
+CHAOS_FAULTS = {
+    "latency_ms": 20,  # keeps workers busy, so kills land mid-task
+    "drop_after_commit_rate": 0.08,  # committed, then the connection is closed unanswered
+    "failure_rate": 0.04,  # HTTP 500 before the books are touched
+    "token_expire_every": 40,
+}
+
+
+def cluster_env(server_url: str) -> dict[str, str]:
+    """A qcluster tuned so killed work is taken over within seconds (short lease and settle)."""
+    return {
+        "AIQ_SANDBOX_URL": server_url,
+        **{k: os.environ[k] for k in os.environ if k.startswith("AIQ_DEMO_")},
+        "OUTBOX_BACKOFF_BASE_MS": "20",
+        "OUTBOX_BACKOFF_MAX_SECONDS": "1",
+        "AIQ_CONNECT_TIMEOUT_SECONDS": "1",
+        "AIQ_READ_TIMEOUT_SECONDS": "1",
+        "OUTBOX_LEASE_SECONDS": "10",
+        "OUTBOX_SETTLE_SECONDS": "3",
+        "OUTBOX_DRAIN_SECONDS": "5",
+        "Q_TIMEOUT_SECONDS": "30",
+        "Q_SCHEDULER": "false",  # the caller runs the sweeper itself
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def chaos_invoices_needed(commands: int) -> int:
+    """Each unit of 8 or 9 commands uses 3 or 4 invoices (see chaos_workload)."""
+    return (commands // 8 + 1) * 4
+
+
+def chaos_workload(world, commands: int) -> list[tuple[str, object, object]]:
+    """About `commands` commands of every kind, enqueued as approvals would, per unit of 8:
+    three receipts each settling a whole invoice through a dependent allocation (6), a write-off
+    (sales credit journal) and a sales debit journal (as a refund's) (2); every other unit
+    also a credit note against a third invoice. Returns (kind, command, invoice or None)."""
+    from ledger.models import CreditNote, DocumentStatus
+    from ledger.outbox.services import outbox_enqueue
+
+    today = date.today().isoformat()
+    invoices = iter(world.invoices(chaos_invoices_needed(commands)))
+    items: list[tuple[str, object, object]] = []
+    unit = 0
+    while len(items) < commands:
+        pairs = make_workload(
+            world.entity, world.customer, world.bank, [next(invoices) for _ in range(3)]
+        )
+        for invoice, receipt, allocation in pairs:
+            items += [("receipt", receipt, invoice), ("allocation", allocation, invoice)]
+        for kind, prefix in (("post_write_off", "WO"), ("post_debit_journal", "SDJ")):
+            reference = f"{prefix}-CHAOS-{unit}"
+            command = outbox_enqueue(
+                entity=world.entity,
+                kind=kind,
+                payload={
+                    "customer_code": world.customer.code,
+                    "gl_account_code": "8100",
+                    "amount": f"{1 + unit % 9}.50",
+                    "currency": world.customer.currency,
+                    "journal_date": today,
+                    "description": reference,
+                },
+                external_reference=reference,
+            )
+            items.append((kind, command, None))
+        if unit % 2 == 0:
+            invoice = next(invoices)
+            reference = f"CN-CHAOS-{unit}"
+            with transaction.atomic():
+                note = CreditNote.objects.create(
+                    entity=world.entity,
+                    customer=world.customer,
+                    invoice=invoice,
+                    external_reference=reference,
+                    status=DocumentStatus.DRAFT,
+                    currency=invoice.currency,
+                    credit_date=date.today(),
+                    net_amount=Decimal("1.00"),
+                    tax_amount=Decimal("0.20"),
+                    gross_amount=Decimal("1.20"),
+                    outstanding_amount=Decimal("0"),
+                )
+                command = outbox_enqueue(
+                    entity=world.entity,
+                    kind="create_credit_note",
+                    payload={
+                        "credit_note_id": note.pk,
+                        "customer_code": world.customer.code,
+                        "currency": invoice.currency,
+                        "credit_date": today,
+                        "invoice_number": invoice.invoice_number,
+                        "notes": "goodwill",
+                        "gross_amount": "1.20",
+                        "lines": [
+                            {
+                                "stock_item_id": "",
+                                "description": "Goodwill credit",
+                                "gl_account_code": "4000",
+                                "tax_code": "T1",
+                                "tax_rate": "20",
+                                "quantity": "1",
+                                "unit_price": "1.00",
+                                "net_amount": "1.00",
+                                "tax_amount": "0.20",
+                            }
+                        ],
+                    },
+                    external_reference=reference,
+                )
+            items.append(("credit_note", command, invoice))
+        unit += 1
+    return items
+
+
+def chaos_books(server, items, entity_code: str = "demo") -> dict:
+    """What the sandbox's books say about the workload: duplicates (a reference held more than
+    once, an invoice allocated beyond its gross) and losses (a confirmed command whose write
+    AIQ does not hold)."""
+    from ledger.models import OutboxCommand
+    from ledger.models_duplicates import DuplicateWrite
+
+    states = {c.pk: c.state for c in OutboxCommand.objects.all()}
+    duplicates, losses, parked = [], [], []
+    for kind, command, invoice in items:
+        state = states[command.pk]
+        if state != OutboxCommand.State.CONFIRMED:
+            parked.append((kind, command.external_reference, state))
+        if kind == "allocation":
+            allocated = sum(
+                a["amount"] for a in server.state.allocations(invoice.aiq_transaction_id)
+            )
+            if allocated > invoice.gross_amount:
+                duplicates.append((kind, invoice.invoice_number, allocated))
+            elif state == OutboxCommand.State.CONFIRMED and allocated < invoice.gross_amount:
+                losses.append((kind, invoice.invoice_number, allocated))
+            continue
+        held = len(server.state.transactions(command.external_reference, entity_code))
+        if held > 1:
+            duplicates.append((kind, command.external_reference, held))
+        elif held == 0 and state == OutboxCommand.State.CONFIRMED:
+            losses.append((kind, command.external_reference, 0))
+    flagged = set(DuplicateWrite.objects.values_list("external_reference", flat=True))
+    return {
+        "duplicates": duplicates,
+        "losses": losses,
+        "parked": parked,
+        "flagged": len(flagged),
+        "unflagged_duplicates": [d for d in duplicates if d[1] not in flagged],
+    }
+
+
+def chaos_run(world, start_cluster, *, commands: int, kills: int, seed: int, timeout: float):
+    """Enqueue the workload into a running cluster under CHAOS_FAULTS, SIGKILL `kills` busy
+    workers, run the sweeper every 0.5 s and an AIQ pull every 3 s, then wait until every
+    command is confirmed or parked. Returns the figures of chaos_books plus timings."""
+    from ledger.models import OutboxCommand
+    from ledger.outbox.tasks import sweep
+    from ledger.sync.services import sync_claim, sync_run
+
+    rng = random.Random(seed)
+    world.server.faults.update(**CHAOS_FAULTS, seed=seed)
+    cluster = start_cluster()
+    assert wait_until(lambda: len(cluster.workers()) >= 2, timeout=60), "cluster did not start"
+    started = time.monotonic()
+    items = chaos_workload(world, commands)
+    last = {"sweep": 0.0, "pull": 0.0}
+    pulls = [0]
+
+    def tick():
+        now = time.monotonic()
+        if now - last["sweep"] >= 0.5:
+            sweep()
+            last["sweep"] = now
+        if now - last["pull"] >= 3:
+            try:
+                sync_claim(entity=world.entity)
+                sync_run(entity=world.entity)
+                pulls[0] += 1
+            except Exception:  # noqa: BLE001 - a claim refused (pull still running) is fine
+                pass
+            last["pull"] = time.monotonic()
+
+    killed = []
+    kill_deadline = time.monotonic() + timeout / 2
+    while len(killed) < kills and time.monotonic() < kill_deadline:
+        time.sleep(rng.uniform(0.05, 0.4))
+        victim = cluster.kill_random_worker(rng)
+        if victim:
+            killed.append(victim)
+        tick()
+    open_ = OutboxCommand.objects.exclude(state__in=["confirmed", "failed", "needs_person"])
+    settled = wait_until(lambda: not open_.exists(), timeout=timeout, on_tick=tick)
+    elapsed = time.monotonic() - started
+    fired = world.server.faults.snapshot()["stats"]
+    world.server.faults.reset()  # the final pull and the count see AIQ without faults
+    sync_claim(entity=world.entity)
+    sync_run(entity=world.entity)
+    figures = chaos_books(world.server, items)
+    figures.update(
+        commands=len(items),
+        kills=len(killed),
+        pulls=pulls[0] + 1,
+        settled=settled,
+        seconds=elapsed,
+        kinds=sorted({kind for kind, _, _ in items}),
+        drops=fired["drops"],
+        failures=fired["failures"],
+        open=list(open_.values_list("external_reference", "state")[:10]),
+    )
+    return figures

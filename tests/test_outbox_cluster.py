@@ -19,6 +19,8 @@ from ledger.outbox.tasks import DRAIN, sweep
 from tests.outbox_support import (
     Cluster,
     assert_exactly_once,
+    chaos_run,
+    cluster_env,
     make_workload,
     start_world,
     wait_until,
@@ -40,21 +42,7 @@ def world(entity, audit_flushable, tmp_path, settings, monkeypatch):
 def clusters(world, tmp_path):
     """Start clusters with cluster_env; all are stopped before the database is flushed."""
     started: list[Cluster] = []
-    env = {
-        "AIQ_SANDBOX_URL": world.server.url,
-        **{k: os.environ[k] for k in os.environ if k.startswith("AIQ_DEMO_")},
-        "OUTBOX_BACKOFF_BASE_MS": "20",
-        "OUTBOX_BACKOFF_MAX_SECONDS": "1",
-        # short leases so a killed worker's row is taken over within seconds
-        "AIQ_CONNECT_TIMEOUT_SECONDS": "1",
-        "AIQ_READ_TIMEOUT_SECONDS": "1",
-        "OUTBOX_LEASE_SECONDS": "10",
-        "OUTBOX_SETTLE_SECONDS": "3",
-        "OUTBOX_DRAIN_SECONDS": "5",
-        "Q_TIMEOUT_SECONDS": "30",
-        "Q_SCHEDULER": "false",  # the test calls the sweeper itself
-        "LOG_LEVEL": "WARNING",
-    }
+    env = cluster_env(world.server.url)
 
     def start(workers: int = 2, **extra) -> Cluster:
         cluster = Cluster(
@@ -173,3 +161,15 @@ def test_two_clusters_on_postgresql_execute_each_side_effect_once(
     pairs = make_workload(world.entity, world.customer, world.bank, world.invoices(PAIRS))
     assert wait_until(lambda: _open() == 0, timeout=120, on_tick=_sweeping()), _states()
     assert_exactly_once(world.server, pairs)
+
+
+def test_every_kind_of_write_under_faults_pulls_and_kills_is_in_aiq_exactly_once(world, clusters):
+    # 120 receipts, allocations, write-offs, debit journals and credit notes; AIQ drops answers
+    # after committing, refuses calls, expires tokens; a pull every 3 s; 5 busy workers killed
+    figures = chaos_run(world, clusters, commands=120, kills=5, seed=19, timeout=100)
+    assert figures["settled"], figures["open"]
+    assert figures["kills"] == 5
+    assert figures["duplicates"] == [], figures
+    assert figures["losses"] == [], figures
+    assert figures["parked"] == [], figures
+    assert figures["drops"] > 0 and figures["failures"] > 0, "the faults must have fired"

@@ -63,3 +63,52 @@ def test_an_invoice_with_a_pending_allocation_keeps_our_outstanding(world, entit
     sync_run(entity=entity)
     other.refresh_from_db()
     assert other.outstanding_amount == other.gross_amount and other.status == "posted"
+
+
+def test_the_pull_mirrors_each_invoices_lines_as_aiq_keeps_them(world, entity, alice, client):
+    from django.urls import reverse
+
+    from ledger.aiq.client import AiqClient
+    from ledger.aiq.results import get, unwrap
+
+    invoice = Invoice.objects.filter(entity=entity, external_reference="SO-2001").get()
+    document = AiqClient.for_entity(entity).get_invoice(invoice.aiq_invoice_id)
+    items = unwrap(get(document, "Lines"), "InvoiceLine")
+    lines = list(invoice.lines.order_by("line_number"))
+    assert len(lines) == len(items) >= 1
+    for line, item in zip(lines, items, strict=True):
+        assert line.aiq_invoice_item_id == get(item, "InvoiceItemID")
+        assert line.description == get(item, "StockItemDescription")
+        assert (line.net_amount, line.tax_amount) == (item["NetAmount"], item["TaxAmount"])
+    # the lines add up to the invoice the books hold
+    assert sum(line.gross_amount for line in lines) == invoice.gross_amount
+    # every seeded item invoice has its lines
+    assert (
+        not Invoice.objects.filter(entity=entity, external_reference__startswith="SO-")
+        .filter(lines__isnull=True)
+        .exists()
+    )
+    # a second pull reads the same lines again and keeps one copy of each
+    sync_claim(entity=entity)
+    sync_run(entity=entity)
+    assert [line.pk for line in invoice.lines.order_by("line_number")] == [
+        line.pk for line in lines
+    ]
+
+    client.force_login(alice)
+    page = client.get(reverse("ledger:invoice", args=[invoice.pk])).content.decode()
+    assert "No lines mirrored" not in page and lines[0].description in page
+
+
+def test_an_invoice_with_a_pending_command_keeps_its_mirrored_lines(world, entity):
+    invoice = Invoice.objects.filter(entity=entity, external_reference="SO-2002").get()
+    before = list(invoice.lines.values_list("pk", flat=True))
+    invoice.lines.all().delete()  # our mirror out of step with AIQ
+    make_workload(entity, world.customer, world.bank, [invoice])
+    SyncState.objects.filter(entity=entity, object_type="transactions").update(
+        last_modified_cursor=None
+    )
+    sync_claim(entity=entity)
+    sync_run(entity=entity)
+    assert not invoice.lines.exists()  # the open allocation's invoice waits for its confirmation
+    assert before

@@ -145,6 +145,40 @@ def test_detail_shows_source_data_proposals_and_evidence(client, alice, screen_d
     assert 'value="250.00"' in html  # the best proposal pre-fills the editor
 
 
+def test_proposal_evidence_reads_as_sentences(client, alice, entity, screen_data):
+    from payments.models import MatchProposal
+    from tests.test_views_data import make_payment
+
+    inv1 = screen_data["invoices"][0]
+    payment = make_payment(
+        entity, "pi_evidence", "250.00", state="proposed", customer=inv1.customer
+    )
+    # what the reference rule records (payments/matching/rules.py), read as a clerk would
+    MatchProposal.objects.create(
+        payment=payment,
+        rule_kind="reference",
+        confidence=Decimal("0.950"),
+        explanation="INV-1003 found in metadata.invoice",
+        evidence={
+            "customer": {"customer_id": inv1.customer_id, "via": "invoice_reference"},
+            "tokens": [
+                {"token": "INV-1003", "source": "metadata", "key": "INV1003",
+                 "invoice_id": inv1.pk, "invoice": "INV-1003", "field": "invoice number"}
+            ],
+            "amounts": {"payment": "GBP 250.00", "open": "GBP 250.00"},
+            "would_auto_approve": False,
+        },
+        lines=[{"invoice_id": inv1.pk, "amount": "250.00"}],
+    )  # fmt: skip
+    client.force_login(alice)
+    html = client.get(reverse("payments:detail", args=[payment.pk])).content.decode()
+    assert "Customer identified by the reference of one of their invoices in the payment." in html
+    assert "“INV-1003” in the payment&#x27;s metadata matches the invoice number of invoice" in html
+    assert "The payment is GBP 250.00; open on the invoice GBP 250.00." in html
+    assert "Needs a person&#x27;s approval." in html
+    assert "customer_id" not in html and "would auto approve" not in html
+
+
 def test_invoice_search_finds_open_invoices_in_the_payment_currency(client, alice, screen_data):
     client.force_login(alice)
     url = reverse("payments:invoice_search", args=[screen_data["unmatched"].pk])

@@ -68,6 +68,11 @@ def _urls(d):
         "retry": ("post", reverse("ledger:command_retry", args=[cmd.pk]), {}),
         "cancel": ("post", reverse("ledger:command_cancel", args=[cmd.pk]), {"reason": ""}),
         "sync_now": ("post", reverse("ledger:sync_now"), {"entity": "0"}),
+        "change_customer": (
+            "post",
+            reverse("payments:change_customer", args=[pay.pk]),
+            {"customer": "", "reason": ""},
+        ),
         "unallocate": (
             "post",
             reverse("payments:unallocate", args=[d["allocation"].pk]),
@@ -115,6 +120,7 @@ TABLE = {
     "cancel": (LOGIN, 403, 403, 302, 302),
     "sync_now": (LOGIN, 403, 404, 404, 404),
     "unallocate": (LOGIN, 403, 302, 302, 302),
+    "change_customer": (LOGIN, 403, 302, 302, 302),
 }
 
 CASES = [(view, role, TABLE[view][i]) for view in TABLE for i, role in enumerate(ROLES)]
@@ -170,6 +176,7 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
         "cancel",
         "sync_now",
         "statement_confirm",
+        "change_customer",
     ],
 )
 def test_mutations_refuse_get(client, bob, screen_data, name):

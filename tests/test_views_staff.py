@@ -73,6 +73,26 @@ def test_audit_log_searches_by_user_object_and_text(client, alice, bob, entity):
     assert "first try" in html and "looks right" not in html
 
 
+def test_the_audit_change_column_reads_as_sentences(client, alice, entity):
+    payment = make_payment(entity, "pi_b", "150.00")
+    with transaction.atomic():
+        audit_log(
+            actor=alice,
+            action="refund.approve",
+            obj=payment,
+            summary="refund approved",
+            before={"state": "awaiting_approval", "amount_refunded": "0.00", "reason": "dup"},
+            after={"state": "sent", "amount_refunded": "150.00", "reason": "dup", "linked": True},
+        )
+    client.force_login(alice)
+    html = client.get(reverse("audit")).content.decode()
+    assert "State: awaiting approval → sent." in html
+    assert "Amount refunded: 0.00 → 150.00." in html
+    assert "Linked: yes." in html
+    assert "Reason:" not in html  # unchanged fields are not repeated
+    assert "{&#x27;" not in html and "{'" not in html  # no raw dicts
+
+
 def test_unknown_page_gets_the_404_page(client, alice):
     client.force_login(alice)
     response = client.get("/payments/999999/")

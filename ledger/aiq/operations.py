@@ -87,6 +87,16 @@ class AiqOperations:
     def get_invoice(self, invoice_id: int) -> dict:
         return self.call("GetInvoice", invoiceID=invoice_id).result
 
+    def get_invoices_by_ids(self, invoice_ids: list[int]) -> list[dict]:
+        """The Invoice documents (with their Lines) of these AIQ invoice ids, in one call."""
+        if not invoice_ids:
+            return []
+        result = self.call(
+            "GetInvoicesBy",
+            query={"InvoiceIDsFilter": {"int": list(invoice_ids)}, "Limit": len(invoice_ids)},
+        )
+        return unwrap(result, "Invoice")
+
     def get_transactions_by_external_reference(
         self, reference: str, *, from_date: datetime, to_date: datetime
     ) -> list[dict]:

@@ -31,6 +31,7 @@ from ledger.models import (
     DocumentStatus,
     GLAccount,
     Invoice,
+    InvoiceLine,
     OutboxCommand,
     Receipt,
     TaxCode,
@@ -292,6 +293,48 @@ def _apply_invoice(entity, row, protected: Protected, now) -> None:
     invoice.save()
 
 
+def _invoice_line(invoice: Invoice, number: int, item) -> InvoiceLine:
+    net, tax = as_decimal(get(item, "NetAmount") or 0), as_decimal(get(item, "TaxAmount") or 0)
+    return InvoiceLine(
+        invoice=invoice,
+        line_number=number,
+        aiq_invoice_item_id=get(item, "InvoiceItemID") or None,
+        stock_item_id=(get(item, "StockItemID") or "")[:50],
+        description=(get(item, "StockItemDescription") or get(item, "Notes") or "")[:500],
+        gl_account_code=(get(item, "GLAccountCode") or "")[:50],
+        department_id=(get(item, "DepartmentID") or "")[:50],
+        tax_code=(get(item, "TaxCode") or "")[:20],
+        tax_rate=as_decimal(get(item, "TaxRate") or 0),
+        quantity=as_decimal(get(item, "InvoicedQuantity") or 1),
+        unit_price=as_decimal(get(item, "ActualPrice") or get(item, "StockItemPrice") or 0),
+        net_amount=net,
+        tax_amount=tax,
+        gross_amount=net + tax,
+    )
+
+
+def _apply_invoice_lines(entity, document, protected: Protected) -> None:
+    """AIQ's lines of one item invoice replace the mirrored ones, unless an open command is
+    about to change that invoice (its lines then wait for the next pull)."""
+    invoice = Invoice.objects.filter(
+        entity=entity, aiq_invoice_id=get(document, "InvoiceID")
+    ).first()
+    if invoice is None or invoice.pk in protected.invoice_ids:
+        return
+    if invoice.aiq_transaction_id in protected.transaction_ids:
+        return
+    items = unwrap(get(document, "Lines"), "InvoiceLine")
+    lines = [_invoice_line(invoice, n, item) for n, item in enumerate(items, start=1)]
+    fields = [f.name for f in InvoiceLine._meta.concrete_fields if f.name not in ("id", "invoice")]
+    mirrored = [
+        [getattr(line, f) for f in fields] for line in invoice.lines.order_by("line_number")
+    ]
+    if mirrored == [[getattr(line, f) for f in fields] for line in lines]:
+        return
+    invoice.lines.all().delete()
+    InvoiceLine.objects.bulk_create(lines)
+
+
 def _apply_credit_note(entity, row, protected: Protected, now) -> None:
     txn_id = int(get(row, "TransactionID"))
     net, tax, gross = _split(row)
@@ -428,6 +471,16 @@ def sync_transactions(
         fresh = [r for r in page if int(get(r, "TransactionID")) not in seen]
         if not fresh:
             break
+        # the lines of the item invoices read on this page, one call (bounded by the page)
+        documents = client.get_invoices_by_ids(
+            sorted(
+                {
+                    int(get(r, "InvoiceID"))
+                    for r in fresh
+                    if transaction_kind(r) == "invoice" and get(r, "InvoiceID")
+                }
+            )
+        )
         now = timezone.now()
         with transaction.atomic():
             # protected rows re-read per page: a command may have been confirmed meanwhile
@@ -439,6 +492,8 @@ def sync_transactions(
                     APPLY[kind](entity, row, protected, now)
                 if kind in ("receipt", "credit_note") and paying_ids is not None:
                     paying_ids.add(int(get(row, "TransactionID")))
+            for document in documents:
+                _apply_invoice_lines(entity, document, protected)
         skip += len(page)
         progress(len(seen))
     return len(seen)

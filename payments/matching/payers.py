@@ -194,17 +194,14 @@ class NameIndex:
             return None, {}
         words = [w for w in query.split() if len(w) >= 2]
         candidates = set()
-        common = []
         for word in words:
             numbers = self.by_word.get(word)
-            if numbers is None:
-                continue
-            if len(numbers) > TOO_COMMON:
-                common.append(numbers)
-                continue
-            candidates.update(numbers)
-        if not candidates and common:
-            candidates.update(min(common, key=len))
+            # a word hundreds of customers share picks nobody (scoring them all would cost
+            # a run more than everything else it does; such a name is declined)
+            if numbers is not None and len(numbers) <= TOO_COMMON:
+                candidates.update(numbers)
+        if len(candidates) > TOO_COMMON:
+            return None, {}
         if not candidates and truncated and words:
             # the last word may be cut: its prefix picks the candidates
             stem = words[-1]

@@ -51,6 +51,18 @@ def require_clerk(actor, what: str) -> None:
         raise PermissionDenied(f"{what} needs the clerk role.")
 
 
+def require_customer_fits(customer, payment) -> None:
+    """The customer can take this payment's money: same company, billed in its currency."""
+    if customer.entity_id != payment.entity_id:
+        raise LaterRefused("That customer belongs to another company.", "customer")
+    if customer.currency != payment.currency:
+        raise LaterRefused(
+            f"{customer.code} is billed in {customer.currency}; the payment is in "
+            f"{payment.currency}.",
+            "customer",
+        )
+
+
 def needs_approval(amount: Decimal) -> bool:
     return amount > settings.APPROVAL_THRESHOLD
 

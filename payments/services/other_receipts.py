@@ -35,6 +35,7 @@ from payments.services.later import (
     needs_approval,
     open_or_send,
     require_clerk,
+    require_customer_fits,
 )
 from payments.services.plan_lines import available_amount
 from staff.maker_checker import record_change
@@ -350,14 +351,7 @@ def payment_put_on_account(*, payment: Payment, customer: Customer, actor) -> Al
     from payments.services.plans import plan_propose, plan_submit
 
     require_clerk(actor, "Putting money on a customer's account")
-    if customer.entity_id != payment.entity_id:
-        raise LaterRefused("That customer belongs to another company.", "customer")
-    if customer.currency != payment.currency:
-        raise LaterRefused(
-            f"{customer.code} is billed in {customer.currency}; the payment is in "
-            f"{payment.currency}.",
-            "customer",
-        )
+    require_customer_fits(customer, payment)
     with transaction.atomic():
         if payment.match_state == MatchState.IGNORED:
             raise LaterRefused(f"Payment {payment.external_id} is marked Not for AIQ.")

@@ -13,6 +13,7 @@ from core.inputs import is_id, parse_id, parse_optional_id
 from core.money import exponent, format_money
 from ledger.models import Allocation, GLAccount, Invoice
 from ledger.selectors import customer_exposure, open_invoices_search
+from payments.evidence import evidence_sentences
 from payments.forms import AllocationForm
 from payments.models import AllocationPlan, MatchProposal, Payment, Unallocation
 from payments.services.contact_allocations import receipt_open
@@ -44,20 +45,8 @@ def _proposals(payment):
             for line in proposal.lines
             if is_id(str(line.get("invoice_id", "")))
         ]
-        evidence = proposal.evidence if isinstance(proposal.evidence, dict) else {}
-        proposal.evidence_items = [
-            (key.replace("_", " "), _evidence_text(value)) for key, value in evidence.items()
-        ]
+        proposal.evidence_items = evidence_sentences(proposal.evidence)
     return proposals
-
-
-def _evidence_text(value) -> str:
-    """Evidence values as one readable line: lists joined, mappings as key=value."""
-    if isinstance(value, list):
-        return "; ".join(_evidence_text(v) for v in value)
-    if isinstance(value, dict):
-        return ", ".join(f"{k} {_evidence_text(v)}" for k, v in value.items())
-    return str(value)
 
 
 def _editor_rows(payment, plan, proposals, form=None):

@@ -9,10 +9,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from ledger.models import BankAccount, CreditNote, Customer, GLAccount, Invoice, Receipt, TaxCode
+from ledger.selectors import customer_search
 from payments.models import ContactAllocation, OtherReceipt, Payment
 from payments.models_money_later import LaterState
 from payments.services import contact_allocations as allocations
 from payments.services import other_receipts
+from payments.services.payer_change import payment_customer_change
 from payments.services.refunds import refund_request
 from staff.views import approver_required, clerk_required, get_or_404
 
@@ -175,6 +177,30 @@ def on_account(request, payment_id):
         )
 
     return _payment_action(request, payment_id, put, "Put on the customer's account.")
+
+
+@require_POST
+@clerk_required
+def change_customer(request, payment_id):
+    """The payment is from another customer than it was taken for (issue 16.5)."""
+
+    def change(payment):
+        text = request.POST.get("customer", "").strip()[:200]
+        customers = Customer.objects.filter(entity=payment.entity_id)
+        found = list(customers.filter(code__iexact=text)[:1]) or list(
+            customer_search(customers, text)[:2] if text else []
+        )
+        if len(found) != 1:
+            many = "more than one customer" if found else "no customer"
+            raise ValidationError(f"{many.capitalize()} matches {text!r}: type the code.")
+        payment_customer_change(
+            payment=payment,
+            customer=found[0],
+            actor=request.user,
+            reason=request.POST.get("reason", "")[:1000],
+        )
+
+    return _payment_action(request, payment_id, change, "Customer changed; matching again.")
 
 
 @clerk_required

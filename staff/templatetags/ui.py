@@ -4,6 +4,7 @@ from django import template
 from django.utils.html import format_html
 
 from core.money import MoneyError, format_money
+from staff.audit_text import change_sentences
 
 register = template.Library()
 
@@ -56,3 +57,9 @@ def query(context, **changes):
             params[key] = value
     encoded = params.urlencode()
     return f"?{encoded}" if encoded else "?"
+
+
+@register.filter
+def audit_change(entry):
+    """The entry's change as sentences (staff/audit_text.py)."""
+    return change_sentences(entry.before, entry.after)
