@@ -28,7 +28,9 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 MODE = env_choice("AIQRECON_MODE", "development", ("development", "production"))
 PRODUCTION = MODE == "production"
-DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+# Off in development too (make run): Django's debug pages list every URL on a 404 and show
+# local variables, secrets among them, on an error. DJANGO_DEBUG=true turns it on by hand.
+DEBUG = env_bool("DJANGO_DEBUG", False)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DJANGO_DEBUG must be off when AIQRECON_MODE=production.")
 
@@ -70,6 +72,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "aiqrecon.security.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -158,15 +161,27 @@ else:
 # --- Auth -----------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
+    {"NAME": "staff.passwords.WordAndNumberValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
 LOGOUT_REDIRECT_URL = "login"
+# Sign-in lock-out (staff/login_throttle.py), counted in the database by every process.
 LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1, maximum=100)
+LOGIN_ADDRESS_FAILURE_LIMIT = env_int("LOGIN_ADDRESS_FAILURE_LIMIT", 20, minimum=1, maximum=10000)
 LOGIN_LOCKOUT_SECONDS = env_int("LOGIN_LOCKOUT_SECONDS", 900, minimum=1, maximum=86400)
+# Behind a proxy: the header it puts the client's address in, and how many proxies append to it
+LOGIN_CLIENT_ADDRESS_HEADER = env_str("LOGIN_CLIENT_ADDRESS_HEADER", "")
+LOGIN_TRUSTED_PROXY_COUNT = env_int("LOGIN_TRUSTED_PROXY_COUNT", 1, minimum=1, maximum=10)
+# Signed out after a working day without a request (every request moves the expiry on).
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_HOURS", 8, minimum=1, maximum=720) * 3600
+SESSION_SAVE_EVERY_REQUEST = True
 
 # --- I18N / static --------------------------------------------------------------------------
 LANGUAGE_CODE = "en-gb"

@@ -71,6 +71,10 @@ class Customer(SyncedModel):
     email = models.EmailField(blank=True)
     currency = models.CharField(max_length=3)
     credit_limit = MoneyField(default=0)
+    # the customer's AIQ credit term (CreditTermID -> GetCreditTermList): an invoice is due
+    # credit_days after its date, or after the end of its month with credit_end_of_month
+    credit_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    credit_end_of_month = models.BooleanField(default=False)
     balance = MoneyField(default=0, help_text="Balance as AIQ reports it (positive: owes us).")
     aiq_account_id = models.IntegerField(null=True, blank=True)
     row_version = models.CharField(max_length=64, blank=True, help_text="AIQ RowVersionNumber")

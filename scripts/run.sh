@@ -57,7 +57,8 @@ echo
 echo "$logins"
 echo "Open http://127.0.0.1:${PORT}/ and log in with one of the demo logins above."
 echo
-$PY manage.py runserver "127.0.0.1:${PORT}" --noreload &
+# DEBUG is off (no URL list on a 404, no variables on an error page); --insecure serves static
+$PY manage.py runserver "127.0.0.1:${PORT}" --noreload --insecure &
 pids+=($!)
 if [ -n "${STRIPE_API_BASE:-}" ]; then
   # demo Stripe payments once the web app answers, so localstripe's webhooks reach it

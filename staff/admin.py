@@ -3,7 +3,7 @@ from django_q.admin import FailAdmin, QueueAdmin, ScheduleAdmin, TaskAdmin
 from django_q.models import Failure, OrmQ, Schedule, Success
 
 from staff.admin_base import ViewOnlyAdmin
-from staff.models import AuditEntry, FormSubmission
+from staff.models import AuditEntry, FormSubmission, LoginThrottle
 
 
 @admin.register(AuditEntry)
@@ -12,6 +12,14 @@ class AuditEntryAdmin(ViewOnlyAdmin):
     list_filter = ("action", "object_type")
     search_fields = ("object_id", "summary", "actor__username")
     date_hierarchy = "at"
+
+
+@admin.register(LoginThrottle)
+class LoginThrottleAdmin(ViewOnlyAdmin):
+    """Who is locked out of signing in, and until when (staff/login_throttle.py)."""
+
+    list_display = ("key", "failures", "window_started_at", "locked_until")
+    search_fields = ("key",)
 
 
 @admin.register(FormSubmission)

@@ -22,7 +22,7 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save, pre_save
 
-from staff.forms import client_ip
+from staff.login_throttle import client_ip
 from staff.services import audit_log
 from staff.signals import login_locked_out
 

@@ -1,8 +1,8 @@
 from django import forms
-from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.signals import user_login_failed
 
-from staff.services import login_failed, login_is_locked, login_succeeded
+from staff.login_throttle import client_ip, login_failed, login_locked_until, login_succeeded
 from staff.signals import login_locked_out
 
 
@@ -12,10 +12,6 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(
         label="Reason", max_length=1000, widget=forms.Textarea({"rows": 2}), strip=True
     )
-
-
-def client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "") if request else ""
 
 
 class ThrottledAuthenticationForm(AuthenticationForm):
@@ -29,13 +25,19 @@ class ThrottledAuthenticationForm(AuthenticationForm):
     def clean(self):
         username = self.cleaned_data.get("username") or ""
         ip = client_ip(self.request)
-        if login_is_locked(username=username, ip=ip):
+        if login_locked_until(username=username, ip=ip):
+            # refused without trying the password; still a failed sign-in for the audit log
+            login_failed(username=username, ip=ip)  # trying while locked lengthens the lock
+            user_login_failed.send(
+                sender=__name__, credentials={"username": username}, request=self.request
+            )
             raise forms.ValidationError(self.error_messages["locked"], code="locked")
         try:
             cleaned = super().clean()
         except forms.ValidationError:
-            if login_failed(username=username, ip=ip) == settings.LOGIN_FAILURE_LIMIT:
-                login_locked_out.send(sender=type(self), username=username, ip=ip)
+            until = login_failed(username=username, ip=ip)
+            if until:
+                login_locked_out.send(sender=type(self), username=username, ip=ip, until=until)
             raise
         login_succeeded(username=username, ip=ip)
         return cleaned

@@ -3,9 +3,7 @@
 import json
 import uuid
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.core.cache import cache
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models, transaction
 
@@ -110,28 +108,6 @@ def user_has_role(user, role: Role | str) -> bool:
 
 def user_roles(user) -> list[str]:
     return [role.value for role in Role if user_has_role(user, role)]
-
-
-def _throttle_key(username: str, ip: str) -> str:
-    return f"login-failures:{username.strip().lower()}:{ip}"
-
-
-def login_is_locked(*, username: str, ip: str) -> bool:
-    return cache.get(_throttle_key(username, ip), 0) >= settings.LOGIN_FAILURE_LIMIT
-
-
-def login_failed(*, username: str, ip: str) -> int:
-    key = _throttle_key(username, ip)
-    cache.add(key, 0, timeout=settings.LOGIN_LOCKOUT_SECONDS)
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=settings.LOGIN_LOCKOUT_SECONDS)
-        return 1
-
-
-def login_succeeded(*, username: str, ip: str) -> None:
-    cache.delete(_throttle_key(username, ip))
 
 
 class FormTokenMissing(ValueError):

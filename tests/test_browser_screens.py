@@ -6,6 +6,7 @@ Screenshots go to $UI_SCREENSHOTS when it is set (for looking at the screens by 
 """
 
 import os
+import time
 
 import pytest
 
@@ -37,9 +38,25 @@ def page(browser):
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda error: errors.append(str(error)))
+    # a page that breaks the Content-Security-Policy says so on the console
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
     yield page
     context.close()
     assert not errors, f"JavaScript errors: {errors}"
+
+
+def wait_until(page, expression: str, timeout: float = 5.0):
+    """page.wait_for_function evaluates its string inside the page, which the CSP forbids
+    (no eval): poll from here instead, through Playwright's own evaluation channel."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        time.sleep(0.05)
 
 
 def shot(page, name):
@@ -61,10 +78,10 @@ def test_every_screen_renders_with_assets_and_no_script_errors(
 ):
     login(page, live_server, "bob")
     assert page.evaluate("typeof htmx") == "object"  # installed by scripts/assets.sh, no CDN
-    page.wait_for_function("typeof Chart !== 'undefined'")
+    wait_until(page, "typeof Chart !== 'undefined'")
     # one cash chart per currency (GBP and JPY are never stacked together), drawn by Chart.js
     assert page.locator("canvas[data-cash-chart]").count() == 2
-    page.wait_for_function("Chart.getChart(document.querySelector('canvas[data-cash-chart]'))")
+    wait_until(page, "!!Chart.getChart(document.querySelector('canvas[data-cash-chart]'))")
     shot(page, "dashboard")
     for name, path in [
         ("inbox", "/payments/?tab=all"),
@@ -138,9 +155,9 @@ def test_sync_progress_bar_updates_while_the_pull_runs(page, live_server, entity
     assert bar.get_attribute("value") == "2"
     # the worker moves on: htmx polls the partial and the bar follows without a reload
     SyncState.objects.filter(pk=state.pk).update(progress_done=6)
-    page.wait_for_function(
-        "document.querySelector('progress') && document.querySelector('progress').value == 6",
-        timeout=5000,
+    wait_until(
+        page,
+        "!!document.querySelector('progress') && document.querySelector('progress').value == 6",
     )
     SyncState.objects.filter(pk=state.pk).update(running=False, progress_done=8)
     page.get_by_text("idle").wait_for(timeout=5000)

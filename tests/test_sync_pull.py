@@ -112,3 +112,18 @@ def test_an_invoice_with_a_pending_command_keeps_its_mirrored_lines(world, entit
     sync_run(entity=entity)
     assert not invoice.lines.exists()  # the open allocation's invoice waits for its confirmation
     assert before
+
+
+def test_pulled_invoices_fall_due_on_the_customers_aiq_credit_term(world, entity, alice, client):
+    from datetime import timedelta
+
+    from django.urls import reverse
+
+    # the demo company's customers are on AIQ's 30-day term (CreditTermID "30")
+    invoice = Invoice.objects.filter(entity=entity, external_reference="SO-2003").get()
+    assert (invoice.customer.credit_days, invoice.customer.credit_end_of_month) == (30, False)
+    assert invoice.due_date == invoice.invoice_date + timedelta(days=30)
+    assert not Invoice.objects.filter(entity=entity, due_date__isnull=True).exists()
+    client.force_login(alice)
+    page = client.get(reverse("ledger:invoice", args=[invoice.pk])).content.decode()
+    assert f"due {invoice.due_date:%Y-%m-%d}" in page

@@ -60,6 +60,9 @@ class AiqOperations:
     def get_tax_code_list(self) -> list[dict]:
         return unwrap(self.call("GetTaxCodeList"), "Tax")
 
+    def get_credit_term_list(self) -> list[dict]:
+        return unwrap(self.call("GetCreditTermList"), "CreditTerm")
+
     def get_department_list(self) -> list[dict]:
         return unwrap(self.call("GetDepartmentList"), "Department")
 

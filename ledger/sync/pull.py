@@ -11,6 +11,7 @@ are pulled after them (ledger/sync/statements.py).
 The long steps take `progress`, called with the rows done so far, for the sync screen.
 """
 
+import calendar
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -170,8 +171,13 @@ def sync_departments(client, entity) -> int:
 
 def sync_customers(client, entity) -> int:
     now = timezone.now()
+    terms = {
+        str(get(t, "ID")): (get(t, "CreditDays"), bool(get(t, "EndOfMonth")))
+        for t in client.get_credit_term_list()
+    }
     rows = client.get_active_customer_list()
     for row in rows:
+        days, end_of_month = terms.get(str(get(row, "CreditTermID")), (None, False))
         Customer.objects.update_or_create(
             entity=entity,
             code=str(get(row, "Code")).upper(),
@@ -180,6 +186,8 @@ def sync_customers(client, entity) -> int:
                 "email": (get(row, "Email") or "")[:254],
                 "currency": get(row, "CurrencyCode") or entity.base_currency,
                 "credit_limit": _money(get(row, "CreditLimit")),
+                "credit_days": days,
+                "credit_end_of_month": end_of_month,
                 "aiq_account_id": get(row, "AccountID"),
                 "active": bool(get(row, "IsActive", True)),
                 "last_synced_at": now,
@@ -217,6 +225,18 @@ def _split(row) -> tuple[Decimal, Decimal, Decimal]:
     tax = sum((_money(get(line, "Amount")) for line in lines if get(line, "IsTaxLine")), Decimal(0))
     tax = min(tax, gross)
     return gross - tax, tax, gross
+
+
+def due_date(invoice_date, customer: Customer):
+    """When an invoice falls due on the customer's AIQ credit term (None: no term known)."""
+    if customer.credit_days is None or invoice_date is None:
+        return None
+    start = invoice_date
+    if customer.credit_end_of_month:
+        start = invoice_date.replace(
+            day=calendar.monthrange(invoice_date.year, invoice_date.month)[1]
+        )
+    return start + timedelta(days=customer.credit_days)
 
 
 def _status(outstanding: Decimal, gross: Decimal) -> str:
@@ -266,6 +286,7 @@ def _apply_invoice(entity, row, protected: Protected, now) -> None:
         "aiq_invoice_id": get(row, "InvoiceID"),
         "currency": get(row, "CurrencyCode") or customer.currency,
         "invoice_date": as_date(get(row, "TransactionDate")),
+        "due_date": due_date(as_date(get(row, "TransactionDate")), customer),
         "net_amount": net,
         "tax_amount": tax,
         "gross_amount": gross,

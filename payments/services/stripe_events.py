@@ -13,6 +13,7 @@ import stripe
 from django.conf import settings
 from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from ledger.models import SyncState
 from payments.models import Payment, Source, WebhookEvent
@@ -103,6 +104,7 @@ class Received:
     created: bool
 
 
+@sensitive_variables()  # a debug page must never show the secrets it tries
 def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> Received:
     """Verify and store one delivery. Raises WebhookRejected; never logs a secret."""
     signature = signature_header(signature, "Stripe-Signature")

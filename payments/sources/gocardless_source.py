@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 import gocardless_pro
 from django.conf import settings
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from core.money import exponent, from_minor, normalise_currency, quantize, to_decimal
 from ledger.models import SyncState
@@ -261,6 +262,7 @@ def gocardless_payout_sync(*, payout_id: str, client=None):
     return row
 
 
+@sensitive_variables()  # a debug page must never show the secrets it tries
 def gocardless_webhook_receive(*, payload: bytes, signature: str | None):
     signature = signature_header(signature, "Webhook-Signature")
     valid = any(

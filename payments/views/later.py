@@ -8,6 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.inputs import is_id
 from ledger.models import BankAccount, CreditNote, Customer, GLAccount, Invoice, Receipt, TaxCode
 from ledger.selectors import customer_search
 from payments.models import ContactAllocation, OtherReceipt, Payment
@@ -27,10 +28,10 @@ def _refused(error) -> str:
 
 def _credit_side(request):
     receipt_id, note_id = request.GET.get("receipt", ""), request.GET.get("credit_note", "")
-    if receipt_id.isdigit():
+    if is_id(receipt_id):
         receipt = get_or_404(Receipt.objects.select_related("customer"), pk=receipt_id)
         return receipt, None, allocations.receipt_open(receipt)
-    if note_id.isdigit():
+    if is_id(note_id):
         note = get_or_404(CreditNote.objects.select_related("customer"), pk=note_id)
         return None, note, allocations.credit_note_open(note)
     raise ValidationError("Choose a receipt or a credit note.")
@@ -209,7 +210,7 @@ def other_receipt_new(request):
     payment_id = request.GET.get("payment", "")
     payment = (
         get_or_404(Payment.objects.select_related("entity"), pk=payment_id)
-        if payment_id.isdigit()
+        if is_id(payment_id)
         else None
     )
     entity_id = payment.entity_id if payment else None
@@ -219,9 +220,7 @@ def other_receipt_new(request):
     form = {k: request.POST.get(k, "").strip()[:250] for k in request.POST}
     error = ""
     if request.method == "POST":
-        bank = banks.filter(
-            pk=form.get("bank", "") if form.get("bank", "").isdigit() else 0
-        ).first()
+        bank = banks.filter(pk=form.get("bank", "") if is_id(form.get("bank", "")) else 0).first()
         try:
             if bank is None:
                 raise ValidationError("Choose the bank account the money came into.")

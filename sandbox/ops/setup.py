@@ -82,6 +82,22 @@ def get_tax_code_list(ctx, args):
     return Reply(result={"Tax": taxes})
 
 
+# The company's credit terms (AIQ setup): a customer's CreditTermID names one.
+CREDIT_TERMS = (("7", 7, False), ("14", 14, False), ("30", 30, False), ("60", 60, False),
+                ("30EOM", 30, True))  # fmt: skip
+
+
+@operation("GetCreditTermList")
+def get_credit_term_list(ctx, args):
+    terms = [
+        {"ID": code, "Code": code, "RowVersionNumber": _version("term", code),
+         "Description": f"{days} days" + (" after the end of the month" if eom else ""),
+         "CreditDays": days, "EndOfMonth": eom}
+        for code, days, eom in CREDIT_TERMS
+    ]  # fmt: skip
+    return Reply(result={"CreditTerm": terms})
+
+
 @operation("GetGLDefaults")
 def get_gl_defaults(ctx, args):
     return Reply(result=loads(ctx.entity["gl_defaults"]))

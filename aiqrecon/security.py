@@ -1,0 +1,47 @@
+"""Response headers for every page (issue 20 point 8), beside Django's SecurityMiddleware
+(HSTS, nosniff, referrer policy) and XFrameOptionsMiddleware.
+
+- Content-Security-Policy: scripts, styles, images and fetches from this site only, no inline
+  script or style (the pages load self-hosted htmx, Chart.js and static/js/app.js), no
+  plugins, no framing, forms post only here.
+- Permissions-Policy: no camera, microphone, location, payment or USB for any page.
+- Cache-Control: no-store on every page but static files: staff pages show money and names,
+  which a shared browser cache or the back button must not keep.
+"""
+
+from django.conf import settings
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+PERMISSIONS_POLICY = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer", "camera", "geolocation", "gyroscope", "magnetometer", "microphone",
+        "payment", "usb", "interest-cohort",
+    )
+)  # fmt: skip
+
+
+class SecurityHeadersMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        if not request.path.startswith("/" + settings.STATIC_URL.lstrip("/")):
+            response["Cache-Control"] = "no-store"
+        return response
