@@ -20,6 +20,7 @@ import pytest
 from django.utils import timezone
 
 from ledger.aiq.errors import AiqAmbiguousError
+from ledger.aiq.operations import AiqOperations
 from ledger.models import Allocation, CreditNote, DocumentStatus, Invoice, OutboxCommand, Receipt
 from ledger.outbox.runner import default_client_factory, drain
 from ledger.outbox.services import outbox_enqueue
@@ -264,7 +265,7 @@ class PullWhenTheAnswerIsLost:
         client = default_client_factory(entity)
         world, operation = self.world, self.operation
 
-        class Client:
+        class Client(AiqOperations):  # typed operations run through the call below
             def __getattr__(self, name):
                 return getattr(client, name)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from ledger.aiq.errors import AiqAmbiguousError, AiqPermanentError
@@ -86,15 +87,8 @@ class AiqOperations:
 
     # --- reads: transactions, invoices, allocations -----------------------------------------
 
-    def get_transaction(self, transaction_id: int) -> dict:
-        return self.call("GetTransaction", transactionID=transaction_id).result
-
     def get_invoice(self, invoice_id: int) -> dict:
         return self.call("GetInvoice", invoiceID=invoice_id).result
-
-    def get_invoices_by_customer_code(self, customer_code: str) -> list[dict]:
-        result = self.call("GetInvoicesByCustomerCode", customerCode=customer_code.upper())
-        return _list(result.result)
 
     def get_invoices_by_ids(self, invoice_ids: list[int]) -> list[dict]:
         """The Invoice documents (with their Lines) of these AIQ invoice ids, in one call."""
@@ -109,12 +103,22 @@ class AiqOperations:
     def get_transactions_by_external_reference(
         self, reference: str, *, from_date: datetime, to_date: datetime
     ) -> list[dict]:
+        """The transactions carrying `reference` (the outbox's read-back), exact matches only."""
         result = self.call(
             "GetTransactionsByExternalReference",
+            replay_safe=True,
             query={"ExternalReference": reference, "FromDate": from_date, "ToDate": to_date},
         )
         # AIQ's filter may be loose; only exact matches count for the read-back rule.
-        return [t for t in _list(result.result) if t.get("ExternalReference") == reference]
+        rows = unwrap(result, "WSTransactionSummary")
+        return [t for t in rows if get(t, "ExternalReference") == reference]
+
+    def get_credit_notes_by_external_reference(self, reference: str) -> list[dict]:
+        """Saved (maybe not yet posted) credit notes carrying `reference`, exact matches only."""
+        result = self.call(
+            "GetCreditNotesByExternalReference", replay_safe=True, externalReference=reference
+        )
+        return [n for n in unwrap(result, "CreditNote") if get(n, "ExternalReference") == reference]
 
     def get_transactions_modified_by(
         self, *, since: datetime, until: datetime, skip: int = 0
@@ -135,6 +139,13 @@ class AiqOperations:
                 continue
             entries += unwrap(get(txn, "AllocationEntries"), "WSAllocationEntryDTO")
         return entries
+
+    def get_attached_document_list(self, master_type: str, master_id: int) -> list[dict]:
+        """The documents attached to one record (WSDocumentHeader: DocumentID, Filename...)."""
+        result = self.call(
+            "GetAttachedDocumentList", masterType=master_type, masterID=str(master_id)
+        )
+        return unwrap(result, "WSDocumentHeader")
 
     def get_invoice_pdf(self, transaction_id: int) -> bytes:
         return self.call("GetInvoicePDFByTransactionID", transactionID=transaction_id).result
@@ -250,13 +261,28 @@ class AiqOperations:
             replay_safe=replay_safe,
             creditNoteIDs={"int": list(credit_note_ids)},
         )
-        ids = _list(result.transaction_ids)
+        ids = [i for i in unwrap(result.transaction_ids, "int") if i]
         if len(ids) != len(credit_note_ids):
             raise AiqAmbiguousError(
                 f"{len(ids)} transaction ids for {len(credit_note_ids)} credit notes",
                 operation=result.operation,
             )
         return [int(i) for i in ids]
+
+    def save_sundry_receipt(self, entry: dict, *, replay_safe=False) -> int:
+        """One sundry receipt (a WSSundryReceiptPayment) -> its one transaction id."""
+        result = self.call(
+            "SaveSundryReceiptPaymentsGetBackTransactionIDs",
+            replay_safe=replay_safe,
+            entries={"WSSundryReceiptPayment": [entry]},
+        )
+        ids = result.transaction_ids or []
+        if len(ids) != 1:
+            # One entry sent, not one id back: as ambiguous as a missing id (required_id's rule).
+            raise AiqAmbiguousError(
+                f"{len(ids)} transaction ids for one sundry receipt", operation=result.operation
+            )
+        return required_id(SimpleNamespace(operation=result.operation, id=ids[0]), "id")
 
     def post_sales_debit_journal(self, journal: dict, *, replay_safe=False) -> int:
         result = self.call(

@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledger.aiq.operations import required_id
+from ledger.aiq.operations import AiqOperations
 from ledger.aiq.results import as_decimal, get, unwrap
 from ledger.models import OutboxCommand
 
@@ -89,23 +89,21 @@ class Executor:
 # --- transactions found by external reference (receipts, journals) ---------------------------
 
 
-def _by_reference(client, reference: str, around: date) -> ReadBack:
-    # A generous date window: the filter is on transaction date, which AIQ may move to the
-    # period it posts in; the reference itself is what must match, exactly.
-    rows = items(
-        client.call(
-            "GetTransactionsByExternalReference",
-            replay_safe=True,
-            query={
-                "ExternalReference": reference,
-                "FromDate": _midnight(around - timedelta(days=400)),
-                "ToDate": _midnight(around + timedelta(days=400)),
-            },
-        ),
-        "WSTransactionSummary",
+def transactions_by_reference(client, reference: str, around: date) -> list:
+    """The one read-back by external reference (receipts, journals, sundry receipts, posted
+    credit notes): AIQ's transactions carrying exactly `reference`. A generous date window: the
+    filter is on transaction date, which AIQ may move to the period it posts in; the reference
+    itself is what must match, exactly."""
+    return client.get_transactions_by_external_reference(
+        reference,
+        from_date=_midnight(around - timedelta(days=400)),
+        to_date=_midnight(around + timedelta(days=400)),
     )
+
+
+def _by_reference(client, reference: str, around: date) -> ReadBack:
     ids = sorted(
-        int(field(r, "TransactionID")) for r in rows if field(r, "ExternalReference") == reference
+        int(field(r, "TransactionID")) for r in transactions_by_reference(client, reference, around)
     )
     if not ids:
         return ReadBack(0, {})
@@ -114,10 +112,8 @@ def _by_reference(client, reference: str, around: date) -> ReadBack:
 
 def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "customer_code", "bank_account_code", "amount", "payment_date")
-    response = client.call(
-        "SaveSalesReceiptGetBackTransactionID",
-        replay_safe=REPLAY_AFTER_EXPIRY,
-        salesReceipt={
+    transaction_id = client.save_sales_receipt(
+        {
             "CustomerCode": payload["customer_code"].upper(),
             "CheckReference": command.external_reference,
             "PaymentAmount": decimal(payload["amount"]),
@@ -127,21 +123,21 @@ def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
             "BankExchangeRate": Decimal(1),
             "Description": payload.get("description", "")[:250],
         },
+        replay_safe=REPLAY_AFTER_EXPIRY,
     )
-    return {"transaction_id": required_id(response, "transaction_id")}
+    return {"transaction_id": transaction_id}
 
 
 def receipt_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
     return _by_reference(client, command.external_reference, _iso(payload["payment_date"]))
 
 
-def _journal(operation: str, sign_note: str):
+def _journal(post: Callable[..., int], sign_note: str):
     def send(client, command: OutboxCommand, payload: dict) -> dict:
         _require(payload, "customer_code", "gl_account_code", "amount", "journal_date")
-        response = client.call(
-            operation,
-            replay_safe=REPLAY_AFTER_EXPIRY,
-            journal={
+        transaction_id = post(
+            client,
+            {
                 "AccountCode": payload["customer_code"].upper(),
                 "ExchangeRate": Decimal(1),
                 "ExternalReference": command.external_reference,
@@ -157,8 +153,9 @@ def _journal(operation: str, sign_note: str):
                     ]
                 },
             },
+            replay_safe=REPLAY_AFTER_EXPIRY,
         )
-        return {"transaction_id": required_id(response, "transaction_id")}
+        return {"transaction_id": transaction_id}
 
     def read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
         return _by_reference(client, command.external_reference, _iso(payload["journal_date"]))
@@ -270,22 +267,25 @@ def allocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadBac
 def allocate_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "paying_transaction_id", "settled_transaction_id", "amount")
     params = {
-        "transactionID_1": payload["paying_transaction_id"],
-        "transactionID_2": payload["settled_transaction_id"],
-        "allocationReference": command.external_reference,
-        "allocationAmount": decimal(payload["amount"]),
-        "allocationDate": _midnight(_iso(payload["allocation_date"])),
+        "transaction_id_1": payload["paying_transaction_id"],
+        "transaction_id_2": payload["settled_transaction_id"],
+        "reference": command.external_reference,
+        "amount": decimal(payload["amount"]),
+        "date": _midnight(_iso(payload["allocation_date"])),
+        "replay_safe": REPLAY_AFTER_EXPIRY,
     }
     if command.kind == Kind.ALLOCATE_WITH_DISCOUNT:
-        params["discountAmount"] = decimal(payload.get("discount_amount") or 0)
-        client.call("AllocateTransactionsWithDiscount", replay_safe=REPLAY_AFTER_EXPIRY, **params)
+        discount = decimal(payload.get("discount_amount") or 0)
+        client.allocate_transactions_with_discount(discount=discount, **params)
     else:
-        client.call("AllocateTransactions", replay_safe=REPLAY_AFTER_EXPIRY, **params)
+        client.allocate_transactions(**params)
     return {"allocated": True}
 
 
 def unallocate_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "transaction_ids")
+    # Not the typed unallocate_transactions: it refuses an answer whose item statuses this
+    # executor has always accepted (a refund's "unallocate first" then parks); to reconcile.
     client.call(
         "UnallocateTransactions",
         replay_safe=REPLAY_AFTER_EXPIRY,
@@ -361,8 +361,8 @@ EXECUTORS: dict[str, Executor] = {
     Kind.ALLOCATE: Executor(allocate_send, allocate_read_back, allocate_prepare),
     Kind.ALLOCATE_WITH_DISCOUNT: Executor(allocate_send, allocate_read_back, allocate_prepare),
     Kind.UNALLOCATE: Executor(unallocate_send, unallocate_read_back, unallocate_prepare),
-    Kind.POST_WRITE_OFF: _journal("PostSalesCreditJournalGetBackTransactionID", "Write-off"),
-    Kind.POST_SALES_DEBIT_JOURNAL: _journal("PostSalesDebitJournalGetBackTransactionID", "Refund"),
+    Kind.POST_WRITE_OFF: _journal(AiqOperations.post_sales_credit_journal, "Write-off"),
+    Kind.POST_SALES_DEBIT_JOURNAL: _journal(AiqOperations.post_sales_debit_journal, "Refund"),
 }
 
 # Refund kinds (credit notes, Stripe refunds) live in their own module, which adds itself to

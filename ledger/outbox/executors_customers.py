@@ -39,7 +39,7 @@ DUPLICATE_CODES = ("DUPLICATE",)
 def _lookup(client, code: str) -> dict | None:
     """AIQ's customer record for the code, or None when AIQ says there is none."""
     try:
-        record = client.call("GetCustomer", replay_safe=True, customerCode=code).result
+        record = client.get_customer(code)
     except AiqPermanentError as error:
         if error.error_code in NOT_FOUND_CODES:
             return None
@@ -71,7 +71,7 @@ def customer_send(client, command: OutboxCommand, payload: dict) -> dict:
     existing = _lookup(client, code)
     if existing is not None:
         return _result(existing, created=False)
-    record = dict(client.call("GetNewCustomerFromDefaults", replay_safe=True).result or {})
+    record = dict(client.get_new_customer_from_defaults() or {})
     record.update(Code=code, Name=payload["name"][:200])
     if payload.get("email"):
         record["Email"] = payload["email"]
@@ -79,7 +79,7 @@ def customer_send(client, command: OutboxCommand, payload: dict) -> dict:
         record["CurrencyCode"] = payload["currency"]
     created = True
     try:
-        client.call("UpdateCustomer", replay_safe=REPLAY_AFTER_EXPIRY, customer=record, create=True)
+        client.update_customer(record, create=True, replay_safe=REPLAY_AFTER_EXPIRY)
     except AiqPermanentError as error:
         if error.error_code not in DUPLICATE_CODES:
             raise

@@ -25,7 +25,6 @@ from ledger.outbox.executors import (
     ReadBack,
     _require,
     field,
-    items,
 )
 
 Kind = OutboxCommand.Kind
@@ -46,15 +45,7 @@ def _attachment(payload: dict):
 
 def attach_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
     _require(payload, "transaction_id", "filename")
-    listed = items(
-        client.call(
-            "GetAttachedDocumentList",
-            replay_safe=True,
-            masterType=MASTER_TYPE,
-            masterID=str(payload["transaction_id"]),
-        ),
-        "WSDocumentHeader",
-    )
+    listed = client.get_attached_document_list(MASTER_TYPE, payload["transaction_id"])
     ours = [d for d in listed if field(d, "Filename") == payload["filename"]]
     result = {"attached": True}
     if len(ours) == 1:
@@ -65,10 +56,8 @@ def attach_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
 def attach_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "attachment_id", "transaction_id", "filename")
     _attachment_row, content = _attachment(payload)
-    client.call(
-        "AttachDocument",
-        replay_safe=REPLAY_AFTER_EXPIRY,
-        document={
+    client.attach_document(
+        {
             "Header": {
                 "MasterType": MASTER_TYPE,
                 "MasterID": str(payload["transaction_id"]),
@@ -76,6 +65,7 @@ def attach_send(client, command: OutboxCommand, payload: dict) -> dict:
             },
             "Content": {"Content": content, "Comments": (payload.get("comments") or "")[:200]},
         },
+        replay_safe=REPLAY_AFTER_EXPIRY,
     )
     # No id in AIQ's answer; the next sync or a read-back can fill it in, nothing depends on it.
     return {"attached": True, "document_id": None}

@@ -15,8 +15,6 @@ attempt that died before posting is posted, never saved twice. Once the save is 
 doubt about the post is reported as ambiguous, so the next attempt reads back first.
 """
 
-from datetime import timedelta
-
 from ledger.aiq.errors import AiqAmbiguousError, AiqTemporaryError
 from ledger.models import OutboxCommand
 from ledger.outbox import executors as base
@@ -30,7 +28,6 @@ from ledger.outbox.executors import (
     _require,
     decimal,
     field,
-    items,
 )
 
 Kind = OutboxCommand.Kind
@@ -38,32 +35,6 @@ POSTED = "Processed"  # AIQ's document Status once a credit note is posted ("Cre
 
 
 # --- credit notes ------------------------------------------------------------------------------
-
-
-def _posted_transactions(client, reference: str, around) -> list:
-    rows = items(
-        client.call(
-            "GetTransactionsByExternalReference",
-            replay_safe=True,
-            query={
-                "ExternalReference": reference,
-                "FromDate": _midnight(around - timedelta(days=400)),
-                "ToDate": _midnight(around + timedelta(days=400)),
-            },
-        ),
-        "WSTransactionSummary",
-    )
-    return [r for r in rows if field(r, "ExternalReference") == reference]
-
-
-def _saved_notes(client, reference: str) -> list:
-    rows = items(
-        client.call(
-            "GetCreditNotesByExternalReference", replay_safe=True, externalReference=reference
-        ),
-        "CreditNote",
-    )
-    return [r for r in rows if field(r, "ExternalReference") == reference]
 
 
 def _result(txn, number: str = "") -> dict:
@@ -77,7 +48,9 @@ def _result(txn, number: str = "") -> dict:
 def credit_note_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
     """Done = posted: a transaction carries our reference. A note that is only saved counts as
     not done (hits 0); the send then finds and posts it instead of saving another."""
-    hits = _posted_transactions(client, command.external_reference, _iso(payload["credit_date"]))
+    hits = base.transactions_by_reference(
+        client, command.external_reference, _iso(payload["credit_date"])
+    )
     if not hits:
         return ReadBack(0, {})
     hits.sort(key=lambda txn: int(field(txn, "TransactionID")))
@@ -130,7 +103,7 @@ def _record(template: dict, command: OutboxCommand, payload: dict) -> dict:
 def credit_note_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "customer_code", "credit_date", "lines")
     reference = command.external_reference
-    saved = _saved_notes(client, reference)
+    saved = client.get_credit_notes_by_external_reference(reference)
     if len(saved) > 1:
         raise PayloadError(
             f"{len(saved)} credit notes in AIQ carry {reference}; a person must keep one"
@@ -144,31 +117,22 @@ def credit_note_send(client, command: OutboxCommand, payload: dict) -> dict:
                 return {**found.result, "credit_note_id": note_id, "credit_note_number": number}
             raise AiqAmbiguousError(f"credit note {note_id} is posted but its transaction is not")
     else:
-        template = client.call(
-            "GetNewSalesCreditNote", customerCode=payload["customer_code"].upper()
-        ).result
-        response = client.call(
-            "SaveCreditNoteGetBackCreditNoteID",
-            replay_safe=REPLAY_AFTER_EXPIRY,
-            creditNote=_record(template, command, payload),
-            create=True,
+        template = client.get_new_sales_credit_note(payload["customer_code"])
+        note_id = client.save_credit_note_get_back_id(
+            _record(template, command, payload), replay_safe=REPLAY_AFTER_EXPIRY
         )
-        if not response.credit_note_id:
-            raise AiqAmbiguousError("AIQ saved the credit note without giving its id")
-        note_id, number = int(response.credit_note_id), ""
+        number = ""
     try:
-        response = client.call(
-            "PostCreditNotesGetBackTransactionIDs",
-            replay_safe=REPLAY_AFTER_EXPIRY,
-            creditNoteIDs={"int": [note_id]},
-        )
+        [transaction_id] = client.post_credit_notes([note_id], replay_safe=REPLAY_AFTER_EXPIRY)
     except AiqTemporaryError as error:
         # the saved note is in AIQ whatever happened to the post: read back before anything
+        # (AiqAmbiguousError, a post without its one id, is a temporary error too)
         raise AiqAmbiguousError(f"credit note {note_id} saved; posting: {error}") from None
-    ids = [int(i) for i in items(response.transaction_ids, "int") if i]
-    if len(ids) != 1:
-        raise AiqAmbiguousError(f"posting credit note {note_id} gave transaction ids {ids}")
-    return {"credit_note_id": note_id, "transaction_id": ids[0], "credit_note_number": number}
+    return {
+        "credit_note_id": note_id,
+        "transaction_id": transaction_id,
+        "credit_note_number": number,
+    }
 
 
 EXECUTORS = {

@@ -10,7 +10,6 @@ Read back with GetTransactionsByExternalReference, as receipts and journals are.
 
 from decimal import Decimal
 
-from ledger.aiq.errors import AiqAmbiguousError
 from ledger.models import OutboxCommand
 from ledger.outbox import executors as base
 from ledger.outbox.executors import (
@@ -42,18 +41,8 @@ def sundry_send(client, command: OutboxCommand, payload: dict) -> dict:
         "LodgmentNumber": payload.get("lodgment_number") or None,
         "TaxAmount": decimal(payload.get("tax_amount") or 0),
     }
-    response = client.call(
-        "SaveSundryReceiptPaymentsGetBackTransactionIDs",
-        replay_safe=REPLAY_AFTER_EXPIRY,
-        entries={"WSSundryReceiptPayment": [entry]},
-    )
-    ids = response.transaction_ids or []
-    if len(ids) != 1 or not ids[0]:
-        # Success without the one id: ambiguous, read back (the rule of aiq.operations.required_id)
-        raise AiqAmbiguousError(
-            f"{len(ids)} transaction ids for one sundry receipt", operation=response.operation
-        )
-    return {"transaction_id": int(ids[0])}
+    transaction_id = client.save_sundry_receipt(entry, replay_safe=REPLAY_AFTER_EXPIRY)
+    return {"transaction_id": transaction_id}
 
 
 def sundry_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
