@@ -5,10 +5,16 @@ from django.db.models.signals import post_migrate
 
 
 def ensure_default_rules(sender, **kwargs):
-    """Migration 0003 creates the default matching rules; this restores them after a flush
-    (post_migrate runs again, data migrations do not). Existing rules are never touched."""
-    migration = importlib.import_module("payments.migrations.0003_default_match_rules")
-    migration.create_rules(apps, None)
+    """Migrations 0003 and 0021 create the default matching rules; this restores them after a
+    flush (post_migrate runs again, data migrations do not). A table that has rules is never
+    touched: an admin's configuration (a rule deleted on purpose included) stays as it is."""
+    if apps.get_model("payments", "MatchRule").objects.exists():
+        return
+    for name, step in (
+        ("0003_default_match_rules", "create_rules"),
+        ("0021_settlement_terms_rule_monitor", "add_rules"),
+    ):
+        getattr(importlib.import_module(f"payments.migrations.{name}"), step)(apps, None)
 
 
 class PaymentsConfig(AppConfig):

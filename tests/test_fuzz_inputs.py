@@ -79,6 +79,7 @@ PARAMS = {
     "payments:statement_upload": ((), ("import_format",)),
     "payments:statement_confirm": ((), ("batch", "received_from", "received_to")),
     "payments:detail": ((), ()),
+    "payments:change_customer": ((), ("customer", "reason")),
     "payments:invoice_search": (("q",), ()),
     "payments:editor_row": (("invoice",), ()),
     "payments:allocate": (
