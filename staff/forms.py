@@ -1,8 +1,15 @@
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.signals import user_login_failed
+from django.db import transaction
 
-from staff.login_throttle import client_ip, login_failed, login_locked_until, login_succeeded
+from staff.login_throttle import (
+    client_ip,
+    login_attempts_serialised,
+    login_failed,
+    login_locked_until,
+    login_succeeded,
+)
 from staff.signals import login_locked_out
 
 
@@ -24,6 +31,15 @@ class ThrottledAuthenticationForm(AuthenticationForm):
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
+        with transaction.atomic():
+            login_attempts_serialised(username=username)
+            try:
+                return self._clean_throttled(username)
+            except forms.ValidationError as error:
+                refused = error  # raised after the counts are committed, not rolled back
+        raise refused
+
+    def _clean_throttled(self, username):
         ip = client_ip(self.request)
         if login_locked_until(username=username, ip=ip):
             # refused without trying the password; still a failed sign-in for the audit log

@@ -52,6 +52,16 @@ def login_locked_until(*, username: str, ip: str):
     return until
 
 
+def login_attempts_serialised(*, username: str) -> None:
+    """Take the username's throttle row for update: concurrent sign-ins for one username (other
+    processes, other hosts) then check, try the password and count one after another, so the
+    limit is the number of real tries (without it two processes both saw 4 failures and both
+    tried). Call inside the sign-in's transaction."""
+    key = _limits(username, "")[0][0]
+    LoginThrottle.objects.get_or_create(key=key, defaults={"window_started_at": timezone.now()})
+    LoginThrottle.objects.select_for_update().filter(key=key).first()
+
+
 def login_failed(*, username: str, ip: str):
     """Count one failure; returns the end of a lock-out this failure started (else None)."""
     now = timezone.now()

@@ -58,7 +58,11 @@ def duplicate_reverse(*, flag: DuplicateWrite, actor) -> DuplicateWrite:
     if not user_has_role(actor, Role.APPROVER):
         raise PermissionDenied("Only an approver can reverse a duplicate in AIQ.")
     with transaction.atomic():
-        flag = DuplicateWrite.objects.select_for_update().select_related("command").get(pk=flag.pk)
+        flag = (
+            DuplicateWrite.objects.select_for_update(of=("self",))
+            .select_related("command")
+            .get(pk=flag.pk)
+        )
         why_not = reversible(flag)
         if why_not:
             raise ValidationError(f"This duplicate cannot be reversed: {why_not}.")

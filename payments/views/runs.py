@@ -55,6 +55,8 @@ def _with_invoices(proposals: list[MatchProposal]) -> list[MatchProposal]:
 
 @clerk_required
 def run_proposals(request, run_id: str):
+    if "\x00" in run_id or len(run_id) > 64:  # PostgreSQL refuses NUL in text; no run id is long
+        raise Http404("No matching run with that id.")
     run = (
         AuditEntry.objects.select_related("actor")
         .filter(action="matching.run", object_type="matching_run", object_id=run_id)
