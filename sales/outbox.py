@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from ledger.aiq.errors import AiqPermanentError
+from ledger.aiq.errors import AiqPermanentError, AiqTemporaryError
 from ledger.aiq.results import as_decimal, get
 from ledger.models import OutboxCommand
 from ledger.outbox.executors import (
@@ -43,6 +43,7 @@ BULK_SIZE = 100
 # duplicate look-ups of one bulk command run side by side (the AIQ client is thread-safe:
 # one session per process, single-flight logins); each costs one AIQ round trip
 LOOKUP_THREADS = 8
+LOOKUP_TRIES = 3
 
 
 def _check_invoice(invoice: dict) -> None:
@@ -92,29 +93,42 @@ def _midnight(day: str) -> datetime:
 
 
 def in_aiq(client, invoice: dict) -> dict | None:
-    """What AIQ holds under this invoice's reference: {"transaction_id", "extra_ids"} when
-    posted, {"saved_invoice_id"} when saved but not posted, None when nothing."""
+    """What AIQ holds under this invoice's reference: {"transaction_id", "amount" (AIQ's
+    gross), "extra_ids"} when posted, {"saved_invoice_id"} when saved but not posted, None when nothing."""
     reference = invoice["external_reference"]
     documents = client.get_invoices_by_external_reference(reference)
-    ids = sorted(
-        int(get(t, "TransactionID"))
+    found = sorted(
+        (int(get(t, "TransactionID")), str(get(t, "ControlAmount") or ""))
         for t in transactions_by_reference(
             client, reference, date.fromisoformat(invoice["invoice_date"])
         )
     )
-    if ids:
-        return {"transaction_id": ids[0], "extra_ids": ids[1:]}
+    if found:
+        (first, amount), *others = found
+        return {"transaction_id": first, "amount": amount, "extra_ids": [i for i, _ in others]}
     saved = sorted(int(get(d, "InvoiceID")) for d in documents if get(d, "Status") != "Processed")
     if saved:
         return {"saved_invoice_id": saved[0]}
     return None
 
 
+def _in_aiq_retried(client, invoice: dict) -> dict | None:
+    """in_aiq, tried again on a temporary error (a read: always safe to repeat). Side by side,
+    one thread's new login can expire the token another thread has just taken."""
+    for attempt in range(LOOKUP_TRIES):
+        try:
+            return in_aiq(client, invoice)
+        except AiqTemporaryError:
+            if attempt == LOOKUP_TRIES - 1:
+                raise
+    return None  # not reached
+
+
 def _look_up_all(client, invoices: list[dict]) -> dict[str, dict | None]:
     if len(invoices) == 1:
-        return {invoices[0]["external_reference"]: in_aiq(client, invoices[0])}
+        return {invoices[0]["external_reference"]: _in_aiq_retried(client, invoices[0])}
     with ThreadPoolExecutor(max_workers=min(LOOKUP_THREADS, len(invoices))) as pool:
-        found = list(pool.map(lambda invoice: in_aiq(client, invoice), invoices))
+        found = list(pool.map(lambda invoice: _in_aiq_retried(client, invoice), invoices))
     return {i["external_reference"]: f for i, f in zip(invoices, found, strict=True)}
 
 
@@ -148,6 +162,7 @@ def _result(command: OutboxCommand, found: dict, refused: dict) -> dict:
             "transaction_id": hit["transaction_id"],
             "linked": bool(before.get(ref, {}).get("transaction_id")),
             "extra_ids": hit.get("extra_ids", []),
+            "amount": hit.get("amount", ""),
         }
     return {"invoices": invoices, "refused": refused}
 
@@ -218,8 +233,7 @@ def item_document(client, invoice: dict) -> dict:
             ]
         },
     )
-    if invoice.get("due_date"):
-        document["DueDate"] = _midnight(invoice["due_date"])
+    # AIQ's Invoice has no due date: AIQ derives it from the customer's credit terms
     orders = sorted({line["order_number"] for line in invoice["lines"] if line.get("order_number")})
     if orders:
         document["OrderNumber"] = ", ".join(orders)[:50]

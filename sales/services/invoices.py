@@ -24,7 +24,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from ledger.aiq.results import get
+from ledger.aiq.results import as_decimal, get
+from ledger.customers import customer_ensure_payload, customer_ensure_reference
 from ledger.models import Customer, Entity, OutboxCommand
 from ledger.outbox.services import NewCommand, outbox_enqueue_many
 from sales import outbox as kinds
@@ -307,14 +308,8 @@ def sales_invoices_queue(rows: list[SalesInvoice], customers: dict | None, actor
         customer_commands[code] = NewCommand(
             entity=entity,
             kind=OutboxCommand.Kind.ENSURE_CUSTOMER,
-            external_reference=f"CUST-{code}"[:100],
-            payload={
-                "customer_id": customer.pk,
-                "code": code,
-                "name": customer.name,
-                "email": customer.email,
-                "currency": customer.currency,
-            },
+            external_reference=customer_ensure_reference(customer),
+            payload=customer_ensure_payload(customer),
             origin_type="customer",
             origin_id=customer.pk,
             created_by=actor,
@@ -386,6 +381,12 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
             row.state = State.LINKED if hit.get("linked") else State.POSTED
             row.aiq_transaction_id = int(hit["transaction_id"])
             row.error = ""
+            aiq_amount = hit.get("amount")
+            if hit.get("linked") and aiq_amount and as_decimal(aiq_amount) != row.gross_amount:
+                row.error = (
+                    f"AIQ's invoice under this reference is {as_decimal(aiq_amount)} "
+                    f"{row.currency}, the source's is {row.gross_amount}: check it in AIQ."
+                )
             if hit.get("extra_ids"):
                 row.error = (
                     f"AIQ holds more than one invoice with this reference: {hit['extra_ids']}"
