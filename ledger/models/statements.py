@@ -8,7 +8,8 @@ transaction), so the page never shows half of one pull and half of another.
 from django.db import models
 
 from core.fields import MoneyField
-from ledger.models import Customer, Entity
+from ledger.models.entities import Entity
+from ledger.models.master_data import Customer
 
 
 class CustomerStatement(models.Model):
