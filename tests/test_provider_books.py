@@ -17,8 +17,8 @@ from payments.checks import provider_books_problems
 from payments.models import Payment, Payout, ProviderAccount
 from payments.services.payments import payments_upsert, payout_upsert
 from payments.services.provider_books import payout_book
-from payments.services.stripe_events import stripe_payout_reconcile
 from payments.services.statements import statement_import, statement_preview
+from payments.services.stripe_events import stripe_payout_reconcile
 from payments.sources import stripe_source
 from staff.models import AuditEntry
 from tests.refunds_support import (
