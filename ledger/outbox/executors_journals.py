@@ -121,7 +121,6 @@ def general_journal_mirror(command: OutboxCommand, payload: dict, result: dict, 
         )
         for number, item in enumerate(lines, start=1)
     )
-    notes.append(f"general journal {command.external_reference} mirrored")
 
 
 base.EXECUTORS[Kind.POST_GENERAL_JOURNAL] = Executor(
