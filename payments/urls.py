@@ -7,6 +7,7 @@ from payments.views import (
     later,
     outbox,
     payers,
+    provider_books,
     refunds,
     runs,
     statements,
@@ -37,6 +38,17 @@ urlpatterns = [
     path("approvals/<id:plan_id>/approve", approvals.approve, name="approve"),
     path("approvals/<id:plan_id>/reject", approvals.reject, name="reject_plan"),
     path("outbox/", outbox.outbox, name="outbox"),
+    path("provider-books/", provider_books.provider_books, name="provider_books"),
+    path(
+        "provider-books/export",
+        provider_books.reconciliation_export,
+        name="provider_books_export",
+    ),
+    path(
+        "provider-books/<id:account_id>/check",
+        provider_books.clearing_check_now,
+        name="clearing_check",
+    ),
     path(
         "approvals/undo/<id:unallocation_id>/approve", approvals.approve_undo, name="approve_undo"
     ),
