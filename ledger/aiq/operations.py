@@ -53,6 +53,19 @@ class AiqOperations:
     def get_bank_list(self) -> list[dict]:
         return unwrap(self.call("GetBankList"), "Bank")
 
+    def get_bank_account_balance(self, gl_account_code: str, at: datetime) -> Decimal:
+        """What the bank account on this bank GL code holds at `at`, as AIQ books it."""
+        result = self.call(
+            "GetBankAccountBalance", GLAccountCode=gl_account_code, pointInTime=at
+        ).result
+        return Decimal(str(get(result, "Balance") or 0))
+
+    def get_gl_defaults(self) -> dict:
+        return self.call("GetGLDefaults").result
+
+    def save_gl_defaults(self, defaults: dict, *, replay_safe=False) -> None:
+        self.call("SaveGLDefaults", replay_safe=replay_safe, glDefaults=defaults)
+
     def get_gl_account_list(self) -> list:
         """Each account is an array of strings: code, name, category."""
         return unwrap(self.call("GetGLAccountList"), "ArrayOfString")
@@ -300,6 +313,14 @@ class AiqOperations:
     def post_sales_credit_journal(self, journal: dict, *, replay_safe=False) -> int:
         result = self.call(
             "PostSalesCreditJournalGetBackTransactionID", replay_safe=replay_safe, journal=journal
+        )
+        return required_id(result, "transaction_id")
+
+    def create_general_journal(self, journal: dict, *, replay_safe=False) -> int:
+        """A general journal (lines of GLAccountCode with Debit or Credit, debits = credits)
+        -> its transaction id."""
+        result = self.call(
+            "CreateGeneralJournalGetBackTransactionID", replay_safe=replay_safe, journal=journal
         )
         return required_id(result, "transaction_id")
 

@@ -35,6 +35,7 @@ class OutboxCommand(models.Model):
         UNALLOCATE = "unallocate", "Unallocate transactions"
         CREATE_CREDIT_NOTE = "create_credit_note", "Create and post credit note"
         POST_SALES_DEBIT_JOURNAL = "post_debit_journal", "Post sales debit journal"
+        POST_GENERAL_JOURNAL = "post_general_journal", "Post general journal"
         ATTACH_DOCUMENT = "attach_document", "Attach document"
         POST_WRITE_OFF = "post_write_off", "Post write-off (sales credit journal)"
         STRIPE_REFUND = "stripe_refund", "Refund through Stripe"

@@ -26,7 +26,7 @@ class CustomerStatement(models.Model):
     future = MoneyField(default=0)
 
     def __str__(self):
-        return f"{self.customer.code} as of {self.up_to:%Y-%m-%d %H:%M}"
+        return f"{self.customer.code} as of {self.up_to:%d/%m/%Y %H:%M}"
 
 
 class CustomerStatementLine(models.Model):

@@ -8,7 +8,8 @@ Each kind's payload is a dataclass (ledger/outbox/payloads.py), checked when it 
 the kinds, their payloads and executors are registered in ledger/outbox/kinds.py (called from
 LedgerConfig.ready()). Kinds in their own modules: create_credit_note (executors_refunds.py),
 attach_document (executors_documents.py), ensure_customer (executors_customers.py, which also
-says why pay_and_allocate has no executor), other_receipt (executors_sundry.py); stripe_refund
+says why pay_and_allocate has no executor), other_receipt (executors_sundry.py),
+post_general_journal (executors_journals.py); stripe_refund
 is payments' own step (payments/services/stripe_refund_step.py). A command whose kind has no
 executor is parked for a person with a message saying so, rather than guessed at.
 """

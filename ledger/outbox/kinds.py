@@ -25,6 +25,12 @@ from ledger.outbox.executors_customers import (
     customer_send,
 )
 from ledger.outbox.executors_documents import attach_mirror_apply, attach_read_back, attach_send
+from ledger.outbox.executors_journals import (
+    GeneralJournalPayload,
+    general_journal_mirror,
+    general_journal_read_back,
+    general_journal_send,
+)
 from ledger.outbox.executors_refunds import credit_note_read_back, credit_note_send
 from ledger.outbox.executors_sundry import sundry_read_back, sundry_send
 from ledger.outbox.steps import command_kind_register
@@ -68,8 +74,14 @@ def register() -> None:
             _journal(AiqOperations.post_sales_credit_journal, "Write-off"),
             payloads.JournalPayload,
         ),
+        (
+            Kind.POST_GENERAL_JOURNAL,
+            Executor(general_journal_send, general_journal_read_back),
+            GeneralJournalPayload,
+        ),
         (Kind.OTHER_RECEIPT, Executor(sundry_send, sundry_read_back), payloads.OtherReceiptPayload),
     ):
         command_kind_register(kind, executor=executor, payload=payload)
     MIRRORS[Kind.ENSURE_CUSTOMER] = customer_mirror_apply
     MIRRORS[Kind.ATTACH_DOCUMENT] = attach_mirror_apply
+    MIRRORS[Kind.POST_GENERAL_JOURNAL] = general_journal_mirror
