@@ -12,6 +12,7 @@ from ledger.models import BankAccount, Invoice, OutboxCommand
 from ledger.outbox.services import NewCommand, outbox_enqueue, outbox_enqueue_many
 from payments.models import AllocationPlan, Payment, StatementAccount
 from payments.services.plan_lines import PlanRefused, amount_text, available_amount
+from payments.services.provider_books import clearing_bank
 
 
 def receiving_bank(entity, currency: str) -> BankAccount:
@@ -32,9 +33,14 @@ def receiving_bank(entity, currency: str) -> BankAccount:
 def payment_bank(payment: Payment) -> BankAccount:
     """The AIQ bank account a payment's receipt goes to: the one its statement's bank account
     is linked to (money that arrived in that account), the one its source named (an API
-    client's bank_account_id), else receiving_bank's choice."""
+    client's bank_account_id), a card or Direct Debit provider's clearing account (its payouts
+    move the money on to the real bank: payments/services/provider_books.py), else
+    receiving_bank's choice."""
     if payment.bank_account_id:
         return payment.bank_account
+    clearing = clearing_bank(payment)
+    if clearing is not None:
+        return clearing
     if payment.statement_account_id:
         linked = (
             StatementAccount.objects.filter(pk=payment.statement_account_id)

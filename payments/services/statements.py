@@ -23,6 +23,7 @@ from payments.models import ImportBatch, ImportFormat, Payment, Statement, State
 from payments.services.auto_match import auto_match_soon
 from payments.services.payment_rows import existing_external_ids
 from payments.services.payments import payment_entity, payments_upsert
+from payments.services.provider_books import payout_lines_recognise
 from payments.sources.bank_csv import MAX_BYTES
 from payments.sources.bank_files import detect_format, read_entries
 from payments.sources.statement_rows import (
@@ -295,6 +296,9 @@ def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch
         result = payments_upsert(
             items=_only_new(parsed), origin="statement.import", actor=user, entity=entity
         )
+        # a provider's payout arriving is not a customer payment: linked to its payout and
+        # kept away from matching (payments/services/provider_books.py)
+        payout_lines_recognise(payment_ids=list(result.ids.values()))
         auto_match_soon(payment_ids=list(result.ids.values()))
         for header in parsed.statements:
             account = accounts.get(header.account_key) or chosen
