@@ -40,6 +40,9 @@ class OutboxCommand(models.Model):
         POST_WRITE_OFF = "post_write_off", "Post write-off (sales credit journal)"
         STRIPE_REFUND = "stripe_refund", "Refund through Stripe"
         OTHER_RECEIPT = "other_receipt", "Post other receipt (sundry, to a GL account)"
+        SALES_INVOICE = "sales_invoice", "Post batch sales invoice"
+        SALES_ITEM_INVOICE = "sales_item_invoice", "Save and post item sales invoice"
+        SALES_INVOICE_BULK = "sales_invoice_bulk", "Post batch sales invoices (bulk)"
 
     class State(models.TextChoices):
         PENDING = "pending", "Pending"
