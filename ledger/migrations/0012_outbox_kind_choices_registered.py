@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ledger", "0010_customer_credit_term"),
+        ("ledger", "0011_outbox_sales_invoice_kinds"),
     ]
 
     operations = [
