@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "staff",
     "ledger",
     "payments",
+    "sales",
     "api",
 ]
 
