@@ -2,6 +2,7 @@ from django.urls import path
 
 from payments.views import (
     approvals,
+    banking,
     detail,
     inbox,
     later,
@@ -22,6 +23,8 @@ urlpatterns = [
     path("payments/bulk-accept", inbox.bulk_accept, name="bulk_accept"),
     path("payments/import/", statements.statement_upload, name="statement_upload"),
     path("payments/import/confirm", statements.statement_confirm, name="statement_confirm"),
+    path("payments/bank-statements/", banking.bank_balances, name="bank_balances"),
+    path("payments/payer-flags/", banking.payer_flags, name="payer_flags"),
     path("payments/<id:payment_id>/", detail.detail, name="detail"),
     path("payments/<id:payment_id>/invoices", detail.invoice_search, name="invoice_search"),
     path("payments/<id:payment_id>/editor-row", detail.editor_row, name="editor_row"),
