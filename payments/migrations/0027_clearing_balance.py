@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("payments", "0025_provider_books"),
+        ("payments", "0026_statement_money_in_out"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
