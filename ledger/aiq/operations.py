@@ -292,14 +292,21 @@ class AiqOperations:
             discountAmount=discount,
         )
 
-    def unallocate_transactions(self, transaction_ids: list[int], *, replay_safe=False) -> list:
+    def unallocate_transactions(
+        self, transaction_ids: list[int], *, replay_safe=False, failed_items_ok=False
+    ) -> list:
+        """One WSResultStatus per transaction; a failed one raises AiqPermanentError unless
+        failed_items_ok. AIQ reports an item failed when its transaction has no allocation
+        (left): unallocating both sides of a pair, the second always "fails" because the first
+        freed it. The outbox's unallocate therefore passes failed_items_ok and lets its
+        read-back (is the allocation still listed?) decide, never the answer."""
         result = self.call(
             "UnallocateTransactions",
             replay_safe=replay_safe,
             transactionIDs={"int": list(transaction_ids)},
         )
         failed = result_statuses(result.result)
-        if failed:
+        if failed and not failed_items_ok:
             first = failed[0]
             raise AiqPermanentError(
                 first.get("ErrorMessage") or "unallocation failed",

@@ -18,10 +18,8 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 
 from ledger.models import Journal, JournalLine, OutboxCommand
-from ledger.outbox import executors as base
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
-    Executor,
     ReadBack,
     _by_reference,
     _iso,
@@ -29,7 +27,6 @@ from ledger.outbox.executors import (
     _require,
     decimal,
 )
-from ledger.outbox.steps import PAYLOADS
 
 Kind = OutboxCommand.Kind
 
@@ -121,11 +118,3 @@ def general_journal_mirror(command: OutboxCommand, payload: dict, result: dict, 
         )
         for number, item in enumerate(lines, start=1)
     )
-    notes.append(f"general journal {command.external_reference} mirrored")
-
-
-base.EXECUTORS[Kind.POST_GENERAL_JOURNAL] = Executor(
-    general_journal_send, general_journal_read_back
-)
-base.MIRRORS[Kind.POST_GENERAL_JOURNAL] = general_journal_mirror
-PAYLOADS[Kind.POST_GENERAL_JOURNAL] = GeneralJournalPayload
