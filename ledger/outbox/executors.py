@@ -4,15 +4,14 @@ AIQ has no idempotency keys. Every executor therefore has a `read_back` that fin
 our deterministic external reference, used before any send that might repeat an earlier one:
 one hit = it is there (confirmed), none = send, several = a person must look.
 
-Payloads beyond the ones in services.py:
-- post_debit_journal: {"customer_code", "gl_account_code", "amount", "currency",
-  "journal_date", "description"}; ExternalReference = external_reference.
-  result: {"transaction_id": int}
-
-Kinds in their own modules: create_credit_note and stripe_refund (executors_refunds.py),
+Each kind's payload is a dataclass (ledger/outbox/payloads.py), checked when it is enqueued;
+the kinds, their payloads and executors are registered in ledger/outbox/kinds.py (called from
+LedgerConfig.ready()). Kinds in their own modules: create_credit_note (executors_refunds.py),
 attach_document (executors_documents.py), ensure_customer (executors_customers.py, which also
-says why pay_and_allocate has no executor). Kinds without an executor (post_general_journal,
-pay_and_allocate) are parked for a person with a message saying so, rather than guessed at.
+says why pay_and_allocate has no executor), other_receipt (executors_sundry.py),
+post_general_journal (executors_journals.py); stripe_refund
+is payments' own step (payments/services/stripe_refund_step.py). A command whose kind has no
+executor is parked for a person with a message saying so, rather than guessed at.
 """
 
 from collections.abc import Callable
@@ -22,9 +21,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledger.aiq.operations import AiqOperations
 from ledger.aiq.results import as_decimal, get, unwrap
-from ledger.models import OutboxCommand
+from ledger.models import Allocation, OutboxCommand
 
 Kind = OutboxCommand.Kind
 
@@ -284,19 +282,17 @@ def allocate_send(client, command: OutboxCommand, payload: dict) -> dict:
 
 def unallocate_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "transaction_ids")
-    # Not the typed unallocate_transactions: it refuses an answer whose item statuses this
-    # executor has always accepted (a refund's "unallocate first" then parks); to reconcile.
-    client.call(
-        "UnallocateTransactions",
+    # failed items are AIQ's "nothing (left) to unallocate" for the pair's second side: the
+    # read-back decides whether our allocation is gone (AiqOperations.unallocate_transactions)
+    client.unallocate_transactions(
+        [int(t) for t in payload["transaction_ids"]],
         replay_safe=REPLAY_AFTER_EXPIRY,
-        transactionIDs={"int": [int(t) for t in payload["transaction_ids"]]},
+        failed_items_ok=True,
     )
     return {"unallocated": True}
 
 
 def _unallocation_targets(client, payload: dict) -> list[int] | None:
-    from ledger.models import Allocation
-
     allocation = Allocation.objects.filter(pk=payload.get("allocation_id")).first()
     if allocation is None:
         return None
@@ -319,8 +315,6 @@ def unallocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadB
     """Done when none of the allocations we meant to undo is listed in AIQ any more. Which
     ones those are was recorded before sending (evidence); an allocation made later between
     the same pair (a new plan) is not mistaken for them."""
-    from ledger.models import Allocation
-
     allocation = Allocation.objects.filter(pk=payload.get("allocation_id")).first()
     if allocation is None:
         return ReadBack(0, {})
@@ -356,18 +350,6 @@ def resolve_payload(command: OutboxCommand) -> dict:
 # (ledger/outbox/mirror.py calls them when the command is confirmed)
 MIRRORS: dict[str, Callable[[OutboxCommand, dict, dict, list], None]] = {}
 
-EXECUTORS: dict[str, Executor] = {
-    Kind.POST_RECEIPT: Executor(receipt_send, receipt_read_back),
-    Kind.ALLOCATE: Executor(allocate_send, allocate_read_back, allocate_prepare),
-    Kind.ALLOCATE_WITH_DISCOUNT: Executor(allocate_send, allocate_read_back, allocate_prepare),
-    Kind.UNALLOCATE: Executor(unallocate_send, unallocate_read_back, unallocate_prepare),
-    Kind.POST_WRITE_OFF: _journal(AiqOperations.post_sales_credit_journal, "Write-off"),
-    Kind.POST_SALES_DEBIT_JOURNAL: _journal(AiqOperations.post_sales_debit_journal, "Refund"),
-}
-
-# Refund kinds (credit notes, Stripe refunds) live in their own module, which adds itself to
-# EXECUTORS when imported; imported last because it uses the helpers above.
-import ledger.outbox.executors_customers  # noqa: E402, F401
-import ledger.outbox.executors_documents  # noqa: E402, F401
-import ledger.outbox.executors_refunds  # noqa: E402, F401
-import ledger.outbox.executors_sundry  # noqa: E402, F401
+# kind -> Executor; filled by ledger.outbox.steps.command_kind_register from the owning app's
+# AppConfig.ready() (ledger's own kinds: ledger/outbox/kinds.py)
+EXECUTORS: dict[str, Executor] = {}

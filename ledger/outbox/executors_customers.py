@@ -21,11 +21,9 @@ added; until then a command of that kind is parked for a person by the runner.
 """
 
 from ledger.aiq.errors import AiqPermanentError
-from ledger.models import OutboxCommand
-from ledger.outbox import executors as base
+from ledger.models import Customer, OutboxCommand
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
-    Executor,
     ReadBack,
     _require,
     field,
@@ -96,15 +94,8 @@ def customer_send(client, command: OutboxCommand, payload: dict) -> dict:
 
 def customer_mirror_apply(command: OutboxCommand, payload: dict, result: dict, notes: list):
     """The mirror row learns its AIQ account id, so later plans need no ensure_customer."""
-    from ledger.models import Customer
-
     updated = Customer.objects.filter(
         pk=payload.get("customer_id"), entity_id=command.entity_id
     ).update(aiq_account_id=result.get("account_id"), row_version=result.get("row_version", ""))
     if not updated:
         notes.append(f"customer {payload.get('customer_id')} not in the mirror")
-
-
-EXECUTORS = {Kind.ENSURE_CUSTOMER: Executor(customer_send, customer_read_back)}
-base.EXECUTORS.update(EXECUTORS)
-base.MIRRORS[Kind.ENSURE_CUSTOMER] = customer_mirror_apply

@@ -1,9 +1,8 @@
 """Executor for attach_document: a stored breakdown file sent with AIQ's AttachDocument.
 
-Payload: {"attachment_id" (ledger.Attachment), "invoice_id" (mirror), "transaction_id" (the
-invoice's AIQ transaction), "filename" (the name AIQ gets, carrying our reference), "sha256",
-"comments"}. The bytes are read from the Attachment row at send time, never kept in the payload.
-result: {"attached": true, "document_id": int | null}
+Payload: AttachDocumentPayload (ledger/outbox/payloads.py). The bytes are read from the
+Attachment row at send time, never kept in the payload. result: {"attached": true,
+"document_id": int | null}
 
 AttachDocument answers a bare WSResultStatus: no document id, and AIQ has no idempotency key.
 What it does offer is GetAttachedDocumentList(masterType, masterID), listing the documents of a
@@ -19,10 +18,8 @@ import hashlib
 from django.utils import timezone
 
 from ledger.models import Attachment, OutboxCommand
-from ledger.outbox import executors as base
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
-    Executor,
     PayloadError,
     ReadBack,
     _require,
@@ -78,8 +75,3 @@ def attach_mirror_apply(command: OutboxCommand, payload: dict, result: dict, not
     )
     if not updated:
         notes.append(f"attachment {payload.get('attachment_id')} not found")
-
-
-EXECUTORS = {Kind.ATTACH_DOCUMENT: Executor(attach_send, attach_read_back)}
-base.EXECUTORS.update(EXECUTORS)
-base.MIRRORS[Kind.ATTACH_DOCUMENT] = attach_mirror_apply

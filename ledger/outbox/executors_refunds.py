@@ -1,12 +1,7 @@
 """Executor for a refund's credit note in AIQ (save + post). (A refund through Stripe is
 payments' own step: payments/services/stripe_refund_step.py.)
 
-Payloads (amounts are decimal strings, dates ISO; never secrets):
-- create_credit_note: {"credit_note_id" (mirror draft), "customer_code", "currency",
-  "credit_date", "invoice_number", "notes", "gross_amount", "lines": [{"stock_item_id",
-  "description", "gl_account_code", "tax_code", "tax_rate", "quantity", "unit_price",
-  "net_amount", "tax_amount"}]}; ExternalReference = the command's external_reference.
-  result: {"credit_note_id": AIQ id, "transaction_id": int, "credit_note_number": str}
+Payload: CreditNotePayload (ledger/outbox/payloads.py).
 
 A credit note takes two writes (SaveCreditNoteGetBackCreditNoteID, then
 PostCreditNotesGetBackTransactionIDs) and AIQ has no idempotency keys, so the send itself looks
@@ -20,7 +15,6 @@ from ledger.models import OutboxCommand
 from ledger.outbox import executors as base
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
-    Executor,
     PayloadError,
     ReadBack,
     _iso,
@@ -133,10 +127,3 @@ def credit_note_send(client, command: OutboxCommand, payload: dict) -> dict:
         "transaction_id": transaction_id,
         "credit_note_number": number,
     }
-
-
-EXECUTORS = {
-    Kind.CREATE_CREDIT_NOTE: Executor(credit_note_send, credit_note_read_back),
-}
-# one registry for the runner (ledger/outbox/executors.py imports this module at its end)
-base.EXECUTORS.update(EXECUTORS)

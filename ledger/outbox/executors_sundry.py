@@ -11,10 +11,8 @@ Read back with GetTransactionsByExternalReference, as receipts and journals are.
 from decimal import Decimal
 
 from ledger.models import OutboxCommand
-from ledger.outbox import executors as base
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
-    Executor,
     ReadBack,
     _by_reference,
     _iso,
@@ -47,6 +45,3 @@ def sundry_send(client, command: OutboxCommand, payload: dict) -> dict:
 
 def sundry_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
     return _by_reference(client, command.external_reference, _iso(payload["receipt_date"]))
-
-
-base.EXECUTORS[Kind.OTHER_RECEIPT] = Executor(sundry_send, sundry_read_back)

@@ -15,6 +15,7 @@ import orjson
 from django.db import connection
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
+from core.gcpause import gc_paused
 from ledger.models import Customer, DocumentStatus, Invoice
 from ledger.references import (
     digits_keys,
@@ -48,7 +49,8 @@ MATCHED_STATUSES = (
 
 # Which invoice field a reference key came from (kept in the low bits of the index entry).
 FIELD_INVOICE_NUMBER, FIELD_EXTERNAL_REFERENCE, FIELD_NUMBER_DIGITS = 0, 1, 2
-FIELD_NAMES = ("invoice_number", "external_reference", "invoice_number_digits")
+# 3: read against the payer's own invoices (matching/near.py: cut short, one digit off, ...)
+FIELD_NAMES = ("invoice_number", "external_reference", "invoice_number_digits", "number as typed")
 
 
 def label(item) -> str:
@@ -110,6 +112,9 @@ class PaymentInput:
     # allocations a person rejected for this payment: {tuple of engine lines}; see
     # rejected_allocations()
     rejected: frozenset | None = None
+    # resolve_customer(index, self) when a split run's planning made it already (the shares
+    # are forked after, so each reads it instead of identifying the payer again)
+    resolved: tuple | None = None
 
 
 @dataclass
@@ -427,8 +432,6 @@ def load_open_items(*, payments, inputs: RunInputs | None = None, scope=None) ->
     of a share's customers (scope: (customer range, extra customer ids); see matching_shares).
     Only the reference keys the payments carry are indexed (the engine looks up nothing else).
     """
-    from payments.matching.engine import gc_paused
-
     with gc_paused():  # a million tuples in: the cyclic GC would rescan them over and over
         if inputs is None:
             inputs = load_run_inputs(payments)
