@@ -78,6 +78,8 @@ PARAMS = {
     "payments:bulk_accept": ((), ("payment_ids",)),
     "payments:statement_upload": ((), ("import_format",)),
     "payments:statement_confirm": ((), ("batch", "received_from", "received_to")),
+    "payments:bank_balances": (("account",), ()),
+    "payments:payer_flags": (("kind",), ()),
     "payments:detail": ((), ()),
     "payments:change_customer": ((), ("customer", "reason")),
     "payments:invoice_search": (("q",), ()),
