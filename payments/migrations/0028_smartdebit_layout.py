@@ -10,5 +10,5 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("payments", "0026_statement_money_in_out")]
+    dependencies = [("payments", "0027_clearing_balance")]
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
