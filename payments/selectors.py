@@ -4,7 +4,7 @@ the dashboard's figures.
 Selectors return QuerySets (callers paginate and render); no writes here.
 """
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.core.cache import cache
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
@@ -13,7 +13,16 @@ from django.utils import timezone
 
 from ledger.models import OutboxCommand
 from ledger.outbox.selectors import outbox_health
-from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal, Payment, Refund
+from payments.models import (
+    AllocationPlan,
+    AllocationPlanLine,
+    ImportFormat,
+    MatchProposal,
+    Payment,
+    Refund,
+    StatementAccount,
+)
+from payments.sources.bank_csv import FIELDS
 
 REVIEW_CONFIDENCE = "0.500"  # rank-1 proposals below this need a person (engine.REVIEW_BELOW)
 
@@ -253,11 +262,6 @@ def layouts_described() -> list[dict]:
     """Each saved CSV/Excel layout with what it expects of a file, in a clerk's words: the
     columns (by header, or by position), the date format as an example date, the header row,
     decimal comma, sign, and which bank accounts use it."""
-    from datetime import date
-
-    from payments.models import ImportFormat, StatementAccount
-    from payments.sources.bank_csv import FIELDS
-
     users: dict[int, list[str]] = {}
     for account in StatementAccount.objects.exclude(import_format=None).order_by("name"):
         users.setdefault(account.import_format_id, []).append(str(account))

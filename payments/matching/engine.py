@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 from operator import attrgetter
 
+from core.money import MoneyError, exponent
 from payments.matching.index import (
     FIELD_NAMES,
     FIELD_NUMBER_DIGITS,
@@ -83,8 +84,6 @@ def money(milli: int, currency: str) -> str:
 def _format_money(milli: int, currency: str) -> str:
     known = _QUANTUM.get(currency)
     if known is None:
-        from core.money import MoneyError, exponent
-
         try:
             quantum = 10 ** (3 - exponent(currency))
         except MoneyError:

@@ -427,6 +427,7 @@ def load_open_items(*, payments, inputs: RunInputs | None = None, scope=None) ->
     of a share's customers (scope: (customer range, extra customer ids); see matching_shares).
     Only the reference keys the payments carry are indexed (the engine looks up nothing else).
     """
+    # local: the engine imports this module
     from payments.matching.engine import gc_paused
 
     with gc_paused():  # a million tuples in: the cyclic GC would rescan them over and over

@@ -38,6 +38,8 @@ from payments.services.later import (
     require_customer_fits,
 )
 from payments.services.plan_lines import available_amount
+from payments.services.plan_outbox import receiving_bank
+from payments.services.plans import plan_propose, plan_submit
 from staff.maker_checker import record_change
 from staff.services import audit_log
 
@@ -186,8 +188,6 @@ def other_receipt_create(
 
 def payment_to_suspense(*, payment: Payment, actor, reason: str) -> OtherReceipt:
     """Park unidentified money on the suspense account until somebody knows whose it is."""
-    from payments.services.plan_outbox import receiving_bank
-
     reason = (reason or "").strip()
     if not reason:
         raise LaterRefused("Say why the money goes to suspense.", "reason")
@@ -348,8 +348,6 @@ def payment_back_to_inbox(*, payment: Payment, actor) -> Payment:
 def payment_put_on_account(*, payment: Payment, customer: Customer, actor) -> AllocationPlan:
     """All of an unidentified payment onto a chosen customer's account: a plan with no lines,
     submitted at once (an approver approves it above the threshold, as any plan)."""
-    from payments.services.plans import plan_propose, plan_submit
-
     require_clerk(actor, "Putting money on a customer's account")
     require_customer_fits(customer, payment)
     with transaction.atomic():

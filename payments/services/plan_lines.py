@@ -14,6 +14,7 @@ from core.money import MoneyError, exact, format_money
 from ledger.models import GLAccount, Invoice
 from payments.matching.index import OPEN_STATUSES
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
+from payments.services.contact_allocations import held_on_invoices
 
 ZERO = Decimal("0")
 
@@ -80,8 +81,6 @@ def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decima
     )
     # explicitly the stored thousandths (no MoneyField conversion on the sum)
     held = {r["invoice_id"]: Decimal(int(r["held"])).scaleb(-3) for r in totals}
-    from payments.services.contact_allocations import held_on_invoices  # later allocations
-
     for invoice_id, amount in held_on_invoices(invoice_ids).items():
         held[invoice_id] = held.get(invoice_id, Decimal(0)) + amount
     return held
