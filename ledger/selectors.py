@@ -112,11 +112,6 @@ def open_invoices_search(*, text: str, currency: str | None = None, limit: int =
 # --- sync -----------------------------------------------------------------------------------
 
 
-def outbox_by_state(state: str | None) -> QuerySet:
-    queryset = OutboxCommand.objects.select_related("entity")
-    return queryset.filter(state=state) if state else queryset
-
-
 def outbox_state_counts() -> dict[str, int]:
     rows = OutboxCommand.objects.values("state").annotate(n=Count("id"))
     return {row["state"]: row["n"] for row in rows}

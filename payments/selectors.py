@@ -21,27 +21,14 @@ from payments.models import (
     Payment,
     Refund,
     StatementAccount,
+    Unallocation,
 )
 from payments.sources.bank_csv import FIELDS
-
-REVIEW_CONFIDENCE = "0.500"  # rank-1 proposals below this need a person (engine.REVIEW_BELOW)
 
 
 def payment_proposals(payment: Payment) -> QuerySet:
     """The latest run's proposals for a payment, best first (rank 1 = the engine's choice)."""
-    return MatchProposal.objects.filter(
-        payment=payment, state=MatchProposal.State.OPEN
-    ).select_related("rule")
-
-
-def payments_needing_review() -> QuerySet:
-    """Payments whose best proposal is unsure or ambiguous, newest first."""
-    unsure = MatchProposal.objects.filter(
-        rank=1, state=MatchProposal.State.OPEN, confidence__lt=REVIEW_CONFIDENCE
-    ).values("payment_id")
-    return Payment.objects.filter(match_state=Payment.MatchState.PROPOSED, pk__in=unsure).order_by(
-        "-received_at", "-id"
-    )
+    return payment.proposals.filter(state=MatchProposal.State.OPEN).order_by("rank", "id")
 
 
 def live_plan(payment: Payment) -> AllocationPlan | None:
@@ -59,21 +46,29 @@ def plans_awaiting_approval(*, checker=None) -> QuerySet:
     plans = AllocationPlan.objects.filter(state=AllocationPlan.State.AWAITING_APPROVAL)
     if checker is not None:
         plans = plans.exclude(maker=checker)
-    return plans.select_related("payment", "customer", "maker").order_by("created_at", "id")
+    return (
+        plans.select_related("payment", "customer", "maker", "proposal")
+        .prefetch_related("lines__invoice")
+        .order_by("created_at", "id")
+    )
 
 
-def invoice_holds(invoice_ids) -> QuerySet:
-    """Plan lines still holding money on these invoices (not yet confirmed in AIQ)."""
-    return AllocationPlanLine.objects.filter(
-        invoice_id__in=invoice_ids,
-        plan__state__in=AllocationPlan.RESERVING,
-        unallocated_at__isnull=True,
-    ).select_related("plan")
+def unallocations_awaiting_approval() -> QuerySet:
+    """Requested undos of allocations, oldest first, for the approvals screen."""
+    return (
+        Unallocation.objects.filter(state=Unallocation.State.REQUESTED)
+        .select_related("allocation__invoice", "allocation__receipt", "maker")
+        .order_by("created_at", "id")
+    )
 
 
 def payment_plans(payment: Payment) -> QuerySet:
     """Every plan a payment has had, newest first (void and rejected ones are its history)."""
-    return payment.plans.select_related("maker", "approver").order_by("-created_at", "-id")
+    return (
+        payment.plans.select_related("maker", "approver", "proposal")
+        .prefetch_related("lines__invoice")
+        .order_by("-created_at", "-id")
+    )
 
 
 AGEING_BUCKETS = ((0, 7, "0–7 days"), (8, 30, "8–30 days"), (31, 60, "31–60 days"))

@@ -101,9 +101,7 @@ def _lock_payment(payment: Payment) -> Payment:
     payment = Payment.objects.select_for_update().get(pk=payment.pk)
     if (
         payment.match_state in DECIDED
-        or payment.plans.filter(
-            state__in=["draft", "awaiting_approval", "approved", "sent", "confirmed"]
-        ).exists()
+        or payment.plans.filter(state__in=AllocationPlan.LIVE).exists()
     ):
         raise LaterRefused(
             f"Payment {payment.external_id} is already being allocated or booked; "
