@@ -8,9 +8,9 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponse
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
@@ -21,9 +21,16 @@ from api import serializers as s
 from api.http import PROBLEM, Refused, problem_handler
 from api.schema import ERRORS, IDEMPOTENCY_KEY, WRITE_ERRORS
 from api.services import KeyReused, idempotent, request_hash
-from api.views_read import ApiView, by_prefixed_id, page, paged
+from api.views_read import LIST_PARAMETERS, ApiView, by_prefixed_id, filtered, page, paged
 from ledger.models import BankAccount, CreditNote, Customer, Invoice, Receipt
-from payments.models import ContactAllocation, OtherReceipt, Payment, Refund, Source
+from payments.models import (
+    AllocationPlan,
+    ContactAllocation,
+    OtherReceipt,
+    Payment,
+    Refund,
+    Source,
+)
 from payments.services import contact_allocations, other_receipts, refunds
 from payments.services.plan_lines import LineInput
 from payments.services.plans import plan_propose_submit
@@ -143,6 +150,18 @@ def _refunds(entity):
     )
 
 
+def _by_state(rows, value):
+    return rows.filter(state=value)
+
+
+def _by_plan_state(rows, value):
+    """A receipt's status is its live plan's state, or the payment's own with no plan."""
+    live = AllocationPlan.objects.filter(payment=OuterRef("pk"), state__in=shape.LIVE_PLAN)
+    return rows.filter(
+        Q(Exists(live.filter(state=value))) | (Q(match_state=value) & ~Q(Exists(live)))
+    )
+
+
 class ContactPayments(WriteView):
     @extend_schema(
         operation_id="contact_payments_list",
@@ -150,29 +169,21 @@ class ContactPayments(WriteView):
             OpenApiParameter(
                 "transaction_type_id", str, enum=["CUSTOMER_RECEIPT", "CUSTOMER_REFUND"]
             ),
-            OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
-            OpenApiParameter("page_size", int),
+            *LIST_PARAMETERS,
         ],
         responses={(200, "application/json"): paged(s.ContactPaymentOut), **ERRORS},
     )
     def get(self, request):
         kind = request.query_params.get("transaction_type_id", "CUSTOMER_RECEIPT")
-        since = request.query_params.get("updated_since")
         if kind == "CUSTOMER_REFUND":
-            rows, represent = _refunds(self.entity()), shape.refund
-        elif kind == "CUSTOMER_RECEIPT":
-            rows, represent = _payments(self.entity()), shape.contact_payment
-        else:
+            rows = filtered(request, _refunds(self.entity()), "created_at__date", _by_state)
+            return page(self, rows, shape.refund)
+        if kind != "CUSTOMER_RECEIPT":
             raise exceptions.ValidationError(
                 {"transaction_type_id": ["CUSTOMER_RECEIPT or CUSTOMER_REFUND."]}
             )
-        if since is not None:
-            form = s.serializers.DateTimeField()
-            try:
-                rows = rows.filter(updated_at__gte=form.to_internal_value(since))
-            except exceptions.ValidationError as error:
-                raise exceptions.ValidationError({"updated_since": error.detail}) from None
-        return page(self, rows, represent)
+        rows = filtered(request, _payments(self.entity()), "received_at__date", _by_plan_state)
+        return page(self, rows, shape.contact_payment)
 
     @extend_schema(
         operation_id="contact_payments_create",
@@ -271,6 +282,17 @@ class ContactPayments(WriteView):
             "reason": data.get("reference") or "Refund through the API",
             "bank_account": bank,
         }
+        if isinstance(target, Receipt):
+            # the payment_on_account id a receipt's answer gives (Sage: refund the
+            # payment_on_account_id the PUT returned)
+            paid = Payment.objects.filter(entity=self.entity(), receipt=target).first()
+            if paid is None:
+                raise Refused(
+                    f"{item['artefact_id']} was entered in AIQ, not through this product; "
+                    "refund it in AIQ.",
+                    f"{field}[0].artefact_id",
+                )
+            target = paid
         if isinstance(target, CreditNote):
             row = refunds.refund_request(kind="refund_credit_note", credit_note=target, **common)
         elif isinstance(target, Payment):
@@ -322,12 +344,13 @@ class ContactPaymentDetail(WriteView):
 class ContactAllocations(WriteView):
     @extend_schema(
         operation_id="contact_allocations_list",
-        parameters=[OpenApiParameter("updated_since", OpenApiTypes.DATETIME)],
+        parameters=LIST_PARAMETERS,
         responses={(200, "application/json"): paged(s.ContactAllocationOut), **ERRORS},
     )
     def get(self, request):
         rows = ContactAllocation.objects.filter(entity=self.entity()).select_related("customer")
-        return page(self, rows.prefetch_related("lines"), shape.contact_allocation)
+        rows = filtered(request, rows.prefetch_related("lines"), "allocation_date", _by_state)
+        return page(self, rows, shape.contact_allocation)
 
     @extend_schema(
         operation_id="contact_allocations_create",
@@ -395,14 +418,23 @@ class ContactAllocationDetail(WriteView):
 class OtherPayments(WriteView):
     @extend_schema(
         operation_id="other_payments_list",
-        parameters=[OpenApiParameter("updated_since", OpenApiTypes.DATETIME)],
+        parameters=[
+            OpenApiParameter("transaction_type_id", str, enum=["OTHER_RECEIPT"]),
+            *LIST_PARAMETERS,
+        ],
         responses={(200, "application/json"): paged(s.OtherPaymentOut), **ERRORS},
     )
     def get(self, request):
+        kind = request.query_params.get("transaction_type_id", "OTHER_RECEIPT")
+        if kind != "OTHER_RECEIPT":
+            raise exceptions.ValidationError(
+                {"transaction_type_id": ["OTHER_RECEIPT (other payments are not kept here)."]}
+            )
         rows = OtherReceipt.objects.filter(entity=self.entity()).select_related(
             "customer", "bank_account"
         )
-        return page(self, rows.prefetch_related("lines"), shape.other_payment)
+        rows = filtered(request, rows.prefetch_related("lines"), "receipt_date", _by_state)
+        return page(self, rows, shape.other_payment)
 
     @extend_schema(
         operation_id="other_payments_create",

@@ -379,6 +379,11 @@ class Statement(models.Model):
     opening_balance = MoneyField(null=True, blank=True)
     closing_balance = MoneyField(null=True, blank=True)
     entry_count = models.PositiveIntegerField(default=0)
+    # the file's entries: money in (credits, and how many) and money out; empty for statements
+    # imported before these were kept
+    money_in = MoneyField(null=True, blank=True)
+    money_out = MoneyField(null=True, blank=True)
+    credit_count = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -808,4 +813,4 @@ from payments.models_money_later import (  # noqa: E402, F401
     OtherReceipt,
     OtherReceiptLine,
 )
-from payments.models_provider import ProviderAccount  # noqa: E402, F401
+from payments.models_provider import ClearingBalance, ProviderAccount  # noqa: E402, F401

@@ -49,7 +49,8 @@ MATCHED_STATUSES = (
 
 # Which invoice field a reference key came from (kept in the low bits of the index entry).
 FIELD_INVOICE_NUMBER, FIELD_EXTERNAL_REFERENCE, FIELD_NUMBER_DIGITS = 0, 1, 2
-FIELD_NAMES = ("invoice_number", "external_reference", "invoice_number_digits")
+# 3: read against the payer's own invoices (matching/near.py: cut short, one digit off, ...)
+FIELD_NAMES = ("invoice_number", "external_reference", "invoice_number_digits", "number as typed")
 
 
 def label(item) -> str:
@@ -111,6 +112,9 @@ class PaymentInput:
     # allocations a person rejected for this payment: {tuple of engine lines}; see
     # rejected_allocations()
     rejected: frozenset | None = None
+    # resolve_customer(index, self) when a split run's planning made it already (the shares
+    # are forked after, so each reads it instead of identifying the payer again)
+    resolved: tuple | None = None
 
 
 @dataclass
