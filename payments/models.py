@@ -787,4 +787,4 @@ from payments.models_money_later import (  # noqa: E402, F401
     OtherReceipt,
     OtherReceiptLine,
 )
-from payments.models_provider import ProviderAccount  # noqa: E402, F401
+from payments.models_provider import ClearingBalance, ProviderAccount  # noqa: E402, F401

@@ -8,6 +8,7 @@ from payments.views import (
     later,
     outbox,
     payers,
+    provider_books,
     refunds,
     runs,
     statements,
@@ -40,6 +41,17 @@ urlpatterns = [
     path("approvals/<id:plan_id>/approve", approvals.approve, name="approve"),
     path("approvals/<id:plan_id>/reject", approvals.reject, name="reject_plan"),
     path("outbox/", outbox.outbox, name="outbox"),
+    path("provider-books/", provider_books.provider_books, name="provider_books"),
+    path(
+        "provider-books/export",
+        provider_books.reconciliation_export,
+        name="provider_books_export",
+    ),
+    path(
+        "provider-books/<id:account_id>/check",
+        provider_books.clearing_check_now,
+        name="clearing_check",
+    ),
     path(
         "approvals/undo/<id:unallocation_id>/approve", approvals.approve_undo, name="approve_undo"
     ),
@@ -49,6 +61,7 @@ urlpatterns = [
     path("refunds/<id:refund_id>/", refunds.refund_detail, name="refund"),
     path("refunds/<id:refund_id>/approve", refunds.refund_approve, name="refund_approve"),
     path("refunds/<id:refund_id>/reject", refunds.refund_reject, name="refund_reject"),
+    path("refunds/<id:refund_id>/edit", refunds.refund_edit, name="refund_edit"),
     path("refunds/<id:refund_id>/credit-note.pdf", refunds.credit_note_pdf, name="refund_cn_pdf"),
     path("money-on-account/allocate", later.allocate_later, name="allocate_later"),
     path(

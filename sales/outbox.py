@@ -40,9 +40,9 @@ KIND_ITEM = "sales_item_invoice"
 KIND_BULK = "sales_invoice_bulk"
 ORIGIN = "sales_invoice"
 BULK_SIZE = 100
-# duplicate look-ups of one bulk command run side by side (the AIQ client is thread-safe:
+# duplicate look-ups of one bulk command run side by side, 16 at a time (the AIQ client is thread-safe:
 # one session per process, single-flight logins); each costs one AIQ round trip
-LOOKUP_THREADS = 8
+LOOKUP_THREADS = 16
 LOOKUP_TRIES = 3
 
 

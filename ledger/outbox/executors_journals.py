@@ -118,4 +118,3 @@ def general_journal_mirror(command: OutboxCommand, payload: dict, result: dict, 
         )
         for number, item in enumerate(lines, start=1)
     )
-    notes.append(f"general journal {command.external_reference} mirrored")
