@@ -72,7 +72,9 @@ def test_an_invoice_is_posted_once_with_the_callers_vat(api, aiq_sandbox):
     (in_aiq,) = aiq_invoices(aiq_sandbox, "SHOP-1001")
     assert read["aiq_transaction_id"] == in_aiq["transaction_id"]
     assert in_aiq["amount"] == Decimal("126.00")
-    assert aiq_vat(aiq_sandbox, in_aiq["transaction_id"]) == Decimal("21.00")  # ours, not recomputed
+    assert aiq_vat(aiq_sandbox, in_aiq["transaction_id"]) == Decimal(
+        "21.00"
+    )  # ours, not recomputed
 
     again = api.post("sales_invoices", _invoice())  # another key, the same invoice
     assert (again.status_code, again.json()["id"]) == (201, body["id"])
