@@ -44,3 +44,14 @@ def gocardless_events_sweep_task() -> int:
 
 def gocardless_catch_up_task() -> dict:
     return gocardless_catch_up()
+
+
+def smartdebit_pull_task() -> str:
+    """Nightly where SmartDebit's API is configured; a no-op otherwise."""
+    from payments.services.smartdebit import SmartDebitNotConfigured, smartdebit_pull
+
+    try:
+        pull = smartdebit_pull()
+    except SmartDebitNotConfigured:
+        return "SmartDebit API not configured"
+    return f"{pull.collected} collected, {pull.notices} notices, {len(pull.errors)} problem(s)"
