@@ -61,6 +61,7 @@ urlpatterns = [
     path("refunds/<id:refund_id>/", refunds.refund_detail, name="refund"),
     path("refunds/<id:refund_id>/approve", refunds.refund_approve, name="refund_approve"),
     path("refunds/<id:refund_id>/reject", refunds.refund_reject, name="refund_reject"),
+    path("refunds/<id:refund_id>/edit", refunds.refund_edit, name="refund_edit"),
     path("refunds/<id:refund_id>/credit-note.pdf", refunds.credit_note_pdf, name="refund_cn_pdf"),
     path("money-on-account/allocate", later.allocate_later, name="allocate_later"),
     path(

@@ -302,18 +302,21 @@ EXECUTOR = Executor(sales_send, sales_read_back, sales_prepare)
 
 
 def _confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
+    # local: sales.services.invoices imports this module (its kinds)
     from sales.services.invoices import sales_invoices_settle
 
     sales_invoices_settle(command=command, result=command.result)
 
 
 def _failed(command: OutboxCommand) -> None:
+    # local: sales.services.invoices imports this module (its kinds)
     from sales.services.invoices import sales_invoices_fail
 
     sales_invoices_fail(command=command, message=command.last_error_message or "AIQ refused it")
 
 
 def _parked(command: OutboxCommand) -> None:
+    # local: sales.services.invoices imports this module (its kinds)
     from sales.services.invoices import sales_invoices_fail
 
     sales_invoices_fail(
