@@ -17,6 +17,10 @@ tests/public_samples/moj-bai2-nwb_example.bai2: the bai2 library's NatWest examp
 (ministryofjustice/bai2, tests/data/nwb_example.bai2, MIT test data, unchanged): a time with
 colons in the file header, the account as "account sortcode", amounts in pence, 88
 continuation records splitting a narrative mid-word.
+
+tests/public_samples/oca-test-camt054.xml: OCA/bank-statement-import's test-camt054 (unchanged);
+OCA's golden-camt054.pydata expects one credit of 5.00 EUR from Test Customer,
+NL46ABNA0499998748, structured reference 000000000000000000000000003.
 """
 
 from decimal import Decimal
@@ -136,3 +140,19 @@ def test_natwests_bai2_reads_in_pence_with_its_account_the_right_way_round():
     [received] = parsed.items
     assert received.amount == Decimal("0.89") and received.currency == "GBP"
     assert "INTERNATIONAL-5373" in received.description and "SECCY AC TFR" in received.description
+
+
+def test_ocas_camt054_notification_reads_as_oca_expects_it():
+    parsed, entries = _read("oca-test-camt054.xml")
+    assert parsed.file_format == "camt.054" and not parsed.errors  # no balances: none checked
+    [entry] = entries
+    assert (entry.amount, entry.currency, entry.booked.isoformat()) == (
+        Decimal("5.00"),
+        "EUR",
+        "2022-01-26",
+    )
+    assert (entry.payer_name, entry.payer_account) == ("Test Customer", "NL46ABNA0499998748")
+    assert entry.remittance == "000000000000000000000000003"  # Strd/CdtrRefInf/Ref
+    assert (entry.end_to_end_id, entry.transaction_id) == ("ENDTOENDID-01", "15180015077602405")
+    [received] = parsed.items
+    assert received.external_id == "NL77ABNA0574908765|15180015077602405"  # unique per account
