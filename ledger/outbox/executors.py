@@ -100,8 +100,32 @@ def _by_reference(client, reference: str, around: date) -> ReadBack:
     return ReadBack(len(ids), {"transaction_id": ids[0]}, extra_ids=ids[1:])
 
 
+def receipt_rates(client, command: OutboxCommand, payload: dict) -> tuple[Decimal, Decimal]:
+    """(ExchangeRate, BankExchangeRate) of a receipt: the rate the payload carries (the
+    provider's), else 1 in the base currency, else the company's rate for the day from AIQ;
+    the bank's rate follows the receiving bank's currency (1 for a base-currency bank, the
+    receipt's rate for a bank in the receipt's currency, else AIQ's rate for it)."""
+    base = command.entity.base_currency
+    currency = (payload.get("currency") or base).upper()
+    if payload.get("exchange_rate"):
+        rate = decimal(payload["exchange_rate"])
+    elif currency == base:
+        rate = Decimal(1)
+    else:
+        rate = client.get_currency_exchange_rate(currency)
+    bank_currency = (payload.get("bank_currency") or currency).upper()
+    if bank_currency == base:
+        bank_rate = Decimal(1)
+    elif bank_currency == currency:
+        bank_rate = rate
+    else:
+        bank_rate = client.get_currency_exchange_rate(bank_currency)
+    return rate, bank_rate
+
+
 def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "customer_code", "bank_account_code", "amount", "payment_date")
+    rate, bank_rate = receipt_rates(client, command, payload)
     transaction_id = client.save_sales_receipt(
         {
             "CustomerCode": payload["customer_code"].upper(),
@@ -109,8 +133,8 @@ def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
             "PaymentAmount": as_decimal(payload["amount"]),
             "BankAccountCode": payload["bank_account_code"],
             "PaymentDate": _midnight(_iso(payload["payment_date"])),
-            "ExchangeRate": Decimal(1),
-            "BankExchangeRate": Decimal(1),
+            "ExchangeRate": rate,
+            "BankExchangeRate": bank_rate,
             "Description": payload.get("description", "")[:250],
         },
         replay_safe=REPLAY_AFTER_EXPIRY,
