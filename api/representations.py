@@ -5,15 +5,13 @@ from django.utils import timezone
 from core.money import quantize
 from payments.models import AllocationPlan, ContactAllocation, OtherReceipt, Payment, Refund
 
-LIVE_PLAN = ("draft", "awaiting_approval", "approved", "sent", "confirmed", "failed")
-
 
 def money(amount, currency: str) -> str:
     return str(quantize(amount, currency))
 
 
 def _live_plan(payment: Payment) -> AllocationPlan | None:
-    plans = [p for p in payment.plans.all() if p.state in LIVE_PLAN]
+    plans = [p for p in payment.plans.all() if p.state in AllocationPlan.SHOWN]
     return max(plans, key=lambda p: p.pk) if plans else None
 
 

@@ -7,6 +7,11 @@ folder) lists four transactions: -754.25, -564.05, -100.00 and 1405.31 EUR, with
 and references asserted below. The file's balances do not add up (15568.27 opening, entries
 -12.99, closing 15121.12): it is a test file, and our balance check refuses it with the
 numbers, as the issue requires of any statement whose entries do not reach its closing balance.
+
+tests/public_samples/wolph-mt940-citi.txt and wolph-mt940-generic.sta: the mt-940 library's own
+test files (wolph/mt940, mt940_tests/citi/mt940.txt and mt940_tests/jejik/generic.sta,
+BSD-3-Clause test data, unchanged): Citi's ':28:' without C, entry dates of spaces and a funds
+code after the debit mark; two statements in one file, each with its own balances.
 """
 
 from decimal import Decimal
@@ -65,3 +70,42 @@ def test_an_unbalanced_public_sample_is_refused_with_its_numbers(alice, entity):
     )
     assert not preview.ok
     assert "15121.12 EUR (difference -434.16)" in preview.parsed.errors[0].message
+
+
+def _read(name):
+    parsed, entries = read_entries((SAMPLES / name).read_bytes(), name)
+    return statement_items(parsed, entries, source="bank"), entries
+
+
+def test_citis_mt940_reads_every_amount_and_balances():
+    parsed, entries = _read("wolph-mt940-citi.txt")
+    assert parsed.file_format == "mt940" and not parsed.errors  # 17376.67 down to 16233.92
+    assert [e.amount for e in entries] == [
+        Decimal("-212.39"),
+        Decimal("-369.28"),
+        Decimal("0.00"),
+        Decimal("0.00"),
+        Decimal("-561.08"),
+    ]
+    assert {e.currency for e in entries} == {"USD"}
+    header = parsed.statements[0]
+    assert (header.account_key, header.opening_balance, header.closing_balance) == (
+        "123456789",
+        Decimal("17376.67"),
+        Decimal("16233.92"),
+    )
+    assert parsed.items == []  # money out and zero lines only: nothing received
+
+
+def test_two_mt940_statements_in_one_file_each_balance_on_their_own():
+    parsed, entries = _read("wolph-mt940-generic.sta")
+    assert not parsed.errors
+    assert [(e.amount, e.statement) for e in entries] == [
+        (Decimal("-10.00"), 0),
+        (Decimal("-10.00"), 1),
+    ]
+    assert [(s.opening_balance, s.closing_balance) for s in parsed.statements] == [
+        (Decimal("100.00"), Decimal("90.00")),
+        (Decimal("90.00"), Decimal("80.00")),
+    ]
+    assert [s.start_date.isoformat() for s in parsed.statements] == ["2011-01-01", "2011-02-01"]
