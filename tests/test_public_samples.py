@@ -12,6 +12,11 @@ tests/public_samples/wolph-mt940-citi.txt and wolph-mt940-generic.sta: the mt-94
 test files (wolph/mt940, mt940_tests/citi/mt940.txt and mt940_tests/jejik/generic.sta,
 BSD-3-Clause test data, unchanged): Citi's ':28:' without C, entry dates of spaces and a funds
 code after the debit mark; two statements in one file, each with its own balances.
+
+tests/public_samples/moj-bai2-nwb_example.bai2: the bai2 library's NatWest example
+(ministryofjustice/bai2, tests/data/nwb_example.bai2, MIT test data, unchanged): a time with
+colons in the file header, the account as "account sortcode", amounts in pence, 88
+continuation records splitting a narrative mid-word.
 """
 
 from decimal import Decimal
@@ -109,3 +114,25 @@ def test_two_mt940_statements_in_one_file_each_balance_on_their_own():
         (Decimal("90.00"), Decimal("80.00")),
     ]
     assert [s.start_date.isoformat() for s in parsed.statements] == ["2011-01-01", "2011-02-01"]
+
+
+def test_natwests_bai2_reads_in_pence_with_its_account_the_right_way_round():
+    parsed, entries = _read("moj-bai2-nwb_example.bai2")
+    assert parsed.file_format == "bai2" and not parsed.errors  # 365.21 - 27.65 + 0.89
+    assert [e.amount for e in entries] == [
+        Decimal("-9.71"),
+        Decimal("-1.00"),
+        Decimal("-1.23"),
+        Decimal("-15.71"),
+        Decimal("0.89"),
+    ]
+    header = parsed.statements[0]
+    # "88888888 600004" is account 88888888 at sort code 60-00-04
+    assert (header.account_key, header.currency) == ("600004 88888888", "GBP")
+    assert (header.opening_balance, header.closing_balance) == (
+        Decimal("365.21"),
+        Decimal("338.45"),
+    )
+    [received] = parsed.items
+    assert received.amount == Decimal("0.89") and received.currency == "GBP"
+    assert "INTERNATIONAL-5373" in received.description and "SECCY AC TFR" in received.description
