@@ -68,6 +68,9 @@ class SandboxServer:
         self._connections: set = set()
         self._connections_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # writes accepted to be committed later (faults: late_commit_*), one timer each
+        self._late: set[threading.Timer] = set()
+        self._late_lock = threading.Condition()
 
     @property
     def url(self) -> str:
@@ -87,6 +90,32 @@ class SandboxServer:
 
     def expire_tokens(self) -> int:
         return self.tokens.expire_all()
+
+    def later(self, delay: float, fn, *args) -> None:
+        """Run fn(*args) after `delay` seconds on its own thread (a late commit)."""
+        timer = threading.Timer(delay, self._run_late, args=(fn, args))
+        timer.daemon = True
+        with self._late_lock:
+            self._late.add(timer)
+        timer.start()
+
+    def _run_late(self, fn, args) -> None:
+        try:
+            fn(*args)
+        finally:
+            with self._late_lock:
+                self._late.discard(threading.current_thread())
+                self._late_lock.notify_all()
+
+    def late_pending(self) -> int:
+        with self._late_lock:
+            return len(self._late)
+
+    def settle_late_commits(self, timeout: float = 120) -> bool:
+        """Wait until every write accepted for a late commit has been committed (or refused);
+        False if some are still waiting after `timeout` seconds."""
+        with self._late_lock:
+            return self._late_lock.wait_for(lambda: not self._late, timeout=timeout)
 
     def start(self) -> "SandboxServer":
         """Serve in a background thread (tests); returns self."""
@@ -116,6 +145,11 @@ class SandboxServer:
                 pass
         if self._thread is not None:
             self._thread.join(timeout=5)
+        with self._late_lock:
+            late, self._late = list(self._late), set()
+        for timer in late:  # a stopped AIQ commits nothing more
+            timer.cancel()
+            timer.join(timeout=5)
         self.store.close()
 
 

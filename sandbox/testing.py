@@ -70,6 +70,12 @@ class RunningSandbox:
     def expire_tokens(self) -> int:
         return self.server.expire_tokens()
 
+    def late_pending(self) -> int:
+        return self.server.late_pending()
+
+    def settle_late_commits(self, timeout: float = 120) -> bool:
+        return self.server.settle_late_commits(timeout)
+
     def stop(self) -> None:
         self.server.stop()
 
