@@ -262,6 +262,9 @@ APPROVAL_THRESHOLD = env_decimal("APPROVAL_THRESHOLD", Decimal("1000.00"))
 # The AIQ GL account unidentified money is parked on (an other receipt to it) until a person
 # knows whose it is.
 SUSPENSE_GL_ACCOUNT_CODE = env_str("SUSPENSE_GL_ACCOUNT_CODE", "9990")
+# The AIQ GL account VAT on sales is posted to (a duplicate credit note's reversing journal
+# credits its tax back here).
+AIQ_VAT_GL_ACCOUNT_CODE = env_str("AIQ_VAT_GL_ACCOUNT_CODE", "2200")
 
 # --- API for other systems (docs/api.md) ------------------------------------------------------
 # requests per API client, counted in the cache (Redis when REDIS_URL is set)

@@ -14,7 +14,7 @@ journals), sales debit journals (what a refund posts) and credit notes. Faults (
 reset before touching the books, 3 % refused with HTTP 500, 5 % of writes accepted unanswered
 and committed 1.5 s later (within the 3 s settle period), tokens expiring every 40 calls. A
 full pull (`sync_run`) runs every 3 s while the outbox works; K busy task workers are SIGKILLed.
-Then --late-past-settle receipts and journals whose first send AIQ commits 4 s after the settle
+Then --late-past-settle receipts and journals whose first send AIQ commits only after the settle
 period: they are resent, so AIQ holds them twice; the pull must flag every one.
 
 Prints: duplicates (a reference AIQ holds more than once; an invoice allocated beyond its

@@ -16,7 +16,8 @@ real, remote AIQ does on a bad day.
   later (as a busy AIQ that finishes processing after the caller timed out). A read-back
   before then finds nothing; one after it finds the write. A late write that AIQ's own checks
   refuse by then (e.g. the invoice meanwhile fully allocated) is not written, as in AIQ.
-  `SandboxServer.settle_late_commits()` waits until every late write has landed.
+  `SandboxServer.settle_late_commits()` waits until every late write has landed;
+  `release_late_commits()` commits the waiting ones at once (AIQ catching up at a chosen moment).
 - `token_expire_every`: each session/access token is good for this many calls, then reports
   `HasExpired` (0 = off). "Expire all tokens now" is `SandboxServer.expire_tokens()`.
 - `ops`: when set, failures and drops only hit these operation names.

@@ -76,6 +76,9 @@ class RunningSandbox:
     def settle_late_commits(self, timeout: float = 120) -> bool:
         return self.server.settle_late_commits(timeout)
 
+    def release_late_commits(self) -> int:
+        return self.server.release_late_commits()
+
     def stop(self) -> None:
         self.server.stop()
 

@@ -336,9 +336,9 @@ CHAOS_FAULTS = {
     "late_commit_ms": 1500,
     "token_expire_every": 40,
 }
-# after the chaos: writes that AIQ commits only after the settle period (4 s past it). The
-# outbox cannot tell them from writes that never landed, so it resends; each must then be
-# found by the next pull, flagged and listed for repair.
+# after the chaos: writes that AIQ commits only after the settle period (after the outbox
+# resent them). The outbox cannot tell them from writes that never landed, so it resends; each
+# must then be found by the next pull, flagged and listed for repair.
 LATE_PAST_SETTLE_OPS = [
     "SaveSalesReceiptGetBackTransactionID",
     "PostSalesCreditJournalGetBackTransactionID",
@@ -645,8 +645,10 @@ def chaos_run(
 
     killed = []
     kill_deadline = time.monotonic() + timeout / 2
+    # look for a busy worker often: with several clusters the work is spread thin and a
+    # worker is busy only while it drains (the rest of the time rows wait out settle periods)
     while len(killed) < kills and time.monotonic() < kill_deadline:
-        time.sleep(rng.uniform(0.05, 0.4))
+        time.sleep(rng.uniform(0.02, 0.15))
         victim = rng.choice(running).kill_random_worker(rng)
         if victim:
             killed.append(victim)
@@ -661,19 +663,22 @@ def chaos_run(
 
     late = {}
     if late_past_settle:
+        # held by AIQ until the outbox has given up waiting (settle period) and resent each;
+        # then AIQ commits them all (a timer alone could fire before a slow resend)
         world.server.faults.update(
-            late_commit_next=late_past_settle,
-            late_commit_ms=(CHAOS_SETTLE_SECONDS + 4) * 1000,
-            ops=LATE_PAST_SETTLE_OPS,
+            late_commit_next=late_past_settle, late_commit_ms=3_600_000, ops=LATE_PAST_SETTLE_OPS
         )
         late_items = chaos_late_workload(world, late_past_settle)
         late_settled = wait_until(lambda: not open_.exists(), timeout=120, on_tick=tick)
+        released = world.server.release_late_commits()
         late_landed = world.server.settle_late_commits(timeout=60) and late_landed
         world.server.faults.reset()
         pull()  # the next scheduled pull after AIQ committed them
         late = chaos_books(world.server, late_items)
         late.update(
-            settled=late_settled, references=[c.external_reference for _, c, _ in late_items]
+            settled=late_settled,
+            released=released,
+            references=[c.external_reference for _, c, _ in late_items],
         )
 
     # the final pull and the count see AIQ without faults

@@ -180,6 +180,7 @@ def _assert_chaos(figures, client, approver, kills: int) -> None:
     # them found by the pull and listed on the Sync screen for repair
     late = figures["late_past_settle"]
     assert late["settled"] and late["losses"] == [] and late["parked"] == [], late
+    assert late["released"] == len(late["references"]), "each first send was held"
     assert sorted(d[1] for d in late["duplicates"]) == sorted(late["references"]), late
     assert late["unflagged_duplicates"] == [], late
     client.force_login(approver)

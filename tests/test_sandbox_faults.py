@@ -142,6 +142,19 @@ def test_a_late_write_aiq_refuses_when_its_time_comes_is_not_written(aiq_sandbox
     assert aiq_sandbox.faults.snapshot()["stats"]["late_refused"] == 1
 
 
+def test_late_commits_can_be_released_at_a_chosen_moment(aiq_sandbox, aiq):
+    service, token = aiq
+    aiq_sandbox.faults.update(late_commit_next=2, late_commit_ms=3_600_000)
+    for reference in ("HELD-1", "HELD-2"):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            save_receipt(service, token, reference)
+    assert aiq_sandbox.state.receipt_count("HELD-1") == 0
+    assert aiq_sandbox.release_late_commits() == 2
+    assert aiq_sandbox.late_pending() == 0
+    assert aiq_sandbox.state.receipt_count("HELD-1") == 1
+    assert aiq_sandbox.state.receipt_count("HELD-2") == 1
+
+
 def test_a_stopped_sandbox_commits_no_late_write(tmp_path):
     from sandbox.testing import start_sandbox
 
