@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "staff",
     "ledger",
     "payments",
+    "sales",
     "api",
 ]
 
@@ -276,6 +277,11 @@ AIQ_VAT_GL_ACCOUNT_CODE = env_str("AIQ_VAT_GL_ACCOUNT_CODE", "2200")
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "1200/min")
 # idempotency keys are kept at least this long (never less than 24)
 API_IDEMPOTENCY_HOURS = int(env_str("API_IDEMPOTENCY_HOURS", "48"))
+# outgoing webhooks (api/webhooks.py): a POST's time limit, the first retry's delay (doubled
+# each time, at most 6 h) and the attempts before a delivery is failed (a person can replay it)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
+WEBHOOK_RETRY_SECONDS = env_int("WEBHOOK_RETRY_SECONDS", 60, minimum=1, maximum=3600)
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 10, minimum=1, maximum=50)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["api.auth.ClientScope"],

@@ -4,8 +4,21 @@ message after saving), revoked through api_client_revoke; never edited or delete
 from django import forms
 from django.contrib import admin, messages
 
-from api.models import ApiClient, IdempotencyKey
+from api.models import (
+    ApiClient,
+    IdempotencyKey,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEvent,
+    WebhookSubscription,
+)
 from api.services import api_client_create, api_client_revoke
+from api.webhooks import (
+    EVENT_TYPES,
+    webhook_delivery_replay,
+    webhook_subscription_create,
+    webhook_subscription_disable,
+)
 from ledger.models import Entity
 from staff.admin_base import ViewOnlyAdmin
 from staff.models import Role
@@ -66,3 +79,114 @@ class IdempotencyKeyAdmin(ViewOnlyAdmin):
     list_display = ["client", "key", "response_status", "created_at"]
     list_filter = ["client"]
     search_fields = ["key"]
+
+
+# --- outgoing webhooks -------------------------------------------------------------------------
+
+
+class NewSubscriptionForm(forms.ModelForm):
+    url = forms.URLField(max_length=500, assume_scheme="https")
+    event_types = forms.MultipleChoiceField(
+        choices=[(t, t) for t in EVENT_TYPES],
+        required=False,
+        help_text="None chosen: every type.",
+        widget=forms.CheckboxSelectMultiple,
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["client", "url"]
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    """Made through webhook_subscription_create (the signing secret is shown once, in the
+    message after saving), stopped through webhook_subscription_disable; never edited."""
+
+    list_display = ["client", "url", "event_types", "created_at", "disabled_at"]
+    readonly_fields = ["event_types", "created_by", "created_at", "disabled_at"]
+    actions = ["disable"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = NewSubscriptionForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["client", "url", "event_types"]
+        return ["client", "url", *self.readonly_fields]
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        row, secret = webhook_subscription_create(
+            actor=request.user,
+            client=form.cleaned_data["client"],
+            url=form.cleaned_data["url"],
+            event_types=list(form.cleaned_data["event_types"]),
+        )
+        obj.pk = row.pk
+        messages.warning(request, f"The signing secret of {row.url}, shown this once: {secret}")
+
+    @admin.action(description="Stop sending events to the selected subscriptions")
+    def disable(self, request, queryset):
+        for row in queryset:
+            webhook_subscription_disable(actor=request.user, subscription=row)
+        self.message_user(request, f"{queryset.count()} subscription(s) stopped.")
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    fields = ["number", "at", "status_code", "error", "milliseconds"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ViewOnlyAdmin):
+    """The delivery log: each event to each subscription, its attempts; failed ones (or any)
+    can be sent again (webhook_delivery_replay, audited)."""
+
+    list_display = [
+        "event",
+        "subscription",
+        "state",
+        "attempts",
+        "last_status_code",
+        "next_attempt_at",
+        "delivered_at",
+    ]
+    list_filter = ["state", "subscription"]
+    search_fields = ["event__object_id", "event__type"]
+    inlines = [WebhookAttemptInline]
+    actions = ["replay"]
+
+    @admin.action(description="Send the selected deliveries again now")
+    def replay(self, request, queryset):
+        for row in queryset:
+            webhook_delivery_replay(actor=request.user, delivery=row)
+        self.message_user(request, f"{queryset.count()} delivery(ies) queued again.")
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(ViewOnlyAdmin):
+    list_display = ["__str__", "entity", "type", "object_id", "created_at"]
+    list_filter = ["type"]
+    search_fields = ["object_id"]
+
+
+@admin.register(WebhookAttempt)
+class WebhookAttemptAdmin(ViewOnlyAdmin):
+    """Every POST made to a subscriber (also shown under each delivery)."""
+
+    list_display = ["delivery", "number", "at", "status_code", "error", "milliseconds"]
+    list_filter = ["status_code"]

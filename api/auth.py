@@ -3,6 +3,7 @@ parsed with Decimals (never floats). Kept apart from api/http.py: DRF imports th
 from its settings while rest_framework.views is still loading."""
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -15,6 +16,8 @@ from rest_framework.throttling import SimpleRateThrottle
 
 from api.models import ApiClient
 from api.services import api_client_for_token
+
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 class TokenAuthentication(BaseAuthentication):
@@ -35,7 +38,10 @@ class TokenAuthentication(BaseAuthentication):
         client = api_client_for_token(token)
         if client is None or not client.user.is_active:
             raise exceptions.AuthenticationFailed("The token is not valid or was revoked.")
-        ApiClient.objects.filter(pk=client.pk).update(last_used_at=timezone.now())
+        now = timezone.now()
+        if client.last_used_at is None or now - client.last_used_at > LAST_USED_EVERY:
+            # a write per minute at most, not per request
+            ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
         return client.user, client
 
     def authenticate_header(self, request):

@@ -72,3 +72,111 @@ class IdempotencyKey(models.Model):
                 condition=Q(response_status__lt=500), name="idempotency_no_server_error"
             ),
         ]
+
+
+# --- outgoing webhooks (api/webhooks.py, docs/api.md) -----------------------------------------
+
+
+class WebhookSubscription(models.Model):
+    """A URL of an API client's system that receives its company's events, signed with the
+    subscription's secret (shown once when made; kept, since every delivery is signed with it)."""
+
+    client = models.ForeignKey(ApiClient, on_delete=models.PROTECT, related_name="webhooks")
+    url = models.URLField(max_length=500)
+    secret = models.CharField(max_length=80, editable=False)
+    event_types = models.JSONField(
+        default=list, blank=True, help_text="Event types sent (empty: every type)"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    disabled_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        verbose_name = "webhook subscription"
+
+    def __str__(self):
+        return f"{self.client} → {self.url}"
+
+    def wants(self, event_type: str) -> bool:
+        return not self.event_types or event_type in self.event_types
+
+
+class WebhookEvent(models.Model):
+    """Something an integrator hears about: a receipt, allocation, other receipt or refund
+    changed state (confirmed in AIQ, failed, waiting for a person...). Written in the same
+    transaction as the change; `data` is the object as the API shows it at that moment."""
+
+    entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT, related_name="+")
+    type = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=40)
+    data = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self):
+        return f"evt_{self.pk} {self.type} {self.object_id}"
+
+
+class WebhookDelivery(models.Model):
+    """One event to one subscription: the durable queue. A worker claims a due row (a
+    conditional UPDATE that sets a lease), posts, then records the attempt; a failure is retried
+    with exponential backoff until WEBHOOK_MAX_ATTEMPTS, then the row is failed (a person can
+    replay it)."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed (gave up)"
+
+    event = models.ForeignKey(WebhookEvent, on_delete=models.PROTECT, related_name="deliveries")
+    subscription = models.ForeignKey(
+        WebhookSubscription, on_delete=models.PROTECT, related_name="deliveries"
+    )
+    state = models.CharField(max_length=10, choices=State, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    lease_until = models.DateTimeField(null=True, blank=True)
+    last_status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["event", "subscription"], name="webhook_delivery_once_per_subscription"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="delivered") | Q(delivered_at__isnull=False),
+                name="webhook_delivered_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(state="pending"),
+                name="webhook_delivery_due",
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.event} → {self.subscription.url} ({self.state})"
+
+
+class WebhookAttempt(models.Model):
+    """The delivery log: every POST made, with what the subscriber answered."""
+
+    delivery = models.ForeignKey(
+        WebhookDelivery, on_delete=models.PROTECT, related_name="attempt_log"
+    )
+    number = models.PositiveIntegerField()
+    at = models.DateTimeField(auto_now_add=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    milliseconds = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["delivery", "number"]

@@ -17,15 +17,19 @@ def _live_plan(payment: Payment) -> AllocationPlan | None:
     return max(plans, key=lambda p: p.pk) if plans else None
 
 
-def contact_payment(payment: Payment) -> dict:
-    plan = _live_plan(payment)
-    receipt = payment.receipt
+def contact_payment(payment: Payment, *, plan=None, lines=None) -> dict:
+    """`plan` and its `lines` when the caller has them in hand (a receipt just made), else
+    the payment's prefetched plans."""
+    if plan is None:
+        plan = _live_plan(payment)
+        lines = plan.lines.all() if plan is not None else []
+    receipt = payment.receipt if payment.receipt_id else None
     customer = plan.customer if plan else payment.customer
     bank = payment.bank_account or (receipt.bank_account if receipt else None)
     artefacts = []
     if plan is not None:
-        for line in plan.lines.all():
-            if line.unallocated_at is None and line.amount:
+        for line in sorted(lines, key=lambda line: line.invoice_id):
+            if getattr(line, "unallocated_at", None) is None and line.amount:
                 item = {
                     "artefact_id": f"inv_{line.invoice_id}",
                     "amount": money(line.amount, payment.currency),

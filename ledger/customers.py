@@ -9,6 +9,22 @@ from staff.models import Role
 from staff.services import audit_log, user_has_role
 
 
+def customer_ensure_reference(customer: Customer) -> str:
+    # the code is AIQ's unique key for a customer, so one command per code is enough
+    return f"CUST-{customer.code.upper()}"[:100]
+
+
+def customer_ensure_payload(customer: Customer) -> dict:
+    """The ensure_customer payload of a mirror customer (ledger/outbox/executors_customers.py)."""
+    return {
+        "customer_id": customer.pk,
+        "code": customer.code.upper(),
+        "name": customer.name,
+        "email": customer.email,
+        "currency": customer.currency,
+    }
+
+
 def customer_ensure_in_aiq(*, customer: Customer, actor=None) -> OutboxCommand | None:
     """Queue an ensure_customer command (None when AIQ already gave us the customer's account
     id). Call inside the transaction of the decision that needs the customer, and make the
@@ -23,15 +39,8 @@ def customer_ensure_in_aiq(*, customer: Customer, actor=None) -> OutboxCommand |
         command = outbox_enqueue(
             entity=customer.entity,
             kind=OutboxCommand.Kind.ENSURE_CUSTOMER,
-            # the code is AIQ's unique key for a customer, so one command per code is enough
-            external_reference=f"CUST-{customer.code.upper()}"[:100],
-            payload={
-                "customer_id": customer.pk,
-                "code": customer.code.upper(),
-                "name": customer.name,
-                "email": customer.email,
-                "currency": customer.currency,
-            },
+            external_reference=customer_ensure_reference(customer),
+            payload=customer_ensure_payload(customer),
             origin_type="customer",
             origin_id=customer.pk,
             created_by=actor,

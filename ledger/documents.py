@@ -13,8 +13,7 @@ from django.db import transaction
 
 from ledger.aiq.client import AiqClient
 from ledger.aiq.errors import AiqPermanentError
-from ledger.models import Document, Invoice, OutboxCommand
-from ledger.models_attachments import MAX_ATTACHMENT_BYTES, Attachment
+from ledger.models import MAX_ATTACHMENT_BYTES, Attachment, Document, Invoice, OutboxCommand
 from ledger.outbox.services import outbox_enqueue
 from staff.models import Role
 from staff.services import audit_log, user_has_role

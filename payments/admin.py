@@ -67,6 +67,24 @@ class StatementAccountAdmin(AuditedAdmin):
     search_fields = ("account_key", "name")
 
 
+@admin.register(m.ProviderAccount)
+class ProviderAccountAdmin(AuditedAdmin):
+    """A Stripe/GoCardless account's books per currency: its clearing bank account in AIQ, the
+    real bank its payouts arrive in, its fees (and VAT on fees) GL accounts, and how its payouts
+    read on the bank statement. A setting, changed and audited; checked at start-up."""
+
+    list_display = (
+        "name",
+        "source",
+        "currency",
+        "clearing_bank_account",
+        "payout_bank_account",
+        "fees_gl_account_code",
+        "entity",
+    )
+    list_filter = ("entity", "source", "currency")
+
+
 @admin.register(m.Statement)
 class StatementAdmin(ViewOnlyAdmin):
     """A bank statement's period and balances as the bank sent them."""

@@ -31,6 +31,29 @@ class Payout(models.Model):
     status = models.CharField(max_length=20, blank=True)
     arrival_date = models.DateField(null=True, blank=True)
     raw = models.JSONField(default=dict)
+    # its books (payments/services/provider_books.py): the provider account it belongs to, the
+    # AIQ journals of its fees, of the transfer clearing -> bank and of that transfer's
+    # reversal (a failed payout), and the bank statement line it arrived as
+    provider_account = models.ForeignKey(
+        "ProviderAccount", null=True, blank=True, on_delete=models.PROTECT, related_name="payouts"
+    )
+    fees_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    transfer_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reversal_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    statement_payment = models.OneToOneField(
+        "Payment",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="settles_payout",
+        help_text="The bank statement line this payout arrived as",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -759,3 +782,4 @@ from payments.models_money_later import (  # noqa: E402, F401
     OtherReceipt,
     OtherReceiptLine,
 )
+from payments.models_provider import ProviderAccount  # noqa: E402, F401

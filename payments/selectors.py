@@ -133,7 +133,7 @@ def match_rate_by_day(*, days: int, now=None) -> dict:
     )
     labels, rates = [], []
     for row in rows:
-        labels.append(row["day"].isoformat())
+        labels.append(f"{row['day']:%d/%m/%Y}")
         rates.append(round(100 * row["matched"] / row["n"], 1) if row["n"] else 0)
     return {"labels": labels, "rates": rates}
 
@@ -154,7 +154,7 @@ def cash_by_day_and_source(*, days: int, now=None) -> list[dict]:
     charts: dict[str, dict] = {}
     for row in rows:
         chart = charts.setdefault(row["currency"], {"labels": [], "series": {}})
-        day = row["day"].isoformat()
+        day = f"{row['day']:%d/%m/%Y}"
         if day not in chart["labels"]:
             chart["labels"].append(day)
         chart["series"].setdefault(row["source"], {})[day] = str(row["total"])

@@ -320,7 +320,8 @@ def summary(ctx: Ctx, row: sqlite3.Row, *, changed: bool = False) -> dict:
     result = {
         "AccountID": row["account_id"] or 0,
         "AccountCode": account["code"] if account else None,
-        "Ledger": account["ledger"] if account else "GeneralLedger",
+        # LedgerType is Sales or Purchases: a general journal or sundry receipt is on neither
+        "Ledger": account["ledger"] if account else None,
         "TransactionType": row["type"],
         "TransactionID": row["id"],
         "IsBatchInvoiceOrNote": bool(row["is_batch"]),

@@ -310,6 +310,8 @@ def batch_invoice(ctx, inv: dict | None) -> tuple[int, str]:
         item = item or {}
         net = money(item.get("NetAmount"), currency, f"Line {number} NetAmount", positive=False)
         code = item.get("TaxCode") or None
+        if code:
+            tax_rate(ctx, code)  # an unknown tax code is refused, even with the VAT given
         if item.get("TaxAmount") is not None:
             tax = money(item["TaxAmount"], currency, f"Line {number} TaxAmount", positive=False)
         else:

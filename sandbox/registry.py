@@ -72,6 +72,7 @@ def load_all() -> dict[str, Operation]:
     """Import every handler module so their @operation decorators run."""
     from sandbox.ops import (  # noqa: F401
         auth,
+        banks,
         credit_notes,
         customers,
         documents,

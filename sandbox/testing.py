@@ -79,6 +79,30 @@ class RunningSandbox:
     def release_late_commits(self) -> int:
         return self.server.release_late_commits()
 
+    def add_bank(
+        self, bank_account_code: str, gl_code: str, currency: str, *, entity: str = "demo"
+    ) -> None:
+        """Set up one more bank account (with its own bank GL code), as an AIQ administrator
+        does in AIQ's screens (Integration 1.1 has no operation that creates a bank): e.g. a
+        provider's clearing account "STRIPE-GBP" on GL 1150."""
+        with self.server.store.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO gl_account VALUES (?, ?, ?, 'bank')",
+                (entity, gl_code, f"{bank_account_code} clearing"),
+            )
+            db.execute(
+                "INSERT INTO bank (entity_id, gl_code, bank_account_code, name, currency) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (entity, gl_code, bank_account_code, bank_account_code, currency),
+            )
+
+    def bank_balance(self, gl_code: str, *, entity: str = "demo"):
+        """What AIQ's bank account on `gl_code` holds now (GetBankAccountBalance's figure)."""
+        from sandbox.ops.banks import bank_gl_balance
+
+        with self.server.store.transaction() as db:
+            return bank_gl_balance(db, entity, gl_code)
+
     def stop(self) -> None:
         self.server.stop()
 

@@ -1,8 +1,10 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django_q.admin import FailAdmin, QueueAdmin, ScheduleAdmin, TaskAdmin
 from django_q.models import Failure, OrmQ, Schedule, Success
 
 from staff.admin_base import ViewOnlyAdmin
+from staff.login_throttle import login_unlock
 from staff.models import AuditEntry, FormSubmission, LoginThrottle
 
 
@@ -20,6 +22,19 @@ class LoginThrottleAdmin(ViewOnlyAdmin):
 
     list_display = ("key", "failures", "window_started_at", "locked_until")
     search_fields = ("key",)
+    actions = ["unlock_now"]
+
+    @admin.action(description="Unlock now (audited)")
+    def unlock_now(self, request, queryset):
+        """Lift the chosen lock-outs through the audited service (admins only)."""
+        try:
+            count = login_unlock(
+                keys=list(queryset.values_list("key", flat=True)), actor=request.user
+            )
+        except PermissionDenied as error:
+            self.message_user(request, str(error), messages.ERROR)
+            return
+        self.message_user(request, f"Unlocked {count} sign-in lock(s); each is in the audit log.")
 
 
 @admin.register(FormSubmission)

@@ -504,8 +504,7 @@ def chaos_books(server, items, entity_code: str = "demo") -> dict:
     """What the sandbox's books say about the workload: duplicates (a reference held more than
     once, an invoice allocated beyond its gross) and losses (a confirmed command whose write
     AIQ does not hold)."""
-    from ledger.models import OutboxCommand
-    from ledger.models_duplicates import DuplicateWrite
+    from ledger.models import DuplicateWrite, OutboxCommand
 
     states = {c.pk: c.state for c in OutboxCommand.objects.all()}
     duplicates, losses, parked = [], [], []

@@ -103,3 +103,42 @@ def test_a_refusal_is_kept_for_its_key_too(books, entity, carol):
     assert first.status_code == second.status_code == 422
     assert first.content == second.content
     assert not Payment.objects.exists()
+
+
+def test_keys_past_their_hours_are_purged_by_the_hourly_schedule(books, entity, carol, settings):
+    """The schedule setup_schedules makes runs the purge: a key older than
+    API_IDEMPOTENCY_HOURS is forgotten (the same key then makes a new receipt), a younger one
+    still answers with the first answer."""
+    from datetime import timedelta
+    from importlib import import_module
+
+    from django.core.management import call_command
+    from django.utils import timezone
+    from django_q.models import Schedule
+
+    settings.API_IDEMPOTENCY_HOURS = 48
+    _client, token = api_client(entity, carol)
+    old = make_invoice(entity, "ACME", [("Support", "4010", "120.00", "T0")])
+    young = make_invoice(entity, "ACME", [("Support", "4010", "120.00", "T0")])
+    caller = Caller(token)
+    assert caller.post("contact_payments", _body(old), key="old").status_code == 201
+    assert caller.post("contact_payments", _body(young), key="young").status_code == 201
+    IdempotencyKey.objects.filter(key="old").update(created_at=timezone.now() - timedelta(hours=49))
+    IdempotencyKey.objects.filter(key="young").update(
+        created_at=timezone.now() - timedelta(hours=47)
+    )
+
+    call_command("setup_schedules", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    schedule = Schedule.objects.get(name="api-idempotency-purge")
+    assert (schedule.schedule_type, schedule.minutes, schedule.repeats) == (
+        Schedule.MINUTES,
+        60,
+        -1,
+    )
+    module, _, name = schedule.func.rpartition(".")
+    assert getattr(import_module(module), name)() == 1  # what the cluster runs
+
+    assert list(IdempotencyKey.objects.values_list("key", flat=True)) == ["young"]
+    replay = caller.post("contact_payments", _body(young), key="young")
+    assert replay["Idempotent-Replayed"] == "true"
+    assert Payment.objects.count() == 2

@@ -8,8 +8,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from ledger.documents import document_attach
-from ledger.models import Customer, Invoice, OutboxCommand
-from ledger.models_attachments import Attachment
+from ledger.models import Attachment, Customer, Invoice, OutboxCommand
 from ledger.outbox.runner import drain
 from staff.models import AuditEntry
 

@@ -228,9 +228,10 @@ def test_every_admin_page_that_writes_is_audited(carol):
             or model_admin.has_delete_permission(request)
         )
     }
-    # people and groups: the hooks; API clients: made and revoked only by the audited
-    # api_client_create / api_client_revoke services (api/admin.py)
-    assert writers == {"auth.User", "auth.Group", "api.ApiClient"}
+    # people and groups: the hooks; API clients and webhook subscriptions: made and revoked
+    # only by the audited api_client_create / api_client_revoke and
+    # webhook_subscription_create / webhook_subscription_disable services (api/admin.py)
+    assert writers == {"auth.User", "auth.Group", "api.ApiClient", "api.WebhookSubscription"}
 
 
 def test_an_admin_action_on_a_view_only_page_goes_through_the_audited_service(

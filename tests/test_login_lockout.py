@@ -145,3 +145,46 @@ def test_staff_change_their_own_password(client, alice):
 def test_a_session_ends_after_a_working_day_without_a_request(settings):
     assert settings.SESSION_COOKIE_AGE == 8 * 3600
     assert settings.SESSION_SAVE_EVERY_REQUEST  # each request moves the end on: idle time
+
+
+def test_an_admin_unlocks_a_locked_out_clerk_now_and_the_audit_says_so(client, alice, bob, carol):
+    """Alice mistyped five times; she rings the admin rather than wait. Carol's "Unlock now" on
+    the admin's sign-in locks clears it at once, audited with what it was; Bob (an approver,
+    not an admin) cannot, and nothing changes when he tries."""
+    from django.test import Client
+    from django.urls import reverse
+
+    for _ in range(5):
+        client.post("/accounts/login/", {"username": "alice", "password": "nope"})
+    locked = client.post("/accounts/login/", {"username": "alice", "password": "alice-pass-123"})
+    assert LOCKED in locked.content.decode()
+    row = LoginThrottle.objects.get(key="user:alice")
+
+    bob.is_staff = True  # can open the admin, but has no admin role
+    bob.save()
+    bobs = Client()
+    bobs.force_login(bob)
+    bobs.post(
+        reverse("admin:staff_loginthrottle_changelist"),
+        {"action": "unlock_now", "_selected_action": [row.pk]},
+    )
+    assert LoginThrottle.objects.filter(key="user:alice", locked_until__isnull=False).exists()
+    assert not AuditEntry.objects.filter(action="auth.unlock").exists()
+
+    admin = Client()
+    admin.force_login(carol)
+    response = admin.post(
+        reverse("admin:staff_loginthrottle_changelist"),
+        {"action": "unlock_now", "_selected_action": [row.pk]},
+        follow=True,
+    )
+    assert "Unlocked 1 sign-in lock" in response.content.decode()
+    assert not LoginThrottle.objects.filter(key="user:alice").exists()
+    entry = AuditEntry.objects.get(action="auth.unlock")
+    assert entry.actor == carol and entry.object_id == "alice"
+    assert "after 6 failed tries" in entry.summary and "was locked until" in entry.summary
+    assert entry.before["failures"] == 6 and entry.after == {"failures": 0, "locked_until": None}
+
+    # and Alice signs in with her right password straight away
+    response = client.post("/accounts/login/", {"username": "alice", "password": "alice-pass-123"})
+    assert response.status_code == 302 and "_auth_user_id" in client.session

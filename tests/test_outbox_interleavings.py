@@ -21,7 +21,15 @@ from django.utils import timezone
 
 from ledger.aiq.errors import AiqAmbiguousError
 from ledger.aiq.operations import AiqOperations
-from ledger.models import Allocation, CreditNote, DocumentStatus, Invoice, OutboxCommand, Receipt
+from ledger.models import (
+    Allocation,
+    CreditNote,
+    DocumentStatus,
+    Invoice,
+    Journal,
+    OutboxCommand,
+    Receipt,
+)
 from ledger.outbox.runner import default_client_factory, drain
 from ledger.outbox.services import outbox_enqueue
 from ledger.sync.services import sync_claim, sync_run
@@ -243,6 +251,31 @@ def build_unallocation(world):
     return command, "UnallocateTransactions", in_aiq
 
 
+def build_general_journal(world):
+    """A payout's fees (issue 17): Dr fees, Dr VAT on fees, Cr the Stripe clearing GL."""
+    reference = "POFEE-LOST-1"
+    lines = [("7510", "12.50", "0"), ("2200", "2.50", "0"), ("1150", "0", "15.00")]
+    command = outbox_enqueue(
+        entity=world.entity,
+        kind="post_general_journal",
+        payload={
+            "journal_date": TODAY,
+            "description": "Stripe GBP fees, payout po_lost",
+            "currency": "GBP",
+            "lines": [
+                {"gl_account_code": gl, "debit": dr, "credit": cr, "description": reference}
+                for gl, dr, cr in lines
+            ],
+        },
+        external_reference=reference,
+    )
+
+    def in_aiq():
+        return len(world.server.state.transactions(reference))
+
+    return command, "CreateGeneralJournalGetBackTransactionID", in_aiq
+
+
 KINDS = {
     "receipt": build_receipt,
     "allocation of a whole invoice": build_allocation_whole_invoice,
@@ -251,6 +284,7 @@ KINDS = {
     "sales debit journal": build_debit_journal,
     "credit note": build_credit_note,
     "unallocation": build_unallocation,
+    "general journal (payout fees)": build_general_journal,
 }
 
 
@@ -307,6 +341,11 @@ def assert_mirror_shows_it_once(world, command) -> None:
         assert [(r.external_reference, r.status) for r in rows] == [
             (command.external_reference, DocumentStatus.POSTED)
         ]
+    if command.kind == "post_general_journal":
+        [txn] = world.server.state.transactions(command.external_reference)
+        rows = Journal.objects.filter(reference=command.external_reference)
+        assert [r.aiq_transaction_id for r in rows] == [txn["transaction_id"]]
+        assert world.server.state.gl_total("1150") == Decimal("-15.00")
     # the confirmation's mirror update went through (a failure is noted in its audit entry)
     confirmed = AuditEntry.objects.get(action="outbox.confirm", object_id=str(command.pk))
     assert "mirror update failed" not in confirmed.summary, confirmed.summary

@@ -126,4 +126,4 @@ def test_pulled_invoices_fall_due_on_the_customers_aiq_credit_term(world, entity
     assert not Invoice.objects.filter(entity=entity, due_date__isnull=True).exists()
     client.force_login(alice)
     page = client.get(reverse("ledger:invoice", args=[invoice.pk])).content.decode()
-    assert f"due {invoice.due_date:%Y-%m-%d}" in page
+    assert f"due {invoice.due_date:%d/%m/%Y}" in page

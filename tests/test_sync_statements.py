@@ -254,7 +254,7 @@ def test_the_customer_page_shows_the_stored_statement_without_asking_aiq(
     html = client.get(reverse("ledger:customer", args=[acme.pk])).content.decode()
     assert statement_calls(aiq_sandbox) == calls
     assert (
-        f"As AIQ reported it on {timezone.localtime(acme.statement.up_to):%Y-%m-%d %H:%M}" in html
+        f"As AIQ reported it on {timezone.localtime(acme.statement.up_to):%d/%m/%Y %H:%M}" in html
     )
     for line in acme.statement.lines.all():
         assert (line.external_reference or line.internal_number) in html

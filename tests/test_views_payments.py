@@ -261,12 +261,49 @@ def test_maker_sees_no_approve_button_and_a_forged_post_is_refused(
 def test_bulk_approve_reports_each_plan(client, bob, screen_data):
     client.force_login(bob)
     html = _inbox(client, tab="awaiting").content.decode()
-    assert f'name="plan_ids" value="{screen_data["plan"].pk}"' in html
+    plan = screen_data["plan"]
+    assert f'name="plan_ids" value="{plan.pk}"' in html
+    assert f'name="version_{plan.pk}" value="1"' in html  # the version shown rides along
+    assert "Plan v1: INV-1002 400.00 GBP" in html  # what approving it posts
     response = client.post(
-        reverse("payments:bulk_approve"), {"plan_ids": [screen_data["plan"].pk]}, follow=True
+        reverse("payments:bulk_approve"),
+        {"plan_ids": [plan.pk], f"version_{plan.pk}": "1"},
+        follow=True,
     )
     assert "Approved 1 plan." in response.content.decode()
     assert Payment.objects.get(pk=screen_data["awaiting"].pk).match_state == "approved"
+
+
+def test_bulk_approve_refuses_a_plan_changed_since_the_page_showed_it(
+    client, alice, bob, screen_data, settings
+):
+    """Bob's inbox showed plan v1 (INV-1002 400.00); Alice then moved it to INV-1001 and
+    resubmitted (v2). Bob's "Approve selected" approves nothing: not v2, which he never saw.
+    A post that does not say which version was shown approves nothing either."""
+    from payments.services.plans import plan_edit, plan_submit
+
+    settings.APPROVAL_THRESHOLD = Decimal("1.00")
+    plan = screen_data["plan"]
+    client.force_login(bob)
+    html = _inbox(client, tab="awaiting").content.decode()
+    assert f'name="version_{plan.pk}" value="1"' in html
+    inv1 = screen_data["invoices"][0]
+    plan = plan_edit(plan=plan, lines=[{"invoice_id": inv1.pk, "amount": "400.00"}], actor=alice)
+    plan_submit(plan=plan, actor=alice)
+    plan.refresh_from_db()
+    assert plan.version == 2 and plan.state == AllocationPlan.State.AWAITING_APPROVAL
+    response = client.post(
+        reverse("payments:bulk_approve"),
+        {"plan_ids": [plan.pk], f"version_{plan.pk}": "1"},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "changed since you opened it" in page and "Approved 1 plan" not in page
+    response = client.post(reverse("payments:bulk_approve"), {"plan_ids": [plan.pk]}, follow=True)
+    assert "did not say which version" in response.content.decode()
+    plan.refresh_from_db()
+    assert plan.state == AllocationPlan.State.AWAITING_APPROVAL and plan.approver is None
+    assert Payment.objects.get(pk=screen_data["awaiting"].pk).match_state == "awaiting_approval"
 
 
 def test_reject_needs_a_reason_shown_next_to_the_field(client, bob, screen_data):

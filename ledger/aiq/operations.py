@@ -53,6 +53,19 @@ class AiqOperations:
     def get_bank_list(self) -> list[dict]:
         return unwrap(self.call("GetBankList"), "Bank")
 
+    def get_bank_account_balance(self, gl_account_code: str, at: datetime) -> Decimal:
+        """What the bank account on this bank GL code holds at `at`, as AIQ books it."""
+        result = self.call(
+            "GetBankAccountBalance", GLAccountCode=gl_account_code, pointInTime=at
+        ).result
+        return Decimal(str(get(result, "Balance") or 0))
+
+    def get_gl_defaults(self) -> dict:
+        return self.call("GetGLDefaults").result
+
+    def save_gl_defaults(self, defaults: dict, *, replay_safe=False) -> None:
+        self.call("SaveGLDefaults", replay_safe=replay_safe, glDefaults=defaults)
+
     def get_gl_account_list(self) -> list:
         """Each account is an array of strings: code, name, category."""
         return unwrap(self.call("GetGLAccountList"), "ArrayOfString")
@@ -156,6 +169,18 @@ class AiqOperations:
     def get_new_sales_invoice(self, customer_code: str) -> dict:
         return self.call("GetNewSalesInvoice", customerCode=customer_code.upper()).result
 
+    def get_invoices_by_external_reference(self, reference: str) -> list[dict]:
+        """Item invoices (saved or posted) carrying `reference`, exact matches only. Batch
+        invoices go straight to the transactions, so they are found by
+        get_transactions_by_external_reference instead."""
+        result = self.call(
+            "GetInvoicesByExternalReference", replay_safe=True, externalReference=reference
+        )
+        return [i for i in unwrap(result, "Invoice") if get(i, "ExternalReference") == reference]
+
+    def get_new_batch_sales_invoice(self, customer_code: str) -> dict:
+        return self.call("GetNewBatchSalesInvoice", customerCode=customer_code.upper()).result
+
     def get_new_sales_credit_note(self, customer_code: str) -> dict:
         return self.call("GetNewSalesCreditNote", customerCode=customer_code.upper()).result
 
@@ -177,6 +202,46 @@ class AiqOperations:
             "PostInvoiceGetBackTransactionID", replay_safe=replay_safe, invoiceID=invoice_id
         )
         return required_id(result, "transaction_id")
+
+    def create_batch_sales_invoice(self, invoice: dict, *, replay_safe=False) -> int:
+        """One BatchSalesInvoice posted straight to the ledger -> its transaction id."""
+        result = self.call(
+            "CreateBatchSalesInvoiceGetBackTransactionID", replay_safe=replay_safe, inv=invoice
+        )
+        return required_id(result, "transaction_id")
+
+    def create_batch_sales_invoices_bulk(
+        self, invoices: list[dict], *, replay_safe=False
+    ) -> list[tuple[int, str]]:
+        """Many BatchSalesInvoices in one call; per invoice, in order, (transaction id, "")
+        or (0, AIQ's message) where AIQ refused that one."""
+        result = self.call(
+            "CreateBatchSalesInvoiceBulkGetBackTransactionIDs",
+            replay_safe=replay_safe,
+            invoices={"BatchSalesInvoice": list(invoices)},
+        )
+        ids = [int(i or 0) for i in unwrap(result.transaction_ids, "int")]
+        statuses = unwrap(result.result, "WSResultStatus")
+        if len(ids) != len(invoices) or len(statuses) not in (0, len(invoices)):
+            raise AiqAmbiguousError(
+                f"{len(ids)} transaction ids for {len(invoices)} invoices",
+                operation=result.operation,
+            )
+        out = []
+        for position, transaction_id in enumerate(ids):
+            status = statuses[position] if statuses else {}
+            refused = get(status, "Status") == "Failure"
+            message = (get(status, "ErrorMessage") or "refused") if refused else ""
+            if not transaction_id and not refused:
+                message = "Success without a transaction id"
+            out.append((0 if refused else transaction_id, message))
+        return out
+
+    def post_pay_and_allocate_sales_invoice(self, query: dict, *, replay_safe=False) -> dict:
+        """A batch invoice, its receipt and their allocation in one call (an already-paid
+        order): {"InvoiceTransactionID", "ReceiptTransactionID", "ClientUniqueReference"}."""
+        result = self.call("PostPayAndAllocateSalesInvoice", replay_safe=replay_safe, query=query)
+        return result.result or {}
 
     def save_sales_receipt(self, receipt: dict, *, replay_safe=False) -> int:
         """Receipts need CustomerCode, CheckReference (our external reference), BankAccountCode."""
@@ -293,6 +358,14 @@ class AiqOperations:
     def post_sales_credit_journal(self, journal: dict, *, replay_safe=False) -> int:
         result = self.call(
             "PostSalesCreditJournalGetBackTransactionID", replay_safe=replay_safe, journal=journal
+        )
+        return required_id(result, "transaction_id")
+
+    def create_general_journal(self, journal: dict, *, replay_safe=False) -> int:
+        """A general journal (lines of GLAccountCode with Debit or Credit, debits = credits)
+        -> its transaction id."""
+        result = self.call(
+            "CreateGeneralJournalGetBackTransactionID", replay_safe=replay_safe, journal=journal
         )
         return required_id(result, "transaction_id")
 

@@ -11,8 +11,9 @@ Payloads beyond the ones in services.py:
 
 Kinds in their own modules: create_credit_note and stripe_refund (executors_refunds.py),
 attach_document (executors_documents.py), ensure_customer (executors_customers.py, which also
-says why pay_and_allocate has no executor). Kinds without an executor (post_general_journal,
-pay_and_allocate) are parked for a person with a message saying so, rather than guessed at.
+says why pay_and_allocate has no executor), post_general_journal (executors_journals.py).
+Kinds without an executor (pay_and_allocate) are parked for a person with a message saying so,
+rather than guessed at.
 """
 
 from collections.abc import Callable
@@ -406,5 +407,6 @@ EXECUTORS: dict[str, Executor] = {
 # EXECUTORS when imported; imported last because it uses the helpers above.
 import ledger.outbox.executors_customers  # noqa: E402, F401
 import ledger.outbox.executors_documents  # noqa: E402, F401
+import ledger.outbox.executors_journals  # noqa: E402, F401
 import ledger.outbox.executors_refunds  # noqa: E402, F401
 import ledger.outbox.executors_sundry  # noqa: E402, F401

@@ -16,7 +16,9 @@ for ours.
 
 import hashlib
 
-from ledger.models import OutboxCommand
+from django.utils import timezone
+
+from ledger.models import Attachment, OutboxCommand
 from ledger.outbox import executors as base
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
@@ -32,8 +34,6 @@ MASTER_TYPE = "Transaction"  # invoices are attached to their posted transaction
 
 
 def _attachment(payload: dict):
-    from ledger.models_attachments import Attachment
-
     attachment = Attachment.objects.filter(pk=payload.get("attachment_id")).first()
     if attachment is None:
         raise PayloadError(f"attachment {payload.get('attachment_id')} no longer exists")
@@ -73,10 +73,6 @@ def attach_send(client, command: OutboxCommand, payload: dict) -> dict:
 
 def attach_mirror_apply(command: OutboxCommand, payload: dict, result: dict, notes: list) -> None:
     """Mark the attachment as in AIQ (called from ledger/outbox/mirror.py on confirmation)."""
-    from django.utils import timezone
-
-    from ledger.models_attachments import Attachment
-
     updated = Attachment.objects.filter(pk=payload.get("attachment_id")).update(
         attached_at=timezone.now(), aiq_document_id=result.get("document_id")
     )

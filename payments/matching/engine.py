@@ -14,13 +14,12 @@ the candidate was made; most candidates' text used to cost more than deciding on
 alternatives beyond the first five are never rendered at all.
 """
 
-import gc
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import compress
 from operator import attrgetter
 
+from core.gcpause import gc_paused
 from payments.matching.index import (
     FIELD_NAMES,
     FIELD_NUMBER_DIGITS,
@@ -816,21 +815,3 @@ def match_payments(index: OpenItems, rules: list[RuleSpec], payments) -> list[Pa
     """The whole engine: pure, deterministic for the same inputs in the same order."""
     with gc_paused():
         return Matcher(index, rules).run(payments)
-
-
-@contextmanager
-def gc_paused():
-    """The cyclic GC would walk the whole million-item index again and again while the run
-    allocates (measured: most of the engine's time); the run makes no reference cycles."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        # What the block made is long-lived (an index, a run's results): move it straight to
-        # the oldest generation (freeze + unfreeze only relink lists) instead of letting the
-        # first young collection after enable() walk it all (measured ~1 s per 100k results).
-        gc.freeze()
-        gc.unfreeze()
-        if enabled:
-            gc.enable()

@@ -15,6 +15,7 @@ import orjson
 from django.db import connection
 from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
 
+from core.gcpause import gc_paused
 from ledger.models import Customer, DocumentStatus, Invoice
 from ledger.references import (
     digits_keys,
@@ -427,8 +428,6 @@ def load_open_items(*, payments, inputs: RunInputs | None = None, scope=None) ->
     of a share's customers (scope: (customer range, extra customer ids); see matching_shares).
     Only the reference keys the payments carry are indexed (the engine looks up nothing else).
     """
-    from payments.matching.engine import gc_paused
-
     with gc_paused():  # a million tuples in: the cyclic GC would rescan them over and over
         if inputs is None:
             inputs = load_run_inputs(payments)

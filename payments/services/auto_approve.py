@@ -432,6 +432,7 @@ def _gl_codes(payments: dict[int, Payment], lines: list[LineInput]) -> dict[int,
 def _receiving_bank(banks: dict, payment: Payment):
     key = (
         payment.entity_id,
+        payment.source,
         payment.currency,
         payment.statement_account_id,
         payment.bank_account_id,

@@ -186,13 +186,13 @@ def other_receipt_create(
 
 def payment_to_suspense(*, payment: Payment, actor, reason: str) -> OtherReceipt:
     """Park unidentified money on the suspense account until somebody knows whose it is."""
-    from payments.services.plan_outbox import receiving_bank
+    from payments.services.plan_outbox import payment_bank
 
     reason = (reason or "").strip()
     if not reason:
         raise LaterRefused("Say why the money goes to suspense.", "reason")
     try:
-        bank = receiving_bank(payment.entity, payment.currency)
+        bank = payment_bank(payment)
     except Exception as error:  # PlanRefused: no bank to receive into
         raise LaterRefused(str(error)) from None
     return other_receipt_create(

@@ -9,9 +9,10 @@ deterministic, so the outbox can read each write back from AIQ before ever repea
 from django.utils import timezone
 
 from ledger.models import BankAccount, Invoice, OutboxCommand
-from ledger.outbox.services import NewCommand, outbox_enqueue
+from ledger.outbox.services import NewCommand, outbox_enqueue, outbox_enqueue_many
 from payments.models import AllocationPlan, Payment, StatementAccount
 from payments.services.plan_lines import PlanRefused, amount_text, available_amount
+from payments.services.provider_books import clearing_bank
 
 
 def receiving_bank(entity, currency: str) -> BankAccount:
@@ -32,9 +33,14 @@ def receiving_bank(entity, currency: str) -> BankAccount:
 def payment_bank(payment: Payment) -> BankAccount:
     """The AIQ bank account a payment's receipt goes to: the one its statement's bank account
     is linked to (money that arrived in that account), the one its source named (an API
-    client's bank_account_id), else receiving_bank's choice."""
+    client's bank_account_id), a card or Direct Debit provider's clearing account (its payouts
+    move the money on to the real bank: payments/services/provider_books.py), else
+    receiving_bank's choice."""
     if payment.bank_account_id:
         return payment.bank_account
+    clearing = clearing_bank(payment)
+    if clearing is not None:
+        return clearing
     if payment.statement_account_id:
         linked = (
             StatementAccount.objects.filter(pk=payment.statement_account_id)
@@ -46,8 +52,22 @@ def payment_bank(payment: Payment) -> BankAccount:
     return receiving_bank(payment.entity, payment.currency)
 
 
-def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor) -> list[OutboxCommand]:
-    """One receipt, then per line its allocations, each depending on what it allocates."""
+def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor, pairs=None) -> list:
+    """One receipt, then per line its allocations, each depending on what it allocates.
+    `pairs`: the (line, invoice) pairs in invoice id order when the caller has them in hand
+    (plan_propose_submit); the commands are then inserted together (outbox_enqueue_many) and
+    returned as the NewCommands they were made from (external_reference, kind, payload)."""
+    if pairs is not None:
+        commands = plan_commands(
+            plan_id=plan.pk,
+            payment=payment,
+            customer_code=plan.customer.code,
+            bank=payment_bank(payment),
+            lines=pairs,
+            actor=actor,
+        )
+        outbox_enqueue_many(commands)
+        return commands
     lines = plan.lines.select_related("invoice").order_by("invoice_id")
     commands = plan_commands(
         plan_id=plan.pk,

@@ -17,6 +17,7 @@ Approval hands the plan to the outbox in the same transaction (ledger/outbox/ser
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -33,6 +34,7 @@ from payments.services.plan_lines import (
     check_lines,
     lines_need_approval,
     plan_snapshot,
+    snapshot_of,
     write_lines,
 )
 from payments.services.plan_outbox import plan_hand_to_outbox
@@ -46,6 +48,7 @@ from staff.services import (
 )
 
 State = AllocationPlan.State
+STORED = Decimal("0.001")  # what MoneyField keeps (thousandths)
 ALREADY_PLANNED = "This payment already has a plan; edit that one instead."
 NOT_OPEN = "This proposal is {state}: a person decided on it since the matching run."
 
@@ -268,30 +271,139 @@ def plan_submit_lines(
     return Submitted(plan)
 
 
-def _approve(plan: AllocationPlan, payment: Payment, actor, *, how: str) -> AllocationPlan:
-    """Shared tail of every approval: re-check amounts under lock, outbox, state, audit."""
-    lines = [LineInput.coerce(line) for line in plan.lines.all()]
-    check_lines(payment, lines, plan.customer_id, plan_id=plan.pk)
-    before = plan_snapshot(plan)
+def _approve(
+    plan: AllocationPlan, payment: Payment, actor, *, how: str, checked=None
+) -> AllocationPlan:
+    """Shared tail of every approval: re-check amounts under lock, outbox, state, audit.
+    `checked`: (lines, invoices by id) that plan_propose_submit checked a moment ago in this
+    same transaction, under the same locks (neither read nor checked again)."""
+    if checked is None:
+        lines = [LineInput.coerce(line) for line in plan.lines.all()]
+        check_lines(payment, lines, plan.customer_id, plan_id=plan.pk)
+        before = plan_snapshot(plan)
+    else:
+        lines, invoices = checked
+        before = _snapshot_in_hand(plan, lines)
     record_approval(plan, actor=actor if how == "approved" else None, what="this plan")
     plan.state = State.SENT  # approved and handed to the outbox in this same transaction
     plan.save(update_fields=["approver", "approved_at", "state", "updated_at"])
-    commands = plan_hand_to_outbox(plan, payment, actor)
+    if checked is None:
+        commands = plan_hand_to_outbox(plan, payment, actor)
+    else:
+        pairs = [(line, invoices[line.invoice_id]) for line in sorted_lines(lines)]
+        commands = plan_hand_to_outbox(plan, payment, actor, pairs=pairs)
     if payment.customer_id is None:
         Payment.objects.filter(pk=payment.pk).update(customer_id=plan.customer_id)
     # a person's allocation teaches the payer's keys (a rule's alone teaches nothing)
     person = plan.maker if plan.maker_id is not None else (actor if how == "approved" else None)
     payer_aliases_learn(payment=payment, customer_id=plan.customer_id, person=person)
     _set_match_state(payment, Payment.MatchState.APPROVED)
+    after = plan_snapshot(plan) if checked is None else _snapshot_in_hand(plan, lines)
     audit_log(
         actor=actor if how == "approved" else None if plan.maker_id is None else plan.maker,
         action="plan.approve",
         obj=plan,
         summary=approve_summary(how, len(commands)),
         before=before,
-        after={**plan_snapshot(plan), "commands": [c.external_reference for c in commands]},
+        after={**after, "commands": [c.external_reference for c in commands]},
     )
     return plan
+
+
+def sorted_lines(lines: list[LineInput]) -> list[LineInput]:
+    return sorted(lines, key=lambda line: line.invoice_id)
+
+
+def _snapshot_in_hand(plan: AllocationPlan, lines: list[LineInput]) -> dict:
+    """plan_snapshot without reading the lines back: the amounts as the column stores them."""
+    stored = [
+        LineInput(
+            invoice_id=line.invoice_id,
+            amount=quantize_stored(line.amount),
+            discount_amount=quantize_stored(line.discount_amount),
+            write_off_amount=quantize_stored(line.write_off_amount),
+            write_off_gl_account_code=line.write_off_gl_account_code,
+        )
+        for line in sorted_lines(lines)
+    ]
+    return snapshot_of(
+        state=plan.state,
+        version=plan.version,
+        on_account=quantize_stored(plan.on_account_amount),
+        lines=stored,
+    )
+
+
+def quantize_stored(amount):
+    return amount.quantize(STORED)
+
+
+def plan_propose_submit(*, payment: Payment, lines, actor, customer) -> AllocationPlan:
+    """plan_propose then plan_submit in one pass, for a payment with no plan (the API's new
+    receipt): the same checks, rows, audit entries (plan.propose, then plan.submit or
+    plan.approve), outbox commands and match states, with the payment and the invoices locked
+    and the lines checked once instead of twice, the lines never read back, and the outbox
+    commands inserted together."""
+    _require_clerk(actor)
+    lines = [LineInput.coerce(line) for line in lines]
+    with transaction.atomic():
+        # the payment's row only (_lock_payment's FOR UPDATE also locks the entity's row, which
+        # serialises every API receipt of a company on it)
+        payment = (
+            Payment.objects.select_for_update(of=("self",))
+            .select_related("entity", "bank_account")
+            .get(pk=payment.pk)
+        )
+        if payment.plans.filter(state__in=AllocationPlan.LIVE).exists():
+            raise PlanRefused(ALREADY_PLANNED)
+        customer_id, invoices, on_account = check_lines(payment, lines, customer.pk)
+        plan = AllocationPlan(
+            payment=payment,
+            customer_id=customer_id,
+            on_account_amount=on_account,
+            needs_approval=lines_need_approval(payment, lines),
+            state=State.DRAFT,
+        )
+        if customer_id == customer.pk:
+            plan.customer = customer
+        record_change(plan, actor=actor)
+        # the foreign keys were just read and locked; the constraints are the database's
+        plan.full_clean(
+            exclude=["payment", "proposal", "customer", "maker", "approver"],
+            validate_constraints=False,
+        )
+        try:
+            with transaction.atomic():
+                plan.save()
+        except IntegrityError:  # a concurrent propose won the one-live-plan constraint
+            raise PlanRefused(ALREADY_PLANNED) from None
+        write_lines(plan, lines)
+        audit_log(
+            actor=actor,
+            action="plan.propose",
+            obj=plan,
+            summary=propose_summary(payment, len(lines), on_account, None),
+            after=_snapshot_in_hand(plan, lines),
+        )
+        if not plan.needs_approval:
+            return _approve(
+                plan,
+                payment,
+                actor,
+                how="auto-approved under threshold",
+                checked=(lines, invoices),
+            )
+        plan.state = State.AWAITING_APPROVAL
+        plan.save(update_fields=["state", "updated_at"])
+        _set_match_state(payment, Payment.MatchState.AWAITING_APPROVAL)
+        audit_log(
+            actor=actor,
+            action="plan.submit",
+            obj=plan,
+            summary="submitted for approval by a second person",
+            after=_snapshot_in_hand(plan, lines),
+        )
+        return plan
 
 
 def plan_submit(*, plan: AllocationPlan, actor) -> AllocationPlan:

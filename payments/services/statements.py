@@ -21,7 +21,9 @@ from django.utils import timezone
 
 from payments.models import ImportBatch, ImportFormat, Payment, Statement, StatementAccount
 from payments.services.auto_match import auto_match_soon
+from payments.services.payment_rows import existing_external_ids
 from payments.services.payments import payment_entity, payments_upsert
+from payments.services.provider_books import payout_lines_recognise
 from payments.sources.bank_csv import MAX_BYTES
 from payments.sources.bank_files import detect_format, read_entries
 from payments.sources.statement_rows import (
@@ -91,7 +93,8 @@ def _parse(*, import_format, statement_account, filename: str, content: bytes) -
 
 def _duplicates(source: str, items) -> dict[str, dict]:
     """external id -> the earlier payment it matches (id, date, amount, where it came from)."""
-    ids = [i.external_id for i in items]
+    stored = existing_external_ids(source=source, external_ids=[i.external_id for i in items])
+    ids = [i.external_id for i in items if i.external_id in stored]
     found = {}
     for start in range(0, len(ids), 500):
         for row in Payment.objects.filter(
@@ -293,6 +296,9 @@ def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch
         result = payments_upsert(
             items=_only_new(parsed), origin="statement.import", actor=user, entity=entity
         )
+        # a provider's payout arriving is not a customer payment: linked to its payout and
+        # kept away from matching (payments/services/provider_books.py)
+        payout_lines_recognise(payment_ids=list(result.ids.values()))
         auto_match_soon(payment_ids=list(result.ids.values()))
         for header in parsed.statements:
             account = accounts.get(header.account_key) or chosen
@@ -349,15 +355,10 @@ def statement_previews_forget_stale() -> None:
 
 def _only_new(parsed: ParsedStatement):
     """Rows already imported (overlapping statements) are left exactly as they are."""
-    ids = [i.external_id for i in parsed.items]
     source = parsed.items[0].source if parsed.items else ""
-    existing = set()
-    for start in range(0, len(ids), 500):
-        existing.update(
-            Payment.objects.filter(
-                source=source, external_id__in=ids[start : start + 500]
-            ).values_list("external_id", flat=True)
-        )
+    existing = existing_external_ids(
+        source=source, external_ids=[i.external_id for i in parsed.items]
+    )
     return [i for i in parsed.items if i.external_id not in existing]
 
 

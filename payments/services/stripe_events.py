@@ -26,6 +26,7 @@ from payments.services.payments import (
     payout_link_payments,
     payout_upsert,
 )
+from payments.services.provider_books import payout_book
 from payments.services.refunds import refund_stripe_update
 from payments.sources import stripe_client as api
 from payments.sources import stripe_source
@@ -277,7 +278,7 @@ def stripe_payout_sync(*, payout_id: str):
         source=Source.STRIPE, payout=stripe_source.normalise_payout(api.payout_retrieve(payout_id))
     )
     if payout.status != "paid":
-        return payout
+        return payout_book(payout=payout)  # a failed payout's transfer is reversed
     try:
         pages = list(api.payout_balance_transactions(payout_id))
     except api.StripePermanent as error:
@@ -286,7 +287,7 @@ def stripe_payout_sync(*, payout_id: str):
         log.warning("payout %s stored without reconciliation: %s", payout_id, error)
         return payout
     stripe_payout_reconcile(payout=payout, pages=pages)
-    return payout
+    return payout_book(payout=payout)
 
 
 def stripe_payout_reconcile(*, payout, pages) -> int:

@@ -279,14 +279,29 @@ def _entry_records(root):
             yield line.split("\t")
 
 
+_CURRENCIES: dict[str, str] = {}
+
+
 def _money(text: str, currency: str):
     if not text:
         return None
-    return to_decimal(text), normalise_currency(currency)
+    code = _CURRENCIES.get(currency)
+    if code is None:
+        code = normalise_currency(currency)  # a bad code raises here, every time
+        _CURRENCIES[currency] = code
+    return to_decimal(text), code
+
+
+@lru_cache(maxsize=4096)
+def _day(text: str) -> date:
+    """A booking date (a statement has few distinct ones); ValueError when it is not one."""
+    return date.fromisoformat(text[:10])
 
 
 class _Entry:
     """One Ntry and its TxDtls lines, turned into statement entries (a batch: one each)."""
+
+    __slots__ = ("number", "index", "fields", "header", "details")
 
     def __init__(self, number, index, fields, header):
         self.number, self.index, self.fields, self.header = number, index, fields, header
@@ -310,7 +325,7 @@ class _Entry:
         day = booked or value_date
         if day:
             try:
-                day = date.fromisoformat(day[:10])
+                day = _day(day)
             except ValueError:
                 parsed.errors.append(RowError(number, "date", f"entry {number}: {day!r}"))
                 return

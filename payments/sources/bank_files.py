@@ -6,6 +6,7 @@ those into payments the same way for every format.
 
 import re
 
+from core.gcpause import gc_paused
 from payments.sources.bank_csv import MAX_BYTES, parse_statement, read_table
 from payments.sources.statement_rows import ParsedStatement, StatementEntry, StatementError
 
@@ -69,7 +70,8 @@ def read_entries(
     kind = detect_format(content, filename)
     if kind in SELF_DESCRIBING or kind.startswith("camt."):
         try:
-            return _read_self_describing(kind, content, layout)
+            with gc_paused():  # a large file's rows: see core.gcpause
+                return _read_self_describing(kind, content, layout)
         except StatementError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
@@ -77,7 +79,8 @@ def read_entries(
             raise StatementError(
                 f"The {kind} file cannot be read: {type(error).__name__}: {error}"[:500]
             ) from None
-    return _read_layout(kind, content, filename, layout=layout, source=source)
+    with gc_paused():
+        return _read_layout(kind, content, filename, layout=layout, source=source)
 
 
 def _read_self_describing(kind: str, content: bytes, layout):

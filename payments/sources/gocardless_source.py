@@ -31,6 +31,7 @@ from payments.services.payments import (
     payout_link_payments,
     payout_upsert,
 )
+from payments.services.provider_books import payout_book
 from payments.services.stripe_events import (
     CATCH_UP_OVERLAP_SECONDS,
     FINAL_STATES,
@@ -259,7 +260,7 @@ def gocardless_payout_sync(*, payout_id: str, client=None):
             keys.append(payment_id)
     net_total = quantize(net_minor.scaleb(-exponent(currency)), currency)
     payout_link_payments(payout=row, payment_keys=keys, net_total=net_total)
-    return row
+    return payout_book(payout=row)
 
 
 @sensitive_variables()  # a debug page must never show the secrets it tries

@@ -9,6 +9,7 @@ written, and a bad one stops the batch with an error naming the payment and the 
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 
 # Column limits of payments.Payment / payments.Fee (CharField max_length): SQLite does not
 # enforce them, PostgreSQL does; checking here gives both the same clear error.
@@ -26,6 +27,8 @@ LIMITS = {
 }
 FEE_LIMITS = {"kind": 40, "description": 200, "currency": 3}
 MONEY = ("amount", "fee_amount", "net_amount", "amount_refunded")
+_LIMIT_ITEMS = tuple(LIMITS.items())
+_LIMITED = attrgetter(*LIMITS)  # every limited field's value at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +71,10 @@ class NormalisedPayment:
 
     def check(self) -> None:
         """Raise ValueError naming the payment and field if this cannot be stored as is."""
-        label = f"{self.source} payment {self.external_id!r}"
         if not self.external_id:
             raise ValueError(f"{self.source} payment without an external id")
-        for name, limit in LIMITS.items():
-            value = getattr(self, name)
+        label = f"{self.source} payment {self.external_id!r}"
+        for (name, limit), value in zip(_LIMIT_ITEMS, _LIMITED(self), strict=True):
             if not isinstance(value, str) or len(value) > limit:
                 raise ValueError(f"{label}: {name} must be text of at most {limit} characters")
         for name in MONEY:

@@ -21,6 +21,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from functools import lru_cache
 
+from core.gcpause import gc_paused
 from core.money import MoneyError, exact, exponent, normalise_currency
 from payments.sources.normalised import NormalisedPayment
 
@@ -110,7 +111,11 @@ _IBAN = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$")
 
 
 def normalise_iban(value: str) -> str:
-    text = _SPACES.sub("", value or "").upper()
+    if not value:
+        return ""
+    if _IBAN.match(value):  # already compact and upper case, as camt and most files give it
+        return value
+    text = _SPACES.sub("", value).upper()
     return text if _IBAN.match(text) else ""
 
 
@@ -136,6 +141,8 @@ def account_key(*, iban="", sort_code="", account_number="", account_id="") -> s
 
 def payer_account_text(*, iban="", sort_code="", account_number="", other="") -> str:
     """The payer's account as one text: IBAN, or "sortcode accountnumber", or what was given."""
+    if iban and _IBAN.match(iban):  # the usual case, without account_key's cache (one a payer)
+        return iban
     return account_key(
         iban=iban, sort_code=sort_code, account_number=account_number, account_id=other
     )
@@ -209,84 +216,93 @@ def statement_items(
     seen: Counter = Counter()
     # per statement once, not per entry: its account, and each currency's places
     accounts = [header.account_key or fallback_account for header in parsed.statements]
+    headers = parsed.statements
     places: dict[str, int] = {}
-    for entry in entries:
-        if entry.statement < len(parsed.statements):
-            parsed.statements[entry.statement].entry_count += 1
-        if entry.amount <= 0:
-            parsed.skipped += 1  # money out (or a zero line): not a payment to us
-            continue
-        try:
-            currency = entry.currency
-            if currency not in places:
-                places[normalise_currency(currency)] = places[currency] = exponent(currency)
+    noon: dict[date, datetime] = {}  # received_at per booking day: a file has few days
+    file_name = filename[:255]
+    items = parsed.items
+    with gc_paused():
+        for entry in entries:
+            if entry.statement < len(headers):
+                headers[entry.statement].entry_count += 1
             amount = entry.amount
-            if -amount.as_tuple().exponent > places[currency]:  # more places than it has
-                amount = exact(amount, currency)
-            currency = normalise_currency(currency) if len(currency) != 3 else currency.upper()
-        except MoneyError as error:
-            parsed.errors.append(RowError(entry.row, entry.amount_field, str(error)))
-            continue
-        account = (accounts[entry.statement] if accounts else "") or fallback_account
-        remittance = re.sub(r"\s+", " ", entry.remittance or "").strip()
-        if entry.transaction_id:
-            key = (account, entry.transaction_id)
-            seen[key] += 1
-            external_id = bank_id_external_id(account, entry.transaction_id, seen[key])
-        else:
-            cells = entry.raw.get("cells")
-            if cells is not None:  # a spreadsheet row: its every cell (ids as before accounts)
-                key = (
-                    entry.booked.isoformat(),
-                    str(amount),
-                    currency,
-                    entry.remittance,
-                    tuple(cells),
-                )
+            if amount <= 0:
+                parsed.skipped += 1  # money out (or a zero line): not a payment to us
+                continue
+            try:
+                currency = entry.currency
+                if currency not in places:
+                    places[normalise_currency(currency)] = places[currency] = exponent(currency)
+                if -amount.as_tuple().exponent > places[currency]:  # more places than it has
+                    amount = exact(amount, currency)
+                currency = normalise_currency(currency) if len(currency) != 3 else currency.upper()
+            except MoneyError as error:
+                parsed.errors.append(RowError(entry.row, entry.amount_field, str(error)))
+                continue
+            account = (accounts[entry.statement] if accounts else "") or fallback_account
+            remittance = " ".join(entry.remittance.split()) if entry.remittance else ""
+            if entry.transaction_id:
+                key = (account, entry.transaction_id)
+                seen[key] += 1
+                external_id = bank_id_external_id(account, entry.transaction_id, seen[key])
             else:
-                key = (
-                    entry.booked.isoformat(),
-                    str(amount),
-                    currency,
-                    remittance,
-                    entry.bank_reference,
-                    entry.payer_name,
-                    entry.payer_account,
-                )
+                cells = entry.raw.get("cells")
+                if cells is not None:  # a spreadsheet row: its every cell (ids as before accounts)
+                    key = (
+                        entry.booked.isoformat(),
+                        str(amount),
+                        currency,
+                        entry.remittance,
+                        tuple(cells),
+                    )
+                else:
+                    key = (
+                        entry.booked.isoformat(),
+                        str(amount),
+                        currency,
+                        remittance,
+                        entry.bank_reference,
+                        entry.payer_name,
+                        entry.payer_account,
+                    )
+                if account:
+                    key = (*key, account)
+                seen[key] += 1
+                external_id = _stable_id(source, key, seen[key])
+            end_to_end, bank_reference = entry.end_to_end_id, entry.bank_reference
+            references = []
+            if remittance:
+                references.append({"source": "bank.narrative", "value": remittance[:500]})
+            if end_to_end and end_to_end != remittance:
+                references.append({"source": "bank.end_to_end_id", "value": end_to_end[:500]})
+            if bank_reference and bank_reference != remittance and bank_reference != end_to_end:
+                references.append({"source": "bank.reference", "value": bank_reference[:500]})
+            booked = entry.booked
+            received_at = noon.get(booked)
+            if received_at is None:
+                received_at = noon[booked] = datetime.combine(booked, time(12, 0), tzinfo=UTC)
+            raw = {"file": file_name, "row": entry.row}
             if account:
-                key = (*key, account)
-            seen[key] += 1
-            external_id = _stable_id(source, key, seen[key])
-        references = []
-        for label, value in (
-            ("bank.narrative", remittance),
-            ("bank.end_to_end_id", entry.end_to_end_id),
-            ("bank.reference", entry.bank_reference),
-        ):
-            if value and value not in {r["value"] for r in references}:
-                references.append({"source": label, "value": value[:500]})
-        parsed.items.append(
-            NormalisedPayment(
-                source=source,
-                external_id=external_id,
-                amount=amount,
-                currency=currency,
-                received_at=datetime.combine(entry.booked, time(12, 0), tzinfo=UTC),
-                payer_name=(entry.payer_name or "").strip()[:200],
-                payer_account=(entry.payer_account or "")[:70],
-                payer_reference=(entry.payer_reference or "").strip()[:100],
-                bank_reference=(entry.bank_reference or "").strip()[:140],
-                end_to_end_id=(entry.end_to_end_id or "").strip()[:140],
-                statement_account_id=account_ids.get(account),
-                description=remittance[:2000],
-                references=references,
-                raw={
-                    "file": filename[:255],
-                    "row": entry.row,
-                    **({"account": account} if account else {}),
-                    **entry.raw,
-                },
+                raw["account"] = account
+            if entry.raw:
+                raw.update(entry.raw)
+            items.append(
+                NormalisedPayment(
+                    source=source,
+                    external_id=external_id,
+                    amount=amount,
+                    currency=currency,
+                    received_at=received_at,
+                    payer_name=(entry.payer_name or "").strip()[:200],
+                    payer_account=(entry.payer_account or "")[:70],
+                    payer_reference=(entry.payer_reference or "").strip()[:100],
+                    bank_reference=(bank_reference or "").strip()[:140],
+                    end_to_end_id=(end_to_end or "").strip()[:140],
+                    statement_account_id=account_ids.get(account),
+                    description=remittance[:2000],
+                    references=references,
+                    raw=raw,
+                )
             )
-        )
     parsed.errors.sort(key=lambda e: e.row)
     return parsed

@@ -46,10 +46,16 @@ def inbox(request):
     plans = {}
     if tab == "awaiting":
         # the live plan of each payment on the page, for bulk approval (one query)
-        live = AllocationPlan.objects.filter(
-            payment__in=[p.pk for p in page.items],
-            state=AllocationPlan.State.AWAITING_APPROVAL,
-        ).only("id", "payment_id", "maker_id")
+        # with its lines: the row says what approving it posts, and the checkbox carries the
+        # version shown, so a plan changed since the page was drawn is refused, not approved
+        live = (
+            AllocationPlan.objects.filter(
+                payment__in=[p.pk for p in page.items],
+                state=AllocationPlan.State.AWAITING_APPROVAL,
+            )
+            .select_related("payment")
+            .prefetch_related("lines__invoice")
+        )
         plans = {plan.payment_id: plan for plan in live}
     rows = [(payment, plans.get(payment.pk)) for payment in page.items]
     figures = selectors.inbox_tab_figures(TABS)  # count and totals per tab
@@ -169,7 +175,15 @@ def bulk_approve(request):
         return redirect(f"{_inbox_url()}?tab=awaiting")
     approved, refused = 0, []
     for plan in AllocationPlan.objects.filter(pk__in=ids).select_related("payment"):
-        outcome = actions.approve_plan(plan=plan, actor=request.user)
+        # the version the page showed for this plan: approve exactly that, or nothing
+        seen = request.POST.get(f"version_{plan.pk}", "")
+        if not (seen.isascii() and seen.isdigit() and len(seen) < 10):
+            refused.append(
+                f"{plan.payment.external_id}: the page did not say which version of the plan "
+                "you saw; open the list again."
+            )
+            continue
+        outcome = actions.approve_plan(plan=plan, actor=request.user, seen_version=int(seen))
         if outcome.ok:
             approved += 1
         else:

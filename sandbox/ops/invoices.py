@@ -4,7 +4,7 @@ from datetime import datetime
 
 from sandbox import invoicing
 from sandbox.books import account_by_code
-from sandbox.registry import Reply, operation
+from sandbox.registry import SUCCESS, VALIDATION, AiqFailure, Reply, operation
 from sandbox.store import iso
 
 _NO_DATE = datetime(1, 1, 1)  # .NET's DateTime.MinValue: "no filter"
@@ -134,3 +134,32 @@ def get_new_batch_sales_invoice(ctx, args):
 def create_batch_sales_invoice_get_back_transaction_id(ctx, args):
     transaction_id, number = invoicing.batch_invoice(ctx, args.get("inv"))
     return Reply(result=number, siblings={"transactionID": transaction_id})
+
+
+@operation("CreateBatchSalesInvoiceBulkGetBackTransactionIDs", write=True)
+def create_batch_sales_invoice_bulk_get_back_transaction_ids(ctx, args):
+    """Each batch invoice posts or fails on its own: one WSResultStatus per invoice, in order,
+    and transactionIDs in the same positions (0 where that invoice failed)."""
+    sent = (args.get("invoices") or {}).get("BatchSalesInvoice") or []
+    if not sent:
+        raise AiqFailure("No invoices were sent.", VALIDATION)
+    statuses, transaction_ids = [], []
+    for inv in sent:
+        ctx.db.execute("SAVEPOINT batch_invoice")
+        try:
+            transaction_id, _number = invoicing.batch_invoice(ctx, inv)
+        except AiqFailure as failure:
+            ctx.db.execute("ROLLBACK TO batch_invoice")
+            transaction_ids.append(0)
+            statuses.append(_status("Failure", failure.code, failure.message))
+        else:
+            transaction_ids.append(transaction_id)
+            statuses.append(_status("Success", SUCCESS, ""))
+        ctx.db.execute("RELEASE batch_invoice")
+    return Reply(
+        result={"WSResultStatus": statuses}, siblings={"transactionIDs": {"int": transaction_ids}}
+    )
+
+
+def _status(status, code, message):
+    return {"Status": status, "ErrorCode": code, "ErrorMessage": message, "HasExpired": False}

@@ -8,7 +8,8 @@ command references the row by id (ledger/outbox/executors_documents.py).
 from django.db import models
 from django.db.models import Q
 
-from ledger.models import Entity, Invoice
+from ledger.models.entities import Entity
+from ledger.models.invoices import Invoice
 
 MAX_ATTACHMENT_BYTES = 5 * 1024 * 1024
 

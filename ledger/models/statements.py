@@ -8,7 +8,8 @@ transaction), so the page never shows half of one pull and half of another.
 from django.db import models
 
 from core.fields import MoneyField
-from ledger.models import Customer, Entity
+from ledger.models.entities import Entity
+from ledger.models.master_data import Customer
 
 
 class CustomerStatement(models.Model):
@@ -25,7 +26,7 @@ class CustomerStatement(models.Model):
     future = MoneyField(default=0)
 
     def __str__(self):
-        return f"{self.customer.code} as of {self.up_to:%Y-%m-%d %H:%M}"
+        return f"{self.customer.code} as of {self.up_to:%d/%m/%Y %H:%M}"
 
 
 class CustomerStatementLine(models.Model):

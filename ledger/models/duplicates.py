@@ -8,7 +8,8 @@ the same duplicate again refreshes the row instead of adding another.
 
 from django.db import models
 
-from ledger.models import Entity, OutboxCommand
+from ledger.models.entities import Entity
+from ledger.models.outbox import OutboxCommand
 
 
 class DuplicateWrite(models.Model):

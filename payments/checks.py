@@ -1,0 +1,74 @@
+"""Start-up checks of the provider books (issue 17.1): every provider account with money in
+has a clearing account, and what its books name exists in AIQ as last pulled.
+
+Run by `manage.py check`, runserver and qcluster (registered in PaymentsConfig.ready()).
+The mirror's bank and GL lists are AIQ's GetBankList / GetGLAccountList as the last pull
+saw them; `manage.py provider_books_check` asks AIQ itself. A database that is not migrated
+yet has nothing to check.
+"""
+
+from django.core.checks import Warning, register
+from django.db import DatabaseError
+
+
+def provider_books_problems() -> list[str]:
+    from ledger.models import GLAccount
+    from payments.models import Payment, ProviderAccount
+
+    problems = []
+    configured = {
+        (a.entity_id, a.source, a.currency): a
+        for a in ProviderAccount.objects.select_related(
+            "entity", "clearing_bank_account", "payout_bank_account"
+        )
+    }
+    seen = (
+        Payment.objects.filter(source__in=["stripe", "gocardless"])
+        .values_list("entity_id", "entity__name", "source", "currency")
+        .distinct()
+    )
+    for entity_id, name, source, currency in seen:
+        if (entity_id, source, currency) not in configured:
+            problems.append(
+                f"{name}: {source} {currency} payments have no provider account (clearing "
+                "bank account, fees GL account): their receipts would go to the real bank"
+            )
+    for account in configured.values():
+        entity = account.entity
+        for label, bank in (
+            ("clearing", account.clearing_bank_account),
+            ("payout", account.payout_bank_account),
+        ):
+            if bank.entity_id != account.entity_id:
+                problems.append(f"{account}: {label} bank {bank} belongs to another company")
+            elif bank.currency != account.currency:
+                problems.append(
+                    f"{account}: {label} bank {bank.bank_account_code} is in {bank.currency}, "
+                    f"not {account.currency}"
+                )
+        known = set(
+            GLAccount.objects.filter(entity=entity, active=True).values_list("code", flat=True)
+        )
+        for label, code in (
+            ("fees", account.fees_gl_account_code),
+            ("VAT on fees", account.fee_tax_gl_account_code),
+        ):
+            if code and code not in known:
+                problems.append(
+                    f"{entity.name}: {account}'s {label} GL account {code} is not in AIQ's GL list"
+                )
+    return problems
+
+
+@register("aiqrecon")
+def check_provider_books(app_configs=None, **kwargs):
+    try:
+        problems = provider_books_problems()
+    except DatabaseError:  # not migrated yet (a fresh database, makemigrations --check)
+        return []
+    return [
+        Warning(
+            text, hint="Set it up in the admin: Payments > Provider accounts.", id="payments.W201"
+        )
+        for text in problems
+    ]

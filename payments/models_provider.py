@@ -1,0 +1,64 @@
+"""A card or Direct Debit provider's money as accountants book it (issue 17).
+
+A ProviderAccount is one provider account's money in one currency ("Stripe GBP", "GoCardless
+EUR") in one AIQ company: its receipts land in a clearing bank account in AIQ (not in the real
+bank), its fees go to a fees GL account (and the VAT on them, where the provider charges VAT,
+to a VAT GL account), and its payouts move the net from clearing to the real bank account the
+provider pays into. After a payout the clearing account holds exactly what the provider still
+holds for us.
+"""
+
+from django.db import models
+from django.db.models import Q
+
+
+class ProviderAccount(models.Model):
+    entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
+    source = models.CharField(
+        max_length=12, choices=[("stripe", "Stripe"), ("gocardless", "GoCardless")]
+    )
+    currency = models.CharField(max_length=3)
+    name = models.CharField(max_length=100, help_text='e.g. "Stripe GBP"')
+    clearing_bank_account = models.ForeignKey(
+        "ledger.BankAccount",
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The AIQ bank account this provider's receipts land in (its clearing account)",
+    )
+    payout_bank_account = models.ForeignKey(
+        "ledger.BankAccount",
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The real AIQ bank account its payouts arrive in",
+    )
+    fees_gl_account_code = models.CharField(
+        max_length=50, help_text="AIQ GL account the provider's fees are an expense on"
+    )
+    fee_tax_gl_account_code = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="AIQ GL account for the VAT the provider charges on its fees (empty: none)",
+    )
+    # how the provider's payouts read on the bank statement ("STRIPE PAYMENTS UK LTD",
+    # "GOCARDLESS"): a statement line carrying it, for a payout's amount within the window
+    # around its arrival date, is that payout
+    statement_narrative = models.CharField(max_length=100)
+    payout_window_days = models.PositiveSmallIntegerField(default=3)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity", "source", "currency"], name="provideraccount_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(source__in=["stripe", "gocardless"]), name="provideraccount_source"
+            ),
+            models.CheckConstraint(
+                condition=~Q(clearing_bank_account=models.F("payout_bank_account")),
+                name="provideraccount_clearing_is_not_the_bank",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name or f"{self.get_source_display()} {self.currency}"

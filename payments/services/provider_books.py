@@ -1,0 +1,378 @@
+"""A provider's money booked as accountants book it (issue 17): clearing account, fees, payouts.
+
+- Receipts of Stripe/GoCardless payments land in the provider account's clearing bank account
+  (`clearing_bank`, used by plan_outbox.payment_bank), not in the real bank.
+- When a payout is paid, two AIQ general journals (CreateGeneralJournalGetBackTransactionID),
+  each one outbox command with a deterministic external reference, read back before any resend:
+    POFEE-<payout id>  Dr fees GL (net of VAT) [Dr VAT GL], Cr clearing: the fees of every
+                       payment the payout settled, one entry per payout, not per payment;
+    POUT-<payout id>   Dr the real bank, Cr clearing: the payout's amount.
+  A payout that fails after it was booked gets POUTREV-<payout id> (Dr clearing, Cr bank).
+- The bank statement line the payout arrived as ("STRIPE PAYMENTS UK LTD", "GOCARDLESS") is
+  recognised as that payout (`payout_lines_recognise`): never proposed as a customer payment.
+
+Why a general journal for the fees and not a supplier invoice + payment from Stripe as a
+supplier: the fees are already paid (deducted at source, never invoiced separately), so a
+supplier invoice would only be allocated against an equal payment at once; one journal per
+payout is one AIQ write instead of three, it carries the VAT split Stripe's fee_details give,
+and it is what the payout's bank line reconciles against. An entity that wants Stripe on its
+purchase ledger can still post Stripe's monthly VAT invoice there by hand; nothing here stops it.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Q, Sum
+from django.utils import timezone
+
+from core.money import format_money
+from ledger.models import OutboxCommand
+from ledger.outbox.origins import Origin, origin_register
+from ledger.outbox.services import outbox_enqueue
+from payments.models import Fee, Payment, Payout, ProviderAccount, StatementAccount
+from staff.services import audit_log
+
+Kind = OutboxCommand.Kind
+PROVIDER_SOURCES = ("stripe", "gocardless")
+# Stripe's fee_details types that are VAT on Stripe's fee (Stripe charges VAT on fees in the
+# UK/EU and lists it as its own fee detail)
+TAX_FEE_KINDS = frozenset({"tax"})
+PAID = "paid"
+FAILED = frozenset({"failed", "canceled", "cancelled", "bounced"})
+
+
+class ProviderBooksError(Exception):
+    pass
+
+
+def provider_account(entity_id, source: str, currency: str) -> ProviderAccount | None:
+    return (
+        ProviderAccount.objects.filter(entity_id=entity_id, source=source, currency=currency)
+        .select_related("clearing_bank_account", "payout_bank_account")
+        .first()
+    )
+
+
+def clearing_bank(payment: Payment):
+    """The clearing bank account a provider payment's receipt lands in, or None (not a
+    provider's payment, or no provider account is set up for its currency: the start-up check
+    names those)."""
+    if payment.source not in PROVIDER_SOURCES:
+        return None
+    account = provider_account(payment.entity_id, payment.source, payment.currency)
+    return account.clearing_bank_account if account is not None else None
+
+
+def _money(amount: Decimal) -> str:
+    return format(Decimal(amount).quantize(Decimal("0.01")), "f")
+
+
+def _payout_account(payout: Payout) -> ProviderAccount | None:
+    if payout.provider_account_id:
+        return payout.provider_account
+    entity_ids = list(payout.payments.values_list("entity_id", flat=True).distinct()[:2])
+    if len(entity_ids) == 1:
+        return provider_account(entity_ids[0], payout.source, payout.currency)
+    if entity_ids:
+        return None  # one payout, two companies: a person must look
+    accounts = list(
+        ProviderAccount.objects.filter(source=payout.source, currency=payout.currency)[:2]
+    )
+    return accounts[0] if len(accounts) == 1 else None
+
+
+def payout_fees(payout: Payout) -> tuple[Decimal, Decimal]:
+    """(fees net of VAT, VAT) of the payments the payout settled, in the payout's currency.
+    Stripe: each payment's fee details (the "tax" detail is VAT). GoCardless: the payout's
+    deducted_fees (and its VAT, fx-free, when GoCardless states it)."""
+    rows = Fee.objects.filter(payment__payout=payout, currency=payout.currency)
+    fees = rows.exclude(kind__in=TAX_FEE_KINDS).aggregate(t=Sum("amount"))["t"] or Decimal(0)
+    tax = rows.filter(kind__in=TAX_FEE_KINDS).aggregate(t=Sum("amount"))["t"] or Decimal(0)
+    if not fees and not tax and payout.source == "gocardless":
+        from core.money import from_minor
+
+        deducted = payout.raw.get("deducted_fees") or 0
+        tax_minor = payout.raw.get("tax_amount") or 0  # not in every GoCardless region
+        fees = from_minor(int(deducted) - int(tax_minor), payout.currency)
+        tax = from_minor(int(tax_minor), payout.currency)
+    return Decimal(fees), Decimal(tax)
+
+
+def _journal_payload(payout, day, description, lines) -> dict:
+    return {
+        "journal_date": day.isoformat(),
+        "description": description[:250],
+        "currency": payout.currency,
+        "lines": [
+            {
+                "gl_account_code": gl,
+                "debit": _money(debit),
+                "credit": _money(credit),
+                "description": text[:250],
+            }
+            for gl, debit, credit, text in lines
+        ],
+    }
+
+
+def _enqueue(account, payout, kind_ref: str, payload: dict, depends_on=None) -> OutboxCommand:
+    return outbox_enqueue(
+        entity=account.entity,
+        kind=Kind.POST_GENERAL_JOURNAL,
+        payload=payload,
+        external_reference=f"{kind_ref}-{payout.pk}",
+        depends_on=depends_on,
+        origin_type="payout",
+        origin_id=payout.pk,
+    )
+
+
+def payout_book(*, payout: Payout) -> Payout:
+    """Book a paid payout's fees and its transfer clearing -> bank (once: idempotent), or
+    reverse the transfer of a payout that failed after it was booked. Audited."""
+    with transaction.atomic():
+        payout = Payout.objects.select_for_update().get(pk=payout.pk)
+        account = _payout_account(payout)
+        if account is None:
+            return payout
+        if payout.provider_account_id is None:
+            payout.provider_account = account
+            payout.save(update_fields=["provider_account", "updated_at"])
+        if account.entity.base_currency != payout.currency:
+            # AIQ's general journals are in the base currency; a foreign-currency payout's
+            # journal needs its rate (issue 17.5), which is not booked here yet
+            audit_log(
+                actor=None,
+                action="payout.not_booked",
+                obj=payout,
+                summary=f"{payout}: {payout.currency} payout in a "
+                f"{account.entity.base_currency} company is not booked automatically",
+            )
+            return payout
+        clearing = account.clearing_bank_account
+        bank = account.payout_bank_account
+        day = payout.arrival_date or timezone.localdate()
+        money = format_money(payout.amount, payout.currency)
+        if payout.status == PAID:
+            changed = []
+            linked = payout.payments.exists()
+            fees, tax = payout_fees(payout) if linked else (Decimal(0), Decimal(0))
+            if payout.fees_command_id is None and linked and fees + tax > 0:
+                lines = [(account.fees_gl_account_code, fees, 0, f"{account} fees {payout}")]
+                if tax and account.fee_tax_gl_account_code:
+                    lines.append((account.fee_tax_gl_account_code, tax, 0, f"VAT on fees {payout}"))
+                elif tax:
+                    lines[0] = (lines[0][0], fees + tax, 0, lines[0][3])
+                lines.append((clearing.bank_code, 0, fees + tax, f"{account} fees {payout}"))
+                lines = [item for item in lines if item[1] or item[2]]
+                payout.fees_command = _enqueue(
+                    account,
+                    payout,
+                    "POFEE",
+                    _journal_payload(payout, day, f"{account} fees, payout {payout.external_id}",
+                                     lines),
+                )  # fmt: skip
+                changed.append(f"fees {format_money(fees + tax, payout.currency)}")
+            if payout.transfer_command_id is None and payout.amount > 0:
+                text = f"{account} payout {payout.external_id}"
+                payout.transfer_command = _enqueue(
+                    account,
+                    payout,
+                    "POUT",
+                    _journal_payload(
+                        payout,
+                        day,
+                        text,
+                        [(bank.bank_code, payout.amount, 0, text),
+                         (clearing.bank_code, 0, payout.amount, text)],
+                    ),
+                )  # fmt: skip
+                changed.append(f"transfer {money} {clearing.bank_account_code} -> "
+                               f"{bank.bank_account_code}")  # fmt: skip
+            if changed:
+                payout.save(update_fields=["fees_command", "transfer_command", "updated_at"])
+                audit_log(
+                    actor=None,
+                    action="payout.book",
+                    obj=payout,
+                    summary=f"{payout}: " + "; ".join(changed),
+                    after={
+                        "fees": fees,
+                        "fee_tax": tax,
+                        "amount": payout.amount,
+                        "fees_reference": payout.fees_command.external_reference
+                        if payout.fees_command_id
+                        else "",
+                        "transfer_reference": payout.transfer_command.external_reference
+                        if payout.transfer_command_id
+                        else "",
+                    },
+                )
+            payout_statement_link(payout=payout)
+        elif (
+            payout.status in FAILED
+            and payout.transfer_command_id
+            and not payout.reversal_command_id
+        ):
+            text = f"{account} payout {payout.external_id} failed: reversed"
+            payout.reversal_command = _enqueue(
+                account,
+                payout,
+                "POUTREV",
+                _journal_payload(
+                    payout,
+                    timezone.localdate(),
+                    text,
+                    [(clearing.bank_code, payout.amount, 0, text),
+                     (bank.bank_code, 0, payout.amount, text)],
+                ),
+                depends_on=payout.transfer_command,
+            )  # fmt: skip
+            payout.save(update_fields=["reversal_command", "updated_at"])
+            audit_log(
+                actor=None,
+                action="payout.reverse",
+                obj=payout,
+                summary=f"{payout} {payout.status}: {money} back from "
+                f"{bank.bank_account_code} to {clearing.bank_account_code}",
+            )
+        return payout
+
+
+# --- the payout's bank statement line ---------------------------------------------------------
+
+
+def _narrative(payment: Payment) -> str:
+    return " ".join(
+        (payment.payer_name or "", payment.bank_reference or "", payment.description or "")
+    ).upper()
+
+
+def _line_matches(account: ProviderAccount, payout: Payout, payment: Payment) -> bool:
+    if payment.amount != payout.amount or payment.currency != payout.currency:
+        return False
+    if account.statement_narrative.upper() not in _narrative(payment):
+        return False
+    if payout.arrival_date is not None:
+        window = timedelta(days=account.payout_window_days)
+        received = timezone.localdate(payment.received_at)
+        if not (payout.arrival_date - window <= received <= payout.arrival_date + window):
+            return False
+    return True
+
+
+def _link(payout: Payout, payment: Payment) -> None:
+    payout.statement_payment = payment
+    payout.save(update_fields=["statement_payment", "updated_at"])
+    reference = payout.transfer_command.external_reference if payout.transfer_command_id else ""
+    reason = (
+        f"{payout.get_source_display()} payout {payout.external_id}: booked in AIQ as a "
+        f"transfer from the clearing account{f' ({reference})' if reference else ''}, "
+        "not a customer payment"
+    )
+    Payment.objects.filter(pk=payment.pk).update(
+        match_state=Payment.MatchState.IGNORED, not_for_aiq_reason=reason
+    )
+    audit_log(
+        actor=None,
+        action="payout.statement_line",
+        obj=payout,
+        summary=f"{payout} recognised as bank line {payment.shown_reference} "
+        f"({format_money(payment.amount, payment.currency)}, "
+        f"{timezone.localdate(payment.received_at):%d/%m/%Y})",
+        after={"payment_id": payment.pk, "payout_id": payout.pk},
+    )
+
+
+def payout_statement_link(*, payout: Payout) -> Payment | None:
+    """The payout's bank line, if its statement is already in: amount, window, narrative."""
+    account = payout.provider_account
+    if account is None or payout.statement_payment_id or payout.status != PAID:
+        return None
+    candidates = Payment.objects.filter(
+        entity_id=account.entity_id,
+        source="bank",
+        amount=payout.amount,
+        currency=payout.currency,
+        match_state=Payment.MatchState.UNMATCHED,
+        settles_payout__isnull=True,
+    ).filter(
+        Q(statement_account__bank_account=account.payout_bank_account)
+        | Q(statement_account__isnull=True)
+    )
+    for payment in candidates.order_by("received_at", "pk")[:20]:
+        if _line_matches(account, payout, payment):
+            _link(payout, payment)
+            return payment
+    return None
+
+
+def payout_lines_recognise(*, payment_ids: list[int]) -> int:
+    """Statement lines just stored that are a provider's payout: linked to it both ways and
+    marked not for AIQ (the payout's journal already books the money), before matching sees
+    them. Call in the import's transaction."""
+    if not payment_ids or not ProviderAccount.objects.exists():
+        return 0
+    accounts = list(ProviderAccount.objects.select_related("payout_bank_account"))
+    linked = 0
+    lines = Payment.objects.filter(
+        pk__in=payment_ids, source="bank", match_state=Payment.MatchState.UNMATCHED
+    )
+    for payment in lines:
+        bank_id = (
+            StatementAccount.objects.filter(pk=payment.statement_account_id)
+            .values_list("bank_account_id", flat=True)
+            .first()
+            if payment.statement_account_id
+            else None
+        )
+        for account in accounts:
+            if account.entity_id != payment.entity_id:
+                continue
+            if bank_id is not None and bank_id != account.payout_bank_account_id:
+                continue
+            if account.statement_narrative.upper() not in _narrative(payment):
+                continue
+            payouts = Payout.objects.select_for_update().filter(
+                provider_account=account,
+                status=PAID,
+                statement_payment__isnull=True,
+                amount=payment.amount,
+                currency=payment.currency,
+            )
+            match = next((p for p in payouts if _line_matches(account, p, payment)), None)
+            if match is not None:
+                _link(match, payment)
+                linked += 1
+                break
+    return linked
+
+
+# --- outbox origin ------------------------------------------------------------------------------
+
+
+def _confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
+    audit_log(
+        actor=None,
+        action="payout.journal_confirmed",
+        object_type="payments.payout",
+        object_id=command.origin_id,
+        summary=f"{command.external_reference} confirmed in AIQ "
+        f"(transaction {command.result.get('transaction_id')})",
+    )
+
+
+def _not_booked(command: OutboxCommand) -> None:
+    audit_log(
+        actor=None,
+        action="payout.journal_failed",
+        object_type="payments.payout",
+        object_id=command.origin_id,
+        summary=f"{command.external_reference} {command.get_state_display().lower()}: "
+        f"{command.last_error_message}"[:500],
+    )
+
+
+def register() -> None:
+    origin_register("payout", Origin(confirmed=_confirmed, failed=_not_booked, parked=_not_booked))

@@ -1,0 +1,222 @@
+"""Sales invoicing into AIQ: sources, their settings, upload batches and invoices.
+
+A `SalesInvoice` is our record of one invoice a selling system raised: its normalised content,
+why it is a batch or an item invoice, where it stands (held, queued, posted or linked) and, once
+AIQ has it, AIQ's transaction id. After that it is never edited: a change is a credit note.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+from ledger.fields import MoneyField
+from ledger.models import Entity, OutboxCommand
+
+
+class InvoiceType(models.TextChoices):
+    BATCH = "batch", "Batch invoice"
+    ITEM = "item", "Item invoice"
+
+
+class CreditAction(models.TextChoices):
+    WARN = "warn", "Warn and post"
+    HOLD = "hold", "Hold for an approver"
+    REFUSE = "refuse", "Refuse the invoice"
+
+
+class SalesSettings(models.Model):
+    """Per AIQ company: what a credit problem does, whether new customers need a person, and
+    the batch total above which a second person approves an upload."""
+
+    entity = models.OneToOneField(Entity, on_delete=models.PROTECT, related_name="sales_settings")
+    credit_action = models.CharField(max_length=6, choices=CreditAction, default=CreditAction.HOLD)
+    approve_new_customers = models.BooleanField(
+        default=False, help_text="A new customer waits for an approver before AIQ creates it"
+    )
+    batch_approval_total = MoneyField(
+        default=10000, help_text="Batches whose gross total is above this need an approver"
+    )
+    email_invoices = models.BooleanField(
+        default=False, help_text="E-mail the AIQ invoice PDF to the customer once posted"
+    )
+
+    class Meta:
+        verbose_name_plural = "sales settings"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(batch_approval_total__gte=0), name="sales_settings_total_gte_0"
+            )
+        ]
+
+
+class InvoiceSource(models.Model):
+    """A system that sells (a CRM, a billing system, Stripe, the API) and how its invoices go
+    into AIQ: batch invoices when it computes VAT, item invoices when it needs order numbers,
+    delivery dates or item codes. The reason is shown on every invoice of the source."""
+
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    code = models.CharField(max_length=30, help_text="Short name, e.g. CRM, STRIPE, API")
+    name = models.CharField(max_length=100)
+    invoice_type = models.CharField(max_length=5, choices=InvoiceType, default=InvoiceType.BATCH)
+    type_reason = models.CharField(
+        max_length=300,
+        default="The source computes VAT: batch invoices post its VAT to the cent.",
+    )
+    column_map = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Upload layout: our field -> the file\'s column header, e.g. {"net": "Net"}',
+    )
+    date_format = models.CharField(max_length=30, default="%d/%m/%Y")
+    attach_breakdown = models.BooleanField(
+        default=True, help_text="Attach the uploaded file to each invoice in AIQ (AttachDocument)"
+    )
+    default_gl_account_code = models.CharField(max_length=50, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "code"], name="invoice_source_code_unique")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class SalesBatch(models.Model):
+    """One upload (or one push of many invoices): its file, who made it, who approved it."""
+
+    class State(models.TextChoices):
+        AWAITING_APPROVAL = "awaiting_approval", "Waiting for an approver"
+        QUEUED = "queued", "Sent to AIQ"
+        CANCELLED = "cancelled", "Cancelled"
+
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    source = models.ForeignKey(InvoiceSource, on_delete=models.PROTECT, related_name="batches")
+    filename = models.CharField(max_length=255)
+    sha256 = models.CharField(max_length=64)
+    content = models.BinaryField(blank=True, default=b"")
+    state = models.CharField(max_length=20, choices=State, default=State.QUEUED)
+    invoice_count = models.PositiveIntegerField(default=0)
+    gross_total = MoneyField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            # the same file cannot be imported twice for a source
+            models.UniqueConstraint(fields=["source", "sha256"], name="sales_batch_file_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.filename} ({self.invoice_count} invoices)"
+
+
+class SalesInvoice(models.Model):
+    class State(models.TextChoices):
+        HELD_CREDIT = "held_credit", "Held: credit check"
+        HELD_CUSTOMER = "held_customer", "Held: new customer"
+        AWAITING_BATCH = "awaiting_batch", "Waiting for the batch's approval"
+        QUEUED = "queued", "Queued for AIQ"
+        POSTED = "posted", "Posted in AIQ"
+        LINKED = "linked", "Already in AIQ (linked)"
+        FAILED = "failed", "Refused by AIQ"
+        REFUSED = "refused", "Refused: credit check"
+        CANCELLED = "cancelled", "Cancelled"
+
+    IN_AIQ = (State.POSTED, State.LINKED)
+
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    source = models.ForeignKey(InvoiceSource, on_delete=models.PROTECT, related_name="invoices")
+    batch = models.ForeignKey(
+        SalesBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="invoices"
+    )
+    external_reference = models.CharField(max_length=100)
+    customer_code = models.CharField(max_length=50)
+    customer_name = models.CharField(max_length=200)
+    customer_email = models.EmailField(blank=True)
+    invoice_date = models.DateField()
+    due_date = models.DateField(null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    description = models.CharField(max_length=500, blank=True)
+    invoice_type = models.CharField(max_length=5, choices=InvoiceType)
+    type_reason = models.CharField(max_length=300, blank=True)
+    net_amount = MoneyField()
+    tax_amount = MoneyField()
+    gross_amount = MoneyField()
+    # an already-paid order: {"amount", "bank_account_code", "reference", "paid_on"}
+    paid = models.JSONField(null=True, blank=True)
+    content_hash = models.CharField(max_length=64, help_text="sha256 of the normalised content")
+    state = models.CharField(max_length=16, choices=State, default=State.QUEUED)
+    held_reason = models.TextField(blank=True)
+    credit_figures = models.JSONField(default=dict, blank=True)
+    command = models.ForeignKey(
+        OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    aiq_transaction_id = models.IntegerField(null=True, blank=True)
+    aiq_invoice_id = models.IntegerField(null=True, blank=True)
+    aiq_number = models.CharField(max_length=50, blank=True)
+    receipt_transaction_id = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "id"], name="sales_invoice_state")]
+        constraints = [
+            # one invoice per external reference per AIQ company: a second upload links to it
+            models.UniqueConstraint(
+                fields=["entity", "external_reference"], name="sales_invoice_reference_once"
+            ),
+            models.UniqueConstraint(
+                fields=["entity", "aiq_transaction_id"], name="sales_invoice_transaction_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
+                name="sales_invoice_gross_is_net_plus_tax",
+            ),
+            models.CheckConstraint(condition=Q(net_amount__gt=0), name="sales_invoice_net_gt_0"),
+            models.CheckConstraint(condition=Q(tax_amount__gte=0), name="sales_invoice_tax_gte_0"),
+            models.CheckConstraint(
+                condition=~Q(state__in=["posted", "linked"]) | Q(aiq_transaction_id__isnull=False),
+                name="sales_invoice_in_aiq_has_transaction",
+            ),
+        ]
+
+    def __str__(self):
+        return self.external_reference
+
+
+class SalesInvoiceLine(models.Model):
+    invoice = models.ForeignKey(SalesInvoice, on_delete=models.PROTECT, related_name="lines")
+    line_number = models.PositiveIntegerField()
+    description = models.CharField(max_length=500, blank=True)
+    net_amount = MoneyField()
+    tax_code = models.CharField(max_length=20, blank=True)
+    tax_amount = MoneyField(default=0)
+    item_code = models.CharField(max_length=50, blank=True)
+    department = models.CharField(max_length=50, blank=True)
+    gl_account_code = models.CharField(max_length=50, blank=True)
+    order_number = models.CharField(max_length=50, blank=True)
+    delivery_date = models.DateField(null=True, blank=True)
+    quantity = models.DecimalField(max_digits=15, decimal_places=4, default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "line_number"], name="sales_invoice_line_number_unique"
+            ),
+            models.CheckConstraint(condition=Q(net_amount__gt=0), name="sales_line_net_gt_0"),
+            models.CheckConstraint(condition=Q(tax_amount__gte=0), name="sales_line_tax_gte_0"),
+        ]

@@ -1,0 +1,329 @@
+"""The AIQ writes of sales invoicing: three outbox kinds, their read-backs and their origin.
+
+- sales_invoice       one batch invoice: GetNewBatchSalesInvoice ->
+                      CreateBatchSalesInvoiceGetBackTransactionID (the source's VAT as sent)
+- sales_item_invoice  one item invoice: GetNewSalesInvoice -> SaveInvoiceGetBackInvoiceID ->
+                      PostInvoiceGetBackTransactionID (order numbers, delivery dates, item codes)
+- sales_invoice_bulk  up to BULK_SIZE batch invoices: CreateBatchSalesInvoiceBulkGetBackTransactionIDs
+
+Duplicate check before any create (AIQ has no idempotency keys): each invoice is looked up by
+its external reference, GetInvoicesByExternalReference (item invoices, saved or posted) and
+GetTransactionsByExternalReference (posted invoices of either type: batch invoices never reach
+AIQ's invoice table). What exists before our first send is *linked*, never created again; what
+the read-back finds after a send of ours is ours (*posted*). An item invoice saved but not
+posted (a lost answer between save and post) is posted, never saved twice.
+
+The command's verdict moves its SalesInvoice rows (origin "sales_invoice"): confirmed -> posted
+or linked with AIQ's transaction id (per invoice: a bulk may refuse some and post the others),
+failed -> failed with AIQ's message, parked -> the message, for a person.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from ledger.aiq.errors import AiqPermanentError, AiqTemporaryError
+from ledger.aiq.results import as_decimal, get
+from ledger.models import OutboxCommand
+from ledger.outbox.executors import (
+    REPLAY_AFTER_EXPIRY,
+    Executor,
+    ReadBack,
+    transactions_by_reference,
+)
+from ledger.outbox.origins import Origin, origin_register
+from ledger.outbox.steps import command_kind_register
+
+KIND_BATCH = "sales_invoice"
+KIND_ITEM = "sales_item_invoice"
+KIND_BULK = "sales_invoice_bulk"
+ORIGIN = "sales_invoice"
+BULK_SIZE = 100
+# duplicate look-ups of one bulk command run side by side (the AIQ client is thread-safe:
+# one session per process, single-flight logins); each costs one AIQ round trip
+LOOKUP_THREADS = 8
+LOOKUP_TRIES = 3
+
+
+def _check_invoice(invoice: dict) -> None:
+    for name in ("sales_invoice_id", "external_reference", "customer_code", "invoice_date"):
+        if invoice.get(name) in (None, ""):
+            raise ValueError(f"invoice is missing {name}")
+    if not invoice.get("lines"):
+        raise ValueError(f"invoice {invoice['external_reference']} has no lines")
+    for line in invoice["lines"]:
+        for name in ("net_amount", "tax_amount"):
+            as_decimal(line[name])  # a decimal string, never a float
+            if isinstance(line[name], float):
+                raise ValueError("money must be a decimal string, never a float")
+
+
+@dataclass(frozen=True)
+class SalesInvoicePayload:
+    """One invoice (sales_invoice, sales_item_invoice)."""
+
+    invoice: dict
+
+    def __post_init__(self):
+        _check_invoice(self.invoice)
+
+
+@dataclass(frozen=True)
+class SalesInvoiceBulkPayload:
+    invoices: list = field(default_factory=list)
+
+    def __post_init__(self):
+        if not 1 <= len(self.invoices) <= BULK_SIZE:
+            raise ValueError(f"a bulk command carries 1 to {BULK_SIZE} invoices")
+        for invoice in self.invoices:
+            _check_invoice(invoice)
+
+
+def _invoices(command: OutboxCommand, payload: dict) -> list[dict]:
+    return payload["invoices"] if command.kind == KIND_BULK else [payload["invoice"]]
+
+
+def _midnight(day: str) -> datetime:
+    value = date.fromisoformat(day)
+    return datetime(value.year, value.month, value.day)
+
+
+# --- what AIQ already holds ------------------------------------------------------------------
+
+
+def in_aiq(client, invoice: dict) -> dict | None:
+    """What AIQ holds under this invoice's reference: {"transaction_id", "amount" (AIQ's
+    gross), "extra_ids"} when posted, {"saved_invoice_id"} when saved but not posted, None when nothing."""
+    reference = invoice["external_reference"]
+    documents = client.get_invoices_by_external_reference(reference)
+    found = sorted(
+        (int(get(t, "TransactionID")), str(get(t, "ControlAmount") or ""))
+        for t in transactions_by_reference(
+            client, reference, date.fromisoformat(invoice["invoice_date"])
+        )
+    )
+    if found:
+        (first, amount), *others = found
+        return {"transaction_id": first, "amount": amount, "extra_ids": [i for i, _ in others]}
+    saved = sorted(int(get(d, "InvoiceID")) for d in documents if get(d, "Status") != "Processed")
+    if saved:
+        return {"saved_invoice_id": saved[0]}
+    return None
+
+
+def _in_aiq_retried(client, invoice: dict) -> dict | None:
+    """in_aiq, tried again on a temporary error (a read: always safe to repeat). Side by side,
+    one thread's new login can expire the token another thread has just taken."""
+    for attempt in range(LOOKUP_TRIES):
+        try:
+            return in_aiq(client, invoice)
+        except AiqTemporaryError:
+            if attempt == LOOKUP_TRIES - 1:
+                raise
+    return None  # not reached
+
+
+def _look_up_all(client, invoices: list[dict]) -> dict[str, dict | None]:
+    if len(invoices) == 1:
+        return {invoices[0]["external_reference"]: _in_aiq_retried(client, invoices[0])}
+    with ThreadPoolExecutor(max_workers=min(LOOKUP_THREADS, len(invoices))) as pool:
+        found = list(pool.map(lambda invoice: _in_aiq_retried(client, invoice), invoices))
+    return {i["external_reference"]: f for i, f in zip(invoices, found, strict=True)}
+
+
+def sales_prepare(client, command: OutboxCommand, payload: dict) -> dict:
+    """The duplicate check before a send: what AIQ holds under each reference. Kept as
+    "before" from the first send on (what existed before any write of ours is linked)."""
+    found = _look_up_all(client, _invoices(command, payload))
+    evidence = {"found": found}
+    if "before" not in command.evidence:
+        evidence["before"] = {ref: hit for ref, hit in found.items() if hit}
+    return evidence
+
+
+def sales_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
+    """Confirmed when every invoice of the command is posted in AIQ; otherwise the look-ups
+    become the evidence of the next send, which creates only what is missing (an invoice AIQ
+    refused is refused again, with its message)."""
+    found = _look_up_all(client, _invoices(command, payload))
+    if any(not (hit and hit.get("transaction_id")) for hit in found.values()):
+        return ReadBack(0, {}, evidence={"found": found})
+    return ReadBack(1, _result(command, found, {}))
+
+
+def _result(command: OutboxCommand, found: dict, refused: dict) -> dict:
+    before = command.evidence.get("before", {})
+    invoices = {}
+    for ref, hit in found.items():
+        if ref in refused or not hit or not hit.get("transaction_id"):
+            continue
+        invoices[ref] = {
+            "transaction_id": hit["transaction_id"],
+            "linked": bool(before.get(ref, {}).get("transaction_id")),
+            "extra_ids": hit.get("extra_ids", []),
+            "amount": hit.get("amount", ""),
+        }
+    return {"invoices": invoices, "refused": refused}
+
+
+# --- sending ---------------------------------------------------------------------------------
+
+
+def batch_document(client, invoice: dict) -> dict:
+    """AIQ's BatchSalesInvoice for our invoice: the template's defaults, our lines with the
+    source's VAT amount (never recomputed: no rounding drift)."""
+    document = dict(client.get_new_batch_sales_invoice(invoice["customer_code"]) or {})
+    return _batch_fields(document, invoice)
+
+
+def _batch_fields(document: dict, invoice: dict) -> dict:
+    document.update(
+        CustomerCode=invoice["customer_code"].upper(),
+        InvoiceDate=_midnight(invoice["invoice_date"]),
+        ExternalReference=invoice["external_reference"],
+        Description=(invoice.get("description") or "")[:250],
+        Lines={
+            "BatchSalesInvoiceLine": [
+                {
+                    "GLAccountCode": line.get("gl_account_code") or None,
+                    "TaxCode": line.get("tax_code") or None,
+                    "Description": (line.get("description") or "")[:250],
+                    "DepartmentID": line.get("department") or None,
+                    "NetAmount": as_decimal(line["net_amount"]),
+                    "TaxAmount": as_decimal(line["tax_amount"]),
+                }
+                for line in invoice["lines"]
+            ]
+        },
+    )
+    return document
+
+
+def item_document(client, invoice: dict) -> dict:
+    document = dict(client.get_new_sales_invoice(invoice["customer_code"]) or {})
+    document.update(
+        InvoiceDate=_midnight(invoice["invoice_date"]),
+        ExternalReference=invoice["external_reference"],
+        Notes=(invoice.get("description") or "")[:250],
+        Lines={
+            "InvoiceLine": [
+                {
+                    "StockItemID": line.get("item_code") or None,
+                    "StockItemDescription": (line.get("description") or "")[:250],
+                    "Notes": " ".join(
+                        part
+                        for part in (
+                            f"Order {line['order_number']}" if line.get("order_number") else "",
+                            f"delivered {line['delivery_date']}"
+                            if line.get("delivery_date")
+                            else "",
+                        )
+                        if part
+                    )
+                    or None,
+                    "InvoicedQuantity": Decimal(str(line.get("quantity") or 1)),
+                    "GLAccountCode": line.get("gl_account_code") or None,
+                    "TaxCode": line.get("tax_code") or None,
+                    "DepartmentID": line.get("department") or None,
+                    "NetAmount": as_decimal(line["net_amount"]),
+                    "TaxAmount": as_decimal(line["tax_amount"]),
+                }
+                for line in invoice["lines"]
+            ]
+        },
+    )
+    # AIQ's Invoice has no due date: AIQ derives it from the customer's credit terms
+    orders = sorted({line["order_number"] for line in invoice["lines"] if line.get("order_number")})
+    if orders:
+        document["OrderNumber"] = ", ".join(orders)[:50]
+    deliveries = sorted(
+        line["delivery_date"] for line in invoice["lines"] if line.get("delivery_date")
+    )
+    if deliveries:
+        document["DeliveryDate"] = _midnight(deliveries[-1])
+    return document
+
+
+def sales_send(client, command: OutboxCommand, payload: dict) -> dict:
+    invoices = _invoices(command, payload)
+    found = command.evidence.get("found")
+    if found is None:  # no duplicate check recorded (cannot happen through the runner)
+        found = _look_up_all(client, invoices)
+    refused: dict[str, str] = {}
+    todo = [
+        i for i in invoices if not (found.get(i["external_reference"]) or {}).get("transaction_id")
+    ]
+    if command.kind == KIND_ITEM:
+        for invoice in todo:
+            saved = (found.get(invoice["external_reference"]) or {}).get("saved_invoice_id")
+            if not saved:
+                saved = client.save_invoice_get_back_invoice_id(
+                    item_document(client, invoice), create=True, replay_safe=REPLAY_AFTER_EXPIRY
+                )
+            transaction_id = client.post_invoice(saved, replay_safe=REPLAY_AFTER_EXPIRY)
+            found[invoice["external_reference"]] = {"transaction_id": transaction_id}
+    else:
+        for invoice in todo:
+            if (found.get(invoice["external_reference"]) or {}).get("saved_invoice_id"):
+                refused[invoice["external_reference"]] = (
+                    "AIQ holds a saved, unposted item invoice with this external reference: "
+                    "post or delete it in AIQ, then retry."
+                )
+        todo = [i for i in todo if i["external_reference"] not in refused]
+        if command.kind == KIND_BATCH:
+            for invoice in todo:
+                transaction_id = client.create_batch_sales_invoice(
+                    batch_document(client, invoice), replay_safe=REPLAY_AFTER_EXPIRY
+                )
+                found[invoice["external_reference"]] = {"transaction_id": transaction_id}
+        elif todo:
+            # no template call per invoice in a bulk: the BatchSalesInvoice has no defaults to
+            # take beyond the customer's own, which AIQ applies to lines that leave them out
+            answers = client.create_batch_sales_invoices_bulk(
+                [_batch_fields({}, invoice) for invoice in todo], replay_safe=REPLAY_AFTER_EXPIRY
+            )
+            for invoice, (transaction_id, message) in zip(todo, answers, strict=True):
+                if transaction_id:
+                    found[invoice["external_reference"]] = {"transaction_id": transaction_id}
+                else:
+                    refused[invoice["external_reference"]] = message
+    if refused and len(refused) == len(invoices):
+        first = next(iter(refused.values()))
+        raise AiqPermanentError(first, operation=command.kind, error_code="REFUSED")
+    return _result(command, found, refused)
+
+
+EXECUTOR = Executor(sales_send, sales_read_back, sales_prepare)
+
+
+# --- the origin: what the verdict does to our invoices ----------------------------------------
+
+
+def _confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
+    from sales.services.invoices import sales_invoices_settle
+
+    sales_invoices_settle(command=command, result=command.result)
+
+
+def _failed(command: OutboxCommand) -> None:
+    from sales.services.invoices import sales_invoices_fail
+
+    sales_invoices_fail(command=command, message=command.last_error_message or "AIQ refused it")
+
+
+def _parked(command: OutboxCommand) -> None:
+    from sales.services.invoices import sales_invoices_fail
+
+    sales_invoices_fail(
+        command=command,
+        message=command.last_error_message or "waits for a person",
+        parked=True,
+    )
+
+
+def register() -> None:
+    command_kind_register(KIND_BATCH, executor=EXECUTOR, payload=SalesInvoicePayload)
+    command_kind_register(KIND_ITEM, executor=EXECUTOR, payload=SalesInvoicePayload)
+    command_kind_register(KIND_BULK, executor=EXECUTOR, payload=SalesInvoiceBulkPayload)
+    origin_register(ORIGIN, Origin(confirmed=_confirmed, failed=_failed, parked=_parked))
