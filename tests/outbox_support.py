@@ -664,10 +664,20 @@ def chaos_run(
     if late_past_settle:
         # held by AIQ until the outbox has given up waiting (settle period) and resent each;
         # then AIQ commits them all (a timer alone could fire before a slow resend)
-        world.server.faults.update(
-            late_commit_next=late_past_settle, late_commit_ms=3_600_000, ops=LATE_PAST_SETTLE_OPS
-        )
-        late_items = chaos_late_workload(world, late_past_settle)
+        # one at a time, so that it is each command's first send that AIQ holds (with several
+        # at once, a slow queue can resend one before another is first sent)
+        late_items = []
+        for n in range(late_past_settle):
+            held = world.server.faults.snapshot()["stats"]["late_commits"]
+            world.server.faults.update(
+                late_commit_next=1, late_commit_ms=3_600_000, ops=LATE_PAST_SETTLE_OPS
+            )
+            late_items.append(chaos_late_item(world, n))
+            assert wait_until(
+                lambda held=held: world.server.faults.snapshot()["stats"]["late_commits"] > held,
+                timeout=60,
+                on_tick=tick,
+            ), "the first send was not made"
         late_settled = wait_until(lambda: not open_.exists(), timeout=120, on_tick=tick)
         released = world.server.release_late_commits()
         late_landed = world.server.settle_late_commits(timeout=60) and late_landed
@@ -704,37 +714,34 @@ def chaos_run(
     return figures
 
 
-def chaos_late_workload(world, count: int) -> list[tuple[str, object, object]]:
-    """`count` writes whose first send AIQ commits late: receipts, write-offs and debit
-    journals in turn (their operations are the only ones the late commits are switched on for)."""
+def chaos_late_item(world, n: int) -> tuple[str, object, None]:
+    """The n-th write whose first send AIQ commits late: a receipt, a write-off or a debit
+    journal in turn (their operations are the only ones the late commits are switched on for)."""
     from ledger.outbox.services import outbox_enqueue
 
     today = date.today().isoformat()
-    items = []
-    for n in range(count):
-        kind = ("post_receipt", "post_write_off", "post_debit_journal")[n % 3]
-        reference = f"LATE-{n}"
-        if kind == "post_receipt":
-            payload = {
-                "customer_code": world.customer.code,
-                "bank_account_code": world.bank.bank_account_code,
-                "amount": f"{10 + n}.00",
-                "currency": world.customer.currency,
-                "payment_date": today,
-                "description": "paid late",
-                "payment_id": None,
-            }
-        else:
-            payload = {
-                "customer_code": world.customer.code,
-                "gl_account_code": "8100",
-                "amount": f"{2 + n}.25",
-                "currency": world.customer.currency,
-                "journal_date": today,
-                "description": reference,
-            }
-        command = outbox_enqueue(
-            entity=world.entity, kind=kind, payload=payload, external_reference=reference
-        )
-        items.append((kind, command, None))
-    return items
+    kind = ("post_receipt", "post_write_off", "post_debit_journal")[n % 3]
+    reference = f"LATE-{n}"
+    if kind == "post_receipt":
+        payload = {
+            "customer_code": world.customer.code,
+            "bank_account_code": world.bank.bank_account_code,
+            "amount": f"{10 + n}.00",
+            "currency": world.customer.currency,
+            "payment_date": today,
+            "description": "paid late",
+            "payment_id": None,
+        }
+    else:
+        payload = {
+            "customer_code": world.customer.code,
+            "gl_account_code": "8100",
+            "amount": f"{2 + n}.25",
+            "currency": world.customer.currency,
+            "journal_date": today,
+            "description": reference,
+        }
+    command = outbox_enqueue(
+        entity=world.entity, kind=kind, payload=payload, external_reference=reference
+    )
+    return (kind, command, None)

@@ -171,13 +171,12 @@ def _allocation(world, reference: str, receipt, invoice, amount):
     )
 
 
-def test_an_allocation_aiq_holds_twice_is_undone_and_the_rest_made_again(world, bob):
+def test_an_allocation_aiq_holds_twice_is_undone_and_the_rest_made_again(world, client, bob):
     """A payment of 60.00 settles half of WL-0 and all of WL-1. AIQ commits the WL-0
     allocation a second time (a late commit), so WL-0 is settled twice over by one payment.
     Reversal: AIQ removes allocations per transaction, so the invoice's (fewer) are removed
     and the one that is ours alone is made again; WL-1's allocation is never touched."""
     from ledger.outbox.executors import allocate_send, resolve_payload
-    from ledger.outbox.repair import duplicate_reverse
 
     wl0, wl1 = world.invoices(2)
     half = (wl0.gross_amount / 2).quantize(Decimal("0.01"))
@@ -195,7 +194,10 @@ def test_an_allocation_aiq_holds_twice_is_undone_and_the_rest_made_again(world, 
     _pull(world)
     [flag] = DuplicateWrite.objects.filter(kind="allocation")
     assert flag.command == first and flag.found_by == "pull"
-    duplicate_reverse(flag=flag, actor=bob)
+    client.force_login(bob)  # one action on the Sync screen
+    page = client.get(reverse("ledger:sync")).content.decode()
+    assert "ALC-HALF" in page and "Reverse the extra" in page
+    client.post(reverse("ledger:duplicate_reverse", args=[flag.pk]))
     assert AuditEntry.objects.filter(action="duplicate.reverse", actor=bob).exists()
     drain(budget_seconds=30, batch_size=5)
     flag.refresh_from_db()

@@ -189,6 +189,7 @@ def _assert_chaos(figures, client, approver, kills: int) -> None:
         assert reference in page, reference
 
 
+@pytest.mark.timeout(600)  # ~1.5-4 min; more on a loaded machine
 def test_every_kind_of_write_under_faults_pulls_and_kills_is_in_aiq_exactly_once(
     world, clusters, client, bob
 ):
@@ -208,6 +209,7 @@ def test_every_kind_of_write_under_faults_pulls_and_kills_is_in_aiq_exactly_once
     _assert_chaos(figures, client, bob, kills=5)
 
 
+@pytest.mark.timeout(600)  # ~1.5-4 min; more on a loaded machine
 def test_chaos_on_postgresql_and_redis_with_two_clusters(
     requires_postgres, requires_redis, world, clusters, client, bob
 ):

@@ -217,7 +217,7 @@ def test_the_command_line_serves_with_faults(tmp_path):
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        for _ in range(600):  # up to 30 s: a loaded machine starts it slowly
             try:
                 if requests.get(f"{url}/_sandbox/health", timeout=1).ok:
                     break
