@@ -129,7 +129,7 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
         db,
         "ledger_customer",
         "id entity_id created_at updated_at code name email currency credit_limit balance "
-        "row_version active".split(),
+        "row_version active credit_end_of_month".split(),
         (
             (
                 n + 1,
@@ -144,6 +144,7 @@ def generate(path: Path, *, customers=20_000, invoices=1_000_000, payments=100_0
                 0,
                 "",
                 1,
+                0,
             )
             for n in range(customers)
         ),

@@ -6,7 +6,11 @@ class LedgerConfig(AppConfig):
     verbose_name = "AIQ ledger mirror"
 
     def ready(self):
+        # models load only once the app registry is ready, hence imports here
         from ledger.outbox import checks  # noqa: F401 - registers the Q_CLUSTER checks
+        from ledger.outbox.kinds import register
+
+        register()  # ledger's own command kinds: typed payloads and executors
         from ledger.outbox.origins import Origin, origin_register
         from ledger.outbox.repair import duplicate_reversal_done, duplicate_reversal_stopped
 

@@ -13,6 +13,14 @@ _CUSTOMER_VIA = {
     "learned_alias": "the payer name “{payer_name}”, confirmed for them before",
     "account_code": "their customer code {code} in the payment's {source}",
     "payer_name": "the payer's name “{payer_name}”, {score}% like “{compared_with}”",
+    "payer_name_and_reference": (
+        "the payer's name “{payer_name}”, which fits {customers_fitting} customers equally, "
+        "and the reference, which only this one's invoices fit"
+    ),
+    "payer_name_and_amount": (
+        "the payer's name “{payer_name}”, which fits {customers_fitting} customers equally, "
+        "and the amount, which only this one has open"
+    ),
 }
 
 _AMOUNTS = (

@@ -239,9 +239,10 @@ def test_an_admin_action_on_a_view_only_page_goes_through_the_audited_service(
 ):
     from ledger.models import OutboxCommand
     from ledger.outbox.services import outbox_enqueue
+    from tests.payloads import receipt_payload
 
     command = outbox_enqueue(
-        entity=entity, kind="post_receipt", payload={}, external_reference="R-9"
+        entity=entity, kind="post_receipt", payload=receipt_payload(), external_reference="R-9"
     )
     client.force_login(carol)
     start = _last()

@@ -21,6 +21,7 @@ from payments.services import auto_approve
 from payments.services.auto_approve import plans_auto_approve_many
 from payments.services.plans import PlanRefused, plan_auto_approve, plan_propose
 from staff.models import AuditEntry
+from tests.payloads import allocate_payload, receipt_payload
 from tests.test_plans_factories import D, make_customer, make_invoice, make_payment, setup_books
 
 State = AllocationPlan.State
@@ -121,7 +122,7 @@ def build_scenario(entity, alice) -> dict[str, int]:
         entity=entity,
         kind="post_receipt",
         external_reference=f"RCPT-{again.pk}",
-        payload={"old": True},
+        payload=receipt_payload(description="old"),
     )
     add("receipt_queued", again, [(make_invoice(acme, "33.00"), "33.00", {})])
     # another company without a bank account to receive into
@@ -310,7 +311,7 @@ def test_each_refusal_is_reported_and_the_rest_of_the_chunk_goes_ahead(entity, a
     # the queued receipt was reused: the allocation depends on it, no second receipt
     reused = MatchProposal.objects.get(pk=ids["receipt_queued"])
     receipts = OutboxCommand.objects.filter(external_reference=f"RCPT-{reused.payment_id}")
-    assert receipts.count() == 1 and receipts.get().payload == {"old": True}
+    assert receipts.count() == 1 and receipts.get().payload == receipt_payload(description="old")
     assert receipts.get().dependents.get().kind == "allocate"
     # audit: propose + approve (or submit) per plan, nothing for the refused
     actions = sorted(
@@ -372,21 +373,38 @@ def test_a_plan_made_for_the_same_invoice_after_matching_is_not_over_allocated(e
 @pytest.mark.django_db
 def test_bulk_enqueue_keeps_outbox_enqueue_semantics(entity, django_capture_on_commit_callbacks):
     existing = OutboxCommand.objects.create(
-        entity=entity, kind="post_receipt", external_reference="RCPT-1", payload={}
+        entity=entity, kind="post_receipt", external_reference="RCPT-1", payload=receipt_payload()
     )
-    receipt = NewCommand(entity, "post_receipt", {"n": 2}, "RCPT-2")
+    receipt = NewCommand(entity, "post_receipt", receipt_payload(description="2"), "RCPT-2")
     commands = [
-        NewCommand(entity, "post_receipt", {"n": 1}, "RCPT-1"),  # already queued
-        NewCommand(entity, "allocate", {"n": 3}, "ALLOC-2", depends_on=receipt, origin_id=7),
+        NewCommand(
+            entity, "post_receipt", receipt_payload(description="1"), "RCPT-1"
+        ),  # already queued
+        NewCommand(
+            entity,
+            "allocate",
+            allocate_payload(amount="3"),
+            "ALLOC-2",
+            depends_on=receipt,
+            origin_id=7,
+        ),
         receipt,  # after its dependent in the list: inserted first anyway
-        NewCommand(entity, "allocate", {"n": 4}, "ALLOC-1", depends_on=existing),
-        NewCommand(entity, "post_receipt", {"n": 5}, "RCPT-2"),  # given twice: the first wins
+        NewCommand(
+            entity, "allocate", allocate_payload(amount="4"), "ALLOC-1", depends_on=existing
+        ),
+        NewCommand(
+            entity, "post_receipt", receipt_payload(description="5"), "RCPT-2"
+        ),  # given twice: the first wins
     ]
     with django_capture_on_commit_callbacks(execute=False) as hooks:
         with transaction.atomic():
             ids = outbox_enqueue_many(commands)
     rows = OutboxCommand.objects.in_bulk(ids)
-    assert ids[0] == existing.pk and ids[2] == ids[4] and rows[ids[2]].payload == {"n": 2}
+    assert (
+        ids[0] == existing.pk
+        and ids[2] == ids[4]
+        and rows[ids[2]].payload == receipt_payload(description="2")
+    )
     assert rows[ids[1]].depends_on_id == ids[2] and rows[ids[3]].depends_on_id == existing.pk
     assert OutboxCommand.objects.count() == 4
     assert len(hooks) == 1 and sorted(hooks[0].command_ids) == sorted(ids[1:4])  # one wake
@@ -394,7 +412,7 @@ def test_bulk_enqueue_keeps_outbox_enqueue_semantics(entity, django_capture_on_c
     one_by_one = outbox_enqueue(
         entity=entity,
         kind="allocate",
-        payload={"n": 3},
+        payload=allocate_payload(amount="3"),
         external_reference="ALLOC-3",
         depends_on=rows[ids[2]],
         origin_id=7,
@@ -411,25 +429,29 @@ def test_bulk_enqueue_survives_a_reference_queued_concurrently(entity, monkeypat
 
     def racing(commands):
         found = look_up(commands)
-        outbox_enqueue(entity=entity, kind="post_receipt", external_reference="R-1", payload={})
+        outbox_enqueue(
+            entity=entity, kind="post_receipt", external_reference="R-1", payload=receipt_payload()
+        )
         return found
 
     monkeypatch.setattr(outbox_services, "_already_queued", racing)
-    receipt = NewCommand(entity, "post_receipt", {"mine": True}, "R-1")
+    receipt = NewCommand(entity, "post_receipt", receipt_payload(description="mine"), "R-1")
     with transaction.atomic():
         ids = outbox_enqueue_many(
-            [receipt, NewCommand(entity, "allocate", {}, "A-1", depends_on=receipt)]
+            [receipt, NewCommand(entity, "allocate", allocate_payload(), "A-1", depends_on=receipt)]
         )
     rows = OutboxCommand.objects.in_bulk(ids)
-    assert rows[ids[0]].payload == {} and rows[ids[1]].depends_on_id == ids[0]
+    assert rows[ids[0]].payload == receipt_payload() and rows[ids[1]].depends_on_id == ids[0]
     assert OutboxCommand.objects.count() == 2
 
 
 @pytest.mark.django_db
 def test_bulk_enqueue_refuses_a_dependency_it_was_not_given(entity):
-    elsewhere = NewCommand(entity, "post_receipt", {}, "R-9")
+    elsewhere = NewCommand(entity, "post_receipt", receipt_payload(), "R-9")
     with pytest.raises(ValueError, match="A-9 depends on a command"), transaction.atomic():
-        outbox_enqueue_many([NewCommand(entity, "allocate", {}, "A-9", depends_on=elsewhere)])
+        outbox_enqueue_many(
+            [NewCommand(entity, "allocate", allocate_payload(), "A-9", depends_on=elsewhere)]
+        )
 
 
 # --- a real race: the set-based approval against clerks, committed transactions -------------

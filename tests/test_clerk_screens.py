@@ -57,9 +57,15 @@ def test_outbox_pages_fifty_writes_at_a_time(client, alice, screen_data):
     for n in range(55):
         outbox_enqueue(
             entity=customer.entity,
-            kind=OutboxCommand.Kind.ENSURE_CUSTOMER,
+            kind=OutboxCommand.Kind.POST_RECEIPT,
             external_reference=f"CUST-PAGE-{n}",
-            payload={"customer_code": customer.code, "amount": "1.50", "currency": "GBP"},
+            payload={
+                "customer_code": customer.code,
+                "bank_account_code": "BANK1",
+                "amount": "1.50",
+                "currency": "GBP",
+                "payment_date": "2026-01-15",
+            },
             origin_type="customer",
             origin_id=customer.pk,
         )

@@ -12,12 +12,14 @@ from ledger.outbox import claim as claiming
 from ledger.outbox.selectors import outbox_health
 from ledger.outbox.services import outbox_cancel, outbox_enqueue, outbox_retry
 from staff.models import AuditEntry
+from tests.payloads import allocate_payload, receipt_payload
 
 State = OutboxCommand.State
 
 
 def _cmd(entity, ref, kind="post_receipt", **kw):
-    return outbox_enqueue(entity=entity, kind=kind, payload={}, external_reference=ref, **kw)
+    payload = allocate_payload() if kind == "allocate" else receipt_payload()
+    return outbox_enqueue(entity=entity, kind=kind, payload=payload, external_reference=ref, **kw)
 
 
 def test_a_row_is_claimed_once_and_the_second_claimer_gets_nothing(entity):

@@ -11,11 +11,11 @@ import pytest
 from django.urls import reverse
 
 from ledger.models import OutboxCommand
-from ledger.outbox import origins, steps
-from ledger.outbox.executors import EXECUTORS, Executor, PayloadError, ReadBack
+from ledger.outbox import origins
+from ledger.outbox.executors import Executor, PayloadError, ReadBack
 from ledger.outbox.origins import Origin, origin_register, outbox_origins_retry
 from ledger.outbox.services import outbox_enqueue
-from ledger.outbox.steps import command_kind_register
+from ledger.outbox.steps import command_kind_register, command_kind_unregister
 from tests.outbox_support import start_world
 from tests.test_outbox_aiq import drain_all
 
@@ -92,12 +92,14 @@ def letters():
         heard["confirmed"].append((command.origin_id, command.result["transaction_id"]))
 
     command_kind_register(
-        KIND, executor=Executor(late_fee_send, late_fee_read_back), payload=LateFeePayload
+        KIND,
+        executor=Executor(late_fee_send, late_fee_read_back),
+        payload=LateFeePayload,
+        label="Late payment fee",
     )
     origin_register(ORIGIN, Origin(confirmed=confirmed, failed=heard["failed"].append))
     yield heard
-    EXECUTORS.pop(KIND)
-    steps.PAYLOADS.pop(KIND)
+    command_kind_unregister(KIND)
     origins.ORIGINS.pop(ORIGIN)
 
 
@@ -135,6 +137,7 @@ def test_a_new_kind_posts_its_fee_once_and_its_letter_hears_the_confirmation(aiq
     assert journal["TransactionID"] == command.result["transaction_id"]
     assert letters["confirmed"] == [(7, command.result["transaction_id"])]
     assert not command.origin_pending
+    assert str(command).startswith("Late payment fee FEE-7")  # its name on screens
 
 
 def test_a_payload_its_kind_cannot_read_is_refused_when_enqueued(aiq_world, letters):
@@ -148,6 +151,17 @@ def test_a_payload_its_kind_cannot_read_is_refused_when_enqueued(aiq_world, lett
             external_reference="FEE-9",
         )
     assert not OutboxCommand.objects.filter(kind=KIND).exists()
+
+
+def test_a_kind_nobody_registered_cannot_be_enqueued(aiq_world):
+    with pytest.raises(PayloadError, match="no command kind"):
+        outbox_enqueue(
+            entity=aiq_world.entity,
+            kind="test_late_fee",
+            payload={"customer_code": "X", "amount": "1", "fee_date": "2026-01-01"},
+            external_reference="FEE-10",
+        )
+    assert not OutboxCommand.objects.exists()
 
 
 def test_a_failing_origin_transition_stays_pending_is_shown_and_the_sweeper_repeats_it(

@@ -8,6 +8,7 @@ from django_q.models import OrmQ
 
 from ledger.outbox.services import outbox_enqueue
 from ledger.outbox.tasks import DRAIN
+from tests.payloads import receipt_payload
 
 
 @pytest.fixture
@@ -26,7 +27,9 @@ def orm_broker(settings):
 
 def _enqueue(entity, refs):
     return [
-        outbox_enqueue(entity=entity, kind="post_receipt", payload={}, external_reference=ref)
+        outbox_enqueue(
+            entity=entity, kind="post_receipt", payload=receipt_payload(), external_reference=ref
+        )
         for ref in refs
     ]
 

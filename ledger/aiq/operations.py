@@ -60,6 +60,11 @@ class AiqOperations:
         ).result
         return Decimal(str(get(result, "Balance") or 0))
 
+    def get_currency_exchange_rate(self, currency_code: str) -> Decimal:
+        """The company's rate for `currency_code` today: units of it per base currency unit."""
+        result = self.call("GetCurrencyExchangeRate", currencyCode=currency_code)
+        return Decimal(str(result.result))
+
     def get_gl_defaults(self) -> dict:
         return self.call("GetGLDefaults").result
 
@@ -292,14 +297,21 @@ class AiqOperations:
             discountAmount=discount,
         )
 
-    def unallocate_transactions(self, transaction_ids: list[int], *, replay_safe=False) -> list:
+    def unallocate_transactions(
+        self, transaction_ids: list[int], *, replay_safe=False, failed_items_ok=False
+    ) -> list:
+        """One WSResultStatus per transaction; a failed one raises AiqPermanentError unless
+        failed_items_ok. AIQ reports an item failed when its transaction has no allocation
+        (left): unallocating both sides of a pair, the second always "fails" because the first
+        freed it. The outbox's unallocate therefore passes failed_items_ok and lets its
+        read-back (is the allocation still listed?) decide, never the answer."""
         result = self.call(
             "UnallocateTransactions",
             replay_safe=replay_safe,
             transactionIDs={"int": list(transaction_ids)},
         )
         failed = result_statuses(result.result)
-        if failed:
+        if failed and not failed_items_ok:
             first = failed[0]
             raise AiqPermanentError(
                 first.get("ErrorMessage") or "unallocation failed",

@@ -4,28 +4,24 @@ AIQ has no idempotency keys. Every executor therefore has a `read_back` that fin
 our deterministic external reference, used before any send that might repeat an earlier one:
 one hit = it is there (confirmed), none = send, several = a person must look.
 
-Payloads beyond the ones in services.py:
-- post_debit_journal: {"customer_code", "gl_account_code", "amount", "currency",
-  "journal_date", "description"}; ExternalReference = external_reference.
-  result: {"transaction_id": int}
-
-Kinds in their own modules: create_credit_note and stripe_refund (executors_refunds.py),
+Each kind's payload is a dataclass (ledger/outbox/payloads.py), checked when it is enqueued;
+the kinds, their payloads and executors are registered in ledger/outbox/kinds.py (called from
+LedgerConfig.ready()). Kinds in their own modules: create_credit_note (executors_refunds.py),
 attach_document (executors_documents.py), ensure_customer (executors_customers.py, which also
-says why pay_and_allocate has no executor), post_general_journal (executors_journals.py).
-Kinds without an executor (pay_and_allocate) are parked for a person with a message saying so,
-rather than guessed at.
+says why pay_and_allocate has no executor), other_receipt (executors_sundry.py),
+post_general_journal (executors_journals.py); stripe_refund
+is payments' own step (payments/services/stripe_refund_step.py). A command whose kind has no
+executor is parked for a person with a message saying so, rather than guessed at.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field as field_
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledger.aiq.operations import AiqOperations
-from ledger.aiq.results import as_decimal, get, unwrap
-from ledger.models import OutboxCommand
+from ledger.aiq.results import as_decimal, get
+from ledger.models import Allocation, OutboxCommand
 
 Kind = OutboxCommand.Kind
 
@@ -39,13 +35,6 @@ REPLAY_AFTER_EXPIRY = True
 
 class PayloadError(ValueError):
     """The payload cannot be sent as it is; a person must correct the decision behind it."""
-
-
-# The answer readers live with the AIQ client (ledger.aiq.results); the names below are the ones
-# the executor modules were written with.
-field = get
-items = unwrap
-decimal = as_decimal
 
 
 def _iso(value: str) -> date:
@@ -74,7 +63,7 @@ class ReadBack:
 
     hits: int
     result: dict
-    extra_ids: list = field_(default_factory=list)
+    extra_ids: list = field(default_factory=list)
     evidence: dict | None = None
 
 
@@ -104,24 +93,48 @@ def transactions_by_reference(client, reference: str, around: date) -> list:
 
 def _by_reference(client, reference: str, around: date) -> ReadBack:
     ids = sorted(
-        int(field(r, "TransactionID")) for r in transactions_by_reference(client, reference, around)
+        int(get(r, "TransactionID")) for r in transactions_by_reference(client, reference, around)
     )
     if not ids:
         return ReadBack(0, {})
     return ReadBack(len(ids), {"transaction_id": ids[0]}, extra_ids=ids[1:])
 
 
+def receipt_rates(client, command: OutboxCommand, payload: dict) -> tuple[Decimal, Decimal]:
+    """(ExchangeRate, BankExchangeRate) of a receipt: the rate the payload carries (the
+    provider's), else 1 in the base currency, else the company's rate for the day from AIQ;
+    the bank's rate follows the receiving bank's currency (1 for a base-currency bank, the
+    receipt's rate for a bank in the receipt's currency, else AIQ's rate for it)."""
+    base = command.entity.base_currency
+    currency = (payload.get("currency") or base).upper()
+    if payload.get("exchange_rate"):
+        rate = decimal(payload["exchange_rate"])
+    elif currency == base:
+        rate = Decimal(1)
+    else:
+        rate = client.get_currency_exchange_rate(currency)
+    bank_currency = (payload.get("bank_currency") or currency).upper()
+    if bank_currency == base:
+        bank_rate = Decimal(1)
+    elif bank_currency == currency:
+        bank_rate = rate
+    else:
+        bank_rate = client.get_currency_exchange_rate(bank_currency)
+    return rate, bank_rate
+
+
 def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "customer_code", "bank_account_code", "amount", "payment_date")
+    rate, bank_rate = receipt_rates(client, command, payload)
     transaction_id = client.save_sales_receipt(
         {
             "CustomerCode": payload["customer_code"].upper(),
             "CheckReference": command.external_reference,
-            "PaymentAmount": decimal(payload["amount"]),
+            "PaymentAmount": as_decimal(payload["amount"]),
             "BankAccountCode": payload["bank_account_code"],
             "PaymentDate": _midnight(_iso(payload["payment_date"])),
-            "ExchangeRate": Decimal(1),
-            "BankExchangeRate": Decimal(1),
+            "ExchangeRate": rate,
+            "BankExchangeRate": bank_rate,
             "Description": payload.get("description", "")[:250],
         },
         replay_safe=REPLAY_AFTER_EXPIRY,
@@ -133,7 +146,7 @@ def receipt_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack
     return _by_reference(client, command.external_reference, _iso(payload["payment_date"]))
 
 
-def _journal(post: Callable[..., int], sign_note: str):
+def journal_executor(post: Callable[..., int], sign_note: str):
     def send(client, command: OutboxCommand, payload: dict) -> dict:
         _require(payload, "customer_code", "gl_account_code", "amount", "journal_date")
         description = (payload.get("description") or sign_note)[:250]
@@ -143,17 +156,17 @@ def _journal(post: Callable[..., int], sign_note: str):
             {
                 "GLAccountCode": line["gl_account_code"],
                 "Description": (line.get("description") or description)[:250],
-                "Amount": decimal(line["amount"]),
+                "Amount": as_decimal(line["amount"]),
             }
             for line in payload.get("lines") or ()
         ] or [
             {
                 "GLAccountCode": payload["gl_account_code"],
                 "Description": description,
-                "Amount": decimal(payload["amount"]),
+                "Amount": as_decimal(payload["amount"]),
             }
         ]
-        if sum(line["Amount"] for line in lines) != decimal(payload["amount"]):
+        if sum(line["Amount"] for line in lines) != as_decimal(payload["amount"]):
             raise PayloadError("the journal's lines do not add up to its amount")
         transaction_id = post(
             client,
@@ -186,13 +199,13 @@ def _matching(entries: list, settled_id: int, amount: Decimal | None = None) -> 
     return [
         e
         for e in entries
-        if int(field(e, "AllocatedToTransactionID", 0) or 0) == settled_id
-        and (amount is None or decimal(field(e, "AllocationAmount", 0)) == amount)
+        if int(get(e, "AllocatedToTransactionID", 0) or 0) == settled_id
+        and (amount is None or as_decimal(get(e, "AllocationAmount", 0)) == amount)
     ]
 
 
 def _allocation_id(entry) -> int | None:
-    value = field(entry, "AllocationId")
+    value = get(entry, "AllocationId")
     return int(value) if value not in (None, "") else None
 
 
@@ -233,7 +246,7 @@ def _same_pair_confirmed(command: OutboxCommand, payload: dict) -> int:
             other.depends_on.result.get("transaction_id") if other.depends_on_id else None
         )
         if paying and int(paying) == payload["paying_transaction_id"]:
-            count += decimal(other.payload["amount"]) == decimal(payload["amount"])
+            count += as_decimal(other.payload["amount"]) == as_decimal(payload["amount"])
     return count
 
 
@@ -251,13 +264,13 @@ def allocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadBac
     (evidence) and is not another command's. AIQ's allocation list does not carry our
     allocationReference, so identity comes from AIQ's AllocationId, never from the mirror: a
     pull that stored the allocation meanwhile changes nothing here."""
-    amount = decimal(payload["amount"])
+    amount = as_decimal(payload["amount"])
     paired = _matching(
         allocation_entries(client, payload["paying_transaction_id"]),
         payload["settled_transaction_id"],
     )
     seen = sorted(filter(None, map(_allocation_id, paired)))
-    entries = [e for e in paired if decimal(field(e, "AllocationAmount", 0)) == amount]
+    entries = [e for e in paired if as_decimal(get(e, "AllocationAmount", 0)) == amount]
     ids = [i for i in map(_allocation_id, entries) if i is not None]
     before = command.evidence.get("allocations_before")
     if before is None and command.sent_at is None:
@@ -282,12 +295,12 @@ def allocate_send(client, command: OutboxCommand, payload: dict) -> dict:
         "transaction_id_1": payload["paying_transaction_id"],
         "transaction_id_2": payload["settled_transaction_id"],
         "reference": command.external_reference,
-        "amount": decimal(payload["amount"]),
+        "amount": as_decimal(payload["amount"]),
         "date": _midnight(_iso(payload["allocation_date"])),
         "replay_safe": REPLAY_AFTER_EXPIRY,
     }
     if command.kind == Kind.ALLOCATE_WITH_DISCOUNT:
-        discount = decimal(payload.get("discount_amount") or 0)
+        discount = as_decimal(payload.get("discount_amount") or 0)
         client.allocate_transactions_with_discount(discount=discount, **params)
     else:
         client.allocate_transactions(**params)
@@ -296,19 +309,17 @@ def allocate_send(client, command: OutboxCommand, payload: dict) -> dict:
 
 def unallocate_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "transaction_ids")
-    # Not the typed unallocate_transactions: it refuses an answer whose item statuses this
-    # executor has always accepted (a refund's "unallocate first" then parks); to reconcile.
-    client.call(
-        "UnallocateTransactions",
+    # failed items are AIQ's "nothing (left) to unallocate" for the pair's second side: the
+    # read-back decides whether our allocation is gone (AiqOperations.unallocate_transactions)
+    client.unallocate_transactions(
+        [int(t) for t in payload["transaction_ids"]],
         replay_safe=REPLAY_AFTER_EXPIRY,
-        transactionIDs={"int": [int(t) for t in payload["transaction_ids"]]},
+        failed_items_ok=True,
     )
     return {"unallocated": True}
 
 
 def _unallocation_targets(client, payload: dict) -> list[int] | None:
-    from ledger.models import Allocation
-
     allocation = Allocation.objects.filter(pk=payload.get("allocation_id")).first()
     if allocation is None:
         return None
@@ -394,19 +405,6 @@ def resolve_payload(command: OutboxCommand) -> dict:
 # (ledger/outbox/mirror.py calls them when the command is confirmed)
 MIRRORS: dict[str, Callable[[OutboxCommand, dict, dict, list], None]] = {}
 
-EXECUTORS: dict[str, Executor] = {
-    Kind.POST_RECEIPT: Executor(receipt_send, receipt_read_back),
-    Kind.ALLOCATE: Executor(allocate_send, allocate_read_back, allocate_prepare),
-    Kind.ALLOCATE_WITH_DISCOUNT: Executor(allocate_send, allocate_read_back, allocate_prepare),
-    Kind.UNALLOCATE: Executor(unallocate_send, unallocate_read_back, unallocate_prepare),
-    Kind.POST_WRITE_OFF: _journal(AiqOperations.post_sales_credit_journal, "Write-off"),
-    Kind.POST_SALES_DEBIT_JOURNAL: _journal(AiqOperations.post_sales_debit_journal, "Refund"),
-}
-
-# Refund kinds (credit notes, Stripe refunds) live in their own module, which adds itself to
-# EXECUTORS when imported; imported last because it uses the helpers above.
-import ledger.outbox.executors_customers  # noqa: E402, F401
-import ledger.outbox.executors_documents  # noqa: E402, F401
-import ledger.outbox.executors_journals  # noqa: E402, F401
-import ledger.outbox.executors_refunds  # noqa: E402, F401
-import ledger.outbox.executors_sundry  # noqa: E402, F401
+# kind -> Executor; filled by ledger.outbox.steps.command_kind_register from the owning app's
+# AppConfig.ready() (ledger's own kinds: ledger/outbox/kinds.py)
+EXECUTORS: dict[str, Executor] = {}

@@ -21,14 +21,12 @@ added; until then a command of that kind is parked for a person by the runner.
 """
 
 from ledger.aiq.errors import AiqPermanentError
-from ledger.models import OutboxCommand
-from ledger.outbox import executors as base
+from ledger.aiq.results import get
+from ledger.models import Customer, OutboxCommand
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
-    Executor,
     ReadBack,
     _require,
-    field,
 )
 
 Kind = OutboxCommand.Kind
@@ -44,15 +42,15 @@ def _lookup(client, code: str) -> dict | None:
         if error.error_code in NOT_FOUND_CODES:
             return None
         raise
-    if not record or not field(record, "Code"):
+    if not record or not get(record, "Code"):
         return None
     return record
 
 
 def _result(record, *, created: bool) -> dict:
     return {
-        "account_id": int(field(record, "AccountID") or 0) or None,
-        "row_version": field(record, "RowVersionNumber") or "",
+        "account_id": int(get(record, "AccountID") or 0) or None,
+        "row_version": get(record, "RowVersionNumber") or "",
         "created": created,
     }
 
@@ -96,15 +94,8 @@ def customer_send(client, command: OutboxCommand, payload: dict) -> dict:
 
 def customer_mirror_apply(command: OutboxCommand, payload: dict, result: dict, notes: list):
     """The mirror row learns its AIQ account id, so later plans need no ensure_customer."""
-    from ledger.models import Customer
-
     updated = Customer.objects.filter(
         pk=payload.get("customer_id"), entity_id=command.entity_id
     ).update(aiq_account_id=result.get("account_id"), row_version=result.get("row_version", ""))
     if not updated:
         notes.append(f"customer {payload.get('customer_id')} not in the mirror")
-
-
-EXECUTORS = {Kind.ENSURE_CUSTOMER: Executor(customer_send, customer_read_back)}
-base.EXECUTORS.update(EXECUTORS)
-base.MIRRORS[Kind.ENSURE_CUSTOMER] = customer_mirror_apply

@@ -1,9 +1,8 @@
 """Executor for attach_document: a stored breakdown file sent with AIQ's AttachDocument.
 
-Payload: {"attachment_id" (ledger.Attachment), "invoice_id" (mirror), "transaction_id" (the
-invoice's AIQ transaction), "filename" (the name AIQ gets, carrying our reference), "sha256",
-"comments"}. The bytes are read from the Attachment row at send time, never kept in the payload.
-result: {"attached": true, "document_id": int | null}
+Payload: AttachDocumentPayload (ledger/outbox/payloads.py). The bytes are read from the
+Attachment row at send time, never kept in the payload. result: {"attached": true,
+"document_id": int | null}
 
 AttachDocument answers a bare WSResultStatus: no document id, and AIQ has no idempotency key.
 What it does offer is GetAttachedDocumentList(masterType, masterID), listing the documents of a
@@ -18,15 +17,13 @@ import hashlib
 
 from django.utils import timezone
 
+from ledger.aiq.results import get
 from ledger.models import Attachment, OutboxCommand
-from ledger.outbox import executors as base
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
-    Executor,
     PayloadError,
     ReadBack,
     _require,
-    field,
 )
 
 Kind = OutboxCommand.Kind
@@ -46,10 +43,10 @@ def _attachment(payload: dict):
 def attach_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
     _require(payload, "transaction_id", "filename")
     listed = client.get_attached_document_list(MASTER_TYPE, payload["transaction_id"])
-    ours = [d for d in listed if field(d, "Filename") == payload["filename"]]
+    ours = [d for d in listed if get(d, "Filename") == payload["filename"]]
     result = {"attached": True}
     if len(ours) == 1:
-        result["document_id"] = field(ours[0], "DocumentID")
+        result["document_id"] = get(ours[0], "DocumentID")
     return ReadBack(len(ours), result)
 
 
@@ -78,8 +75,3 @@ def attach_mirror_apply(command: OutboxCommand, payload: dict, result: dict, not
     )
     if not updated:
         notes.append(f"attachment {payload.get('attachment_id')} not found")
-
-
-EXECUTORS = {Kind.ATTACH_DOCUMENT: Executor(attach_send, attach_read_back)}
-base.EXECUTORS.update(EXECUTORS)
-base.MIRRORS[Kind.ATTACH_DOCUMENT] = attach_mirror_apply

@@ -17,19 +17,16 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from ledger.aiq.results import as_decimal
 from ledger.models import Journal, JournalLine, OutboxCommand
-from ledger.outbox import executors as base
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
-    Executor,
     ReadBack,
     _by_reference,
     _iso,
     _midnight,
     _require,
-    decimal,
 )
-from ledger.outbox.steps import PAYLOADS
 
 Kind = OutboxCommand.Kind
 
@@ -75,8 +72,8 @@ def general_journal_send(client, command: OutboxCommand, payload: dict) -> dict:
         {
             "GLAccountCode": item["gl_account_code"],
             "Description": (item.get("description") or payload.get("description") or "")[:250],
-            "Debit": decimal(item.get("debit") or 0),
-            "Credit": decimal(item.get("credit") or 0),
+            "Debit": as_decimal(item.get("debit") or 0),
+            "Credit": as_decimal(item.get("credit") or 0),
         }
         for item in payload["lines"]
     ]
@@ -121,11 +118,3 @@ def general_journal_mirror(command: OutboxCommand, payload: dict, result: dict, 
         )
         for number, item in enumerate(lines, start=1)
     )
-    notes.append(f"general journal {command.external_reference} mirrored")
-
-
-base.EXECUTORS[Kind.POST_GENERAL_JOURNAL] = Executor(
-    general_journal_send, general_journal_read_back
-)
-base.MIRRORS[Kind.POST_GENERAL_JOURNAL] = general_journal_mirror
-PAYLOADS[Kind.POST_GENERAL_JOURNAL] = GeneralJournalPayload

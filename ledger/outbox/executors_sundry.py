@@ -10,17 +10,15 @@ Read back with GetTransactionsByExternalReference, as receipts and journals are.
 
 from decimal import Decimal
 
+from ledger.aiq.results import as_decimal
 from ledger.models import OutboxCommand
-from ledger.outbox import executors as base
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
-    Executor,
     ReadBack,
     _by_reference,
     _iso,
     _midnight,
     _require,
-    decimal,
 )
 
 Kind = OutboxCommand.Kind
@@ -32,14 +30,14 @@ def sundry_send(client, command: OutboxCommand, payload: dict) -> dict:
         "ExternalReference": command.external_reference,
         "TransactionDate": _midnight(_iso(payload["receipt_date"])),
         "Description": (payload.get("description") or "")[:250],
-        "Value": decimal(payload["amount"]),
+        "Value": as_decimal(payload["amount"]),
         "GLAccountCode": payload["gl_account_code"],
         "BankAccountCode": payload["bank_account_code"],
         "TaxID": payload.get("tax_code") or None,
-        "TaxRate": decimal(payload.get("tax_rate") or 0),
+        "TaxRate": as_decimal(payload.get("tax_rate") or 0),
         "ExchangeRate": Decimal(1),
         "LodgmentNumber": payload.get("lodgment_number") or None,
-        "TaxAmount": decimal(payload.get("tax_amount") or 0),
+        "TaxAmount": as_decimal(payload.get("tax_amount") or 0),
     }
     transaction_id = client.save_sundry_receipt(entry, replay_safe=REPLAY_AFTER_EXPIRY)
     return {"transaction_id": transaction_id}
@@ -47,6 +45,3 @@ def sundry_send(client, command: OutboxCommand, payload: dict) -> dict:
 
 def sundry_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
     return _by_reference(client, command.external_reference, _iso(payload["receipt_date"]))
-
-
-base.EXECUTORS[Kind.OTHER_RECEIPT] = Executor(sundry_send, sundry_read_back)

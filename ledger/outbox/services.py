@@ -1,23 +1,8 @@
 """Outbox services: the only way work toward AIQ is queued.
 
-Payload formats per kind (amounts are decimal strings, dates ISO "YYYY-MM-DD"; never secrets):
-
-- post_receipt: {"customer_code", "bank_account_code", "amount", "currency", "payment_date",
-  "description", "payment_id"}; CheckReference = the command's external_reference.
-  result: {"transaction_id": int}
-- allocate / allocate_discount: {"paying_transaction_id": int | null, "settled_transaction_id": int,
-  "invoice_id": mirror id | null, "credit_note_id": mirror id | null, "amount",
-  "discount_amount" (allocate_discount only), "allocation_date", "currency"}; when
-  paying_transaction_id is null it is taken from depends_on's result["transaction_id"]
-  (likewise settled_transaction_id may be null and come from the dependency).
-  allocationReference = external_reference. result: {"allocated": true}
-- post_write_off: a sales credit journal to a GL account, allocated afterwards:
-  {"customer_code", "gl_account_code", "amount", "currency", "journal_date", "description"}
-  result: {"transaction_id": int}
-- unallocate: {"transaction_ids": [int, ...], "allocation_id": mirror id, "reason"?}
-  result: {"unallocated": true}
-- ensure_customer, create_credit_note, post_debit_journal, post_general_journal,
-  attach_document, pay_and_allocate, stripe_refund: see ledger/outbox/executors.py.
+Each kind's payload is a dataclass, checked here when it is enqueued (ledger/outbox/steps.py:
+payload_check): ledger's kinds in ledger/outbox/payloads.py, another app's next to its executor.
+Amounts are decimal strings, dates ISO "YYYY-MM-DD"; never secrets.
 
 Commands with origin_type "allocation_plan" move their plan from sent to confirmed when all of
 them are confirmed, and to failed when one fails permanently (ledger/outbox/mirror.py).
@@ -38,6 +23,7 @@ from django.utils import timezone
 from core.bulk import insert_rows
 from ledger.models import Entity, OutboxCommand
 from ledger.outbox.claim import DEAD_STATES
+from ledger.outbox.origins import origin_follow
 from ledger.outbox.runner import park_dependents
 from ledger.outbox.steps import payload_check
 from ledger.outbox.wake import wake_for
@@ -330,8 +316,6 @@ def outbox_cancel(*, command: OutboxCommand, actor, reason: str = "") -> OutboxC
             after={"state": command.state},
         )
         park_dependents(command, f"depends on {command.external_reference} (cancelled)")
-        from ledger.outbox.origins import origin_follow
-
         # what caused it (a plan, a refund) will not be completed: failed, never left "sent"
         origin_follow(command, verdict=State.FAILED)
     return command

@@ -3,12 +3,15 @@
 A command kind is one typed payload, one executor and (for its origin) one handler:
 
     command_kind_register("stripe_refund", executor=Executor(send, read_back),
-                          payload=StripeRefundPayload)        # in the owning app's ready()
+                          payload=StripeRefundPayload, label="Refund through Stripe")
+                                                              # in the owning app's ready()
     origin_register("refund", Origin(confirmed=..., failed=...))   # ledger/outbox/origins.py
 
 The payload class (a dataclass) is built from the payload when it is enqueued: a missing or
 unknown field, or a value its __post_init__ refuses, stops the decision that enqueues it
-(PayloadError) instead of parking the command later.
+(PayloadError) instead of parking the command later. A kind nobody registered cannot be
+enqueued. The label is the kind's name on screens (OutboxCommand.kind's choices are the
+registered kinds: ledger/models/outbox.py COMMAND_KINDS), so no other app is edited.
 
 An executor that calls another provider (Stripe...) speaks this module's errors, not AIQ's:
 StepRefused (the provider said no, for good: the command fails and its origin is told) and
@@ -18,6 +21,7 @@ other exception is a temporary failure, retried.
 
 from dataclasses import fields, is_dataclass
 
+from ledger.models.outbox import COMMAND_KINDS, OutboxCommand
 from ledger.outbox.executors import EXECUTORS, Executor, PayloadError
 
 # kind -> the dataclass its payload must build
@@ -39,22 +43,34 @@ class StepUncertain(StepError):
     """The step may have happened: read back before doing it again."""
 
 
-def command_kind_register(kind: str, *, executor: Executor, payload: type | None = None) -> None:
+def command_kind_register(
+    kind: str, *, executor: Executor, payload: type, label: str | None = None
+) -> None:
     """Called from the owning app's AppConfig.ready()."""
     if EXECUTORS.get(kind, executor) is not executor:
         raise RuntimeError(f"command kind {kind!r} is registered twice")
-    if payload is not None and not is_dataclass(payload):
+    if not is_dataclass(payload):
         raise TypeError(f"the payload of {kind!r} must be a dataclass")
+    if label is None:
+        known = dict(OutboxCommand.Kind.choices)
+        label = known.get(kind, kind.replace("_", " ").capitalize())
     EXECUTORS[kind] = executor
-    if payload is not None:
-        PAYLOADS[kind] = payload
+    PAYLOADS[kind] = payload
+    COMMAND_KINDS[kind] = label
+
+
+def command_kind_unregister(kind: str) -> None:
+    """Undo command_kind_register (tests that add a kind of their own)."""
+    EXECUTORS.pop(kind, None)
+    PAYLOADS.pop(kind, None)
+    COMMAND_KINDS.pop(kind, None)
 
 
 def payload_check(kind: str, payload: dict) -> None:
     """Refuse a payload its kind's dataclass cannot be built from (PayloadError)."""
     shape = PAYLOADS.get(kind)
     if shape is None:
-        return
+        raise PayloadError(f"no command kind {kind!r} is registered")
     names = {f.name for f in fields(shape)}
     unknown = sorted(set(payload) - names)
     if unknown:

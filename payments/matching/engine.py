@@ -20,6 +20,8 @@ from itertools import compress
 from operator import attrgetter
 
 from core.gcpause import gc_paused
+from core.money import MoneyError, exponent
+from payments.matching.combination import find_combinations
 from payments.matching.index import (
     FIELD_NAMES,
     FIELD_NUMBER_DIGITS,
@@ -34,6 +36,7 @@ from payments.matching.index import (
     payer_keys,
     reference_texts,
 )
+from payments.matching.near import inferred_hits, inferred_note
 from payments.matching.payers import NAME_ACCEPT, identify, narrative_name
 from payments.matching.rules import HANDLERS
 from payments.models import MatchRule
@@ -82,8 +85,6 @@ def money(milli: int, currency: str) -> str:
 def _format_money(milli: int, currency: str) -> str:
     known = _QUANTUM.get(currency)
     if known is None:
-        from core.money import MoneyError, exponent
-
         try:
             quantum = 10 ** (3 - exponent(currency))
         except MoneyError:
@@ -540,6 +541,58 @@ def _payer_unlike(index, payment, owners) -> bool:
     return likeness is not None and likeness < UNLIKE_BELOW
 
 
+def _worth_reading(ctx, payment, hits, customer_id) -> bool:
+    """Is the reference worth reading against the payer's own invoices? When it named none
+    exactly, or (payer known) named some that do not add up to the amount."""
+    if not hits:
+        return True
+    if customer_id is None:
+        return False
+    total = 0
+    opens = ctx.open_amounts
+    for group in hits.values():
+        if len(group) > 1:
+            return False  # ambiguous: a person decides
+        total += opens.of(group[0][0], group[0][4])
+    return total != payment.amount_milli
+
+
+# confidence at most, by how the payer was chosen among the customers its name fits
+CHOSEN_CAP = {"payer_name_and_reference": 850, "payer_name_and_amount": 700}
+
+
+def _chosen_via(why: dict, by: str) -> dict:
+    """How a payer was chosen among the few customers its name fits (or whose initials it
+    is): by the reference read against their invoices, or by the amount only one has open."""
+    candidates = why.get("candidates") or {}
+    tie = why.get("name_tie") or {}
+    return {
+        "via": f"payer_name_and_{by}",
+        "payer_name": tie.get("payer_name") or candidates.get("payer_name", ""),
+        "fits": candidates.get("how", ""),
+        "customers_fitting": len(candidates.get("customer_ids") or ()),
+    }
+
+
+def _one_with_amount(ctx, payment, pool) -> int | None:
+    """The one customer of `pool` with an invoice open for exactly the amount (else the one
+    whose oldest open invoices add up to it); None when none or several have."""
+    amount = payment.amount_milli
+    having = []
+    for customer_id in pool:
+        _ids, opens = ctx.customer_arrays(customer_id, payment.currency)
+        if amount in opens:
+            having.append(customer_id)
+    if not having:
+        for customer_id in pool:
+            opens = [o for _i, o in ctx.customer_open(customer_id, payment.currency, 40)]
+            if len(opens) >= 2:
+                combos, _exhaustive = find_combinations(opens, amount, max_items=6, budget=400)
+                if combos:
+                    having.append(customer_id)
+    return having[0] if len(having) == 1 else None
+
+
 def not_recognised(why: dict | None) -> str:
     """Why no payer was identified, in a clerk's words (the closest name when there was one)."""
     text = "Payer not recognised: no customer, payer mapping, account code, email or name matched."
@@ -618,7 +671,7 @@ class Matcher:
     def match(self, payment: PaymentInput) -> PaymentResult:
         ctx = self.ctx
         notes: list[str] = []
-        customer_id, customer_via = resolve_customer(ctx.index, payment)
+        customer_id, customer_via = payment.resolved or resolve_customer(ctx.index, payment)
         if payment.amount_milli <= 0:
             notes.append("Nothing to allocate (amount is zero or fully refunded).")
             return PaymentResult(payment, customer_id, [], notes)
@@ -641,6 +694,24 @@ class Matcher:
             duplicate = paid_named(ctx.index, payment, customer_id)
             if duplicate is not None:
                 return self.duplicate(payment, customer_id, customer_via, duplicate, notes)
+        pool = None
+        if customer_id is None and not hits and why_not:
+            pool = (why_not.get("candidates") or {}).get("customer_ids")
+        if (customer_id is not None or pool) and _worth_reading(ctx, payment, hits, customer_id):
+            # the payer (or the few customers its name fits) known: read the reference
+            # against their own invoices (cut short, one digit off, an order number, ...)
+            chosen, inferred = inferred_hits(
+                ctx, payment, pool or (customer_id,), hits, customer_id is not None
+            )
+            if chosen is not None:
+                hits = inferred
+                notes.append(inferred_note(hits))
+                if customer_id is None:
+                    customer_id, customer_via = chosen, _chosen_via(why_not, "reference")
+        if customer_id is None and pool and not hits:
+            chosen = _one_with_amount(ctx, payment, pool)
+            if chosen is not None:
+                customer_id, customer_via = chosen, _chosen_via(why_not, "amount")
         state = _State(payment, customer_id, customer_via, hits, ctx)
         if hits and state.facts.conflict:
             notes.append("The reference names another customer's invoice than the payer's.")
@@ -670,7 +741,8 @@ class Matcher:
             state.customer_id,
             ranked,
             notes,
-            state.ambiguous or best.confidence < REVIEW_BELOW,
+            # a payer chosen among several its name fits: a person looks, whatever the rule
+            state.ambiguous or best.confidence < REVIEW_BELOW or state.cap is not None,
         )
 
 
@@ -690,6 +762,7 @@ class _State:
         "digits_only",
         "facts",
         "rejected_again",
+        "cap",
         "_customer_items",
     )
 
@@ -712,7 +785,7 @@ class _State:
                 if len(group) > 1:
                     ambiguous = True
                 for hit in group:
-                    if hit[1] != FIELD_NUMBER_DIGITS:
+                    if hit[1] < FIELD_NUMBER_DIGITS:  # digits alone, or read as typed
                         digits_only = False
                 hit = group[0]
                 named[hit[0]] = hit[4]
@@ -729,6 +802,7 @@ class _State:
         self.digits_only = digits_only
         self.customer_id = customer_id
         self.facts = Facts(payment, hits, customer_id, customer_via, conflict)
+        self.cap = CHOSEN_CAP.get(customer_via.get("via")) if customer_via else None
 
     @property
     def conflict(self) -> bool:
@@ -750,6 +824,9 @@ class _State:
             confidence -= 300
             if confidence < 0:
                 confidence = 0
+        cap = self.cap
+        if cap is not None and confidence > cap:
+            confidence = cap
         self.candidates.append(
             Candidate(
                 rule,

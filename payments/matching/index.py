@@ -13,7 +13,7 @@ from itertools import chain, compress, count, groupby
 
 import orjson
 from django.db import connection
-from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
+from django.db.models import BigIntegerField, ExpressionWrapper, F
 
 from core.gcpause import gc_paused
 from ledger.models import Customer, DocumentStatus, Invoice
@@ -49,7 +49,8 @@ MATCHED_STATUSES = (
 
 # Which invoice field a reference key came from (kept in the low bits of the index entry).
 FIELD_INVOICE_NUMBER, FIELD_EXTERNAL_REFERENCE, FIELD_NUMBER_DIGITS = 0, 1, 2
-FIELD_NAMES = ("invoice_number", "external_reference", "invoice_number_digits")
+# 3: read against the payer's own invoices (matching/near.py: cut short, one digit off, ...)
+FIELD_NAMES = ("invoice_number", "external_reference", "invoice_number_digits", "number as typed")
 
 
 def label(item) -> str:
@@ -111,6 +112,9 @@ class PaymentInput:
     # allocations a person rejected for this payment: {tuple of engine lines}; see
     # rejected_allocations()
     rejected: frozenset | None = None
+    # resolve_customer(index, self) when a split run's planning made it already (the shares
+    # are forked after, so each reads it instead of identifying the payer again)
+    resolved: tuple | None = None
 
 
 @dataclass
@@ -283,20 +287,7 @@ def _json_text(values) -> str:
 
 def reserved_by_invoice() -> dict[int, int]:
     """Amounts held by plans not yet confirmed in AIQ, per invoice (one grouped query)."""
-    rows = (
-        AllocationPlanLine.objects.filter(
-            plan__state__in=AllocationPlan.RESERVING, unallocated_at__isnull=True
-        )
-        .values("invoice_id")
-        .annotate(
-            held=Sum(
-                F("amount") + F("discount_amount") + F("write_off_amount"),
-                output_field=BigIntegerField(),
-            )
-        )
-        .values_list("invoice_id", "held")
-    )
-    return dict(rows)
+    return AllocationPlanLine.objects.holding().held_per_invoice()
 
 
 def held_by_open_proposals(run_payment_ids: set[int]) -> dict[int, int]:

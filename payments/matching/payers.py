@@ -23,7 +23,7 @@ payer name is scored against the few customers sharing a word with it, not all o
 import re
 from dataclasses import dataclass, field
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 LEGAL_WORDS = frozenset(
     "LTD LIMITED PLC CO COMPANY DAC UNLIMITED TEORANTA TEO LLP LLC INC UK THE AND CLG".split()
@@ -59,6 +59,11 @@ STRONG_IDENTIFICATION = frozenset(
 )
 
 
+# a payer name that fits this many customers or fewer equally well (or is their initials)
+# leaves the choice to the reference or the amount (engine.choose_among)
+TIE_MAX = 4
+SHORTLIST = 16  # rows per score kept for exact scoring: enough for TIE_MAX + 1 customers
+ANSWERS_KEPT = 50_000  # by_name answers a run keeps (payers pay more than once)
 NAME_SURE = 97  # a name this like one customer's, and NAME_CLEAR above any other's, is sure
 NAME_CLEAR = 10
 
@@ -133,12 +138,15 @@ class NameIndex:
     a word -> row numbers map; account codes by (entity, code)."""
 
     rows: list = field(default_factory=list)
-    by_word: dict = field(default_factory=dict)
+    by_word: dict = field(default_factory=dict)  # (entity, currency, word) -> row numbers
     by_code: dict = field(default_factory=dict)
     of_customer: dict = field(default_factory=dict)  # customer id -> its normalised names
     by_initials: dict = field(default_factory=dict)  # "RCS" -> customer ids with those initials
+    customers: dict = field(default_factory=dict)  # customer id -> (entity id, currency)
+    _answers: dict = field(default_factory=dict, repr=False)  # by_name's, for the run
 
     def add(self, customer_id, entity_id, currency, name, code) -> None:
+        self.customers[customer_id] = (entity_id, currency)
         for variant in name_variants(name or ""):
             number = len(self.rows)
             self.rows.append((customer_id, entity_id, currency, variant))
@@ -149,7 +157,7 @@ class NameIndex:
                 self.by_initials.setdefault(initials, set()).add(customer_id)
             for word in set(variant.split()):
                 if len(word) >= 2:
-                    self.by_word.setdefault(word, []).append(number)
+                    self.by_word.setdefault((entity_id, currency, word), []).append(number)
         if code:
             key = (entity_id, code.upper())
             self.by_code[key] = (
@@ -181,8 +189,26 @@ class NameIndex:
         )
 
     def by_name(self, entity_id: int, currency: str, payer: str, *, truncated: bool):
-        """(customer id, evidence) of the best-scoring customer, or (None, why)."""
-        query = normalise_name(payer)
+        """(customer id, evidence) of the best-scoring customer, or (None, why).
+
+        A tie's evidence lists the customers that fit equally well ("customer_ids", at most
+        TIE_MAX of them): the engine may let the reference or the amount choose among them,
+        never the name alone. Answers are kept for the run (a payer pays more than once)."""
+        key = (entity_id, currency, payer, truncated)
+        known = self._answers.get(key)
+        if known is None:
+            if len(self._answers) >= ANSWERS_KEPT:
+                self._answers.clear()
+            known = self._answers[key] = self._by_name(entity_id, currency, payer, truncated)
+        return known
+
+    def _by_name(self, entity_id: int, currency: str, payer: str, truncated: bool):
+        """(customer id, evidence) of the best-scoring customer, or (None, why).
+
+        A tie's evidence lists the customers that fit equally well ("customer_ids", at most
+        TIE_MAX of them): the engine may let the reference or the amount choose among them,
+        never the name alone."""
+        query = " ".join(w for w in normalise_name(payer).split() if w not in HONORIFICS)
         if truncated:
             # the bank's cut left the start of a legal form ("CELTIC TRADING UNL"): drop it
             parts = query.split()
@@ -195,7 +221,7 @@ class NameIndex:
         words = [w for w in query.split() if len(w) >= 2]
         candidates = set()
         for word in words:
-            numbers = self.by_word.get(word)
+            numbers = self.by_word.get((entity_id, currency, word))
             # a word hundreds of customers share picks nobody (scoring them all would cost
             # a run more than everything else it does; such a name is declined)
             if numbers is not None and len(numbers) <= TOO_COMMON:
@@ -205,18 +231,35 @@ class NameIndex:
         if not candidates and truncated and words:
             # the last word may be cut: its prefix picks the candidates
             stem = words[-1]
-            for word, numbers in self.by_word.items():
-                if word.startswith(stem) and len(numbers) <= TOO_COMMON:
+            for (entity, row_currency, word), numbers in self.by_word.items():
+                if (
+                    word.startswith(stem)
+                    and len(numbers) <= TOO_COMMON
+                    and (entity, row_currency) == (entity_id, currency)
+                ):
                     candidates.update(numbers)
+        here = list(map(self.rows.__getitem__, candidates))  # of this entity and currency
+        names = [row[3] for row in here]
+        size = len(query)
+        # the bank cut the name: compare with as much of ours as it kept (a name no longer
+        # than the payer's has nothing cut: "" scores 0)
+        cut = [name[:size] if truncated or len(name) > size else "" for name in names]
+        # the best rows by either score, scored in C (process.extract); only those can be the
+        # best few customers, and only those are scored again, exactly, below
+        shortlist = {
+            position
+            for scorer, choices in ((fuzz.token_sort_ratio, names), (fuzz.ratio, cut))
+            for _name, _score, position in process.extract(
+                query, choices, scorer=scorer, processor=None, limit=SHORTLIST
+            )
+        }
+        penalty = 0 if truncated else 4
         best: dict[int, tuple] = {}
-        for number in candidates:
-            customer_id, entity, row_currency, name = self.rows[number]
-            if entity != entity_id or row_currency != currency:
-                continue
+        for position in shortlist:
+            customer_id, _entity, _currency, name = here[position]
             score = fuzz.token_sort_ratio(query, name)
-            if truncated or len(name) > len(query):
-                # the bank cut the name: compare with as much of ours as it kept
-                score = max(score, fuzz.ratio(query, name[: len(query)]) - (0 if truncated else 4))
+            if cut[position]:
+                score = max(score, fuzz.ratio(query, cut[position]) - penalty)
             if score > best.get(customer_id, (-1,))[0]:
                 best[customer_id] = (score, name)
         if not best:
@@ -235,8 +278,24 @@ class NameIndex:
         if score < NAME_ACCEPT:
             return None, {"name_rejected": evidence}
         if runner_up is not None and runner_up[1][0] > score - NAME_MARGIN:
+            tied = [c for c, (s, _n) in ranked if s > score - NAME_MARGIN]
+            if len(tied) <= TIE_MAX:
+                evidence["customer_ids"] = tied
             return None, {"name_tie": evidence}
         return customer_id, evidence
+
+    def initials_of(self, entity_id: int, currency: str, payer: str) -> list[int]:
+        """Customers whose name's initials the payer name is ('RCS LTD' for Royal Castle
+        Security Ltd): at most TIE_MAX of them, else none (initials alone decide nothing)."""
+        words = [w for w in normalise_name(payer).split() if w not in HONORIFICS]
+        if len(words) != 1 or not 2 <= len(words[0]) <= 5:
+            return []
+        found = sorted(
+            customer_id
+            for customer_id in self.by_initials.get(words[0], ())
+            if self.customers.get(customer_id) == (entity_id, currency)
+        )
+        return found if len(found) <= TIE_MAX else []
 
 
 def identify(index, payment) -> tuple[int | None, dict]:
@@ -301,5 +360,17 @@ def identify(index, payment) -> tuple[int | None, dict]:
         )
         if customer_id:
             return customer_id, evidence
-        why.update(evidence)
+        for key, value in evidence.items():
+            why.setdefault(key, value)
+    # the name fits a few customers equally well, or is their initials: the engine may let
+    # the reference or the amount choose among them (engine.choose_among)
+    tie = why.get("name_tie")
+    if tie and tie.get("customer_ids"):
+        why["candidates"] = {"how": "name_tie", "customer_ids": tie["customer_ids"]}
+    else:
+        for text, _truncated in candidates:
+            found = names.initials_of(payment.entity_id, payment.currency, text)
+            if found:
+                why["candidates"] = {"how": "initials", "payer_name": text, "customer_ids": found}
+                break
     return None, why

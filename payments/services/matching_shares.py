@@ -74,9 +74,11 @@ def plan_shares(payments, inputs: RunInputs, workers: int) -> list[Share]:
     touched = []
     for payment in payments:
         customers = set()
-        customer_id, _via = resolve_customer(payers, payment)
+        payment.resolved = customer_id, via = resolve_customer(payers, payment)
         if customer_id:
             customers.add(customer_id)
+        else:  # the few customers the payer's name fits: the engine may choose among them
+            customers.update((via.get("candidates") or {}).get("customer_ids") or ())
         for key in payment_keys(payment):
             found = owners.get(key)
             if found:

@@ -122,4 +122,5 @@ def register() -> None:
         OutboxCommand.Kind.STRIPE_REFUND,
         executor=Executor(stripe_refund_send, stripe_refund_read_back),
         payload=StripeRefundPayload,
+        label="Refund through Stripe",
     )
