@@ -328,3 +328,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"zeep": {"level": "WARNING"}, "django_q": {"level": "WARNING"}},
 }
+
+# Sales invoices e-mailed to customers (sales/tasks.py): console locally, SMTP or a file backend
+# where configured (EMAIL_HOST etc. are Django's own settings names).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "accounts@localhost")
