@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponse
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -21,7 +21,17 @@ from api import serializers as s
 from api.http import PROBLEM, Refused, problem_handler
 from api.schema import ERRORS, IDEMPOTENCY_KEY, WRITE_ERRORS
 from api.services import KeyReused, idempotent, request_hash
-from api.views_read import LIST_PARAMETERS, ApiView, by_prefixed_id, filtered, page, paged
+from api.views_read import (
+    DETAIL_PARAMETERS,
+    LIST_PARAMETERS,
+    ApiView,
+    SalesInvoiceDetail,
+    SalesInvoiceList,
+    by_prefixed_id,
+    filtered,
+    page,
+    paged,
+)
 from ledger.models import BankAccount, CreditNote, Customer, Invoice, Receipt
 from payments.models import (
     AllocationPlan,
@@ -34,8 +44,12 @@ from payments.models import (
 from payments.services import contact_allocations, other_receipts, refunds
 from payments.services.plan_lines import LineInput
 from payments.services.plans import plan_propose_submit
+from sales.models import InvoiceSource, SalesInvoice
+from sales.normalised import NormalisedInvoice, NormalisedLine
+from sales.services.invoices import sales_invoice_submit
 
 ZERO = Decimal(0)
+API_SOURCE = "API"  # the invoice source (sales.models.InvoiceSource) of POST /sales_invoices
 
 
 class WriteView(ApiView):
@@ -482,3 +496,102 @@ class OtherPaymentDetail(WriteView):
             "customer", "bank_account"
         )
         return Response(shape.other_payment(by_prefixed_id(rows, other_id, "orec")))
+
+
+# --- sales_invoices ---------------------------------------------------------------------------
+
+
+def _sales_answer(row) -> dict:
+    mirrored = None
+    if row.aiq_transaction_id is not None:
+        found = Invoice.objects.filter(
+            entity_id=row.entity_id, aiq_transaction_id=row.aiq_transaction_id
+        ).values_list("pk", flat=True)
+        mirrored = next((f"inv_{pk}" for pk in found[:1]), None)
+    return shape.sales_invoice(row, artefact_id=mirrored)
+
+
+class SalesInvoices(WriteView, SalesInvoiceList):
+    """GET: the company's invoices as AIQ has them (the mirror, as /invoices). POST: a new
+    sales invoice into AIQ through the invoicing service (sales/services/invoices.py): checked,
+    its customer made in AIQ first when new, credit-checked, posted once through the outbox;
+    the same reference with the same content answers with the same invoice, with other content
+    once AIQ has it: 422 "Raise a credit note"."""
+
+    @extend_schema(
+        operation_id="sales_invoices_create",
+        parameters=[IDEMPOTENCY_KEY],
+        request=s.SalesInvoiceRequest,
+        responses={(201, "application/json"): s.SalesInvoiceOut, **WRITE_ERRORS},
+    )
+    def post(self, request):
+        return self.idempotent_post(request, s.SalesInvoiceRequest, self.create)
+
+    def create(self, data):
+        data = data["sales_invoice"]
+        entity = self.entity()
+        code = data["contact_id"].strip().upper()
+        known = Customer.objects.filter(entity=entity, code=code).first()
+        name = (data.get("contact_name") or "").strip() or (known.name if known else "")
+        if not name:
+            raise Refused(f"{code} is a new customer: give contact_name.", "contact_name")
+        currency = (data.get("currency_id") or "").upper() or (
+            known.currency if known else entity.base_currency
+        )
+        invoice = NormalisedInvoice(
+            external_reference=data["reference"].strip(),
+            customer_code=code,
+            customer_name=name,
+            customer_email=data.get("contact_email") or (known.email if known else ""),
+            invoice_date=data["date"],
+            due_date=data.get("due_date"),
+            currency=currency,
+            description=data.get("notes", ""),
+            lines=[
+                NormalisedLine(
+                    net_amount=line["net_amount"],
+                    tax_amount=line.get("tax_amount") or ZERO,
+                    tax_code=line.get("tax_rate_id", ""),
+                    description=line.get("description", ""),
+                    item_code=line.get("product_id", ""),
+                    gl_account_code=line.get("ledger_account_id", ""),
+                    quantity=line.get("quantity") or Decimal(1),
+                )
+                for line in data["invoice_lines"]
+            ],
+        )
+        source, _ = InvoiceSource.objects.get_or_create(
+            entity=entity,
+            code=API_SOURCE,
+            defaults={
+                "name": "REST API",
+                "type_reason": "The calling system computes VAT: batch invoices post its VAT "
+                "to the cent.",
+            },
+        )
+        row = sales_invoice_submit(
+            entity=entity, source=source, invoice=invoice, actor=self.request.user
+        )
+        return 201, _sales_answer(row)
+
+
+class SalesInvoiceDetailWithSubmissions(SalesInvoiceDetail):
+    @extend_schema(
+        operation_id="sales_invoices_read",
+        parameters=DETAIL_PARAMETERS,
+        responses={
+            (200, "application/json"): PolymorphicProxySerializer(
+                component_name="SalesInvoiceOrInvoice",
+                serializers=[s.SalesInvoiceOut, s.InvoiceOut],
+                resource_type_field_name=None,
+            ),
+            **ERRORS,
+        },
+    )
+    def get(self, request, artefact_id: str):
+        """sinv_…: an invoice sent through POST /sales_invoices, on its way into AIQ;
+        inv_…: an invoice as AIQ has it (as /invoices/{id})."""
+        if artefact_id.startswith("sinv_"):
+            rows = SalesInvoice.objects.filter(entity=self.entity()).prefetch_related("lines")
+            return Response(_sales_answer(by_prefixed_id(rows, artefact_id, "sinv")))
+        return super().get(request, artefact_id)

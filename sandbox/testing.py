@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 
 from sandbox import wsdl
+from sandbox.ops.banks import bank_gl_balance
 from sandbox.seed import credentials, seed
 from sandbox.server import SandboxServer
 
@@ -70,6 +71,15 @@ class RunningSandbox:
     def expire_tokens(self) -> int:
         return self.server.expire_tokens()
 
+    def late_pending(self) -> int:
+        return self.server.late_pending()
+
+    def settle_late_commits(self, timeout: float = 120) -> bool:
+        return self.server.settle_late_commits(timeout)
+
+    def release_late_commits(self) -> int:
+        return self.server.release_late_commits()
+
     def add_bank(
         self, bank_account_code: str, gl_code: str, currency: str, *, entity: str = "demo"
     ) -> None:
@@ -89,8 +99,6 @@ class RunningSandbox:
 
     def bank_balance(self, gl_code: str, *, entity: str = "demo"):
         """What AIQ's bank account on `gl_code` holds now (GetBankAccountBalance's figure)."""
-        from sandbox.ops.banks import bank_gl_balance
-
         with self.server.store.transaction() as db:
             return bank_gl_balance(db, entity, gl_code)
 

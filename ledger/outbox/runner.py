@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from ledger.aiq import errors
 from ledger.aiq.client import AiqClient
 from ledger.duplicates import duplicate_flag_extra
 from ledger.models import OutboxCommand
@@ -27,7 +28,6 @@ from ledger.outbox import claim as claiming
 from ledger.outbox.executors import EXECUTORS, PayloadError, resolve_payload
 from ledger.outbox.mirror import mirror_apply
 from ledger.outbox.origins import origin_follow
-from ledger.outbox.repair import duplicate_reversal_done
 from ledger.outbox.steps import StepRefused, StepUncertain
 from staff.services import audit_log
 
@@ -37,12 +37,6 @@ State = OutboxCommand.State
 
 def default_client_factory(entity):
     return AiqClient.for_entity(entity)
-
-
-def _errors():
-    from ledger.aiq import errors
-
-    return errors
 
 
 def _audit(command: OutboxCommand, action: str, summary: str, before: str, after: str, **extra):
@@ -144,7 +138,6 @@ def _finish(
             if extra_ids:
                 duplicate_flag_extra(command, extra_ids, found_by="read_back")
             unpark_dependents(command)
-            duplicate_reversal_done(command)
         elif state in (State.FAILED, State.NEEDS_PERSON):
             _audit(
                 command,
@@ -324,7 +317,6 @@ def run_claim(
 
     `record` writes the outcome (an OutcomeWriter of the drain; by default _finish, inline)."""
     record = record or _finish
-    errors = _errors()
     if command is None:
         command = load_claimed([claim])[claim.command_id]
     if claim.attempt > command.max_attempts:

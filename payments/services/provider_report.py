@@ -14,6 +14,7 @@ from django.utils import timezone
 from core.money import format_money, from_minor
 from ledger.aiq.client import AiqClient
 from payments.models import ClearingBalance, Dispute, Fee, Payment, Payout, ProviderAccount
+from payments.sources import stripe_client as api
 from staff.services import audit_log
 
 LOST = ("lost", "charge_refunded")
@@ -38,8 +39,6 @@ def provider_balance(account: ProviderAccount) -> tuple[Decimal | None, str]:
     """(balance, where it came from): Stripe's balance (available + pending) in the account's
     currency; for a provider without a balance we can ask, our records' figure."""
     if account.source == "stripe":
-        from payments.sources import stripe_client as api
-
         try:
             balance = api.balance_retrieve()
         except api.StripeError as error:

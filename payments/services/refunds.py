@@ -29,12 +29,14 @@ from core.stripe_money import stripe_from_minor
 from ledger.models import Allocation, BankAccount, CreditNote, Invoice, OutboxCommand, Receipt
 from ledger.outbox.services import outbox_enqueue
 from payments.models import Payment, Refund, Unallocation
+from payments.services.contact_allocations import credit_note_open, held_on_receipts
 from payments.services.credit_notes import (
     CreditNoteRefused,
     LinePick,
     credit_lines_for,
     credit_note_draft,
 )
+from payments.services.plan_lines import reserved_elsewhere
 from payments.services.refund_steps import (
     ORIGIN,
     RefundStepError,
@@ -84,8 +86,6 @@ def payment_refundable(payment: Payment, excluding: Refund | None = None) -> Dec
 
 def receipt_refundable(receipt: Receipt, excluding: Refund | None = None) -> Decimal:
     """Money on account not yet asked for: by a refund, or by a later allocation to invoices."""
-    from payments.services.contact_allocations import held_on_receipts
-
     pending = _total(_others(receipt.refunds.filter(state__in=LIVE), excluding))
     held = held_on_receipts([receipt.pk]).get(receipt.pk, ZERO)
     return max(receipt.unallocated_amount - pending - held, ZERO)
@@ -102,8 +102,6 @@ def invoice_paid_by(invoice: Invoice, receipt: Receipt, excluding: Refund | None
 
 
 def invoice_creditable(invoice: Invoice, excluding: Refund | None = None) -> Decimal:
-    from payments.services.plan_lines import reserved_elsewhere
-
     held = reserved_elsewhere([invoice.pk]).get(invoice.pk, ZERO)
     pending = sum(
         (
@@ -360,8 +358,6 @@ def _request_on_account(payment: Payment | None, amount, excluding=None) -> Refu
 def _request_credit_note(note: CreditNote | None, amount) -> Refund:
     """A posted credit note's open amount (less what refunds and later allocations already
     hold) is paid back to the customer."""
-    from payments.services.contact_allocations import credit_note_open
-
     if note is None:
         raise RefundRefused("Choose the credit note to refund.")
     note = CreditNote.objects.select_for_update().select_related("customer").get(pk=note.pk)

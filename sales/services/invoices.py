@@ -40,6 +40,7 @@ from sales.models import (
     SalesSettings,
 )
 from sales.normalised import NormalisedInvoice
+from sales.services.after_posting import sales_invoices_after_posting
 from sales.services.credit import aiq_balances, credit_check
 from staff.models import Role
 from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
@@ -452,8 +453,6 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
                 for row in changed
             ]
         )
-    from sales.services.after_posting import sales_invoices_after_posting
-
     sales_invoices_after_posting([r for r in changed if r.state in SalesInvoice.IN_AIQ])
 
 
