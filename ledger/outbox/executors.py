@@ -108,7 +108,7 @@ def receipt_rates(client, command: OutboxCommand, payload: dict) -> tuple[Decima
     base = command.entity.base_currency
     currency = (payload.get("currency") or base).upper()
     if payload.get("exchange_rate"):
-        rate = decimal(payload["exchange_rate"])
+        rate = as_decimal(payload["exchange_rate"])
     elif currency == base:
         rate = Decimal(1)
     else:
