@@ -6,6 +6,7 @@ every few minutes) and events missed while the endpoint was down by the nightly 
 
 from payments.services import stripe_events
 from payments.services.auto_match import auto_match_changed
+from payments.services.smartdebit import SmartDebitNotConfigured, smartdebit_pull
 from payments.sources.gocardless_source import (
     gocardless_catch_up,
     gocardless_event_process,
@@ -48,8 +49,6 @@ def gocardless_catch_up_task() -> dict:
 
 def smartdebit_pull_task() -> str:
     """Nightly where SmartDebit's API is configured; a no-op otherwise."""
-    from payments.services.smartdebit import SmartDebitNotConfigured, smartdebit_pull
-
     try:
         pull = smartdebit_pull()
     except SmartDebitNotConfigured:

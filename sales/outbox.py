@@ -40,9 +40,10 @@ KIND_ITEM = "sales_item_invoice"
 KIND_BULK = "sales_invoice_bulk"
 ORIGIN = "sales_invoice"
 BULK_SIZE = 100
-# duplicate look-ups of one bulk command run side by side, 16 at a time (the AIQ client is thread-safe:
-# one session per process, single-flight logins); each costs one AIQ round trip
-LOOKUP_THREADS = 16
+# duplicate look-ups of one bulk command run side by side, 10 at a time (the HTTP session's
+# pool keeps 10 connections; the AIQ client is thread-safe: one session per process,
+# single-flight logins); each costs one AIQ round trip
+LOOKUP_THREADS = 10
 LOOKUP_TRIES = 3
 
 

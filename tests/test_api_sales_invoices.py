@@ -113,7 +113,7 @@ def test_vat_without_an_amount_and_a_line_without_money_are_refused(api):
         "sales_invoices", _invoice(lines=[{"net_amount": "10.00", "tax_rate_id": "T1"}])
     )
     assert no_vat.status_code == 400
-    assert no_vat.json()["errors"][0]["field"].endswith("tax_amount")
+    assert no_vat.json()["errors"][0]["field"] == "sales_invoice.invoice_lines[0].tax_amount"
     no_money = api.post("sales_invoices", _invoice(lines=[{"description": "free"}]))
     assert no_money.status_code == 400
     zero = api.post("sales_invoices", _invoice(lines=[{"net_amount": "0"}]))

@@ -12,6 +12,19 @@ tests/public_samples/wolph-mt940-citi.txt and wolph-mt940-generic.sta: the mt-94
 test files (wolph/mt940, mt940_tests/citi/mt940.txt and mt940_tests/jejik/generic.sta,
 BSD-3-Clause test data, unchanged): Citi's ':28:' without C, entry dates of spaces and a funds
 code after the debit mark; two statements in one file, each with its own balances.
+
+tests/public_samples/moj-bai2-nwb_example.bai2: the bai2 library's NatWest example
+(ministryofjustice/bai2, tests/data/nwb_example.bai2, MIT test data, unchanged): a time with
+colons in the file header, the account as "account sortcode", amounts in pence, 88
+continuation records splitting a narrative mid-word.
+
+tests/public_samples/oca-test-camt054.xml: OCA/bank-statement-import's test-camt054 (unchanged);
+OCA's golden-camt054.pydata expects one credit of 5.00 EUR from Test Customer,
+NL46ABNA0499998748, structured reference 000000000000000000000000003.
+
+tests/public_samples/ofxparse-bank_medium.ofx: ofxparse's test fixture (jseutter/ofxparse,
+tests/fixtures/bank_medium.ofx, MIT test data, unchanged): OFX 1.02 SGML without end tags, an
+Intuit private tag, times with a [-5:EST] zone, CAD.
 """
 
 from decimal import Decimal
@@ -109,3 +122,56 @@ def test_two_mt940_statements_in_one_file_each_balance_on_their_own():
         (Decimal("90.00"), Decimal("80.00")),
     ]
     assert [s.start_date.isoformat() for s in parsed.statements] == ["2011-01-01", "2011-02-01"]
+
+
+def test_natwests_bai2_reads_in_pence_with_its_account_the_right_way_round():
+    parsed, entries = _read("moj-bai2-nwb_example.bai2")
+    assert parsed.file_format == "bai2" and not parsed.errors  # 365.21 - 27.65 + 0.89
+    assert [e.amount for e in entries] == [
+        Decimal("-9.71"),
+        Decimal("-1.00"),
+        Decimal("-1.23"),
+        Decimal("-15.71"),
+        Decimal("0.89"),
+    ]
+    header = parsed.statements[0]
+    # "88888888 600004" is account 88888888 at sort code 60-00-04
+    assert (header.account_key, header.currency) == ("600004 88888888", "GBP")
+    assert (header.opening_balance, header.closing_balance) == (
+        Decimal("365.21"),
+        Decimal("338.45"),
+    )
+    [received] = parsed.items
+    assert received.amount == Decimal("0.89") and received.currency == "GBP"
+    assert "INTERNATIONAL-5373" in received.description and "SECCY AC TFR" in received.description
+
+
+def test_ocas_camt054_notification_reads_as_oca_expects_it():
+    parsed, entries = _read("oca-test-camt054.xml")
+    assert parsed.file_format == "camt.054" and not parsed.errors  # no balances: none checked
+    [entry] = entries
+    assert (entry.amount, entry.currency, entry.booked.isoformat()) == (
+        Decimal("5.00"),
+        "EUR",
+        "2022-01-26",
+    )
+    assert (entry.payer_name, entry.payer_account) == ("Test Customer", "NL46ABNA0499998748")
+    assert entry.remittance == "000000000000000000000000003"  # Strd/CdtrRefInf/Ref
+    assert (entry.end_to_end_id, entry.transaction_id) == ("ENDTOENDID-01", "15180015077602405")
+    [received] = parsed.items
+    assert received.external_id == "NL77ABNA0574908765|15180015077602405"  # unique per account
+
+
+def test_ofxparses_sgml_ofx_reads_every_amount():
+    parsed, entries = _read("ofxparse-bank_medium.ofx")
+    assert parsed.file_format == "ofx" and not parsed.errors
+    assert [(e.amount, e.currency, e.booked.isoformat()) for e in entries] == [
+        (Decimal("-6.60"), "CAD", "2009-04-01"),
+        (Decimal("-316.67"), "CAD", "2009-04-02"),
+        (Decimal("-22.00"), "CAD", "2009-04-03"),
+    ]
+    assert [e.transaction_id for e in entries][0] == "0000123456782009040100001"  # FITID
+    assert entries[1].payer_name == "Joe's Bald Hairstyles"
+    header = parsed.statements[0]
+    assert (header.currency, header.closing_balance) == ("CAD", Decimal("382.34"))
+    assert parsed.items == []  # card and cheque payments out: nothing received

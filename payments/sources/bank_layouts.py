@@ -164,12 +164,10 @@ LAYOUTS.append(
             "bank_reference": "transaction_ref",
         },
         "date_format": "%d/%m/%Y %H:%M|%d/%m/%Y",
-        "origin": "SmartDebit's collection report with the field names and date form its API "
-        "documents for get_successful_collection_report (reference_number, account_name, "
-        "debit_date 'dd/mm/yyyy hh:mm', amount, transaction_ref); not checked against a "
-        "portal download. Rejected collections are not in a successful-collection report; a "
-        "file with a status column needs a copy of this layout mapping it. Where the API is "
-        "configured, manage.py smartdebit_import reads the same report without a file.",
+        "origin": "SmartDebit's get_successful_collection_report fields as its API documents "
+        "them (reference_number, account_name, debit_date 'dd/mm/yyyy hh:mm', amount, "
+        "transaction_ref); not checked against a portal download. A file with a status "
+        "column needs a copy of this layout mapping it.",
     }
 )
 

@@ -113,6 +113,7 @@ class ParsedStatement:
 
 _SPACES = re.compile(r"[\s\-/.]")
 _IBAN = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$")
+_ACCOUNT_THEN_SORT_CODE = re.compile(r"(\d{8})[ /](\d{2}-?\d{2}-?\d{2})")
 
 
 def normalise_iban(value: str) -> str:
@@ -136,9 +137,14 @@ def account_key(*, iban="", sort_code="", account_number="", account_id="") -> s
     if sort_digits and number:
         return f"{sort_digits} {number}"[:70]
     text = re.sub(r"\s+", " ", (account_id or number or "").strip())
+    # NatWest's BAI2 and some MT940 :25: give "account sortcode" (8 digits, then 6), kept
+    # apart by a space or slash: the same account as "sortcode account"
+    swapped = _ACCOUNT_THEN_SORT_CODE.fullmatch(text)
+    if swapped:
+        return f"{re.sub(r'[-]', '', swapped.group(2))} {swapped.group(1)}"
     compact = re.sub(r"[\s\-]", "", text)
     # MT940 :25: is often "sortcode/account" or "sortcodeaccount" (14 digits, UK)
-    if re.fullmatch(r"\d{6}/?\d{8}", compact.replace("/", "/")):
+    if re.fullmatch(r"\d{6}/?\d{8}", compact):
         digits = compact.replace("/", "")
         return f"{digits[:6]} {digits[6:]}"
     return text[:70]
