@@ -10,11 +10,13 @@ from django.urls import reverse
 
 from core.fields import MoneyField
 from payments.models import MatchRule, Payment
+from sales.models import SalesSettings
 
 pytestmark = pytest.mark.django_db
 
-# Money that is configuration, not money received or mirrored: a rule's tolerance.
-SETTINGS_WITH_MONEY = {MatchRule}
+# Money that is configuration, not money received or mirrored: a rule's tolerance, the batch
+# total above which sales invoices need an approver.
+SETTINGS_WITH_MONEY = {MatchRule, SalesSettings}
 
 
 def test_no_admin_page_can_add_change_or_delete_money(carol):
