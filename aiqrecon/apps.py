@@ -1,8 +1,10 @@
 from django.apps import AppConfig
 from django.core.exceptions import ImproperlyConfigured
 from django.db.backends.signals import connection_created
+from django.urls import register_converter
 
 from aiqrecon.database import sqlite_tuning_problems
+from core.inputs import IdConverter
 
 
 def require_sqlite_tuning(sender, connection, **kwargs):
@@ -26,10 +28,6 @@ class AiqreconConfig(AppConfig):
     verbose_name = "aiqrecon"
 
     def ready(self):
-        from django.urls import register_converter
-
-        from core.inputs import IdConverter
-
         # `<id:...>` in every app's URLs: a record number that fits the database (core.inputs)
         register_converter(IdConverter, "id")
         connection_created.connect(

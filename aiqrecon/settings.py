@@ -253,6 +253,11 @@ STRIPE_WEBHOOK_TOLERANCE_SECONDS = env_int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", 3
 GOCARDLESS_ACCESS_TOKEN = env_str("GOCARDLESS_ACCESS_TOKEN", None)
 GOCARDLESS_ENVIRONMENT = env_choice("GOCARDLESS_ENVIRONMENT", "sandbox", ("sandbox", "live"))
 GOCARDLESS_WEBHOOK_SECRETS = env_list("GOCARDLESS_WEBHOOK_SECRETS", ["gc_localdev_secret"])
+# SmartDebit's API (collection reports, ARUDD/ADDACS/AUDDIS): unset = not used (files only).
+SMARTDEBIT_API_URL = env_str("SMARTDEBIT_API_URL", "")
+SMARTDEBIT_API_USER = env_str("SMARTDEBIT_API_USER", "")
+SMARTDEBIT_API_PASSWORD = env_str("SMARTDEBIT_API_PASSWORD", "")
+SMARTDEBIT_PSLID = env_str("SMARTDEBIT_PSLID", "")
 # The AIQ company id (Entity.company_id) that Stripe/GoCardless/bank money is booked to;
 # empty: the first entity.
 PAYMENTS_ENTITY = env_str("PAYMENTS_ENTITY", "")

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("staff.urls")),
     path("", include("ledger.urls")),
     path("", include("payments.urls")),
+    path("", include("sales.urls")),
 ]
 
 handler400 = "aiqrecon.errors.bad_request"

@@ -5,15 +5,13 @@ from django.utils import timezone
 from core.money import quantize
 from payments.models import AllocationPlan, ContactAllocation, OtherReceipt, Payment, Refund
 
-LIVE_PLAN = ("draft", "awaiting_approval", "approved", "sent", "confirmed", "failed")
-
 
 def money(amount, currency: str) -> str:
     return str(quantize(amount, currency))
 
 
 def _live_plan(payment: Payment) -> AllocationPlan | None:
-    plans = [p for p in payment.plans.all() if p.state in LIVE_PLAN]
+    plans = [p for p in payment.plans.all() if p.state in AllocationPlan.SHOWN]
     return max(plans, key=lambda p: p.pk) if plans else None
 
 
@@ -233,4 +231,39 @@ def bank_account(row) -> dict:
         "name": row.name,
         "currency": row.currency,
         "ledger_account_id": row.bank_code,
+    }
+
+
+def sales_invoice(row, artefact_id: str | None = None) -> dict:
+    """A sales invoice sent through the API (sales.models.SalesInvoice): its way into AIQ."""
+    return {
+        "id": f"sinv_{row.pk}",
+        "reference": row.external_reference,
+        "contact_id": row.customer_code,
+        "date": row.invoice_date,
+        "due_date": row.due_date,
+        "currency": row.currency,
+        "net_amount": money(row.net_amount, row.currency),
+        "tax_amount": money(row.tax_amount, row.currency),
+        "total_amount": money(row.gross_amount, row.currency),
+        "status": row.state,
+        "status_reason": row.held_reason or row.error,
+        "invoice_type": row.invoice_type,
+        "invoice_number": row.aiq_number,
+        "aiq_transaction_id": row.aiq_transaction_id,
+        "artefact_id": artefact_id,
+        "invoice_lines": [
+            {
+                "description": line.description,
+                "ledger_account_id": line.gl_account_code,
+                "product_id": line.item_code,
+                "quantity": str(line.quantity.normalize()),
+                "net_amount": money(line.net_amount, row.currency),
+                "tax_rate_id": line.tax_code,
+                "tax_amount": money(line.tax_amount, row.currency),
+            }
+            for line in sorted(row.lines.all(), key=lambda line: line.line_number)
+        ],
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
     }

@@ -90,6 +90,58 @@ class OtherPaymentRequest(serializers.Serializer):
     other_payment = OtherPaymentIn()
 
 
+class SalesInvoiceLineIn(serializers.Serializer):
+    description = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    ledger_account_id = serializers.CharField(max_length=50, required=False, allow_blank=True)
+    product_id = serializers.CharField(
+        max_length=50, required=False, allow_blank=True, help_text="Item code (an item invoice)"
+    )
+    quantity = serializers.DecimalField(
+        max_digits=15, decimal_places=4, required=False, min_value=0
+    )
+    unit_price = serializers.DecimalField(**AMOUNT, required=False, min_value=0)
+    net_amount = serializers.DecimalField(
+        **AMOUNT, required=False, min_value=0, help_text="Default: quantity × unit_price"
+    )
+    tax_rate_id = serializers.CharField(max_length=20, required=False, allow_blank=True)
+    tax_amount = serializers.DecimalField(
+        **AMOUNT, required=False, min_value=0, help_text="Your VAT, posted to the cent"
+    )
+
+    def validate(self, data):
+        if data.get("net_amount") is None:
+            if data.get("quantity") is None or data.get("unit_price") is None:
+                raise serializers.ValidationError(
+                    {"net_amount": ["Give net_amount, or quantity and unit_price."]}
+                )
+            data["net_amount"] = data["quantity"] * data["unit_price"]
+        if data.get("tax_rate_id") and data.get("tax_amount") is None:
+            raise serializers.ValidationError(
+                {"tax_amount": ["Give the VAT amount with a tax_rate_id (it is never recomputed)."]}
+            )
+        return data
+
+
+class SalesInvoiceIn(serializers.Serializer):
+    contact_id = serializers.CharField(max_length=50, help_text="Customer code")
+    contact_name = serializers.CharField(
+        max_length=200, required=False, allow_blank=True, help_text="Needed for a new customer"
+    )
+    contact_email = serializers.EmailField(required=False, allow_blank=True)
+    date = serializers.DateField(validators=[sensible_date])
+    due_date = serializers.DateField(required=False, allow_null=True, validators=[sensible_date])
+    reference = serializers.CharField(
+        max_length=100, help_text="Your invoice number: one invoice per reference and company"
+    )
+    currency_id = serializers.CharField(max_length=3, required=False, allow_blank=True)
+    notes = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    invoice_lines = SalesInvoiceLineIn(many=True, min_length=1, max_length=200)
+
+
+class SalesInvoiceRequest(serializers.Serializer):
+    sales_invoice = SalesInvoiceIn()
+
+
 # --- responses --------------------------------------------------------------------------------
 
 
@@ -220,3 +272,34 @@ class Problem(serializers.Serializer):
     status = serializers.IntegerField()
     detail = serializers.CharField(allow_blank=True)
     errors = ProblemError(many=True, required=False)
+
+
+class SalesInvoiceLineOut(serializers.Serializer):
+    description = serializers.CharField(allow_blank=True)
+    ledger_account_id = serializers.CharField(allow_blank=True)
+    product_id = serializers.CharField(allow_blank=True)
+    quantity = serializers.CharField()
+    net_amount = serializers.CharField()
+    tax_rate_id = serializers.CharField(allow_blank=True)
+    tax_amount = serializers.CharField()
+
+
+class SalesInvoiceOut(serializers.Serializer):
+    id = serializers.CharField()
+    reference = serializers.CharField()
+    contact_id = serializers.CharField()
+    date = serializers.DateField()
+    due_date = serializers.DateField(allow_null=True)
+    currency = serializers.CharField()
+    net_amount = serializers.CharField()
+    tax_amount = serializers.CharField()
+    total_amount = serializers.CharField()
+    status = serializers.CharField()
+    status_reason = serializers.CharField(allow_blank=True)
+    invoice_type = serializers.CharField()
+    invoice_number = serializers.CharField(allow_blank=True)
+    aiq_transaction_id = serializers.IntegerField(allow_null=True)
+    artefact_id = serializers.CharField(allow_null=True, help_text="inv_… once in the mirror")
+    invoice_lines = SalesInvoiceLineOut(many=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()

@@ -24,6 +24,13 @@ urlpatterns = [
     path("other_payments/<str:other_id>", views_write.OtherPaymentDetail.as_view()),
     path("invoices", views_read.InvoiceList.as_view()),
     path("invoices/<str:artefact_id>", views_read.InvoiceDetail.as_view()),
+    path("sales_invoices", views_write.SalesInvoices.as_view()),
+    path(
+        "sales_invoices/<str:artefact_id>",
+        views_write.SalesInvoiceDetailWithSubmissions.as_view(),
+    ),
+    path("sales_credit_notes", views_read.SalesCreditNoteList.as_view()),
+    path("sales_credit_notes/<str:artefact_id>", views_read.SalesCreditNoteDetail.as_view()),
     path("credit_notes", views_read.CreditNoteList.as_view()),
     path("credit_notes/<str:artefact_id>", views_read.CreditNoteDetail.as_view()),
     path("customers", views_read.CustomerList.as_view()),

@@ -2,6 +2,8 @@
 customers, bank accounts. Every list is the client's company only, paged by cursor, filtered by
 contact, status, date and updated_since (incremental sync)."""
 
+import functools
+
 from django.contrib.auth.decorators import login_not_required
 from django.utils.decorators import method_decorator
 from drf_spectacular.types import OpenApiTypes
@@ -64,7 +66,11 @@ LIST_PARAMETERS = [
 DETAIL_PARAMETERS = [OpenApiParameter("show_payments_allocations", bool)]
 
 
-def filtered(request, queryset, date_field: str):
+def filtered(
+    request, queryset, date_field: str, status=lambda rows, value: rows.filter(status=value)
+):
+    """contact_id, status, from_date/to_date (on `date_field`) and updated_since from the
+    query string; `status(rows, value)` filters by the state the list shows."""
     form = ListFilters(data=request.query_params)
     if not form.is_valid():
         raise ValidationError(form.errors)
@@ -72,7 +78,7 @@ def filtered(request, queryset, date_field: str):
     if "contact_id" in f:
         queryset = queryset.filter(customer__code=f["contact_id"].upper())
     if "status" in f:
-        queryset = queryset.filter(status=f["status"])
+        queryset = status(queryset, f["status"])
     if "from_date" in f:
         queryset = queryset.filter(**{f"{date_field}__gte": f["from_date"]})
     if "to_date" in f:
@@ -82,8 +88,10 @@ def filtered(request, queryset, date_field: str):
     return queryset
 
 
+@functools.cache
 def paged(item):
-    """The response shape of a cursor-paged list of `item`."""
+    """The response shape of a cursor-paged list of `item` (one class per item: the schema
+    names it once)."""
     return type(
         f"Paged{item.__name__}",
         (drf.Serializer,),
@@ -196,3 +204,46 @@ class BankAccountList(ApiView):
     def get(self, request):
         rows = BankAccount.objects.filter(entity=self.entity()).order_by("bank_account_code")
         return Response([shape.bank_account(r) for r in rows])
+
+
+# --- Sage's names for the same documents (GET /sales_invoices/{id}?show_payments_allocations=true)
+
+
+class SalesInvoiceList(InvoiceList):
+    @extend_schema(
+        operation_id="sales_invoices_list",
+        parameters=LIST_PARAMETERS,
+        responses={(200, "application/json"): paged(s.InvoiceOut), **ERRORS},
+    )
+    def get(self, request):
+        return super().get(request)
+
+
+class SalesInvoiceDetail(InvoiceDetail):
+    @extend_schema(
+        operation_id="sales_invoices_read",
+        parameters=DETAIL_PARAMETERS,
+        responses={(200, "application/json"): s.InvoiceOut, **ERRORS},
+    )
+    def get(self, request, artefact_id: str):
+        return super().get(request, artefact_id)
+
+
+class SalesCreditNoteList(CreditNoteList):
+    @extend_schema(
+        operation_id="sales_credit_notes_list",
+        parameters=LIST_PARAMETERS,
+        responses={(200, "application/json"): paged(s.CreditNoteOut), **ERRORS},
+    )
+    def get(self, request):
+        return super().get(request)
+
+
+class SalesCreditNoteDetail(CreditNoteDetail):
+    @extend_schema(
+        operation_id="sales_credit_notes_read",
+        parameters=DETAIL_PARAMETERS,
+        responses={(200, "application/json"): s.CreditNoteOut, **ERRORS},
+    )
+    def get(self, request, artefact_id: str):
+        return super().get(request, artefact_id)

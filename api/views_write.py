@@ -8,10 +8,10 @@ from decimal import Decimal
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.http import HttpResponse
 from django.utils import timezone
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -21,14 +21,35 @@ from api import serializers as s
 from api.http import PROBLEM, Refused, problem_handler
 from api.schema import ERRORS, IDEMPOTENCY_KEY, WRITE_ERRORS
 from api.services import KeyReused, idempotent, request_hash
-from api.views_read import ApiView, by_prefixed_id, page, paged
+from api.views_read import (
+    DETAIL_PARAMETERS,
+    LIST_PARAMETERS,
+    ApiView,
+    SalesInvoiceDetail,
+    SalesInvoiceList,
+    by_prefixed_id,
+    filtered,
+    page,
+    paged,
+)
 from ledger.models import BankAccount, CreditNote, Customer, Invoice, Receipt
-from payments.models import ContactAllocation, OtherReceipt, Payment, Refund, Source
+from payments.models import (
+    AllocationPlan,
+    ContactAllocation,
+    OtherReceipt,
+    Payment,
+    Refund,
+    Source,
+)
 from payments.services import contact_allocations, other_receipts, refunds
 from payments.services.plan_lines import LineInput
 from payments.services.plans import plan_propose_submit
+from sales.models import InvoiceSource, SalesInvoice
+from sales.normalised import NormalisedInvoice, NormalisedLine
+from sales.services.invoices import sales_invoice_submit
 
 ZERO = Decimal(0)
+API_SOURCE = "API"  # the invoice source (sales.models.InvoiceSource) of POST /sales_invoices
 
 
 class WriteView(ApiView):
@@ -143,6 +164,18 @@ def _refunds(entity):
     )
 
 
+def _by_state(rows, value):
+    return rows.filter(state=value)
+
+
+def _by_plan_state(rows, value):
+    """A receipt's status is its live plan's state, or the payment's own with no plan."""
+    live = AllocationPlan.objects.filter(payment=OuterRef("pk"), state__in=shape.LIVE_PLAN)
+    return rows.filter(
+        Q(Exists(live.filter(state=value))) | (Q(match_state=value) & ~Q(Exists(live)))
+    )
+
+
 class ContactPayments(WriteView):
     @extend_schema(
         operation_id="contact_payments_list",
@@ -150,29 +183,21 @@ class ContactPayments(WriteView):
             OpenApiParameter(
                 "transaction_type_id", str, enum=["CUSTOMER_RECEIPT", "CUSTOMER_REFUND"]
             ),
-            OpenApiParameter("updated_since", OpenApiTypes.DATETIME),
-            OpenApiParameter("page_size", int),
+            *LIST_PARAMETERS,
         ],
         responses={(200, "application/json"): paged(s.ContactPaymentOut), **ERRORS},
     )
     def get(self, request):
         kind = request.query_params.get("transaction_type_id", "CUSTOMER_RECEIPT")
-        since = request.query_params.get("updated_since")
         if kind == "CUSTOMER_REFUND":
-            rows, represent = _refunds(self.entity()), shape.refund
-        elif kind == "CUSTOMER_RECEIPT":
-            rows, represent = _payments(self.entity()), shape.contact_payment
-        else:
+            rows = filtered(request, _refunds(self.entity()), "created_at__date", _by_state)
+            return page(self, rows, shape.refund)
+        if kind != "CUSTOMER_RECEIPT":
             raise exceptions.ValidationError(
                 {"transaction_type_id": ["CUSTOMER_RECEIPT or CUSTOMER_REFUND."]}
             )
-        if since is not None:
-            form = s.serializers.DateTimeField()
-            try:
-                rows = rows.filter(updated_at__gte=form.to_internal_value(since))
-            except exceptions.ValidationError as error:
-                raise exceptions.ValidationError({"updated_since": error.detail}) from None
-        return page(self, rows, represent)
+        rows = filtered(request, _payments(self.entity()), "received_at__date", _by_plan_state)
+        return page(self, rows, shape.contact_payment)
 
     @extend_schema(
         operation_id="contact_payments_create",
@@ -271,6 +296,17 @@ class ContactPayments(WriteView):
             "reason": data.get("reference") or "Refund through the API",
             "bank_account": bank,
         }
+        if isinstance(target, Receipt):
+            # the payment_on_account id a receipt's answer gives (Sage: refund the
+            # payment_on_account_id the PUT returned)
+            paid = Payment.objects.filter(entity=self.entity(), receipt=target).first()
+            if paid is None:
+                raise Refused(
+                    f"{item['artefact_id']} was entered in AIQ, not through this product; "
+                    "refund it in AIQ.",
+                    f"{field}[0].artefact_id",
+                )
+            target = paid
         if isinstance(target, CreditNote):
             row = refunds.refund_request(kind="refund_credit_note", credit_note=target, **common)
         elif isinstance(target, Payment):
@@ -322,12 +358,13 @@ class ContactPaymentDetail(WriteView):
 class ContactAllocations(WriteView):
     @extend_schema(
         operation_id="contact_allocations_list",
-        parameters=[OpenApiParameter("updated_since", OpenApiTypes.DATETIME)],
+        parameters=LIST_PARAMETERS,
         responses={(200, "application/json"): paged(s.ContactAllocationOut), **ERRORS},
     )
     def get(self, request):
         rows = ContactAllocation.objects.filter(entity=self.entity()).select_related("customer")
-        return page(self, rows.prefetch_related("lines"), shape.contact_allocation)
+        rows = filtered(request, rows.prefetch_related("lines"), "allocation_date", _by_state)
+        return page(self, rows, shape.contact_allocation)
 
     @extend_schema(
         operation_id="contact_allocations_create",
@@ -395,14 +432,23 @@ class ContactAllocationDetail(WriteView):
 class OtherPayments(WriteView):
     @extend_schema(
         operation_id="other_payments_list",
-        parameters=[OpenApiParameter("updated_since", OpenApiTypes.DATETIME)],
+        parameters=[
+            OpenApiParameter("transaction_type_id", str, enum=["OTHER_RECEIPT"]),
+            *LIST_PARAMETERS,
+        ],
         responses={(200, "application/json"): paged(s.OtherPaymentOut), **ERRORS},
     )
     def get(self, request):
+        kind = request.query_params.get("transaction_type_id", "OTHER_RECEIPT")
+        if kind != "OTHER_RECEIPT":
+            raise exceptions.ValidationError(
+                {"transaction_type_id": ["OTHER_RECEIPT (other payments are not kept here)."]}
+            )
         rows = OtherReceipt.objects.filter(entity=self.entity()).select_related(
             "customer", "bank_account"
         )
-        return page(self, rows.prefetch_related("lines"), shape.other_payment)
+        rows = filtered(request, rows.prefetch_related("lines"), "receipt_date", _by_state)
+        return page(self, rows, shape.other_payment)
 
     @extend_schema(
         operation_id="other_payments_create",
@@ -450,3 +496,102 @@ class OtherPaymentDetail(WriteView):
             "customer", "bank_account"
         )
         return Response(shape.other_payment(by_prefixed_id(rows, other_id, "orec")))
+
+
+# --- sales_invoices ---------------------------------------------------------------------------
+
+
+def _sales_answer(row) -> dict:
+    mirrored = None
+    if row.aiq_transaction_id is not None:
+        found = Invoice.objects.filter(
+            entity_id=row.entity_id, aiq_transaction_id=row.aiq_transaction_id
+        ).values_list("pk", flat=True)
+        mirrored = next((f"inv_{pk}" for pk in found[:1]), None)
+    return shape.sales_invoice(row, artefact_id=mirrored)
+
+
+class SalesInvoices(WriteView, SalesInvoiceList):
+    """GET: the company's invoices as AIQ has them (the mirror, as /invoices). POST: a new
+    sales invoice into AIQ through the invoicing service (sales/services/invoices.py): checked,
+    its customer made in AIQ first when new, credit-checked, posted once through the outbox;
+    the same reference with the same content answers with the same invoice, with other content
+    once AIQ has it: 422 "Raise a credit note"."""
+
+    @extend_schema(
+        operation_id="sales_invoices_create",
+        parameters=[IDEMPOTENCY_KEY],
+        request=s.SalesInvoiceRequest,
+        responses={(201, "application/json"): s.SalesInvoiceOut, **WRITE_ERRORS},
+    )
+    def post(self, request):
+        return self.idempotent_post(request, s.SalesInvoiceRequest, self.create)
+
+    def create(self, data):
+        data = data["sales_invoice"]
+        entity = self.entity()
+        code = data["contact_id"].strip().upper()
+        known = Customer.objects.filter(entity=entity, code=code).first()
+        name = (data.get("contact_name") or "").strip() or (known.name if known else "")
+        if not name:
+            raise Refused(f"{code} is a new customer: give contact_name.", "contact_name")
+        currency = (data.get("currency_id") or "").upper() or (
+            known.currency if known else entity.base_currency
+        )
+        invoice = NormalisedInvoice(
+            external_reference=data["reference"].strip(),
+            customer_code=code,
+            customer_name=name,
+            customer_email=data.get("contact_email") or (known.email if known else ""),
+            invoice_date=data["date"],
+            due_date=data.get("due_date"),
+            currency=currency,
+            description=data.get("notes", ""),
+            lines=[
+                NormalisedLine(
+                    net_amount=line["net_amount"],
+                    tax_amount=line.get("tax_amount") or ZERO,
+                    tax_code=line.get("tax_rate_id", ""),
+                    description=line.get("description", ""),
+                    item_code=line.get("product_id", ""),
+                    gl_account_code=line.get("ledger_account_id", ""),
+                    quantity=line.get("quantity") or Decimal(1),
+                )
+                for line in data["invoice_lines"]
+            ],
+        )
+        source, _ = InvoiceSource.objects.get_or_create(
+            entity=entity,
+            code=API_SOURCE,
+            defaults={
+                "name": "REST API",
+                "type_reason": "The calling system computes VAT: batch invoices post its VAT "
+                "to the cent.",
+            },
+        )
+        row = sales_invoice_submit(
+            entity=entity, source=source, invoice=invoice, actor=self.request.user
+        )
+        return 201, _sales_answer(row)
+
+
+class SalesInvoiceDetailWithSubmissions(SalesInvoiceDetail):
+    @extend_schema(
+        operation_id="sales_invoices_read",
+        parameters=DETAIL_PARAMETERS,
+        responses={
+            (200, "application/json"): PolymorphicProxySerializer(
+                component_name="SalesInvoiceOrInvoice",
+                serializers=[s.SalesInvoiceOut, s.InvoiceOut],
+                resource_type_field_name=None,
+            ),
+            **ERRORS,
+        },
+    )
+    def get(self, request, artefact_id: str):
+        """sinv_…: an invoice sent through POST /sales_invoices, on its way into AIQ;
+        inv_…: an invoice as AIQ has it (as /invoices/{id})."""
+        if artefact_id.startswith("sinv_"):
+            rows = SalesInvoice.objects.filter(entity=self.entity()).prefetch_related("lines")
+            return Response(_sales_answer(by_prefixed_id(rows, artefact_id, "sinv")))
+        return super().get(request, artefact_id)

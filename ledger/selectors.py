@@ -6,7 +6,16 @@ Lists are paged by core.paging.keyset_page.
 from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
-from ledger.models import Customer, DocumentStatus, Invoice, OutboxCommand, SyncState
+from ledger.models import (
+    CreditNote,
+    Customer,
+    DocumentStatus,
+    DuplicateWrite,
+    Invoice,
+    OutboxCommand,
+    Receipt,
+    SyncState,
+)
 
 # --- invoices and customers -----------------------------------------------------------------
 
@@ -103,11 +112,6 @@ def open_invoices_search(*, text: str, currency: str | None = None, limit: int =
 # --- sync -----------------------------------------------------------------------------------
 
 
-def outbox_by_state(state: str | None) -> QuerySet:
-    queryset = OutboxCommand.objects.select_related("entity")
-    return queryset.filter(state=state) if state else queryset
-
-
 def outbox_state_counts() -> dict[str, int]:
     rows = OutboxCommand.objects.values("state").annotate(n=Count("id"))
     return {row["state"]: row["n"] for row in rows}
@@ -125,8 +129,6 @@ def sync_states() -> QuerySet:
 def duplicates_to_repair() -> QuerySet:
     """Writes of ours AIQ holds more than once (and invoices allocated beyond their gross) that
     a person has not resolved yet, oldest first, for the Sync screen."""
-    from ledger.models import DuplicateWrite
-
     return (
         DuplicateWrite.objects.filter(
             state__in=[DuplicateWrite.State.OPEN, DuplicateWrite.State.REVERSING]
@@ -139,8 +141,6 @@ def duplicates_to_repair() -> QuerySet:
 def customer_credits(customer: Customer) -> dict:
     """A customer's receipts with money on account and posted credit notes with money open
     (to allocate later or refund), oldest first, at most 50 of each."""
-    from ledger.models import CreditNote, Receipt
-
     return {
         "receipts": list(
             Receipt.objects.filter(

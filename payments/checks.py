@@ -10,11 +10,11 @@ yet has nothing to check.
 from django.core.checks import Warning, register
 from django.db import DatabaseError
 
+from ledger.models import GLAccount
+from payments.models import Payment, ProviderAccount
+
 
 def provider_books_problems() -> list[str]:
-    from ledger.models import GLAccount
-    from payments.models import Payment, ProviderAccount
-
     problems = []
     configured = {
         (a.entity_id, a.source, a.currency): a

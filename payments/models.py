@@ -7,7 +7,7 @@ second person approves (maker-checker) before the outbox writes them to AIQ.
 
 from django.conf import settings
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import BigIntegerField, F, Q, Sum
 from django.db.models.functions import Upper
 
 from core.fields import MoneyField
@@ -379,6 +379,11 @@ class Statement(models.Model):
     opening_balance = MoneyField(null=True, blank=True)
     closing_balance = MoneyField(null=True, blank=True)
     entry_count = models.PositiveIntegerField(default=0)
+    # the file's entries: money in (credits, and how many) and money out; empty for statements
+    # imported before these were kept
+    money_in = MoneyField(null=True, blank=True)
+    money_out = MoneyField(null=True, blank=True)
+    credit_count = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -595,6 +600,8 @@ class AllocationPlan(MakerChecked):
     LIVE = (*RESERVING, State.CONFIRMED)
     # a person may still change its lines, or reject it
     EDITABLE = (State.DRAFT, State.AWAITING_APPROVAL)
+    # the plan a payment shows other systems (the API): its live one, or one that failed in AIQ
+    SHOWN = (*LIVE, State.FAILED)
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="plans")
     proposal = models.ForeignKey(
@@ -639,6 +646,28 @@ class AllocationPlan(MakerChecked):
         return f"Plan #{self.pk} v{self.version} for payment #{self.payment_id} ({state})"
 
 
+class AllocationPlanLineQuerySet(models.QuerySet):
+    """ "Money held on an invoice" by plans, spelled once (matching, plan checks, refunds)."""
+
+    def holding(self):
+        """Lines whose plan still holds their money on the invoice: the plan is not yet
+        confirmed in AIQ (then the mirror shows it) and the line was not unallocated."""
+        return self.filter(plan__state__in=AllocationPlan.RESERVING, unallocated_at__isnull=True)
+
+    def held_per_invoice(self) -> dict[int, int]:
+        """invoice id -> cash + discount + write-off of these lines, in stored thousandths
+        (one grouped query; no MoneyField conversion on the sum)."""
+        rows = self.values("invoice_id").annotate(
+            held=Sum(
+                F("amount") + F("discount_amount") + F("write_off_amount"),
+                output_field=BigIntegerField(),
+            )
+        )
+        return {
+            invoice_id: int(held) for invoice_id, held in rows.values_list("invoice_id", "held")
+        }
+
+
 class AllocationPlanLine(models.Model):
     plan = models.ForeignKey(AllocationPlan, on_delete=models.PROTECT, related_name="lines")
     invoice = models.ForeignKey("ledger.Invoice", on_delete=models.PROTECT)
@@ -649,6 +678,8 @@ class AllocationPlanLine(models.Model):
     # Undo is a reversing action: the line stays, its cash goes back on account.
     unallocated_at = models.DateTimeField(null=True, blank=True)
     unallocation_reason = models.TextField(blank=True)
+
+    objects = AllocationPlanLineQuerySet.as_manager()
 
     class Meta:
         constraints = [
@@ -782,4 +813,4 @@ from payments.models_money_later import (  # noqa: E402, F401
     OtherReceipt,
     OtherReceiptLine,
 )
-from payments.models_provider import ProviderAccount  # noqa: E402, F401
+from payments.models_provider import ClearingBalance, ProviderAccount  # noqa: E402, F401

@@ -11,6 +11,8 @@ holds for us.
 from django.db import models
 from django.db.models import Q
 
+from core.fields import MoneyField
+
 
 class ProviderAccount(models.Model):
     entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
@@ -62,3 +64,32 @@ class ProviderAccount(models.Model):
 
     def __str__(self):
         return self.name or f"{self.get_source_display()} {self.currency}"
+
+
+class ClearingBalance(models.Model):
+    """One check of a clearing account: what AIQ's books hold in it (GetBankAccountBalance)
+    beside what the provider says it holds for us. Kept, so the screen can chart it over time."""
+
+    provider_account = models.ForeignKey(
+        ProviderAccount, on_delete=models.PROTECT, related_name="clearing_balances"
+    )
+    checked_at = models.DateTimeField()
+    aiq_balance = MoneyField(help_text="The clearing bank account's balance in AIQ")
+    provider_balance = MoneyField(null=True, blank=True)
+    provider_basis = models.CharField(
+        max_length=200, blank=True, help_text="Where the provider's figure came from"
+    )
+    checked_by = models.ForeignKey(
+        "auth.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["provider_account", "-checked_at"], name="clearing_balance_recent")
+        ]
+
+    @property
+    def difference(self):
+        if self.provider_balance is None:
+            return None
+        return self.aiq_balance - self.provider_balance

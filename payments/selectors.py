@@ -4,7 +4,7 @@ the dashboard's figures.
 Selectors return QuerySets (callers paginate and render); no writes here.
 """
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.core.cache import cache
 from django.db.models import Count, Max, Prefetch, Q, QuerySet, Sum
@@ -13,26 +13,22 @@ from django.utils import timezone
 
 from ledger.models import OutboxCommand
 from ledger.outbox.selectors import outbox_health
-from payments.models import AllocationPlan, AllocationPlanLine, MatchProposal, Payment, Refund
-
-REVIEW_CONFIDENCE = "0.500"  # rank-1 proposals below this need a person (engine.REVIEW_BELOW)
+from payments.models import (
+    AllocationPlan,
+    AllocationPlanLine,
+    ImportFormat,
+    MatchProposal,
+    Payment,
+    Refund,
+    StatementAccount,
+    Unallocation,
+)
+from payments.sources.bank_csv import FIELDS
 
 
 def payment_proposals(payment: Payment) -> QuerySet:
     """The latest run's proposals for a payment, best first (rank 1 = the engine's choice)."""
-    return MatchProposal.objects.filter(
-        payment=payment, state=MatchProposal.State.OPEN
-    ).select_related("rule")
-
-
-def payments_needing_review() -> QuerySet:
-    """Payments whose best proposal is unsure or ambiguous, newest first."""
-    unsure = MatchProposal.objects.filter(
-        rank=1, state=MatchProposal.State.OPEN, confidence__lt=REVIEW_CONFIDENCE
-    ).values("payment_id")
-    return Payment.objects.filter(match_state=Payment.MatchState.PROPOSED, pk__in=unsure).order_by(
-        "-received_at", "-id"
-    )
+    return payment.proposals.filter(state=MatchProposal.State.OPEN).order_by("rank", "id")
 
 
 def live_plan(payment: Payment) -> AllocationPlan | None:
@@ -50,21 +46,29 @@ def plans_awaiting_approval(*, checker=None) -> QuerySet:
     plans = AllocationPlan.objects.filter(state=AllocationPlan.State.AWAITING_APPROVAL)
     if checker is not None:
         plans = plans.exclude(maker=checker)
-    return plans.select_related("payment", "customer", "maker").order_by("created_at", "id")
+    return (
+        plans.select_related("payment", "customer", "maker", "proposal")
+        .prefetch_related("lines__invoice")
+        .order_by("created_at", "id")
+    )
 
 
-def invoice_holds(invoice_ids) -> QuerySet:
-    """Plan lines still holding money on these invoices (not yet confirmed in AIQ)."""
-    return AllocationPlanLine.objects.filter(
-        invoice_id__in=invoice_ids,
-        plan__state__in=AllocationPlan.RESERVING,
-        unallocated_at__isnull=True,
-    ).select_related("plan")
+def unallocations_awaiting_approval() -> QuerySet:
+    """Requested undos of allocations, oldest first, for the approvals screen."""
+    return (
+        Unallocation.objects.filter(state=Unallocation.State.REQUESTED)
+        .select_related("allocation__invoice", "allocation__receipt", "maker")
+        .order_by("created_at", "id")
+    )
 
 
 def payment_plans(payment: Payment) -> QuerySet:
     """Every plan a payment has had, newest first (void and rejected ones are its history)."""
-    return payment.plans.select_related("maker", "approver").order_by("-created_at", "-id")
+    return (
+        payment.plans.select_related("maker", "approver", "proposal")
+        .prefetch_related("lines__invoice")
+        .order_by("-created_at", "-id")
+    )
 
 
 AGEING_BUCKETS = ((0, 7, "0–7 days"), (8, 30, "8–30 days"), (31, 60, "31–60 days"))
@@ -253,11 +257,6 @@ def layouts_described() -> list[dict]:
     """Each saved CSV/Excel layout with what it expects of a file, in a clerk's words: the
     columns (by header, or by position), the date format as an example date, the header row,
     decimal comma, sign, and which bank accounts use it."""
-    from datetime import date
-
-    from payments.models import ImportFormat, StatementAccount
-    from payments.sources.bank_csv import FIELDS
-
     users: dict[int, list[str]] = {}
     for account in StatementAccount.objects.exclude(import_format=None).order_by("name"):
         users.setdefault(account.import_format_id, []).append(str(account))

@@ -6,7 +6,12 @@ every few minutes) and events missed while the endpoint was down by the nightly 
 
 from payments.services import stripe_events
 from payments.services.auto_match import auto_match_changed
-from payments.sources.gocardless_source import gocardless_event_process
+from payments.services.smartdebit import SmartDebitNotConfigured, smartdebit_pull
+from payments.sources.gocardless_source import (
+    gocardless_catch_up,
+    gocardless_event_process,
+    gocardless_events_retry_due,
+)
 
 
 def stripe_event_process_task(event_pk: int) -> str:
@@ -35,12 +40,17 @@ def auto_match_changed_task() -> str:
 
 
 def gocardless_events_sweep_task() -> int:
-    from payments.sources.gocardless_source import gocardless_events_retry_due
-
     return gocardless_events_retry_due()
 
 
 def gocardless_catch_up_task() -> dict:
-    from payments.sources.gocardless_source import gocardless_catch_up
-
     return gocardless_catch_up()
+
+
+def smartdebit_pull_task() -> str:
+    """Nightly where SmartDebit's API is configured; a no-op otherwise."""
+    try:
+        pull = smartdebit_pull()
+    except SmartDebitNotConfigured:
+        return "SmartDebit API not configured"
+    return f"{pull.collected} collected, {pull.notices} notices, {len(pull.errors)} problem(s)"

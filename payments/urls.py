@@ -2,11 +2,13 @@ from django.urls import path
 
 from payments.views import (
     approvals,
+    banking,
     detail,
     inbox,
     later,
     outbox,
     payers,
+    provider_books,
     refunds,
     runs,
     statements,
@@ -21,6 +23,8 @@ urlpatterns = [
     path("payments/bulk-accept", inbox.bulk_accept, name="bulk_accept"),
     path("payments/import/", statements.statement_upload, name="statement_upload"),
     path("payments/import/confirm", statements.statement_confirm, name="statement_confirm"),
+    path("payments/bank-statements/", banking.bank_balances, name="bank_balances"),
+    path("payments/payer-flags/", banking.payer_flags, name="payer_flags"),
     path("payments/<id:payment_id>/", detail.detail, name="detail"),
     path("payments/<id:payment_id>/invoices", detail.invoice_search, name="invoice_search"),
     path("payments/<id:payment_id>/editor-row", detail.editor_row, name="editor_row"),
@@ -37,6 +41,17 @@ urlpatterns = [
     path("approvals/<id:plan_id>/approve", approvals.approve, name="approve"),
     path("approvals/<id:plan_id>/reject", approvals.reject, name="reject_plan"),
     path("outbox/", outbox.outbox, name="outbox"),
+    path("provider-books/", provider_books.provider_books, name="provider_books"),
+    path(
+        "provider-books/export",
+        provider_books.reconciliation_export,
+        name="provider_books_export",
+    ),
+    path(
+        "provider-books/<id:account_id>/check",
+        provider_books.clearing_check_now,
+        name="clearing_check",
+    ),
     path(
         "approvals/undo/<id:unallocation_id>/approve", approvals.approve_undo, name="approve_undo"
     ),
@@ -46,6 +61,7 @@ urlpatterns = [
     path("refunds/<id:refund_id>/", refunds.refund_detail, name="refund"),
     path("refunds/<id:refund_id>/approve", refunds.refund_approve, name="refund_approve"),
     path("refunds/<id:refund_id>/reject", refunds.refund_reject, name="refund_reject"),
+    path("refunds/<id:refund_id>/edit", refunds.refund_edit, name="refund_edit"),
     path("refunds/<id:refund_id>/credit-note.pdf", refunds.credit_note_pdf, name="refund_cn_pdf"),
     path("money-on-account/allocate", later.allocate_later, name="allocate_later"),
     path(

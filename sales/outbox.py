@@ -40,9 +40,10 @@ KIND_ITEM = "sales_item_invoice"
 KIND_BULK = "sales_invoice_bulk"
 ORIGIN = "sales_invoice"
 BULK_SIZE = 100
-# duplicate look-ups of one bulk command run side by side (the AIQ client is thread-safe:
-# one session per process, single-flight logins); each costs one AIQ round trip
-LOOKUP_THREADS = 8
+# duplicate look-ups of one bulk command run side by side, 10 at a time (the HTTP session's
+# pool keeps 10 connections; the AIQ client is thread-safe: one session per process,
+# single-flight logins); each costs one AIQ round trip
+LOOKUP_THREADS = 10
 LOOKUP_TRIES = 3
 
 
@@ -301,18 +302,21 @@ EXECUTOR = Executor(sales_send, sales_read_back, sales_prepare)
 
 
 def _confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
+    # local: sales.services.invoices imports this module (its kinds)
     from sales.services.invoices import sales_invoices_settle
 
     sales_invoices_settle(command=command, result=command.result)
 
 
 def _failed(command: OutboxCommand) -> None:
+    # local: sales.services.invoices imports this module (its kinds)
     from sales.services.invoices import sales_invoices_fail
 
     sales_invoices_fail(command=command, message=command.last_error_message or "AIQ refused it")
 
 
 def _parked(command: OutboxCommand) -> None:
+    # local: sales.services.invoices imports this module (its kinds)
     from sales.services.invoices import sales_invoices_fail
 
     sales_invoices_fail(

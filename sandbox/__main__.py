@@ -48,6 +48,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
+    # loaded per command: `seed` starts without the server's modules
     from sandbox.seed import seed as seed_books
 
     if args.command == "seed":
@@ -56,6 +57,7 @@ def main(argv=None) -> int:
         print(f"Seeded {args.db}: {summary}")
         return 0
 
+    # loaded per command (see above)
     from sandbox.server import SandboxServer
 
     Path(args.db).parent.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from functools import cache
 from pathlib import Path
 
 from sandbox import wsdl
+from sandbox.ops.banks import bank_gl_balance
 from sandbox.seed import credentials, seed
 from sandbox.server import SandboxServer
 
@@ -89,8 +90,6 @@ class RunningSandbox:
 
     def bank_balance(self, gl_code: str, *, entity: str = "demo"):
         """What AIQ's bank account on `gl_code` holds now (GetBankAccountBalance's figure)."""
-        from sandbox.ops.banks import bank_gl_balance
-
         with self.server.store.transaction() as db:
             return bank_gl_balance(db, entity, gl_code)
 

@@ -20,6 +20,7 @@ class StaffConfig(AppConfig):
 
     def ready(self):
         post_migrate.connect(ensure_roles, sender=self, dispatch_uid="staff.ensure_roles")
+        # models (auth's, staff's) load only once the app registry is ready, hence here
         from staff import audit_hooks
 
         audit_hooks.connect()  # who may do what, and sign-ins, audited on every path

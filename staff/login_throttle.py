@@ -14,7 +14,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from staff.models import LoginThrottle
+from staff.models import LoginThrottle, Role
+from staff.services import audit_log, user_has_role
 
 MAX_LOCKOUT_SECONDS = 86400
 
@@ -93,9 +94,6 @@ def login_unlock(*, keys: list[str], actor) -> int:
     cleared and each is audited with what it was, in the same transaction. Only an admin (or a
     superuser) may; a locked-out person asks one rather than waiting out a doubling lock."""
     from django.core.exceptions import PermissionDenied
-
-    from staff.models import Role
-    from staff.services import audit_log, user_has_role
 
     if not user_has_role(actor, Role.ADMIN):
         raise PermissionDenied("Unlocking a sign-in needs the admin role.")

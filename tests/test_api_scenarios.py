@@ -211,6 +211,11 @@ def test_an_allocated_receipt_is_refunded_only_after_its_allocations_are_removed
     drain_all()
     assert books.state.outstanding(invoice.aiq_transaction_id) == Decimal("40.00")
     assert _aiq_receipt(books, body["id"])["outstanding"] == Decimal("-40.00")
+    # as Sage says: the refund names the payment_on_account id the PUT's answer gave
+    on_account = api.get(f"contact_payments/{body['id']}").json()["payment_on_account"]
+    assert on_account == {"id": removed.json()["payment_on_account"]["id"], "amount": "40.00"}
+    assert on_account["id"].startswith("rcpt_")
+    refund["contact_payment"]["allocated_artefacts"][0]["artefact_id"] = on_account["id"]
     answer = api.post("contact_payments", refund)
     assert answer.status_code == 201, answer.json()
     refund_approve(refund=Refund.objects.get(), actor=bob)
@@ -248,3 +253,62 @@ def test_read_scope_cannot_write_and_a_revoked_token_is_refused(books, entity, c
     answer = caller.get("customers")
     assert (answer.status_code, answer["Content-Type"]) == (401, "application/problem+json")
     assert Customer.objects.filter(entity=entity).count() > 0
+
+
+def test_lists_filter_by_customer_state_date_and_updated_since(api, books, entity):
+    """Incremental sync as an integrator does it: every list takes contact_id, status,
+    from_date/to_date and updated_since, and pages by cursor."""
+    from django.utils import timezone
+
+    acme = api.post("contact_payments", _receipt(total="10.00")).json()
+    other = api.post("contact_payments", _receipt(contact="BRIGHT", total="20.00")).json()
+    invoice = _invoice(entity, "30.00")
+    paid = api.post(
+        "contact_payments",
+        _receipt(
+            total="30.00", artefacts=[{"artefact_id": f"inv_{invoice.pk}", "amount": "30.00"}]
+        ),
+    ).json()
+
+    def ids(path, **params):
+        answer = api.get(path, **params)
+        assert answer.status_code == 200, answer.json()
+        return [row["id"] for row in answer.json()["results"]]
+
+    assert ids("contact_payments", contact_id="acme") == [acme["id"], paid["id"]]
+    assert ids("contact_payments", contact_id="BRIGHT") == [other["id"]]
+    assert ids("contact_payments", status="sent") == [acme["id"], other["id"], paid["id"]]
+    assert ids("contact_payments", from_date="2026-12-02") == []
+    assert ids("contact_payments", to_date="2026-12-01", page_size=2) == [acme["id"], other["id"]]
+    marker = timezone.now().isoformat()
+    drain_all()  # the plans are confirmed in AIQ: they changed since the marker
+    assert ids("contact_payments", status="confirmed", updated_since=marker) == [
+        acme["id"], other["id"], paid["id"]
+    ]  # fmt: skip
+    assert ids("contact_payments", status="sent") == []
+    bad = api.get("contact_payments", from_date="someday")
+    assert (bad.status_code, bad.json()["errors"][0]["field"]) == (400, "from_date")
+
+    other_receipt = api.post(
+        "other_payments",
+        {"other_payment": {
+            "transaction_type_id": "OTHER_RECEIPT", "bank_account_id": "BANK-GBP",
+            "date": "2026-11-30", "payment_lines": [
+                {"ledger_account_id": "4200", "tax_rate_id": "T0", "net_amount": "5.00"}],
+        }},
+    ).json()  # fmt: skip
+    assert ids("other_payments", from_date="2026-11-30", to_date="2026-11-30") == [
+        other_receipt["id"]
+    ]
+    assert ids("other_payments", from_date="2026-12-01") == []
+    assert ids("other_payments", transaction_type_id="OTHER_RECEIPT", status="sent") == [
+        other_receipt["id"]
+    ]
+    assert api.get("other_payments", transaction_type_id="OTHER_PAYMENT").status_code == 400
+    assert ids("contact_allocations", contact_id="ACME") == []
+
+    # Sage's own names for the documents read the same rows
+    sage = api.get(f"sales_invoices/inv_{invoice.pk}", show_payments_allocations="true").json()
+    assert sage == api.get(f"invoices/inv_{invoice.pk}", show_payments_allocations="true").json()
+    assert sage["status"] == "paid" and len(sage["payments_allocations"]) == 1
+    assert ids("sales_invoices", contact_id="ACME", status="paid") == [f"inv_{invoice.pk}"]

@@ -115,7 +115,9 @@ def test_clerk_requests_a_partial_refund_approver_approves_worker_pushes_pdfs_do
     assert any(s.startswith("AIQ sales debit journal of 30.00 GBP on BRIGHT") for s in steps)
     assert any(s.startswith("AIQ allocation of the debit journal against") for s in steps)
     # the requester is offered no approve button
-    page.get_by_text("You asked for this refund: another approver must approve it.").wait_for()
+    page.get_by_text(
+        "You asked for or last changed this refund: another approver must approve it."
+    ).wait_for()
     assert page.get_by_role("button", name="Approve the refund").count() == 0
     context.close()
     assert not errors, errors
@@ -181,7 +183,9 @@ def test_an_approver_who_asks_for_a_refund_gets_no_approve_button(
     page.get_by_text("Refund requested; a second person must approve it.").wait_for()
     refund = Refund.objects.get()
     assert page.get_by_role("button", name="Approve the refund").count() == 0
-    page.get_by_text("You asked for this refund: another approver must approve it.").wait_for()
+    page.get_by_text(
+        "You asked for or last changed this refund: another approver must approve it."
+    ).wait_for()
     # nothing on the page to approve with: withdrawing is all the requester can do
     assert page.get_by_role("button", name="Withdraw").count() == 1
     context.close()

@@ -78,6 +78,8 @@ PARAMS = {
     "payments:bulk_accept": ((), ("payment_ids",)),
     "payments:statement_upload": ((), ("import_format",)),
     "payments:statement_confirm": ((), ("batch", "received_from", "received_to")),
+    "payments:bank_balances": (("account",), ()),
+    "payments:payer_flags": (("kind",), ()),
     "payments:detail": ((), ()),
     "payments:change_customer": ((), ("customer", "reason")),
     "payments:invoice_search": (("q",), ()),
@@ -106,10 +108,14 @@ PARAMS = {
     "payments:payer_mapping_delete": ((), ()),
     "payments:reject_plan": ((), ("reason",)),
     "payments:refunds": ((), ()),
-    "payments:refund_new": (("kind", "invoice", "payment"), ("amount", "reason", "line")),
+    "payments:refund_new": (
+        ("kind", "invoice", "payment"),
+        ("amount", "reason", "line", "qty_{invoice}", "part_{invoice}"),
+    ),
     "payments:refund": ((), ()),
     "payments:refund_approve": ((), ()),
     "payments:refund_reject": ((), ("reason",)),
+    "payments:refund_edit": ((), ("amount", "reason")),
     "payments:refund_cn_pdf": ((), ()),
     "payments:refund_unallocate": ((), ("reason",)),
     "payments:allocate_later": (("receipt", "credit_note"), ("amount-{invoice}",)),
@@ -125,6 +131,16 @@ PARAMS = {
     "payments:later": ((), ()),
     "payments:later_approve": ((), ()),
     "payments:later_reject": ((), ("reason",)),
+    "sales:batches": ((), ()),
+    "sales:upload_preview": ((), ("source",)),
+    "sales:upload_import": ((), ("source", "sha256", "filename")),
+    "sales:batch": ((), ()),
+    "sales:batch_approve": ((), ()),
+    "sales:batch_cancel": ((), ()),
+    "sales:invoice": ((), ()),
+    "sales:invoice_release": ((), ()),
+    "sales:invoice_retry": ((), ()),
+    "sales:invoice_cancel": ((), ()),
     "webhook-stripe": ((), ()),
     "webhook-gocardless": ((), ()),
 }
@@ -209,6 +225,7 @@ def world(screen_data, entity, alice, bob, carol, mallory, settings):
         "credit_note_id": 1,
         "row_id": 1,
         "flag_id": 1,
+        "batch_id": 1,
         "what": "suspense",
     }
     return {"clients": clients, "ids": ids, "invoices": screen_data["invoices"]}
@@ -216,7 +233,7 @@ def world(screen_data, entity, alice, bob, carol, mallory, settings):
 
 def _row_counts() -> dict:
     """Rows per table of our apps and auth (sessions excluded: logging in writes them)."""
-    counted = ("staff", "ledger", "payments", "auth", "django_q")
+    counted = ("staff", "ledger", "payments", "sales", "auth", "django_q")
     return {
         model._meta.label: model._default_manager.count()
         for model in apps.get_models()

@@ -224,3 +224,84 @@ def test_start_up_check_names_what_is_missing(books, entity):
     problems = provider_books_problems()
     assert any("gocardless EUR payments have no provider account" in p for p in problems)
     assert any("fees GL account 7999 is not in AIQ's GL list" in p for p in problems)
+
+
+def test_the_clearing_check_and_the_reconciliation_screen_show_what_does_not_tie_up(
+    books, localstripe, entity, alice, bob, client
+):
+    from payments.services.provider_report import clearing_check
+
+    charges, payments = _day_of_payments(entity, alice, bob, 3)
+    payout = _pay_out(charges[:2], payout_id="po_two")  # the third is not paid out yet
+    drain_all()
+    account = ProviderAccount.objects.get()
+    row = clearing_check(account=account, actor=alice)
+    # AIQ's clearing holds the third payment; Stripe (localstripe) says it holds nothing in GBP
+    assert row.aiq_balance == payments[2].amount == books.bank_balance("1150")
+    assert row.provider_balance == Decimal(0) and row.difference == payments[2].amount
+    assert AuditEntry.objects.filter(action="clearing.check").count() == 1
+
+    client.force_login(alice)
+    page = client.get("/provider-books/", {"start": "2026-12-01", "end": "2026-12-31"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-testid="clearing-difference"' in html and "no bank statement line" in html
+    assert f"POUT-{payout.pk}" in html and f"POFEE-{payout.pk}" in html
+    assert client.post(f"/provider-books/{account.pk}/check").status_code == 302
+    assert client.post("/provider-books/999999/check").status_code == 404
+
+    export = client.get("/provider-books/export", {"start": "2026-12-01", "end": "2026-12-31"})
+    lines = export.content.decode().splitlines()
+    assert lines[0].startswith("Section,Date,Provider reference,Amount")
+    (transfer,) = [line for line in lines if f"POUT-{payout.pk}" in line]
+    (txn,) = books.state.transactions(f"POUT-{payout.pk}")
+    assert f"-{payout.amount}" in transfer and str(txn["transaction_id"]) in transfer
+    xlsx = client.get("/provider-books/export", {"format": "xlsx"})
+    assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+    assert AuditEntry.objects.filter(action="provider_books.export").count() == 2
+
+
+def _posted_rates(sandbox, reference: str) -> tuple[Decimal, Decimal]:
+    from sandbox.store import loads
+
+    with sandbox.server.store.transaction() as db:
+        row = db.execute(
+            "SELECT exchange_rate, extra FROM txn WHERE external_reference = ?", (reference,)
+        ).fetchone()
+    return Decimal(row["exchange_rate"]), Decimal(str(loads(row["extra"])["BankExchangeRate"]))
+
+
+def test_a_eur_receipt_in_a_gbp_company_is_posted_at_the_providers_rate_never_1(
+    books, entity, alice, bob
+):
+    """A EUR card payment settled by Stripe in GBP at 0.80 GBP per EUR: AIQ's rate (EUR per
+    GBP) is 1.25, not 1 and not the company's 1.15 for the day; into the EUR bank, whose rate
+    follows. A EUR bank transfer without a provider rate gets the company's rate from AIQ."""
+    from payments.services.plans import PlanRefused
+
+    invoice = make_invoice(entity, "QUAYSD", [("Service", "4010", "200.00", "T0")])
+    gbp_invoice = make_invoice(entity, "ACME", [("Service", "4010", "50.00", "T0")])
+    charge = _charge(50, "QUAYSD", 20000, 0, 0)
+    charge["currency"] = "eur"
+    charge["balance_transaction"].update(
+        currency="gbp", amount=16000, net=16000, exchange_rate=0.8, fee_details=[]
+    )
+    payments_upsert(items=[stripe_source.normalise_charge(charge)], origin="test", entity=entity)
+    payment = Payment.objects.get(external_id=stripe_source.payment_key(charge))
+    payment.customer = Customer.objects.get(entity=entity, code="QUAYSD")
+    payment.save(update_fields=["customer"])
+    assert payment.currency == "EUR" and payment.exchange_rate == "0.8"
+
+    with pytest.raises(PlanRefused, match="is in GBP, the payment in EUR"):
+        allocate(payment, [(gbp_invoice, "50.00")], alice, bob)
+    allocate(payment, [(invoice, "200.00")], alice, bob)
+    assert _posted_rates(books, f"RCPT-{payment.pk}") == (Decimal("1.25"), Decimal("1.25"))
+
+    transfer = Payment.objects.create(
+        entity=entity, source="bank", external_id="row:eur-1", amount=Decimal("40.00"),
+        currency="EUR", received_at="2026-12-01T10:00:00Z", payer_name="Tulip Trading",
+        customer=Customer.objects.get(entity=entity, code="TULIP"),
+    )  # fmt: skip
+    second = make_invoice(entity, "TULIP", [("Service", "4010", "40.00", "T0")])
+    allocate(transfer, [(second, "40.00")], alice, bob)
+    assert _posted_rates(books, f"RCPT-{transfer.pk}") == (Decimal("1.15"), Decimal("1.15"))

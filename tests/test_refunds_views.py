@@ -177,3 +177,79 @@ def test_an_allocated_receipt_offers_unallocate_first(client, invoice, entity, a
 @pytest.mark.parametrize("path", ["/refunds/", "/refunds/new?kind=cancel_invoice"])
 def test_people_without_a_role_cannot_see_refunds(client, mallory, path):
     assert _login(client, mallory).get(path).status_code == 403
+
+
+def test_a_refund_is_changed_before_approval_and_the_editor_cannot_approve_it(
+    client, invoice, alice, bob
+):
+    """Alice asks for a 60.00 credit; Bob, an approver, thinks 36.00 is right and changes it on
+    the refund's page. He is now its maker: his page has no approve button and his approval
+    is refused; Dave, another approver, approves the 36.00 Bob saved, not Alice's 60.00."""
+    from django.contrib.auth.models import Group, User
+
+    from staff.models import AuditEntry
+
+    _login(client, alice)
+    client.post(
+        "/refunds/new",
+        {"kind": "cancel_invoice", "invoice": invoice.pk, "amount": "60.00", "reason": "Late"},
+    )
+    refund = Refund.objects.get()
+    assert (refund.amount, refund.maker) == (Decimal("60.00"), alice)
+
+    _login(client, bob)
+    page = client.get(f"/refunds/{refund.pk}/").content.decode()
+    assert "Change the amount or reason" in page and "Approve the refund" in page
+    response = client.post(
+        f"/refunds/{refund.pk}/edit", {"amount": "36.00", "reason": "Late: 30 % off"}, follow=True
+    )
+    page = response.content.decode()
+    assert "You are now its maker" in page
+    assert "Approve the refund" not in page and "last changed this refund" in page
+    refund.refresh_from_db()
+    assert (refund.amount, refund.reason, refund.maker) == (Decimal("36.00"), "Late: 30 % off", bob)
+    assert refund.credit_note.gross_amount == Decimal("36.00")  # the draft follows the change
+    edit = AuditEntry.objects.get(action="refund.edit", object_id=str(refund.pk))
+    assert edit.actor == bob
+    assert (Decimal(edit.before["amount"]), Decimal(edit.after["amount"])) == (60, 36)
+
+    response = client.post(f"/refunds/{refund.pk}/approve", follow=True)
+    assert "Not approved" in response.content.decode()
+    assert Refund.objects.get(pk=refund.pk).state == "requested"
+
+    dave = User.objects.create_user(username="dave", password="dave-pass-123")
+    dave.groups.add(Group.objects.get(name="approver"))
+    _login(client, dave)
+    response = client.post(f"/refunds/{refund.pk}/approve", follow=True)
+    assert "Approved" in response.content.decode()
+    refund.refresh_from_db()
+    assert (refund.state, refund.approver, refund.amount) == ("sent", dave, Decimal("36.00"))
+
+
+def test_a_refund_cannot_be_changed_once_decided_or_beyond_what_can_go_back(
+    client, invoice, alice, bob
+):
+    _login(client, alice)
+    client.post(
+        "/refunds/new",
+        {"kind": "cancel_invoice", "invoice": invoice.pk, "amount": "60.00", "reason": "Late"},
+    )
+    refund = Refund.objects.get()
+    too_much = client.post(
+        f"/refunds/{refund.pk}/edit", {"amount": "120.01", "reason": "x"}, follow=True
+    ).content.decode()
+    assert "Not changed" in too_much
+    letters = client.post(
+        f"/refunds/{refund.pk}/edit", {"amount": "abc", "reason": "x"}, follow=True
+    ).content.decode()
+    assert "Not changed" in letters
+    assert Refund.objects.get(pk=refund.pk).amount == Decimal("60.00")
+    _login(client, bob)
+    client.post(f"/refunds/{refund.pk}/approve")
+    assert Refund.objects.get(pk=refund.pk).state != "requested"
+    page = client.get(f"/refunds/{refund.pk}/").content.decode()
+    assert "Change the amount or reason" not in page
+    late = client.post(
+        f"/refunds/{refund.pk}/edit", {"amount": "10.00", "reason": "x"}, follow=True
+    ).content.decode()
+    assert "Not changed" in late and "cannot be changed" in late

@@ -41,6 +41,8 @@ def _urls(d):
         "approvals": ("get", reverse("payments:approvals"), {}),
         "statement_upload": ("get", reverse("payments:statement_upload"), {}),
         "statement_confirm": ("post", reverse("payments:statement_confirm"), {}),
+        "bank_balances": ("get", reverse("payments:bank_balances"), {}),
+        "payer_flags": ("get", reverse("payments:payer_flags"), {}),
         # screen_data has no matching run: past the role check, an unknown run is a 404
         "run_proposals": ("get", reverse("payments:run_proposals", args=["norun"]), {}),
         "invoices": ("get", reverse("ledger:invoices"), {}),
@@ -95,6 +97,8 @@ TABLE = {
     "approvals": (LOGIN, 403, 200, 200, 200),
     "statement_upload": (LOGIN, 403, 200, 200, 200),
     "statement_confirm": (LOGIN, 403, 302, 302, 302),
+    "bank_balances": (LOGIN, 403, 200, 200, 200),
+    "payer_flags": (LOGIN, 403, 200, 200, 200),
     "run_proposals": (LOGIN, 403, 404, 404, 404),
     "invoices": (LOGIN, 403, 200, 200, 200),
     "invoice": (LOGIN, 403, 200, 200, 200),

@@ -60,6 +60,11 @@ class AiqOperations:
         ).result
         return Decimal(str(get(result, "Balance") or 0))
 
+    def get_currency_exchange_rate(self, currency_code: str) -> Decimal:
+        """The company's rate for `currency_code` today: units of it per base currency unit."""
+        result = self.call("GetCurrencyExchangeRate", currencyCode=currency_code)
+        return Decimal(str(result.result))
+
     def get_gl_defaults(self) -> dict:
         return self.call("GetGLDefaults").result
 

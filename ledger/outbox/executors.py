@@ -15,13 +15,12 @@ executor is parked for a person with a message saying so, rather than guessed at
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field as field_
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledger.aiq.results import as_decimal, get, unwrap
+from ledger.aiq.results import as_decimal, get
 from ledger.models import Allocation, OutboxCommand
 
 Kind = OutboxCommand.Kind
@@ -36,13 +35,6 @@ REPLAY_AFTER_EXPIRY = True
 
 class PayloadError(ValueError):
     """The payload cannot be sent as it is; a person must correct the decision behind it."""
-
-
-# The answer readers live with the AIQ client (ledger.aiq.results); the names below are the ones
-# the executor modules were written with.
-field = get
-items = unwrap
-decimal = as_decimal
 
 
 def _iso(value: str) -> date:
@@ -71,7 +63,7 @@ class ReadBack:
 
     hits: int
     result: dict
-    extra_ids: list = field_(default_factory=list)
+    extra_ids: list = field(default_factory=list)
     evidence: dict | None = None
 
 
@@ -101,24 +93,48 @@ def transactions_by_reference(client, reference: str, around: date) -> list:
 
 def _by_reference(client, reference: str, around: date) -> ReadBack:
     ids = sorted(
-        int(field(r, "TransactionID")) for r in transactions_by_reference(client, reference, around)
+        int(get(r, "TransactionID")) for r in transactions_by_reference(client, reference, around)
     )
     if not ids:
         return ReadBack(0, {})
     return ReadBack(len(ids), {"transaction_id": ids[0]}, extra_ids=ids[1:])
 
 
+def receipt_rates(client, command: OutboxCommand, payload: dict) -> tuple[Decimal, Decimal]:
+    """(ExchangeRate, BankExchangeRate) of a receipt: the rate the payload carries (the
+    provider's), else 1 in the base currency, else the company's rate for the day from AIQ;
+    the bank's rate follows the receiving bank's currency (1 for a base-currency bank, the
+    receipt's rate for a bank in the receipt's currency, else AIQ's rate for it)."""
+    base = command.entity.base_currency
+    currency = (payload.get("currency") or base).upper()
+    if payload.get("exchange_rate"):
+        rate = as_decimal(payload["exchange_rate"])
+    elif currency == base:
+        rate = Decimal(1)
+    else:
+        rate = client.get_currency_exchange_rate(currency)
+    bank_currency = (payload.get("bank_currency") or currency).upper()
+    if bank_currency == base:
+        bank_rate = Decimal(1)
+    elif bank_currency == currency:
+        bank_rate = rate
+    else:
+        bank_rate = client.get_currency_exchange_rate(bank_currency)
+    return rate, bank_rate
+
+
 def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
     _require(payload, "customer_code", "bank_account_code", "amount", "payment_date")
+    rate, bank_rate = receipt_rates(client, command, payload)
     transaction_id = client.save_sales_receipt(
         {
             "CustomerCode": payload["customer_code"].upper(),
             "CheckReference": command.external_reference,
-            "PaymentAmount": decimal(payload["amount"]),
+            "PaymentAmount": as_decimal(payload["amount"]),
             "BankAccountCode": payload["bank_account_code"],
             "PaymentDate": _midnight(_iso(payload["payment_date"])),
-            "ExchangeRate": Decimal(1),
-            "BankExchangeRate": Decimal(1),
+            "ExchangeRate": rate,
+            "BankExchangeRate": bank_rate,
             "Description": payload.get("description", "")[:250],
         },
         replay_safe=REPLAY_AFTER_EXPIRY,
@@ -130,7 +146,7 @@ def receipt_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack
     return _by_reference(client, command.external_reference, _iso(payload["payment_date"]))
 
 
-def _journal(post: Callable[..., int], sign_note: str):
+def journal_executor(post: Callable[..., int], sign_note: str):
     def send(client, command: OutboxCommand, payload: dict) -> dict:
         _require(payload, "customer_code", "gl_account_code", "amount", "journal_date")
         transaction_id = post(
@@ -146,7 +162,7 @@ def _journal(post: Callable[..., int], sign_note: str):
                         {
                             "GLAccountCode": payload["gl_account_code"],
                             "Description": (payload.get("description") or sign_note)[:250],
-                            "Amount": decimal(payload["amount"]),
+                            "Amount": as_decimal(payload["amount"]),
                         }
                     ]
                 },
@@ -172,13 +188,13 @@ def _matching(entries: list, settled_id: int, amount: Decimal | None = None) -> 
     return [
         e
         for e in entries
-        if int(field(e, "AllocatedToTransactionID", 0) or 0) == settled_id
-        and (amount is None or decimal(field(e, "AllocationAmount", 0)) == amount)
+        if int(get(e, "AllocatedToTransactionID", 0) or 0) == settled_id
+        and (amount is None or as_decimal(get(e, "AllocationAmount", 0)) == amount)
     ]
 
 
 def _allocation_id(entry) -> int | None:
-    value = field(entry, "AllocationId")
+    value = get(entry, "AllocationId")
     return int(value) if value not in (None, "") else None
 
 
@@ -219,7 +235,7 @@ def _same_pair_confirmed(command: OutboxCommand, payload: dict) -> int:
             other.depends_on.result.get("transaction_id") if other.depends_on_id else None
         )
         if paying and int(paying) == payload["paying_transaction_id"]:
-            count += decimal(other.payload["amount"]) == decimal(payload["amount"])
+            count += as_decimal(other.payload["amount"]) == as_decimal(payload["amount"])
     return count
 
 
@@ -237,13 +253,13 @@ def allocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadBac
     (evidence) and is not another command's. AIQ's allocation list does not carry our
     allocationReference, so identity comes from AIQ's AllocationId, never from the mirror: a
     pull that stored the allocation meanwhile changes nothing here."""
-    amount = decimal(payload["amount"])
+    amount = as_decimal(payload["amount"])
     paired = _matching(
         allocation_entries(client, payload["paying_transaction_id"]),
         payload["settled_transaction_id"],
     )
     seen = sorted(filter(None, map(_allocation_id, paired)))
-    entries = [e for e in paired if decimal(field(e, "AllocationAmount", 0)) == amount]
+    entries = [e for e in paired if as_decimal(get(e, "AllocationAmount", 0)) == amount]
     ids = [i for i in map(_allocation_id, entries) if i is not None]
     before = command.evidence.get("allocations_before")
     if before is None and command.sent_at is None:
@@ -268,12 +284,12 @@ def allocate_send(client, command: OutboxCommand, payload: dict) -> dict:
         "transaction_id_1": payload["paying_transaction_id"],
         "transaction_id_2": payload["settled_transaction_id"],
         "reference": command.external_reference,
-        "amount": decimal(payload["amount"]),
+        "amount": as_decimal(payload["amount"]),
         "date": _midnight(_iso(payload["allocation_date"])),
         "replay_safe": REPLAY_AFTER_EXPIRY,
     }
     if command.kind == Kind.ALLOCATE_WITH_DISCOUNT:
-        discount = decimal(payload.get("discount_amount") or 0)
+        discount = as_decimal(payload.get("discount_amount") or 0)
         client.allocate_transactions_with_discount(discount=discount, **params)
     else:
         client.allocate_transactions(**params)

@@ -21,12 +21,12 @@ added; until then a command of that kind is parked for a person by the runner.
 """
 
 from ledger.aiq.errors import AiqPermanentError
+from ledger.aiq.results import get
 from ledger.models import Customer, OutboxCommand
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
     ReadBack,
     _require,
-    field,
 )
 
 Kind = OutboxCommand.Kind
@@ -42,15 +42,15 @@ def _lookup(client, code: str) -> dict | None:
         if error.error_code in NOT_FOUND_CODES:
             return None
         raise
-    if not record or not field(record, "Code"):
+    if not record or not get(record, "Code"):
         return None
     return record
 
 
 def _result(record, *, created: bool) -> dict:
     return {
-        "account_id": int(field(record, "AccountID") or 0) or None,
-        "row_version": field(record, "RowVersionNumber") or "",
+        "account_id": int(get(record, "AccountID") or 0) or None,
+        "row_version": get(record, "RowVersionNumber") or "",
         "created": created,
     }
 

@@ -17,13 +17,13 @@ import hashlib
 
 from django.utils import timezone
 
+from ledger.aiq.results import get
 from ledger.models import Attachment, OutboxCommand
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
     PayloadError,
     ReadBack,
     _require,
-    field,
 )
 
 Kind = OutboxCommand.Kind
@@ -43,10 +43,10 @@ def _attachment(payload: dict):
 def attach_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
     _require(payload, "transaction_id", "filename")
     listed = client.get_attached_document_list(MASTER_TYPE, payload["transaction_id"])
-    ours = [d for d in listed if field(d, "Filename") == payload["filename"]]
+    ours = [d for d in listed if get(d, "Filename") == payload["filename"]]
     result = {"attached": True}
     if len(ours) == 1:
-        result["document_id"] = field(ours[0], "DocumentID")
+        result["document_id"] = get(ours[0], "DocumentID")
     return ReadBack(len(ours), result)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
 
+from ledger.aiq.results import as_decimal
 from ledger.models import Journal, JournalLine, OutboxCommand
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
@@ -25,7 +26,6 @@ from ledger.outbox.executors import (
     _iso,
     _midnight,
     _require,
-    decimal,
 )
 
 Kind = OutboxCommand.Kind
@@ -72,8 +72,8 @@ def general_journal_send(client, command: OutboxCommand, payload: dict) -> dict:
         {
             "GLAccountCode": item["gl_account_code"],
             "Description": (item.get("description") or payload.get("description") or "")[:250],
-            "Debit": decimal(item.get("debit") or 0),
-            "Credit": decimal(item.get("credit") or 0),
+            "Debit": as_decimal(item.get("debit") or 0),
+            "Credit": as_decimal(item.get("credit") or 0),
         }
         for item in payload["lines"]
     ]
@@ -118,4 +118,3 @@ def general_journal_mirror(command: OutboxCommand, payload: dict, result: dict, 
         )
         for number, item in enumerate(lines, start=1)
     )
-    notes.append(f"general journal {command.external_reference} mirrored")

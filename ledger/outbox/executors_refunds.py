@@ -11,6 +11,7 @@ doubt about the post is reported as ambiguous, so the next attempt reads back fi
 """
 
 from ledger.aiq.errors import AiqAmbiguousError, AiqTemporaryError
+from ledger.aiq.results import as_decimal, get
 from ledger.models import OutboxCommand
 from ledger.outbox import executors as base
 from ledger.outbox.executors import (
@@ -20,8 +21,6 @@ from ledger.outbox.executors import (
     _iso,
     _midnight,
     _require,
-    decimal,
-    field,
 )
 
 Kind = OutboxCommand.Kind
@@ -33,9 +32,9 @@ POSTED = "Processed"  # AIQ's document Status once a credit note is posted ("Cre
 
 def _result(txn, number: str = "") -> dict:
     return {
-        "transaction_id": int(field(txn, "TransactionID")),
-        "credit_note_id": int(field(txn, "InvoiceID") or 0) or None,
-        "credit_note_number": number or field(txn, "InternalNumber") or "",
+        "transaction_id": int(get(txn, "TransactionID")),
+        "credit_note_id": int(get(txn, "InvoiceID") or 0) or None,
+        "credit_note_number": number or get(txn, "InternalNumber") or "",
     }
 
 
@@ -47,8 +46,8 @@ def credit_note_read_back(client, command: OutboxCommand, payload: dict) -> Read
     )
     if not hits:
         return ReadBack(0, {})
-    hits.sort(key=lambda txn: int(field(txn, "TransactionID")))
-    extra = [int(field(txn, "TransactionID")) for txn in hits[1:]]
+    hits.sort(key=lambda txn: int(get(txn, "TransactionID")))
+    extra = [int(get(txn, "TransactionID")) for txn in hits[1:]]
     return ReadBack(len(hits), _result(hits[0]), extra_ids=extra)
 
 
@@ -56,14 +55,14 @@ def _line(line: dict) -> dict:
     return {
         "StockItemID": line.get("stock_item_id") or None,
         "StockItemDescription": (line.get("description") or "")[:250],
-        "InvoicedQuantity": decimal(line.get("quantity") or 1),
-        "StockItemPrice": decimal(line.get("unit_price") or 0),
-        "ActualPrice": decimal(line.get("unit_price") or 0),
+        "InvoicedQuantity": as_decimal(line.get("quantity") or 1),
+        "StockItemPrice": as_decimal(line.get("unit_price") or 0),
+        "ActualPrice": as_decimal(line.get("unit_price") or 0),
         "TaxCode": line.get("tax_code") or None,
-        "TaxRate": decimal(line.get("tax_rate") or 0),
-        "NetAmount": decimal(line["net_amount"]),
-        "TaxAmount": decimal(line["tax_amount"]),
-        "GrossAmount": decimal(line["net_amount"]) + decimal(line["tax_amount"]),
+        "TaxRate": as_decimal(line.get("tax_rate") or 0),
+        "NetAmount": as_decimal(line["net_amount"]),
+        "TaxAmount": as_decimal(line["tax_amount"]),
+        "GrossAmount": as_decimal(line["net_amount"]) + as_decimal(line["tax_amount"]),
         "GLAccountCode": line.get("gl_account_code") or None,
     }
 
@@ -72,9 +71,9 @@ def _record(template: dict, command: OutboxCommand, payload: dict) -> dict:
     """AIQ's defaults for the customer, with our reference, date and the invoice's lines."""
     record = dict(template or {})
     lines = [_line(line) for line in payload["lines"]]
-    net = sum((line["NetAmount"] for line in lines), decimal(0))
-    tax = sum((line["TaxAmount"] for line in lines), decimal(0))
-    if net + tax != decimal(payload.get("gross_amount") or net + tax):
+    net = sum((line["NetAmount"] for line in lines), as_decimal(0))
+    tax = sum((line["TaxAmount"] for line in lines), as_decimal(0))
+    if net + tax != as_decimal(payload.get("gross_amount") or net + tax):
         raise PayloadError(
             f"credit note lines add up to {net + tax}, not {payload['gross_amount']}"
         )
@@ -103,9 +102,9 @@ def credit_note_send(client, command: OutboxCommand, payload: dict) -> dict:
             f"{len(saved)} credit notes in AIQ carry {reference}; a person must keep one"
         )
     if saved:
-        note_id = int(field(saved[0], "InvoiceID"))
-        number = field(saved[0], "InvoiceNumber") or ""
-        if field(saved[0], "Status") == POSTED:
+        note_id = int(get(saved[0], "InvoiceID"))
+        number = get(saved[0], "InvoiceNumber") or ""
+        if get(saved[0], "Status") == POSTED:
             found = credit_note_read_back(client, command, payload)
             if found.hits == 1:
                 return {**found.result, "credit_note_id": note_id, "credit_note_number": number}

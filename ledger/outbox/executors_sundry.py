@@ -10,6 +10,7 @@ Read back with GetTransactionsByExternalReference, as receipts and journals are.
 
 from decimal import Decimal
 
+from ledger.aiq.results import as_decimal
 from ledger.models import OutboxCommand
 from ledger.outbox.executors import (
     REPLAY_AFTER_EXPIRY,
@@ -18,7 +19,6 @@ from ledger.outbox.executors import (
     _iso,
     _midnight,
     _require,
-    decimal,
 )
 
 Kind = OutboxCommand.Kind
@@ -30,14 +30,14 @@ def sundry_send(client, command: OutboxCommand, payload: dict) -> dict:
         "ExternalReference": command.external_reference,
         "TransactionDate": _midnight(_iso(payload["receipt_date"])),
         "Description": (payload.get("description") or "")[:250],
-        "Value": decimal(payload["amount"]),
+        "Value": as_decimal(payload["amount"]),
         "GLAccountCode": payload["gl_account_code"],
         "BankAccountCode": payload["bank_account_code"],
         "TaxID": payload.get("tax_code") or None,
-        "TaxRate": decimal(payload.get("tax_rate") or 0),
+        "TaxRate": as_decimal(payload.get("tax_rate") or 0),
         "ExchangeRate": Decimal(1),
         "LodgmentNumber": payload.get("lodgment_number") or None,
-        "TaxAmount": decimal(payload.get("tax_amount") or 0),
+        "TaxAmount": as_decimal(payload.get("tax_amount") or 0),
     }
     transaction_id = client.save_sundry_receipt(entry, replay_safe=REPLAY_AFTER_EXPIRY)
     return {"transaction_id": transaction_id}

@@ -9,10 +9,10 @@ from ledger.outbox import payloads
 from ledger.outbox.executors import (
     MIRRORS,
     Executor,
-    _journal,
     allocate_prepare,
     allocate_read_back,
     allocate_send,
+    journal_executor,
     receipt_read_back,
     receipt_send,
     unallocate_prepare,
@@ -61,7 +61,7 @@ def register() -> None:
         ),
         (
             Kind.POST_SALES_DEBIT_JOURNAL,
-            _journal(AiqOperations.post_sales_debit_journal, "Refund"),
+            journal_executor(AiqOperations.post_sales_debit_journal, "Refund"),
             payloads.JournalPayload,
         ),
         (
@@ -71,7 +71,7 @@ def register() -> None:
         ),
         (
             Kind.POST_WRITE_OFF,
-            _journal(AiqOperations.post_sales_credit_journal, "Write-off"),
+            journal_executor(AiqOperations.post_sales_credit_journal, "Write-off"),
             payloads.JournalPayload,
         ),
         (

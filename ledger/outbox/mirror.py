@@ -14,6 +14,7 @@ from decimal import Decimal
 from django.db.models import Subquery
 from django.utils import timezone
 
+from ledger.aiq.results import as_decimal
 from ledger.models import (
     Allocation,
     BankAccount,
@@ -25,7 +26,7 @@ from ledger.models import (
     OutboxCommand,
     Receipt,
 )
-from ledger.outbox.executors import MIRRORS, decimal
+from ledger.outbox.executors import MIRRORS
 from ledger.outbox.mirror_refunds import credit_note_mirror_apply, fill_dependents
 from ledger.outbox.origins import origin_follow
 
@@ -79,7 +80,7 @@ def _receipt(command: OutboxCommand, payload: dict, result: dict, notes: list[st
     if found is None or found["bank_id"] is None:
         notes.append("customer or bank account not in the mirror; receipt row left to sync")
         return
-    amount = decimal(payload["amount"])
+    amount = as_decimal(payload["amount"])
     # Inserted, or (synced earlier under our reference) given AIQ's transaction id; the rest of
     # a synced row is AIQ's own data and stays as it is.
     Receipt.objects.bulk_create(
@@ -110,7 +111,7 @@ def _journal(command: OutboxCommand, payload: dict, result: dict, notes: list[st
     customer = Customer.objects.filter(
         entity_id=command.entity_id, code=str(payload.get("customer_code", "")).upper()
     ).first()
-    amount = decimal(payload["amount"])
+    amount = as_decimal(payload["amount"])
     Journal.objects.get_or_create(
         entity_id=command.entity_id,
         reference=command.external_reference,
@@ -150,8 +151,8 @@ def _pulled_meanwhile(command, paying, settled, amount, allocation_id) -> Alloca
 def _allocate(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
     entity_id = command.entity_id
     paying, settled = payload["paying_transaction_id"], payload["settled_transaction_id"]
-    amount = decimal(payload["amount"])
-    discount = decimal(payload.get("discount_amount") or 0)
+    amount = as_decimal(payload["amount"])
+    discount = as_decimal(payload.get("discount_amount") or 0)
     receipt = Receipt.objects.filter(entity_id=entity_id, aiq_transaction_id=paying).first()
     credit_note = None
     if payload.get("credit_note_id"):

@@ -64,11 +64,20 @@ class ReceiptPayload:
     currency: str = ""
     description: str = ""
     payment_id: int | None = None  # payments.Payment the receipt is for
+    # AIQ's ExchangeRate (units of the receipt's currency per base unit), as the provider's
+    # balance transaction gave it; empty: the company's rate for the day, asked of AIQ when it
+    # is sent (never 1 for a foreign currency by default). bank_currency: the receiving bank's
+    # currency, which decides BankExchangeRate.
+    exchange_rate: str = ""
+    bank_currency: str = ""
 
     def __post_init__(self):
         _present(customer_code=self.customer_code, bank_account_code=self.bank_account_code)
         _decimal("amount", self.amount)
         _iso_date("payment_date", self.payment_date)
+        _decimal("exchange_rate", self.exchange_rate, blank=True)
+        if self.exchange_rate not in (None, "") and Decimal(str(self.exchange_rate)) <= 0:
+            raise ValueError(f"exchange_rate must be positive: {self.exchange_rate!r}")
 
 
 @dataclass(frozen=True)

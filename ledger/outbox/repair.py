@@ -53,6 +53,7 @@ def _gl_code(command: OutboxCommand) -> str:
 def duplicate_reverse(*, flag: DuplicateWrite, actor) -> DuplicateWrite:
     """Queue the reversing journal for the extra entry and its allocation against it; audited
     in the same transaction. The extra itself stays in AIQ (nothing is deleted there)."""
+    # local: ledger.outbox.services imports the runner, which imports this module
     from ledger.outbox.services import outbox_enqueue
 
     if not user_has_role(actor, Role.APPROVER):

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connections, transaction
 from django.utils import timezone
 
+from ledger.aiq import errors
 from ledger.aiq.client import AiqClient
 from ledger.duplicates import duplicate_flag_extra
 from ledger.models import OutboxCommand
@@ -37,12 +38,6 @@ State = OutboxCommand.State
 
 def default_client_factory(entity):
     return AiqClient.for_entity(entity)
-
-
-def _errors():
-    from ledger.aiq import errors
-
-    return errors
 
 
 def _audit(command: OutboxCommand, action: str, summary: str, before: str, after: str, **extra):
@@ -324,7 +319,6 @@ def run_claim(
 
     `record` writes the outcome (an OutcomeWriter of the drain; by default _finish, inline)."""
     record = record or _finish
-    errors = _errors()
     if command is None:
         command = load_claimed([claim])[claim.command_id]
     if claim.attempt > command.max_attempts:

@@ -56,11 +56,3 @@ def outbox_commands(*, state: str | None = None, entity=None):
     if entity is not None:
         rows = rows.filter(entity=entity)
     return rows
-
-
-def outbox_counts_by_state(*, entity=None) -> dict[str, int]:
-    rows = OutboxCommand.objects.all()
-    if entity is not None:
-        rows = rows.filter(entity=entity)
-    counts = dict(rows.values_list("state").annotate(n=Count("pk")).values_list("state", "n"))
-    return {state: counts.get(state, 0) for state in State.values}

@@ -23,6 +23,7 @@ from django.utils import timezone
 from core.bulk import insert_rows
 from ledger.models import Entity, OutboxCommand
 from ledger.outbox.claim import DEAD_STATES
+from ledger.outbox.origins import origin_follow
 from ledger.outbox.runner import park_dependents
 from ledger.outbox.steps import payload_check
 from ledger.outbox.wake import wake_for
@@ -315,8 +316,6 @@ def outbox_cancel(*, command: OutboxCommand, actor, reason: str = "") -> OutboxC
             after={"state": command.state},
         )
         park_dependents(command, f"depends on {command.external_reference} (cancelled)")
-        from ledger.outbox.origins import origin_follow
-
         # what caused it (a plan, a refund) will not be completed: failed, never left "sent"
         origin_follow(command, verdict=State.FAILED)
     return command

@@ -15,7 +15,10 @@ import time
 
 from django.conf import settings
 
+from ledger.aiq.client import AiqClient
+from ledger.models import Entity
 from ledger.outbox import claim as claiming
+from ledger.outbox.drift import drift_check as check
 from ledger.outbox.origins import outbox_origins_retry
 from ledger.outbox.runner import drain as run_drain
 from ledger.outbox.services import outbox_park_orphans
@@ -57,10 +60,6 @@ def sweep() -> dict[str, int]:
 
 def drift_check() -> dict[str, int]:
     """Scheduled nightly: the drift check over AIQ_DRIFT_DAYS for every entity."""
-    from ledger.aiq.client import AiqClient
-    from ledger.models import Entity
-    from ledger.outbox.drift import drift_check as check
-
     totals: dict[str, int] = {}
     for entity in Entity.objects.order_by("pk"):
         counts = check(

@@ -23,6 +23,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ledger.aiq.results import as_date, as_decimal, get, unwrap
+from ledger.duplicates import duplicate_flag, duplicate_flag_extra
 from ledger.models import (
     Allocation,
     BankAccount,
@@ -30,6 +31,7 @@ from ledger.models import (
     Customer,
     Department,
     DocumentStatus,
+    DuplicateWrite,
     GLAccount,
     Invoice,
     InvoiceLine,
@@ -264,8 +266,6 @@ def _free_reference(model, entity, reference: str, txn_id: int) -> str:
 def _flag_second_transaction(entity, reference: str, txn_id: int, what: str) -> None:
     """A transaction carrying an external reference of one of our commands, which the mirror
     already holds under another transaction id: AIQ has that write twice."""
-    from ledger.duplicates import duplicate_flag_extra
-
     command = OutboxCommand.objects.filter(entity=entity, external_reference=reference).first()
     if command is None or command.state != OutboxCommand.State.CONFIRMED:
         return  # not ours, or its read-back has not run yet (it counts the hits itself)
@@ -583,8 +583,6 @@ def _flag_second_allocation(entity, same_pair, paying, settled, amount, allocati
     """A new allocation in AIQ with the pair and amount of one of ours already mirrored: ours
     twice, unless a command of ours for that pair and amount is still open (then this is that
     command's own write, which its confirmation will adopt)."""
-    from ledger.duplicates import duplicate_flag_extra
-
     ours = same_pair.exclude(reference__startswith="AIQ-").exclude(aiq_allocation_id=allocation_id)
     references = list(ours.values_list("reference", flat=True))
     if not references:
@@ -605,9 +603,6 @@ def _flag_second_allocation(entity, same_pair, paying, settled, amount, allocati
 def _flag_over_allocated(entity, settled_ids: set[int]) -> None:
     """Invoices whose active allocations (with discounts) add up to more than their gross."""
     from django.db.models import Sum
-
-    from ledger.duplicates import duplicate_flag
-    from ledger.models import DuplicateWrite
 
     for invoice in Invoice.objects.filter(entity=entity, aiq_transaction_id__in=settled_ids):
         totals = Allocation.objects.filter(

@@ -20,6 +20,7 @@ from itertools import compress
 from operator import attrgetter
 
 from core.gcpause import gc_paused
+from core.money import MoneyError, exponent
 from payments.matching.combination import find_combinations
 from payments.matching.index import (
     FIELD_NAMES,
@@ -84,8 +85,6 @@ def money(milli: int, currency: str) -> str:
 def _format_money(milli: int, currency: str) -> str:
     known = _QUANTUM.get(currency)
     if known is None:
-        from core.money import MoneyError, exponent
-
         try:
             quantum = 10 ** (3 - exponent(currency))
         except MoneyError:

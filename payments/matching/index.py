@@ -13,7 +13,7 @@ from itertools import chain, compress, count, groupby
 
 import orjson
 from django.db import connection
-from django.db.models import BigIntegerField, ExpressionWrapper, F, Sum
+from django.db.models import BigIntegerField, ExpressionWrapper, F
 
 from core.gcpause import gc_paused
 from ledger.models import Customer, DocumentStatus, Invoice
@@ -287,20 +287,7 @@ def _json_text(values) -> str:
 
 def reserved_by_invoice() -> dict[int, int]:
     """Amounts held by plans not yet confirmed in AIQ, per invoice (one grouped query)."""
-    rows = (
-        AllocationPlanLine.objects.filter(
-            plan__state__in=AllocationPlan.RESERVING, unallocated_at__isnull=True
-        )
-        .values("invoice_id")
-        .annotate(
-            held=Sum(
-                F("amount") + F("discount_amount") + F("write_off_amount"),
-                output_field=BigIntegerField(),
-            )
-        )
-        .values_list("invoice_id", "held")
-    )
-    return dict(rows)
+    return AllocationPlanLine.objects.holding().held_per_invoice()
 
 
 def held_by_open_proposals(run_payment_ids: set[int]) -> dict[int, int]:

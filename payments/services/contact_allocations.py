@@ -25,6 +25,7 @@ from django.utils import timezone
 from core.money import format_money
 from ledger.models import CreditNote, DocumentStatus, Invoice, OutboxCommand, Receipt
 from ledger.outbox.services import NewCommand
+from payments.models import Refund
 from payments.models_money_later import (
     HOLDING_STATES,
     ContactAllocation,
@@ -76,6 +77,7 @@ def held_on_invoices(invoice_ids) -> dict[int, Decimal]:
 def receipt_open(receipt: Receipt) -> Decimal:
     """Money on account that can still be allocated or refunded (less live refunds and later
     allocations holding it)."""
+    # local: payments.services.refunds imports this module (holdings on receipts/notes)
     from payments.services.refunds import receipt_refundable
 
     return receipt_refundable(receipt)
@@ -83,7 +85,7 @@ def receipt_open(receipt: Receipt) -> Decimal:
 
 def credit_note_open(note: CreditNote) -> Decimal:
     """A posted credit note's open amount, less what later allocations and refunds hold."""
-    from payments.models import Refund
+    # local: payments.services.refunds imports this module (holdings on receipts/notes)
     from payments.services.refunds import LIVE
 
     if note.aiq_transaction_id is None or note.status == DocumentStatus.DRAFT:
@@ -97,6 +99,7 @@ def credit_note_open(note: CreditNote) -> Decimal:
 def invoice_open(invoice: Invoice) -> Decimal:
     """An invoice's outstanding amount less plans, credits and later allocations holding it
     (invoice_creditable counts plans and credits; reserved_elsewhere counts ours)."""
+    # local: payments.services.refunds imports this module (holdings on receipts/notes)
     from payments.services.refunds import invoice_creditable
 
     return invoice_creditable(invoice)

@@ -5,8 +5,10 @@ tax codes and rates) reverses all or part of it. The draft is a mirror row with 
 the deterministic external reference the outbox sends it under, so the approver sees exactly
 the lines that will reach AIQ, and the confirmation later fills in AIQ's ids on the same row.
 
-Two ways to choose what is credited, both exact to the currency's minor unit:
+Three ways to choose what is credited, all exact to the currency's minor unit:
 - chosen lines: each chosen invoice line is copied whole;
+- line picks: per invoice line, a quantity of its units (2 of the 5 licences: net and tax in
+  proportion, at the line's own unit price) or a gross amount of that line alone;
 - an amount (gross): split over the invoice lines in proportion to their gross with
   core.money.split (the parts add back up exactly), and each part's tax worked back from the
   line's own rate, so net + tax = gross on every line and in total.
@@ -17,7 +19,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from core.money import MoneyError, exact, quantize, split
+from core.money import MoneyError, exact, format_money, quantize, split
 from ledger.aiq.client import AiqClient
 from ledger.aiq.errors import AiqError
 from ledger.models import CreditNote, CreditNoteLine, DocumentStatus, Invoice, InvoiceLine
@@ -61,6 +63,21 @@ def _whole(line: InvoiceLine) -> DraftLine:
     )
 
 
+def _credit(line: InvoiceLine, *, quantity, unit_price, net, tax) -> DraftLine:
+    """Part of one invoice line, on the line's own GL account and tax code."""
+    return DraftLine(
+        source=line,
+        description=f"Credit: {line.description}"[:500] if line.description else "Credit",
+        gl_account_code=line.gl_account_code,
+        tax_code=line.tax_code,
+        tax_rate=line.tax_rate,
+        quantity=quantity,
+        unit_price=unit_price,
+        net_amount=net,
+        tax_amount=tax,
+    )
+
+
 def _part(line: InvoiceLine, gross: Decimal, currency: str) -> DraftLine:
     """A gross part of one line; tax at the line's effective rate, net the exact rest."""
     if line.gross_amount and line.tax_amount:
@@ -68,17 +85,64 @@ def _part(line: InvoiceLine, gross: Decimal, currency: str) -> DraftLine:
     else:
         tax = ZERO
     net = gross - tax
-    return DraftLine(
-        source=line,
-        description=f"Credit: {line.description}"[:500] if line.description else "Credit",
-        gl_account_code=line.gl_account_code,
-        tax_code=line.tax_code,
-        tax_rate=line.tax_rate,
-        quantity=Decimal(1),
-        unit_price=net,
-        net_amount=net,
-        tax_amount=tax,
-    )
+    return _credit(line, quantity=Decimal(1), unit_price=net, net=net, tax=tax)
+
+
+@dataclass(frozen=True)
+class LinePick:
+    """One invoice line to credit in part: `quantity` of its units, or `amount` (gross)."""
+
+    line_id: int
+    quantity: Decimal | None = None
+    amount: Decimal | None = None
+
+
+def _units(line: InvoiceLine, quantity: Decimal, currency: str) -> DraftLine:
+    """`quantity` of the line's units: net and tax in the same proportion as on the invoice."""
+    if quantity == line.quantity:
+        return _whole(line)
+    net = quantize(line.net_amount * quantity / line.quantity, currency)
+    tax = quantize(line.tax_amount * quantity / line.quantity, currency)
+    return _credit(line, quantity=quantity, unit_price=line.unit_price, net=net, tax=tax)
+
+
+def _picked(lines: list[InvoiceLine], picks: list[LinePick], invoice: Invoice) -> list[DraftLine]:
+    by_id = {line.pk: line for line in lines}
+    if len({pick.line_id for pick in picks}) != len(picks):
+        raise CreditNoteRefused("Each invoice line can be picked once.")
+    drafts = []
+    for pick in sorted(
+        picks, key=lambda p: by_id[p.line_id].line_number if p.line_id in by_id else 0
+    ):
+        line = by_id.get(pick.line_id)
+        if line is None:
+            raise CreditNoteRefused(f"Some chosen lines are not lines of invoice {invoice}.")
+        name = line.description or f"line {line.line_number}"
+        if (pick.quantity is None) == (pick.amount is None):
+            raise CreditNoteRefused(f"For {name}, give a quantity or an amount, not both.")
+        if pick.quantity is not None:
+            if pick.quantity <= 0 or pick.quantity > line.quantity:
+                raise CreditNoteRefused(
+                    f"{name}: the quantity to credit must be more than 0 and at most "
+                    f"{line.quantity.normalize():f}, the quantity invoiced."
+                )
+            drafts.append(_units(line, pick.quantity, invoice.currency))
+        else:
+            try:
+                amount = exact(pick.amount, invoice.currency)
+            except MoneyError as error:
+                raise CreditNoteRefused(f"{name}: {error}") from None
+            if amount <= 0 or amount > line.gross_amount:
+                raise CreditNoteRefused(
+                    f"{name}: the amount to credit must be more than 0 and at most the line's "
+                    f"{format_money(line.gross_amount, invoice.currency)}."
+                )
+            drafts.append(
+                _whole(line)
+                if amount == line.gross_amount
+                else _part(line, amount, invoice.currency)
+            )
+    return drafts
 
 
 def _d(value) -> Decimal:
@@ -128,13 +192,20 @@ def invoice_lines_fetch(invoice: Invoice) -> list[InvoiceLine]:
 
 
 def credit_lines_for(
-    *, invoice: Invoice, line_ids: list[int] | None = None, amount: Decimal | None = None
+    *,
+    invoice: Invoice,
+    line_ids: list[int] | None = None,
+    amount: Decimal | None = None,
+    picks: list[LinePick] | None = None,
 ) -> list[DraftLine]:
-    """The credit note lines for the whole invoice (neither given), chosen lines, or an amount."""
+    """The credit note lines for the whole invoice (nothing given), chosen whole lines, line
+    picks (a quantity or an amount per line), or an amount spread over all lines."""
     lines = list(invoice.lines.order_by("line_number")) or invoice_lines_fetch(invoice)
     if not lines:
         raise CreditNoteRefused(f"Invoice {invoice} has no lines to copy (not in AIQ?).")
-    if line_ids:
+    if picks:
+        drafts = _picked(lines, picks, invoice)
+    elif line_ids:
         chosen = [line for line in lines if line.pk in set(line_ids)]
         if len(chosen) != len(set(line_ids)):
             raise CreditNoteRefused(f"Some chosen lines are not lines of invoice {invoice}.")

@@ -17,6 +17,7 @@ from django.db import transaction
 
 from core.money import MoneyError, exact
 from ledger.models import OutboxCommand
+from ledger.outbox.origins import Origin, origin_register
 from ledger.outbox.services import NewCommand, outbox_enqueue_many
 from payments.models_money_later import ContactAllocation, LaterState, OtherReceipt
 from staff.maker_checker import check_approver, record_approval
@@ -203,8 +204,8 @@ def later_failed(command: OutboxCommand) -> None:
 def later_outbox_register() -> None:
     """Later allocations and other receipts follow their AIQ commands (ledger/outbox/origins.py);
     called from PaymentsConfig.ready() once the services have filled ORIGINS."""
-    from ledger.outbox.origins import Origin, origin_register
-    from payments.services import contact_allocations, other_receipts  # noqa: F401 (fill ORIGINS)
+    # local: both import this module; importing them registers their origins (ORIGINS)
+    from payments.services import contact_allocations, other_receipts  # noqa: F401
 
     for name in ORIGINS:
         origin_register(

@@ -38,6 +38,8 @@ from payments.services.later import (
     require_customer_fits,
 )
 from payments.services.plan_lines import available_amount
+from payments.services.plan_outbox import payment_bank
+from payments.services.plans import plan_propose, plan_submit
 from staff.maker_checker import record_change
 from staff.services import audit_log
 
@@ -99,9 +101,7 @@ def _lock_payment(payment: Payment) -> Payment:
     payment = Payment.objects.select_for_update().get(pk=payment.pk)
     if (
         payment.match_state in DECIDED
-        or payment.plans.filter(
-            state__in=["draft", "awaiting_approval", "approved", "sent", "confirmed"]
-        ).exists()
+        or payment.plans.filter(state__in=AllocationPlan.LIVE).exists()
     ):
         raise LaterRefused(
             f"Payment {payment.external_id} is already being allocated or booked; "
@@ -186,8 +186,6 @@ def other_receipt_create(
 
 def payment_to_suspense(*, payment: Payment, actor, reason: str) -> OtherReceipt:
     """Park unidentified money on the suspense account until somebody knows whose it is."""
-    from payments.services.plan_outbox import payment_bank
-
     reason = (reason or "").strip()
     if not reason:
         raise LaterRefused("Say why the money goes to suspense.", "reason")
@@ -348,8 +346,6 @@ def payment_back_to_inbox(*, payment: Payment, actor) -> Payment:
 def payment_put_on_account(*, payment: Payment, customer: Customer, actor) -> AllocationPlan:
     """All of an unidentified payment onto a chosen customer's account: a plan with no lines,
     submitted at once (an approver approves it above the threshold, as any plan)."""
-    from payments.services.plans import plan_propose, plan_submit
-
     require_clerk(actor, "Putting money on a customer's account")
     require_customer_fits(customer, payment)
     with transaction.atomic():

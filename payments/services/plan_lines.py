@@ -8,12 +8,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import BigIntegerField, F, Sum
 
 from core.money import MoneyError, exact, format_money
 from ledger.models import GLAccount, Invoice
 from payments.matching.index import OPEN_STATUSES
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
+from payments.services.contact_allocations import held_on_invoices
 
 ZERO = Decimal("0")
 
@@ -65,23 +65,13 @@ def available_amount(payment: Payment) -> Decimal:
 
 def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decimal]:
     """What other not-yet-confirmed live plans hold on these invoices."""
-    rows = AllocationPlanLine.objects.filter(
-        invoice_id__in=invoice_ids,
-        plan__state__in=AllocationPlan.RESERVING,
-        unallocated_at__isnull=True,
-    )
+    rows = AllocationPlanLine.objects.holding().filter(invoice_id__in=invoice_ids)
     if exclude_plan_id is not None:
         rows = rows.exclude(plan_id=exclude_plan_id)
-    totals = rows.values("invoice_id").annotate(
-        held=Sum(
-            F("amount") + F("discount_amount") + F("write_off_amount"),
-            output_field=BigIntegerField(),
-        )
-    )
-    # explicitly the stored thousandths (no MoneyField conversion on the sum)
-    held = {r["invoice_id"]: Decimal(int(r["held"])).scaleb(-3) for r in totals}
-    from payments.services.contact_allocations import held_on_invoices  # later allocations
-
+    held = {
+        invoice_id: Decimal(thousandths).scaleb(-3)
+        for invoice_id, thousandths in rows.held_per_invoice().items()
+    }
     for invoice_id, amount in held_on_invoices(invoice_ids).items():
         held[invoice_id] = held.get(invoice_id, Decimal(0)) + amount
     return held

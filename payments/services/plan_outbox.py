@@ -6,6 +6,8 @@ journal to the GL account plus an allocate depending on that journal. External r
 deterministic, so the outbox can read each write back from AIQ before ever repeating it.
 """
 
+from decimal import Decimal, InvalidOperation
+
 from django.utils import timezone
 
 from ledger.models import BankAccount, Invoice, OutboxCommand
@@ -50,6 +52,28 @@ def payment_bank(payment: Payment) -> BankAccount:
         if linked is not None and linked.bank_account is not None:
             return linked.bank_account
     return receiving_bank(payment.entity, payment.currency)
+
+
+def receipt_exchange_rate(payment: Payment) -> str:
+    """AIQ's ExchangeRate for a payment's receipt (units of the payment's currency per base
+    unit), from the provider's balance transaction when it converted into the base currency:
+    Stripe's exchange_rate is base per unit of the charge's currency, so AIQ's is its inverse.
+    Empty: the receipt is in the base currency (rate 1), or no provider rate applies and the
+    outbox asks AIQ for the company's rate for the day when it sends (never 1 by default)."""
+    base = payment.entity.base_currency
+    if payment.currency == base or not payment.exchange_rate:
+        return ""
+    txn = (payment.raw or {}).get("balance_transaction")
+    settled_in = (txn.get("currency") or "").upper() if isinstance(txn, dict) else ""
+    if settled_in != base:
+        return ""
+    try:
+        provider_rate = Decimal(payment.exchange_rate)
+    except InvalidOperation:
+        return ""
+    if not provider_rate.is_finite() or provider_rate <= 0:
+        return ""
+    return str((Decimal(1) / provider_rate).quantize(Decimal("0.000001")))
 
 
 def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor, pairs=None) -> list:
@@ -119,6 +143,8 @@ def plan_commands(
             "payment_date": timezone.localdate(payment.received_at).isoformat(),
             "description": payment.receipt_text,
             "payment_id": payment.pk,
+            "exchange_rate": receipt_exchange_rate(payment),
+            "bank_currency": bank.currency,
         },
         **origin,
     )

@@ -26,7 +26,7 @@ from django.db import transaction
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from core.money import format_money
+from core.money import format_money, from_minor
 from ledger.models import OutboxCommand
 from ledger.outbox.origins import Origin, origin_register
 from ledger.outbox.services import outbox_enqueue
@@ -90,8 +90,6 @@ def payout_fees(payout: Payout) -> tuple[Decimal, Decimal]:
     fees = rows.exclude(kind__in=TAX_FEE_KINDS).aggregate(t=Sum("amount"))["t"] or Decimal(0)
     tax = rows.filter(kind__in=TAX_FEE_KINDS).aggregate(t=Sum("amount"))["t"] or Decimal(0)
     if not fees and not tax and payout.source == "gocardless":
-        from core.money import from_minor
-
         deducted = payout.raw.get("deducted_fees") or 0
         tax_minor = payout.raw.get("tax_amount") or 0  # not in every GoCardless region
         fees = from_minor(int(deducted) - int(tax_minor), payout.currency)

@@ -29,7 +29,14 @@ from core.stripe_money import stripe_from_minor
 from ledger.models import Allocation, BankAccount, CreditNote, Invoice, OutboxCommand, Receipt
 from ledger.outbox.services import outbox_enqueue
 from payments.models import Payment, Refund, Unallocation
-from payments.services.credit_notes import CreditNoteRefused, credit_lines_for, credit_note_draft
+from payments.services.contact_allocations import credit_note_open, held_on_receipts
+from payments.services.credit_notes import (
+    CreditNoteRefused,
+    LinePick,
+    credit_lines_for,
+    credit_note_draft,
+)
+from payments.services.plan_lines import reserved_elsewhere
 from payments.services.refund_steps import (
     ORIGIN,
     RefundStepError,
@@ -79,8 +86,6 @@ def payment_refundable(payment: Payment, excluding: Refund | None = None) -> Dec
 
 def receipt_refundable(receipt: Receipt, excluding: Refund | None = None) -> Decimal:
     """Money on account not yet asked for: by a refund, or by a later allocation to invoices."""
-    from payments.services.contact_allocations import held_on_receipts
-
     pending = _total(_others(receipt.refunds.filter(state__in=LIVE), excluding))
     held = held_on_receipts([receipt.pk]).get(receipt.pk, ZERO)
     return max(receipt.unallocated_amount - pending - held, ZERO)
@@ -97,8 +102,6 @@ def invoice_paid_by(invoice: Invoice, receipt: Receipt, excluding: Refund | None
 
 
 def invoice_creditable(invoice: Invoice, excluding: Refund | None = None) -> Decimal:
-    from payments.services.plan_lines import reserved_elsewhere
-
     held = reserved_elsewhere([invoice.pk]).get(invoice.pk, ZERO)
     pending = sum(
         (
@@ -150,9 +153,20 @@ def _snapshot(refund: Refund) -> dict:
     }
 
 
-def _draft_credit_note(refund: Refund, *, line_ids=None, amount=None) -> None:
+def _picked_amount(invoice: Invoice, picks: list[LinePick]):
+    """What the picked lines (a quantity or an amount of each) add up to, gross."""
     try:
-        lines = credit_lines_for(invoice=refund.invoice, line_ids=line_ids, amount=amount)
+        drafts = credit_lines_for(invoice=invoice, picks=picks)
+    except CreditNoteRefused as error:
+        raise RefundRefused(str(error)) from None
+    return sum((draft.gross_amount for draft in drafts), ZERO)
+
+
+def _draft_credit_note(refund: Refund, *, line_ids=None, amount=None, picks=None) -> None:
+    try:
+        lines = credit_lines_for(
+            invoice=refund.invoice, line_ids=line_ids, amount=amount, picks=picks
+        )
     except CreditNoteRefused as error:
         raise RefundRefused(str(error)) from None
     refund.credit_note = credit_note_draft(
@@ -178,11 +192,14 @@ def refund_request(
     invoice: Invoice | None = None,
     payment: Payment | None = None,
     line_ids: list[int] | None = None,
+    picks: list[LinePick] | None = None,
     credit_note: CreditNote | None = None,
     bank_account: BankAccount | None = None,
 ) -> Refund:
     """A clerk asks for a refund or a credit note; nothing reaches AIQ or Stripe until a second
-    person approves it. `line_ids` chooses invoice lines (cancel_invoice); otherwise `amount`."""
+    person approves it. `line_ids` chooses whole invoice lines (cancel_invoice); `picks` a
+    quantity or an amount of chosen lines (cancel_invoice, refund_invoice); otherwise
+    `amount`, spread over the invoice's lines."""
     if not user_has_role(actor, Role.CLERK):
         raise PermissionDenied("Requesting a refund needs the clerk role.")
     reason = (reason or "").strip()
@@ -195,6 +212,8 @@ def refund_request(
         Kind.REFUND_CREDIT_NOTE,
     ):
         raise RefundRefused(f"{kind!r} refunds cannot be requested by hand.")
+    if picks and kind not in (Kind.CANCEL_INVOICE, Kind.REFUND_INVOICE):
+        raise RefundRefused("Invoice lines can be picked only for an invoice's credit note.")
     with transaction.atomic():
         payment = _lock_payment(payment)
         if invoice is not None:
@@ -209,9 +228,17 @@ def refund_request(
             raise RefundRefused("Choose the invoice.")
         elif invoice.aiq_transaction_id is None:
             raise RefundRefused(f"Invoice {invoice} is not posted in AIQ; nothing to credit.")
+        elif picks and (line_ids or amount not in (None, "")):
+            raise RefundRefused(
+                "Pick quantities or amounts of lines, or give one amount: not both."
+            )
         elif kind == Kind.CANCEL_INVOICE:
+            if picks:
+                amount = _picked_amount(invoice, picks)
             refund = _request_cancel(invoice, amount, line_ids)
         else:
+            if picks:
+                amount = _picked_amount(invoice, picks)
             refund = _request_invoice_refund(invoice, payment, amount)
         refund.kind, refund.reason = kind, reason
         if bank_account is not None:
@@ -226,6 +253,7 @@ def refund_request(
                 refund,
                 line_ids=line_ids if kind == Kind.CANCEL_INVOICE else None,
                 amount=refund.amount,
+                picks=picks,
             )
             refund.amount = refund.credit_note.gross_amount
             refund.save(update_fields=["amount", "updated_at"])
@@ -330,8 +358,6 @@ def _request_on_account(payment: Payment | None, amount, excluding=None) -> Refu
 def _request_credit_note(note: CreditNote | None, amount) -> Refund:
     """A posted credit note's open amount (less what refunds and later allocations already
     hold) is paid back to the customer."""
-    from payments.services.contact_allocations import credit_note_open
-
     if note is None:
         raise RefundRefused("Choose the credit note to refund.")
     note = CreditNote.objects.select_for_update().select_related("customer").get(pk=note.pk)

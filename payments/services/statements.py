@@ -314,6 +314,9 @@ def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch
                 opening_balance=header.opening_balance,
                 closing_balance=header.closing_balance,
                 entry_count=header.entry_count,
+                money_in=header.money_in,
+                money_out=header.money_out,
+                credit_count=header.credit_count,
             )
         locked.state = ImportBatch.State.IMPORTED
         locked.imported_count = result.created

@@ -15,6 +15,7 @@ from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from core.stripe_money import stripe_from_minor as from_minor
 from ledger.models import SyncState
 from payments.models import Payment, Source, WebhookEvent
 from payments.services.auto_match import auto_match_soon
@@ -293,8 +294,6 @@ def stripe_payout_sync(*, payout_id: str):
 def stripe_payout_reconcile(*, payout, pages) -> int:
     """pages: balance transactions of the payout (source expanded). The sum of net of every
     transaction except the payout's own equals the payout amount."""
-    from core.stripe_money import stripe_from_minor as from_minor
-
     keys, net_minor = [], 0
     for page in pages:
         for txn in page:

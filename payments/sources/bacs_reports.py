@@ -63,7 +63,9 @@ def _date(text: str) -> date | None:
     return date.fromisoformat(text[:10]) if text else None
 
 
-def bacs_report_read(content: bytes) -> tuple[str, list[BacsNotice]]:
+def bacs_report_read(content: bytes, *, kind: str = "") -> tuple[str, list[BacsNotice]]:
+    """The notices of a Bacs report. `kind` "auddis" when the source says so (SmartDebit's
+    AUDDIS endpoint): AUDDIS and ADDACS advices are both MessagingAdvice elements."""
     parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
     try:
         root = etree.parse(io.BytesIO(content), parser).getroot()
@@ -102,11 +104,12 @@ def bacs_report_read(content: bytes) -> tuple[str, list[BacsNotice]]:
                 )
             )
         elif name == "MessagingAdvice":
-            kinds.add("addacs")
+            advice = "auddis" if kind == "auddis" else "addacs"
+            kinds.add(advice)
             code = _attr(element, "reason-code", "reasonCode")
             notices.append(
                 BacsNotice(
-                    kind="addacs",
+                    kind=advice,
                     payer_reference=_attr(element, "reference"),
                     payer_name=_attr(element, "payer-name", "payerName"),
                     payer_account=payer_account_text(
@@ -114,7 +117,11 @@ def bacs_report_read(content: bytes) -> tuple[str, list[BacsNotice]]:
                         account_number=_attr(element, "payer-account-number", "payerAccountNumber"),
                     ),
                     code=code,
-                    description=ADDACS_REASONS.get(code, "Instruction changed"),
+                    description=(
+                        ADDACS_REASONS.get(code, "Instruction changed")
+                        if advice == "addacs"
+                        else _attr(element, "reason", "description") or "Instruction refused"
+                    ),
                     effective_date=_date(_attr(element, "effective-date", "effectiveDate")),
                     raw=dict(element.attrib),
                 )

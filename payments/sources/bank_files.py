@@ -7,7 +7,12 @@ those into payments the same way for every format.
 import re
 
 from core.gcpause import gc_paused
+from payments.sources.bank_bai2 import read_bai2
+from payments.sources.bank_camt import read_camt
 from payments.sources.bank_csv import MAX_BYTES, parse_statement, read_table
+from payments.sources.bank_mt940 import read_mt940
+from payments.sources.bank_ofx import read_ofx
+from payments.sources.bank_qif import read_qif
 from payments.sources.statement_rows import ParsedStatement, StatementEntry, StatementError
 
 # What the upload screen lists, in this order.
@@ -85,24 +90,14 @@ def read_entries(
 
 def _read_self_describing(kind: str, content: bytes, layout):
     if kind.startswith("camt."):
-        from payments.sources.bank_camt import read_camt
-
         return read_camt(content)
     if kind == "mt940":
-        from payments.sources.bank_mt940 import read_mt940
-
         return read_mt940(content)
     if kind == "bai2":
-        from payments.sources.bank_bai2 import read_bai2
-
         return read_bai2(content)
     if kind == "ofx":
-        from payments.sources.bank_ofx import read_ofx
-
         return read_ofx(content)
     if kind == "qif":
-        from payments.sources.bank_qif import read_qif
-
         return read_qif(content, currency=(layout.currency if layout else "") or "GBP")
     raise StatementError(f"No reader for {kind} files.")
 

@@ -151,6 +151,27 @@ LAYOUTS = [
 ]
 
 
+LAYOUTS.append(
+    {
+        "name": "SmartDebit collection report (CSV)",
+        "source": "smartdebit",
+        "column_map": {
+            "date": "debit_date",
+            "amount": "amount",
+            "payer_reference": "reference_number",
+            "reference": "reference_number",
+            "payer_name": "account_name",
+            "bank_reference": "transaction_ref",
+        },
+        "date_format": "%d/%m/%Y %H:%M|%d/%m/%Y",
+        "origin": "SmartDebit's get_successful_collection_report fields as its API documents "
+        "them (reference_number, account_name, debit_date 'dd/mm/yyyy hh:mm', amount, "
+        "transaction_ref); not checked against a portal download. A file with a status "
+        "column needs a copy of this layout mapping it.",
+    }
+)
+
+
 def layouts_install(import_format_model) -> int:
     """Create or refresh the ready layouts (by name); a layout an admin renamed is left alone."""
     for layout in LAYOUTS:

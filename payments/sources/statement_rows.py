@@ -81,6 +81,11 @@ class StatementHeader:
     opening_balance: Decimal | None = None
     closing_balance: Decimal | None = None
     entry_count: int = 0
+    # what the file's entries add up to (statement_items fills them): money in and out, and
+    # the number of credits, for "the bank says X, we hold Y"
+    money_in: Decimal = Decimal(0)
+    money_out: Decimal = Decimal(0)
+    credit_count: int = 0
 
     @property
     def account_key(self) -> str:
@@ -108,6 +113,7 @@ class ParsedStatement:
 
 _SPACES = re.compile(r"[\s\-/.]")
 _IBAN = re.compile(r"^[A-Z]{2}\d{2}[A-Z0-9]{10,30}$")
+_ACCOUNT_THEN_SORT_CODE = re.compile(r"(\d{8})[ /](\d{2}-?\d{2}-?\d{2})")
 
 
 def normalise_iban(value: str) -> str:
@@ -131,9 +137,14 @@ def account_key(*, iban="", sort_code="", account_number="", account_id="") -> s
     if sort_digits and number:
         return f"{sort_digits} {number}"[:70]
     text = re.sub(r"\s+", " ", (account_id or number or "").strip())
+    # NatWest's BAI2 and some MT940 :25: give "account sortcode" (8 digits, then 6), kept
+    # apart by a space or slash: the same account as "sortcode account"
+    swapped = _ACCOUNT_THEN_SORT_CODE.fullmatch(text)
+    if swapped:
+        return f"{re.sub(r'[-]', '', swapped.group(2))} {swapped.group(1)}"
     compact = re.sub(r"[\s\-]", "", text)
     # MT940 :25: is often "sortcode/account" or "sortcodeaccount" (14 digits, UK)
-    if re.fullmatch(r"\d{6}/?\d{8}", compact.replace("/", "/")):
+    if re.fullmatch(r"\d{6}/?\d{8}", compact):
         digits = compact.replace("/", "")
         return f"{digits[:6]} {digits[6:]}"
     return text[:70]
@@ -221,11 +232,22 @@ def statement_items(
     noon: dict[date, datetime] = {}  # received_at per booking day: a file has few days
     file_name = filename[:255]
     items = parsed.items
+    periods: dict[int, tuple[date, date]] = {}  # statement -> first and last booking day
     with gc_paused():
         for entry in entries:
-            if entry.statement < len(headers):
-                headers[entry.statement].entry_count += 1
             amount = entry.amount
+            header = headers[entry.statement] if entry.statement < len(headers) else None
+            if header is not None:
+                header.entry_count += 1
+                booked = entry.booked
+                if booked != date.min:
+                    first, last = periods.get(entry.statement, (booked, booked))
+                    periods[entry.statement] = (min(first, booked), max(last, booked))
+                if amount > 0:
+                    header.money_in += amount
+                    header.credit_count += 1
+                else:
+                    header.money_out -= amount
             if amount <= 0:
                 parsed.skipped += 1  # money out (or a zero line): not a payment to us
                 continue
@@ -304,5 +326,11 @@ def statement_items(
                     raw=raw,
                 )
             )
+    for number, (first, last) in periods.items():
+        # a file without a stated period (CSV, QIF): its entries' first and last days, so
+        # overlapping uploads of one account are noticed for every format
+        header = headers[number]
+        if header.start_date is None and header.end_date is None:
+            header.start_date, header.end_date = first, last
     parsed.errors.sort(key=lambda e: e.row)
     return parsed

@@ -132,6 +132,11 @@ def payout_balance_transactions(payout_id: str) -> Iterator[list[dict]]:
     return list_pages("/v1/balance_transactions", payout=payout_id, expand=["data.source"])
 
 
+def balance_retrieve() -> dict:
+    """What Stripe holds for the account now: available and pending amounts per currency."""
+    return retrieve("/v1/balance")
+
+
 def event_retrieve(event_id: str) -> dict:
     return retrieve(f"/v1/events/{event_id}")
 

@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from core.inputs import is_id
 from payments.models import AllocationPlan, Unallocation
+from payments.selectors import plans_awaiting_approval, unallocations_awaiting_approval
 from payments.services.plan_lines import approval_reasons
 from payments.views import actions
 from staff.forms import ReasonForm
@@ -76,12 +77,7 @@ def _diff(plan):
 
 @clerk_required
 def approvals(request):
-    plans = list(
-        AllocationPlan.objects.filter(state=AllocationPlan.State.AWAITING_APPROVAL)
-        .select_related("payment", "customer", "maker", "proposal")
-        .prefetch_related("lines__invoice")
-        .order_by("created_at", "id")[:200]
-    )
+    plans = list(plans_awaiting_approval()[:200])
     for plan in plans:
         plan.changes = _diff(plan)
         plan.reasons = approval_reasons(
@@ -91,11 +87,7 @@ def approvals(request):
         )
         plan.allocated = sum((line.amount for line in plan.lines.all()), start=0)
         plan.is_mine = is_maker(plan, request.user)
-    undos = list(
-        Unallocation.objects.filter(state=Unallocation.State.REQUESTED)
-        .select_related("allocation__invoice", "allocation__receipt", "maker")
-        .order_by("created_at", "id")[:200]
-    )
+    undos = list(unallocations_awaiting_approval()[:200])
     for undo in undos:
         undo.is_mine = is_maker(undo, request.user)
     return render(

@@ -15,7 +15,8 @@ from ledger.models import Allocation, GLAccount, Invoice
 from ledger.selectors import customer_exposure, open_invoices_search
 from payments.evidence import evidence_sentences
 from payments.forms import AllocationForm
-from payments.models import AllocationPlan, MatchProposal, Payment, Unallocation
+from payments.models import AllocationPlan, Payment, Unallocation
+from payments.selectors import payment_plans, payment_proposals
 from payments.services.contact_allocations import receipt_open
 from payments.services.plan_lines import available_amount
 from payments.views import actions
@@ -172,7 +173,7 @@ def _history(payment, plans, proposals):
 
 
 def _open_proposal(payment, proposal_id: str = ""):
-    open_ones = payment.proposals.filter(state=MatchProposal.State.OPEN).order_by("rank", "id")
+    open_ones = payment_proposals(payment)
     proposal_id = parse_optional_id(proposal_id, field="Proposal")
     if proposal_id:
         return open_ones.filter(pk=proposal_id).first()
@@ -180,11 +181,7 @@ def _open_proposal(payment, proposal_id: str = ""):
 
 
 def _render(request, payment, *, form=None, reject_form=None, status=200):
-    plans = list(
-        payment.plans.select_related("maker", "approver", "proposal")
-        .prefetch_related("lines__invoice")
-        .order_by("-created_at", "-id")
-    )
+    plans = list(payment_plans(payment))
     live = next((p for p in plans if p.state in AllocationPlan.LIVE), None)
     proposals = _proposals(payment)
     rows = _editor_rows(payment, live, proposals, form)

@@ -1,5 +1,5 @@
-"""Refund screens: request (from an invoice or a payment), the plan an approver reads, approve
-or reject, the one-click "unallocate first" path, and the documents.
+"""Refund screens: request (from an invoice or a payment), the plan an approver reads, change
+before approval, approve or reject, the one-click "unallocate first" path, and the documents.
 
 The services (payments/services/refunds.py) check roles, amounts and maker-checker again; a
 forged POST gets their refusal as a message, never a 500 or a half-made refund.
@@ -16,6 +16,7 @@ from ledger.models import Document, Invoice, OutboxCommand
 from ledger.views.documents import _pdf
 from payments.models import Payment, Refund, Unallocation
 from payments.services import refunds as services
+from payments.services.credit_notes import CreditNoteRefused, LinePick, invoice_lines_fetch
 from payments.services.refund_steps import RefundStepError, refund_steps
 from staff.forms import ReasonForm
 from staff.maker_checker import is_maker
@@ -44,6 +45,39 @@ class RefundForm(forms.Form):
             return amount_from_text(self.cleaned_data["amount"], self.currency)
         except MoneyError as error:
             raise forms.ValidationError(str(error)) from None
+
+
+def _line_picks(post, invoice, currency) -> list:
+    """Per invoice line, the quantity (`qty_<line>`) or gross amount (`part_<line>`) to credit;
+    a line with neither is not picked. ValueError names the line and what is wrong."""
+    picks = []
+    for line in invoice.lines.order_by("line_number") if invoice else []:
+        name = line.description or f"line {line.line_number}"
+        raw_quantity = (post.get(f"qty_{line.pk}") or "").strip()
+        try:
+            quantity = amount_from_text(raw_quantity) if raw_quantity else None
+            part = amount_from_text(post.get(f"part_{line.pk}") or "", currency)
+        except MoneyError as error:
+            raise ValueError(f"{name}: {error}") from None
+        if quantity is not None and quantity.as_tuple().exponent < -4:
+            raise ValueError(f"{name}: a quantity has at most 4 decimal places.")
+        if quantity is not None or part is not None:
+            picks.append(LinePick(line_id=line.pk, quantity=quantity, amount=part))
+    return picks
+
+
+def _invoice_lines(request, invoice) -> list:
+    """The invoice's lines to pick from: the mirror's, or read from AIQ the first time."""
+    if invoice is None:
+        return []
+    lines = list(invoice.lines.order_by("line_number"))
+    if lines or invoice.aiq_invoice_id is None:
+        return lines
+    try:
+        return invoice_lines_fetch(invoice)
+    except CreditNoteRefused as error:
+        messages.warning(request, f"{error} Give an amount instead.")
+        return []
 
 
 def _refunds():
@@ -96,6 +130,7 @@ def refund_new(request):
     if request.method == "POST" and form.is_valid():
         line_ids = parse_ids(request.POST.getlist("line"), field="Invoice lines")
         try:
+            picks = _line_picks(request.POST, invoice, currency)
             refund = services.refund_request(
                 actor=request.user,
                 kind=kind,
@@ -103,6 +138,7 @@ def refund_new(request):
                 payment=payment,
                 amount=form.cleaned_data["amount"],
                 line_ids=line_ids or None,
+                picks=picks or None,
                 reason=form.cleaned_data["reason"],
             )
         except services.ReceiptAllocated as error:
@@ -122,7 +158,7 @@ def refund_new(request):
         "invoice": invoice,
         "payment": payment,
         "form": form,
-        "lines": invoice.lines.all() if invoice else [],
+        "lines": _invoice_lines(request, invoice),
         "limit": _limit(kind, invoice, payment),
         "currency": (invoice or payment).currency if (invoice or payment) else "",
         "blocked": blocked,
@@ -159,6 +195,10 @@ def refund_detail(request, refund_id):
         "commands": commands,
         "is_mine": is_maker(refund, request.user),
         "reject_form": ReasonForm(),
+        "editable": refund.state == Refund.State.REQUESTED and refund.kind != Refund.Kind.EXTERNAL,
+        "edit_form": RefundForm(
+            initial={"amount": refund.amount, "reason": refund.reason}, currency=refund.currency
+        ),
     }
     return render(request, "payments/refund_detail.html", context)
 
@@ -184,6 +224,34 @@ def refund_approve(request, refund_id):
         messages.success(request, f"Approved: {_on_its_way(refund)}")
     else:
         messages.error(request, f"Not approved: {outcome.message}")
+    return redirect("payments:refund", refund_id=refund.pk)
+
+
+@require_POST
+@clerk_required
+def refund_edit(request, refund_id):
+    """Change a refund's amount or reason before approval. Whoever changes it becomes its
+    maker, so a different approver must approve what was changed (services.refund_edit)."""
+    refund = get_or_404(Refund.objects.all(), pk=refund_id)
+    form = RefundForm(request.POST, currency=refund.currency)
+    if not form.is_valid():
+        problems = "; ".join(" ".join(errors) for errors in form.errors.values())
+        messages.error(request, f"Not changed: {problems}")
+        return redirect("payments:refund", refund_id=refund.pk)
+    outcome = run_service(
+        services.refund_edit,
+        refund=refund,
+        actor=request.user,
+        amount=form.cleaned_data["amount"],
+        reason=form.cleaned_data["reason"],
+    )
+    if outcome.ok:
+        messages.success(
+            request,
+            "Changed. You are now its maker: a different approver must approve it.",
+        )
+    else:
+        messages.error(request, f"Not changed: {outcome.message}")
     return redirect("payments:refund", refund_id=refund.pk)
 
 

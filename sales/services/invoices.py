@@ -20,6 +20,7 @@ import hashlib
 import json
 from dataclasses import asdict
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -28,6 +29,7 @@ from ledger.aiq.results import as_decimal, get
 from ledger.customers import customer_ensure_payload, customer_ensure_reference
 from ledger.models import Customer, Entity, OutboxCommand
 from ledger.outbox.services import NewCommand, outbox_enqueue_many
+from ledger.outbox.wake import wake_for
 from sales import outbox as kinds
 from sales.models import (
     InvoiceSource,
@@ -38,6 +40,7 @@ from sales.models import (
     SalesSettings,
 )
 from sales.normalised import NormalisedInvoice
+from sales.services.after_posting import sales_invoices_after_posting
 from sales.services.credit import aiq_balances, credit_check
 from staff.models import Role
 from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
@@ -119,7 +122,7 @@ def sales_invoices_submit(
                 entity=entity, external_reference__in=list(seen)
             )
         }
-        rows, new, replaced = [], [], []
+        rows, to_store, replaced, taken = [], [], [], set()
         for invoice in invoices:
             row = existing.get(invoice.external_reference)
             if row is not None:
@@ -128,10 +131,13 @@ def sales_invoices_submit(
                     continue
                 _refuse_edit(row)
                 replaced.append(row)
-            row = _store(entity, source, invoice, batch, actor, replace=row)
-            existing[invoice.external_reference] = row
-            rows.append(row)
-            new.append(row)
+            if invoice.external_reference not in taken:  # given twice: stored once
+                taken.add(invoice.external_reference)
+                to_store.append((invoice, row))
+            rows.append(invoice.external_reference)
+        new = _store(entity, source, to_store, batch, actor)
+        stored = {row.external_reference: row for row in new}
+        rows = [stored[r] if isinstance(r, str) else r for r in rows]
         if new:
             _route(entity, new, batch, actor)
             audit_log_many(
@@ -158,9 +164,9 @@ def _refuse_edit(row: SalesInvoice) -> None:
         raise ValidationError(CREDIT_NOTE_MESSAGE.format(ref=row.external_reference, txn=txn))
 
 
-def _store(entity, source, invoice: NormalisedInvoice, batch, actor, replace=None):
+def _fields(entity, source, invoice: NormalisedInvoice, batch, actor) -> dict:
     kind, reason = invoice_type_for(source, invoice)
-    fields = dict(
+    return dict(
         entity=entity,
         source=source,
         batch=batch,
@@ -184,32 +190,48 @@ def _store(entity, source, invoice: NormalisedInvoice, batch, actor, replace=Non
         error="",
         created_by=actor,
     )
-    if replace is not None:
-        replace.lines.all().delete()
-        for name, value in fields.items():
-            setattr(replace, name, value)
-        replace.save()
-        row = replace
-    else:
-        row = SalesInvoice.objects.create(**fields)
-    SalesInvoiceLine.objects.bulk_create(
-        SalesInvoiceLine(
-            invoice=row,
-            line_number=number,
-            description=line.description[:500],
-            net_amount=line.net_amount,
-            tax_code=line.tax_code,
-            tax_amount=line.tax_amount,
-            item_code=line.item_code,
-            department=line.department,
-            gl_account_code=line.gl_account_code or source.default_gl_account_code,
-            order_number=line.order_number,
-            delivery_date=line.delivery_date,
-            quantity=line.quantity,
-        )
-        for number, line in enumerate(invoice.lines, start=1)
-    )
-    return row
+
+
+def _store(entity, source, todo: list[tuple], batch, actor) -> list[SalesInvoice]:
+    """Write the invoices (new ones in multi-row INSERTs; a replaced one over its row) and
+    their lines; each row keeps its lines in memory (`_lines`) for the payloads."""
+    stored, fresh = [], []
+    for invoice, replace in todo:
+        fields = _fields(entity, source, invoice, batch, actor)
+        if replace is not None:
+            replace.lines.all().delete()
+            for name, value in fields.items():
+                setattr(replace, name, value)
+            replace.save()
+            row = replace
+        else:
+            row = SalesInvoice(**fields)
+            fresh.append(row)
+        row._normalised = invoice
+        stored.append(row)
+    SalesInvoice.objects.bulk_create(fresh, batch_size=500)
+    lines = []
+    for row in stored:
+        row._lines = [
+            SalesInvoiceLine(
+                invoice=row,
+                line_number=number,
+                description=line.description[:500],
+                net_amount=line.net_amount,
+                tax_code=line.tax_code,
+                tax_amount=line.tax_amount,
+                item_code=line.item_code,
+                department=line.department,
+                gl_account_code=line.gl_account_code or source.default_gl_account_code,
+                order_number=line.order_number,
+                delivery_date=line.delivery_date,
+                quantity=line.quantity,
+            )
+            for number, line in enumerate(row._normalised.lines, start=1)
+        ]
+        lines += row._lines
+    SalesInvoiceLine.objects.bulk_create(lines, batch_size=500)
+    return stored
 
 
 def _customers(entity: Entity, rows: list[SalesInvoice]) -> tuple[dict, dict]:
@@ -255,8 +277,17 @@ def _route(entity: Entity, rows: list[SalesInvoice], batch: SalesBatch | None, a
         for row in rows:
             if row.state == State.QUEUED:
                 row.state = State.AWAITING_BATCH
-    SalesInvoice.objects.bulk_update(rows, ["state", "held_reason", "credit_figures"])
+    SalesInvoice.objects.bulk_update(
+        [r for r in rows if r.state != State.QUEUED or r.held_reason or r.credit_figures],
+        ["state", "held_reason", "credit_figures"],
+        batch_size=500,
+    )
     sales_invoices_queue([r for r in rows if r.state == State.QUEUED], customers, actor)
+
+
+def _lines_of(row: SalesInvoice) -> list[SalesInvoiceLine]:
+    lines = getattr(row, "_lines", None)
+    return lines if lines is not None else list(row.lines.order_by("line_number"))
 
 
 def _payload_invoice(row: SalesInvoice) -> dict:
@@ -281,7 +312,7 @@ def _payload_invoice(row: SalesInvoice) -> dict:
                 "delivery_date": line.delivery_date.isoformat() if line.delivery_date else None,
                 "quantity": str(line.quantity),
             }
-            for line in row.lines.order_by("line_number")
+            for line in _lines_of(row)
         ],
     }
 
@@ -358,10 +389,19 @@ def sales_invoices_queue(rows: list[SalesInvoice], customers: dict | None, actor
         owner[r.pk] = command
     ids = outbox_enqueue_many(commands)
     id_of = {id(c): pk for c, pk in zip(commands, ids, strict=True)}
+    bulk_pks = sorted({id_of[id(owner[r.pk])] for r in bulk})
+    if len(bulk_pks) > 1:
+        # a bulk command is 100 invoices' worth of AIQ calls: wake a drain per bulk (at most
+        # one per worker) rather than one per OUTBOX_BATCH_SIZE commands
+        workers = settings.Q_CLUSTER.get("workers", 1)
+        transaction.on_commit(lambda: [wake_for([pk]) for pk in bulk_pks[:workers]])
+    by_command: dict[int, list[int]] = {}
     for r in rows:
         r.command_id = id_of[id(owner[r.pk])]
         r.state = State.QUEUED
-    SalesInvoice.objects.bulk_update(rows, ["command", "state"])
+        by_command.setdefault(r.command_id, []).append(r.pk)
+    for command_id, pks in by_command.items():  # one UPDATE per command (a bulk: 100 rows)
+        SalesInvoice.objects.filter(pk__in=pks).update(command_id=command_id, state=State.QUEUED)
 
 
 # --- verdicts from the outbox (origin "sales_invoice") ----------------------------------------
@@ -413,8 +453,6 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
                 for row in changed
             ]
         )
-    from sales.services.after_posting import sales_invoices_after_posting
-
     sales_invoices_after_posting([r for r in changed if r.state in SalesInvoice.IN_AIQ])
 
 

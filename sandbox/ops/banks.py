@@ -1,4 +1,5 @@
-"""Bank balances: what AIQ's bank account holds at a point in time (GetBankAccountBalance).
+"""Bank balances (GetBankAccountBalance: what a bank account holds at a point in time) and the
+company's exchange rates (GetCurrencyExchangeRate).
 
 A bank account's balance is the net of every posted line on its GL code (BankCode) dated on
 or before the point in time: receipts and sundry receipts debit it, general journals move
@@ -46,3 +47,18 @@ def get_bank_account_balance(ctx, args):
             "LastReconciledDate": None,
         }
     )
+
+
+@operation("GetCurrencyExchangeRate")
+def get_currency_exchange_rate(ctx, args):
+    """The company's rate for a currency: units of it per base unit (1 for the base)."""
+    code = required(args.get("currencyCode"), "currencyCode").upper()
+    if code == ctx.entity["base_currency"]:
+        return Reply(result=Decimal(1))
+    row = ctx.db.execute(
+        "SELECT rate FROM currency_rate WHERE entity_id = ? AND currency = ?",
+        (ctx.entity_id, code),
+    ).fetchone()
+    if row is None:
+        raise AiqFailure(f"Currency '{code}' has no exchange rate.", NOT_FOUND)
+    return Reply(result=Decimal(row["rate"]))

@@ -150,8 +150,23 @@
     });
   }
 
+  // Provider books: each clearing account's balance over time, AIQ beside the provider.
+  function drawClearingCharts() {
+    var node = document.getElementById("clearing-data");
+    if (!node || typeof Chart === "undefined") return;
+    var charts = JSON.parse(node.textContent);
+    document.querySelectorAll("canvas[data-clearing-chart]").forEach(function (canvas) {
+      var chart = charts[parseInt(canvas.dataset.clearingChart, 10)];
+      new Chart(canvas, { type: "line", data: { labels: chart.labels, datasets: [
+        { label: "AIQ clearing account", data: chart.aiq.map(Number), borderColor: "#1f5fbf", tension: 0.1 },
+        { label: "Provider balance", data: chart.provider.map(function (v) { return v === null ? null : Number(v); }),
+          borderColor: "#b54708", borderDash: [4, 3], tension: 0.1 }] },
+        options: { maintainAspectRatio: false, animation: false } });
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
-    bindEditors(document); bindSelectAll(document); bindSubmitOnce(); drawCharts();
+    bindEditors(document); bindSelectAll(document); bindSubmitOnce(); drawCharts(); drawClearingCharts();
   });
   document.addEventListener("htmx:afterSwap", function () { bindEditors(document); });
 })();

@@ -13,6 +13,7 @@ from payments.services.statements import (
     statement_import,
     statement_preview,
 )
+from payments.sources.statement_rows import account_key
 
 
 class Command(BaseCommand):
@@ -45,8 +46,6 @@ class Command(BaseCommand):
         )
         statement_account = None
         if account:
-            from payments.sources.statement_rows import account_key
-
             statement_account = StatementAccount.objects.filter(
                 account_key__in=[account, account_key(account_id=account)]
             ).first()

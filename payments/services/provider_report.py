@@ -1,0 +1,220 @@
+"""The clearing-balance check and the reconciliation report of a provider account (issue 17.3,
+17.7): what AIQ's clearing account holds beside what the provider holds for us, and per period
+the payments (gross), refunds, disputes, fees and payouts, each tied to the AIQ transaction
+that booked it, with what does not tie up listed."""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from core.money import format_money, from_minor
+from ledger.aiq.client import AiqClient
+from payments.models import ClearingBalance, Dispute, Fee, Payment, Payout, ProviderAccount
+from payments.sources import stripe_client as api
+from staff.services import audit_log
+
+LOST = ("lost", "charge_refunded")
+
+
+def _records_balance(account: ProviderAccount) -> Decimal:
+    """What the provider should hold by our own records: the net of its payments that no paid
+    payout has taken yet, less what was refunded of them."""
+    rows = Payment.objects.filter(
+        entity_id=account.entity_id,
+        source=account.source,
+        currency=account.currency,
+        status__in=["succeeded", "partially_refunded", "refunded", "disputed"],
+    ).exclude(payout__status="paid")
+    totals = rows.aggregate(
+        gross=Sum("amount"), fees=Sum("fee_amount"), refunded=Sum("amount_refunded")
+    )
+    return (totals["gross"] or 0) - (totals["fees"] or 0) - (totals["refunded"] or 0)
+
+
+def provider_balance(account: ProviderAccount) -> tuple[Decimal | None, str]:
+    """(balance, where it came from): Stripe's balance (available + pending) in the account's
+    currency; for a provider without a balance we can ask, our records' figure."""
+    if account.source == "stripe":
+        try:
+            balance = api.balance_retrieve()
+        except api.StripeError as error:
+            return None, f"Stripe balance unavailable: {error}"
+        minor = 0
+        for part in ("available", "pending"):
+            items = balance.get(part) or []
+            for item in [items] if isinstance(items, dict) else items:  # localstripe: one dict
+                if (item.get("currency") or "").upper() == account.currency:
+                    minor += item.get("amount") or 0
+        return from_minor(minor, account.currency), "Stripe balance (available + pending)"
+    return _records_balance(account), "our records: net of payments not yet paid out"
+
+
+def clearing_check(*, account: ProviderAccount, actor=None, client=None) -> ClearingBalance:
+    """Ask AIQ what the clearing account holds and the provider what it holds; keep both."""
+    client = client or AiqClient.for_entity(account.entity)
+    now = timezone.now()
+    aiq = client.get_bank_account_balance(account.clearing_bank_account.bank_code, now)
+    theirs, basis = provider_balance(account)
+    with transaction.atomic():
+        row = ClearingBalance.objects.create(
+            provider_account=account,
+            checked_at=now,
+            aiq_balance=aiq,
+            provider_balance=theirs,
+            provider_basis=basis[:200],
+            checked_by=actor,
+        )
+        difference = row.difference
+        audit_log(
+            actor=actor,
+            action="clearing.check",
+            obj=account,
+            summary=f"{account}: AIQ clearing {format_money(aiq, account.currency)}, provider "
+            f"{format_money(theirs, account.currency) if theirs is not None else 'unknown'}"
+            + (f", difference {format_money(difference, account.currency)}" if difference else ""),
+            after={"aiq_balance": aiq, "provider_balance": theirs, "basis": basis},
+        )
+    return row
+
+
+@dataclass
+class Reconciliation:
+    account: ProviderAccount
+    start: date
+    end: date  # inclusive
+    figures: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)  # (section, day, reference, amount, aiq ref, id, note)
+    differences: list = field(default_factory=list)
+    clearing: ClearingBalance | None = None
+
+
+def _day_range(start: date, end: date):
+    zone = timezone.get_current_timezone()
+    return (
+        timezone.make_aware(datetime.combine(start, time.min), zone),
+        timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min), zone),
+    )
+
+
+def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconciliation:
+    report = Reconciliation(account=account, start=start, end=end)
+    since, until = _day_range(start, end)
+    payments = Payment.objects.filter(
+        entity_id=account.entity_id,
+        source=account.source,
+        currency=account.currency,
+        received_at__gte=since,
+        received_at__lt=until,
+    ).select_related("receipt")
+    gross = refunded = Decimal(0)
+    not_in_aiq = 0
+    for p in payments.order_by("received_at", "pk"):
+        gross += p.amount
+        refunded += p.amount_refunded
+        receipt = p.receipt
+        report.rows.append(
+            (
+                "payment",
+                timezone.localdate(p.received_at),
+                p.external_id,
+                p.amount,
+                receipt.check_reference if receipt else "",
+                receipt.aiq_transaction_id if receipt else None,
+                "" if receipt else "not in AIQ yet",
+            )
+        )
+        if receipt is None and p.status != "failed":
+            not_in_aiq += 1
+        if p.amount_refunded:
+            report.rows.append(
+                ("refund", timezone.localdate(p.received_at), p.external_id,
+                 -p.amount_refunded, "", None, "")
+            )  # fmt: skip
+    fees = Fee.objects.filter(payment__in=payments, currency=account.currency).aggregate(
+        t=Sum("amount")
+    )["t"] or Decimal(0)
+    disputes = Dispute.objects.filter(payment__in=payments)
+    lost = disputes.filter(status__in=LOST).aggregate(t=Sum("amount"))["t"] or Decimal(0)
+    for d in disputes.order_by("pk"):
+        report.rows.append(("dispute", None, d.external_id, -d.amount, "", None, d.status))
+    payouts = Payout.objects.filter(
+        provider_account=account, arrival_date__gte=start, arrival_date__lte=end
+    ).select_related("fees_command", "transfer_command", "reversal_command", "statement_payment")
+    paid_out = Decimal(0)
+    for payout in payouts.order_by("arrival_date", "pk"):
+        if payout.status == "paid":
+            paid_out += payout.amount
+        for label, command in (
+            ("payout fees", payout.fees_command),
+            ("payout", payout.transfer_command),
+            ("payout reversed", payout.reversal_command),
+        ):
+            if command is None:
+                continue
+            amount = (
+                sum(Decimal(line["debit"]) for line in command.payload["lines"])
+                if label == "payout fees"
+                else payout.amount
+            )
+            report.rows.append(
+                (
+                    label,
+                    payout.arrival_date,
+                    payout.external_id,
+                    -amount if label != "payout reversed" else amount,
+                    command.external_reference,
+                    command.result.get("transaction_id"),
+                    command.get_state_display() if command.state != "confirmed" else "",
+                )
+            )
+            if command.state != "confirmed":
+                report.differences.append(
+                    f"{label} {payout.external_id}: {command.external_reference} is "
+                    f"{command.get_state_display().lower()} in the outbox"
+                )
+        if payout.status == "paid" and payout.transfer_command_id is None:
+            report.differences.append(f"payout {payout.external_id} is paid but not booked")
+        if payout.status == "paid" and payout.statement_payment_id is None:
+            report.differences.append(
+                f"payout {payout.external_id} ({format_money(payout.amount, payout.currency)}): "
+                "no bank statement line recognised yet"
+            )
+    if not_in_aiq:
+        report.differences.append(f"{not_in_aiq} payment(s) not booked in AIQ yet")
+    report.clearing = (
+        ClearingBalance.objects.filter(provider_account=account, checked_at__lt=until)
+        .order_by("-checked_at")
+        .first()
+    )
+    if report.clearing is not None and report.clearing.difference:
+        report.differences.append(
+            f"clearing account {format_money(report.clearing.aiq_balance, account.currency)} in "
+            f"AIQ vs {format_money(report.clearing.provider_balance, account.currency)} at the "
+            f"provider: difference {format_money(report.clearing.difference, account.currency)}"
+        )
+    report.figures = {
+        "payments": payments.count(),
+        "gross": gross,
+        "refunds": refunded,
+        "disputes_lost": lost,
+        "fees": fees,
+        "payouts": paid_out,
+    }
+    return report
+
+
+def clearing_chart(account: ProviderAccount, limit: int = 90) -> dict:
+    """The clearing balance over time (AIQ and provider), oldest first, for Chart.js."""
+    rows = list(
+        ClearingBalance.objects.filter(provider_account=account).order_by("-checked_at")[:limit]
+    )[::-1]
+    return {
+        "labels": [timezone.localtime(r.checked_at).strftime("%d/%m/%Y %H:%M") for r in rows],
+        "aiq": [str(r.aiq_balance) for r in rows],
+        "provider": [str(r.provider_balance) if r.provider_balance is not None else None
+                     for r in rows],
+    }  # fmt: skip

@@ -1,0 +1,119 @@
+"""Provider books: per Stripe/GoCardless account, the clearing balance in AIQ beside the
+provider's, its chart over time, and the reconciliation of a period (payments, refunds,
+disputes, fees, payouts, each tied to its AIQ transaction), exportable as CSV or xlsx."""
+
+import csv
+import io
+from datetime import date
+
+from django import forms
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from ledger.aiq.errors import AiqError
+from payments.models import ProviderAccount
+from payments.services.provider_report import clearing_chart, clearing_check, reconciliation
+from staff.services import audit_log
+from staff.views import clerk_required, get_or_404
+
+HEADER = ["Section", "Date", "Provider reference", "Amount", "Currency", "AIQ reference",
+          "AIQ transaction", "Note"]  # fmt: skip
+
+
+class PeriodForm(forms.Form):
+    start = forms.DateField(required=False, input_formats=["%Y-%m-%d", "%d/%m/%Y"])
+    end = forms.DateField(required=False, input_formats=["%Y-%m-%d", "%d/%m/%Y"])
+
+    def period(self) -> tuple[date, date]:
+        today = timezone.localdate()
+        data = self.cleaned_data if self.is_valid() else {}
+        start = data.get("start") or today.replace(day=1)
+        end = data.get("end") or today
+        return (start, end) if start <= end else (end, start)
+
+
+def _reports(request):
+    form = PeriodForm(request.GET or None)
+    start, end = form.period()
+    accounts = ProviderAccount.objects.select_related(
+        "entity", "clearing_bank_account", "payout_bank_account"
+    ).order_by("entity__name", "source", "currency")
+    return form, start, end, [reconciliation(a, start, end) for a in accounts]
+
+
+@clerk_required
+def provider_books(request):
+    form, start, end, reports = _reports(request)
+    charts = [{"id": r.account.pk, **clearing_chart(r.account)} for r in reports]
+    return render(
+        request,
+        "payments/provider_books.html",
+        {"form": form, "start": start, "end": end, "reports": reports, "charts": charts},
+    )
+
+
+@require_POST
+@clerk_required
+def clearing_check_now(request, account_id):
+    account = get_or_404(
+        ProviderAccount.objects.select_related("entity", "clearing_bank_account"), pk=account_id
+    )
+    try:
+        row = clearing_check(account=account, actor=request.user)
+    except AiqError as error:
+        messages.error(request, f"AIQ did not answer the balance check: {error}")
+    else:
+        if row.difference:
+            messages.warning(request, f"{account}: the clearing account differs from the provider.")
+        else:
+            messages.success(request, f"{account}: checked.")
+    return redirect("payments:provider_books")
+
+
+@clerk_required
+def reconciliation_export(request):
+    form, start, end, reports = _reports(request)
+    rows = [
+        [section, day.strftime("%d/%m/%Y") if day else "", ref, str(amount),
+         r.account.currency, aiq_ref, aiq_id or "", f"{r.account}: {note}".rstrip(": ")]
+        for r in reports
+        for section, day, ref, amount, aiq_ref, aiq_id, note in r.rows
+    ]  # fmt: skip
+    kind = "xlsx" if request.GET.get("format") == "xlsx" else "csv"
+    with transaction.atomic():
+        audit_log(
+            actor=request.user,
+            action="provider_books.export",
+            object_type="payments.provideraccount",
+            summary=f"Reconciliation {start:%d/%m/%Y}-{end:%d/%m/%Y} exported as {kind}: "
+            f"{len(rows)} row(s)",
+        )
+    name = f"provider-reconciliation-{start.isoformat()}-{end.isoformat()}"
+    if kind == "xlsx":
+        from openpyxl import Workbook
+
+        book = Workbook()
+        sheet = book.active
+        sheet.title = "Reconciliation"
+        sheet.append(HEADER)
+        for row in rows:
+            sheet.append([*row[:3], float(row[3]) if row[3] else None, *row[4:]])
+        out = io.BytesIO()
+        book.save(out)
+        response = HttpResponse(
+            out.getvalue(),
+            content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        )
+        response["Content-Disposition"] = f'attachment; filename="{name}.xlsx"'
+        return response
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+    return response

@@ -1,0 +1,18 @@
+from django.urls import path
+
+from sales import views
+
+app_name = "sales"
+
+urlpatterns = [
+    path("sales/", views.batch_list, name="batches"),
+    path("sales/upload", views.upload_preview, name="upload_preview"),
+    path("sales/import", views.upload_import, name="upload_import"),
+    path("sales/batches/<id:batch_id>/", views.batch_detail, name="batch"),
+    path("sales/batches/<id:batch_id>/approve", views.batch_approve, name="batch_approve"),
+    path("sales/batches/<id:batch_id>/cancel", views.batch_cancel, name="batch_cancel"),
+    path("sales/invoices/<id:invoice_id>/", views.invoice_detail, name="invoice"),
+    path("sales/invoices/<id:invoice_id>/release", views.invoice_release, name="invoice_release"),
+    path("sales/invoices/<id:invoice_id>/retry", views.invoice_retry, name="invoice_retry"),
+    path("sales/invoices/<id:invoice_id>/cancel", views.invoice_cancel, name="invoice_cancel"),
+]
