@@ -11,3 +11,16 @@ class LedgerConfig(AppConfig):
         from ledger.outbox.kinds import register
 
         register()  # ledger's own command kinds: typed payloads and executors
+        from ledger.outbox.origins import Origin, origin_register
+        from ledger.outbox.repair import duplicate_reversal_done, duplicate_reversal_stopped
+
+        # a duplicate's reversal: reversed once all its steps are confirmed; open again (saying
+        # why) when a step failed or was parked
+        origin_register(
+            "duplicate",
+            Origin(
+                confirmed=duplicate_reversal_done,
+                failed=duplicate_reversal_stopped,
+                parked=duplicate_reversal_stopped,
+            ),
+        )

@@ -21,6 +21,10 @@ continuation records splitting a narrative mid-word.
 tests/public_samples/oca-test-camt054.xml: OCA/bank-statement-import's test-camt054 (unchanged);
 OCA's golden-camt054.pydata expects one credit of 5.00 EUR from Test Customer,
 NL46ABNA0499998748, structured reference 000000000000000000000000003.
+
+tests/public_samples/ofxparse-bank_medium.ofx: ofxparse's test fixture (jseutter/ofxparse,
+tests/fixtures/bank_medium.ofx, MIT test data, unchanged): OFX 1.02 SGML without end tags, an
+Intuit private tag, times with a [-5:EST] zone, CAD.
 """
 
 from decimal import Decimal
@@ -156,3 +160,18 @@ def test_ocas_camt054_notification_reads_as_oca_expects_it():
     assert (entry.end_to_end_id, entry.transaction_id) == ("ENDTOENDID-01", "15180015077602405")
     [received] = parsed.items
     assert received.external_id == "NL77ABNA0574908765|15180015077602405"  # unique per account
+
+
+def test_ofxparses_sgml_ofx_reads_every_amount():
+    parsed, entries = _read("ofxparse-bank_medium.ofx")
+    assert parsed.file_format == "ofx" and not parsed.errors
+    assert [(e.amount, e.currency, e.booked.isoformat()) for e in entries] == [
+        (Decimal("-6.60"), "CAD", "2009-04-01"),
+        (Decimal("-316.67"), "CAD", "2009-04-02"),
+        (Decimal("-22.00"), "CAD", "2009-04-03"),
+    ]
+    assert [e.transaction_id for e in entries][0] == "0000123456782009040100001"  # FITID
+    assert entries[1].payer_name == "Joe's Bald Hairstyles"
+    header = parsed.statements[0]
+    assert (header.currency, header.closing_balance) == ("CAD", Decimal("382.34"))
+    assert parsed.items == []  # card and cheque payments out: nothing received

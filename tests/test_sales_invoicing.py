@@ -263,3 +263,37 @@ def test_a_batch_above_the_entity_total_waits_for_a_second_person(entity, aiq_sa
     drain_all()
     assert SalesInvoice.objects.get().state == S.POSTED
     assert len(aiq_invoices(aiq_sandbox, "BIG-1")) == 1
+
+
+def test_a_posted_invoice_gets_its_breakdown_attached_in_aiq_and_its_pdf_e_mailed(
+    entity, aiq_sandbox, alice, settings
+):
+    from django.core import mail
+
+    from ledger.models import Invoice
+    from sales.tasks import invoice_email
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    SalesSettings.objects.create(entity=entity, email_invoices=True)
+    source = crm_source(entity)
+    content = invoice_file(
+        [row("MAIL-1", "ACME", "Acme", "100.00", "20.00", email="ap@acme.example")]
+    )
+    sales_upload_import(source=source, filename="mail.csv", content=content, actor=alice)
+    drain_all()
+    drain_all()  # the attachment's command, queued when the invoice was confirmed
+    invoice = SalesInvoice.objects.get()
+    mirror = Invoice.objects.get(aiq_transaction_id=invoice.aiq_transaction_id)
+    assert mirror.kind == Invoice.Kind.BATCH and mirror.outstanding_amount == Decimal("120.00")
+    listed = AiqClient.for_entity(entity).get_attached_document_list(
+        "Transaction", invoice.aiq_transaction_id
+    )
+    assert [d["Filename"] for d in listed] == [mirror.attachments.get().aiq_filename]
+    assert mirror.attachments.get().filename == "MAIL-1-breakdown.csv"
+
+    assert invoice_email(invoice.pk) is True
+    [message] = mail.outbox
+    assert message.to == ["ap@acme.example"]
+    names = [a[0] for a in message.attachments]
+    assert names == ["MAIL-1.pdf", "MAIL-1-breakdown.csv"]
+    assert message.attachments[0][1].startswith(b"%PDF")
