@@ -7,6 +7,7 @@ from django_q.tasks import async_task
 from ledger.documents import document_pdf
 from ledger.models import Document
 from sales.models import SalesInvoice
+from sales.services.after_posting import breakdown_csv
 
 
 def invoice_emails_soon(invoice_ids: list[int]) -> None:
@@ -26,8 +27,6 @@ def invoice_email(invoice_id: int) -> bool:
         transaction_id=row.aiq_transaction_id,
         filename=f"{row.external_reference}.pdf",
     )
-    from sales.services.after_posting import breakdown_csv
-
     message = EmailMessage(
         subject=f"Invoice {row.external_reference} from {row.entity.name}",
         body=(

@@ -73,6 +73,7 @@ def _mirror(row: SalesInvoice) -> Invoice | None:
 
 
 def sales_invoices_after_posting(rows: list[SalesInvoice]) -> None:
+    # local: sales.services.invoices imports this module
     from sales.services.invoices import settings_for
 
     emails = []
@@ -92,6 +93,7 @@ def sales_invoices_after_posting(rows: list[SalesInvoice]) -> None:
         if row.customer_email and settings_for(row.entity).email_invoices:
             emails.append(row.pk)
     if emails:
+        # local: sales.tasks imports this module (breakdown_csv)
         from sales.tasks import invoice_emails_soon
 
         transaction.on_commit(lambda: invoice_emails_soon(emails))
