@@ -117,3 +117,17 @@ def reconciliation_export(request):
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response
+
+
+@clerk_required
+def disputes(request):
+    from payments.services.provider_report import open_disputes
+
+    rows = open_disputes()
+    totals: dict[str, object] = {}
+    for row in rows:
+        currency = row["dispute"].currency
+        totals[currency] = totals.get(currency, 0) + row["dispute"].amount
+    return render(
+        request, "payments/disputes.html", {"rows": rows, "totals": sorted(totals.items())}
+    )
