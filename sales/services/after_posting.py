@@ -60,14 +60,15 @@ def _mirror(row: SalesInvoice) -> Invoice | None:
         kind=Invoice.Kind.ITEM if row.invoice_type == InvoiceType.ITEM else Invoice.Kind.BATCH,
         external_reference=row.external_reference,
         aiq_transaction_id=row.aiq_transaction_id,
-        status=DocumentStatus.POSTED,
+        status=DocumentStatus.PAID if row.receipt_transaction_id else DocumentStatus.POSTED,
         currency=row.currency,
         invoice_date=row.invoice_date,
         due_date=row.due_date,
         net_amount=row.net_amount,
         tax_amount=row.tax_amount,
         gross_amount=row.gross_amount,
-        outstanding_amount=row.gross_amount,
+        # an already-paid order was settled by its receipt in the same AIQ call
+        outstanding_amount=0 if row.receipt_transaction_id else row.gross_amount,
         notes=f"From {row.source.name}",
     )
 
