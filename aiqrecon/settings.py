@@ -231,6 +231,11 @@ OUTBOX_LEASE_SECONDS = env_int(
 OUTBOX_SETTLE_SECONDS = env_int("OUTBOX_SETTLE_SECONDS", 180, minimum=1, maximum=3600)
 # The nightly drift check reads back what the outbox confirmed in this many days.
 AIQ_DRIFT_DAYS = env_int("AIQ_DRIFT_DAYS", 7, minimum=1, maximum=366)
+# Liveness (ledger/outbox/health.py): the outbox is wedged when rows have been due this long
+# and no row changed meanwhile (a working cluster claims due rows within a sweep, every minute);
+# `manage.py outbox_watchdog` checks every OUTBOX_WATCHDOG_SECONDS and restarts qcluster then.
+OUTBOX_STALL_SECONDS = env_int("OUTBOX_STALL_SECONDS", 300, minimum=1, maximum=86400)
+OUTBOX_WATCHDOG_SECONDS = env_int("OUTBOX_WATCHDOG_SECONDS", 60, minimum=1, maximum=3600)
 OUTBOX_BATCH_SIZE = env_int("OUTBOX_BATCH_SIZE", 10, minimum=1, maximum=500)
 OUTBOX_DRAIN_SECONDS = env_int("OUTBOX_DRAIN_SECONDS", 20, minimum=1, maximum=3600)
 OUTBOX_BACKOFF_BASE_MS = env_int("OUTBOX_BACKOFF_BASE_MS", 5000, minimum=1, maximum=3600000)
@@ -268,6 +273,9 @@ APPROVAL_THRESHOLD = env_decimal("APPROVAL_THRESHOLD", Decimal("1000.00"))
 # The AIQ GL account unidentified money is parked on (an other receipt to it) until a person
 # knows whose it is.
 SUSPENSE_GL_ACCOUNT_CODE = env_str("SUSPENSE_GL_ACCOUNT_CODE", "9990")
+# The AIQ GL account VAT on sales is posted to (a duplicate credit note's reversing journal
+# credits its tax back here).
+AIQ_VAT_GL_ACCOUNT_CODE = env_str("AIQ_VAT_GL_ACCOUNT_CODE", "2200")
 
 # --- API for other systems (docs/api.md) ------------------------------------------------------
 # requests per API client, counted in the cache (Redis when REDIS_URL is set)
@@ -320,3 +328,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"zeep": {"level": "WARNING"}, "django_q": {"level": "WARNING"}},
 }
+
+# Sales invoices e-mailed to customers (sales/tasks.py): console locally, SMTP or a file backend
+# where configured (EMAIL_HOST etc. are Django's own settings names).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "accounts@localhost")

@@ -146,7 +146,10 @@ def main() -> None:
     entity = Entity.objects.create(
         name="Demo", company_id="demo", region="sandbox", credentials_key="DEMO"
     )
-    SOURCE = InvoiceSource.objects.create(entity=entity, code="BENCH", name="Bench CRM")
+    # breakdowns are not attached here: the bench times the invoices themselves
+    SOURCE = InvoiceSource.objects.create(
+        entity=entity, code="BENCH", name="Bench CRM", attach_breakdown=False
+    )
     # the seeded customers carry credit limits: warn, so every invoice is pushed (the credit
     # check itself still runs: one GetAccountBalanceInformation per submission)
     SalesSettings.objects.create(entity=entity, credit_action=CreditAction.WARN)

@@ -10,10 +10,12 @@ in a temp dir, or DATABASE_URL if set; the broker is Redis when REDIS_URL is set
 (tests/outbox_support.py `chaos_workload`, the same core as the suite's chaos test): receipts,
 their dependent allocations settling whole invoices, write-off journals (sales credit
 journals), sales debit journals (what a refund posts) and credit notes. Faults (`CHAOS_FAULTS`):
-20 ms per call, 8 % of writes committed and then the connection closed unanswered, 4 % of calls
-refused with HTTP 500 before touching the books, tokens expiring every 40 calls. The sandbox
-cannot commit *late* (after the caller gave up): that fault is not injected here. A full pull
-(`sync_run`) runs every 3 s while the outbox works; K busy task workers are SIGKILLed.
+20 ms per call, 6 % of writes committed and then the connection closed unanswered, 3 % of calls
+reset before touching the books, 3 % refused with HTTP 500, 5 % of writes accepted unanswered
+and committed 1.5 s later (within the 3 s settle period), tokens expiring every 40 calls. A
+full pull (`sync_run`) runs every 3 s while the outbox works; K busy task workers are SIGKILLed.
+Then --late-past-settle receipts and journals whose first send AIQ commits only after the settle
+period: they are resent, so AIQ holds them twice; the pull must flag every one.
 
 Prints: duplicates (a reference AIQ holds more than once; an invoice allocated beyond its
 gross), losses (a confirmed command whose write AIQ does not hold), parked commands, duplicates
@@ -60,6 +62,8 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=300)
     parser.add_argument("--kills", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--clusters", type=int, default=1, help="qcluster processes")
+    parser.add_argument("--late-past-settle", type=int, default=6)
     parser.add_argument("--seed", type=int, default=19)
     parser.add_argument("--timeout", type=float, default=1800)
     args = parser.parse_args()
@@ -85,9 +89,11 @@ def main() -> None:
     world = World(server, entity)
     clusters: list[Cluster] = []
 
-    def start() -> Cluster:
+    def start(index: int) -> Cluster:
         env = {**cluster_env(server.url), **seed.credentials()}
-        cluster = Cluster(Path(VAR) / "qcluster.log", workers=args.workers, env=env)
+        if index == 0 and args.clusters > 1:
+            env["Q_SCHEDULER"] = "true"  # one cluster schedules, the others only work
+        cluster = Cluster(Path(VAR) / f"qcluster-{index}.log", workers=args.workers, env=env)
         clusters.append(cluster)
         return cluster
 
@@ -95,7 +101,8 @@ def main() -> None:
     db = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[1]
     broker = "Redis" if settings.REDIS_URL else "ORM"
     print(
-        f"soak: {args.commands} commands, {args.kills} kills, {args.workers} workers, "
+        f"soak: {args.commands} commands, {args.kills} kills, {args.clusters} cluster(s) of "
+        f"{args.workers} workers, "
         f"{db} + {broker} broker; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     try:
@@ -106,6 +113,8 @@ def main() -> None:
             kills=args.kills,
             seed=args.seed,
             timeout=args.timeout,
+            clusters=args.clusters,
+            late_past_settle=args.late_past_settle,
         )
     finally:
         for cluster in clusters:
@@ -113,8 +122,10 @@ def main() -> None:
         server.stop()
     print(f"kinds: {', '.join(f['kinds'])}; {f['commands']} commands enqueued")
     print(
-        f"faults fired: {f['drops']} answers dropped after commit, {f['failures']} calls "
-        f"refused; {f['kills']} busy workers SIGKILLed; {f['pulls']} AIQ pulls"
+        f"faults fired: {f['drops']} answers dropped after commit, {f['resets']} connections "
+        f"reset, {f['late_commits']} writes committed late ({f['late_landed']} landed; all "
+        f"landed: {f['all_late_landed']}), {f['failures']} calls refused; {f['kills']} busy "
+        f"workers SIGKILLed; {f['pulls']} AIQ pulls"
     )
     print(f"all settled: {f['settled']} in {f['seconds']:.1f} s; still open: {f['open']}")
     print(f"duplicates in AIQ: {len(f['duplicates'])} {f['duplicates'][:10]}")
@@ -124,8 +135,23 @@ def main() -> None:
         f"DuplicateWrite flags: {f['flagged']}; duplicates not flagged: "
         f"{len(f['unflagged_duplicates'])}"
     )
+    print(f"plans whose final state differs from AIQ's books: {len(f['plans_wrong'])}")
+    late = f["late_past_settle"]
+    if late:
+        print(
+            f"committed after the settle period: {len(late['references'])} writes; duplicates "
+            f"in AIQ {len(late['duplicates'])}, flagged by the pull "
+            f"{len(late['duplicates']) - len(late['unflagged_duplicates'])}"
+        )
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    ok = f["settled"] and not f["duplicates"] and not f["losses"] and not f["parked"]
+    ok = (
+        f["settled"]
+        and not f["duplicates"]
+        and not f["losses"]
+        and not f["parked"]
+        and not f["plans_wrong"]
+        and not (late and late["unflagged_duplicates"])
+    )
     sys.exit(0 if ok else 1)
 
 

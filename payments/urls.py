@@ -42,6 +42,7 @@ urlpatterns = [
     path("approvals/<id:plan_id>/reject", approvals.reject, name="reject_plan"),
     path("outbox/", outbox.outbox, name="outbox"),
     path("provider-books/", provider_books.provider_books, name="provider_books"),
+    path("disputes/", provider_books.disputes, name="disputes"),
     path(
         "provider-books/export",
         provider_books.reconciliation_export,

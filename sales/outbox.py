@@ -5,6 +5,9 @@
 - sales_item_invoice  one item invoice: GetNewSalesInvoice -> SaveInvoiceGetBackInvoiceID ->
                       PostInvoiceGetBackTransactionID (order numbers, delivery dates, item codes)
 - sales_invoice_bulk  up to BULK_SIZE batch invoices: CreateBatchSalesInvoiceBulkGetBackTransactionIDs
+- sales_paid_invoice  an already-paid order: PostPayAndAllocateSalesInvoice posts the batch
+                      invoice, its receipt and their allocation in one call (after our duplicate
+                      check and with AIQ's own on invoice and receipt references)
 
 Duplicate check before any create (AIQ has no idempotency keys): each invoice is looked up by
 its external reference, GetInvoicesByExternalReference (item invoices, saved or posted) and
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 
-from ledger.aiq.errors import AiqPermanentError, AiqTemporaryError
+from ledger.aiq.errors import AiqAmbiguousError, AiqPermanentError, AiqTemporaryError
 from ledger.aiq.results import as_decimal, get
 from ledger.models import OutboxCommand
 from ledger.outbox.executors import (
@@ -38,6 +41,7 @@ from ledger.outbox.steps import command_kind_register
 KIND_BATCH = "sales_invoice"
 KIND_ITEM = "sales_item_invoice"
 KIND_BULK = "sales_invoice_bulk"
+KIND_PAID = "sales_paid_invoice"
 ORIGIN = "sales_invoice"
 BULK_SIZE = 100
 # duplicate look-ups of one bulk command run side by side, 10 at a time (the HTTP session's
@@ -150,6 +154,11 @@ def sales_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
     found = _look_up_all(client, _invoices(command, payload))
     if any(not (hit and hit.get("transaction_id")) for hit in found.values()):
         return ReadBack(0, {}, evidence={"found": found})
+    if command.kind == KIND_PAID:
+        for invoice in _invoices(command, payload):
+            found[invoice["external_reference"]]["receipt_transaction_id"] = _receipt_of(
+                client, invoice
+            )
     return ReadBack(1, _result(command, found, {}))
 
 
@@ -164,6 +173,7 @@ def _result(command: OutboxCommand, found: dict, refused: dict) -> dict:
             "linked": bool(before.get(ref, {}).get("transaction_id")),
             "extra_ids": hit.get("extra_ids", []),
             "amount": hit.get("amount", ""),
+            "receipt_transaction_id": hit.get("receipt_transaction_id"),
         }
     return {"invoices": invoices, "refused": refused}
 
@@ -246,6 +256,44 @@ def item_document(client, invoice: dict) -> dict:
     return document
 
 
+def _paid_query(command: OutboxCommand, invoice: dict) -> dict:
+    paid = invoice["paid"]
+    return {
+        # AIQ's own duplicate checks as well as ours: they refuse a second invoice or receipt
+        "PerformExternalReferenceDuplicateCheckOnInvoice": True,
+        "PerformExternalReferenceDuplicateCheckOnReceipt": True,
+        "BatchInvoice": _batch_fields({}, invoice),
+        "Receipt": {
+            "CustomerCode": invoice["customer_code"].upper(),
+            "CheckReference": paid["reference"],
+            "PaymentAmount": as_decimal(paid["amount"]),
+            "BankAccountCode": paid["bank_account_code"],
+            "PaymentDate": _midnight(paid["paid_on"]),
+            "ExchangeRate": Decimal(1),
+            "BankExchangeRate": Decimal(1),
+            "Description": f"Paid order {invoice['external_reference']}"[:250],
+        },
+        "PerformAllocation": True,
+        "AllocationDate": _midnight(paid["paid_on"]),
+        "AllocationReference": invoice["external_reference"][:50],
+        "ClientUniqueReference": command.external_reference,
+        "EnforceCreditLimit": False,
+    }
+
+
+def _receipt_of(client, invoice: dict) -> int | None:
+    paid = invoice.get("paid") or {}
+    if not paid.get("reference"):
+        return None
+    ids = sorted(
+        int(get(t, "TransactionID"))
+        for t in transactions_by_reference(
+            client, paid["reference"], date.fromisoformat(paid["paid_on"])
+        )
+    )
+    return ids[0] if ids else None
+
+
 def sales_send(client, command: OutboxCommand, payload: dict) -> dict:
     invoices = _invoices(command, payload)
     found = command.evidence.get("found")
@@ -255,7 +303,23 @@ def sales_send(client, command: OutboxCommand, payload: dict) -> dict:
     todo = [
         i for i in invoices if not (found.get(i["external_reference"]) or {}).get("transaction_id")
     ]
-    if command.kind == KIND_ITEM:
+    if command.kind == KIND_PAID:
+        # an already-paid order: invoice, receipt and allocation in one AIQ call
+        for invoice in todo:
+            answer = client.post_pay_and_allocate_sales_invoice(
+                _paid_query(command, invoice), replay_safe=REPLAY_AFTER_EXPIRY
+            )
+            transaction_id = int(get(answer, "InvoiceTransactionID") or 0)
+            if not transaction_id:
+                raise AiqAmbiguousError(
+                    "PostPayAndAllocateSalesInvoice: Success without InvoiceTransactionID",
+                    operation="PostPayAndAllocateSalesInvoice",
+                )
+            found[invoice["external_reference"]] = {
+                "transaction_id": transaction_id,
+                "receipt_transaction_id": int(get(answer, "ReceiptTransactionID") or 0) or None,
+            }
+    elif command.kind == KIND_ITEM:
         for invoice in todo:
             saved = (found.get(invoice["external_reference"]) or {}).get("saved_invoice_id")
             if not saved:
@@ -330,4 +394,10 @@ def register() -> None:
     command_kind_register(KIND_BATCH, executor=EXECUTOR, payload=SalesInvoicePayload)
     command_kind_register(KIND_ITEM, executor=EXECUTOR, payload=SalesInvoicePayload)
     command_kind_register(KIND_BULK, executor=EXECUTOR, payload=SalesInvoiceBulkPayload)
+    command_kind_register(
+        KIND_PAID,
+        executor=EXECUTOR,
+        payload=SalesInvoicePayload,
+        label="Post paid sales invoice (pay and allocate)",
+    )
     origin_register(ORIGIN, Origin(confirmed=_confirmed, failed=_failed, parked=_parked))

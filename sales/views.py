@@ -11,6 +11,7 @@ from django.db.models import Count, Q, Sum
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from ledger.models import Invoice
 from sales.models import InvoiceSource, SalesBatch, SalesInvoice
 from sales.services import invoices as invoice_services
 from sales.services import uploads
@@ -145,10 +146,20 @@ def invoice_detail(request, invoice_id):
     invoice = get_or_404(
         SalesInvoice.objects.select_related("source", "batch", "command", "entity"), pk=invoice_id
     )
+    mirror = None
+    if invoice.aiq_transaction_id:
+        mirror = Invoice.objects.filter(
+            entity=invoice.entity_id, aiq_transaction_id=invoice.aiq_transaction_id
+        ).first()
     return render(
         request,
         "sales/invoice_detail.html",
-        {"invoice": invoice, "lines": invoice.lines.order_by("line_number")},
+        {
+            "invoice": invoice,
+            "lines": invoice.lines.order_by("line_number"),
+            "mirror": mirror,
+            "attachments": mirror.attachments.all() if mirror else [],
+        },
     )
 
 

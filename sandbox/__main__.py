@@ -4,6 +4,7 @@
     python -m sandbox serve --port 8765 --db var/aiq-sandbox.sqlite3 \\
         [--host 127.0.0.1] [--token-ttl 1200] [--latency-ms 0] [--failure-rate 0] \\
         [--failure-mode http500|aiq] [--drop-after-commit-rate 0] [--token-expire-every 0] \\
+        [--reset-rate 0] [--late-commit-rate 0] [--late-commit-ms 2000] \\
         [--fault-seed N] [--seed-if-empty]
 """
 
@@ -43,6 +44,9 @@ def main(argv=None) -> int:
     serve.add_argument("--failure-mode", choices=("http500", "aiq"), default="http500")
     serve.add_argument("--drop-after-commit-rate", type=_rate, default=0.0)
     serve.add_argument("--token-expire-every", type=_count, default=0, help="calls per token")
+    serve.add_argument("--reset-rate", type=_rate, default=0.0)
+    serve.add_argument("--late-commit-rate", type=_rate, default=0.0)
+    serve.add_argument("--late-commit-ms", type=_count, default=2000)
     serve.add_argument("--fault-seed", type=int, default=None)
     serve.add_argument("--seed-if-empty", action="store_true", help="seed a new database")
     args = parser.parse_args(argv)
@@ -74,6 +78,9 @@ def main(argv=None) -> int:
             "failure_mode": args.failure_mode,
             "drop_after_commit_rate": args.drop_after_commit_rate,
             "token_expire_every": args.token_expire_every,
+            "reset_rate": args.reset_rate,
+            "late_commit_rate": args.late_commit_rate,
+            "late_commit_ms": args.late_commit_ms,
             "seed": args.fault_seed,
         },
     )

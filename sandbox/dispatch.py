@@ -41,7 +41,7 @@ _PARSER = etree.XMLParser(
 class Outcome:
     status: int
     body: bytes
-    drop: bool = False  # committed a write; close the connection without answering
+    drop: bool = False  # close the connection without answering (written, reset or late)
     op: str | None = None
 
 
@@ -99,6 +99,18 @@ def handle(app, version: str, body: bytes, soap_action: str | None) -> Outcome:
         )
         return Outcome(200, _failure_body(op_spec, failure), op=op_spec.name)
 
+    if app.faults.should_reset(op_spec.name):
+        return Outcome(0, b"", drop=True, op=op_spec.name)  # nothing written, nothing said
+    delay = app.faults.late_commit_delay(op_spec.name) if operation.write else None
+    if delay is not None:
+        try:
+            with app.store.transaction() as db:
+                entity = _authenticate(app, db, version, operation, args, header)
+        except AiqFailure as failure:
+            return Outcome(200, _failure_body(op_spec, failure), op=op_spec.name)
+        app.later(delay, _commit_late, app, op_spec, operation, entity["id"], args)
+        return Outcome(0, b"", drop=True, op=op_spec.name)  # accepted; committed later
+
     try:
         with app.store.transaction() as db:
             entity = _authenticate(app, db, version, operation, args, header)
@@ -117,6 +129,25 @@ def handle(app, version: str, body: bytes, soap_action: str | None) -> Outcome:
         )
     drop = operation.write and app.faults.should_drop(op_spec.name)
     return Outcome(200, payload, drop=drop, op=op_spec.name)
+
+
+def _commit_late(app, op_spec, operation, entity_id: str, args: dict) -> None:
+    """A write accepted earlier (its caller got no answer) is processed now, as AIQ would when
+    it catches up: with the books as they are now, so its own checks may refuse it."""
+    try:
+        with app.store.transaction() as db:
+            entity = db.execute("SELECT * FROM entity WHERE id = ?", (entity_id,)).fetchone()
+            ctx = Ctx(db=db, entity=entity, now=now(), user="api", app=app)
+            _success_body(op_spec, operation.handler(ctx, args))
+    except AiqFailure as failure:
+        log.info("sandbox: late %s refused: %s", op_spec.name, failure.message)
+        app.faults.late_outcome(False)
+        return
+    except Exception:
+        log.exception("sandbox: late %s failed", op_spec.name)
+        app.faults.late_outcome(False)
+        return
+    app.faults.late_outcome(True)
 
 
 def _authenticate(app, db, version, operation, args, header):

@@ -9,6 +9,15 @@ real, remote AIQ does on a bad day.
   committed and then the connection is closed without an answer, so the caller sees a
   connection error or timeout although the write happened (the case that doubles receipts in
   a naive client).
+- `reset_rate` (0..1) and `reset_next`: the connection is closed (reset) before the call
+  touches the books: the caller cannot tell this from a lost answer, but nothing was written.
+- `late_commit_rate` (0..1) and `late_commit_next`: for operations that write, AIQ accepts the
+  call and closes the connection without answering, and commits the write `late_commit_ms`
+  later (as a busy AIQ that finishes processing after the caller timed out). A read-back
+  before then finds nothing; one after it finds the write. A late write that AIQ's own checks
+  refuse by then (e.g. the invoice meanwhile fully allocated) is not written, as in AIQ.
+  `SandboxServer.settle_late_commits()` waits until every late write has landed;
+  `release_late_commits()` commits the waiting ones at once (AIQ catching up at a chosen moment).
 - `token_expire_every`: each session/access token is good for this many calls, then reports
   `HasExpired` (0 = off). "Expire all tokens now" is `SandboxServer.expire_tokens()`.
 - `ops`: when set, failures and drops only hit these operation names.
@@ -33,6 +42,11 @@ class FaultSettings:
     token_expire_every: int = 0
     fail_next: int = 0
     drop_next: int = 0
+    reset_rate: float = 0.0
+    reset_next: int = 0
+    late_commit_rate: float = 0.0
+    late_commit_next: int = 0
+    late_commit_ms: int = 2000
     ops: list[str] | None = None
     seed: int | None = None
 
@@ -42,6 +56,11 @@ class FaultStats:
     failures: int = 0
     drops: int = 0
     dropped_ops: list[str] = field(default_factory=list)
+    resets: int = 0
+    late_commits: int = 0  # writes accepted to be committed late
+    late_landed: int = 0  # ... of which AIQ committed
+    late_refused: int = 0  # ... of which AIQ's own checks refused when their time came
+    late_ops: list[str] = field(default_factory=list)
 
 
 class Faults:
@@ -100,6 +119,41 @@ class Faults:
                 return self.settings.failure_mode
             return None
 
+    def _hit(self, op: str, rate_name: str, next_name: str) -> bool:
+        """Under the lock: does the `next` count or the rate pick this call?"""
+        if not self._applies(op):
+            return False
+        if getattr(self.settings, next_name) > 0:
+            setattr(self.settings, next_name, getattr(self.settings, next_name) - 1)
+            return True
+        rate = getattr(self.settings, rate_name)
+        return bool(rate) and self._rng.random() < rate
+
+    def should_reset(self, op: str) -> bool:
+        """Before the call touches the books: close the connection without answering?"""
+        with self._lock:
+            hit = self._hit(op, "reset_rate", "reset_next")
+            if hit:
+                self.stats.resets += 1
+            return hit
+
+    def late_commit_delay(self, op: str) -> float | None:
+        """For a write: seconds after which AIQ commits it (the caller gets no answer), or None
+        to handle it now."""
+        with self._lock:
+            if not self._hit(op, "late_commit_rate", "late_commit_next"):
+                return None
+            self.stats.late_commits += 1
+            self.stats.late_ops.append(op)
+            return self.settings.late_commit_ms / 1000
+
+    def late_outcome(self, landed: bool) -> None:
+        with self._lock:
+            if landed:
+                self.stats.late_landed += 1
+            else:
+                self.stats.late_refused += 1
+
     def should_drop(self, op: str) -> bool:
         """Called after a write committed: close the connection without answering?"""
         with self._lock:
@@ -151,6 +205,11 @@ def _validated(values: dict) -> FaultSettings:
         token_expire_every=count("token_expire_every"),
         fail_next=count("fail_next"),
         drop_next=count("drop_next"),
+        reset_rate=rate("reset_rate"),
+        reset_next=count("reset_next"),
+        late_commit_rate=rate("late_commit_rate"),
+        late_commit_next=count("late_commit_next"),
+        late_commit_ms=count("late_commit_ms"),
         ops=sorted(ops) if ops is not None else None,
         seed=seed,
     )

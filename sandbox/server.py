@@ -68,6 +68,11 @@ class SandboxServer:
         self._connections: set = set()
         self._connections_lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        # writes accepted to be committed later (faults: late_commit_*), one timer each
+        self._late: dict[int, tuple] = {}  # key -> (timer, fn, args)
+        self._late_seq = 0
+        self._late_running = 0
+        self._late_lock = threading.Condition()
 
     @property
     def url(self) -> str:
@@ -87,6 +92,65 @@ class SandboxServer:
 
     def expire_tokens(self) -> int:
         return self.tokens.expire_all()
+
+    def later(self, delay: float, fn, *args) -> None:
+        """Run fn(*args) after `delay` seconds on its own thread (a late commit)."""
+        with self._late_lock:
+            self._late_seq += 1
+            key = self._late_seq
+            timer = threading.Timer(delay, self._run_late, args=(key,))
+            timer.daemon = True
+            self._late[key] = (timer, fn, args)
+        timer.start()
+
+    def _take_late(self, key: int):
+        """The late commit `key`, now owned by the caller (None if another thread took it)."""
+        with self._late_lock:
+            entry = self._late.pop(key, None)
+            if entry is not None:
+                self._late_running += 1
+            return entry
+
+    def _run_late(self, key: int) -> None:
+        entry = self._take_late(key)
+        if entry is not None:
+            self._run_taken(entry)
+
+    def _run_taken(self, entry) -> None:
+        _timer, fn, args = entry
+        try:
+            fn(*args)
+        finally:
+            with self._late_lock:
+                self._late_running -= 1
+                self._late_lock.notify_all()
+
+    def late_pending(self) -> int:
+        with self._late_lock:
+            return len(self._late) + self._late_running
+
+    def release_late_commits(self) -> int:
+        """Commit every write still waiting for its late commit now (AIQ catching up at a
+        moment the caller chooses, e.g. after the outbox resent it); returns how many."""
+        with self._late_lock:
+            keys = list(self._late)
+        released = 0
+        for key in keys:
+            entry = self._take_late(key)
+            if entry is None:
+                continue  # its timer fired meanwhile
+            entry[0].cancel()
+            self._run_taken(entry)
+            released += 1
+        return released
+
+    def settle_late_commits(self, timeout: float = 120) -> bool:
+        """Wait until every write accepted for a late commit has been committed (or refused);
+        False if some are still waiting after `timeout` seconds."""
+        with self._late_lock:
+            return self._late_lock.wait_for(
+                lambda: not self._late and not self._late_running, timeout=timeout
+            )
 
     def start(self) -> "SandboxServer":
         """Serve in a background thread (tests); returns self."""
@@ -116,6 +180,12 @@ class SandboxServer:
                 pass
         if self._thread is not None:
             self._thread.join(timeout=5)
+        with self._late_lock:
+            late, self._late = list(self._late.values()), {}
+        for timer, _fn, _args in late:  # a stopped AIQ commits nothing more
+            timer.cancel()
+        with self._late_lock:  # ... and finishes what it was committing
+            self._late_lock.wait_for(lambda: not self._late_running, timeout=5)
         self.store.close()
 
 

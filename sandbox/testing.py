@@ -71,6 +71,15 @@ class RunningSandbox:
     def expire_tokens(self) -> int:
         return self.server.expire_tokens()
 
+    def late_pending(self) -> int:
+        return self.server.late_pending()
+
+    def settle_late_commits(self, timeout: float = 120) -> bool:
+        return self.server.settle_late_commits(timeout)
+
+    def release_late_commits(self) -> int:
+        return self.server.release_late_commits()
+
     def add_bank(
         self, bank_account_code: str, gl_code: str, currency: str, *, entity: str = "demo"
     ) -> None:

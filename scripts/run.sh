@@ -51,7 +51,9 @@ $PY manage.py seed_demo_formats
 $PY manage.py aiq_sync || echo "AIQ pull did not complete; the scheduled pull will retry"
 $PY manage.py setup_schedules
 
-$PY manage.py qcluster >var/log/qcluster.log 2>&1 & pids+=($!)
+# qcluster under a watchdog: restarted when it exits or is wedged (due outbox rows and no
+# progress for OUTBOX_STALL_SECONDS; ledger/outbox/health.py)
+$PY manage.py outbox_watchdog >var/log/qcluster.log 2>&1 & pids+=($!)
 echo "Task workers: logging to var/log/qcluster.log"
 echo
 echo "$logins"

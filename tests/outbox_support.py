@@ -323,12 +323,27 @@ def mirror_workload(server, entity, count: int) -> None:
 
 # --- chaos: every kind of write, faults, pulls and kills (bench/soak_outbox.py and the test) --
 
+# the settle period of the chaos clusters (cluster_env): no read-back before it has passed
+CHAOS_SETTLE_SECONDS = 3
 CHAOS_FAULTS = {
     "latency_ms": 20,  # keeps workers busy, so kills land mid-task
-    "drop_after_commit_rate": 0.08,  # committed, then the connection is closed unanswered
-    "failure_rate": 0.04,  # HTTP 500 before the books are touched
+    "drop_after_commit_rate": 0.06,  # committed, then the connection is closed unanswered
+    "reset_rate": 0.03,  # the connection is reset before the books are touched
+    "failure_rate": 0.03,  # HTTP 500 before the books are touched
+    # accepted, unanswered, and committed 1.5 s later: within the settle period, so a
+    # read-back must find it and nothing may be sent twice
+    "late_commit_rate": 0.05,
+    "late_commit_ms": 1500,
     "token_expire_every": 40,
 }
+# after the chaos: writes that AIQ commits only after the settle period (after the outbox
+# resent them). The outbox cannot tell them from writes that never landed, so it resends; each
+# must then be found by the next pull, flagged and listed for repair.
+LATE_PAST_SETTLE_OPS = [
+    "SaveSalesReceiptGetBackTransactionID",
+    "PostSalesCreditJournalGetBackTransactionID",
+    "PostSalesDebitJournalGetBackTransactionID",
+]
 
 
 def cluster_env(server_url: str) -> dict[str, str]:
@@ -341,7 +356,7 @@ def cluster_env(server_url: str) -> dict[str, str]:
         "AIQ_CONNECT_TIMEOUT_SECONDS": "1",
         "AIQ_READ_TIMEOUT_SECONDS": "1",
         "OUTBOX_LEASE_SECONDS": "10",
-        "OUTBOX_SETTLE_SECONDS": "3",
+        "OUTBOX_SETTLE_SECONDS": str(CHAOS_SETTLE_SECONDS),
         "OUTBOX_DRAIN_SECONDS": "5",
         "Q_TIMEOUT_SECONDS": "30",
         "Q_SCHEDULER": "false",  # the caller runs the sweeper itself
@@ -350,20 +365,65 @@ def cluster_env(server_url: str) -> dict[str, str]:
 
 
 def chaos_invoices_needed(commands: int) -> int:
-    """Each unit of 8 or 9 commands uses 3 or 4 invoices (see chaos_workload)."""
-    return (commands // 8 + 1) * 4
+    """Each unit of 10 or 11 commands uses 4 or 5 invoices (see chaos_workload)."""
+    return (commands // 10 + 1) * 5
+
+
+def chaos_clerk():
+    """The clerk whose plans the chaos workload submits (under the approval threshold, so the
+    submission approves them and queues their writes, as in production)."""
+    from django.contrib.auth.models import Group, User
+
+    from staff.models import Role
+
+    user, _ = User.objects.get_or_create(username="chaos-clerk")
+    user.groups.add(Group.objects.get_or_create(name=Role.CLERK)[0])
+    return user
+
+
+def chaos_plan(world, invoice, clerk, n: int):
+    """A payment of the invoice's gross from its customer and a plan settling the invoice,
+    submitted by a clerk: approved, its receipt and allocation queued with the plan as origin."""
+    from django.utils import timezone
+
+    from ledger.models import OutboxCommand
+    from payments.models import Payment
+    from payments.services.plans import plan_propose, plan_submit
+
+    payment = Payment.objects.create(
+        entity=world.entity,
+        source="stripe",
+        external_id=f"pi_chaos_{n}",
+        amount=invoice.gross_amount,
+        currency=invoice.currency,
+        received_at=timezone.now(),
+        customer=world.customer,
+        description=f"payment for {invoice.invoice_number}",
+    )
+    plan = plan_propose(
+        payment=payment,
+        actor=clerk,
+        lines=[{"invoice_id": invoice.pk, "amount": invoice.gross_amount}],
+    )
+    plan = plan_submit(plan=plan, actor=clerk)
+    commands = OutboxCommand.objects.filter(origin_type="allocation_plan", origin_id=plan.pk)
+    receipt = commands.get(kind=OutboxCommand.Kind.POST_RECEIPT)
+    allocation = commands.get(kind=OutboxCommand.Kind.ALLOCATE)
+    return plan, receipt, allocation
 
 
 def chaos_workload(world, commands: int) -> list[tuple[str, object, object]]:
-    """About `commands` commands of every kind, enqueued as approvals would, per unit of 8:
-    three receipts each settling a whole invoice through a dependent allocation (6), a write-off
-    (sales credit journal) and a sales debit journal (as a refund's) (2); every other unit
-    also a credit note against a third invoice. Returns (kind, command, invoice or None)."""
+    """About `commands` commands of every kind, enqueued as approvals would, per unit of 10:
+    three receipts each settling a whole invoice through a dependent allocation (6), a plan a
+    clerk submitted for a fourth (its receipt and allocation, 2), a write-off (sales credit
+    journal) and a sales debit journal (as a refund's) (2); every other unit also a credit note
+    against a fifth invoice. Returns (kind, command, invoice or None)."""
     from ledger.models import CreditNote, DocumentStatus
     from ledger.outbox.services import outbox_enqueue
 
     today = date.today().isoformat()
     invoices = iter(world.invoices(chaos_invoices_needed(commands)))
+    clerk = chaos_clerk()
     items: list[tuple[str, object, object]] = []
     unit = 0
     while len(items) < commands:
@@ -372,6 +432,9 @@ def chaos_workload(world, commands: int) -> list[tuple[str, object, object]]:
         )
         for invoice, receipt, allocation in pairs:
             items += [("receipt", receipt, invoice), ("allocation", allocation, invoice)]
+        invoice = next(invoices)
+        _plan, receipt, allocation = chaos_plan(world, invoice, clerk, unit)
+        items += [("receipt", receipt, invoice), ("allocation", allocation, invoice)]
         for kind, prefix in (("post_write_off", "WO"), ("post_debit_journal", "SDJ")):
             reference = f"{prefix}-CHAOS-{unit}"
             command = outbox_enqueue(
@@ -464,31 +527,111 @@ def chaos_books(server, items, entity_code: str = "demo") -> dict:
         elif held == 0 and state == OutboxCommand.State.CONFIRMED:
             losses.append((kind, command.external_reference, 0))
     flagged = set(DuplicateWrite.objects.values_list("external_reference", flat=True))
+    by_invoice = {inv.invoice_number: cmd.external_reference for k, cmd, inv in items if inv}
     return {
         "duplicates": duplicates,
         "losses": losses,
         "parked": parked,
         "flagged": len(flagged),
-        "unflagged_duplicates": [d for d in duplicates if d[1] not in flagged],
+        "unflagged_duplicates": [
+            d
+            for d in duplicates
+            if d[1] not in flagged and by_invoice.get(d[1], d[1]) not in flagged
+        ],
     }
 
 
-def chaos_run(world, start_cluster, *, commands: int, kills: int, seed: int, timeout: float):
-    """Enqueue the workload into a running cluster under CHAOS_FAULTS, SIGKILL `kills` busy
-    workers, run the sweeper every 0.5 s and an AIQ pull every 3 s, then wait until every
-    command is confirmed or parked. Returns the figures of chaos_books plus timings."""
+def chaos_plan_states(server, entity_code: str = "demo") -> list[tuple]:
+    """Plans whose final state is not what AIQ's books hold. A confirmed plan: its receipt once
+    in AIQ and each line's invoice settled by exactly that line's amount from it, its payment
+    "Confirmed in AIQ". A failed one: nothing of it in AIQ, or what is there flagged for
+    repair. One needing a person: nothing, or its command is listed for a person (that is what
+    the state says). Anything else (still on its way) is not a final state."""
+    from ledger.models import DuplicateWrite, OutboxCommand
+    from payments.models import AllocationPlan, Payment
+
+    Plan = AllocationPlan.State
+    payment_state = {
+        Plan.CONFIRMED: Payment.MatchState.SENT,
+        Plan.FAILED: Payment.MatchState.FAILED,
+        Plan.NEEDS_PERSON: Payment.MatchState.NEEDS_PERSON,
+    }
+    flagged = set(DuplicateWrite.objects.values_list("external_reference", flat=True))
+    wrong = []
+    plans = AllocationPlan.objects.select_related("payment").prefetch_related("lines__invoice")
+    for plan in plans.order_by("pk"):
+        commands = list(
+            OutboxCommand.objects.filter(origin_type="allocation_plan", origin_id=plan.pk)
+        )
+        [receipt] = [c for c in commands if c.kind == OutboxCommand.Kind.POST_RECEIPT]
+        held = {t["transaction_id"] for t in server.state.transactions(receipt.external_reference)}
+        allocated = {
+            line.pk: sum(
+                a["amount"]
+                for a in server.state.allocations(line.invoice.aiq_transaction_id)
+                if a["credit_transaction_id"] in held
+            )
+            for line in plan.lines.all()
+        }
+        if plan.payment.match_state != payment_state.get(plan.state):
+            wrong.append((plan.pk, plan.state, "payment", plan.payment.match_state))
+        if plan.state == Plan.CONFIRMED:
+            if len(held) != 1 or any(
+                allocated[line.pk] != line.amount for line in plan.lines.all()
+            ):
+                wrong.append((plan.pk, plan.state, len(held), allocated))
+        elif plan.state in (Plan.FAILED, Plan.NEEDS_PERSON):
+            in_aiq = bool(held) or any(allocated.values())
+            listed = any(c.external_reference in flagged for c in commands) or (
+                plan.state == Plan.NEEDS_PERSON
+                and any(c.state == OutboxCommand.State.NEEDS_PERSON for c in commands)
+            )
+            if in_aiq and not listed:
+                wrong.append((plan.pk, plan.state, len(held), allocated))
+        else:
+            wrong.append((plan.pk, plan.state, "not final"))
+    return wrong
+
+
+def chaos_run(
+    world,
+    start_cluster,
+    *,
+    commands: int,
+    kills: int,
+    seed: int,
+    timeout: float,
+    clusters: int = 1,
+    late_past_settle: int = 0,
+):
+    """Enqueue the workload into `clusters` running clusters (start_cluster(index)) under
+    CHAOS_FAULTS, SIGKILL `kills` busy workers, run the sweeper every 0.5 s and an AIQ pull every
+    3 s, then wait until every command is confirmed or parked. With `late_past_settle`, that
+    many receipts and journals are then sent while AIQ commits each first send only after the
+    settle period (the duplicates the outbox cannot prevent; the pull must flag them). Returns
+    the figures of chaos_books (the chaos workload) and of the late ones, plus timings."""
     from ledger.models import OutboxCommand
     from ledger.outbox.tasks import sweep
     from ledger.sync.services import sync_claim, sync_run
 
     rng = random.Random(seed)
     world.server.faults.update(**CHAOS_FAULTS, seed=seed)
-    cluster = start_cluster()
-    assert wait_until(lambda: len(cluster.workers()) >= 2, timeout=60), "cluster did not start"
+    running = [start_cluster(index) for index in range(clusters)]
+    assert wait_until(lambda: all(len(c.workers()) >= 2 for c in running), timeout=60), (
+        "cluster did not start"
+    )
     started = time.monotonic()
     items = chaos_workload(world, commands)
     last = {"sweep": 0.0, "pull": 0.0}
     pulls = [0]
+
+    def pull():
+        try:
+            sync_claim(entity=world.entity)
+            sync_run(entity=world.entity)
+            pulls[0] += 1
+        except Exception:  # noqa: BLE001 - a claim refused (pull still running) is fine
+            pass
 
     def tick():
         now = time.monotonic()
@@ -496,27 +639,58 @@ def chaos_run(world, start_cluster, *, commands: int, kills: int, seed: int, tim
             sweep()
             last["sweep"] = now
         if now - last["pull"] >= 3:
-            try:
-                sync_claim(entity=world.entity)
-                sync_run(entity=world.entity)
-                pulls[0] += 1
-            except Exception:  # noqa: BLE001 - a claim refused (pull still running) is fine
-                pass
+            pull()
             last["pull"] = time.monotonic()
 
     killed = []
     kill_deadline = time.monotonic() + timeout / 2
+    # look for a busy worker often: with several clusters the work is spread thin and a
+    # worker is busy only while it drains (the rest of the time rows wait out settle periods)
     while len(killed) < kills and time.monotonic() < kill_deadline:
-        time.sleep(rng.uniform(0.05, 0.4))
-        victim = cluster.kill_random_worker(rng)
+        time.sleep(rng.uniform(0.02, 0.15))
+        victim = rng.choice(running).kill_random_worker(rng)
         if victim:
             killed.append(victim)
         tick()
-    open_ = OutboxCommand.objects.exclude(state__in=["confirmed", "failed", "needs_person"])
+    final = ["confirmed", "failed", "needs_person"]
+    open_ = OutboxCommand.objects.exclude(state__in=final)
     settled = wait_until(lambda: not open_.exists(), timeout=timeout, on_tick=tick)
     elapsed = time.monotonic() - started
     fired = world.server.faults.snapshot()["stats"]
-    world.server.faults.reset()  # the final pull and the count see AIQ without faults
+    world.server.faults.reset()
+    late_landed = world.server.settle_late_commits(timeout=30)
+
+    late = {}
+    if late_past_settle:
+        # held by AIQ until the outbox has given up waiting (settle period) and resent each;
+        # then AIQ commits them all (a timer alone could fire before a slow resend)
+        # one at a time, so that it is each command's first send that AIQ holds (with several
+        # at once, a slow queue can resend one before another is first sent)
+        late_items = []
+        for n in range(late_past_settle):
+            held = world.server.faults.snapshot()["stats"]["late_commits"]
+            world.server.faults.update(
+                late_commit_next=1, late_commit_ms=3_600_000, ops=LATE_PAST_SETTLE_OPS
+            )
+            late_items.append(chaos_late_item(world, n))
+            assert wait_until(
+                lambda held=held: world.server.faults.snapshot()["stats"]["late_commits"] > held,
+                timeout=60,
+                on_tick=tick,
+            ), "the first send was not made"
+        late_settled = wait_until(lambda: not open_.exists(), timeout=120, on_tick=tick)
+        released = world.server.release_late_commits()
+        late_landed = world.server.settle_late_commits(timeout=60) and late_landed
+        world.server.faults.reset()
+        pull()  # the next scheduled pull after AIQ committed them
+        late = chaos_books(world.server, late_items)
+        late.update(
+            settled=late_settled,
+            released=released,
+            references=[c.external_reference for _, c, _ in late_items],
+        )
+
+    # the final pull and the count see AIQ without faults
     sync_claim(entity=world.entity)
     sync_run(entity=world.entity)
     figures = chaos_books(world.server, items)
@@ -529,6 +703,45 @@ def chaos_run(world, start_cluster, *, commands: int, kills: int, seed: int, tim
         kinds=sorted({kind for kind, _, _ in items}),
         drops=fired["drops"],
         failures=fired["failures"],
+        resets=fired["resets"],
+        late_commits=fired["late_commits"],
+        late_landed=fired["late_landed"],
+        all_late_landed=late_landed,
+        plans_wrong=chaos_plan_states(world.server),
+        late_past_settle=late,
         open=list(open_.values_list("external_reference", "state")[:10]),
     )
     return figures
+
+
+def chaos_late_item(world, n: int) -> tuple[str, object, None]:
+    """The n-th write whose first send AIQ commits late: a receipt, a write-off or a debit
+    journal in turn (their operations are the only ones the late commits are switched on for)."""
+    from ledger.outbox.services import outbox_enqueue
+
+    today = date.today().isoformat()
+    kind = ("post_receipt", "post_write_off", "post_debit_journal")[n % 3]
+    reference = f"LATE-{n}"
+    if kind == "post_receipt":
+        payload = {
+            "customer_code": world.customer.code,
+            "bank_account_code": world.bank.bank_account_code,
+            "amount": f"{10 + n}.00",
+            "currency": world.customer.currency,
+            "payment_date": today,
+            "description": "paid late",
+            "payment_id": None,
+        }
+    else:
+        payload = {
+            "customer_code": world.customer.code,
+            "gl_account_code": "8100",
+            "amount": f"{2 + n}.25",
+            "currency": world.customer.currency,
+            "journal_date": today,
+            "description": reference,
+        }
+    command = outbox_enqueue(
+        entity=world.entity, kind=kind, payload=payload, external_reference=reference
+    )
+    return (kind, command, None)

@@ -263,3 +263,85 @@ def test_a_batch_above_the_entity_total_waits_for_a_second_person(entity, aiq_sa
     drain_all()
     assert SalesInvoice.objects.get().state == S.POSTED
     assert len(aiq_invoices(aiq_sandbox, "BIG-1")) == 1
+
+
+def test_a_posted_invoice_gets_its_breakdown_attached_in_aiq_and_its_pdf_e_mailed(
+    entity, aiq_sandbox, alice, settings
+):
+    from django.core import mail
+
+    from ledger.models import Invoice
+    from sales.tasks import invoice_email
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    SalesSettings.objects.create(entity=entity, email_invoices=True)
+    source = crm_source(entity)
+    content = invoice_file(
+        [row("MAIL-1", "ACME", "Acme", "100.00", "20.00", email="ap@acme.example")]
+    )
+    sales_upload_import(source=source, filename="mail.csv", content=content, actor=alice)
+    drain_all()
+    drain_all()  # the attachment's command, queued when the invoice was confirmed
+    invoice = SalesInvoice.objects.get()
+    mirror = Invoice.objects.get(aiq_transaction_id=invoice.aiq_transaction_id)
+    assert mirror.kind == Invoice.Kind.BATCH and mirror.outstanding_amount == Decimal("120.00")
+    listed = AiqClient.for_entity(entity).get_attached_document_list(
+        "Transaction", invoice.aiq_transaction_id
+    )
+    assert [d["Filename"] for d in listed] == [mirror.attachments.get().aiq_filename]
+    assert mirror.attachments.get().filename == "MAIL-1-breakdown.csv"
+
+    assert invoice_email(invoice.pk) is True
+    [message] = mail.outbox
+    assert message.to == ["ap@acme.example"]
+    names = [a[0] for a in message.attachments]
+    assert names == ["MAIL-1.pdf", "MAIL-1-breakdown.csv"]
+    assert message.attachments[0][1].startswith(b"%PDF")
+
+
+def test_an_already_paid_order_posts_invoice_receipt_and_allocation_once_despite_a_lost_answer(
+    entity, aiq_sandbox, alice
+):
+    from datetime import date
+
+    from ledger.models import Invoice
+    from sales.normalised import NormalisedInvoice, NormalisedLine, NormalisedPaid
+    from sales.services.invoices import sales_invoice_submit
+
+    source = crm_source(entity, code="SHOP")
+    order = NormalisedInvoice(
+        external_reference="SHOP-1001",
+        customer_code="ACME",
+        customer_name="Acme",
+        invoice_date=date(2026, 11, 20),
+        currency="GBP",
+        lines=[
+            NormalisedLine(
+                net_amount=Decimal("49.99"),
+                tax_amount=Decimal("10.00"),
+                tax_code="T1",
+                description="Card reader",
+            )
+        ],  # fmt: skip
+        paid=NormalisedPaid(
+            amount=Decimal("59.99"),
+            bank_account_code="BANK-GBP",
+            reference="SHOP-PAY-1001",
+            paid_on=date(2026, 11, 20),
+        ),
+    )
+    invoice = sales_invoice_submit(entity=entity, source=source, invoice=order, actor=alice)
+    assert invoice.command.kind == "sales_paid_invoice"
+    aiq_sandbox.faults.update(drop_next=1, ops=["PostPayAndAllocateSalesInvoice"])
+    drain_all()
+    invoice.refresh_from_db()
+    assert invoice.state == S.POSTED and invoice.receipt_transaction_id
+    [posted] = aiq_invoices(aiq_sandbox, "SHOP-1001")
+    assert posted["transaction_id"] == invoice.aiq_transaction_id
+    assert posted["outstanding"] == Decimal("0")  # settled by its receipt, no matching run
+    assert aiq_sandbox.state.receipt_count("SHOP-PAY-1001") == 1
+    assert aiq_sandbox.server.calls()["PostPayAndAllocateSalesInvoice"] == 1
+    mirror = Invoice.objects.get(aiq_transaction_id=invoice.aiq_transaction_id)
+    assert mirror.outstanding_amount == 0 and mirror.status == "paid"
+    # the same order again (the shop retries its webhook): nothing new
+    assert sales_invoice_submit(entity=entity, source=source, invoice=order, actor=alice) == invoice

@@ -90,6 +90,86 @@ def test_commit_then_drop_writes_but_the_caller_sees_a_broken_connection(aiq_san
     ]
 
 
+def test_a_reset_closes_the_connection_before_anything_is_written(aiq_sandbox, aiq):
+    service, token = aiq
+    aiq_sandbox.faults.update(reset_next=1)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        save_receipt(service, token, "RESET-1")
+    assert aiq_sandbox.state.receipt_count("RESET-1") == 0
+    assert aiq_sandbox.faults.snapshot()["stats"]["resets"] == 1
+
+
+def test_a_late_commit_lands_in_the_books_after_the_caller_gave_up(aiq_sandbox, aiq):
+    """AIQ accepts the write, the caller hears nothing, and the receipt appears 0.4 s later:
+    a read-back in between finds nothing, one after finds exactly one."""
+    service, token = aiq
+    aiq_sandbox.faults.update(late_commit_next=1, late_commit_ms=400)
+    started = time.monotonic()
+    with pytest.raises(requests.exceptions.ConnectionError):
+        save_receipt(service, token, "LATE-1")
+    assert aiq_sandbox.state.receipt_count("LATE-1") == 0  # still being processed
+    assert aiq_sandbox.late_pending() == 1
+    assert aiq_sandbox.settle_late_commits(timeout=10)
+    assert time.monotonic() - started >= 0.4
+    assert aiq_sandbox.state.receipt_count("LATE-1") == 1
+    stats = aiq_sandbox.faults.snapshot()["stats"]
+    assert (stats["late_commits"], stats["late_landed"], stats["late_refused"]) == (1, 1, 0)
+
+
+def test_a_late_write_aiq_refuses_when_its_time_comes_is_not_written(aiq_sandbox, aiq):
+    """Late commits are processed against the books as they are then: the second of two
+    allocations that both fit when sent, but not together, is refused and not written."""
+    service, token = aiq
+    receipt = save_receipt(service, token, "LATE-PAY").transactionID  # 10.00 to allocate
+    invoice = aiq_sandbox.state.transactions("SO-2001")[0]["transaction_id"]
+
+    def allocate():
+        return service.AllocateTransactions(
+            token=token,
+            transactionID_1=receipt,
+            transactionID_2=invoice,
+            allocationReference="LATE-ALC",
+            allocationAmount=Decimal("10.00"),
+            allocationDate=None,
+        )
+
+    aiq_sandbox.faults.update(late_commit_next=1, late_commit_ms=300)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        allocate()
+    assert allocate().Status == "Success"  # the resend lands first
+    assert aiq_sandbox.settle_late_commits(timeout=10)
+    assert [a["amount"] for a in aiq_sandbox.state.allocations(receipt)] == [Decimal("10.00")]
+    assert aiq_sandbox.faults.snapshot()["stats"]["late_refused"] == 1
+
+
+def test_late_commits_can_be_released_at_a_chosen_moment(aiq_sandbox, aiq):
+    service, token = aiq
+    aiq_sandbox.faults.update(late_commit_next=2, late_commit_ms=3_600_000)
+    for reference in ("HELD-1", "HELD-2"):
+        with pytest.raises(requests.exceptions.ConnectionError):
+            save_receipt(service, token, reference)
+    assert aiq_sandbox.state.receipt_count("HELD-1") == 0
+    assert aiq_sandbox.release_late_commits() == 2
+    assert aiq_sandbox.late_pending() == 0
+    assert aiq_sandbox.state.receipt_count("HELD-1") == 1
+    assert aiq_sandbox.state.receipt_count("HELD-2") == 1
+
+
+def test_a_stopped_sandbox_commits_no_late_write(tmp_path):
+    from sandbox.testing import start_sandbox
+
+    sandbox = start_sandbox(tmp_path / "books.sqlite3")
+    service = soap_service(sandbox)
+    token = login(sandbox, service)
+    sandbox.faults.update(late_commit_next=1, late_commit_ms=60_000)
+    with pytest.raises(requests.exceptions.ConnectionError):
+        save_receipt(service, token, "NEVER")
+    started = time.monotonic()
+    sandbox.stop()  # does not wait a minute for the timer
+    assert time.monotonic() - started < 10
+    assert sandbox.late_pending() == 0
+
+
 def test_reads_are_never_dropped(aiq_sandbox, aiq):
     service, token = aiq
     aiq_sandbox.faults.update(drop_after_commit_rate=1.0)
@@ -137,7 +217,7 @@ def test_the_command_line_serves_with_faults(tmp_path):
     )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        for _ in range(600):  # up to 30 s: a loaded machine starts it slowly
             try:
                 if requests.get(f"{url}/_sandbox/health", timeout=1).ok:
                     break

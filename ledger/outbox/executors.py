@@ -149,6 +149,25 @@ def receipt_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack
 def journal_executor(post: Callable[..., int], sign_note: str):
     def send(client, command: OutboxCommand, payload: dict) -> dict:
         _require(payload, "customer_code", "gl_account_code", "amount", "journal_date")
+        description = (payload.get("description") or sign_note)[:250]
+        # one GL line for the amount, or the payload's own lines (e.g. a credit note's
+        # reversal: net to its sales accounts, tax to the VAT account); they add up to amount
+        lines = [
+            {
+                "GLAccountCode": line["gl_account_code"],
+                "Description": (line.get("description") or description)[:250],
+                "Amount": as_decimal(line["amount"]),
+            }
+            for line in payload.get("lines") or ()
+        ] or [
+            {
+                "GLAccountCode": payload["gl_account_code"],
+                "Description": description,
+                "Amount": as_decimal(payload["amount"]),
+            }
+        ]
+        if sum(line["Amount"] for line in lines) != as_decimal(payload["amount"]):
+            raise PayloadError("the journal's lines do not add up to its amount")
         transaction_id = post(
             client,
             {
@@ -157,15 +176,7 @@ def journal_executor(post: Callable[..., int], sign_note: str):
                 "ExternalReference": command.external_reference,
                 "JournalNumber": command.external_reference[:30],
                 "TransactionDate": _midnight(_iso(payload["journal_date"])),
-                "Lines": {
-                    "WSLedgerJournalLine": [
-                        {
-                            "GLAccountCode": payload["gl_account_code"],
-                            "Description": (payload.get("description") or sign_note)[:250],
-                            "Amount": as_decimal(payload["amount"]),
-                        }
-                    ]
-                },
+                "Lines": {"WSLedgerJournalLine": lines},
             },
             replay_safe=REPLAY_AFTER_EXPIRY,
         )
@@ -322,8 +333,29 @@ def _unallocation_targets(client, payload: dict) -> list[int] | None:
     return sorted(filter(None, map(_allocation_id, entries)))
 
 
+def _listed_ids(client, transaction_id: int) -> list[int]:
+    return sorted(filter(None, map(_allocation_id, allocation_entries(client, transaction_id))))
+
+
 def unallocate_prepare(client, command: OutboxCommand, payload: dict) -> dict:
-    """The AllocationIds this unallocation is meant to remove, as AIQ listed them before."""
+    """The AllocationIds this unallocation is meant to remove, as AIQ listed them before.
+
+    A duplicate's repair (payload "expect_allocation_ids") removes every allocation of one
+    transaction (what UnallocateTransactions does) and re-makes the ones that are not extra:
+    it is sent only while AIQ lists exactly the allocations the approver saw, so nothing made
+    since is removed without being re-made."""
+    expected = payload.get("expect_allocation_ids")
+    if expected is not None:
+        [transaction_id] = payload["transaction_ids"]
+        listed = _listed_ids(client, int(transaction_id))
+        if listed != sorted(int(i) for i in expected):
+            from ledger.outbox.steps import StepRefused  # steps imports this module
+
+            raise StepRefused(
+                f"AIQ's allocations of transaction {transaction_id} changed since the repair "
+                f"was approved ({listed}, approved {sorted(expected)}); review it again"
+            )
+        return {"unallocating": listed}
     return {"unallocating": _unallocation_targets(client, payload) or []}
 
 
@@ -331,6 +363,11 @@ def unallocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadB
     """Done when none of the allocations we meant to undo is listed in AIQ any more. Which
     ones those are was recorded before sending (evidence); an allocation made later between
     the same pair (a new plan) is not mistaken for them."""
+    if payload.get("expect_allocation_ids") is not None:
+        [transaction_id] = payload["transaction_ids"]
+        targets = set(command.evidence.get("unallocating") or payload["expect_allocation_ids"])
+        still_there = targets & set(_listed_ids(client, int(transaction_id)))
+        return ReadBack(0 if still_there else 1, {"unallocated": True})
     allocation = Allocation.objects.filter(pk=payload.get("allocation_id")).first()
     if allocation is None:
         return ReadBack(0, {})

@@ -217,12 +217,26 @@ def _allocate(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
 
 
 def _unallocate(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
+    if payload.get("expect_allocation_ids") is not None:
+        # a duplicate's repair: every allocation AIQ listed for the transaction is undone
+        removed = command.evidence.get("unallocating") or payload["expect_allocation_ids"]
+        for allocation in Allocation.objects.filter(
+            entity_id=command.entity_id,
+            aiq_allocation_id__in=removed,
+            state=Allocation.State.ACTIVE,
+        ):
+            _unallocate_row(allocation, payload, notes)
+        return
     allocation = Allocation.objects.filter(
         pk=payload.get("allocation_id"), state=Allocation.State.ACTIVE
     ).first()
     if allocation is None:
         notes.append("allocation not active in the mirror")
         return
+    _unallocate_row(allocation, payload, notes)
+
+
+def _unallocate_row(allocation: Allocation, payload: dict, notes: list[str]) -> None:
     allocation.state = Allocation.State.UNALLOCATED
     allocation.unallocated_at = timezone.now()
     allocation.unallocation_reason = payload.get("reason", "")

@@ -112,10 +112,15 @@ class UnallocatePayload:
     transaction_ids: list
     allocation_id: int | None = None  # ledger.Allocation
     reason: str = ""
+    # a duplicate's repair (ledger/outbox/repair.py): every allocation of the one transaction,
+    # as AIQ listed them when the approver approved; sent only while AIQ lists exactly these
+    expect_allocation_ids: list | None = None
 
     def __post_init__(self):
         if not self.transaction_ids:
             raise ValueError("missing transaction_ids")
+        if self.expect_allocation_ids is not None and len(self.transaction_ids) != 1:
+            raise ValueError("a repair unallocates exactly one transaction")
 
 
 @dataclass(frozen=True)
@@ -130,11 +135,24 @@ class JournalPayload:
     journal_date: str
     currency: str = ""
     description: str = ""
+    # several GL lines instead of one (e.g. a credit note's reversal: net to its sales
+    # accounts, tax to the VAT account): [{"gl_account_code", "amount", "description"?}]
+    lines: list | None = None
 
     def __post_init__(self):
         _present(customer_code=self.customer_code, gl_account_code=self.gl_account_code)
         _decimal("amount", self.amount)
         _iso_date("journal_date", self.journal_date)
+        if self.lines is not None:
+            if not self.lines or not all(isinstance(line, dict) for line in self.lines):
+                raise ValueError("lines must be a non-empty list of objects")
+            for line in self.lines:
+                _present(gl_account_code=line.get("gl_account_code"))
+                _decimal("line amount", line.get("amount"))
+            if sum(Decimal(str(line["amount"])) for line in self.lines) != Decimal(
+                str(self.amount)
+            ):
+                raise ValueError("the lines do not add up to the amount")
 
 
 @dataclass(frozen=True)

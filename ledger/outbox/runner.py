@@ -28,7 +28,6 @@ from ledger.outbox import claim as claiming
 from ledger.outbox.executors import EXECUTORS, PayloadError, resolve_payload
 from ledger.outbox.mirror import mirror_apply
 from ledger.outbox.origins import origin_follow
-from ledger.outbox.repair import duplicate_reversal_done
 from ledger.outbox.steps import StepRefused, StepUncertain
 from staff.services import audit_log
 
@@ -139,7 +138,6 @@ def _finish(
             if extra_ids:
                 duplicate_flag_extra(command, extra_ids, found_by="read_back")
             unpark_dependents(command)
-            duplicate_reversal_done(command)
         elif state in (State.FAILED, State.NEEDS_PERSON):
             _audit(
                 command,

@@ -469,10 +469,25 @@ def transaction_kind(row) -> str | None:
         return "invoice"
     if "receipt" in kind or "payment" in kind:
         return "receipt"
+    if "journal" in kind:
+        return "journal"
     return None
 
 
-APPLY = {"invoice": _apply_invoice, "credit_note": _apply_credit_note, "receipt": _apply_receipt}
+def _check_journal(entity, row, protected: Protected, now) -> None:
+    """Sales journals are not mirrored, but ours (write-offs, refunds' debit journals,
+    reversals) carry our external reference: a second one is AIQ holding that write twice."""
+    reference = (get(row, "ExternalReference") or "")[:100]
+    if reference:
+        _flag_second_transaction(entity, reference, int(get(row, "TransactionID")), "journal")
+
+
+APPLY = {
+    "invoice": _apply_invoice,
+    "credit_note": _apply_credit_note,
+    "receipt": _apply_receipt,
+    "journal": _check_journal,
+}
 
 
 def sync_transactions(

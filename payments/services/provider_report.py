@@ -176,6 +176,12 @@ def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconcil
                     f"{label} {payout.external_id}: {command.external_reference} is "
                     f"{command.get_state_display().lower()} in the outbox"
                 )
+        line = payout.statement_payment
+        if line is not None:  # the payout as the bank statement shows it (linked both ways)
+            report.rows.append(
+                ("bank line", timezone.localdate(line.received_at), payout.external_id,
+                 line.amount, line.shown_reference, None, f"statement payment #{line.pk}")
+            )  # fmt: skip
         if payout.status == "paid" and payout.transfer_command_id is None:
             report.differences.append(f"payout {payout.external_id} is paid but not booked")
         if payout.status == "paid" and payout.statement_payment_id is None:
@@ -218,3 +224,45 @@ def clearing_chart(account: ProviderAccount, limit: int = 90) -> dict:
         "provider": [str(r.provider_balance) if r.provider_balance is not None else None
                      for r in rows],
     }  # fmt: skip
+
+
+# A dispute still to answer or decide (Stripe's statuses; GoCardless charge-backs are
+# "charged_back" until a person acts)
+OPEN_DISPUTE = (
+    "warning_needs_response",
+    "needs_response",
+    "warning_under_review",
+    "under_review",
+    "charged_back",
+)
+
+
+def open_disputes() -> list[dict]:
+    """Open disputes, the one whose evidence is due first on top, with their deadlines."""
+    rows = []
+    for dispute in Dispute.objects.filter(status__in=OPEN_DISPUTE).select_related(
+        "payment__customer", "payment__receipt"
+    ):
+        details = (dispute.raw or {}).get("evidence_details") or {}
+        due = details.get("due_by")
+        due_at = (
+            datetime.fromtimestamp(int(due), tz=timezone.get_current_timezone())
+            if isinstance(due, int | float) or (isinstance(due, str) and due.isdigit())
+            else None
+        )
+        created = (dispute.raw or {}).get("created")
+        rows.append(
+            {
+                "dispute": dispute,
+                "payment": dispute.payment,
+                "evidence_due": due_at,
+                "overdue": bool(details.get("past_due"))
+                or (due_at is not None and due_at < timezone.now()),
+                "needs_response": dispute.status in ("warning_needs_response", "needs_response"),
+                "opened": datetime.fromtimestamp(int(created), tz=timezone.get_current_timezone())
+                if isinstance(created, int)
+                else None,
+            }
+        )
+    far = datetime.max.replace(tzinfo=timezone.get_current_timezone())
+    return sorted(rows, key=lambda r: (r["evidence_due"] or far, r["dispute"].pk))

@@ -120,6 +120,8 @@ def refund_steps(refund: Refund) -> list[Step]:
         invoice = refund.invoice
         if invoice.aiq_transaction_id is None:
             raise RefundStepError(f"Invoice {invoice} is not posted in AIQ yet.")
+        if note is None:  # a request always drafts one; a row made otherwise is shown, not a 500
+            raise RefundStepError("This cancellation has no draft credit note; ask again.")
         steps.append(
             Step(
                 key="alloc",

@@ -16,7 +16,12 @@ from django.views.decorators.http import require_POST
 
 from ledger.aiq.errors import AiqError
 from payments.models import ProviderAccount
-from payments.services.provider_report import clearing_chart, clearing_check, reconciliation
+from payments.services.provider_report import (
+    clearing_chart,
+    clearing_check,
+    open_disputes,
+    reconciliation,
+)
 from staff.services import audit_log
 from staff.views import clerk_required, get_or_404
 
@@ -117,3 +122,15 @@ def reconciliation_export(request):
     response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response
+
+
+@clerk_required
+def disputes(request):
+    rows = open_disputes()
+    totals: dict[str, object] = {}
+    for row in rows:
+        currency = row["dispute"].currency
+        totals[currency] = totals.get(currency, 0) + row["dispute"].amount
+    return render(
+        request, "payments/disputes.html", {"rows": rows, "totals": sorted(totals.items())}
+    )

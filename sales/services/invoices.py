@@ -291,7 +291,9 @@ def _lines_of(row: SalesInvoice) -> list[SalesInvoiceLine]:
 
 
 def _payload_invoice(row: SalesInvoice) -> dict:
+    paid = {"paid": row.paid} if row.paid else {}
     return {
+        **paid,
         "sales_invoice_id": row.pk,
         "external_reference": row.external_reference,
         "customer_code": row.customer_code,
@@ -375,6 +377,8 @@ def sales_invoices_queue(rows: list[SalesInvoice], customers: dict | None, actor
         if r.pk in bulk_ids:
             continue
         kind = kinds.KIND_ITEM if r.invoice_type == InvoiceType.ITEM else kinds.KIND_BATCH
+        if r.paid:
+            kind = kinds.KIND_PAID
         command = NewCommand(
             entity=entity,
             kind=kind,
@@ -420,6 +424,7 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
         if hit:
             row.state = State.LINKED if hit.get("linked") else State.POSTED
             row.aiq_transaction_id = int(hit["transaction_id"])
+            row.receipt_transaction_id = hit.get("receipt_transaction_id")
             row.error = ""
             aiq_amount = hit.get("amount")
             if hit.get("linked") and aiq_amount and as_decimal(aiq_amount) != row.gross_amount:
@@ -438,7 +443,9 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
             continue
         changed.append(row)
     if changed:
-        SalesInvoice.objects.bulk_update(changed, ["state", "aiq_transaction_id", "error"])
+        SalesInvoice.objects.bulk_update(
+            changed, ["state", "aiq_transaction_id", "receipt_transaction_id", "error"]
+        )
         audit_log_many(
             [
                 audit_entry(
