@@ -170,7 +170,7 @@ def _by_state(rows, value):
 
 def _by_plan_state(rows, value):
     """A receipt's status is its live plan's state, or the payment's own with no plan."""
-    live = AllocationPlan.objects.filter(payment=OuterRef("pk"), state__in=shape.LIVE_PLAN)
+    live = AllocationPlan.objects.filter(payment=OuterRef("pk"), state__in=AllocationPlan.SHOWN)
     return rows.filter(
         Q(Exists(live.filter(state=value))) | (Q(match_state=value) & ~Q(Exists(live)))
     )

@@ -9,10 +9,10 @@ class LedgerConfig(AppConfig):
         # models load only once the app registry is ready, hence imports here
         from ledger.outbox import checks  # noqa: F401 - registers the Q_CLUSTER checks
         from ledger.outbox.kinds import register
-
-        register()  # ledger's own command kinds: typed payloads and executors
         from ledger.outbox.origins import Origin, origin_register
         from ledger.outbox.repair import duplicate_reversal_done, duplicate_reversal_stopped
+
+        register()  # ledger's own command kinds: typed payloads and executors
 
         # a duplicate's reversal: reversed once all its steps are confirmed; open again (saying
         # why) when a step failed or was parked

@@ -72,6 +72,9 @@ def _screens(data, refund) -> list[tuple[str, str]]:
         ("other-receipt", f"/other-receipts/new?payment={data['unmatched'].pk}"),
         ("statement-upload", "/payments/import/"),
         ("password", "/accounts/password/"),
+        ("provider-books", "/provider-books/"),
+        ("disputes", "/disputes/"),
+        ("sales", "/sales/"),
     ]
 
 

@@ -189,6 +189,13 @@ def test_a_day_of_stripe_payments_and_its_payout_end_where_stripe_and_the_bank_s
     assert line is not None and "STRIPE PAYMENTS UK" in line.description
     assert line.match_state == "ignored" and f"POUT-{payout.pk}" in line.not_for_aiq_reason
     assert line.settles_payout == payout
+    from payments.services.provider_report import reconciliation
+
+    report = reconciliation(ProviderAccount.objects.get(), date(2026, 12, 1), date(2026, 12, 31))
+    assert ("bank line", date(2026, 12, 3), "po_day1", payout.amount) in [
+        r[:4] for r in report.rows
+    ]
+    assert not [d for d in report.differences if "statement line" in d]
     other = Payment.objects.get(source="bank", description="INV-9")
     assert other.match_state == "unmatched"  # same amount, no provider narrative: a customer's
     assert AuditEntry.objects.filter(

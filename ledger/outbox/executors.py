@@ -363,8 +363,6 @@ def unallocate_read_back(client, command: OutboxCommand, payload: dict) -> ReadB
     """Done when none of the allocations we meant to undo is listed in AIQ any more. Which
     ones those are was recorded before sending (evidence); an allocation made later between
     the same pair (a new plan) is not mistaken for them."""
-    from ledger.models import Allocation
-
     if payload.get("expect_allocation_ids") is not None:
         [transaction_id] = payload["transaction_ids"]
         targets = set(command.evidence.get("unallocating") or payload["expect_allocation_ids"])

@@ -20,6 +20,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ledger.models import Allocation, BankAccount, DuplicateWrite, OutboxCommand
+from ledger.outbox.executors import resolve_payload
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -99,6 +100,7 @@ def _decimal(value):
 
 
 def _reverse_transaction(flag: DuplicateWrite, actor) -> tuple[OutboxCommand, str, str]:
+    # local: ledger.outbox.services imports the runner, which imports this module
     from ledger.outbox.services import outbox_enqueue
 
     original = flag.command
@@ -154,7 +156,7 @@ def _reverse_allocation(flag: DuplicateWrite, actor) -> tuple[OutboxCommand, str
     """Unallocate the side of the pair with fewer allocations and make again all of its
     allocations but the extra one (the mirror, as the pull that flagged it left it, says which;
     the unallocation checks AIQ still lists exactly those before it is sent)."""
-    from ledger.outbox.executors import resolve_payload
+    # local: ledger.outbox.services imports the runner, which imports this module
     from ledger.outbox.services import outbox_enqueue
 
     original = flag.command

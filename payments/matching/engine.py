@@ -541,13 +541,38 @@ def _payer_unlike(index, payment, owners) -> bool:
     return likeness is not None and likeness < UNLIKE_BELOW
 
 
+def _one_owner(ctx, payment, hits, notes):
+    """(hits, owner) for a payer nobody identified: the hits of one customer only. The
+    invoices the reference names belong to several customers and do not add up to the
+    amount: those of the customer the text names first are kept (cash never goes to two
+    customers on the reference alone). owner: (customer id,), or None when the hits are
+    ambiguous (one key, several invoices: a person decides)."""
+    owners = {}
+    total = 0
+    opens = ctx.open_amounts
+    for group in hits.values():
+        if len(group) > 1:
+            return hits, None
+        hit = group[0]
+        owners.setdefault(hit[4][ITEM_CUSTOMER], []).append(hit)
+        total += opens.of(hit[0], hit[4])
+    first = next(iter(owners))
+    if len(owners) == 1 or total == payment.amount_milli:
+        return hits, (first,) if len(owners) == 1 else None
+    kept = {key: group for key, group in hits.items() if group[0][4][ITEM_CUSTOMER] == first}
+    for key, group in hits.items():
+        if key not in kept:
+            notes.append(
+                _hit_label(group[0]) + ", another customer's than the first named: left out."
+            )
+    return kept, (first,)
+
+
 def _worth_reading(ctx, payment, hits, customer_id) -> bool:
     """Is the reference worth reading against the payer's own invoices? When it named none
     exactly, or (payer known) named some that do not add up to the amount."""
     if not hits:
         return True
-    if customer_id is None:
-        return False
     total = 0
     opens = ctx.open_amounts
     for group in hits.values():
@@ -697,6 +722,9 @@ class Matcher:
         pool = None
         if customer_id is None and not hits and why_not:
             pool = (why_not.get("candidates") or {}).get("customer_ids")
+        elif customer_id is None and hits:
+            hits, pool = _one_owner(ctx, payment, hits, notes)
+        pool_by_invoices = bool(pool) and bool(hits)  # the invoices' owner: _State says so
         if (customer_id is not None or pool) and _worth_reading(ctx, payment, hits, customer_id):
             # the payer (or the few customers its name fits) known: read the reference
             # against their own invoices (cut short, one digit off, an order number, ...)
@@ -706,9 +734,9 @@ class Matcher:
             if chosen is not None:
                 hits = inferred
                 notes.append(inferred_note(hits))
-                if customer_id is None:
+                if customer_id is None and not pool_by_invoices:
                     customer_id, customer_via = chosen, _chosen_via(why_not, "reference")
-        if customer_id is None and pool and not hits:
+        if customer_id is None and pool and not hits and not pool_by_invoices:
             chosen = _one_with_amount(ctx, payment, pool)
             if chosen is not None:
                 customer_id, customer_via = chosen, _chosen_via(why_not, "amount")

@@ -176,6 +176,12 @@ def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconcil
                     f"{label} {payout.external_id}: {command.external_reference} is "
                     f"{command.get_state_display().lower()} in the outbox"
                 )
+        line = payout.statement_payment
+        if line is not None:  # the payout as the bank statement shows it (linked both ways)
+            report.rows.append(
+                ("bank line", timezone.localdate(line.received_at), payout.external_id,
+                 line.amount, line.shown_reference, None, f"statement payment #{line.pk}")
+            )  # fmt: skip
         if payout.status == "paid" and payout.transfer_command_id is None:
             report.differences.append(f"payout {payout.external_id} is paid but not booked")
         if payout.status == "paid" and payout.statement_payment_id is None:

@@ -16,7 +16,12 @@ from django.views.decorators.http import require_POST
 
 from ledger.aiq.errors import AiqError
 from payments.models import ProviderAccount
-from payments.services.provider_report import clearing_chart, clearing_check, reconciliation
+from payments.services.provider_report import (
+    clearing_chart,
+    clearing_check,
+    open_disputes,
+    reconciliation,
+)
 from staff.services import audit_log
 from staff.views import clerk_required, get_or_404
 
@@ -121,8 +126,6 @@ def reconciliation_export(request):
 
 @clerk_required
 def disputes(request):
-    from payments.services.provider_report import open_disputes
-
     rows = open_disputes()
     totals: dict[str, object] = {}
     for row in rows:
