@@ -105,6 +105,10 @@ PARAMS = {
     "payments:approve_undo": ((), ()),
     "payments:reject_undo": ((), ("reason",)),
     "payments:outbox": (("state", "customer", "payment", "after"), ()),
+    "payments:provider_books": (("start", "end"), ()),
+    "payments:provider_books_export": (("start", "end", "format"), ()),
+    "payments:clearing_check": ((), ()),
+    "payments:disputes": ((), ()),
     "payments:payer_mapping_delete": ((), ()),
     "payments:reject_plan": ((), ("reason",)),
     "payments:refunds": ((), ()),
@@ -227,6 +231,7 @@ def world(screen_data, entity, alice, bob, carol, mallory, settings):
         "flag_id": 1,
         "batch_id": 1,
         "what": "suspense",
+        "account_id": 1,
     }
     return {"clients": clients, "ids": ids, "invoices": screen_data["invoices"]}
 

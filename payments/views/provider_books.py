@@ -5,6 +5,7 @@ disputes, fees, payouts, each tied to its AIQ transaction), exportable as CSV or
 import csv
 import io
 from datetime import date
+from decimal import Decimal
 
 from django import forms
 from django.contrib import messages
@@ -106,7 +107,7 @@ def reconciliation_export(request):
         sheet.title = "Reconciliation"
         sheet.append(HEADER)
         for row in rows:
-            sheet.append([*row[:3], float(row[3]) if row[3] else None, *row[4:]])
+            sheet.append([*row[:3], Decimal(row[3]) if row[3] else None, *row[4:]])
         out = io.BytesIO()
         book.save(out)
         response = HttpResponse(
