@@ -345,3 +345,25 @@ def test_an_already_paid_order_posts_invoice_receipt_and_allocation_once_despite
     assert mirror.outstanding_amount == 0 and mirror.status == "paid"
     # the same order again (the shop retries its webhook): nothing new
     assert sales_invoice_submit(entity=entity, source=source, invoice=order, actor=alice) == invoice
+
+
+def test_a_new_customer_waits_for_an_approver_when_the_company_asks(
+    entity, aiq_sandbox, alice, bob
+):
+    SalesSettings.objects.create(entity=entity, approve_new_customers=True)
+    source = crm_source(entity)
+    content = invoice_file(
+        [row("NEW-1", "FRESH", "Fresh Start Ltd", "80.00", "16.00"),
+         row("OLD-1", "ACME", "Acme", "10.00", "2.00")]
+    )  # fmt: skip
+    sales_upload_import(source=source, filename="new.csv", content=content, actor=alice)
+    drain_all()
+    fresh = SalesInvoice.objects.get(external_reference="NEW-1")
+    assert fresh.state == S.HELD_CUSTOMER and "new customer" in fresh.held_reason
+    assert "FRESH" not in aiq_customer_codes(aiq_sandbox)
+    assert SalesInvoice.objects.get(external_reference="OLD-1").state == S.POSTED
+    sales_invoice_release(invoice=fresh, actor=bob)
+    drain_all()
+    fresh.refresh_from_db()
+    assert fresh.state == S.POSTED and "FRESH" in aiq_customer_codes(aiq_sandbox)
+    assert len(aiq_invoices(aiq_sandbox, "NEW-1")) == 1
