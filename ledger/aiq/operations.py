@@ -65,12 +65,6 @@ class AiqOperations:
         result = self.call("GetCurrencyExchangeRate", currencyCode=currency_code)
         return Decimal(str(result.result))
 
-    def get_gl_defaults(self) -> dict:
-        return self.call("GetGLDefaults").result
-
-    def save_gl_defaults(self, defaults: dict, *, replay_safe=False) -> None:
-        self.call("SaveGLDefaults", replay_safe=replay_safe, glDefaults=defaults)
-
     def get_gl_account_list(self) -> list:
         """Each account is an array of strings: code, name, category."""
         return unwrap(self.call("GetGLAccountList"), "ArrayOfString")
