@@ -93,6 +93,14 @@ class StatementAdmin(ViewOnlyAdmin):
     raw_id_fields = ("account", "batch")
 
 
+@admin.register(m.ClearingBalance)
+class ClearingBalanceAdmin(ViewOnlyAdmin):
+    """Each check of a clearing account: AIQ's balance beside the provider's, kept as taken."""
+
+    list_display = ("provider_account", "checked_at", "aiq_balance", "provider_balance")
+    raw_id_fields = ("provider_account", "checked_by")
+
+
 @admin.register(m.DirectDebitNotice)
 class DirectDebitNoticeAdmin(ViewOnlyAdmin):
     """Bacs report lines, kept as received."""

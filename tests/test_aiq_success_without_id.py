@@ -12,7 +12,7 @@ import pytest
 from ledger.aiq.errors import AiqAmbiguousError
 from ledger.aiq.operations import AiqOperations
 from ledger.aiq.results import AiqResult
-from ledger.models import OutboxCommand
+from ledger.models import Entity, OutboxCommand
 from ledger.outbox.executors import EXECUTORS
 
 RECEIPT = {
@@ -41,7 +41,10 @@ def test_a_typed_receipt_write_without_its_id_is_ambiguous():
     "kind", ["post_receipt", "post_debit_journal", "post_write_off", "other_receipt"]
 )
 def test_an_outbox_write_without_its_id_is_ambiguous_so_it_is_read_back(kind):
-    command = OutboxCommand(kind=kind, external_reference="RCPT-1", payload={})
+    # a GBP company's GBP receipt: its rates are 1 without asking AIQ
+    command = OutboxCommand(
+        kind=kind, entity=Entity(base_currency="GBP"), external_reference="RCPT-1", payload={}
+    )
     payload = {
         **RECEIPT,
         "gl_account_code": "4000",
