@@ -203,7 +203,7 @@ def test_every_kind_of_write_under_faults_pulls_and_kills_is_in_aiq_exactly_once
         commands=120,
         kills=5,
         seed=19,
-        timeout=100,
+        timeout=240,  # for the commands to settle; ~30-120 s on a quiet machine
         late_past_settle=3,
     )
     _assert_chaos(figures, client, bob, kills=5)
@@ -223,7 +223,7 @@ def test_chaos_on_postgresql_and_redis_with_two_clusters(
         commands=120,
         kills=5,
         seed=23,
-        timeout=100,
+        timeout=240,  # for the commands to settle; ~30-120 s on a quiet machine
         clusters=2,
         late_past_settle=3,
     )
