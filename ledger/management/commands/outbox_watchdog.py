@@ -22,7 +22,9 @@ from ledger.outbox.health import outbox_health
 
 log = logging.getLogger(__name__)
 BASE = Path(settings.BASE_DIR)
-GRACE_SECONDS = 5
+# below `make run`'s STOP_GRACE_SECONDS (5): the watchdog must take its child's process group
+# down before scripts/run.sh kills whatever is left
+GRACE_SECONDS = 3
 
 
 class Command(BaseCommand):
@@ -36,18 +38,20 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, every, stall, startup, **options):
-        self.child = self._start()
         stopping = []
 
         def stop(signum, frame):
             stopping.append(signum)
 
+        # before the child exists: a Ctrl-C at start-up must never leave qcluster running alone
+        # in its own process group, where the terminal's Ctrl-C does not reach it
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        self.child = self._start()
         started = time.monotonic()
         restarts = 0
         while not stopping:
-            time.sleep(every)
+            self._wait(every, stopping)
             if stopping:
                 break
             if self.child.poll() is not None:
@@ -71,6 +75,14 @@ class Command(BaseCommand):
             started = time.monotonic()
         self._stop(self.child)
         self._say(f"stopped ({restarts} restart(s))")
+
+    @staticmethod
+    def _wait(seconds: float, stopping: list) -> None:
+        """Sleep `seconds`, but wake within 0.2 s of a stop signal (time.sleep resumes after a
+        signal handler), so the child is stopped well inside `make run`'s grace period."""
+        deadline = time.monotonic() + seconds
+        while not stopping and time.monotonic() < deadline:
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def _say(self, message: str) -> None:
         log.warning("outbox watchdog: %s", message)
