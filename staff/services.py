@@ -12,10 +12,22 @@ from staff.models import AuditEntry, FormSubmission, Role
 
 
 def _jsonable(data):
-    """Decimals and dates as strings: audit values must round-trip exactly."""
+    """Decimals and dates as strings: audit values must round-trip exactly. A NUL character
+    (typed into a filter, say) is kept as U+FFFD: PostgreSQL's jsonb cannot hold it, and an
+    audit entry must never be what makes a request fail."""
     if data is None:
         return None
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder))
+    return _without_nul(json.loads(json.dumps(data, cls=DjangoJSONEncoder)))
+
+
+def _without_nul(value):
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(v) for v in value]
+    return value
 
 
 def audit_log(
@@ -67,7 +79,7 @@ def audit_entry(
         action=action,
         object_type=object_type,
         object_id=str(object_id),
-        summary=summary[:500],
+        summary=_without_nul(summary[:500]),
         before=_jsonable(before),
         after=_jsonable(after),
     )
