@@ -642,18 +642,29 @@ def chaos_run(
             pull()
             last["pull"] = time.monotonic()
 
+    final = ["confirmed", "failed", "needs_person"]
+    open_ = OutboxCommand.objects.exclude(state__in=final)
     killed = []
-    kill_deadline = time.monotonic() + timeout / 2
+    kill_deadline = time.monotonic() + timeout
+    top_ups = 0
     # look for a busy worker often: with several clusters the work is spread thin and a
-    # worker is busy only while it drains (the rest of the time rows wait out settle periods)
+    # worker is busy only while it drains (the rest of the time rows wait out settle periods).
+    # A fast machine can drain the whole workload before every kill has landed: then more
+    # journals are enqueued (counted in the books like the rest), so the kills always happen
+    # while work is in flight, however fast or slow the machine is.
+    last_busy = time.monotonic()
     while len(killed) < kills and time.monotonic() < kill_deadline:
         time.sleep(rng.uniform(0.02, 0.15))
         victim = rng.choice(running).kill_random_worker(rng)
         if victim:
             killed.append(victim)
+            last_busy = time.monotonic()
+        elif time.monotonic() - last_busy > 2 and top_ups < 50:
+            # no busy worker for 2 s: the rest is waiting out settle periods or back-offs
+            items += chaos_top_up(world, top_ups)
+            top_ups += 1
+            last_busy = time.monotonic()
         tick()
-    final = ["confirmed", "failed", "needs_person"]
-    open_ = OutboxCommand.objects.exclude(state__in=final)
     settled = wait_until(lambda: not open_.exists(), timeout=timeout, on_tick=tick)
     elapsed = time.monotonic() - started
     fired = world.server.faults.snapshot()["stats"]
@@ -697,6 +708,7 @@ def chaos_run(
     figures.update(
         commands=len(items),
         kills=len(killed),
+        top_ups=top_ups,
         pulls=pulls[0] + 1,
         settled=settled,
         seconds=elapsed,
@@ -712,6 +724,32 @@ def chaos_run(
         open=list(open_.values_list("external_reference", "state")[:10]),
     )
     return figures
+
+
+def chaos_top_up(world, batch: int, size: int = 6) -> list[tuple[str, object, None]]:
+    """More work for the kill loop when the workload drained before every kill landed:
+    `size` write-off and debit journals (their own references, no invoice needed)."""
+    from ledger.outbox.services import outbox_enqueue
+
+    items = []
+    for n in range(size):
+        kind, prefix = (("post_write_off", "WO"), ("post_debit_journal", "SDJ"))[n % 2]
+        reference = f"{prefix}-TOPUP-{batch}-{n}"
+        command = outbox_enqueue(
+            entity=world.entity,
+            kind=kind,
+            payload={
+                "customer_code": world.customer.code,
+                "gl_account_code": "8100",
+                "amount": f"{1 + n}.75",
+                "currency": world.customer.currency,
+                "journal_date": date.today().isoformat(),
+                "description": reference,
+            },
+            external_reference=reference,
+        )
+        items.append((kind, command, None))
+    return items
 
 
 def chaos_late_item(world, n: int) -> tuple[str, object, None]:

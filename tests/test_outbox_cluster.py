@@ -166,7 +166,7 @@ def test_two_clusters_on_postgresql_execute_each_side_effect_once(
 
 def _assert_chaos(figures, client, approver, kills: int) -> None:
     assert figures["settled"], figures["open"]
-    assert figures["kills"] == kills
+    assert figures["kills"] == kills, {k: figures[k] for k in ("kills", "top_ups", "seconds")}
     assert figures["duplicates"] == [], figures
     assert figures["losses"] == [], figures
     assert figures["parked"] == [], figures
