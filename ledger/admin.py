@@ -55,11 +55,19 @@ class TaxCodeAdmin(AuditedAdmin):
 
 
 @admin.register(m.Department)
-class DepartmentAdmin(AuditedAdmin):
+class DepartmentAdmin(ViewOnlyAdmin):
+    """Mirrored from AIQ; renamed, retired and activated on the BI codes screen, which writes
+    to AIQ through the outbox (an edit here would leave AIQ behind)."""
+
     list_display = ("department_id", "name", "bi_code", "active", "entity")
     list_filter = ("entity", "active")
     search_fields = ("department_id", "name", "bi_code")
-    readonly_fields = SYNC
+
+
+@admin.register(m.AnalysisDimension)
+class AnalysisDimensionAdmin(ViewOnlyAdmin):
+    list_display = ("position", "code", "description", "entity")
+    list_filter = ("entity",)
 
 
 class InvoiceLineInline(admin.TabularInline):

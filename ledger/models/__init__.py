@@ -15,13 +15,21 @@ from ledger.models.invoices import (
     INVOICE_KEY_FIELDS,
     CreditNote,
     CreditNoteLine,
+    DocumentLine,
     DocumentStatus,
     Invoice,
     InvoiceLine,
     InvoiceQuerySet,
     set_invoice_keys,
 )
-from ledger.models.master_data import BankAccount, Customer, Department, GLAccount, TaxCode
+from ledger.models.master_data import (
+    AnalysisDimension,
+    BankAccount,
+    Customer,
+    Department,
+    GLAccount,
+    TaxCode,
+)
 from ledger.models.outbox import OutboxCommand
 from ledger.models.statements import CustomerStatement, CustomerStatementLine
 from ledger.models.sync import SyncState
@@ -31,6 +39,7 @@ __all__ = [
     "MAX_ATTACHMENT_BYTES",
     "INVOICE_KEY_FIELDS",
     "Allocation",
+    "AnalysisDimension",
     "ApiVersion",
     "Attachment",
     "BankAccount",
@@ -41,6 +50,7 @@ __all__ = [
     "CustomerStatementLine",
     "Department",
     "Document",
+    "DocumentLine",
     "DocumentStatus",
     "DuplicateWrite",
     "Entity",
