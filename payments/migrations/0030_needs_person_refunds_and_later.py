@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("payments", "0028_smartdebit_layout"),
+        ("payments", "0029_money_in_per_company"),
     ]
 
     operations = [
