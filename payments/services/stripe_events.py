@@ -28,6 +28,7 @@ from payments.services.payments import (
     payout_upsert,
 )
 from payments.services.provider_books import payout_book
+from payments.services.provider_disputes import dispute_book
 from payments.services.refunds import refund_stripe_update
 from payments.sources import stripe_client as api
 from payments.sources import stripe_source
@@ -270,7 +271,10 @@ def stripe_dispute_sync(*, dispute_id: str):
     if payment is None:
         # The dispute may be our first sight of the payment: fetch the charge first.
         payment = stripe_payment_sync(charge_id=dispute["charge_id"])
-    return dispute_upsert(source=Source.STRIPE, dispute=dispute, payment=payment)
+    # money withdrawn, lost or reinstated is booked (each journal once)
+    return dispute_book(
+        dispute=dispute_upsert(source=Source.STRIPE, dispute=dispute, payment=payment)
+    )
 
 
 def stripe_payout_sync(*, payout_id: str):

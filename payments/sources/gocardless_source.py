@@ -32,6 +32,7 @@ from payments.services.payments import (
     payout_upsert,
 )
 from payments.services.provider_books import payout_book
+from payments.services.provider_disputes import gocardless_taken_back
 from payments.services.stripe_events import (
     CATCH_UP_OVERLAP_SECONDS,
     FINAL_STATES,
@@ -327,6 +328,11 @@ def gocardless_event_process(*, event_pk: int, client=None) -> str:
             payment = client.payments.get(payment_id).attributes
             items = normalise_payments([payment], MandatePayers(client))
             result = payments_upsert(items=items, origin="gocardless.webhook")
+            if payload.get("resource_type") == "payments":
+                # paid out, then failed late or charged back: booked as a lost dispute
+                details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
+                for stored in Payment.objects.filter(pk__in=result.ids.values()):
+                    gocardless_taken_back(payment=stored, cause=str(details.get("cause") or ""))
             # matched as soon as it is stored, as Stripe's and statement payments are
             auto_match_soon(payment_ids=list(result.ids.values()))
     except EventUnreadable as error:
