@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0012_outbox_kind_choices_registered"),
-        ("payments", "0028_smartdebit_layout"),
+        ("payments", "0030_needs_person_refunds_and_later"),
     ]
 
     operations = [
