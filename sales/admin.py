@@ -37,3 +37,17 @@ class SalesInvoiceAdmin(ViewOnlyAdmin):
 class SalesBatchAdmin(ViewOnlyAdmin):
     list_display = ("filename", "source", "state", "invoice_count", "gross_total", "created_at")
     exclude = ("content",)
+
+
+@admin.register(m.SalesCreditNote)
+class SalesCreditNoteAdmin(ViewOnlyAdmin):
+    list_display = ("external_reference", "invoice", "state", "gross_amount", "currency")
+    list_filter = ("state",)
+    search_fields = ("external_reference",)
+
+
+@admin.register(m.CustomerUpdate)
+class CustomerUpdateAdmin(ViewOnlyAdmin):
+    list_display = ("customer_code", "origin", "state", "created_at")
+    list_filter = ("state",)
+    search_fields = ("customer_code",)
