@@ -28,6 +28,7 @@ from django.utils import timezone
 from core.bulk import insert_rows
 from ledger.aiq.results import as_decimal, get
 from ledger.customers import customer_ensure_payload, customer_ensure_reference
+from ledger.departments import department_problems
 from ledger.models import Customer, Entity, OutboxCommand
 from ledger.outbox.services import NewCommand, outbox_enqueue_many
 from ledger.outbox.wake import wake_for
@@ -114,6 +115,15 @@ def sales_invoices_submit(
     problems = []
     for invoice in invoices:
         problems += [f"{invoice.external_reference or '?'}: {e}" for e in invoice.check()]
+    refused = department_problems(
+        entity, {line.department for invoice in invoices for line in invoice.lines}
+    )
+    for invoice in invoices:
+        for number, line in enumerate(invoice.lines, start=1):
+            if line.department in refused:
+                problems.append(
+                    f"{invoice.external_reference or '?'}: line {number}: {refused[line.department]}"
+                )
     seen: dict[str, str] = {}
     digests: dict[int, str] = {}  # id(invoice) -> its content hash, computed once
     for invoice in invoices:
@@ -479,6 +489,7 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
             row.state = State.LINKED if hit.get("linked") else State.POSTED
             row.aiq_transaction_id = int(hit["transaction_id"])
             row.receipt_transaction_id = hit.get("receipt_transaction_id")
+            row.aiq_invoice_id = hit.get("invoice_id") or row.aiq_invoice_id
             row.error = ""
             aiq_amount = hit.get("amount")
             if hit.get("linked") and aiq_amount and as_decimal(aiq_amount) != row.gross_amount:
@@ -498,7 +509,8 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
         changed.append(row)
     if changed:
         SalesInvoice.objects.bulk_update(
-            changed, ["state", "aiq_transaction_id", "receipt_transaction_id", "error"]
+            changed,
+            ["state", "aiq_transaction_id", "aiq_invoice_id", "receipt_transaction_id", "error"],
         )
         audit_log_many(
             [
