@@ -747,9 +747,12 @@ class Refund(MakerChecked):
         SENT = "sent", "Sent"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
+        # a step was parked in the outbox (attempts used up, a duplicate, a bad payload): a
+        # person must act; a retry that confirms it completes the refund, a cancel fails it
+        NEEDS_PERSON = "needs_person", "Needs a person"
 
     kind = models.CharField(max_length=20, choices=Kind)
-    state = models.CharField(max_length=10, choices=State, default=State.REQUESTED)
+    state = models.CharField(max_length=12, choices=State, default=State.REQUESTED)
     customer = models.ForeignKey("ledger.Customer", on_delete=models.PROTECT)
     payment = models.ForeignKey(
         Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"

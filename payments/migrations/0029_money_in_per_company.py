@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ledger", "0013_company_grants_threshold"),
+        ("ledger", "0014_company_grants_threshold"),
         ("payments", "0028_smartdebit_layout"),
     ]
 

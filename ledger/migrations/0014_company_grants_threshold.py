@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ledger", "0012_outbox_kind_choices_registered"),
+        ("ledger", "0013_bi_codes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
