@@ -24,6 +24,15 @@ class EntityAdmin(AuditedAdmin):
         return False
 
 
+@admin.register(m.EntityGrant)
+class EntityGrantAdmin(AuditedAdmin):
+    """Who works for which company (ledger/companies.py); every grant and removal audited."""
+
+    list_display = ("user", "entity", "created_at")
+    list_filter = ("entity",)
+    search_fields = ("user__username", "entity__name")
+
+
 @admin.register(m.Customer)
 class CustomerAdmin(MoneyRowAdmin):
     list_display = ("code", "name", "email", "currency", "credit_limit", "balance", "entity")

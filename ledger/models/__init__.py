@@ -10,7 +10,7 @@ the one way the rest of the code names them (and importing this package register
 from ledger.models.attachments import MAX_ATTACHMENT_BYTES, Attachment
 from ledger.models.documents import Document
 from ledger.models.duplicates import DuplicateWrite
-from ledger.models.entities import ApiVersion, Entity, SyncedModel
+from ledger.models.entities import ApiVersion, Entity, EntityGrant, SyncedModel
 from ledger.models.invoices import (
     INVOICE_KEY_FIELDS,
     CreditNote,
@@ -54,6 +54,7 @@ __all__ = [
     "DocumentStatus",
     "DuplicateWrite",
     "Entity",
+    "EntityGrant",
     "GLAccount",
     "Invoice",
     "InvoiceLine",
