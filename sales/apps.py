@@ -7,6 +7,7 @@ class SalesConfig(AppConfig):
 
     def ready(self):
         # the outbox kinds this app owns and what their verdicts do to its invoices
-        from sales import outbox
+        from sales import deferred_outbox, outbox
 
         outbox.register()
+        deferred_outbox.register()
