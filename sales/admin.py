@@ -66,3 +66,17 @@ class DeferredReleaseAdmin(MoneyRowAdmin):
     list_display = ("external_reference", "kind", "release_date", "amount", "state")
     list_filter = ("state", "kind")
     search_fields = ("external_reference",)
+
+
+@admin.register(m.SalesCreditNote)
+class SalesCreditNoteAdmin(ViewOnlyAdmin):
+    list_display = ("external_reference", "invoice", "state", "gross_amount", "currency")
+    list_filter = ("state",)
+    search_fields = ("external_reference",)
+
+
+@admin.register(m.CustomerUpdate)
+class CustomerUpdateAdmin(ViewOnlyAdmin):
+    list_display = ("customer_code", "origin", "state", "created_at")
+    list_filter = ("state",)
+    search_fields = ("customer_code",)
