@@ -7,6 +7,7 @@ processed from a fresh fetch, repeats and any order of a payment's events end in
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import stripe
@@ -34,6 +35,7 @@ from payments.services.provider_accounts import (
     account_webhook_secrets,
 )
 from payments.services.provider_books import payout_book
+from payments.services.provider_disputes import dispute_book
 from payments.services.refunds import refund_stripe_update
 from payments.sources import stripe_client as api
 from payments.sources import stripe_source
@@ -60,6 +62,23 @@ HANDLED_EVENT_TYPES = frozenset(
         "payout.canceled",
     }
 )
+# Event types an app above payments handles (sales: Stripe Billing's invoices, credit notes and
+# customers), registered from its AppConfig.ready(): payments imports nothing above it.
+# handler(event_type, object id, the company the account's events are for)
+EVENT_HANDLERS: dict[str, Callable[[str, str, object], None]] = {}
+
+
+def stripe_event_handler_register(event_types, handler: Callable[[str, str, object], None]):
+    for event_type in event_types:
+        if EVENT_HANDLERS.get(event_type, handler) is not handler:
+            raise RuntimeError(f"Stripe event {event_type!r} has a handler already")
+        EVENT_HANDLERS[event_type] = handler
+
+
+def event_handled(event_type: str) -> bool:
+    return event_type in HANDLED_EVENT_TYPES or event_type in EVENT_HANDLERS
+
+
 # Nothing more will happen to an event in these states.
 FINAL_STATES = (WebhookEvent.State.PROCESSED, WebhookEvent.State.IGNORED, WebhookEvent.State.FAILED)
 MAX_ATTEMPTS = 12  # then the event stays in RETRY with its last error for a person to see
@@ -155,7 +174,7 @@ def stripe_webhook_receive(
         event_id=event_id,
         event_type=event_type,
         payload=body,
-        handled=event_type in HANDLED_EVENT_TYPES,
+        handled=event_handled(event_type),
         account=account,
     )
 
@@ -254,7 +273,9 @@ def _dispatch(event_type: str, payload: dict, entity) -> None:
     (data.object.id and, for charge and refund events, data.object.object)."""
     object_id = event_text(payload, "data", "object", "id")
     kind = payload["data"]["object"].get("object")
-    if event_type.startswith("payment_intent."):
+    if event_type in EVENT_HANDLERS:
+        EVENT_HANDLERS[event_type](event_type, object_id, entity)
+    elif event_type.startswith("payment_intent."):
         stripe_payment_sync(payment_intent_id=object_id, entity=entity)
     elif event_type.startswith("charge.dispute."):
         stripe_dispute_sync(dispute_id=object_id, entity=entity)
@@ -298,7 +319,10 @@ def stripe_dispute_sync(*, dispute_id: str, entity=None):
     if payment is None:
         # The dispute may be our first sight of the payment: fetch the charge first.
         payment = stripe_payment_sync(charge_id=dispute["charge_id"], entity=entity)
-    return dispute_upsert(source=Source.STRIPE, dispute=dispute, payment=payment)
+    # money withdrawn, lost or reinstated is booked (each journal once)
+    return dispute_book(
+        dispute=dispute_upsert(source=Source.STRIPE, dispute=dispute, payment=payment)
+    )
 
 
 def stripe_payout_sync(*, payout_id: str):
@@ -390,7 +414,7 @@ def _catch_up(*, since, account) -> dict:
                 event_id=body["id"],
                 event_type=body["type"],
                 payload=body,
-                handled=body["type"] in HANDLED_EVENT_TYPES,
+                handled=event_handled(body["type"]),
                 account=account,
             )
             stored += received.created
