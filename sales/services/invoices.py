@@ -42,6 +42,7 @@ from sales.models import (
 from sales.normalised import NormalisedInvoice
 from sales.services.after_posting import sales_invoices_after_posting
 from sales.services.credit import aiq_balances, credit_check
+from sales.signals import sales_invoices_settled
 from staff.models import Role
 from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
 
@@ -461,6 +462,8 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
             ]
         )
     sales_invoices_after_posting([r for r in changed if r.state in SalesInvoice.IN_AIQ])
+    if changed:
+        sales_invoices_settled.send(sender=SalesInvoice, rows=changed)
 
 
 def sales_invoices_fail(*, command: OutboxCommand, message: str, parked: bool = False) -> None:
@@ -486,6 +489,7 @@ def sales_invoices_fail(*, command: OutboxCommand, message: str, parked: bool = 
                 for row in rows
             ]
         )
+        sales_invoices_settled.send(sender=SalesInvoice, rows=rows)
 
 
 # --- people's decisions ----------------------------------------------------------------------
