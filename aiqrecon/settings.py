@@ -231,6 +231,9 @@ OUTBOX_LEASE_SECONDS = env_int(
 OUTBOX_SETTLE_SECONDS = env_int("OUTBOX_SETTLE_SECONDS", 180, minimum=1, maximum=3600)
 # The nightly drift check reads back what the outbox confirmed in this many days.
 AIQ_DRIFT_DAYS = env_int("AIQ_DRIFT_DAYS", 7, minimum=1, maximum=366)
+# Nightly schedules (the daily ones: drift check, catch-ups) start at this local hour, ten
+# minutes apart, away from the working day's AIQ traffic (setup_schedules).
+NIGHTLY_HOUR = env_int("NIGHTLY_HOUR", 2, minimum=0, maximum=23)
 # Liveness (ledger/outbox/health.py): the outbox is wedged when rows have been due this long
 # and no row changed meanwhile (a working cluster claims due rows within a sweep, every minute);
 # `manage.py outbox_watchdog` checks every OUTBOX_WATCHDOG_SECONDS and restarts qcluster then.
@@ -263,8 +266,9 @@ SMARTDEBIT_API_URL = env_str("SMARTDEBIT_API_URL", "")
 SMARTDEBIT_API_USER = env_str("SMARTDEBIT_API_USER", "")
 SMARTDEBIT_API_PASSWORD = env_str("SMARTDEBIT_API_PASSWORD", "")
 SMARTDEBIT_PSLID = env_str("SMARTDEBIT_PSLID", "")
-# The AIQ company id (Entity.company_id) that Stripe/GoCardless/bank money is booked to;
-# empty: the first entity.
+# The AIQ company id (Entity.company_id) of money that arrives through no account of its own
+# (ledger/companies.py: default_entity); empty: the only company. Money through a company's
+# own Stripe/GoCardless/bank account belongs to that account's company.
 PAYMENTS_ENTITY = env_str("PAYMENTS_ENTITY", "")
 
 # --- Domain policy --------------------------------------------------------------------------

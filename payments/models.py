@@ -23,6 +23,18 @@ class Source(models.TextChoices):
     API = "api", "Recorded through the API"
 
 
+def company_field(help_text: str) -> models.ForeignKey:
+    """The company a setting belongs to (a layout, a rule, an import); empty: every company."""
+    return models.ForeignKey(
+        "ledger.Entity",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=help_text,
+    )
+
+
 class Payout(models.Model):
     source = models.CharField(max_length=12, choices=Source)
     external_id = models.CharField(max_length=100)
@@ -252,6 +264,20 @@ class Fee(models.Model):
         return f"{self.kind} fee {format_money(self.amount, self.currency)}"
 
 
+# one name per state on the screens: Stripe's dispute statuses and the GoCardless ones ours
+DISPUTE_STATUS_SHOWN = {
+    "warning_needs_response": "Inquiry: needs a response",
+    "warning_under_review": "Inquiry: under review",
+    "warning_closed": "Inquiry closed",
+    "needs_response": "Needs a response",
+    "under_review": "Under review",
+    "won": "Won",
+    "lost": "Lost",
+    "late_failure": "Lost: Direct Debit failed after payout",
+    "charged_back": "Lost: Direct Debit charged back",
+}
+
+
 class Dispute(models.Model):
     source = models.CharField(max_length=12, choices=Source)
     external_id = models.CharField(max_length=100)
@@ -261,17 +287,44 @@ class Dispute(models.Model):
     status = models.CharField(max_length=40)
     reason = models.CharField(max_length=100, blank=True)
     raw = models.JSONField(default=dict)
+    # its books (payments/services/provider_disputes.py): the AIQ journals that took the
+    # disputed money (and the dispute fee) out of clearing, wrote a lost one off, and put a
+    # won one back
+    withdrawal_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    loss_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reinstatement_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["source", "external_id"], name="dispute_external_unique"
-            )
+            ),
+            # a dispute is written off or reinstated only after its money was taken out
+            models.CheckConstraint(
+                condition=(Q(loss_command__isnull=True) & Q(reinstatement_command__isnull=True))
+                | Q(withdrawal_command__isnull=False),
+                name="dispute_books_after_withdrawal",
+            ),
         ]
 
     def __str__(self):
         return f"{self.get_source_display()} dispute {self.external_id} ({self.status})"
+
+    @property
+    def status_shown(self) -> str:
+        return DISPUTE_STATUS_SHOWN.get(self.status, self.status.replace("_", " ").capitalize())
+
+    @property
+    def commands(self):
+        """Its journals: money taken, written off (lost), put back (won); None where not yet."""
+        return (self.withdrawal_command, self.loss_command, self.reinstatement_command)
 
 
 class WebhookEvent(models.Model):
@@ -294,6 +347,15 @@ class WebhookEvent(models.Model):
     last_error = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # the provider account whose webhook address it came to (and so its company and API key);
+    # empty: the installation's default address (PAYMENTS_ENTITY, docs/configuration.md)
+    provider_account = models.ForeignKey(
+        "payments.ProviderAccount",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
 
     class Meta:
         constraints = [
@@ -308,6 +370,8 @@ class ImportFormat(models.Model):
     """A saved column mapping for one bank's or SmartDebit's CSV/Excel layout."""
 
     name = models.CharField(max_length=100, unique=True)
+    # a company's own layout; empty: a layout every company may use (the ready-made banks')
+    entity = company_field("The company whose layout this is (empty: every company's)")
     source = models.CharField(max_length=12, choices=Source, default=Source.BANK)
     column_map = models.JSONField(
         default=dict, help_text='Our field -> the file\'s column header, e.g. {"amount": "Credit"}'
@@ -337,6 +401,8 @@ class ImportBatch(models.Model):
         IMPORTED = "imported", "Imported"
         REJECTED = "rejected", "Rejected"
 
+    # the company whose money the file is (the statement account's, else the one chosen)
+    entity = company_field("")
     # empty for self-describing files (camt, MT940, BAI2, OFX, QIF)
     import_format = models.ForeignKey(ImportFormat, null=True, blank=True, on_delete=models.PROTECT)
     file_format = models.CharField(max_length=20, blank=True, help_text="csv, camt.053, mt940…")
@@ -492,6 +558,9 @@ class MatchRule(models.Model):
         WRITE_OFF = "write_off", "Write-off to GL account"
 
     name = models.CharField(max_length=100)
+    # a company's own rule; empty: a rule for every company (a company's own rules of a kind
+    # replace the shared ones of that kind for its payments: payments/matching/rules.py)
+    entity = company_field("The company this rule is for (empty: every company without its own)")
     kind = models.CharField(max_length=20, choices=Kind)
     order = models.PositiveIntegerField(default=100)
     enabled = models.BooleanField(default=True)
@@ -719,9 +788,12 @@ class Refund(MakerChecked):
         SENT = "sent", "Sent"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
+        # a step was parked in the outbox (attempts used up, a duplicate, a bad payload): a
+        # person must act; a retry that confirms it completes the refund, a cancel fails it
+        NEEDS_PERSON = "needs_person", "Needs a person"
 
     kind = models.CharField(max_length=20, choices=Kind)
-    state = models.CharField(max_length=10, choices=State, default=State.REQUESTED)
+    state = models.CharField(max_length=12, choices=State, default=State.REQUESTED)
     customer = models.ForeignKey("ledger.Customer", on_delete=models.PROTECT)
     payment = models.ForeignKey(
         Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"

@@ -13,6 +13,9 @@ from django.db.models import Q
 
 from core.fields import MoneyField
 
+# an environment variable's name (or nothing): A-Z, digits, underscores
+ENV_NAME = r"^([A-Z][A-Z0-9_]*)?$"
+
 
 class ProviderAccount(models.Model):
     entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
@@ -41,11 +44,45 @@ class ProviderAccount(models.Model):
         blank=True,
         help_text="AIQ GL account for the VAT the provider charges on its fees (empty: none)",
     )
+    # disputes and charge-backs (payments/services/provider_disputes.py): the money a dispute
+    # takes out of clearing waits on a balance-sheet account until the dispute is decided; a
+    # lost one is written off to an expense (bad debt) account. Empty: disputes not booked.
+    disputes_gl_account_code = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="AIQ GL account (balance sheet) holding disputed money until the dispute "
+        "is decided (empty: disputes are not booked)",
+    )
+    dispute_loss_gl_account_code = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="AIQ GL account a lost dispute or charge-back is written off to (bad debt)",
+    )
+    fx_gl_account_code = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="AIQ GL account of realised exchange gains and losses (empty: not booked)",
+    )
     # how the provider's payouts read on the bank statement ("STRIPE PAYMENTS UK LTD",
     # "GOCARDLESS"): a statement line carrying it, for a payout's amount within the window
     # around its arrival date, is that payout
     statement_narrative = models.CharField(max_length=100)
     payout_window_days = models.PositiveSmallIntegerField(default=3)
+    # The account's own keys, by the NAME of the environment variable holding each (the value
+    # is read when used, never stored, shown or logged). Empty: the installation's
+    # STRIPE_API_KEY / GOCARDLESS_ACCESS_TOKEN and *_WEBHOOK_SECRETS (one company, one account).
+    api_key_env = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Name of the environment variable holding this account's secret API key "
+        "(Stripe) or access token (GoCardless), e.g. STRIPE_IE_API_KEY",
+    )
+    webhook_secret_env = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Name of the environment variable holding this account's webhook signing "
+        "secret(s), comma-separated while rotating, e.g. STRIPE_IE_WEBHOOK_SECRET",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -59,6 +96,11 @@ class ProviderAccount(models.Model):
             models.CheckConstraint(
                 condition=~Q(clearing_bank_account=models.F("payout_bank_account")),
                 name="provideraccount_clearing_is_not_the_bank",
+            ),
+            models.CheckConstraint(
+                condition=Q(api_key_env__regex=ENV_NAME)
+                & Q(webhook_secret_env__regex=ENV_NAME),  # a variable's name, not a secret
+                name="provideraccount_env_names",
             ),
         ]
 
