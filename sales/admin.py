@@ -6,7 +6,7 @@ read-only."""
 from django.contrib import admin
 
 from sales import models as m
-from staff.admin_base import AuditedAdmin, ViewOnlyAdmin
+from staff.admin_base import AuditedAdmin, MoneyRowAdmin, ViewOnlyAdmin
 
 
 @admin.register(m.InvoiceSource)
@@ -23,6 +23,7 @@ class SalesSettingsAdmin(AuditedAdmin):
         "approve_new_customers",
         "batch_approval_total",
         "email_invoices",
+        "deferred_revenue_gl_account_code",
     )
 
 
@@ -37,3 +38,45 @@ class SalesInvoiceAdmin(ViewOnlyAdmin):
 class SalesBatchAdmin(ViewOnlyAdmin):
     list_display = ("filename", "source", "state", "invoice_count", "gross_total", "created_at")
     exclude = ("content",)
+
+
+class DeferredReleaseInline(admin.TabularInline):
+    model = m.DeferredRelease
+    extra = 0
+    can_delete = False
+    fields = ("kind", "number", "release_date", "amount", "state", "aiq_transaction_id", "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.DeferredRevenueSchedule)
+class DeferredRevenueScheduleAdmin(MoneyRowAdmin):
+    """Made when AIQ posts a deferred line; released by the outbox; shown on the Deferred
+    revenue screen."""
+
+    list_display = ("invoice", "amount", "currency", "months", "state", "entity")
+    list_filter = ("entity", "state")
+    inlines = [DeferredReleaseInline]
+
+
+@admin.register(m.DeferredRelease)
+class DeferredReleaseAdmin(MoneyRowAdmin):
+    list_display = ("external_reference", "kind", "release_date", "amount", "state")
+    list_filter = ("state", "kind")
+    search_fields = ("external_reference",)
+
+
+@admin.register(m.SalesCreditNote)
+class SalesCreditNoteAdmin(ViewOnlyAdmin):
+    list_display = ("external_reference", "invoice", "state", "gross_amount", "currency")
+    list_filter = ("state",)
+    search_fields = ("external_reference",)
+
+
+@admin.register(m.CustomerUpdate)
+class CustomerUpdateAdmin(ViewOnlyAdmin):
+    list_display = ("customer_code", "origin", "state", "created_at")
+    list_filter = ("state",)
+    search_fields = ("customer_code",)

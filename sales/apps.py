@@ -7,6 +7,10 @@ class SalesConfig(AppConfig):
 
     def ready(self):
         # the outbox kinds this app owns and what their verdicts do to its invoices
-        from sales import outbox
+        from sales import deferred_outbox, outbox
+        from sales.services import stripe_billing
 
         outbox.register()
+        deferred_outbox.register()
+        # Stripe Billing's invoices, credit notes and customers, through payments' webhook
+        stripe_billing.register()

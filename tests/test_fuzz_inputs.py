@@ -147,6 +147,8 @@ PARAMS = {
     "sales:invoice_release": ((), ()),
     "sales:invoice_retry": ((), ()),
     "sales:invoice_cancel": ((), ()),
+    "sales:deferred": ((), ()),
+    "sales:deferred_schedule": ((), ()),
     "webhook-stripe": ((), ()),
     "webhook-gocardless": ((), ()),
 }
@@ -235,6 +237,7 @@ def world(screen_data, entity, alice, bob, carol, mallory, settings):
         "what": "suspense",
         "account_id": 1,
         "department_id": 1,
+        "schedule_id": 1,
     }
     return {"clients": clients, "ids": ids, "invoices": screen_data["invoices"]}
 

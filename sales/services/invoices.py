@@ -44,6 +44,8 @@ from sales.models import (
 from sales.normalised import NormalisedInvoice
 from sales.services.after_posting import sales_invoices_after_posting
 from sales.services.credit import aiq_balances, credit_check
+from sales.services.credit_notes import sales_credit_notes_release
+from sales.services.deferred import deferrals_create, deferred_problems
 from sales.signals import sales_invoices_settled
 from staff.models import Role
 from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
@@ -115,6 +117,17 @@ def sales_invoices_submit(
     problems = []
     for invoice in invoices:
         problems += [f"{invoice.external_reference or '?'}: {e}" for e in invoice.check()]
+    config = settings_for(entity)
+    for invoice in invoices:
+        problems += [
+            f"{invoice.external_reference or '?'}: {e}"
+            for e in deferred_problems(
+                entity,
+                invoice,
+                config.deferred_revenue_gl_account_code,
+                source.default_gl_account_code,
+            )
+        ]
     refused = department_problems(
         entity, {line.department for invoice in invoices for line in invoice.lines}
     )
@@ -155,7 +168,7 @@ def sales_invoices_submit(
             rows.append(invoice.external_reference)
         # each row's state is decided in memory (customer, credit check, batch approval) and
         # stored once, in multi-row INSERTs: no UPDATE of thousands of rows afterwards
-        new = _rows(entity, source, to_store, batch, actor, digests)
+        new = _rows(entity, source, to_store, batch, actor, digests, config)
         if new:
             customers = _route(entity, new, batch)
             _store(new, source)
@@ -215,7 +228,7 @@ def _fields(entity, source, invoice: NormalisedInvoice, batch, actor, digest=Non
     )
 
 
-def _rows(entity, source, todo: list[tuple], batch, actor, digests) -> list[SalesInvoice]:
+def _rows(entity, source, todo: list[tuple], batch, actor, digests, config) -> list[SalesInvoice]:
     """The rows to store, unsaved (a replaced one: its row with the new content), each with
     its normalised invoice (`_normalised`) and its lines (`_lines`, unsaved)."""
     out = []
@@ -242,6 +255,11 @@ def _rows(entity, source, todo: list[tuple], batch, actor, digests) -> list[Sale
                 order_number=line.order_number,
                 delivery_date=line.delivery_date,
                 quantity=line.quantity,
+                deferred_months=line.deferred_months,
+                # the account it posts to is fixed when the invoice is accepted
+                deferred_gl_account_code=config.deferred_revenue_gl_account_code
+                if line.deferred_months
+                else "",
             )
             for number, line in enumerate(invoice.lines, start=1)
         ]
@@ -262,6 +280,8 @@ _LINE_COLUMNS = (
     "order_number",
     "delivery_date",
     "quantity",
+    "deferred_months",
+    "deferred_gl_account_code",
 )
 
 
@@ -373,7 +393,11 @@ def _payload_invoice(row: SalesInvoice) -> dict:
                 "description": line.description,
                 "item_code": line.item_code,
                 "department": line.department,
-                "gl_account_code": line.gl_account_code,
+                # a deferred line posts to the deferred revenue account; its own GL account
+                # gets the revenue month by month (sales/services/deferred.py)
+                "gl_account_code": line.deferred_gl_account_code
+                if line.deferred_months
+                else line.gl_account_code,
                 "order_number": line.order_number,
                 "delivery_date": line.delivery_date.isoformat() if line.delivery_date else None,
                 "quantity": str(line.quantity),
@@ -526,7 +550,10 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
                 for row in changed
             ]
         )
-    sales_invoices_after_posting([r for r in changed if r.state in SalesInvoice.IN_AIQ])
+    in_aiq = [r for r in changed if r.state in SalesInvoice.IN_AIQ]
+    sales_invoices_after_posting(in_aiq)
+    sales_credit_notes_release(in_aiq)
+    deferrals_create(changed)
     if changed:
         sales_invoices_settled.send(sender=SalesInvoice, rows=changed)
 
