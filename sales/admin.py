@@ -37,3 +37,63 @@ class SalesInvoiceAdmin(ViewOnlyAdmin):
 class SalesBatchAdmin(ViewOnlyAdmin):
     list_display = ("filename", "source", "state", "invoice_count", "gross_total", "created_at")
     exclude = ("content",)
+
+
+@admin.register(m.SalesInvoiceLine)
+class SalesInvoiceLineAdmin(ViewOnlyAdmin):
+    list_display = ("invoice", "line_number", "net_amount", "tax_amount", "department")
+    search_fields = ("invoice__external_reference",)
+
+
+@admin.register(m.BackToBackRule)
+class BackToBackRuleAdmin(AuditedAdmin):
+    """Configuration: which supplier a resold cost is bought from and the mark-up it is sold
+    on at; the pairs themselves are made by back_to_back_submit."""
+
+    list_display = ("code", "name", "entity", "supplier_code", "markup_percent", "active")
+    list_filter = ("entity", "active")
+
+
+class PurchaseInvoiceLineInline(admin.TabularInline):
+    model = m.PurchaseInvoiceLine
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.PurchaseInvoice)
+class PurchaseInvoiceAdmin(ViewOnlyAdmin):
+    list_display = (
+        "external_reference",
+        "entity",
+        "supplier_code",
+        "state",
+        "gross_amount",
+        "currency",
+        "aiq_transaction_id",
+    )
+    list_filter = ("state", "entity")
+    search_fields = ("external_reference", "supplier_code")
+    inlines = [PurchaseInvoiceLineInline]
+
+
+@admin.register(m.PurchaseInvoiceLine)
+class PurchaseInvoiceLineAdmin(ViewOnlyAdmin):
+    list_display = ("invoice", "line_number", "net_amount", "tax_amount", "department")
+
+
+@admin.register(m.BackToBackPair)
+class BackToBackPairAdmin(ViewOnlyAdmin):
+    list_display = ("reference", "entity", "rule", "customer_code", "cost_net", "sale_net")
+    search_fields = ("reference", "customer_code")
+
+
+@admin.register(m.InterCompanySale)
+class InterCompanySaleAdmin(ViewOnlyAdmin):
+    list_display = ("reference", "seller", "buyer", "sales_invoice", "purchase", "created_at")
+    search_fields = ("reference",)

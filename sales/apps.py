@@ -7,6 +7,7 @@ class SalesConfig(AppConfig):
 
     def ready(self):
         # the outbox kinds this app owns and what their verdicts do to its invoices
-        from sales import outbox
+        from sales import outbox, outbox_purchases
 
         outbox.register()
+        outbox_purchases.register()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sales import views
+from sales import views, views_pairs
 
 app_name = "sales"
 
@@ -15,4 +15,6 @@ urlpatterns = [
     path("sales/invoices/<id:invoice_id>/release", views.invoice_release, name="invoice_release"),
     path("sales/invoices/<id:invoice_id>/retry", views.invoice_retry, name="invoice_retry"),
     path("sales/invoices/<id:invoice_id>/cancel", views.invoice_cancel, name="invoice_cancel"),
+    path("sales/back-to-back/", views_pairs.back_to_back, name="back_to_back"),
+    path("sales/intercompany/", views_pairs.intercompany, name="intercompany"),
 ]

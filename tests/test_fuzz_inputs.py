@@ -145,6 +145,8 @@ PARAMS = {
     "sales:invoice_release": ((), ()),
     "sales:invoice_retry": ((), ()),
     "sales:invoice_cancel": ((), ()),
+    "sales:back_to_back": (("show",), ()),
+    "sales:intercompany": (("show",), ()),
     "webhook-stripe": ((), ()),
     "webhook-gocardless": ((), ()),
 }
