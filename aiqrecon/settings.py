@@ -263,8 +263,9 @@ SMARTDEBIT_API_URL = env_str("SMARTDEBIT_API_URL", "")
 SMARTDEBIT_API_USER = env_str("SMARTDEBIT_API_USER", "")
 SMARTDEBIT_API_PASSWORD = env_str("SMARTDEBIT_API_PASSWORD", "")
 SMARTDEBIT_PSLID = env_str("SMARTDEBIT_PSLID", "")
-# The AIQ company id (Entity.company_id) that Stripe/GoCardless/bank money is booked to;
-# empty: the first entity.
+# The AIQ company id (Entity.company_id) of money that arrives through no account of its own
+# (ledger/companies.py: default_entity); empty: the only company. Money through a company's
+# own Stripe/GoCardless/bank account belongs to that account's company.
 PAYMENTS_ENTITY = env_str("PAYMENTS_ENTITY", "")
 
 # --- Domain policy --------------------------------------------------------------------------

@@ -53,9 +53,11 @@ EVENT_TYPES = [
     for kind, states in (
         ("contact_payment", ("awaiting_approval", "sent", "confirmed", "failed", "needs_person",
                              "rejected", "void")),
-        ("contact_allocation", ("awaiting_approval", "sent", "confirmed", "failed", "rejected")),
-        ("other_payment", ("awaiting_approval", "sent", "confirmed", "failed", "rejected")),
-        ("refund", ("requested", "sent", "completed", "failed", "rejected")),
+        ("contact_allocation", ("awaiting_approval", "sent", "confirmed", "failed",
+                                "needs_person", "rejected")),
+        ("other_payment", ("awaiting_approval", "sent", "confirmed", "failed", "needs_person",
+                           "rejected")),
+        ("refund", ("requested", "sent", "completed", "failed", "needs_person", "rejected")),
     )
     for state in states
 ]  # fmt: skip

@@ -125,7 +125,8 @@ def main() -> None:
         f"faults fired: {f['drops']} answers dropped after commit, {f['resets']} connections "
         f"reset, {f['late_commits']} writes committed late ({f['late_landed']} landed; all "
         f"landed: {f['all_late_landed']}), {f['failures']} calls refused; {f['kills']} busy "
-        f"workers SIGKILLed; {f['pulls']} AIQ pulls"
+        f"workers SIGKILLed ({f['top_ups']} top-ups of 6 journals to keep them busy); "
+        f"{f['pulls']} AIQ pulls"
     )
     print(f"all settled: {f['settled']} in {f['seconds']:.1f} s; still open: {f['open']}")
     print(f"duplicates in AIQ: {len(f['duplicates'])} {f['duplicates'][:10]}")
@@ -136,6 +137,7 @@ def main() -> None:
         f"{len(f['unflagged_duplicates'])}"
     )
     print(f"plans whose final state differs from AIQ's books: {len(f['plans_wrong'])}")
+    print(f"refunds whose final state differs from AIQ's books: {len(f['refunds_wrong'])}")
     late = f["late_past_settle"]
     if late:
         print(
@@ -150,6 +152,8 @@ def main() -> None:
         and not f["losses"]
         and not f["parked"]
         and not f["plans_wrong"]
+        and not f["refunds_wrong"]
+        and f["kills"] == args.kills
         and not (late and late["unflagged_duplicates"])
     )
     sys.exit(0 if ok else 1)

@@ -24,6 +24,15 @@ class EntityAdmin(AuditedAdmin):
         return False
 
 
+@admin.register(m.EntityGrant)
+class EntityGrantAdmin(AuditedAdmin):
+    """Who works for which company (ledger/companies.py); every grant and removal audited."""
+
+    list_display = ("user", "entity", "created_at")
+    list_filter = ("entity",)
+    search_fields = ("user__username", "entity__name")
+
+
 @admin.register(m.Customer)
 class CustomerAdmin(MoneyRowAdmin):
     list_display = ("code", "name", "email", "currency", "credit_limit", "balance", "entity")
@@ -55,11 +64,19 @@ class TaxCodeAdmin(AuditedAdmin):
 
 
 @admin.register(m.Department)
-class DepartmentAdmin(AuditedAdmin):
+class DepartmentAdmin(ViewOnlyAdmin):
+    """Mirrored from AIQ; renamed, retired and activated on the BI codes screen, which writes
+    to AIQ through the outbox (an edit here would leave AIQ behind)."""
+
     list_display = ("department_id", "name", "bi_code", "active", "entity")
     list_filter = ("entity", "active")
     search_fields = ("department_id", "name", "bi_code")
-    readonly_fields = SYNC
+
+
+@admin.register(m.AnalysisDimension)
+class AnalysisDimensionAdmin(ViewOnlyAdmin):
+    list_display = ("position", "code", "description", "entity")
+    list_filter = ("entity",)
 
 
 class InvoiceLineInline(admin.TabularInline):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ledger.views import customers, documents, invoices, sync
+from ledger.views import customers, departments, documents, invoices, sync
 
 app_name = "ledger"
 
@@ -16,6 +16,12 @@ urlpatterns = [
         "customers/<id:customer_id>/statement",
         customers.customer_statement,
         name="customer_statement",
+    ),
+    path("bi-codes/", departments.department_list, name="departments"),
+    path(
+        "bi-codes/<id:department_id>/update",
+        departments.department_update,
+        name="department_update",
     ),
     path("sync/", sync.sync_overview, name="sync"),
     path("sync/now", sync.sync_now, name="sync_now"),

@@ -23,6 +23,18 @@ class Source(models.TextChoices):
     API = "api", "Recorded through the API"
 
 
+def company_field(help_text: str) -> models.ForeignKey:
+    """The company a setting belongs to (a layout, a rule, an import); empty: every company."""
+    return models.ForeignKey(
+        "ledger.Entity",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text=help_text,
+    )
+
+
 class Payout(models.Model):
     source = models.CharField(max_length=12, choices=Source)
     external_id = models.CharField(max_length=100)
@@ -294,6 +306,15 @@ class WebhookEvent(models.Model):
     last_error = models.TextField(blank=True)
     received_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # the provider account whose webhook address it came to (and so its company and API key);
+    # empty: the installation's default address (PAYMENTS_ENTITY, docs/configuration.md)
+    provider_account = models.ForeignKey(
+        "payments.ProviderAccount",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
 
     class Meta:
         constraints = [
@@ -308,6 +329,8 @@ class ImportFormat(models.Model):
     """A saved column mapping for one bank's or SmartDebit's CSV/Excel layout."""
 
     name = models.CharField(max_length=100, unique=True)
+    # a company's own layout; empty: a layout every company may use (the ready-made banks')
+    entity = company_field("The company whose layout this is (empty: every company's)")
     source = models.CharField(max_length=12, choices=Source, default=Source.BANK)
     column_map = models.JSONField(
         default=dict, help_text='Our field -> the file\'s column header, e.g. {"amount": "Credit"}'
@@ -337,6 +360,8 @@ class ImportBatch(models.Model):
         IMPORTED = "imported", "Imported"
         REJECTED = "rejected", "Rejected"
 
+    # the company whose money the file is (the statement account's, else the one chosen)
+    entity = company_field("")
     # empty for self-describing files (camt, MT940, BAI2, OFX, QIF)
     import_format = models.ForeignKey(ImportFormat, null=True, blank=True, on_delete=models.PROTECT)
     file_format = models.CharField(max_length=20, blank=True, help_text="csv, camt.053, mt940…")
@@ -492,6 +517,9 @@ class MatchRule(models.Model):
         WRITE_OFF = "write_off", "Write-off to GL account"
 
     name = models.CharField(max_length=100)
+    # a company's own rule; empty: a rule for every company (a company's own rules of a kind
+    # replace the shared ones of that kind for its payments: payments/matching/rules.py)
+    entity = company_field("The company this rule is for (empty: every company without its own)")
     kind = models.CharField(max_length=20, choices=Kind)
     order = models.PositiveIntegerField(default=100)
     enabled = models.BooleanField(default=True)
@@ -719,9 +747,12 @@ class Refund(MakerChecked):
         SENT = "sent", "Sent"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
+        # a step was parked in the outbox (attempts used up, a duplicate, a bad payload): a
+        # person must act; a retry that confirms it completes the refund, a cancel fails it
+        NEEDS_PERSON = "needs_person", "Needs a person"
 
     kind = models.CharField(max_length=20, choices=Kind)
-    state = models.CharField(max_length=10, choices=State, default=State.REQUESTED)
+    state = models.CharField(max_length=12, choices=State, default=State.REQUESTED)
     customer = models.ForeignKey("ledger.Customer", on_delete=models.PROTECT)
     payment = models.ForeignKey(
         Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="refunds"

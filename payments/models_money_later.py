@@ -29,10 +29,13 @@ class LaterState(models.TextChoices):
     SENT = "sent", "Approved, on its way to AIQ"  # as a plan says it
     CONFIRMED = "confirmed", "Confirmed in AIQ"
     FAILED = "failed", "Failed in AIQ"
+    # a write to AIQ was parked (attempts used up, a duplicate, a bad payload): a person must
+    # look; it stays live (a retry that confirms it confirms the row, a cancel fails it)
+    NEEDS_PERSON = "needs_person", "Needs a person"
 
 
 # states that hold money (what they allocate or book is not available to anything else)
-HOLDING_STATES = (LaterState.AWAITING_APPROVAL, LaterState.SENT)
+HOLDING_STATES = (LaterState.AWAITING_APPROVAL, LaterState.SENT, LaterState.NEEDS_PERSON)
 
 
 class LaterDecision(MakerChecked):

@@ -13,6 +13,9 @@ from django.db.models import Q
 
 from core.fields import MoneyField
 
+# an environment variable's name (or nothing): A-Z, digits, underscores
+ENV_NAME = r"^([A-Z][A-Z0-9_]*)?$"
+
 
 class ProviderAccount(models.Model):
     entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
@@ -46,6 +49,21 @@ class ProviderAccount(models.Model):
     # around its arrival date, is that payout
     statement_narrative = models.CharField(max_length=100)
     payout_window_days = models.PositiveSmallIntegerField(default=3)
+    # The account's own keys, by the NAME of the environment variable holding each (the value
+    # is read when used, never stored, shown or logged). Empty: the installation's
+    # STRIPE_API_KEY / GOCARDLESS_ACCESS_TOKEN and *_WEBHOOK_SECRETS (one company, one account).
+    api_key_env = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Name of the environment variable holding this account's secret API key "
+        "(Stripe) or access token (GoCardless), e.g. STRIPE_IE_API_KEY",
+    )
+    webhook_secret_env = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Name of the environment variable holding this account's webhook signing "
+        "secret(s), comma-separated while rotating, e.g. STRIPE_IE_WEBHOOK_SECRET",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -59,6 +77,11 @@ class ProviderAccount(models.Model):
             models.CheckConstraint(
                 condition=~Q(clearing_bank_account=models.F("payout_bank_account")),
                 name="provideraccount_clearing_is_not_the_bank",
+            ),
+            models.CheckConstraint(
+                condition=Q(api_key_env__regex=ENV_NAME)
+                & Q(webhook_secret_env__regex=ENV_NAME),  # a variable's name, not a secret
+                name="provideraccount_env_names",
             ),
         ]
 

@@ -23,11 +23,11 @@ def stripe_events_sweep_task() -> int:
 
 
 def stripe_catch_up_task() -> dict:
-    return stripe_events.stripe_events_catch_up()
+    return stripe_events.stripe_catch_up_all()
 
 
 def stripe_import_task() -> dict:
-    return stripe_events.stripe_import()
+    return stripe_events.stripe_import_all()
 
 
 def gocardless_event_process_task(event_pk: int) -> str:

@@ -13,6 +13,7 @@ from django.http import HttpResponse, HttpResponseBadRequest
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from payments.models_provider import ProviderAccount
 from payments.services.stripe_events import (
     WebhookRejected,
     enqueue_processing,
@@ -27,14 +28,27 @@ def _client_ip(request) -> str:
     return request.META.get("REMOTE_ADDR", "?")
 
 
+def _account(source: str, account_id: int | None) -> ProviderAccount | None:
+    """The provider account whose address this is (None: the default address). Its secrets
+    check the signature and its company owns the money."""
+    if account_id is None:
+        return None
+    account = ProviderAccount.objects.filter(pk=account_id, source=source).first()
+    if account is None:
+        raise WebhookRejected(f"no {source} account {account_id}")
+    return account
+
+
 @csrf_exempt
 @login_not_required
 @require_POST
-def stripe_webhook(request):
+def stripe_webhook(request, account_id: int | None = None):
     try:
         with transaction.atomic():
             received = stripe_webhook_receive(
-                payload=request.body, signature=request.headers.get("Stripe-Signature")
+                payload=request.body,
+                signature=request.headers.get("Stripe-Signature"),
+                account=_account("stripe", account_id),
             )
             if received.created:
                 enqueue_processing(received.event)
@@ -47,11 +61,13 @@ def stripe_webhook(request):
 @csrf_exempt
 @login_not_required
 @require_POST
-def gocardless_webhook(request):
+def gocardless_webhook(request, account_id: int | None = None):
     try:
         with transaction.atomic():
             events = gocardless_webhook_receive(
-                payload=request.body, signature=request.headers.get("Webhook-Signature")
+                payload=request.body,
+                signature=request.headers.get("Webhook-Signature"),
+                account=_account("gocardless", account_id),
             )
             for received in events:
                 if received.created:

@@ -110,7 +110,16 @@ def in_aiq(client, invoice: dict) -> dict | None:
     )
     if found:
         (first, amount), *others = found
-        return {"transaction_id": first, "amount": amount, "extra_ids": [i for i, _ in others]}
+        # an item invoice's AIQ document id (GetInvoice reads its lines: a credit note's copy)
+        posted = sorted(
+            int(get(d, "InvoiceID")) for d in documents if get(d, "Status") == "Processed"
+        )
+        return {
+            "transaction_id": first,
+            "amount": amount,
+            "extra_ids": [i for i, _ in others],
+            "invoice_id": posted[0] if len(posted) == 1 else None,
+        }
     saved = sorted(int(get(d, "InvoiceID")) for d in documents if get(d, "Status") != "Processed")
     if saved:
         return {"saved_invoice_id": saved[0]}
@@ -174,6 +183,7 @@ def _result(command: OutboxCommand, found: dict, refused: dict) -> dict:
             "extra_ids": hit.get("extra_ids", []),
             "amount": hit.get("amount", ""),
             "receipt_transaction_id": hit.get("receipt_transaction_id"),
+            "invoice_id": hit.get("invoice_id"),
         }
     return {"invoices": invoices, "refused": refused}
 
@@ -327,7 +337,10 @@ def sales_send(client, command: OutboxCommand, payload: dict) -> dict:
                     item_document(client, invoice), create=True, replay_safe=REPLAY_AFTER_EXPIRY
                 )
             transaction_id = client.post_invoice(saved, replay_safe=REPLAY_AFTER_EXPIRY)
-            found[invoice["external_reference"]] = {"transaction_id": transaction_id}
+            found[invoice["external_reference"]] = {
+                "transaction_id": transaction_id,
+                "invoice_id": saved,
+            }
     else:
         for invoice in todo:
             if (found.get(invoice["external_reference"]) or {}).get("saved_invoice_id"):

@@ -61,10 +61,12 @@ _HALVES = (
 )
 
 
-def back_to_back_pairs(*, open_only: bool) -> list[BackToBackPair]:
+def back_to_back_pairs(*, open_only: bool, visible=None) -> list[BackToBackPair]:
     """Newest first, each with `.purchase_half` and `.sales_half`; `open_only`: pairs whose
-    halves are not both in AIQ."""
+    halves are not both in AIQ; `visible`: the company ids the reader sees (None: all)."""
     rows = BackToBackPair.objects.select_related("rule", "entity", *_HALVES)
+    if visible is not None:
+        rows = rows.filter(entity__in=visible)
     if open_only:
         rows = rows.filter(_not_both_in_aiq())
     rows = list(rows.order_by("-created_at", "-pk")[:LIMIT])
@@ -73,10 +75,13 @@ def back_to_back_pairs(*, open_only: bool) -> list[BackToBackPair]:
     return rows
 
 
-def intercompany_sales(*, unmatched_only: bool) -> list[InterCompanySale]:
+def intercompany_sales(*, unmatched_only: bool, visible=None) -> list[InterCompanySale]:
     """Newest first, each with `.sales_half` and `.purchase_half`; `unmatched_only`: sales
-    whose two halves are not both in AIQ."""
+    whose two halves are not both in AIQ; `visible`: the company ids the reader sees (None:
+    all), either side of the sale."""
     rows = InterCompanySale.objects.select_related("seller", "buyer", "connection", *_HALVES)
+    if visible is not None:
+        rows = rows.filter(Q(seller__in=visible) | Q(buyer__in=visible))
     if unmatched_only:
         rows = rows.filter(_not_both_in_aiq())
     rows = list(rows.order_by("-created_at", "-pk")[:LIMIT])

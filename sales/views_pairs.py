@@ -5,6 +5,7 @@ side so a pair that is half in AIQ is seen by a person."""
 from django import forms
 from django.shortcuts import render
 
+from ledger.companies import entities_visible_ids
 from ledger.models import InterCompanyConnection
 from sales import selectors
 from staff.views import clerk_required
@@ -22,7 +23,8 @@ def _open_only(request) -> bool:
 @clerk_required
 def back_to_back(request):
     open_only = _open_only(request)
-    pairs = selectors.back_to_back_pairs(open_only=open_only)
+    visible = entities_visible_ids(request.user)
+    pairs = selectors.back_to_back_pairs(open_only=open_only, visible=visible)
     return render(
         request,
         "sales/back_to_back.html",
@@ -33,14 +35,17 @@ def back_to_back(request):
 @clerk_required
 def intercompany(request):
     open_only = _open_only(request)
+    visible = entities_visible_ids(request.user)
     connections = InterCompanyConnection.objects.select_related("entity").order_by(
         "entity__name", "local_account_code"
     )
+    if visible is not None:
+        connections = connections.filter(entity__in=visible)
     return render(
         request,
         "sales/intercompany.html",
         {
-            "sales": selectors.intercompany_sales(unmatched_only=open_only),
+            "sales": selectors.intercompany_sales(unmatched_only=open_only, visible=visible),
             "connections": connections,
             "open_only": open_only,
             "form": ShowForm(request.GET),

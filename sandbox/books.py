@@ -92,6 +92,23 @@ def gl_account(ctx: Ctx, code, field: str = "GLAccountCode") -> sqlite3.Row:
     return row
 
 
+def department_usable(ctx: Ctx, department_id, field: str = "DepartmentID") -> None:
+    """A line's BI code (department) must exist and be active: a retired code stays on the
+    lines that carry it, and AIQ refuses it on new ones."""
+    if not department_id:
+        return
+    row = ctx.db.execute(
+        "SELECT is_active FROM department WHERE entity_id = ? AND id = ?",
+        (ctx.entity_id, department_id),
+    ).fetchone()
+    if row is None:
+        raise AiqFailure(f"{field}: department '{department_id}' does not exist.", NOT_FOUND)
+    if not row["is_active"]:
+        raise AiqFailure(
+            f"{field}: department '{department_id}' is inactive and cannot be used.", VALIDATION
+        )
+
+
 def gl_by_category(ctx: Ctx, category: str) -> str:
     row = ctx.db.execute(
         "SELECT code FROM gl_account WHERE entity_id = ? AND category = ? ORDER BY code",
@@ -137,6 +154,9 @@ def create_txn(
     department_id: str | None = None,
     extra: dict | None = None,
 ) -> int:
+    department_usable(ctx, department_id)
+    for number, item in enumerate(lines, start=1):
+        department_usable(ctx, item.get("DepartmentID"), f"Line {number} DepartmentID")
     total = sum((Decimal(item["Amount"]) for item in lines), Decimal(0))
     if total != 0:
         raise AiqFailure(f"Debits and credits differ by {total}.", VALIDATION)

@@ -13,6 +13,7 @@ from sandbox.books import (
     account_by_code,
     account_by_id,
     create_txn,
+    department_usable,
     gl_account,
     gl_by_category,
     line,
@@ -130,6 +131,7 @@ def _lines(ctx, record: dict, currency: str, default_tax, default_gl) -> list[di
         )
         gl = item.get("GLAccountCode") or default_gl
         gl_account(ctx, gl, f"Line {number} GLAccountCode")
+        department_usable(ctx, item.get("DepartmentID"), f"Line {number} DepartmentID")
         item.update(
             InvoiceItemID=item.get("InvoiceItemID") or next_number(ctx.db, ctx.entity_id, "item"),
             InvoicedQuantity=quantity,

@@ -29,11 +29,19 @@ class AuditEntry(models.Model):
     summary = models.CharField(max_length=500, blank=True)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
+    # the AIQ company (ledger.Entity id) the change belongs to, so the audit screen shows a
+    # clerk only their companies' entries; empty for installation-wide entries (a matching
+    # run, a setting), which only people who see every company see. A plain id, not a foreign
+    # key: staff sits below ledger (docs/architecture.md) and an entry outlives anything.
+    entity_id = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         verbose_name_plural = "audit entries"
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["object_type", "object_id"], name="audit_object")]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"], name="audit_object"),
+            models.Index(fields=["entity_id", "-at"], name="audit_entity_recent"),
+        ]
 
     def __str__(self):
         return f"{self.at:%d/%m/%Y %H:%M} {self.action} {self.object_type}#{self.object_id}"

@@ -40,6 +40,7 @@ def audit_log(
     summary: str = "",
     before: dict | None = None,
     after: dict | None = None,
+    entity_id: int | None = None,
 ) -> AuditEntry:
     """Write one audit entry. Call it inside the same transaction as the change it records."""
     _require_atomic()
@@ -52,6 +53,7 @@ def audit_log(
         summary=summary,
         before=before,
         after=after,
+        entity_id=entity_id,
     )
     entry.save()
     return entry
@@ -67,11 +69,14 @@ def audit_entry(
     summary: str = "",
     before: dict | None = None,
     after: dict | None = None,
+    entity_id: int | None = None,
 ) -> AuditEntry:
     """The unsaved entry audit_log writes; audit_log_many writes a list of them at once."""
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or obj.pk
+        if entity_id is None:
+            entity_id = audit_entity_of(obj)
     if actor is not None and (isinstance(actor, AnonymousUser) or not actor.is_authenticated):
         actor = None
     return AuditEntry(
@@ -82,7 +87,36 @@ def audit_entry(
         summary=_without_nul(summary[:500]),
         before=_jsonable(before),
         after=_jsonable(after),
+        entity_id=entity_id,
     )
+
+
+# How the company of an audited object is found: its own entity, or that of the payment,
+# customer or invoice it hangs on (a plan, a refund, an unallocation's allocation). Read by
+# attribute, since staff knows none of the models above it.
+ENTITY_PATHS = (
+    ("entity_id",),
+    ("payment", "entity_id"),
+    ("customer", "entity_id"),
+    ("invoice", "entity_id"),
+    ("allocation", "entity_id"),
+)
+
+
+def audit_entity_of(obj) -> int | None:
+    """The company (entity id) an audited object belongs to, or None for an object of none."""
+    if obj._meta.label_lower == "ledger.entity":
+        return obj.pk
+    for path in ENTITY_PATHS:
+        value = obj
+        for name in path:
+            if value is None or not hasattr(value, name):
+                value = None
+                break
+            value = getattr(value, name)
+        if isinstance(value, int):
+            return value
+    return None
 
 
 def audit_log_many(entries: list[AuditEntry]) -> None:
@@ -90,9 +124,18 @@ def audit_log_many(entries: list[AuditEntry]) -> None:
     _require_atomic()
     insert_rows(
         AuditEntry,
-        ("actor", "action", "object_type", "object_id", "summary", "before", "after"),
+        ("actor", "action", "object_type", "object_id", "summary", "before", "after", "entity_id"),
         [
-            (e.actor_id, e.action, e.object_type, e.object_id, e.summary, e.before, e.after)
+            (
+                e.actor_id,
+                e.action,
+                e.object_type,
+                e.object_id,
+                e.summary,
+                e.before,
+                e.after,
+                e.entity_id,
+            )
             for e in entries
         ],
     )

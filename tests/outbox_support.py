@@ -365,8 +365,9 @@ def cluster_env(server_url: str) -> dict[str, str]:
 
 
 def chaos_invoices_needed(commands: int) -> int:
-    """Each unit of 10 or 11 commands uses 4 or 5 invoices (see chaos_workload)."""
-    return (commands // 10 + 1) * 5
+    """Each unit of 12 commands uses up to 5 invoices (see chaos_workload); the refunds take
+    theirs from the end of the pool (chaos_refund_requests), one per unit at most."""
+    return (commands // 10 + 1) * 6
 
 
 def chaos_clerk():
@@ -379,6 +380,37 @@ def chaos_clerk():
     user, _ = User.objects.get_or_create(username="chaos-clerk")
     user.groups.add(Group.objects.get_or_create(name=Role.CLERK)[0])
     return user
+
+
+def chaos_refund_requests(world, commands: int) -> list:
+    """Refunds a clerk asked for, before the chaos starts (asking reads the invoice's lines from
+    AIQ): one cancellation of part of an unpaid invoice per two units of the workload, each
+    drafting a credit note. Approved during the chaos (chaos_workload), each queues what the
+    product posts for it: the credit note, then its allocation against the invoice."""
+    from django.contrib.auth.models import Group, User
+
+    from payments.models import Refund
+    from payments.services.refunds import refund_request
+    from staff.models import Role
+
+    clerk = chaos_clerk()
+    pool = world.invoices(chaos_invoices_needed(commands))
+    count = commands // 24 + 1
+    approver, _ = User.objects.get_or_create(username="chaos-approver")
+    approver.groups.add(Group.objects.get_or_create(name=Role.APPROVER)[0])
+    return [
+        (
+            refund_request(
+                actor=clerk,
+                kind=Refund.Kind.CANCEL_INVOICE,
+                reason=f"chaos: part of {invoice.invoice_number} cancelled",
+                invoice=invoice,
+                amount=Decimal("3.60"),
+            ),
+            approver,
+        )
+        for invoice in pool[-count:]
+    ]
 
 
 def chaos_plan(world, invoice, clerk, n: int):
@@ -412,18 +444,22 @@ def chaos_plan(world, invoice, clerk, n: int):
     return plan, receipt, allocation
 
 
-def chaos_workload(world, commands: int) -> list[tuple[str, object, object]]:
-    """About `commands` commands of every kind, enqueued as approvals would, per unit of 10:
+def chaos_workload(world, commands: int, refunds=()) -> list[tuple[str, object, object]]:
+    """About `commands` commands of every kind, enqueued as approvals would, per unit of 12:
     three receipts each settling a whole invoice through a dependent allocation (6), a plan a
     clerk submitted for a fourth (its receipt and allocation, 2), a write-off (sales credit
     journal) and a sales debit journal (as a refund's) (2); every other unit also a credit note
-    against a fifth invoice. Returns (kind, command, invoice or None)."""
-    from ledger.models import CreditNote, DocumentStatus
+    against a fifth invoice, the units between a refund (chaos_refund_requests) approved: its
+    credit note and the allocation that cancels part of its invoice (2). Returns (kind,
+    command, invoice or None)."""
+    from ledger.models import CreditNote, DocumentStatus, OutboxCommand
     from ledger.outbox.services import outbox_enqueue
+    from payments.services.refunds import refund_approve
 
     today = date.today().isoformat()
     invoices = iter(world.invoices(chaos_invoices_needed(commands)))
     clerk = chaos_clerk()
+    refunds = iter(refunds)
     items: list[tuple[str, object, object]] = []
     unit = 0
     while len(items) < commands:
@@ -436,21 +472,7 @@ def chaos_workload(world, commands: int) -> list[tuple[str, object, object]]:
         _plan, receipt, allocation = chaos_plan(world, invoice, clerk, unit)
         items += [("receipt", receipt, invoice), ("allocation", allocation, invoice)]
         for kind, prefix in (("post_write_off", "WO"), ("post_debit_journal", "SDJ")):
-            reference = f"{prefix}-CHAOS-{unit}"
-            command = outbox_enqueue(
-                entity=world.entity,
-                kind=kind,
-                payload={
-                    "customer_code": world.customer.code,
-                    "gl_account_code": "8100",
-                    "amount": f"{1 + unit % 9}.50",
-                    "currency": world.customer.currency,
-                    "journal_date": today,
-                    "description": reference,
-                },
-                external_reference=reference,
-            )
-            items.append((kind, command, None))
+            items.append(chaos_journal(world, kind, f"{prefix}-CHAOS-{unit}", f"{1 + unit % 9}.50"))
         if unit % 2 == 0:
             invoice = next(invoices)
             reference = f"CN-CHAOS-{unit}"
@@ -496,6 +518,16 @@ def chaos_workload(world, commands: int) -> list[tuple[str, object, object]]:
                     external_reference=reference,
                 )
             items.append(("credit_note", command, invoice))
+        elif (refund := next(refunds, None)) is not None:
+            refund, approver = refund
+            refund_approve(refund=refund, actor=approver)
+            steps = OutboxCommand.objects.filter(origin_type="refund", origin_id=refund.pk)
+            note = steps.get(kind=OutboxCommand.Kind.CREATE_CREDIT_NOTE)
+            allocation = steps.get(kind=OutboxCommand.Kind.ALLOCATE)
+            items += [
+                ("refund_credit_note", note, None),
+                ("refund_allocation", allocation, refund.invoice),
+            ]
         unit += 1
     return items
 
@@ -512,13 +544,17 @@ def chaos_books(server, items, entity_code: str = "demo") -> dict:
         state = states[command.pk]
         if state != OutboxCommand.State.CONFIRMED:
             parked.append((kind, command.external_reference, state))
-        if kind == "allocation":
+        if kind in ("allocation", "refund_allocation"):
+            # a receipt settles its whole invoice; a refund's credit note only its own amount
+            expected = (
+                invoice.gross_amount if kind == "allocation" else Decimal(command.payload["amount"])
+            )
             allocated = sum(
                 a["amount"] for a in server.state.allocations(invoice.aiq_transaction_id)
             )
-            if allocated > invoice.gross_amount:
+            if allocated > expected:
                 duplicates.append((kind, invoice.invoice_number, allocated))
-            elif state == OutboxCommand.State.CONFIRMED and allocated < invoice.gross_amount:
+            elif state == OutboxCommand.State.CONFIRMED and allocated < expected:
                 losses.append((kind, invoice.invoice_number, allocated))
             continue
         held = len(server.state.transactions(command.external_reference, entity_code))
@@ -593,6 +629,32 @@ def chaos_plan_states(server, entity_code: str = "demo") -> list[tuple]:
     return wrong
 
 
+def chaos_refund_states(server, entity_code: str = "demo") -> list[tuple]:
+    """Refunds whose final state is not what AIQ's books hold: a completed one has its credit
+    note once in AIQ and exactly its amount allocated to the invoice from it; every approved
+    one is completed (the chaos parks nothing)."""
+    from payments.models import Refund
+
+    wrong = []
+    for refund in Refund.objects.select_related("credit_note", "invoice").order_by("pk"):
+        if refund.state != Refund.State.COMPLETED:
+            wrong.append((refund.pk, refund.state))
+            continue
+        note = refund.credit_note
+        held = {
+            t["transaction_id"]
+            for t in server.state.transactions(note.external_reference, entity_code)
+        }
+        allocated = sum(
+            a["amount"]
+            for a in server.state.allocations(refund.invoice.aiq_transaction_id)
+            if a["credit_transaction_id"] in held
+        )
+        if len(held) != 1 or allocated != note.gross_amount:
+            wrong.append((refund.pk, refund.state, len(held), allocated))
+    return wrong
+
+
 def chaos_run(
     world,
     start_cluster,
@@ -615,13 +677,14 @@ def chaos_run(
     from ledger.sync.services import sync_claim, sync_run
 
     rng = random.Random(seed)
+    refunds = chaos_refund_requests(world, commands)  # asked for while AIQ answers well
     world.server.faults.update(**CHAOS_FAULTS, seed=seed)
     running = [start_cluster(index) for index in range(clusters)]
     assert wait_until(lambda: all(len(c.workers()) >= 2 for c in running), timeout=60), (
         "cluster did not start"
     )
     started = time.monotonic()
-    items = chaos_workload(world, commands)
+    items = chaos_workload(world, commands, refunds)
     last = {"sweep": 0.0, "pull": 0.0}
     pulls = [0]
 
@@ -642,18 +705,29 @@ def chaos_run(
             pull()
             last["pull"] = time.monotonic()
 
+    final = ["confirmed", "failed", "needs_person"]
+    open_ = OutboxCommand.objects.exclude(state__in=final)
     killed = []
-    kill_deadline = time.monotonic() + timeout / 2
+    kill_deadline = time.monotonic() + timeout
+    top_ups = 0
     # look for a busy worker often: with several clusters the work is spread thin and a
-    # worker is busy only while it drains (the rest of the time rows wait out settle periods)
+    # worker is busy only while it drains (the rest of the time rows wait out settle periods).
+    # A fast machine can drain the whole workload before every kill has landed: then more
+    # journals are enqueued (counted in the books like the rest), so the kills always happen
+    # while work is in flight, however fast or slow the machine is.
+    last_busy = time.monotonic()
     while len(killed) < kills and time.monotonic() < kill_deadline:
         time.sleep(rng.uniform(0.02, 0.15))
         victim = rng.choice(running).kill_random_worker(rng)
         if victim:
             killed.append(victim)
+            last_busy = time.monotonic()
+        elif time.monotonic() - last_busy > 2 and top_ups < 50:
+            # no busy worker for 2 s: the rest is waiting out settle periods or back-offs
+            items += chaos_top_up(world, top_ups)
+            top_ups += 1
+            last_busy = time.monotonic()
         tick()
-    final = ["confirmed", "failed", "needs_person"]
-    open_ = OutboxCommand.objects.exclude(state__in=final)
     settled = wait_until(lambda: not open_.exists(), timeout=timeout, on_tick=tick)
     elapsed = time.monotonic() - started
     fired = world.server.faults.snapshot()["stats"]
@@ -697,6 +771,7 @@ def chaos_run(
     figures.update(
         commands=len(items),
         kills=len(killed),
+        top_ups=top_ups,
         pulls=pulls[0] + 1,
         settled=settled,
         seconds=elapsed,
@@ -708,10 +783,42 @@ def chaos_run(
         late_landed=fired["late_landed"],
         all_late_landed=late_landed,
         plans_wrong=chaos_plan_states(world.server),
+        refunds_wrong=chaos_refund_states(world.server),
         late_past_settle=late,
         open=list(open_.values_list("external_reference", "state")[:10]),
     )
     return figures
+
+
+def chaos_top_up(world, batch: int, size: int = 6) -> list[tuple[str, object, None]]:
+    """More work for the kill loop when the workload drained before every kill landed:
+    `size` write-off and debit journals (their own references, no invoice needed)."""
+    items = []
+    for n in range(size):
+        kind, prefix = (("post_write_off", "WO"), ("post_debit_journal", "SDJ"))[n % 2]
+        items.append(chaos_journal(world, kind, f"{prefix}-TOPUP-{batch}-{n}", f"{1 + n}.75"))
+    return items
+
+
+def chaos_journal(world, kind: str, reference: str, amount: str) -> tuple[str, object, None]:
+    """A write-off (sales credit journal) or sales debit journal of `amount` on the workload's
+    customer, queued as an approval would."""
+    from ledger.outbox.services import outbox_enqueue
+
+    command = outbox_enqueue(
+        entity=world.entity,
+        kind=kind,
+        payload={
+            "customer_code": world.customer.code,
+            "gl_account_code": "8100",
+            "amount": amount,
+            "currency": world.customer.currency,
+            "journal_date": date.today().isoformat(),
+            "description": reference,
+        },
+        external_reference=reference,
+    )
+    return (kind, command, None)
 
 
 def chaos_late_item(world, n: int) -> tuple[str, object, None]:

@@ -9,14 +9,15 @@ from django.test import RequestFactory
 from django.urls import reverse
 
 from core.fields import MoneyField
+from ledger.models import Entity
 from payments.models import MatchRule, Payment
 from sales.models import SalesSettings
 
 pytestmark = pytest.mark.django_db
 
 # Money that is configuration, not money received or mirrored: a rule's tolerance, the batch
-# total above which sales invoices need an approver.
-SETTINGS_WITH_MONEY = {MatchRule, SalesSettings}
+# total above which sales invoices need an approver, a company's own approval threshold.
+SETTINGS_WITH_MONEY = {MatchRule, SalesSettings, Entity}
 
 
 def test_no_admin_page_can_add_change_or_delete_money(carol):

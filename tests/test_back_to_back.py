@@ -162,7 +162,7 @@ def test_a_retired_bi_code_or_rule_is_refused_before_anything_is_stored(labour, 
     from ledger.models import Department
 
     Department.objects.filter(entity=labour.entity, department_id="SH").update(active=False)
-    with pytest.raises(ValidationError, match="BI code SH is retired"):
+    with pytest.raises(ValidationError, match=r"BI code SH \(South hardware\) is retired"):
         back_to_back_submit(rule=labour, line=week("TS-3001", department="SH"), actor=alice)
     labour.active = False
     labour.save()

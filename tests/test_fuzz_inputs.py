@@ -50,6 +50,8 @@ PARAMS = {
     "ledger:customers": (("q", "currency", "after"), ()),
     "ledger:customer": (("after",), ()),
     "ledger:customer_statement": ((), ()),
+    "ledger:departments": (("entity", "code", "state"), ()),
+    "ledger:department_update": ((), ("name", "action")),
     "ledger:sync": ((), ()),
     "ledger:sync_now": ((), ("entity",)),
     "ledger:sync_progress": ((), ()),
@@ -234,6 +236,7 @@ def world(screen_data, entity, alice, bob, carol, mallory, settings):
         "batch_id": 1,
         "what": "suspense",
         "account_id": 1,
+        "department_id": 1,
     }
     return {"clients": clients, "ids": ids, "invoices": screen_data["invoices"]}
 

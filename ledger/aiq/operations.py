@@ -76,7 +76,20 @@ class AiqOperations:
         return unwrap(self.call("GetCreditTermList"), "CreditTerm")
 
     def get_department_list(self) -> list[dict]:
+        """Every BI code (AIQ's departments), active and retired."""
         return unwrap(self.call("GetDepartmentList"), "Department")
+
+    def get_department_by_id(self, department_id: str) -> dict:
+        return self.call("GetDepartmentById", departmentId=department_id).result
+
+    def get_departments_by_analysis_code(self, filters: dict[int, list[str]]) -> list[dict]:
+        """The departments whose AnalysisCodeN is one of filters[N], for every N given."""
+        query = {f"a{n}Filter": {"string": list(codes)} for n, codes in filters.items() if codes}
+        return unwrap(self.call("GetDepartmentsByAnalysisCode", query=query), "Department")
+
+    def get_analysis_dimension_setup(self) -> list[dict]:
+        """The BI dimensions (Code, Description, DimensionCodes) in AnalysisCodeN order."""
+        return unwrap(self.call("GetAnalysisDimensionSetup"), "WSAnalysisDimension")
 
     def get_customers_statement(
         self, *, up_to: datetime, customer_codes: list[str], show_zeros: bool = False
@@ -195,6 +208,18 @@ class AiqOperations:
         return self.call("GetNewSalesCreditNote", customerCode=customer_code.upper()).result
 
     # --- writes -------------------------------------------------------------------------------
+
+    def update_department(
+        self, department_id: str, *, description: str, active: bool, replay_safe=False
+    ) -> None:
+        """Rename a BI code and/or retire (active=False) or activate it."""
+        self.call(
+            "UpdateDepartment",
+            replay_safe=replay_safe,
+            departmentID=department_id,
+            newDescription=description,
+            active=active,
+        )
 
     def update_customer(self, customer: dict, *, create: bool, replay_safe=False) -> None:
         self.call("UpdateCustomer", replay_safe=replay_safe, customer=customer, create=create)

@@ -10,19 +10,27 @@ the one way the rest of the code names them (and importing this package register
 from ledger.models.attachments import MAX_ATTACHMENT_BYTES, Attachment
 from ledger.models.documents import Document
 from ledger.models.duplicates import DuplicateWrite
-from ledger.models.entities import ApiVersion, Entity, SyncedModel
+from ledger.models.entities import ApiVersion, Entity, EntityGrant, SyncedModel
 from ledger.models.intercompany import InterCompanyConnection
 from ledger.models.invoices import (
     INVOICE_KEY_FIELDS,
     CreditNote,
     CreditNoteLine,
+    DocumentLine,
     DocumentStatus,
     Invoice,
     InvoiceLine,
     InvoiceQuerySet,
     set_invoice_keys,
 )
-from ledger.models.master_data import BankAccount, Customer, Department, GLAccount, TaxCode
+from ledger.models.master_data import (
+    AnalysisDimension,
+    BankAccount,
+    Customer,
+    Department,
+    GLAccount,
+    TaxCode,
+)
 from ledger.models.outbox import OutboxCommand
 from ledger.models.statements import CustomerStatement, CustomerStatementLine
 from ledger.models.sync import SyncState
@@ -32,6 +40,7 @@ __all__ = [
     "MAX_ATTACHMENT_BYTES",
     "INVOICE_KEY_FIELDS",
     "Allocation",
+    "AnalysisDimension",
     "ApiVersion",
     "Attachment",
     "BankAccount",
@@ -42,9 +51,11 @@ __all__ = [
     "CustomerStatementLine",
     "Department",
     "Document",
+    "DocumentLine",
     "DocumentStatus",
     "DuplicateWrite",
     "Entity",
+    "EntityGrant",
     "GLAccount",
     "InterCompanyConnection",
     "Invoice",

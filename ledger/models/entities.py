@@ -1,7 +1,10 @@
 """The AIQ companies we keep books for, and the fields every mirrored AIQ object has."""
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
+
+from core.fields import MoneyField
 
 
 class ApiVersion(models.TextChoices):
@@ -30,6 +33,14 @@ class Entity(models.Model):
         "BankAccount", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # this company's own limit above which a second person approves (empty: the installation's
+    # APPROVAL_THRESHOLD); a group's Irish company may want a lower one than its UK parent
+    approval_threshold = MoneyField(
+        null=True,
+        blank=True,
+        help_text="Above this (in the company's money) a second person approves; "
+        "empty: APPROVAL_THRESHOLD",
+    )
 
     class Meta:
         verbose_name_plural = "entities"
@@ -55,3 +66,25 @@ class SyncedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class EntityGrant(models.Model):
+    """A person's access to one company. Someone with no grant at all works for every company
+    (a single-company installation needs none); someone with grants sees only those companies'
+    payments, invoices, customers, refunds and audit. Superusers and the Admin role (group
+    finance) always see every company. Grants are made in the admin, which audits each one."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="company_grants"
+    )
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT, related_name="grants")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "company grant"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "entity"], name="entitygrant_unique")
+        ]
+
+    def __str__(self):
+        return f"{self.user} → {self.entity.name}"

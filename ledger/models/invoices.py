@@ -142,14 +142,15 @@ class Invoice(SyncedModel):
         super().save(*args, update_fields=update_fields, **kwargs)
 
 
-class InvoiceLine(models.Model):
-    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
+class DocumentLine(models.Model):
+    """What an invoice line and a credit note line share: the same AIQ InvoiceLine fields,
+    department (BI code) included, so a credit note copies its invoice's lines field by field."""
+
     line_number = models.PositiveIntegerField()
-    aiq_invoice_item_id = models.IntegerField(null=True, blank=True)
     stock_item_id = models.CharField(max_length=50, blank=True)
     description = models.CharField(max_length=500, blank=True)
     gl_account_code = models.CharField(max_length=50, blank=True)
-    department_id = models.CharField(max_length=50, blank=True)
+    department_id = models.CharField(max_length=50, blank=True, help_text="AIQ DepartmentID")
     tax_code = models.CharField(max_length=20, blank=True)
     tax_rate = models.DecimalField(max_digits=7, decimal_places=4, default=0)
     quantity = models.DecimalField(max_digits=15, decimal_places=4, default=1)
@@ -159,14 +160,25 @@ class InvoiceLine(models.Model):
     gross_amount = MoneyField(default=0)
 
     class Meta:
-        ordering = ["invoice", "line_number"]
+        abstract = True
         constraints = [
-            models.UniqueConstraint(
-                fields=["invoice", "line_number"], name="invoiceline_number_unique"
-            ),
             models.CheckConstraint(
                 condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
-                name="invoiceline_gross_is_net_plus_tax",
+                name="%(class)s_gross_is_net_plus_tax",
+            ),
+        ]
+
+
+class InvoiceLine(DocumentLine):
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
+    aiq_invoice_item_id = models.IntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["invoice", "line_number"]
+        constraints = [
+            *DocumentLine.Meta.constraints,
+            models.UniqueConstraint(
+                fields=["invoice", "line_number"], name="invoiceline_number_unique"
             ),
         ]
 
@@ -228,29 +240,19 @@ class CreditNote(SyncedModel):
         return self.get_status_display()
 
 
-class CreditNoteLine(models.Model):
+class CreditNoteLine(DocumentLine):
     credit_note = models.ForeignKey(CreditNote, on_delete=models.PROTECT, related_name="lines")
-    line_number = models.PositiveIntegerField()
-    stock_item_id = models.CharField(max_length=50, blank=True)
-    description = models.CharField(max_length=500, blank=True)
-    gl_account_code = models.CharField(max_length=50, blank=True)
-    tax_code = models.CharField(max_length=20, blank=True)
-    tax_rate = models.DecimalField(max_digits=7, decimal_places=4, default=0)
-    quantity = models.DecimalField(max_digits=15, decimal_places=4, default=1)
-    unit_price = MoneyField(default=0)
-    net_amount = MoneyField(default=0)
-    tax_amount = MoneyField(default=0)
-    gross_amount = MoneyField(default=0)
+    # the invoice line it credits (department, GL account and tax code copied from it)
+    invoice_line = models.ForeignKey(
+        InvoiceLine, null=True, blank=True, on_delete=models.PROTECT, related_name="credited_by"
+    )
 
     class Meta:
         ordering = ["credit_note", "line_number"]
         constraints = [
+            *DocumentLine.Meta.constraints,
             models.UniqueConstraint(
                 fields=["credit_note", "line_number"], name="creditnoteline_number_unique"
-            ),
-            models.CheckConstraint(
-                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
-                name="creditnoteline_gross_is_net_plus_tax",
             ),
         ]
 

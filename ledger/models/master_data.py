@@ -1,4 +1,5 @@
-"""AIQ's master data as mirrored: customers, GL accounts, bank accounts, tax codes, departments."""
+"""AIQ's master data as mirrored: customers, GL accounts, bank accounts, tax codes, departments
+(BI codes) and the analysis dimensions they are coded on."""
 
 from django.db import models
 from django.db.models import Q
@@ -88,10 +89,41 @@ class TaxCode(SyncedModel):
         return f"{self.code} ({self.rate}%)"
 
 
+class AnalysisDimension(SyncedModel):
+    """One of AIQ's (up to six) BI dimensions (GetAnalysisDimensionSetup): e.g. Region, with
+    its codes. A department's AnalysisCodeN is a code of dimension N."""
+
+    position = models.PositiveSmallIntegerField(help_text="1 to 6: AnalysisCodeN of a department")
+    code = models.CharField(max_length=50)
+    description = models.CharField(max_length=200, blank=True)
+    # [{"code", "description"}] as AIQ lists them
+    codes = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["entity", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity", "position"], name="analysis_dimension_position_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(position__gte=1) & Q(position__lte=6),
+                name="analysis_dimension_position_1_to_6",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.position}. {self.description or self.code}"
+
+
 class Department(SyncedModel):
+    """A BI code (AIQ calls them departments). Retired = not active: AIQ keeps the code on old
+    lines, and no new line may carry it."""
+
     department_id = models.CharField(max_length=50, help_text="AIQ DepartmentID")
     name = models.CharField(max_length=200)
     bi_code = models.CharField(max_length=50, blank=True, help_text="Business intelligence code")
+    # AnalysisCode1..6 as AIQ gives them ("" where a dimension has no code)
+    analysis_codes = models.JSONField(default=list, blank=True)
     active = models.BooleanField(default=True)
 
     class Meta:
@@ -103,3 +135,7 @@ class Department(SyncedModel):
 
     def __str__(self):
         return f"{self.department_id} {self.name}"
+
+    @property
+    def state_text(self) -> str:
+        return "Active" if self.active else "Retired"

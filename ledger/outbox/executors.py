@@ -156,6 +156,7 @@ def journal_executor(post: Callable[..., int], sign_note: str):
             {
                 "GLAccountCode": line["gl_account_code"],
                 "Description": (line.get("description") or description)[:250],
+                "DepartmentID": line.get("department_id") or None,
                 "Amount": as_decimal(line["amount"]),
             }
             for line in payload.get("lines") or ()
@@ -163,6 +164,7 @@ def journal_executor(post: Callable[..., int], sign_note: str):
             {
                 "GLAccountCode": payload["gl_account_code"],
                 "Description": description,
+                "DepartmentID": payload.get("department_id") or None,
                 "Amount": as_decimal(payload["amount"]),
             }
         ]

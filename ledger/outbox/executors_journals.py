@@ -7,7 +7,7 @@ lines name GL accounts; a bank account's side is its bank GL code (AIQ's BankCod
 journal between two bank GL codes moves money between the two bank accounts.
 
 Payload (GeneralJournalPayload): {"journal_date", "description", "currency", "lines": [
-{"gl_account_code", "debit", "credit", "description"}]}; amounts as text, each line a debit or a
+{"gl_account_code", "debit", "credit", "description", "department_id"?}]}; amounts as text, each line a debit or a
 credit, debits = credits. ExternalReference = the command's external_reference (one journal per
 command). result: {"transaction_id": int}. Read back with GetTransactionsByExternalReference,
 as receipts, sundry receipts and ledger journals are.
@@ -72,6 +72,7 @@ def general_journal_send(client, command: OutboxCommand, payload: dict) -> dict:
         {
             "GLAccountCode": item["gl_account_code"],
             "Description": (item.get("description") or payload.get("description") or "")[:250],
+            "DepartmentID": item.get("department_id") or None,
             "Debit": as_decimal(item.get("debit") or 0),
             "Credit": as_decimal(item.get("credit") or 0),
         }
@@ -113,6 +114,7 @@ def general_journal_mirror(command: OutboxCommand, payload: dict, result: dict, 
             line_number=number,
             gl_account_code=item["gl_account_code"],
             description=(item.get("description") or "")[:500],
+            department_id=item.get("department_id") or "",
             debit=Decimal(str(item.get("debit") or 0)),
             credit=Decimal(str(item.get("credit") or 0)),
         )

@@ -64,6 +64,8 @@ def _line(line: dict) -> dict:
         "TaxAmount": as_decimal(line["tax_amount"]),
         "GrossAmount": as_decimal(line["net_amount"]) + as_decimal(line["tax_amount"]),
         "GLAccountCode": line.get("gl_account_code") or None,
+        # the invoice line's BI code: a credit note reverses revenue where it was reported
+        "DepartmentID": line.get("department_id") or None,
     }
 
 

@@ -24,6 +24,15 @@ from ledger.outbox.executors_customers import (
     customer_read_back,
     customer_send,
 )
+from ledger.outbox.executors_departments import (
+    KIND as UPDATE_DEPARTMENT,
+)
+from ledger.outbox.executors_departments import (  # noqa: I001
+    UpdateDepartmentPayload,
+    department_mirror,
+    department_read_back,
+    department_send,
+)
 from ledger.outbox.executors_documents import attach_mirror_apply, attach_read_back, attach_send
 from ledger.outbox.executors_journals import (
     GeneralJournalPayload,
@@ -82,6 +91,13 @@ def register() -> None:
         (Kind.OTHER_RECEIPT, Executor(sundry_send, sundry_read_back), payloads.OtherReceiptPayload),
     ):
         command_kind_register(kind, executor=executor, payload=payload)
+    command_kind_register(
+        UPDATE_DEPARTMENT,
+        executor=Executor(department_send, department_read_back),
+        payload=UpdateDepartmentPayload,
+        label="Update BI code (department)",
+    )
     MIRRORS[Kind.ENSURE_CUSTOMER] = customer_mirror_apply
     MIRRORS[Kind.ATTACH_DOCUMENT] = attach_mirror_apply
     MIRRORS[Kind.POST_GENERAL_JOURNAL] = general_journal_mirror
+    MIRRORS[UPDATE_DEPARTMENT] = department_mirror

@@ -135,8 +135,11 @@ class JournalPayload:
     journal_date: str
     currency: str = ""
     description: str = ""
+    # the BI code of the line it comes from (a write-off: the invoice's), on the GL line
+    department_id: str = ""
     # several GL lines instead of one (e.g. a credit note's reversal: net to its sales
-    # accounts, tax to the VAT account): [{"gl_account_code", "amount", "description"?}]
+    # accounts, tax to the VAT account): [{"gl_account_code", "amount", "description"?,
+    # "department_id"?}]
     lines: list | None = None
 
     def __post_init__(self):
@@ -158,8 +161,8 @@ class JournalPayload:
 @dataclass(frozen=True)
 class CreditNotePayload:
     """create_credit_note: save and post a mirrored draft credit note (executors_refunds.py).
-    lines: [{"stock_item_id", "description", "gl_account_code", "tax_code", "tax_rate",
-    "quantity", "unit_price", "net_amount", "tax_amount"}].
+    lines: [{"stock_item_id", "description", "gl_account_code", "department_id", "tax_code",
+    "tax_rate", "quantity", "unit_price", "net_amount", "tax_amount"}].
     result: {"credit_note_id": AIQ id, "transaction_id": int, "credit_note_number": str}"""
 
     customer_code: str

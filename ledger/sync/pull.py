@@ -26,6 +26,7 @@ from ledger.aiq.results import as_date, as_decimal, get, unwrap
 from ledger.duplicates import duplicate_flag, duplicate_flag_extra
 from ledger.models import (
     Allocation,
+    AnalysisDimension,
     BankAccount,
     CreditNote,
     Customer,
@@ -154,21 +155,84 @@ def sync_tax_codes(client, entity) -> int:
     return len(rows)
 
 
-def sync_departments(client, entity) -> int:
+# the outbox kind that renames, retires or activates a BI code in AIQ (ledger/outbox/kinds.py)
+UPDATE_DEPARTMENT = "update_department"
+
+
+def _department_fields(row, now) -> dict:
+    codes = [get(row, f"AnalysisCode{n}") or "" for n in range(1, 7)]
+    return {
+        "name": get(row, "Description") or "",
+        "bi_code": codes[0],
+        "analysis_codes": codes,
+        "active": bool(get(row, "IsActive", True)),
+        "last_synced_at": now,
+    }
+
+
+def departments_store(entity, rows) -> int:
+    """AIQ's departments (GetDepartmentList, GetDepartmentById, GetDepartmentsByAnalysisCode
+    all answer Department records) into the mirror. A BI code an open update_department
+    command is changing keeps our value until AIQ confirms it."""
     now = timezone.now()
-    rows = client.get_department_list()
+    changing = {
+        str(code)
+        for code in OutboxCommand.objects.filter(
+            entity=entity, kind=UPDATE_DEPARTMENT, state__in=OPEN
+        ).values_list("payload__department_id", flat=True)
+    }
     for row in rows:
+        department_id = get(row, "DepartmentID")
+        if not department_id or department_id in changing:
+            continue
         Department.objects.update_or_create(
+            entity=entity, department_id=department_id, defaults=_department_fields(row, now)
+        )
+    return len(rows)
+
+
+def sync_analysis_setup(client, entity) -> int:
+    """The BI dimensions (GetAnalysisDimensionSetup), AnalysisCode1 first."""
+    now = timezone.now()
+    dimensions = client.get_analysis_dimension_setup()
+    for position, row in enumerate(dimensions, start=1):
+        codes = (get(row, "DimensionCodes") and unwrap(get(row, "DimensionCodes"),
+                 "WSAnalysisDimensionCode")) or []  # fmt: skip
+        AnalysisDimension.objects.update_or_create(
             entity=entity,
-            department_id=get(row, "DepartmentID"),
+            position=position,
             defaults={
-                "name": get(row, "Description") or "",
-                "bi_code": get(row, "AnalysisCode1") or "",
-                "active": bool(get(row, "IsActive", True)),
+                "code": get(row, "Code") or "",
+                "description": get(row, "Description") or "",
+                "codes": [
+                    {"code": get(c, "Code") or "", "description": get(c, "Description") or ""}
+                    for c in codes
+                ],
                 "last_synced_at": now,
             },
         )
-    return len(rows)
+    AnalysisDimension.objects.filter(entity=entity, position__gt=len(dimensions)).delete()
+    return len(dimensions)
+
+
+def sync_departments(client, entity) -> int:
+    """The analysis set-up, then every BI code (active and retired)."""
+    sync_analysis_setup(client, entity)
+    return departments_store(entity, client.get_department_list())
+
+
+def sync_department(client, entity, department_id: str) -> Department | None:
+    """One BI code read again from AIQ (GetDepartmentById)."""
+    departments_store(entity, [client.get_department_by_id(department_id)])
+    return Department.objects.filter(entity=entity, department_id=department_id).first()
+
+
+def sync_departments_by_analysis_code(client, entity, position: int, code: str) -> list[str]:
+    """The BI codes AIQ files under one analysis code (GetDepartmentsByAnalysisCode), stored
+    and returned by DepartmentID."""
+    rows = client.get_departments_by_analysis_code({position: [code]})
+    departments_store(entity, rows)
+    return [get(row, "DepartmentID") for row in rows]
 
 
 def sync_customers(client, entity) -> int:

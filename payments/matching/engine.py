@@ -35,6 +35,7 @@ from payments.matching.index import (
     label,
     payer_keys,
     reference_texts,
+    rules_for,
 )
 from payments.matching.near import inferred_hits, inferred_note
 from payments.matching.payers import NAME_ACCEPT, identify, narrative_name
@@ -329,7 +330,9 @@ def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[st
     """Invoices the payment's texts name, grouped by the key that named them.
 
     Number-only hits ("Invoice 1043" -> INV-1043) count only when no full reference matched.
-    Invoices of another entity are invisible; another currency or nothing left open is noted.
+    Invoices of another company are never proposed (a payment belongs to the company of the
+    account it arrived through): one named while the payment's own company has no invoice of
+    that key is noted; another currency or nothing left open is noted.
     A hit is (invoice id, field code, words, text source, invoice row).
     """
     by_ref = ctx.index.by_ref
@@ -382,10 +385,12 @@ def reference_hits(ctx: _Context, payment: PaymentInput, notes: list) -> dict[st
 
 def _collect(ctx, payment, notes, entry, key, words, source, bucket) -> None:
     items = ctx.index.items
-    for packed in entry if isinstance(entry, list) else (entry,):
+    entries = entry if isinstance(entry, list) else (entry,)
+    for packed in entries:
         invoice_id = packed >> 2
         item = items[invoice_id]
         if item[ITEM_ENTITY] != payment.entity_id:
+            _note_other_company(ctx, payment, notes, entries, words, item)
             continue
         if item[ITEM_CURRENCY] != payment.currency:
             notes.append(
@@ -404,6 +409,26 @@ def _collect(ctx, payment, notes, entry, key, words, source, bucket) -> None:
             bucket[key] = [(invoice_id, packed & 3, words, source, item)]
         elif all(hit[0] != invoice_id for hit in target):
             target.append((invoice_id, packed & 3, words, source, item))
+
+
+def _note_other_company(ctx, payment, notes, entries, words, item) -> None:
+    """A reference naming another group company's invoice, when the payment's own company has
+    no invoice of that key: say whose it is. Cross-company receipts (one company's bank takes
+    another's customer's money) need both companies' entries through AIQ's intercompany
+    rules, which are not made here: the payment stays with its own company."""
+    items = ctx.index.items
+    if any(items[packed >> 2][ITEM_ENTITY] == payment.entity_id for packed in entries):
+        return
+    names = ctx.index.entity_names
+    other = names.get(item[ITEM_ENTITY]) or f"company #{item[ITEM_ENTITY]}"
+    own = names.get(payment.entity_id) or f"company #{payment.entity_id}"
+    note = (
+        f"'{words}' names invoice {label(item)}, which belongs to {other}; this payment "
+        f"arrived for {own} and is matched only with {own}'s invoices (receipts across "
+        "group companies are not made here)."
+    )
+    if note not in notes:
+        notes.append(note)
 
 
 DUPLICATE_CONFIDENCE = 600
@@ -644,13 +669,27 @@ class Matcher:
     def __init__(self, index: OpenItems, rules: list[RuleSpec]):
         self.ctx = _Context(index)
         self.rules = rules
+        self._per_company = {}  # entity id -> (steps, on-account rule): rules_for()
+        self.steps, self.on_account_rule = self._steps(rules)
+
+    @staticmethod
+    def _steps(rules):
         # unknown kinds do nothing: leave them out of the per-payment loop
-        self.steps = [
+        steps = [
             (HANDLERS[rule.kind], rule, NEEDS_HITS if rule.kind == Kind.REFERENCE else NEEDS_PAYER)
             for rule in sorted(rules, key=_ORDER_OF)  # stable: equal orders keep theirs
             if rule.kind in HANDLERS
         ]
-        self.on_account_rule = next((r for r in rules if r.kind == Kind.OVERPAYMENT), None)
+        return steps, next((r for r in rules if r.kind == Kind.OVERPAYMENT), None)
+
+    def use_company(self, entity_id) -> None:
+        """The steps of this company's rules (its own and the shared ones: rules_for)."""
+        if not any(rule.entity_id is not None for rule in self.rules):
+            return  # no company has rules of its own: the one list serves every payment
+        found = self._per_company.get(entity_id)
+        if found is None:
+            found = self._per_company[entity_id] = self._steps(rules_for(self.rules, entity_id))
+        self.steps, self.on_account_rule = found
 
     def run(self, payments) -> list[PaymentResult]:
         """Payments whose text names an open invoice by a full reference claim first, then
@@ -696,6 +735,7 @@ class Matcher:
     def match(self, payment: PaymentInput) -> PaymentResult:
         ctx = self.ctx
         notes: list[str] = []
+        self.use_company(payment.entity_id)
         customer_id, customer_via = payment.resolved or resolve_customer(ctx.index, payment)
         if payment.amount_milli <= 0:
             notes.append("Nothing to allocate (amount is zero or fully refunded).")

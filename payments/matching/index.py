@@ -16,7 +16,7 @@ from django.db import connection
 from django.db.models import BigIntegerField, ExpressionWrapper, F
 
 from core.gcpause import gc_paused
-from ledger.models import Customer, DocumentStatus, Invoice
+from ledger.models import Customer, DocumentStatus, Entity, Invoice
 from ledger.references import (
     digits_keys,
     reference_key,
@@ -88,6 +88,19 @@ class RuleSpec:
     write_off_gl_account_code: str = ""
     max_invoices: int = 6
     max_candidates: int = 40
+    entity_id: int | None = None  # a company's own rule; None: every company's
+
+
+def rules_for(rules: list[RuleSpec], entity_id: int) -> list[RuleSpec]:
+    """The rules a company's payments are matched by: its own, and the shared ones of every
+    kind it has none of its own of (its own tolerance rule replaces the shared tolerance)."""
+    own = [r for r in rules if r.entity_id == entity_id]
+    kinds = {r.kind for r in own}
+    return [
+        r
+        for r in rules
+        if r.entity_id == entity_id or (r.entity_id is None and r.kind not in kinds)
+    ]
 
 
 @dataclass(slots=True)
@@ -147,6 +160,8 @@ class OpenItems:
     paid: dict = field(default_factory=dict)  # key -> paid invoices it names (paid_rows)
     terms: dict = field(default_factory=dict)  # customer id (None: default) -> (percent, days)
     dates: dict = field(default_factory=dict)  # invoice id -> date, where terms may apply
+    # entity id -> company name: a reference naming another company's invoice is explained
+    entity_names: dict = field(default_factory=dict)
 
     def add_ref(self, key: str, entry: int) -> None:
         if not key:
@@ -198,6 +213,7 @@ def load_rules() -> list[RuleSpec]:
             write_off_gl_account_code=r.write_off_gl_account_code,
             max_invoices=r.max_invoices,
             max_candidates=r.max_candidates,
+            entity_id=r.entity_id,
         )
         for r in rows
     ]
@@ -437,6 +453,7 @@ def load_open_items(*, payments, inputs: RunInputs | None = None, scope=None) ->
         for invoice_id, held in inputs.held.items():
             if invoice_id in items:
                 index.hold(invoice_id, held)
+        index.entity_names = dict(Entity.objects.values_list("id", "name"))
         return index
 
 

@@ -22,6 +22,7 @@ from django.utils import timezone
 from core.money import MoneyError, exact, format_money, quantize, split
 from ledger.aiq.client import AiqClient
 from ledger.aiq.errors import AiqError
+from ledger.departments import department_problems
 from ledger.models import CreditNote, CreditNoteLine, DocumentStatus, Invoice, InvoiceLine
 
 ZERO = Decimal(0)
@@ -37,6 +38,7 @@ class DraftLine:
     source: InvoiceLine | None
     description: str
     gl_account_code: str
+    department_id: str
     tax_code: str
     tax_rate: Decimal
     quantity: Decimal
@@ -54,6 +56,7 @@ def _whole(line: InvoiceLine) -> DraftLine:
         source=line,
         description=line.description,
         gl_account_code=line.gl_account_code,
+        department_id=line.department_id,
         tax_code=line.tax_code,
         tax_rate=line.tax_rate,
         quantity=line.quantity,
@@ -64,11 +67,12 @@ def _whole(line: InvoiceLine) -> DraftLine:
 
 
 def _credit(line: InvoiceLine, *, quantity, unit_price, net, tax) -> DraftLine:
-    """Part of one invoice line, on the line's own GL account and tax code."""
+    """Part of one invoice line, on the line's own GL account, BI code and tax code."""
     return DraftLine(
         source=line,
         description=f"Credit: {line.description}"[:500] if line.description else "Credit",
         gl_account_code=line.gl_account_code,
+        department_id=line.department_id,
         tax_code=line.tax_code,
         tax_rate=line.tax_rate,
         quantity=quantity,
@@ -232,6 +236,9 @@ def credit_lines_for(
         raise CreditNoteRefused(
             "The amount is too small to spread over the invoice's lines; choose lines instead."
         )
+    retired = department_problems(invoice.entity, {d.department_id for d in drafts})
+    if retired:
+        raise CreditNoteRefused(" ".join(retired.values()))
     return drafts
 
 
@@ -261,9 +268,11 @@ def credit_note_draft(
         row = CreditNoteLine(
             credit_note=note,
             line_number=number,
+            invoice_line=draft.source if draft.source and draft.source.pk else None,
             stock_item_id=draft.source.stock_item_id if draft.source else "",
             description=draft.description[:500],
             gl_account_code=draft.gl_account_code,
+            department_id=draft.department_id,
             tax_code=draft.tax_code,
             tax_rate=draft.tax_rate,
             quantity=draft.quantity,
@@ -293,6 +302,7 @@ def credit_note_payload(note: CreditNote) -> dict:
                 "stock_item_id": line.stock_item_id,
                 "description": line.description,
                 "gl_account_code": line.gl_account_code,
+                "department_id": line.department_id,
                 "tax_code": line.tax_code,
                 "tax_rate": str(line.tax_rate),
                 "quantity": str(line.quantity),

@@ -152,52 +152,71 @@ def later_reject(*, row, actor, reason: str, snapshot: Callable):
     return row
 
 
-def later_confirmed(command: OutboxCommand) -> None:
-    """After a confirmed command: the row is confirmed once all of its commands are."""
+def _follow(command: OutboxCommand, *, expected: tuple, to: str, action: str, summary: str):
+    """Move the row that caused `command` from one of `expected` to `to` (locked, followed by
+    its FOLLOW handler, audited); nothing if it is gone or no longer in `expected`."""
     if command.origin_type not in ORIGINS or command.origin_id is None:
         return
     model, prefix, _commands = ORIGINS[command.origin_type]
-    siblings = OutboxCommand.objects.filter(
-        origin_type=command.origin_type, origin_id=command.origin_id
-    )
-    if siblings.exclude(state=OutboxCommand.State.CONFIRMED).exists():
-        return
     row = model.objects.select_for_update().filter(pk=command.origin_id).first()
-    if row is None or row.state not in (State.SENT, State.FAILED):
+    if row is None or row.state not in expected:
         return
     before = row.state
-    row.state = State.CONFIRMED
+    row.state = to
     row.save(update_fields=["state", "updated_at"])
     if command.origin_type in FOLLOW:
         FOLLOW[command.origin_type](row)
     audit_log(
         actor=None,
-        action=f"{prefix}.confirm",
+        action=f"{prefix}.{action}",
         obj=row,
-        summary="every AIQ command is confirmed",
+        summary=summary[:500],
         before={"state": before},
         after={"state": row.state},
     )
 
 
+def later_confirmed(command: OutboxCommand) -> None:
+    """After a confirmed command: the row is confirmed once all of its commands are."""
+    siblings = OutboxCommand.objects.filter(
+        origin_type=command.origin_type, origin_id=command.origin_id
+    )
+    if siblings.exclude(state=OutboxCommand.State.CONFIRMED).exists():
+        return
+    _follow(
+        command,
+        expected=(State.SENT, State.FAILED, State.NEEDS_PERSON),
+        to=State.CONFIRMED,
+        action="confirm",
+        summary="every AIQ command is confirmed",
+    )
+
+
 def later_failed(command: OutboxCommand) -> None:
-    if command.origin_type not in ORIGINS or command.origin_id is None:
-        return
-    model, prefix, _commands = ORIGINS[command.origin_type]
-    row = model.objects.select_for_update().filter(pk=command.origin_id).first()
-    if row is None or row.state != State.SENT:
-        return
-    row.state = State.FAILED
-    row.save(update_fields=["state", "updated_at"])
-    if command.origin_type in FOLLOW:
-        FOLLOW[command.origin_type](row)
-    audit_log(
-        actor=None,
-        action=f"{prefix}.fail",
-        obj=row,
-        summary=f"AIQ refused {command.external_reference}: {command.last_error_message}"[:500],
-        before={"state": State.SENT},
-        after={"state": row.state},
+    """AIQ refused a command for good, or a person cancelled it."""
+    _follow(
+        command,
+        expected=(State.SENT, State.NEEDS_PERSON),
+        to=State.FAILED,
+        action="fail",
+        summary=f"{command.external_reference} was cancelled"
+        if command.state == OutboxCommand.State.CANCELLED
+        else f"AIQ refused {command.external_reference}: {command.last_error_message}",
+    )
+
+
+def later_parked(command: OutboxCommand) -> None:
+    """A command was parked for a person (attempts used up, a duplicate, a bad payload): the row
+    (and an other receipt's payment) says a person must act instead of "sent" for ever. It
+    stays live and holds its money: a retry that confirms it confirms the row; a cancel fails
+    it."""
+    _follow(
+        command,
+        expected=(State.SENT,),
+        to=State.NEEDS_PERSON,
+        action="park",
+        summary=f"{command.external_reference} needs a person: {command.last_error_code} "
+        f"{command.last_error_message}",
     )
 
 
@@ -213,5 +232,6 @@ def later_outbox_register() -> None:
             Origin(
                 confirmed=lambda command, payload, notes: later_confirmed(command),
                 failed=later_failed,
+                parked=later_parked,
             ),
         )

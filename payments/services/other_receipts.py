@@ -214,6 +214,7 @@ def _payment_state(payment: Payment, state: str) -> None:
         OtherReceipt.State.SENT: MatchState.APPROVED,
         OtherReceipt.State.CONFIRMED: MatchState.SENT,
         OtherReceipt.State.FAILED: MatchState.FAILED,
+        OtherReceipt.State.NEEDS_PERSON: MatchState.NEEDS_PERSON,
         OtherReceipt.State.REJECTED: MatchState.UNMATCHED,
     }[state]
     Payment.objects.filter(pk=payment.pk).update(match_state=match_state, updated_at=timezone.now())

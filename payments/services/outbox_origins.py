@@ -218,7 +218,7 @@ def refund_confirmed(command: OutboxCommand, payload: dict, notes: list[str]) ->
     _advance(
         Refund,
         command.origin_id,
-        expected=(Refund.State.SENT,),
+        expected=(Refund.State.SENT, Refund.State.NEEDS_PERSON),
         to=Refund.State.COMPLETED,
         action="refund.complete",
         summary="every step of the refund is confirmed"
@@ -233,7 +233,7 @@ def refund_failed(command: OutboxCommand) -> None:
     _advance(
         Refund,
         command.origin_id,
-        expected=(Refund.State.SENT,),
+        expected=(Refund.State.SENT, Refund.State.NEEDS_PERSON),
         to=Refund.State.FAILED,
         action="refund.fail",
         summary=f"{command.kind} {command.external_reference} refused: "
@@ -241,8 +241,26 @@ def refund_failed(command: OutboxCommand) -> None:
     )
 
 
+def refund_parked(command: OutboxCommand) -> None:
+    """A step was parked for a person: the refund says so instead of "sent" for ever. It stays
+    live: a retry that confirms every step completes it; a cancel fails it."""
+    if command.origin_id is None:
+        return
+    _advance(
+        Refund,
+        command.origin_id,
+        expected=(Refund.State.SENT,),
+        to=Refund.State.NEEDS_PERSON,
+        action="refund.park",
+        summary=f"{command.kind} {command.external_reference} needs a person: "
+        f"{command.last_error_code} {command.last_error_message}",
+    )
+
+
 def register() -> None:
     on_confirmed(Kind.POST_RECEIPT, receipt_link_payment)
     on_confirmed(Kind.STRIPE_REFUND, stripe_refund_confirmed)
     origin_register(PLAN, Origin(confirmed=plan_confirmed, failed=plan_failed, parked=plan_parked))
-    origin_register(REFUND, Origin(confirmed=refund_confirmed, failed=refund_failed))
+    origin_register(
+        REFUND, Origin(confirmed=refund_confirmed, failed=refund_failed, parked=refund_parked)
+    )

@@ -12,13 +12,13 @@ import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
 from core.gcpause import gc_paused
 from core.money import format_money
 from core.stripe_money import stripe_from_minor
+from ledger.companies import NoDefaultCompany, default_entity
 from ledger.models import Customer, Entity
 from payments.models import Dispute, Fee, PayerMapping, Payment, Payout, Refund
 from payments.services import payment_rows
@@ -35,8 +35,9 @@ CHUNK = 500  # rows per IN (...) lookup and per INSERT; well below SQLite's vari
 STATUSES = frozenset(Payment.Status.values)
 
 
-class PaymentsNotConfigured(Exception):
-    """No AIQ entity to book payments to yet (run the AIQ sync or create one in the admin)."""
+# No company to book the payments to (none set up yet, or several and the money came through
+# no account of its own): ledger/companies.py
+PaymentsNotConfigured = NoDefaultCompany
 
 
 @dataclass
@@ -44,18 +45,6 @@ class UpsertResult:
     created: int = 0
     updated: int = 0
     ids: dict[str, int] = field(default_factory=dict)  # external id -> Payment id
-
-
-def payment_entity() -> Entity:
-    """The entity money arrives for: PAYMENTS_ENTITY (an AIQ company id) or the only one."""
-    wanted = getattr(settings, "PAYMENTS_ENTITY", "")
-    entities = Entity.objects.order_by("id")
-    entity = entities.filter(company_id=wanted).first() if wanted else entities.first()
-    if entity is None:
-        raise PaymentsNotConfigured(
-            "No AIQ entity to record payments for: create one (admin) or run the AIQ sync."
-        )
-    return entity
 
 
 def _chunks(items: list, size: int = CHUNK):
@@ -142,7 +131,9 @@ def payments_upsert(
             raise ValueError(
                 f"{source} payment {item.external_id!r}: unknown status {item.status!r}"
             )
-    entity = entity or payment_entity()
+    # the company of the account the money came through (the caller knows it); money that
+    # came through no account of its own belongs to the default company
+    entity = entity or default_entity()
     with transaction.atomic():
         existing = _existing(source, [i.external_id for i in items])
         needs_customer = [

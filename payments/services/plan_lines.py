@@ -6,10 +6,10 @@ See payments/services/plans.py for the invariants and the lock order.
 from dataclasses import dataclass
 from decimal import Decimal
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from core.money import MoneyError, exact, format_money
+from ledger.companies import approval_threshold
 from ledger.models import GLAccount, Invoice
 from payments.matching.index import OPEN_STATUSES
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
@@ -191,10 +191,11 @@ def approval_reasons(payment: Payment, lines, invoices: dict | None = None) -> l
     currency = payment.currency
     reasons = []
     available = available_amount(payment)
-    if available > settings.APPROVAL_THRESHOLD:
+    threshold = approval_threshold(payment.entity_id)  # the company's own, else the setting
+    if available > threshold:
         reasons.append(
             f"{format_money(available, currency)} is above the approval threshold of "
-            f"{format_money(settings.APPROVAL_THRESHOLD, currency)}"
+            f"{format_money(threshold, currency)}"
         )
     for line in lines:
         line = LineInput.coerce(line)

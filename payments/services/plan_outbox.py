@@ -10,6 +10,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
 
+from ledger.departments import lines_by_department
 from ledger.models import BankAccount, Invoice, OutboxCommand
 from ledger.outbox.services import NewCommand, outbox_enqueue, outbox_enqueue_many
 from payments.models import AllocationPlan, Payment, StatementAccount
@@ -177,18 +178,27 @@ def plan_commands(
                 )
             )
         if line.write_off_amount:
+            text = f"Write-off on {invoice} (payment {payment.external_id})"
+            payload = {
+                "customer_code": customer_code,
+                "gl_account_code": line.write_off_gl_account_code,
+                "amount": amount_text(line.write_off_amount, payment.currency),
+                "currency": payment.currency,
+                "journal_date": today,
+                "description": text,
+            }
+            # the write-off carries the BI codes of the invoice's lines, where AIQ gave them
+            by_department = lines_by_department(
+                invoice, line.write_off_amount, payment.currency,
+                line.write_off_gl_account_code, text,
+            )  # fmt: skip
+            if by_department:
+                payload["lines"] = by_department
             journal = NewCommand(
                 entity=entity,
                 kind=OutboxCommand.Kind.POST_WRITE_OFF,
                 external_reference=f"WOFF-{plan_id}-{invoice.pk}",
-                payload={
-                    "customer_code": customer_code,
-                    "gl_account_code": line.write_off_gl_account_code,
-                    "amount": amount_text(line.write_off_amount, payment.currency),
-                    "currency": payment.currency,
-                    "journal_date": today,
-                    "description": f"Write-off on {invoice} (payment {payment.external_id})",
-                },
+                payload=payload,
                 **origin,
             )
             commands.append(journal)

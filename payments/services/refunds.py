@@ -51,7 +51,8 @@ from staff.services import audit_log, user_has_role
 
 Kind, State = Refund.Kind, Refund.State
 ZERO = Decimal(0)
-LIVE = (State.REQUESTED, State.APPROVED, State.SENT)  # decided or asked for, not yet in the books
+# decided or asked for, not yet in the books (one parked for a person may still get there)
+LIVE = (State.REQUESTED, State.APPROVED, State.SENT, State.NEEDS_PERSON)
 HOLDING = (*LIVE, State.COMPLETED)  # everything that takes money back from a payment
 STRIPE_METADATA_KEY = "aiqrecon_refund"
 

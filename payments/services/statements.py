@@ -19,10 +19,11 @@ from django import forms
 from django.db import transaction
 from django.utils import timezone
 
+from ledger.companies import default_entity
 from payments.models import ImportBatch, ImportFormat, Payment, Statement, StatementAccount
 from payments.services.auto_match import auto_match_soon
 from payments.services.payment_rows import existing_external_ids
-from payments.services.payments import payment_entity, payments_upsert
+from payments.services.payments import payments_upsert
 from payments.services.provider_books import payout_lines_recognise
 from payments.sources.bank_csv import MAX_BYTES
 from payments.sources.bank_files import detect_format, read_entries
@@ -249,7 +250,7 @@ def _accounts_for(parsed: ParsedStatement, chosen: StatementAccount | None) -> d
             accounts[key], _ = StatementAccount.objects.get_or_create(
                 account_key=key,
                 defaults={
-                    "entity": entity or payment_entity(),
+                    "entity": entity or default_entity(),
                     "name": header.account_name[:100],
                     "currency": header.currency[:3],
                 },

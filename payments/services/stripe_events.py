@@ -18,14 +18,20 @@ from django.views.decorators.debug import sensitive_variables
 from core.stripe_money import stripe_from_minor as from_minor
 from ledger.models import SyncState
 from payments.models import Payment, Source, WebhookEvent
+from payments.models_provider import ProviderAccount
 from payments.services.auto_match import auto_match_soon
 from payments.services.payments import (
     PaymentsNotConfigured,
     dispute_upsert,
-    payment_entity,
     payments_upsert,
     payout_link_payments,
     payout_upsert,
+)
+from payments.services.provider_accounts import (
+    AccountSecretMissing,
+    account_api_key,
+    account_entity,
+    account_webhook_secrets,
 )
 from payments.services.provider_books import payout_book
 from payments.services.refunds import refund_stripe_update
@@ -107,15 +113,22 @@ class Received:
 
 
 @sensitive_variables()  # a debug page must never show the secrets it tries
-def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> Received:
-    """Verify and store one delivery. Raises WebhookRejected; never logs a secret."""
+def stripe_webhook_receive(
+    *, payload: bytes, signature: str | None, account: ProviderAccount | None = None
+) -> Received:
+    """Verify and store one delivery to the account's address (None: the default address)
+    with that account's signing secrets. Raises WebhookRejected; never logs a secret."""
     signature = signature_header(signature, "Stripe-Signature")
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise WebhookRejected("body is not UTF-8 text") from None
+    try:
+        secrets = account_webhook_secrets(account, settings.STRIPE_WEBHOOK_SECRETS)
+    except AccountSecretMissing as error:
+        raise WebhookRejected(str(error)) from None
     verified = False
-    for secret in settings.STRIPE_WEBHOOK_SECRETS:
+    for secret in secrets:
         # the signature alone; the body is read below (the SDK's event builder raises
         # AttributeError on a signed body that is JSON but not an object)
         try:
@@ -143,11 +156,18 @@ def stripe_webhook_receive(*, payload: bytes, signature: str | None) -> Received
         event_type=event_type,
         payload=body,
         handled=event_type in HANDLED_EVENT_TYPES,
+        account=account,
     )
 
 
 def webhook_event_store(
-    *, source: str, event_id: str, event_type: str, payload: dict, handled: bool
+    *,
+    source: str,
+    event_id: str,
+    event_type: str,
+    payload: dict,
+    handled: bool,
+    account: ProviderAccount | None = None,
 ) -> Received:
     """Store the event once (unique per source). A repeat delivery is not an error."""
     state = WebhookEvent.State.RECEIVED if handled else WebhookEvent.State.IGNORED
@@ -159,6 +179,7 @@ def webhook_event_store(
                 event_type=str(event_type)[:100],
                 payload=payload,
                 state=state,
+                provider_account=account,
             )
     except IntegrityError:
         event = WebhookEvent.objects.get(source=source, event_id=str(event_id)[:100])
@@ -197,11 +218,15 @@ def enqueue_processing(event: WebhookEvent) -> None:
 
 def stripe_event_process(*, event_pk: int) -> str:
     """Act on one stored event. Returns the event's state afterwards."""
-    event = WebhookEvent.objects.get(pk=event_pk)
+    event = WebhookEvent.objects.select_related("provider_account__entity").get(pk=event_pk)
     if event.state in FINAL_STATES:
         return event.state
+    account = event.provider_account
     try:
-        _dispatch(event.event_type, event.payload)
+        # the company and the key are those of the account whose address it came to
+        entity = account_entity(account)
+        with api.using_key(account_api_key(account, settings.STRIPE_API_KEY)):
+            _dispatch(event.event_type, event.payload, entity)
     except EventUnreadable as error:
         return webhook_event_failed(event, error)
     except (api.StripeError, PaymentsNotConfigured) as error:
@@ -224,15 +249,15 @@ def stripe_event_process(*, event_pk: int) -> str:
     return WebhookEvent.State.PROCESSED
 
 
-def _dispatch(event_type: str, payload: dict) -> None:
+def _dispatch(event_type: str, payload: dict, entity) -> None:
     """Act on the event's object as the API reports it now. The event only names the object
     (data.object.id and, for charge and refund events, data.object.object)."""
     object_id = event_text(payload, "data", "object", "id")
     kind = payload["data"]["object"].get("object")
     if event_type.startswith("payment_intent."):
-        stripe_payment_sync(payment_intent_id=object_id)
+        stripe_payment_sync(payment_intent_id=object_id, entity=entity)
     elif event_type.startswith("charge.dispute."):
-        stripe_dispute_sync(dispute_id=object_id)
+        stripe_dispute_sync(dispute_id=object_id, entity=entity)
     elif event_type.startswith("payout."):
         stripe_payout_sync(payout_id=object_id)
     elif kind == "refund":
@@ -240,36 +265,39 @@ def _dispatch(event_type: str, payload: dict) -> None:
         charge_id = stripe_source._id(refund.get("charge"))
         if not charge_id:
             raise api.StripePermanent(f"refund {object_id} names no charge")
-        stripe_payment_sync(charge_id=charge_id)
+        stripe_payment_sync(charge_id=charge_id, entity=entity)
         refund_stripe_update(stripe_refund=refund)  # a failed refund gets a reversing entry
     elif kind == "charge":
-        stripe_payment_sync(charge_id=object_id)
+        stripe_payment_sync(charge_id=object_id, entity=entity)
     else:
         raise api.StripePermanent(f"cannot process {event_type} carrying a {kind!r}")
 
 
-def stripe_payment_sync(*, payment_intent_id: str = "", charge_id: str = "") -> Payment | None:
-    """Fetch one payment as Stripe reports it now and write it."""
+def stripe_payment_sync(
+    *, payment_intent_id: str = "", charge_id: str = "", entity=None
+) -> Payment | None:
+    """Fetch one payment as Stripe reports it now and write it, for the company of the account
+    it came through (None: the default company)."""
     if payment_intent_id:
         item = stripe_source.normalise_intent(api.payment_intent_retrieve(payment_intent_id))
     else:
         item = stripe_source.normalise_charge(api.charge_retrieve(charge_id))
     if item is None:
         return None  # canceled before any charge: no money moved
-    result = payments_upsert(items=[item], origin="stripe.webhook")
+    result = payments_upsert(items=[item], origin="stripe.webhook", entity=entity)
     payment = Payment.objects.get(pk=result.ids[item.external_id])
     if payment.match_state == Payment.MatchState.UNMATCHED:
         auto_match_soon(payment_ids=[payment.pk])
     return payment
 
 
-def stripe_dispute_sync(*, dispute_id: str):
+def stripe_dispute_sync(*, dispute_id: str, entity=None):
     dispute = stripe_source.normalise_dispute(api.dispute_retrieve(dispute_id))
     key = dispute["payment_intent_id"]
     payment = Payment.objects.filter(source=Source.STRIPE, external_id=key).first() if key else None
     if payment is None:
         # The dispute may be our first sight of the payment: fetch the charge first.
-        payment = stripe_payment_sync(charge_id=dispute["charge_id"])
+        payment = stripe_payment_sync(charge_id=dispute["charge_id"], entity=entity)
     return dispute_upsert(source=Source.STRIPE, dispute=dispute, payment=payment)
 
 
@@ -323,14 +351,33 @@ def stripe_events_retry_due(*, older_than_seconds: int = 30, limit: int = 500) -
     return done
 
 
-def _cursor(name: str) -> SyncState:
-    state, _ = SyncState.objects.get_or_create(entity=payment_entity(), object_type=name)
+def _cursor(name: str, account: ProviderAccount | None) -> SyncState:
+    # one cursor per account's key (the default one for the default company)
+    if account is not None:
+        name = f"{name}:{account.api_key_env or 'default'}"
+    state, _ = SyncState.objects.get_or_create(entity=account_entity(account), object_type=name)
     return state
 
 
-def stripe_events_catch_up(*, since=None) -> dict:
+def stripe_accounts() -> list[ProviderAccount | None]:
+    """The Stripe accounts to import and catch up, one per distinct key (an account without a
+    key of its own uses the installation's); [None] (the installation's key, the default
+    company) when no Stripe account is set up."""
+    accounts = {}
+    stripe = ProviderAccount.objects.filter(source=Source.STRIPE).select_related("entity")
+    for account in stripe.order_by("id"):
+        accounts.setdefault(account.api_key_env, account)
+    return list(accounts.values()) or [None]
+
+
+def stripe_events_catch_up(*, since=None, account: ProviderAccount | None = None) -> dict:
     """Nightly: list events since the last one seen, store the missing ones, process them."""
-    state = _cursor("stripe.events")
+    with api.using_key(account_api_key(account, settings.STRIPE_API_KEY)):
+        return _catch_up(since=since, account=account)
+
+
+def _catch_up(*, since, account) -> dict:
+    state = _cursor("stripe.events", account)
     if since is None:
         since = state.last_modified_cursor
     created_gt = int(since.timestamp()) - CATCH_UP_OVERLAP_SECONDS if since else 0
@@ -344,6 +391,7 @@ def stripe_events_catch_up(*, since=None) -> dict:
                 event_type=body["type"],
                 payload=body,
                 handled=body["type"] in HANDLED_EVENT_TYPES,
+                account=account,
             )
             stored += received.created
             if received.event.state in (WebhookEvent.State.RECEIVED, WebhookEvent.State.RETRY):
@@ -355,20 +403,25 @@ def stripe_events_catch_up(*, since=None) -> dict:
     return {"stored": stored, "processed": processed}
 
 
-def stripe_import(*, since=None, pages=None) -> dict:
+def stripe_import(*, since=None, pages=None, account: ProviderAccount | None = None) -> dict:
     """Incremental import of charges (with balance transactions, intents and customers).
 
     The cursor is the newest `created` seen; the next run starts one second before it, so
     charges created in that same second are not missed (the upsert makes the overlap harmless).
     `pages` lets the benchmark feed Stripe-shaped pages without the network.
     """
-    state = _cursor("stripe.charges")
+    with api.using_key(account_api_key(account, settings.STRIPE_API_KEY)):
+        return _import(since=since, pages=pages, account=account)
+
+
+def _import(*, since, pages, account) -> dict:
+    state = _cursor("stripe.charges", account)
     if since is None and state.last_modified_cursor:
         since = state.last_modified_cursor
     created_gt = int(since.timestamp()) - 1 if since else 0
     if pages is None:
         pages = api.charges_since(api.created_floor(created_gt))
-    entity = payment_entity()
+    entity = account_entity(account)
     created = updated = newest = 0
     buffered: list = []
 
@@ -391,3 +444,21 @@ def stripe_import(*, since=None, pages=None) -> dict:
             last_modified_cursor=stripe_source.timestamp(newest), last_finished_at=timezone.now()
         )
     return {"created": created, "updated": updated}
+
+
+def stripe_import_all(*, since=None) -> dict:
+    """stripe_import for every Stripe account with a key of its own (and the default)."""
+    totals = {"created": 0, "updated": 0}
+    for account in stripe_accounts():
+        result = stripe_import(since=since, account=account)
+        totals = {key: totals[key] + result[key] for key in totals}
+    return totals
+
+
+def stripe_catch_up_all(*, since=None) -> dict:
+    """stripe_events_catch_up for every Stripe account with a key of its own (and the default)."""
+    totals = {"stored": 0, "processed": 0}
+    for account in stripe_accounts():
+        result = stripe_events_catch_up(since=since, account=account)
+        totals = {key: totals[key] + result[key] for key in totals}
+    return totals

@@ -8,12 +8,12 @@ in it. Constraints: unallocation_approver_is_not_maker, unallocation_one_live_pe
 unallocation_approved_has_command.
 """
 
-from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
 from core.money import format_money
+from ledger.companies import approval_threshold
 from ledger.models import Allocation, OutboxCommand
 from ledger.outbox.services import outbox_enqueue
 from payments.models import AllocationPlan, Unallocation
@@ -49,13 +49,14 @@ def allocation_unallocate(*, allocation: Allocation, actor, reason: str) -> Unal
         record_change(undo, actor=actor)
         undo.full_clean()
         undo.save()
-        if allocation.amount > settings.APPROVAL_THRESHOLD:
+        threshold = approval_threshold(allocation.entity_id)
+        if allocation.amount > threshold:
             audit_log(
                 actor=actor,
                 action="allocation.unallocate_request",
                 obj=undo,
                 summary=f"undo of {_what(allocation)} asked for: above "
-                f"{settings.APPROVAL_THRESHOLD}, waits for a second person: {reason}",
+                f"{threshold}, waits for a second person: {reason}",
                 after={"allocation": allocation.reference, "amount": allocation.amount},
             )
             return undo

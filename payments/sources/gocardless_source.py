@@ -23,13 +23,19 @@ from django.views.decorators.debug import sensitive_variables
 from core.money import exponent, from_minor, normalise_currency, quantize, to_decimal
 from ledger.models import SyncState
 from payments.models import Payment, Source, WebhookEvent
+from payments.models_provider import ProviderAccount
 from payments.services.auto_match import auto_match_soon
 from payments.services.payments import (
     PaymentsNotConfigured,
-    payment_entity,
     payments_upsert,
     payout_link_payments,
     payout_upsert,
+)
+from payments.services.provider_accounts import (
+    AccountSecretMissing,
+    account_api_key,
+    account_entity,
+    account_webhook_secrets,
 )
 from payments.services.provider_books import payout_book
 from payments.services.stripe_events import (
@@ -67,16 +73,19 @@ class GoCardlessUnavailable(Exception):
     """The API could not be reached or answered with an error: the event is retried later."""
 
 
-def gc_client(base_url: str | None = None) -> gocardless_pro.Client:
-    if not settings.GOCARDLESS_ACCESS_TOKEN:
+@sensitive_variables()
+def gc_client(
+    base_url: str | None = None, account: ProviderAccount | None = None
+) -> gocardless_pro.Client:
+    """A client with the account's own access token (None: GOCARDLESS_ACCESS_TOKEN)."""
+    token = account_api_key(account, settings.GOCARDLESS_ACCESS_TOKEN)
+    if not token:
         raise GoCardlessUnavailable("GOCARDLESS_ACCESS_TOKEN is not set.")
     base_url = base_url or getattr(settings, "GOCARDLESS_API_BASE", "")
     if base_url:
-        return gocardless_pro.Client(
-            access_token=settings.GOCARDLESS_ACCESS_TOKEN, base_url=base_url, timeout=20
-        )
+        return gocardless_pro.Client(access_token=token, base_url=base_url, timeout=20)
     return gocardless_pro.Client(
-        access_token=settings.GOCARDLESS_ACCESS_TOKEN,
+        access_token=token,
         environment=settings.GOCARDLESS_ENVIRONMENT,
         timeout=20,
     )
@@ -205,9 +214,13 @@ def normalise_payment(payment: dict, payer: Payer = NO_PAYER) -> NormalisedPayme
     )
 
 
-def gocardless_import(*, client=None, created_after: str | None = None) -> dict:
-    """Import payments (auto-paginated by the SDK's cursor) created after an ISO timestamp."""
-    client = client or gc_client()
+def gocardless_import(
+    *, client=None, created_after: str | None = None, account: ProviderAccount | None = None
+) -> dict:
+    """Import payments (auto-paginated by the SDK's cursor) created after an ISO timestamp,
+    for the account's company (None: the default company)."""
+    client = client or gc_client(account=account)
+    entity = account_entity(account)
     payers = MandatePayers(client)
     params = {"limit": 500}
     if created_after:
@@ -216,7 +229,9 @@ def gocardless_import(*, client=None, created_after: str | None = None) -> dict:
     batch = []
 
     def store(batch):
-        return payments_upsert(items=normalise_payments(batch, payers), origin="gocardless.import")
+        return payments_upsert(
+            items=normalise_payments(batch, payers), origin="gocardless.import", entity=entity
+        )
 
     try:
         for payment in client.payments.all(params=params):
@@ -264,13 +279,20 @@ def gocardless_payout_sync(*, payout_id: str, client=None):
 
 
 @sensitive_variables()  # a debug page must never show the secrets it tries
-def gocardless_webhook_receive(*, payload: bytes, signature: str | None):
+def gocardless_webhook_receive(
+    *, payload: bytes, signature: str | None, account: ProviderAccount | None = None
+):
+    """Verify and store one delivery to the account's address (None: the default address)."""
     signature = signature_header(signature, "Webhook-Signature")
+    try:
+        secrets = account_webhook_secrets(account, settings.GOCARDLESS_WEBHOOK_SECRETS)
+    except AccountSecretMissing as error:
+        raise WebhookRejected(str(error)) from None
     valid = any(
         hmac.compare_digest(
             hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest(), signature.strip()
         )
-        for secret in settings.GOCARDLESS_WEBHOOK_SECRETS
+        for secret in secrets
     )
     if not valid:
         raise WebhookRejected("signature does not match any configured secret")
@@ -290,6 +312,7 @@ def gocardless_webhook_receive(*, payload: bytes, signature: str | None):
             payload=e,
             handled=isinstance(e.get("resource_type"), str)
             and e["resource_type"] in HANDLED_RESOURCES,
+            account=account,
         )
         for e in events
     ]
@@ -311,13 +334,14 @@ def _event_payment_id(payload: dict, client_of) -> str:
 
 
 def gocardless_event_process(*, event_pk: int, client=None) -> str:
-    event = WebhookEvent.objects.get(pk=event_pk)
+    event = WebhookEvent.objects.select_related("provider_account__entity").get(pk=event_pk)
     if event.state in FINAL_STATES:
         return event.state
+    account = event.provider_account  # its company and token (None: the default ones)
     try:
         payload = event.payload if isinstance(event.payload, dict) else {}
         # the event's shape is checked before GoCardless is asked anything
-        client_of = (lambda: client) if client else gc_client
+        client_of = (lambda: client) if client else (lambda: gc_client(account=account))
         if payload.get("resource_type") == "payouts":
             payout_id = event_text(payload, "links", "payout")
             gocardless_payout_sync(payout_id=payout_id, client=client_of())
@@ -326,7 +350,9 @@ def gocardless_event_process(*, event_pk: int, client=None) -> str:
             client = client_of()
             payment = client.payments.get(payment_id).attributes
             items = normalise_payments([payment], MandatePayers(client))
-            result = payments_upsert(items=items, origin="gocardless.webhook")
+            result = payments_upsert(
+                items=items, origin="gocardless.webhook", entity=account_entity(account)
+            )
             # matched as soon as it is stored, as Stripe's and statement payments are
             auto_match_soon(payment_ids=list(result.ids.values()))
     except EventUnreadable as error:
@@ -369,15 +395,16 @@ def gocardless_events_retry_due(*, older_than_seconds: int = 30, limit: int = 50
     return done
 
 
-def gocardless_catch_up(*, since: datetime | None = None, client=None) -> dict:
+def gocardless_catch_up(
+    *, since: datetime | None = None, client=None, account: ProviderAccount | None = None
+) -> dict:
     """Nightly (and the backfill with `since`): list GoCardless events created after the last
     one seen (less an overlap), store the ones the webhook missed and process them; then the
     payments created since, so a payment whose events were all missed is still in the inbox.
     The cursor is kept per entity (SyncState "gocardless.events")."""
-    client = client or gc_client()
-    state, _ = SyncState.objects.get_or_create(
-        entity=payment_entity(), object_type="gocardless.events"
-    )
+    client = client or gc_client(account=account)
+    name = "gocardless.events" + (f":{account.api_key_env or 'default'}" if account else "")
+    state, _ = SyncState.objects.get_or_create(entity=account_entity(account), object_type=name)
     since = since or state.last_modified_cursor
     params = {"limit": 500}
     if since:
@@ -399,6 +426,7 @@ def gocardless_catch_up(*, since: datetime | None = None, client=None) -> dict:
                 event_type=f"{event.get('resource_type')}.{event.get('action')}",
                 payload=event,
                 handled=event.get("resource_type") in HANDLED_RESOURCES,
+                account=account,
             )
             stored += received.created
             if received.event.state in (WebhookEvent.State.RECEIVED, WebhookEvent.State.RETRY):
@@ -406,7 +434,9 @@ def gocardless_catch_up(*, since: datetime | None = None, client=None) -> dict:
                 processed += outcome == WebhookEvent.State.PROCESSED
     except gocardless_pro.errors.GoCardlessProError as error:
         raise GoCardlessUnavailable(f"GoCardless: {type(error).__name__}") from None
-    imported = gocardless_import(client=client, created_after=params.get("created_at[gt]"))
+    imported = gocardless_import(
+        client=client, created_after=params.get("created_at[gt]"), account=account
+    )
     if newest:
         SyncState.objects.filter(pk=state.pk).update(
             last_modified_cursor=datetime.fromisoformat(newest.replace("Z", "+00:00")),

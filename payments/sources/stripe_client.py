@@ -1,12 +1,16 @@
 """Every call to Stripe goes through this module (named so it never shadows the `stripe` SDK).
 
-One `stripe.StripeClient` per process, pointed at settings.STRIPE_API_BASE (localstripe in the
-embedded default and in tests, api.stripe.com in production) with the key from settings.
+One `stripe.StripeClient` per process and key, pointed at settings.STRIPE_API_BASE (localstripe
+in the embedded default and in tests, api.stripe.com in production) with the key from settings,
+or, inside `with using_key(...)`, the key of the Stripe account being worked on (each company's
+account has its own: payments/services/provider_accounts.py).
 Failures become one of two errors: StripeTemporary (network, 429, 5xx: try again later) or
 StripePermanent (bad request, not found, auth: a person must look). Responses are parsed into
 plain dicts: the normaliser, the fixtures and the benchmark all work on the same shape.
 """
 
+import contextlib
+import contextvars
 import json
 import logging
 import threading
@@ -26,7 +30,19 @@ LIST_CHARGE_EXPAND = ["data.balance_transaction", "data.payment_intent", "data.c
 PAGE_SIZE = 100  # Stripe's maximum
 
 _lock = threading.Lock()
-_client: tuple[tuple, stripe.StripeClient] | None = None
+_clients: dict[tuple, stripe.StripeClient] = {}
+# the key of the account the current work is for; empty: settings.STRIPE_API_KEY
+_account_key: contextvars.ContextVar[str] = contextvars.ContextVar("stripe_account_key", default="")
+
+
+@contextlib.contextmanager
+def using_key(api_key: str):
+    """Every call inside the block uses this account's secret key (empty: the default)."""
+    token = _account_key.set(api_key or "")
+    try:
+        yield
+    finally:
+        _account_key.reset(token)
 
 
 class StripeError(Exception):
@@ -46,23 +62,24 @@ class StripePermanent(StripeError):
 
 
 def client() -> stripe.StripeClient:
-    """The shared client, rebuilt if the settings changed (tests point it at their localstripe)."""
-    global _client
-    key = (settings.STRIPE_API_KEY, settings.STRIPE_API_BASE)
+    """The client of the current account's key, built once per key and address (tests point
+    the address at their localstripe)."""
+    api_key = _account_key.get() or settings.STRIPE_API_KEY
+    key = (api_key, settings.STRIPE_API_BASE)
     with _lock:
-        if _client is None or _client[0] != key:
-            _client = (
-                key,
-                stripe.StripeClient(
-                    settings.STRIPE_API_KEY,
-                    base_addresses={"api": settings.STRIPE_API_BASE},
-                    # The SDK retries network errors and 409/5xx inside one call (with its own
-                    # idempotency key); 429 is NOT retried: the caller backs off (README).
-                    max_network_retries=2,
-                    http_client=stripe.RequestsClient(timeout=20),
-                ),
+        found = _clients.get(key)
+        if found is None:
+            if len(_clients) > 32:  # addresses change per test; a few accounts in production
+                _clients.clear()
+            found = _clients[key] = stripe.StripeClient(
+                api_key,
+                base_addresses={"api": settings.STRIPE_API_BASE},
+                # The SDK retries network errors and 409/5xx inside one call (with its own
+                # idempotency key); 429 is NOT retried: the caller backs off (README).
+                max_network_retries=2,
+                http_client=stripe.RequestsClient(timeout=20),
             )
-        return _client[1]
+        return found
 
 
 def _translate(error: stripe.StripeError) -> StripeError:

@@ -60,6 +60,7 @@ def _mirror(row: SalesInvoice) -> Invoice | None:
         kind=Invoice.Kind.ITEM if row.invoice_type == InvoiceType.ITEM else Invoice.Kind.BATCH,
         external_reference=row.external_reference,
         aiq_transaction_id=row.aiq_transaction_id,
+        aiq_invoice_id=row.aiq_invoice_id,
         status=DocumentStatus.PAID if row.receipt_transaction_id else DocumentStatus.POSTED,
         currency=row.currency,
         invoice_date=row.invoice_date,

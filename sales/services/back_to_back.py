@@ -19,7 +19,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from core.money import MoneyError, exact, quantize
-from ledger.models import Department, TaxCode
+from ledger.departments import department_problems
+from ledger.models import TaxCode
 from sales.models import BackToBackPair, BackToBackRule
 from sales.normalised import NormalisedInvoice, NormalisedLine
 from sales.services.invoices import _require_clerk, sales_invoices_submit
@@ -69,10 +70,7 @@ def _check(rule: BackToBackRule, line: BackToBackLine) -> list[str]:
         problems.append("The cost must be greater than zero.")
     if rule.source.entity_id != rule.entity_id:
         problems.append(f"Source {rule.source.code} belongs to another company.")
-    if line.department:
-        known = Department.objects.filter(entity=rule.entity, department_id=line.department)
-        if known.filter(active=False).exists():
-            problems.append(f"BI code {line.department} is retired in AIQ.")
+    problems += department_problems(rule.entity, [line.department]).values()
     return problems
 
 

@@ -71,7 +71,8 @@ def credit_check(
     involved = [customers[code] for code in {r.customer_code for r in rows}]
     overdue = _overdue(entity, [c for c in involved if c.pk])
     adding: dict[str, Decimal] = {}
-    for row in sorted(rows, key=lambda r: (r.invoice_date, r.pk)):
+    # rows not stored yet (pk None) keep their order: the sort is stable
+    for row in sorted(rows, key=lambda r: (r.invoice_date, r.pk is None, r.pk or 0)):
         customer = customers[row.customer_code]
         info = balances.get(row.customer_code)
         if info is None:

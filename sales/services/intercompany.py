@@ -16,6 +16,7 @@ intercompany screen lists every sale whose halves are not both in AIQ.
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from ledger.departments import department_check
 from ledger.models import Entity, InterCompanyConnection, OutboxCommand
 from sales.models import InterCompanySale, InvoiceSource
 from sales.normalised import NormalisedInvoice
@@ -35,6 +36,7 @@ def _buyer(connection: InterCompanyConnection) -> Entity:
 
 
 def _check(connection, source: InvoiceSource, invoice: NormalisedInvoice) -> list[str]:
+    """What stops the sale (the seller's own checks run in sales_invoices_submit)."""
     problems = [f"{invoice.external_reference or '?'}: {e}" for e in invoice.check()]
     if not connection.valid:
         problems.append("AIQ no longer lists this intercompany connection as valid.")
@@ -76,6 +78,8 @@ def intercompany_sale_submit(
     buyer = _buyer(connection)
     if buyer.pk == seller.pk:
         raise ValidationError("An intercompany connection joins two different companies.")
+    # the purchase lines keep the sale's BI codes: the buyer's AIQ must accept them too
+    department_check(buyer, [line.department for line in invoice.lines])
     with transaction.atomic():
         existing = (
             InterCompanySale.objects.select_for_update()

@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from payments.services.payments import PaymentsNotConfigured
-from payments.services.stripe_events import stripe_events_catch_up, stripe_events_retry_due
+from payments.services.stripe_events import stripe_catch_up_all, stripe_events_retry_due
 from payments.sources.stripe_client import StripeError
 
 
@@ -12,7 +12,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         try:
-            result = stripe_events_catch_up()
+            result = stripe_catch_up_all()
             retried = stripe_events_retry_due()
         except (StripeError, PaymentsNotConfigured) as error:
             raise CommandError(str(error)) from None

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from django.core.management.base import BaseCommand, CommandError
 
 from payments.services.payments import PaymentsNotConfigured
-from payments.services.stripe_events import stripe_import
+from payments.services.stripe_events import stripe_import_all
 from payments.sources.stripe_client import StripeError
 
 
@@ -23,7 +23,7 @@ class Command(BaseCommand):
             except ValueError:
                 raise CommandError("--since must look like 2024-01-31") from None
         try:
-            result = stripe_import(since=start)
+            result = stripe_import_all(since=start)
         except (StripeError, PaymentsNotConfigured) as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"{result['created']} new, {result['updated']} refreshed payment(s).")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ledger", "0012_outbox_kind_choices_registered"),
+        ("ledger", "0014_company_grants_threshold"),
     ]
 
     operations = [

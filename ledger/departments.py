@@ -1,0 +1,158 @@
+"""BI codes (AIQ's departments): renamed, retired and activated from the product, and checked
+on every new line the product writes.
+
+A change is an approver's decision: audited and queued in one transaction as an
+update_department command (ledger/outbox/executors_departments.py), which writes it to AIQ
+exactly once; the mirror row takes the new name or state when AIQ confirms it. One change per
+BI code at a time, so two approvers cannot race each other's values into AIQ.
+
+A retired BI code stays on the lines that carry it (AIQ keeps history) but no new line may
+carry it: `department_problems` names every line that would, for the services that write lines
+(sales invoices, credit notes, journals) to refuse them before anything reaches AIQ.
+"""
+
+from decimal import Decimal
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from core.money import split
+from ledger.models import Department, Entity, Invoice, OutboxCommand
+from ledger.outbox.executors_departments import KIND
+from ledger.outbox.services import outbox_enqueue
+from staff.models import Role
+from staff.services import audit_log, user_has_role
+
+OPEN = (OutboxCommand.State.PENDING, OutboxCommand.State.IN_FLIGHT, OutboxCommand.State.UNCERTAIN)
+
+
+def retired_message(department: Department) -> str:
+    return (
+        f"BI code {department.department_id} ({department.name}) is retired: new lines cannot "
+        "use it. Choose another BI code, or ask an approver to activate it on the BI codes screen."
+    )
+
+
+def department_problems(entity: Entity, codes) -> dict[str, str]:
+    """For each BI code given that no new line may carry, why not ({code: message}). An empty
+    code is fine (AIQ's defaults apply); a code the mirror does not know is refused only when
+    the mirror knows the company's BI codes at all (a pull has run)."""
+    wanted = {c for c in codes if c}
+    if not wanted:
+        return {}
+    known = {d.department_id: d for d in Department.objects.filter(entity=entity)}
+    # a retirement on its way to AIQ already counts: AIQ will refuse the line by the time it
+    # arrives (commands are sent in order of approval, not of lines)
+    changing = dict(
+        OutboxCommand.objects.filter(
+            entity=entity, kind=KIND, state__in=OPEN, payload__department_id__in=sorted(wanted)
+        )
+        .order_by("pk")
+        .values_list("payload__department_id", "payload__active")
+    )
+    problems = {}
+    for code in sorted(wanted):
+        department = known.get(code)
+        if department is None:
+            if known:
+                problems[code] = f"BI code {code} does not exist in {entity.name}'s AIQ."
+        elif not changing.get(code, department.active):
+            problems[code] = retired_message(department)
+    return problems
+
+
+def department_check(entity: Entity, codes) -> None:
+    """Raise ValidationError naming every BI code no new line may carry."""
+    problems = department_problems(entity, codes)
+    if problems:
+        raise ValidationError(list(problems.values()))
+
+
+def department_change_pending(department: Department) -> OutboxCommand | None:
+    return (
+        OutboxCommand.objects.filter(
+            entity=department.entity,
+            kind=KIND,
+            state__in=OPEN,
+            payload__department_id=department.department_id,
+        )
+        .order_by("pk")
+        .first()
+    )
+
+
+def department_change(
+    *, department: Department, actor, name: str | None = None, active: bool | None = None
+) -> OutboxCommand:
+    """An approver renames a BI code and/or retires (active=False) or activates it."""
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Only an approver can rename, retire or activate a BI code.")
+    with transaction.atomic():
+        row = Department.objects.select_for_update().get(pk=department.pk)
+        new_name = (name if name is not None else row.name).strip()
+        new_active = row.active if active is None else bool(active)
+        if not new_name:
+            raise ValidationError("The BI code's name cannot be empty.")
+        if len(new_name) > 200:
+            raise ValidationError("The BI code's name is longer than 200 characters.")
+        if department_change_pending(row) is not None:
+            raise ValidationError(
+                f"A change of BI code {row.department_id} is on its way to AIQ: wait for it."
+            )
+        if (new_name, new_active) == (row.name, row.active):
+            raise ValidationError(f"BI code {row.department_id} is already like that.")
+        command = outbox_enqueue(
+            entity=row.entity,
+            kind=KIND,
+            payload={
+                "department_id": row.department_id,
+                "description": new_name,
+                "active": new_active,
+            },
+            external_reference=(f"DEPT-{row.department_id}-{timezone.now():%Y%m%d%H%M%S%f}"[:100]),
+            origin_type="department",
+            origin_id=row.pk,
+            created_by=actor,
+        )
+        what = []
+        if new_name != row.name:
+            what.append(f"renamed to {new_name!r}")
+        if new_active != row.active:
+            what.append("activated" if new_active else "retired")
+        audit_log(
+            actor=actor,
+            action="department.change",
+            obj=row,
+            summary=f"BI code {row.department_id} {' and '.join(what)} (sent to AIQ)",
+            before={"name": row.name, "active": row.active},
+            after={"name": new_name, "active": new_active, "command": command.pk},
+        )
+    return command
+
+
+def lines_by_department(
+    invoice: Invoice, amount: Decimal, currency: str, gl_account_code: str, description: str
+) -> list[dict] | None:
+    """A journal's GL lines for `amount` on an invoice (a write-off), one per BI code of the
+    invoice's lines, in proportion to their gross (core.money.split: exact to the cent). None
+    when the invoice's lines carry no BI code (or are not mirrored): one line, as before."""
+    weights: dict[str, Decimal] = {}
+    for line in invoice.lines.all():
+        weights[line.department_id] = weights.get(line.department_id, Decimal(0)) + abs(
+            line.gross_amount
+        )
+    if not any(weights) or not sum(weights.values()):
+        return None
+    codes = sorted(weights)
+    parts = split(amount, currency, [weights[code] for code in codes])
+    return [
+        {
+            "gl_account_code": gl_account_code,
+            "amount": str(part),
+            "department_id": code,
+            "description": description[:250],
+        }
+        for code, part in zip(codes, parts, strict=True)
+        if part
+    ]
