@@ -231,6 +231,9 @@ OUTBOX_LEASE_SECONDS = env_int(
 OUTBOX_SETTLE_SECONDS = env_int("OUTBOX_SETTLE_SECONDS", 180, minimum=1, maximum=3600)
 # The nightly drift check reads back what the outbox confirmed in this many days.
 AIQ_DRIFT_DAYS = env_int("AIQ_DRIFT_DAYS", 7, minimum=1, maximum=366)
+# Nightly schedules (the daily ones: drift check, catch-ups) start at this local hour, ten
+# minutes apart, away from the working day's AIQ traffic (setup_schedules).
+NIGHTLY_HOUR = env_int("NIGHTLY_HOUR", 2, minimum=0, maximum=23)
 # Liveness (ledger/outbox/health.py): the outbox is wedged when rows have been due this long
 # and no row changed meanwhile (a working cluster claims due rows within a sweep, every minute);
 # `manage.py outbox_watchdog` checks every OUTBOX_WATCHDOG_SECONDS and restarts qcluster then.

@@ -30,11 +30,17 @@ class PaymentsConfig(AppConfig):
         from ledger.views.invoices import invoice_page_extend
         from payments import checks  # noqa: F401 - registers the provider books checks
         from payments.selectors import invoice_plan_lines
-        from payments.services import outbox_origins, provider_books, stripe_refund_step
+        from payments.services import (
+            outbox_origins,
+            provider_books,
+            provider_disputes,
+            stripe_refund_step,
+        )
         from payments.services.later import later_outbox_register
 
         outbox_origins.register()
         provider_books.register()
+        provider_disputes.register()
         later_outbox_register()
         stripe_refund_step.register()
         invoice_page_extend(lambda invoice: {"plan_lines": invoice_plan_lines(invoice)})

@@ -264,6 +264,20 @@ class Fee(models.Model):
         return f"{self.kind} fee {format_money(self.amount, self.currency)}"
 
 
+# one name per state on the screens: Stripe's dispute statuses and the GoCardless ones ours
+DISPUTE_STATUS_SHOWN = {
+    "warning_needs_response": "Inquiry: needs a response",
+    "warning_under_review": "Inquiry: under review",
+    "warning_closed": "Inquiry closed",
+    "needs_response": "Needs a response",
+    "under_review": "Under review",
+    "won": "Won",
+    "lost": "Lost",
+    "late_failure": "Lost: Direct Debit failed after payout",
+    "charged_back": "Lost: Direct Debit charged back",
+}
+
+
 class Dispute(models.Model):
     source = models.CharField(max_length=12, choices=Source)
     external_id = models.CharField(max_length=100)
@@ -273,17 +287,44 @@ class Dispute(models.Model):
     status = models.CharField(max_length=40)
     reason = models.CharField(max_length=100, blank=True)
     raw = models.JSONField(default=dict)
+    # its books (payments/services/provider_disputes.py): the AIQ journals that took the
+    # disputed money (and the dispute fee) out of clearing, wrote a lost one off, and put a
+    # won one back
+    withdrawal_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    loss_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reinstatement_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["source", "external_id"], name="dispute_external_unique"
-            )
+            ),
+            # a dispute is written off or reinstated only after its money was taken out
+            models.CheckConstraint(
+                condition=(Q(loss_command__isnull=True) & Q(reinstatement_command__isnull=True))
+                | Q(withdrawal_command__isnull=False),
+                name="dispute_books_after_withdrawal",
+            ),
         ]
 
     def __str__(self):
         return f"{self.get_source_display()} dispute {self.external_id} ({self.status})"
+
+    @property
+    def status_shown(self) -> str:
+        return DISPUTE_STATUS_SHOWN.get(self.status, self.status.replace("_", " ").capitalize())
+
+    @property
+    def commands(self):
+        """Its journals: money taken, written off (lost), put back (won); None where not yet."""
+        return (self.withdrawal_command, self.loss_command, self.reinstatement_command)
 
 
 class WebhookEvent(models.Model):

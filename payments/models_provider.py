@@ -44,6 +44,25 @@ class ProviderAccount(models.Model):
         blank=True,
         help_text="AIQ GL account for the VAT the provider charges on its fees (empty: none)",
     )
+    # disputes and charge-backs (payments/services/provider_disputes.py): the money a dispute
+    # takes out of clearing waits on a balance-sheet account until the dispute is decided; a
+    # lost one is written off to an expense (bad debt) account. Empty: disputes not booked.
+    disputes_gl_account_code = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="AIQ GL account (balance sheet) holding disputed money until the dispute "
+        "is decided (empty: disputes are not booked)",
+    )
+    dispute_loss_gl_account_code = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="AIQ GL account a lost dispute or charge-back is written off to (bad debt)",
+    )
+    fx_gl_account_code = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="AIQ GL account of realised exchange gains and losses (empty: not booked)",
+    )
     # how the provider's payouts read on the bank statement ("STRIPE PAYMENTS UK LTD",
     # "GOCARDLESS"): a statement line carrying it, for a payout's amount within the window
     # around its arrival date, is that payout

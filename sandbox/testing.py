@@ -110,6 +110,15 @@ class RunningSandbox:
                                 "DefaultGLAccountCode": "5000"},
                           create=True, ledger="Purchases")  # fmt: skip
 
+    def add_gl_account(self, code: str, name: str, category: str, *, entity: str = "demo") -> None:
+        """One more GL account, as an AIQ administrator adds it in AIQ's screens (no
+        Integration operation creates a GL account): e.g. "1170 Payments in dispute"."""
+        with self.server.store.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO gl_account VALUES (?, ?, ?, ?)",
+                (entity, code, name, category),
+            )
+
     def bank_balance(self, gl_code: str, *, entity: str = "demo"):
         """What AIQ's bank account on `gl_code` holds now (GetBankAccountBalance's figure)."""
         with self.server.store.transaction() as db:

@@ -151,6 +151,8 @@ PARAMS = {
     "sales:intercompany": (("show",), ()),
     "webhook-stripe": ((), ()),
     "webhook-gocardless": ((), ()),
+    "webhook-stripe-account": ((), ()),
+    "webhook-gocardless-account": ((), ()),
 }
 
 NASTY = [

@@ -97,11 +97,12 @@ def payout_fees(payout: Payout) -> tuple[Decimal, Decimal]:
     return Decimal(fees), Decimal(tax)
 
 
-def _journal_payload(payout, day, description, lines) -> dict:
+def journal_payload(currency: str, day, description: str, lines) -> dict:
+    """A general journal's payload: lines of (GL account code, debit, credit, text)."""
     return {
         "journal_date": day.isoformat(),
         "description": description[:250],
-        "currency": payout.currency,
+        "currency": currency,
         "lines": [
             {
                 "gl_account_code": gl,
@@ -110,19 +111,35 @@ def _journal_payload(payout, day, description, lines) -> dict:
                 "description": text[:250],
             }
             for gl, debit, credit, text in lines
+            if debit or credit
         ],
     }
 
 
-def _enqueue(account, payout, kind_ref: str, payload: dict, depends_on=None) -> OutboxCommand:
+def _journal_payload(payout, day, description, lines) -> dict:
+    return journal_payload(payout.currency, day, description, lines)
+
+
+def journal_enqueue(
+    account: ProviderAccount, origin_type: str, origin_id, reference: str, payload: dict,
+    depends_on=None,
+) -> OutboxCommand:  # fmt: skip
+    """One general journal through the outbox, its external reference its identity in AIQ
+    (read back before any resend: exactly once)."""
     return outbox_enqueue(
         entity=account.entity,
         kind=Kind.POST_GENERAL_JOURNAL,
         payload=payload,
-        external_reference=f"{kind_ref}-{payout.pk}",
+        external_reference=reference,
         depends_on=depends_on,
-        origin_type="payout",
-        origin_id=payout.pk,
+        origin_type=origin_type,
+        origin_id=origin_id,
+    )
+
+
+def _enqueue(account, payout, kind_ref: str, payload: dict, depends_on=None) -> OutboxCommand:
+    return journal_enqueue(
+        account, "payout", payout.pk, f"{kind_ref}-{payout.pk}", payload, depends_on
     )
 
 
@@ -350,27 +367,35 @@ def payout_lines_recognise(*, payment_ids: list[int]) -> int:
 # --- outbox origin ------------------------------------------------------------------------------
 
 
-def _confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
-    audit_log(
-        actor=None,
-        action="payout.journal_confirmed",
-        object_type="payments.payout",
-        object_id=command.origin_id,
-        summary=f"{command.external_reference} confirmed in AIQ "
-        f"(transaction {command.result.get('transaction_id')})",
-    )
+def journal_origin(name: str) -> Origin:
+    """What a provider-books journal's verdict does: an audit entry on its payout or dispute
+    (`name`), confirmed with AIQ's transaction id, or failed/parked with the reason."""
+
+    def confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
+        audit_log(
+            actor=None,
+            action=f"{name}.journal_confirmed",
+            object_type=f"payments.{name}",
+            object_id=command.origin_id,
+            summary=f"{command.external_reference} confirmed in AIQ "
+            f"(transaction {command.result.get('transaction_id')})",
+        )
+
+    def not_booked(command: OutboxCommand) -> None:
+        audit_log(
+            actor=None,
+            action=f"{name}.journal_failed",
+            object_type=f"payments.{name}",
+            object_id=command.origin_id,
+            summary=f"{command.external_reference} {command.get_state_display().lower()}: "
+            f"{command.last_error_message}"[:500],
+        )
+
+    return Origin(confirmed=confirmed, failed=not_booked, parked=not_booked)
 
 
-def _not_booked(command: OutboxCommand) -> None:
-    audit_log(
-        actor=None,
-        action="payout.journal_failed",
-        object_type="payments.payout",
-        object_id=command.origin_id,
-        summary=f"{command.external_reference} {command.get_state_display().lower()}: "
-        f"{command.last_error_message}"[:500],
-    )
+ORIGIN = journal_origin("payout")  # one object: registering twice is then harmless
 
 
 def register() -> None:
-    origin_register("payout", Origin(confirmed=_confirmed, failed=_not_booked, parked=_not_booked))
+    origin_register("payout", ORIGIN)

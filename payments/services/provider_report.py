@@ -14,10 +14,11 @@ from django.utils import timezone
 from core.money import format_money, from_minor
 from ledger.aiq.client import AiqClient
 from payments.models import ClearingBalance, Dispute, Fee, Payment, Payout, ProviderAccount
+from payments.services.provider_disputes import LOST as DISPUTES_LOST
 from payments.sources import stripe_client as api
 from staff.services import audit_log
 
-LOST = ("lost", "charge_refunded")
+LOST = tuple(DISPUTES_LOST)
 
 
 def _records_balance(account: ProviderAccount) -> Decimal:
@@ -139,8 +140,22 @@ def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconcil
     )["t"] or Decimal(0)
     disputes = Dispute.objects.filter(payment__in=payments)
     lost = disputes.filter(status__in=LOST).aggregate(t=Sum("amount"))["t"] or Decimal(0)
-    for d in disputes.order_by("pk"):
-        report.rows.append(("dispute", None, d.external_id, -d.amount, "", None, d.status))
+    for d in disputes.select_related(
+        "withdrawal_command", "loss_command", "reinstatement_command"
+    ).order_by("pk"):
+        booked = [c for c in (d.withdrawal_command, d.loss_command, d.reinstatement_command) if c]
+        report.rows.append(
+            ("dispute", None, d.external_id, -d.amount,
+             " ".join(c.external_reference for c in booked),
+             " ".join(str(c.result.get("transaction_id") or "") for c in booked).strip() or None,
+             d.status)
+        )  # fmt: skip
+        for command in booked:
+            if command.state != "confirmed":
+                report.differences.append(
+                    f"dispute {d.external_id}: {command.external_reference} is "
+                    f"{command.get_state_display().lower()} in the outbox"
+                )
     payouts = Payout.objects.filter(
         provider_account=account, arrival_date__gte=start, arrival_date__lte=end
     ).select_related("fees_command", "transfer_command", "reversal_command", "statement_payment")
@@ -226,15 +241,25 @@ def clearing_chart(account: ProviderAccount, limit: int = 90) -> dict:
     }  # fmt: skip
 
 
-# A dispute still to answer or decide (Stripe's statuses; GoCardless charge-backs are
-# "charged_back" until a person acts)
+# A dispute still to answer or decide (Stripe's statuses). A GoCardless late failure or
+# charge-back of a payment already paid out is decided when it happens (provider_disputes).
 OPEN_DISPUTE = (
     "warning_needs_response",
     "needs_response",
     "warning_under_review",
     "under_review",
-    "charged_back",
 )
+
+
+def disputes_booked(limit: int = 100) -> list[Dispute]:
+    """The latest disputes whose money has been booked, with their journals."""
+    return list(
+        Dispute.objects.filter(withdrawal_command__isnull=False)
+        .select_related(
+            "payment__customer", "withdrawal_command", "loss_command", "reinstatement_command"
+        )
+        .order_by("-updated_at", "-pk")[:limit]
+    )
 
 
 def open_disputes() -> list[dict]:

@@ -34,6 +34,7 @@ from payments.services.provider_accounts import (
     account_webhook_secrets,
 )
 from payments.services.provider_books import payout_book
+from payments.services.provider_disputes import dispute_book
 from payments.services.refunds import refund_stripe_update
 from payments.sources import stripe_client as api
 from payments.sources import stripe_source
@@ -298,7 +299,10 @@ def stripe_dispute_sync(*, dispute_id: str, entity=None):
     if payment is None:
         # The dispute may be our first sight of the payment: fetch the charge first.
         payment = stripe_payment_sync(charge_id=dispute["charge_id"], entity=entity)
-    return dispute_upsert(source=Source.STRIPE, dispute=dispute, payment=payment)
+    # money withdrawn, lost or reinstated is booked (each journal once)
+    return dispute_book(
+        dispute=dispute_upsert(source=Source.STRIPE, dispute=dispute, payment=payment)
+    )
 
 
 def stripe_payout_sync(*, payout_id: str):

@@ -38,6 +38,7 @@ from payments.services.provider_accounts import (
     account_webhook_secrets,
 )
 from payments.services.provider_books import payout_book
+from payments.services.provider_disputes import gocardless_taken_back
 from payments.services.stripe_events import (
     CATCH_UP_OVERLAP_SECONDS,
     FINAL_STATES,
@@ -353,6 +354,11 @@ def gocardless_event_process(*, event_pk: int, client=None) -> str:
             result = payments_upsert(
                 items=items, origin="gocardless.webhook", entity=account_entity(account)
             )
+            if payload.get("resource_type") == "payments":
+                # paid out, then failed late or charged back: booked as a lost dispute
+                details = payload.get("details") if isinstance(payload.get("details"), dict) else {}
+                for stored in Payment.objects.filter(pk__in=result.ids.values()):
+                    gocardless_taken_back(payment=stored, cause=str(details.get("cause") or ""))
             # matched as soon as it is stored, as Stripe's and statement payments are
             auto_match_soon(payment_ids=list(result.ids.values()))
     except EventUnreadable as error:

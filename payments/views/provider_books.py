@@ -17,9 +17,11 @@ from django.views.decorators.http import require_POST
 
 from ledger.aiq.errors import AiqError
 from payments.models import ProviderAccount
+from payments.services.provider_disputes import DISPUTE_LOST_EXPLAINED
 from payments.services.provider_report import (
     clearing_chart,
     clearing_check,
+    disputes_booked,
     open_disputes,
     reconciliation,
 )
@@ -133,5 +135,12 @@ def disputes(request):
         currency = row["dispute"].currency
         totals[currency] = totals.get(currency, 0) + row["dispute"].amount
     return render(
-        request, "payments/disputes.html", {"rows": rows, "totals": sorted(totals.items())}
+        request,
+        "payments/disputes.html",
+        {
+            "rows": rows,
+            "totals": sorted(totals.items()),
+            "booked": disputes_booked(),
+            "lost_explained": DISPUTE_LOST_EXPLAINED,
+        },
     )

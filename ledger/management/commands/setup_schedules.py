@@ -1,9 +1,14 @@
 """Create or update the django-q2 schedules (idempotent; scripts/run.sh runs it at start)."""
 
+from datetime import datetime, time, timedelta
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 from django_q.models import Schedule
+
+DAILY = 24 * 60
 
 SCHEDULES = {
     # A lost or never-sent wake only delays a command by at most this long.
@@ -33,13 +38,36 @@ SCHEDULES = {
 }
 
 
+def nightly_runs(now: datetime) -> dict[str, datetime]:
+    """When each daily schedule runs next: NIGHTLY_HOUR local time, ten minutes apart in the
+    order of SCHEDULES (the drift check first). A daily schedule left to run 24 hours after it
+    was first created would read back a week of writes in the middle of the working day."""
+    today = timezone.localtime(now).date()
+    daily = [name for name, (_func, minutes) in SCHEDULES.items() if minutes == DAILY]
+    runs = {}
+    for n, name in enumerate(daily):
+        for day in (today, today + timedelta(days=1)):
+            # naive arithmetic keeps local wall time, also on the nights the clocks change
+            wall = datetime.combine(day, time(settings.NIGHTLY_HOUR)) + timedelta(minutes=10 * n)
+            runs[name] = timezone.make_aware(wall)
+            if runs[name] > now:
+                break
+    return runs
+
+
+def _at_night(run: datetime | None, planned: datetime) -> bool:
+    """`run` is at the planned local time of day (django-q2 keeps it there, day after day)."""
+    return run is not None and timezone.localtime(run).time() == timezone.localtime(planned).time()
+
+
 class Command(BaseCommand):
     help = "Create/update the outbox sweeper, AIQ pull and Stripe catch-up schedules."
 
     @transaction.atomic  # each schedule change and its audit entry commit together
     def handle(self, *args, **options):
+        nightly = nightly_runs(timezone.now())
         for name, (func, minutes) in SCHEDULES.items():
-            _, created = Schedule.objects.update_or_create(
+            schedule, created = Schedule.objects.update_or_create(
                 name=name,
                 defaults={
                     "func": func,
@@ -48,4 +76,7 @@ class Command(BaseCommand):
                     "repeats": -1,
                 },
             )
+            if name in nightly and not _at_night(schedule.next_run, nightly[name]):
+                schedule.next_run = nightly[name]  # from then on every 24 hours
+                schedule.save(update_fields=["next_run"])
             self.stdout.write(f"{'created' if created else 'updated'} schedule {name}")

@@ -1,0 +1,254 @@
+"""Disputes and charge-backs booked as accountants book them (issue 17.4).
+
+A dispute moves money out of the provider's balance, so out of its clearing account in AIQ;
+each movement is one general journal through the outbox with its own external reference
+(read back before any resend: exactly once), audited:
+
+  DISP-<dispute id>      the money is taken (Stripe's withdrawal balance transaction,
+                         reporting category "dispute"; a GoCardless late failure or charge-back
+                         of a payment already paid out):
+                         Dr disputes GL (the disputed amount), Dr fees GL (Stripe's dispute fee),
+                         Cr clearing.
+  DISPLOST-<dispute id>  the dispute is lost (Stripe "lost"; a GoCardless late failure or
+                         charge-back is final when it happens): the money stays out and is
+                         written off: Dr dispute loss GL (bad debt), Cr disputes GL.
+  DISPWON-<dispute id>   the dispute is won (Stripe's reinstatement balance transaction,
+                         "dispute_reversal"; a GoCardless charge-back cancelled): the money comes
+                         back: Dr clearing, Cr disputes GL (or the loss GL if it was written
+                         off), Cr fees GL for a dispute fee Stripe gives back.
+
+Why a lost dispute is written off and the invoice is not reopened: the card network (or the
+payer's bank, for Direct Debit) has already given the money back to the customer and decided
+the customer need not pay; reopening the invoice would put a debt on the sales ledger that
+nobody is going to collect, and dunning would chase it. The loss is an expense the month it
+happens (bad debt: charge-backs), the invoice stays paid by its receipt, so the customer's
+statement matches what the customer was told. Chasing the customer anyway is a person's
+decision: a new invoice, not an automatic reopening. (DISPUTE_LOST_EXPLAINED, on the screen.)
+
+Amounts are the provider's own: Stripe's dispute balance transactions (amount, fee), in the
+currency of the provider account they settle in; GoCardless's payment amount.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import transaction
+from django.utils import timezone
+
+from core.money import format_money
+from core.stripe_money import stripe_from_minor
+from ledger.outbox.origins import origin_register
+from payments.models import Dispute, Payment, ProviderAccount, Source
+from payments.services.payments import dispute_upsert
+from payments.services.provider_books import (
+    journal_enqueue,
+    journal_origin,
+    journal_payload,
+    provider_account,
+)
+from staff.services import audit_log
+
+# decided against us: the money stays out of clearing and is written off
+LOST = frozenset({"lost", "late_failure", "charged_back"})
+# GoCardless payment statuses after which money already paid out is taken back
+GOCARDLESS_TAKEN_BACK = {"failed": "late_failure", "charged_back": "charged_back"}
+DISPUTE_LOST_EXPLAINED = (
+    "A lost dispute or charge-back stays out of the clearing account and is written off to "
+    "the dispute loss GL account (bad debt): the customer already has the money back and the "
+    "card network or bank decided the customer need not pay, so the invoice is not reopened "
+    "(it would be a debt nobody collects, and reminders would chase it). The invoice stays "
+    "paid by its receipt in AIQ; to chase the customer anyway, raise a new invoice."
+)
+
+
+@dataclass(frozen=True)
+class Movement:
+    """Money a dispute moved in the provider's balance: amount (positive) and fee (the dispute
+    fee Stripe charged, or, negative, gave back)."""
+
+    amount: Decimal
+    fee: Decimal
+    currency: str
+    day: object  # date
+
+
+def _stripe_movements(dispute: Dispute) -> tuple[Movement | None, Movement | None]:
+    withdrawal = reinstatement = None
+    for txn in (dispute.raw or {}).get("balance_transactions") or []:
+        if not isinstance(txn, dict) or not isinstance(txn.get("amount"), int):
+            continue  # not expanded: nothing to book from
+        currency = (txn.get("currency") or dispute.currency).upper()
+        created = txn.get("created")
+        day = (
+            timezone.localdate(datetime.fromtimestamp(created, tz=UTC))
+            if isinstance(created, int)
+            else timezone.localdate()
+        )
+        fee = stripe_from_minor(int(txn.get("fee") or 0), currency)
+        amount = stripe_from_minor(abs(txn["amount"]), currency)
+        if txn["amount"] < 0 and withdrawal is None:
+            withdrawal = Movement(amount, fee, currency, day)
+        elif txn["amount"] > 0 and reinstatement is None:
+            reinstatement = Movement(amount, fee, currency, day)
+    return withdrawal, reinstatement
+
+
+def _movements(dispute: Dispute) -> tuple[Movement | None, Movement | None]:
+    if dispute.source == Source.STRIPE:
+        return _stripe_movements(dispute)
+    # GoCardless: the payment's amount is taken back in full; a cancelled charge-back
+    # ("won") returns it; GoCardless charges no dispute fee on the payment
+    day = timezone.localdate(dispute.updated_at or timezone.now())
+    taken = Movement(dispute.amount, Decimal(0), dispute.currency, day)
+    return taken, (taken if dispute.status == "won" else None)
+
+
+def _account(dispute: Dispute, currency: str) -> ProviderAccount | None:
+    return provider_account(dispute.payment.entity_id, dispute.source, currency)
+
+
+def _book(account, dispute, prefix: str, day, text: str, lines, depends_on=None):
+    return journal_enqueue(
+        account,
+        "dispute",
+        dispute.pk,
+        f"{prefix}-{dispute.pk}",
+        journal_payload(account.currency, day, text, lines),
+        depends_on,
+    )
+
+
+def dispute_book(*, dispute: Dispute) -> Dispute:
+    """Book what the dispute has done so far (idempotent: each journal once). Audited."""
+    with transaction.atomic():
+        dispute = Dispute.objects.select_for_update().select_related("payment").get(pk=dispute.pk)
+        withdrawal, reinstatement = _movements(dispute)
+        if withdrawal is None:
+            return dispute  # an inquiry, or nothing taken yet: nothing moved
+        account = _account(dispute, withdrawal.currency)
+        if account is None or not account.disputes_gl_account_code:
+            return dispute  # the start-up check names the missing set-up
+        if account.entity.base_currency != withdrawal.currency:
+            audit_log(
+                actor=None,
+                action="dispute.not_booked",
+                obj=dispute,
+                summary=f"{dispute}: {withdrawal.currency} dispute in a "
+                f"{account.entity.base_currency} company is not booked automatically",
+            )
+            return dispute
+        clearing = account.clearing_bank_account.bank_code
+        held = account.disputes_gl_account_code
+        what = f"{dispute.get_source_display()} dispute {dispute.external_id} on " + (
+            dispute.payment.external_id
+        )
+        done = []
+        if dispute.withdrawal_command_id is None:
+            lines = [
+                (held, withdrawal.amount, 0, f"{what}: disputed amount"),
+                (account.fees_gl_account_code, max(withdrawal.fee, 0), 0, f"{what}: dispute fee"),
+                (clearing, 0, withdrawal.amount + max(withdrawal.fee, 0), what),
+            ]
+            dispute.withdrawal_command = _book(account, dispute, "DISP", withdrawal.day, what,
+                                               lines)  # fmt: skip
+            done.append(("dispute.withdrawn", f"{format_money(withdrawal.amount, account.currency)}"
+                         f" and fee {format_money(withdrawal.fee, account.currency)} out of "
+                         f"{account.clearing_bank_account.bank_account_code}"))  # fmt: skip
+        if (
+            dispute.status in LOST
+            and dispute.loss_command_id is None
+            and dispute.reinstatement_command_id is None
+            and account.dispute_loss_gl_account_code
+        ):
+            text = f"{what}: lost, written off"
+            dispute.loss_command = _book(
+                account, dispute, "DISPLOST", timezone.localdate(), text,
+                [(account.dispute_loss_gl_account_code, withdrawal.amount, 0, text),
+                 (held, 0, withdrawal.amount, text)],
+                depends_on=dispute.withdrawal_command,
+            )  # fmt: skip
+            done.append(("dispute.lost", f"{format_money(withdrawal.amount, account.currency)} "
+                         f"written off to {account.dispute_loss_gl_account_code}"))  # fmt: skip
+        if reinstatement is not None and dispute.reinstatement_command_id is None:
+            text = f"{what}: won, money back"
+            back_from = account.dispute_loss_gl_account_code if dispute.loss_command_id else held
+            fee = reinstatement.fee  # negative: Stripe gave the dispute fee back
+            lines = [
+                (clearing, reinstatement.amount - fee, 0, text),
+                (back_from, 0, reinstatement.amount, text),
+                (account.fees_gl_account_code, max(fee, 0), max(-fee, 0), f"{what}: dispute fee"),
+            ]
+            dispute.reinstatement_command = _book(
+                account, dispute, "DISPWON", reinstatement.day, text, lines,
+                depends_on=dispute.loss_command or dispute.withdrawal_command,
+            )  # fmt: skip
+            done.append(("dispute.reinstated",
+                         f"{format_money(reinstatement.amount - fee, account.currency)} back into "
+                         f"{account.clearing_bank_account.bank_account_code}"))  # fmt: skip
+        if done:
+            dispute.save(
+                update_fields=[
+                    "withdrawal_command", "loss_command", "reinstatement_command", "updated_at"
+                ]
+            )  # fmt: skip
+            for action, summary in done:
+                audit_log(
+                    actor=None,
+                    action=action,
+                    obj=dispute,
+                    summary=f"{dispute}: {summary}",
+                    after={
+                        "withdrawal": _reference(dispute.withdrawal_command),
+                        "loss": _reference(dispute.loss_command),
+                        "reinstatement": _reference(dispute.reinstatement_command),
+                    },
+                )
+        return dispute
+
+
+def _reference(command) -> str:
+    return command.external_reference if command is not None else ""
+
+
+def gocardless_taken_back(*, payment: Payment, cause: str = "") -> Dispute | None:
+    """A GoCardless payment already paid out that failed late or was charged back: the money
+    is taken back from a later payout. Recorded as a dispute of the payment (lost when it
+    happens) and booked; a charge-back GoCardless cancels (the payment paid out again) is won.
+    """
+    raw = payment.raw or {}
+    status = raw.get("status") or ""
+    paid_out = bool(payment.payout_id or (raw.get("links") or {}).get("payout"))
+    existing = Dispute.objects.filter(source=Source.GOCARDLESS, payment=payment).first()
+    if status in GOCARDLESS_TAKEN_BACK and paid_out:
+        kind = GOCARDLESS_TAKEN_BACK[status]
+    elif (
+        existing is not None
+        and existing.status == "charged_back"
+        and status in ("paid_out", "confirmed")
+    ):
+        kind = "won"
+    else:
+        return None
+    if existing is not None and existing.status == kind:
+        return dispute_book(dispute=existing)
+    dispute = dispute_upsert(
+        source=Source.GOCARDLESS,
+        dispute={
+            "external_id": existing.external_id if existing else f"{payment.external_id}-{kind}",
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "status": kind,
+            "reason": (cause or kind)[:100],
+            "raw": {"payment": raw},
+        },
+        payment=payment,
+    )
+    return dispute_book(dispute=dispute)
+
+
+ORIGIN = journal_origin("dispute")  # one object: registering twice is then harmless
+
+
+def register() -> None:
+    origin_register("dispute", ORIGIN)
