@@ -6,7 +6,7 @@ read-only."""
 from django.contrib import admin
 
 from sales import models as m
-from staff.admin_base import AuditedAdmin, ViewOnlyAdmin
+from staff.admin_base import AuditedAdmin, MoneyRowAdmin, ViewOnlyAdmin
 
 
 @admin.register(m.InvoiceSource)
@@ -23,6 +23,7 @@ class SalesSettingsAdmin(AuditedAdmin):
         "approve_new_customers",
         "batch_approval_total",
         "email_invoices",
+        "deferred_revenue_gl_account_code",
     )
 
 
@@ -39,8 +40,36 @@ class SalesBatchAdmin(ViewOnlyAdmin):
     exclude = ("content",)
 
 
+class DeferredReleaseInline(admin.TabularInline):
+    model = m.DeferredRelease
+    extra = 0
+    can_delete = False
+    fields = ("kind", "number", "release_date", "amount", "state", "aiq_transaction_id", "error")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.DeferredRevenueSchedule)
+class DeferredRevenueScheduleAdmin(MoneyRowAdmin):
+    """Made when AIQ posts a deferred line; released by the outbox; shown on the Deferred
+    revenue screen."""
+
+    list_display = ("invoice", "amount", "currency", "months", "state", "entity")
+    list_filter = ("entity", "state")
+    inlines = [DeferredReleaseInline]
+
+
+@admin.register(m.DeferredRelease)
+class DeferredReleaseAdmin(MoneyRowAdmin):
+    list_display = ("external_reference", "kind", "release_date", "amount", "state")
+    list_filter = ("state", "kind")
+    search_fields = ("external_reference",)
+
+
 @admin.register(m.SalesInvoiceLine)
-class SalesInvoiceLineAdmin(ViewOnlyAdmin):
+class SalesInvoiceLineAdmin(MoneyRowAdmin):
     list_display = ("invoice", "line_number", "net_amount", "tax_amount", "department")
     search_fields = ("invoice__external_reference",)
 
@@ -58,16 +87,17 @@ class PurchaseInvoiceLineInline(admin.TabularInline):
     model = m.PurchaseInvoiceLine
     extra = 0
     can_delete = False
+    fields = ("line_number", "description", "net_amount", "tax_code", "tax_amount", "department")
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
         return False
 
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(m.PurchaseInvoice)
-class PurchaseInvoiceAdmin(ViewOnlyAdmin):
+class PurchaseInvoiceAdmin(MoneyRowAdmin):
+    """Made by the back-to-back and intercompany services, moved by the outbox."""
+
     list_display = (
         "external_reference",
         "entity",
@@ -83,12 +113,12 @@ class PurchaseInvoiceAdmin(ViewOnlyAdmin):
 
 
 @admin.register(m.PurchaseInvoiceLine)
-class PurchaseInvoiceLineAdmin(ViewOnlyAdmin):
+class PurchaseInvoiceLineAdmin(MoneyRowAdmin):
     list_display = ("invoice", "line_number", "net_amount", "tax_amount", "department")
 
 
 @admin.register(m.BackToBackPair)
-class BackToBackPairAdmin(ViewOnlyAdmin):
+class BackToBackPairAdmin(MoneyRowAdmin):
     list_display = ("reference", "entity", "rule", "customer_code", "cost_net", "sale_net")
     search_fields = ("reference", "customer_code")
 

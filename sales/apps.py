@@ -7,7 +7,8 @@ class SalesConfig(AppConfig):
 
     def ready(self):
         # the outbox kinds this app owns and what their verdicts do to its invoices
-        from sales import outbox, outbox_purchases
+        from sales import deferred_outbox, outbox, outbox_purchases
 
         outbox.register()
+        deferred_outbox.register()
         outbox_purchases.register()

@@ -12,6 +12,8 @@ from django.db.models import F, Q
 from ledger.fields import MoneyField
 from ledger.models import Entity, OutboxCommand
 
+MAX_DEFERRED_MONTHS = 60
+
 
 class InvoiceType(models.TextChoices):
     BATCH = "batch", "Batch invoice"
@@ -38,6 +40,12 @@ class SalesSettings(models.Model):
     )
     email_invoices = models.BooleanField(
         default=False, help_text="E-mail the AIQ invoice PDF to the customer once posted"
+    )
+    deferred_revenue_gl_account_code = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="GL account (a liability) a deferred invoice line posts to; its revenue is "
+        "released to the line's own GL account month by month",
     )
 
     class Meta:
@@ -211,15 +219,119 @@ class SalesInvoiceLine(models.Model):
     order_number = models.CharField(max_length=50, blank=True)
     delivery_date = models.DateField(null=True, blank=True)
     quantity = models.DecimalField(max_digits=15, decimal_places=4, default=1)
+    # deferred revenue: earned over this many months; posted to deferred_gl_account_code (the
+    # company's deferred revenue account when the invoice was accepted) and released to
+    # gl_account_code one month at a time (DeferredRelease)
+    deferred_months = models.PositiveSmallIntegerField(null=True, blank=True)
+    deferred_gl_account_code = models.CharField(max_length=50, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["invoice", "line_number"], name="sales_invoice_line_number_unique"
             ),
+            models.CheckConstraint(
+                condition=Q(deferred_months__isnull=True)
+                | (
+                    Q(deferred_months__gte=1)
+                    & Q(deferred_months__lte=MAX_DEFERRED_MONTHS)
+                    & ~Q(deferred_gl_account_code="")
+                ),
+                name="sales_line_deferred_months_and_account",
+            ),
             models.CheckConstraint(condition=Q(net_amount__gt=0), name="sales_line_net_gt_0"),
             models.CheckConstraint(condition=Q(tax_amount__gte=0), name="sales_line_tax_gte_0"),
         ]
+
+
+class DeferredRevenueSchedule(models.Model):
+    """One deferred invoice line: its net amount sits on the deferred revenue account from the
+    invoice and is released to the line's revenue account in `months` monthly journals."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active", "Releasing"
+        DONE = "done", "Fully released"
+        CREDITED = "credited", "Ended by a credit note"
+
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    invoice = models.ForeignKey(SalesInvoice, on_delete=models.PROTECT, related_name="deferrals")
+    line = models.OneToOneField(SalesInvoiceLine, on_delete=models.PROTECT, related_name="deferral")
+    currency = models.CharField(max_length=3)
+    amount = MoneyField(help_text="The line's net amount, released in full over the months")
+    months = models.PositiveSmallIntegerField()
+    start_date = models.DateField(help_text="The invoice date: the first release is that month's")
+    revenue_gl_account_code = models.CharField(max_length=50)
+    deferred_gl_account_code = models.CharField(max_length=50)
+    department = models.CharField(max_length=50, blank=True)
+    state = models.CharField(max_length=10, choices=State, default=State.ACTIVE)
+    # the credit notes (ledger.CreditNote ids) already applied: each changes the schedule once
+    credit_notes = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deferral_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(months__gte=1) & Q(months__lte=MAX_DEFERRED_MONTHS),
+                name="deferral_months_in_range",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.invoice} line {self.line.line_number} over {self.months} months"
+
+
+class DeferredRelease(models.Model):
+    """One journal of a schedule: a monthly release (Dr deferred revenue, Cr revenue) or, when a
+    credit note takes back revenue already released, its reversal (Dr revenue, Cr deferred)."""
+
+    class Kind(models.TextChoices):
+        RELEASE = "release", "Monthly release"
+        REVERSAL = "reversal", "Reversal of released revenue (credit note)"
+
+    class State(models.TextChoices):
+        SCHEDULED = "scheduled", "Scheduled"
+        QUEUED = "queued", "Sent to AIQ"
+        RELEASED = "released", "Posted in AIQ"
+        FAILED = "failed", "Refused by AIQ"
+        CANCELLED = "cancelled", "Cancelled by a credit note"
+
+    schedule = models.ForeignKey(
+        DeferredRevenueSchedule, on_delete=models.PROTECT, related_name="releases"
+    )
+    kind = models.CharField(max_length=8, choices=Kind, default=Kind.RELEASE)
+    number = models.PositiveSmallIntegerField(help_text="Month 1..N; a reversal: 0")
+    credit_note_id = models.IntegerField(
+        null=True, blank=True, help_text="ledger.CreditNote a reversal answers"
+    )
+    release_date = models.DateField()
+    amount = MoneyField()
+    state = models.CharField(max_length=10, choices=State, default=State.SCHEDULED)
+    external_reference = models.CharField(max_length=100)
+    command = models.ForeignKey(
+        OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    aiq_transaction_id = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["schedule", "release_date", "number"]
+        indexes = [models.Index(fields=["state", "release_date"], name="deferred_release_due")]
+        constraints = [
+            # each month released once, each credit note reversed once: the external
+            # reference is what AIQ finds the journal by (read back before any resend)
+            models.UniqueConstraint(fields=["external_reference"], name="deferred_release_ref"),
+            models.UniqueConstraint(
+                fields=["schedule", "number"],
+                condition=Q(kind="release"),
+                name="deferred_release_month_once",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="deferred_release_gt_0"),
+        ]
+
+    def __str__(self):
+        return self.external_reference
 
 
 # --- purchase invoices, back-to-back pairs and intercompany sales ----------------------------

@@ -13,7 +13,11 @@ from decimal import Decimal
 from core.money import MoneyError, exact, normalise_currency
 
 CODE_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.&/")
-MAX_CODE = 50  # our Customer.code column; AIQ's own limit is not documented in the references
+MAX_CODE = 50
+MAX_DEFERRED_MONTHS = 60  # sales.models.MAX_DEFERRED_MONTHS (a database constraint)
+DEFAULT_DEFERRED_MONTHS = (
+    12  # our Customer.code column; AIQ's own limit is not documented in the references
+)
 
 
 def customer_code_rule(code: str) -> str | None:
@@ -43,6 +47,8 @@ class NormalisedLine:
     order_number: str = ""
     delivery_date: date | None = None
     quantity: Decimal = Decimal(1)
+    # deferred revenue: earned over this many months (sales/services/deferred.py)
+    deferred_months: int | None = None
 
 
 @dataclass
@@ -115,6 +121,13 @@ class NormalisedInvoice:
                 errors.append(f"line {number}: the VAT amount cannot be negative")
             if line.tax_amount and not line.tax_code:
                 errors.append(f"line {number}: VAT without a VAT code")
+            if line.deferred_months is not None and not (
+                1 <= line.deferred_months <= MAX_DEFERRED_MONTHS
+            ):
+                errors.append(
+                    f"line {number}: deferred revenue is released over 1 to "
+                    f"{MAX_DEFERRED_MONTHS} months, not {line.deferred_months}"
+                )
         if self.paid is not None:
             if self.paid.amount != self.gross_amount:
                 errors.append(

@@ -8,6 +8,7 @@ from ledger.documents import document_pdf
 from ledger.models import Document
 from sales.models import SalesInvoice
 from sales.services.after_posting import breakdown_csv
+from sales.services.deferred import deferred_releases_run
 
 
 def invoice_emails_soon(invoice_ids: list[int]) -> None:
@@ -40,3 +41,8 @@ def invoice_email(invoice_id: int) -> bool:
     message.attach(f"{row.external_reference}-breakdown.csv", breakdown_csv(row), "text/csv")
     message.send()
     return True
+
+
+def deferred_releases_task() -> int:
+    """Scheduled hourly ("deferred-revenue"): queue the deferred revenue releases that are due."""
+    return deferred_releases_run()

@@ -34,6 +34,7 @@ FIELDS = {
     "order_number": False,
     "delivery_date": False,
     "quantity": False,
+    "deferred_months": False,
 }
 HEADER_FIELDS = ("customer_code", "customer_name", "invoice_date", "due_date", "currency")
 
@@ -122,6 +123,12 @@ def parse_invoices(content: bytes, filename: str, *, column_map: dict, date_form
                 quantity = _parse_amount(cells["quantity"], False) or Decimal(1)
             except MoneyError as error:
                 problems.append(f"quantity: {error}")
+        deferred = None
+        if text.get("deferred_months"):
+            if text["deferred_months"].isascii() and text["deferred_months"].isdigit():
+                deferred = int(text["deferred_months"])
+            else:
+                problems.append(f"deferred months: {text['deferred_months']!r} is not a number")
         line = NormalisedLine(
             net_amount=net,
             tax_amount=tax,
@@ -133,6 +140,7 @@ def parse_invoices(content: bytes, filename: str, *, column_map: dict, date_form
             order_number=text.get("order_number", ""),
             delivery_date=delivery,
             quantity=quantity,
+            deferred_months=deferred,
         )
         header = (
             code,

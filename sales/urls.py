@@ -15,6 +15,10 @@ urlpatterns = [
     path("sales/invoices/<id:invoice_id>/release", views.invoice_release, name="invoice_release"),
     path("sales/invoices/<id:invoice_id>/retry", views.invoice_retry, name="invoice_retry"),
     path("sales/invoices/<id:invoice_id>/cancel", views.invoice_cancel, name="invoice_cancel"),
+    path("sales/deferred-revenue/", views.deferred_list, name="deferred"),
+    path(
+        "sales/deferred-revenue/<id:schedule_id>/", views.deferred_detail, name="deferred_schedule"
+    ),
     path("sales/back-to-back/", views_pairs.back_to_back, name="back_to_back"),
     path("sales/intercompany/", views_pairs.intercompany, name="intercompany"),
 ]

@@ -9,15 +9,17 @@ from django.contrib import messages
 from django.core.cache import cache
 from django.db.models import Count, Q, Sum
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from ledger.models import Invoice
-from sales.models import InvoiceSource, SalesBatch, SalesInvoice
+from sales.models import DeferredRevenueSchedule, InvoiceSource, SalesBatch, SalesInvoice
+from sales.services import deferred, uploads
 from sales.services import invoices as invoice_services
-from sales.services import uploads
 from staff.views import approver_required, clerk_required, get_or_404, run_service
 
 CACHE_SECONDS = 3600
+SCHEDULES_SHOWN = 500
 S = SalesInvoice.State
 
 
@@ -213,3 +215,39 @@ def batch_cancel(request, batch_id):
     else:
         messages.error(request, outcome.message)
     return redirect("sales:batch", batch_id=batch.pk)
+
+
+@clerk_required
+def deferred_list(request):
+    today = timezone.localdate()
+    schedules = list(
+        DeferredRevenueSchedule.objects.select_related("invoice", "line", "entity")
+        .prefetch_related("releases")
+        .order_by("-start_date", "-pk")[:SCHEDULES_SHOWN]
+    )
+    for schedule in schedules:
+        schedule.figures = deferred.schedule_figures(schedule, today)
+    return render(
+        request,
+        "sales/deferred.html",
+        {"schedules": schedules, "today": today, "shown": SCHEDULES_SHOWN},
+    )
+
+
+@clerk_required
+def deferred_detail(request, schedule_id):
+    schedule = get_or_404(
+        DeferredRevenueSchedule.objects.select_related("invoice", "line", "entity"),
+        pk=schedule_id,
+    )
+    today = timezone.localdate()
+    return render(
+        request,
+        "sales/deferred_detail.html",
+        {
+            "schedule": schedule,
+            "figures": deferred.schedule_figures(schedule, today),
+            "releases": schedule.releases.select_related("command").order_by("release_date", "pk"),
+            "today": today,
+        },
+    )

@@ -45,6 +45,7 @@ GL_ACCOUNTS = [
     ("1210", "Bank current account EUR", "bank"),
     ("2100", "Creditors control", "creditors"),
     ("2200", "VAT", "tax"),
+    ("2300", "Deferred income", "liability"),
     ("3000", "Retained earnings", "equity"),
     ("4000", "Sales - subscriptions", "sales"),
     ("4010", "Sales - services", "sales"),

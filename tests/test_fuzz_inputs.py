@@ -147,6 +147,8 @@ PARAMS = {
     "sales:invoice_release": ((), ()),
     "sales:invoice_retry": ((), ()),
     "sales:invoice_cancel": ((), ()),
+    "sales:deferred": ((), ()),
+    "sales:deferred_schedule": ((), ()),
     "sales:back_to_back": (("show",), ()),
     "sales:intercompany": (("show",), ()),
     "webhook-stripe": ((), ()),
@@ -239,6 +241,7 @@ def world(screen_data, entity, alice, bob, carol, mallory, settings):
         "what": "suspense",
         "account_id": 1,
         "department_id": 1,
+        "schedule_id": 1,
     }
     return {"clients": clients, "ids": ids, "invoices": screen_data["invoices"]}
 

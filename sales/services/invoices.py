@@ -45,6 +45,7 @@ from sales.models import (
 from sales.normalised import NormalisedInvoice
 from sales.services.after_posting import sales_invoices_after_posting
 from sales.services.credit import aiq_balances, credit_check
+from sales.services.deferred import deferrals_create, deferred_problems
 from staff.models import Role
 from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
 
@@ -117,6 +118,17 @@ def sales_invoices_submit(
     problems = []
     for invoice in invoices:
         problems += [f"{invoice.external_reference or '?'}: {e}" for e in invoice.check()]
+    config = settings_for(entity)
+    for invoice in invoices:
+        problems += [
+            f"{invoice.external_reference or '?'}: {e}"
+            for e in deferred_problems(
+                entity,
+                invoice,
+                config.deferred_revenue_gl_account_code,
+                source.default_gl_account_code,
+            )
+        ]
     refused = department_problems(
         entity, {line.department for invoice in invoices for line in invoice.lines}
     )
@@ -157,7 +169,7 @@ def sales_invoices_submit(
             rows.append(invoice.external_reference)
         # each row's state is decided in memory (customer, credit check, batch approval) and
         # stored once, in multi-row INSERTs: no UPDATE of thousands of rows afterwards
-        new = _rows(entity, source, to_store, batch, actor, digests)
+        new = _rows(entity, source, to_store, batch, actor, digests, config)
         if new:
             customers = _route(entity, new, batch)
             _store(new, source)
@@ -219,7 +231,7 @@ def _fields(entity, source, invoice: NormalisedInvoice, batch, actor, digest=Non
     )
 
 
-def _rows(entity, source, todo: list[tuple], batch, actor, digests) -> list[SalesInvoice]:
+def _rows(entity, source, todo: list[tuple], batch, actor, digests, config) -> list[SalesInvoice]:
     """The rows to store, unsaved (a replaced one: its row with the new content), each with
     its normalised invoice (`_normalised`) and its lines (`_lines`, unsaved)."""
     out = []
@@ -246,6 +258,11 @@ def _rows(entity, source, todo: list[tuple], batch, actor, digests) -> list[Sale
                 order_number=line.order_number,
                 delivery_date=line.delivery_date,
                 quantity=line.quantity,
+                deferred_months=line.deferred_months,
+                # the account it posts to is fixed when the invoice is accepted
+                deferred_gl_account_code=config.deferred_revenue_gl_account_code
+                if line.deferred_months
+                else "",
             )
             for number, line in enumerate(invoice.lines, start=1)
         ]
@@ -266,6 +283,8 @@ _LINE_COLUMNS = (
     "order_number",
     "delivery_date",
     "quantity",
+    "deferred_months",
+    "deferred_gl_account_code",
 )
 
 
@@ -377,7 +396,11 @@ def _payload_invoice(row: SalesInvoice) -> dict:
                 "description": line.description,
                 "item_code": line.item_code,
                 "department": line.department,
-                "gl_account_code": line.gl_account_code,
+                # a deferred line posts to the deferred revenue account; its own GL account
+                # gets the revenue month by month (sales/services/deferred.py)
+                "gl_account_code": line.deferred_gl_account_code
+                if line.deferred_months
+                else line.gl_account_code,
                 "order_number": line.order_number,
                 "delivery_date": line.delivery_date.isoformat() if line.delivery_date else None,
                 "quantity": str(line.quantity),
@@ -560,6 +583,7 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
             ]
         )
     sales_invoices_after_posting([r for r in changed if r.state in SalesInvoice.IN_AIQ])
+    deferrals_create(changed)
 
 
 def sales_invoices_fail(*, command: OutboxCommand, message: str, parked: bool = False) -> None:

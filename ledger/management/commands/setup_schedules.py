@@ -35,6 +35,9 @@ SCHEDULES = {
     "api-idempotency-purge": ("api.tasks.idempotency_keys_purge_task", 60),
     # Webhook deliveries whose wake was lost, and retries whose backoff ran out.
     "api-webhooks": ("api.tasks.webhooks_deliver_task", 1),
+    # Deferred revenue: each monthly release journal queued once its date has come (a release
+    # is dated the last day of its month; an hour late at most).
+    "deferred-revenue": ("sales.tasks.deferred_releases_task", 60),
 }
 
 

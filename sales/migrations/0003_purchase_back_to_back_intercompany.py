@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0015_intercompany_connection"),
-        ("sales", "0001_initial"),
+        ("sales", "0002_deferred_revenue"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
