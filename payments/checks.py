@@ -12,6 +12,7 @@ from django.db import DatabaseError
 
 from ledger.models import GLAccount
 from payments.models import Payment, ProviderAccount
+from payments.services.provider_setup import GL_ROLES, gl_problems
 
 
 def provider_books_problems() -> list[str]:
@@ -46,17 +47,11 @@ def provider_books_problems() -> list[str]:
                     f"{account}: {label} bank {bank.bank_account_code} is in {bank.currency}, "
                     f"not {account.currency}"
                 )
-        known = set(
-            GLAccount.objects.filter(entity=entity, active=True).values_list("code", flat=True)
+        known = dict(
+            GLAccount.objects.filter(entity=entity, active=True).values_list("code", "account_type")
         )
-        for label, code in (
-            ("fees", account.fees_gl_account_code),
-            ("VAT on fees", account.fee_tax_gl_account_code),
-        ):
-            if code and code not in known:
-                problems.append(
-                    f"{entity.name}: {account}'s {label} GL account {code} is not in AIQ's GL list"
-                )
+        codes = {field: getattr(account, field) for _label, field in GL_ROLES}
+        problems.extend(f"{entity.name}: {account}'s {text}" for text in gl_problems(codes, known))
     return problems
 
 

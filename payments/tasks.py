@@ -6,6 +6,7 @@ every few minutes) and events missed while the endpoint was down by the nightly 
 
 from payments.services import stripe_events
 from payments.services.auto_match import auto_match_changed
+from payments.services.provider_report import clearing_checks_all
 from payments.services.smartdebit import SmartDebitNotConfigured, smartdebit_pull
 from payments.sources.gocardless_source import (
     gocardless_catch_up,
@@ -54,3 +55,8 @@ def smartdebit_pull_task() -> str:
     except SmartDebitNotConfigured:
         return "SmartDebit API not configured"
     return f"{pull.collected} collected, {pull.notices} notices, {len(pull.errors)} problem(s)"
+
+
+def clearing_checks_task() -> dict:
+    """Daily: each provider account's clearing balance in AIQ beside the provider's."""
+    return clearing_checks_all()

@@ -68,6 +68,20 @@ class DeferredReleaseAdmin(MoneyRowAdmin):
     search_fields = ("external_reference",)
 
 
+@admin.register(m.SalesCreditNote)
+class SalesCreditNoteAdmin(ViewOnlyAdmin):
+    list_display = ("external_reference", "invoice", "state", "gross_amount", "currency")
+    list_filter = ("state",)
+    search_fields = ("external_reference",)
+
+
+@admin.register(m.CustomerUpdate)
+class CustomerUpdateAdmin(ViewOnlyAdmin):
+    list_display = ("customer_code", "origin", "state", "created_at")
+    list_filter = ("state",)
+    search_fields = ("customer_code",)
+
+
 @admin.register(m.SalesInvoiceLine)
 class SalesInvoiceLineAdmin(MoneyRowAdmin):
     list_display = ("invoice", "line_number", "net_amount", "tax_amount", "department")

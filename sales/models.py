@@ -80,6 +80,12 @@ class InvoiceSource(models.Model):
         default=True, help_text="Attach the uploaded file to each invoice in AIQ (AttachDocument)"
     )
     default_gl_account_code = models.CharField(max_length=50, blank=True)
+    default_tax_code = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="AIQ VAT code for taxed lines whose source names none (e.g. a Stripe tax rate "
+        "without an aiq_tax_code in its metadata)",
+    )
 
     class Meta:
         constraints = [
@@ -332,6 +338,97 @@ class DeferredRelease(models.Model):
 
     def __str__(self):
         return self.external_reference
+
+
+class SalesCreditNote(models.Model):
+    """A credit note the selling system raised against one of its invoices (a cancelled order,
+    a Stripe credit note or voided invoice): posted in AIQ once (external reference = the
+    source's) and allocated to the invoice. It waits while its invoice is not in AIQ yet."""
+
+    class State(models.TextChoices):
+        WAITING = "waiting", "Waiting for its invoice to reach AIQ"
+        QUEUED = "queued", "Queued for AIQ"
+        POSTED = "posted", "Posted and allocated in AIQ"
+        FAILED = "failed", "Refused by AIQ"
+
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    source = models.ForeignKey(InvoiceSource, on_delete=models.PROTECT, related_name="+")
+    invoice = models.ForeignKey(SalesInvoice, on_delete=models.PROTECT, related_name="credit_notes")
+    external_reference = models.CharField(max_length=100)
+    credit_date = models.DateField()
+    reason = models.CharField(max_length=300, blank=True)
+    currency = models.CharField(max_length=3)
+    net_amount = MoneyField()
+    tax_amount = MoneyField()
+    gross_amount = MoneyField()
+    # [{"description", "tax_code", "net_amount", "tax_amount", "gl_account_code"}], decimals
+    # as strings
+    lines = models.JSONField(default=list)
+    state = models.CharField(max_length=10, choices=State, default=State.WAITING)
+    command = models.ForeignKey(
+        OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    allocate_command = models.ForeignKey(
+        OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    aiq_transaction_id = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # once per source reference: a repeated webhook or upload changes nothing
+            models.UniqueConstraint(
+                fields=["entity", "external_reference"], name="sales_credit_note_reference_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
+                name="sales_credit_note_gross_is_net_plus_tax",
+            ),
+            models.CheckConstraint(
+                condition=Q(net_amount__gt=0), name="sales_credit_note_net_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(tax_amount__gte=0), name="sales_credit_note_tax_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state="posted") | Q(aiq_transaction_id__isnull=False),
+                name="sales_credit_note_posted_has_transaction",
+            ),
+        ]
+
+    def __str__(self):
+        return self.external_reference
+
+
+class CustomerUpdate(models.Model):
+    """A selling system changed a customer's details (name, e-mail, address): the change as
+    sent to AIQ (UpdateCustomer over AIQ's current record), once per distinct change."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued for AIQ"
+        DONE = "done", "Updated in AIQ"
+        FAILED = "failed", "Refused by AIQ"
+
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    customer_code = models.CharField(max_length=50)
+    origin = models.CharField(max_length=100, help_text="What reported the change")
+    details = models.JSONField(help_text="AIQ Customer fields and their new values")
+    previous = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=State, default=State.QUEUED)
+    command = models.ForeignKey(
+        OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"{self.customer_code} ({self.get_state_display()})"
 
 
 # --- purchase invoices, back-to-back pairs and intercompany sales ----------------------------

@@ -122,15 +122,20 @@ def sync_banks(client, entity) -> int:
     return len(rows)
 
 
-def sync_gl_accounts(client, entity) -> int:
+def gl_account_rows(rows) -> list[tuple[str, str, str]]:
     """GetGLAccountList answers each account as an array of strings: code, name, category."""
-    now = timezone.now()
-    rows = client.get_gl_account_list()
+    found = []
     for row in rows:
         values = row if isinstance(row, list) else unwrap(row, "string")
-        if not values:
-            continue
-        code, name, kind = (list(values) + ["", ""])[:3]
+        if values:
+            found.append(tuple((list(values) + ["", ""])[:3]))
+    return found
+
+
+def sync_gl_accounts(client, entity) -> int:
+    now = timezone.now()
+    rows = client.get_gl_account_list()
+    for code, name, kind in gl_account_rows(rows):
         GLAccount.objects.update_or_create(
             entity=entity,
             code=code,

@@ -45,6 +45,7 @@ from sales.models import (
 from sales.normalised import NormalisedInvoice
 from sales.services.after_posting import sales_invoices_after_posting
 from sales.services.credit import aiq_balances, credit_check
+from sales.services.credit_notes import sales_credit_notes_release
 from sales.services.deferred import deferrals_create, deferred_problems
 from staff.models import Role
 from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
@@ -582,7 +583,9 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
                 for row in changed
             ]
         )
-    sales_invoices_after_posting([r for r in changed if r.state in SalesInvoice.IN_AIQ])
+    in_aiq = [r for r in changed if r.state in SalesInvoice.IN_AIQ]
+    sales_invoices_after_posting(in_aiq)
+    sales_credit_notes_release(in_aiq)
     deferrals_create(changed)
 
 

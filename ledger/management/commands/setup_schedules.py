@@ -29,6 +29,9 @@ SCHEDULES = {
     "gocardless-events-retry": ("payments.tasks.gocardless_events_sweep_task", 5),
     # Nightly: GoCardless events missed while the webhook endpoint was down, and payments.
     "gocardless-catch-up": ("payments.tasks.gocardless_catch_up_task", 24 * 60),
+    # Daily: each provider account's clearing balance in AIQ beside the provider's (kept,
+    # charted on the provider books screen; a difference is listed there).
+    "clearing-check": ("payments.tasks.clearing_checks_task", 24 * 60),
     # Nightly where SmartDebit's API is configured: collection reports and Bacs reports.
     "smartdebit-pull": ("payments.tasks.smartdebit_pull_task", 24 * 60),
     # Hourly: API idempotency keys past API_IDEMPOTENCY_HOURS (never under 24) are forgotten.

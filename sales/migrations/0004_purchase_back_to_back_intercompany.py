@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0015_intercompany_connection"),
-        ("sales", "0002_deferred_revenue"),
+        ("sales", "0003_credit_notes_customer_updates"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

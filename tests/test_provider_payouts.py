@@ -1,0 +1,116 @@
+"""Provider payouts in a company whose base currency is the euro (issue 17.3): EUR Stripe
+payments land in the Irish company's EUR clearing account, the payout books one fee journal
+(fees and VAT) and one transfer, and the clearing account ends at zero. Worked against the AIQ
+sandbox's books of its second company (demo-ie)."""
+
+import copy
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from core.stripe_money import stripe_to_minor
+from ledger.aiq.client import AiqClient
+from ledger.models import BankAccount, Customer
+from payments.models import Payment, ProviderAccount
+from payments.services.payments import payments_upsert, payout_upsert
+from payments.services.provider_books import payout_book
+from payments.services.stripe_events import stripe_payout_reconcile
+from payments.sources import stripe_source
+from tests import test_provider_books as stripe_books
+from tests.companies_support import ireland
+from tests.refunds_support import allocate, drain_all, make_invoice, seed_roles_without_matching
+
+pytestmark = pytest.mark.django_db(transaction=True)
+IE = "demo-ie"
+
+
+@pytest.fixture(autouse=True)
+def _seeded(transactional_db):
+    seed_roles_without_matching()
+
+
+@pytest.fixture
+def irish_books(aiq_sandbox, audit_flushable):
+    """The Irish company (EUR) with a Stripe EUR clearing account (STRIPE-EUR, GL 1150) beside
+    its real EUR bank (BANK-EUR-IE, GL 1200)."""
+    from ledger.sync.pull import sync_banks, sync_customers, sync_gl_accounts, sync_tax_codes
+
+    aiq_sandbox.add_bank("STRIPE-EUR", "1150", "EUR", entity=IE)
+    company = ireland()
+    company.api_version = "2.0"  # the sandbox lets demo-ie in through 2.0's client credentials
+    company.save(update_fields=["api_version"])
+    client = AiqClient.for_entity(company)
+    for sync in (sync_banks, sync_gl_accounts, sync_tax_codes, sync_customers):
+        sync(client, company)
+    company.default_bank_account = BankAccount.objects.get(bank_account_code="BANK-EUR-IE")
+    company.save(update_fields=["default_bank_account"])
+    ProviderAccount.objects.create(
+        entity=company, source="stripe", currency="EUR", name="Stripe EUR",
+        clearing_bank_account=BankAccount.objects.get(bank_account_code="STRIPE-EUR"),
+        payout_bank_account=company.default_bank_account,
+        fees_gl_account_code="7510", fee_tax_gl_account_code="2200",
+        statement_narrative="STRIPE PAYMENTS EUROPE",
+    )  # fmt: skip
+    return company
+
+
+def _eur_charge(n: int, customer: str, amount: Decimal) -> dict:
+    minor = stripe_to_minor(amount, "EUR")
+    fee = round(minor * 0.014) + 25
+    charge = stripe_books._charge(n, customer, minor, fee, round(fee * 0.23))
+    charge["currency"] = "eur"
+    txn = charge["balance_transaction"]
+    txn["currency"] = "eur"
+    for detail in txn["fee_details"]:
+        detail["currency"] = "eur"
+    return charge
+
+
+def test_a_eur_payout_in_a_eur_company_leaves_clearing_at_zero_and_books_the_fees(
+    irish_books, aiq_sandbox, alice, bob
+):
+    company, sandbox = irish_books, aiq_sandbox
+    codes = ["DUBLNB", "GALWAY", "CORKTC", "DUBLNB"]
+    charges = []
+    for n, code in enumerate(codes):
+        amount = Decimal("250.00") + 40 * n
+        charge = _eur_charge(n, code, amount)
+        charges.append(charge)
+        payments_upsert(items=[stripe_source.normalise_charge(charge)], origin="test",
+                        entity=company)  # fmt: skip
+        payment = Payment.objects.get(external_id=stripe_source.payment_key(charge))
+        payment.customer = Customer.objects.get(entity=company, code=code)
+        payment.save(update_fields=["customer"])
+        invoice = make_invoice(company, code, [("Workshop", "4010", str(amount), "T0")])
+        allocate(payment, [(invoice, str(amount))], alice, bob)
+    drain_all()
+    gross = Decimal(sum(c["amount"] for c in charges)) / 100
+    assert sandbox.bank_balance("1150", entity=IE) == gross == Decimal("1240.00")
+
+    state = sandbox.state
+    bank_before = state.gl_total("1200", entity=IE)
+    fees_before, vat_before = state.gl_total("7510", entity=IE), state.gl_total("2200", entity=IE)
+    net = sum(c["balance_transaction"]["net"] for c in charges)
+    payout = payout_upsert(
+        source="stripe",
+        payout=stripe_source.normalise_payout(
+            {"id": "po_eur1", "amount": net, "currency": "eur", "status": "paid",
+             "arrival_date": int(datetime(2026, 12, 4, tzinfo=UTC).timestamp())}
+        ),
+    )  # fmt: skip
+    pages = [[{**c["balance_transaction"], "source": copy.deepcopy(c)} for c in charges]]
+    stripe_payout_reconcile(payout=payout, pages=pages)
+    payout = payout_book(payout=payout)
+    drain_all()
+
+    fees = Decimal(sum(c["balance_transaction"]["fee_details"][0]["amount"] for c in charges))
+    vat = Decimal(sum(c["balance_transaction"]["fee_details"][1]["amount"] for c in charges))
+    assert payout.amount == Decimal(net) / 100 == gross - fees / 100 - vat / 100
+    assert sandbox.bank_balance("1150", entity=IE) == 0  # Stripe holds nothing for us now
+    assert state.gl_total("1200", entity=IE) - bank_before == payout.amount
+    assert state.gl_total("7510", entity=IE) - fees_before == fees / 100
+    assert state.gl_total("2200", entity=IE) - vat_before == vat / 100
+    (fee_journal,) = state.transactions(f"POFEE-{payout.pk}", entity=IE)
+    assert fee_journal["currency"] == "EUR"
+    assert not state.transactions(f"POUT-{payout.pk}")  # nothing in the UK company's books
