@@ -556,6 +556,8 @@ class SalesInvoices(WriteView, SalesInvoiceList):
                     item_code=line.get("product_id", ""),
                     gl_account_code=line.get("ledger_account_id", ""),
                     quantity=line.get("quantity") or Decimal(1),
+                    department=line.get("department_id", ""),
+                    deferred_months=line.get("deferred_months"),
                 )
                 for line in data["invoice_lines"]
             ],

@@ -26,7 +26,7 @@ from decimal import Decimal
 from django.db import transaction
 from django.utils import timezone
 
-from core.money import split
+from core.money import quantize, split
 from ledger.models import CreditNote, DocumentStatus, Entity, OutboxCommand
 from ledger.outbox.services import outbox_enqueue
 from sales.models import (
@@ -130,7 +130,7 @@ def deferrals_create(rows: list[SalesInvoice]) -> list[DeferredRevenueSchedule]:
 
 def _journal(release: DeferredRelease) -> dict:
     schedule = release.schedule
-    amount = str(release.amount)
+    amount = str(quantize(release.amount, schedule.currency))  # 100.00, not MoneyField's 100.000
     debit, credit = schedule.deferred_gl_account_code, schedule.revenue_gl_account_code
     text = f"Deferred revenue {schedule.invoice.external_reference} month {release.number}"
     if release.kind == DeferredRelease.Kind.REVERSAL:
