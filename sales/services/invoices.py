@@ -47,6 +47,7 @@ from sales.services.after_posting import sales_invoices_after_posting
 from sales.services.credit import aiq_balances, credit_check
 from sales.services.credit_notes import sales_credit_notes_release
 from sales.services.deferred import deferrals_create, deferred_problems
+from sales.signals import sales_invoices_settled
 from staff.models import Role
 from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
 
@@ -587,6 +588,8 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
     sales_invoices_after_posting(in_aiq)
     sales_credit_notes_release(in_aiq)
     deferrals_create(changed)
+    if changed:
+        sales_invoices_settled.send(sender=SalesInvoice, rows=changed)
 
 
 def sales_invoices_fail(*, command: OutboxCommand, message: str, parked: bool = False) -> None:
@@ -612,6 +615,7 @@ def sales_invoices_fail(*, command: OutboxCommand, message: str, parked: bool = 
                 for row in rows
             ]
         )
+        sales_invoices_settled.send(sender=SalesInvoice, rows=rows)
 
 
 # --- people's decisions ----------------------------------------------------------------------
