@@ -62,8 +62,26 @@ class NormalisedPaid:
     paid_on: date
 
 
+class _Totals:
+    """Net, VAT and gross of a document's lines."""
+
+    lines: list
+
+    @property
+    def net_amount(self) -> Decimal:
+        return sum((line.net_amount for line in self.lines), Decimal(0))
+
+    @property
+    def tax_amount(self) -> Decimal:
+        return sum((line.tax_amount for line in self.lines), Decimal(0))
+
+    @property
+    def gross_amount(self) -> Decimal:
+        return self.net_amount + self.tax_amount
+
+
 @dataclass
-class NormalisedInvoice:
+class NormalisedInvoice(_Totals):
     external_reference: str
     customer_code: str
     customer_name: str
@@ -78,18 +96,6 @@ class NormalisedInvoice:
     paid: NormalisedPaid | None = None
     # source rows (1-based) the invoice came from, for error messages of an upload
     rows: list[int] = field(default_factory=list)
-
-    @property
-    def net_amount(self) -> Decimal:
-        return sum((line.net_amount for line in self.lines), Decimal(0))
-
-    @property
-    def tax_amount(self) -> Decimal:
-        return sum((line.tax_amount for line in self.lines), Decimal(0))
-
-    @property
-    def gross_amount(self) -> Decimal:
-        return self.net_amount + self.tax_amount
 
     def check(self) -> list[str]:
         """Every reason this invoice cannot be sent; empty when it can."""
@@ -109,18 +115,8 @@ class NormalisedInvoice:
             errors.append("the due date is before the invoice date")
         if not self.lines:
             errors.append("the invoice has no lines")
+        errors += line_problems(self.lines, currency)
         for number, line in enumerate(self.lines, start=1):
-            for name in ("net_amount", "tax_amount"):
-                try:
-                    exact(getattr(line, name), currency)
-                except MoneyError as error:
-                    errors.append(f"line {number} {name.replace('_', ' ')}: {error}")
-            if line.net_amount <= 0:
-                errors.append(f"line {number}: the net amount must be greater than zero")
-            if line.tax_amount < 0:
-                errors.append(f"line {number}: the VAT amount cannot be negative")
-            if line.tax_amount and not line.tax_code:
-                errors.append(f"line {number}: VAT without a VAT code")
             if line.deferred_months is not None and not (
                 1 <= line.deferred_months <= MAX_DEFERRED_MONTHS
             ):
@@ -149,3 +145,43 @@ class NormalisedInvoice:
             if line.item_code:
                 return "it has item codes"
         return ""
+
+
+def line_problems(lines: list[NormalisedLine], currency: str) -> list[str]:
+    """What is wrong with an invoice's or credit note's lines, line by line."""
+    errors = []
+    for number, line in enumerate(lines, start=1):
+        for name in ("net_amount", "tax_amount"):
+            try:
+                exact(getattr(line, name), currency)
+            except MoneyError as error:
+                errors.append(f"line {number} {name.replace('_', ' ')}: {error}")
+        if line.net_amount <= 0:
+            errors.append(f"line {number}: the net amount must be greater than zero")
+        if line.tax_amount < 0:
+            errors.append(f"line {number}: the VAT amount cannot be negative")
+        if line.tax_amount and not line.tax_code:
+            errors.append(f"line {number}: VAT without a VAT code")
+    return errors
+
+
+@dataclass
+class NormalisedCreditNote(_Totals):
+    """A credit note the source raised against one of its invoices (sales/services/
+    credit_notes.py); its lines in the invoice's currency."""
+
+    external_reference: str
+    invoice_reference: str  # the credited invoice's external reference
+    credit_date: date
+    lines: list[NormalisedLine] = field(default_factory=list)
+    reason: str = ""
+
+    def check(self, currency: str) -> list[str]:
+        problems = []
+        if not self.external_reference.strip():
+            problems.append("the credit note has no reference")
+        if len(self.external_reference) > 100:
+            problems.append("the credit note's reference is longer than 100 characters")
+        if not self.lines:
+            problems.append("the credit note has no lines")
+        return problems + line_problems(self.lines, currency)

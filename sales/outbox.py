@@ -37,6 +37,7 @@ from ledger.outbox.executors import (
 )
 from ledger.outbox.origins import Origin, origin_register
 from ledger.outbox.steps import command_kind_register
+from sales import outbox_customers
 
 KIND_BATCH = "sales_invoice"
 KIND_ITEM = "sales_item_invoice"
@@ -403,6 +404,22 @@ def _parked(command: OutboxCommand) -> None:
     )
 
 
+def _note_confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
+    # local: sales.services.credit_notes imports the outbox services
+    from sales.services.credit_notes import sales_credit_note_settle
+
+    sales_credit_note_settle(command=command, payload=payload)
+
+
+def _note_failed(command: OutboxCommand) -> None:
+    # local: sales.services.credit_notes imports the outbox services
+    from sales.services.credit_notes import sales_credit_note_settle
+
+    sales_credit_note_settle(
+        command=command, failed_message=command.last_error_message or "AIQ refused it"
+    )
+
+
 def register() -> None:
     command_kind_register(KIND_BATCH, executor=EXECUTOR, payload=SalesInvoicePayload)
     command_kind_register(KIND_ITEM, executor=EXECUTOR, payload=SalesInvoicePayload)
@@ -414,3 +431,9 @@ def register() -> None:
         label="Post paid sales invoice (pay and allocate)",
     )
     origin_register(ORIGIN, Origin(confirmed=_confirmed, failed=_failed, parked=_parked))
+    # credit notes from the source: the refunds' create_credit_note + allocate chain
+    origin_register(
+        "sales_credit_note",
+        Origin(confirmed=_note_confirmed, failed=_note_failed, parked=_note_failed),
+    )
+    outbox_customers.register()

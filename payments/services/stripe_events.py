@@ -7,6 +7,7 @@ processed from a fresh fetch, repeats and any order of a payment's events end in
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import stripe
@@ -61,6 +62,23 @@ HANDLED_EVENT_TYPES = frozenset(
         "payout.canceled",
     }
 )
+# Event types an app above payments handles (sales: Stripe Billing's invoices, credit notes and
+# customers), registered from its AppConfig.ready(): payments imports nothing above it.
+# handler(event_type, object id, the company the account's events are for)
+EVENT_HANDLERS: dict[str, Callable[[str, str, object], None]] = {}
+
+
+def stripe_event_handler_register(event_types, handler: Callable[[str, str, object], None]):
+    for event_type in event_types:
+        if EVENT_HANDLERS.get(event_type, handler) is not handler:
+            raise RuntimeError(f"Stripe event {event_type!r} has a handler already")
+        EVENT_HANDLERS[event_type] = handler
+
+
+def event_handled(event_type: str) -> bool:
+    return event_type in HANDLED_EVENT_TYPES or event_type in EVENT_HANDLERS
+
+
 # Nothing more will happen to an event in these states.
 FINAL_STATES = (WebhookEvent.State.PROCESSED, WebhookEvent.State.IGNORED, WebhookEvent.State.FAILED)
 MAX_ATTEMPTS = 12  # then the event stays in RETRY with its last error for a person to see
@@ -156,7 +174,7 @@ def stripe_webhook_receive(
         event_id=event_id,
         event_type=event_type,
         payload=body,
-        handled=event_type in HANDLED_EVENT_TYPES,
+        handled=event_handled(event_type),
         account=account,
     )
 
@@ -255,7 +273,9 @@ def _dispatch(event_type: str, payload: dict, entity) -> None:
     (data.object.id and, for charge and refund events, data.object.object)."""
     object_id = event_text(payload, "data", "object", "id")
     kind = payload["data"]["object"].get("object")
-    if event_type.startswith("payment_intent."):
+    if event_type in EVENT_HANDLERS:
+        EVENT_HANDLERS[event_type](event_type, object_id, entity)
+    elif event_type.startswith("payment_intent."):
         stripe_payment_sync(payment_intent_id=object_id, entity=entity)
     elif event_type.startswith("charge.dispute."):
         stripe_dispute_sync(dispute_id=object_id, entity=entity)
@@ -394,7 +414,7 @@ def _catch_up(*, since, account) -> dict:
                 event_id=body["id"],
                 event_type=body["type"],
                 payload=body,
-                handled=body["type"] in HANDLED_EVENT_TYPES,
+                handled=event_handled(body["type"]),
                 account=account,
             )
             stored += received.created

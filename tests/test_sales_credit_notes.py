@@ -1,0 +1,121 @@
+"""Credit notes and customer changes from the selling system, as worked scenarios against the
+sandbox's books: a cancelled order's credit note is posted once and allocated to its invoice;
+a customer's new name, e-mail and address reach AIQ's record, audited, once."""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+
+from ledger.aiq.client import AiqClient
+from sales.models import CustomerUpdate, SalesCreditNote, SalesInvoice
+from sales.normalised import NormalisedCreditNote, NormalisedInvoice, NormalisedLine
+from sales.services.credit_notes import sales_credit_note_submit
+from sales.services.customers import sales_customer_update
+from sales.services.invoices import sales_invoice_submit
+from staff.models import AuditEntry
+from tests.sales_support import aiq_create_customer, crm_source, drain_all
+
+D = Decimal
+
+
+@pytest.fixture(autouse=True)
+def _quick_outbox(settings):
+    settings.OUTBOX_SETTLE_SECONDS = 0
+
+
+def _invoice(ref, code="ACME", lines=(("100.00", "20.00"), ("50.00", "10.00"))):
+    return NormalisedInvoice(
+        external_reference=ref,
+        customer_code=code,
+        customer_name=code.title(),
+        invoice_date=date(2026, 11, 20),
+        currency="GBP",
+        lines=[
+            NormalisedLine(net_amount=D(n), tax_amount=D(t), tax_code="T1", description="Seats")
+            for n, t in lines
+        ],
+    )
+
+
+def _note(ref, invoice_ref, net="50.00", tax="10.00"):
+    return NormalisedCreditNote(
+        external_reference=ref,
+        invoice_reference=invoice_ref,
+        credit_date=date(2026, 11, 25),
+        lines=[NormalisedLine(D(net), D(tax), tax_code="T1", description="Returned")],
+        reason="order partly cancelled",
+    )
+
+
+def test_a_credit_note_is_posted_once_and_allocated_to_its_invoice(entity, aiq_sandbox, alice):
+    source = crm_source(entity)
+    invoice = sales_invoice_submit(entity=entity, source=source, invoice=_invoice("CRM-77"))
+    # sent before its invoice reached AIQ: it waits, then goes with the invoice's verdict
+    note = sales_credit_note_submit(
+        entity=entity, source=source, note=_note("CRM-77-CN1", "CRM-77"), actor=alice
+    )
+    assert note.state == SalesCreditNote.State.WAITING and note.command_id is None
+    drain_all()
+    invoice.refresh_from_db()
+    note.refresh_from_db()
+    assert invoice.state == SalesInvoice.State.POSTED
+    assert note.state == SalesCreditNote.State.POSTED, note.error
+    books = aiq_sandbox.state
+    [posted] = [t for t in books.transactions("CRM-77-CN1")]
+    assert posted["transaction_id"] == note.aiq_transaction_id
+    # the invoice is open for what was not credited: 180.00 - 60.00
+    assert books.outstanding(invoice.aiq_transaction_id) == D("120.00")
+    assert books.outstanding(note.aiq_transaction_id) == D("0.00")
+
+    # the same credit note again (a repeated delivery): nothing new anywhere
+    snapshot = books.snapshot("demo")
+    again = sales_credit_note_submit(
+        entity=entity, source=source, note=_note("CRM-77-CN1", "CRM-77"), actor=alice
+    )
+    drain_all()
+    assert again.pk == note.pk and books.snapshot("demo") == snapshot
+    # more than is left to credit is refused, and names the figures
+    with pytest.raises(ValidationError, match="credited already"):
+        sales_credit_note_submit(
+            entity=entity, source=source, note=_note("CRM-77-CN2", "CRM-77", "110.00", "22.00")
+        )
+    with pytest.raises(ValidationError, match="no invoice CRM-404"):
+        sales_credit_note_submit(entity=entity, source=source, note=_note("X-CN", "CRM-404"))
+    assert AuditEntry.objects.filter(action="sales_credit_note.submit").count() == 1
+    assert AuditEntry.objects.filter(action="sales_credit_note.posted").count() == 1
+
+
+def test_a_customers_new_details_reach_aiq_once_and_are_audited(entity, aiq_sandbox):
+    client = AiqClient.for_entity(entity)
+    aiq_create_customer(client, "NORTHW", "Northwind")
+    details = {
+        "Name": "Northwind Traders Ltd",
+        "Email": "accounts@northwind.example",
+        "Address1": "1 Harbour Street",
+        "City": "Leith",
+        "PostCode": "EH6 6AA",
+    }
+    row = sales_customer_update(
+        entity=entity, code="northw", details=details, origin="CRM account 991"
+    )
+    assert row.state == CustomerUpdate.State.QUEUED
+    drain_all()
+    row.refresh_from_db()
+    assert row.state == CustomerUpdate.State.DONE, row.error
+    record = client.get_customer("NORTHW")
+    assert {k: record[k] for k in details} == details
+    assert record["CreditTermID"] == "30"  # AIQ's own fields are kept
+    audit = AuditEntry.objects.get(action="customer.update_from_source")
+    assert audit.after["Name"] == "Northwind Traders Ltd"
+
+    # reported again (a repeated webhook): no second change; a real change goes
+    assert sales_customer_update(entity=entity, code="NORTHW", details=details, origin="x") is None
+    changed = sales_customer_update(
+        entity=entity, code="NORTHW", details={**details, "City": "Edinburgh"}, origin="CRM"
+    )
+    assert changed.details == {"City": "Edinburgh"} and changed.previous == {"City": "Leith"}
+    drain_all()
+    assert client.get_customer("NORTHW")["City"] == "Edinburgh"
+    assert client.get_customer("NORTHW")["Name"] == "Northwind Traders Ltd"
