@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ledger", "0015_invoice_exchange_rate"),
+        ("ledger", "0016_invoice_exchange_rate"),
         ("payments", "0031_dispute_books"),
     ]
 

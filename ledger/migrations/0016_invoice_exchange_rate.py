@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("ledger", "0014_company_grants_threshold"),
+        ("ledger", "0015_intercompany_connection"),
     ]
 
     operations = [
