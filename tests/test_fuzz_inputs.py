@@ -154,6 +154,8 @@ PARAMS = {
     "sales:invoice_cancel": ((), ()),
     "sales:deferred": ((), ()),
     "sales:deferred_schedule": ((), ()),
+    "sales:back_to_back": (("show",), ()),
+    "sales:intercompany": (("show",), ()),
     "webhook-stripe": ((), ()),
     "webhook-gocardless": ((), ()),
     "webhook-stripe-account": ((), ()),
