@@ -3,6 +3,7 @@
 from django.utils import timezone
 
 from core.money import quantize
+from ledger.models import Invoice
 from payments.models import AllocationPlan, ContactAllocation, OtherReceipt, Payment, Refund
 
 
@@ -232,6 +233,29 @@ def bank_account(row) -> dict:
         "currency": row.currency,
         "ledger_account_id": row.bank_code,
     }
+
+
+def sales_invoice_mirrors(rows) -> dict[int, str]:
+    """SalesInvoice id -> the inv_ id of the invoice AIQ made of it, as the mirror holds it
+    (one query for all the rows; an invoice not pulled from AIQ yet has none)."""
+    wanted = {(row.entity_id, row.aiq_transaction_id): row.pk for row in rows}
+    wanted.pop((None, None), None)
+    ids = {transaction_id for _entity, transaction_id in wanted if transaction_id is not None}
+    if not ids:
+        return {}
+    found = (
+        Invoice.objects.filter(
+            entity_id__in={entity for entity, _id in wanted}, aiq_transaction_id__in=ids
+        )
+        .order_by("pk")
+        .values_list("entity_id", "aiq_transaction_id", "pk")
+    )
+    mirrors: dict[int, str] = {}
+    for entity_id, transaction_id, pk in found:
+        sales_pk = wanted.get((entity_id, transaction_id))
+        if sales_pk is not None:
+            mirrors.setdefault(sales_pk, f"inv_{pk}")
+    return mirrors
 
 
 def sales_invoice(row, artefact_id: str | None = None) -> dict:

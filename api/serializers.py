@@ -107,6 +107,20 @@ class SalesInvoiceLineIn(serializers.Serializer):
     tax_amount = serializers.DecimalField(
         **AMOUNT, required=False, min_value=0, help_text="Your VAT, posted to the cent"
     )
+    department_id = serializers.CharField(
+        max_length=50,
+        required=False,
+        allow_blank=True,
+        help_text="AIQ BI code (department) of the line; a retired one is refused",
+    )
+    deferred_months = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=60,
+        help_text="Deferred revenue: released to the line's account over this many months "
+        "(12 for a year)",
+    )
 
     def validate(self, data):
         if data.get("net_amount") is None:

@@ -9,12 +9,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from api.models import ApiClient, IdempotencyKey
+from core.bulk import insert_rows
 from staff.models import Role
-from staff.services import audit_log, user_has_role
+from staff.services import ROLE_NAMES, audit_log, user_has_role
 
 TOKEN_PREFIX = "aiq_"  # noqa: S105 (what every token starts with, not a secret)
 
@@ -85,14 +87,32 @@ def api_client_for_token(token: str) -> ApiClient | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     prefix = token[len(TOKEN_PREFIX) :].split("_", 1)[0]
+    # the service user's roles in the same query (user_has_role reads them from the user)
     client = (
         ApiClient.objects.select_related("user", "entity")
         .filter(token_prefix=prefix, revoked_at__isnull=True)
+        .annotate(role_bits=_role_bits())
         .first()
     )
     if client is None or not hmac.compare_digest(client.token_hash, _digest(token)):
         return None
+    client.user.__dict__[ROLE_NAMES] = {
+        role.value for bit, role in enumerate(Role) if client.role_bits & (1 << bit)
+    }
     return client
+
+
+def _role_bits() -> RawSQL:
+    """The client's user's roles as bits (1 << position in Role), summed in one subquery: a
+    correlated Exists per role costs more to compile than a query of its own."""
+    membership = User.groups.through
+    cases = " ".join("WHEN %s THEN " + str(1 << bit) for bit, _role in enumerate(Role))
+    return RawSQL(
+        f"(SELECT COALESCE(SUM(CASE g.name {cases} ELSE 0 END), 0)"  # noqa: S608 (table names)
+        f" FROM {membership._meta.db_table} ug JOIN {Group._meta.db_table} g"
+        f" ON g.id = ug.group_id WHERE ug.user_id = {ApiClient._meta.db_table}.user_id)",
+        [role.value for role in Role],
+    )
 
 
 # --- idempotency ------------------------------------------------------------------------------
@@ -108,34 +128,38 @@ class KeyReused(Exception):
 
 
 def idempotent(*, client: ApiClient, key: str, fingerprint: str, run):
-    """(status, body, replayed) of the first request with this key: `run()` is called only if the key is
-    new, in one transaction with the key's row, so its effects and the stored answer commit
-    together (or neither does). A concurrent request with the same key waits on the key's
-    unique index until the first commits, then answers what the first answered."""
+    """(status, body, replayed) of the first request with this key: `run(key_id)` is called
+    only if the key is new (key_id: its row's id, unique), in one transaction with the key's
+    row, so its effects and the stored answer commit together (or neither does). A concurrent
+    request with the same key waits on the key's unique index until the first commits, then
+    answers what the first answered."""
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                row = IdempotencyKey.objects.create(
-                    client=client,
-                    key=key,
-                    request_hash=fingerprint,
-                    response_status=202,  # placeholder until the answer is known
-                    response_body={},
-                )
-        except IntegrityError:
-            row = None
-        if row is None:
+        key_id = _key_claim(client, key, fingerprint)
+        if key_id is None:
             row = IdempotencyKey.objects.get(client=client, key=key)
             if row.request_hash != fingerprint:
                 raise KeyReused()
             return row.response_status, row.response_body, True
-        status, body = run()
+        status, body = run(key_id)
         if status >= 500:  # never stored: roll back whatever ran
             transaction.set_rollback(True)
             return status, body, False
-        row.response_status, row.response_body = status, body
-        row.save(update_fields=["response_status", "response_body"])
+        IdempotencyKey.objects.filter(pk=key_id).update(response_status=status, response_body=body)
         return status, body, False
+
+
+def _key_claim(client: ApiClient, key: str, fingerprint: str) -> int | None:
+    """Insert the key's row (202 until the answer is known); its id, or None when the client
+    used the key before. ON CONFLICT DO NOTHING on the (client, key) constraint: no savepoint,
+    and a concurrent first use is waited for (PostgreSQL) before this one is told it exists."""
+    rows = insert_rows(
+        IdempotencyKey,
+        ("client", "key", "request_hash", "response_status", "response_body"),
+        [(client.pk, key, fingerprint, 202, {})],
+        returning=("id",),
+        skip_conflicts_on=("client", "key"),
+    )
+    return rows[0][0] if rows else None
 
 
 def idempotency_keys_purge(*, now=None) -> int:

@@ -42,7 +42,7 @@ from payments.models import (
     Source,
 )
 from payments.services import contact_allocations, other_receipts, refunds
-from payments.services.plan_lines import LineInput
+from payments.services.plan_lines import LineInput, locked_invoices
 from payments.services.plans import plan_propose_submit
 from sales.models import InvoiceSource, SalesInvoice
 from sales.normalised import NormalisedInvoice, NormalisedLine
@@ -61,7 +61,8 @@ class WriteView(ApiView):
             raise Refused("The Idempotency-Key is longer than 255.", "Idempotency-Key", 400)
         fingerprint = request_hash(request.method, request.path, request.data)
 
-        def attempt():
+        def attempt(key_id: int):
+            self.idempotency_key_id = key_id  # unique: names what this request makes
             try:
                 form = serializer_class(data=request.data)
                 form.is_valid(raise_exception=True)
@@ -111,8 +112,9 @@ class WriteView(ApiView):
         return row
 
     def invoices(self, artefacts: list, field: str) -> list[Invoice]:
-        """The inv_ ids of allocated_artefacts, read in one query; 422 naming the first that
-        is not an invoice of this company."""
+        """The inv_ ids of allocated_artefacts, read and locked (FOR UPDATE, in id order, as
+        the plan's checks want them) in one query; 422 naming the first that is not an invoice
+        of this company."""
         numbers = []
         for number, item in enumerate(artefacts):
             prefix, _, pk = item["artefact_id"].partition("_")
@@ -121,7 +123,7 @@ class WriteView(ApiView):
                     "A receipt pays invoices (inv_ ids).", f"{field}[{number}].artefact_id"
                 )
             numbers.append(int(pk))
-        found = Invoice.objects.filter(entity=self.entity(), pk__in=numbers).in_bulk()
+        found = locked_invoices(Invoice.objects.filter(entity=self.entity(), pk__in=numbers))
         for number, pk in enumerate(numbers):
             if pk not in found:
                 raise Refused(
@@ -245,34 +247,36 @@ class ContactPayments(WriteView):
                 f"total_amount cannot be less than the allocated artefacts' amounts ({allocated}).",
                 "contact_payment.total_amount",
             )
-        actor = self.request.user
-        with transaction.atomic():
-            payment = Payment(
-                entity=self.entity(),
-                source=Source.API,
-                external_id=f"{self.request.auth.pk}-{timezone.now():%Y%m%d%H%M%S%f}",
-                amount=data["total_amount"],
-                currency=customer.currency,
-                received_at=timezone.make_aware(
-                    timezone.datetime.combine(data["date"], timezone.datetime.min.time())
-                ),
-                payer_name=customer.name,
-                description=data.get("reference", ""),
+        payment = Payment(
+            entity=self.entity(),
+            source=Source.API,
+            # unique without reading the new row's id: the request's idempotency key row's
+            external_id=f"api-{self.request.auth.pk}-{self.idempotency_key_id}",
+            amount=data["total_amount"],
+            currency=customer.currency,
+            received_at=timezone.make_aware(
+                timezone.datetime.combine(data["date"], timezone.datetime.min.time())
+            ),
+            payer_name=customer.name,
+            description=data.get("reference", ""),
+            customer=customer,
+            bank_account=bank,
+            raw={"payment_method_id": data.get("payment_method_id", ""), "api": True},
+        )
+        # the foreign keys were just read; the constraints are the database's
+        payment.full_clean(
+            exclude=[f.name for f in Payment._meta.fields if f.is_relation],
+            validate_unique=False,
+            validate_constraints=False,
+        )
+        with transaction.atomic():  # a refusal rolls back the payment with the plan
+            plan = plan_propose_submit(
+                payment=payment,
+                lines=lines,
+                actor=self.request.user,
                 customer=customer,
-                bank_account=bank,
-                raw={"payment_method_id": data.get("payment_method_id", ""), "api": True},
+                invoices={invoice.pk: invoice for invoice in invoices},
             )
-            # the foreign keys were just read; the constraints are the database's
-            payment.full_clean(
-                exclude=[f.name for f in Payment._meta.fields if f.is_relation],
-                validate_unique=False,
-                validate_constraints=False,
-            )
-            payment.save()
-            payment.external_id = f"api-{payment.pk}"
-            payment.save(update_fields=["external_id"])
-            plan = plan_propose_submit(payment=payment, lines=lines, actor=actor, customer=customer)
-        payment.refresh_from_db(fields=["match_state", "updated_at"])
         return 201, shape.contact_payment(payment, plan=plan, lines=lines)
 
     def refund(self, data, customer, bank):
@@ -502,13 +506,7 @@ class OtherPaymentDetail(WriteView):
 
 
 def _sales_answer(row) -> dict:
-    mirrored = None
-    if row.aiq_transaction_id is not None:
-        found = Invoice.objects.filter(
-            entity_id=row.entity_id, aiq_transaction_id=row.aiq_transaction_id
-        ).values_list("pk", flat=True)
-        mirrored = next((f"inv_{pk}" for pk in found[:1]), None)
-    return shape.sales_invoice(row, artefact_id=mirrored)
+    return shape.sales_invoice(row, artefact_id=shape.sales_invoice_mirrors([row]).get(row.pk))
 
 
 class SalesInvoices(WriteView, SalesInvoiceList):
@@ -556,6 +554,8 @@ class SalesInvoices(WriteView, SalesInvoiceList):
                     item_code=line.get("product_id", ""),
                     gl_account_code=line.get("ledger_account_id", ""),
                     quantity=line.get("quantity") or Decimal(1),
+                    department=line.get("department_id", ""),
+                    deferred_months=line.get("deferred_months"),
                 )
                 for line in data["invoice_lines"]
             ],

@@ -1,13 +1,16 @@
-"""Which state changes make webhook events (connected in ApiConfig.ready(); payments knows
-nothing of the API). post_init remembers the state a row was loaded with; post_save, inside the
-transaction of the change, records an event when the state moved (api/webhooks.py)."""
+"""Which state changes make webhook events (connected in ApiConfig.ready(); payments and sales
+know nothing of the API). post_init remembers the state a row was loaded with; post_save,
+inside the transaction of the change, records an event when the state moved (api/webhooks.py).
+Sales invoices are settled by bulk updates (no post_save): sales sends sales_invoices_settled."""
 
 from django.db.models.signals import post_init, post_save
 
 from api import representations as shape
 from api.models import WebhookSubscription
-from api.webhooks import EVENT_TYPES, webhook_event_record
+from api.webhooks import EVENT_TYPES, webhook_event_record, webhook_subscriptions_active
 from payments.models import AllocationPlan, ContactAllocation, OtherReceipt, Payment, Refund
+from sales.models import SalesInvoice
+from sales.signals import sales_invoices_settled
 
 _SEEN = "_webhook_state"
 
@@ -70,7 +73,29 @@ def _changed(sender, instance, created, raw=False, **kwargs):
     webhook_event_record(entity_id=entity_id, type=event_type, object_id=object_id, data=data)
 
 
+def _sales_settled(sender, rows, **kwargs):
+    """Sales invoices posted in AIQ, linked to the one AIQ had, or refused: an event each,
+    `sales_invoice.<state>` with the invoice as GET /sales_invoices/{sinv_…} shows it."""
+    wanted = [row.pk for row in rows if f"sales_invoice.{row.state}" in EVENT_TYPES]
+    if not wanted or not WebhookSubscription.objects.filter(disabled_at__isnull=True).exists():
+        return
+    fresh = list(SalesInvoice.objects.filter(pk__in=wanted).prefetch_related("lines"))
+    mirrors = shape.sales_invoice_mirrors(fresh)
+    active: dict[int, list] = {}
+    for row in sorted(fresh, key=lambda row: row.pk):
+        if row.entity_id not in active:
+            active[row.entity_id] = webhook_subscriptions_active(row.entity_id)
+        webhook_event_record(
+            entity_id=row.entity_id,
+            type=f"sales_invoice.{row.state}",
+            object_id=f"sinv_{row.pk}",
+            data=shape.sales_invoice(row, artefact_id=mirrors.get(row.pk)),
+            active=active[row.entity_id],
+        )
+
+
 def connect() -> None:
+    sales_invoices_settled.connect(_sales_settled, dispatch_uid="webhooks.sales_invoices")
     for model in DESCRIBE:
         post_init.connect(_remember, sender=model, dispatch_uid=f"webhooks.seen.{model.__name__}")
         post_save.connect(_changed, sender=model, dispatch_uid=f"webhooks.{model.__name__}")

@@ -58,6 +58,7 @@ EVENT_TYPES = [
         ("other_payment", ("awaiting_approval", "sent", "confirmed", "failed", "needs_person",
                            "rejected")),
         ("refund", ("requested", "sent", "completed", "failed", "needs_person", "rejected")),
+        ("sales_invoice", ("posted", "linked", "failed")),
     )
     for state in states
 ]  # fmt: skip
@@ -116,6 +117,10 @@ def webhook_subscription_disable(*, actor, subscription: WebhookSubscription):
     return row
 
 
+def webhook_subscriptions_active(entity_id: int) -> list[WebhookSubscription]:
+    return list(_active(entity_id))
+
+
 def _active(entity_id: int):
     return WebhookSubscription.objects.filter(
         disabled_at__isnull=True, client__revoked_at__isnull=True, client__entity_id=entity_id
@@ -125,9 +130,13 @@ def _active(entity_id: int):
 # --- events ------------------------------------------------------------------------------------
 
 
-def webhook_event_record(*, entity_id: int, type: str, object_id: str, data) -> WebhookEvent | None:
-    """One event and its deliveries, in the caller's transaction; None when nobody listens."""
-    subscriptions = [s for s in _active(entity_id) if s.wants(type)]
+def webhook_event_record(
+    *, entity_id: int, type: str, object_id: str, data, active=None
+) -> WebhookEvent | None:
+    """One event and its deliveries, in the caller's transaction; None when nobody listens.
+    `active`: the company's active subscriptions when the caller read them already (many
+    events of one company)."""
+    subscriptions = [s for s in (_active(entity_id) if active is None else active) if s.wants(type)]
     if not subscriptions:
         return None
     event = WebhookEvent.objects.create(

@@ -82,6 +82,24 @@ def cpu_seconds(root: int) -> float:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
+def database_cpu_seconds(name: str) -> dict[int, float]:
+    """CPU so far of each PostgreSQL backend serving database `name` (a backend's process
+    title names its database: "postgres: user dbname host(port) state"), by process id."""
+    seconds = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            title = cmdline.read_bytes().decode(errors="replace")
+            if not title.startswith("postgres:") or f" {name} " not in title:
+                continue
+            fields = (cmdline.parent / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds[int(cmdline.parent.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf(
+            "SC_CLK_TCK"
+        )
+    return seconds
+
+
 def make_books(posts: int):
     run = uuid.uuid4().hex[:8]
     entity = Entity.objects.create(
@@ -198,6 +216,9 @@ def main() -> None:
                     statuses.append(answer.status_code)
 
         cpu_before = cpu_seconds(server.pid)
+        database = settings.DATABASES["default"]["NAME"] if engine == "postgresql" else ""
+        db_before = database_cpu_seconds(database) if database else {}
+        own_before = time.process_time()
         started = time.perf_counter()
         threads = [threading.Thread(target=client, args=(mine,)) for mine in share]
         for thread in threads:
@@ -206,6 +227,9 @@ def main() -> None:
             thread.join()
         wall = time.perf_counter() - started
         cpu = cpu_seconds(server.pid) - cpu_before
+        own = time.process_time() - own_before
+        db_after = database_cpu_seconds(database) if database else {}
+        db_cpu = sum(db_after.values()) - sum(db_before.get(pid, 0) for pid in db_after)
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -225,6 +249,14 @@ def main() -> None:
     print(f"  SQL statements per POST: {queries} (one POST counted in-process)")
     print(f"  throughput {len(ms) / wall:.1f} POST/s over {wall:.1f} s")
     print(f"  web server CPU {1000 * cpu / len(ms):.1f} ms per POST (independent of other load)")
+    if database:
+        print(f"  PostgreSQL backends' CPU {1000 * db_cpu / len(ms):.1f} ms per POST")
+    print(f"  this bench's clients' CPU {1000 * own / len(ms):.1f} ms per POST")
+    print(
+        f"  machine: {os.cpu_count()} cores; with {args.clients} clients waiting on each other "
+        f"a p95 of 100 ms needs about {os.cpu_count() * 100 / args.clients:.0f} ms of CPU per "
+        "POST in all (web + database + clients) at most"
+    )
     print(
         f"  stored: {payments} payments, {plans} plans, {commands} outbox commands "
         f"(expected {args.posts}, {args.posts}, {2 * args.posts})"

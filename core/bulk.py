@@ -20,10 +20,19 @@ from django.utils import timezone
 
 
 def insert_rows(
-    model, names: Sequence[str], rows: Sequence[Sequence], *, returning: Sequence[str] = ()
+    model,
+    names: Sequence[str],
+    rows: Sequence[Sequence],
+    *,
+    returning: Sequence[str] = (),
+    skip_conflicts_on: Sequence[str] = (),
 ) -> list[tuple]:
     """Insert rows of values for the fields `names` (in that order); returns the `returning`
-    columns of every inserted row (none when not asked). Call inside a transaction."""
+    columns of every inserted row (none when not asked). Call inside a transaction.
+    `skip_conflicts_on`: the fields of a unique constraint; a row that would break it is not
+    inserted (ON CONFLICT ... DO NOTHING, PostgreSQL and SQLite alike) and not returned, and
+    no error aborts the transaction (no savepoint needed). On PostgreSQL a row a concurrent
+    transaction is inserting waits for it: skipped if it commits, inserted if it rolls back."""
     if not rows:
         return []
     now = timezone.now()
@@ -56,8 +65,12 @@ def insert_rows(
     width = len(fields) + len(constants)
     placeholder = "(" + ", ".join(["%s"] * width) + ")"
     tail = ""
+    if skip_conflicts_on:
+        tail = " ON CONFLICT ({}) DO NOTHING".format(
+            ", ".join(quote(model._meta.get_field(name).column) for name in skip_conflicts_on)
+        )
     if returning:
-        tail = " RETURNING " + ", ".join(
+        tail += " RETURNING " + ", ".join(
             quote(model._meta.get_field(name).column) for name in returning
         )
     table = quote(model._meta.db_table)

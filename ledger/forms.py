@@ -9,6 +9,13 @@ from ledger.models import Customer, DocumentStatus, Entity, Invoice
 from ledger.selectors import customer_search
 
 
+def visible_companies(request):
+    """The companies this person may pick in a filter (aiqrecon/companies.py)."""
+    companies = Entity.objects.order_by("name")
+    visible = getattr(request, "visible_company_ids", None) if request is not None else None
+    return companies if visible is None else companies.filter(pk__in=sorted(visible))
+
+
 class InvoiceFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         label="Invoice number or reference", method="search", max_length=100
@@ -17,7 +24,7 @@ class InvoiceFilter(django_filters.FilterSet):
         label="Status", choices=DocumentStatus.choices, empty_label="Any"
     )
     entity = django_filters.ModelChoiceFilter(
-        label="Company", queryset=Entity.objects.order_by("name"), empty_label="All companies"
+        label="Company", queryset=visible_companies, empty_label="All companies"
     )
     customer = django_filters.CharFilter(label="Customer code", method="filter_customer")
     currency = django_filters.CharFilter(label="Currency", method="filter_currency", max_length=3)

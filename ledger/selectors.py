@@ -50,7 +50,7 @@ def invoice_allocations(invoice: Invoice) -> QuerySet:
 
 
 def customer_list() -> QuerySet:
-    return Customer.objects.all()
+    return Customer.objects.select_related("entity")
 
 
 def customer_search(queryset: QuerySet, text: str) -> QuerySet:
@@ -89,13 +89,18 @@ def customer_exposure(customer: Customer) -> dict:
     }
 
 
-def open_invoices_search(*, text: str, currency: str | None = None, limit: int = 20) -> QuerySet:
-    """Open invoices of any customer by invoice number, reference, customer code or name."""
+def open_invoices_search(
+    *, text: str, currency: str | None = None, entity_id: int | None = None, limit: int = 20
+) -> QuerySet:
+    """Open invoices of any customer (of one company, when given) by invoice number,
+    reference, customer code or name."""
     text = text.strip()
     queryset = Invoice.objects.select_related("customer").filter(
         outstanding_amount__gt=0,
         status__in=[DocumentStatus.POSTED, DocumentStatus.PART_PAID],
     )
+    if entity_id is not None:
+        queryset = queryset.filter(entity_id=entity_id)
     if currency:
         queryset = queryset.filter(currency=currency)
     if text:
@@ -112,8 +117,12 @@ def open_invoices_search(*, text: str, currency: str | None = None, limit: int =
 # --- sync -----------------------------------------------------------------------------------
 
 
-def outbox_state_counts() -> dict[str, int]:
-    rows = OutboxCommand.objects.values("state").annotate(n=Count("id"))
+def outbox_state_counts(entity_ids: list[int] | None = None) -> dict[str, int]:
+    """Commands per state, of these companies (None: all)."""
+    rows = OutboxCommand.objects.order_by()
+    if entity_ids is not None:
+        rows = rows.filter(entity_id__in=entity_ids)
+    rows = rows.values("state").annotate(n=Count("id"))
     return {row["state"]: row["n"] for row in rows}
 
 

@@ -77,13 +77,21 @@ AGEING_BUCKETS = ((0, 7, "0–7 days"), (8, 30, "8–30 days"), (31, 60, "31–6
 # --- dashboard ------------------------------------------------------------------------------
 
 
-def dashboard_figures(now=None) -> dict:
+def _of_companies(queryset, entity_ids, field="entity_id"):
+    return queryset if entity_ids is None else queryset.filter(**{f"{field}__in": entity_ids})
+
+
+def dashboard_figures(now=None, entity_ids: list[int] | None = None) -> dict:
+    """The dashboard's figures for these companies (None: all), per company and currency:
+    amounts of different currencies or companies are never added up."""
     now = now or timezone.now()
-    unmatched = Payment.objects.filter(match_state=Payment.MatchState.UNMATCHED)
+    unmatched = _of_companies(
+        Payment.objects.filter(match_state=Payment.MatchState.UNMATCHED), entity_ids
+    )
     totals = list(
-        unmatched.values("currency")
+        unmatched.values("entity__name", "currency")
         .annotate(n=Count("id"), total=Sum("amount"))
-        .order_by("currency")
+        .order_by("entity__name", "currency")
     )
     ageing = []
     for low, high, label in AGEING_BUCKETS:
@@ -98,7 +106,11 @@ def dashboard_figures(now=None) -> dict:
             "n": unmatched.filter(received_at__lte=now - timedelta(days=61)).count(),
         }
     )
-    awaiting = AllocationPlan.objects.filter(state=AllocationPlan.State.AWAITING_APPROVAL)
+    awaiting = _of_companies(
+        AllocationPlan.objects.filter(state=AllocationPlan.State.AWAITING_APPROVAL),
+        entity_ids,
+        "payment__entity_id",
+    )
     health = outbox_health()
     outbox = {
         "pending": health.waiting,
@@ -122,11 +134,12 @@ def dashboard_figures(now=None) -> dict:
     }
 
 
-def match_rate_by_day(*, days: int, now=None) -> dict:
+def match_rate_by_day(*, days: int, now=None, entity_ids: list[int] | None = None) -> dict:
     """Share of each day's payments that have left "unmatched" (proposed or further)."""
     now = now or timezone.now()
     rows = (
-        Payment.objects.filter(received_at__gte=now - timedelta(days=days))
+        _of_companies(Payment.objects, entity_ids)
+        .filter(received_at__gte=now - timedelta(days=days))
         .annotate(day=TruncDate("received_at"))
         .values("day")
         .annotate(
@@ -142,14 +155,15 @@ def match_rate_by_day(*, days: int, now=None) -> dict:
     return {"labels": labels, "rates": rates}
 
 
-def cash_by_day_and_source(*, days: int, now=None) -> list[dict]:
+def cash_by_day_and_source(
+    *, days: int, now=None, entity_ids: list[int] | None = None
+) -> list[dict]:
     """Cash received per day, one chart per currency (amounts in different currencies are
     never added up), one series per source; amounts as decimal strings."""
     now = now or timezone.now()
     rows = (
-        Payment.objects.filter(
-            received_at__gte=now - timedelta(days=days), status=Payment.Status.SUCCEEDED
-        )
+        _of_companies(Payment.objects, entity_ids)
+        .filter(received_at__gte=now - timedelta(days=days), status=Payment.Status.SUCCEEDED)
         .annotate(day=TruncDate("received_at"))
         .values("day", "source", "currency")
         .annotate(total=Sum("amount"))
@@ -291,13 +305,17 @@ def invoice_plan_lines(invoice) -> QuerySet:
     )
 
 
-def inbox_tab_figures(tabs: dict) -> dict[str, dict]:
+def inbox_tab_figures(tabs: dict, entity_ids: list[int] | None = None) -> dict[str, dict]:
     """Per inbox tab: how many payments and their total per currency (never summed across
-    currencies). One GROUP BY over the payments, kept 30 s in the cache so a busy inbox
-    does not read the whole table on every page view (figures may lag by that much)."""
+    currencies), of the companies shown (None: all). One GROUP BY over the payments, kept
+    30 s in the cache so a busy inbox does not read the whole table on every page view
+    (figures may lag by that much)."""
 
     def compute():
-        rows = Payment.objects.order_by().values("match_state", "currency")
+        rows = Payment.objects.order_by()
+        if entity_ids is not None:
+            rows = rows.filter(entity_id__in=entity_ids)
+        rows = rows.values("match_state", "currency")
         rows = rows.annotate(n=Count("id"), total=Sum("amount"))
         figures = {}
         for key, (_label, states) in tabs.items():
@@ -311,4 +329,5 @@ def inbox_tab_figures(tabs: dict) -> dict[str, dict]:
             }
         return figures
 
-    return cache.get_or_set("payments:inbox-tab-figures", compute, 30)
+    companies = "all" if entity_ids is None else ",".join(map(str, sorted(entity_ids)))
+    return cache.get_or_set(f"payments:inbox-tab-figures:{companies}", compute, 30)

@@ -147,11 +147,18 @@ def _require_atomic() -> None:
         raise RuntimeError("audit_log must be called inside transaction.atomic()")
 
 
+# A user read for one request may carry its group names, read in the same query (the API's
+# token look-up): user_has_role uses them instead of asking the database again.
+ROLE_NAMES = "_role_names"
+
+
 def user_has_role(user, role: Role | str) -> bool:
     """Admins can do what approvers and clerks can; approvers what clerks can."""
     if not user or not user.is_authenticated or not user.is_active:
         return False
-    names = set(user.groups.values_list("name", flat=True))
+    names = user.__dict__.get(ROLE_NAMES)
+    if names is None:
+        names = set(user.groups.values_list("name", flat=True))
     if user.is_superuser or Role.ADMIN in names:
         return True
     if role == Role.APPROVER:

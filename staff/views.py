@@ -20,6 +20,7 @@ from django.utils.decorators import method_decorator
 from core.forms import DATE_INPUT_FORMATS, DateInputGB
 from core.paging import keyset_page
 from staff import selectors
+from staff.company_scope import company_scope, visible_scope
 from staff.forms import ThrottledAuthenticationForm
 from staff.models import Role
 from staff.services import user_has_role
@@ -109,7 +110,9 @@ class LoginView(auth_views.LoginView):
 @clerk_required
 def audit_log_view(request):
     form = AuditFilterForm(request.GET or None)
-    entries = selectors.audit_entries()
+    # a person granted some companies sees their entries only (never installation-wide
+    # ones, which may name any company); the header's choice or ?company= narrows further
+    entries = company_scope(visible_scope(selectors.audit_entries(), request), request)
     if form.is_valid():
         entries = selectors.audit_filter(entries, **form.cleaned_data)
     page = keyset_page(entries, order=("at", "id"), after=request.GET.get("after"), size=50)

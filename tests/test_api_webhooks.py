@@ -28,6 +28,7 @@ from staff.models import AuditEntry
 from tests.api_support import Caller, api_client
 from tests.later_support import credit_note_in_aiq
 from tests.refunds_support import drain_all, make_invoice, seed_roles_without_matching, setup_books
+from tests.sales_support import aiq_invoices
 from tests.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -191,6 +192,31 @@ def test_the_delivery_schedule_exists_and_one_delivery_is_posted_by_one_worker_o
     module, _, name = schedule.func.rpartition(".")
     assert getattr(import_module(module), name)()["delivered"] == 1  # what the cluster runs
     assert receiver.types() == ["contact_payment.sent"]
+
+
+def test_a_sales_invoice_posted_in_aiq_is_heard_with_its_aiq_transaction(
+    subscribed, books, entity, receiver, settings
+):
+    settings.OUTBOX_SETTLE_SECONDS = 0
+    api, _subscription = subscribed
+    line = {"description": "Widgets", "net_amount": "100.00", "tax_rate_id": "T1",
+            "tax_amount": "20.00"}  # fmt: skip
+    body = {"contact_id": "ACME", "date": "2026-11-20", "reference": "SHOP-77",
+            "invoice_lines": [line]}  # fmt: skip
+    answer = api.post("sales_invoices", {"sales_invoice": body})
+    assert answer.status_code == 201, answer.json()
+    assert not WebhookEvent.objects.exists()  # queued: nothing in AIQ yet
+    drain_all()
+    webhooks_deliver_due()
+
+    assert receiver.refused == []
+    assert receiver.types() == ["sales_invoice.posted"]
+    heard = receiver.events[0]["data"]["object"]
+    (in_aiq,) = aiq_invoices(books, "SHOP-77")
+    assert heard["id"] == answer.json()["id"] and heard["status"] == "posted"
+    assert heard["aiq_transaction_id"] == in_aiq["transaction_id"]
+    assert heard["total_amount"] == "120.00"
+    assert set(heard) == set(api.get(f"sales_invoices/{heard['id']}").json())  # its shape
 
 
 def test_a_refused_post_and_a_disabled_subscription_send_nothing(

@@ -34,7 +34,11 @@ FUZZ = settings(
 # row's id in the allocation editor. A screen added without an entry here fails the first test.
 PARAMS = {
     "dashboard": ((), ()),
-    "audit": (("q", "user", "object_type", "object_id", "date_from", "date_to", "after"), ()),
+    "company_switch": ((), ("company", "next")),
+    "audit": (
+        ("q", "user", "object_type", "object_id", "date_from", "date_to", "after", "company"),
+        (),
+    ),
     "login": ((), ("username", "password")),
     "logout": ((), ()),
     "password_change": ((), ("old_password", "new_password1", "new_password2")),
@@ -47,7 +51,7 @@ PARAMS = {
     "ledger:invoice_pdf": ((), ()),
     "ledger:invoice_attach": ((), ("description",)),
     "ledger:receipt_pdf": (("next",), ()),
-    "ledger:customers": (("q", "currency", "after"), ()),
+    "ledger:customers": (("q", "currency", "after", "company"), ()),
     "ledger:customer": (("after",), ()),
     "ledger:customer_statement": ((), ()),
     "ledger:departments": (("entity", "code", "state"), ()),
@@ -72,6 +76,7 @@ PARAMS = {
             "customer",
             "rule",
             "after",
+            "company",
         ),
         (),
     ),  # fmt: skip
@@ -106,14 +111,14 @@ PARAMS = {
     "payments:approve": ((), ()),
     "payments:approve_undo": ((), ()),
     "payments:reject_undo": ((), ("reason",)),
-    "payments:outbox": (("state", "customer", "payment", "after"), ()),
+    "payments:outbox": (("state", "customer", "payment", "after", "company"), ()),
     "payments:provider_books": (("start", "end"), ()),
     "payments:provider_books_export": (("start", "end", "format"), ()),
     "payments:clearing_check": ((), ()),
     "payments:disputes": ((), ()),
     "payments:payer_mapping_delete": ((), ()),
     "payments:reject_plan": ((), ("reason",)),
-    "payments:refunds": ((), ()),
+    "payments:refunds": (("company",), ()),
     "payments:refund_new": (
         ("kind", "invoice", "payment"),
         ("amount", "reason", "line", "qty_{invoice}", "part_{invoice}"),
@@ -149,8 +154,12 @@ PARAMS = {
     "sales:invoice_cancel": ((), ()),
     "sales:deferred": ((), ()),
     "sales:deferred_schedule": ((), ()),
+    "sales:back_to_back": (("show",), ()),
+    "sales:intercompany": (("show",), ()),
     "webhook-stripe": ((), ()),
     "webhook-gocardless": ((), ()),
+    "webhook-stripe-account": ((), ()),
+    "webhook-gocardless-account": ((), ()),
 }
 
 NASTY = [

@@ -223,3 +223,28 @@ def test_start_up_check_refuses_a_dangerous_q_cluster(settings):
     assert {"aiqrecon.E101", "aiqrecon.E102", "aiqrecon.E104", "aiqrecon.E105"} <= ids
     with pytest.raises(Exception, match="E101"):
         call_command("check")
+
+
+def test_start_up_check_refuses_settings_where_a_row_can_outlive_its_lease(settings):
+    """Issue 19 defect 3: a drain budget longer than the lease parked work never sent. Leases
+    are renewed before each step, so what must fit in one lease is the longest step; a lease
+    shorter than that, a settle period shorter than one AIQ call, or a drain that outlives the
+    task timeout are refused at start-up."""
+    from ledger.outbox.checks import check_q_cluster
+
+    def errors() -> set[str]:
+        return {p.id for p in check_q_cluster() if p.level >= 40}
+
+    assert errors() == set()
+    settings.AIQ_CONNECT_TIMEOUT_SECONDS, settings.AIQ_READ_TIMEOUT_SECONDS = 5, 10
+    settings.OUTBOX_CALLS_PER_STEP = 5
+    settings.OUTBOX_LEASE_SECONDS = 74  # one step: 5 calls of up to 15 s
+    assert "aiqrecon.E108" in errors()
+    settings.OUTBOX_LEASE_SECONDS = 75
+    assert "aiqrecon.E108" not in errors()
+    settings.OUTBOX_SETTLE_SECONDS = 14
+    assert "aiqrecon.E109" in errors()
+    settings.OUTBOX_SETTLE_SECONDS = 180
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "timeout": 100, "retry": 300}
+    settings.OUTBOX_DRAIN_SECONDS = 30  # 30 + 75 > 100
+    assert errors() == {"aiqrecon.E107"}

@@ -96,18 +96,21 @@ class NewCommand:
 _LOOKUP_BATCH = 900
 
 
-def outbox_enqueue_many(commands: list[NewCommand]) -> list[int]:
+def outbox_enqueue_many(commands: list[NewCommand], *, new_references: bool = False) -> list[int]:
     """outbox_enqueue for many commands: the same rows; their ids in the commands' order.
 
     Idempotent on (entity, external_reference) like outbox_enqueue: a reference already queued,
     or given twice, yields the existing row. Rows are inserted dependencies first, one
-    multi-row INSERT per level (core.bulk.insert_rows); a concurrent enqueue of one of the
-    references (the unique constraint) sends that level through outbox_enqueue one by one,
-    which returns the winner's row. Call inside the decision's transaction; workers wake once
-    after commit."""
+    multi-row INSERT per level (core.bulk.insert_rows) that skips a reference already there
+    (ON CONFLICT DO NOTHING on the unique constraint: no savepoint, and a concurrent enqueue of
+    the same reference is waited for); the rows it skipped are then read (the winner's).
+    `new_references`: the caller made the references from rows of its own transaction (a
+    payment just inserted), so nothing can hold them yet and the up-front look-up is skipped;
+    a conflict would still be found by the INSERT. Call inside the decision's transaction;
+    workers wake once after commit."""
     for command in commands:
         payload_check(command.kind, command.payload)
-    done = _already_queued(commands)
+    done = {} if new_references else _already_queued(commands)
     created: list[int] = []
     todo = commands
     while todo:
@@ -125,43 +128,31 @@ def outbox_enqueue_many(commands: list[NewCommand]) -> list[int]:
                 f"{later[0].external_reference} depends on a command that is not enqueued "
                 "by this call."
             )
-        try:
-            with transaction.atomic():
-                rows = insert_rows(
-                    OutboxCommand,
-                    _ENQUEUED,
-                    [
-                        (
-                            c.entity.pk,
-                            c.kind,
-                            c.payload,
-                            c.external_reference,
-                            _saved(c.depends_on, done),
-                            c.origin_type,
-                            c.origin_id,
-                            getattr(c.created_by, "pk", None),
-                        )
-                        for c in level.values()
-                    ],
-                    returning=("entity", "external_reference", "id"),
+        rows = insert_rows(
+            OutboxCommand,
+            _ENQUEUED,
+            [
+                (
+                    c.entity.pk,
+                    c.kind,
+                    c.payload,
+                    c.external_reference,
+                    _saved(c.depends_on, done),
+                    c.origin_type,
+                    c.origin_id,
+                    getattr(c.created_by, "pk", None),
                 )
-        except IntegrityError:
-            for key, c in level.items():  # outbox_enqueue wakes for the rows it creates
-                depends_on = _saved(c.depends_on, done)
-                done[key] = outbox_enqueue(
-                    entity=c.entity,
-                    kind=c.kind,
-                    payload=c.payload,
-                    external_reference=c.external_reference,
-                    depends_on=OutboxCommand.objects.get(pk=depends_on) if depends_on else None,
-                    origin_type=c.origin_type,
-                    origin_id=c.origin_id,
-                    created_by=c.created_by,
-                ).pk
-        else:
-            for entity_id, reference, pk in rows:
-                done[(entity_id, reference)] = pk
-                created.append(pk)
+                for c in level.values()
+            ],
+            returning=("entity", "external_reference", "id"),
+            skip_conflicts_on=("entity", "external_reference"),
+        )
+        for entity_id, reference, pk in rows:
+            done[(entity_id, reference)] = pk
+            created.append(pk)
+        skipped = [c for key, c in level.items() if key not in done]
+        if skipped:  # queued meanwhile by another transaction: theirs stands
+            done.update(_already_queued(skipped))
         todo = later
     _wake_after_commit_many(created)
     return [done[command.key] for command in commands]

@@ -5,13 +5,34 @@ of the task module (which calls those services).
 """
 
 import logging
+import os
+import threading
 
 from django.conf import settings
+from django_q.brokers import get_broker
+from django_q.brokers.redis_broker import Redis
 from django_q.tasks import async_task
 
 log = logging.getLogger(__name__)
 
 DRAIN = "ledger.outbox.tasks.drain"
+_brokers: dict[int, Redis | None] = {}  # process id -> its Redis broker (None: not Redis)
+_brokers_lock = threading.Lock()
+
+
+def _broker():
+    """This process's Redis broker, made once: django-q2 makes a broker per task otherwise,
+    i.e. a new Redis connection (connect and two CLIENT SETINFO) for every wake. Its
+    connection pool is thread-safe; a forked process makes its own. None (django-q2 picks its
+    broker per task) with the ORM broker or a synchronous configuration."""
+    pid = os.getpid()
+    if pid not in _brokers:
+        with _brokers_lock:
+            if pid not in _brokers:
+                broker = get_broker()
+                _brokers.clear()
+                _brokers[pid] = broker if isinstance(broker, Redis) else None
+    return _brokers[pid]
 
 
 def wake(command_id: int | None = None) -> None:
@@ -24,6 +45,7 @@ def wake(command_id: int | None = None) -> None:
             group="outbox",
             # results of successful drains are not worth a row each; failures still are saved
             save=False,
+            broker=_broker(),
         )
     except Exception:  # noqa: BLE001 - the row is committed; the sweeper will find it
         log.exception("outbox: could not enqueue a drain for %s", command_id)
@@ -42,6 +64,7 @@ def wake_for(command_ids: list[int]) -> None:
                 task_name="outbox-drain",
                 group="outbox",
                 save=False,
+                broker=_broker(),
             )
         except Exception:  # noqa: BLE001 - the rows are committed; the sweeper will find them
             log.exception("outbox: could not enqueue a drain for %s", command_ids[:10])

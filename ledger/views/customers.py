@@ -15,6 +15,7 @@ from ledger.aiq.errors import AiqError
 from ledger.forms import CustomerFilter
 from ledger.models import Customer, CustomerStatement
 from ledger.sync import services as sync_services
+from staff.company_scope import company_scope
 from staff.views import clerk_required, get_or_404
 
 CUSTOMERS_PER_PAGE = 200
@@ -23,7 +24,9 @@ OPEN_ITEMS_PER_PAGE = 200
 
 @clerk_required
 def customer_list(request):
-    filterset = CustomerFilter(request.GET or None, queryset=selectors.customer_list())
+    filterset = CustomerFilter(
+        request.GET or None, queryset=company_scope(selectors.customer_list(), request)
+    )
     queryset = (
         filterset.qs
         if (not filterset.is_bound or filterset.is_valid())

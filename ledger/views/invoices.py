@@ -8,6 +8,7 @@ from core.paging import keyset_page
 from ledger import selectors
 from ledger.forms import AttachmentForm, InvoiceFilter
 from ledger.models import Document, Invoice
+from staff.company_scope import company_scope
 from staff.views import clerk_required, get_or_404
 
 # What apps above the ledger add to an invoice's page, each fn(invoice) -> template context
@@ -22,7 +23,11 @@ def invoice_page_extend(extend: Callable[[Invoice], dict]) -> None:
 
 @clerk_required
 def invoice_list(request):
-    filterset = InvoiceFilter(request.GET or None, queryset=selectors.invoice_list())
+    filterset = InvoiceFilter(
+        request.GET or None,
+        queryset=company_scope(selectors.invoice_list(), request),
+        request=request,
+    )
     queryset = (
         filterset.qs if (not filterset.is_bound or filterset.is_valid()) else Invoice.objects.none()
     )

@@ -334,7 +334,12 @@ def _enqueue(accepted: list[_Accepted], invoices: dict) -> dict[int, list[str]]:
 
 def _audit(item: _Accepted, refs: dict[int, list[str]]) -> list:
     """plan_auto_approve's entries: plan.propose, then plan.approve or plan.submit."""
-    plan = {"object_type": PLAN_TYPE, "object_id": item.plan_id}
+    # the company as audit_entry finds it from a plan object (its payment's)
+    plan = {
+        "object_type": PLAN_TYPE,
+        "object_id": item.plan_id,
+        "entity_id": item.payment.entity_id,
+    }
     read_back = snapshot_of(
         state=State.DRAFT,
         version=1,

@@ -7,7 +7,8 @@ with who confirmed them, so the next payment from that payer is identified (the 
 them: payments/matching/engine.resolve_customer and payers.identify). A key already mapped to
 a customer is left as it is: a person removes a wrong one on the customer page
 (payer_mapping_remove) and the next confirmed allocation teaches the right one. Allocations
-made by a rule alone teach nothing. Every learned and removed key is in the audit log, written
+made by a rule alone teach nothing, and neither do an API client's receipts (it named the
+customer itself; the payer name is the customer's own, no payer's words). Every learned and removed key is in the audit log, written
 in the transaction of the change.
 """
 
@@ -15,7 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 
 from payments.matching.payers import account_alias_key, alias_key, narrative_name
-from payments.models import PayerMapping, Payment
+from payments.models import PayerMapping, Payment, Source
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -39,7 +40,7 @@ def payer_keys_of(payment: Payment) -> list[str]:
 def payer_aliases_learn(*, payment: Payment, customer_id: int, person) -> list[PayerMapping]:
     """Remember the payment's payer keys for the customer a person allocated it to. Call it in
     the transaction of the allocation's approval."""
-    if person is None or not customer_id:
+    if person is None or not customer_id or payment.source == Source.API:
         return []
     learned = []
     for key in payer_keys_of(payment):

@@ -162,6 +162,7 @@ def payments_upsert(
             object_type="payments.payment",
             object_id=next(iter(result.ids.values())) if len(items) == 1 else "",
             summary=f"{source}: {result.created} new, {result.updated} refreshed payment(s)",
+            entity_id=entity.pk,
         )
     return result
 

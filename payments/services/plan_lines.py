@@ -77,13 +77,12 @@ def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decima
     return held
 
 
-def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=None):
-    """Validate lines against locked invoices; returns (customer_id, invoices by id, on account)."""
+def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=None, invoices=None):
+    """Validate lines against locked invoices; returns (customer_id, invoices by id, on account).
+    `invoices`: the lines' invoices by id when the caller locked them already (locked_invoices)."""
     ids = [line.invoice_id for line in lines]
-    # lock in id order (see module docstring)
-    invoices = {
-        inv.pk: inv for inv in Invoice.objects.select_for_update().filter(pk__in=ids).order_by("pk")
-    }
+    if invoices is None:
+        invoices = locked_invoices(Invoice.objects.filter(pk__in=ids))
     held = reserved_elsewhere(ids, exclude_plan_id=plan_id)
     codes = {line.write_off_gl_account_code for line in lines if line.write_off_amount} - {""}
     gl_codes = (
@@ -97,6 +96,11 @@ def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=N
     )
     customer_id, on_account = validate_lines(payment, lines, customer_id, invoices, held, gl_codes)
     return customer_id, invoices, on_account
+
+
+def locked_invoices(rows) -> dict:
+    """These invoices by id, locked FOR UPDATE in id order (see module docstring)."""
+    return {invoice.pk: invoice for invoice in rows.select_for_update().order_by("pk")}
 
 
 def validate_lines(

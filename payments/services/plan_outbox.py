@@ -77,11 +77,15 @@ def receipt_exchange_rate(payment: Payment) -> str:
     return str((Decimal(1) / provider_rate).quantize(Decimal("0.000001")))
 
 
-def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor, pairs=None) -> list:
+def plan_hand_to_outbox(
+    plan: AllocationPlan, payment: Payment, actor, pairs=None, new_payment: bool = False
+) -> list:
     """One receipt, then per line its allocations, each depending on what it allocates.
     `pairs`: the (line, invoice) pairs in invoice id order when the caller has them in hand
     (plan_propose_submit); the commands are then inserted together (outbox_enqueue_many) and
-    returned as the NewCommands they were made from (external_reference, kind, payload)."""
+    returned as the NewCommands they were made from (external_reference, kind, payload).
+    `new_payment`: the payment was inserted in this transaction, so no command can hold the
+    references made from its id yet."""
     if pairs is not None:
         commands = plan_commands(
             plan_id=plan.pk,
@@ -91,7 +95,7 @@ def plan_hand_to_outbox(plan: AllocationPlan, payment: Payment, actor, pairs=Non
             lines=pairs,
             actor=actor,
         )
-        outbox_enqueue_many(commands)
+        outbox_enqueue_many(commands, new_references=new_payment)
         return commands
     lines = plan.lines.select_related("invoice").order_by("invoice_id")
     commands = plan_commands(

@@ -41,7 +41,9 @@ from payments.services.plan_outbox import plan_hand_to_outbox
 from staff.maker_checker import check_approver, is_maker, record_approval, record_change
 from staff.models import Role
 from staff.services import (
+    audit_entry,
     audit_log,
+    audit_log_many,
     form_submission_claim,
     form_submission_done,
     user_has_role,
@@ -272,11 +274,13 @@ def plan_submit_lines(
 
 
 def _approve(
-    plan: AllocationPlan, payment: Payment, actor, *, how: str, checked=None
+    plan: AllocationPlan, payment: Payment, actor, *, how: str, checked=None, audited_first=()
 ) -> AllocationPlan:
     """Shared tail of every approval: re-check amounts under lock, outbox, state, audit.
     `checked`: (lines, invoices by id) that plan_propose_submit checked a moment ago in this
-    same transaction, under the same locks (neither read nor checked again)."""
+    same transaction, under the same locks (neither read nor checked again), for a payment it
+    saved a moment ago as approved; `audited_first`: its unsaved audit entries, written
+    before this approval's in one INSERT."""
     if checked is None:
         lines = [LineInput.coerce(line) for line in plan.lines.all()]
         check_lines(payment, lines, plan.customer_id, plan_id=plan.pk)
@@ -291,15 +295,16 @@ def _approve(
         commands = plan_hand_to_outbox(plan, payment, actor)
     else:
         pairs = [(line, invoices[line.invoice_id]) for line in sorted_lines(lines)]
-        commands = plan_hand_to_outbox(plan, payment, actor, pairs=pairs)
+        commands = plan_hand_to_outbox(plan, payment, actor, pairs=pairs, new_payment=True)
     if payment.customer_id is None:
         Payment.objects.filter(pk=payment.pk).update(customer_id=plan.customer_id)
     # a person's allocation teaches the payer's keys (a rule's alone teaches nothing)
     person = plan.maker if plan.maker_id is not None else (actor if how == "approved" else None)
     payer_aliases_learn(payment=payment, customer_id=plan.customer_id, person=person)
-    _set_match_state(payment, Payment.MatchState.APPROVED)
+    if checked is None:
+        _set_match_state(payment, Payment.MatchState.APPROVED)
     after = plan_snapshot(plan) if checked is None else _snapshot_in_hand(plan, lines)
-    audit_log(
+    approved = audit_entry(
         actor=actor if how == "approved" else None if plan.maker_id is None else plan.maker,
         action="plan.approve",
         obj=plan,
@@ -307,6 +312,7 @@ def _approve(
         before=before,
         after={**after, "commands": [c.external_reference for c in commands]},
     )
+    audit_log_many([*audited_first, approved])
     return plan
 
 
@@ -338,30 +344,37 @@ def quantize_stored(amount):
     return amount.quantize(STORED)
 
 
-def plan_propose_submit(*, payment: Payment, lines, actor, customer) -> AllocationPlan:
-    """plan_propose then plan_submit in one pass, for a payment with no plan (the API's new
-    receipt): the same checks, rows, audit entries (plan.propose, then plan.submit or
-    plan.approve), outbox commands and match states, with the payment and the invoices locked
-    and the lines checked once instead of twice, the lines never read back, and the outbox
-    commands inserted together."""
+def plan_propose_submit(
+    *, payment: Payment, lines, actor, customer, invoices: dict | None = None
+) -> AllocationPlan:
+    """plan_propose then plan_submit in one pass, for a new payment (the API's receipt), not
+    saved yet: the same checks, rows, audit entries (plan.propose, then plan.submit or
+    plan.approve), outbox commands and match states. The lines are checked before the payment
+    is saved, so it is inserted once, in the state its plan gives it; nobody else can see it
+    before commit, so it is neither locked nor read again and no other plan can exist for it.
+    `invoices`: the lines' invoices by id, already locked (FOR UPDATE, in id order) by the
+    caller in this transaction. Call inside a transaction.atomic() whose savepoint a refusal
+    rolls back (the payment row with the rest)."""
     _require_clerk(actor)
+    if payment.pk is not None:
+        raise ValueError("plan_propose_submit saves a new payment; this one is saved already.")
     lines = [LineInput.coerce(line) for line in lines]
-    with transaction.atomic():
-        # the payment's row only (_lock_payment's FOR UPDATE also locks the entity's row, which
-        # serialises every API receipt of a company on it)
-        payment = (
-            Payment.objects.select_for_update(of=("self",))
-            .select_related("entity", "bank_account")
-            .get(pk=payment.pk)
+    with transaction.atomic(savepoint=False):
+        customer_id, invoices, on_account = check_lines(
+            payment, lines, customer.pk, invoices=invoices
         )
-        if payment.plans.filter(state__in=AllocationPlan.LIVE).exists():
-            raise PlanRefused(ALREADY_PLANNED)
-        customer_id, invoices, on_account = check_lines(payment, lines, customer.pk)
+        needs_approval = lines_need_approval(payment, lines)
+        payment.match_state = (
+            Payment.MatchState.AWAITING_APPROVAL if needs_approval else Payment.MatchState.APPROVED
+        )
+        if payment.customer_id is None:
+            payment.customer_id = customer_id
+        payment.save()
         plan = AllocationPlan(
             payment=payment,
             customer_id=customer_id,
             on_account_amount=on_account,
-            needs_approval=lines_need_approval(payment, lines),
+            needs_approval=needs_approval,
             state=State.DRAFT,
         )
         if customer_id == customer.pk:
@@ -372,13 +385,9 @@ def plan_propose_submit(*, payment: Payment, lines, actor, customer) -> Allocati
             exclude=["payment", "proposal", "customer", "maker", "approver"],
             validate_constraints=False,
         )
-        try:
-            with transaction.atomic():
-                plan.save()
-        except IntegrityError:  # a concurrent propose won the one-live-plan constraint
-            raise PlanRefused(ALREADY_PLANNED) from None
+        plan.save()  # the payment is this transaction's: no other plan can race this one
         write_lines(plan, lines)
-        audit_log(
+        proposed = audit_entry(
             actor=actor,
             action="plan.propose",
             obj=plan,
@@ -392,17 +401,18 @@ def plan_propose_submit(*, payment: Payment, lines, actor, customer) -> Allocati
                 actor,
                 how="auto-approved under threshold",
                 checked=(lines, invoices),
+                audited_first=[proposed],
             )
         plan.state = State.AWAITING_APPROVAL
         plan.save(update_fields=["state", "updated_at"])
-        _set_match_state(payment, Payment.MatchState.AWAITING_APPROVAL)
-        audit_log(
+        submitted = audit_entry(
             actor=actor,
             action="plan.submit",
             obj=plan,
             summary="submitted for approval by a second person",
             after=_snapshot_in_hand(plan, lines),
         )
+        audit_log_many([proposed, submitted])
         return plan
 
 

@@ -15,6 +15,7 @@ from payments.models import AllocationPlan, Unallocation
 from payments.selectors import plans_awaiting_approval, unallocations_awaiting_approval
 from payments.services.plan_lines import approval_reasons
 from payments.views import actions
+from staff.company_scope import company_scope
 from staff.forms import ReasonForm
 from staff.maker_checker import is_maker
 from staff.views import approver_required, clerk_required, get_or_404
@@ -77,7 +78,8 @@ def _diff(plan):
 
 @clerk_required
 def approvals(request):
-    plans = list(plans_awaiting_approval()[:200])
+    plans = company_scope(plans_awaiting_approval(), request, "payment__entity_id")
+    plans = list(plans[:200])
     for plan in plans:
         plan.changes = _diff(plan)
         plan.reasons = approval_reasons(
@@ -87,7 +89,8 @@ def approvals(request):
         )
         plan.allocated = sum((line.amount for line in plan.lines.all()), start=0)
         plan.is_mine = is_maker(plan, request.user)
-    undos = list(unallocations_awaiting_approval()[:200])
+    undos = company_scope(unallocations_awaiting_approval(), request, "allocation__entity_id")
+    undos = list(undos[:200])
     for undo in undos:
         undo.is_mine = is_maker(undo, request.user)
     return render(

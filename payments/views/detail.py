@@ -222,10 +222,15 @@ def detail(request, payment_id):
 
 @clerk_required
 def invoice_search(request, payment_id):
-    """htmx: open invoices of any customer, to add to the editor."""
+    """htmx: open invoices of any customer of the payment's company, to add to the editor
+    (another company's invoice cannot take this money: the plan would be refused)."""
     payment = _payment(payment_id)
     text = request.GET.get("q", "")[:100]
-    results = open_invoices_search(text=text, currency=payment.currency) if text.strip() else []
+    results = (
+        open_invoices_search(text=text, currency=payment.currency, entity_id=payment.entity_id)
+        if text.strip()
+        else []
+    )
     return render(
         request,
         "payments/_invoice_results.html",
@@ -237,8 +242,8 @@ def invoice_search(request, payment_id):
 def editor_row(request, payment_id):
     """htmx: one editor row for an invoice picked from the search."""
     payment = _payment(payment_id)
-    invoice = get_or_404(
-        Invoice.objects.select_related("customer"),
+    invoice = get_or_404(  # an invoice of the payment's company only
+        Invoice.objects.select_related("customer").filter(entity_id=payment.entity_id),
         pk=parse_id(request.GET.get("invoice"), field="Invoice"),
     )
     gl_accounts = GLAccount.objects.filter(entity=payment.entity_id, active=True).order_by("code")

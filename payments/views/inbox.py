@@ -16,6 +16,7 @@ from payments import selectors
 from payments.models import AllocationPlan, AllocationPlanLine, Payment
 from payments.views import actions
 from payments.views.filters import DEFAULT_TAB, TABS, InboxFilter
+from staff.company_scope import company_ids, company_scope, visible_scope
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 from staff.views import approver_required, clerk_required
@@ -27,7 +28,7 @@ def _filtered(request):
     tab = request.GET.get("tab", DEFAULT_TAB)
     if tab not in TABS:
         tab = DEFAULT_TAB
-    queryset = Payment.objects.select_related("customer")
+    queryset = company_scope(Payment.objects.select_related("customer", "entity"), request)
     states = TABS[tab][1]
     if states:
         queryset = queryset.filter(match_state__in=states)
@@ -58,7 +59,8 @@ def inbox(request):
         )
         plans = {plan.payment_id: plan for plan in live}
     rows = [(payment, plans.get(payment.pk)) for payment in page.items]
-    figures = selectors.inbox_tab_figures(TABS)  # count and totals per tab
+    # count and totals per tab, of the companies shown
+    figures = selectors.inbox_tab_figures(TABS, company_ids(request))
     context = {
         "tab": tab,
         "tabs": [(key, label, figures[key]) for key, (label, _) in TABS.items()],
@@ -174,7 +176,9 @@ def bulk_approve(request):
         messages.warning(request, "Select at least one plan to approve.")
         return redirect(f"{_inbox_url()}?tab=awaiting")
     approved, refused = 0, []
-    for plan in AllocationPlan.objects.filter(pk__in=ids).select_related("payment"):
+    # only plans of the companies this person may act on (another's ids are skipped)
+    plans = visible_scope(AllocationPlan.objects.filter(pk__in=ids), request, "payment__entity_id")
+    for plan in plans.select_related("payment"):
         # the version the page showed for this plan: approve exactly that, or nothing
         seen = request.POST.get(f"version_{plan.pk}", "")
         if not (seen.isascii() and seen.isdigit() and len(seen) < 10):
@@ -211,7 +215,7 @@ def bulk_accept(request):
         messages.warning(request, "Select at least one proposal to accept.")
         return back
     accepted, refused = 0, []
-    for payment in Payment.objects.filter(pk__in=ids):
+    for payment in visible_scope(Payment.objects.filter(pk__in=ids), request):
         outcome = actions.accept_proposal(payment=payment, actor=request.user)
         if outcome.ok:
             accepted += 1

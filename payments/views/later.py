@@ -17,6 +17,7 @@ from payments.services import contact_allocations as allocations
 from payments.services import other_receipts
 from payments.services.payer_change import payment_customer_change
 from payments.services.refunds import refund_request
+from staff.company_scope import company_scope
 from staff.views import approver_required, clerk_required, get_or_404
 
 OPEN_INVOICES_SHOWN = 50
@@ -272,14 +273,12 @@ def later_list(request):
         request,
         "payments/later_list.html",
         {
-            "allocations": ContactAllocation.objects.select_related(
-                "customer", "receipt", "credit_note", "maker", "approver"
-            )
+            "allocations": company_scope(ContactAllocation.objects, request)
+            .select_related("customer", "receipt", "credit_note", "maker", "approver")
             .prefetch_related("lines__invoice")
             .order_by("-updated_at", "-id")[:50],
-            "others": OtherReceipt.objects.select_related(
-                "bank_account", "payment", "maker", "approver"
-            )
+            "others": company_scope(OtherReceipt.objects, request)
+            .select_related("bank_account", "payment", "maker", "approver")
             .prefetch_related("lines")
             .order_by("-updated_at", "-id")[:50],
             "waiting": waiting,

@@ -14,6 +14,7 @@ from ledger.models import Allocation, Customer, OutboxCommand
 from ledger.selectors import outbox_state_counts
 from payments import selectors
 from payments.models import AllocationPlan, Payment, Refund
+from staff.company_scope import company_ids, company_scope
 from staff.forms import ReasonForm
 from staff.models import Role
 from staff.services import user_has_role
@@ -97,18 +98,17 @@ def outbox(request):
         state = ""
     customer_text = request.GET.get("customer", "").strip()[:100]
     payment_text = request.GET.get("payment", "").strip()[:100]
+    commands = selectors.outbox_commands(
+        state=state, customers=_customers(customer_text), payments=_payments(payment_text)
+    )
     page = keyset_page(
-        selectors.outbox_commands(
-            state=state,
-            customers=_customers(customer_text),
-            payments=_payments(payment_text),
-        ),
+        company_scope(commands, request),
         order=("created_at", "id"),
         after=request.GET.get("after"),
         size=50,
     )
     _decorate(page.items)
-    counts = outbox_state_counts()
+    counts = outbox_state_counts(company_ids(request))
     context = {
         "state": state,
         "customer": customer_text,

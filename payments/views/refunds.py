@@ -18,6 +18,7 @@ from payments.models import Payment, Refund, Unallocation
 from payments.services import refunds as services
 from payments.services.credit_notes import CreditNoteRefused, LinePick, invoice_lines_fetch
 from payments.services.refund_steps import RefundStepError, refund_steps
+from staff.company_scope import company_scope, visible_scope
 from staff.forms import ReasonForm
 from staff.maker_checker import is_maker
 from staff.views import approver_required, clerk_required, get_or_404, run_service
@@ -82,14 +83,15 @@ def _invoice_lines(request, invoice) -> list:
 
 def _refunds():
     return Refund.objects.select_related(
-        "customer", "invoice", "payment", "credit_note", "maker", "approver"
+        "customer__entity", "invoice", "payment", "credit_note", "maker", "approver"
     )
 
 
 @clerk_required
 def refund_list(request):
-    waiting = list(_refunds().filter(state=Refund.State.REQUESTED).order_by("created_at", "id"))
-    recent = list(_refunds().exclude(state=Refund.State.REQUESTED).order_by("-updated_at")[:50])
+    refunds = company_scope(_refunds(), request, "customer__entity_id")
+    waiting = list(refunds.filter(state=Refund.State.REQUESTED).order_by("created_at", "id"))
+    recent = list(refunds.exclude(state=Refund.State.REQUESTED).order_by("-updated_at")[:50])
     return render(request, "payments/refund_list.html", {"waiting": waiting, "recent": recent})
 
 
@@ -121,9 +123,12 @@ def refund_new(request):
         return redirect("payments:refunds")
     invoice = payment = None
     if invoice_id := parse_optional_id(source.get("invoice"), field="Invoice"):
-        invoice = get_or_404(Invoice.objects.select_related("customer"), pk=invoice_id)
+        # of a company this person may act on, or no such invoice (404)
+        invoices = visible_scope(Invoice.objects.select_related("customer"), request)
+        invoice = get_or_404(invoices, pk=invoice_id)
     if payment_id := parse_optional_id(source.get("payment"), field="Payment"):
-        payment = get_or_404(Payment.objects.select_related("receipt"), pk=payment_id)
+        payments = visible_scope(Payment.objects.select_related("receipt"), request)
+        payment = get_or_404(payments, pk=payment_id)
     currency = (invoice or payment).currency if (invoice or payment) else None
     form = RefundForm(request.POST or None, currency=currency)
     blocked = None

@@ -15,6 +15,7 @@ from core.paging import keyset_page
 from ledger.models import Invoice
 from payments.models import MatchProposal
 from payments.selectors import run_rule_counts
+from staff.company_scope import visible_scope
 from staff.models import AuditEntry
 from staff.views import clerk_required
 
@@ -63,6 +64,8 @@ def run_proposals(request, run_id: str):
         .first()
     )
     proposals = MatchProposal.objects.filter(run_id=run_id).select_related("payment", "rule")
+    # another company's proposals are not shown to a person who does not work for it
+    proposals = visible_scope(proposals, request, "payment__entity_id")
     if run is None and not proposals.exists():
         raise Http404("No matching run with that id.")
     page = keyset_page(

@@ -63,3 +63,12 @@ def query(context, **changes):
 def audit_change(entry):
     """The entry's change as sentences (staff/audit_text.py)."""
     return change_sentences(entry.before, entry.after)
+
+
+@register.simple_tag(takes_context=True)
+def company_name(context, entity_id):
+    """A company's name from the header's choices (aiqrecon/companies.py), by its id."""
+    for company_id, name, _currency in context.get("company_choices") or ():
+        if company_id == entity_id:
+            return name
+    return ""

@@ -1,0 +1,139 @@
+"""Roles per company: a clerk of the Irish company does not see or act on the UK company's
+payments, invoices, customers, refunds or audit (404, never 500); a person granted several
+companies switches between them or sees all; an Admin (group finance) sees every company."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+
+from payments.models import Payment, Refund
+from staff.services import audit_log
+from tests.companies_support import grant, group_books
+from tests.test_plans_factories import make_payment
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def group(entity, alice, bob):
+    books = group_books(entity)
+    books["uk_payment"] = make_payment(books["uk"], "120.00", refs=["INV-1001"])
+    books["ie_payment"] = make_payment(books["ie"], "120.00", currency="EUR", refs=["INV-1001"])
+    books["uk_refund"] = Refund.objects.create(
+        kind="refund_invoice", customer=books["uk_customer"], invoice=books["uk_invoice"],
+        amount=Decimal("10.00"), currency="GBP", reason="overpaid UK", maker=bob,
+    )  # fmt: skip
+    books["ie_refund"] = Refund.objects.create(
+        kind="refund_invoice", customer=books["ie_customer"], invoice=books["ie_invoice"],
+        amount=Decimal("10.00"), currency="EUR", reason="overpaid IE", maker=bob,
+    )  # fmt: skip
+    with transaction.atomic():
+        audit_log(actor=None, action="test.uk", obj=books["uk_payment"], summary="UK thing")
+        audit_log(actor=None, action="test.ie", obj=books["ie_payment"], summary="IE thing")
+    grant(alice, books["ie"])  # alice: a clerk of the Irish company
+    grant(bob, books["ie"])  # bob: an approver of the Irish company
+    return books
+
+
+def _ref(payment: Payment) -> str:
+    return payment.shown_reference
+
+
+def test_a_clerk_of_one_company_gets_404_for_the_other_companys_pages(client, alice, group):
+    client.force_login(alice)
+    uk, ie = group["uk_payment"], group["ie_payment"]
+    pages = {
+        "payment": (f"/payments/{uk.pk}/", f"/payments/{ie.pk}/"),
+        "invoice": (
+            f"/invoices/{group['uk_invoice'].pk}/",
+            f"/invoices/{group['ie_invoice'].pk}/",
+        ),
+        "customer": (
+            f"/customers/{group['uk_customer'].pk}/",
+            f"/customers/{group['ie_customer'].pk}/",
+        ),
+        "refund": (f"/refunds/{group['uk_refund'].pk}/", f"/refunds/{group['ie_refund'].pk}/"),
+        "invoice search": (
+            f"/payments/{uk.pk}/invoices?q=INV",
+            f"/payments/{ie.pk}/invoices?q=INV",
+        ),
+    }
+    for what, (theirs, ours) in pages.items():
+        assert client.get(theirs).status_code == 404, what
+        assert client.get(ours).status_code == 200, what
+    # the payment page says whose it is
+    page = client.get(f"/payments/{ie.pk}/").content.decode()
+    assert "Demo Trading Ireland" in page
+
+
+def test_a_clerk_cannot_act_on_the_other_companys_payment_or_refund(client, alice, bob, group):
+    client.force_login(alice)
+    uk = group["uk_payment"]
+    answer = client.post(f"/payments/{uk.pk}/reject", {"reason": "not ours"})
+    assert answer.status_code == 404
+    answer = client.post(f"/payments/{uk.pk}/not-for-aiq", {"reason": "not ours"})
+    assert answer.status_code == 404
+    uk.refresh_from_db()
+    assert uk.match_state == Payment.MatchState.UNMATCHED
+    new_refund = client.get(f"/refunds/new?kind=cancel_invoice&invoice={group['uk_invoice'].pk}")
+    assert new_refund.status_code == 404
+    client.force_login(bob)
+    answer = client.post(f"/refunds/{group['uk_refund'].pk}/approve", {})
+    assert answer.status_code == 404
+    group["uk_refund"].refresh_from_db()
+    assert group["uk_refund"].state == Refund.State.REQUESTED
+    # a bulk action naming the UK payment's id leaves it alone
+    client.post("/payments/bulk-accept", {"payment_ids": [str(uk.pk)]})
+    assert not uk.plans.exists()
+
+
+def test_lists_show_only_the_clerks_company(client, alice, group):
+    client.force_login(alice)
+    uk, ie = group["uk_payment"], group["ie_payment"]
+    inbox = client.get("/payments/?tab=all").content.decode()
+    assert _ref(ie) in inbox and _ref(uk) not in inbox
+    invoices = client.get("/invoices/").content.decode()
+    assert "Acme Ireland" in invoices and "Acme Ltd" not in invoices
+    customers = client.get("/customers/").content.decode()
+    assert "Acme Ireland" in customers and "Acme Ltd" not in customers
+    refunds = client.get("/refunds/").content.decode()
+    assert f"#{group['ie_refund'].pk}<" in refunds and f"#{group['uk_refund'].pk}<" not in refunds
+    audit = client.get("/audit/").content.decode()
+    assert "IE thing" in audit and "UK thing" not in audit
+    # asking for the other company by the filter shows nothing of it
+    audit = client.get(f"/audit/?company={group['uk'].pk}").content.decode()
+    assert "UK thing" not in audit
+    inbox = client.get(f"/payments/?tab=all&company={group['uk'].pk}").content.decode()
+    assert _ref(uk) not in inbox
+
+
+def test_the_admin_sees_every_company_and_switches_between_them(client, carol, group):
+    client.force_login(carol)
+    uk, ie = group["uk_payment"], group["ie_payment"]
+    inbox = client.get("/payments/?tab=all").content.decode()
+    assert _ref(uk) in inbox and _ref(ie) in inbox
+    assert "All companies" in inbox and "<th>Company</th>" in inbox
+    answer = client.post(
+        "/company/", {"company": str(group["ie"].pk), "next": "/payments/?tab=all"}
+    )
+    assert answer.status_code == 302 and answer["Location"] == "/payments/?tab=all"
+    inbox = client.get("/payments/?tab=all").content.decode()
+    assert _ref(ie) in inbox and _ref(uk) not in inbox
+    dashboard = client.get("/").content.decode()
+    assert "GBP" not in dashboard.split("Unmatched totals")[1].split("</table>")[0]
+    # a company's page is still reachable from a link while another is chosen
+    assert client.get(f"/payments/{uk.pk}/").status_code == 200
+    client.post("/company/", {"company": "all", "next": "https://evil.example/"})
+    inbox = client.get("/payments/?tab=all").content.decode()
+    assert _ref(uk) in inbox and _ref(ie) in inbox
+
+
+def test_a_person_without_grants_still_sees_everything_in_a_single_company_install(
+    client, alice, entity
+):
+    payment = make_payment(entity, "50.00")
+    client.force_login(alice)
+    assert client.get(f"/payments/{payment.pk}/").status_code == 200
+    inbox = client.get("/payments/?tab=all").content.decode()
+    assert _ref(payment) in inbox and "<th>Company</th>" not in inbox

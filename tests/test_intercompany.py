@@ -1,0 +1,144 @@
+"""Intercompany invoicing, as worked scenarios against the sandbox's books of two companies.
+
+Demo Trading Ltd (GBP, Integration 1.1) sells to its Irish sister company (EUR, 2.0): AIQ lists
+the connection (demo's customer DEMOIE is demo-ie's supplier DEMOUK); the sale is a sales
+invoice in demo and the matching purchase invoice in demo-ie, linked, exactly once each, even
+when AIQ's answer to one of the writes is lost after it committed.
+"""
+
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from ledger.aiq.client import AiqClient
+from ledger.models import Entity, InterCompanyConnection, OutboxCommand
+from ledger.sync.intercompany import sync_intercompany_connections
+from sales.models import InterCompanySale, PurchaseInvoice, SalesInvoice
+from sales.normalised import NormalisedInvoice, NormalisedLine
+from sales.services.intercompany import intercompany_sale_submit
+from tests.sales_support import crm_source, drain_all
+
+
+@pytest.fixture(autouse=True)
+def _quick_outbox(settings):
+    settings.OUTBOX_SETTLE_SECONDS = 0
+
+
+@pytest.fixture
+def ireland(db):
+    return Entity.objects.create(
+        name="Demo Trading Ireland", company_id="demo-ie", region="sandbox", api_version="2.0",
+        base_currency="EUR", credentials_key="DEMO",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def connection(entity, ireland, aiq_sandbox) -> InterCompanyConnection:
+    assert sync_intercompany_connections(AiqClient.for_entity(entity), entity) == 1
+    return InterCompanyConnection.objects.get(entity=entity)
+
+
+def recharge(reference="IC-1001", net="800.00") -> NormalisedInvoice:
+    return NormalisedInvoice(
+        external_reference=reference,
+        customer_code="DEMOIE",
+        customer_name="Demo Trading Ireland DAC",
+        invoice_date=date(2026, 11, 25),
+        currency="EUR",
+        description="Management recharge November",
+        lines=[
+            NormalisedLine(
+                net_amount=Decimal(net), tax_amount=Decimal("0.00"), tax_code="T0",
+                description="Shared finance team, November", department="NV",
+            )
+        ],
+    )  # fmt: skip
+
+
+def test_the_pull_mirrors_the_valid_connection_with_both_sides(connection, ireland):
+    assert (connection.local_account_code, connection.local_currency) == ("DEMOIE", "EUR")
+    assert (connection.remote_company_id, connection.remote_account_code) == ("demo-ie", "DEMOUK")
+    assert connection.remote_currency == "EUR" and connection.remote_base_currency == "EUR"
+    assert connection.valid and connection.remote_account_id > 0
+
+
+@pytest.mark.parametrize(
+    "dropped",
+    ["CreateBatchSalesInvoiceGetBackTransactionID", "PostInvoiceGetBackTransactionID"],
+    ids=["sale's answer lost", "purchase's answer lost"],
+)
+def test_both_halves_once_each_in_each_company_when_one_answer_is_lost_after_commit(
+    connection, ireland, aiq_sandbox, alice, client, dropped
+):
+    sale = intercompany_sale_submit(
+        connection=connection, source=crm_source(connection.entity), invoice=recharge(),
+        actor=alice,
+    )  # fmt: skip
+    assert sale.purchase.entity == ireland and sale.purchase.supplier_code == "DEMOUK"
+    assert sale.purchase.command.depends_on_id == sale.sales_invoice.command_id
+
+    client.force_login(alice)
+    page = client.get(reverse("sales:intercompany")).content.decode()
+    assert "IC-1001" in page and "Waiting for the other half" in page  # unmatched, on screen
+    assert "800.00 EUR" in page and "25/11/2026" in page
+
+    aiq_sandbox.faults.update(drop_next=1, ops=[dropped])
+    drain_all()
+    assert aiq_sandbox.faults.stats.drops == 1
+
+    [sold] = aiq_sandbox.state.transactions("IC-1001", entity="demo")
+    [bought] = aiq_sandbox.state.transactions("IC-1001", entity="demo-ie")
+    assert (sold["type"], sold["amount"], sold["currency"]) == (
+        "SalesInvoice", Decimal("800.00"), "EUR",
+    )  # fmt: skip
+    assert (bought["type"], bought["amount"], bought["currency"]) == (
+        "PurchasesInvoice", Decimal("800.00"), "EUR",
+    )  # fmt: skip
+    assert aiq_sandbox.state.account_code(sold["account_id"]) == ("Sales", "DEMOIE")
+    assert aiq_sandbox.state.account_code(bought["account_id"]) == ("Purchases", "DEMOUK")
+
+    sale.refresh_from_db()
+    assert sale.sales_invoice.state == SalesInvoice.State.POSTED
+    assert sale.sales_invoice.aiq_transaction_id == sold["transaction_id"]
+    assert sale.purchase.state == PurchaseInvoice.State.POSTED
+    assert sale.purchase.aiq_transaction_id == bought["transaction_id"]
+    page = client.get(reverse("sales:intercompany")).content.decode()
+    assert "IC-1001" not in page and "No unmatched halves" in page
+    assert "IC-1001" in client.get(reverse("sales:intercompany"), {"show": "all"}).content.decode()
+
+    # sent again: the same sale, nothing new
+    commands = OutboxCommand.objects.count()
+    again = intercompany_sale_submit(
+        connection=connection, source=crm_source(connection.entity, code="CRM2"),
+        invoice=recharge(), actor=alice,
+    )  # fmt: skip
+    assert again.pk == sale.pk and OutboxCommand.objects.count() == commands
+
+
+def test_a_sale_that_does_not_fit_the_connection_is_refused_and_nothing_is_stored(
+    connection, ireland, alice
+):
+    source = crm_source(connection.entity)
+    wrong_customer = recharge()
+    wrong_customer.customer_code = "ACME"
+    with pytest.raises(ValidationError, match="connection's customer is DEMOIE"):
+        intercompany_sale_submit(
+            connection=connection, source=source, invoice=wrong_customer, actor=alice
+        )
+    in_pounds = recharge()
+    in_pounds.currency = "GBP"
+    with pytest.raises(ValidationError, match="supplier account is in EUR"):
+        intercompany_sale_submit(
+            connection=connection, source=source, invoice=in_pounds, actor=alice
+        )
+    connection.valid = False
+    connection.save()
+    with pytest.raises(ValidationError, match="no longer lists"):
+        intercompany_sale_submit(
+            connection=connection, source=source, invoice=recharge(), actor=alice
+        )
+    assert not InterCompanySale.objects.exists() and not SalesInvoice.objects.exists()
+    assert not PurchaseInvoice.objects.exists() and not OutboxCommand.objects.exists()
