@@ -15,6 +15,11 @@ from tests.test_plans_factories import make_payment
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def group(entity, alice, bob):
     books = group_books(entity)
