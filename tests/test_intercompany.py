@@ -142,3 +142,20 @@ def test_a_sale_that_does_not_fit_the_connection_is_refused_and_nothing_is_store
         )
     assert not InterCompanySale.objects.exists() and not SalesInvoice.objects.exists()
     assert not PurchaseInvoice.objects.exists() and not OutboxCommand.objects.exists()
+
+
+def test_the_screen_form_sends_a_sale_to_the_group_company(connection, ireland, alice, client):
+    source = crm_source(connection.entity)
+    client.force_login(alice)
+    form = {
+        "connection": connection.pk, "source": source.pk, "reference": "IC-2001",
+        "invoice_date": "30/11/2026", "description": "IT recharge", "net_amount": "1,500.00",
+        "tax_code": "T0", "tax_amount": "", "department": "",
+    }  # fmt: skip
+    page = client.post(reverse("sales:intercompany_new"), form, follow=True).content.decode()
+    sale = InterCompanySale.objects.get()
+    assert (sale.sales_invoice.gross_amount, sale.purchase.gross_amount) == (
+        Decimal("1500.00"), Decimal("1500.00"),
+    )  # fmt: skip
+    assert sale.purchase.entity == ireland and sale.sales_invoice.currency == "EUR"
+    assert "IC-2001" in page and "1,500.00 EUR" in page and "30/11/2026" in page
