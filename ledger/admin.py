@@ -340,3 +340,19 @@ class DuplicateWriteAdmin(ViewOnlyAdmin):
     list_display = ("kind", "external_reference", "entity", "amount", "currency", "state")
     list_filter = ("state", "kind", "entity")
     search_fields = ("external_reference", "key")
+
+
+@admin.register(m.InterCompanyConnection)
+class InterCompanyConnectionAdmin(ViewOnlyAdmin):
+    """Pulled from AIQ (GetInterCompanyConnectionList); changed there, never here."""
+
+    list_display = (
+        "entity",
+        "local_account_code",
+        "remote_company_id",
+        "remote_account_code",
+        "remote_currency",
+        "valid",
+        "last_synced_at",
+    )
+    list_filter = ("entity", "valid")

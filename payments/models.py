@@ -58,6 +58,11 @@ class Payout(models.Model):
     reversal_command = models.ForeignKey(
         "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # the realised exchange gain or loss of the foreign-currency payments it settled
+    # (payments/services/provider_fx.py)
+    fx_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     statement_payment = models.OneToOneField(
         "Payment",
         null=True,

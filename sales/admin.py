@@ -23,6 +23,7 @@ class SalesSettingsAdmin(AuditedAdmin):
         "approve_new_customers",
         "batch_approval_total",
         "email_invoices",
+        "email_receipts",
         "deferred_revenue_gl_account_code",
     )
 
@@ -80,3 +81,64 @@ class CustomerUpdateAdmin(ViewOnlyAdmin):
     list_display = ("customer_code", "origin", "state", "created_at")
     list_filter = ("state",)
     search_fields = ("customer_code",)
+
+
+@admin.register(m.SalesInvoiceLine)
+class SalesInvoiceLineAdmin(MoneyRowAdmin):
+    list_display = ("invoice", "line_number", "net_amount", "tax_amount", "department")
+    search_fields = ("invoice__external_reference",)
+
+
+@admin.register(m.BackToBackRule)
+class BackToBackRuleAdmin(AuditedAdmin):
+    """Configuration: which supplier a resold cost is bought from and the mark-up it is sold
+    on at; the pairs themselves are made by back_to_back_submit."""
+
+    list_display = ("code", "name", "entity", "supplier_code", "markup_percent", "active")
+    list_filter = ("entity", "active")
+
+
+class PurchaseInvoiceLineInline(admin.TabularInline):
+    model = m.PurchaseInvoiceLine
+    extra = 0
+    can_delete = False
+    fields = ("line_number", "description", "net_amount", "tax_code", "tax_amount", "department")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(m.PurchaseInvoice)
+class PurchaseInvoiceAdmin(MoneyRowAdmin):
+    """Made by the back-to-back and intercompany services, moved by the outbox."""
+
+    list_display = (
+        "external_reference",
+        "entity",
+        "supplier_code",
+        "state",
+        "gross_amount",
+        "currency",
+        "aiq_transaction_id",
+    )
+    list_filter = ("state", "entity")
+    search_fields = ("external_reference", "supplier_code")
+    inlines = [PurchaseInvoiceLineInline]
+
+
+@admin.register(m.PurchaseInvoiceLine)
+class PurchaseInvoiceLineAdmin(MoneyRowAdmin):
+    list_display = ("invoice", "line_number", "net_amount", "tax_amount", "department")
+
+
+@admin.register(m.BackToBackPair)
+class BackToBackPairAdmin(MoneyRowAdmin):
+    list_display = ("reference", "entity", "rule", "customer_code", "cost_net", "sale_net")
+    search_fields = ("reference", "customer_code")
+
+
+@admin.register(m.InterCompanySale)
+class InterCompanySaleAdmin(ViewOnlyAdmin):
+    list_display = ("reference", "seller", "buyer", "sales_invoice", "purchase", "created_at")
+    search_fields = ("reference",)

@@ -7,10 +7,11 @@ class SalesConfig(AppConfig):
 
     def ready(self):
         # the outbox kinds this app owns and what their verdicts do to its invoices
-        from sales import deferred_outbox, outbox
+        from sales import deferred_outbox, outbox, outbox_purchases
         from sales.services import stripe_billing
 
         outbox.register()
         deferred_outbox.register()
+        outbox_purchases.register()
         # Stripe Billing's invoices, credit notes and customers, through payments' webhook
         stripe_billing.register()

@@ -41,6 +41,10 @@ class SalesSettings(models.Model):
     email_invoices = models.BooleanField(
         default=False, help_text="E-mail the AIQ invoice PDF to the customer once posted"
     )
+    email_receipts = models.BooleanField(
+        default=False,
+        help_text="E-mail the AIQ receipt PDF to the customer once a payment is posted in AIQ",
+    )
     deferred_revenue_gl_account_code = models.CharField(
         max_length=50,
         blank=True,
@@ -429,3 +433,197 @@ class CustomerUpdate(models.Model):
 
     def __str__(self):
         return f"{self.customer_code} ({self.get_state_display()})"
+
+
+# --- purchase invoices, back-to-back pairs and intercompany sales ----------------------------
+
+
+class PurchaseInvoice(models.Model):
+    """One purchase invoice this product puts into AIQ (GetNewPurchasesInvoice ->
+    SaveInvoiceGetBackInvoiceID -> PostInvoiceGetBackTransactionID): the supplier half of a
+    back-to-back pair, or the buyer's half of an intercompany sale. Never edited once queued."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued", "Queued for AIQ"
+        POSTED = "posted", "Posted in AIQ"
+        LINKED = "linked", "Already in AIQ (linked)"
+        HELD = "held", "Held: needs a person"
+        FAILED = "failed", "Refused by AIQ"
+        CANCELLED = "cancelled", "Cancelled"
+
+    IN_AIQ = (State.POSTED, State.LINKED)
+
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    external_reference = models.CharField(max_length=100)
+    supplier_code = models.CharField(max_length=50)
+    invoice_date = models.DateField()
+    currency = models.CharField(max_length=3)
+    description = models.CharField(max_length=500, blank=True)
+    net_amount = MoneyField()
+    tax_amount = MoneyField()
+    gross_amount = MoneyField()
+    state = models.CharField(max_length=10, choices=State, default=State.QUEUED)
+    command = models.ForeignKey(
+        OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    aiq_transaction_id = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity", "external_reference"], name="purchase_invoice_reference_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
+                name="purchase_invoice_gross_is_net_plus_tax",
+            ),
+            models.CheckConstraint(condition=Q(net_amount__gt=0), name="purchase_invoice_net_gt_0"),
+            models.CheckConstraint(
+                condition=Q(tax_amount__gte=0), name="purchase_invoice_tax_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=~Q(state__in=["posted", "linked"]) | Q(aiq_transaction_id__isnull=False),
+                name="purchase_invoice_in_aiq_has_transaction",
+            ),
+        ]
+
+    def __str__(self):
+        return self.external_reference
+
+
+class PurchaseInvoiceLine(models.Model):
+    invoice = models.ForeignKey(PurchaseInvoice, on_delete=models.PROTECT, related_name="lines")
+    line_number = models.PositiveIntegerField()
+    description = models.CharField(max_length=500, blank=True)
+    net_amount = MoneyField()
+    tax_code = models.CharField(max_length=20, blank=True)
+    tax_amount = MoneyField(default=0)
+    gl_account_code = models.CharField(max_length=50, blank=True)
+    department = models.CharField(max_length=50, blank=True, help_text="BI code (DepartmentID)")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "line_number"], name="purchase_invoice_line_unique"
+            ),
+            models.CheckConstraint(condition=Q(net_amount__gt=0), name="purchase_line_net_gt_0"),
+            models.CheckConstraint(condition=Q(tax_amount__gte=0), name="purchase_line_tax_gte_0"),
+        ]
+
+
+class BackToBackRule(models.Model):
+    """How one kind of resold cost is invoiced back to back (e.g. agency labour): the supplier
+    it is bought from, the mark-up the customer pays, and the accounts and VAT of each half."""
+
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    code = models.CharField(max_length=30, help_text="Short name, e.g. LABOUR")
+    name = models.CharField(max_length=100)
+    supplier_code = models.CharField(max_length=50, help_text="AIQ supplier code")
+    markup_percent = models.DecimalField(
+        max_digits=7, decimal_places=4, help_text="Sale net = cost net x (1 + mark-up / 100)"
+    )
+    source = models.ForeignKey(
+        InvoiceSource,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="The invoice source the sales halves go through (batch or item invoices)",
+    )
+    purchase_gl_account_code = models.CharField(max_length=50, blank=True)
+    purchase_tax_code = models.CharField(max_length=20, blank=True)
+    sales_gl_account_code = models.CharField(max_length=50, blank=True)
+    sales_tax_code = models.CharField(max_length=20, blank=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "code"], name="back_to_back_rule_code_once"),
+            models.CheckConstraint(
+                condition=Q(markup_percent__gte=0), name="back_to_back_markup_gte_0"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.code} ({self.supplier_code} + {self.markup_percent}%)"
+
+
+class BackToBackPair(models.Model):
+    """One source line invoiced back to back: the purchase invoice from the supplier and the
+    sales invoice to the customer, linked. The sales half waits in the outbox for the purchase
+    half (depends_on), so a refused purchase holds the sale for a person."""
+
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    rule = models.ForeignKey(BackToBackRule, on_delete=models.PROTECT, related_name="pairs")
+    reference = models.CharField(max_length=80, help_text="The source line's own id")
+    customer_code = models.CharField(max_length=50)
+    description = models.CharField(max_length=500, blank=True)
+    department = models.CharField(max_length=50, blank=True, help_text="BI code of the line")
+    currency = models.CharField(max_length=3)
+    cost_net = MoneyField()
+    sale_net = MoneyField()
+    markup_percent = models.DecimalField(max_digits=7, decimal_places=4)
+    purchase = models.OneToOneField(
+        PurchaseInvoice, on_delete=models.PROTECT, related_name="back_to_back"
+    )
+    sales_invoice = models.OneToOneField(
+        SalesInvoice, on_delete=models.PROTECT, related_name="back_to_back"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity", "reference"], name="back_to_back_reference_once"
+            ),
+            models.CheckConstraint(condition=Q(cost_net__gt=0), name="back_to_back_cost_gt_0"),
+            models.CheckConstraint(
+                condition=Q(sale_net__gte=F("cost_net")), name="back_to_back_sale_gte_cost"
+            ),
+        ]
+
+    def __str__(self):
+        return self.reference
+
+
+class InterCompanySale(models.Model):
+    """A sale from one company of the group to another: the sales invoice in the seller's AIQ
+    company and the matching purchase invoice in the buyer's, linked. The purchase half waits
+    in the outbox for the sales half (depends_on)."""
+
+    connection = models.ForeignKey(
+        "ledger.InterCompanyConnection", on_delete=models.PROTECT, related_name="+"
+    )
+    seller = models.ForeignKey(Entity, on_delete=models.PROTECT, related_name="+")
+    buyer = models.ForeignKey(Entity, on_delete=models.PROTECT, related_name="+")
+    reference = models.CharField(max_length=80)
+    sales_invoice = models.OneToOneField(
+        SalesInvoice, on_delete=models.PROTECT, related_name="intercompany"
+    )
+    purchase = models.OneToOneField(
+        PurchaseInvoice, on_delete=models.PROTECT, related_name="intercompany"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["seller", "reference"], name="intercompany_sale_reference_once"
+            ),
+            models.CheckConstraint(
+                condition=~Q(seller=F("buyer")), name="intercompany_sale_two_companies"
+            ),
+        ]
+
+    def __str__(self):
+        return self.reference

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sales import views
+from sales import views, views_pairs
 
 app_name = "sales"
 
@@ -19,4 +19,8 @@ urlpatterns = [
     path(
         "sales/deferred-revenue/<id:schedule_id>/", views.deferred_detail, name="deferred_schedule"
     ),
+    path("sales/back-to-back/", views_pairs.back_to_back, name="back_to_back"),
+    path("sales/back-to-back/new", views_pairs.back_to_back_new, name="back_to_back_new"),
+    path("sales/intercompany/", views_pairs.intercompany, name="intercompany"),
+    path("sales/intercompany/new", views_pairs.intercompany_new, name="intercompany_new"),
 ]

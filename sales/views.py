@@ -16,6 +16,7 @@ from ledger.models import Invoice
 from sales.models import DeferredRevenueSchedule, InvoiceSource, SalesBatch, SalesInvoice
 from sales.services import deferred, uploads
 from sales.services import invoices as invoice_services
+from staff.company_scope import company_scope, visible_scope
 from staff.views import approver_required, clerk_required, get_or_404, run_service
 
 CACHE_SECONDS = 3600
@@ -221,7 +222,8 @@ def batch_cancel(request, batch_id):
 def deferred_list(request):
     today = timezone.localdate()
     schedules = list(
-        DeferredRevenueSchedule.objects.select_related("invoice", "line", "entity")
+        company_scope(DeferredRevenueSchedule.objects.all(), request)
+        .select_related("invoice", "line", "entity")
         .prefetch_related("releases")
         .order_by("-start_date", "-pk")[:SCHEDULES_SHOWN]
     )
@@ -237,7 +239,9 @@ def deferred_list(request):
 @clerk_required
 def deferred_detail(request, schedule_id):
     schedule = get_or_404(
-        DeferredRevenueSchedule.objects.select_related("invoice", "line", "entity"),
+        visible_scope(DeferredRevenueSchedule.objects.all(), request).select_related(
+            "invoice", "line", "entity"
+        ),
         pk=schedule_id,
     )
     today = timezone.localdate()

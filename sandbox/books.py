@@ -24,6 +24,8 @@ SALES_DEBIT_JOURNAL = "SalesDebitJournal"
 SALES_CREDIT_JOURNAL = "SalesCreditJournal"
 SALES_DISCOUNT = "SalesDiscount"
 GENERAL_JOURNAL = "GeneralJournal"
+# on a supplier's account: a purchase invoice is positive (what the company owes the supplier)
+PURCHASES_INVOICE = "PurchasesInvoice"
 INVOICE_TYPES = (SALES_INVOICE, SALES_DEBIT_JOURNAL)
 DEBTORS_GL = "1100"
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from sandbox.books import (
     DEBTORS_GL,
+    PURCHASES_INVOICE,
     SALES_CREDIT_NOTE,
     SALES_INVOICE,
     account_by_code,
@@ -29,6 +30,9 @@ KINDS = {
 }  # fmt: skip
 # Elements of AIQ's Invoice record that its CreditNote record does not have.
 _INVOICE_ONLY = ("ApprovalStatusName", "AuthorUserName", "ExternalApproverName", "AccountCode")
+# A supplier's invoice (ledger Purchases) is numbered and posted on its own: creditors control
+# credited with the gross, the lines' purchases accounts and input VAT debited.
+PURCHASES = {"type": "Invoice", "prefix": "PI", "start": 1, "txn": PURCHASES_INVOICE, "sign": 1}
 _STATUS = {"saved": "Created", "posted": "Processed"}
 CENT = Decimal("0.01")
 
@@ -184,7 +188,7 @@ def save(ctx, record: dict | None, create: bool, kind: str) -> int:
     )
     external = record.get("ExternalReference") or None
     if create:
-        spec = KINDS[kind]
+        spec = _spec(kind, account["ledger"])
         number = record.get("InvoiceNumber") or (
             f"{spec['prefix']}-{next_number(ctx.db, ctx.entity_id, spec['prefix'], spec['start'])}"
         )
@@ -236,15 +240,18 @@ def post(ctx, invoice_id, kind: str) -> int:
             VALIDATION,
         )
     data = loads(row["data"])
-    spec = KINDS[kind]
+    spec = _spec(kind, row["ledger"])
     sign = spec["sign"]
+    # the control line's side: debtors debited by a sale, creditors credited by a purchase
+    side = 1 if row["ledger"] == "Sales" else -1
+    control = DEBTORS_GL if side == 1 else gl_by_category(ctx, "creditors")
     gross = Decimal(data["GrossAmount"])
-    lines = [line(DEBTORS_GL, sign * gross, data["InvoiceNumber"], IsControlLine=True)]
+    lines = [line(control, side * sign * gross, data["InvoiceNumber"], IsControlLine=True)]
     for item in data["Lines"]["InvoiceLine"]:
         lines.append(
             line(
                 item["GLAccountCode"],
-                -sign * Decimal(item["NetAmount"]),
+                -side * sign * Decimal(item["NetAmount"]),
                 item.get("StockItemDescription") or item.get("Notes"),
                 TaxCode=item.get("TaxCode"),
                 DepartmentID=item.get("DepartmentID"),
@@ -252,7 +259,7 @@ def post(ctx, invoice_id, kind: str) -> int:
         )
     tax = Decimal(data["TaxAmount"])
     if tax:
-        lines.append(line(gl_by_category(ctx, "tax"), -sign * tax, "VAT", IsTaxLine=True))
+        lines.append(line(gl_by_category(ctx, "tax"), -side * sign * tax, "VAT", IsTaxLine=True))
     transaction_id = create_txn(
         ctx,
         type=spec["txn"],
@@ -274,6 +281,10 @@ def post(ctx, invoice_id, kind: str) -> int:
         (transaction_id, iso(ctx.now), row["id"]),
     )
     return transaction_id
+
+
+def _spec(kind: str, ledger: str) -> dict:
+    return PURCHASES if ledger == "Purchases" and kind == "invoice" else KINDS[kind]
 
 
 def _date(value) -> datetime | None:

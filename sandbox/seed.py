@@ -1,7 +1,8 @@
 """A realistic, deterministic demo company for the sandbox.
 
 Entity "demo" (Demo Trading Ltd, GBP; Integration 1.1 keys and 2.0 client) and entity
-"demo-ie" (Demo Trading Ireland DAC, EUR; 2.0 only), connected intercompany. "demo" has 20
+"demo-ie" (Demo Trading Ireland DAC, EUR; 2.0 only), connected intercompany (demo's customer
+DEMOIE is demo-ie's supplier DEMOUK). Each has a labour agency supplier AGENCY. "demo" has 20
 customers with e-mail addresses, GBP and EUR bank accounts, a chart of accounts with discount
 and write-off accounts, tax codes, two analysis dimensions with departments, and 60 posted
 invoices INV-1001.. in GBP and EUR, 15 of them part-paid by allocated receipts, plus two
@@ -136,9 +137,11 @@ def seed(path: str, as_of: datetime = AS_OF) -> dict:
             ireland = _company(db, "demo-ie", as_of, rng, IE_CUSTOMERS, invoices=12, paid=3,
                                banks=[("BANK-EUR-IE", "1200", "EUR"), ("BANK-GBP-IE", "1210", "GBP")],
                                rates={"GBP": "0.87"})  # fmt: skip
+            # demo sells to demo-ie: its customer DEMOIE (EUR) is demo-ie's supplier DEMOUK (EUR)
             db.execute(
-                "INSERT INTO intercompany (entity_id, local_account_code, remote_entity_id, "
-                "remote_account_code) VALUES ('demo', 'DEMOIE', 'demo-ie', 'DEMOUK')"
+                "INSERT INTO intercompany (entity_id, local_account_code, local_ledger, "
+                "remote_entity_id, remote_account_code, remote_ledger) "
+                "VALUES ('demo', 'DEMOIE', 'Sales', 'demo-ie', 'DEMOUK', 'Purchases')"
             )
             return {"demo": demo, "demo-ie": ireland}
     finally:
@@ -192,6 +195,15 @@ def _company(db, entity_id, as_of, rng, customers, *, invoices, paid, banks, rat
     for supplier in ("OFFICEPRO", "CLOUDHOST"):
         save_customer(ctx, {"Code": supplier, "Name": supplier.title() + " Ltd",
                             "DefaultGLAccountCode": "5000"}, create=True, ledger="Purchases")  # fmt: skip
+    # a labour agency (back-to-back invoicing); demo-ie buys from demo as supplier DEMOUK
+    # (intercompany: demo's customer DEMOIE is connected to it)
+    suppliers = [("AGENCY", "Staffline Agency Ltd", entity["base_currency"])]
+    if entity_id == "demo-ie":
+        suppliers.append(("DEMOUK", "Demo Trading Ltd (intercompany)", "EUR"))
+    for code, name, currency in suppliers:
+        save_customer(ctx, {"Code": code, "Name": name, "CurrencyCode": currency,
+                            "DefaultGLAccountCode": "5000", "DefaultTaxCode": "T0"},
+                      create=True, ledger="Purchases")  # fmt: skip
     invoice_ids = []
     for n in range(invoices):
         code = codes[n % len(codes)]

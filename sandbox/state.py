@@ -55,6 +55,21 @@ class State:
             Decimal(0),
         )
 
+    def lines(self, transaction_id: int) -> list[dict]:
+        """One transaction's GL lines: GLAccountCode, Amount (Decimal, debits positive),
+        DepartmentID, IsControlLine, IsTaxLine."""
+        rows = self._rows("SELECT lines FROM txn WHERE id = ?", (transaction_id,))
+        if not rows:
+            raise KeyError(transaction_id)
+        return [
+            {**item, "Amount": Decimal(str(item["Amount"]))} for item in loads(rows[0]["lines"])
+        ]
+
+    def account_code(self, account_id: int) -> tuple[str, str]:
+        """(ledger, code) of an account: Sales for customers, Purchases for suppliers."""
+        [row] = self._rows("SELECT ledger, code FROM account WHERE id = ?", (account_id,))
+        return row["ledger"], row["code"]
+
     def outstanding(self, transaction_id: int) -> Decimal:
         rows = self._rows("SELECT outstanding_milli FROM txn WHERE id = ?", (transaction_id,))
         if not rows:

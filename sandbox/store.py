@@ -103,8 +103,12 @@ CREATE TABLE IF NOT EXISTS intercompany (
     id INTEGER PRIMARY KEY,
     entity_id TEXT NOT NULL REFERENCES entity(id),
     local_account_code TEXT NOT NULL,
+    -- which account the code names: the seller's customer and the buyer's supplier
+    local_ledger TEXT NOT NULL DEFAULT 'Sales' CHECK (local_ledger IN ('Sales', 'Purchases')),
     remote_entity_id TEXT NOT NULL REFERENCES entity(id),
-    remote_account_code TEXT NOT NULL
+    remote_account_code TEXT NOT NULL,
+    remote_ledger TEXT NOT NULL DEFAULT 'Purchases'
+        CHECK (remote_ledger IN ('Sales', 'Purchases'))
 );
 -- Item invoices and credit notes before and after posting (batch invoices skip this table).
 CREATE TABLE IF NOT EXISTS invoice (

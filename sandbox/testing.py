@@ -19,11 +19,14 @@ import shutil
 import tempfile
 import threading
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 
 from sandbox import wsdl
+from sandbox.books import Ctx
 from sandbox.ops.banks import bank_gl_balance
+from sandbox.ops.customers import save_customer
 from sandbox.seed import credentials, seed
 from sandbox.server import SandboxServer
 
@@ -96,6 +99,16 @@ class RunningSandbox:
                 "VALUES (?, ?, ?, ?, ?)",
                 (entity, gl_code, bank_account_code, bank_account_code, currency),
             )
+
+    def add_supplier(self, code: str, name: str, currency: str, *, entity: str = "demo") -> None:
+        """Set up one more supplier, as an AIQ user does in AIQ's screens (the product never
+        creates suppliers), with the purchases account 5000 as its default."""
+        with self.server.store.transaction() as db:
+            row = db.execute("SELECT * FROM entity WHERE id = ?", (entity,)).fetchone()
+            ctx = Ctx(db=db, entity=row, now=datetime.now(), user="admin")
+            save_customer(ctx, {"Code": code, "Name": name, "CurrencyCode": currency,
+                                "DefaultGLAccountCode": "5000"},
+                          create=True, ledger="Purchases")  # fmt: skip
 
     def add_gl_account(self, code: str, name: str, category: str, *, entity: str = "demo") -> None:
         """One more GL account, as an AIQ administrator adds it in AIQ's screens (no

@@ -1,16 +1,28 @@
-"""What a credit note does to a deferred line's schedule (sales/services/deferred.py), and the
-BI codes a write-off takes from its invoice's lines: the rules alone, on the database (the
-worked scenario against AIQ's books is tests/test_deferred_revenue.py)."""
+"""What a credit note does to a deferred line's schedule (sales/services/deferred.py), the
+BI codes a write-off takes from its invoice's lines, and who sees the BI codes and schedules of
+which company: the rules alone, on the database (the worked scenarios against AIQ's books are
+tests/test_deferred_revenue.py and tests/test_bi_codes.py)."""
 
 from datetime import date
 from decimal import Decimal
 
 import pytest
+from django.urls import reverse
 
 from ledger.departments import lines_by_department
-from ledger.models import CreditNote, CreditNoteLine, Customer, DocumentStatus, Invoice, InvoiceLine
+from ledger.models import (
+    CreditNote,
+    CreditNoteLine,
+    Customer,
+    Department,
+    DocumentStatus,
+    Invoice,
+    InvoiceLine,
+    OutboxCommand,
+)
 from sales.models import DeferredRelease, InvoiceSource, SalesInvoice, SalesInvoiceLine
 from sales.services.deferred import deferrals_create, deferred_credit_apply
+from tests.companies_support import grant, ireland
 
 pytestmark = pytest.mark.django_db
 R = DeferredRelease.State
@@ -97,3 +109,25 @@ def test_a_write_off_carries_its_invoice_lines_bi_codes(deferred_line):
     )  # fmt: skip
     lines = lines_by_department(invoice, Decimal("10.00"), "GBP", "8100", "Write-off")
     assert [(x["department_id"], x["amount"]) for x in lines] == [("NS", "7.50"), ("SS", "2.50")]
+
+
+def test_a_clerk_of_another_company_sees_neither_its_bi_codes_nor_its_schedules(
+    deferred_line, entity, alice, bob, client
+):
+    schedule, _, _ = deferred_line
+    ns = Department.objects.create(entity=entity, department_id="NS", name="North subscriptions")
+    ie = ireland()
+    Department.objects.create(entity=ie, department_id="IE1", name="Dublin services")
+    grant(alice, ie)
+    grant(bob, ie)
+    client.force_login(alice)
+    page = client.get(reverse("ledger:departments")).content.decode()
+    assert "Dublin services" in page and "North subscriptions" not in page
+    assert client.get(reverse("sales:deferred_schedule", args=[schedule.pk])).status_code == 404
+    assert "LIC-9" not in client.get(reverse("sales:deferred")).content.decode()
+    client.force_login(bob)
+    response = client.post(
+        reverse("ledger:department_update", args=[ns.pk]), {"name": "x", "action": "retire"}
+    )
+    assert response.status_code == 404
+    assert not OutboxCommand.objects.filter(kind="update_department").exists()

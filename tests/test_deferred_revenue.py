@@ -23,7 +23,8 @@ from sales.models import (
     SalesInvoice,
     SalesSettings,
 )
-from sales.normalised import NormalisedInvoice, NormalisedLine
+from sales.normalised import NormalisedCreditNote, NormalisedInvoice, NormalisedLine
+from sales.services.credit_notes import sales_credit_note_submit
 from sales.services.deferred import deferred_releases_run, month_end, schedule_figures
 from sales.services.invoices import sales_invoice_submit
 from sandbox.store import loads
@@ -182,3 +183,41 @@ def test_a_deferred_line_needs_the_companys_account_and_its_base_currency(entity
             entity=entity, source=source, invoice=_licence("D-3", months=61), actor=alice
         )
     assert not SalesInvoice.objects.exists()
+
+
+def test_the_selling_systems_credit_note_of_a_deferred_line_keeps_its_bi_code_and_account(
+    company, aiq_sandbox, alice
+):
+    """A credit note from the CRM (its own lines, no BI code given): each line takes the BI
+    code of the invoice line it credits and, for a deferred line, its deferred account; the
+    schedule's remaining releases are spread again."""
+    deferred_before = aiq_sandbox.state.gl_total(DEFERRED)
+    source = crm_source(company)
+    sales_invoice_submit(entity=company, source=source, invoice=_licence("LIC-CRM"), actor=alice)
+    drain_all()
+    schedule = DeferredRevenueSchedule.objects.get()
+    assert deferred_releases_run(today=date(2026, 2, 28)) == 2  # January and February
+    drain_all()
+    sales_credit_note_submit(
+        entity=company,
+        source=source,
+        note=NormalisedCreditNote(
+            external_reference="LIC-CRM-CN",
+            invoice_reference="LIC-CRM",
+            credit_date=date(2026, 3, 5),
+            lines=[NormalisedLine(Decimal("300.00"), Decimal("60.00"), tax_code="T1")],
+            reason="Fewer seats",
+        ),
+        actor=alice,
+    )
+    drain_all()
+    [credit] = [
+        t for t in aiq_sandbox.state.transactions("LIC-CRM-CN") if t["type"] != "GeneralJournal"
+    ][:1]
+    lines = loads(aiq_sandbox.state._rows(
+        "SELECT lines FROM txn WHERE id = ?", (credit["transaction_id"],))[0]["lines"])  # fmt: skip
+    [net_line] = [x for x in lines if x.get("TaxCode")]
+    assert (net_line["GLAccountCode"], net_line["DepartmentID"]) == (DEFERRED, "NS")
+    left = schedule.releases.filter(state=R.SCHEDULED).order_by("number")
+    assert [r.amount for r in left] == [Decimal("70.00")] * 10  # (1,000.00 - 300.00) / 10
+    assert aiq_sandbox.state.gl_total(DEFERRED) - deferred_before == Decimal("-700.00")

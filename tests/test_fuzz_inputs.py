@@ -154,6 +154,36 @@ PARAMS = {
     "sales:invoice_cancel": ((), ()),
     "sales:deferred": ((), ()),
     "sales:deferred_schedule": ((), ()),
+    "sales:back_to_back": (("show", "company"), ()),
+    "sales:back_to_back_new": (
+        (),
+        (
+            "rule",
+            "reference",
+            "customer_code",
+            "customer_name",
+            "description",
+            "cost_net",
+            "currency",
+            "invoice_date",
+            "department",
+        ),
+    ),  # fmt: skip
+    "sales:intercompany": (("show", "company"), ()),
+    "sales:intercompany_new": (
+        (),
+        (
+            "connection",
+            "source",
+            "reference",
+            "invoice_date",
+            "description",
+            "net_amount",
+            "tax_code",
+            "tax_amount",
+            "department",
+        ),
+    ),  # fmt: skip
     "webhook-stripe": ((), ()),
     "webhook-gocardless": ((), ()),
     "webhook-stripe-account": ((), ()),

@@ -45,7 +45,7 @@ def test_login_then_dashboard_shell(client, alice):
 def test_admin_lists_every_model(client, carol):
     client.force_login(carol)
     index = client.get(reverse("admin:index")).content.decode()
-    for app_label in ("ledger", "payments", "staff", "api"):
+    for app_label in ("ledger", "payments", "sales", "staff", "api"):
         for model in apps.get_app_config(app_label).get_models():
             assert model in admin.site._registry, f"{model.__name__} is not in the admin"
             url = reverse(f"admin:{app_label}_{model._meta.model_name}_changelist")

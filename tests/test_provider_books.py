@@ -282,8 +282,9 @@ def test_a_eur_receipt_in_a_gbp_company_is_posted_at_the_providers_rate_never_1(
     books, entity, alice, bob
 ):
     """A EUR card payment settled by Stripe in GBP at 0.80 GBP per EUR: AIQ's rate (EUR per
-    GBP) is 1.25, not 1 and not the company's 1.15 for the day; into the EUR bank, whose rate
-    follows. A EUR bank transfer without a provider rate gets the company's rate from AIQ."""
+    GBP) is 1.25, not 1 and not the company's 1.15 for the day; Stripe holds the money in GBP,
+    so it lands in the GBP clearing account, whose bank rate is the base's 1. A EUR bank
+    transfer without a provider rate gets the company's rate from AIQ."""
     from payments.services.plans import PlanRefused
 
     invoice = make_invoice(entity, "QUAYSD", [("Service", "4010", "200.00", "T0")])
@@ -302,7 +303,8 @@ def test_a_eur_receipt_in_a_gbp_company_is_posted_at_the_providers_rate_never_1(
     with pytest.raises(PlanRefused, match="is in GBP, the payment in EUR"):
         allocate(payment, [(gbp_invoice, "50.00")], alice, bob)
     allocate(payment, [(invoice, "200.00")], alice, bob)
-    assert _posted_rates(books, f"RCPT-{payment.pk}") == (Decimal("1.25"), Decimal("1.25"))
+    assert _posted_rates(books, f"RCPT-{payment.pk}") == (Decimal("1.25"), Decimal("1"))
+    assert books.bank_balance("1150") == Decimal("160.00")  # EUR 200.00 as Stripe holds it
 
     transfer = Payment.objects.create(
         entity=entity, source="bank", external_id="row:eur-1", amount=Decimal("40.00"),

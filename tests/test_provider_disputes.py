@@ -322,6 +322,26 @@ def test_gocardless_payout_then_a_late_failure_end_where_gocardless_and_the_bank
     drain_all()
     assert aiq.bank_balance("1160") == 0
 
+    # the 300.00 payment is charged back (lost at once), then GoCardless cancels the
+    # charge-back (the payment is paid out again): the write-off comes back into clearing
+    gocardless.payments["PM00GC2"] = _gc_payment("PM00GC2", 30000, "charged_back", "PO00GC1",
+                                                 "ACME")  # fmt: skip
+    assert _gc_event("EV00CB1", "charged_back", "PM00GC2", "refund_requested") == "processed"
+    drain_all()
+    charge_back = Dispute.objects.get(source="gocardless", status="charged_back")
+    assert aiq.bank_balance("1160") == Decimal("-300.00")
+    assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("345.50")
+    gocardless.payments["PM00GC2"] = _gc_payment("PM00GC2", 30000, "paid_out", "PO00GC1", "ACME")
+    assert _gc_event("EV00CB2", "chargeback_cancelled", "PM00GC2", "chargeback_cancelled") == (
+        "processed"
+    )
+    drain_all()
+    charge_back.refresh_from_db()
+    assert charge_back.status == "won" and charge_back.payment.status == "succeeded"
+    assert aiq.bank_balance("1160") == 0
+    assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("45.50")
+    assert len(aiq.state.transactions(f"DISPWON-{charge_back.pk}")) == 1
+
 
 def test_the_disputes_screen_shows_what_each_dispute_booked_and_why_lost_is_written_off(
     dispute_books,

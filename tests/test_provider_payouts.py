@@ -4,7 +4,7 @@ payments land in the Irish company's EUR clearing account, the payout books one 
 sandbox's books of its second company (demo-ie)."""
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -23,6 +23,7 @@ from tests.refunds_support import allocate, drain_all, make_invoice, seed_roles_
 
 pytestmark = pytest.mark.django_db(transaction=True)
 IE = "demo-ie"
+books = stripe_books.books  # the UK company with its Stripe GBP clearing account
 
 
 @pytest.fixture(autouse=True)
@@ -114,3 +115,59 @@ def test_a_eur_payout_in_a_eur_company_leaves_clearing_at_zero_and_books_the_fee
     (fee_journal,) = state.transactions(f"POFEE-{payout.pk}", entity=IE)
     assert fee_journal["currency"] == "EUR"
     assert not state.transactions(f"POUT-{payout.pk}")  # nothing in the UK company's books
+
+
+def _rate_in_aiq(sandbox, invoice) -> Decimal:
+    """AIQ's ExchangeRate of an invoice, as the pull mirrors it (Invoice.exchange_rate)."""
+    with sandbox.server.store.transaction() as db:
+        row = db.execute(
+            "SELECT exchange_rate FROM txn WHERE id = ?", (invoice.aiq_transaction_id,)
+        ).fetchone()
+    return Decimal(row["exchange_rate"])
+
+
+def test_a_eur_payment_settled_in_a_gbp_payout_books_the_realised_exchange_loss_once(
+    books, entity, alice, bob
+):
+    """A EUR 200.00 invoice AIQ booked at 1.15 EUR per GBP (173.91 GBP) is paid by card; Stripe
+    converts at 0.80 GBP per EUR (160.00 GBP, AIQ's 1.25) and pays it out in GBP: the receipt
+    lands in the GBP clearing account at 160.00, the payout empties it, and the 13.91 GBP
+    realised loss goes to the FX account in one journal."""
+    books.add_gl_account("7900", "Realised exchange gains and losses", "expense")
+    ProviderAccount.objects.update(fx_gl_account_code="7900")
+    invoice = make_invoice(entity, "QUAYSD", [("Service", "4010", "200.00", "T0")])
+    invoice.exchange_rate = _rate_in_aiq(books, invoice)
+    invoice.save(update_fields=["exchange_rate"])
+    assert invoice.exchange_rate == Decimal("1.15")
+
+    charge = stripe_books._charge(51, "QUAYSD", 20000, 260, 52)
+    charge["currency"] = "eur"
+    charge["balance_transaction"].update(currency="gbp", amount=16000, net=16000 - 312,
+                                         exchange_rate=0.8)  # fmt: skip
+    payments_upsert(items=[stripe_source.normalise_charge(charge)], origin="test", entity=entity)
+    payment = Payment.objects.get(external_id=stripe_source.payment_key(charge))
+    payment.customer = Customer.objects.get(entity=entity, code="QUAYSD")
+    payment.save(update_fields=["customer"])
+    allocate(payment, [(invoice, "200.00")], alice, bob)
+    drain_all()
+    # Stripe holds it in GBP: the receipt (EUR 200.00 at 1.25) is 160.00 in GBP clearing
+    assert books.bank_balance("1150") == Decimal("160.00")
+
+    loss_before = books.state.gl_total("7900")
+    payout = stripe_books._pay_out([charge], payout_id="po_fx")
+    drain_all()
+    assert payout.amount == Decimal("156.88")
+    assert books.bank_balance("1150") == 0
+    assert books.state.gl_total("7900") - loss_before == Decimal("13.91")  # a loss: a debit
+    (journal,) = books.state.transactions(f"FXR-{payout.pk}")
+    assert journal["type"] == "GeneralJournal"
+    assert payout_book(payout=payout).fx_command_id == payout.fx_command_id  # once
+    drain_all()
+    assert len(books.state.transactions(f"FXR-{payout.pk}")) == 1
+
+    from payments.services.provider_report import reconciliation
+
+    report = reconciliation(ProviderAccount.objects.get(), date(2026, 12, 1), date(2026, 12, 31))
+    assert ("realised FX", "po_fx", Decimal("-13.91"), f"FXR-{payout.pk}") in [
+        (r[0], r[2], r[3], r[4]) for r in report.rows
+    ]

@@ -193,6 +193,17 @@ class AiqOperations:
     def get_new_batch_sales_invoice(self, customer_code: str) -> dict:
         return self.call("GetNewBatchSalesInvoice", customerCode=customer_code.upper()).result
 
+    def get_new_purchases_invoice(self, supplier_code: str) -> dict:
+        """A new purchase invoice (an Invoice with Ledger "Purchases") with the supplier's
+        defaults; saved and posted like an item sales invoice."""
+        return self.call("GetNewPurchasesInvoice", supplierCode=supplier_code.upper()).result
+
+    def get_inter_company_connection_list(self) -> list[dict]:
+        """The company's valid intercompany connections: each {"Local": {...}, "Remote": {...}}
+        with EntityID, EntityName, EntityBaseCurrencyCode, AccountID, AccountCode, AccountName,
+        AccountCurrencyCode."""
+        return unwrap(self.call("GetInterCompanyConnectionList"), "WSInterCompanyConnection")
+
     def get_new_sales_credit_note(self, customer_code: str) -> dict:
         return self.call("GetNewSalesCreditNote", customerCode=customer_code.upper()).result
 

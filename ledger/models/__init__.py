@@ -11,6 +11,7 @@ from ledger.models.attachments import MAX_ATTACHMENT_BYTES, Attachment
 from ledger.models.documents import Document
 from ledger.models.duplicates import DuplicateWrite
 from ledger.models.entities import ApiVersion, Entity, EntityGrant, SyncedModel
+from ledger.models.intercompany import InterCompanyConnection
 from ledger.models.invoices import (
     INVOICE_KEY_FIELDS,
     CreditNote,
@@ -56,6 +57,7 @@ __all__ = [
     "Entity",
     "EntityGrant",
     "GLAccount",
+    "InterCompanyConnection",
     "Invoice",
     "InvoiceLine",
     "InvoiceQuerySet",

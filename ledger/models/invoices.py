@@ -75,6 +75,9 @@ class Invoice(SyncedModel):
     aiq_transaction_id = models.IntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=DocumentStatus, default=DocumentStatus.POSTED)
     currency = models.CharField(max_length=3)
+    # AIQ's ExchangeRate of the invoice: units of its currency per base unit (empty: not pulled
+    # yet); a receipt at another rate settles it with a realised exchange gain or loss
+    exchange_rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     invoice_date = models.DateField()
     due_date = models.DateField(null=True, blank=True)
     net_amount = MoneyField(default=0)

@@ -356,6 +356,7 @@ def _apply_invoice(entity, row, protected: Protected, now) -> None:
         "currency": get(row, "CurrencyCode") or customer.currency,
         "invoice_date": as_date(get(row, "TransactionDate")),
         "due_date": due_date(as_date(get(row, "TransactionDate")), customer),
+        "exchange_rate": as_decimal(get(row, "ExchangeRate")) if get(row, "ExchangeRate") else None,
         "net_amount": net,
         "tax_amount": tax,
         "gross_amount": gross,

@@ -18,7 +18,7 @@ from django_q.tasks import async_task
 
 from ledger.aiq.client import AiqClient
 from ledger.models import Customer, CustomerStatement, Entity, SyncState
-from ledger.sync import pull, statements
+from ledger.sync import intercompany, pull, statements
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -31,6 +31,7 @@ LISTS = [
     ("tax_codes", pull.sync_tax_codes),
     ("departments", pull.sync_departments),
     ("customers", pull.sync_customers),
+    ("intercompany", intercompany.sync_intercompany_connections),
 ]
 STEPS = [name for name, _ in LISTS] + ["transactions", "allocations", "balances", "statements"]
 # rows read are written to SyncState at most this often (the end of a step always is)

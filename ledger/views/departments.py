@@ -9,9 +9,11 @@ from django.views.decorators.http import require_POST
 
 from ledger.aiq.client import AiqClient
 from ledger.aiq.errors import AiqError
+from ledger.companies import entities_for
 from ledger.departments import department_change, department_change_pending
 from ledger.models import AnalysisDimension, Department, Entity
 from ledger.sync.pull import sync_departments_by_analysis_code
+from staff.company_scope import company_scope, visible_scope
 from staff.views import approver_required, clerk_required, get_or_404, run_service
 
 
@@ -55,11 +57,14 @@ def _ask_aiq(request, entity: Entity, code: str) -> list[str] | None:
 @clerk_required
 def department_list(request):
     form = DepartmentFilter(request.GET or None)
-    departments = Department.objects.select_related("entity").order_by(
-        "entity__name", "department_id"
+    form.fields["entity"].queryset = entities_for(request.user)
+    departments = company_scope(
+        Department.objects.select_related("entity").order_by("entity__name", "department_id"),
+        request,
     )
-    dimensions = AnalysisDimension.objects.select_related("entity").order_by(
-        "entity__name", "position"
+    dimensions = company_scope(
+        AnalysisDimension.objects.select_related("entity").order_by("entity__name", "position"),
+        request,
     )
     if form.is_valid():
         if form.cleaned_data["entity"]:
@@ -89,7 +94,9 @@ def department_list(request):
 @require_POST
 @approver_required
 def department_update(request, department_id):
-    department = get_or_404(Department.objects.select_related("entity"), pk=department_id)
+    department = get_or_404(
+        visible_scope(Department.objects.select_related("entity"), request), pk=department_id
+    )
     form = DepartmentChangeForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Give the BI code a name and choose what to do.")

@@ -54,13 +54,21 @@ def provider_account(entity_id, source: str, currency: str) -> ProviderAccount |
     )
 
 
+def settlement_currency(payment: Payment) -> str:
+    """The currency the provider holds a payment's money in: Stripe's balance transaction's
+    (a EUR charge on a GBP account is converted and held in GBP), else the payment's own."""
+    txn = (payment.raw or {}).get("balance_transaction")
+    settled = txn.get("currency") if isinstance(txn, dict) else None
+    return settled.upper() if isinstance(settled, str) and settled else payment.currency
+
+
 def clearing_bank(payment: Payment):
-    """The clearing bank account a provider payment's receipt lands in, or None (not a
-    provider's payment, or no provider account is set up for its currency: the start-up check
-    names those)."""
+    """The clearing bank account a provider payment's receipt lands in: the provider
+    account's of the currency its money is held in; or None (not a provider's payment, or no
+    provider account is set up for that currency: the start-up check names those)."""
     if payment.source not in PROVIDER_SOURCES:
         return None
-    account = provider_account(payment.entity_id, payment.source, payment.currency)
+    account = provider_account(payment.entity_id, payment.source, settlement_currency(payment))
     return account.clearing_bank_account if account is not None else None
 
 
@@ -205,8 +213,24 @@ def payout_book(*, payout: Payout) -> Payout:
                 )  # fmt: skip
                 changed.append(f"transfer {money} {clearing.bank_account_code} -> "
                                f"{bank.bank_account_code}")  # fmt: skip
+            fx = None
+            if payout.fx_command_id is None and linked and account.fx_gl_account_code:
+                # provider_fx reads receipt rates through plan_outbox, which imports this
+                # module (clearing_bank): imported here to keep the import graph acyclic
+                from payments.services.provider_fx import fx_lines, payout_realised_fx
+
+                fx = payout_realised_fx(payout)
+                lines = fx_lines(account, payout, fx) if fx.amount else []
+                if lines and all(line[0] for line in lines):
+                    payout.fx_command = _enqueue(
+                        account, payout, "FXR",
+                        _journal_payload(payout, day, lines[0][3], lines),
+                    )  # fmt: skip
+                    changed.append(lines[0][3])
             if changed:
-                payout.save(update_fields=["fees_command", "transfer_command", "updated_at"])
+                payout.save(
+                    update_fields=["fees_command", "transfer_command", "fx_command", "updated_at"]
+                )
                 audit_log(
                     actor=None,
                     action="payout.book",
@@ -222,6 +246,11 @@ def payout_book(*, payout: Payout) -> Payout:
                         "transfer_reference": payout.transfer_command.external_reference
                         if payout.transfer_command_id
                         else "",
+                        "realised_fx": fx.amount if fx is not None else None,
+                        "realised_fx_parts": [list(map(str, part)) for part in fx.parts]
+                        if fx is not None
+                        else [],
+                        "realised_fx_left_out": fx.left_out if fx is not None else [],
                     },
                 )
             payout_statement_link(payout=payout)

@@ -179,7 +179,9 @@ def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconcil
                 )
     payouts = Payout.objects.filter(
         provider_account=account, arrival_date__gte=start, arrival_date__lte=end
-    ).select_related("fees_command", "transfer_command", "reversal_command", "statement_payment")
+    ).select_related(
+        "fees_command", "transfer_command", "reversal_command", "fx_command", "statement_payment"
+    )
     paid_out = Decimal(0)
     for payout in payouts.order_by("arrival_date", "pk"):
         if payout.status == "paid":
@@ -188,14 +190,20 @@ def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconcil
             ("payout fees", payout.fees_command),
             ("payout", payout.transfer_command),
             ("payout reversed", payout.reversal_command),
+            ("realised FX", payout.fx_command),
         ):
             if command is None:
                 continue
-            amount = (
-                sum(Decimal(line["debit"]) for line in command.payload["lines"])
-                if label == "payout fees"
-                else payout.amount
-            )
+            lines = command.payload["lines"]
+            if label == "payout fees":
+                amount = sum(Decimal(line["debit"]) for line in lines)
+            elif label == "realised FX":  # a gain positive: the FX account's credit
+                fx = [
+                    line for line in lines if line["gl_account_code"] == account.fx_gl_account_code
+                ]
+                amount = -sum(Decimal(line["credit"]) - Decimal(line["debit"]) for line in fx)
+            else:
+                amount = payout.amount
             report.rows.append(
                 (
                     label,

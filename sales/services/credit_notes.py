@@ -21,10 +21,12 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
+from ledger.departments import department_problems
 from ledger.models import Entity, OutboxCommand
 from ledger.outbox.services import NewCommand, outbox_enqueue_many
 from sales.models import InvoiceSource, SalesCreditNote, SalesInvoice
 from sales.normalised import NormalisedCreditNote
+from sales.services.deferred import deferred_credits_apply
 from staff.services import audit_log
 
 State = SalesCreditNote.State
@@ -80,6 +82,13 @@ def _submit(entity, source, note: NormalisedCreditNote, actor) -> SalesCreditNot
             f"{credited} {invoice.currency} of invoice {invoice.external_reference} "
             f"({invoice.gross_amount}) is credited already: {gross} more is too much"
         )
+    credited_lines = _credited_lines(invoice, note)
+    refused = department_problems(entity, {line.department for line in credited_lines})
+    problems += [
+        f"line {number}: {refused[line.department]}"
+        for number, line in enumerate(credited_lines, start=1)
+        if line.department in refused
+    ]
     if problems:
         raise ValidationError([f"Credit note {note.external_reference}: {p}" for p in problems])
     row = SalesCreditNote.objects.create(
@@ -99,9 +108,19 @@ def _submit(entity, source, note: NormalisedCreditNote, actor) -> SalesCreditNot
                 "tax_code": line.tax_code,
                 "net_amount": str(line.net_amount),
                 "tax_amount": str(line.tax_amount),
-                "gl_account_code": line.gl_account_code or source.default_gl_account_code,
+                # a deferred invoice line was posted to the deferred revenue account: its
+                # credit goes there too (sales/services/deferred.py says what happens next)
+                "gl_account_code": (
+                    credited.deferred_gl_account_code
+                    if credited and credited.deferred_months
+                    else ""
+                )
+                or line.gl_account_code
+                or source.default_gl_account_code,
+                "department_id": line.department,
+                "invoice_line_id": credited.pk if credited else None,
             }
-            for line in note.lines
+            for line, credited in zip(credited_lines, _invoice_lines_of(invoice, note), strict=True)
         ],
         created_by=actor,
     )
@@ -116,6 +135,22 @@ def _submit(entity, source, note: NormalisedCreditNote, actor) -> SalesCreditNot
         after={"state": row.state, "gross": str(gross), "invoice": invoice.external_reference},
     )
     return row
+
+
+def _invoice_lines_of(invoice: SalesInvoice, note: NormalisedCreditNote) -> list:
+    """The invoice line each credit note line credits: the one with its line number (the
+    selling system credits its own invoice line by line), None past the invoice's last."""
+    lines = {line.line_number: line for line in invoice.lines.all()}
+    return [lines.get(number) for number in range(1, len(note.lines) + 1)]
+
+
+def _credited_lines(invoice: SalesInvoice, note: NormalisedCreditNote) -> list:
+    """The credit note's lines, each with its BI code: its own, else the one of the invoice
+    line it credits (a credit note reports revenue back where the invoice reported it)."""
+    for line, credited in zip(note.lines, _invoice_lines_of(invoice, note), strict=True):
+        if not line.department and credited is not None:
+            line.department = credited.department
+    return note.lines
 
 
 def _queue(row: SalesCreditNote, invoice: SalesInvoice, actor) -> None:
@@ -136,6 +171,7 @@ def _queue(row: SalesCreditNote, invoice: SalesInvoice, actor) -> None:
                     "description": line["description"],
                     "tax_code": line["tax_code"],
                     "gl_account_code": line["gl_account_code"],
+                    "department_id": line.get("department_id", ""),
                     "quantity": "1",
                     "unit_price": line["net_amount"],
                     "net_amount": line["net_amount"],
@@ -203,6 +239,14 @@ def sales_credit_note_settle(
     elif command.kind == OutboxCommand.Kind.CREATE_CREDIT_NOTE:
         row.aiq_transaction_id = int(command.result["transaction_id"])
         row.save(update_fields=["aiq_transaction_id", "updated_at"])
+        credited: dict[int, Decimal] = {}
+        for line in row.lines:
+            if line.get("invoice_line_id"):
+                pk = line["invoice_line_id"]
+                credited[pk] = credited.get(pk, Decimal(0)) + Decimal(line["net_amount"])
+        deferred_credits_apply(
+            credited, key=f"S{row.pk}", credit_date=row.credit_date, label=row.external_reference
+        )
         return  # posted; allocated when the allocation is confirmed
     else:
         row.state = State.POSTED

@@ -289,15 +289,29 @@ def deferred_credit_apply(note: CreditNote) -> None:
     (module docstring). Idempotent: each schedule remembers the credit notes it has applied."""
     if note.status == DocumentStatus.DRAFT:
         return
-    for line_id, credited in _credited_by_line(note).items():
+    deferred_credits_apply(
+        _credited_by_line(note), key=note.pk, credit_date=note.credit_date, label=str(note)
+    )
+
+
+def deferred_credits_apply(
+    credited_by_line: dict[int, Decimal], *, key, credit_date: date, label: str
+) -> None:
+    """Apply one credit note (`key`: a ledger.CreditNote id, or "S<id>" for a sales credit
+    note) to the schedules of the sales invoice lines it credits ({line id: net credited})."""
+    for line_id, credited in credited_by_line.items():
         with transaction.atomic():
-            schedule = DeferredRevenueSchedule.objects.select_for_update().get(line_id=line_id)
-            if note.pk in schedule.credit_notes:
+            schedule = (
+                DeferredRevenueSchedule.objects.select_for_update().filter(line_id=line_id).first()
+            )
+            if schedule is None or key in schedule.credit_notes:
                 continue
-            _apply(schedule, note, credited)
+            _apply(schedule, key, credited, credit_date, label)
 
 
-def _apply(schedule: DeferredRevenueSchedule, note: CreditNote, credited: Decimal) -> None:
+def _apply(
+    schedule: DeferredRevenueSchedule, key, credited: Decimal, credit_date: date, label: str
+) -> None:
     open_rows = list(
         schedule.releases.select_for_update()
         .filter(kind=DeferredRelease.Kind.RELEASE, state__in=OPEN_RELEASE)
@@ -317,10 +331,10 @@ def _apply(schedule: DeferredRevenueSchedule, note: CreditNote, credited: Decima
                 schedule=schedule,
                 kind=DeferredRelease.Kind.REVERSAL,
                 number=0,
-                credit_note_id=note.pk,
-                release_date=note.credit_date,
+                credit_note_id=key if isinstance(key, int) else None,
+                release_date=credit_date,
                 amount=-left,
-                external_reference=f"DRX-{schedule.pk}-{note.pk}",
+                external_reference=f"DRX-{schedule.pk}-{key}",
             )
             reversal.schedule = schedule
             _queue(reversal)
@@ -334,13 +348,13 @@ def _apply(schedule: DeferredRevenueSchedule, note: CreditNote, credited: Decima
                 row.state = R.CANCELLED
                 cancelled.append(row)
         DeferredRelease.objects.bulk_update(open_rows, ["amount", "state", "updated_at"])
-    schedule.credit_notes = [*schedule.credit_notes, note.pk]
+    schedule.credit_notes = [*schedule.credit_notes, key]
     schedule.save(update_fields=["credit_notes", "state"])
     audit_log(
         actor=None,
         action="deferred_revenue.credit_note",
         obj=schedule,
-        summary=f"Credit note {note} credits {credited} {schedule.currency} of "
+        summary=f"Credit note {label} credits {credited} {schedule.currency} of "
         f"{schedule.invoice.external_reference} line {schedule.line.line_number}: "
         f"{len(cancelled)} releases cancelled"
         + (f", {reversal.amount} of released revenue reversed" if reversal else "")
@@ -362,19 +376,36 @@ def credit_note_confirmed(command: OutboxCommand, payload: dict, notes: list[str
 
 
 def deferred_credits_catch_up() -> int:
-    """Credit notes posted against invoices with live schedules that no handler applied yet
-    (a credit note keyed in AIQ and pulled, a handler that failed): applied before releasing."""
-    live = DeferredRevenueSchedule.objects.filter(state=DeferredRevenueSchedule.State.ACTIVE)
+    """Credit notes of ours (copied from invoice lines) posted against invoices with live
+    schedules that no handler applied yet (a handler that failed and waits for the sweeper):
+    applied before anything is released. One query for the candidates."""
+    live = dict(
+        DeferredRevenueSchedule.objects.filter(
+            state=DeferredRevenueSchedule.State.ACTIVE
+        ).values_list("invoice__aiq_transaction_id", "entity_id")
+    )
+    if not live:
+        return 0
+    notes = (
+        CreditNote.objects.exclude(status=DocumentStatus.DRAFT)
+        .filter(
+            lines__invoice_line__isnull=False,
+            invoice__aiq_transaction_id__in=[t for t in live if t is not None],
+        )
+        .distinct()
+    )
+    applied = set(
+        key
+        for keys in DeferredRevenueSchedule.objects.filter(
+            state=DeferredRevenueSchedule.State.ACTIVE
+        ).values_list("credit_notes", flat=True)
+        for key in keys
+    )
     done = 0
-    for schedule in live.select_related("invoice"):
-        notes = CreditNote.objects.filter(
-            entity=schedule.entity_id,
-            invoice__aiq_transaction_id=schedule.invoice.aiq_transaction_id,
-        ).exclude(status=DocumentStatus.DRAFT)
-        for note in notes:
-            if note.pk not in schedule.credit_notes:
-                deferred_credit_apply(note)
-                done += 1
+    for note in notes:
+        if note.pk not in applied:
+            deferred_credit_apply(note)
+            done += 1
     return done
 
 

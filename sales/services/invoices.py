@@ -34,6 +34,7 @@ from ledger.outbox.services import NewCommand, outbox_enqueue_many
 from ledger.outbox.wake import wake_for
 from sales import outbox as kinds
 from sales.models import (
+    BackToBackPair,
     InvoiceSource,
     InvoiceType,
     SalesBatch,
@@ -107,10 +108,12 @@ def sales_invoices_submit(
     invoices: list[NormalisedInvoice],
     actor=None,
     batch: SalesBatch | None = None,
+    after: OutboxCommand | None = None,
 ) -> list[SalesInvoice]:
     """Store the invoices and queue them (or hold them); their rows in the given order.
     ValidationError naming every problem when one of them cannot be accepted: then nothing
-    of the call is stored."""
+    of the call is stored. `after`: a command they wait for in the outbox (the purchase half
+    of a back-to-back pair): refused there, they are held for a person."""
     _require_clerk(actor)
     if source.entity_id != entity.pk:
         raise ValidationError(f"Source {source.code} belongs to another company.")
@@ -172,7 +175,9 @@ def sales_invoices_submit(
         if new:
             customers = _route(entity, new, batch)
             _store(new, source)
-            sales_invoices_queue([r for r in new if r.state == State.QUEUED], customers, actor)
+            sales_invoices_queue(
+                [r for r in new if r.state == State.QUEUED], customers, actor, after
+            )
             audit_log_many(
                 [
                     audit_entry(
@@ -407,11 +412,37 @@ def _payload_invoice(row: SalesInvoice) -> dict:
     }
 
 
-def sales_invoices_queue(rows: list[SalesInvoice], customers: dict | None, actor) -> None:
+def _waits_for(rows: list[SalesInvoice], after) -> dict[int, OutboxCommand | int]:
+    """Invoice id -> the command it waits for: `after`, else the purchase half of the
+    back-to-back pair it belongs to (an invoice released from a hold still waits for it)."""
+    if after is not None:
+        return {r.pk: after for r in rows}
+    pairs = BackToBackPair.objects.filter(entity_id=rows[0].entity_id)
+    if not pairs.exists():  # the usual case: no look-up per chunk of a large upload
+        return {}
+    found = {}
+    for start in range(0, len(rows), 500):
+        found.update(
+            pairs.filter(
+                sales_invoice__in=[r.pk for r in rows[start : start + 500]],
+                purchase__command__isnull=False,
+            ).values_list("sales_invoice_id", "purchase__command_id")
+        )
+    return found
+
+
+def sales_invoices_queue(
+    rows: list[SalesInvoice], customers: dict | None, actor, after: OutboxCommand | None = None
+) -> None:
     """Queue these (state queued) invoices: customers first, then the invoices, in bulk where
-    they can be. Inside the caller's transaction."""
+    they can be. Inside the caller's transaction. An invoice that waits for another command
+    (`_waits_for`) goes alone, its customer's command waiting for that command too."""
     if not rows:
         return
+    waits = {
+        pk: (c if isinstance(c, OutboxCommand) else OutboxCommand.objects.get(pk=c))
+        for pk, c in _waits_for(rows, after).items()
+    }
     entity = rows[0].entity
     if customers is None:
         customers = {
@@ -426,11 +457,13 @@ def sales_invoices_queue(rows: list[SalesInvoice], customers: dict | None, actor
         customer = customers[code]
         if customer.aiq_account_id:
             continue
+        waiting = [waits[r.pk] for r in rows if r.customer_code == code and r.pk in waits]
         customer_commands[code] = NewCommand(
             entity=entity,
             kind=OutboxCommand.Kind.ENSURE_CUSTOMER,
             external_reference=customer_ensure_reference(customer),
             payload=customer_ensure_payload(customer),
+            depends_on=waiting[0] if waiting else None,
             origin_type="customer",
             origin_id=customer.pk,
             created_by=actor,
@@ -442,6 +475,7 @@ def sales_invoices_queue(rows: list[SalesInvoice], customers: dict | None, actor
         if r.invoice_type == InvoiceType.BATCH
         and r.customer_code not in customer_commands
         and not r.paid
+        and r.pk not in waits
     ]
     if len(bulk) < BULK_MIN:
         bulk = []
@@ -472,7 +506,7 @@ def sales_invoices_queue(rows: list[SalesInvoice], customers: dict | None, actor
             kind=kind,
             external_reference=f"SI-{r.pk}",
             payload={"invoice": _payload_invoice(r)},
-            depends_on=customer_commands.get(r.customer_code),
+            depends_on=customer_commands.get(r.customer_code) or waits.get(r.pk),
             origin_type=kinds.ORIGIN,
             origin_id=r.pk,
             created_by=actor,

@@ -23,7 +23,8 @@ def bank_gl_balance(db, entity_id: str, gl_code: str, until: str | None = None) 
     for row in db.execute(sql, params):
         for item in loads(row["lines"]):
             if item.get("GLAccountCode") == gl_code:
-                total += Decimal(str(item["Amount"]))
+                # a receipt in another currency than the bank's: what the bank holds of it
+                total += Decimal(str(item.get("BankAmount", item["Amount"])))
     return total
 
 

@@ -1,8 +1,11 @@
 """Receipts and allocations: SaveSalesReceiptGetBackTransactionID, AllocateTransactions(...),
 UnallocateTransactions, GetAllocationsByTransactionId, PostPayAndAllocateSalesInvoice(s)."""
 
+from decimal import ROUND_HALF_UP, Decimal
+
 from sandbox import books, invoicing
 from sandbox.books import SALES_RECEIPT, account_by_code, create_txn, line, money, required, txn
+from sandbox.money import decimals
 from sandbox.registry import (
     DUPLICATE,
     NOT_FOUND,
@@ -35,6 +38,15 @@ def save_receipt(ctx, receipt: dict | None) -> int:
     currency = account["currency"]
     amount = money(receipt.get("PaymentAmount"), currency, "PaymentAmount")
     description = receipt.get("Description") or f"Receipt {check_reference}"
+    rate = receipt.get("ExchangeRate") or invoicing.rate_for(ctx, currency)
+    bank_line = line(bank["gl_code"], amount, description, IsBankLine=True)
+    if bank["currency"] != currency:
+        # money in one currency into a bank kept in another: the bank holds the amount in its
+        # own currency, at the receipt's rate into base and the bank's rate out of it
+        bank_rate = receipt.get("BankExchangeRate") or invoicing.rate_for(ctx, bank["currency"])
+        places = Decimal(1).scaleb(-decimals(bank["currency"]))
+        in_bank = amount / Decimal(str(rate)) * Decimal(str(bank_rate))
+        bank_line["BankAmount"] = in_bank.quantize(places, rounding=ROUND_HALF_UP)
     return create_txn(
         ctx,
         type=SALES_RECEIPT,
@@ -44,12 +56,12 @@ def save_receipt(ctx, receipt: dict | None) -> int:
         account=account,
         external_reference=check_reference,
         transaction_date=receipt.get("PaymentDate") or ctx.now,
-        exchange_rate=receipt.get("ExchangeRate") or invoicing.rate_for(ctx, currency),
+        exchange_rate=rate,
         description=description,
         bank_id=bank["id"],
         department_id=receipt.get("DepartmentID"),
         lines=[
-            line(bank["gl_code"], amount, description, IsBankLine=True),
+            bank_line,
             line(books.DEBTORS_GL, -amount, description, IsControlLine=True),
         ],
         extra={

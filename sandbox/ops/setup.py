@@ -225,8 +225,8 @@ def get_inter_company_connection_list(ctx, args):
     ).fetchall()
     connections = []
     for row in rows:
-        sides = [(row["entity_id"], row["local_account_code"]),
-                 (row["remote_entity_id"], row["remote_account_code"])]  # fmt: skip
+        sides = [(row["entity_id"], row["local_account_code"], row["local_ledger"]),
+                 (row["remote_entity_id"], row["remote_account_code"], row["remote_ledger"])]  # fmt: skip
         if row["entity_id"] != ctx.entity_id:
             sides.reverse()
         local, remote = (_side(ctx, *side) for side in sides)
@@ -234,10 +234,11 @@ def get_inter_company_connection_list(ctx, args):
     return Reply(result={"WSInterCompanyConnection": connections})
 
 
-def _side(ctx, entity_id, account_code) -> dict:
+def _side(ctx, entity_id, account_code, ledger) -> dict:
     entity = ctx.db.execute("SELECT * FROM entity WHERE id = ?", (entity_id,)).fetchone()
     account = ctx.db.execute(
-        "SELECT * FROM account WHERE entity_id = ? AND code = ?", (entity_id, account_code)
+        "SELECT * FROM account WHERE entity_id = ? AND ledger = ? AND code = ?",
+        (entity_id, ledger, account_code),
     ).fetchone()
     return {
         "EntityID": entity_id,
