@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0014_company_grants_threshold"),
-        ("payments", "0031_dispute_books"),
+        ("payments", "0032_payout_fx"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
