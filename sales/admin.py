@@ -23,6 +23,7 @@ class SalesSettingsAdmin(AuditedAdmin):
         "approve_new_customers",
         "batch_approval_total",
         "email_invoices",
+        "email_receipts",
         "deferred_revenue_gl_account_code",
     )
 

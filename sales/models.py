@@ -41,6 +41,10 @@ class SalesSettings(models.Model):
     email_invoices = models.BooleanField(
         default=False, help_text="E-mail the AIQ invoice PDF to the customer once posted"
     )
+    email_receipts = models.BooleanField(
+        default=False,
+        help_text="E-mail the AIQ receipt PDF to the customer once a payment is posted in AIQ",
+    )
     deferred_revenue_gl_account_code = models.CharField(
         max_length=50,
         blank=True,

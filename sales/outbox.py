@@ -35,7 +35,7 @@ from ledger.outbox.executors import (
     ReadBack,
     transactions_by_reference,
 )
-from ledger.outbox.origins import Origin, origin_register
+from ledger.outbox.origins import Origin, on_confirmed, origin_register
 from ledger.outbox.steps import command_kind_register
 from sales import outbox_customers
 
@@ -420,6 +420,13 @@ def _note_failed(command: OutboxCommand) -> None:
     )
 
 
+def _receipt_confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
+    # local: sales.services.after_posting imports sales.services (which import these kinds)
+    from sales.services.after_posting import receipt_email_after_posting
+
+    receipt_email_after_posting(command)
+
+
 def register() -> None:
     command_kind_register(KIND_BATCH, executor=EXECUTOR, payload=SalesInvoicePayload)
     command_kind_register(KIND_ITEM, executor=EXECUTOR, payload=SalesInvoicePayload)
@@ -437,3 +444,5 @@ def register() -> None:
         Origin(confirmed=_note_confirmed, failed=_note_failed, parked=_note_failed),
     )
     outbox_customers.register()
+    # a confirmed sales receipt's PDF to the customer, where the company says so
+    on_confirmed(OutboxCommand.Kind.POST_RECEIPT, _receipt_confirmed)

@@ -1,14 +1,22 @@
 """Screens of invoices made in pairs: back-to-back (purchase and sale of one source line) and
 intercompany (the sale in one company, the purchase in the other), each half's state side by
-side so a pair that is half in AIQ is seen by a person."""
+side so a pair that is half in AIQ is seen by a person; a form on each sends one more."""
 
 from django import forms
-from django.shortcuts import render
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
-from ledger.companies import entities_visible_ids
+from core.forms import DATE_INPUT_FORMATS, DateInputGB
+from core.money import MoneyError, amount_from_text
 from ledger.models import InterCompanyConnection
 from sales import selectors
-from staff.views import clerk_required
+from sales.models import BackToBackRule, InvoiceSource
+from sales.normalised import NormalisedInvoice, NormalisedLine
+from sales.services.back_to_back import BackToBackLine, back_to_back_submit
+from sales.services.intercompany import intercompany_sale_submit
+from staff.company_scope import company_ids
+from staff.views import clerk_required, run_service
 
 
 class ShowForm(forms.Form):
@@ -20,34 +28,185 @@ def _open_only(request) -> bool:
     return not (form.is_valid() and form.cleaned_data["show"] == "all")
 
 
+def _scoped(queryset, request, field="entity_id"):
+    ids = company_ids(request)
+    return queryset if ids is None else queryset.filter(**{f"{field}__in": ids})
+
+
+class _LineForm(forms.Form):
+    reference = forms.CharField(max_length=40)
+    invoice_date = forms.DateField(input_formats=DATE_INPUT_FORMATS, widget=DateInputGB())
+    description = forms.CharField(max_length=500)
+    department = forms.CharField(max_length=50, required=False, label="BI code")
+
+    def amount(self, name: str, currency: str):
+        """The typed amount of field `name` in `currency`, or None with the field's error."""
+        try:
+            value = amount_from_text(self.data.get(name, ""), currency)
+        except MoneyError as error:
+            self.add_error(name, str(error))
+            return None
+        if value is None:
+            self.add_error(name, "Enter an amount.")
+        return value
+
+
+class BackToBackForm(_LineForm):
+    rule = forms.ModelChoiceField(queryset=BackToBackRule.objects.none())
+    customer_code = forms.CharField(max_length=50)
+    customer_name = forms.CharField(max_length=200)
+    cost_net = forms.CharField(max_length=40, label="Cost (net)")
+    currency = forms.CharField(min_length=3, max_length=3)
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["rule"].queryset = _scoped(
+            BackToBackRule.objects.filter(active=True).order_by("code"), request
+        )
+
+
+class InterCompanyForm(_LineForm):
+    connection = forms.ModelChoiceField(queryset=InterCompanyConnection.objects.none())
+    source = forms.ModelChoiceField(queryset=InvoiceSource.objects.none())
+    net_amount = forms.CharField(max_length=40, label="Net")
+    tax_code = forms.CharField(max_length=20, required=False, label="VAT code")
+    tax_amount = forms.CharField(max_length=40, required=False, label="VAT")
+
+    def __init__(self, *args, request=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["connection"].queryset = _scoped(
+            InterCompanyConnection.objects.filter(valid=True).select_related("entity"), request
+        )
+        self.fields["source"].queryset = _scoped(InvoiceSource.objects.order_by("name"), request)
+
+
 @clerk_required
 def back_to_back(request):
     open_only = _open_only(request)
-    visible = entities_visible_ids(request.user)
-    pairs = selectors.back_to_back_pairs(open_only=open_only, visible=visible)
+    pairs = selectors.back_to_back_pairs(open_only=open_only, visible=company_ids(request))
     return render(
         request,
         "sales/back_to_back.html",
-        {"pairs": pairs, "open_only": open_only, "form": ShowForm(request.GET)},
+        {
+            "pairs": pairs,
+            "open_only": open_only,
+            "form": ShowForm(request.GET),
+            "new": BackToBackForm(request=request),
+        },
     )
+
+
+@require_POST
+@clerk_required
+def back_to_back_new(request):
+    form = BackToBackForm(request.POST, request=request)
+    if form.is_valid():
+        currency = form.cleaned_data["currency"].upper()
+        cost = form.amount("cost_net", currency)
+    if not form.is_valid():
+        messages.error(request, f"Nothing was sent: {_errors(form)}")
+        return redirect("sales:back_to_back")
+    data = form.cleaned_data
+    line = BackToBackLine(
+        reference=data["reference"],
+        customer_code=data["customer_code"].upper(),
+        customer_name=data["customer_name"],
+        description=data["description"],
+        cost_net=cost,
+        currency=currency,
+        invoice_date=data["invoice_date"],
+        department=data["department"].upper(),
+    )
+    outcome = run_service(back_to_back_submit, rule=data["rule"], line=line, actor=request.user)
+    if not outcome.ok:
+        messages.error(request, f"Nothing was sent: {outcome.message}")
+    else:
+        pair = outcome.value
+        messages.success(
+            request,
+            f"{pair.reference}: purchase from {pair.rule.supplier_code} and sale to "
+            f"{pair.customer_code} queued for AIQ.",
+        )
+    return redirect("sales:back_to_back")
 
 
 @clerk_required
 def intercompany(request):
     open_only = _open_only(request)
-    visible = entities_visible_ids(request.user)
-    connections = InterCompanyConnection.objects.select_related("entity").order_by(
-        "entity__name", "local_account_code"
+    connections = _scoped(
+        InterCompanyConnection.objects.select_related("entity").order_by(
+            "entity__name", "local_account_code"
+        ),
+        request,
     )
-    if visible is not None:
-        connections = connections.filter(entity__in=visible)
     return render(
         request,
         "sales/intercompany.html",
         {
-            "sales": selectors.intercompany_sales(unmatched_only=open_only, visible=visible),
+            "sales": selectors.intercompany_sales(
+                unmatched_only=open_only, visible=company_ids(request)
+            ),
             "connections": connections,
             "open_only": open_only,
             "form": ShowForm(request.GET),
+            "new": InterCompanyForm(request=request),
         },
+    )
+
+
+@require_POST
+@clerk_required
+def intercompany_new(request):
+    form = InterCompanyForm(request.POST, request=request)
+    if form.is_valid():
+        connection = form.cleaned_data["connection"]
+        currency = connection.local_currency or connection.entity.base_currency
+        net = form.amount("net_amount", currency)
+        tax = amount_from_text("0", currency)
+        if form.data.get("tax_amount", "").strip():
+            tax = form.amount("tax_amount", currency)
+    if not form.is_valid():
+        messages.error(request, f"Nothing was sent: {_errors(form)}")
+        return redirect("sales:intercompany")
+    data = form.cleaned_data
+    invoice = NormalisedInvoice(
+        external_reference=data["reference"],
+        customer_code=connection.local_account_code,
+        customer_name=connection.local_account_name or connection.local_account_code,
+        invoice_date=data["invoice_date"],
+        currency=currency,
+        description=data["description"],
+        lines=[
+            NormalisedLine(
+                net_amount=net,
+                tax_amount=tax,
+                tax_code=data["tax_code"].upper(),
+                description=data["description"],
+                department=data["department"].upper(),
+            )
+        ],
+    )
+    outcome = run_service(
+        intercompany_sale_submit,
+        connection=connection,
+        source=data["source"],
+        invoice=invoice,
+        actor=request.user,
+    )
+    if not outcome.ok:
+        messages.error(request, f"Nothing was sent: {outcome.message}")
+    else:
+        messages.success(
+            request,
+            f"{outcome.value.reference}: sale in {outcome.value.seller.name} and purchase in "
+            f"{outcome.value.buyer.name} queued for AIQ.",
+        )
+    return redirect("sales:intercompany")
+
+
+def _errors(form) -> str:
+    return "; ".join(
+        f"{form.fields[name].label or name.replace('_', ' ') if name in form.fields else name}: "
+        f"{' '.join(errors)}"
+        for name, errors in form.errors.items()
     )

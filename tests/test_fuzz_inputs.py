@@ -154,8 +154,37 @@ PARAMS = {
     "sales:invoice_cancel": ((), ()),
     "sales:deferred": ((), ()),
     "sales:deferred_schedule": ((), ()),
-    "sales:back_to_back": (("show",), ()),
-    "sales:intercompany": (("show",), ()),
+    "sales:deferred_release_retry": ((), ()),
+    "sales:back_to_back": (("show", "company"), ()),
+    "sales:back_to_back_new": (
+        (),
+        (
+            "rule",
+            "reference",
+            "customer_code",
+            "customer_name",
+            "description",
+            "cost_net",
+            "currency",
+            "invoice_date",
+            "department",
+        ),
+    ),  # fmt: skip
+    "sales:intercompany": (("show", "company"), ()),
+    "sales:intercompany_new": (
+        (),
+        (
+            "connection",
+            "source",
+            "reference",
+            "invoice_date",
+            "description",
+            "net_amount",
+            "tax_code",
+            "tax_amount",
+            "department",
+        ),
+    ),  # fmt: skip
     "webhook-stripe": ((), ()),
     "webhook-gocardless": ((), ()),
     "webhook-stripe-account": ((), ()),
@@ -247,6 +276,7 @@ def world(screen_data, entity, alice, bob, carol, mallory, settings):
         "account_id": 1,
         "department_id": 1,
         "schedule_id": 1,
+        "release_id": 1,
     }
     return {"clients": clients, "ids": ids, "invoices": screen_data["invoices"]}
 

@@ -119,3 +119,40 @@ def test_a_customers_new_details_reach_aiq_once_and_are_audited(entity, aiq_sand
     drain_all()
     assert client.get_customer("NORTHW")["City"] == "Edinburgh"
     assert client.get_customer("NORTHW")["Name"] == "Northwind Traders Ltd"
+
+
+def test_a_posted_receipts_aiq_pdf_is_emailed_to_the_customer_when_the_company_says_so(
+    entity, aiq_sandbox, mailoutbox, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    from django_q.conf import Conf
+
+    from ledger.models import Customer, OutboxCommand
+    from ledger.outbox.services import outbox_enqueue
+    from sales.models import SalesSettings
+
+    monkeypatch.setattr(Conf, "SYNC", True)  # the e-mail task runs at once
+    SalesSettings.objects.create(entity=entity, email_receipts=True)
+    Customer.objects.create(
+        entity=entity, code="ACME", name="Acme", email="ap@acme.example", currency="GBP"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        outbox_enqueue(
+            entity=entity,
+            kind=OutboxCommand.Kind.POST_RECEIPT,
+            external_reference="RCP-MAIL-1",
+            payload={
+                "customer_code": "ACME",
+                "bank_account_code": "BANK-GBP",
+                "amount": "120.00",
+                "currency": "GBP",
+                "payment_date": "2026-11-21",
+            },
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        drain_all()
+    [receipt] = aiq_sandbox.state.transactions("RCP-MAIL-1")
+    [mail] = mailoutbox
+    assert mail.to == ["ap@acme.example"] and "120.00 GBP" in mail.body
+    name, content, kind = mail.attachments[0]
+    assert (name, kind) == ("receipt-RCP-MAIL-1.pdf", "application/pdf")
+    assert content.startswith(b"%PDF") and receipt["transaction_id"]

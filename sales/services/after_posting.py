@@ -99,3 +99,23 @@ def sales_invoices_after_posting(rows: list[SalesInvoice]) -> None:
         from sales.tasks import invoice_emails_soon
 
         transaction.on_commit(lambda: invoice_emails_soon(emails))
+
+
+def receipt_email_after_posting(command) -> None:
+    """A sales receipt is confirmed in AIQ (post_receipt): its PDF goes to the customer after
+    commit, where the company says so and the mirror knows the customer's e-mail."""
+    # local: sales.services.invoices imports this module
+    from sales.services.invoices import settings_for
+
+    if not (command.result or {}).get("transaction_id"):
+        return
+    if not settings_for(command.entity).email_receipts:
+        return
+    code = (command.payload.get("customer_code") or "").upper()
+    customer = Customer.objects.filter(entity_id=command.entity_id, code=code).first()
+    if customer is None or not customer.email:
+        return
+    # local: sales.tasks imports this module (breakdown_csv)
+    from sales.tasks import receipt_email_soon
+
+    transaction.on_commit(lambda: receipt_email_soon(command.pk))
