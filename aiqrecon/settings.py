@@ -280,6 +280,9 @@ APPROVAL_THRESHOLD = env_decimal("APPROVAL_THRESHOLD", Decimal("1000.00"))
 # The AIQ GL account unidentified money is parked on (an other receipt to it) until a person
 # knows whose it is.
 SUSPENSE_GL_ACCOUNT_CODE = env_str("SUSPENSE_GL_ACCOUNT_CODE", "9990")
+# The GL account of the journal pair that moves money between customers of one group (a debit
+# journal on the payer, a credit journal on the customer paid for): it nets to zero.
+GROUP_TRANSFER_GL_ACCOUNT_CODE = env_str("GROUP_TRANSFER_GL_ACCOUNT_CODE", "9990")
 # The AIQ GL account VAT on sales is posted to (a duplicate credit note's reversing journal
 # credits its tax back here).
 AIQ_VAT_GL_ACCOUNT_CODE = env_str("AIQ_VAT_GL_ACCOUNT_CODE", "2200")
