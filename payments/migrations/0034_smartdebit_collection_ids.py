@@ -39,6 +39,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("payments", "0032_payout_fx")]
+    dependencies = [("payments", "0033_customer_groups")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
