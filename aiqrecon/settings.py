@@ -249,6 +249,8 @@ OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 900, minimum=
 # Matching runs (payments/services/matching_shares.py): a run of at least this many payments is
 # matched in MATCHING_WORKERS processes, each reading and matching its own customers' invoices.
 MATCHING_WORKERS = env_int("MATCHING_WORKERS", min(os.cpu_count() or 1, 4), minimum=1, maximum=64)
+# invoice numbers a matching run may look up in AIQ when the mirror does not have them yet
+MATCHING_AIQ_LOOKUPS = env_int("MATCHING_AIQ_LOOKUPS", 20, minimum=0, maximum=500)
 MATCHING_SHARES_MIN_PAYMENTS = env_int(
     "MATCHING_SHARES_MIN_PAYMENTS", 10_000, minimum=0, maximum=10_000_000
 )
@@ -280,6 +282,9 @@ APPROVAL_THRESHOLD = env_decimal("APPROVAL_THRESHOLD", Decimal("1000.00"))
 # The AIQ GL account unidentified money is parked on (an other receipt to it) until a person
 # knows whose it is.
 SUSPENSE_GL_ACCOUNT_CODE = env_str("SUSPENSE_GL_ACCOUNT_CODE", "9990")
+# The GL account of the journal pair that moves money between customers of one group (a debit
+# journal on the payer, a credit journal on the customer paid for): it nets to zero.
+GROUP_TRANSFER_GL_ACCOUNT_CODE = env_str("GROUP_TRANSFER_GL_ACCOUNT_CODE", "9990")
 # The AIQ GL account VAT on sales is posted to (a duplicate credit note's reversing journal
 # credits its tax back here).
 AIQ_VAT_GL_ACCOUNT_CODE = env_str("AIQ_VAT_GL_ACCOUNT_CODE", "2200")

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from ledger import models as m
-from staff.admin_base import AuditedAdmin, MoneyRowAdmin, ViewOnlyAdmin
+from staff.admin_base import AuditedAdmin, MoneyRowAdmin, ViewOnlyAdmin, ViewOnlyInline
 
 SYNC = ("last_synced_at", "created_at", "updated_at")
 
@@ -299,16 +299,8 @@ class AttachmentAdmin(ViewOnlyAdmin):
     raw_id_fields = ("invoice",)
 
 
-class CustomerStatementLineInline(admin.TabularInline):
+class CustomerStatementLineInline(ViewOnlyInline):
     model = m.CustomerStatementLine
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(m.CustomerStatement)

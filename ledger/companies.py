@@ -71,11 +71,14 @@ def entities_for(user):
     return entities if visible is None else entities.filter(pk__in=visible)
 
 
-def approval_threshold(entity_id: int | None):
+def approval_threshold(entity_id: int | None, *, entity: Entity | None = None):
     """Above this (in the money's currency) a second person approves: the company's own
-    threshold, else the installation's APPROVAL_THRESHOLD."""
+    threshold, else the installation's APPROVAL_THRESHOLD. `entity`: the company's row when
+    the caller read it in this request already (not read again)."""
     own = None
-    if entity_id is not None:
+    if entity is not None:
+        own = entity.approval_threshold
+    elif entity_id is not None:
         own = Entity.objects.filter(pk=entity_id).values_list("approval_threshold", flat=True)
         own = next(iter(own), None)
     return settings.APPROVAL_THRESHOLD if own is None else own

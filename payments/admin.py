@@ -5,7 +5,7 @@ from ledger.aiq.client import AiqClient
 from ledger.aiq.errors import AiqError
 from payments import models as m
 from payments.services.provider_setup import GL_ROLES, aiq_gl_types, gl_problems
-from staff.admin_base import AuditedAdmin, MoneyRowAdmin, ViewOnlyAdmin
+from staff.admin_base import AuditedAdmin, MoneyRowAdmin, ViewOnlyAdmin, ViewOnlyInline
 
 
 class FeeInline(admin.TabularInline):
@@ -251,9 +251,37 @@ class ContactAllocationAdmin(MoneyRowAdmin):
     """Allocations of money on account or a credit note made later: made and approved on the
     staff screens or the API (maker-checker), never here."""
 
-    list_display = ("__str__", "entity", "customer", "state", "maker", "approver", "created_at")
+    list_display = (
+        "__str__",
+        "entity",
+        "customer",
+        "transfer_to",
+        "state",
+        "maker",
+        "approver",
+        "created_at",
+    )
     list_filter = ("state", "entity")
     inlines = [ContactAllocationLineInline]
+
+
+class CustomerGroupMemberInline(ViewOnlyInline):
+    model = m.CustomerGroupMember
+
+
+@admin.register(m.CustomerGroup)
+class CustomerGroupAdmin(ViewOnlyAdmin):
+    """Customers who may pay each other's invoices: set by customer_group_set (admin role,
+    audited), e.g. `manage.py shell`; shown here."""
+
+    list_display = ("name", "entity", "created_at")
+    list_filter = ("entity",)
+    inlines = [CustomerGroupMemberInline]
+
+
+@admin.register(m.CustomerGroupMember)
+class CustomerGroupMemberAdmin(ViewOnlyAdmin):
+    list_display = ("customer", "group")
 
 
 @admin.register(m.ContactAllocationLine)

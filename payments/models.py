@@ -887,6 +887,8 @@ class Unallocation(MakerChecked):
 from payments.models_money_later import (  # noqa: E402, F401
     ContactAllocation,
     ContactAllocationLine,
+    CustomerGroup,
+    CustomerGroupMember,
     OtherReceipt,
     OtherReceiptLine,
 )

@@ -11,6 +11,13 @@
   payment parked on the suspense account). One line per GL account; each line is one AIQ
   sundry receipt.
 
+- A later allocation may pay the invoices of another customer of the same group (a parent
+  paying for its subsidiary: CustomerGroup): `transfer_to` is that customer. AIQ allocates only
+  within one account, so the money moves first: a sales debit journal on the paying customer
+  (allocated against its receipt or credit note) and a sales credit journal on the customer
+  paid for (allocated against its invoices), both to the transfer GL account, which they leave
+  at zero. Always approved by a second person.
+
 Both are decided by a maker and, above APPROVAL_THRESHOLD, approved by somebody else
 (the approver is never the maker: a database constraint), then written to AIQ through the
 outbox, one command per AIQ write with a deterministic external reference.
@@ -54,9 +61,45 @@ class LaterDecision(MakerChecked):
         abstract = True
 
 
+class CustomerGroup(models.Model):
+    """Customers of one company that may pay each other's invoices (a parent and its
+    subsidiaries): money of one may be allocated to another's invoices, with approval."""
+
+    entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "name"], name="customergroup_name_once")
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class CustomerGroupMember(models.Model):
+    group = models.ForeignKey(CustomerGroup, on_delete=models.PROTECT, related_name="members")
+    customer = models.OneToOneField(
+        "ledger.Customer", on_delete=models.PROTECT, related_name="group_membership"
+    )
+
+    def __str__(self):
+        return f"{self.customer_id} in {self.group}"
+
+
 class ContactAllocation(LaterDecision):
     entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
     customer = models.ForeignKey("ledger.Customer", on_delete=models.PROTECT)
+    # another customer of the same group whose invoices this money pays (null: the credit's
+    # own customer's invoices); the money moves by a pair of journals first
+    transfer_to = models.ForeignKey(
+        "ledger.Customer",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
     receipt = models.ForeignKey(
         "ledger.Receipt",
         null=True,
@@ -85,6 +128,14 @@ class ContactAllocation(LaterDecision):
                 name="contactalloc_one_credit_side",
             ),
             approver_is_not_maker("contactalloc_approver_is_not_maker"),
+            # a transfer to another customer is always approved by a second person
+            models.CheckConstraint(
+                condition=Q(transfer_to__isnull=True) | Q(needs_approval=True),
+                name="contactalloc_transfer_needs_approval",
+            ),
+            models.CheckConstraint(
+                condition=~Q(transfer_to=F("customer")), name="contactalloc_transfer_to_other"
+            ),
         ]
 
     def __str__(self):

@@ -16,6 +16,7 @@ from ledger.outbox.selectors import outbox_health
 from payments.models import (
     AllocationPlan,
     AllocationPlanLine,
+    ContactAllocation,
     ImportFormat,
     MatchProposal,
     Payment,
@@ -59,6 +60,19 @@ def unallocations_awaiting_approval() -> QuerySet:
         Unallocation.objects.filter(state=Unallocation.State.REQUESTED)
         .select_related("allocation__invoice", "allocation__receipt", "maker")
         .order_by("created_at", "id")
+    )
+
+
+def payment_later_allocations(payment: Payment):
+    """Its receipt's money on account allocated later (to its customer's invoices or, paying
+    for them, to a group member's), newest first."""
+    if not payment.receipt_id:
+        return []
+    return (
+        ContactAllocation.objects.filter(receipt_id=payment.receipt_id)
+        .select_related("transfer_to", "maker", "approver")
+        .prefetch_related("lines__invoice")
+        .order_by("-id")[:20]
     )
 
 

@@ -13,6 +13,7 @@ C = OutboxCommand.State
 WAITING = "Waiting for the other half"
 HELD_FOR_OTHER = "Held: waits for the other half"
 NEEDS_PERSON = "Needs a person"
+CANCELLED = "Cancelled"
 ATTENTION = {HELD_FOR_OTHER, NEEDS_PERSON}
 LIMIT = 200
 
@@ -39,7 +40,9 @@ def half(row: SalesInvoice | PurchaseInvoice) -> Half:
         # an intercompany purchase whose sale is held before AIQ: queued when the sale posts
         label, state = WAITING, "pending"
     elif not in_aiq and row.state == row.State.QUEUED:
-        if command.state == C.NEEDS_PERSON and command.last_error_code == "DEPENDENCY":
+        if command.state == C.CANCELLED:
+            label, state = CANCELLED, "cancelled"
+        elif command.state == C.NEEDS_PERSON and command.last_error_code == "DEPENDENCY":
             label, state = HELD_FOR_OTHER, "held"
         elif command.state == C.NEEDS_PERSON:
             label, state = NEEDS_PERSON, "held"

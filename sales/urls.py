@@ -19,6 +19,11 @@ urlpatterns = [
     path(
         "sales/deferred-revenue/<id:schedule_id>/", views.deferred_detail, name="deferred_schedule"
     ),
+    path(
+        "sales/deferred-revenue/releases/<id:release_id>/retry",
+        views.deferred_release_retry,
+        name="deferred_release_retry",
+    ),
     path("sales/back-to-back/", views_pairs.back_to_back, name="back_to_back"),
     path("sales/back-to-back/new", views_pairs.back_to_back_new, name="back_to_back_new"),
     path("sales/intercompany/", views_pairs.intercompany, name="intercompany"),

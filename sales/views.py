@@ -13,7 +13,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from ledger.models import Invoice
-from sales.models import DeferredRevenueSchedule, InvoiceSource, SalesBatch, SalesInvoice
+from sales.models import (
+    DeferredRelease,
+    DeferredRevenueSchedule,
+    InvoiceSource,
+    SalesBatch,
+    SalesInvoice,
+)
 from sales.services import deferred, uploads
 from sales.services import invoices as invoice_services
 from staff.company_scope import company_scope, visible_scope
@@ -255,3 +261,18 @@ def deferred_detail(request, schedule_id):
             "today": today,
         },
     )
+
+
+@require_POST
+@approver_required
+def deferred_release_retry(request, release_id):
+    release = get_or_404(
+        visible_scope(DeferredRelease.objects.all(), request, "schedule__entity_id"),
+        pk=release_id,
+    )
+    outcome = run_service(deferred.deferred_release_retry, release=release, actor=request.user)
+    if outcome.ok:
+        messages.success(request, f"Sent to AIQ again as {outcome.value.external_reference}.")
+    else:
+        messages.error(request, outcome.message)
+    return redirect("sales:deferred_schedule", schedule_id=release.schedule_id)

@@ -54,3 +54,16 @@ class MoneyRowAdmin(ViewOnlyAdmin):
     the plans and refunds made of it: read-only in the admin, every field, inlines included.
     AIQ is the book of record and the provider the record of what arrived; a correction is a
     reversing action through a service that needs a second person (plans, refunds, undo)."""
+
+
+class ViewOnlyInline(admin.TabularInline):
+    """The rows of a view-only admin's object, shown and never changed there."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -192,3 +192,26 @@ def test_the_screen_form_sends_one_line_and_refuses_a_bad_amount_without_storing
     assert (pair.customer_code, pair.department, pair.cost_net) == ("ACME", "NV", Decimal("1000"))
     assert "TS-4001: purchase from AGENCY and sale to ACME queued for AIQ" in page
     assert "27/11/2026" in page and "1,250.00 GBP" in page
+
+
+@pytest.mark.parametrize(
+    "dropped", ["SaveInvoiceGetBackInvoiceID", "PostInvoiceGetBackTransactionID"]
+)
+def test_a_purchase_whose_answer_is_lost_after_commit_is_in_aiq_once(
+    labour, aiq_sandbox, alice, dropped
+):
+    """Lost after the save: the read-back finds the saved invoice and posts it (never a second
+    save); lost after the post: the read-back finds the posted one and confirms it."""
+    aiq_sandbox.faults.update(drop_next=1, ops=[dropped])
+    pair = back_to_back_submit(rule=labour, line=week("TS-5001"), actor=alice)
+    drain_all()
+    assert aiq_sandbox.faults.stats.drops == 1
+    documents = aiq_sandbox.state._rows(
+        "SELECT status FROM invoice WHERE entity_id = 'demo' AND external_reference = ?",
+        ("TS-5001-P",),
+    )
+    assert [d["status"] for d in documents] == ["posted"]
+    assert len(in_books(aiq_sandbox, "TS-5001-P")) == len(in_books(aiq_sandbox, "TS-5001-S")) == 1
+    pair.refresh_from_db()
+    assert pair.purchase.state == PurchaseInvoice.State.POSTED
+    assert pair.sales_invoice.state == SalesInvoice.State.POSTED

@@ -20,9 +20,11 @@ from ledger.models import (
     InvoiceLine,
     OutboxCommand,
 )
+from payments.services.plans import PlanRefused, plan_approve, plan_propose, plan_submit
 from sales.models import DeferredRelease, InvoiceSource, SalesInvoice, SalesInvoiceLine
 from sales.services.deferred import deferrals_create, deferred_credit_apply
 from tests.companies_support import grant, ireland
+from tests.test_plans_factories import make_customer, make_invoice, make_payment, setup_books
 
 pytestmark = pytest.mark.django_db
 R = DeferredRelease.State
@@ -131,3 +133,43 @@ def test_a_clerk_of_another_company_sees_neither_its_bi_codes_nor_its_schedules(
     )
     assert response.status_code == 404
     assert not OutboxCommand.objects.filter(kind="update_department").exists()
+
+
+def test_an_approved_write_off_carries_the_bi_codes_and_a_retired_one_is_refused(
+    entity, alice, bob
+):
+    setup_books(entity)
+    acme = make_customer(entity)
+    Department.objects.create(entity=entity, department_id="NS", name="North subscriptions")
+    retired = Department.objects.create(
+        entity=entity, department_id="SS", name="South", active=True
+    )
+    invoices = []
+    for _ in range(2):
+        invoice = make_invoice(acme, "100.00")
+        for number, (code, gross) in enumerate((("NS", "75.00"), ("SS", "25.00")), start=1):
+            InvoiceLine.objects.create(
+                invoice=invoice, line_number=number, department_id=code,
+                net_amount=Decimal(gross), gross_amount=Decimal(gross),
+            )  # fmt: skip
+        invoices.append(invoice)
+
+    def approve(invoice):
+        plan = plan_propose(
+            payment=make_payment(entity, "96.00", customer=acme),
+            lines=[{"invoice_id": invoice.pk, "amount": "96.00", "write_off_amount": "4.00",
+                    "write_off_gl_account_code": "7900"}],
+            actor=alice,
+        )  # fmt: skip
+        return plan_approve(plan=plan_submit(plan=plan, actor=alice), actor=bob)
+
+    approve(invoices[0])
+    journal = OutboxCommand.objects.get(kind="post_write_off")
+    assert [(x["department_id"], x["amount"]) for x in journal.payload["lines"]] == [
+        ("NS", "3.00"),
+        ("SS", "1.00"),
+    ]
+    retired.active = False
+    retired.save()
+    with pytest.raises(PlanRefused, match="BI code SS .* is retired"):
+        approve(invoices[1])

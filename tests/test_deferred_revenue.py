@@ -7,12 +7,13 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.urls import reverse
 
 from ledger.aiq.client import AiqClient
-from ledger.models import Invoice, OutboxCommand
+from ledger.departments import department_change
+from ledger.models import Department, Invoice, OutboxCommand
 from ledger.outbox.services import outbox_enqueue
 from ledger.sync.pull import sync_departments
 from payments.services.credit_notes import credit_lines_for, credit_note_draft, credit_note_payload
@@ -25,7 +26,12 @@ from sales.models import (
 )
 from sales.normalised import NormalisedCreditNote, NormalisedInvoice, NormalisedLine
 from sales.services.credit_notes import sales_credit_note_submit
-from sales.services.deferred import deferred_releases_run, month_end, schedule_figures
+from sales.services.deferred import (
+    deferred_release_retry,
+    deferred_releases_run,
+    month_end,
+    schedule_figures,
+)
 from sales.services.invoices import sales_invoice_submit
 from sandbox.store import loads
 from staff.models import AuditEntry
@@ -221,3 +227,31 @@ def test_the_selling_systems_credit_note_of_a_deferred_line_keeps_its_bi_code_an
     left = schedule.releases.filter(state=R.SCHEDULED).order_by("number")
     assert [r.amount for r in left] == [Decimal("70.00")] * 10  # (1,000.00 - 300.00) / 10
     assert aiq_sandbox.state.gl_total(DEFERRED) - deferred_before == Decimal("-700.00")
+
+
+def test_a_release_refused_for_a_retired_bi_code_is_sent_again_once_activated(
+    company, aiq_sandbox, alice, bob
+):
+    source = crm_source(company)
+    sales_invoice_submit(entity=company, source=source, invoice=_licence("LIC-RET"), actor=alice)
+    drain_all()
+    ns = Department.objects.get(entity=company, department_id="NS")
+    department_change(department=ns, actor=bob, active=False)
+    drain_all()
+    assert deferred_releases_run(today=date(2026, 1, 31)) == 1
+    drain_all()
+    release = DeferredRelease.objects.get(number=1)
+    assert release.state == R.FAILED and "inactive" in release.error
+    with pytest.raises(PermissionDenied):
+        deferred_release_retry(release=release, actor=alice)
+    department_change(department=ns, actor=bob, active=True)
+    drain_all()
+    release = deferred_release_retry(release=release, actor=bob)
+    drain_all()
+    release.refresh_from_db()
+    assert (release.state, release.external_reference) == (
+        R.RELEASED,
+        f"DRR-{release.schedule_id}-1-R1",
+    )
+    assert len(_journals(aiq_sandbox, release.external_reference)) == 1
+    assert _journals(aiq_sandbox, f"DRR-{release.schedule_id}-1") == []

@@ -154,6 +154,7 @@ PARAMS = {
     "sales:invoice_cancel": ((), ()),
     "sales:deferred": ((), ()),
     "sales:deferred_schedule": ((), ()),
+    "sales:deferred_release_retry": ((), ()),
     "sales:back_to_back": (("show", "company"), ()),
     "sales:back_to_back_new": (
         (),
@@ -275,6 +276,7 @@ def world(screen_data, entity, alice, bob, carol, mallory, settings):
         "account_id": 1,
         "department_id": 1,
         "schedule_id": 1,
+        "release_id": 1,
     }
     return {"clients": clients, "ids": ids, "invoices": screen_data["invoices"]}
 

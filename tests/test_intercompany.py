@@ -19,7 +19,8 @@ from ledger.sync.intercompany import sync_intercompany_connections
 from sales.models import InterCompanySale, PurchaseInvoice, SalesInvoice
 from sales.normalised import NormalisedInvoice, NormalisedLine
 from sales.services.intercompany import intercompany_sale_submit
-from tests.sales_support import crm_source, drain_all
+from sales.services.invoices import sales_invoice_release
+from tests.sales_support import aiq_set_credit_limit, crm_source, drain_all
 
 
 @pytest.fixture(autouse=True)
@@ -159,3 +160,29 @@ def test_the_screen_form_sends_a_sale_to_the_group_company(connection, ireland, 
     )  # fmt: skip
     assert sale.purchase.entity == ireland and sale.sales_invoice.currency == "EUR"
     assert "IC-2001" in page and "1,500.00 EUR" in page and "30/11/2026" in page
+
+
+def test_a_sale_held_by_the_credit_check_holds_the_purchase_until_an_approver_releases_it(
+    connection, ireland, aiq_sandbox, alice, bob, client
+):
+    aiq_set_credit_limit(AiqClient.for_entity(connection.entity), "DEMOIE", Decimal("100.00"))
+    sale = intercompany_sale_submit(
+        connection=connection, source=crm_source(connection.entity), invoice=recharge("IC-3001"),
+        actor=alice,
+    )  # fmt: skip
+    assert sale.sales_invoice.state == SalesInvoice.State.HELD_CREDIT
+    assert sale.purchase.command is None  # nothing for the buyer's AIQ while the sale is held
+    client.force_login(alice)
+    page = client.get(reverse("sales:intercompany")).content.decode()
+    assert "Held: credit check" in page and "Waiting for the other half" in page
+    drain_all()
+    assert aiq_sandbox.state.transactions("IC-3001", entity="demo-ie") == []
+
+    sales_invoice_release(invoice=sale.sales_invoice, actor=bob)
+    drain_all()
+
+    assert len(aiq_sandbox.state.transactions("IC-3001", entity="demo")) == 1
+    assert len(aiq_sandbox.state.transactions("IC-3001", entity="demo-ie")) == 1
+    sale.refresh_from_db()
+    assert sale.purchase.state == PurchaseInvoice.State.POSTED
+    assert sale.purchase.command.depends_on_id == sale.sales_invoice.command_id

@@ -92,6 +92,7 @@ def test_a_lost_stripe_dispute_leaves_clearing_and_is_written_off_exactly_once(
     bob,
     deliver,
     monkeypatch,
+    client,
 ):
     aiq = dispute_books
     charges, payments = _day_of_payments(entity, alice, bob, 3)
@@ -131,6 +132,13 @@ def test_a_lost_stripe_dispute_leaves_clearing_and_is_written_off_exactly_once(
     )
     assert {"dispute.withdrawn", "dispute.lost", "dispute.journal_confirmed"} <= actions
 
+    # the disputes screen: what it booked, and why a lost dispute is written off
+    client.force_login(alice)
+    html = client.get("/disputes/").content.decode()
+    assert f"DISP-{dispute.pk}" in html and f"DISPLOST-{dispute.pk}" in html
+    assert "Confirmed</span>" in html and ">Lost<" in html
+    assert "the invoice is not reopened" in html
+
 
 def test_a_won_stripe_dispute_puts_the_money_and_the_fee_back(
     dispute_books,
@@ -144,9 +152,14 @@ def test_a_won_stripe_dispute_puts_the_money_and_the_fee_back(
     charges, payments = _day_of_payments(entity, alice, bob, 1)
     gross = payments[0].amount
     fees_before = aiq.state.gl_total("7510")
+    event = {"id": f"dp_{payments[0].external_id}", "object": "dispute"}
+    # an inquiry first: no money taken, nothing booked
+    _stripe_dispute(monkeypatch, payments[0], "warning_needs_response", [])
+    deliver("charge.dispute.created", event)
+    assert not OutboxCommand.objects.filter(origin_type="dispute").exists()
+
     withdrawal = _balance_txn(1, -10000, 2000, "dispute")
     _stripe_dispute(monkeypatch, payments[0], "under_review", [withdrawal])
-    event = {"id": f"dp_{payments[0].external_id}", "object": "dispute"}
     deliver("charge.dispute.funds_withdrawn", event)
     drain_all()
     assert _clearing(aiq) == gross - Decimal("120.00")
@@ -164,21 +177,6 @@ def test_a_won_stripe_dispute_puts_the_money_and_the_fee_back(
     assert len(aiq.state.transactions(f"DISPWON-{dispute.pk}")) == 1
     dispute_book(dispute=dispute)  # booking again changes nothing
     assert OutboxCommand.objects.filter(origin_type="dispute").count() == 2
-
-
-def test_an_inquiry_with_no_money_taken_books_nothing(
-    dispute_books,
-    entity,
-    alice,
-    bob,
-    deliver,
-    monkeypatch,
-):
-    charges, payments = _day_of_payments(entity, alice, bob, 1)
-    _stripe_dispute(monkeypatch, payments[0], "warning_needs_response", [])
-    deliver("charge.dispute.created", {"id": f"dp_{payments[0].external_id}", "object": "dispute"})
-    assert Dispute.objects.get().withdrawal_command is None
-    assert not OutboxCommand.objects.filter(origin_type="dispute").exists()
 
 
 # --- GoCardless: a payout, then a late failure of a payment it paid out -------------------------
@@ -322,24 +320,22 @@ def test_gocardless_payout_then_a_late_failure_end_where_gocardless_and_the_bank
     drain_all()
     assert aiq.bank_balance("1160") == 0
 
-
-def test_the_disputes_screen_shows_what_each_dispute_booked_and_why_lost_is_written_off(
-    dispute_books,
-    entity,
-    alice,
-    bob,
-    deliver,
-    monkeypatch,
-    client,
-):
-    charges, payments = _day_of_payments(entity, alice, bob, 1)
-    withdrawal = _balance_txn(1, -10000, 2000, "dispute")
-    _stripe_dispute(monkeypatch, payments[0], "lost", [withdrawal])
-    deliver("charge.dispute.closed", {"id": f"dp_{payments[0].external_id}", "object": "dispute"})
+    # the 300.00 payment is charged back (lost at once), then GoCardless cancels the
+    # charge-back (the payment is paid out again): the write-off comes back into clearing
+    gocardless.payments["PM00GC2"] = _gc_payment("PM00GC2", 30000, "charged_back", "PO00GC1",
+                                                 "ACME")  # fmt: skip
+    assert _gc_event("EV00CB1", "charged_back", "PM00GC2", "refund_requested") == "processed"
     drain_all()
-    dispute = Dispute.objects.get()
-    client.force_login(alice)
-    html = client.get("/disputes/").content.decode()
-    assert f"DISP-{dispute.pk}" in html and f"DISPLOST-{dispute.pk}" in html
-    assert "Confirmed</span>" in html and ">Lost<" in html
-    assert "the invoice is not reopened" in html
+    charge_back = Dispute.objects.get(source="gocardless", status="charged_back")
+    assert aiq.bank_balance("1160") == Decimal("-300.00")
+    assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("345.50")
+    gocardless.payments["PM00GC2"] = _gc_payment("PM00GC2", 30000, "paid_out", "PO00GC1", "ACME")
+    assert _gc_event("EV00CB2", "chargeback_cancelled", "PM00GC2", "chargeback_cancelled") == (
+        "processed"
+    )
+    drain_all()
+    charge_back.refresh_from_db()
+    assert charge_back.status == "won" and charge_back.payment.status == "succeeded"
+    assert aiq.bank_balance("1160") == 0
+    assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("45.50")
+    assert len(aiq.state.transactions(f"DISPWON-{charge_back.pk}")) == 1

@@ -195,7 +195,9 @@ def approval_reasons(payment: Payment, lines, invoices: dict | None = None) -> l
     currency = payment.currency
     reasons = []
     available = available_amount(payment)
-    threshold = approval_threshold(payment.entity_id)  # the company's own, else the setting
+    # the company's own, else the setting (its row as the payment holds it, if read already)
+    loaded = payment.entity if Payment.entity.is_cached(payment) else None
+    threshold = approval_threshold(payment.entity_id, entity=loaded)
     if available > threshold:
         reasons.append(
             f"{format_money(available, currency)} is above the approval threshold of "

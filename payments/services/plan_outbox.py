@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.utils import timezone
 
-from ledger.departments import lines_by_department
+from ledger.departments import department_problems, lines_by_department
 from ledger.models import BankAccount, Invoice, OutboxCommand
 from ledger.outbox.services import NewCommand, outbox_enqueue, outbox_enqueue_many
 from payments.models import AllocationPlan, Payment, StatementAccount
@@ -197,6 +197,9 @@ def plan_commands(
                 line.write_off_gl_account_code, text,
             )  # fmt: skip
             if by_department:
+                refused = department_problems(entity, {x["department_id"] for x in by_department})
+                if refused:
+                    raise PlanRefused(f"The write-off on {invoice}: " + " ".join(refused.values()))
                 payload["lines"] = by_department
             journal = NewCommand(
                 entity=entity,

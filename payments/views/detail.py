@@ -16,7 +16,7 @@ from ledger.selectors import customer_exposure, open_invoices_search
 from payments.evidence import evidence_sentences
 from payments.forms import AllocationForm
 from payments.models import AllocationPlan, Payment, Unallocation
-from payments.selectors import payment_plans, payment_proposals
+from payments.selectors import payment_later_allocations, payment_plans, payment_proposals
 from payments.services.contact_allocations import receipt_open
 from payments.services.plan_lines import available_amount
 from payments.views import actions
@@ -211,6 +211,8 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "open_proposal": None if live else _open_proposal(payment),
         # money on account to allocate later (payments/_unidentified.html)
         "on_account_open": receipt_open(payment.receipt) if payment.receipt_id else None,
+        # its money on account allocated later, to its customer's or a group member's invoices
+        "later_allocations": payment_later_allocations(payment),
     }
     return render(request, "payments/detail.html", context, status=status)
 

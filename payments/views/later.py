@@ -46,14 +46,16 @@ def allocate_later(request):
     except ValidationError:
         return render(request, "400.html", status=400)
     credit = receipt or note
-    invoices = list(
-        Invoice.objects.filter(
-            customer=credit.customer,
-            currency=credit.currency,
-            outstanding_amount__gt=0,
-            aiq_transaction_id__isnull=False,
-        ).order_by("invoice_date", "id")[:OPEN_INVOICES_SHOWN]
+    open_invoices = Invoice.objects.filter(
+        currency=credit.currency, outstanding_amount__gt=0, aiq_transaction_id__isnull=False
+    ).order_by("invoice_date", "id")
+    invoices = list(open_invoices.filter(customer=credit.customer)[:OPEN_INVOICES_SHOWN])
+    # the other customers of its group: their invoices may be paid with it (approval always)
+    members = allocations.customer_group_others(credit.customer)
+    group_invoices = list(
+        open_invoices.filter(customer__in=members).select_related("customer")[:OPEN_INVOICES_SHOWN]
     )
+    invoices += group_invoices
     typed: dict[int, str] = {}
     error = ""
     if request.method == "POST":
@@ -74,6 +76,7 @@ def allocate_later(request):
             )
             return redirect("payments:later")
     rows = [{"invoice": inv, "typed": typed.get(inv.pk, "")} for inv in invoices]
+    own = len(invoices) - len(group_invoices)
     return render(
         request,
         "payments/later_allocate.html",
@@ -82,7 +85,9 @@ def allocate_later(request):
             "note": note,
             "credit": credit,
             "available": available,
-            "rows": rows,
+            "rows": rows[:own],
+            "group_rows": rows[own:],
+            "members": members,
             "error": error,
         },
         status=400 if error else 200,
@@ -274,7 +279,9 @@ def later_list(request):
         "payments/later_list.html",
         {
             "allocations": company_scope(ContactAllocation.objects, request)
-            .select_related("customer", "receipt", "credit_note", "maker", "approver")
+            .select_related(
+                "customer", "transfer_to", "receipt", "credit_note", "maker", "approver"
+            )
             .prefetch_related("lines__invoice")
             .order_by("-updated_at", "-id")[:50],
             "others": company_scope(OtherReceipt.objects, request)

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("sales", "0003_credit_notes_customer_updates"),
+        ("sales", "0004_purchase_back_to_back_intercompany"),
     ]
 
     operations = [

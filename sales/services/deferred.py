@@ -23,6 +23,7 @@ import calendar
 from datetime import date
 from decimal import Decimal
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
@@ -35,7 +36,8 @@ from sales.models import (
     SalesInvoice,
     SalesInvoiceLine,
 )
-from staff.services import audit_entry, audit_log, audit_log_many
+from staff.models import Role
+from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
 
 KIND = "deferred_revenue_release"
 ORIGIN = "deferred_release"
@@ -258,6 +260,40 @@ def release_failed(command: OutboxCommand, *, parked: bool = False) -> None:
         before={"state": R.QUEUED},
         after={"state": release.state},
     )
+
+
+def deferred_release_retry(*, release: DeferredRelease, actor) -> DeferredRelease:
+    """An approver sends a release AIQ refused again (e.g. after activating its BI code), under
+    a new external reference: the refused command keeps the old one, and AIQ has nothing under
+    it (a refusal writes nothing). The read-back before any resend then works as for the first."""
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Only an approver can send a refused release again.")
+    with transaction.atomic():
+        row = (
+            DeferredRelease.objects.select_for_update()
+            .select_related("schedule__entity", "schedule__invoice")
+            .get(pk=release.pk)
+        )
+        if row.state != R.FAILED:
+            raise ValidationError(f"{row.external_reference} was not refused by AIQ.")
+        if row.schedule.state == DeferredRevenueSchedule.State.CREDITED:
+            raise ValidationError("A credit note ended this schedule: nothing is left to release.")
+        old = row.external_reference
+        attempt = 1 + sum(1 for _ in DeferredRelease.objects.filter(
+            external_reference__startswith=f"{old.split('-R')[0]}-R"))  # fmt: skip
+        row.external_reference = f"{old.split('-R')[0]}-R{attempt}"[:100]
+        row.state = R.SCHEDULED
+        row.save(update_fields=["external_reference", "state", "updated_at"])
+        audit_log(
+            actor=actor,
+            action="deferred_revenue.retry",
+            obj=row,
+            summary=f"{old} sent again as {row.external_reference} after: {row.error}"[:500],
+            before={"state": R.FAILED, "reference": old},
+            after={"state": R.SCHEDULED, "reference": row.external_reference},
+        )
+        _queue(row)
+    return row
 
 
 # --- credit notes ------------------------------------------------------------------------------
