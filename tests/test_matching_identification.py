@@ -130,7 +130,7 @@ def test_a_transfer_naming_only_the_payer_is_matched_by_the_statement_name(books
     assert who["payer_name"] == "CHILTERN SECURITY"
     assert who["compared_with"] == "CHILTERN SECURITY" and who["score"] == 100
     # a name accepted on its own, one invoice open for exactly the amount: approved by the
-    # system (the calibrated default, migration 0034)
+    # system (the calibrated default, migration 0035)
     plan = AllocationPlan.objects.get(payment=payment)
     assert plan.maker is None and [line.invoice_id for line in plan.lines.all()] == [invoice.pk]
 

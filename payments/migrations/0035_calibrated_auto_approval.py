@@ -31,6 +31,6 @@ def switch_off(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("payments", "0033_customer_groups")]
+    dependencies = [("payments", "0034_smartdebit_collection_ids")]
 
     operations = [migrations.RunPython(switch_on, switch_off)]
