@@ -5,6 +5,10 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 PY=.venv/bin/python
 PORT="${PORT:-8000}"
+# The demo has two companies (GBP and EUR). Its localstripe stands in for the UK company's
+# Stripe account, whose webhooks come to the default address: money that arrives through no
+# account of its own is the UK company's (ledger/companies.py, docs/configuration.md).
+export PAYMENTS_ENTITY="${PAYMENTS_ENTITY:-demo}"
 mkdir -p var/log
 
 pids=()

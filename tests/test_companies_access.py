@@ -15,6 +15,11 @@ from tests.test_plans_factories import make_payment
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def group(entity, alice, bob):
     books = group_books(entity)
@@ -137,3 +142,23 @@ def test_a_person_without_grants_still_sees_everything_in_a_single_company_insta
     assert client.get(f"/payments/{payment.pk}/").status_code == 200
     inbox = client.get("/payments/?tab=all").content.decode()
     assert _ref(payment) in inbox and "<th>Company</th>" not in inbox
+
+
+def test_the_demo_seeds_two_companies_and_a_clerk_of_the_irish_one_only(settings):
+    from django.core.management import call_command
+
+    from ledger.companies import entities_visible_ids
+    from ledger.models import Entity
+
+    settings.PRODUCTION = False
+    quiet = {"stdout": open("/dev/null", "w")}  # noqa: SIM115
+    call_command("create_demo_users", **quiet)
+    call_command("seed_demo", **quiet)
+    call_command("seed_demo", **quiet)  # twice: nothing doubles
+    companies = dict(Entity.objects.values_list("company_id", "base_currency"))
+    assert companies == {"demo": "GBP", "demo-ie": "EUR"}
+    from django.contrib.auth.models import User
+
+    ireland = Entity.objects.get(company_id="demo-ie")
+    assert entities_visible_ids(User.objects.get(username="clerk-ie")) == {ireland.pk}
+    assert entities_visible_ids(User.objects.get(username="clerk")) is None

@@ -13,6 +13,8 @@ payments/services/outbox_origins.py.
 
 from dataclasses import dataclass
 
+from django.conf import settings
+
 from ledger.models import OutboxCommand
 from ledger.outbox.executors import Executor, PayloadError, ReadBack
 from ledger.outbox.steps import (
@@ -21,6 +23,8 @@ from ledger.outbox.steps import (
     StepUncertain,
     command_kind_register,
 )
+from payments.services.provider_accounts import AccountSecretMissing, account_api_key
+from payments.services.provider_books import provider_account
 from payments.services.refunds import STRIPE_METADATA_KEY as METADATA_KEY
 from payments.sources import stripe_client as api
 
@@ -85,7 +89,22 @@ def _stripe_result(payload: dict, refund: dict) -> dict:
     }
 
 
+def _account_key(command: OutboxCommand, payload: dict) -> str:
+    """The key of the Stripe account the money came through: the refunded payment's company's
+    account in its currency (an account without its own key: the installation's)."""
+    account = provider_account(command.entity_id, "stripe", str(payload["currency"]).upper())
+    try:
+        return account_api_key(account, settings.STRIPE_API_KEY)
+    except AccountSecretMissing as error:
+        raise StepRefused(str(error), code="STRIPE_KEY_MISSING") from None
+
+
 def stripe_refund_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
+    with api.using_key(_account_key(command, payload)):
+        return _read_back(payload)
+
+
+def _read_back(payload: dict) -> ReadBack:
     try:
         found = _ours(payload)
         result = _stripe_result(payload, found[0]) if len(found) == 1 else {}
@@ -95,7 +114,13 @@ def stripe_refund_read_back(client, command: OutboxCommand, payload: dict) -> Re
 
 
 def stripe_refund_send(client, command: OutboxCommand, payload: dict) -> dict:
-    """List first (always: it is one cheap call), create only when none of ours exists."""
+    """List first (always: it is one cheap call), create only when none of ours exists,
+    with the key of the Stripe account the money came through."""
+    with api.using_key(_account_key(command, payload)):
+        return _send(payload)
+
+
+def _send(payload: dict) -> dict:
     amount = StripeRefundPayload(**payload).amount_minor
     try:
         found = _ours(payload)

@@ -9,6 +9,8 @@ DEMO_USERS = [
     # username, role, password: printed on start-up, so they are not secrets
     ("clerk", "clerk", "clerk-demo-2026"),
     ("clerk2", "clerk", "clerk2-demo-2026"),
+    # a clerk of the Irish company only (seed_demo grants the company): sees none of the UK's
+    ("clerk-ie", "clerk", "clerk-ie-demo-2026"),
     ("approver", "approver", "approver-demo-2026"),
     ("admin", "admin", "admin-demo-2026"),
 ]
