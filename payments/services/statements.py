@@ -12,6 +12,7 @@ empties it, and statement_previews_forget_stale empties those of previews nobody
 """
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -72,6 +73,13 @@ def _parse(*, import_format, statement_account, filename: str, content: bytes) -
     source = import_format.source if import_format else "bank"
     parsed, entries = read_entries(content, filename, layout=import_format, source=source)
     chosen = _fallback_account(import_format, statement_account)
+    if chosen is not None:
+        for header in parsed.statements:
+            # an account number alone (Lloyds' SAP-compliant MT940): the chosen account's
+            if re.fullmatch(r"\d{8}", header.account_key) and chosen.account_key.endswith(
+                f" {header.account_key}"
+            ):
+                header.account_id = chosen.account_key
     stated = parsed.account_keys
     if statement_account is not None and stated and stated != [statement_account.account_key]:
         raise StatementError(
