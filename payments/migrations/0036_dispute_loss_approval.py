@@ -20,7 +20,7 @@ def _booked_before_approval(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0016_invoice_exchange_rate"),
-        ("payments", "0033_customer_groups"),
+        ("payments", "0035_calibrated_auto_approval"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
