@@ -249,6 +249,8 @@ OUTBOX_BACKOFF_MAX_SECONDS = env_int("OUTBOX_BACKOFF_MAX_SECONDS", 900, minimum=
 # Matching runs (payments/services/matching_shares.py): a run of at least this many payments is
 # matched in MATCHING_WORKERS processes, each reading and matching its own customers' invoices.
 MATCHING_WORKERS = env_int("MATCHING_WORKERS", min(os.cpu_count() or 1, 4), minimum=1, maximum=64)
+# invoice numbers a matching run may look up in AIQ when the mirror does not have them yet
+MATCHING_AIQ_LOOKUPS = env_int("MATCHING_AIQ_LOOKUPS", 20, minimum=0, maximum=500)
 MATCHING_SHARES_MIN_PAYMENTS = env_int(
     "MATCHING_SHARES_MIN_PAYMENTS", 10_000, minimum=0, maximum=10_000_000
 )

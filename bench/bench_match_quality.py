@@ -749,6 +749,16 @@ def is_right(proposal, truth: Truth, invoice_ids, customer_ids, invoice_customer
     return proposal_lines(proposal.lines) == expected_lines(truth, invoice_ids)
 
 
+def checker_decides(plan, right, approver) -> str:
+    from payments.services.plans import plan_approve, plan_reject
+
+    if right is not None:
+        plan_approve(plan=plan, actor=approver)
+        return "system plan approved by a checker"
+    plan_reject(plan=plan, actor=approver, reason="not what the customer paid")
+    return "system plan rejected by a checker"
+
+
 def clerk_settles(
     payment_id, truth, proposals, right_rank1, clerk, approver, invoice_ids, customer_ids
 ):
@@ -880,6 +890,12 @@ def main():
                 ),
                 None,
             )
+            if plan is not None and plan.state == "awaiting_approval":
+                # the system made the plan and a checker must approve it (a discount or a
+                # write-off): the approver approves a right one, rejects a wrong one
+                clerk_outcomes[checker_decides(plan, right, approver)] += 1
+                if right is not None:
+                    continue
             clerk_outcomes[
                 clerk_settles(
                     payment_id, truth, mine, right, clerk, approver, invoice_ids, customer_ids
@@ -979,6 +995,13 @@ def print_calibration(scored, invoice_ids, customer_ids, invoice_customer):
         band = f"{first.rule_kind} {min(int(first.confidence * 10), 9) / 10:.1f}"
         bands[band]["n"] += 1
         bands[band]["right"] += right
+        via = ((first.evidence or {}).get("customer") or {}).get("via") or "-"
+        score = ((first.evidence or {}).get("customer") or {}).get("score")
+        if score is not None:
+            via += ">=97" if score >= 97 else ">=90" if score >= 90 else "<90"
+        by_via = f"{first.rule_kind} via {via}"
+        bands[by_via]["n"] += 1
+        bands[by_via]["right"] += right
         if (first.evidence or {}).get("would_auto_approve"):
             bands[f"{first.rule_kind} would auto-approve"]["n"] += 1
             bands[f"{first.rule_kind} would auto-approve"]["right"] += right

@@ -5,7 +5,7 @@ from django.db.models.signals import post_migrate
 
 
 def ensure_default_rules(sender, **kwargs):
-    """Migrations 0003 and 0021 create the default matching rules; this restores them after a
+    """Migrations 0003, 0021 and 0035 make the default matching rules; this restores them after a
     flush (post_migrate runs again, data migrations do not). A table that has rules is never
     touched: an admin's configuration (a rule deleted on purpose included) stays as it is."""
     if apps.get_model("payments", "MatchRule").objects.exists():
@@ -13,6 +13,7 @@ def ensure_default_rules(sender, **kwargs):
     for name, step in (
         ("0003_default_match_rules", "create_rules"),
         ("0021_settlement_terms_rule_monitor", "add_rules"),
+        ("0035_calibrated_auto_approval", "switch_on"),
     ):
         getattr(importlib.import_module(f"payments.migrations.{name}"), step)(apps, None)
 

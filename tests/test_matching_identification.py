@@ -81,6 +81,14 @@ def _import(user, fmt, text):
     return [by_id[i] for i in ids]
 
 
+def narrative_row(user, fmt, details, amount):
+    """One HSBC-layout row (payer and reference in one narrative): the payment stored."""
+    (payment,) = _import(
+        user, fmt, f"Date,Type,Details,Amount,Balance\n03 Feb 2026,CR,{details},{amount},\n"
+    )
+    return payment
+
+
 def first_proposal(payment) -> MatchProposal | None:
     return (
         MatchProposal.objects.filter(payment=payment)
@@ -121,16 +129,27 @@ def test_a_transfer_naming_only_the_payer_is_matched_by_the_statement_name(books
     assert who["customer_id"] == chiltern.pk and who["via"] == "payer_name"
     assert who["payer_name"] == "CHILTERN SECURITY"
     assert who["compared_with"] == "CHILTERN SECURITY" and who["score"] == 100
-    # the payer_exact rule only watches (monitor) until a team switches it on: it records
-    # that it would have approved this (a name that fits one customer exactly, no other)
-    assert best.evidence["would_auto_approve"] is True
+    # a name accepted on its own, one invoice open for exactly the amount: approved by the
+    # system (the calibrated default, migration 0035)
+    plan = AllocationPlan.objects.get(payment=payment)
+    assert plan.maker is None and [line.invoice_id for line in plan.lines.all()] == [invoice.pk]
+
+
+def test_a_monitored_payer_exact_rule_records_what_it_would_have_approved(books, alice, barclays):
+    MatchRule.objects.filter(kind=MatchRule.Kind.PAYER_EXACT).update(
+        auto_approve=False, monitor=True
+    )
+    chiltern = customer(books, "CHIL001", "Chiltern Security Limited")
+    make_invoice(chiltern, "412.50")
+    (payment,) = bank_rows(alice, barclays, [("PAYMENT", "412.50", "CHILTERN SECURITY")])
+
+    matching_run(dry_run=False)
+
+    assert first_proposal(payment).evidence["would_auto_approve"] is True
     assert not AllocationPlan.objects.exists()
 
 
-def test_switched_on_payer_exact_approves_a_sure_name_but_not_a_doubtful_one(
-    books, alice, barclays
-):
-    MatchRule.objects.filter(kind=MatchRule.Kind.PAYER_EXACT).update(auto_approve=True)
+def test_payer_exact_approves_a_sure_name_but_not_a_doubtful_one(books, alice, barclays):
     chiltern = customer(books, "CHIL001", "Chiltern Security Limited")
     customer(books, "CHIL002", "Chiltern Securities Ltd")
     cedar = customer(books, "CEDA001", "Cedar Kestrel Plumbing Ltd")
@@ -194,9 +213,8 @@ def test_the_customer_account_code_as_reference_identifies_the_customer(books, a
         "code": "ACME004",
         "source": "bank.narrative",
     }
-    # the account code is the customer's own, typed by them: strong enough to approve when
-    # the rule is switched on (it is monitored by default)
-    assert best.evidence["would_auto_approve"] is True
+    # the account code is the customer's own, typed by them: strong enough to approve
+    assert AllocationPlan.objects.get(payment=payment).maker is None
 
 
 def test_several_invoices_in_one_field_with_a_shared_prefix_settle_together(books, alice, barclays):
@@ -242,7 +260,9 @@ def test_a_mistyped_number_naming_another_customers_invoice_moves_no_cash_there(
     matching_run(dry_run=False)
     best = first_proposal(payment)
     assert invoice_lines(best).keys() == {meant.pk}
-    assert best.rule_kind == MatchRule.Kind.PAYER_EXACT
+    # read as one digit off the payer's own invoice, which is open for exactly the amount
+    assert best.rule_kind == MatchRule.Kind.REFERENCE
+    assert "one digit different" in best.evidence["tokens"][0]["source"]
     assert best.evidence["customer"]["customer_id"] == severn.pk
     assert all(
         p.lines[0]["invoice_id"] == meant.pk for p in MatchProposal.objects.filter(payment=payment)
@@ -254,11 +274,7 @@ def test_a_mistyped_number_in_a_narrative_from_an_unknown_payer_is_not_put_on_a_
 ):
     other = customer(books, "OTHE001", "Oakwood Dental Ltd")
     make_invoice(other, "90.00", number="INV-010771")
-    (payment,) = _import(
-        alice,
-        hsbc,
-        "Date,Type,Details,Amount,Balance\n03 Feb 2026,CR,RCS LTD INV-010771,318.40,\n",
-    )
+    payment = narrative_row(alice, hsbc, "RCS LTD INV-010771", "318.40")
     matching_run(dry_run=False)
     assert first_proposal(payment) is None
     assert any("the payer is not like that invoice's customer" in n for n in notes(payment))
@@ -467,6 +483,9 @@ def test_gocardless_partly_refunded_payment_is_matched_on_its_net_amount(
 def test_the_run_page_counts_each_rules_proposals_and_what_monitoring_would_approve(
     books, alice, barclays, client
 ):
+    MatchRule.objects.filter(kind=MatchRule.Kind.PAYER_EXACT).update(
+        auto_approve=False, monitor=True
+    )
     acme = customer(books, "ACME004", "Acme Supplies Ltd")
     make_invoice(acme, "10.00", number="INV-7001")
     make_invoice(acme, "20.00")
@@ -578,3 +597,72 @@ def test_no_proposal_puts_more_on_an_invoice_than_it_has_open_across_runs(db, ru
             assert offered.get(invoice.pk, D(0)) <= invoice.outstanding_amount, (invoice, runs)
     # leave nothing for the next example's runs to match again
     Payment.objects.filter(entity=entity).update(match_state=Payment.MatchState.IGNORED)
+
+
+def test_a_mistyped_number_from_an_unknown_payer_is_put_on_neither_invoice(books, alice, hsbc):
+    """Nobody identified the payer; the number typed names another customer's invoice for a
+    different amount, and the number one digit away is open for exactly the amount: the
+    reference alone moves no cash to either customer."""
+    meant = customer(books, "SEVE001", "Severn Logistics Ltd")
+    other = customer(books, "OAKW001", "Oakwood Dental Ltd")
+    make_invoice(meant, "2485.61", number="INV-027198")
+    make_invoice(other, "1274.83", number="INV-027798")
+    payment = narrative_row(alice, hsbc, "BGC INV-027798", "2485.61")
+    matching_run(dry_run=False)
+    assert first_proposal(payment) is None
+    assert any("INV-027198, one digit different, is" in n for n in notes(payment))
+
+
+def test_a_confirmed_payers_oldest_invoices_adding_up_are_approved_others_offered(
+    books, alice, barclays
+):
+    """A payer identified by name pays a lump sum: its three oldest invoices add up to it
+    (what paying a statement looks like), approved; a sum only later invoices make is
+    offered to a person."""
+    cedar = customer(books, "CEDA001", "Cedar Kestrel Plumbing Ltd")
+    oldest = [make_invoice(cedar, amount) for amount in ("120.10", "80.25", "99.65")]
+    make_invoice(cedar, "310.00")
+    harbour = customer(books, "HARB001", "Harbour Pioneer Plant Hire Ltd")
+    for amount in ("120.10", "80.25", "99.65"):
+        make_invoice(harbour, amount)
+    later = make_invoice(harbour, "310.00")
+    statement, picked = bank_rows(
+        alice,
+        barclays,
+        [("REMITTANCE", "300.00", "CEDAR KESTREL PLUMB"), ("", "390.25", "HARBOUR PIONEER PL")],
+    )
+    matching_run(dry_run=False)
+    plan = AllocationPlan.objects.get(payment=statement)
+    assert plan.maker is None
+    assert sorted(line.invoice_id for line in plan.lines.all()) == [i.pk for i in oldest]
+    best = first_proposal(picked)
+    assert best.rule_kind == MatchRule.Kind.PAYER_COMBINATION and later.pk in invoice_lines(best)
+    assert not AllocationPlan.objects.filter(payment=picked).exists()
+
+
+def test_a_part_payment_naming_its_invoice_is_approved_but_not_a_shortfall_like_a_charge(
+    books, alice, barclays
+):
+    GLAccount.objects.get_or_create(entity=books, code="7901", defaults={"name": "Bank charges"})
+    MatchRule.objects.filter(kind="tolerance", tolerance_action="write_off").update(
+        enabled=True, write_off_gl_account_code="7901"
+    )
+    cedar = customer(books, "CEDA001", "Cedar Kestrel Plumbing Ltd")
+    halved = make_invoice(cedar, "500.00", number="INV-5001")
+    charged = make_invoice(cedar, "75.00", number="INV-5002")
+    half, short = bank_rows(
+        alice,
+        barclays,
+        [
+            ("INV-5001", "250.00", "CEDAR KESTREL PLUMB"),
+            ("INV-5002", "65.00", "CEDAR KESTREL PLUMB"),
+        ],
+    )
+    matching_run(dry_run=False)
+    plan = AllocationPlan.objects.get(payment=half)
+    assert plan.maker is None
+    assert [(line.invoice_id, line.amount) for line in plan.lines.all()] == [(halved.pk, D("250"))]
+    # 10.00 short of 75.00: a bank charge or a part payment? a person decides
+    best = first_proposal(short)
+    assert invoice_lines(best).keys() == {charged.pk}
+    assert not AllocationPlan.objects.filter(payment=short).exists()

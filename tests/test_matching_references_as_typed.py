@@ -48,8 +48,9 @@ def test_a_reference_cut_at_18_characters_names_the_payer_invoice_it_starts(book
     best = first_proposal(payment)
     assert invoice_lines(best).keys() == {meant.pk}
     assert best.evidence["customer"]["customer_id"] == chiltern.pk
-    # read, not named: a person confirms it (payer + amount alone is not approved either)
-    assert not AllocationPlan.objects.filter(payment=payment).exists()
+    # read, not named, but the payer (by name, on its own) and the exact amount agree with
+    # the reading: the system makes the plan (a checker approves it above the threshold)
+    assert AllocationPlan.objects.get(payment=payment).maker is None
     assert any("'INV-014' read as INV-014123" in note for note in best.evidence["notes"])
 
 
@@ -71,7 +72,7 @@ def test_a_one_digit_typo_is_read_only_when_the_payer_and_the_amount_confirm_it(
     matching_run(dry_run=False)
     best = first_proposal(confirmed)
     assert invoice_lines(best).keys() == {meant.pk}
-    assert not AllocationPlan.objects.filter(payment=confirmed).exists()
+    assert AllocationPlan.objects.get(payment=confirmed).maker is None  # payer and amount agree
     assert any("one digit different" in note for note in best.evidence["notes"])
     # the amount does not confirm it: not read as the payer's invoice, and the number never
     # puts the payer's cash on the stranger's invoice either
@@ -106,8 +107,9 @@ def test_a_name_two_customers_share_is_settled_by_the_reference_read_against_eac
     assert invoice_lines(best).keys() == {meant.pk}
     who = best.evidence["customer"]
     assert who["via"] == "payer_name_and_reference" and who["customers_fitting"] == 2
-    assert best.evidence["needs_review"] is True
-    assert not AllocationPlan.objects.filter(payment=payment).exists()
+    # name, reference and amount agree on one invoice of one of the two: the system makes
+    # the plan (the name alone would have decided nothing)
+    assert AllocationPlan.objects.get(payment=payment).maker is None
 
 
 def test_a_shared_name_with_the_amount_open_at_both_is_not_guessed(books, alice, barclays):

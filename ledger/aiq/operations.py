@@ -125,6 +125,27 @@ class AiqOperations:
         )
         return unwrap(result, "Invoice")
 
+    def get_posted_invoices_by_numbers(self, numbers: list[str]) -> list[dict]:
+        """The posted sales invoices (Invoice documents, with Lines) whose numbers are among
+        `numbers`, in one call (the receipts document's "identifying invoices" step)."""
+        if not numbers:
+            return []
+        result = self.call(
+            "GetInvoicesBy",
+            query={
+                "InvoiceNumbersFilter": {"string": list(numbers)},
+                "Status": "Processed",
+                "Limit": len(numbers),
+            },
+        )
+        return unwrap(result, "Invoice")
+
+    def get_transaction_by_invoice_id(self, invoice_id: int) -> list[dict]:
+        """The lines of the transaction a posted item invoice became (its control line carries
+        the transaction id, the gross and what is allocated)."""
+        result = self.call("GetTransactionByInvoiceID", invoiceID=invoice_id)
+        return unwrap(get(result.result, "Lines"), "TransactionLine")
+
     def get_transactions_by_external_reference(
         self, reference: str, *, from_date: datetime, to_date: datetime
     ) -> list[dict]:

@@ -714,3 +714,71 @@ def window(cursor: datetime | None, until: datetime) -> datetime:
     if cursor is None:
         return EPOCH
     return min(cursor, until) - timedelta(minutes=settings.AIQ_SYNC_OVERLAP_MINUTES)
+
+
+def mirror_invoices_by_number(client, entity, numbers: list[str]) -> list[Invoice]:
+    """Invoices AIQ has that the mirror does not yet (a payment names one before the next
+    pull): the posted sales invoices of these numbers (GetInvoicesBy), each one's transaction
+    (GetTransactionByInvoiceID: id, gross, allocated, tax), mirrored as a pull would mirror
+    them, lines included. Reads only; returns the mirrored invoices."""
+    documents = client.get_posted_invoices_by_numbers(numbers)
+    rows = []
+    for document in documents:
+        if str(get(document, "Ledger") or "Sales").lower() != "sales":
+            continue
+        lines = client.get_transaction_by_invoice_id(int(get(document, "InvoiceID")))
+        control = next(
+            (
+                line
+                for line in lines
+                if get(line, "IsAccountControlLine")
+                or get(line, "TransactionLineType") == "Control"
+            ),
+            None,
+        )
+        if control is None:
+            continue
+        gross = abs(_money(get(control, "Amount")))
+        allocated = abs(_money(get(control, "AllocatedAmount")))
+        tax = sum(
+            (
+                abs(_money(get(line, "Amount")))
+                for line in lines
+                if get(line, "TransactionLineType") == "Tax" or get(line, "IsTaxLine")
+            ),
+            Decimal(0),
+        )
+        rows.append(
+            (
+                document,
+                {
+                    "TransactionID": get(control, "TransactionID"),
+                    "InvoiceID": get(document, "InvoiceID"),
+                    "AccountCode": get(document, "AccountCode"),
+                    "CurrencyCode": get(control, "CurrencyCode") or get(document, "CurrencyCode"),
+                    "InternalNumber": get(control, "InternalNumber")
+                    or get(document, "InvoiceNumber"),
+                    "ExternalReference": get(document, "ExternalReference"),
+                    "TransactionDate": get(control, "TransactionDate")
+                    or get(document, "InvoiceDate"),
+                    "ControlAmount": gross,
+                    "OutstandingAmount": gross - allocated,
+                    "LineDetails": {"WSTransactionDetail": [{"IsTaxLine": True, "Amount": tax}]},
+                },
+            )
+        )
+    if not rows:
+        return []
+    now = timezone.now()
+    with transaction.atomic():
+        protected = Protected.load(entity)
+        for document, row in rows:
+            if not row["AccountCode"] or not row["TransactionID"]:
+                continue
+            _apply_invoice(entity, row, protected, now)
+            _apply_invoice_lines(entity, document, protected)
+    return list(
+        Invoice.objects.filter(
+            entity=entity, aiq_transaction_id__in=[int(row["TransactionID"]) for _d, row in rows]
+        )
+    )

@@ -21,6 +21,7 @@ from operator import attrgetter
 
 from core.gcpause import gc_paused
 from core.money import MoneyError, exponent
+from ledger.references import reference_key, reference_keys
 from payments.matching.combination import find_combinations
 from payments.matching.index import (
     FIELD_NAMES,
@@ -28,6 +29,7 @@ from payments.matching.index import (
     ITEM_CURRENCY,
     ITEM_CUSTOMER,
     ITEM_ENTITY,
+    ITEM_NUMBER,
     ITEM_OPEN,
     OpenItems,
     PaymentInput,
@@ -38,7 +40,7 @@ from payments.matching.index import (
     rules_for,
 )
 from payments.matching.near import inferred_hits, inferred_note
-from payments.matching.payers import NAME_ACCEPT, identify, narrative_name
+from payments.matching.payers import NAME_ACCEPT, identify, narrative_name, payer_confirmed
 from payments.matching.rules import HANDLERS
 from payments.models import MatchRule
 
@@ -269,6 +271,21 @@ class _Context:
         self.position = index.position
         self.open_amounts = _OpenAmounts(index)  # the index itself is left as loaded
         self.claimed_opens: dict[tuple, list] = {}
+        self._by_number = None
+
+    def by_number(self) -> dict:
+        """Reference key of each open invoice's number -> its id (made on first use: only a
+        suspected typo needs it, and the run's keys index only what its payments name)."""
+        if self._by_number is None:
+            items = self.items
+            self._by_number = dict(
+                zip(
+                    reference_keys([item[ITEM_NUMBER] or "" for item in items.values()]),
+                    items,
+                    strict=True,
+                )
+            )
+        return self._by_number
 
     def claim(self, invoice_id: int, amount: int) -> None:
         item = self.items[invoice_id]
@@ -507,7 +524,11 @@ def supported_hits(ctx, payment, hits: dict, customer_id, notes: list) -> dict:
             and not _says_invoice(payment)
         )
         if not weak and not _payer_unlike(ctx.index, payment, owners):
-            return hits
+            mistyped = _typo_of_another(ctx, payment, hits)
+            if mistyped is None:
+                return hits
+            notes.append(mistyped)
+            return {}
         other = hits
     if any(len(group) > 1 for group in other.values()):
         # one reference, several invoices: shown to a person as ambiguous (rules.reference),
@@ -539,6 +560,63 @@ def supported_hits(ctx, payment, hits: dict, customer_id, notes: list) -> dict:
     return {}
 
 
+def _typo_of_another(ctx, payment, hits) -> str | None:
+    """A payer nobody identified names one invoice whose open amount is not the payment's,
+    and a number one digit different (or two neighbours swapped) is another invoice open for
+    exactly the amount: the reference is most likely mistyped, and the reference alone cannot
+    say which customer paid. Then why nothing is proposed (a note); None otherwise."""
+    if len(hits) != 1:
+        return None
+    ((_key, group),) = hits.items()
+    if len(group) != 1:
+        return None
+    invoice_id, _field, words, _source, item = group[0]
+    amount = payment.amount_milli
+    if amount % 1000 == 0 or ctx.open_amounts.of(invoice_id, item) == amount:
+        # a round amount is open on too many invoices for a neighbour having it to say
+        # anything (a dense book has ~50 numbers one digit away from each)
+        return None
+    number = item[ITEM_NUMBER] or ""
+    digits = _TRAILING_DIGITS.search(number)
+    if digits is None or len(digits.group(1)) < 4:
+        return None
+    head, digits = number[: digits.start(1)], digits.group(1)
+    by_number, items, opens = ctx.by_number(), ctx.items, ctx.open_amounts
+    found = set()
+    for variant in one_off(digits):
+        other = by_number.get(reference_key(head + variant))
+        if other is None or other == invoice_id:
+            continue
+        row = items[other]
+        if (
+            row[ITEM_ENTITY] == payment.entity_id
+            and row[ITEM_CURRENCY] == payment.currency
+            and opens.of(other, row) == amount
+        ):
+            found.add(other)
+    if len(found) != 1:
+        return None
+    other = items[found.pop()]
+    return (
+        f"'{words}' names {label(item)}, which is not open for {money(amount, payment.currency)}; "
+        f"{label(other)}, one digit different, is: the number looks mistyped and the payer is "
+        "not identified, so neither is proposed."
+    )
+
+
+_TRAILING_DIGITS = re.compile(r"([0-9]+)$")
+
+
+def one_off(digits: str):
+    """Every string one digit different from `digits`, or with two neighbours swapped."""
+    for position, digit in enumerate(digits):
+        for other in "0123456789":
+            if other != digit:
+                yield digits[:position] + other + digits[position + 1 :]
+        if position + 1 < len(digits) and digits[position + 1] != digit:
+            yield digits[:position] + digits[position + 1] + digit + digits[position + 2 :]
+
+
 UNLIKE_BELOW = 60  # a payer name this unlike the invoice's customer is someone else
 _INVOICE_WORD = re.compile(r"\bINV(?:OICES?)?\b|\bINV(?=[ .#:/-]*[0-9])", re.IGNORECASE)
 _OTHER_NUMBER_WORD = re.compile(r"\b(?:P\.?O|ORDER|ORD|ACC|ACCOUNT|CUST)\b", re.IGNORECASE)
@@ -562,7 +640,10 @@ def _payer_unlike(index, payment, owners) -> bool:
         payer = narrative_name(payment.texts[0][1])
     if names is None or not payer or len(owners) != 1:
         return False
-    likeness = names.likeness(next(iter(owners)), payer)
+    owner = next(iter(owners))
+    if names.initials_fit(owner, payer):
+        return False  # 'RCS LTD' for Royal Castle Security Ltd: the bank shows initials
+    likeness = names.likeness(owner, payer)
     return likeness is not None and likeness < UNLIKE_BELOW
 
 
@@ -810,7 +891,9 @@ class Matcher:
             ranked,
             notes,
             # a payer chosen among several its name fits: a person looks, whatever the rule
-            state.ambiguous or best.confidence < REVIEW_BELOW or state.cap is not None,
+            state.ambiguous
+            or best.confidence < REVIEW_BELOW
+            or (state.cap is not None and not best.eligible),
         )
 
 
@@ -831,6 +914,7 @@ class _State:
         "facts",
         "rejected_again",
         "cap",
+        "payer_confirmed",
         "_customer_items",
     )
 
@@ -871,6 +955,8 @@ class _State:
         self.customer_id = customer_id
         self.facts = Facts(payment, hits, customer_id, customer_via, conflict)
         self.cap = CHOSEN_CAP.get(customer_via.get("via")) if customer_via else None
+        # the payer was identified on its own, not by these invoices (payers.payer_confirmed)
+        self.payer_confirmed = bool(customer_via) and payer_confirmed(customer_via)
 
     @property
     def conflict(self) -> bool:
@@ -893,7 +979,9 @@ class _State:
             if confidence < 0:
                 confidence = 0
         cap = self.cap
-        if cap is not None and confidence > cap:
+        if cap is not None and confidence > cap and not auto:
+            # a payer chosen among a few its name fits: capped, unless the rule found the
+            # reference and amount agreeing on its own (rules._read_among_few)
             confidence = cap
         self.candidates.append(
             Candidate(

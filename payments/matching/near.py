@@ -38,6 +38,12 @@ HOW = {
     "order": "this invoice's order (external) reference without its prefix",
 }
 WEAK = frozenset(("typo", "end"))  # never used unless the amount agrees
+_WEAK_SAYS = tuple(f"({HOW[how]})" for how in WEAK)
+
+
+def weak_reading(hit) -> bool:
+    """Is this hit a weak reading (one digit off, the end of a number)?"""
+    return hit[1] == FIELD_INFERRED and hit[3].endswith(_WEAK_SAYS)
 
 
 _DELETE = str.maketrans("", "", string.punctuation + string.whitespace)

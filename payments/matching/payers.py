@@ -69,9 +69,9 @@ NAME_CLEAR = 10
 
 
 def strongly_identified(via: dict) -> bool:
-    """Is the payer known well enough for an allocation by amount alone to be approved without
-    a person (where its rule is switched on)? Keys a person confirmed, the customer's own
-    account code or email, or a name that fits one customer all but exactly and no other."""
+    """Is the payer known by evidence that stands on its own? Keys a person confirmed, the
+    customer's own account code or email, or a name that fits one customer all but exactly
+    and no other."""
     how = via.get("via")
     if how in STRONG_IDENTIFICATION:
         return True
@@ -79,6 +79,25 @@ def strongly_identified(via: dict) -> bool:
         return False
     runner_up = via.get("runner_up")
     return runner_up is None or runner_up["score"] <= via["score"] - NAME_CLEAR
+
+
+def payer_confirmed(via: dict) -> bool:
+    """Was the payer identified independently of the invoices the reference names: strongly
+    (above), or by a name accepted on its own (NAME_ACCEPT or more, NAME_MARGIN clear of any
+    other customer)? A payer taken from the invoice the reference names, or chosen among
+    customers its name fits equally well, is not: the reference or the amount chose it, so
+    neither can confirm it. An allocation confirmed by such a payer *and* an exact amount
+    may be approved without a person (calibrated on bench/bench_match_quality.py)."""
+    return strongly_identified(via) or (
+        via.get("via") == "payer_name" and via.get("score", 0) >= NAME_ACCEPT
+    )
+
+
+def runner_up_customer(via: dict) -> int | None:
+    """The customer whose name came second to the identified payer's (name identification)."""
+    if via.get("via") != "payer_name" or strongly_identified(via):
+        return None
+    return (via.get("runner_up") or {}).get("customer_id")
 
 
 def normalise_name(text: str) -> str:
@@ -274,7 +293,11 @@ class NameIndex:
             "score": round(score),
         }
         if runner_up is not None:
-            evidence["runner_up"] = {"name": runner_up[1][1], "score": round(runner_up[1][0])}
+            evidence["runner_up"] = {
+                "name": runner_up[1][1],
+                "score": round(runner_up[1][0]),
+                "customer_id": runner_up[0],
+            }
         if score < NAME_ACCEPT:
             return None, {"name_rejected": evidence}
         if runner_up is not None and runner_up[1][0] > score - NAME_MARGIN:
@@ -283,6 +306,11 @@ class NameIndex:
                 evidence["customer_ids"] = tied
             return None, {"name_tie": evidence}
         return customer_id, evidence
+
+    def initials_fit(self, customer_id: int, payer: str) -> bool:
+        """Is the payer name (one word) the initials of this customer's name?"""
+        words = [w for w in normalise_name(payer).split() if w not in HONORIFICS]
+        return len(words) == 1 and customer_id in self.by_initials.get(words[0], ())
 
     def initials_of(self, entity_id: int, currency: str, payer: str) -> list[int]:
         """Customers whose name's initials the payer name is ('RCS LTD' for Royal Castle

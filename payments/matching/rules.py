@@ -12,11 +12,15 @@ from operator import itemgetter
 
 from payments.matching.combination import find_combinations
 from payments.matching.index import label
-from payments.matching.payers import strongly_identified
+from payments.matching.near import weak_reading
+from payments.matching.payers import payer_confirmed, runner_up_customer
 from payments.models import MatchRule
 
 Kind = MatchRule.Kind
 COMBINATION_BUDGET = 400  # search steps per payment (see combination.py and bench/)
+# a shortfall approved without a person is at most this share of the invoice, whatever the
+# rule allows (25.00 short of a 50.00 invoice is a part payment, not a bank charge)
+SHORTFALL_PERCENT_MAX = 10
 
 
 def _line(invoice_id: int, amount: int, discount: int = 0, write_off: int = 0, gl: str = ""):
@@ -48,10 +52,14 @@ def reference(state, rule) -> None:
     if total != amount:
         return  # the tolerance and over/underpayment rules handle the difference
     if state.digits_only:
-        confidence = 850
+        # the number alone, or read as typed (cut short, one digit off, an order number):
+        # approvable only where a payer identified on its own owns every invoice named, the
+        # amount being exact (three pieces of evidence that agree)
+        auto = not state.conflict and (state.payer_confirmed or _read_among_few(state))
+        confidence = 920 if auto else 850
     else:
         confidence = 990 if len(opens) == 1 else 950
-    auto = not state.digits_only and not state.conflict
+        auto = not state.conflict
     named = state.target_items
     state.add(
         rule,
@@ -59,6 +67,16 @@ def reference(state, rule) -> None:
         [(i, o, 0, 0, "") for i, o in opens],  # _line(i, o), inlined on the hottest path
         (_render_reference, [named[i] for i, _o in opens], amount, opens, total),
         auto=auto,
+    )
+
+
+def _read_among_few(state) -> bool:
+    """The payer's name fits a few customers equally well and the reference, read against
+    their invoices (cut short, the number without its prefix, an order number), named one
+    invoice of one of them, open for exactly the amount: name, reference and amount agree.
+    A reading that is only one digit off (or the end of a number) is not enough for this."""
+    return state.facts.customer_via.get("via") == "payer_name_and_reference" and not any(
+        weak_reading(hit) for group in state.hits.values() for hit in group
     )
 
 
@@ -112,9 +130,19 @@ def payer_exact(state, rule) -> None:
     if state.target and same[0] not in state.target:
         confidence = min(confidence, 650)  # the payment names another invoice
     items = state.ctx.items
-    # one invoice open for exactly the amount, of a payer known by strong evidence, the text
-    # naming no other invoice: eligible for auto-approval where the rule allows it
-    eligible = how_many == 1 and not state.target and strongly_identified(state.facts.customer_via)
+    # one invoice open for exactly the amount, of a payer identified on its own (not by the
+    # amount), the text naming no other invoice: eligible for auto-approval where the rule
+    # allows it; a payer known by name only, when the customer whose name came second does not
+    # owe the same amount too
+    via = state.facts.customer_via
+    eligible = how_many == 1 and not state.target and payer_confirmed(via)
+    if eligible:
+        rival = runner_up_customer(via)
+        if (
+            rival is not None
+            and amount in state.ctx.customer_arrays(rival, state.payment.currency)[1]
+        ):
+            eligible = False
     for rank, invoice_id in enumerate(same):
         state.add(
             rule,
@@ -149,12 +177,16 @@ def payer_combination(state, rule) -> None:
         budget=COMBINATION_BUDGET,
     )
     searched = (len(candidates), rule.max_invoices, len(combos), exhaustive)
+    single = len(combos) == 1 and exhaustive
     for rank, combo in enumerate(combos[:3]):
         picked = [candidates[i] for i in combo]
-        single = len(combos) == 1 and exhaustive
+        # the payer's oldest invoices in full, the only combination that adds up, of a payer
+        # identified on its own: what a customer paying its statement does (eligible)
+        oldest = single and combo == tuple(range(len(combo)))
+        sure = oldest and payer_confirmed(state.facts.customer_via)
         state.add(
             rule,
-            (800 if single else 600) - 100 * (rank > 0),
+            (900 if sure else 800 if single else 600) - 100 * (rank > 0),
             [_line(i, o) for i, o in picked],
             (
                 _render_combination,
@@ -164,6 +196,7 @@ def payer_combination(state, rule) -> None:
                 single,
                 searched,
             ),
+            auto=sure and rank == 0,
         )
 
 
@@ -221,6 +254,8 @@ def settlement_discount(state, rule) -> None:
         invoice_date = dates.get(invoice_id)
         if invoice_date is None or received is None or (received - invoice_date).days > days:
             continue
+        # named by its full reference and short by exactly the customer's terms: eligible
+        named = bool(state.target) and not state.digits_only and not state.conflict
         state.add(
             rule,
             950 if state.target else 850,
@@ -235,6 +270,7 @@ def settlement_discount(state, rule) -> None:
                 invoice_date,
                 received,
             ),
+            auto=named,
         )
         return
 
@@ -315,12 +351,35 @@ def tolerance(state, rule) -> None:
         if discount
         else _line(invoice_id, amount, write_off=difference, gl=rule.write_off_gl_account_code)
     )
+    # one invoice named by its full reference, a little short within what the rule allows
+    # (and a small share of it), the shortfall not the customer's settlement discount taken
+    # late: eligible
+    named = (
+        len(state.target) == 1
+        and not state.digits_only
+        and not state.conflict
+        and difference * 100 <= open_amount * SHORTFALL_PERCENT_MAX
+        and not _late_discount(state, open_amount, difference)
+    )
     state.add(
         rule,
-        750 if state.target else 600,
+        900 if named else 750 if state.target else 600,
         [line],
         (_render_tolerance, rule, invoice_id, state.label(invoice_id), amount, open_amount),
+        auto=named,
     )
+
+
+def _late_discount(state, open_amount: int, difference: int) -> bool:
+    """Is the shortfall the payer's settlement discount (its terms' percentage of the open
+    amount), taken when its terms no longer allowed it? Then a person decides."""
+    terms_by_customer = state.ctx.index.terms
+    terms = terms_by_customer.get(state.customer_id) or terms_by_customer.get(None)
+    if terms is None:
+        return False
+    quantum = _quantum(state.payment.currency)
+    expected = int((Decimal(open_amount) * terms[0] / 100 / quantum).to_integral_value()) * quantum
+    return abs(difference - expected) <= quantum
 
 
 def _render_tolerance(facts, rule, invoice_id, invoice_label, amount, open_amount):
@@ -369,9 +428,23 @@ def overpayment(state, rule) -> None:
     else:
         confidence = 600 if state.target else 300
         part_label = state.label(lines[-1][0])
+    # one invoice named by its full reference, of a payer identified on its own (not by that
+    # invoice) who has no invoice open for exactly the amount: the payer said what the money
+    # is for, and it goes there (the rest on account, or the invoice left part-paid): eligible,
+    # unless a shortfall could as well be a bank charge or a discount (a rule before this one
+    # offered that: then a person chooses)
+    named = (
+        len(state.target) == 1
+        and bool(items)
+        and not state.digits_only
+        and not state.conflict
+        and state.payer_confirmed
+        and amount not in state.customer_amounts()[1]
+        and not any(candidate.rule.kind in _SHORTFALL_KINDS for candidate in state.candidates)
+    )
     state.add(
         rule,
-        confidence,
+        900 if named else confidence,
         lines,
         (
             _render_overpayment,
@@ -383,7 +456,11 @@ def overpayment(state, rule) -> None:
             part_label,
             bool(state.target),
         ),
+        auto=named,
     )
+
+
+_SHORTFALL_KINDS = frozenset((Kind.TOLERANCE, Kind.SETTLEMENT_DISCOUNT))
 
 
 def _render_overpayment(

@@ -29,6 +29,7 @@ from payments.matching.index import (
     load_run_inputs,
 )
 from payments.models import MatchProposal, Payment
+from payments.services.aiq_invoice_lookup import invoices_from_aiq
 from payments.services.auto_approve import plans_auto_approve_many
 from payments.services.matching_lease import matching_lease_give_back, matching_lease_take
 from payments.services.matching_shares import ShareFailed, plan_shares, run_shares
@@ -49,6 +50,7 @@ class RunReport:
     unmatched: int = 0
     proposal_rows: int = 0
     auto_approved: int = 0
+    aiq_mirrored: int = 0  # invoices looked up in AIQ and mirrored by this run
     auto_refused: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     # PaymentResult of a run matched in this process (dry runs, small runs, tests); a run
@@ -390,6 +392,10 @@ def _run(report: RunReport, payment_ids, actor, auto_approve: bool) -> RunReport
     rules = load_rules()
     payments = load_payments(payment_ids=payment_ids)
     inputs = load_run_inputs(payments)
+    if not dry_run:
+        # references naming no mirrored invoice: looked up in AIQ first (bounded), so an
+        # invoice AIQ has but the mirror does not yet is matched in this run
+        report.aiq_mirrored = len(invoices_from_aiq(payments, inputs))
     created_at = connection.ops.adapt_datetimefield_value(timezone.now())
     workers = _use_shares(payments, dry_run)
     outcomes = None

@@ -114,7 +114,9 @@ def _duplicate_rule(item, earlier: dict) -> dict:
         else f"payment {earlier['id']}"
     )
     account = item.raw.get("account")
-    if item.external_id.startswith("row:"):
+    if item.external_id.startswith("sd:"):
+        rule = "same SmartDebit collection (payer reference, debit date and amount)"
+    elif item.external_id.startswith("row:"):
         rule = "same date, amount, reference and row content" + (
             f" on account {account}" if account else ""
         )

@@ -207,9 +207,9 @@ def read_collection_report(content: bytes) -> tuple[ParsedStatement, list[Statem
                 booked=booked,
                 amount=amount,
                 currency="GBP",
-                # one collection per payer reference and debit date, unless SmartDebit gives
-                # its own transaction reference: the same report fetched again is a duplicate
-                transaction_id=transaction_ref or f"{reference}@{booked.isoformat()}",
+                # the id is made from payer reference, debit date and amount (statement_items),
+                # as for the portal's CSV report: the same collection both ways is one payment
+                transaction_id=transaction_ref,
                 bank_reference=transaction_ref,
                 payer_name=(element.get("account_name") or "").strip(),
                 payer_reference=reference,

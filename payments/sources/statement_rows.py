@@ -7,6 +7,8 @@ them into NormalisedPayments the same way for every format:
 
 - money out is counted as skipped, never a payment;
 - the balance check: opening + every entry = closing, or the file is refused with the numbers;
+- a SmartDebit collection's id is its payer reference, debit date and amount, so the portal's
+  report and SmartDebit's API make one payment of it, whichever arrives first;
 - ids: a bank's transaction id is unique per bank account (the statement's account), not per
   bank, so two accounts' files never collide; an entry without one gets a stable hash of its
   date, amount, texts and account, counted per occurrence so two identical entries in one
@@ -180,6 +182,22 @@ def bank_id_external_id(account: str, transaction_id: str, occurrence: int) -> s
     return "id:" + hashlib.sha256(text.encode()).hexdigest()[:60]
 
 
+def smartdebit_external_id(
+    payer_reference: str, booked: date, amount: Decimal, places: int, occurrence: int
+) -> str:
+    """One SmartDebit collection's id, the same whichever way it arrives (the portal's CSV or
+    Bacs report, or SmartDebit's API): the payer's reference, the debit date and the amount,
+    never the file's row or an id only one path gives. Two collections alike in all three
+    (rare: the same payer debited twice the same day for the same amount) count by occurrence."""
+    reference = " ".join(payer_reference.split()).upper()
+    text = f"sd:{reference}|{booked.isoformat()}|{amount:.{places}f}"
+    if occurrence > 1:
+        text += f"#{occurrence}"
+    if len(text) <= 100:
+        return text
+    return "sd:" + hashlib.sha256(text.encode()).hexdigest()[:60]
+
+
 def balance_errors(parsed: ParsedStatement, entries: list[StatementEntry]) -> list[RowError]:
     """Opening + every entry (in and out) = closing, per statement that gives both."""
     totals = Counter()
@@ -263,7 +281,14 @@ def statement_items(
                 continue
             account = (accounts[entry.statement] if accounts else "") or fallback_account
             remittance = " ".join(entry.remittance.split()) if entry.remittance else ""
-            if entry.transaction_id:
+            if source == "smartdebit" and entry.payer_reference.strip():
+                # a collection: one spelling for the report file and the API (not per account)
+                key = (" ".join(entry.payer_reference.split()).upper(), entry.booked, amount)
+                seen[key] += 1
+                external_id = smartdebit_external_id(
+                    entry.payer_reference, entry.booked, amount, places[currency], seen[key]
+                )
+            elif entry.transaction_id:
                 key = (account, entry.transaction_id)
                 seen[key] += 1
                 external_id = bank_id_external_id(account, entry.transaction_id, seen[key])

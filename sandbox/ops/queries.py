@@ -36,7 +36,23 @@ def _filters(query: dict, where: list, params: list) -> None:
 
 @operation("GetTransaction")
 def get_transaction(ctx, args):
-    row = txn(ctx, args.get("transactionID"))
+    return _transaction(ctx, txn(ctx, args.get("transactionID")))
+
+
+@operation("GetTransactionByInvoiceID")
+def get_transaction_by_invoice_id(ctx, args):
+    """The transaction a posted item invoice became (an invoice only saved has none)."""
+    invoice_id = args.get("invoiceID")
+    row = ctx.db.execute(
+        "SELECT * FROM txn WHERE entity_id = ? AND invoice_id = ? ORDER BY id LIMIT 1",
+        (ctx.entity_id, invoice_id),
+    ).fetchone()
+    if row is None:
+        raise AiqFailure(f"Invoice {invoice_id} has no posted transaction.", NOT_FOUND)
+    return _transaction(ctx, row)
+
+
+def _transaction(ctx, row) -> Reply:
     date = parse_iso(row["transaction_date"])
     rate = Decimal(row["exchange_rate"])
     extra = loads(row["extra"])
