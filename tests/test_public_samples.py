@@ -143,7 +143,8 @@ def test_natwests_bai2_reads_in_pence_with_its_account_the_right_way_round():
     )
     [received] = parsed.items
     assert received.amount == Decimal("0.89") and received.currency == "GBP"
-    assert "INTERNATIONAL-5373" in received.description and "SECCY AC TFR" in received.description
+    # its narrative continued mid-word ("CLIE" / 88 "NT SECCY") is one word again
+    assert received.description.endswith("BGC INTERNATIONAL-5373 CLIENT SECCY AC TFR")
 
 
 def test_ocas_camt054_notification_reads_as_oca_expects_it():

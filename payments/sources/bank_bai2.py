@@ -6,6 +6,17 @@ summary and status codes: 010 opening ledger, 015 closing ledger) and their tran
 Type codes 100-399 are credits, 400-699 debits (the library knows each code's direction). BAI2
 entries carry no date of their own: the group's as-of date is their booking date. Integrity
 (control totals in 49/98/99) is checked by the library; a file that fails it is refused.
+
+Continuation records (88) are joined as the BAI2 specification (version 2, "Continuation
+records") says: a record that ends with "/" ends its last field there, so the 88 begins the next
+field; a record that does not (only a 16's text field may do so) is continued by the 88
+directly, character for character: "...INTERNATIONAL-5373 CLIE" + "88,NT SECCY" is "CLIENT".
+In a file of fixed-length records (the 01 record's physical record length), a continued record
+shorter than that length was padded with spaces, which belong to the text: the word ended there
+(the specification's own example: "...CORP. LOCKBOX" + "88,DEPOSIT-MISC." in 65-character
+records). Lines reach the library stripped, so that space is put back here.
+The bai2 library joins such text with a space ("CLIE NT"), so a detail's text is rebuilt here
+from the records the library kept for it, the library still checking the file's integrity.
 """
 
 from core.money import MoneyError, from_minor, normalise_currency
@@ -16,6 +27,33 @@ from payments.sources.statement_rows import (
     StatementError,
     StatementHeader,
 )
+
+
+def continued_text(detail, record_length: int | None = None) -> str:
+    """A 16 record's text with its 88 continuations joined as the specification says."""
+    text = detail.text or ""
+    rows = [part for _, part in getattr(detail, "rows", ())]
+    if len(rows) < 2:
+        return text
+    logical = previous = rows[0]
+    for part in rows[1:]:
+        # after "/" the 88 starts the next field; else it continues the field directly,
+        # after the padding of a short fixed-length record ("16," / "88," are 3 characters)
+        if logical.endswith("/"):
+            logical = f"{logical[:-1]},{part}"
+        else:
+            padded = record_length and len(previous) + 3 < record_length
+            logical = f"{logical} {part}" if padded else logical + part
+        previous = part
+    if logical.endswith("/"):
+        logical = logical[:-1]
+    # the text is the last field and may hold commas: the library's text has as many commas
+    # as ours, so the fields before it are the rest
+    before = logical.count(",") - text.count(",")
+    if before < 0:
+        return text
+    fields = logical.split(",", before)
+    return fields[before] if len(fields) > before else ""
 
 
 def read_bai2(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
@@ -30,6 +68,10 @@ def read_bai2(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
     parsed = ParsedStatement(file_format="bai2")
     entries: list[StatementEntry] = []
     number = 0
+    try:
+        record_length = int(document.header.physical_record_length or 0) or None
+    except (TypeError, ValueError):
+        record_length = None
     for group in document.children:
         as_of = group.header.as_of_date
         for account in group.children:
@@ -87,7 +129,9 @@ def read_bai2(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
                         transaction_id=bank_ref,
                         bank_reference=bank_ref,
                         remittance=" ".join(
-                            p for p in (customer_ref, (detail.text or "").strip()) if p
+                            p
+                            for p in (customer_ref, continued_text(detail, record_length).strip())
+                            if p
                         ),
                         statement=index,
                         raw={"detail": number, "type_code": detail.type_code.code},
