@@ -18,9 +18,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.money import split
+from ledger.aiq.client import AiqClient
+from ledger.aiq.errors import AiqError, AiqPermanentError
 from ledger.models import Department, Entity, Invoice, OutboxCommand
 from ledger.outbox.executors_departments import KIND
 from ledger.outbox.services import outbox_enqueue
+from ledger.sync.pull import sync_department
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -54,12 +57,26 @@ def department_problems(entity: Entity, codes) -> dict[str, str]:
     problems = {}
     for code in sorted(wanted):
         department = known.get(code)
-        if department is None:
-            if known:
+        if department is None and known:
+            department = _ask_aiq(entity, code)  # made in AIQ since the last pull?
+            if department is None:
                 problems[code] = f"BI code {code} does not exist in {entity.name}'s AIQ."
-        elif not changing.get(code, department.active):
+                continue
+        if department is not None and not changing.get(code, department.active):
             problems[code] = retired_message(department)
     return problems
+
+
+def _ask_aiq(entity: Entity, code: str) -> Department | None:
+    """A BI code the mirror does not know, read from AIQ (GetDepartmentById) and mirrored; None
+    when AIQ has no such code. When AIQ cannot be asked, the line is let through: AIQ itself
+    refuses an unknown code when the line reaches it."""
+    try:
+        return sync_department(AiqClient.for_entity(entity), entity, code)
+    except AiqPermanentError:
+        return None
+    except AiqError:
+        return Department(entity=entity, department_id=code, name=code, active=True)
 
 
 def department_check(entity: Entity, codes) -> None:

@@ -98,8 +98,20 @@ class Cluster:
         The failure under test is a worker dying mid-task, so only busy workers are victims."""
         return [pid for pid in self.workers() if " processing " in _title(pid)]
 
-    def kill_random_worker(self, rng: random.Random) -> int | None:
-        leaves = self.busy_workers()
+    def kill_random_worker(self, rng: random.Random, steady: float = 0.05) -> int | None:
+        """SIGKILL a worker that has been running the same task for at least `steady` seconds.
+
+        django-q2's "processing" title also covers the end of a task, when the worker holds its
+        timer's lock (which the sentinel's guard takes) and puts the result: a worker killed
+        there can leave the sentinel blocked, so the cluster stops replacing workers and its
+        pusher feeds tasks to nobody. A drain that found nothing to do lives only that long;
+        one still on the same task `steady` later is in its AIQ calls (20 ms each, up to the
+        drain budget), where the failure under test belongs."""
+        first = {pid: _title(pid) for pid in self.busy_workers()}
+        if not first:
+            return None
+        time.sleep(steady)
+        leaves = [pid for pid in self.busy_workers() if _title(pid) == first.get(pid)]
         if not leaves:
             return None
         victim = rng.choice(leaves)

@@ -124,6 +124,12 @@ def test_a_retired_code_is_refused_on_new_lines_here_and_in_aiq(pulled, aiq_sand
             entity=pulled, source=source, invoice=_invoice("BI-2", ("1.00", "ZZ")), actor=alice
         )
     assert not SalesInvoice.objects.exists()
+    # a code made in AIQ since the last pull is read from AIQ (GetDepartmentById), not refused
+    Department.objects.filter(entity=pulled, department_id="NV").delete()
+    sales_invoice_submit(
+        entity=pulled, source=source, invoice=_invoice("BI-3", ("5.00", "NV")), actor=alice
+    )
+    assert Department.objects.get(entity=pulled, department_id="NV").name == "North services"
     # AIQ refuses it too, whoever sends it
     with pytest.raises(AiqPermanentError, match="inactive"):
         AiqClient.for_entity(pulled).create_general_journal(

@@ -16,6 +16,7 @@ from django.db import transaction
 
 from ledger.documents import document_attach
 from ledger.models import Customer, DocumentStatus, Invoice
+from ledger.models.invoices import set_invoice_keys
 from sales.models import InvoiceType, SalesInvoice
 
 CENT = Decimal("0.01")
@@ -42,36 +43,54 @@ def breakdown_csv(row: SalesInvoice) -> bytes:
     return out.getvalue().encode()
 
 
-def _mirror(row: SalesInvoice) -> Invoice | None:
-    found = (
-        Invoice.objects.filter(
-            entity=row.entity_id, aiq_transaction_id=row.aiq_transaction_id
-        ).first()
-        or Invoice.objects.filter(
-            entity=row.entity_id, external_reference=row.external_reference
-        ).first()
-    )
-    if found is not None or row.state != SalesInvoice.State.POSTED:
-        return found  # a linked invoice: the pull mirrors it as AIQ has it
-    customer = Customer.objects.get(entity=row.entity_id, code=row.customer_code)
-    return Invoice.objects.create(
-        entity_id=row.entity_id,
-        customer=customer,
-        kind=Invoice.Kind.ITEM if row.invoice_type == InvoiceType.ITEM else Invoice.Kind.BATCH,
-        external_reference=row.external_reference,
-        aiq_transaction_id=row.aiq_transaction_id,
-        aiq_invoice_id=row.aiq_invoice_id,
-        status=DocumentStatus.PAID if row.receipt_transaction_id else DocumentStatus.POSTED,
-        currency=row.currency,
-        invoice_date=row.invoice_date,
-        due_date=row.due_date,
-        net_amount=row.net_amount,
-        tax_amount=row.tax_amount,
-        gross_amount=row.gross_amount,
-        # an already-paid order was settled by its receipt in the same AIQ call
-        outstanding_amount=0 if row.receipt_transaction_id else row.gross_amount,
-        notes=f"From {row.source.name}",
-    )
+def _mirrors(rows: list[SalesInvoice]) -> dict[int, Invoice]:
+    """The mirror's invoice of each row (by row pk): the one already there (by AIQ transaction
+    id or external reference: a linked invoice, mirrored by the pull as AIQ has it), else a new
+    one for a posted row. A few queries and one multi-row INSERT for a whole bulk command."""
+    if not rows:
+        return {}
+    entity_id = rows[0].entity_id
+    ids = [row.aiq_transaction_id for row in rows]
+    refs = [row.external_reference for row in rows]
+    by_txn, by_ref = {}, {}
+    for invoice in Invoice.objects.filter(entity=entity_id, aiq_transaction_id__in=ids):
+        by_txn[invoice.aiq_transaction_id] = invoice
+    for invoice in Invoice.objects.filter(entity=entity_id, external_reference__in=refs):
+        by_ref[invoice.external_reference] = invoice
+    customers = {
+        c.code: c
+        for c in Customer.objects.filter(entity=entity_id, code__in={r.customer_code for r in rows})
+    }
+    found, new = {}, []
+    for row in rows:
+        invoice = by_txn.get(row.aiq_transaction_id) or by_ref.get(row.external_reference)
+        if invoice is not None or row.state != SalesInvoice.State.POSTED:
+            if invoice is not None:
+                found[row.pk] = invoice
+            continue
+        invoice = Invoice(
+            entity_id=entity_id,
+            customer=customers[row.customer_code],
+            kind=Invoice.Kind.ITEM if row.invoice_type == InvoiceType.ITEM else Invoice.Kind.BATCH,
+            external_reference=row.external_reference,
+            aiq_transaction_id=row.aiq_transaction_id,
+            aiq_invoice_id=row.aiq_invoice_id,
+            status=DocumentStatus.PAID if row.receipt_transaction_id else DocumentStatus.POSTED,
+            currency=row.currency,
+            invoice_date=row.invoice_date,
+            due_date=row.due_date,
+            net_amount=row.net_amount,
+            tax_amount=row.tax_amount,
+            gross_amount=row.gross_amount,
+            # an already-paid order was settled by its receipt in the same AIQ call
+            outstanding_amount=0 if row.receipt_transaction_id else row.gross_amount,
+            notes=f"From {row.source.name}",
+        )
+        set_invoice_keys(invoice)  # what Invoice.save() sets; bulk_create skips save()
+        new.append((row.pk, invoice))
+    Invoice.objects.bulk_create([invoice for _, invoice in new], batch_size=500)
+    found.update(new)
+    return found
 
 
 def sales_invoices_after_posting(rows: list[SalesInvoice]) -> None:
@@ -79,12 +98,16 @@ def sales_invoices_after_posting(rows: list[SalesInvoice]) -> None:
     from sales.services.invoices import settings_for
 
     emails = []
+    mirrors = _mirrors(rows)
+    email_invoices = bool(rows) and settings_for(rows[0].entity).email_invoices
     for row in rows:
-        invoice = _mirror(row)
+        invoice = mirrors.get(row.pk)
         if invoice is None or row.state != SalesInvoice.State.POSTED:
             continue
-        maker = row.created_by or (row.batch.created_by if row.batch_id else None)
-        if row.source.attach_breakdown and maker is not None:
+        maker = None
+        if row.source.attach_breakdown:
+            maker = row.created_by or (row.batch.created_by if row.batch_id else None)
+        if maker is not None:
             document_attach(
                 invoice=invoice,
                 actor=maker,
@@ -92,7 +115,7 @@ def sales_invoices_after_posting(rows: list[SalesInvoice]) -> None:
                 content=breakdown_csv(row),
                 description=f"Breakdown of {row.external_reference}",
             )
-        if row.customer_email and settings_for(row.entity).email_invoices:
+        if row.customer_email and email_invoices:
             emails.append(row.pk)
     if emails:
         # local: sales.tasks imports this module (breakdown_csv)

@@ -22,7 +22,7 @@ from dataclasses import asdict
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from core.bulk import insert_rows
@@ -533,13 +533,44 @@ def sales_invoices_queue(
 # --- verdicts from the outbox (origin "sales_invoice") ----------------------------------------
 
 
+def _update_rows(rows: list[SalesInvoice], names: tuple[str, ...]) -> None:
+    """One UPDATE per row, sent as one executemany: a bulk's 100 rows each get their own AIQ
+    id, which bulk_update writes as one CASE per column (a second per bulk, most of it
+    compiling the SQL)."""
+    meta = SalesInvoice._meta
+    quote = connection.ops.quote_name
+    fields = [meta.get_field(name) for name in (*names, "updated_at")]
+    now = timezone.now()
+    sets = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    params = [
+        [
+            *(
+                field.get_db_prep_save(getattr(row, field.attname), connection)
+                for field in fields[:-1]
+            ),
+            fields[-1].get_db_prep_save(now, connection),
+            row.pk,
+        ]
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s", params
+        )
+
+
 def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
     """The command is confirmed: each invoice is posted (ours), linked (was there before) or
     failed (AIQ refused that one of a bulk). Idempotent."""
     invoices = result.get("invoices", {})
     refused = result.get("refused", {})
     changed = []
-    for row in SalesInvoice.objects.select_for_update().filter(command=command):
+    rows = (
+        SalesInvoice.objects.select_for_update(of=("self",))
+        .select_related("entity", "source")
+        .filter(command=command)
+    )
+    for row in rows:
         if row.state in SalesInvoice.IN_AIQ:
             continue
         hit = invoices.get(row.external_reference)
@@ -566,9 +597,9 @@ def sales_invoices_settle(*, command: OutboxCommand, result: dict) -> None:
             continue
         changed.append(row)
     if changed:
-        SalesInvoice.objects.bulk_update(
+        _update_rows(
             changed,
-            ["state", "aiq_transaction_id", "aiq_invoice_id", "receipt_transaction_id", "error"],
+            ("state", "aiq_transaction_id", "aiq_invoice_id", "receipt_transaction_id", "error"),
         )
         audit_log_many(
             [
