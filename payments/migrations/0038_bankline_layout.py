@@ -10,5 +10,5 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("payments", "0035_calibrated_auto_approval")]
+    dependencies = [("payments", "0037_plan_fx_command")]
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop)]
