@@ -713,6 +713,12 @@ class AllocationPlan(MakerChecked):
     needs_approval = models.BooleanField(default=True)
     rejection_reason = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
+    # the realised FX journal that counted this plan's allocations (its payout's FXR-<payout>,
+    # or its own FXR-<payout>-<plan> when it was confirmed after the payout was booked):
+    # each allocation's exchange difference is booked once (payments/services/provider_fx.py)
+    fx_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

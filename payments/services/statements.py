@@ -17,6 +17,7 @@ from datetime import timedelta
 
 from django import forms
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ledger.companies import default_entity
@@ -207,6 +208,12 @@ def statement_preview(
     )
     with transaction.atomic():
         batch = ImportBatch.objects.create(
+            # the company whose money the file is: its bank account's, else its layout's own
+            entity_id=(
+                statement_account.entity_id
+                if statement_account is not None
+                else getattr(import_format, "entity_id", None)
+            ),
             import_format=import_format,
             file_format=file_format[:20],
             statement_account=statement_account,
@@ -384,6 +391,18 @@ class StatementUploadForm(forms.Form):
         help_text="The saved column layout, for CSV and Excel files.",
     )
     file = forms.FileField(help_text=PARTIAL_FILE_RULE)
+
+    def __init__(self, *args, company_ids: list[int] | None = None, **kwargs):
+        """company_ids: the companies the screen is on (None: every company); their bank
+        accounts, and their own layouts beside the shared ones, are offered."""
+        super().__init__(*args, **kwargs)
+        if company_ids is not None:
+            accounts = self.fields["statement_account"]
+            accounts.queryset = accounts.queryset.filter(entity_id__in=company_ids)
+            layouts = self.fields["import_format"]
+            layouts.queryset = layouts.queryset.filter(
+                Q(entity__isnull=True) | Q(entity_id__in=company_ids)
+            )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
