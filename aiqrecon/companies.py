@@ -21,7 +21,16 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from ledger.companies import entities_for, entities_visible_ids
-from ledger.models import Allocation, CreditNote, Customer, Invoice, OutboxCommand, Receipt
+from ledger.models import (
+    Allocation,
+    CreditNote,
+    Customer,
+    Department,
+    DuplicateWrite,
+    Invoice,
+    OutboxCommand,
+    Receipt,
+)
 from payments.models import AllocationPlan, PayerMapping, Payment, Refund, Unallocation
 from payments.models_money_later import ContactAllocation, OtherReceipt
 from payments.models_provider import ProviderAccount
@@ -43,6 +52,8 @@ OBJECT_COMPANY: dict[str, tuple[type[Model], str]] = {
     "account_id": (ProviderAccount, "entity_id"),
     "batch_id": (SalesBatch, "entity_id"),
     "command_id": (OutboxCommand, "entity_id"),
+    "flag_id": (DuplicateWrite, "entity_id"),
+    "department_id": (Department, "entity_id"),
 }
 LATER_COMPANY = {"allocation": ContactAllocation, "other": OtherReceipt}
 # the staff screens; the API (its own clients), the admin and webhooks are not scoped here

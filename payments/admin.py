@@ -110,9 +110,12 @@ class ProviderAccountAdmin(AuditedAdmin):
         "payout_bank_account",
         "fees_gl_account_code",
         "entity",
+        "api_key_env",
+        "webhook_secret_env",
     )
     list_filter = ("entity", "source", "currency")
     form = ProviderAccountForm
+    # the NAMES of the variables holding its key and webhook secret are shown, never values
 
 
 @admin.register(m.Statement)
@@ -145,7 +148,8 @@ class SettlementTermsAdmin(AuditedAdmin):
 
 @admin.register(m.ImportFormat)
 class ImportFormatAdmin(AuditedAdmin):
-    list_display = ("name", "source", "date_format", "decimal_comma", "currency")
+    list_display = ("name", "entity", "source", "date_format", "decimal_comma", "currency")
+    list_filter = ("entity", "source")
 
 
 @admin.register(m.ImportBatch)
@@ -177,10 +181,18 @@ class PayerMappingAdmin(AuditedAdmin):
 
 @admin.register(m.MatchRule)
 class MatchRuleAdmin(AuditedAdmin):
-    list_display = ("order", "name", "kind", "enabled", "auto_approve", "tolerance_action")
+    list_display = (
+        "order",
+        "name",
+        "entity",
+        "kind",
+        "enabled",
+        "auto_approve",
+        "tolerance_action",
+    )
     list_editable = ("enabled", "auto_approve")
     list_display_links = ("name",)
-    list_filter = ("kind", "enabled")
+    list_filter = ("entity", "kind", "enabled")
 
 
 @admin.register(m.MatchProposal)

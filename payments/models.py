@@ -283,7 +283,15 @@ DISPUTE_STATUS_SHOWN = {
 }
 
 
-class Dispute(models.Model):
+# a dispute decided against us: the money stays out of clearing and is written off
+DISPUTE_LOST = frozenset({"lost", "late_failure", "charged_back"})
+
+
+class Dispute(MakerChecked):
+    """A card dispute or Direct Debit charge-back. Writing a lost one off (DISPLOST) is money
+    written off: its maker is whoever proposed it (empty: the provider's event), a different
+    person approves (maker-checker, staff/maker_checker.py) before the journal is queued."""
+
     source = models.CharField(max_length=12, choices=Source)
     external_id = models.CharField(max_length=100)
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="disputes")
@@ -304,6 +312,8 @@ class Dispute(models.Model):
     reinstatement_command = models.ForeignKey(
         "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    # the write-off of a lost dispute was proposed (it then waits for an approver)
+    loss_proposed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -317,6 +327,12 @@ class Dispute(models.Model):
                 | Q(withdrawal_command__isnull=False),
                 name="dispute_books_after_withdrawal",
             ),
+            # money is written off only after a second person approved it
+            models.CheckConstraint(
+                condition=Q(loss_command__isnull=True) | Q(approved_at__isnull=False),
+                name="dispute_loss_after_approval",
+            ),
+            approver_is_not_maker("dispute_approver_is_not_maker"),
         ]
 
     def __str__(self):
@@ -325,6 +341,16 @@ class Dispute(models.Model):
     @property
     def status_shown(self) -> str:
         return DISPUTE_STATUS_SHOWN.get(self.status, self.status.replace("_", " ").capitalize())
+
+    @property
+    def loss_awaits_approval(self) -> bool:
+        return bool(
+            self.loss_proposed_at
+            and self.approved_at is None
+            and self.loss_command_id is None
+            and self.reinstatement_command_id is None
+            and self.status in DISPUTE_LOST
+        )
 
     @property
     def commands(self):
@@ -687,6 +713,12 @@ class AllocationPlan(MakerChecked):
     needs_approval = models.BooleanField(default=True)
     rejection_reason = models.TextField(blank=True)
     version = models.PositiveIntegerField(default=1)
+    # the realised FX journal that counted this plan's allocations (its payout's FXR-<payout>,
+    # or its own FXR-<payout>-<plan> when it was confirmed after the payout was booked):
+    # each allocation's exchange difference is booked once (payments/services/provider_fx.py)
+    fx_command = models.ForeignKey(
+        "ledger.OutboxCommand", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

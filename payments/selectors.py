@@ -281,15 +281,20 @@ def _plans_and_refunds(**lookup) -> Q:
     ) | Q(origin_type="refund", origin_id__in=Refund.objects.filter(**lookup).values("pk"))
 
 
-def layouts_described() -> list[dict]:
-    """Each saved CSV/Excel layout with what it expects of a file, in a clerk's words: the
-    columns (by header, or by position), the date format as an example date, the header row,
-    decimal comma, sign, and which bank accounts use it."""
+def layouts_described(entity_ids: list[int] | None = None) -> list[dict]:
+    """Each saved CSV/Excel layout (shared, or of these companies; None: all) with what it
+    expects of a file, in a clerk's words: the columns (by header, or by position), the date
+    format as an example date, the header row, decimal comma, sign, and which bank accounts
+    use it."""
     users: dict[int, list[str]] = {}
-    for account in StatementAccount.objects.exclude(import_format=None).order_by("name"):
+    accounts = _of_companies(StatementAccount.objects.exclude(import_format=None), entity_ids)
+    for account in accounts.order_by("name"):
         users.setdefault(account.import_format_id, []).append(str(account))
     described = []
-    for layout in ImportFormat.objects.order_by("name"):
+    layouts = ImportFormat.objects.order_by("name")
+    if entity_ids is not None:
+        layouts = layouts.filter(Q(entity__isnull=True) | Q(entity_id__in=entity_ids))
+    for layout in layouts:
         columns = [
             {"field": FIELDS.get(name, name).split(" (")[0], "column": column}
             for name, column in layout.column_map.items()

@@ -81,11 +81,16 @@ class StatementFigures:
         return self.statement.money_in - self.held_total
 
 
-def statement_figures(*, account_id: int | None = None) -> dict:
-    """The latest statements (per account and period): the bank's opening and closing balance
-    and money in, beside the payments we hold for that account and period (every import of
-    it, whichever file brought them), with totals per currency."""
+def statement_figures(
+    *, account_id: int | None = None, entity_ids: list[int] | None = None
+) -> dict:
+    """The latest statements (per account and period) of these companies' accounts (None:
+    all): the bank's opening and closing balance and money in, beside the payments we hold
+    for that account and period (every import of it, whichever file brought them), with
+    totals per currency."""
     statements = Statement.objects.select_related("account", "batch").order_by("-end_date", "-id")
+    if entity_ids is not None:
+        statements = statements.filter(account__entity_id__in=entity_ids)
     if account_id:
         statements = statements.filter(account_id=account_id)
     rows = []

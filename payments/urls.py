@@ -44,6 +44,11 @@ urlpatterns = [
     path("provider-books/", provider_books.provider_books, name="provider_books"),
     path("disputes/", provider_books.disputes, name="disputes"),
     path(
+        "disputes/<id:dispute_id>/approve-loss",
+        provider_books.dispute_loss_approve_view,
+        name="dispute_loss_approve",
+    ),
+    path(
         "provider-books/export",
         provider_books.reconciliation_export,
         name="provider_books_export",

@@ -87,16 +87,28 @@ def mallory(db):
 
 
 @pytest.fixture
-def entity(db):
+def entity(db, settings):
     from ledger.models import Entity
 
-    return Entity.objects.create(
+    company = Entity.objects.create(
         name="Demo Ltd",
         company_id="demo",
         region="sandbox",
         base_currency="GBP",
         credentials_key="DEMO",
     )
+    if os.environ.get("AIQRECON_TEST_TWO_COMPANIES"):
+        # the suite (or part of it) with a second group company present: every test's rows
+        # are the first company's, and money through no account of its own is too
+        Entity.objects.create(
+            name="Sister Company DAC",
+            company_id="sister-ie",
+            region="sandbox",
+            base_currency="EUR",
+            credentials_key="DEMO",
+        )
+        settings.PAYMENTS_ENTITY = "demo"
+    return company
 
 
 @pytest.fixture

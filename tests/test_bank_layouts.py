@@ -25,6 +25,13 @@ FILES = {
     "Account Number\n"
     "03 Mar 2025,BAC,'INV-7 ACME,250.00,1250.00,'DEMO LTD,'601613-31926819\n"
     "03/03/2025,POS,'CARD,-12.00,1238.00,'DEMO LTD,'601613-31926819\n",
+    "NatWest Bankline (CSV)": "Sort Code,Account Number,Account Alias,Account Short Name,"
+    "Currency,Account Type,BIC,Bank Name,Branch Name,Date,Narrative #1,Narrative #2,"
+    "Narrative #3,Narrative #4,Narrative #5,Type,Debit,Credit\n"
+    "60-16-13,31926819,MAIN,DEMO LTD,GBP,CURRENT,NWBKGB2L,NATWEST,CITY,03/03/25,INV-7 ACME,"
+    "ACME LTD,,,,BAC,,250.00\n"
+    "60-16-13,31926819,MAIN,DEMO LTD,GBP,CURRENT,NWBKGB2L,NATWEST,CITY,03/03/25,CARD,,,,,POS,"
+    "-12.00,\n",
     "Nationwide (CSV)": '"Account Name:","Business ****12345"\n"Account Balance:","£1,238.00"\n'
     '"Available Balance: ","£1,238.00"\n\n'
     '"Date","Transaction type","Description","Paid out","Paid in","Balance"\n'

@@ -162,3 +162,19 @@ def test_the_demo_seeds_two_companies_and_a_clerk_of_the_irish_one_only(settings
     ireland = Entity.objects.get(company_id="demo-ie")
     assert entities_visible_ids(User.objects.get(username="clerk-ie")) == {ireland.pk}
     assert entities_visible_ids(User.objects.get(username="clerk")) is None
+
+
+def test_the_statement_upload_offers_only_the_clerks_companys_accounts_and_layouts(
+    client, alice, group, barclays
+):
+    from payments.models import ImportFormat, StatementAccount
+
+    StatementAccount.objects.create(entity=group["uk"], name="UK current", account_key="UK1")
+    StatementAccount.objects.create(entity=group["ie"], name="IE current", account_key="IE1")
+    ImportFormat.objects.create(name="Bank of Ireland CSV", entity=group["ie"], column_map={})
+    ImportFormat.objects.create(name="Lloyds CSV", entity=group["uk"], column_map={})
+    client.force_login(alice)
+    page = client.get("/payments/import/").content.decode()
+    assert "IE current" in page and "UK current" not in page
+    assert "Bank of Ireland CSV" in page and "Barclays CSV" in page  # its own and shared ones
+    assert "Lloyds CSV" not in page

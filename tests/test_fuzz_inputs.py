@@ -116,6 +116,7 @@ PARAMS = {
     "payments:provider_books_export": (("start", "end", "format"), ()),
     "payments:clearing_check": ((), ()),
     "payments:disputes": ((), ()),
+    "payments:dispute_loss_approve": ((), ()),
     "payments:payer_mapping_delete": ((), ()),
     "payments:reject_plan": ((), ("reason",)),
     "payments:refunds": (("company",), ()),

@@ -21,6 +21,7 @@ from payments.services.contact_allocations import (
 )
 from payments.services.later import LaterRefused
 from staff.models import AuditEntry
+from tests.api_support import Caller, api_client
 from tests.later_support import receipt_in_aiq
 from tests.refunds_support import account_balance, drain_all, make_invoice
 
@@ -111,3 +112,25 @@ def test_the_clerks_screen_offers_the_group_members_invoices(books, entity, alic
     assert (made.state, made.transfer_to.code, made.maker) == ("awaiting_approval", "BRIGHT", alice)
     listed = client.get(reverse("payments:later")).content.decode()
     assert "paying for BRIGHT (group)" in listed
+
+
+def test_an_api_client_allocates_across_the_group_and_it_waits_for_approval(books, entity, carol):
+    _group(entity, carol, "ACME", "BRIGHT")
+    receipt = receipt_in_aiq(entity, "ACME", "30.00")
+    invoice = make_invoice(entity, "BRIGHT", [("Nursery fees", "4010", "30.00", "T0")])
+    _client, token = api_client(entity, carol)
+    answer = Caller(token).post(
+        "contact_allocations",
+        {
+            "contact_allocation": {
+                "allocated_artefacts": [
+                    {"artefact_id": f"inv_{invoice.pk}", "amount": "30.00"},
+                    {"artefact_id": f"rcpt_{receipt.pk}", "amount": "-30.00"},
+                ]
+            }
+        },
+    )
+    assert answer.status_code == 201, answer.json()
+    assert answer.json()["status"] == "awaiting_approval"  # same service, same approval rule
+    assert ContactAllocation.objects.get().transfer_to.code == "BRIGHT"
+    assert not OutboxCommand.objects.exists()

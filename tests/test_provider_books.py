@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.stripe_money import stripe_to_minor
+from core.stripe_money import stripe_from_minor, stripe_to_minor
 from ledger.aiq.client import AiqClient
 from ledger.models import BankAccount, Customer, OutboxCommand
 from payments.checks import provider_books_problems
@@ -314,3 +314,55 @@ def test_a_eur_receipt_in_a_gbp_company_is_posted_at_the_providers_rate_never_1(
     second = make_invoice(entity, "TULIP", [("Service", "4010", "40.00", "T0")])
     allocate(transfer, [(second, "40.00")], alice, bob)
     assert _posted_rates(books, f"RCPT-{transfer.pk}") == (Decimal("1.15"), Decimal("1.15"))
+
+
+def test_refunds_taken_from_a_payout_are_counted_once(books, localstripe, entity, alice, bob):
+    """Two card payments (120.00, 80.00), each partly refunded through the product (30.00 and
+    20.00: credit note + debit journal out of the payment's receipt bank, i.e. Stripe clearing,
+    and a Stripe refund); Stripe's payout is the net of both charges and both refunds (150.00).
+    Clearing ends at zero: each refund left it once, by its debit journal, not again by the
+    payout's decomposition."""
+    from payments.services.refunds import refund_approve, refund_request
+    from tests.refunds_support import stripe_payment
+
+    bank_before, clearing_before = books.bank_balance("1200"), books.bank_balance("1150")
+    payments, refunds = [], []
+    for code, minor, back in (("ACME", 12000, "30.00"), ("BRIGHT", 8000, "20.00")):
+        customer = Customer.objects.get(entity=entity, code=code)
+        amount = stripe_from_minor(minor, "GBP")
+        invoice = make_invoice(entity, code, [("Subscription", "4000", str(amount), "T0")])
+        payment = stripe_payment(entity, customer, minor, invoice)
+        allocate(payment, [(invoice, str(amount))], alice, bob)
+        refund = refund_request(actor=alice, kind="refund_invoice", invoice=invoice, amount=back,
+                                reason="Part refunded")  # fmt: skip
+        refund_approve(refund=refund, actor=bob)
+        payments.append(payment)
+        refunds.append(refund)
+    drain_all()
+    for refund in refunds:
+        refund.refresh_from_db()
+        assert refund.state == "completed"
+    # receipts 200.00 in, refunds 50.00 out: both through clearing
+    assert books.bank_balance("1150") - clearing_before == Decimal("150.00")
+
+    pages = [
+        [{"type": "charge", "net": int(p.amount * 100),
+          "source": {"object": "charge", "id": f"ch_{n}", "payment_intent": p.external_id}}
+         for n, p in enumerate(payments)]
+        + [{"type": "refund", "net": -int(r.amount * 100),
+            "source": {"object": "refund", "id": r.stripe_refund_id}} for r in refunds]
+        + [{"type": "payout", "net": -15000, "source": "po_refunds"}]
+    ]  # fmt: skip
+    payout = payout_upsert(
+        source="stripe",
+        payout=stripe_source.normalise_payout(
+            {"id": "po_refunds", "amount": 15000, "currency": "gbp", "status": "paid",
+             "arrival_date": int(datetime(2026, 12, 3, tzinfo=UTC).timestamp())}
+        ),
+    )  # fmt: skip
+    assert stripe_payout_reconcile(payout=payout, pages=pages) == 2
+    payout_book(payout=payout)
+    drain_all()
+    assert AuditEntry.objects.get(action="payout.reconcile").after["balanced"] is True
+    assert books.bank_balance("1150") == clearing_before  # the refunds were not taken twice
+    assert books.bank_balance("1200") - bank_before == Decimal("150.00")

@@ -8,11 +8,17 @@ view."""
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ledger.aiq.client import AiqClient
 from ledger.models import BankAccount, OutboxCommand
 from payments.models import Dispute, Payment, ProviderAccount
-from payments.services.provider_disputes import dispute_book
+from payments.services.provider_disputes import (
+    DisputeRefused,
+    dispute_book,
+    dispute_loss_approve,
+)
 from payments.sources import stripe_client
 from staff.models import AuditEntry
 from tests import test_gocardless_webhooks as gc_fake
@@ -120,7 +126,38 @@ def test_a_lost_stripe_dispute_leaves_clearing_and_is_written_off_exactly_once(
     assert deliver("charge.dispute.closed", event) == 200
     assert deliver("charge.dispute.closed", {**event}) == 200
     drain_all()
-    # lost: the money stays out of clearing, written off to bad debt; nothing left in dispute
+    # lost: the write-off is proposed, not booked: it waits for a second person
+    dispute.refresh_from_db()
+    assert dispute.loss_awaits_approval and dispute.loss_command is None
+    assert aiq.state.gl_total(DISPUTES_GL) == Decimal("107.00")
+    assert aiq.state.gl_total(LOSS_GL) == loss_before
+    assert not aiq.state.transactions(f"DISPLOST-{dispute.pk}")
+    client.force_login(alice)  # a clerk sees it waiting, cannot approve it
+    html = client.get("/disputes/").content.decode()
+    assert "Write-off awaiting approval" in html and "Approve write-off" not in html
+    approve = f"/disputes/{dispute.pk}/approve-loss"
+    assert client.post(approve).status_code == 403
+    # whoever proposed it (here: bob, as if he had) never approves it, nor does the database
+    # let it happen
+    Dispute.objects.filter(pk=dispute.pk).update(maker=bob)
+    client.force_login(bob)
+    assert "Approve write-off" not in client.get("/disputes/").content.decode()
+    client.post(approve)
+    dispute.refresh_from_db()
+    assert dispute.approved_at is None and dispute.loss_command is None
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Dispute.objects.filter(pk=dispute.pk).update(approver=bob, approved_at=timezone.now())
+    with pytest.raises(IntegrityError), transaction.atomic():  # no write-off unapproved
+        Dispute.objects.filter(pk=dispute.pk).update(loss_command=dispute.withdrawal_command)
+    Dispute.objects.filter(pk=dispute.pk).update(maker=None)
+    # an approver approves; a double click books it once
+    assert client.post(approve).status_code == 302
+    assert client.post(approve).status_code == 302
+    assert "already approved" in str(list(client.get("/disputes/").context["messages"]))
+    drain_all()
+    dispute.refresh_from_db()
+    assert dispute.approver == bob
+    # written off to bad debt: the money stays out of clearing; nothing left in dispute
     assert _clearing(aiq) == Decimal("-127.00")
     assert aiq.state.gl_total(DISPUTES_GL) == 0
     assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("107.00")
@@ -130,9 +167,11 @@ def test_a_lost_stripe_dispute_leaves_clearing_and_is_written_off_exactly_once(
     actions = set(
         AuditEntry.objects.filter(object_type="payments.dispute").values_list("action", flat=True)
     )
-    assert {"dispute.withdrawn", "dispute.lost", "dispute.journal_confirmed"} <= actions
+    assert {"dispute.withdrawn", "dispute.loss_proposed", "dispute.lost",
+            "dispute.journal_confirmed"} <= actions  # fmt: skip
+    assert AuditEntry.objects.get(action="dispute.lost").actor == bob
 
-    # the disputes screen: what it booked, and why a lost dispute is written off
+    # the disputes screen: what it booked, who approved, why a lost dispute is written off
     client.force_login(alice)
     html = client.get("/disputes/").content.decode()
     assert f"DISP-{dispute.pk}" in html and f"DISPLOST-{dispute.pk}" in html
@@ -298,6 +337,10 @@ def test_gocardless_payout_then_a_late_failure_end_where_gocardless_and_the_bank
         "late_failure", Decimal("45.50"), "insufficient_funds"
     )  # fmt: skip
     assert aiq.bank_balance("1160") == Decimal("-45.50")  # GoCardless's balance owes it
+    assert aiq.state.gl_total(DISPUTES_GL) == Decimal("45.50")  # until an approver writes it off
+    assert dispute.loss_awaits_approval and dispute.maker is None
+    dispute_loss_approve(dispute=dispute, actor=bob)
+    drain_all()
     assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("45.50")
     assert aiq.state.gl_total(DISPUTES_GL) == 0
     assert len(aiq.state.transactions(f"DISP-{dispute.pk}")) == 1
@@ -328,7 +371,9 @@ def test_gocardless_payout_then_a_late_failure_end_where_gocardless_and_the_bank
     drain_all()
     charge_back = Dispute.objects.get(source="gocardless", status="charged_back")
     assert aiq.bank_balance("1160") == Decimal("-300.00")
-    assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("345.50")
+    # nobody approved its write-off yet: it stays in the disputes account
+    assert aiq.state.gl_total(DISPUTES_GL) == Decimal("300.00")
+    assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("45.50")
     gocardless.payments["PM00GC2"] = _gc_payment("PM00GC2", 30000, "paid_out", "PO00GC1", "ACME")
     assert _gc_event("EV00CB2", "chargeback_cancelled", "PM00GC2", "chargeback_cancelled") == (
         "processed"
@@ -338,4 +383,8 @@ def test_gocardless_payout_then_a_late_failure_end_where_gocardless_and_the_bank
     assert charge_back.status == "won" and charge_back.payment.status == "succeeded"
     assert aiq.bank_balance("1160") == 0
     assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("45.50")
+    assert aiq.state.gl_total(DISPUTES_GL) == 0
     assert len(aiq.state.transactions(f"DISPWON-{charge_back.pk}")) == 1
+    assert not charge_back.loss_awaits_approval  # decided otherwise: nothing left to approve
+    with pytest.raises(DisputeRefused):
+        dispute_loss_approve(dispute=charge_back, actor=bob)

@@ -11,7 +11,7 @@ import pytest
 
 from core.stripe_money import stripe_to_minor
 from ledger.aiq.client import AiqClient
-from ledger.models import BankAccount, Customer
+from ledger.models import BankAccount, Customer, OutboxCommand
 from payments.models import Payment, ProviderAccount
 from payments.services.payments import payments_upsert, payout_upsert
 from payments.services.provider_books import payout_book
@@ -153,11 +153,27 @@ def test_a_eur_payment_settled_in_a_gbp_payout_books_the_realised_exchange_loss_
     # Stripe holds it in GBP: the receipt (EUR 200.00 at 1.25) is 160.00 in GBP clearing
     assert books.bank_balance("1150") == Decimal("160.00")
 
+    # a second EUR payment in the same payout, allocated only after the payout was booked:
+    # EUR 100.00 invoice at 1.15 (86.96 GBP), received at 1.25 (80.00 GBP): 6.96 lost
+    late_invoice = make_invoice(entity, "QUAYSD", [("Service", "4010", "100.00", "T0")])
+    late_invoice.exchange_rate = _rate_in_aiq(books, late_invoice)
+    late_invoice.save(update_fields=["exchange_rate"])
+    late_charge = stripe_books._charge(52, "QUAYSD", 10000, 130, 26)
+    late_charge["currency"] = "eur"
+    late_charge["balance_transaction"].update(currency="gbp", amount=8000, net=8000 - 156,
+                                              exchange_rate=0.8)  # fmt: skip
+    payments_upsert(
+        items=[stripe_source.normalise_charge(late_charge)], origin="test", entity=entity
+    )
+    late = Payment.objects.get(external_id=stripe_source.payment_key(late_charge))
+    late.customer = payment.customer
+    late.save(update_fields=["customer"])
+
     loss_before = books.state.gl_total("7900")
-    payout = stripe_books._pay_out([charge], payout_id="po_fx")
+    payout = stripe_books._pay_out([charge, late_charge], payout_id="po_fx")
     drain_all()
-    assert payout.amount == Decimal("156.88")
-    assert books.bank_balance("1150") == 0
+    assert payout.amount == Decimal("156.88") + Decimal("78.44")
+    assert books.bank_balance("1150") == Decimal("-80.00")  # its receipt is not in AIQ yet
     assert books.state.gl_total("7900") - loss_before == Decimal("13.91")  # a loss: a debit
     (journal,) = books.state.transactions(f"FXR-{payout.pk}")
     assert journal["type"] == "GeneralJournal"
@@ -165,9 +181,26 @@ def test_a_eur_payment_settled_in_a_gbp_payout_books_the_realised_exchange_loss_
     drain_all()
     assert len(books.state.transactions(f"FXR-{payout.pk}")) == 1
 
+    # the late allocation is confirmed: its own FX journal, once; the payout's is unchanged
+    allocate(late, [(late_invoice, "100.00")], alice, bob)
+    drain_all()
+    plan = late.plans.get()
+    assert plan.fx_command.external_reference == f"FXR-{payout.pk}-{plan.pk}"
+    assert books.bank_balance("1150") == 0
+    assert books.state.gl_total("7900") - loss_before == Decimal("13.91") + Decimal("6.96")
+    (late_journal,) = books.state.transactions(f"FXR-{payout.pk}-{plan.pk}")
+    assert late_journal["type"] == "GeneralJournal"
+    payout_book(payout=payout)  # the payout booked again counts nothing twice
+    from payments.services.provider_fx import plan_realised_fx_book
+
+    assert plan_realised_fx_book(plan_id=plan.pk) is None
+    drain_all()
+    assert books.state.gl_total("7900") - loss_before == Decimal("20.87")
+    assert OutboxCommand.objects.filter(external_reference__startswith="FXR-").count() == 2
+
     from payments.services.provider_report import reconciliation
 
     report = reconciliation(ProviderAccount.objects.get(), date(2026, 12, 1), date(2026, 12, 31))
-    assert ("realised FX", "po_fx", Decimal("-13.91"), f"FXR-{payout.pk}") in [
-        (r[0], r[2], r[3], r[4]) for r in report.rows
-    ]
+    rows = [(r[0], r[2], r[3], r[4]) for r in report.rows]
+    assert ("realised FX", "po_fx", Decimal("-13.91"), f"FXR-{payout.pk}") in rows
+    assert ("realised FX", "po_fx", Decimal("-6.96"), f"FXR-{payout.pk}-{plan.pk}") in rows

@@ -306,6 +306,7 @@ def _write(report: RunReport, outcomes: list[Outcome], actor) -> list:
             after={
                 "by_rule": report.by_rule,
                 "proposal_rows": report.proposal_rows,
+                "aiq_invoices_mirrored": report.aiq_mirrored,
                 "started_at": report.started_at.isoformat(),
             },
         )

@@ -122,6 +122,12 @@ def plan_confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> N
     )
     if plan is not None:
         _payment_state(plan, confirmed=True)  # the inbox's "Sent to AIQ" tab
+        # a foreign-currency payment whose payout was booked before this allocation was
+        # confirmed: its realised FX is booked now (issue 17.5); provider_fx imports the
+        # plan outbox, which imports this module's neighbours: imported here
+        from payments.services.provider_fx import plan_realised_fx_book
+
+        plan_realised_fx_book(plan_id=plan.pk)
 
 
 def plan_failed(command: OutboxCommand) -> None:

@@ -30,7 +30,14 @@ from core.money import format_money, from_minor
 from ledger.models import OutboxCommand
 from ledger.outbox.origins import Origin, origin_register
 from ledger.outbox.services import outbox_enqueue
-from payments.models import Fee, Payment, Payout, ProviderAccount, StatementAccount
+from payments.models import (
+    AllocationPlan,
+    Fee,
+    Payment,
+    Payout,
+    ProviderAccount,
+    StatementAccount,
+)
 from staff.services import audit_log
 
 Kind = OutboxCommand.Kind
@@ -226,6 +233,9 @@ def payout_book(*, payout: Payout) -> Payout:
                         account, payout, "FXR",
                         _journal_payload(payout, day, lines[0][3], lines),
                     )  # fmt: skip
+                    AllocationPlan.objects.filter(pk__in=fx.plan_ids).update(
+                        fx_command=payout.fx_command
+                    )
                     changed.append(lines[0][3])
             if changed:
                 payout.save(

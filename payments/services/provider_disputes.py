@@ -33,13 +33,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from core.money import format_money
 from core.stripe_money import stripe_from_minor
 from ledger.outbox.origins import origin_register
-from payments.models import Dispute, Payment, ProviderAccount, Source
+from payments.models import DISPUTE_LOST, Dispute, Payment, ProviderAccount, Source
 from payments.services.payments import dispute_upsert
 from payments.services.provider_books import (
     journal_enqueue,
@@ -47,10 +48,11 @@ from payments.services.provider_books import (
     journal_payload,
     provider_account,
 )
-from staff.services import audit_log
+from staff.maker_checker import check_approver, record_approval, record_change
+from staff.models import Role
+from staff.services import audit_log, user_has_role
 
-# decided against us: the money stays out of clearing and is written off
-LOST = frozenset({"lost", "late_failure", "charged_back"})
+LOST = DISPUTE_LOST
 # GoCardless payment statuses after which money already paid out is taken back
 GOCARDLESS_TAKEN_BACK = {"failed": "late_failure", "charged_back": "charged_back"}
 DISPUTE_LOST_EXPLAINED = (
@@ -161,15 +163,25 @@ def dispute_book(*, dispute: Dispute) -> Dispute:
             and dispute.reinstatement_command_id is None
             and account.dispute_loss_gl_account_code
         ):
-            text = f"{what}: lost, written off"
-            dispute.loss_command = _book(
-                account, dispute, "DISPLOST", timezone.localdate(), text,
-                [(account.dispute_loss_gl_account_code, withdrawal.amount, 0, text),
-                 (held, 0, withdrawal.amount, text)],
-                depends_on=dispute.withdrawal_command,
-            )  # fmt: skip
-            done.append(("dispute.lost", f"{format_money(withdrawal.amount, account.currency)} "
-                         f"written off to {account.dispute_loss_gl_account_code}"))  # fmt: skip
+            if dispute.approved_at is not None:
+                text = f"{what}: lost, written off"
+                dispute.loss_command = _book(
+                    account, dispute, "DISPLOST", timezone.localdate(), text,
+                    [(account.dispute_loss_gl_account_code, withdrawal.amount, 0, text),
+                     (held, 0, withdrawal.amount, text)],
+                    depends_on=dispute.withdrawal_command,
+                )  # fmt: skip
+                done.append(("dispute.lost", f"{format_money(withdrawal.amount, account.currency)}"
+                             f" written off to {account.dispute_loss_gl_account_code}, approved"
+                             f" by {dispute.approver or 'the system'}"))  # fmt: skip
+            elif dispute.loss_proposed_at is None:
+                # the provider's decision proposes the write-off (maker: nobody, the system);
+                # it waits for an approver on the disputes screen
+                dispute.loss_proposed_at = timezone.now()
+                record_change(dispute, actor=None)
+                done.append(("dispute.loss_proposed", f"write-off of "
+                             f"{format_money(withdrawal.amount, account.currency)} to "
+                             f"{account.dispute_loss_gl_account_code} waits for an approver"))  # fmt: skip
         if reinstatement is not None and dispute.reinstatement_command_id is None:
             text = f"{what}: won, money back"
             back_from = account.dispute_loss_gl_account_code if dispute.loss_command_id else held
@@ -189,12 +201,13 @@ def dispute_book(*, dispute: Dispute) -> Dispute:
         if done:
             dispute.save(
                 update_fields=[
-                    "withdrawal_command", "loss_command", "reinstatement_command", "updated_at"
+                    "withdrawal_command", "loss_command", "reinstatement_command",
+                    "loss_proposed_at", "maker", "approver", "approved_at", "updated_at",
                 ]
             )  # fmt: skip
             for action, summary in done:
                 audit_log(
-                    actor=None,
+                    actor=dispute.approver if action == "dispute.lost" else None,
                     action=action,
                     obj=dispute,
                     summary=f"{dispute}: {summary}",
@@ -204,6 +217,33 @@ def dispute_book(*, dispute: Dispute) -> Dispute:
                         "reinstatement": _reference(dispute.reinstatement_command),
                     },
                 )
+        return dispute
+
+
+class DisputeRefused(ValidationError):
+    """The write-off cannot be approved now (already approved, decided otherwise)."""
+
+
+def dispute_loss_approve(*, dispute: Dispute, actor) -> Dispute:
+    """A second person approves writing a lost dispute off: the approval, its audit entry and
+    the DISPLOST journal in one transaction. Never by its maker; a second click is refused
+    (the row is locked and the write-off already queued), so the journal is queued once."""
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Approving a write-off needs the approver role.")
+    with transaction.atomic():
+        dispute = Dispute.objects.select_for_update().get(pk=dispute.pk)
+        check_approver(dispute, actor=actor, what="this write-off")
+        if dispute.loss_command_id is not None:
+            raise DisputeRefused("This write-off is already approved and queued for AIQ.")
+        if not dispute.loss_awaits_approval:
+            raise DisputeRefused(
+                f"This dispute has no write-off waiting for approval ({dispute.status_shown})."
+            )
+        record_approval(dispute, actor=actor, what="this write-off")
+        dispute.save(update_fields=["approver", "approved_at", "updated_at"])
+        dispute = dispute_book(dispute=dispute)
+        if dispute.loss_command_id is None:  # set-up changed since: nothing approved
+            raise DisputeRefused("The write-off cannot be booked: check the provider account.")
         return dispute
 
 

@@ -21,10 +21,15 @@ company's rate of the day) are named in the audit entry and left out.
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db import transaction
+from django.utils import timezone
+
 from core.money import format_money
-from ledger.models import GLAccount
-from payments.models import AllocationPlan, AllocationPlanLine, Payout
+from ledger.models import GLAccount, OutboxCommand
+from payments.models import AllocationPlan, AllocationPlanLine, Payment, Payout
 from payments.services.plan_outbox import receipt_exchange_rate
+from payments.services.provider_books import journal_enqueue, journal_payload
+from staff.services import audit_log
 
 CENT = Decimal("0.01")
 
@@ -34,16 +39,22 @@ class RealisedFx:
     amount: Decimal = Decimal(0)  # in the payout's (base) currency: positive a gain
     parts: list = field(default_factory=list)  # (payment, invoice, amount, receipt, invoice rate)
     left_out: list = field(default_factory=list)  # why a payment's result is not known
+    plan_ids: set = field(default_factory=set)  # the plans counted (their fx_command is set)
 
 
-def payout_realised_fx(payout: Payout) -> RealisedFx:
+def payout_realised_fx(payout: Payout, plan: AllocationPlan | None = None) -> RealisedFx:
+    """The realised FX of the payout's confirmed allocations not counted yet (of `plan` only
+    when given: one confirmed after the payout was booked)."""
     result = RealisedFx()
     foreign = payout.payments.exclude(currency=payout.currency).select_related("entity")
     lines = AllocationPlanLine.objects.filter(
         plan__payment__in=foreign,
         plan__state=AllocationPlan.State.CONFIRMED,
+        plan__fx_command__isnull=True,
         unallocated_at__isnull=True,
     ).select_related("plan__payment__entity", "invoice")
+    if plan is not None:
+        lines = lines.filter(plan=plan)
     for line in lines.order_by("pk"):
         payment, invoice = line.plan.payment, line.invoice
         rate = receipt_exchange_rate(payment)
@@ -57,6 +68,7 @@ def payout_realised_fx(payout: Payout) -> RealisedFx:
         invoice_base = line.amount / invoice.exchange_rate
         part = (receipt_base - invoice_base).quantize(CENT, rounding=ROUND_HALF_UP)
         result.amount += part
+        result.plan_ids.add(line.plan_id)
         result.parts.append((payment.external_id, str(invoice), line.amount, rate,
                              invoice.exchange_rate, part))  # fmt: skip
     return result
@@ -81,3 +93,48 @@ def fx_lines(account, payout: Payout, fx: RealisedFx) -> list:
         return [(control, fx.amount, 0, text), (account.fx_gl_account_code, 0, fx.amount, text)]
     text = f"Realised exchange loss {money}, {payout}"
     return [(account.fx_gl_account_code, -fx.amount, 0, text), (control, 0, -fx.amount, text)]
+
+
+def plan_realised_fx_book(*, plan_id: int) -> OutboxCommand | None:
+    """A plan confirmed after its payment's payout was booked: its own realised FX journal,
+    FXR-<payout>-<plan>, once (the plan's fx_command, under the payout's and the plan's
+    locks, the same the payout's booking takes). A payout not booked yet counts it itself."""
+    with transaction.atomic():
+        plan = AllocationPlan.objects.select_for_update().filter(pk=plan_id).first()
+        if plan is None or plan.fx_command_id or plan.state != AllocationPlan.State.CONFIRMED:
+            return None
+        payout_id = Payment.objects.filter(pk=plan.payment_id).values_list("payout_id", flat=True)
+        payout = Payout.objects.select_for_update().filter(pk__in=payout_id).first()
+        if payout is None or not (payout.transfer_command_id or payout.fees_command_id):
+            return None  # not paid out, or not booked yet: payout_book counts it
+        account = payout.provider_account
+        if account is None or not account.fx_gl_account_code:
+            return None
+        if account.entity.base_currency != payout.currency:
+            return None  # a foreign-currency payout is not booked (docs/provider_books.md)
+        plan.refresh_from_db()  # the payout's booking may have counted it meanwhile
+        fx = payout_realised_fx(payout, plan=plan)
+        lines = fx_lines(account, payout, fx) if fx.amount else []
+        if not lines or not all(line[0] for line in lines):
+            if fx.left_out:
+                audit_log(actor=None, action="payout.fx_left_out", obj=payout,
+                          summary=f"{payout}: " + "; ".join(fx.left_out)[:400])  # fmt: skip
+            return None
+        command = journal_enqueue(
+            account, "payout", payout.pk, f"FXR-{payout.pk}-{plan.pk}",
+            journal_payload(payout.currency, timezone.localdate(), lines[0][3], lines),
+        )  # fmt: skip
+        AllocationPlan.objects.filter(pk=plan.pk).update(fx_command=command)
+        audit_log(
+            actor=None,
+            action="payout.fx_late",
+            obj=payout,
+            summary=f"{payout}: plan {plan.pk} confirmed after the payout was booked: "
+            + lines[0][3],
+            after={
+                "reference": command.external_reference,
+                "realised_fx": fx.amount,
+                "realised_fx_parts": [list(map(str, part)) for part in fx.parts],
+            },
+        )
+        return command

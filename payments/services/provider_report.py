@@ -15,6 +15,7 @@ from django.utils import timezone
 from core.money import format_money, from_minor
 from ledger.aiq.client import AiqClient
 from ledger.aiq.errors import AiqError
+from ledger.models import OutboxCommand
 from payments.models import ClearingBalance, Dispute, Fee, Payment, Payout, ProviderAccount
 from payments.services.provider_disputes import LOST as DISPUTES_LOST
 from payments.sources import stripe_client as api
@@ -183,6 +184,13 @@ def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconcil
         "fees_command", "transfer_command", "reversal_command", "fx_command", "statement_payment"
     )
     paid_out = Decimal(0)
+    late_fx: dict = {}  # FXR-<payout>-<plan>: allocations confirmed after the payout was booked
+    for command in OutboxCommand.objects.filter(
+        origin_type="payout",
+        origin_id__in=[payout.pk for payout in payouts],
+        external_reference__startswith="FXR-",
+    ).exclude(pk__in=payouts.exclude(fx_command=None).values("fx_command")):
+        late_fx.setdefault(command.origin_id, []).append(command)
     for payout in payouts.order_by("arrival_date", "pk"):
         if payout.status == "paid":
             paid_out += payout.amount
@@ -191,6 +199,7 @@ def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconcil
             ("payout", payout.transfer_command),
             ("payout reversed", payout.reversal_command),
             ("realised FX", payout.fx_command),
+            *(("realised FX", late) for late in late_fx.get(payout.pk, [])),
         ):
             if command is None:
                 continue

@@ -12,11 +12,13 @@ empties it, and statement_previews_forget_stale empties those of previews nobody
 """
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django import forms
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from ledger.companies import default_entity
@@ -72,6 +74,13 @@ def _parse(*, import_format, statement_account, filename: str, content: bytes) -
     source = import_format.source if import_format else "bank"
     parsed, entries = read_entries(content, filename, layout=import_format, source=source)
     chosen = _fallback_account(import_format, statement_account)
+    if chosen is not None:
+        for header in parsed.statements:
+            # an account number alone (Lloyds' SAP-compliant MT940): the chosen account's
+            if re.fullmatch(r"\d{8}", header.account_key) and chosen.account_key.endswith(
+                f" {header.account_key}"
+            ):
+                header.account_id = chosen.account_key
     stated = parsed.account_keys
     if statement_account is not None and stated and stated != [statement_account.account_key]:
         raise StatementError(
@@ -207,6 +216,12 @@ def statement_preview(
     )
     with transaction.atomic():
         batch = ImportBatch.objects.create(
+            # the company whose money the file is: its bank account's, else its layout's own
+            entity_id=(
+                statement_account.entity_id
+                if statement_account is not None
+                else getattr(import_format, "entity_id", None)
+            ),
             import_format=import_format,
             file_format=file_format[:20],
             statement_account=statement_account,
@@ -384,6 +399,18 @@ class StatementUploadForm(forms.Form):
         help_text="The saved column layout, for CSV and Excel files.",
     )
     file = forms.FileField(help_text=PARTIAL_FILE_RULE)
+
+    def __init__(self, *args, company_ids: list[int] | None = None, **kwargs):
+        """company_ids: the companies the screen is on (None: every company); their bank
+        accounts, and their own layouts beside the shared ones, are offered."""
+        super().__init__(*args, **kwargs)
+        if company_ids is not None:
+            accounts = self.fields["statement_account"]
+            accounts.queryset = accounts.queryset.filter(entity_id__in=company_ids)
+            layouts = self.fields["import_format"]
+            layouts.queryset = layouts.queryset.filter(
+                Q(entity__isnull=True) | Q(entity_id__in=company_ids)
+            )
 
     def clean_file(self):
         upload = self.cleaned_data["file"]

@@ -52,6 +52,22 @@ LAYOUTS = [
         "Account Name, Account Number; signed Value. Bankline customers: use MT940 or camt.053.",
     },
     {
+        "name": "NatWest Bankline (CSV)",
+        "column_map": {
+            "date": "Date",
+            "reference": "Narrative #1",
+            "bank_reference": "Narrative #2",
+            "debit": "Debit",
+            "credit": "Credit",
+            "currency": "Currency",
+        },
+        "date_format": "%d/%m/%y|%d/%m/%Y",
+        "origin": "NatWest/RBS Bankline transaction CSV, 18 columns: Sort Code, Account Number, "
+        "Account Alias, Account Short Name, Currency, Account Type, BIC, Bank Name, Branch "
+        "Name, Date (dd/mm/yy), Narrative #1 to #5, Type, Debit, Credit (as bookkeeping "
+        "tools that load it describe it).",
+    },
+    {
         "name": "Nationwide (CSV)",
         "column_map": {
             "date": "Date",

@@ -145,6 +145,10 @@ def account_key(*, iban="", sort_code="", account_number="", account_id="") -> s
     if swapped:
         return f"{re.sub(r'[-]', '', swapped.group(2))} {swapped.group(1)}"
     compact = re.sub(r"[\s\-]", "", text)
+    # LloydsLink's "SWIFT MT940" writes the sort code as 8 digits ("00309950/12345678")
+    padded = re.fullmatch(r"00(\d{6})/(\d{8})", compact)
+    if padded:
+        return f"{padded.group(1)} {padded.group(2)}"
     # MT940 :25: is often "sortcode/account" or "sortcodeaccount" (14 digits, UK)
     if re.fullmatch(r"\d{6}/?\d{8}", compact):
         digits = compact.replace("/", "")

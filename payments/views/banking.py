@@ -7,6 +7,7 @@ from django.shortcuts import render
 from core.inputs import parse_optional_id
 from payments.models import DirectDebitNotice, StatementAccount
 from payments.selectors_banking import flagged_payers, statement_figures
+from staff.company_scope import company_ids, company_scope
 from staff.views import clerk_required
 
 
@@ -22,9 +23,9 @@ def payer_flags(request):
 @clerk_required
 def bank_balances(request):
     account_id = parse_optional_id(request.GET.get("account"), field="Bank account")
-    context = statement_figures(account_id=account_id)
+    context = statement_figures(account_id=account_id, entity_ids=company_ids(request))
     context.update(
-        accounts=StatementAccount.objects.order_by("name", "account_key"),
+        accounts=company_scope(StatementAccount.objects, request).order_by("name", "account_key"),
         account_id=account_id,
     )
     return render(request, "payments/bank_balances.html", context)

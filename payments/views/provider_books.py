@@ -16,8 +16,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from ledger.aiq.errors import AiqError
-from payments.models import ProviderAccount
-from payments.services.provider_disputes import DISPUTE_LOST_EXPLAINED
+from payments.models import Dispute, ProviderAccount
+from payments.services.provider_disputes import DISPUTE_LOST_EXPLAINED, dispute_loss_approve
 from payments.services.provider_report import (
     clearing_chart,
     clearing_check,
@@ -25,8 +25,10 @@ from payments.services.provider_report import (
     open_disputes,
     reconciliation,
 )
-from staff.services import audit_log
-from staff.views import clerk_required, get_or_404
+from staff.maker_checker import is_maker
+from staff.models import Role
+from staff.services import audit_log, user_has_role
+from staff.views import approver_required, clerk_required, get_or_404, run_service
 
 HEADER = ["Section", "Date", "Provider reference", "Amount", "Currency", "AIQ reference",
           "AIQ transaction", "Note"]  # fmt: skip
@@ -130,6 +132,10 @@ def reconciliation_export(request):
 @clerk_required
 def disputes(request):
     rows = open_disputes()
+    booked = disputes_booked()
+    can_approve = user_has_role(request.user, Role.APPROVER)
+    for dispute in booked:
+        dispute.can_approve = can_approve and not is_maker(dispute, request.user)
     totals: dict[str, object] = {}
     for row in rows:
         currency = row["dispute"].currency
@@ -140,7 +146,20 @@ def disputes(request):
         {
             "rows": rows,
             "totals": sorted(totals.items()),
-            "booked": disputes_booked(),
+            "booked": booked,
             "lost_explained": DISPUTE_LOST_EXPLAINED,
         },
     )
+
+
+@require_POST
+@approver_required
+def dispute_loss_approve_view(request, dispute_id):
+    """The second person approves writing a lost dispute off (DISPLOST queued, audited)."""
+    dispute = get_or_404(Dispute.objects.all(), pk=dispute_id)
+    outcome = run_service(dispute_loss_approve, dispute=dispute, actor=request.user)
+    if outcome.ok:
+        messages.success(request, f"Approved: dispute {dispute.external_id} is written off.")
+    else:
+        messages.error(request, f"Not approved: {outcome.message}")
+    return redirect("payments:disputes")

@@ -28,6 +28,7 @@ from payments.services.statements import (
     statement_previews_forget_stale,
 )
 from payments.sources.bank_files import SUPPORTED_FORMATS
+from staff.company_scope import company_ids
 from staff.views import clerk_required, run_service
 
 PREVIEW_ROWS = 200  # rows listed on the preview; the counts cover the whole file
@@ -44,7 +45,11 @@ class ConfirmForm(forms.Form):
 def statement_upload(request):
     """GET: the upload form. POST: preview the file (nothing imported yet)."""
     posted = request.method == "POST"
-    form = StatementUploadForm(request.POST if posted else None, request.FILES or None)
+    form = StatementUploadForm(
+        request.POST if posted else None,
+        request.FILES or None,
+        company_ids=company_ids(request),  # the companies on screen: their accounts, layouts
+    )
     preview = None
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -62,7 +67,7 @@ def statement_upload(request):
         "preview": preview,
         "rule": PARTIAL_FILE_RULE,
         "supported_formats": SUPPORTED_FORMATS,
-        "layouts": layouts_described(),
+        "layouts": layouts_described(company_ids(request)),
     }
     if preview and preview.ok:
         # the inbox filters on the local date, so the link's range is in local dates too
