@@ -55,6 +55,13 @@ def _urls(d):
         "duplicate_reverse": ("post", reverse("ledger:duplicate_reverse", args=[999999]), {}),
         "duplicate_dismiss": ("post", reverse("ledger:duplicate_dismiss", args=[999999]), {}),
         "sync_progress": ("get", reverse("ledger:sync_progress"), {}),
+        "departments": ("get", reverse("ledger:departments"), {}),
+        # screen_data has no BI code: past the role check, an unknown one is a 404
+        "department_update": (
+            "post",
+            reverse("ledger:department_update", args=[999999]),
+            {"name": "x", "action": "rename"},
+        ),
         "editor_row": ("get", reverse("payments:editor_row", args=[pay.pk]), {"invoice": inv.pk}),
         "invoice_pdf": ("get", reverse("ledger:invoice_pdf", args=[inv.pk]), {}),
         "invoice_attach": ("post", reverse("ledger:invoice_attach", args=[inv.pk]), {}),
@@ -109,6 +116,8 @@ TABLE = {
     "duplicate_reverse": (LOGIN, 403, 403, 404, 404),
     "duplicate_dismiss": (LOGIN, 403, 403, 404, 404),
     "sync_progress": (LOGIN, 403, 200, 200, 200),
+    "departments": (LOGIN, 403, 200, 200, 200),
+    "department_update": (LOGIN, 403, 403, 404, 404),
     "editor_row": (LOGIN, 403, 200, 200, 200),
     "invoice_pdf": (LOGIN, 403, 200, 200, 200),
     "invoice_attach": (LOGIN, 403, 302, 302, 302),
