@@ -11,28 +11,32 @@ import threading
 from django.conf import settings
 from django_q.brokers import get_broker
 from django_q.brokers.redis_broker import Redis
+from django_q.conf import Conf
 from django_q.tasks import async_task
 
 log = logging.getLogger(__name__)
 
 DRAIN = "ledger.outbox.tasks.drain"
-_brokers: dict[int, Redis | None] = {}  # process id -> its Redis broker (None: not Redis)
+# (process id, broker settings) -> its Redis broker (None: not Redis)
+_brokers: dict[tuple[int, str], Redis | None] = {}
 _brokers_lock = threading.Lock()
 
 
 def _broker():
     """This process's Redis broker, made once: django-q2 makes a broker per task otherwise,
     i.e. a new Redis connection (connect and two CLIENT SETINFO) for every wake. Its
-    connection pool is thread-safe; a forked process makes its own. None (django-q2 picks its
+    connection pool is thread-safe; a forked process makes its own, and a change of django-q2's
+    broker settings (tests switch to the ORM broker) makes a new one. None (django-q2 picks its
     broker per task) with the ORM broker or a synchronous configuration."""
-    pid = os.getpid()
-    if pid not in _brokers:
+    names = ("BROKER_CLASS", "ORM", "REDIS", "DJANGO_REDIS")
+    key = (os.getpid(), repr([getattr(Conf, name, None) for name in names]))
+    if key not in _brokers:
         with _brokers_lock:
-            if pid not in _brokers:
+            if key not in _brokers:
                 broker = get_broker()
                 _brokers.clear()
-                _brokers[pid] = broker if isinstance(broker, Redis) else None
-    return _brokers[pid]
+                _brokers[key] = broker if isinstance(broker, Redis) else None
+    return _brokers[key]
 
 
 def wake(command_id: int | None = None) -> None:
