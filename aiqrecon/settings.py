@@ -292,6 +292,9 @@ AIQ_VAT_GL_ACCOUNT_CODE = env_str("AIQ_VAT_GL_ACCOUNT_CODE", "2200")
 # --- API for other systems (docs/api.md) ------------------------------------------------------
 # requests per API client, counted in the cache (Redis when REDIS_URL is set)
 API_RATE_LIMIT = env_str("API_RATE_LIMIT", "1200/min")
+# each web process keeps a client it authenticated this long (0: read it on every request);
+# a revoked token stops working in the other processes within this time
+API_TOKEN_CACHE_SECONDS = env_int("API_TOKEN_CACHE_SECONDS", 5, minimum=0, maximum=60)
 # idempotency keys are kept at least this long (never less than 24)
 API_IDEMPOTENCY_HOURS = int(env_str("API_IDEMPOTENCY_HOURS", "48"))
 # outgoing webhooks (api/webhooks.py): a POST's time limit, the first retry's delay (doubled

@@ -1,9 +1,12 @@
 """API clients: create (token shown once), revoke, authenticate; idempotency keys."""
 
+import copy
 import hashlib
 import hmac
 import json
 import secrets
+import threading
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,6 +22,7 @@ from staff.models import Role
 from staff.services import ROLE_NAMES, audit_log, user_has_role
 
 TOKEN_PREFIX = "aiq_"  # noqa: S105 (what every token starts with, not a secret)
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def _digest(token: str) -> str:
@@ -71,6 +75,10 @@ def api_client_revoke(*, actor, client: ApiClient) -> ApiClient:
             return client
         client.revoked_at, client.revoked_by = timezone.now(), actor
         client.save(update_fields=["revoked_at", "revoked_by"])
+        # this process forgets it at once (and again at commit, in case another request
+        # read it before then), every other one within API_TOKEN_CACHE_SECONDS
+        _tokens_forget()
+        transaction.on_commit(_tokens_forget)
         audit_log(
             actor=actor,
             action="api_client.revoke",
@@ -82,10 +90,62 @@ def api_client_revoke(*, actor, client: ApiClient) -> ApiClient:
     return client
 
 
+# The clients this process authenticated lately, by their token's SHA-256: digest ->
+# (monotonic time it is good until, the client as read). Only a token whose digest matched a
+# stored, unrevoked client is kept; a wrong token is always looked up. A revocation (or a
+# service user made inactive) is seen by this process at once and by the others within
+# API_TOKEN_CACHE_SECONDS: the price of not reading the client on every request.
+_tokens: dict[str, tuple[float, "ApiClient"]] = {}
+_tokens_lock = threading.Lock()
+TOKENS_KEPT = 1000
+
+
+def _tokens_forget() -> None:
+    with _tokens_lock:
+        _tokens.clear()
+
+
 def api_client_for_token(token: str) -> ApiClient | None:
-    """The active client whose token this is, compared in constant time; None otherwise."""
+    """The active client whose token this is, compared in constant time; None otherwise.
+    A request gets its own copy of the client, its user and company."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
+    digest = _digest(token)
+    kept = _tokens.get(digest)
+    if kept is not None and kept[0] > time.monotonic():
+        return _own_copy(kept[1])
+    client = _client_read(token, digest)
+    seconds = settings.API_TOKEN_CACHE_SECONDS
+    if client is not None and seconds > 0:
+        with _tokens_lock:
+            if len(_tokens) >= TOKENS_KEPT:
+                _tokens.clear()
+            _tokens[digest] = (time.monotonic() + seconds, _own_copy(client))
+    return client
+
+
+def _own_copy(client: ApiClient) -> ApiClient:
+    """A copy of the client with copies of its user and company (Django copies a row's
+    related-object cache with it, not the related rows): a request may set attributes on them."""
+    user, entity = copy.copy(client.user), copy.copy(client.entity)
+    client = copy.copy(client)
+    client.user, client.entity = user, entity
+    return client
+
+
+def api_client_mark_used(client: ApiClient) -> None:
+    """Note when the client was last used: one write a minute at most, not per request."""
+    now = timezone.now()
+    if client.last_used_at is not None and now - client.last_used_at <= LAST_USED_EVERY:
+        return
+    ApiClient.objects.filter(pk=client.pk).update(last_used_at=now)
+    client.last_used_at = now
+    kept = _tokens.get(client.token_hash)
+    if kept is not None:
+        kept[1].last_used_at = now
+
+
+def _client_read(token: str, digest: str) -> ApiClient | None:
     prefix = token[len(TOKEN_PREFIX) :].split("_", 1)[0]
     # the service user's roles in the same query (user_has_role reads them from the user)
     client = (
@@ -94,7 +154,7 @@ def api_client_for_token(token: str) -> ApiClient | None:
         .annotate(role_bits=_role_bits())
         .first()
     )
-    if client is None or not hmac.compare_digest(client.token_hash, _digest(token)):
+    if client is None or not hmac.compare_digest(client.token_hash, digest):
         return None
     client.user.__dict__[ROLE_NAMES] = {
         role.value for bit, role in enumerate(Role) if client.role_bits & (1 << bit)

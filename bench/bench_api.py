@@ -1,13 +1,14 @@
 """contact_payments through the API under load: latency per POST, nothing lost.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/aiqrecon_api REDIS_URL=redis://127.0.0.1:6379/8 \
-        .venv/bin/python bench/bench_api.py [--posts 1000] [--clients 8] [--web-workers 4]
+        .venv/bin/python bench/bench_api.py [--posts 1000] [--clients 8] [--web-workers N]
+        [--web-threads N]
 
 Migrates the database it is given (SQLite in a temp dir when DATABASE_URL is unset), makes a
 company of its own (a fresh company id per run) with one customer, a bank account and --posts
 open invoices of 10.00 as the mirror holds them, and an API client. Starts gunicorn on a free
-port (--web-workers processes, 2 threads each), warms each up, then --clients threads, each with
-its own HTTP session, send --posts / --clients POST /api/v1/contact_payments: a receipt of
+port (workers and threads as gunicorn.conf.py says, or --web-workers and --web-threads), warms
+each worker up, then --clients threads, each with its own HTTP session, send --posts / --clients POST /api/v1/contact_payments: a receipt of
 10.00 allocated to its own invoice, a fresh Idempotency-Key each. Timed per request from
 send to last byte. The AIQ push is asynchronous (the POST queues outbox commands; no worker
 runs here), which is what the figure is about: p95 <= 100 ms on PostgreSQL.
@@ -162,11 +163,25 @@ def queries_per_post(token: str, invoice_id: int) -> int:
     return len(counted.captured_queries)
 
 
+def _gunicorn_workers(env: dict) -> tuple[int, int]:
+    """The workers and threads gunicorn.conf.py gives with this environment."""
+    config: dict = {}
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        exec((ROOT / "gunicorn.conf.py").read_text(), config)  # noqa: S102 (our own file)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return config["workers"], config["threads"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--posts", type=int, default=1000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--web-workers", type=int, default=0, help="default: gunicorn.conf.py")
+    parser.add_argument("--web-threads", type=int, default=0, help="default: gunicorn.conf.py")
     args = parser.parse_args()
 
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
@@ -174,14 +189,21 @@ def main() -> None:
     entity, token, invoices = make_books(args.posts)
     queries = queries_per_post(token, invoices.pop())
     port = free_port()
+    # gunicorn reads gunicorn.conf.py from ROOT (workers, threads); --web-* override it
+    env = os.environ.copy()
+    if args.web_workers:
+        env["WEB_WORKERS"] = str(args.web_workers)
+    if args.web_threads:
+        env["WEB_THREADS"] = str(args.web_threads)
     server = subprocess.Popen(
         [
             str(ROOT / ".venv/bin/gunicorn"), "aiqrecon.wsgi", "-b", f"127.0.0.1:{port}",
-            "-w", str(args.web_workers), "-k", "gthread", "--threads", "2", "--log-level", "warning",
+            "--log-level", "warning",
         ],
         cwd=ROOT,
-        env=os.environ.copy(),
+        env=env,
     )  # fmt: skip
+    web_workers, web_threads = _gunicorn_workers(env)
     base = f"http://127.0.0.1:{port}/api/v1"
     headers = {"Authorization": f"Bearer {token}"}
     try:
@@ -191,7 +213,7 @@ def main() -> None:
                     break
             except requests.RequestException:
                 time.sleep(0.1)
-        for _ in range(args.web_workers * 4):  # warm every worker (imports, connections)
+        for _ in range(web_workers * 4):  # warm every worker (imports, connections)
             requests.get(f"{base}/customers", headers=headers, timeout=30)
 
         latencies: list[float] = []
@@ -242,7 +264,8 @@ def main() -> None:
     commands = OutboxCommand.objects.filter(entity=entity).count() - 2
     print(
         f"database {engine}, {args.posts} POST /contact_payments from {args.clients} clients, "
-        f"gunicorn {args.web_workers} workers x 2 threads, load average {os.getloadavg()[0]:.1f}"
+        f"gunicorn {web_workers} workers x {web_threads} threads, "
+        f"load average {os.getloadavg()[0]:.1f}"
     )
     print(f"  answers: {statuses.count(201)} x 201, others {sorted(set(statuses) - {201})}")
     print(f"  latency ms: p50 {q[49]:.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}  max {ms[-1]:.1f}")
