@@ -20,6 +20,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from ledger.aiq.operations import LODGMENT_NUMBER_LENGTH
 from ledger.aiq.results import as_decimal, get, unwrap
 from ledger.models import Allocation, OutboxCommand
 
@@ -136,6 +137,9 @@ def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
             "ExchangeRate": rate,
             "BankExchangeRate": bank_rate,
             "Description": payload.get("description", "")[:250],
+            # the bank's own reference, within AIQ's limit; CheckReference stays ours
+            "LodgmentNumber": (payload.get("lodgment_number") or "")[:LODGMENT_NUMBER_LENGTH]
+            or None,
         },
         replay_safe=REPLAY_AFTER_EXPIRY,
     )
