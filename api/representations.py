@@ -122,7 +122,7 @@ def contact_allocation(row: ContactAllocation) -> dict:
 def other_payment(row: OtherReceipt) -> dict:
     return {
         "id": f"orec_{row.pk}",
-        "transaction_type_id": "OTHER_RECEIPT",
+        "transaction_type_id": row.kind,
         "contact_id": row.customer.code if row.customer_id else None,
         "bank_account_id": row.bank_account.bank_account_code,
         "date": row.receipt_date,

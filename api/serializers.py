@@ -25,7 +25,11 @@ class ArtefactIn(serializers.Serializer):
 
 
 class ContactPaymentIn(serializers.Serializer):
-    transaction_type_id = serializers.ChoiceField(["CUSTOMER_RECEIPT", "CUSTOMER_REFUND"])
+    transaction_type_id = serializers.ChoiceField(
+        ["CUSTOMER_RECEIPT", "CUSTOMER_REFUND", "VENDOR_PAYMENT", "VENDOR_REFUND"],
+        help_text="VENDOR_PAYMENT and VENDOR_REFUND are refused (422, docs/api.md): this "
+        "product keeps no supplier ledger.",
+    )
     payment_method_id = serializers.CharField(max_length=40, required=False, allow_blank=True)
     contact_id = serializers.CharField(max_length=50)
     bank_account_id = serializers.CharField(max_length=50)
@@ -74,8 +78,15 @@ class PaymentLineIn(serializers.Serializer):
     details = serializers.CharField(max_length=250, required=False, allow_blank=True)
 
 
+OTHER_KINDS = ["OTHER_RECEIPT", "OTHER_PAYMENT", "OTHER_RECEIPT_REFUND", "OTHER_PAYMENT_REFUND"]
+
+
 class OtherPaymentIn(serializers.Serializer):
-    transaction_type_id = serializers.ChoiceField(["OTHER_RECEIPT"])
+    transaction_type_id = serializers.ChoiceField(
+        OTHER_KINDS,
+        help_text="Money in: OTHER_RECEIPT, OTHER_PAYMENT_REFUND; money out: OTHER_PAYMENT, "
+        "OTHER_RECEIPT_REFUND. Amounts are positive either way.",
+    )
     payment_method_id = serializers.CharField(max_length=40, required=False, allow_blank=True)
     contact_id = serializers.CharField(max_length=50, required=False, allow_blank=True)
     bank_account_id = serializers.CharField(max_length=50)

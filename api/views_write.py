@@ -178,12 +178,29 @@ def _by_plan_state(rows, value):
     )
 
 
+# Sage's supplier kinds of contact_payments, and why each is refused here (docs/api.md)
+_NO_SUPPLIER_LEDGER = (
+    "this product keeps no supplier ledger: AIQ's suppliers, their invoices and balances are "
+    "not mirrored here, so a supplier's money could not be checked, allocated or followed. "
+    "Book it in AIQ."
+)
+VENDOR_KINDS = {
+    "VENDOR_PAYMENT": "Vendor payments are not taken through this API. AIQ has an operation "
+    f"for them (SavePurchasePayment), but {_NO_SUPPLIER_LEDGER}",
+    "VENDOR_REFUND": "Vendor refunds are not taken through this API. AIQ has no operation "
+    f"for money a supplier pays back, and {_NO_SUPPLIER_LEDGER}",
+}
+
+
 class ContactPayments(WriteView):
     @extend_schema(
         operation_id="contact_payments_list",
         parameters=[
             OpenApiParameter(
-                "transaction_type_id", str, enum=["CUSTOMER_RECEIPT", "CUSTOMER_REFUND"]
+                "transaction_type_id",
+                str,
+                enum=["CUSTOMER_RECEIPT", "CUSTOMER_REFUND", "VENDOR_PAYMENT", "VENDOR_REFUND"],
+                description="VENDOR_PAYMENT and VENDOR_REFUND: 400, no supplier ledger here",
             ),
             *LIST_PARAMETERS,
         ],
@@ -194,6 +211,8 @@ class ContactPayments(WriteView):
         if kind == "CUSTOMER_REFUND":
             rows = filtered(request, _refunds(self.entity()), "created_at__date", _by_state)
             return page(self, rows, shape.refund)
+        if kind in VENDOR_KINDS:
+            raise exceptions.ValidationError({"transaction_type_id": [VENDOR_KINDS[kind]]})
         if kind != "CUSTOMER_RECEIPT":
             raise exceptions.ValidationError(
                 {"transaction_type_id": ["CUSTOMER_RECEIPT or CUSTOMER_REFUND."]}
@@ -212,6 +231,8 @@ class ContactPayments(WriteView):
 
     def create(self, data):
         data = data["contact_payment"]
+        if data["transaction_type_id"] in VENDOR_KINDS:
+            raise Refused(VENDOR_KINDS[data["transaction_type_id"]], "transaction_type_id")
         customer = self.customer(data["contact_id"])
         bank = self.bank(data["bank_account_id"])
         if data["transaction_type_id"] == "CUSTOMER_REFUND":
@@ -437,20 +458,24 @@ class OtherPayments(WriteView):
     @extend_schema(
         operation_id="other_payments_list",
         parameters=[
-            OpenApiParameter("transaction_type_id", str, enum=["OTHER_RECEIPT"]),
+            OpenApiParameter(
+                "transaction_type_id", str, enum=s.OTHER_KINDS, description="none: every kind"
+            ),
             *LIST_PARAMETERS,
         ],
         responses={(200, "application/json"): paged(s.OtherPaymentOut), **ERRORS},
     )
     def get(self, request):
-        kind = request.query_params.get("transaction_type_id", "OTHER_RECEIPT")
-        if kind != "OTHER_RECEIPT":
-            raise exceptions.ValidationError(
-                {"transaction_type_id": ["OTHER_RECEIPT (other payments are not kept here)."]}
-            )
         rows = OtherReceipt.objects.filter(entity=self.entity()).select_related(
             "customer", "bank_account"
         )
+        kind = request.query_params.get("transaction_type_id")
+        if kind is not None:
+            if kind not in s.OTHER_KINDS:
+                raise exceptions.ValidationError(
+                    {"transaction_type_id": [f"One of {', '.join(s.OTHER_KINDS)}."]}
+                )
+            rows = rows.filter(kind=kind)
         rows = filtered(request, rows.prefetch_related("lines"), "receipt_date", _by_state)
         return page(self, rows, shape.other_payment)
 
@@ -467,13 +492,17 @@ class OtherPayments(WriteView):
         data = data["other_payment"]
         bank = self.bank(data["bank_account_id"])
         customer = self.customer(data["contact_id"]) if data.get("contact_id") else None
+        kind = data["transaction_type_id"]
         row = other_receipts.other_receipt_create(
             actor=self.request.user,
+            kind=kind,
             bank_account=bank,
             customer=customer,
             receipt_date=data["date"],
             reference=data.get("reference", ""),
-            description=data.get("description") or data.get("reference") or "Other receipt",
+            description=data.get("description")
+            or data.get("reference")
+            or OtherReceipt.Kind(kind).label.split(" (")[0],
             total_amount=data.get("total_amount"),
             lines=[
                 {

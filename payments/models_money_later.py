@@ -164,12 +164,25 @@ class ContactAllocationLine(models.Model):
 
 
 class OtherReceipt(LaterDecision):
+    """Money into or out of a bank account booked straight to GL accounts, with VAT (Sage's
+    other_payments). Amounts are kept positive; `kind` says which way the money went."""
+
     class Purpose(models.TextChoices):
         OTHER = "other", "Other receipt"
         SUSPENSE = "suspense", "Suspense account"
 
+    class Kind(models.TextChoices):
+        # Sage's transaction_type_id of other_payments
+        OTHER_RECEIPT = "OTHER_RECEIPT", "Other receipt (money in)"
+        OTHER_PAYMENT = "OTHER_PAYMENT", "Other payment (money out)"
+        OTHER_RECEIPT_REFUND = "OTHER_RECEIPT_REFUND", "Other receipt refunded (money out)"
+        OTHER_PAYMENT_REFUND = "OTHER_PAYMENT_REFUND", "Other payment refunded (money in)"
+
+    MONEY_OUT = (Kind.OTHER_PAYMENT, Kind.OTHER_RECEIPT_REFUND)
+
     entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT)
     purpose = models.CharField(max_length=10, choices=Purpose, default=Purpose.OTHER)
+    kind = models.CharField(max_length=20, choices=Kind, default=Kind.OTHER_RECEIPT)
     payment = models.ForeignKey(
         "payments.Payment",
         null=True,
@@ -205,10 +218,20 @@ class OtherReceipt(LaterDecision):
                 name="otherreceipt_one_live_per_payment",
             ),
             approver_is_not_maker("otherreceipt_approver_is_not_maker"),
+            # money out is never a payment that came in, nor parked on suspense
+            models.CheckConstraint(
+                condition=Q(kind__in=["OTHER_RECEIPT", "OTHER_PAYMENT_REFUND"])
+                | (Q(payment__isnull=True) & Q(purpose="other")),
+                name="otherreceipt_money_out_alone",
+            ),
         ]
 
+    @property
+    def money_out(self) -> bool:
+        return self.kind in self.MONEY_OUT
+
     def __str__(self):
-        return f"other receipt #{self.pk}"
+        return f"{'other payment' if self.money_out else 'other receipt'} #{self.pk}"
 
 
 class OtherReceiptLine(models.Model):

@@ -1,9 +1,11 @@
 """other_receipt: one AIQ sundry receipt (money into a bank account booked to a GL account,
-with VAT where it applies) through SaveSundryReceiptPaymentsGetBackTransactionIDs.
+with VAT where it applies) or, with "money_out", one sundry payment (money out of it) through
+SaveSundryReceiptPaymentsGetBackTransactionIDs: AIQ's one operation for both, told apart by
+the sign of the entry's Value (AIQ books a BankReceipt or a BankPayment).
 
 Payload: {"bank_account_code", "gl_account_code", "tax_code", "tax_rate", "net_amount",
-"tax_amount", "amount" (= net + tax), "currency", "receipt_date", "description",
-"lodgment_number"}; ExternalReference = the command's external_reference (one entry per
+"tax_amount", "amount" (= net + tax, positive), "currency", "receipt_date", "description",
+"lodgment_number", "money_out"}; ExternalReference = the command's external_reference (one entry per
 command, so one reference is one AIQ transaction). result: {"transaction_id": int}.
 Read back with GetTransactionsByExternalReference, as receipts and journals are.
 """
@@ -30,7 +32,9 @@ def sundry_send(client, command: OutboxCommand, payload: dict) -> dict:
         "ExternalReference": command.external_reference,
         "TransactionDate": _midnight(_iso(payload["receipt_date"])),
         "Description": (payload.get("description") or "")[:250],
-        "Value": as_decimal(payload["amount"]),
+        "Value": -as_decimal(payload["amount"])
+        if payload.get("money_out")
+        else as_decimal(payload["amount"]),
         "GLAccountCode": payload["gl_account_code"],
         "BankAccountCode": payload["bank_account_code"],
         "TaxID": payload.get("tax_code") or None,

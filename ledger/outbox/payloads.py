@@ -208,7 +208,8 @@ class AttachDocumentPayload:
 
 @dataclass(frozen=True)
 class OtherReceiptPayload:
-    """other_receipt: a sundry receipt straight to a GL account (executors_sundry.py).
+    """other_receipt: a sundry receipt (or, money_out, a sundry payment) straight to a GL
+    account (executors_sundry.py).
     result: {"transaction_id": int}"""
 
     bank_account_code: str
@@ -222,9 +223,14 @@ class OtherReceiptPayload:
     currency: str = ""
     description: str = ""
     lodgment_number: str = ""
+    # money out of the bank (Sage's OTHER_PAYMENT, OTHER_RECEIPT_REFUND): a sundry payment;
+    # `amount` stays positive, the entry's Value is sent negative
+    money_out: bool = False
 
     def __post_init__(self):
         _present(bank_account_code=self.bank_account_code, gl_account_code=self.gl_account_code)
+        if not isinstance(self.money_out, bool):
+            raise ValueError(f"money_out is not true or false: {self.money_out!r}")
         _decimal("amount", self.amount)
         for name in ("tax_rate", "net_amount", "tax_amount"):
             _decimal(name, getattr(self, name), blank=True)

@@ -1,9 +1,12 @@
-"""Other receipts (Sage `other_payments` OTHER_RECEIPT) and unidentified money (issue 16.4).
+"""Other receipts and payments (Sage `other_payments`: OTHER_RECEIPT, OTHER_PAYMENT,
+OTHER_RECEIPT_REFUND, OTHER_PAYMENT_REFUND) and unidentified money (issue 16.4).
 
 Money into a bank account that is not a customer's (interest, a grant, a transfer between own
 accounts) is booked straight to a GL account, with VAT where it applies: one AIQ
 `SaveSundryReceiptPaymentsGetBackTransactionIDs` entry per line, external reference
-OREC-<receipt id>-<line number>, read back by that reference before any resend.
+OREC-<receipt id>-<line number>, read back by that reference before any resend. Money out of
+it (an expense paid from the bank, a one-off sale refunded) is the same with the entry's Value
+negative: AIQ books a sundry bank payment, the GL account and VAT debited.
 
 A payment nobody can identify yet can be
 - put on a chosen customer's account: an allocation plan with no lines (payments/services/
@@ -124,10 +127,22 @@ def other_receipt_create(
     customer: Customer | None = None,
     payment: Payment | None = None,
     purpose: str = OtherReceipt.Purpose.OTHER,
+    kind: str = OtherReceipt.Kind.OTHER_RECEIPT,
 ) -> OtherReceipt:
-    """Money into `bank_account` booked to GL accounts. With `payment`, the lines' total must
-    be the payment's amount (the payment is then booked, not allocated)."""
-    require_clerk(actor, "Recording an other receipt")
+    """Money into `bank_account` booked to GL accounts (or, for the money-out kinds
+    OTHER_PAYMENT and OTHER_RECEIPT_REFUND, money out of it: the same lines, a sundry payment
+    in AIQ). With `payment`, the lines' total must be the payment's amount (the payment is then
+    booked, not allocated); a payment is money in, so never with a money-out kind."""
+    if kind not in OtherReceipt.Kind.values:
+        raise LaterRefused(f"{kind!r} is not a kind of other payment.", "transaction_type_id")
+    money_out = kind in OtherReceipt.MONEY_OUT
+    require_clerk(
+        actor, "Recording an other payment" if money_out else "Recording an other receipt"
+    )
+    if money_out and (payment is not None or purpose != OtherReceipt.Purpose.OTHER):
+        raise LaterRefused(
+            "Money that came in cannot be booked as money out.", "transaction_type_id"
+        )
     description = (description or "").strip()
     if not description:
         raise LaterRefused("Say what the money is.", "description")
@@ -160,6 +175,7 @@ def other_receipt_create(
         row = OtherReceipt(
             entity=entity,
             purpose=purpose,
+            kind=kind,
             payment=payment,
             customer=customer,
             bank_account=bank_account,
@@ -223,6 +239,7 @@ def _payment_state(payment: Payment, state: str) -> None:
 def snapshot(row: OtherReceipt) -> dict:
     return {
         "state": row.state,
+        "kind": row.kind,
         "purpose": row.purpose,
         "bank_account": row.bank_account.bank_account_code,
         "payment": row.payment.external_id if row.payment_id else None,
@@ -272,6 +289,7 @@ def _commands(row: OtherReceipt, actor) -> list[NewCommand]:
                 "receipt_date": row.receipt_date.isoformat(),
                 "description": (line.description or row.description)[:250],
                 "lodgment_number": row.reference,
+                "money_out": row.money_out,
             },
             origin_type=ORIGIN,
             origin_id=row.pk,
