@@ -58,7 +58,8 @@ class State:
 
     def gl_total_base(self, code: str, entity: str = "demo") -> Decimal:
         """The net of every posted line on one GL account in the company's base currency
-        (each line at its transaction's rate, as AIQ's BCAmount), debits positive."""
+        (each line's BCAmount: its amount at its transaction's rate), as AIQ's trial balance
+        holds it; gl_total adds amounts as written, whatever their currency."""
         rows = self._rows("SELECT lines, exchange_rate FROM txn WHERE entity_id = ?", (entity,))
         return sum(
             (
