@@ -40,10 +40,18 @@ NOT_IN_AIQ = (
 
 
 def sales_credit_note_submit(
-    *, entity: Entity, source: InvoiceSource, note: NormalisedCreditNote, actor=None
+    *,
+    entity: Entity,
+    source: InvoiceSource,
+    note: NormalisedCreditNote,
+    actor=None,
+    refunds: list[str] | None = None,
 ) -> SalesCreditNote:
     """Store the credit note and queue it (or let it wait for its invoice); the same
-    reference again returns the row it made. ValidationError naming what is wrong."""
+    reference again returns the row it made. ValidationError naming what is wrong.
+    `refunds`: the source paid it back through these refunds of the customer's payment: the
+    refund books it in AIQ (payments' refunds, credit note and money out), so it is stored
+    as refunded and sent nowhere (one credit, not two)."""
     existing = SalesCreditNote.objects.filter(
         entity=entity, external_reference=note.external_reference
     ).first()
@@ -51,14 +59,14 @@ def sales_credit_note_submit(
         return existing
     try:
         with transaction.atomic():
-            return _submit(entity, source, note, actor)
+            return _submit(entity, source, note, actor, refunds or [])
     except IntegrityError:  # the same note, stored meanwhile by a concurrent delivery
         return SalesCreditNote.objects.get(
             entity=entity, external_reference=note.external_reference
         )
 
 
-def _submit(entity, source, note: NormalisedCreditNote, actor) -> SalesCreditNote:
+def _submit(entity, source, note: NormalisedCreditNote, actor, refunds) -> SalesCreditNote:
     invoice = (
         SalesInvoice.objects.select_for_update()
         .filter(entity=entity, external_reference=note.invoice_reference)
@@ -75,7 +83,7 @@ def _submit(entity, source, note: NormalisedCreditNote, actor) -> SalesCreditNot
             f"invoice {invoice.external_reference} is not in AIQ "
             f"({invoice.get_state_display().lower()}): there is nothing to credit"
         )
-    credited = invoice.credit_notes.aggregate(total=Sum("gross_amount"))["total"] or Decimal(0)
+    credited = credited_total(invoice)
     gross = note.net_amount + note.tax_amount
     if not problems and credited + gross > invoice.gross_amount:
         problems.append(
@@ -123,25 +131,73 @@ def _submit(entity, source, note: NormalisedCreditNote, actor) -> SalesCreditNot
             for line, credited in zip(credited_lines, _invoice_lines_of(invoice, note), strict=True)
         ],
         created_by=actor,
+        refund_references=", ".join(refunds)[:200],
+        state=State.REFUNDED if refunds else State.WAITING,
     )
-    if invoice.state in SalesInvoice.IN_AIQ:
+    if invoice.state in SalesInvoice.IN_AIQ and not refunds:
         _queue(row, invoice, actor)
     audit_log(
         actor=actor,
         action="sales_credit_note.submit",
         obj=row,
         summary=f"{row.external_reference} against {invoice.external_reference} from "
-        f"{source.code}: {gross} {row.currency}, {row.get_state_display()}",
-        after={"state": row.state, "gross": str(gross), "invoice": invoice.external_reference},
+        f"{source.code}: {gross} {row.currency}, {row.get_state_display()}"
+        + (f" ({row.refund_references})" if refunds else ""),
+        after={
+            "state": row.state,
+            "gross": str(gross),
+            "invoice": invoice.external_reference,
+            "refunds": refunds,
+        },
     )
     return row
 
 
+def credited_total(invoice: SalesInvoice) -> Decimal:
+    """What the source's credit notes take off the invoice: every one but those AIQ refused
+    (a corrected one may follow them)."""
+    notes = invoice.credit_notes.exclude(state=State.FAILED)
+    return notes.aggregate(total=Sum("gross_amount"))["total"] or Decimal(0)
+
+
+def invoice_remainder(invoice: SalesInvoice) -> list[tuple]:
+    """(invoice line, net, VAT) of each line not credited yet: the invoice's lines less what
+    its credit notes credited line by line; a credit no line claims is taken off the last
+    lines first. Lines credited in full are left out."""
+    lines = list(invoice.lines.order_by("line_number"))
+    net = {line.pk: line.net_amount for line in lines}
+    tax = {line.pk: line.tax_amount for line in lines}
+    loose_net = loose_tax = Decimal(0)
+    for note in invoice.credit_notes.exclude(state=State.FAILED):
+        for credit in note.lines:
+            pk = credit.get("invoice_line_id")
+            if pk in net:
+                net[pk] -= Decimal(credit["net_amount"])
+                tax[pk] -= Decimal(credit["tax_amount"])
+            else:
+                loose_net += Decimal(credit["net_amount"])
+                loose_tax += Decimal(credit["tax_amount"])
+    for line in reversed(lines):
+        take_net, take_tax = (
+            min(loose_net, max(net[line.pk], 0)),
+            min(loose_tax, max(tax[line.pk], 0)),
+        )
+        net[line.pk] -= take_net
+        tax[line.pk] -= take_tax
+        loose_net -= take_net
+        loose_tax -= take_tax
+    return [
+        (line, net[line.pk], tax[line.pk]) for line in lines if net[line.pk] > 0 or tax[line.pk] > 0
+    ]
+
+
 def _invoice_lines_of(invoice: SalesInvoice, note: NormalisedCreditNote) -> list:
-    """The invoice line each credit note line credits: the one with its line number (the
-    selling system credits its own invoice line by line), None past the invoice's last."""
+    """The invoice line each credit note line credits: the one the note names, else the one
+    with its line number (the selling system credits its own invoice line by line), None past
+    the invoice's last."""
     lines = {line.line_number: line for line in invoice.lines.all()}
-    return [lines.get(number) for number in range(1, len(note.lines) + 1)]
+    numbers = note.invoice_line_numbers or range(1, len(note.lines) + 1)
+    return [lines.get(number) for number in numbers]
 
 
 def _credited_lines(invoice: SalesInvoice, note: NormalisedCreditNote) -> list:
