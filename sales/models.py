@@ -358,6 +358,7 @@ class SalesCreditNote(models.Model):
         # books the credit note and the money out (payments' refunds), so it is not posted
         # again from here: one credit, not two
         REFUNDED = "refunded", "Booked by its refund"
+        CANCELLED = "cancelled", "Cancelled"
 
     entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
     source = models.ForeignKey(InvoiceSource, on_delete=models.PROTECT, related_name="+")
@@ -424,6 +425,7 @@ class CustomerUpdate(models.Model):
         QUEUED = "queued", "Queued for AIQ"
         DONE = "done", "Updated in AIQ"
         FAILED = "failed", "Refused by AIQ"
+        CANCELLED = "cancelled", "Cancelled"
 
     entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
     customer_code = models.CharField(max_length=50)

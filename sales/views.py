@@ -168,6 +168,7 @@ def invoice_detail(request, invoice_id):
             "lines": invoice.lines.order_by("line_number"),
             "mirror": mirror,
             "attachments": mirror.attachments.all() if mirror else [],
+            "credit_notes": invoice.credit_notes.order_by("credit_date", "pk"),
         },
     )
 

@@ -17,20 +17,32 @@ for an invoice not in AIQ yet waits, and is queued when the invoice is posted or
 
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
 from ledger.departments import department_problems
 from ledger.models import Entity, OutboxCommand
-from ledger.outbox.services import NewCommand, outbox_enqueue_many
+from ledger.outbox.services import (
+    CANCELLABLE,
+    RETRYABLE,
+    NewCommand,
+    outbox_cancel,
+    outbox_enqueue_many,
+    outbox_retry,
+)
 from sales.models import InvoiceSource, SalesCreditNote, SalesInvoice
 from sales.normalised import NormalisedCreditNote
 from sales.services.deferred import deferred_credits_apply
-from staff.services import audit_log
+from staff.models import Role
+from staff.services import audit_log, user_has_role
+
+C = OutboxCommand.State
 
 State = SalesCreditNote.State
 ORIGIN = "sales_credit_note"
+# credits nothing (a corrected one may follow): refused by AIQ, or dropped by an approver
+NOT_CREDITING = (State.FAILED, State.CANCELLED)
 # the invoice is gone for good: nothing to credit in AIQ
 NOT_IN_AIQ = (
     SalesInvoice.State.CANCELLED,
@@ -154,9 +166,9 @@ def _submit(entity, source, note: NormalisedCreditNote, actor, refunds) -> Sales
 
 
 def credited_total(invoice: SalesInvoice) -> Decimal:
-    """What the source's credit notes take off the invoice: every one but those AIQ refused
-    (a corrected one may follow them)."""
-    notes = invoice.credit_notes.exclude(state=State.FAILED)
+    """What the source's credit notes take off the invoice: every one but those AIQ refused or
+    an approver cancelled (a corrected one may follow them)."""
+    notes = invoice.credit_notes.exclude(state__in=NOT_CREDITING)
     return notes.aggregate(total=Sum("gross_amount"))["total"] or Decimal(0)
 
 
@@ -168,7 +180,7 @@ def invoice_remainder(invoice: SalesInvoice) -> list[tuple]:
     net = {line.pk: line.net_amount for line in lines}
     tax = {line.pk: line.tax_amount for line in lines}
     loose_net = loose_tax = Decimal(0)
-    for note in invoice.credit_notes.exclude(state=State.FAILED):
+    for note in invoice.credit_notes.exclude(state__in=NOT_CREDITING):
         for credit in note.lines:
             pk = credit.get("invoice_line_id")
             if pk in net:
@@ -287,7 +299,7 @@ def sales_credit_note_settle(
     *, command: OutboxCommand, payload: dict | None = None, failed_message: str = ""
 ) -> None:
     row = SalesCreditNote.objects.select_for_update().filter(pk=command.origin_id).first()
-    if row is None or row.state in (State.POSTED, State.FAILED):
+    if row is None or row.state in (State.POSTED, State.FAILED, State.CANCELLED):
         return
     if failed_message:
         row.state, row.error = State.FAILED, failed_message
@@ -320,3 +332,83 @@ def sales_credit_note_settle(
         + (f" ({failed_message})" if failed_message else ""),
         after={"state": row.state, "transaction_id": row.aiq_transaction_id},
     )
+
+
+# --- an approver's retry or cancel -------------------------------------------------------------
+
+
+def _commands(row: SalesCreditNote) -> list[OutboxCommand]:
+    """The note's commands, the credit note's first, then its allocation's."""
+    ids = [pk for pk in (row.command_id, row.allocate_command_id) if pk]
+    by_pk = OutboxCommand.objects.select_for_update().in_bulk(ids)
+    return [by_pk[pk] for pk in ids]
+
+
+def sales_credit_note_retry(*, note: SalesCreditNote, actor) -> SalesCreditNote:
+    """An approver sends a credit note AIQ refused again: each of its commands not confirmed
+    yet is retried (the outbox reads back first: never a second credit note in AIQ)."""
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Only an approver can send a credit note again.")
+    with transaction.atomic():
+        row = SalesCreditNote.objects.select_for_update().get(pk=note.pk)
+        if row.state != State.FAILED:
+            raise ValidationError(f"{row.external_reference} was not refused by AIQ.")
+        retried = [
+            outbox_retry(command=command, actor=actor)
+            for command in _commands(row)
+            if command.state in RETRYABLE
+        ]
+        if not retried:
+            raise ValidationError(
+                f"{row.external_reference}: none of its AIQ commands can be sent again."
+            )
+        before, row.state, row.error = row.error, State.QUEUED, ""
+        row.save(update_fields=["state", "error", "updated_at"])
+        audit_log(
+            actor=actor,
+            action="sales_credit_note.retry",
+            obj=row,
+            summary=f"{row.external_reference} sent again after: {before}"[:500],
+            before={"state": State.FAILED},
+            after={"state": row.state, "commands": [c.external_reference for c in retried]},
+        )
+    return row
+
+
+def sales_credit_note_cancel(*, note: SalesCreditNote, actor) -> SalesCreditNote:
+    """An approver drops a credit note AIQ does not have: refused, or waiting for an invoice
+    that will not come. One whose credit note AIQ took (only its allocation failed) is not
+    cancelled here: it is in the books."""
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Only an approver can cancel a credit note.")
+    with transaction.atomic():
+        row = SalesCreditNote.objects.select_for_update().get(pk=note.pk)
+        if row.state not in (State.FAILED, State.WAITING):
+            raise ValidationError(
+                f"{row.external_reference} is {row.get_state_display().lower()}: "
+                "only a refused or waiting credit note can be cancelled."
+            )
+        commands = _commands(row)
+        if row.aiq_transaction_id or any(
+            c.kind == OutboxCommand.Kind.CREATE_CREDIT_NOTE and c.state == C.CONFIRMED
+            for c in commands
+        ):
+            raise ValidationError(
+                f"AIQ has credit note {row.external_reference}: allocate it in AIQ or send it "
+                "again; it cannot be cancelled here."
+            )
+        before = row.state
+        for command in commands:
+            if command.state in CANCELLABLE:
+                outbox_cancel(command=command, actor=actor, reason="credit note cancelled")
+        row.state = State.CANCELLED
+        row.save(update_fields=["state", "updated_at"])
+        audit_log(
+            actor=actor,
+            action="sales_credit_note.cancel",
+            obj=row,
+            summary=f"{row.external_reference} cancelled ({row.gross_amount} {row.currency})",
+            before={"state": before},
+            after={"state": row.state},
+        )
+    return row
