@@ -119,6 +119,15 @@ class RunningSandbox:
                 (entity, code, name, category),
             )
 
+    def set_rate(self, currency: str, rate, *, entity: str = "demo") -> None:
+        """The company's rate for a currency (units of it per base unit), as an AIQ user sets
+        the day's rate in AIQ's currency screens (GetCurrencyExchangeRate answers it)."""
+        with self.server.store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO currency_rate VALUES (?, ?, ?)",
+                (entity, currency.upper(), str(rate)),
+            )
+
     def bank_balance(self, gl_code: str, *, entity: str = "demo"):
         """What AIQ's bank account on `gl_code` holds now (GetBankAccountBalance's figure)."""
         with self.server.store.transaction() as db:

@@ -18,6 +18,13 @@ from typing import Any
 from ledger.aiq.errors import AiqAmbiguousError, AiqPermanentError
 from ledger.aiq.results import get, result_statuses, unwrap
 
+# AIQ's SalesReceipt (accountsIQ API wiki, SalesReceipt members): CheckReference is "the check
+# reference/external reference of the transaction" (ours: the outbox reads a receipt back by
+# it); Description "Cannot be longer than 500 characters"; LodgmentNumber, the receipt's
+# lodgment (the bank's reference for the money), "Cannot be more than 50 characters long".
+RECEIPT_DESCRIPTION_LENGTH = 500
+LODGMENT_NUMBER_LENGTH = 50
+
 
 def _list(value: Any) -> list:
     if value is None:
