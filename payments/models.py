@@ -242,6 +242,17 @@ class Payment(models.Model):
         return self.external_id
 
     @property
+    def lodgment_number(self) -> str:
+        """The bank's own reference for the entry, for the AIQ receipt's LodgmentNumber (the
+        outbox cuts it to AIQ's limit): a bank or SmartDebit row's bank reference, else its
+        end-to-end id; empty for card and Direct Debit providers, whose ids are in the
+        description. The receipt's CheckReference stays ours (RCPT-<id>): AIQ reads a receipt
+        back by it (GetTransactionsByExternalReference)."""
+        if self.source in ("bank", "smartdebit"):
+            return " ".join((self.bank_reference or self.end_to_end_id or "").split())
+        return ""
+
+    @property
     def receipt_text(self) -> str:
         """The receipt's description in AIQ: the bank's reference and narrative as the bank
         gave them (AIQ keeps 250 characters), else the provider and its id."""
@@ -356,6 +367,18 @@ class Dispute(MakerChecked):
     def commands(self):
         """Its journals: money taken, written off (lost), put back (won); None where not yet."""
         return (self.withdrawal_command, self.loss_command, self.reinstatement_command)
+
+    @property
+    def account_commands(self):
+        """The writes on the customer's account besides those journals: the receipt taken off
+        its invoice and put against the reversal (lost), the invoice paid again (won)."""
+        commands = self._meta.get_field("loss_command").related_model.objects  # OutboxCommand
+        own = {c.pk for c in self.commands if c is not None}
+        return [
+            c
+            for c in commands.filter(origin_type="dispute", origin_id=self.pk).order_by("pk")
+            if c.pk not in own
+        ]
 
 
 class WebhookEvent(models.Model):

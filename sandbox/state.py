@@ -5,6 +5,7 @@ Available as `server.state` in-process and as `GET /_sandbox/state` over HTTP.
 
 from decimal import Decimal
 
+from sandbox.books import bc
 from sandbox.store import from_milli, loads
 
 
@@ -55,6 +56,21 @@ class State:
             Decimal(0),
         )
 
+    def gl_total_base(self, code: str, entity: str = "demo") -> Decimal:
+        """The net of every posted line on one GL account in the company's base currency
+        (each line's BCAmount: its amount at its transaction's rate), as AIQ's trial balance
+        holds it; gl_total adds amounts as written, whatever their currency."""
+        rows = self._rows("SELECT lines, exchange_rate FROM txn WHERE entity_id = ?", (entity,))
+        return sum(
+            (
+                bc(Decimal(str(item["Amount"])), Decimal(row["exchange_rate"]))
+                for row in rows
+                for item in loads(row["lines"])
+                if item["GLAccountCode"] == code
+            ),
+            Decimal(0),
+        )
+
     def lines(self, transaction_id: int) -> list[dict]:
         """One transaction's GL lines: GLAccountCode, Amount (Decimal, debits positive),
         DepartmentID, IsControlLine, IsTaxLine."""
@@ -69,6 +85,16 @@ class State:
         """(ledger, code) of an account: Sales for customers, Purchases for suppliers."""
         [row] = self._rows("SELECT ledger, code FROM account WHERE id = ?", (account_id,))
         return row["ledger"], row["code"]
+
+    def customer_balance(self, code: str, entity: str = "demo") -> Decimal:
+        """What a customer owes (debits positive): the net of every transaction on its account,
+        as AIQ's customer balance is."""
+        rows = self._rows(
+            "SELECT coalesce(sum(t.amount_milli), 0) AS milli FROM txn t JOIN account a ON "
+            "a.id = t.account_id WHERE t.entity_id = ? AND a.ledger = 'Sales' AND a.code = ?",
+            (entity, code.upper()),
+        )
+        return from_milli(rows[0]["milli"])
 
     def outstanding(self, transaction_id: int) -> Decimal:
         rows = self._rows("SELECT outstanding_milli FROM txn WHERE id = ?", (transaction_id,))
