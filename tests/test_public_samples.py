@@ -253,3 +253,25 @@ def test_a_chase_credit_card_qfx_with_a_leading_blank_line_and_cp1252_text():
     )
     assert entry.payer_name == "SQ *ECCO UN POCO \u00a6 NATURA"
     assert parsed.statements[0].closing_balance == Decimal("-10.00")
+
+
+def test_citis_uk_bai2_keeps_its_narrative_lines_apart():
+    """The bai2 library's example.bai2 (ministryofjustice/bai2, MIT): Citi's UK BAI2, variable-
+    length records, a Faster Payment of 0.01 GBP whose narrative comes as one 88 record per
+    item. Each is a line of its own, never run together ("INCOMINGENDT:"). The file's closing
+    ledger (015) equals its opening (010) despite the credit: refused with the numbers."""
+    parsed, entries = _read("moj-bai2-citi_example.bai2")
+    [entry] = entries
+    assert (entry.amount, entry.currency, entry.booked.isoformat()) == (
+        Decimal("0.01"),
+        "GBP",
+        "2015-07-15",
+    )
+    assert entry.bank_reference == "1234567890"
+    [received] = parsed.items
+    assert received.description == (
+        "RP12312312312312 FR:FP SIP INCOMING ENDT:20150715 TRID:RP12312312312312 "
+        "PY:RP1231231231231200 A1234BC 22/03/66 BI:22222222 "
+        "OB:111111 BUCKINGHAM PALACE OB3:BARCLAYS BANK PLC BO:11111111 BO1:DOE JO"
+    )
+    assert [e.field for e in parsed.errors] == ["balance"]
