@@ -51,6 +51,13 @@ class AiqOperations:
     def get_customer(self, customer_code: str) -> dict:
         return self.call("GetCustomer", customerCode=customer_code.upper()).result
 
+    def get_supplier(self, supplier_code: str) -> dict:
+        return self.call("GetSupplier", supplierCode=supplier_code.upper()).result
+
+    def get_supplier_list(self) -> list[dict]:
+        """Every supplier, active and not (IsActive says which)."""
+        return unwrap(self.call("GetSupplierList"), "Supplier")
+
     def get_new_customer_from_defaults(self) -> dict:
         return self.call("GetNewCustomerFromDefaults").result
 
