@@ -40,6 +40,15 @@ class CustomerAdmin(MoneyRowAdmin):
     search_fields = ("code", "name", "email")
 
 
+@admin.register(m.Supplier)
+class SupplierAdmin(ViewOnlyAdmin):
+    """Pulled from AIQ (GetSupplierList, GetSupplier); set up in AIQ, never here."""
+
+    list_display = ("code", "name", "currency", "active", "entity", "last_synced_at")
+    list_filter = ("entity", "currency", "active")
+    search_fields = ("code", "name")
+
+
 @admin.register(m.GLAccount)
 class GLAccountAdmin(AuditedAdmin):
     list_display = ("code", "name", "account_type", "active", "entity")

@@ -11,6 +11,7 @@ carry it: `department_problems` names every line that would, for the services th
 (sales invoices, credit notes, journals) to refuse them before anything reaches AIQ.
 """
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -20,10 +21,10 @@ from django.utils import timezone
 from core.money import split
 from ledger.aiq.client import AiqClient
 from ledger.aiq.errors import AiqError, AiqPermanentError
-from ledger.models import Department, Entity, Invoice, OutboxCommand
+from ledger.models import AnalysisDimension, Department, Entity, Invoice, OutboxCommand
 from ledger.outbox.executors_departments import KIND
 from ledger.outbox.services import outbox_enqueue
-from ledger.sync.pull import sync_department
+from ledger.sync.pull import sync_department, sync_departments_by_analysis_code
 from staff.models import Role
 from staff.services import audit_log, user_has_role
 
@@ -77,6 +78,37 @@ def _ask_aiq(entity: Entity, code: str) -> Department | None:
         return None
     except AiqError:
         return Department(entity=entity, department_id=code, name=code, active=True)
+
+
+@dataclass(frozen=True)
+class AnalysisCodeAnswer:
+    """AIQ's own answer for one analysis code: the BI codes filed under it (`ids`), or None
+    when the code is not in the company's analysis set-up or AIQ did not answer (`warning`
+    then says so, for the screen to fall back on the last pull)."""
+
+    ids: list[str] | None
+    warning: str = ""
+
+
+def departments_under_analysis_code(entity: Entity, code: str) -> AnalysisCodeAnswer:
+    """The BI codes AIQ files under `code` (GetDepartmentsByAnalysisCode, on the dimension of
+    the set-up that lists it), mirrored as they come."""
+    code = code.strip().upper()
+    position = next(
+        (
+            d.position
+            for d in AnalysisDimension.objects.filter(entity=entity).order_by("position")
+            if any(c.get("code", "").upper() == code for c in d.codes)
+        ),
+        None,
+    )
+    if position is None:
+        return AnalysisCodeAnswer(None)
+    try:
+        client = AiqClient.for_entity(entity)
+        return AnalysisCodeAnswer(sync_departments_by_analysis_code(client, entity, position, code))
+    except AiqError as error:
+        return AnalysisCodeAnswer(None, f"AIQ did not answer ({error}); showing the last pull.")
 
 
 def department_check(entity: Entity, codes) -> None:

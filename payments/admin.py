@@ -90,7 +90,9 @@ class ProviderAccountForm(forms.ModelForm):
                 f"AIQ could not be asked for {entity.name}'s GL accounts ({error}): the GL "
                 "accounts were not checked, so nothing was saved. Try again."
             ) from None
-        problems = gl_problems(codes, gl_types)
+        problems = gl_problems(
+            codes, gl_types, (data.get("currency") or "").upper(), entity.base_currency
+        )
         if problems:
             raise forms.ValidationError([f"{entity.name}: {text}." for text in problems])
         return data

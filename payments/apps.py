@@ -34,6 +34,7 @@ class PaymentsConfig(AppConfig):
         from payments.services import (
             outbox_origins,
             provider_books,
+            provider_currency,
             provider_disputes,
             stripe_refund_step,
         )
@@ -41,6 +42,7 @@ class PaymentsConfig(AppConfig):
 
         outbox_origins.register()
         provider_books.register()
+        provider_currency.register()
         provider_disputes.register()
         later_outbox_register()
         stripe_refund_step.register()

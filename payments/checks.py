@@ -51,7 +51,10 @@ def provider_books_problems() -> list[str]:
             GLAccount.objects.filter(entity=entity, active=True).values_list("code", "account_type")
         )
         codes = {field: getattr(account, field) for _label, field in GL_ROLES}
-        problems.extend(f"{entity.name}: {account}'s {text}" for text in gl_problems(codes, known))
+        problems.extend(
+            f"{entity.name}: {account}'s {text}"
+            for text in gl_problems(codes, known, account.currency, entity.base_currency)
+        )
     return problems
 
 

@@ -242,6 +242,17 @@ class Payment(models.Model):
         return self.external_id
 
     @property
+    def lodgment_number(self) -> str:
+        """The bank's own reference for the entry, for the AIQ receipt's LodgmentNumber (the
+        outbox cuts it to AIQ's limit): a bank or SmartDebit row's bank reference, else its
+        end-to-end id; empty for card and Direct Debit providers, whose ids are in the
+        description. The receipt's CheckReference stays ours (RCPT-<id>): AIQ reads a receipt
+        back by it (GetTransactionsByExternalReference)."""
+        if self.source in ("bank", "smartdebit"):
+            return " ".join((self.bank_reference or self.end_to_end_id or "").split())
+        return ""
+
+    @property
     def receipt_text(self) -> str:
         """The receipt's description in AIQ: the bank's reference and narrative as the bank
         gave them (AIQ keeps 250 characters), else the provider and its id."""

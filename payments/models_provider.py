@@ -63,6 +63,18 @@ class ProviderAccount(models.Model):
         blank=True,
         help_text="AIQ GL account of realised exchange gains and losses (empty: not booked)",
     )
+    # a provider account in another currency than the company's (a EUR Stripe account in a
+    # GBP company): its clearing and payout banks are AIQ currency bank accounts, and AIQ's
+    # general journal has no currency, so money moves between them as bank payments and
+    # receipts (SaveSundryReceiptPayments, with ExchangeRate) through this GL account, which
+    # each transfer leaves at zero (payments/services/provider_currency.py)
+    transfer_gl_account_code = models.CharField(
+        max_length=50,
+        blank=True,
+        help_text="AIQ GL account money passes through between two bank accounts in another "
+        'currency than the company\'s ("Bank transfers in transit"); needed only by a provider '
+        "account in a foreign currency",
+    )
     # how the provider's payouts read on the bank statement ("STRIPE PAYMENTS UK LTD",
     # "GOCARDLESS"): a statement line carrying it, for a payout's amount within the window
     # around its arrival date, is that payout

@@ -11,6 +11,7 @@ from django.db.models import F, Q
 
 from ledger.fields import MoneyField
 from ledger.models import Entity, OutboxCommand
+from ledger.models.invoices import NetTaxGross
 
 MAX_DEFERRED_MONTHS = 60
 
@@ -135,7 +136,73 @@ class SalesBatch(models.Model):
         return f"{self.filename} ({self.invoice_count} invoices)"
 
 
-class SalesInvoice(models.Model):
+class DocumentSentToAiq(NetTaxGross):
+    """What every document this product writes into AIQ has (a sales invoice, a sales credit
+    note, a purchase invoice): its company, the external reference AIQ finds it by (once per
+    company), net + VAT = gross with net above zero, the outbox command that writes it, AIQ's
+    transaction id once it is there (a CHECK: posted or linked means AIQ's id is known), AIQ's
+    message when refused, and who made it. Each document declares its own `state`."""
+
+    IN_AIQ: tuple = ("posted", "linked")
+
+    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    external_reference = models.CharField(max_length=100)
+    currency = models.CharField(max_length=3)
+    command = models.ForeignKey(
+        OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    aiq_transaction_id = models.IntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            *NetTaxGross.Meta.constraints,
+            # once per reference per AIQ company: a repeated upload or webhook links to it
+            models.UniqueConstraint(
+                fields=["entity", "external_reference"], name="%(class)s_reference_once"
+            ),
+            models.CheckConstraint(condition=Q(net_amount__gt=0), name="%(class)s_net_gt_0"),
+            models.CheckConstraint(condition=Q(tax_amount__gte=0), name="%(class)s_tax_gte_0"),
+            models.CheckConstraint(
+                condition=~Q(state__in=["posted", "linked"]) | Q(aiq_transaction_id__isnull=False),
+                name="%(class)s_in_aiq_has_transaction",
+            ),
+        ]
+
+    def __str__(self):
+        return self.external_reference
+
+
+class LineSentToAiq(models.Model):
+    """A line of a document sent to AIQ: net above zero, VAT not below, with its GL account,
+    VAT code and BI code (AIQ's DepartmentID); numbered once per document (`invoice`)."""
+
+    line_number = models.PositiveIntegerField()
+    description = models.CharField(max_length=500, blank=True)
+    net_amount = MoneyField()
+    tax_code = models.CharField(max_length=20, blank=True)
+    tax_amount = MoneyField(default=0)
+    gl_account_code = models.CharField(max_length=50, blank=True)
+    department = models.CharField(max_length=50, blank=True, help_text="BI code (DepartmentID)")
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "line_number"], name="%(class)s_number_unique"
+            ),
+            models.CheckConstraint(condition=Q(net_amount__gt=0), name="%(class)s_net_gt_0"),
+            models.CheckConstraint(condition=Q(tax_amount__gte=0), name="%(class)s_tax_gte_0"),
+        ]
+
+
+class SalesInvoice(DocumentSentToAiq):
     class State(models.TextChoices):
         HELD_CREDIT = "held_credit", "Held: credit check"
         HELD_CUSTOMER = "held_customer", "Held: new customer"
@@ -149,83 +216,44 @@ class SalesInvoice(models.Model):
 
     IN_AIQ = (State.POSTED, State.LINKED)
 
-    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
     source = models.ForeignKey(InvoiceSource, on_delete=models.PROTECT, related_name="invoices")
     batch = models.ForeignKey(
         SalesBatch, null=True, blank=True, on_delete=models.PROTECT, related_name="invoices"
     )
-    external_reference = models.CharField(max_length=100)
     customer_code = models.CharField(max_length=50)
     customer_name = models.CharField(max_length=200)
     customer_email = models.EmailField(blank=True)
     invoice_date = models.DateField()
     due_date = models.DateField(null=True, blank=True)
-    currency = models.CharField(max_length=3)
     description = models.CharField(max_length=500, blank=True)
     invoice_type = models.CharField(max_length=5, choices=InvoiceType)
     type_reason = models.CharField(max_length=300, blank=True)
-    net_amount = MoneyField()
-    tax_amount = MoneyField()
-    gross_amount = MoneyField()
     # an already-paid order: {"amount", "bank_account_code", "reference", "paid_on"}
     paid = models.JSONField(null=True, blank=True)
     content_hash = models.CharField(max_length=64, help_text="sha256 of the normalised content")
     state = models.CharField(max_length=16, choices=State, default=State.QUEUED)
     held_reason = models.TextField(blank=True)
     credit_figures = models.JSONField(default=dict, blank=True)
-    command = models.ForeignKey(
-        OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    aiq_transaction_id = models.IntegerField(null=True, blank=True)
     aiq_invoice_id = models.IntegerField(null=True, blank=True)
     aiq_number = models.CharField(max_length=50, blank=True)
     receipt_transaction_id = models.IntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
     released_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         indexes = [models.Index(fields=["state", "id"], name="sales_invoice_state")]
         constraints = [
-            # one invoice per external reference per AIQ company: a second upload links to it
-            models.UniqueConstraint(
-                fields=["entity", "external_reference"], name="sales_invoice_reference_once"
-            ),
+            *DocumentSentToAiq.Meta.constraints,
             models.UniqueConstraint(
                 fields=["entity", "aiq_transaction_id"], name="sales_invoice_transaction_once"
             ),
-            models.CheckConstraint(
-                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
-                name="sales_invoice_gross_is_net_plus_tax",
-            ),
-            models.CheckConstraint(condition=Q(net_amount__gt=0), name="sales_invoice_net_gt_0"),
-            models.CheckConstraint(condition=Q(tax_amount__gte=0), name="sales_invoice_tax_gte_0"),
-            models.CheckConstraint(
-                condition=~Q(state__in=["posted", "linked"]) | Q(aiq_transaction_id__isnull=False),
-                name="sales_invoice_in_aiq_has_transaction",
-            ),
         ]
 
-    def __str__(self):
-        return self.external_reference
 
-
-class SalesInvoiceLine(models.Model):
+class SalesInvoiceLine(LineSentToAiq):
     invoice = models.ForeignKey(SalesInvoice, on_delete=models.PROTECT, related_name="lines")
-    line_number = models.PositiveIntegerField()
-    description = models.CharField(max_length=500, blank=True)
-    net_amount = MoneyField()
-    tax_code = models.CharField(max_length=20, blank=True)
-    tax_amount = MoneyField(default=0)
     item_code = models.CharField(max_length=50, blank=True)
-    department = models.CharField(max_length=50, blank=True)
-    gl_account_code = models.CharField(max_length=50, blank=True)
     order_number = models.CharField(max_length=50, blank=True)
     delivery_date = models.DateField(null=True, blank=True)
     quantity = models.DecimalField(max_digits=15, decimal_places=4, default=1)
@@ -237,9 +265,7 @@ class SalesInvoiceLine(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["invoice", "line_number"], name="sales_invoice_line_number_unique"
-            ),
+            *LineSentToAiq.Meta.constraints,
             models.CheckConstraint(
                 condition=Q(deferred_months__isnull=True)
                 | (
@@ -249,8 +275,6 @@ class SalesInvoiceLine(models.Model):
                 ),
                 name="sales_line_deferred_months_and_account",
             ),
-            models.CheckConstraint(condition=Q(net_amount__gt=0), name="sales_line_net_gt_0"),
-            models.CheckConstraint(condition=Q(tax_amount__gte=0), name="sales_line_tax_gte_0"),
         ]
 
 
@@ -266,8 +290,27 @@ class DeferredRevenueSchedule(models.Model):
     entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
     invoice = models.ForeignKey(SalesInvoice, on_delete=models.PROTECT, related_name="deferrals")
     line = models.OneToOneField(SalesInvoiceLine, on_delete=models.PROTECT, related_name="deferral")
-    currency = models.CharField(max_length=3)
-    amount = MoneyField(help_text="The line's net amount, released in full over the months")
+    currency = models.CharField(max_length=3, help_text="The invoice's currency")
+    amount = MoneyField(help_text="The line's net amount, in the invoice's currency")
+    # Release journals are general journals, which AIQ keeps in the company's base currency
+    # (they have no currency field): a line in another currency is released in the base
+    # currency at AIQ's rate of the invoice (what the invoice put on the deferred account),
+    # read from AIQ once the invoice is posted; until then the schedule has no releases.
+    base_currency = models.CharField(
+        max_length=3, blank=True, help_text="The company's base currency: the releases'"
+    )
+    exchange_rate = models.DecimalField(
+        max_digits=18,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="AIQ's rate of the invoice: units of its currency per base unit",
+    )
+    base_amount = MoneyField(
+        null=True,
+        blank=True,
+        help_text="The net amount in the base currency at that rate, released over the months",
+    )
     months = models.PositiveSmallIntegerField()
     start_date = models.DateField(help_text="The invoice date: the first release is that month's")
     revenue_gl_account_code = models.CharField(max_length=50)
@@ -282,6 +325,14 @@ class DeferredRevenueSchedule(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="deferral_amount_gt_0"),
             models.CheckConstraint(
+                condition=Q(base_amount__isnull=True) | Q(base_amount__gt=0),
+                name="deferral_base_amount_gt_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(exchange_rate__isnull=True) | Q(exchange_rate__gt=0),
+                name="deferral_exchange_rate_gt_0",
+            ),
+            models.CheckConstraint(
                 condition=Q(months__gte=1) & Q(months__lte=MAX_DEFERRED_MONTHS),
                 name="deferral_months_in_range",
             ),
@@ -290,10 +341,27 @@ class DeferredRevenueSchedule(models.Model):
     def __str__(self):
         return f"{self.invoice} line {self.line.line_number} over {self.months} months"
 
+    @property
+    def release_currency(self) -> str:
+        """The currency of its release journals (and of every DeferredRelease amount)."""
+        return self.base_currency or self.currency
+
+    @property
+    def waiting_for_rate(self) -> bool:
+        return self.base_amount is None
+
+    @property
+    def exchange_rate_text(self) -> str:
+        """The rate as AIQ gives it, without trailing zeros: 1.15, not 1.150000."""
+        if self.exchange_rate is None:
+            return ""
+        return format(self.exchange_rate.normalize(), "f")
+
 
 class DeferredRelease(models.Model):
     """One journal of a schedule: a monthly release (Dr deferred revenue, Cr revenue) or, when a
-    credit note takes back revenue already released, its reversal (Dr revenue, Cr deferred)."""
+    credit note takes back revenue already released, its reversal (Dr revenue, Cr deferred).
+    Its amount is in the schedule's release currency (the company's base currency)."""
 
     class Kind(models.TextChoices):
         RELEASE = "release", "Monthly release"
@@ -344,7 +412,7 @@ class DeferredRelease(models.Model):
         return self.external_reference
 
 
-class SalesCreditNote(models.Model):
+class SalesCreditNote(DocumentSentToAiq):
     """A credit note the selling system raised against one of its invoices (a cancelled order,
     a Stripe credit note or voided invoice): posted in AIQ once (external reference = the
     source's) and allocated to the invoice. It waits while its invoice is not in AIQ yet."""
@@ -355,58 +423,19 @@ class SalesCreditNote(models.Model):
         POSTED = "posted", "Posted and allocated in AIQ"
         FAILED = "failed", "Refused by AIQ"
 
-    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
+    IN_AIQ = (State.POSTED,)
+
     source = models.ForeignKey(InvoiceSource, on_delete=models.PROTECT, related_name="+")
     invoice = models.ForeignKey(SalesInvoice, on_delete=models.PROTECT, related_name="credit_notes")
-    external_reference = models.CharField(max_length=100)
     credit_date = models.DateField()
     reason = models.CharField(max_length=300, blank=True)
-    currency = models.CharField(max_length=3)
-    net_amount = MoneyField()
-    tax_amount = MoneyField()
-    gross_amount = MoneyField()
     # [{"description", "tax_code", "net_amount", "tax_amount", "gl_account_code"}], decimals
     # as strings
     lines = models.JSONField(default=list)
     state = models.CharField(max_length=10, choices=State, default=State.WAITING)
-    command = models.ForeignKey(
-        OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
     allocate_command = models.ForeignKey(
         OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
-    aiq_transaction_id = models.IntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            # once per source reference: a repeated webhook or upload changes nothing
-            models.UniqueConstraint(
-                fields=["entity", "external_reference"], name="sales_credit_note_reference_once"
-            ),
-            models.CheckConstraint(
-                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
-                name="sales_credit_note_gross_is_net_plus_tax",
-            ),
-            models.CheckConstraint(
-                condition=Q(net_amount__gt=0), name="sales_credit_note_net_gt_0"
-            ),
-            models.CheckConstraint(
-                condition=Q(tax_amount__gte=0), name="sales_credit_note_tax_gte_0"
-            ),
-            models.CheckConstraint(
-                condition=~Q(state="posted") | Q(aiq_transaction_id__isnull=False),
-                name="sales_credit_note_posted_has_transaction",
-            ),
-        ]
-
-    def __str__(self):
-        return self.external_reference
 
 
 class CustomerUpdate(models.Model):
@@ -438,7 +467,7 @@ class CustomerUpdate(models.Model):
 # --- purchase invoices, back-to-back pairs and intercompany sales ----------------------------
 
 
-class PurchaseInvoice(models.Model):
+class PurchaseInvoice(DocumentSentToAiq):
     """One purchase invoice this product puts into AIQ (GetNewPurchasesInvoice ->
     SaveInvoiceGetBackInvoiceID -> PostInvoiceGetBackTransactionID): the supplier half of a
     back-to-back pair, or the buyer's half of an intercompany sale. Never edited once queued."""
@@ -453,68 +482,14 @@ class PurchaseInvoice(models.Model):
 
     IN_AIQ = (State.POSTED, State.LINKED)
 
-    entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
-    external_reference = models.CharField(max_length=100)
     supplier_code = models.CharField(max_length=50)
     invoice_date = models.DateField()
-    currency = models.CharField(max_length=3)
     description = models.CharField(max_length=500, blank=True)
-    net_amount = MoneyField()
-    tax_amount = MoneyField()
-    gross_amount = MoneyField()
     state = models.CharField(max_length=10, choices=State, default=State.QUEUED)
-    command = models.ForeignKey(
-        OutboxCommand, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    aiq_transaction_id = models.IntegerField(null=True, blank=True)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["entity", "external_reference"], name="purchase_invoice_reference_once"
-            ),
-            models.CheckConstraint(
-                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
-                name="purchase_invoice_gross_is_net_plus_tax",
-            ),
-            models.CheckConstraint(condition=Q(net_amount__gt=0), name="purchase_invoice_net_gt_0"),
-            models.CheckConstraint(
-                condition=Q(tax_amount__gte=0), name="purchase_invoice_tax_gte_0"
-            ),
-            models.CheckConstraint(
-                condition=~Q(state__in=["posted", "linked"]) | Q(aiq_transaction_id__isnull=False),
-                name="purchase_invoice_in_aiq_has_transaction",
-            ),
-        ]
-
-    def __str__(self):
-        return self.external_reference
 
 
-class PurchaseInvoiceLine(models.Model):
+class PurchaseInvoiceLine(LineSentToAiq):
     invoice = models.ForeignKey(PurchaseInvoice, on_delete=models.PROTECT, related_name="lines")
-    line_number = models.PositiveIntegerField()
-    description = models.CharField(max_length=500, blank=True)
-    net_amount = MoneyField()
-    tax_code = models.CharField(max_length=20, blank=True)
-    tax_amount = MoneyField(default=0)
-    gl_account_code = models.CharField(max_length=50, blank=True)
-    department = models.CharField(max_length=50, blank=True, help_text="BI code (DepartmentID)")
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["invoice", "line_number"], name="purchase_invoice_line_unique"
-            ),
-            models.CheckConstraint(condition=Q(net_amount__gt=0), name="purchase_line_net_gt_0"),
-            models.CheckConstraint(condition=Q(tax_amount__gte=0), name="purchase_line_tax_gte_0"),
-        ]
 
 
 class BackToBackRule(models.Model):

@@ -330,12 +330,13 @@ def sales_send(client, command: OutboxCommand, payload: dict) -> dict:
                 "transaction_id": transaction_id,
                 "receipt_transaction_id": int(get(answer, "ReceiptTransactionID") or 0) or None,
             }
-    elif command.kind == KIND_ITEM:
+    elif command.kind in SAVE_AND_POST:
+        document_of = SAVE_AND_POST[command.kind]
         for invoice in todo:
             saved = (found.get(invoice["external_reference"]) or {}).get("saved_invoice_id")
             if not saved:
                 saved = client.save_invoice_get_back_invoice_id(
-                    item_document(client, invoice), create=True, replay_safe=REPLAY_AFTER_EXPIRY
+                    document_of(client, invoice), create=True, replay_safe=REPLAY_AFTER_EXPIRY
                 )
             transaction_id = client.post_invoice(saved, replay_safe=REPLAY_AFTER_EXPIRY)
             found[invoice["external_reference"]] = {
@@ -374,6 +375,16 @@ def sales_send(client, command: OutboxCommand, payload: dict) -> dict:
 
 
 EXECUTOR = Executor(sales_send, sales_read_back, sales_prepare)
+
+# The kinds written as AIQ Invoice documents (saved, then posted), with what builds the
+# document: an item sales invoice here, a purchase invoice (sales.outbox_purchases) there. One
+# executor for all: the same duplicate check, the same "saved but not posted: post it, never
+# save twice", the same result shape ({"invoices": {reference: ...}, "refused": {}}).
+SAVE_AND_POST = {KIND_ITEM: item_document}
+
+
+def save_and_post_register(kind: str, document_of) -> None:
+    SAVE_AND_POST[kind] = document_of
 
 
 # --- the origin: what the verdict does to our invoices ----------------------------------------

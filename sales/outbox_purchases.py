@@ -4,11 +4,12 @@
                     -> PostInvoiceGetBackTransactionID, as AIQ's sales invoicing document says for
                     back-to-back invoicing and for the buyer's half of an intercompany sale.
 
-Duplicate check before any create, as for item sales invoices (sales.outbox.in_aiq): the
-invoice is looked up by its external reference (GetInvoicesByExternalReference, saved or
-posted; GetTransactionsByExternalReference, posted). What AIQ holds before our first send is
-linked, never created again; a saved but unposted one (an answer lost between save and post)
-is posted, never saved twice.
+Sent by the sales invoices' executor (sales.outbox), as an item sales invoice is, with
+`purchase_document` for the document: the same duplicate check before any create (the
+invoice looked up by its external reference: GetInvoicesByExternalReference, saved or posted;
+GetTransactionsByExternalReference, posted). What AIQ holds before our first send is linked,
+never created again; a saved but unposted one (an answer lost between save and post) is
+posted, never saved twice. The result is the executor's: {"invoices": {reference: {...}}}.
 
 The verdict moves the PurchaseInvoice (origin "purchase_invoice"): confirmed -> posted or
 linked with AIQ's transaction id, failed -> failed with AIQ's message, parked -> held.
@@ -18,10 +19,17 @@ from dataclasses import dataclass
 
 from ledger.aiq.results import as_decimal
 from ledger.models import OutboxCommand
-from ledger.outbox.executors import REPLAY_AFTER_EXPIRY, Executor, ReadBack
 from ledger.outbox.origins import Origin, on_confirmed, origin_register
 from ledger.outbox.steps import StepRefused, command_kind_register
-from sales.outbox import KIND_BATCH, KIND_BULK, KIND_ITEM, KIND_PAID, _midnight, in_aiq
+from sales.outbox import (
+    EXECUTOR,
+    KIND_BATCH,
+    KIND_BULK,
+    KIND_ITEM,
+    KIND_PAID,
+    _midnight,
+    save_and_post_register,
+)
 
 KIND = "purchase_invoice"
 ORIGIN = "purchase_invoice"
@@ -79,53 +87,17 @@ def purchase_document(client, invoice: dict) -> dict:
     return document
 
 
-def _result(command: OutboxCommand, hit: dict) -> dict:
-    before = command.evidence.get("before") or {}
-    return {
-        "transaction_id": hit["transaction_id"],
-        "linked": bool(before.get("transaction_id")),
-        "extra_ids": hit.get("extra_ids", []),
-        "amount": hit.get("amount", ""),
-    }
-
-
-def purchase_prepare(client, command: OutboxCommand, payload: dict) -> dict:
-    found = in_aiq(client, payload["invoice"])
-    evidence = {"found": found}
-    if "before" not in command.evidence:
-        evidence["before"] = found or {}
-    return evidence
-
-
-def purchase_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
-    found = in_aiq(client, payload["invoice"])
-    if not (found and found.get("transaction_id")):
-        return ReadBack(0, {}, evidence={"found": found})
-    return ReadBack(1, _result(command, found))
-
-
-def purchase_send(client, command: OutboxCommand, payload: dict) -> dict:
-    invoice = payload["invoice"]
-    found = command.evidence.get("found") or {}
-    if found.get("transaction_id"):
-        return _result(command, found)
-    saved = found.get("saved_invoice_id")
-    if not saved:
-        saved = client.save_invoice_get_back_invoice_id(
-            purchase_document(client, invoice), create=True, replay_safe=REPLAY_AFTER_EXPIRY
-        )
-    transaction_id = client.post_invoice(saved, replay_safe=REPLAY_AFTER_EXPIRY)
-    return _result(command, {"transaction_id": transaction_id})
-
-
-EXECUTOR = Executor(purchase_send, purchase_read_back, purchase_prepare)
-
-
 def _confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> None:
     # local: sales.services.purchases imports this module (its kind)
-    from sales.services.purchases import purchase_invoice_settle
+    from sales.services.purchases import purchase_invoice_fail, purchase_invoice_settle
 
-    purchase_invoice_settle(command=command, result=command.result)
+    reference = payload["invoice"]["external_reference"]
+    entry = (command.result.get("invoices") or {}).get(reference)
+    if entry is None:  # refused inside a confirmed command: cannot happen for one invoice
+        refused = (command.result.get("refused") or {}).get(reference) or "AIQ refused it"
+        purchase_invoice_fail(command=command, message=refused)
+    else:
+        purchase_invoice_settle(command=command, result=entry)
 
 
 def _failed(command: OutboxCommand) -> None:
@@ -154,6 +126,7 @@ def _after_sale(command: OutboxCommand, payload: dict, notes: list[str]) -> None
 def register() -> None:
     for sales_kind in (KIND_BATCH, KIND_ITEM, KIND_BULK, KIND_PAID):
         on_confirmed(sales_kind, _after_sale)
+    save_and_post_register(KIND, purchase_document)
     command_kind_register(
         KIND,
         executor=EXECUTOR,

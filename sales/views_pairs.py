@@ -80,33 +80,45 @@ class InterCompanyForm(_LineForm):
         self.fields["source"].queryset = _scoped(InvoiceSource.objects.order_by("name"), request)
 
 
+def _screen(request, template: str, **context):
+    """A pairs screen: its rows (not both halves in AIQ, or all), the filter and the form."""
+    return render(request, template, {"form": ShowForm(request.GET), **context})
+
+
+def _send(request, form, build, service, done, back: str):
+    """One more pair from a posted form: `build(form)` gives the service's arguments (or None
+    with the form's errors), `done(pair)` the message; every refusal says nothing was sent."""
+    arguments = build(form) if form.is_valid() else None
+    if arguments is None or not form.is_valid():
+        messages.error(request, f"Nothing was sent: {_errors(form)}")
+        return redirect(back)
+    outcome = run_service(service, actor=request.user, **arguments)
+    if outcome.ok:
+        messages.success(request, done(outcome.value))
+    else:
+        messages.error(request, f"Nothing was sent: {outcome.message}")
+    return redirect(back)
+
+
 @clerk_required
 def back_to_back(request):
     open_only = _open_only(request)
-    pairs = selectors.back_to_back_pairs(open_only=open_only, visible=company_ids(request))
-    return render(
+    return _screen(
         request,
         "sales/back_to_back.html",
-        {
-            "pairs": pairs,
-            "open_only": open_only,
-            "form": ShowForm(request.GET),
-            "new": BackToBackForm(request=request),
-        },
+        heading="Back-to-back invoices",
+        pairs=selectors.back_to_back_pairs(open_only=open_only, visible=company_ids(request)),
+        open_only=open_only,
+        new=BackToBackForm(request=request),
     )
 
 
-@require_POST
-@clerk_required
-def back_to_back_new(request):
-    form = BackToBackForm(request.POST, request=request)
-    if form.is_valid():
-        currency = form.cleaned_data["currency"].upper()
-        cost = form.amount("cost_net", currency)
-    if not form.is_valid():
-        messages.error(request, f"Nothing was sent: {_errors(form)}")
-        return redirect("sales:back_to_back")
+def _back_to_back_line(form: BackToBackForm) -> dict | None:
     data = form.cleaned_data
+    currency = data["currency"].upper()
+    cost = form.amount("cost_net", currency)
+    if cost is None:
+        return None
     line = BackToBackLine(
         reference=data["reference"],
         customer_code=data["customer_code"].upper(),
@@ -117,17 +129,23 @@ def back_to_back_new(request):
         invoice_date=data["invoice_date"],
         department=data["department"].upper(),
     )
-    outcome = run_service(back_to_back_submit, rule=data["rule"], line=line, actor=request.user)
-    if not outcome.ok:
-        messages.error(request, f"Nothing was sent: {outcome.message}")
-    else:
-        pair = outcome.value
-        messages.success(
-            request,
+    return {"rule": data["rule"], "line": line}
+
+
+@require_POST
+@clerk_required
+def back_to_back_new(request):
+    return _send(
+        request,
+        BackToBackForm(request.POST, request=request),
+        _back_to_back_line,
+        back_to_back_submit,
+        lambda pair: (
             f"{pair.reference}: purchase from {pair.rule.supplier_code} and sale to "
-            f"{pair.customer_code} queued for AIQ.",
-        )
-    return redirect("sales:back_to_back")
+            f"{pair.customer_code} queued for AIQ."
+        ),
+        "sales:back_to_back",
+    )
 
 
 @clerk_required
@@ -139,36 +157,27 @@ def intercompany(request):
         ),
         request,
     )
-    return render(
+    return _screen(
         request,
         "sales/intercompany.html",
-        {
-            "sales": selectors.intercompany_sales(
-                unmatched_only=open_only, visible=company_ids(request)
-            ),
-            "connections": connections,
-            "open_only": open_only,
-            "form": ShowForm(request.GET),
-            "new": InterCompanyForm(request=request),
-        },
+        heading="Intercompany invoices",
+        sales=selectors.intercompany_sales(unmatched_only=open_only, visible=company_ids(request)),
+        connections=connections,
+        open_only=open_only,
+        new=InterCompanyForm(request=request),
     )
 
 
-@require_POST
-@clerk_required
-def intercompany_new(request):
-    form = InterCompanyForm(request.POST, request=request)
-    if form.is_valid():
-        connection = form.cleaned_data["connection"]
-        currency = connection.local_currency or connection.entity.base_currency
-        net = form.amount("net_amount", currency)
-        tax = amount_from_text("0", currency)
-        if form.data.get("tax_amount", "").strip():
-            tax = form.amount("tax_amount", currency)
-    if not form.is_valid():
-        messages.error(request, f"Nothing was sent: {_errors(form)}")
-        return redirect("sales:intercompany")
+def _intercompany_invoice(form: InterCompanyForm) -> dict | None:
     data = form.cleaned_data
+    connection = data["connection"]
+    currency = connection.local_currency or connection.entity.base_currency
+    net = form.amount("net_amount", currency)
+    tax = amount_from_text("0", currency)
+    if form.data.get("tax_amount", "").strip():
+        tax = form.amount("tax_amount", currency)
+    if net is None or tax is None:
+        return None
     invoice = NormalisedInvoice(
         external_reference=data["reference"],
         customer_code=connection.local_account_code,
@@ -186,22 +195,23 @@ def intercompany_new(request):
             )
         ],
     )
-    outcome = run_service(
+    return {"connection": connection, "source": data["source"], "invoice": invoice}
+
+
+@require_POST
+@clerk_required
+def intercompany_new(request):
+    return _send(
+        request,
+        InterCompanyForm(request.POST, request=request),
+        _intercompany_invoice,
         intercompany_sale_submit,
-        connection=connection,
-        source=data["source"],
-        invoice=invoice,
-        actor=request.user,
+        lambda sale: (
+            f"{sale.reference}: sale in {sale.seller.name} and purchase in "
+            f"{sale.buyer.name} queued for AIQ."
+        ),
+        "sales:intercompany",
     )
-    if not outcome.ok:
-        messages.error(request, f"Nothing was sent: {outcome.message}")
-    else:
-        messages.success(
-            request,
-            f"{outcome.value.reference}: sale in {outcome.value.seller.name} and purchase in "
-            f"{outcome.value.buyer.name} queued for AIQ.",
-        )
-    return redirect("sales:intercompany")
 
 
 def _errors(form) -> str:

@@ -5,6 +5,7 @@ Available as `server.state` in-process and as `GET /_sandbox/state` over HTTP.
 
 from decimal import Decimal
 
+from sandbox.books import bc
 from sandbox.store import from_milli, loads
 
 
@@ -48,6 +49,21 @@ class State:
         return sum(
             (
                 Decimal(str(item["Amount"]))
+                for row in rows
+                for item in loads(row["lines"])
+                if item["GLAccountCode"] == code
+            ),
+            Decimal(0),
+        )
+
+    def gl_total_base(self, code: str, entity: str = "demo") -> Decimal:
+        """The net of every posted line on one GL account in the company's base currency
+        (each line's BCAmount: its amount at its transaction's rate), as AIQ's trial balance
+        holds it; gl_total adds amounts as written, whatever their currency."""
+        rows = self._rows("SELECT lines, exchange_rate FROM txn WHERE entity_id = ?", (entity,))
+        return sum(
+            (
+                bc(Decimal(str(item["Amount"])), Decimal(row["exchange_rate"]))
                 for row in rows
                 for item in loads(row["lines"])
                 if item["GLAccountCode"] == code

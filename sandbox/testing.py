@@ -110,6 +110,17 @@ class RunningSandbox:
                                 "DefaultGLAccountCode": "5000"},
                           create=True, ledger="Purchases")  # fmt: skip
 
+    def set_account_active(
+        self, code: str, active: bool, *, ledger: str = "Purchases", entity: str = "demo"
+    ) -> None:
+        """Make a supplier (or, with ledger="Sales", a customer) inactive or active again, as
+        an AIQ user does in AIQ's screens."""
+        with self.server.store.transaction() as db:
+            db.execute(
+                "UPDATE account SET is_active = ? WHERE entity_id = ? AND ledger = ? AND code = ?",
+                (int(active), entity, ledger, code.upper()),
+            )
+
     def add_gl_account(self, code: str, name: str, category: str, *, entity: str = "demo") -> None:
         """One more GL account, as an AIQ administrator adds it in AIQ's screens (no
         Integration operation creates a GL account): e.g. "1170 Payments in dispute"."""
@@ -117,6 +128,15 @@ class RunningSandbox:
             db.execute(
                 "INSERT OR IGNORE INTO gl_account VALUES (?, ?, ?, ?)",
                 (entity, code, name, category),
+            )
+
+    def set_rate(self, currency: str, rate, *, entity: str = "demo") -> None:
+        """The company's rate for a currency (units of it per base unit), as an AIQ user sets
+        the day's rate in AIQ's currency screens (GetCurrencyExchangeRate answers it)."""
+        with self.server.store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO currency_rate VALUES (?, ?, ?)",
+                (entity, currency.upper(), str(rate)),
             )
 
     def bank_balance(self, gl_code: str, *, entity: str = "demo"):

@@ -119,10 +119,10 @@ def test_one_line_posts_a_purchase_and_a_marked_up_sale_once_each_with_its_bi_co
 def test_aiq_refusing_the_purchase_holds_the_sale_on_screen_until_the_purchase_is_retried(
     labour, aiq_sandbox, alice, bob, client
 ):
-    # the rule names a supplier nobody has set up in AIQ yet: AIQ refuses the purchase
-    labour.supplier_code = "TEMPSTAFF"
-    labour.save()
+    # the supplier is checked and queued; before the outbox sends it, an AIQ user makes the
+    # agency inactive in AIQ: AIQ refuses the purchase
     pair = back_to_back_submit(rule=labour, line=week("TS-2001"), actor=alice)
+    aiq_sandbox.set_account_active("AGENCY", False)
 
     drain_all()
 
@@ -142,10 +142,11 @@ def test_aiq_refusing_the_purchase_holds_the_sale_on_screen_until_the_purchase_i
     assert "Held: waits for the other half" in page  # the sales half
     assert "1,000.00 GBP" in page and "1,250.00 GBP" in page and "20/11/2026" in page
 
-    assert "TEMPSTAFF" in purchase_command.last_error_message  # AIQ's own message, shown
+    assert "AGENCY" in purchase_command.last_error_message  # AIQ's own message, shown
+    assert "AGENCY" in page and "inactive" in page
 
-    # a person sets the supplier up in AIQ and retries the purchase: the sale follows by itself
-    aiq_sandbox.add_supplier("TEMPSTAFF", "Temp Staff Ltd", "GBP")
+    # a person activates the supplier in AIQ and retries the purchase: the sale follows
+    aiq_sandbox.set_account_active("AGENCY", True)
     outbox_retry(command=purchase_command, actor=bob)
     drain_all()
 
@@ -156,6 +157,75 @@ def test_aiq_refusing_the_purchase_holds_the_sale_on_screen_until_the_purchase_i
     assert pair.sales_invoice.state == SalesInvoice.State.POSTED
     page = client.get(reverse("sales:back_to_back"), {"show": "open"}).content.decode()
     assert "TS-2001" not in page
+
+
+def test_a_sale_aiq_refuses_after_its_purchase_is_posted_is_shown_for_a_person(
+    labour, aiq_sandbox, alice, client
+):
+    """The other way round: the purchase is in AIQ, the sale is refused (its revenue account
+    does not exist in AIQ). The pair is half in AIQ: the screen shows it, with AIQ's message,
+    until a person acts; nothing is posted twice."""
+    labour.sales_gl_account_code = "4999"
+    labour.save()
+    pair = back_to_back_submit(rule=labour, line=week("TS-7001"), actor=alice)
+    drain_all()
+
+    assert len(in_books(aiq_sandbox, "TS-7001-P")) == 1
+    assert in_books(aiq_sandbox, "TS-7001-S") == []
+    pair.refresh_from_db()
+    assert pair.purchase.state == PurchaseInvoice.State.POSTED
+    assert pair.sales_invoice.state == SalesInvoice.State.FAILED
+    assert "4999" in pair.sales_invoice.error
+
+    client.force_login(alice)
+    page = client.get(reverse("sales:back_to_back")).content.decode()
+    assert "TS-7001" in page and "Posted in AIQ" in page and "Refused by AIQ" in page
+    assert "4999" in page
+
+
+def test_a_supplier_aiq_lacks_has_made_inactive_or_keeps_in_another_currency_is_refused_first(
+    labour, aiq_sandbox, alice
+):
+    """Checked against the supplier mirror (pulled with GetSupplierList) before anything is
+    stored; a code the mirror lacks is asked of AIQ once (GetSupplier), so a supplier set up
+    in AIQ since the last pull is accepted."""
+    from ledger.models import Supplier
+    from ledger.sync.pull import sync_suppliers
+
+    entity = labour.entity
+    aiq_sandbox.add_supplier("EUROTEMP", "Euro Temps BV", "EUR")
+    aiq_sandbox.add_supplier("OLDAGENCY", "Old Agency Ltd", "GBP")
+    aiq_sandbox.set_account_active("OLDAGENCY", False)
+    sync_suppliers(AiqClient.for_entity(entity), entity)
+    mirrored = dict(Supplier.objects.filter(entity=entity).values_list("code", "active"))
+    assert mirrored["AGENCY"] is True and mirrored["OLDAGENCY"] is False
+    assert Supplier.objects.get(entity=entity, code="EUROTEMP").currency == "EUR"
+
+    cases = [
+        ("TEMPSTAFF", r"Supplier TEMPSTAFF does not exist in .*'s AIQ: set it up in AIQ"),
+        ("OLDAGENCY", r"Supplier OLDAGENCY \(Old Agency Ltd\) is inactive"),
+        ("EUROTEMP", r"Supplier EUROTEMP is a EUR account .*; the purchase invoice is in GBP"),
+    ]
+    for number, (code, message) in enumerate(cases):
+        labour.supplier_code = code
+        labour.save()
+        with pytest.raises(ValidationError, match=message):
+            back_to_back_submit(rule=labour, line=week(f"TS-600{number}"), actor=alice)
+    assert not BackToBackPair.objects.exists() and not PurchaseInvoice.objects.exists()
+    assert not OutboxCommand.objects.exists()
+    assert aiq_sandbox.server.calls().get("GetSupplier") == 1  # TEMPSTAFF, not in the mirror
+
+    # set up in AIQ after the pull: asked of AIQ, mirrored, and the pair goes through
+    aiq_sandbox.add_supplier("TEMPSTAFF", "Temp Staff Ltd", "GBP")
+    labour.supplier_code = "TEMPSTAFF"
+    labour.save()
+    pair = back_to_back_submit(rule=labour, line=week("TS-6010"), actor=alice)
+    drain_all()
+    [bought] = in_books(aiq_sandbox, "TS-6010-P")
+    assert bought["account"] == ("Purchases", "TEMPSTAFF")
+    pair.refresh_from_db()
+    assert pair.purchase.state == PurchaseInvoice.State.POSTED
+    assert Supplier.objects.filter(entity=entity, code="TEMPSTAFF", active=True).exists()
 
 
 def test_a_retired_bi_code_or_rule_is_refused_before_anything_is_stored(labour, aiq_sandbox, alice):

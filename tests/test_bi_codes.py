@@ -130,6 +130,13 @@ def test_a_retired_code_is_refused_on_new_lines_here_and_in_aiq(pulled, aiq_sand
         entity=pulled, source=source, invoice=_invoice("BI-3", ("5.00", "NV")), actor=alice
     )
     assert Department.objects.get(entity=pulled, department_id="NV").name == "North services"
+    drain_all()
+    # AIQ's books: nothing under the refused invoices; the accepted one on its BI code
+    assert aiq_sandbox.state.transactions("BI-1") == aiq_sandbox.state.transactions("BI-2") == []
+    [accepted] = aiq_sandbox.state.transactions("BI-3")
+    assert "NV" in {
+        x.get("DepartmentID") for x in aiq_sandbox.state.lines(accepted["transaction_id"])
+    }
     # AIQ refuses it too, whoever sends it
     with pytest.raises(AiqPermanentError, match="inactive"):
         AiqClient.for_entity(pulled).create_general_journal(
@@ -143,6 +150,7 @@ def test_a_retired_code_is_refused_on_new_lines_here_and_in_aiq(pulled, aiq_sand
                 },
             }
         )
+    assert aiq_sandbox.state.transactions("BI-GJ") == []
 
 
 def test_a_credit_note_keeps_its_invoice_lines_bi_codes_in_aiq(pulled, aiq_sandbox, alice, bob):

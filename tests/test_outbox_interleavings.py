@@ -276,6 +276,31 @@ def build_general_journal(world):
     return command, "CreateGeneralJournalGetBackTransactionID", in_aiq
 
 
+def build_bank_entry(world):
+    """A EUR account's fees in a GBP company (issue 17.5): a bank payment out of the EUR bank
+    (BANK-EUR) to the fees account, in euros at the company's rate."""
+    reference = "POFEE-EUR-LOST-1"
+    command = outbox_enqueue(
+        entity=world.entity,
+        kind="bank_entry",
+        payload={
+            "bank_account_code": "BANK-EUR",
+            "gl_account_code": "7510",
+            "amount": "-15.00",
+            "currency": "EUR",
+            "exchange_rate": "1.25",
+            "entry_date": TODAY,
+            "description": "Stripe EUR fees, payout po_lost",
+        },
+        external_reference=reference,
+    )
+
+    def in_aiq():
+        return len(world.server.state.transactions(reference))
+
+    return command, "SaveSundryReceiptPaymentsGetBackTransactionIDs", in_aiq
+
+
 KINDS = {
     "receipt": build_receipt,
     "allocation of a whole invoice": build_allocation_whole_invoice,
@@ -285,6 +310,7 @@ KINDS = {
     "credit note": build_credit_note,
     "unallocation": build_unallocation,
     "general journal (payout fees)": build_general_journal,
+    "bank entry (EUR payout fees)": build_bank_entry,
 }
 
 

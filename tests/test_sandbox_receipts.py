@@ -85,6 +85,26 @@ def test_receipt_refusals_name_the_problem(aiq):
     assert aiq.sandbox.state.receipt_count("RCPT-BAD") == 0
 
 
+def test_a_receipts_lodgment_number_is_kept_and_held_to_aiqs_limits(aiq):
+    """AIQ's SalesReceipt: LodgmentNumber at most 50 characters, Description at most 500;
+    the receipt's bank line carries its lodgment number when AIQ gives the transaction."""
+    for field, text in (("LodgmentNumber", "L" * 51), ("Description", "D" * 501)):
+        status = receipt(
+            aiq, "RCPT-LONG", **{field: text}
+        ).SaveSalesReceiptGetBackTransactionIDResult
+        assert (status.Status, status.ErrorCode) == ("Failure", "VALIDATION_ERROR")
+        assert field in status.ErrorMessage
+    assert aiq.sandbox.state.receipt_count("RCPT-LONG") == 0
+
+    saved = receipt(aiq, "RCPT-LODGED", LodgmentNumber="L" * 50, Description="D" * 500)
+    lines = aiq.GetTransaction(transactionID=saved.transactionID).Result.Lines.TransactionLine
+    assert {line.LodgmentNumber for line in lines} == {"L" * 50}
+    [summary] = aiq.GetTransactionsByExternalReference(
+        query={"ExternalReference": "RCPT-LODGED"}
+    ).Result.WSTransactionSummary
+    assert summary.ExternalReference == "RCPT-LODGED"  # the CheckReference, for read-back
+
+
 def test_allocation_keeps_each_side_outstanding(aiq):
     invoice = open_invoice(aiq)
     before = invoice.OutstandingAmount

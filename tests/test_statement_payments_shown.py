@@ -63,3 +63,17 @@ def test_the_inbox_shows_and_finds_the_banks_own_text(client, alice, books):
     detail = client.get(reverse("payments:detail", args=[payment.pk])).content.decode()
     assert "GB33BUKB20201555555555" in detail and "NWB-CUR" in detail
     assert "Bank narrative" in detail and "INV-1001 THANK YOU" in detail
+
+
+def test_a_bank_reference_of_digits_only_is_found_as_well_as_an_amount(client, alice, entity):
+    """Many banks number their entries: "77300001" typed in the search box is the bank's
+    reference of Acme's payment, not only an amount of 77,300,001.00."""
+    content = samples.camt053(prefix="7730", iban="GB94BARC10201530093459")
+    preview = statement_preview(user=alice, import_format=None, filename="d.xml", content=content)
+    statement_import(user=alice, batch=preview.batch, content=content)
+    client.force_login(alice)
+    found = client.get(reverse("payments:inbox"), {"tab": "all", "q": "77300001"})
+    page = found.content.decode()
+    assert "ACME LTD" in page and "GLOBEX PLC" not in page
+    found = client.get(reverse("payments:inbox"), {"tab": "all", "q": "120.50"})
+    assert "ACME LTD" in found.content.decode()  # still an amount

@@ -18,6 +18,13 @@ from typing import Any
 from ledger.aiq.errors import AiqAmbiguousError, AiqPermanentError
 from ledger.aiq.results import get, result_statuses, unwrap
 
+# AIQ's SalesReceipt (accountsIQ API wiki, SalesReceipt members): CheckReference is "the check
+# reference/external reference of the transaction" (ours: the outbox reads a receipt back by
+# it); Description "Cannot be longer than 500 characters"; LodgmentNumber, the receipt's
+# lodgment (the bank's reference for the money), "Cannot be more than 50 characters long".
+RECEIPT_DESCRIPTION_LENGTH = 500
+LODGMENT_NUMBER_LENGTH = 50
+
 
 def _list(value: Any) -> list:
     if value is None:
@@ -43,6 +50,13 @@ class AiqOperations:
 
     def get_customer(self, customer_code: str) -> dict:
         return self.call("GetCustomer", customerCode=customer_code.upper()).result
+
+    def get_supplier(self, supplier_code: str) -> dict:
+        return self.call("GetSupplier", supplierCode=supplier_code.upper()).result
+
+    def get_supplier_list(self) -> list[dict]:
+        """Every supplier, active and not (IsActive says which)."""
+        return unwrap(self.call("GetSupplierList"), "Supplier")
 
     def get_new_customer_from_defaults(self) -> dict:
         return self.call("GetNewCustomerFromDefaults").result

@@ -29,6 +29,7 @@ from ledger.models.master_data import (
     Customer,
     Department,
     GLAccount,
+    Supplier,
     TaxCode,
 )
 from ledger.models.outbox import OutboxCommand
@@ -67,6 +68,7 @@ __all__ = [
     "Receipt",
     "SyncState",
     "SyncedModel",
+    "Supplier",
     "TaxCode",
     "set_invoice_keys",
 ]

@@ -34,6 +34,24 @@ def set_invoice_keys(invoice: "Invoice") -> None:
         setattr(invoice, name, key[: invoice._meta.get_field(name).max_length])
 
 
+class NetTaxGross(models.Model):
+    """Net, VAT and gross of a document or a line, as AIQ keeps them: gross = net + VAT, a
+    database CHECK named after the model (`<model>_gross_is_net_plus_tax`)."""
+
+    net_amount = MoneyField(default=0)
+    tax_amount = MoneyField(default=0)
+    gross_amount = MoneyField(default=0)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
+                name="%(class)s_gross_is_net_plus_tax",
+            ),
+        ]
+
+
 class InvoiceQuerySet(models.QuerySet):
     """Writes that bypass Invoice.save() keep the reference keys in step all the same."""
 
@@ -62,7 +80,7 @@ class InvoiceQuerySet(models.QuerySet):
         return super().update(**kwargs)
 
 
-class Invoice(SyncedModel):
+class Invoice(SyncedModel, NetTaxGross):
     class Kind(models.TextChoices):
         ITEM = "item", "Item invoice"
         BATCH = "batch", "Batch invoice"
@@ -80,9 +98,6 @@ class Invoice(SyncedModel):
     exchange_rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     invoice_date = models.DateField()
     due_date = models.DateField(null=True, blank=True)
-    net_amount = MoneyField(default=0)
-    tax_amount = MoneyField(default=0)
-    gross_amount = MoneyField(default=0)
     outstanding_amount = MoneyField(default=0)
     notes = models.TextField(blank=True)
     row_version = models.CharField(max_length=64, blank=True)
@@ -124,10 +139,7 @@ class Invoice(SyncedModel):
             models.CheckConstraint(condition=Q(gross_amount__gte=0), name="invoice_gross_gte_0"),
             models.CheckConstraint(condition=Q(net_amount__gte=0), name="invoice_net_gte_0"),
             models.CheckConstraint(condition=Q(tax_amount__gte=0), name="invoice_tax_gte_0"),
-            models.CheckConstraint(
-                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
-                name="invoice_gross_is_net_plus_tax",
-            ),
+            *NetTaxGross.Meta.constraints,
             models.CheckConstraint(
                 condition=Q(outstanding_amount__gte=0)
                 & Q(outstanding_amount__lte=F("gross_amount")),
@@ -145,7 +157,7 @@ class Invoice(SyncedModel):
         super().save(*args, update_fields=update_fields, **kwargs)
 
 
-class DocumentLine(models.Model):
+class DocumentLine(NetTaxGross):
     """What an invoice line and a credit note line share: the same AIQ InvoiceLine fields,
     department (BI code) included, so a credit note copies its invoice's lines field by field."""
 
@@ -158,18 +170,9 @@ class DocumentLine(models.Model):
     tax_rate = models.DecimalField(max_digits=7, decimal_places=4, default=0)
     quantity = models.DecimalField(max_digits=15, decimal_places=4, default=1)
     unit_price = MoneyField(default=0)
-    net_amount = MoneyField(default=0)
-    tax_amount = MoneyField(default=0)
-    gross_amount = MoneyField(default=0)
 
-    class Meta:
+    class Meta(NetTaxGross.Meta):
         abstract = True
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
-                name="%(class)s_gross_is_net_plus_tax",
-            ),
-        ]
 
 
 class InvoiceLine(DocumentLine):
@@ -189,7 +192,7 @@ class InvoiceLine(DocumentLine):
         return f"{self.invoice} line {self.line_number}"
 
 
-class CreditNote(SyncedModel):
+class CreditNote(SyncedModel, NetTaxGross):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_notes")
     invoice = models.ForeignKey(
         Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes"
@@ -201,9 +204,6 @@ class CreditNote(SyncedModel):
     status = models.CharField(max_length=10, choices=DocumentStatus, default=DocumentStatus.DRAFT)
     currency = models.CharField(max_length=3)
     credit_date = models.DateField()
-    net_amount = MoneyField(default=0)
-    tax_amount = MoneyField(default=0)
-    gross_amount = MoneyField(default=0)
     outstanding_amount = MoneyField(default=0)
     reason = models.TextField(blank=True)
 
@@ -220,10 +220,7 @@ class CreditNote(SyncedModel):
                 condition=~Q(external_reference=""),
                 name="creditnote_external_reference_unique",
             ),
-            models.CheckConstraint(
-                condition=Q(gross_amount=F("net_amount") + F("tax_amount")),
-                name="creditnote_gross_is_net_plus_tax",
-            ),
+            *NetTaxGross.Meta.constraints,
             models.CheckConstraint(
                 condition=Q(outstanding_amount__gte=0)
                 & Q(outstanding_amount__lte=F("gross_amount")),

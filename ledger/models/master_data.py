@@ -1,4 +1,4 @@
-"""AIQ's master data as mirrored: customers, GL accounts, bank accounts, tax codes, departments
+"""AIQ's master data as mirrored: customers, suppliers, GL accounts, bank accounts, tax codes, departments
 (BI codes) and the analysis dimensions they are coded on."""
 
 from django.db import models
@@ -31,6 +31,27 @@ class Customer(SyncedModel):
             models.CheckConstraint(
                 condition=Q(credit_limit__gte=0), name="customer_credit_limit_gte_0"
             ),
+        ]
+
+    def __str__(self):
+        return f"{self.code} {self.name}"
+
+
+class Supplier(SyncedModel):
+    """An AIQ supplier (GetSupplierList, GetSupplier), mirrored so a purchase invoice is
+    checked before it is queued: the code exists, the supplier is active, its currency is
+    the invoice's. AIQ users set suppliers up in AIQ; the product never creates one."""
+
+    code = models.CharField(max_length=50, help_text="AIQ supplier code (upper case).")
+    name = models.CharField(max_length=200)
+    currency = models.CharField(max_length=3)
+    aiq_account_id = models.IntegerField(null=True, blank=True)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "code"], name="supplier_code_unique"),
+            models.CheckConstraint(condition=Q(code=Upper("code")), name="supplier_code_upper"),
         ]
 
     def __str__(self):

@@ -20,7 +20,8 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from ledger.aiq.results import as_decimal, get
+from ledger.aiq.operations import LODGMENT_NUMBER_LENGTH
+from ledger.aiq.results import as_decimal, get, unwrap
 from ledger.models import Allocation, OutboxCommand
 
 Kind = OutboxCommand.Kind
@@ -136,14 +137,31 @@ def receipt_send(client, command: OutboxCommand, payload: dict) -> dict:
             "ExchangeRate": rate,
             "BankExchangeRate": bank_rate,
             "Description": payload.get("description", "")[:250],
+            # the bank's own reference, within AIQ's limit; CheckReference stays ours
+            "LodgmentNumber": (payload.get("lodgment_number") or "")[:LODGMENT_NUMBER_LENGTH]
+            or None,
         },
         replay_safe=REPLAY_AFTER_EXPIRY,
     )
-    return {"transaction_id": transaction_id}
+    # the rate it was booked at: a receipt at the company's rate for the day has no other
+    # record of it, and its realised exchange gain or loss is counted from it
+    return {"transaction_id": transaction_id, "exchange_rate": str(rate)}
 
 
 def receipt_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
-    return _by_reference(client, command.external_reference, _iso(payload["payment_date"]))
+    rows = transactions_by_reference(
+        client, command.external_reference, _iso(payload["payment_date"])
+    )
+    rows = sorted(rows, key=lambda r: int(get(r, "TransactionID")))
+    if not rows:
+        return ReadBack(0, {})
+    ids = [int(get(r, "TransactionID")) for r in rows]
+    result = {"transaction_id": ids[0]}
+    details = unwrap(get(rows[0], "LineDetails"), "WSTransactionDetail")
+    rate = get(details[0], "ExchangeRate") if details else None
+    if rate:
+        result["exchange_rate"] = str(as_decimal(rate))
+    return ReadBack(len(ids), result, extra_ids=ids[1:])
 
 
 def journal_executor(post: Callable[..., int], sign_note: str):

@@ -70,6 +70,9 @@ class ReceiptPayload:
     # currency, which decides BankExchangeRate.
     exchange_rate: str = ""
     bank_currency: str = ""
+    # the bank's own reference for the money (a statement entry's), AIQ's LodgmentNumber (cut
+    # to AIQ's 50 characters when sent); empty for card and Direct Debit providers
+    lodgment_number: str = ""
 
     def __post_init__(self):
         _present(customer_code=self.customer_code, bank_account_code=self.bank_account_code)

@@ -38,6 +38,7 @@ from ledger.models import (
     InvoiceLine,
     OutboxCommand,
     Receipt,
+    Supplier,
     TaxCode,
 )
 
@@ -238,6 +239,39 @@ def sync_departments_by_analysis_code(client, entity, position: int, code: str) 
     rows = client.get_departments_by_analysis_code({position: [code]})
     departments_store(entity, rows)
     return [get(row, "DepartmentID") for row in rows]
+
+
+def _suppliers_store(entity, rows) -> None:
+    now = timezone.now()
+    for row in rows:
+        code = str(get(row, "Code") or "").upper()
+        if not code:
+            continue
+        Supplier.objects.update_or_create(
+            entity=entity,
+            code=code,
+            defaults={
+                "name": (get(row, "Name") or "")[:200],
+                "currency": (get(row, "CurrencyCode") or entity.base_currency)[:3].upper(),
+                "aiq_account_id": get(row, "AccountID") or None,
+                "active": bool(get(row, "IsActive", True)),
+                "last_synced_at": now,
+            },
+        )
+
+
+def sync_suppliers(client, entity) -> int:
+    """Every AIQ supplier, active and not (GetSupplierList): what purchase invoices are checked
+    against before they are queued."""
+    rows = client.get_supplier_list()
+    _suppliers_store(entity, rows)
+    return len(rows)
+
+
+def sync_supplier(client, entity, code: str) -> Supplier | None:
+    """One supplier read again from AIQ (GetSupplier): one made since the last pull."""
+    _suppliers_store(entity, [client.get_supplier(code)])
+    return Supplier.objects.filter(entity=entity, code=code.upper()).first()
 
 
 def sync_customers(client, entity) -> int:
@@ -714,6 +748,49 @@ def window(cursor: datetime | None, until: datetime) -> datetime:
     if cursor is None:
         return EPOCH
     return min(cursor, until) - timedelta(minutes=settings.AIQ_SYNC_OVERLAP_MINUTES)
+
+
+@dataclass(frozen=True)
+class PostedLine:
+    gl_account_code: str
+    department_id: str
+    amount: Decimal  # in the transaction's currency, debits positive
+    base_amount: Decimal | None  # AIQ's BCAmount: in the company's base currency
+
+
+@dataclass(frozen=True)
+class PostedTransaction:
+    exchange_rate: Decimal | None  # units of its currency per base unit
+    lines: list[PostedLine]
+
+
+def posted_transaction(client, reference: str, around, transaction_id: int):
+    """One posted transaction as AIQ books it (GetTransactionsByExternalReference): its
+    ExchangeRate (on the transaction, else on its lines) and its GL lines with AIQ's own
+    base-currency amounts; None when AIQ does not list it under `reference`."""
+    day = datetime(around.year, around.month, around.day)
+    rows = client.get_transactions_by_external_reference(
+        reference, from_date=day - timedelta(days=400), to_date=day + timedelta(days=400)
+    )
+    for row in rows:
+        if int(get(row, "TransactionID") or 0) != int(transaction_id):
+            continue
+        details = unwrap(get(row, "LineDetails"), "WSTransactionDetail") or []
+        rate = get(row, "ExchangeRate") or next(
+            (get(d, "ExchangeRate") for d in details if get(d, "ExchangeRate")), None
+        )
+        lines = [
+            PostedLine(
+                gl_account_code=str(get(d, "GLAccountCode") or ""),
+                department_id=str(get(d, "DepartmentID") or ""),
+                amount=as_decimal(get(d, "Amount") or 0),
+                base_amount=as_decimal(get(d, "BCAmount")) if get(d, "BCAmount") is not None
+                else None,
+            )
+            for d in details
+        ]  # fmt: skip
+        return PostedTransaction(as_decimal(rate) if rate else None, lines)
+    return None
 
 
 def mirror_invoices_by_number(client, entity, numbers: list[str]) -> list[Invoice]:

@@ -31,6 +31,7 @@ LISTS = [
     ("tax_codes", pull.sync_tax_codes),
     ("departments", pull.sync_departments),
     ("customers", pull.sync_customers),
+    ("suppliers", pull.sync_suppliers),
     ("intercompany", intercompany.sync_intercompany_connections),
 ]
 STEPS = [name for name, _ in LISTS] + ["transactions", "allocations", "balances", "statements"]

@@ -7,12 +7,13 @@ from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from ledger.aiq.client import AiqClient
-from ledger.aiq.errors import AiqError
 from ledger.companies import entities_for
-from ledger.departments import department_change, department_change_pending
+from ledger.departments import (
+    department_change,
+    department_change_pending,
+    departments_under_analysis_code,
+)
 from ledger.models import AnalysisDimension, Department, Entity
-from ledger.sync.pull import sync_departments_by_analysis_code
 from staff.company_scope import company_scope, visible_scope
 from staff.views import approver_required, clerk_required, get_or_404, run_service
 
@@ -34,26 +35,6 @@ class DepartmentChangeForm(forms.Form):
     )
 
 
-def _ask_aiq(request, entity: Entity, code: str) -> list[str] | None:
-    position = next(
-        (
-            d.position
-            for d in AnalysisDimension.objects.filter(entity=entity)
-            if any(c.get("code", "").upper() == code for c in d.codes)
-        ),
-        None,
-    )
-    if position is None:
-        return None
-    try:
-        return sync_departments_by_analysis_code(
-            AiqClient.for_entity(entity), entity, position, code
-        )
-    except AiqError as error:
-        messages.warning(request, f"AIQ did not answer ({error}); showing the last pull.")
-        return None
-
-
 @clerk_required
 def department_list(request):
     form = DepartmentFilter(request.GET or None)
@@ -73,9 +54,11 @@ def department_list(request):
         entity, code = form.cleaned_data["entity"], form.cleaned_data["code"].strip().upper()
         if entity and code:
             # one company and one analysis code: AIQ's own answer (GetDepartmentsByAnalysisCode)
-            ids = _ask_aiq(request, entity, code)
-            if ids is not None:
-                departments = departments.filter(department_id__in=ids)
+            answer = departments_under_analysis_code(entity, code)
+            if answer.warning:
+                messages.warning(request, answer.warning)
+            if answer.ids is not None:
+                departments = departments.filter(department_id__in=answer.ids)
                 code = ""
         if code:
             departments = departments.filter(analysis_codes__icontains=code)

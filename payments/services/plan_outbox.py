@@ -147,6 +147,7 @@ def plan_commands(
             "currency": payment.currency,
             "payment_date": timezone.localdate(payment.received_at).isoformat(),
             "description": payment.receipt_text,
+            "lodgment_number": payment.lodgment_number,
             "payment_id": payment.pk,
             "exchange_rate": receipt_exchange_rate(payment),
             "bank_currency": bank.currency,

@@ -38,6 +38,12 @@ from payments.models import (
     ProviderAccount,
     StatementAccount,
 )
+from payments.services.provider_currency import (
+    CurrencyBooksError,
+    command_rate,
+    company_rate,
+    journal_commands,
+)
 from staff.services import audit_log
 
 Kind = OutboxCommand.Kind
@@ -137,10 +143,20 @@ def _journal_payload(payout, day, description, lines) -> dict:
 
 def journal_enqueue(
     account: ProviderAccount, origin_type: str, origin_id, reference: str, payload: dict,
-    depends_on=None,
+    depends_on=None, rate: Decimal | None = None,
 ) -> OutboxCommand:  # fmt: skip
     """One general journal through the outbox, its external reference its identity in AIQ
-    (read back before any resend: exactly once)."""
+    (read back before any resend: exactly once). A journal in another currency than the
+    company's (a EUR account in a GBP company) goes as AIQ can take it, at `rate`
+    (provider_currency.journal_commands: bank payments/receipts in the bank's currency, or the
+    journal in the base currency); it needs the rate (never 1 by default)."""
+    if (payload.get("currency") or account.entity.base_currency) != account.entity.base_currency:
+        if rate is None:
+            raise CurrencyBooksError(f"{reference}: a {payload['currency']} journal needs its rate")
+        return journal_commands(
+            account, origin_type=origin_type, origin_id=origin_id, reference=reference,
+            payload=payload, rate=rate, depends_on=depends_on,
+        )  # fmt: skip
     return outbox_enqueue(
         entity=account.entity,
         kind=Kind.POST_GENERAL_JOURNAL,
@@ -152,15 +168,61 @@ def journal_enqueue(
     )
 
 
-def _enqueue(account, payout, kind_ref: str, payload: dict, depends_on=None) -> OutboxCommand:
+def _enqueue(
+    account, payout, kind_ref: str, payload: dict, depends_on=None, rate=None
+) -> OutboxCommand:
     return journal_enqueue(
-        account, "payout", payout.pk, f"{kind_ref}-{payout.pk}", payload, depends_on
+        account, "payout", payout.pk, f"{kind_ref}-{payout.pk}", payload, depends_on, rate
     )
+
+
+def _foreign_unbookable(account: ProviderAccount, payout: Payout) -> str:
+    """Why a payout of a foreign-currency account cannot be booked ('' if it can)."""
+    if account.payout_bank_account.currency != payout.currency:
+        return (
+            f"it is paid into {account.payout_bank_account.bank_account_code}, kept in "
+            f"{account.payout_bank_account.currency}: a conversion the provider did not make"
+        )
+    if account.clearing_bank_account.currency != payout.currency:
+        return f"its clearing account is kept in {account.clearing_bank_account.currency}"
+    if not account.transfer_gl_account_code:
+        return "the provider account has no transfer GL account (bank transfers in transit)"
+    return ""
+
+
+def _not_booked(payout: Payout, account: ProviderAccount, why: str) -> Payout:
+    audit_log(
+        actor=None,
+        action="payout.not_booked",
+        obj=payout,
+        summary=f"{payout}: {payout.currency} payout in a {account.entity.base_currency} "
+        f"company not booked: {why}"[:500],
+    )
+    return payout
+
+
+def payout_rate(payout: Payout) -> tuple[Decimal | None, str]:
+    """(rate, why not) of a payout's movements in a company of another base currency: the
+    rate its transfer was booked at (a reversal reuses it), else the company's rate for the day
+    from AIQ (provider_currency). (None, '') for a base-currency payout."""
+    account = _payout_account(payout)
+    if account is None or account.entity.base_currency == payout.currency:
+        return None, ""
+    booked = command_rate(payout.transfer_command) if payout.transfer_command_id else None
+    if booked is not None:
+        return booked, ""
+    try:
+        return company_rate(account.entity, payout.currency), ""
+    except CurrencyBooksError as error:
+        return None, str(error)
 
 
 def payout_book(*, payout: Payout) -> Payout:
     """Book a paid payout's fees and its transfer clearing -> bank (once: idempotent), or
-    reverse the transfer of a payout that failed after it was booked. Audited."""
+    reverse the transfer of a payout that failed after it was booked. Audited.
+    A payout in another currency than the company's is booked at the company's rate for the
+    day, asked of AIQ first, outside the transaction (provider_currency)."""
+    rate, no_rate = payout_rate(payout)
     with transaction.atomic():
         payout = Payout.objects.select_for_update().get(pk=payout.pk)
         account = _payout_account(payout)
@@ -169,17 +231,13 @@ def payout_book(*, payout: Payout) -> Payout:
         if payout.provider_account_id is None:
             payout.provider_account = account
             payout.save(update_fields=["provider_account", "updated_at"])
-        if account.entity.base_currency != payout.currency:
-            # AIQ's general journals are in the base currency; a foreign-currency payout's
-            # journal needs its rate (issue 17.5), which is not booked here yet
-            audit_log(
-                actor=None,
-                action="payout.not_booked",
-                obj=payout,
-                summary=f"{payout}: {payout.currency} payout in a "
-                f"{account.entity.base_currency} company is not booked automatically",
+        base = account.entity.base_currency
+        if base != payout.currency:
+            why = _foreign_unbookable(account, payout) or (
+                f"no rate ({no_rate})" if rate is None else ""
             )
-            return payout
+            if why:
+                return _not_booked(payout, account, why)
         clearing = account.clearing_bank_account
         bank = account.payout_bank_account
         day = payout.arrival_date or timezone.localdate()
@@ -202,6 +260,7 @@ def payout_book(*, payout: Payout) -> Payout:
                     "POFEE",
                     _journal_payload(payout, day, f"{account} fees, payout {payout.external_id}",
                                      lines),
+                    rate=rate,
                 )  # fmt: skip
                 changed.append(f"fees {format_money(fees + tax, payout.currency)}")
             if payout.transfer_command_id is None and payout.amount > 0:
@@ -217,6 +276,7 @@ def payout_book(*, payout: Payout) -> Payout:
                         [(bank.bank_code, payout.amount, 0, text),
                          (clearing.bank_code, 0, payout.amount, text)],
                     ),
+                    rate=rate,
                 )  # fmt: skip
                 changed.append(f"transfer {money} {clearing.bank_account_code} -> "
                                f"{bank.bank_account_code}")  # fmt: skip
@@ -231,7 +291,7 @@ def payout_book(*, payout: Payout) -> Payout:
                 if lines and all(line[0] for line in lines):
                     payout.fx_command = _enqueue(
                         account, payout, "FXR",
-                        _journal_payload(payout, day, lines[0][3], lines),
+                        journal_payload(base, day, lines[0][3], lines),
                     )  # fmt: skip
                     AllocationPlan.objects.filter(pk__in=fx.plan_ids).update(
                         fx_command=payout.fx_command
@@ -282,6 +342,7 @@ def payout_book(*, payout: Payout) -> Payout:
                      (bank.bank_code, 0, payout.amount, text)],
                 ),
                 depends_on=payout.transfer_command,
+                rate=rate,
             )  # fmt: skip
             payout.save(update_fields=["reversal_command", "updated_at"])
             audit_log(

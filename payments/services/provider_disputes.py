@@ -48,6 +48,7 @@ from payments.services.provider_books import (
     journal_payload,
     provider_account,
 )
+from payments.services.provider_currency import CurrencyBooksError, command_rate, company_rate
 from staff.maker_checker import check_approver, record_approval, record_change
 from staff.models import Role
 from staff.services import audit_log, user_has_role
@@ -110,7 +111,7 @@ def _account(dispute: Dispute, currency: str) -> ProviderAccount | None:
     return provider_account(dispute.payment.entity_id, dispute.source, currency)
 
 
-def _book(account, dispute, prefix: str, day, text: str, lines, depends_on=None):
+def _book(account, dispute, prefix: str, day, text: str, lines, depends_on=None, rate=None):
     return journal_enqueue(
         account,
         "dispute",
@@ -118,11 +119,33 @@ def _book(account, dispute, prefix: str, day, text: str, lines, depends_on=None)
         f"{prefix}-{dispute.pk}",
         journal_payload(account.currency, day, text, lines),
         depends_on,
+        rate,
     )
 
 
+def dispute_rate(dispute: Dispute) -> tuple[Decimal | None, str]:
+    """(rate, why not) of a dispute's movements in an account of another currency than its
+    company's: the rate its withdrawal was booked at (so the disputes account clears in the
+    base currency too), else the company's rate for the day from AIQ. (None, '') when the
+    account is in the base currency or nothing is to be booked."""
+    withdrawal, _back = _movements(dispute)
+    account = _account(dispute, withdrawal.currency) if withdrawal is not None else None
+    if account is None or account.entity.base_currency == withdrawal.currency:
+        return None, ""
+    booked = command_rate(dispute.withdrawal_command) if dispute.withdrawal_command_id else None
+    if booked is not None:
+        return booked, ""
+    try:
+        return company_rate(account.entity, withdrawal.currency), ""
+    except CurrencyBooksError as error:
+        return None, str(error)
+
+
 def dispute_book(*, dispute: Dispute) -> Dispute:
-    """Book what the dispute has done so far (idempotent: each journal once). Audited."""
+    """Book what the dispute has done so far (idempotent: each journal once). Audited.
+    In an account of another currency than the company's, at the rate dispute_rate gives
+    (asked of AIQ first, outside the transaction: provider_currency)."""
+    rate, no_rate = dispute_rate(dispute)
     with transaction.atomic():
         dispute = Dispute.objects.select_for_update().select_related("payment").get(pk=dispute.pk)
         withdrawal, reinstatement = _movements(dispute)
@@ -131,13 +154,13 @@ def dispute_book(*, dispute: Dispute) -> Dispute:
         account = _account(dispute, withdrawal.currency)
         if account is None or not account.disputes_gl_account_code:
             return dispute  # the start-up check names the missing set-up
-        if account.entity.base_currency != withdrawal.currency:
+        if account.entity.base_currency != withdrawal.currency and rate is None:
             audit_log(
                 actor=None,
                 action="dispute.not_booked",
                 obj=dispute,
                 summary=f"{dispute}: {withdrawal.currency} dispute in a "
-                f"{account.entity.base_currency} company is not booked automatically",
+                f"{account.entity.base_currency} company not booked: no rate ({no_rate})"[:500],
             )
             return dispute
         clearing = account.clearing_bank_account.bank_code
@@ -153,7 +176,7 @@ def dispute_book(*, dispute: Dispute) -> Dispute:
                 (clearing, 0, withdrawal.amount + max(withdrawal.fee, 0), what),
             ]
             dispute.withdrawal_command = _book(account, dispute, "DISP", withdrawal.day, what,
-                                               lines)  # fmt: skip
+                                               lines, rate=rate)  # fmt: skip
             done.append(("dispute.withdrawn", f"{format_money(withdrawal.amount, account.currency)}"
                          f" and fee {format_money(withdrawal.fee, account.currency)} out of "
                          f"{account.clearing_bank_account.bank_account_code}"))  # fmt: skip
@@ -169,7 +192,7 @@ def dispute_book(*, dispute: Dispute) -> Dispute:
                     account, dispute, "DISPLOST", timezone.localdate(), text,
                     [(account.dispute_loss_gl_account_code, withdrawal.amount, 0, text),
                      (held, 0, withdrawal.amount, text)],
-                    depends_on=dispute.withdrawal_command,
+                    depends_on=dispute.withdrawal_command, rate=rate,
                 )  # fmt: skip
                 done.append(("dispute.lost", f"{format_money(withdrawal.amount, account.currency)}"
                              f" written off to {account.dispute_loss_gl_account_code}, approved"
@@ -193,7 +216,7 @@ def dispute_book(*, dispute: Dispute) -> Dispute:
             ]
             dispute.reinstatement_command = _book(
                 account, dispute, "DISPWON", reinstatement.day, text, lines,
-                depends_on=dispute.loss_command or dispute.withdrawal_command,
+                depends_on=dispute.loss_command or dispute.withdrawal_command, rate=rate,
             )  # fmt: skip
             done.append(("dispute.reinstated",
                          f"{format_money(reinstatement.amount - fee, account.currency)} back into "

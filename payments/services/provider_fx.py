@@ -46,7 +46,7 @@ def payout_realised_fx(payout: Payout, plan: AllocationPlan | None = None) -> Re
     """The realised FX of the payout's confirmed allocations not counted yet (of `plan` only
     when given: one confirmed after the payout was booked)."""
     result = RealisedFx()
-    foreign = payout.payments.exclude(currency=payout.currency).select_related("entity")
+    foreign = payout.payments.exclude(currency=_base(payout)).select_related("entity")
     lines = AllocationPlanLine.objects.filter(
         plan__payment__in=foreign,
         plan__state=AllocationPlan.State.CONFIRMED,
@@ -57,7 +57,7 @@ def payout_realised_fx(payout: Payout, plan: AllocationPlan | None = None) -> Re
         lines = lines.filter(plan=plan)
     for line in lines.order_by("pk"):
         payment, invoice = line.plan.payment, line.invoice
-        rate = receipt_exchange_rate(payment)
+        rate = receipt_exchange_rate(payment) or receipt_rate_booked(payment)
         if not rate or not invoice.exchange_rate:
             result.left_out.append(
                 f"{payment.external_id} on {invoice}: "
@@ -74,6 +74,29 @@ def payout_realised_fx(payout: Payout, plan: AllocationPlan | None = None) -> Re
     return result
 
 
+def _base(payout: Payout) -> str:
+    """The company's base currency (a EUR payout of a GBP company's EUR account settles EUR
+    payments whose realised FX is in GBP)."""
+    account = payout.provider_account
+    return account.entity.base_currency if account is not None else payout.currency
+
+
+def receipt_rate_booked(payment: Payment) -> str:
+    """The rate AIQ booked a payment's receipt at when no provider rate applied (the company's
+    rate for the day, which the receipt's outbox command records: ledger's receipt_send)."""
+    result = (
+        OutboxCommand.objects.filter(
+            entity_id=payment.entity_id,
+            kind=OutboxCommand.Kind.POST_RECEIPT,
+            external_reference=f"RCPT-{payment.pk}",
+            state=OutboxCommand.State.CONFIRMED,
+        )
+        .values_list("result", flat=True)
+        .first()
+    )
+    return str((result or {}).get("exchange_rate") or "")
+
+
 def debtors_control_code(entity_id) -> str:
     """The company's debtors control GL account, as AIQ's GL list names it."""
     return (
@@ -87,7 +110,7 @@ def debtors_control_code(entity_id) -> str:
 
 def fx_lines(account, payout: Payout, fx: RealisedFx) -> list:
     control = debtors_control_code(account.entity_id)
-    money = format_money(abs(fx.amount), payout.currency)
+    money = format_money(abs(fx.amount), _base(payout))
     if fx.amount > 0:
         text = f"Realised exchange gain {money}, {payout}"
         return [(control, fx.amount, 0, text), (account.fx_gl_account_code, 0, fx.amount, text)]
@@ -110,8 +133,6 @@ def plan_realised_fx_book(*, plan_id: int) -> OutboxCommand | None:
         account = payout.provider_account
         if account is None or not account.fx_gl_account_code:
             return None
-        if account.entity.base_currency != payout.currency:
-            return None  # a foreign-currency payout is not booked (docs/provider_books.md)
         plan.refresh_from_db()  # the payout's booking may have counted it meanwhile
         fx = payout_realised_fx(payout, plan=plan)
         lines = fx_lines(account, payout, fx) if fx.amount else []
@@ -122,7 +143,7 @@ def plan_realised_fx_book(*, plan_id: int) -> OutboxCommand | None:
             return None
         command = journal_enqueue(
             account, "payout", payout.pk, f"FXR-{payout.pk}-{plan.pk}",
-            journal_payload(payout.currency, timezone.localdate(), lines[0][3], lines),
+            journal_payload(_base(payout), timezone.localdate(), lines[0][3], lines),
         )  # fmt: skip
         AllocationPlan.objects.filter(pk=plan.pk).update(fx_command=command)
         audit_log(

@@ -17,6 +17,7 @@ GL_ROLES = (
     ("disputes", "disputes_gl_account_code"),
     ("dispute loss", "dispute_loss_gl_account_code"),
     ("FX gain/loss", "fx_gl_account_code"),
+    ("bank transfers in transit", "transfer_gl_account_code"),
 )
 # AIQ posts to these only through its own ledgers and bank operations, never a journal line of
 # ours: a fee or a written-off dispute booked there would break the customer/supplier ledger or
@@ -28,10 +29,19 @@ NOT_POSTABLE = {
 }
 
 
-def gl_problems(codes: dict[str, str], gl_types: dict[str, str]) -> list[str]:
+def gl_problems(
+    codes: dict[str, str], gl_types: dict[str, str], currency: str = "", base: str = ""
+) -> list[str]:
     """What is wrong with the GL accounts `codes` (field -> code) given AIQ's GL list
-    (code -> category). Empty: every one exists and can take a journal."""
+    (code -> category), for an account in `currency` of a company in `base`. Empty: every one
+    exists and can take a journal."""
     problems = []
+    if currency and base and currency != base and not codes.get("transfer_gl_account_code"):
+        problems.append(
+            f"bank transfers in transit GL account is empty: a {currency} account in a {base} "
+            f"company pays out between two {currency} bank accounts through it (AIQ's general "
+            "journal has no currency), so its payouts would not be booked"
+        )
     for label, field in GL_ROLES:
         code = (codes.get(field) or "").strip()
         if not code:

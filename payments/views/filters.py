@@ -99,8 +99,14 @@ class InboxFilter(django_filters.FilterSet):
             return queryset
         amount = parse_amount(value)
         if amount is not None:
-            # an amount, or a reference that is all digits (bank rows often are)
-            return queryset.filter(Q(amount=amount) | Q(external_id=value))
+            # an amount, or a reference that is all digits (bank rows often are): the bank's
+            # own reference, or the payer's reference with the source
+            return queryset.filter(
+                Q(amount=amount)
+                | Q(external_id=value)
+                | Q(bank_reference=value)
+                | Q(payer_reference=value)
+            )
         exact = Q()
         if " " not in value and (any(ch.isdigit() for ch in value) or "_" in value):
             # a reference token: pi_/ch_ ids, PM/CU ids, the bank's reference or end-to-end

@@ -16,16 +16,16 @@ from datetime import date
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
 from core.money import MoneyError, exact, quantize
 from ledger.departments import department_problems
 from ledger.models import TaxCode
+from ledger.suppliers import supplier_problems
 from sales.models import BackToBackPair, BackToBackRule
 from sales.normalised import NormalisedInvoice, NormalisedLine
-from sales.services.invoices import _require_clerk, sales_invoices_submit
+from sales.services.invoices import sales_invoices_submit
+from sales.services.pairs import pair_submit
 from sales.services.purchases import PurchaseLine, purchase_invoice_create
-from staff.services import audit_log
 
 HUNDRED = Decimal(100)
 
@@ -71,6 +71,8 @@ def _check(rule: BackToBackRule, line: BackToBackLine) -> list[str]:
     if rule.source.entity_id != rule.entity_id:
         problems.append(f"Source {rule.source.code} belongs to another company.")
     problems += department_problems(rule.entity, [line.department]).values()
+    if not problems:  # only then ask AIQ about the supplier, if the mirror does not know it
+        problems += supplier_problems(rule.entity, rule.supplier_code, line.currency)
     return problems
 
 
@@ -87,26 +89,12 @@ def _same(pair: BackToBackPair, rule: BackToBackRule, line: BackToBackLine) -> b
 def back_to_back_submit(*, rule: BackToBackRule, line: BackToBackLine, actor=None):
     """The pair of this source line: made (both halves queued) or, given again, the one made
     before. ValidationError when the line cannot be invoiced, or was changed after it was."""
-    _require_clerk(actor)
-    problems = _check(rule, line)
-    if problems:
-        raise ValidationError(problems)
     entity = rule.entity
     currency = line.currency.upper()
-    with transaction.atomic():
-        existing = (
-            BackToBackPair.objects.select_for_update()
-            .filter(entity=entity, reference=line.reference)
-            .first()
-        )
-        if existing is not None:
-            if _same(existing, rule, line):
-                return existing
-            raise ValidationError(
-                f"Line {line.reference} was invoiced back to back already with other figures: "
-                "raise a credit note and a debit note in AIQ, then send it with a new reference."
-            )
+
+    def make() -> BackToBackPair:
         sale_net = sale_net_of(line.cost_net, rule.markup_percent, currency)
+        common = {"description": line.description, "department": line.department}
         purchase = purchase_invoice_create(
             entity=entity,
             external_reference=f"{line.reference}-P",
@@ -119,9 +107,8 @@ def back_to_back_submit(*, rule: BackToBackRule, line: BackToBackLine, actor=Non
                     net_amount=line.cost_net,
                     tax_amount=_vat(entity, rule.purchase_tax_code, line.cost_net, currency),
                     tax_code=rule.purchase_tax_code,
-                    description=line.description,
                     gl_account_code=rule.purchase_gl_account_code,
-                    department=line.department,
+                    **common,
                 )
             ],
             actor=actor,
@@ -138,9 +125,8 @@ def back_to_back_submit(*, rule: BackToBackRule, line: BackToBackLine, actor=Non
                     net_amount=sale_net,
                     tax_amount=_vat(entity, rule.sales_tax_code, sale_net, currency),
                     tax_code=rule.sales_tax_code,
-                    description=line.description,
-                    department=line.department,
                     gl_account_code=rule.sales_gl_account_code,
+                    **common,
                 )
             ],
         )
@@ -151,7 +137,7 @@ def back_to_back_submit(*, rule: BackToBackRule, line: BackToBackLine, actor=Non
             actor=actor,
             after=purchase.command,
         )
-        pair = BackToBackPair(
+        return BackToBackPair(
             entity=entity,
             rule=rule,
             reference=line.reference,
@@ -166,14 +152,19 @@ def back_to_back_submit(*, rule: BackToBackRule, line: BackToBackLine, actor=Non
             sales_invoice=sale,
             created_by=actor,
         )
-        pair.full_clean()
-        pair.save()
-        audit_log(
-            actor=actor,
-            action="back_to_back.submit",
-            obj=pair,
-            summary=f"{pair.reference}: buy {pair.cost_net} {currency} from {rule.supplier_code}, "
-            f"sell {pair.sale_net} {currency} to {pair.customer_code} (+{rule.markup_percent}%)",
-            after={"purchase": purchase.pk, "sales_invoice": sale.pk},
-        )
-    return pair
+
+    return pair_submit(
+        actor=actor,
+        check=lambda: _check(rule, line),
+        existing=BackToBackPair.objects.filter(entity=entity, reference=line.reference),
+        same=lambda pair: _same(pair, rule, line),
+        changed=f"Line {line.reference} was invoiced back to back already with other figures: "
+        "raise a credit note and a debit note in AIQ, then send it with a new reference.",
+        make=make,
+        action="back_to_back.submit",
+        summary=lambda pair: (
+            f"{pair.reference}: buy {pair.cost_net} {currency} from "
+            f"{rule.supplier_code}, sell {pair.sale_net} {currency} to {pair.customer_code} "
+            f"(+{rule.markup_percent}%)"
+        ),
+    )

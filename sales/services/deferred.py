@@ -20,6 +20,7 @@ months already closed is not rewritten, only reversed in the month of the credit
 """
 
 import calendar
+import logging
 from datetime import date
 from decimal import Decimal
 
@@ -28,8 +29,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.money import quantize, split
+from ledger.aiq.client import AiqClient
+from ledger.aiq.errors import AiqError
 from ledger.models import CreditNote, DocumentStatus, Entity, OutboxCommand
 from ledger.outbox.services import outbox_enqueue
+from ledger.sync.pull import PostedTransaction, posted_transaction
 from sales.models import (
     DeferredRelease,
     DeferredRevenueSchedule,
@@ -39,6 +43,7 @@ from sales.models import (
 from staff.models import Role
 from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
 
+log = logging.getLogger(__name__)
 KIND = "deferred_revenue_release"
 ORIGIN = "deferred_release"
 ZERO = Decimal(0)
@@ -65,18 +70,13 @@ def deferred_problems(entity: Entity, invoice, deferred_account: str, default_gl
                 f"{where} is deferred but {entity.name} has no deferred revenue account: set "
                 "it in the company's sales settings"
             )
-        if invoice.currency.upper() != entity.base_currency:
-            problems.append(
-                f"{where}: deferred revenue is released by general journals, which AIQ keeps "
-                f"in {entity.base_currency}; a {invoice.currency.upper()} line cannot be deferred"
-            )
         if not (line.gl_account_code or default_gl):
             problems.append(f"{where} is deferred but has no revenue GL account to release to")
     return problems
 
 
 def _release_rows(schedule: DeferredRevenueSchedule) -> list[DeferredRelease]:
-    parts = split(schedule.amount, schedule.currency, [1] * schedule.months)
+    parts = split(schedule.base_amount, schedule.release_currency, [1] * schedule.months)
     return [
         DeferredRelease(
             schedule=schedule,
@@ -98,20 +98,27 @@ def deferrals_create(rows: list[SalesInvoice]) -> list[DeferredRevenueSchedule]:
         invoice__in=posted, deferred_months__isnull=False, deferral__isnull=True
     ).select_related("invoice")
     made = []
-    for line in lines:
+    for line in lines.select_related("invoice__entity"):
+        base = line.invoice.entity.base_currency
+        foreign = line.invoice.currency != base
         schedule = DeferredRevenueSchedule.objects.create(
             entity_id=line.invoice.entity_id,
             invoice=line.invoice,
             line=line,
             currency=line.invoice.currency,
             amount=line.net_amount,
+            base_currency=base,
+            # another currency: AIQ's rate of the invoice is read by the next release run
+            exchange_rate=None if foreign else Decimal(1),
+            base_amount=None if foreign else line.net_amount,
             months=line.deferred_months,
             start_date=line.invoice.invoice_date,
             revenue_gl_account_code=line.gl_account_code,
             deferred_gl_account_code=line.deferred_gl_account_code,
             department=line.department,
         )
-        DeferredRelease.objects.bulk_create(_release_rows(schedule))
+        if not foreign:
+            DeferredRelease.objects.bulk_create(_release_rows(schedule))
         made.append(schedule)
     if made:
         audit_log_many(
@@ -130,9 +137,83 @@ def deferrals_create(rows: list[SalesInvoice]) -> list[DeferredRevenueSchedule]:
     return made
 
 
+def deferred_rates_fetch() -> int:
+    """Schedules of lines in another currency than their company's, waiting for AIQ's rate of
+    their invoice: each invoice read from AIQ once (GetTransactionsByExternalReference), the
+    schedule's base amount set to what AIQ put on the deferred account and its releases made.
+    One AIQ cannot tell yet (not answering, invoice not listed) waits for the next run."""
+    waiting = list(
+        DeferredRevenueSchedule.objects.filter(
+            state=DeferredRevenueSchedule.State.ACTIVE, base_amount__isnull=True
+        ).select_related("entity", "invoice")
+    )
+    posted: dict[int, PostedTransaction | None] = {}
+    done = 0
+    for schedule in waiting:
+        invoice = schedule.invoice
+        if invoice.pk not in posted:
+            try:
+                posted[invoice.pk] = posted_transaction(
+                    AiqClient.for_entity(schedule.entity),
+                    invoice.external_reference,
+                    invoice.invoice_date,
+                    invoice.aiq_transaction_id,
+                )
+            except AiqError as error:
+                log.warning("deferred revenue: AIQ's rate of %s not read: %s", invoice, error)
+                posted[invoice.pk] = None
+        found = posted[invoice.pk]
+        if found is not None and found.exchange_rate:
+            done += deferred_rate_set(schedule, found)
+    return done
+
+
+def _base_amount(schedule: DeferredRevenueSchedule, found: PostedTransaction) -> Decimal:
+    """What AIQ put on the deferred account for this line, in the base currency: AIQ's own
+    BCAmount of the invoice's line on that account for this net and BI code, else the net at
+    AIQ's rate (rounded to the base currency's minor unit)."""
+    for line in found.lines:
+        if (
+            line.gl_account_code == schedule.deferred_gl_account_code
+            and abs(line.amount) == schedule.amount
+            and line.department_id == (schedule.department or "")
+            and line.base_amount
+        ):
+            return abs(line.base_amount)
+    return quantize(schedule.amount / found.exchange_rate, schedule.release_currency)
+
+
+def deferred_rate_set(schedule: DeferredRevenueSchedule, found: PostedTransaction) -> int:
+    """Set AIQ's rate and base amount of one schedule and make its releases; audited."""
+    with transaction.atomic():
+        row = (
+            DeferredRevenueSchedule.objects.select_for_update()
+            .select_related("invoice", "line")
+            .filter(pk=schedule.pk, base_amount__isnull=True)
+            .first()
+        )
+        if row is None:
+            return 0
+        row.exchange_rate = found.exchange_rate
+        row.base_amount = _base_amount(row, found)
+        row.save(update_fields=["exchange_rate", "base_amount"])
+        DeferredRelease.objects.bulk_create(_release_rows(row))
+        audit_log(
+            actor=None,
+            action="deferred_revenue.rate",
+            obj=row,
+            summary=f"{row.invoice.external_reference} line {row.line.line_number}: "
+            f"{row.amount} {row.currency} at AIQ's rate {row.exchange_rate} is "
+            f"{row.base_amount} {row.release_currency}, released over {row.months} months",
+            after={"exchange_rate": str(row.exchange_rate), "base_amount": str(row.base_amount)},
+        )
+    return 1
+
+
 def _journal(release: DeferredRelease) -> dict:
     schedule = release.schedule
-    amount = str(quantize(release.amount, schedule.currency))  # 100.00, not MoneyField's 100.000
+    # 100.00, not MoneyField's 100.000; in the base currency, as AIQ keeps general journals
+    amount = str(quantize(release.amount, schedule.release_currency))
     debit, credit = schedule.deferred_gl_account_code, schedule.revenue_gl_account_code
     text = f"Deferred revenue {schedule.invoice.external_reference} month {release.number}"
     if release.kind == DeferredRelease.Kind.REVERSAL:
@@ -141,7 +222,7 @@ def _journal(release: DeferredRelease) -> dict:
     return {
         "journal_date": release.release_date.isoformat(),
         "description": text[:250],
-        "currency": schedule.currency,
+        "currency": schedule.release_currency,
         "release_id": release.pk,
         "lines": [
             {"gl_account_code": debit, "debit": amount, "credit": "0",
@@ -170,7 +251,8 @@ def _queue(release: DeferredRelease) -> None:
         actor=None,
         action=f"deferred_revenue.{release.kind}",
         obj=release,
-        summary=f"{release.external_reference}: {release.amount} {release.schedule.currency} "
+        summary=f"{release.external_reference}: {release.amount} "
+        f"{release.schedule.release_currency} "
         f"dated {release.release_date:%d/%m/%Y} sent to AIQ",
         before={"state": R.SCHEDULED},
         after={"state": R.QUEUED, "command": command.pk},
@@ -182,6 +264,7 @@ def deferred_releases_run(*, today: date | None = None) -> int:
     Each release row is locked and moved from scheduled to queued once, and the outbox is
     idempotent on its external reference: two runs side by side queue each release once."""
     today = today or timezone.localdate()
+    deferred_rates_fetch()
     deferred_credits_catch_up()
     due = DeferredRelease.objects.filter(
         kind=DeferredRelease.Kind.RELEASE,
@@ -342,6 +425,8 @@ def deferred_credits_apply(
             )
             if schedule is None or key in schedule.credit_notes:
                 continue
+            if schedule.waiting_for_rate:
+                continue  # applied by the release run's catch-up once the rate is known
             _apply(schedule, key, credited, credit_date, label)
 
 
@@ -355,7 +440,8 @@ def _apply(
     )
     unreleased = sum((r.amount for r in open_rows), ZERO)
     before = {"unreleased": str(unreleased), "releases": len(open_rows)}
-    left = unreleased - credited
+    credited_base = _in_base(schedule, credited)
+    left = unreleased - credited_base
     cancelled, reversal = [], None
     if left <= 0:
         cancelled = open_rows
@@ -376,7 +462,7 @@ def _apply(
             _queue(reversal)
         schedule.state = DeferredRevenueSchedule.State.CREDITED
     else:
-        parts = split(left, schedule.currency, [1] * len(open_rows))
+        parts = split(left, schedule.release_currency, [1] * len(open_rows))
         for row, part in zip(open_rows, parts, strict=True):
             if part:
                 row.amount = part
@@ -390,7 +476,13 @@ def _apply(
         actor=None,
         action="deferred_revenue.credit_note",
         obj=schedule,
-        summary=f"Credit note {label} credits {credited} {schedule.currency} of "
+        summary=f"Credit note {label} credits {credited} {schedule.currency}"
+        + (
+            f" ({credited_base} {schedule.release_currency})"
+            if schedule.release_currency != schedule.currency
+            else ""
+        )
+        + " of "
         f"{schedule.invoice.external_reference} line {schedule.line.line_number}: "
         f"{len(cancelled)} releases cancelled"
         + (f", {reversal.amount} of released revenue reversed" if reversal else "")
@@ -402,6 +494,16 @@ def _apply(
             "reversed": str(reversal.amount) if reversal else "0",
         },
     )
+
+
+def _in_base(schedule: DeferredRevenueSchedule, credited: Decimal) -> Decimal:
+    """A credited net (the invoice's currency) in the release currency at the invoice's rate:
+    the whole line is exactly its base amount."""
+    if schedule.release_currency == schedule.currency:
+        return credited
+    if credited >= schedule.amount:
+        return schedule.base_amount
+    return quantize(credited / schedule.exchange_rate, schedule.release_currency)
 
 
 def credit_note_confirmed(command: OutboxCommand, payload: dict, notes: list[str]) -> None:

@@ -14,15 +14,15 @@ intercompany screen lists every sale whose halves are not both in AIQ.
 """
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 
 from ledger.departments import department_check
 from ledger.models import Entity, InterCompanyConnection, OutboxCommand
+from ledger.suppliers import supplier_problems
 from sales.models import InterCompanySale, InvoiceSource
 from sales.normalised import NormalisedInvoice
-from sales.services.invoices import _require_clerk, content_hash, sales_invoices_submit
+from sales.services.invoices import content_hash, sales_invoices_submit
+from sales.services.pairs import pair_submit
 from sales.services.purchases import PurchaseLine, purchase_invoice_create, purchase_invoice_queue
-from staff.services import audit_log
 
 
 def _buyer(connection: InterCompanyConnection) -> Entity:
@@ -70,30 +70,22 @@ def intercompany_sale_submit(
 ) -> InterCompanySale:
     """Both halves stored and queued (the purchase waiting for the sale); given again, the sale
     made before. ValidationError naming every problem, nothing stored."""
-    _require_clerk(actor)
-    problems = _check(connection, source, invoice)
-    if problems:
-        raise ValidationError(problems)
     seller = connection.entity
-    buyer = _buyer(connection)
-    if buyer.pk == seller.pk:
-        raise ValidationError("An intercompany connection joins two different companies.")
-    # the purchase lines keep the sale's BI codes: the buyer's AIQ must accept them too
-    department_check(buyer, [line.department for line in invoice.lines])
-    with transaction.atomic():
-        existing = (
-            InterCompanySale.objects.select_for_update()
-            .filter(seller=seller, reference=invoice.external_reference)
-            .select_related("sales_invoice")
-            .first()
-        )
-        if existing is not None:
-            if existing.sales_invoice.content_hash == content_hash(invoice):
-                return existing
-            raise ValidationError(
-                f"{invoice.external_reference} was sent intercompany already with other content: "
-                "raise a credit note (and the buyer a debit note) in AIQ, then use a new reference."
-            )
+    buyer = None
+
+    def check() -> list[str]:
+        nonlocal buyer
+        problems = _check(connection, source, invoice)
+        if problems:
+            return problems
+        buyer = _buyer(connection)
+        if buyer.pk == seller.pk:
+            return ["An intercompany connection joins two different companies."]
+        # the purchase lines keep the sale's BI codes: the buyer's AIQ must accept them too
+        department_check(buyer, [line.department for line in invoice.lines])
+        return supplier_problems(buyer, connection.remote_account_code, invoice.currency)
+
+    def make() -> InterCompanySale:
         [sale] = sales_invoices_submit(
             entity=seller, source=source, invoices=[invoice], actor=actor
         )
@@ -117,7 +109,7 @@ def intercompany_sale_submit(
             depends_on=sale.command,
             queue=sale.command_id is not None,
         )
-        row = InterCompanySale(
+        return InterCompanySale(
             connection=connection,
             seller=seller,
             buyer=buyer,
@@ -126,18 +118,25 @@ def intercompany_sale_submit(
             purchase=purchase,
             created_by=actor,
         )
-        row.full_clean()
-        row.save()
-        audit_log(
-            actor=actor,
-            action="intercompany_sale.submit",
-            obj=row,
-            summary=f"{row.reference}: {seller.name} sells {sale.gross_amount} {sale.currency} "
-            f"to {buyer.name} ({connection.local_account_code} / "
-            f"{connection.remote_account_code})",
-            after={"sales_invoice": sale.pk, "purchase": purchase.pk},
-        )
-    return row
+
+    return pair_submit(
+        actor=actor,
+        check=check,
+        existing=InterCompanySale.objects.filter(
+            seller=seller, reference=invoice.external_reference
+        ).select_related("sales_invoice"),
+        same=lambda row: row.sales_invoice.content_hash == content_hash(invoice),
+        changed=f"{invoice.external_reference} was sent intercompany already with other "
+        "content: raise a credit note (and the buyer a debit note) in AIQ, then use a new "
+        "reference.",
+        make=make,
+        action="intercompany_sale.submit",
+        summary=lambda row: (
+            f"{row.reference}: {seller.name} sells "
+            f"{row.sales_invoice.gross_amount} {row.sales_invoice.currency} to {buyer.name} "
+            f"({connection.local_account_code} / {connection.remote_account_code})"
+        ),
+    )
 
 
 def intercompany_after_sale(command: OutboxCommand, payload: dict, notes: list[str]) -> None:

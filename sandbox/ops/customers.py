@@ -162,6 +162,22 @@ def get_customer(ctx, args):
     return Reply(result=customer_record(account_by_code(ctx, args.get("customerCode"))))
 
 
+@operation("GetSupplier")
+def get_supplier(ctx, args):
+    return Reply(
+        result=customer_record(account_by_code(ctx, args.get("supplierCode"), "Purchases"))
+    )
+
+
+@operation("GetSupplierList")
+def get_supplier_list(ctx, args):
+    rows = ctx.db.execute(
+        "SELECT * FROM account WHERE entity_id = ? AND ledger = 'Purchases' ORDER BY code",
+        (ctx.entity_id,),
+    ).fetchall()
+    return Reply(result={"Supplier": [customer_record(row) for row in rows]})
+
+
 @operation("GetActiveCustomerList")
 def get_active_customer_list(ctx, args):
     rows = ctx.db.execute(

@@ -37,6 +37,10 @@ def get_new_sales_invoice(ctx, args):
 
 @operation("GetNewPurchasesInvoice")
 def get_new_purchases_invoice(ctx, args):
+    account = account_by_code(ctx, args.get("supplierCode"), "Purchases")
+    if not account["is_active"]:
+        # as for receipts: an inactive account takes no new transaction
+        raise AiqFailure(f"Supplier '{account['code']}' is inactive.", VALIDATION)
     return Reply(
         result=invoicing.template(ctx, args.get("supplierCode"), "invoice", ledger="Purchases")
     )

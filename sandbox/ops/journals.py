@@ -56,6 +56,23 @@ def post_sales_credit_journal_get_back_transaction_id(ctx, args):
     return Reply(siblings={"transactionID": ledger_journal(ctx, args.get("journal"), -1)})
 
 
+def _not_a_currency_bank(ctx, code: str, number: int, base: str) -> None:
+    """A general journal's lines are base-currency amounts with no rate: they cannot move
+    money in or out of a bank kept in another currency (its balance is in that currency). The
+    bank payments and receipts (SaveSundryReceiptPayments) carry the bank's currency and rate."""
+    bank = ctx.db.execute(
+        "SELECT bank_account_code, currency FROM bank WHERE entity_id = ? AND gl_code = ?",
+        (ctx.entity_id, code),
+    ).fetchone()
+    if bank is not None and bank["currency"] != base:
+        raise AiqFailure(
+            f"Line {number}: GL account '{code}' is bank account '{bank['bank_account_code']}' "
+            f"kept in {bank['currency']}; a general journal is in {base}. Post a bank payment "
+            "or receipt in the bank's currency instead.",
+            VALIDATION,
+        )
+
+
 @operation("CreateGeneralJournalGetBackTransactionID", write=True)
 def create_general_journal_get_back_transaction_id(ctx, args):
     journal = args.get("journal")
@@ -69,6 +86,7 @@ def create_general_journal_get_back_transaction_id(ctx, args):
     for number, item in enumerate(raw_lines, start=1):
         item = item or {}
         gl_account(ctx, item.get("GLAccountCode"), f"Line {number} GLAccountCode")
+        _not_a_currency_bank(ctx, item["GLAccountCode"], number, currency)
         debit = money(item.get("Debit") or 0, currency, f"Line {number} Debit", positive=False)
         credit = money(item.get("Credit") or 0, currency, f"Line {number} Credit", positive=False)
         if debit < 0 or credit < 0 or (debit == 0) == (credit == 0):

@@ -37,6 +37,11 @@ def save_receipt(ctx, receipt: dict | None) -> int:
         raise AiqFailure(f"Bank account '{bank_code}' does not exist.", NOT_FOUND)
     currency = account["currency"]
     amount = money(receipt.get("PaymentAmount"), currency, "PaymentAmount")
+    # AIQ's SalesReceipt constraints (API wiki): Description "Cannot be longer than 500
+    # characters", LodgmentNumber "Cannot be more than 50 characters long"
+    for field, limit in (("Description", 500), ("LodgmentNumber", 50)):
+        if len(receipt.get(field) or "") > limit:
+            raise AiqFailure(f"{field} cannot be longer than {limit} characters.", VALIDATION)
     description = receipt.get("Description") or f"Receipt {check_reference}"
     rate = receipt.get("ExchangeRate") or invoicing.rate_for(ctx, currency)
     bank_line = line(bank["gl_code"], amount, description, IsBankLine=True)

@@ -1,0 +1,388 @@
+"""A provider account in another currency than its company's (issue 17.5), worked against the
+AIQ sandbox's books in both currencies.
+
+The UK company (GBP) takes EUR card payments on a EUR Stripe account: receipts land in its EUR
+clearing account (STRIPE-EUR, GL 1160) at the company's rate for the day, and the payout goes
+to its EUR bank (BANK-EUR, GL 1210). AIQ's general journal has no currency, so the fees and the
+transfer are bank payments and receipts in EUR with their ExchangeRate
+(SaveSundryReceiptPayments), the transfer through "Bank transfers in transit" (GL 1190), which
+it leaves at zero; the realised loss of invoices booked at 1.15 and paid at 1.25 goes to the FX
+account. A dispute in that account is taken and given back the same way. The Irish company
+(EUR) does the same with a GBP account."""
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+import pytest
+
+from ledger.aiq.client import AiqClient
+from ledger.models import BankAccount, Customer, Entity, OutboxCommand
+from payments.models import Dispute, Payment, ProviderAccount
+from payments.services.payments import payments_upsert, payout_upsert
+from payments.services.provider_books import payout_book
+from payments.services.provider_disputes import dispute_book
+from payments.services.stripe_events import stripe_payout_reconcile
+from payments.sources import stripe_source
+from staff.models import AuditEntry
+from tests import test_provider_books as stripe_books
+from tests import test_provider_payouts
+from tests.refunds_support import (
+    allocate,
+    drain_all,
+    make_invoice,
+    seed_roles_without_matching,
+    setup_books,
+)
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CLEARING, BANK, TRANSIT, FX, DISPUTES = "1160", "1210", "1190", "7900", "1170"
+BANK_ENTRY = "bank_entry"
+
+
+@pytest.fixture(autouse=True)
+def _seeded(transactional_db):
+    seed_roles_without_matching()
+
+
+@pytest.fixture
+def eur_books(aiq_sandbox, entity, audit_flushable):
+    """The UK company with a EUR Stripe account: STRIPE-EUR (GL 1160, EUR) paying out into
+    BANK-EUR (GL 1210, EUR)."""
+    from ledger.sync.pull import sync_banks, sync_gl_accounts
+
+    aiq_sandbox.add_bank("STRIPE-EUR", CLEARING, "EUR")
+    aiq_sandbox.add_gl_account(TRANSIT, "Bank transfers in transit", "asset")
+    aiq_sandbox.add_gl_account(FX, "Realised exchange gains and losses", "expense")
+    aiq_sandbox.add_gl_account(DISPUTES, "Payments in dispute", "asset")
+    setup_books(entity)
+    client = AiqClient.for_entity(entity)
+    sync_banks(client, entity)
+    sync_gl_accounts(client, entity)
+    ProviderAccount.objects.create(
+        entity=entity, source="stripe", currency="EUR", name="Stripe EUR",
+        clearing_bank_account=BankAccount.objects.get(entity=entity,
+                                                      bank_account_code="STRIPE-EUR"),
+        payout_bank_account=BankAccount.objects.get(entity=entity, bank_account_code="BANK-EUR"),
+        fees_gl_account_code="7510", fee_tax_gl_account_code="2200",
+        transfer_gl_account_code=TRANSIT, fx_gl_account_code=FX,
+        disputes_gl_account_code=DISPUTES, dispute_loss_gl_account_code="8100",
+        statement_narrative="STRIPE PAYMENTS EUROPE",
+    )  # fmt: skip
+    return aiq_sandbox
+
+
+def _charge(n: int, customer: str, amount: str, fee: str, tax: str, currency="eur") -> dict:
+    """A charge Stripe holds in the account's own currency: no conversion, no exchange_rate."""
+    minor = lambda value: int(Decimal(value) * 100)  # noqa: E731
+    charge = stripe_books._charge(n, customer, minor(amount), minor(fee), minor(tax))
+    charge["currency"] = currency
+    charge["balance_transaction"]["currency"] = currency
+    for detail in charge["balance_transaction"]["fee_details"]:
+        detail["currency"] = currency
+    return charge
+
+
+def _paid_by_card(entity, charges_and_invoices, alice, bob) -> list[Payment]:
+    payments = []
+    for charge, invoice in charges_and_invoices:
+        payments_upsert(items=[stripe_source.normalise_charge(charge)], origin="test",
+                        entity=entity)  # fmt: skip
+        payment = Payment.objects.get(external_id=stripe_source.payment_key(charge))
+        payment.customer = Customer.objects.get(entity=entity, code=invoice.customer.code)
+        payment.save(update_fields=["customer"])
+        allocate(payment, [(invoice, str(invoice.gross_amount))], alice, bob)
+        payments.append(payment)
+    drain_all()
+    return payments
+
+
+def _pay_out(charges, currency: str, payout_id: str):
+    net = sum(c["balance_transaction"]["net"] for c in charges)
+    payout = payout_upsert(
+        source="stripe",
+        payout=stripe_source.normalise_payout(
+            {"id": payout_id, "amount": net, "currency": currency, "status": "paid",
+             "arrival_date": int(datetime(2026, 12, 4, tzinfo=UTC).timestamp())}
+        ),
+    )  # fmt: skip
+    pages = [[{**c["balance_transaction"], "source": c} for c in charges]]
+    stripe_payout_reconcile(payout=payout, pages=pages)
+    return payout_book(payout=payout)
+
+
+def _aiq_row(sandbox, reference: str, entity: str = "demo") -> dict:
+    """What AIQ holds for a reference: its type, currency, amount and ExchangeRate."""
+    with sandbox.server.store.transaction() as db:
+        rows = db.execute(
+            "SELECT type, currency, amount_milli, exchange_rate FROM txn "
+            "WHERE entity_id = ? AND external_reference = ?",
+            (entity, reference),
+        ).fetchall()
+    assert len(rows) == 1, (reference, len(rows))
+    row = rows[0]
+    return {"type": row["type"], "currency": row["currency"],
+            "amount": Decimal(row["amount_milli"]) / 1000,
+            "rate": Decimal(row["exchange_rate"])}  # fmt: skip
+
+
+def _base(amount, rate) -> Decimal:
+    return (Decimal(amount) / Decimal(rate)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def test_a_eur_payout_of_a_gbp_company_is_booked_in_eur_at_the_days_rate_with_the_realised_fx(
+    eur_books, entity, alice, bob
+):
+    aiq, state = eur_books, eur_books.state
+    # two EUR invoices booked while the company's EUR rate was 1.15 (EUR per GBP) ...
+    invoices = [
+        make_invoice(entity, "QUAYSD", [("Mooring", "4010", "230.00", "T0")]),
+        make_invoice(entity, "RIVIER", [("Charter", "4010", "115.00", "T0")]),
+    ]
+    for invoice in invoices:  # AIQ's rate of each invoice, as the pull mirrors it
+        invoice.exchange_rate = test_provider_payouts._rate_in_aiq(aiq, invoice)
+        invoice.save(update_fields=["exchange_rate"])
+    assert {i.exchange_rate for i in invoices} == {Decimal("1.15")}
+    # ... paid by card once the day's rate is 1.25: Stripe keeps the euros (no conversion)
+    aiq.set_rate("EUR", "1.25")
+    charges = [
+        _charge(1, "QUAYSD", "230.00", "3.00", "0.60"),
+        _charge(2, "RIVIER", "115.00", "2.00", "0.40"),
+    ]
+    _paid_by_card(entity, zip(charges, invoices, strict=True), alice, bob)
+    assert aiq.bank_balance(CLEARING) == Decimal("345.00")  # EUR, in the EUR clearing account
+    assert _aiq_row(aiq, f"RCPT-{Payment.objects.order_by('pk')[0].pk}")["rate"] == Decimal("1.25")
+
+    bank_eur, bank_gbp = aiq.bank_balance(BANK), state.gl_total_base(BANK)
+    fees_gbp, vat_gbp, fx_gbp = (state.gl_total_base(c) for c in ("7510", "2200", FX))
+    payout = _pay_out(charges, "eur", "po_eur_uk")
+    assert payout.amount == Decimal("339.00")  # 345.00 - fees 5.00 - VAT 1.00
+    drain_all()
+    assert not OutboxCommand.objects.exclude(state="confirmed").exists()
+
+    # fees: two bank payments out of the EUR clearing account, at the day's rate, never 1
+    fee = _aiq_row(aiq, f"POFEE-{payout.pk}")
+    vat = _aiq_row(aiq, f"POFEE-{payout.pk}-2")
+    assert (fee["type"], fee["currency"], fee["amount"], fee["rate"]) == (
+        "BankPayment", "EUR", Decimal("-5.00"), Decimal("1.25"))  # fmt: skip
+    assert (vat["amount"], vat["rate"]) == (Decimal("-1.00"), Decimal("1.25"))
+    # the payout: a EUR bank payment out of clearing and a EUR bank receipt into the bank
+    out, into = _aiq_row(aiq, f"POUT-{payout.pk}"), _aiq_row(aiq, f"POUT-{payout.pk}-2")
+    assert (out["type"], out["amount"], into["type"], into["amount"]) == (
+        "BankPayment", Decimal("-339.00"), "BankReceipt", Decimal("339.00"))  # fmt: skip
+    assert out["rate"] == into["rate"] == Decimal("1.25")
+
+    # clearing holds what Stripe holds for us, nothing, in euros and in pounds
+    assert aiq.bank_balance(CLEARING) == 0
+    assert state.gl_total_base(CLEARING) == 0
+    # the bank gained the payout in euros, at the day's rate in pounds
+    assert aiq.bank_balance(BANK) - bank_eur == Decimal("339.00")
+    assert state.gl_total_base(BANK) - bank_gbp == Decimal("271.20")  # 339.00 / 1.25
+    assert state.gl_total(TRANSIT) == state.gl_total_base(TRANSIT) == 0
+    assert state.gl_total_base("7510") - fees_gbp == Decimal("4.00")  # 5.00 / 1.25
+    assert state.gl_total_base("2200") - vat_gbp == Decimal("0.80")
+    # realised loss: 230.00 and 115.00 booked at 1.15 (200.00 + 100.00 GBP), paid at 1.25
+    # (184.00 + 92.00 GBP): 24.00 GBP, one general journal in pounds
+    expected = sum(_base(a, "1.15") - _base(a, "1.25") for a in ("230.00", "115.00"))
+    assert expected == Decimal("24.00")
+    assert state.gl_total_base(FX) - fx_gbp == expected
+    fxr = _aiq_row(aiq, f"FXR-{payout.pk}")
+    assert (fxr["type"], fxr["currency"]) == ("GeneralJournal", "GBP")
+    # no general journal touched a EUR bank account (AIQ's journal has no currency)
+    general = OutboxCommand.objects.filter(kind="post_general_journal")
+    assert all(line["gl_account_code"] not in (CLEARING, BANK)
+               for c in general for line in c.payload["lines"])  # fmt: skip
+
+    # booking again (a repeated payout.paid) queues nothing and AIQ holds each write once
+    commands = OutboxCommand.objects.count()
+    payout_book(payout=payout)
+    drain_all()
+    assert OutboxCommand.objects.count() == commands
+    for reference in ("POFEE", "POFEE-{}-2", "POUT", "POUT-{}-2", "FXR"):
+        ref = reference.format(payout.pk) if "{}" in reference else f"{reference}-{payout.pk}"
+        assert len(state.transactions(ref)) == 1
+    entry = AuditEntry.objects.get(action="payout.book", object_id=str(payout.pk))
+    assert "fees" in entry.summary and "STRIPE-EUR -> BANK-EUR" in entry.summary
+
+
+def test_a_lost_answer_on_a_bank_entry_is_read_back_not_sent_twice(eur_books, entity, alice, bob):
+    aiq = eur_books
+    aiq.set_rate("EUR", "1.25")
+    [invoice] = [make_invoice(entity, "SOLAR", [("Service", "4010", "100.00", "T0")])]
+    charge = _charge(3, "SOLAR", "100.00", "1.50", "0.30")
+    _paid_by_card(entity, [(charge, invoice)], alice, bob)
+    aiq.faults.update(drop_next=1, ops=["SaveSundryReceiptPaymentsGetBackTransactionIDs"])
+    payout = _pay_out([charge], "eur", "po_eur_drop")
+    drain_all()
+    OutboxCommand.objects.filter(state="uncertain").update(
+        sent_at=datetime(2026, 1, 1, tzinfo=UTC), next_attempt_at=datetime(2026, 1, 1, tzinfo=UTC)
+    )  # the settle period is over
+    drain_all()
+    assert aiq.faults.snapshot()["stats"]["drops"] == 1
+    assert set(OutboxCommand.objects.filter(kind=BANK_ENTRY).values_list("state", flat=True)) == {
+        "confirmed"
+    }
+    for ref in (f"POFEE-{payout.pk}", f"POFEE-{payout.pk}-2", f"POUT-{payout.pk}",
+                f"POUT-{payout.pk}-2"):  # fmt: skip
+        assert len(aiq.state.transactions(ref)) == 1, ref
+    assert aiq.bank_balance(CLEARING) == 0
+
+
+def _dispute(payment: Payment, status: str, txns: list[dict]) -> Dispute:
+    return Dispute.objects.create(
+        source="stripe", external_id=f"dp_{payment.pk}", payment=payment, amount=payment.amount,
+        currency=payment.currency, status=status, reason="fraudulent",
+        raw={"balance_transactions": txns},
+    )  # fmt: skip
+
+
+def _dispute_txn(amount_minor: int, fee_minor: int, currency="eur") -> dict:
+    return {"object": "balance_transaction", "amount": amount_minor, "fee": fee_minor,
+            "currency": currency, "created": 1796342400, "exchange_rate": None}  # fmt: skip
+
+
+def test_a_eur_dispute_of_a_gbp_company_is_taken_and_given_back_in_eur(
+    eur_books, entity, alice, bob
+):
+    aiq, state = eur_books, eur_books.state
+    aiq.set_rate("EUR", "1.25")
+    invoice = make_invoice(entity, "TULIP", [("Tulips", "4010", "150.00", "T0")])
+    charge = _charge(4, "TULIP", "150.00", "2.00", "0.40")
+    [payment] = _paid_by_card(entity, [(charge, invoice)], alice, bob)
+    _pay_out([charge], "eur", "po_eur_disp")
+    drain_all()
+    assert aiq.bank_balance(CLEARING) == 0
+    fees_gbp = state.gl_total_base("7510")
+
+    # the day's rate moves before Stripe takes the money: the dispute is booked at 1.20
+    aiq.set_rate("EUR", "1.20")
+    withdrawal = _dispute_txn(-15000, 1500)
+    dispute = dispute_book(dispute=_dispute(payment, "needs_response", [withdrawal]))
+    drain_all()
+    taken, fee = _aiq_row(aiq, f"DISP-{dispute.pk}"), _aiq_row(aiq, f"DISP-{dispute.pk}-2")
+    assert (taken["type"], taken["amount"], taken["rate"]) == (
+        "BankPayment", Decimal("-150.00"), Decimal("1.20"))  # fmt: skip
+    assert (fee["amount"], fee["rate"]) == (Decimal("-15.00"), Decimal("1.20"))
+    assert aiq.bank_balance(CLEARING) == Decimal("-165.00")  # EUR: Stripe took it and its fee
+    assert state.gl_total_base(DISPUTES) == Decimal("125.00")  # 150.00 / 1.20
+    assert state.gl_total_base("7510") - fees_gbp == Decimal("12.50")  # 15.00 / 1.20
+
+    # won, on a day the rate is 1.30: the money and the fee come back at the withdrawal's rate,
+    # so the disputes account clears in pounds too
+    aiq.set_rate("EUR", "1.30")
+    Dispute.objects.filter(pk=dispute.pk).update(
+        status="won", raw={"balance_transactions": [withdrawal, _dispute_txn(15000, -1500)]}
+    )
+    dispute = dispute_book(dispute=Dispute.objects.get(pk=dispute.pk))
+    drain_all()
+    back = _aiq_row(aiq, f"DISPWON-{dispute.pk}")
+    assert (back["type"], back["amount"], back["rate"]) == (
+        "BankReceipt", Decimal("150.00"), Decimal("1.20"))  # fmt: skip
+    assert aiq.bank_balance(CLEARING) == 0
+    assert state.gl_total_base(DISPUTES) == 0
+    assert state.gl_total_base("7510") == fees_gbp
+    dispute_book(dispute=dispute)  # again: nothing more
+    drain_all()
+    assert len(state.transactions(f"DISPWON-{dispute.pk}")) == 1
+
+
+def test_a_gbp_payout_of_the_eur_company_is_booked_in_gbp_at_its_rate(
+    aiq_sandbox, alice, bob, audit_flushable
+):
+    """The Irish company (EUR) sells to its UK sister company in pounds through a GBP Stripe
+    account: GBP clearing (STRIPE-GBP-IE, GL 1160) paying out into BANK-GBP-IE (GL 1210)."""
+    from ledger.sync.pull import sync_banks, sync_customers, sync_gl_accounts, sync_tax_codes
+    from tests.companies_support import ireland
+
+    ie = "demo-ie"
+    aiq_sandbox.add_bank("STRIPE-GBP-IE", CLEARING, "GBP", entity=ie)
+    aiq_sandbox.add_gl_account(TRANSIT, "Bank transfers in transit", "asset", entity=ie)
+    aiq_sandbox.set_rate("GBP", "0.80", entity=ie)  # GBP per EUR
+    company = ireland()
+    company.api_version = "2.0"
+    company.save(update_fields=["api_version"])
+    client = AiqClient.for_entity(company)
+    for sync in (sync_banks, sync_gl_accounts, sync_tax_codes, sync_customers):
+        sync(client, company)
+    company.default_bank_account = BankAccount.objects.get(bank_account_code="BANK-EUR-IE")
+    company.save(update_fields=["default_bank_account"])
+    ProviderAccount.objects.create(
+        entity=company, source="stripe", currency="GBP", name="Stripe GBP (IE)",
+        clearing_bank_account=BankAccount.objects.get(bank_account_code="STRIPE-GBP-IE"),
+        payout_bank_account=BankAccount.objects.get(bank_account_code="BANK-GBP-IE"),
+        fees_gl_account_code="7510", transfer_gl_account_code=TRANSIT,
+        statement_narrative="STRIPE PAYMENTS UK",
+    )  # fmt: skip
+    invoice = make_invoice(company, "DEMOUK", [("Consulting", "4010", "400.00", "T0")])
+    charge = _charge(5, "DEMOUK", "400.00", "4.00", "0.00", currency="gbp")
+    charge["balance_transaction"]["fee_details"].pop()  # no VAT detail
+    _paid_by_card(company, [(charge, invoice)], alice, bob)
+    assert aiq_sandbox.bank_balance(CLEARING, entity=ie) == Decimal("400.00")  # GBP
+
+    bank_gbp = aiq_sandbox.bank_balance(BANK, entity=ie)
+    payout = _pay_out([charge], "gbp", "po_gbp_ie")
+    drain_all()
+    assert payout.amount == Decimal("396.00")
+    out = _aiq_row(aiq_sandbox, f"POUT-{payout.pk}", entity=ie)
+    assert (out["currency"], out["amount"], out["rate"]) == ("GBP", Decimal("-396.00"),
+                                                             Decimal("0.8"))  # fmt: skip
+    assert aiq_sandbox.bank_balance(CLEARING, entity=ie) == 0
+    assert aiq_sandbox.state.gl_total_base(CLEARING, entity=ie) == 0
+    assert aiq_sandbox.bank_balance(BANK, entity=ie) - bank_gbp == Decimal("396.00")
+    assert aiq_sandbox.state.gl_total_base("7510", entity=ie) == Decimal("5.00")  # 4.00 / 0.80
+    assert aiq_sandbox.state.gl_total_base(TRANSIT, entity=ie) == 0
+    assert Entity.objects.get(pk=company.pk).base_currency == "EUR"
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        ({"transfer_gl_account_code": ""}, "no transfer GL account"),
+        ({"payout_bank": "BANK-GBP"}, "a conversion the provider did not make"),
+        ({"currency": "USD"}, "no rate"),
+    ],
+)
+def test_a_foreign_currency_payout_that_cannot_be_booked_is_not_booked_and_says_why(
+    eur_books, entity, change, why
+):
+    account = ProviderAccount.objects.get()
+    if change.get("currency") == "USD":  # USD banks, but AIQ has no USD rate for the company
+        from ledger.sync.pull import sync_banks
+
+        eur_books.add_bank("STRIPE-USD", "1161", "USD")
+        eur_books.add_bank("BANK-USD", "1211", "USD")
+        sync_banks(AiqClient.for_entity(entity), entity)
+        account.clearing_bank_account = BankAccount.objects.get(bank_account_code="STRIPE-USD")
+        account.payout_bank_account = BankAccount.objects.get(bank_account_code="BANK-USD")
+    if "payout_bank" in change:
+        account.payout_bank_account = BankAccount.objects.get(
+            entity=entity, bank_account_code=change.pop("payout_bank")
+        )
+    for field, value in change.items():
+        setattr(account, field, value)
+    account.save()
+    currency = account.currency.lower()
+    payout = payout_upsert(
+        source="stripe",
+        payout=stripe_source.normalise_payout(
+            {"id": "po_refused", "amount": 10000, "currency": currency, "status": "paid",
+             "arrival_date": int(datetime(2026, 12, 4, tzinfo=UTC).timestamp())}
+        ),
+    )  # fmt: skip
+    payout = payout_book(payout=payout)
+    assert payout.transfer_command_id is None and payout.fees_command_id is None
+    assert not OutboxCommand.objects.exists()
+    entry = AuditEntry.objects.get(action="payout.not_booked")
+    assert why in entry.summary, entry.summary
+
+
+def test_set_up_names_a_missing_transfer_account_only_for_a_foreign_currency_account():
+    from payments.services.provider_setup import gl_problems
+
+    gl = {"7510": "expense", TRANSIT: "asset", CLEARING: "bank"}
+    codes = {"fees_gl_account_code": "7510", "transfer_gl_account_code": ""}
+    [problem] = gl_problems(codes, gl, "EUR", "GBP")
+    assert "transfers in transit" in problem and "EUR account in a GBP company" in problem
+    assert gl_problems(codes, gl, "GBP", "GBP") == []
+    assert gl_problems({**codes, "transfer_gl_account_code": TRANSIT}, gl, "EUR", "GBP") == []
+    [bank] = gl_problems({**codes, "transfer_gl_account_code": CLEARING}, gl, "EUR", "GBP")
+    assert "a bank account's GL account" in bank  # the transit account is not a bank's
