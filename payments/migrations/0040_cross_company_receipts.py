@@ -9,7 +9,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0016_invoice_exchange_rate"),
-        ("payments", "0038_bankline_layout"),
+        ("payments", "0039_provider_transfer_gl"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
