@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import sys
 import tempfile
 import time
@@ -98,8 +99,13 @@ def bare_calls(entity, count: int, workers: int) -> float:
     from sales.services.invoices import _fields as fields_of
     from sales.services.invoices import _payload_invoice
 
-    client = AiqClient.for_entity(entity)
-    client.call("GetBankList")  # log in outside the timing
+    # one client per thread, as each worker process of the cluster has its own (its own pool
+    # of connections, one per look-up thread)
+    clients = [AiqClient.for_entity(entity) for _ in range(workers)]
+    clients[0].call("GetBankList")  # log in outside the timing
+    free = queue.SimpleQueue()
+    for client in clients:
+        free.put(client)
     payloads = []
     for invoice in invoices("BARE", count):
         row = SalesInvoice(**fields_of(entity, SOURCE, invoice, None, None))
@@ -112,8 +118,12 @@ def bare_calls(entity, count: int, workers: int) -> float:
     chunks = [payloads[i : i + kinds.BULK_SIZE] for i in range(0, count, kinds.BULK_SIZE)]
 
     def push(chunk):
-        kinds._look_up_all(client, chunk)
-        client.create_batch_sales_invoices_bulk([kinds._batch_fields({}, i) for i in chunk])
+        client = free.get()
+        try:
+            kinds._look_up_all(client, chunk)
+            client.create_batch_sales_invoices_bulk([kinds._batch_fields({}, i) for i in chunk])
+        finally:
+            free.put(client)
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=workers) as pool:

@@ -218,7 +218,8 @@ def main():
         run_seconds = time.perf_counter() - started
         if n == 0:
             # the run's own peak, before the bench reads its rows back: this process (it
-            # writes, and matches a share) and the largest share process
+            # reads the payments and payers, plans the shares and writes) and the largest
+            # share process (each reads and matches its customers' invoices)
             run_peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
             share_peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         summary = {k: v for k, v in vars(report).items() if k != "results"}

@@ -368,6 +368,18 @@ class Dispute(MakerChecked):
         """Its journals: money taken, written off (lost), put back (won); None where not yet."""
         return (self.withdrawal_command, self.loss_command, self.reinstatement_command)
 
+    @property
+    def account_commands(self):
+        """The writes on the customer's account besides those journals: the receipt taken off
+        its invoice and put against the reversal (lost), the invoice paid again (won)."""
+        commands = self._meta.get_field("loss_command").related_model.objects  # OutboxCommand
+        own = {c.pk for c in self.commands if c is not None}
+        return [
+            c
+            for c in commands.filter(origin_type="dispute", origin_id=self.pk).order_by("pk")
+            if c.pk not in own
+        ]
+
 
 class WebhookEvent(models.Model):
     """Each provider event stored once (unique id) before we answer 2xx; processed after."""

@@ -7,11 +7,15 @@ class SalesConfig(AppConfig):
 
     def ready(self):
         # the outbox kinds this app owns and what their verdicts do to its invoices
+        from payments.services.credit_notes import invoice_line_source_register
         from sales import deferred_outbox, outbox, outbox_purchases
         from sales.services import stripe_billing
+        from sales.services.after_posting import mirror_lines_of
 
         outbox.register()
         deferred_outbox.register()
         outbox_purchases.register()
         # Stripe Billing's invoices, credit notes and customers, through payments' webhook
         stripe_billing.register()
+        # the lines of the invoices it posted, for payments' credit notes and refunds to copy
+        invoice_line_source_register(mirror_lines_of)

@@ -422,11 +422,19 @@ class SalesCreditNote(DocumentSentToAiq):
         QUEUED = "queued", "Queued for AIQ"
         POSTED = "posted", "Posted and allocated in AIQ"
         FAILED = "failed", "Refused by AIQ"
+        # a Stripe credit note whose money went back to the card: the refund of the payment
+        # books the credit note and the money out (payments' refunds), so it is not posted
+        # again from here: one credit, not two
+        REFUNDED = "refunded", "Booked by its refund"
+        CANCELLED = "cancelled", "Cancelled"
 
     IN_AIQ = (State.POSTED,)
 
     source = models.ForeignKey(InvoiceSource, on_delete=models.PROTECT, related_name="+")
     invoice = models.ForeignKey(SalesInvoice, on_delete=models.PROTECT, related_name="credit_notes")
+    refund_references = models.CharField(
+        max_length=200, blank=True, help_text="The source's refunds that paid it back (re_...)"
+    )
     credit_date = models.DateField()
     reason = models.CharField(max_length=300, blank=True)
     # [{"description", "tax_code", "net_amount", "tax_amount", "gl_account_code"}], decimals
@@ -446,6 +454,7 @@ class CustomerUpdate(models.Model):
         QUEUED = "queued", "Queued for AIQ"
         DONE = "done", "Updated in AIQ"
         FAILED = "failed", "Refused by AIQ"
+        CANCELLED = "cancelled", "Cancelled"
 
     entity = models.ForeignKey(Entity, on_delete=models.PROTECT)
     customer_code = models.CharField(max_length=50)

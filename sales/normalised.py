@@ -175,6 +175,9 @@ class NormalisedCreditNote(_Totals):
     credit_date: date
     lines: list[NormalisedLine] = field(default_factory=list)
     reason: str = ""
+    # the invoice line (its number, 1-based) each line credits; empty: line N credits the
+    # invoice's line N (a source credits its own invoice line by line)
+    invoice_line_numbers: list[int] = field(default_factory=list)
 
     def check(self, currency: str) -> list[str]:
         problems = []

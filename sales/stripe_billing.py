@@ -95,6 +95,21 @@ def _taxes(line: dict) -> list[tuple[int, bool, str]]:
 def lines_of(obj: dict, currency: str, default_tax_code: str) -> list[NormalisedLine]:
     """The lines of an invoice or credit note (obj["lines"]["data"], complete: the caller
     fetched the rest when Stripe said has_more)."""
+    return [line for _, line in _kept_lines(obj, currency, default_tax_code)]
+
+
+def invoice_line_numbers(invoice: dict) -> dict[str, int]:
+    """Stripe invoice line id (il_...) -> the number of the line it became (free lines are
+    left out, so the numbers are not Stripe's positions)."""
+    currency = (invoice.get("currency") or "").upper()
+    kept = _kept_lines(invoice, currency, "-")
+    return {line.get("id") or "": number for number, (line, _) in enumerate(kept, start=1)}
+
+
+def _kept_lines(
+    obj: dict, currency: str, default_tax_code: str
+) -> list[tuple[dict, NormalisedLine]]:
+    """(Stripe's line, what it becomes) of each line with something to post."""
     lines = []
     for number, line in enumerate((obj.get("lines") or {}).get("data") or [], start=1):
         taxes = _taxes(line)
@@ -118,12 +133,15 @@ def lines_of(obj: dict, currency: str, default_tax_code: str) -> list[Normalised
             )
         tax_code = next(iter(rate_codes), "") or (default_tax_code if tax_minor else "")
         lines.append(
-            NormalisedLine(
-                net_amount=stripe_from_minor(net_minor, currency),
-                tax_amount=stripe_from_minor(tax_minor, currency),
-                tax_code=tax_code,
-                description=(line.get("description") or "Stripe line")[:500],
-                quantity=Decimal(line.get("quantity") or 1),
+            (
+                line,
+                NormalisedLine(
+                    net_amount=stripe_from_minor(net_minor, currency),
+                    tax_amount=stripe_from_minor(tax_minor, currency),
+                    tax_code=tax_code,
+                    description=(line.get("description") or "Stripe line")[:500],
+                    quantity=Decimal(line.get("quantity") or 1),
+                ),
             )
         )
     return lines
@@ -159,26 +177,73 @@ def normalise_invoice(
     )
 
 
-def normalise_credit_note(note: dict, *, default_tax_code: str = "") -> NormalisedCreditNote:
+def normalise_credit_note(
+    note: dict, *, default_tax_code: str = "", line_numbers: dict[str, int] | None = None
+) -> NormalisedCreditNote:
+    """`line_numbers`: invoice_line_numbers of the credited invoice: each line credits the
+    invoice line it names (`invoice_line_item`), a custom line none; without them, line by
+    line in order."""
     currency = (note.get("currency") or "").upper()
     reason = note.get("memo") or (note.get("reason") or "").replace("_", " ")
+    kept = _kept_lines(note, currency, default_tax_code)
+    numbers = []
+    if line_numbers is not None:
+        numbers = [
+            line_numbers.get(object_id(line.get("invoice_line_item")), 0) for line, _ in kept
+        ]
     return NormalisedCreditNote(
         external_reference=note["id"],
         invoice_reference=object_id(note.get("invoice")),
         credit_date=_day(note.get("effective_at") or note.get("created")) or timezone.localdate(),
-        lines=lines_of(note, currency, default_tax_code),
+        lines=[line for _, line in kept],
         reason=(f"Stripe credit note {note.get('number') or ''} {reason}".strip())[:300],
+        invoice_line_numbers=numbers,
     )
 
 
-def voided_credit_note(invoice: NormalisedInvoice, voided_at) -> NormalisedCreditNote:
-    """A voided invoice that AIQ has: a credit note of all of it (AIQ posts no void)."""
+def paid_invoice_id(charge: dict) -> str:
+    """The Stripe invoice a payment paid (in_...), as the charge (a payment's raw object, its
+    payment intent expanded) names it: the charge's `invoice`, else its payment intent's;
+    '' for a payment of no invoice."""
+    found = object_id(charge.get("invoice"))
+    intent = charge.get("payment_intent")
+    if not found and isinstance(intent, dict):
+        found = object_id(intent.get("invoice"))
+    return found if isinstance(found, str) and found.startswith("in_") else ""
+
+
+def credit_note_refunds(note: dict) -> tuple[int, list[str]]:
+    """(minor units refunded to the customer's card, the refund ids) of a credit note: the
+    current shape `refunds: [{amount_refunded, refund}]`; the older single `refund` (an id, or
+    the expanded refund) counts as refunding the whole credit note, up to the refund's amount
+    where it is expanded."""
+    refunds = [r for r in note.get("refunds") or [] if isinstance(r, dict)]
+    if refunds:
+        return (
+            sum(int(r.get("amount_refunded") or 0) for r in refunds),
+            [object_id(r.get("refund")) for r in refunds if object_id(r.get("refund"))],
+        )
+    older = note.get("refund")
+    if not older:
+        return 0, []
+    total = int(note.get("amount") or note.get("total") or 0)
+    if isinstance(older, dict) and older.get("amount") is not None:
+        total = min(total, int(older["amount"]))
+    return total, [object_id(older)]
+
+
+def voided_credit_note(
+    reference: str, remainder: list[tuple[int, NormalisedLine]], voided_at
+) -> NormalisedCreditNote:
+    """A voided invoice that AIQ has: a credit note of what is not credited yet (AIQ posts no
+    void). `remainder`: (invoice line number, what is left of that line)."""
     return NormalisedCreditNote(
-        external_reference=f"{invoice.external_reference}-VOID",
-        invoice_reference=invoice.external_reference,
+        external_reference=f"{reference}-VOID",
+        invoice_reference=reference,
         credit_date=_day(voided_at) or timezone.localdate(),
-        lines=invoice.lines,
-        reason=f"Stripe invoice {invoice.external_reference} voided",
+        lines=[line for _, line in remainder],
+        invoice_line_numbers=[number for number, _ in remainder],
+        reason=f"Stripe invoice {reference} voided",
     )
 
 

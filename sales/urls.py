@@ -1,6 +1,6 @@
 from django.urls import path
 
-from sales import views, views_pairs
+from sales import views, views_pairs, views_records
 
 app_name = "sales"
 
@@ -23,6 +23,34 @@ urlpatterns = [
         "sales/deferred-revenue/releases/<id:release_id>/retry",
         views.deferred_release_retry,
         name="deferred_release_retry",
+    ),
+    path("sales/credit-notes/", views_records.credit_note_list, name="credit_notes"),
+    path("sales/credit-notes/<id:note_id>/", views_records.credit_note_detail, name="credit_note"),
+    path(
+        "sales/credit-notes/<id:note_id>/retry",
+        views_records.credit_note_retry,
+        name="credit_note_retry",
+    ),
+    path(
+        "sales/credit-notes/<id:note_id>/cancel",
+        views_records.credit_note_cancel,
+        name="credit_note_cancel",
+    ),
+    path("sales/customer-changes/", views_records.customer_update_list, name="customer_updates"),
+    path(
+        "sales/customer-changes/<id:update_id>/",
+        views_records.customer_update_detail,
+        name="customer_update",
+    ),
+    path(
+        "sales/customer-changes/<id:update_id>/retry",
+        views_records.customer_update_retry,
+        name="customer_update_retry",
+    ),
+    path(
+        "sales/customer-changes/<id:update_id>/cancel",
+        views_records.customer_update_cancel,
+        name="customer_update_cancel",
     ),
     path("sales/back-to-back/", views_pairs.back_to_back, name="back_to_back"),
     path("sales/back-to-back/new", views_pairs.back_to_back_new, name="back_to_back_new"),

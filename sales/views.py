@@ -136,6 +136,8 @@ def batch_detail(request, batch_id):
     states = [
         (value, label, counts.get(value, 0)) for value, label in S.choices if counts.get(value)
     ]
+    # the batch's gross per currency (a file may hold invoices in more than one)
+    grosses = rows.order_by("currency").values("currency").annotate(gross=Sum("gross_amount"))
     return render(
         request,
         "sales/batch_detail.html",
@@ -146,6 +148,7 @@ def batch_detail(request, batch_id):
             "total": total,
             "done": done,
             "percent": round(100 * done / total) if total else 100,
+            "grosses": list(grosses),
         },
     )
 
@@ -168,6 +171,7 @@ def invoice_detail(request, invoice_id):
             "lines": invoice.lines.order_by("line_number"),
             "mirror": mirror,
             "attachments": mirror.attachments.all() if mirror else [],
+            "credit_notes": invoice.credit_notes.order_by("credit_date", "pk"),
         },
     )
 

@@ -86,6 +86,16 @@ class State:
         [row] = self._rows("SELECT ledger, code FROM account WHERE id = ?", (account_id,))
         return row["ledger"], row["code"]
 
+    def customer_balance(self, code: str, entity: str = "demo") -> Decimal:
+        """What a customer owes (debits positive): the net of every transaction on its account,
+        as AIQ's customer balance is."""
+        rows = self._rows(
+            "SELECT coalesce(sum(t.amount_milli), 0) AS milli FROM txn t JOIN account a ON "
+            "a.id = t.account_id WHERE t.entity_id = ? AND a.ledger = 'Sales' AND a.code = ?",
+            (entity, code.upper()),
+        )
+        return from_milli(rows[0]["milli"])
+
     def outstanding(self, transaction_id: int) -> Decimal:
         rows = self._rows("SELECT outstanding_milli FROM txn WHERE id = ?", (transaction_id,))
         if not rows:

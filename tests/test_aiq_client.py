@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 
 from ledger.aiq import auth, wsdl
-from ledger.aiq.client import AiqClient
+from ledger.aiq.client import AiqClient, http_session
 from ledger.aiq.errors import (
     AiqAmbiguousError,
     AiqAuthError,
@@ -388,3 +388,22 @@ def test_wsdl_is_fetched_from_the_endpoint_once_and_falls_back_to_the_bundled_fi
     assert fake.wsdl_gets == 1  # parsed once per process, shared by clients
     down = f"http://127.0.0.1:{free_port()}/system/dashboard/integration/integration_1_1.asmx"
     assert wsdl.document_for(down, "1.1") is wsdl.bundled_document("1.1")
+
+
+def test_proxy_and_ca_bundle_from_the_environment_are_read_when_the_client_is_made(
+    fake, monkeypatch
+):
+    # the client reads them once (not on every call); calls then go through that proxy
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/company-ca.pem")
+    remote = http_session("https://eu1.accountsiq.com/system/dashboard/integration/x.asmx")
+    assert remote.proxies["https"] == "http://proxy.internal:3128"
+    assert remote.verify == "/etc/ssl/certs/company-ca.pem"
+    assert http_session(fake.endpoint).proxies == {}  # NO_PROXY names the local peer
+    client = make(fake)
+    monkeypatch.delenv("NO_PROXY")
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # nobody listens there
+    client.get_bank_list()  # made before: still straight to AIQ
+    assert fake.ops() == ["Login", "GetBankList"]

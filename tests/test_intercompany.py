@@ -145,6 +145,25 @@ def test_a_sale_that_does_not_fit_the_connection_is_refused_and_nothing_is_store
     assert not PurchaseInvoice.objects.exists() and not OutboxCommand.objects.exists()
 
 
+def test_a_purchase_to_a_supplier_account_the_buyer_made_inactive_is_refused_first(
+    connection, ireland, aiq_sandbox, alice
+):
+    """The buyer's half goes to its supplier account for the seller (DEMOUK in demo-ie): read
+    from AIQ (GetSupplier, the mirror not knowing it yet) and refused when inactive there,
+    before either half is stored."""
+    aiq_sandbox.set_account_active("DEMOUK", False, entity="demo-ie")
+    with pytest.raises(
+        ValidationError, match=r"Supplier DEMOUK .* is inactive in Demo Trading Ireland's AIQ"
+    ):
+        intercompany_sale_submit(
+            connection=connection, source=crm_source(connection.entity), invoice=recharge(),
+            actor=alice,
+        )  # fmt: skip
+    assert not InterCompanySale.objects.exists() and not SalesInvoice.objects.exists()
+    assert not PurchaseInvoice.objects.exists() and not OutboxCommand.objects.exists()
+    assert aiq_sandbox.state.transactions("IC-1001", entity="demo") == []
+
+
 def test_the_screen_form_sends_a_sale_to_the_group_company(connection, ireland, alice, client):
     source = crm_source(connection.entity)
     client.force_login(alice)

@@ -356,35 +356,59 @@ def loads(share: Share, customer_id: int) -> bool:
 
 
 def test_shares_come_back_in_share_order_from_their_own_processes():
-    shares = [Share((None, 10)), Share((10, 20)), Share((20, None))]
+    ranges = [(None, 10), (10, 20), (20, None)]
     delays = {None: 0, 10: 0.3, 20: 0}  # share 1 finishes last
 
-    def work(share):
-        time.sleep(delays[share.customer_range[0]])
-        return share.customer_range, os.getpid()
+    def read(number):
+        return ranges[number], os.getpid()
 
-    outputs = run_shares(shares, work)
+    def work(part, loaded):
+        time.sleep(delays[part[0]])
+        return part, loaded
 
-    assert [customer_range for customer_range, _pid in outputs] == [
-        (None, 10),
-        (10, 20),
-        (20, None),
-    ]
-    pids = [pid for _range, pid in outputs]
-    assert pids[0] == os.getpid()  # share 0 runs here
-    assert len(set(pids)) == 3  # each other share in a child of its own
+    outputs = run_shares(3, read, lambda: ranges, work)
+
+    assert [part for part, _loaded in outputs] == ranges
+    assert [loaded[0] for _part, loaded in outputs] == ranges  # each read its own range
+    pids = [loaded[1] for _part, loaded in outputs]
+    assert os.getpid() not in pids and len(set(pids)) == 3  # each in a child of its own
+
+
+def test_the_shares_read_while_the_run_is_still_planning_them():
+    """The children's bulk reading does not wait for the plan: each read began before plan()
+    returned here (the monotonic clock is the machine's, shared by the processes)."""
+    plan_done = []
+
+    def read(number):
+        return time.monotonic()
+
+    def plan():
+        time.sleep(0.5)  # a plan that takes a while: the reads go on meanwhile
+        plan_done.append(time.monotonic())
+        return ["a", "b"]
+
+    outputs = run_shares(2, read, plan, lambda part, read_at: (part, read_at))
+
+    assert [part for part, _read_at in outputs] == ["a", "b"]
+    assert all(read_at < plan_done[0] for _part, read_at in outputs)
+
+
+def test_a_plan_that_fails_stops_the_children_and_is_raised_here():
+    def plan():
+        raise LookupError("the plan could not be made")
+
+    with pytest.raises(LookupError, match="could not be made"):
+        run_shares(2, lambda number: number, plan, lambda part, loaded: part)
 
 
 def test_a_share_that_raises_fails_the_run_with_the_child_traceback():
-    shares = [Share((None, 10)), Share((10, None))]
-
-    def work(share):
-        if share.customer_range[0] == 10:
+    def work(part, loaded):
+        if part == 10:
             raise LookupError("invoice 4711 vanished in share 1")
         return "fine"
 
     with pytest.raises(ShareFailed) as failed:
-        run_shares(shares, work)
+        run_shares(2, lambda number: None, lambda: [None, 10], work)
 
     message = str(failed.value)
     assert "Traceback (most recent call last)" in message
@@ -392,16 +416,26 @@ def test_a_share_that_raises_fails_the_run_with_the_child_traceback():
     assert "in work" in message  # the frame that raised, in the child
 
 
-def test_a_share_whose_process_dies_fails_the_run_naming_its_exit_status():
-    shares = [Share((None, 10)), Share((10, 20)), Share((20, None))]
+def test_a_share_whose_read_fails_fails_the_run_with_the_child_traceback():
+    def read(number):
+        if number == 1:
+            raise OSError("share 1's database went away")
+        return number
 
-    def work(share):
-        if share.customer_range[0] == 20:
+    with pytest.raises(ShareFailed) as failed:
+        run_shares(2, read, lambda: ["a", "b"], lambda part, loaded: part)
+
+    assert "OSError: share 1's database went away" in str(failed.value)
+
+
+def test_a_share_whose_process_dies_fails_the_run_naming_its_exit_status():
+    def work(part, loaded):
+        if part == 20:
             os._exit(3)
         return "fine"
 
     with pytest.raises(ShareFailed) as failed:
-        run_shares(shares, work)
+        run_shares(3, lambda number: None, lambda: [None, 10, 20], work)
 
     found = re.search(r"share 2 ended with status (\d+)", str(failed.value))
     assert found, str(failed.value)
@@ -424,14 +458,14 @@ def test_a_run_whose_share_fails_is_matched_again_in_one_process(
     reset_run(Payment.objects.filter(pk__in=[row[0] for row in one_process[0]]))
 
     parent = os.getpid()
-    load_open_items = matching_runs.load_open_items
+    read_open_items = matching_runs.read_open_items
 
-    def fails_in_a_child(**kwargs):
+    def fails_in_a_child(*args, **kwargs):
         if os.getpid() != parent:
             raise RuntimeError("the share's database went away")
-        return load_open_items(**kwargs)
+        return read_open_items(*args, **kwargs)
 
-    monkeypatch.setattr(matching_runs, "load_open_items", fails_in_a_child)
+    monkeypatch.setattr(matching_runs, "read_open_items", fails_in_a_child)
     settings.MATCHING_WORKERS = 2
     report = matching_run(dry_run=False, auto_approve=False)
 

@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ledger.aiq.client import AiqClient
-from ledger.models import BankAccount, OutboxCommand
+from ledger.models import Allocation, BankAccount, OutboxCommand
 from payments.models import Dispute, Payment, ProviderAccount
 from payments.services.provider_disputes import (
     DisputeRefused,
@@ -91,7 +91,12 @@ def _clearing(sandbox) -> Decimal:
     return sandbox.bank_balance("1150")
 
 
-def test_a_lost_stripe_dispute_leaves_clearing_and_is_written_off_exactly_once(
+def _invoice_of(payment):
+    """The invoice the payment's receipt paid (mirror), with its AIQ transaction."""
+    return Allocation.objects.get(receipt=payment.receipt, invoice__isnull=False).invoice
+
+
+def test_a_lost_stripe_dispute_leaves_clearing_and_reopens_the_invoice_exactly_once(
     dispute_books,
     entity,
     alice,
@@ -108,6 +113,11 @@ def test_a_lost_stripe_dispute_leaves_clearing_and_is_written_off_exactly_once(
     fees_before, loss_before = aiq.state.gl_total("7510"), aiq.state.gl_total(LOSS_GL)
 
     disputed = payments[1]  # 107.00 GBP
+    disputed.refresh_from_db()
+    invoice, code = _invoice_of(disputed), disputed.customer.code
+    receipt_txn = disputed.receipt.aiq_transaction_id
+    assert aiq.state.outstanding(invoice.aiq_transaction_id) == 0
+    owed_before = aiq.state.customer_balance(code)
     withdrawal = _balance_txn(1, -10700, 2000, "dispute")
     _stripe_dispute(monkeypatch, disputed, "needs_response", [withdrawal])
     event = {"id": f"dp_{disputed.external_id}", "object": "dispute"}
@@ -132,22 +142,24 @@ def test_a_lost_stripe_dispute_leaves_clearing_and_is_written_off_exactly_once(
     assert aiq.state.gl_total(DISPUTES_GL) == Decimal("107.00")
     assert aiq.state.gl_total(LOSS_GL) == loss_before
     assert not aiq.state.transactions(f"DISPLOST-{dispute.pk}")
+    # nothing reversed yet: the invoice stays paid
+    assert aiq.state.outstanding(invoice.aiq_transaction_id) == 0
     client.force_login(alice)  # a clerk sees it waiting, cannot approve it
     html = client.get("/disputes/").content.decode()
-    assert "Write-off awaiting approval" in html and "Approve write-off" not in html
+    assert "Reversal awaiting approval" in html and "Approve reversal" not in html
     approve = f"/disputes/{dispute.pk}/approve-loss"
     assert client.post(approve).status_code == 403
     # whoever proposed it (here: bob, as if he had) never approves it, nor does the database
     # let it happen
     Dispute.objects.filter(pk=dispute.pk).update(maker=bob)
     client.force_login(bob)
-    assert "Approve write-off" not in client.get("/disputes/").content.decode()
+    assert "Approve reversal" not in client.get("/disputes/").content.decode()
     client.post(approve)
     dispute.refresh_from_db()
     assert dispute.approved_at is None and dispute.loss_command is None
     with pytest.raises(IntegrityError), transaction.atomic():
         Dispute.objects.filter(pk=dispute.pk).update(approver=bob, approved_at=timezone.now())
-    with pytest.raises(IntegrityError), transaction.atomic():  # no write-off unapproved
+    with pytest.raises(IntegrityError), transaction.atomic():  # no reversal unapproved
         Dispute.objects.filter(pk=dispute.pk).update(loss_command=dispute.withdrawal_command)
     Dispute.objects.filter(pk=dispute.pk).update(maker=None)
     # an approver approves; a double click books it once
@@ -157,26 +169,43 @@ def test_a_lost_stripe_dispute_leaves_clearing_and_is_written_off_exactly_once(
     drain_all()
     dispute.refresh_from_db()
     assert dispute.approver == bob
-    # written off to bad debt: the money stays out of clearing; nothing left in dispute
+    # the receipt is reversed: the invoice is outstanding again, the customer owes the 107.00
+    # again, the money stays out of clearing, the dispute fee stays an expense, nothing is
+    # left in the disputes account and nothing is written off
+    assert aiq.state.outstanding(invoice.aiq_transaction_id) == Decimal("107.00")
+    assert aiq.state.customer_balance(code) - owed_before == Decimal("107.00")
     assert _clearing(aiq) == Decimal("-127.00")
     assert aiq.state.gl_total(DISPUTES_GL) == 0
-    assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("107.00")
-    assert len(aiq.state.transactions(f"DISPLOST-{dispute.pk}")) == 1
+    assert aiq.state.gl_total(LOSS_GL) == loss_before
+    assert aiq.state.gl_total("7510") - fees_before == Decimal("20.00")
+    (journal,) = aiq.state.transactions(f"DISPLOST-{dispute.pk}")
+    assert (journal["type"], journal["amount"]) == ("SalesDebitJournal", Decimal("107.00"))
+    # the receipt is spent on the debit journal, not left on account to be matched again
+    assert aiq.state.outstanding(receipt_txn) == 0
+    [paired] = aiq.state.allocations(receipt_txn)
+    assert paired["debit_transaction_id"] == journal["transaction_id"]
     assert len(aiq.state.transactions(f"DISP-{dispute.pk}")) == 1
-    assert OutboxCommand.objects.filter(origin_type="dispute").count() == 2
+    assert OutboxCommand.objects.filter(origin_type="dispute").count() == 4  # DISP + 3
+    assert not OutboxCommand.objects.filter(origin_type="dispute").exclude(
+        state=OutboxCommand.State.CONFIRMED
+    )
+    invoice.refresh_from_db()  # the mirror follows
+    assert invoice.outstanding_amount == Decimal("107.00")
     actions = set(
         AuditEntry.objects.filter(object_type="payments.dispute").values_list("action", flat=True)
     )
-    assert {"dispute.withdrawn", "dispute.loss_proposed", "dispute.lost",
+    assert {"dispute.withdrawn", "dispute.loss_proposed", "dispute.reversed",
             "dispute.journal_confirmed"} <= actions  # fmt: skip
-    assert AuditEntry.objects.get(action="dispute.lost").actor == bob
+    reversed_ = AuditEntry.objects.get(action="dispute.reversed")
+    assert reversed_.actor == bob and str(invoice) in reversed_.summary
 
-    # the disputes screen: what it booked, who approved, why a lost dispute is written off
+    # the disputes screen: what it booked, who approved, what a lost dispute does
     client.force_login(alice)
     html = client.get("/disputes/").content.decode()
     assert f"DISP-{dispute.pk}" in html and f"DISPLOST-{dispute.pk}" in html
+    assert f"DISPUNALLOC-{dispute.pk}" in html and f"DISPREALLOC-{dispute.pk}" in html
     assert "Confirmed</span>" in html and ">Lost<" in html
-    assert "the invoice is not reopened" in html
+    assert "the invoice is outstanding again" in html
 
 
 def test_a_won_stripe_dispute_puts_the_money_and_the_fee_back(
@@ -339,10 +368,19 @@ def test_gocardless_payout_then_a_late_failure_end_where_gocardless_and_the_bank
     assert aiq.bank_balance("1160") == Decimal("-45.50")  # GoCardless's balance owes it
     assert aiq.state.gl_total(DISPUTES_GL) == Decimal("45.50")  # until an approver writes it off
     assert dispute.loss_awaits_approval and dispute.maker is None
+    failed = paid[1]
+    failed.refresh_from_db()
+    failed_invoice, bright_before = _invoice_of(failed), aiq.state.customer_balance("BRIGHT")
     dispute_loss_approve(dispute=dispute, actor=bob)
+    with pytest.raises(DisputeRefused):  # a second approval queues nothing more
+        dispute_loss_approve(dispute=dispute, actor=bob)
     drain_all()
-    assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("45.50")
+    # reversed: BRIGHT owes the 45.50 invoice again; nothing written off or left in dispute
+    assert aiq.state.outstanding(failed_invoice.aiq_transaction_id) == Decimal("45.50")
+    assert aiq.state.customer_balance("BRIGHT") - bright_before == Decimal("45.50")
+    assert aiq.state.gl_total(LOSS_GL) == loss_before
     assert aiq.state.gl_total(DISPUTES_GL) == 0
+    assert aiq.bank_balance("1160") == Decimal("-45.50")
     assert len(aiq.state.transactions(f"DISP-{dispute.pk}")) == 1
     assert len(aiq.state.transactions(f"DISPLOST-{dispute.pk}")) == 1
 
@@ -363,28 +401,49 @@ def test_gocardless_payout_then_a_late_failure_end_where_gocardless_and_the_bank
     drain_all()
     assert aiq.bank_balance("1160") == 0
 
-    # the 300.00 payment is charged back (lost at once), then GoCardless cancels the
-    # charge-back (the payment is paid out again): the write-off comes back into clearing
+    # the 300.00 payment is charged back (lost at once), an approver reverses it (the invoice
+    # reopens), then GoCardless cancels the charge-back (the payment is paid out again): the
+    # money comes back into clearing and the invoice is paid again
+    charged = paid[2]
+    charged.refresh_from_db()
+    acme_invoice, acme_before = _invoice_of(charged), aiq.state.customer_balance("ACME")
     gocardless.payments["PM00GC2"] = _gc_payment("PM00GC2", 30000, "charged_back", "PO00GC1",
                                                  "ACME")  # fmt: skip
     assert _gc_event("EV00CB1", "charged_back", "PM00GC2", "refund_requested") == "processed"
     drain_all()
     charge_back = Dispute.objects.get(source="gocardless", status="charged_back")
     assert aiq.bank_balance("1160") == Decimal("-300.00")
-    # nobody approved its write-off yet: it stays in the disputes account
+    # nobody approved its reversal yet: it stays in the disputes account
     assert aiq.state.gl_total(DISPUTES_GL) == Decimal("300.00")
-    assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("45.50")
+    assert aiq.state.outstanding(acme_invoice.aiq_transaction_id) == 0
+    dispute_loss_approve(dispute=charge_back, actor=bob)
+    drain_all()
+    assert aiq.state.outstanding(acme_invoice.aiq_transaction_id) == Decimal("300.00")
+    assert aiq.state.customer_balance("ACME") - acme_before == Decimal("300.00")
+    assert aiq.state.gl_total(DISPUTES_GL) == 0
     gocardless.payments["PM00GC2"] = _gc_payment("PM00GC2", 30000, "paid_out", "PO00GC1", "ACME")
     assert _gc_event("EV00CB2", "chargeback_cancelled", "PM00GC2", "chargeback_cancelled") == (
+        "processed"
+    )
+    assert _gc_event("EV00CB3", "chargeback_cancelled", "PM00GC2", "chargeback_cancelled") == (
         "processed"
     )
     drain_all()
     charge_back.refresh_from_db()
     assert charge_back.status == "won" and charge_back.payment.status == "succeeded"
     assert aiq.bank_balance("1160") == 0
-    assert aiq.state.gl_total(LOSS_GL) - loss_before == Decimal("45.50")
+    # restored: the invoice is paid again, ACME owes what it owed before, nothing in dispute
+    assert aiq.state.outstanding(acme_invoice.aiq_transaction_id) == 0
+    assert aiq.state.customer_balance("ACME") == acme_before
+    assert aiq.state.gl_total(LOSS_GL) == loss_before
     assert aiq.state.gl_total(DISPUTES_GL) == 0
     assert len(aiq.state.transactions(f"DISPWON-{charge_back.pk}")) == 1
-    assert not charge_back.loss_awaits_approval  # decided otherwise: nothing left to approve
+    (restore,) = aiq.state.transactions(f"DISPRESTORE-{charge_back.pk}")
+    assert restore["type"] == "SalesCreditJournal" and restore["outstanding"] == 0
+    assert AuditEntry.objects.filter(
+        action="dispute.restored", object_id=str(charge_back.pk)
+    ).exists()
+    assert not charge_back.loss_awaits_approval  # decided: nothing left to approve
     with pytest.raises(DisputeRefused):
         dispute_loss_approve(dispute=charge_back, actor=bob)
+    assert not OutboxCommand.objects.exclude(state=OutboxCommand.State.CONFIRMED).exists()

@@ -4,6 +4,7 @@ a customer's new name, e-mail and address reach AIQ's record, audited, once."""
 
 from datetime import date
 from decimal import Decimal
+from html import escape
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -23,6 +24,8 @@ D = Decimal
 @pytest.fixture(autouse=True)
 def _quick_outbox(settings):
     settings.OUTBOX_SETTLE_SECONDS = 0
+    # the personas' passwords are hashed per test; the default hasher is slow on purpose
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 def _invoice(ref, code="ACME", lines=(("100.00", "20.00"), ("50.00", "10.00"))):
@@ -156,3 +159,79 @@ def test_a_posted_receipts_aiq_pdf_is_emailed_to_the_customer_when_the_company_s
     name, content, kind = mail.attachments[0]
     assert (name, kind) == ("receipt-RCP-MAIL-1.pdf", "application/pdf")
     assert content.startswith(b"%PDF") and receipt["transaction_id"]
+
+
+def test_a_credit_note_aiq_refuses_is_shown_with_why_and_an_approver_cancels_it_for_a_corrected_one(
+    entity, aiq_sandbox, client, alice, bob
+):
+    source = crm_source(entity)
+    sales_invoice_submit(entity=entity, source=source, invoice=_invoice("CRM-91"))  # 180.00
+    drain_all()
+    wrong = _note("CRM-91-CN1", "CRM-91")  # 60.00, to a GL account AIQ does not have
+    wrong.lines[0].gl_account_code = "9999"
+    note = sales_credit_note_submit(entity=entity, source=source, note=wrong, actor=alice)
+    drain_all()
+    note.refresh_from_db()
+    assert note.state == SalesCreditNote.State.FAILED and note.error
+
+    client.force_login(alice)
+    listed = client.get("/sales/credit-notes/?state=failed").content.decode()
+    for text in ("CRM-91-CN1", "Demo Ltd", "60.00 GBP", "25/11/2026", "Refused by AIQ"):
+        assert text in listed, text
+    assert "CRM-91-CN1" not in client.get("/sales/credit-notes/?state=posted").content.decode()
+    page = client.get(f"/sales/credit-notes/{note.pk}/").content.decode()
+    assert escape(note.error) in page  # AIQ's reason, as it gave it
+    assert client.post(f"/sales/credit-notes/{note.pk}/cancel").status_code == 403  # a clerk
+    assert SalesCreditNote.objects.get(pk=note.pk).state == SalesCreditNote.State.FAILED
+
+    client.force_login(bob)
+    assert client.post(f"/sales/credit-notes/{note.pk}/cancel").status_code == 302
+    note.refresh_from_db()
+    assert note.state == SalesCreditNote.State.CANCELLED
+    assert AuditEntry.objects.filter(action="sales_credit_note.cancel", actor=bob).count() == 1
+    assert aiq_sandbox.state.transactions("CRM-91-CN1") == []
+    # cancelled, it credits nothing: a corrected credit note of 168.00 of the 180.00 is taken
+    fixed = sales_credit_note_submit(
+        entity=entity, source=source, note=_note("CRM-91-CN2", "CRM-91", "140.00", "28.00")
+    )
+    drain_all()
+    fixed.refresh_from_db()
+    assert fixed.state == SalesCreditNote.State.POSTED, fixed.error
+    invoice = SalesInvoice.objects.get(external_reference="CRM-91")
+    assert aiq_sandbox.state.outstanding(invoice.aiq_transaction_id) == D("12.00")
+    shown = client.get(f"/sales/invoices/{invoice.pk}/").content.decode()
+    assert "CRM-91-CN1" in shown and "CRM-91-CN2" in shown and "168.00 GBP" in shown
+
+
+def test_a_customer_change_aiq_refuses_waits_for_an_approver_who_sends_it_again(
+    entity, aiq_sandbox, client, alice, bob
+):
+    update = sales_customer_update(
+        entity=entity, code="NEWCO", details={"Name": "New Co", "Email": "ap@newco.example"},
+        origin="CRM account 4411",
+    )  # fmt: skip
+    drain_all()  # AIQ has no customer NEWCO yet: refused
+    update.refresh_from_db()
+    assert update.state == CustomerUpdate.State.FAILED and update.error
+
+    client.force_login(alice)
+    listed = client.get("/sales/customer-changes/").content.decode()
+    for text in ("NEWCO", "Demo Ltd", "Email, Name", "CRM account 4411", "Refused by AIQ"):
+        assert text in listed, text
+    page = client.get(f"/sales/customer-changes/{update.pk}/").content.decode()
+    assert "ap@newco.example" in page and "Retry" in page
+    assert client.post(f"/sales/customer-changes/{update.pk}/retry").status_code == 403
+
+    aiq = AiqClient.for_entity(entity)
+    aiq_create_customer(aiq, "NEWCO", "New Co Ltd")  # someone creates it in AIQ
+    client.force_login(bob)
+    assert client.post(f"/sales/customer-changes/{update.pk}/retry").status_code == 302
+    drain_all()
+    update.refresh_from_db()
+    assert update.state == CustomerUpdate.State.DONE, update.error
+    record = aiq.get_customer("NEWCO")
+    assert (record["Name"], record["Email"]) == ("New Co", "ap@newco.example")
+    assert AuditEntry.objects.filter(action="customer.update_retry", actor=bob).count() == 1
+    # done, it can be neither sent again nor cancelled
+    assert client.post(f"/sales/customer-changes/{update.pk}/cancel").status_code == 302
+    assert CustomerUpdate.objects.get(pk=update.pk).state == CustomerUpdate.State.DONE

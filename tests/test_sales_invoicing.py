@@ -347,6 +347,41 @@ def test_an_already_paid_order_posts_invoice_receipt_and_allocation_once_despite
     assert sales_invoice_submit(entity=entity, source=source, invoice=order, actor=alice) == invoice
 
 
+def test_an_already_paid_order_aiq_refused_is_sent_again_still_paid(
+    entity, aiq_sandbox, alice, bob
+):
+    from datetime import date
+
+    from ledger.outbox.services import outbox_cancel
+    from sales.normalised import NormalisedInvoice, NormalisedLine, NormalisedPaid
+    from sales.services.invoices import sales_invoice_retry, sales_invoice_submit
+
+    source = crm_source(entity, code="SHOP")
+    order = NormalisedInvoice(
+        external_reference="SHOP-2002", customer_code="ACME", customer_name="Acme",
+        invoice_date=date(2026, 11, 21), currency="GBP",
+        lines=[NormalisedLine(net_amount=Decimal("20.00"), tax_amount=Decimal("4.00"),
+                              tax_code="T1", description="Cable")],
+        paid=NormalisedPaid(amount=Decimal("24.00"), bank_account_code="BANK-GBP",
+                            reference="SHOP-PAY-2002", paid_on=date(2026, 11, 21)),
+    )  # fmt: skip
+    invoice = sales_invoice_submit(entity=entity, source=source, invoice=order, actor=alice)
+    # an approver stops it in the outbox before it went (AIQ was down that morning)
+    outbox_cancel(command=invoice.command, actor=bob, reason="AIQ down")
+    drain_all()
+    invoice.refresh_from_db()
+    assert invoice.state == S.FAILED and not aiq_invoices(aiq_sandbox, "SHOP-2002")
+    sales_invoice_retry(invoice=invoice, actor=bob)
+    drain_all()
+    invoice.refresh_from_db()
+    # sent again as what it is: the invoice with its receipt and allocation, not a bare invoice
+    assert invoice.command.kind == "sales_paid_invoice"
+    assert invoice.state == S.POSTED and invoice.receipt_transaction_id
+    [posted] = aiq_invoices(aiq_sandbox, "SHOP-2002")
+    assert posted["outstanding"] == 0
+    assert aiq_sandbox.state.receipt_count("SHOP-PAY-2002") == 1
+
+
 def test_a_new_customer_waits_for_an_approver_when_the_company_asks(
     entity, aiq_sandbox, alice, bob
 ):

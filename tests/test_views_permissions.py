@@ -99,6 +99,24 @@ def _urls(d):
             reverse("payments:unallocate", args=[d["allocation"].pk]),
             {"reason": ""},
         ),  # fmt: skip
+        # sales records from the selling systems; screen_data has none: past the role check,
+        # an unknown one is a 404
+        "credit_notes": ("get", reverse("sales:credit_notes"), {}),
+        "credit_note": ("get", reverse("sales:credit_note", args=[999999]), {}),
+        "credit_note_retry": ("post", reverse("sales:credit_note_retry", args=[999999]), {}),
+        "credit_note_cancel": ("post", reverse("sales:credit_note_cancel", args=[999999]), {}),
+        "customer_updates": ("get", reverse("sales:customer_updates"), {}),
+        "customer_update": ("get", reverse("sales:customer_update", args=[999999]), {}),
+        "customer_update_retry": (
+            "post",
+            reverse("sales:customer_update_retry", args=[999999]),
+            {},
+        ),
+        "customer_update_cancel": (
+            "post",
+            reverse("sales:customer_update_cancel", args=[999999]),
+            {},
+        ),
     }
 
 
@@ -149,6 +167,14 @@ TABLE = {
     "cross_company_propose": (LOGIN, 403, 400, 400, 400),
     "group_policy": (LOGIN, 403, 403, 200, 200),
     "group_policy_set": (LOGIN, 403, 403, 403, 302),  # group finance only
+    "credit_notes": (LOGIN, 403, 200, 200, 200),
+    "credit_note": (LOGIN, 403, 404, 404, 404),
+    "credit_note_retry": (LOGIN, 403, 403, 404, 404),
+    "credit_note_cancel": (LOGIN, 403, 403, 404, 404),
+    "customer_updates": (LOGIN, 403, 200, 200, 200),
+    "customer_update": (LOGIN, 403, 404, 404, 404),
+    "customer_update_retry": (LOGIN, 403, 403, 404, 404),
+    "customer_update_cancel": (LOGIN, 403, 403, 404, 404),
 }
 
 CASES = [(view, role, TABLE[view][i]) for view in TABLE for i, role in enumerate(ROLES)]
@@ -176,10 +202,10 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
     ours = (
         "payments.views.inbox", "payments.views.detail", "payments.views.approvals",
         "payments.views.runs", "payments.views.statements", "payments.views.outbox",
-        "ledger.views.", "staff.views",
+        "ledger.views.", "staff.views", "sales.views_records",
     )  # fmt: skip
     names = set()
-    for ns in ("payments", "ledger"):
+    for ns in ("payments", "ledger", "sales"):
         resolver = get_resolver().namespace_dict[ns][1]
         for pattern in resolver.url_patterns:
             if pattern.callback.__module__.startswith(ours):
@@ -206,6 +232,10 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
         "statement_confirm",
         "change_customer",
         "cross_company_propose",
+        "credit_note_retry",
+        "credit_note_cancel",
+        "customer_update_retry",
+        "customer_update_cancel",
     ],
 )
 def test_mutations_refuse_get(client, bob, screen_data, name):

@@ -59,7 +59,7 @@ def test_upload_import_batch_page_invoice_page_and_release(client, entity, aiq_s
     drain_all()
     page = client.get(batch_url).content.decode()
     assert "WEB-1" in page and "Posted in AIQ" in page and "Held: credit check" in page
-    assert "1 of 2 settled" in page
+    assert "1 of 2 settled" in page and "180.00 GBP" in page  # the batch's gross
     held = SalesInvoice.objects.get(external_reference="WEB-2")
     page = client.get(f"/sales/invoices/{held.pk}/").content.decode()
     assert "over the credit limit" in page and "Release to AIQ" in page

@@ -80,7 +80,34 @@ class InvoiceQuerySet(models.QuerySet):
         return super().update(**kwargs)
 
 
-class Invoice(SyncedModel, NetTaxGross):
+class MirroredDocument(SyncedModel, NetTaxGross):
+    """What an invoice and a credit note mirrored from AIQ share: AIQ's transaction id, our
+    external reference (once per company when given), the currency, and what is still open
+    (never below zero nor above the gross: a CHECK named `<model>_outstanding_within_gross`)."""
+
+    external_reference = models.CharField(max_length=100, blank=True)
+    aiq_transaction_id = models.IntegerField(null=True, blank=True)
+    currency = models.CharField(max_length=3)
+    outstanding_amount = MoneyField(default=0)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            models.UniqueConstraint(
+                fields=["entity", "external_reference"],
+                condition=~Q(external_reference=""),
+                name="%(class)s_external_reference_unique",
+            ),
+            *NetTaxGross.Meta.constraints,
+            models.CheckConstraint(
+                condition=Q(outstanding_amount__gte=0)
+                & Q(outstanding_amount__lte=F("gross_amount")),
+                name="%(class)s_outstanding_within_gross",
+            ),
+        ]
+
+
+class Invoice(MirroredDocument):
     class Kind(models.TextChoices):
         ITEM = "item", "Item invoice"
         BATCH = "batch", "Batch invoice"
@@ -88,17 +115,13 @@ class Invoice(SyncedModel, NetTaxGross):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="invoices")
     kind = models.CharField(max_length=5, choices=Kind, default=Kind.ITEM)
     invoice_number = models.CharField(max_length=50, blank=True)
-    external_reference = models.CharField(max_length=100, blank=True)
     aiq_invoice_id = models.IntegerField(null=True, blank=True)
-    aiq_transaction_id = models.IntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=DocumentStatus, default=DocumentStatus.POSTED)
-    currency = models.CharField(max_length=3)
     # AIQ's ExchangeRate of the invoice: units of its currency per base unit (empty: not pulled
     # yet); a receipt at another rate settles it with a realised exchange gain or loss
     exchange_rate = models.DecimalField(max_digits=18, decimal_places=6, null=True, blank=True)
     invoice_date = models.DateField()
     due_date = models.DateField(null=True, blank=True)
-    outstanding_amount = MoneyField(default=0)
     notes = models.TextField(blank=True)
     row_version = models.CharField(max_length=64, blank=True)
     # invoice_keys() of the two references, set on every save: a matching run looks up the
@@ -131,20 +154,10 @@ class Invoice(SyncedModel, NetTaxGross):
             models.UniqueConstraint(
                 fields=["entity", "aiq_transaction_id"], name="invoice_aiq_transaction_id_unique"
             ),
-            models.UniqueConstraint(
-                fields=["entity", "external_reference"],
-                condition=~Q(external_reference=""),
-                name="invoice_external_reference_unique",
-            ),
             models.CheckConstraint(condition=Q(gross_amount__gte=0), name="invoice_gross_gte_0"),
             models.CheckConstraint(condition=Q(net_amount__gte=0), name="invoice_net_gte_0"),
             models.CheckConstraint(condition=Q(tax_amount__gte=0), name="invoice_tax_gte_0"),
-            *NetTaxGross.Meta.constraints,
-            models.CheckConstraint(
-                condition=Q(outstanding_amount__gte=0)
-                & Q(outstanding_amount__lte=F("gross_amount")),
-                name="invoice_outstanding_within_gross",
-            ),
+            *MirroredDocument.Meta.constraints,
         ]
 
     def __str__(self):
@@ -192,19 +205,15 @@ class InvoiceLine(DocumentLine):
         return f"{self.invoice} line {self.line_number}"
 
 
-class CreditNote(SyncedModel, NetTaxGross):
+class CreditNote(MirroredDocument):
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="credit_notes")
     invoice = models.ForeignKey(
         Invoice, null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes"
     )
     credit_note_number = models.CharField(max_length=50, blank=True)
-    external_reference = models.CharField(max_length=100, blank=True)
     aiq_credit_note_id = models.IntegerField(null=True, blank=True)
-    aiq_transaction_id = models.IntegerField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=DocumentStatus, default=DocumentStatus.DRAFT)
-    currency = models.CharField(max_length=3)
     credit_date = models.DateField()
-    outstanding_amount = MoneyField(default=0)
     reason = models.TextField(blank=True)
 
     class Meta:
@@ -215,17 +224,7 @@ class CreditNote(SyncedModel, NetTaxGross):
             models.UniqueConstraint(
                 fields=["entity", "aiq_transaction_id"], name="creditnote_aiq_transaction_unique"
             ),
-            models.UniqueConstraint(
-                fields=["entity", "external_reference"],
-                condition=~Q(external_reference=""),
-                name="creditnote_external_reference_unique",
-            ),
-            *NetTaxGross.Meta.constraints,
-            models.CheckConstraint(
-                condition=Q(outstanding_amount__gte=0)
-                & Q(outstanding_amount__lte=F("gross_amount")),
-                name="creditnote_outstanding_within_gross",
-            ),
+            *MirroredDocument.Meta.constraints,
         ]
 
     def __str__(self):

@@ -15,6 +15,7 @@ import orjson
 from django.db import connection
 from django.db.models import BigIntegerField, ExpressionWrapper, F
 
+from core.forking import fork_map
 from core.gcpause import gc_paused
 from ledger.models import Customer, DocumentStatus, Entity, Invoice
 from ledger.references import (
@@ -438,23 +439,45 @@ def load_open_items(*, payments, inputs: RunInputs | None = None, scope=None) ->
     with gc_paused():  # a million tuples in: the cyclic GC would rescan them over and over
         if inputs is None:
             inputs = load_run_inputs(payments)
-        index = inputs.payer_index()
         customer_range, extra_customers = scope or ((None, None), ())
+        index = read_open_items(customer_range)
+        add_open_items(index, extra_customers)
+        return with_run_inputs(index, inputs)
+
+
+def read_open_items(customer_range=(None, None)) -> OpenItems:
+    """The open invoices of a range of customer ids, indexed by customer (the bulk of a run's
+    reading: a split run's shares do it while the run is still planning them)."""
+    index = OpenItems()
+    with gc_paused():
         _index_columns(index, invoice_rows(customer_range=customer_range))
-        extra_customers = sorted(extra_customers)
-        for start in range(0, len(extra_customers), EXTRA_CUSTOMERS_PER_QUERY):
-            chunk = extra_customers[start : start + EXTRA_CUSTOMERS_PER_QUERY]
+    return index
+
+
+def add_open_items(index: OpenItems, customer_ids) -> None:
+    """The open invoices of these customers (outside the range read) added to the index."""
+    customer_ids = sorted(customer_ids)
+    with gc_paused():
+        for start in range(0, len(customer_ids), EXTRA_CUSTOMERS_PER_QUERY):
+            chunk = customer_ids[start : start + EXTRA_CUSTOMERS_PER_QUERY]
             _index_columns(index, invoice_rows(customer_ids=chunk))
-        items, add_ref = index.items, index.add_ref
-        for invoice_id, _customer_id, field_code, key in inputs.hits:
-            # an invoice of another share, or closed since the hits were read: never reached
-            if invoice_id in items:
-                add_ref(key, invoice_id * 4 + field_code)
-        for invoice_id, held in inputs.held.items():
-            if invoice_id in items:
-                index.hold(invoice_id, held)
-        index.entity_names = dict(Entity.objects.values_list("id", "name"))
-        return index
+
+
+def with_run_inputs(index: OpenItems, inputs: RunInputs) -> OpenItems:
+    """The index completed with the run's payers, the references its payments name (those of
+    invoices in it) and the plans' holds."""
+    for name in ("customers", "by_email", "payer_map", "names", "paid", "terms", "dates"):
+        setattr(index, name, getattr(inputs, name))
+    items, add_ref = index.items, index.add_ref
+    for invoice_id, _customer_id, field_code, key in inputs.hits:
+        # an invoice of another share, or closed since the hits were read: never reached
+        if invoice_id in items:
+            add_ref(key, invoice_id * 4 + field_code)
+    for invoice_id, held in inputs.held.items():
+        if invoice_id in items:
+            index.hold(invoice_id, held)
+    index.entity_names = dict(Entity.objects.values_list("id", "name"))
+    return index
 
 
 def _index_invoices(index: OpenItems, rows, wanted: set[str] | None) -> None:
@@ -572,11 +595,18 @@ def wanted_keys(payments) -> set[str]:
     return wanted
 
 
-def load_payments(*, payment_ids=None) -> list[PaymentInput]:
-    """Payments to match (see payment_rows), each with its reference texts' keys."""
+def load_payments(*, payment_ids=None, fork_minimum: int | None = None) -> list[PaymentInput]:
+    """Payments to match (see payment_rows), each with its reference texts' keys.
+
+    fork_minimum: from this many payments on, half of them have their texts read in a forked
+    child (core.forking; a big run's serial step, pure Python); None: all in this process."""
     payments = [PaymentInput(*row) for row in payment_rows(payment_ids=payment_ids)]
-    for payment in payments:
-        payment.texts = reference_texts(payment)
+    if fork_minimum is None:
+        texts = [reference_texts(payment) for payment in payments]
+    else:
+        texts = fork_map(reference_texts, payments, minimum=fork_minimum)
+    for payment, payment_texts in zip(payments, texts, strict=True):
+        payment.texts = payment_texts
         payment.payer_keys = payer_keys(payment)
     rejected = rejected_allocations(payment_ids)
     if rejected:

@@ -14,6 +14,7 @@ Three ways to choose what is credited, all exact to the currency's minor unit:
   line's own rate, so net + tax = gross on every line and in total.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -153,9 +154,27 @@ def _d(value) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value or 0))
 
 
+# Apps above payments that sent invoices to AIQ themselves and know their lines (sales: a
+# batch invoice, which AIQ's GetInvoice cannot return: it has no invoice id). Each
+# lines_of(invoice) -> its lines, unsaved, or [] when the invoice is not one of its own;
+# registered from the app's AppConfig.ready().
+INVOICE_LINE_SOURCES: list[Callable[[Invoice], list[InvoiceLine]]] = []
+
+
+def invoice_line_source_register(lines_of: Callable[[Invoice], list[InvoiceLine]]) -> None:
+    if lines_of not in INVOICE_LINE_SOURCES:
+        INVOICE_LINE_SOURCES.append(lines_of)
+
+
 def invoice_lines_fetch(invoice: Invoice) -> list[InvoiceLine]:
     """The pull sync mirrors invoice totals, not lines; the lines a credit note copies are read
-    from AIQ (GetInvoice) the first time they are needed and kept in the mirror."""
+    from AIQ (GetInvoice) the first time they are needed and kept in the mirror. An invoice
+    this product sent to AIQ (INVOICE_LINE_SOURCES) has its lines as they were sent."""
+    for lines_of in INVOICE_LINE_SOURCES:
+        rows = lines_of(invoice)
+        if rows:
+            InvoiceLine.objects.bulk_create(rows)
+            return rows
     if invoice.aiq_invoice_id is None:
         return []
     try:

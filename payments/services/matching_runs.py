@@ -23,16 +23,24 @@ from django.utils import timezone
 
 from payments.matching.engine import PaymentResult, gc_paused, match_payments, money
 from payments.matching.index import (
+    add_open_items,
     load_open_items,
     load_payments,
     load_rules,
     load_run_inputs,
+    read_open_items,
+    with_run_inputs,
 )
 from payments.models import MatchProposal, Payment
 from payments.services.aiq_invoice_lookup import invoices_from_aiq
 from payments.services.auto_approve import plans_auto_approve_many
 from payments.services.matching_lease import matching_lease_give_back, matching_lease_take
-from payments.services.matching_shares import ShareFailed, plan_shares, run_shares
+from payments.services.matching_shares import (
+    ShareFailed,
+    plan_shares,
+    run_shares,
+    share_ranges,
+)
 from staff.services import audit_log
 
 logger = logging.getLogger(__name__)
@@ -331,17 +339,37 @@ def _use_shares(payments: list, dry_run: bool) -> int:
 
 
 def _match_in_shares(report, rules, payments, inputs, workers, created_at) -> list[Outcome]:
-    """Match and render in `workers` processes (matching_shares); outcomes in run order."""
-    # a share with no payments (all of a range's customers linked into another's components)
-    # would read its invoices for nothing
-    shares = [share for share in plan_shares(payments, inputs, workers) if share.positions]
+    """Match and render in `workers` forked processes (matching_shares); outcomes in run order.
 
-    def work(share):
-        own = [payments[position] for position in share.positions]
-        started, cpu = time.perf_counter(), time.process_time()
-        index = load_open_items(
-            payments=own, inputs=inputs, scope=(share.customer_range, share.extra_customers)
-        )
+    Each share reads its range of customers' open invoices while the run plans the shares."""
+    ranges = share_ranges(inputs, workers)
+
+    def read(number):
+        started = time.perf_counter()
+        return read_open_items(ranges[number]), started, time.process_time()
+
+    def plan():
+        shares = plan_shares(payments, inputs, len(ranges))
+        # each share's payers as the plan identified them (its process reads, never repeats it)
+        return [
+            (
+                share.positions,
+                share.extra_customers,
+                [payments[p].resolved for p in share.positions],
+            )
+            for share in shares
+        ]
+
+    def work(part, loaded):
+        positions, extra_customers, resolved = part
+        index, started, cpu = loaded
+        if not positions:  # all of its range's customers are in other shares' components
+            return positions, [], None
+        own = [payments[position] for position in positions]
+        for payment, payer in zip(own, resolved, strict=True):
+            payment.resolved = payer
+        add_open_items(index, extra_customers)
+        with_run_inputs(index, inputs)
         loaded = time.perf_counter()
         results = match_payments(index, rules, own)
         del index
@@ -356,13 +384,14 @@ def _match_in_shares(report, rules, payments, inputs, workers, created_at) -> li
             # the monotonic clock is the machine's: when the shares' match steps overlapped
             "match_span": (loaded, matched),
         }
-        return share.positions, outcomes, timing
+        return positions, outcomes, timing
 
     merged: list = [None] * len(payments)
     with gc_paused():  # unpickling a share's rows makes a million objects: no GC passes
-        outputs = run_shares(shares, work)
+        outputs = run_shares(len(ranges), read, plan, work)
     for positions, outcomes, timing in outputs:
-        report.share_timings.append(timing)
+        if timing is not None:
+            report.share_timings.append(timing)
         for position, outcome in zip(positions, outcomes, strict=True):
             merged[position] = outcome
     return merged
@@ -391,7 +420,9 @@ def _run(report: RunReport, payment_ids, actor, auto_approve: bool) -> RunReport
     report.started_at = timezone.now()  # what the run saw: rows changed after it are new
     started = time.perf_counter()
     rules = load_rules()
-    payments = load_payments(payment_ids=payment_ids)
+    # a big run reads its payments' texts on both cores (the shares' decision, made by size)
+    fork_minimum = settings.MATCHING_SHARES_MIN_PAYMENTS if settings.MATCHING_WORKERS > 1 else None
+    payments = load_payments(payment_ids=payment_ids, fork_minimum=fork_minimum)
     inputs = load_run_inputs(payments)
     if not dry_run:
         # references naming no mirrored invoice: looked up in AIQ first (bounded), so an

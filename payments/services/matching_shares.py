@@ -1,7 +1,10 @@
 """A big matching run on every core: the payments split into shares that can never touch the
 same invoice, each share loading its own customers' open invoices, matching its payments and
-rendering their proposal rows in a process of its own (share 0 in this one, the others in
-forked children), so the run's reading, matching and rendering all use both cores.
+rendering their proposal rows in a forked child of its own, so the run's reading, matching
+and rendering all use every core. The children are forked as soon as the run has read its
+payers and the references its payments name, and each reads its range of customers' open
+invoices (the bulk of the run's reading) while this process still plans the shares: which
+payments each matches and which customers outside its range it must load too.
 
 Why the result is exactly the one-process run's (tests/test_matching_shares.py compares them):
 a payment's result depends only on the rows of the invoices it can reach, and on the amounts
@@ -21,14 +24,18 @@ that share touches them). In the benchmark components hold at most a few dozen p
 import logging
 import os
 import pickle
+import select
 import signal
 import tempfile
 import traceback
 from bisect import bisect_right
 from dataclasses import dataclass, field
+from functools import partial
 
+from django.conf import settings
 from django.db import connections
 
+from core.forking import fork_map
 from payments.matching.engine import resolve_customer
 from payments.matching.index import RunInputs, payment_keys
 
@@ -46,17 +53,26 @@ class Share:
     positions: list = field(default_factory=list)  # the payments' places in the run, in order
 
 
-def plan_shares(payments, inputs: RunInputs, workers: int) -> list[Share]:
-    """Split the run's payments into `workers` shares no two of which touch one customer."""
+def share_ranges(inputs: RunInputs, workers: int) -> list[tuple]:
+    """The shares' [low, high) customer id ranges (None: unbounded), equal numbers of customers
+    each; a share per customer at most (no customers yet: one share, every payment unmatched)."""
     customer_ids = sorted(inputs.customers)
-    # a share per customer at most (no customers yet: one share, every payment unmatched)
     workers = max(1, min(workers, len(customer_ids)))
-    # the range bounds: equal numbers of customers per share
     bounds = [customer_ids[len(customer_ids) * n // workers] for n in range(1, workers)]
-    shares = [
-        Share((None if n == 0 else bounds[n - 1], None if n == workers - 1 else bounds[n]))
+    return [
+        (None if n == 0 else bounds[n - 1], None if n == workers - 1 else bounds[n])
         for n in range(workers)
     ]
+
+
+def plan_shares(payments, inputs: RunInputs, workers: int) -> list[Share]:
+    """Split the run's payments into `workers` shares no two of which touch one customer.
+
+    Each payment's payer is identified here, once (payment.resolved, which the shares read):
+    half of the payments in a forked child (core.forking), the identification being pure."""
+    shares = [Share(customer_range) for customer_range in share_ranges(inputs, workers)]
+    workers = len(shares)
+    bounds = [share.customer_range[1] for share in shares[:-1]]
     owners: dict[str, list] = {}
     for _invoice_id, customer_id, _field, key in inputs.hits:
         owners.setdefault(key, []).append(customer_id)
@@ -71,10 +87,13 @@ def plan_shares(payments, inputs: RunInputs, workers: int) -> list[Share]:
             parent[customer_id], customer_id = root, parent[customer_id]
         return root
 
+    resolved = fork_map(
+        partial(resolve_customer, payers), payments, minimum=settings.MATCHING_SHARES_MIN_PAYMENTS
+    )
     touched = []
-    for payment in payments:
+    for payment, (customer_id, via) in zip(payments, resolved, strict=True):
         customers = set()
-        payment.resolved = customer_id, via = resolve_customer(payers, payment)
+        payment.resolved = customer_id, via
         if customer_id:
             customers.add(customer_id)
         else:  # the few customers the payer's name fits: the engine may choose among them
@@ -117,29 +136,52 @@ def plan_shares(payments, inputs: RunInputs, workers: int) -> list[Share]:
     return shares
 
 
-def run_shares(shares: list[Share], work) -> list:
-    """work(share) for every share, share 0 here and each other one in a forked child; their
-    return values (pickled through an unlinked temporary file) in share order.
+def run_shares(count: int, read, plan, work) -> list:
+    """A split run over `count` forked children, in share order: child n reads first
+    (loaded = read(n): its bulk reading, started at once), then works on its part of the plan
+    (work(plan()[n], loaded)); plan() runs here meanwhile and its parts reach the children
+    pickled through unlinked temporary files. work's return values come back the same way.
 
     The children read with connections of their own and write nothing to the database: the run
-    writes everything in one transaction afterwards. A failed child raises ShareFailed here.
+    writes everything in one transaction afterwards. A failed child raises ShareFailed here; a
+    child whose parent is gone ends instead of waiting for a plan that will never come.
     """
-    children = []
+    parent = os.getpid()
+    children = []  # (number, pid, inbox, signal write end, spool)
     try:
-        for number, share in enumerate(shares[1:], start=1):
-            spool = tempfile.TemporaryFile()
+        for number in range(count):
+            inbox, spool = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+            ready, go = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child (its work is checked through its output)
-                _child(work, share, spool)
-            children.append((number, pid, spool))
-        outputs = [work(shares[0])]
+                os.close(go)
+                for _number, _pid, _inbox, other_go, _spool in children:
+                    os.close(other_go)  # an earlier child's: only the parent may hold it
+                _child(parent, number, read, work, inbox, ready, spool)
+            os.close(ready)
+            children.append((number, pid, inbox, go, spool))
+        parts = plan()
+        for (_number, _pid, inbox, go, _spool), part in zip(children, parts, strict=True):
+            pickle.dump(part, inbox, protocol=pickle.HIGHEST_PROTOCOL)
+            inbox.flush()
+            try:
+                os.write(go, b"1")
+            except BrokenPipeError:  # the child failed already: its spool says how
+                pass
+            os.close(go)
+            inbox.close()
     except BaseException:
-        for _number, pid, spool in children:
+        for _number, pid, inbox, go, spool in children:
             _stop(pid)
-            spool.close()
+            for handle in (inbox, spool):
+                handle.close()
+            try:
+                os.close(go)
+            except OSError:
+                pass
         raise
-    failures = []
-    for number, pid, spool in children:
+    outputs, failures = [], []
+    for number, pid, _inbox, _go, spool in children:
         _pid, status = os.waitpid(pid, 0)
         with spool:
             spool.seek(0)
@@ -156,11 +198,19 @@ def run_shares(shares: list[Share], work) -> list:
     return outputs
 
 
-def _child(work, share, spool) -> None:
+def _child(parent: int, number: int, read, work, inbox, ready: int, spool) -> None:
     code = 1
     try:
         _forget_inherited_connections()
-        result = ("ok", work(share))
+        loaded = read(number)
+        while not select.select([ready], [], [], 1.0)[0]:
+            if os.getppid() != parent:  # the run's process is gone: nobody wants this share
+                os._exit(1)
+        if not os.read(ready, 1):  # closed without a plan: the run gave up
+            os._exit(1)
+        inbox.seek(0)
+        part = pickle.load(inbox)
+        result = ("ok", work(part, loaded))
     except BaseException:
         result = ("error", traceback.format_exc())
     try:

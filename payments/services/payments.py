@@ -23,7 +23,11 @@ from ledger.models import Customer, Entity
 from payments.models import Dispute, Fee, PayerMapping, Payment, Payout, Refund
 from payments.services import payment_rows
 from payments.services.payment_rows import fee_rows_insert, payment_rows_write
-from payments.services.refunds import STRIPE_METADATA_KEY, refund_external_propose
+from payments.services.refunds import (
+    STRIPE_METADATA_KEY,
+    RefundRefused,
+    refund_external_propose,
+)
 from payments.sources.normalised import NormalisedPayment
 from payments.sources.stripe_source import DISPUTE_SETTLED_FOR_US
 from staff.models import AuditEntry, Role
@@ -257,7 +261,20 @@ def on_external_refund(payment: Payment, stripe_refund: dict) -> None:
             "reason": stripe_refund.get("reason") or "",
         },
     )
-    refund_external_propose(payment=payment, stripe_refund=stripe_refund)
+    try:
+        refund_external_propose(payment=payment, stripe_refund=stripe_refund)
+    except RefundRefused as error:
+        # the money went back all the same: the payment is still brought up to date, and the
+        # AIQ entries are left to a person, who is told why (never a webhook retried forever)
+        audit_log(
+            actor=None,
+            action="refund.propose_external_refused",
+            object_type="stripe.refund",
+            object_id=stripe_refund["id"],
+            summary=f"Refund {stripe_refund['id']} on {payment.external_id}: no AIQ entries "
+            f"proposed ({'; '.join(error.messages)}); book it by hand",
+            entity_id=payment.entity_id,
+        )
 
 
 def dispute_upsert(*, source: str, dispute: dict, payment: Payment) -> Dispute:

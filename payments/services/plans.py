@@ -31,9 +31,12 @@ from payments.services.payer_learning import payer_aliases_learn
 from payments.services.plan_lines import (
     LineInput,
     PlanRefused,
+    approval_reasons,
+    available_amount,
     check_lines,
     lines_need_approval,
     plan_snapshot,
+    reserved_elsewhere,
     snapshot_of,
     write_lines,
 )
@@ -485,6 +488,55 @@ def plan_auto_approve(*, payment: Payment, proposal) -> AllocationPlan:
             )
             return plan
         return _approve(plan, payment, None, how=auto_approved_how(proposal))
+
+
+PAYS_INVOICE_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED)
+
+
+def plan_for_invoice(*, payment: Payment, invoice, how: str) -> AllocationPlan | None:
+    """The system that raised the invoice says this payment pays it (a Stripe invoice and the
+    payment intent that paid it): the plan is made without a matching run and by nobody's
+    hand, like an auto-approve rule. It settles what is open on the invoice, up to what the
+    payment has; the rest goes on the customer's account. Above the threshold it waits for an
+    approver. None (nothing done) when the payment has a plan already (a person or a rule
+    decided first), is not money in yet, or the invoice has nothing open."""
+    with transaction.atomic():
+        payment = _lock_payment(payment.pk)
+        if payment.status not in PAYS_INVOICE_STATUSES:
+            return None
+        if payment.plans.filter(state__in=AllocationPlan.LIVE).exists():
+            return None
+        invoice = type(invoice).objects.select_for_update().get(pk=invoice.pk)
+        held = reserved_elsewhere([invoice.pk]).get(invoice.pk, Decimal(0))
+        amount = min(available_amount(payment), invoice.outstanding_amount - held)
+        if amount <= 0 or invoice.currency != payment.currency:
+            return None
+        # what a matching run proposed meanwhile is overtaken by the source's own word
+        payment.proposals.filter(state=MatchProposal.State.OPEN).update(
+            state=MatchProposal.State.SUPERSEDED
+        )
+        plan = plan_propose(
+            payment=payment,
+            lines=[LineInput(invoice_id=invoice.pk, amount=amount)],
+            actor=None,
+            customer=invoice.customer,
+            system=True,
+        )
+        payment = _lock_payment(payment.pk)
+        plan = _lock_plan(plan.pk)
+        if plan.needs_approval:
+            plan.state = State.AWAITING_APPROVAL
+            plan.save(update_fields=["state", "updated_at"])
+            _set_match_state(payment, Payment.MatchState.AWAITING_APPROVAL)
+            audit_log(
+                actor=None,
+                action="plan.submit",
+                obj=plan,
+                summary=f"{how}; waits for an approver: "
+                + "; ".join(approval_reasons(payment, plan.lines.all())),
+            )
+            return plan
+        return _approve(plan, payment, None, how=how)
 
 
 def plan_reject(*, plan: AllocationPlan, actor, reason: str) -> AllocationPlan:

@@ -58,20 +58,31 @@ def payout_realised_fx(payout: Payout, plan: AllocationPlan | None = None) -> Re
     for line in lines.order_by("pk"):
         payment, invoice = line.plan.payment, line.invoice
         rate = receipt_exchange_rate(payment) or receipt_rate_booked(payment)
-        if not rate or not invoice.exchange_rate:
+        part = line_realised_fx(line, rate)
+        if part is None:
             result.left_out.append(
                 f"{payment.external_id} on {invoice}: "
                 + ("the invoice's rate is not pulled yet" if rate else "no provider rate")
             )
             continue
-        receipt_base = line.amount / Decimal(rate)
-        invoice_base = line.amount / invoice.exchange_rate
-        part = (receipt_base - invoice_base).quantize(CENT, rounding=ROUND_HALF_UP)
         result.amount += part
         result.plan_ids.add(line.plan_id)
         result.parts.append((payment.external_id, str(invoice), line.amount, rate,
                              invoice.exchange_rate, part))  # fmt: skip
     return result
+
+
+def line_realised_fx(line: AllocationPlanLine, rate=None) -> Decimal | None:
+    """One allocation's realised exchange result in the base currency (positive a gain): its
+    value at the receipt's rate less its value at the invoice's; None when a rate is unknown."""
+    if rate is None:
+        payment = line.plan.payment
+        rate = receipt_exchange_rate(payment) or receipt_rate_booked(payment)
+    if not rate or not line.invoice.exchange_rate:
+        return None
+    receipt_base = line.amount / Decimal(rate)
+    invoice_base = line.amount / line.invoice.exchange_rate
+    return (receipt_base - invoice_base).quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 def _base(payout: Payout) -> str:
@@ -108,14 +119,55 @@ def debtors_control_code(entity_id) -> str:
     )
 
 
-def fx_lines(account, payout: Payout, fx: RealisedFx) -> list:
+def fx_lines(account, payout: Payout, fx: RealisedFx, what: str = "") -> list:
+    """gain: Dr debtors control, Cr FX GL; loss the other way (`what`: a reversal says so)."""
     control = debtors_control_code(account.entity_id)
     money = format_money(abs(fx.amount), _base(payout))
     if fx.amount > 0:
-        text = f"Realised exchange gain {money}, {payout}"
+        text = what or f"Realised exchange gain {money}, {payout}"
         return [(control, fx.amount, 0, text), (account.fx_gl_account_code, 0, fx.amount, text)]
-    text = f"Realised exchange loss {money}, {payout}"
+    text = what or f"Realised exchange loss {money}, {payout}"
     return [(account.fx_gl_account_code, -fx.amount, 0, text), (control, 0, -fx.amount, text)]
+
+
+def line_fx_reverse(*, line: AllocationPlanLine, depends_on: OutboxCommand, reason: str):
+    """An allocation undone after its realised FX was booked (its plan's fx_command, the
+    payout's FXR journal or the plan's own): its part is reversed by one journal,
+    FXRREV-<plan line>, queued after the unallocation itself (`depends_on`) in the caller's
+    transaction, once (its reference), audited. Returns (command, part) or None when nothing
+    was booked for it."""
+    plan = line.plan
+    if plan.fx_command_id is None or plan.fx_command.state == OutboxCommand.State.CANCELLED:
+        return None
+    payout = plan.payment.payout
+    account = payout.provider_account if payout is not None else None
+    part = line_realised_fx(line)
+    if account is None or not account.fx_gl_account_code or not part:
+        return None
+    money = format_money(abs(part), _base(payout))
+    text = (
+        f"Realised exchange {'gain' if part > 0 else 'loss'} {money} reversed: allocation of "
+        f"{line.invoice} undone ({reason})"
+    )[:250]
+    lines = fx_lines(account, payout, RealisedFx(amount=-part), text)
+    if not all(item[0] for item in lines):
+        return None
+    command = journal_enqueue(
+        account, "payout", payout.pk, f"FXRREV-{line.pk}",
+        journal_payload(_base(payout), timezone.localdate(), text, lines), depends_on,
+    )  # fmt: skip
+    audit_log(
+        actor=None,
+        action="payout.fx_reversed",
+        obj=payout,
+        summary=f"{payout}: {text}",
+        after={
+            "reference": command.external_reference,
+            "reverses": plan.fx_command.external_reference,
+            "realised_fx": -part,
+        },
+    )
+    return command, part
 
 
 def plan_realised_fx_book(*, plan_id: int) -> OutboxCommand | None:

@@ -68,6 +68,16 @@ HANDLED_EVENT_TYPES = frozenset(
 EVENT_HANDLERS: dict[str, Callable[[str, str, object], None]] = {}
 
 
+# What an app above payments knows about a Stripe payment (sales: the Stripe Billing invoice it
+# pays): handler(payment) -> True when it settles the payment itself (no matching run then).
+PAYMENT_HANDLERS: list[Callable[[Payment], bool]] = []
+
+
+def stripe_payment_handler_register(handler: Callable[[Payment], bool]) -> None:
+    if handler not in PAYMENT_HANDLERS:
+        PAYMENT_HANDLERS.append(handler)
+
+
 def stripe_event_handler_register(event_types, handler: Callable[[str, str, object], None]):
     for event_type in event_types:
         if EVENT_HANDLERS.get(event_type, handler) is not handler:
@@ -308,7 +318,9 @@ def stripe_payment_sync(
     result = payments_upsert(items=[item], origin="stripe.webhook", entity=entity)
     payment = Payment.objects.get(pk=result.ids[item.external_id])
     if payment.match_state == Payment.MatchState.UNMATCHED:
-        auto_match_soon(payment_ids=[payment.pk])
+        # a payment whose invoice its source names is settled without a matching run
+        if not any(handler(payment) for handler in PAYMENT_HANDLERS):
+            auto_match_soon(payment_ids=[payment.pk])
     return payment
 
 

@@ -18,6 +18,7 @@ from ledger.models import Allocation, OutboxCommand
 from ledger.outbox.services import outbox_enqueue
 from payments.models import AllocationPlan, Unallocation
 from payments.services.plan_lines import PlanRefused
+from payments.services.provider_fx import line_fx_reverse
 from staff.maker_checker import check_approver, is_maker, record_approval, record_change
 from staff.models import Role
 from staff.services import audit_log, user_has_role
@@ -153,6 +154,10 @@ def _queue(undo: Unallocation, allocation: Allocation, *, approver) -> Unallocat
         plan.on_account_amount += line.amount
         plan.save(update_fields=["on_account_amount", "updated_at"])
         after["plan_on_account"] = plan.on_account_amount
+        # its realised exchange gain or loss, if booked, is reversed after the undo lands
+        fx = line_fx_reverse(line=line, depends_on=undo.command, reason=undo.reason)
+        if fx is not None:
+            after["fx_reversal"], after["fx_reversed"] = fx[0].external_reference, fx[1]
     how = f"approved by {approver}" if approver else "at or under the threshold"
     audit_log(
         actor=approver or undo.maker,

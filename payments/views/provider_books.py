@@ -155,11 +155,13 @@ def disputes(request):
 @require_POST
 @approver_required
 def dispute_loss_approve_view(request, dispute_id):
-    """The second person approves writing a lost dispute off (DISPLOST queued, audited)."""
+    """The second person approves reversing a lost dispute (its writes queued, audited)."""
     dispute = get_or_404(Dispute.objects.all(), pk=dispute_id)
     outcome = run_service(dispute_loss_approve, dispute=dispute, actor=request.user)
     if outcome.ok:
-        messages.success(request, f"Approved: dispute {dispute.external_id} is written off.")
+        reversed_ = outcome.value.loss_command.kind == "post_debit_journal"
+        done = "the invoice is outstanding again" if reversed_ else "it is written off"
+        messages.success(request, f"Approved: dispute {dispute.external_id}: {done}.")
     else:
         messages.error(request, f"Not approved: {outcome.message}")
     return redirect("payments:disputes")

@@ -15,7 +15,7 @@ from decimal import Decimal
 from django.db import transaction
 
 from ledger.documents import document_attach
-from ledger.models import Customer, DocumentStatus, Invoice
+from ledger.models import Customer, DocumentStatus, Invoice, InvoiceLine
 from ledger.models.invoices import set_invoice_keys
 from sales.models import InvoiceType, SalesInvoice
 
@@ -91,6 +91,42 @@ def _mirrors(rows: list[SalesInvoice]) -> dict[int, Invoice]:
     Invoice.objects.bulk_create([invoice for _, invoice in new], batch_size=500)
     found.update(new)
     return found
+
+
+def mirror_lines_of(invoice: Invoice) -> list[InvoiceLine]:
+    """payments' line source: the lines of an invoice this app posted in AIQ, as it sent them
+    (unsaved), for a credit note or refund to copy; [] for any other invoice."""
+    if invoice.aiq_transaction_id is None:
+        return []
+    row = SalesInvoice.objects.filter(
+        entity=invoice.entity_id,
+        aiq_transaction_id=invoice.aiq_transaction_id,
+        state__in=SalesInvoice.IN_AIQ,
+    ).first()
+    if row is None or row.gross_amount != invoice.gross_amount:
+        return []  # not ours, or AIQ's copy differs (a linked invoice): AIQ's own lines
+    return [
+        InvoiceLine(
+            invoice=invoice,
+            line_number=line.line_number,
+            stock_item_id=line.item_code,
+            description=line.description,
+            gl_account_code=line.deferred_gl_account_code
+            if line.deferred_months
+            else line.gl_account_code,
+            department_id=line.department,
+            tax_code=line.tax_code,
+            tax_rate=(line.tax_amount * 100 / line.net_amount).quantize(Decimal("0.0001")),
+            quantity=line.quantity,
+            unit_price=(line.net_amount / line.quantity).quantize(Decimal("0.001"))
+            if line.quantity
+            else line.net_amount,
+            net_amount=line.net_amount,
+            tax_amount=line.tax_amount,
+            gross_amount=line.net_amount + line.tax_amount,
+        )
+        for line in row.lines.order_by("line_number")
+    ]
 
 
 def sales_invoices_after_posting(rows: list[SalesInvoice]) -> None:

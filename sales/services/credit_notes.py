@@ -17,20 +17,32 @@ for an invoice not in AIQ yet waits, and is queued when the invoice is posted or
 
 from decimal import Decimal
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
 from ledger.departments import department_problems
 from ledger.models import Entity, OutboxCommand
-from ledger.outbox.services import NewCommand, outbox_enqueue_many
+from ledger.outbox.services import (
+    CANCELLABLE,
+    RETRYABLE,
+    NewCommand,
+    outbox_cancel,
+    outbox_enqueue_many,
+    outbox_retry,
+)
 from sales.models import InvoiceSource, SalesCreditNote, SalesInvoice
 from sales.normalised import NormalisedCreditNote
 from sales.services.deferred import deferred_credits_apply
-from staff.services import audit_log
+from staff.models import Role
+from staff.services import audit_log, user_has_role
+
+C = OutboxCommand.State
 
 State = SalesCreditNote.State
 ORIGIN = "sales_credit_note"
+# credits nothing (a corrected one may follow): refused by AIQ, or dropped by an approver
+NOT_CREDITING = (State.FAILED, State.CANCELLED)
 # the invoice is gone for good: nothing to credit in AIQ
 NOT_IN_AIQ = (
     SalesInvoice.State.CANCELLED,
@@ -40,10 +52,18 @@ NOT_IN_AIQ = (
 
 
 def sales_credit_note_submit(
-    *, entity: Entity, source: InvoiceSource, note: NormalisedCreditNote, actor=None
+    *,
+    entity: Entity,
+    source: InvoiceSource,
+    note: NormalisedCreditNote,
+    actor=None,
+    refunds: list[str] | None = None,
 ) -> SalesCreditNote:
     """Store the credit note and queue it (or let it wait for its invoice); the same
-    reference again returns the row it made. ValidationError naming what is wrong."""
+    reference again returns the row it made. ValidationError naming what is wrong.
+    `refunds`: the source paid it back through these refunds of the customer's payment: the
+    refund books it in AIQ (payments' refunds, credit note and money out), so it is stored
+    as refunded and sent nowhere (one credit, not two)."""
     existing = SalesCreditNote.objects.filter(
         entity=entity, external_reference=note.external_reference
     ).first()
@@ -51,14 +71,14 @@ def sales_credit_note_submit(
         return existing
     try:
         with transaction.atomic():
-            return _submit(entity, source, note, actor)
+            return _submit(entity, source, note, actor, refunds or [])
     except IntegrityError:  # the same note, stored meanwhile by a concurrent delivery
         return SalesCreditNote.objects.get(
             entity=entity, external_reference=note.external_reference
         )
 
 
-def _submit(entity, source, note: NormalisedCreditNote, actor) -> SalesCreditNote:
+def _submit(entity, source, note: NormalisedCreditNote, actor, refunds) -> SalesCreditNote:
     invoice = (
         SalesInvoice.objects.select_for_update()
         .filter(entity=entity, external_reference=note.invoice_reference)
@@ -75,7 +95,7 @@ def _submit(entity, source, note: NormalisedCreditNote, actor) -> SalesCreditNot
             f"invoice {invoice.external_reference} is not in AIQ "
             f"({invoice.get_state_display().lower()}): there is nothing to credit"
         )
-    credited = invoice.credit_notes.aggregate(total=Sum("gross_amount"))["total"] or Decimal(0)
+    credited = credited_total(invoice)
     gross = note.net_amount + note.tax_amount
     if not problems and credited + gross > invoice.gross_amount:
         problems.append(
@@ -123,25 +143,73 @@ def _submit(entity, source, note: NormalisedCreditNote, actor) -> SalesCreditNot
             for line, credited in zip(credited_lines, _invoice_lines_of(invoice, note), strict=True)
         ],
         created_by=actor,
+        refund_references=", ".join(refunds)[:200],
+        state=State.REFUNDED if refunds else State.WAITING,
     )
-    if invoice.state in SalesInvoice.IN_AIQ:
+    if invoice.state in SalesInvoice.IN_AIQ and not refunds:
         _queue(row, invoice, actor)
     audit_log(
         actor=actor,
         action="sales_credit_note.submit",
         obj=row,
         summary=f"{row.external_reference} against {invoice.external_reference} from "
-        f"{source.code}: {gross} {row.currency}, {row.get_state_display()}",
-        after={"state": row.state, "gross": str(gross), "invoice": invoice.external_reference},
+        f"{source.code}: {gross} {row.currency}, {row.get_state_display()}"
+        + (f" ({row.refund_references})" if refunds else ""),
+        after={
+            "state": row.state,
+            "gross": str(gross),
+            "invoice": invoice.external_reference,
+            "refunds": refunds,
+        },
     )
     return row
 
 
+def credited_total(invoice: SalesInvoice) -> Decimal:
+    """What the source's credit notes take off the invoice: every one but those AIQ refused or
+    an approver cancelled (a corrected one may follow them)."""
+    notes = invoice.credit_notes.exclude(state__in=NOT_CREDITING)
+    return notes.aggregate(total=Sum("gross_amount"))["total"] or Decimal(0)
+
+
+def invoice_remainder(invoice: SalesInvoice) -> list[tuple]:
+    """(invoice line, net, VAT) of each line not credited yet: the invoice's lines less what
+    its credit notes credited line by line; a credit no line claims is taken off the last
+    lines first. Lines credited in full are left out."""
+    lines = list(invoice.lines.order_by("line_number"))
+    net = {line.pk: line.net_amount for line in lines}
+    tax = {line.pk: line.tax_amount for line in lines}
+    loose_net = loose_tax = Decimal(0)
+    for note in invoice.credit_notes.exclude(state__in=NOT_CREDITING):
+        for credit in note.lines:
+            pk = credit.get("invoice_line_id")
+            if pk in net:
+                net[pk] -= Decimal(credit["net_amount"])
+                tax[pk] -= Decimal(credit["tax_amount"])
+            else:
+                loose_net += Decimal(credit["net_amount"])
+                loose_tax += Decimal(credit["tax_amount"])
+    for line in reversed(lines):
+        take_net, take_tax = (
+            min(loose_net, max(net[line.pk], 0)),
+            min(loose_tax, max(tax[line.pk], 0)),
+        )
+        net[line.pk] -= take_net
+        tax[line.pk] -= take_tax
+        loose_net -= take_net
+        loose_tax -= take_tax
+    return [
+        (line, net[line.pk], tax[line.pk]) for line in lines if net[line.pk] > 0 or tax[line.pk] > 0
+    ]
+
+
 def _invoice_lines_of(invoice: SalesInvoice, note: NormalisedCreditNote) -> list:
-    """The invoice line each credit note line credits: the one with its line number (the
-    selling system credits its own invoice line by line), None past the invoice's last."""
+    """The invoice line each credit note line credits: the one the note names, else the one
+    with its line number (the selling system credits its own invoice line by line), None past
+    the invoice's last."""
     lines = {line.line_number: line for line in invoice.lines.all()}
-    return [lines.get(number) for number in range(1, len(note.lines) + 1)]
+    numbers = note.invoice_line_numbers or range(1, len(note.lines) + 1)
+    return [lines.get(number) for number in numbers]
 
 
 def _credited_lines(invoice: SalesInvoice, note: NormalisedCreditNote) -> list:
@@ -231,7 +299,7 @@ def sales_credit_note_settle(
     *, command: OutboxCommand, payload: dict | None = None, failed_message: str = ""
 ) -> None:
     row = SalesCreditNote.objects.select_for_update().filter(pk=command.origin_id).first()
-    if row is None or row.state in (State.POSTED, State.FAILED):
+    if row is None or row.state in (State.POSTED, State.FAILED, State.CANCELLED):
         return
     if failed_message:
         row.state, row.error = State.FAILED, failed_message
@@ -264,3 +332,83 @@ def sales_credit_note_settle(
         + (f" ({failed_message})" if failed_message else ""),
         after={"state": row.state, "transaction_id": row.aiq_transaction_id},
     )
+
+
+# --- an approver's retry or cancel -------------------------------------------------------------
+
+
+def _commands(row: SalesCreditNote) -> list[OutboxCommand]:
+    """The note's commands, the credit note's first, then its allocation's."""
+    ids = [pk for pk in (row.command_id, row.allocate_command_id) if pk]
+    by_pk = OutboxCommand.objects.select_for_update().in_bulk(ids)
+    return [by_pk[pk] for pk in ids]
+
+
+def sales_credit_note_retry(*, note: SalesCreditNote, actor) -> SalesCreditNote:
+    """An approver sends a credit note AIQ refused again: each of its commands not confirmed
+    yet is retried (the outbox reads back first: never a second credit note in AIQ)."""
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Only an approver can send a credit note again.")
+    with transaction.atomic():
+        row = SalesCreditNote.objects.select_for_update().get(pk=note.pk)
+        if row.state != State.FAILED:
+            raise ValidationError(f"{row.external_reference} was not refused by AIQ.")
+        retried = [
+            outbox_retry(command=command, actor=actor)
+            for command in _commands(row)
+            if command.state in RETRYABLE
+        ]
+        if not retried:
+            raise ValidationError(
+                f"{row.external_reference}: none of its AIQ commands can be sent again."
+            )
+        before, row.state, row.error = row.error, State.QUEUED, ""
+        row.save(update_fields=["state", "error", "updated_at"])
+        audit_log(
+            actor=actor,
+            action="sales_credit_note.retry",
+            obj=row,
+            summary=f"{row.external_reference} sent again after: {before}"[:500],
+            before={"state": State.FAILED},
+            after={"state": row.state, "commands": [c.external_reference for c in retried]},
+        )
+    return row
+
+
+def sales_credit_note_cancel(*, note: SalesCreditNote, actor) -> SalesCreditNote:
+    """An approver drops a credit note AIQ does not have: refused, or waiting for an invoice
+    that will not come. One whose credit note AIQ took (only its allocation failed) is not
+    cancelled here: it is in the books."""
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Only an approver can cancel a credit note.")
+    with transaction.atomic():
+        row = SalesCreditNote.objects.select_for_update().get(pk=note.pk)
+        if row.state not in (State.FAILED, State.WAITING):
+            raise ValidationError(
+                f"{row.external_reference} is {row.get_state_display().lower()}: "
+                "only a refused or waiting credit note can be cancelled."
+            )
+        commands = _commands(row)
+        if row.aiq_transaction_id or any(
+            c.kind == OutboxCommand.Kind.CREATE_CREDIT_NOTE and c.state == C.CONFIRMED
+            for c in commands
+        ):
+            raise ValidationError(
+                f"AIQ has credit note {row.external_reference}: allocate it in AIQ or send it "
+                "again; it cannot be cancelled here."
+            )
+        before = row.state
+        for command in commands:
+            if command.state in CANCELLABLE:
+                outbox_cancel(command=command, actor=actor, reason="credit note cancelled")
+        row.state = State.CANCELLED
+        row.save(update_fields=["state", "updated_at"])
+        audit_log(
+            actor=actor,
+            action="sales_credit_note.cancel",
+            obj=row,
+            summary=f"{row.external_reference} cancelled ({row.gross_amount} {row.currency})",
+            before={"state": before},
+            after={"state": row.state},
+        )
+    return row

@@ -13,15 +13,22 @@ one per distinct change, after any ensure_customer of the same customer still on
 import hashlib
 import json
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
 from ledger.customers import customer_ensure_reference
 from ledger.models import Customer, Entity, OutboxCommand
-from ledger.outbox.services import outbox_enqueue
+from ledger.outbox.services import (
+    CANCELLABLE,
+    RETRYABLE,
+    outbox_cancel,
+    outbox_enqueue,
+    outbox_retry,
+)
 from sales import outbox_customers as kind
 from sales.models import CustomerUpdate
-from staff.services import audit_log
+from staff.models import Role
+from staff.services import audit_log, user_has_role
 
 OPEN = (OutboxCommand.State.PENDING, OutboxCommand.State.UNCERTAIN, OutboxCommand.State.IN_FLIGHT)
 
@@ -30,7 +37,7 @@ def _known(entity: Entity, customer: Customer | None, code: str) -> dict:
     """The customer's details as we last knew them."""
     last = (
         CustomerUpdate.objects.filter(entity=entity, customer_code=code)
-        .exclude(state=CustomerUpdate.State.FAILED)
+        .exclude(state__in=(CustomerUpdate.State.FAILED, CustomerUpdate.State.CANCELLED))
         .order_by("-pk")
         .first()
     )
@@ -121,3 +128,53 @@ def customer_update_settle(*, command: OutboxCommand, failed_message: str) -> No
         + (f" ({failed_message})" if failed_message else ""),
         after={"state": row.state},
     )
+
+
+def customer_update_retry(*, update: CustomerUpdate, actor) -> CustomerUpdate:
+    """An approver sends a change AIQ refused again (its command, read back first)."""
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Only an approver can send a customer change again.")
+    with transaction.atomic():
+        row = CustomerUpdate.objects.select_for_update().select_related("command").get(pk=update.pk)
+        if row.state != CustomerUpdate.State.FAILED:
+            raise ValidationError(f"The change to {row.customer_code} was not refused by AIQ.")
+        if row.command is None or row.command.state not in RETRYABLE:
+            raise ValidationError(f"The change to {row.customer_code} cannot be sent again.")
+        outbox_retry(command=row.command, actor=actor)
+        before, row.state, row.error = row.error, CustomerUpdate.State.QUEUED, ""
+        row.save(update_fields=["state", "error", "updated_at"])
+        audit_log(
+            actor=actor,
+            action="customer.update_retry",
+            obj=row,
+            summary=f"{row.customer_code}: change sent again after: {before}"[:500],
+            before={"state": CustomerUpdate.State.FAILED},
+            after={"state": row.state},
+        )
+    return row
+
+
+def customer_update_cancel(*, update: CustomerUpdate, actor) -> CustomerUpdate:
+    """An approver drops a change AIQ refused: AIQ keeps the customer as it is."""
+    if not user_has_role(actor, Role.APPROVER):
+        raise PermissionDenied("Only an approver can cancel a customer change.")
+    with transaction.atomic():
+        row = CustomerUpdate.objects.select_for_update().select_related("command").get(pk=update.pk)
+        if row.state != CustomerUpdate.State.FAILED:
+            raise ValidationError(
+                f"The change to {row.customer_code} is {row.get_state_display().lower()}: "
+                "only a refused change can be cancelled."
+            )
+        if row.command is not None and row.command.state in CANCELLABLE:
+            outbox_cancel(command=row.command, actor=actor, reason="customer change cancelled")
+        row.state = CustomerUpdate.State.CANCELLED
+        row.save(update_fields=["state", "updated_at"])
+        audit_log(
+            actor=actor,
+            action="customer.update_cancel",
+            obj=row,
+            summary=f"{row.customer_code}: change cancelled ({', '.join(sorted(row.details))})",
+            before={"state": CustomerUpdate.State.FAILED},
+            after={"state": row.state},
+        )
+    return row

@@ -735,6 +735,8 @@ def sales_invoice_retry(*, invoice: SalesInvoice, actor) -> SalesInvoice:
 
 def _queue_retry(row: SalesInvoice, actor, attempt) -> None:
     kind = kinds.KIND_ITEM if row.invoice_type == InvoiceType.ITEM else kinds.KIND_BATCH
+    if row.paid:  # an already-paid order stays one: invoice, receipt and allocation at once
+        kind = kinds.KIND_PAID
     [pk] = outbox_enqueue_many(
         [
             NewCommand(
