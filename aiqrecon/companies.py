@@ -34,7 +34,7 @@ from ledger.models import (
 from payments.models import AllocationPlan, PayerMapping, Payment, Refund, Unallocation
 from payments.models_money_later import ContactAllocation, CrossCompanyReceipt, OtherReceipt
 from payments.models_provider import ProviderAccount
-from sales.models import SalesBatch
+from sales.models import SalesBatch, SalesInvoice
 from staff.company_scope import SESSION_KEY, company_id_from
 
 # URL keyword -> (model, the lookup that reaches its company)
@@ -54,6 +54,10 @@ OBJECT_COMPANY: dict[str, tuple[type[Model], str]] = {
     "command_id": (OutboxCommand, "entity_id"),
     "flag_id": (DuplicateWrite, "entity_id"),
     "department_id": (Department, "entity_id"),
+}
+# the same keyword naming another model on one namespace's screens (sales: its own invoices)
+NAMESPACE_COMPANY: dict[tuple[str, str], tuple[type[Model], str]] = {
+    ("sales", "invoice_id"): (SalesInvoice, "entity_id"),
 }
 # the /later/<what>/<row_id>/ actions: a cross-company receipt is the receiving company's
 # (its service also asks that the person works for the invoice's company)
@@ -90,7 +94,7 @@ class CompanyScopeMiddleware:
         if visible is None or match is None or match.namespace not in SCOPED_NAMESPACES:
             return None
         for name, value in view_kwargs.items():
-            entity_id = _company_of(name, value, view_kwargs)
+            entity_id = _company_of(name, value, view_kwargs, match.namespace)
             if entity_id is not None and entity_id not in visible:
                 raise Http404("No such page.")
         return None
@@ -103,12 +107,12 @@ def _chosen(value, visible: frozenset[int] | None) -> list[int] | None:
     return None if visible is None else sorted(visible)
 
 
-def _company_of(name: str, value, kwargs) -> int | None:
+def _company_of(name: str, value, kwargs, namespace: str = "") -> int | None:
     if name == "row_id":
         model = LATER_COMPANY.get(kwargs.get("what"))
         found = model.objects.filter(pk=value).values_list("entity_id", flat=True) if model else []
         return next(iter(found), None)
-    known = OBJECT_COMPANY.get(name)
+    known = NAMESPACE_COMPANY.get((namespace, name)) or OBJECT_COMPANY.get(name)
     if known is None:
         return None
     model, lookup = known

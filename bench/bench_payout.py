@@ -47,7 +47,7 @@ from django.core.management import call_command  # noqa: E402
 from ledger.models import BankAccount, Entity, OutboxCommand  # noqa: E402
 
 
-def charge(n: int, amount_minor: int) -> dict:
+def charge(n: int, amount_minor: int, currency: str = "gbp") -> dict:
     fee = round(amount_minor * 0.015) + 20
     tax = round(fee * 0.2)
     created = int(datetime(2026, 12, 1, tzinfo=UTC).timestamp()) + n
@@ -57,7 +57,7 @@ def charge(n: int, amount_minor: int) -> dict:
         "amount": amount_minor,
         "amount_captured": amount_minor,
         "amount_refunded": 0,
-        "currency": "gbp",
+        "currency": currency,
         "created": created,
         "captured": True,
         "paid": True,
@@ -68,13 +68,13 @@ def charge(n: int, amount_minor: int) -> dict:
             "id": f"txn_bench{n:06d}",
             "object": "balance_transaction",
             "amount": amount_minor,
-            "currency": "gbp",
+            "currency": currency,
             "fee": fee + tax,
             "net": amount_minor - fee - tax,
             "type": "charge",
             "fee_details": [
-                {"amount": fee, "currency": "gbp", "type": "stripe_fee", "description": "fees"},
-                {"amount": tax, "currency": "gbp", "type": "tax", "description": "VAT"},
+                {"amount": fee, "currency": currency, "type": "stripe_fee", "description": "fees"},
+                {"amount": tax, "currency": currency, "type": "tax", "description": "VAT"},
             ],
         },
     }
@@ -84,7 +84,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--payments", type=int, default=10_000)
     parser.add_argument("--latency-ms", type=int, default=50)
+    parser.add_argument(
+        "--currency",
+        default="GBP",
+        help="EUR: a EUR Stripe account of the GBP company (clearing STRIPE-EUR on GL 1160 paying "
+        "out into BANK-EUR): fees and payout go as EUR bank payments/receipts at AIQ's rate",
+    )
     args = parser.parse_args()
+    currency = args.currency.upper()
+    clearing_gl = "1150" if currency == "GBP" else "1160"
 
     from ledger.outbox.runner import default_client_factory, drain
     from ledger.sync import pull
@@ -105,7 +113,12 @@ def main() -> None:
     with server.store.transaction() as db:
         db.execute(
             "INSERT INTO bank (entity_id, gl_code, bank_account_code, name, currency) "
-            "VALUES ('demo', '1150', 'STRIPE-GBP', 'Stripe GBP clearing', 'GBP')"
+            "VALUES ('demo', ?, ?, ?, ?)",
+            (clearing_gl, f"STRIPE-{currency}", f"Stripe {currency} clearing", currency),
+        )
+        db.execute(
+            "INSERT OR IGNORE INTO gl_account VALUES ('demo', '1190', 'Transfers in transit', "
+            "'asset')"
         )
     settings.AIQ_SANDBOX_URL = server.url
     os.environ.update(seed.credentials())
@@ -120,19 +133,22 @@ def main() -> None:
     ProviderAccount.objects.create(
         entity=entity,
         source="stripe",
-        currency="GBP",
-        name="Stripe GBP",
+        currency=currency,
+        name=f"Stripe {currency}",
         clearing_bank_account=BankAccount.objects.get(
-            entity=entity, bank_account_code="STRIPE-GBP"
+            entity=entity, bank_account_code=f"STRIPE-{currency}"
         ),
-        payout_bank_account=BankAccount.objects.get(entity=entity, bank_account_code="BANK-GBP"),
+        payout_bank_account=BankAccount.objects.get(
+            entity=entity, bank_account_code=f"BANK-{currency}"
+        ),
         fees_gl_account_code="7510",
         fee_tax_gl_account_code="2200",
+        transfer_gl_account_code="1190",
         statement_narrative="STRIPE PAYMENTS UK",
     )
 
     started = time.perf_counter()
-    charges = [charge(n, 1000 + (n * 37) % 90_000) for n in range(args.payments)]
+    charges = [charge(n, 1000 + (n * 37) % 90_000, currency.lower()) for n in range(args.payments)]
     for start in range(0, len(charges), 1000):
         payments_upsert(
             items=[stripe_source.normalise_charge(c) for c in charges[start : start + 1000]],
@@ -147,7 +163,7 @@ def main() -> None:
     page.append({"type": "payout", "net": -net, "source": "po_bench"})
     server.faults.update(latency_ms=args.latency_ms)
     with server.store.transaction() as db:
-        clearing_before = bank_gl_balance(db, "demo", "1150")
+        clearing_before = bank_gl_balance(db, "demo", clearing_gl)
         fees_before = bank_gl_balance(db, "demo", "7510")
 
     steps = {}
@@ -155,7 +171,7 @@ def main() -> None:
     payout = payout_upsert(
         source="stripe",
         payout=stripe_source.normalise_payout(
-            {"id": "po_bench", "amount": net, "currency": "gbp", "status": "paid",
+            {"id": "po_bench", "amount": net, "currency": currency.lower(), "status": "paid",
              "arrival_date": int(datetime(2026, 12, 3, tzinfo=UTC).timestamp())}
         ),
     )  # fmt: skip
@@ -171,8 +187,8 @@ def main() -> None:
     total = time.perf_counter() - wall0, time.process_time() - cpu0
 
     with server.store.transaction() as db:
-        clearing_moved = bank_gl_balance(db, "demo", "1150") - clearing_before
-        fees_moved = bank_gl_balance(db, "demo", "7510") - fees_before
+        clearing_moved = bank_gl_balance(db, "demo", clearing_gl) - clearing_before
+        fees_moved = bank_gl_balance(db, "demo", "7510") - fees_before  # as written (EUR)
     fees = sum(c["balance_transaction"]["fee_details"][0]["amount"] for c in charges)
     tax = sum(c["balance_transaction"]["fee_details"][1]["amount"] for c in charges)
     expected = -(Decimal(net + fees + tax) / 100)
@@ -181,7 +197,8 @@ def main() -> None:
     for name, (wall, cpu) in steps.items():
         print(f"  {name:10s} {wall:6.2f} s wall, {cpu:6.2f} s CPU")
     print(f"  {'total':10s} {total[0]:6.2f} s wall, {total[1]:6.2f} s CPU (target <= 10 s)")
-    print(f"  AIQ writes: {OutboxCommand.objects.count()} journals; clearing moved "
+    kinds = sorted(set(OutboxCommand.objects.values_list("kind", flat=True)))
+    print(f"  AIQ writes: {OutboxCommand.objects.count()} ({', '.join(kinds)}); clearing moved "
           f"{clearing_moved} (expected {expected}); fees account {fees_moved} "
           f"(expected {Decimal(fees) / 100})")  # fmt: skip
     assert clearing_moved == expected and fees_moved == Decimal(fees) / 100

@@ -3,14 +3,16 @@ has a clearing account, and what its books name exists in AIQ as last pulled.
 
 Run by `manage.py check`, runserver and qcluster (registered in PaymentsConfig.ready()).
 The mirror's bank and GL lists are AIQ's GetBankList / GetGLAccountList as the last pull
-saw them; `manage.py provider_books_check` asks AIQ itself. A database that is not migrated
+saw them (a clearing or payout bank the last pull did not see is named); `manage.py
+provider_books_check` pulls both lists from AIQ first, then runs the same checks. A database that is not migrated
 yet has nothing to check.
 """
 
 from django.core.checks import Warning, register
 from django.db import DatabaseError
+from django.db.models import Max
 
-from ledger.models import GLAccount
+from ledger.models import BankAccount, GLAccount
 from payments.models import Payment, ProviderAccount
 from payments.services.provider_setup import GL_ROLES, gl_problems
 
@@ -34,6 +36,14 @@ def provider_books_problems() -> list[str]:
                 f"{name}: {source} {currency} payments have no provider account (clearing "
                 "bank account, fees GL account): their receipts would go to the real bank"
             )
+    # when each company's bank list was last pulled: a bank the pull did not see then is no
+    # longer in AIQ's GetBankList
+    last_pull = dict(
+        BankAccount.objects.filter(entity_id__in={a.entity_id for a in configured.values()})
+        .values("entity_id")
+        .annotate(latest=Max("last_synced_at"))
+        .values_list("entity_id", "latest")
+    )
     for account in configured.values():
         entity = account.entity
         for label, bank in (
@@ -42,6 +52,13 @@ def provider_books_problems() -> list[str]:
         ):
             if bank.entity_id != account.entity_id:
                 problems.append(f"{account}: {label} bank {bank} belongs to another company")
+            elif bank.last_synced_at is None or bank.last_synced_at < last_pull.get(
+                bank.entity_id, bank.last_synced_at
+            ):
+                problems.append(
+                    f"{account}: {label} bank {bank.bank_account_code} was not in AIQ's bank "
+                    "list at the last pull (closed or renamed in AIQ?)"
+                )
             elif bank.currency != account.currency:
                 problems.append(
                     f"{account}: {label} bank {bank.bank_account_code} is in {bank.currency}, "

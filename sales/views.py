@@ -156,7 +156,10 @@ def batch_detail(request, batch_id):
 @clerk_required
 def invoice_detail(request, invoice_id):
     invoice = get_or_404(
-        SalesInvoice.objects.select_related("source", "batch", "command", "entity"), pk=invoice_id
+        visible_scope(SalesInvoice.objects.all(), request).select_related(
+            "source", "batch", "command", "entity"
+        ),
+        pk=invoice_id,
     )
     mirror = None
     if invoice.aiq_transaction_id:
@@ -177,7 +180,7 @@ def invoice_detail(request, invoice_id):
 
 
 def _act(request, service, invoice_id, done: str, **kwargs):
-    invoice = get_or_404(SalesInvoice.objects.all(), pk=invoice_id)
+    invoice = get_or_404(visible_scope(SalesInvoice.objects.all(), request), pk=invoice_id)
     outcome = run_service(service, invoice=invoice, actor=request.user, **kwargs)
     if outcome.ok:
         messages.success(request, f"{invoice.external_reference}: {done}.")

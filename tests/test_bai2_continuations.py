@@ -1,9 +1,10 @@
 """BAI2 continuation records (88) joined as the BAI2 specification (version 2) says: after a
 record ending in "/", the 88 begins the next field; a 16 record's text that runs to the end of
-its record is continued by the 88 directly (a word split across records is one word again);
-in fixed-length records (the 01's physical record length) a short record's padding is the
-space between words. Files shaped as the specification lays them out; each amount, reference
-and text checked."""
+its fixed-length record is continued by the 88 directly (a word split across records is one
+word again); a short fixed-length record's padding is the space between words; in
+variable-length records each 88 is a line of its own (Citi's UK BAI2, the bai2 library's
+example.bai2). Files shaped as the specification and the banks lay them out; each amount,
+reference and text checked."""
 
 from decimal import Decimal
 
@@ -27,19 +28,19 @@ SPEC = b"""01,122099999,123456789,040621,0200,1,65,,2/
 99,19150000,1,11/
 """
 
-# Variable-length records (no record length in the 01), as NatWest and most UK banks send:
-# a narrative split mid-reference, a text with a comma, a text begun in the 88 after "/",
-# and a text continued over three records.
+# Variable-length records (no record length in the 01), as Citi sends them: each 88 a line of
+# the narrative, a text with a comma, a text begun in the 88 after "/", and a text continued
+# over three records.
 VARIABLE = b"""01,NWBKGB2L,DEMOLTD,250305,0600,1,,,2/
 02,DEMOLTD,NWBKGB2L,1,250304,2359,GBP,2/
 03,60161331926819,GBP,010,100000,,,015,180000,,/
-16,195,25000,Z,BR0001,INV-1001,PAYMENT FROM ACME LTD REF INV-10
-88,01 AND INV-1002, THANK YOU
+16,195,25000,Z,BR0001,INV-1001,PAYMENT FROM ACME LTD
+88,REF INV-1001 AND INV-1002, THANK YOU
 16,195,35000,Z,BR0002,/
 88,GLOBEX PLC INV-1003/2025
-16,195,20000,Z,BR0003,,INITECH LIMI
-88,TED REMITTANCE ADVICE 44
-88,7 FOR MARCH
+16,195,20000,Z,BR0003,,INITECH LIMITED
+88,REMITTANCE ADVICE 447
+88,FOR MARCH
 49,360000,9/
 98,360000,1,11/
 99,360000,1,13/
@@ -68,7 +69,7 @@ def test_the_specifications_example_joins_its_continuations():
     assert (header.account_id, header.opening_balance) == ("0123456789", Decimal("43500.00"))
 
 
-def test_variable_length_records_continue_text_directly():
+def test_variable_length_records_are_lines_of_text():
     parsed, entries = _read(VARIABLE)
     assert not parsed.errors  # 1000.00 + 250.00 + 350.00 + 200.00 = 1800.00, the closing
     assert [(e.amount, e.bank_reference) for e in entries] == [

@@ -211,3 +211,40 @@ def test_an_approver_of_one_company_sees_and_approves_only_its_plans(
     client.post(f"/approvals/{plans['ie'].pk}/approve", {"version": "1"})
     plans["ie"].refresh_from_db()
     assert (plans["ie"].state, plans["ie"].approver) == (AllocationPlan.State.SENT, bob)
+
+
+def test_a_clerk_of_one_company_sees_only_its_sales_invoices_and_credit_notes(
+    client, alice, bob, group
+):
+    from datetime import date
+
+    from sales.models import InvoiceSource, SalesCreditNote, SalesInvoice
+
+    def sale(entity, ref):
+        source = InvoiceSource.objects.create(entity=entity, code=f"CRM-{ref}", name="CRM")
+        invoice = SalesInvoice.objects.create(
+            entity=entity, source=source, external_reference=ref, customer_code="ACME",
+            customer_name="Acme", invoice_date=date(2026, 11, 2), currency=entity.base_currency,
+            invoice_type="batch", net_amount=100, tax_amount=20, gross_amount=120,
+            content_hash="-", state=SalesInvoice.State.FAILED,
+        )  # fmt: skip
+        note = SalesCreditNote.objects.create(
+            entity=entity, source=source, invoice=invoice, external_reference=f"{ref}-CN",
+            credit_date=date(2026, 11, 3), currency=entity.base_currency, net_amount=10,
+            tax_amount=2, gross_amount=12, state=SalesCreditNote.State.WAITING,
+        )  # fmt: skip
+        return invoice, note
+
+    # the Irish one first: the UK sales invoice's id is then not the Irish ledger invoice's
+    ie_sale, ie_note = sale(group["ie"], "IE-S1")
+    uk_sale, uk_note = sale(group["uk"], "UK-S1")
+    client.force_login(alice)  # a clerk of the Irish company
+    assert client.get(f"/sales/invoices/{uk_sale.pk}/").status_code == 404
+    assert client.get(f"/sales/invoices/{ie_sale.pk}/").status_code == 200
+    assert client.get(f"/sales/credit-notes/{uk_note.pk}/").status_code == 404
+    assert client.get(f"/sales/credit-notes/{ie_note.pk}/").status_code == 200
+    listed = client.get("/sales/credit-notes/").content.decode()
+    assert "IE-S1-CN" in listed and "UK-S1-CN" not in listed
+    client.force_login(bob)  # an approver of the Irish company
+    assert client.post(f"/sales/invoices/{uk_sale.pk}/cancel").status_code == 404
+    assert SalesInvoice.objects.get(pk=uk_sale.pk).state == SalesInvoice.State.FAILED

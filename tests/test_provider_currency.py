@@ -10,7 +10,7 @@ it leaves at zero; the realised loss of invoices booked at 1.15 and paid at 1.25
 account. A dispute in that account is taken and given back the same way. The Irish company
 (EUR) does the same with a GBP account."""
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -155,6 +155,7 @@ def test_a_eur_payout_of_a_gbp_company_is_booked_in_eur_at_the_days_rate_with_th
     bank_eur, bank_gbp = aiq.bank_balance(BANK), state.gl_total_base(BANK)
     fees_gbp, vat_gbp, fx_gbp = (state.gl_total_base(c) for c in ("7510", "2200", FX))
     payout = _pay_out(charges, "eur", "po_eur_uk")
+    p = payout.pk
     assert payout.amount == Decimal("339.00")  # 345.00 - fees 5.00 - VAT 1.00
     drain_all()
     assert not OutboxCommand.objects.exclude(state="confirmed").exists()
@@ -202,6 +203,16 @@ def test_a_eur_payout_of_a_gbp_company_is_booked_in_eur_at_the_days_rate_with_th
         assert len(state.transactions(ref)) == 1
     entry = AuditEntry.objects.get(action="payout.book", object_id=str(payout.pk))
     assert "fees" in entry.summary and "STRIPE-EUR -> BANK-EUR" in entry.summary
+
+    # the reconciliation ties each figure to every AIQ transaction that booked it
+    from payments.services.provider_report import reconciliation
+
+    report = reconciliation(ProviderAccount.objects.get(), date(2026, 12, 1), date(2026, 12, 31))
+    rows = {r[0]: (r[3], r[4], r[6]) for r in report.rows if r[2] == "po_eur_uk"}
+    assert rows["payout fees"] == (Decimal("-6.00"), f"POFEE-{p} POFEE-{p}-2", "")
+    assert rows["payout"] == (Decimal("-339.00"), f"POUT-{p} POUT-{p}-2", "")
+    assert rows["realised FX"] == (Decimal("-24.00"), f"FXR-{p}", "in GBP")
+    assert not [d for d in report.differences if "outbox" in d]
 
 
 def test_a_lost_answer_on_a_bank_entry_is_read_back_not_sent_twice(eur_books, entity, alice, bob):
@@ -283,6 +294,13 @@ def test_a_eur_dispute_of_a_gbp_company_is_taken_and_given_back_in_eur(
     dispute_book(dispute=dispute)  # again: nothing more
     drain_all()
     assert len(state.transactions(f"DISPWON-{dispute.pk}")) == 1
+    from payments.services.provider_report import reconciliation
+
+    report = reconciliation(ProviderAccount.objects.get(), date(2026, 1, 1), date(2026, 12, 31))
+    [row] = [r for r in report.rows if r[0] == "dispute"]
+    d = dispute.pk
+    assert row[4] == f"DISP-{d} DISP-{d}-2 DISPWON-{d} DISPWON-{d}-2"
+    assert len(row[5].split()) == 4  # the four AIQ transactions
 
 
 def test_a_gbp_payout_of_the_eur_company_is_booked_in_gbp_at_its_rate(
@@ -386,3 +404,40 @@ def test_set_up_names_a_missing_transfer_account_only_for_a_foreign_currency_acc
     assert gl_problems({**codes, "transfer_gl_account_code": TRANSIT}, gl, "EUR", "GBP") == []
     [bank] = gl_problems({**codes, "transfer_gl_account_code": CLEARING}, gl, "EUR", "GBP")
     assert "a bank account's GL account" in bank  # the transit account is not a bank's
+
+
+def test_the_set_up_check_asks_aiq_for_its_bank_list_and_names_a_clearing_bank_it_lost(
+    eur_books, entity
+):
+    from django.core.management import CommandError, call_command
+
+    from payments.checks import provider_books_problems
+
+    call_command("provider_books_check")  # every bank and GL account is in AIQ: no error
+    assert provider_books_problems() == []
+    with eur_books.server.store.transaction() as db:  # closed in AIQ's screens
+        db.execute("DELETE FROM bank WHERE bank_account_code = 'STRIPE-EUR'")
+    assert provider_books_problems() == []  # the mirror does not know yet
+    with pytest.raises(CommandError, match="1 problem"):
+        call_command("provider_books_check")
+    [problem] = provider_books_problems()  # and from now on the start-up check says so too
+    assert "clearing bank STRIPE-EUR was not in AIQ's bank list" in problem
+
+
+def test_a_eur_customers_sales_journal_goes_at_the_companys_rate_never_1(eur_books, entity):
+    """A refund's sales debit journal on a EUR customer of the GBP company (it pays out of the
+    EUR clearing account): at AIQ's rate for the day, or at the rate the payload carries."""
+    from ledger.outbox.services import outbox_enqueue
+
+    eur_books.set_rate("EUR", "1.25")
+    for reference, rate in (("RFD-EUR-1", ""), ("RFD-EUR-2", "1.20")):
+        outbox_enqueue(
+            entity=entity, kind="post_debit_journal", external_reference=reference,
+            payload={"customer_code": "QUAYSD", "gl_account_code": CLEARING, "amount": "60.00",
+                     "journal_date": "2026-12-04", "currency": "EUR", "exchange_rate": rate},
+        )  # fmt: skip
+    drain_all()
+    assert _aiq_row(eur_books, "RFD-EUR-1")["rate"] == Decimal("1.25")
+    assert _aiq_row(eur_books, "RFD-EUR-2")["rate"] == Decimal("1.20")
+    assert eur_books.bank_balance(CLEARING) == Decimal("-120.00")  # EUR out of clearing
+    assert eur_books.state.gl_total_base(CLEARING) == Decimal("-98.00")  # 48.00 + 50.00 GBP

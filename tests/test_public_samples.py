@@ -1,4 +1,5 @@
-"""Statement files published by other projects, read with every amount right.
+"""Statement files published by other projects, read with every amount right (sources and
+licences: tests/public_samples/README.md).
 
 tests/public_samples/oca-test-camt053.xml: OCA/bank-statement-import,
 account_statement_import_camt/test_files/test-camt053 (AGPL test data, whitespace compacted,
@@ -176,3 +177,101 @@ def test_ofxparses_sgml_ofx_reads_every_amount():
     header = parsed.statements[0]
     assert (header.currency, header.closing_balance) == ("CAD", Decimal("382.34"))
     assert parsed.items == []  # card and cheque payments out: nothing received
+
+
+def test_postfinances_nonref_is_no_bank_reference():
+    """PostFinance's MT940 (jejik/mt940's postfinance.sta, via wolph/mt940's test files):
+    '//NONREF' is SWIFT's "no reference"; the customer reference (01916) is the reference
+    people see and AIQ's receipt gets, never the word NONREF."""
+    parsed, entries = _read("wolph-postfinance.sta")
+    assert [(e.amount, e.currency) for e in entries] == [
+        (Decimal("79.7"), "CHF"),
+        (Decimal("149.5"), "CHF"),
+        (Decimal("-79.9"), "CHF"),
+        (Decimal("10.1"), "CHF"),
+    ]  # as the mt-940 library's own expected reading (postfinance.yml) has them
+    assert [e.bank_reference for e in entries] == ["01916", "01916", "01916", "01651"]
+    assert [i.bank_reference for i in parsed.items] == ["01916", "01916", "01651"]
+    # the first statement adds up (0 + 79.70 + 149.50 = 229.20); the second, as published,
+    # does not (229.20 - 79.90 + 10.10 = 159.40, closing 159.60): refused with the numbers
+    [error] = parsed.errors
+    assert "159.6 CHF (difference 0.2)" in error.message
+
+
+def test_genkgos_camt053_amounts_with_a_third_decimal_zero():
+    """genkgo/camt's camt053.v2.five.decimals.xml (MIT): EUR amounts written 8.850; the
+    payment is 8.85 EUR. Its Cdtr is the account holder, so there is no payer name; its
+    balances, as published, do not add up (18.150 + 8.850 against 27.050)."""
+    parsed, entries = _read("genkgo-camt053.v2.five.decimals.xml")
+    [entry] = entries
+    assert (entry.amount, entry.end_to_end_id, entry.remittance) == (
+        Decimal("8.850"),
+        "000000001",
+        "Transaction Description",
+    )
+    assert entry.payer_name == ""  # the Cdtr of a credit is us, not the payer
+    [received] = parsed.items
+    assert (received.amount, str(received.amount), received.currency) == (
+        Decimal("8.85"),
+        "8.85",
+        "EUR",
+    )
+    assert [e.field for e in parsed.errors] == ["balance"]
+
+
+def test_ofxparses_two_accounts_in_one_ofx_file():
+    """ofxparse's multiple_accounts.ofx (MIT): two STMTTRNRS, dates without times, a FITID
+    per account; every amount right, each payment on its own account."""
+    parsed, entries = _read("ofxparse-multiple_accounts.ofx")
+    assert not parsed.errors
+    assert [(e.amount, e.statement) for e in entries] == [
+        (Decimal("219.33"), 0),
+        (Decimal("-43.20"), 0),
+        (Decimal("130.00"), 0),
+        (Decimal("-123.00"), 0),
+        (Decimal("123.00"), 1),
+    ]
+    assert [s.account_key for s in parsed.statements] == ["18206 78934567889", "18206 89273829182"]
+    assert [i.amount for i in parsed.items] == [
+        Decimal("219.33"),
+        Decimal("130.00"),
+        Decimal("123.00"),
+    ]
+    assert len({i.external_id for i in parsed.items}) == 3
+
+
+def test_a_chase_credit_card_qfx_with_a_leading_blank_line_and_cp1252_text():
+    """ofxparse's chase_cc.qfx (MIT; stored here in the CHARSET:1252 its header declares): a
+    blank line before OFXHEADER, GMT-zoned times, a cp1252 broken bar in the payee."""
+    parsed, entries = _read("ofxparse-chase_cc.qfx")
+    assert not parsed.errors
+    [entry] = entries
+    assert (entry.amount, entry.currency, entry.booked.isoformat()) == (
+        Decimal("-10.00"),
+        "USD",
+        "2020-01-01",
+    )
+    assert entry.payer_name == "SQ *ECCO UN POCO \u00a6 NATURA"
+    assert parsed.statements[0].closing_balance == Decimal("-10.00")
+
+
+def test_citis_uk_bai2_keeps_its_narrative_lines_apart():
+    """The bai2 library's example.bai2 (ministryofjustice/bai2, MIT): Citi's UK BAI2, variable-
+    length records, a Faster Payment of 0.01 GBP whose narrative comes as one 88 record per
+    item. Each is a line of its own, never run together ("INCOMINGENDT:"). The file's closing
+    ledger (015) equals its opening (010) despite the credit: refused with the numbers."""
+    parsed, entries = _read("moj-bai2-citi_example.bai2")
+    [entry] = entries
+    assert (entry.amount, entry.currency, entry.booked.isoformat()) == (
+        Decimal("0.01"),
+        "GBP",
+        "2015-07-15",
+    )
+    assert entry.bank_reference == "1234567890"
+    [received] = parsed.items
+    assert received.description == (
+        "RP12312312312312 FR:FP SIP INCOMING ENDT:20150715 TRID:RP12312312312312 "
+        "PY:RP1231231231231200 A1234BC 22/03/66 BI:22222222 "
+        "OB:111111 BUCKINGHAM PALACE OB3:BARCLAYS BANK PLC BO:11111111 BO1:DOE JO"
+    )
+    assert [e.field for e in parsed.errors] == ["balance"]

@@ -164,6 +164,18 @@ def receipt_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack
     return ReadBack(len(ids), result, extra_ids=ids[1:])
 
 
+def journal_rate(client, command: OutboxCommand, payload: dict) -> Decimal:
+    """A sales journal's ExchangeRate: the payload's (e.g. the rate a dispute's money left at),
+    1 in the base currency, else the company's rate for the day from AIQ, never 1 by default
+    (a EUR customer's refund debit journal in a GBP company)."""
+    if payload.get("exchange_rate"):
+        return as_decimal(payload["exchange_rate"])
+    currency = (payload.get("currency") or command.entity.base_currency).upper()
+    if currency == command.entity.base_currency:
+        return Decimal(1)
+    return client.get_currency_exchange_rate(currency)
+
+
 def journal_executor(post: Callable[..., int], sign_note: str):
     def send(client, command: OutboxCommand, payload: dict) -> dict:
         _require(payload, "customer_code", "gl_account_code", "amount", "journal_date")
@@ -192,7 +204,7 @@ def journal_executor(post: Callable[..., int], sign_note: str):
             client,
             {
                 "AccountCode": payload["customer_code"].upper(),
-                "ExchangeRate": Decimal(1),
+                "ExchangeRate": journal_rate(client, command, payload),
                 "ExternalReference": command.external_reference,
                 "JournalNumber": command.external_reference[:30],
                 "TransactionDate": _midnight(_iso(payload["journal_date"])),

@@ -144,10 +144,16 @@ class JournalPayload:
     # accounts, tax to the VAT account): [{"gl_account_code", "amount", "description"?,
     # "department_id"?}]
     lines: list | None = None
+    # AIQ's ExchangeRate (units of `currency` per base unit); empty: 1 in the base currency,
+    # else the company's rate for the day, asked of AIQ when it is sent (never 1 by default)
+    exchange_rate: str = ""
 
     def __post_init__(self):
         _present(customer_code=self.customer_code, gl_account_code=self.gl_account_code)
         _decimal("amount", self.amount)
+        _decimal("exchange_rate", self.exchange_rate, blank=True)
+        if self.exchange_rate not in (None, "") and Decimal(str(self.exchange_rate)) <= 0:
+            raise ValueError(f"exchange_rate must be positive: {self.exchange_rate!r}")
         _iso_date("journal_date", self.journal_date)
         if self.lines is not None:
             if not self.lines or not all(isinstance(line, dict) for line in self.lines):

@@ -40,9 +40,8 @@ from payments.models import (
 )
 from payments.services.provider_currency import (
     CurrencyBooksError,
-    command_rate,
-    company_rate,
     journal_commands,
+    movement_rate,
 )
 from staff.services import audit_log
 
@@ -206,15 +205,9 @@ def payout_rate(payout: Payout) -> tuple[Decimal | None, str]:
     rate its transfer was booked at (a reversal reuses it), else the company's rate for the day
     from AIQ (provider_currency). (None, '') for a base-currency payout."""
     account = _payout_account(payout)
-    if account is None or account.entity.base_currency == payout.currency:
+    if account is None:
         return None, ""
-    booked = command_rate(payout.transfer_command) if payout.transfer_command_id else None
-    if booked is not None:
-        return booked, ""
-    try:
-        return company_rate(account.entity, payout.currency), ""
-    except CurrencyBooksError as error:
-        return None, str(error)
+    return movement_rate(account.entity, payout.currency, payout.transfer_command)
 
 
 def payout_book(*, payout: Payout) -> Payout:

@@ -37,6 +37,7 @@ the audit log) until the next booking run. A dispute's later movements (lost, wo
 its withdrawal was booked at, so the disputes account clears in the base currency too.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
@@ -163,6 +164,21 @@ def provider_rate(exchange_rate) -> Decimal | None:
     return (Decimal(1) / value).quantize(RATE_PLACES)
 
 
+def movement_rate(entity, currency: str, booked: OutboxCommand | None = None):
+    """(rate, why not) of a movement in `currency`: None, '' in the base currency; the rate
+    `booked` (an earlier bank entry of the same payout or dispute) went at; else the company's
+    rate for the day from AIQ; None and the reason when AIQ cannot say."""
+    if currency.upper() == entity.base_currency:
+        return None, ""
+    rate = command_rate(booked)
+    if rate is not None:
+        return rate, ""
+    try:
+        return company_rate(entity, currency), ""
+    except CurrencyBooksError as error:
+        return None, str(error)
+
+
 def command_rate(command: OutboxCommand | None) -> Decimal | None:
     """The rate a bank entry was booked at (a dispute's later movements reuse it)."""
     if command is None or command.kind != KIND:
@@ -283,3 +299,28 @@ def journal_commands(
         command = queue(ref, KIND, body, depends_on)
         first = first or command
     return first
+
+
+# --- reading them back (the reconciliation report) ---------------------------------------------
+
+
+def entries_of(command: OutboxCommand) -> list[OutboxCommand]:
+    """A movement's commands: the one its row keeps and, for bank entries, the entries queued
+    with it (`<reference>-2`, `-3`: the VAT on fees, the receiving side of a transfer)."""
+    if command.kind != KIND:
+        return [command]
+    siblings = OutboxCommand.objects.filter(
+        entity_id=command.entity_id,
+        kind=KIND,
+        origin_type=command.origin_type,
+        origin_id=command.origin_id,
+        external_reference__regex=rf"^{re.escape(command.external_reference)}-[0-9]+$",
+    )
+    return [command, *sorted(siblings, key=lambda c: int(c.external_reference.rsplit("-", 1)[1]))]
+
+
+def fees_of(commands: list[OutboxCommand]) -> Decimal:
+    """What a fee movement took out of clearing, in the account's currency."""
+    if commands[0].kind == KIND:
+        return -sum((Decimal(c.payload["amount"]) for c in commands), Decimal(0))
+    return sum((Decimal(line["debit"]) for line in commands[0].payload["lines"]), Decimal(0))

@@ -65,7 +65,7 @@ from payments.services.provider_books import (
     journal_payload,
     provider_account,
 )
-from payments.services.provider_currency import CurrencyBooksError, command_rate, company_rate
+from payments.services.provider_currency import movement_rate
 from staff.maker_checker import check_approver, record_approval, record_change
 from staff.models import Role
 from staff.services import audit_log, user_has_role
@@ -327,15 +327,9 @@ def dispute_rate(dispute: Dispute) -> tuple[Decimal | None, str]:
     account is in the base currency or nothing is to be booked."""
     withdrawal, _back = _movements(dispute)
     account = _account(dispute, withdrawal.currency) if withdrawal is not None else None
-    if account is None or account.entity.base_currency == withdrawal.currency:
+    if account is None:
         return None, ""
-    booked = command_rate(dispute.withdrawal_command) if dispute.withdrawal_command_id else None
-    if booked is not None:
-        return booked, ""
-    try:
-        return company_rate(account.entity, withdrawal.currency), ""
-    except CurrencyBooksError as error:
-        return None, str(error)
+    return movement_rate(account.entity, withdrawal.currency, dispute.withdrawal_command)
 
 
 def dispute_book(*, dispute: Dispute) -> Dispute:

@@ -17,6 +17,7 @@ from ledger.aiq.client import AiqClient
 from ledger.aiq.errors import AiqError
 from ledger.models import OutboxCommand
 from payments.models import ClearingBalance, Dispute, Fee, Payment, Payout, ProviderAccount
+from payments.services.provider_currency import entries_of, fees_of
 from payments.services.provider_disputes import LOST as DISPUTES_LOST
 from payments.sources import stripe_client as api
 from staff.services import audit_log
@@ -165,7 +166,12 @@ def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconcil
     for d in disputes.select_related(
         "withdrawal_command", "loss_command", "reinstatement_command"
     ).order_by("pk"):
-        booked = [c for c in (d.withdrawal_command, d.loss_command, d.reinstatement_command) if c]
+        booked = [
+            entry
+            for c in (d.withdrawal_command, d.loss_command, d.reinstatement_command)
+            if c
+            for entry in entries_of(c)
+        ]
         report.rows.append(
             ("dispute", None, d.external_id, -d.amount,
              " ".join(c.external_reference for c in booked),
@@ -203,10 +209,11 @@ def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconcil
         ):
             if command is None:
                 continue
-            lines = command.payload["lines"]
+            entries = entries_of(command)  # a foreign-currency account's bank entries
             if label == "payout fees":
-                amount = sum(Decimal(line["debit"]) for line in lines)
-            elif label == "realised FX":  # a gain positive: the FX account's credit
+                amount = fees_of(entries)
+            elif label == "realised FX":
+                lines = command.payload["lines"]  # a gain positive: the FX account's credit
                 fx = [
                     line for line in lines if line["gl_account_code"] == account.fx_gl_account_code
                 ]
@@ -219,16 +226,28 @@ def reconciliation(account: ProviderAccount, start: date, end: date) -> Reconcil
                     payout.arrival_date,
                     payout.external_id,
                     -amount if label != "payout reversed" else amount,
-                    command.external_reference,
-                    command.result.get("transaction_id"),
-                    command.get_state_display() if command.state != "confirmed" else "",
+                    " ".join(c.external_reference for c in entries),
+                    " ".join(str(c.result.get("transaction_id") or "") for c in entries).strip()
+                    or None,
+                    "; ".join(
+                        f"{c.external_reference} {c.get_state_display().lower()}"
+                        for c in entries
+                        if c.state != "confirmed"
+                    )
+                    or (  # realised FX is in the company's currency (a general journal)
+                        f"in {account.entity.base_currency}"
+                        if label == "realised FX"
+                        and account.entity.base_currency != account.currency
+                        else ""
+                    ),
                 )
             )
-            if command.state != "confirmed":
-                report.differences.append(
-                    f"{label} {payout.external_id}: {command.external_reference} is "
-                    f"{command.get_state_display().lower()} in the outbox"
-                )
+            for entry in entries:
+                if entry.state != "confirmed":
+                    report.differences.append(
+                        f"{label} {payout.external_id}: {entry.external_reference} is "
+                        f"{entry.get_state_display().lower()} in the outbox"
+                    )
         line = payout.statement_payment
         if line is not None:  # the payout as the bank statement shows it (linked both ways)
             report.rows.append(

@@ -10,11 +10,14 @@ entries carry no date of their own: the group's as-of date is their booking date
 Continuation records (88) are joined as the BAI2 specification (version 2, "Continuation
 records") says: a record that ends with "/" ends its last field there, so the 88 begins the next
 field; a record that does not (only a 16's text field may do so) is continued by the 88
-directly, character for character: "...INTERNATIONAL-5373 CLIE" + "88,NT SECCY" is "CLIENT".
-In a file of fixed-length records (the 01 record's physical record length), a continued record
-shorter than that length was padded with spaces, which belong to the text: the word ended there
-(the specification's own example: "...CORP. LOCKBOX" + "88,DEPOSIT-MISC." in 65-character
-records). Lines reach the library stripped, so that space is put back here.
+directly, character for character, when it filled its record (the 01 record's physical record
+length): NatWest's 80-character "...INTERNATIONAL-5373 CLIE" + "88,NT SECCY" is "CLIENT". A continued record shorter than that length was padded with spaces,
+which belong to the text: the word ended there (the specification's own example: "...CORP.
+LOCKBOX" + "88,DEPOSIT-MISC." in 65-character records). Lines reach the library stripped, so
+that space is put back here. A file that gives no record length is cut at 80 columns, as
+NatWest's is (its "CLIE" record is 80 characters long); a shorter record there is a line of
+text of its own, joined with a space: Citi's UK BAI2 sends "FR:FP SIP INCOMING",
+"ENDT:20150715", "TRID:..." as 88 records, which must not run together ("INCOMINGENDT:").
 The bai2 library joins such text with a space ("CLIE NT"), so a detail's text is rebuilt here
 from the records the library kept for it, the library still checking the file's integrity.
 """
@@ -27,6 +30,8 @@ from payments.sources.statement_rows import (
     StatementError,
     StatementHeader,
 )
+
+CARD_COLUMNS = 80  # the record width of a BAI2 file that does not give its own
 
 
 def continued_text(detail, record_length: int | None = None) -> str:
@@ -42,7 +47,11 @@ def continued_text(detail, record_length: int | None = None) -> str:
         if logical.endswith("/"):
             logical = f"{logical[:-1]},{part}"
         else:
-            padded = record_length and len(previous) + 3 < record_length
+            # a record shorter than its length ended where the bank's line of text ended;
+            # a full one was cut there. Variable-length files are cut at BAI2's 80 columns
+            # (NatWest's "...CLIE" is 80 characters), and a shorter record is a line of its
+            # own (Citi's "FR:FP SIP INCOMING" / "ENDT:20150715"), never run together
+            padded = len(previous) + 3 < (record_length or CARD_COLUMNS)
             logical = f"{logical} {part}" if padded else logical + part
         previous = part
     if logical.endswith("/"):

@@ -129,9 +129,10 @@ def read_mt940(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
             booked = _as_date(booked)
             dates.append(booked)
             details = _details(t.get("transaction_details") or "")
-            customer = (t.get("customer_reference") or "").strip()
-            customer = "" if customer.upper() == "NONREF" else customer
-            bank_ref = (t.get("bank_reference") or "").strip()
+            # "NONREF" is SWIFT's word for "no reference" in either place (PostFinance writes
+            # //NONREF as the bank's reference): never shown or sent to AIQ as one
+            customer = _reference(t.get("customer_reference"))
+            bank_ref = _reference(t.get("bank_reference"))
             remittance = details["remittance"]
             if customer and customer not in remittance:
                 remittance = f"{customer} {remittance}".strip()
@@ -157,6 +158,11 @@ def read_mt940(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
         raise StatementError("The MT940 file holds no statement (:20: ... :62F:).")
     parsed.row_count = number
     return parsed, entries
+
+
+def _reference(value) -> str:
+    text = (value or "").strip()
+    return "" if text.upper() == "NONREF" else text
 
 
 def _as_date(value) -> date:
