@@ -15,17 +15,21 @@ from ledger.models import Customer, OutboxCommand
 from payments.models import Dispute, Payment, Payout
 from payments.services.payments import payout_upsert
 from payments.services.provider_books import payout_book
-from payments.services.provider_disputes import dispute_loss_approve
+from payments.services.provider_disputes import dispute_book, dispute_loss_approve
 from payments.services.statements import statement_import, statement_preview
 from payments.services.stripe_events import stripe_payout_reconcile
 from payments.sources import stripe_source
+from staff.models import AuditEntry
+from tests import test_provider_currency as currency
 from tests import test_provider_disputes as disputes
 from tests.refunds_support import allocate, drain_all, make_invoice, seed_roles_without_matching
+from tests.test_provider_payouts import _rate_in_aiq
 
 pytestmark = pytest.mark.django_db(transaction=True)
 # the fixtures of the Stripe books, dispute, Stripe webhook and GoCardless tests
 books, dispute_books, gc_books = disputes.books, disputes.dispute_books, disputes.gc_books
 deliver, gocardless = disputes.deliver, disputes.gocardless
+eur_books = currency.eur_books  # the UK company with a EUR Stripe account
 
 
 @pytest.fixture(autouse=True)
@@ -238,3 +242,87 @@ def test_a_day_of_gocardless_money_with_a_late_failure_ends_where_gocardless_and
 
     _statement(alice, barclays, "GOCARDLESS", second, "GOCARDLESS")
     _recognised(second, "GOCARDLESS")
+
+
+def test_a_day_of_eur_card_money_in_a_gbp_company_is_booked_at_the_days_rate_with_its_fx(
+    eur_books, entity, alice, bob
+):
+    """The UK company (GBP) with a EUR Stripe account: five EUR invoices booked at 1.15 EUR
+    per GBP are paid by card on a day the rate is 1.25; one payment is disputed and lost (a
+    EUR account of a GBP company: written off at the withdrawal's rate, not reversed); one
+    payout nets it all. Every AIQ entry is at 1.25, never 1; clearing is 0.00 in euros and in
+    pounds; the bank gains the payout; the realised loss is the invoices' value at 1.15 less
+    at 1.25, once."""
+    aiq, state = eur_books, eur_books.state
+    sales = [("QUAYSD", "230.00"), ("RIVIER", "115.00"), ("SOLAR", "100.00"),
+             ("TULIP", "150.00"), ("QUAYSD", "60.00")]  # fmt: skip
+    invoices = [make_invoice(entity, code, [("Service", "4010", amount, "T0")])
+                for code, amount in sales]  # fmt: skip
+    for invoice in invoices:
+        invoice.exchange_rate = _rate_in_aiq(aiq, invoice)
+        invoice.save(update_fields=["exchange_rate"])
+    assert {i.exchange_rate for i in invoices} == {Decimal("1.15")}
+    aiq.set_rate("EUR", "1.25")
+    charges = [
+        currency._charge(40 + n, code, amount, "2.00", "0.40")
+        for n, (code, amount) in enumerate(sales)
+    ]
+    payments = currency._paid_by_card(entity, zip(charges, invoices, strict=True), alice, bob)
+    for payment in payments:  # the receipts: EUR, at the day's rate
+        receipt = currency._aiq_row(aiq, f"RCPT-{payment.pk}")
+        assert (receipt["currency"], receipt["rate"]) == ("EUR", Decimal("1.25"))
+    before = {gl: state.gl_total_base(gl) for gl in (currency.BANK, FEES, VAT, currency.FX,
+                                                     "8100")}  # fmt: skip
+    bank_eur = aiq.bank_balance(currency.BANK)
+
+    # TULIP's 150.00 is disputed and lost: Stripe takes it and a 15.00 fee
+    disputed = payments[3]
+    withdrawal = currency._dispute_txn(-15000, 1500)
+    dispute = dispute_book(dispute=currency._dispute(disputed, "lost", [withdrawal]))
+    dispute_loss_approve(dispute=dispute, actor=bob)
+    drain_all()
+    dispute.refresh_from_db()
+    assert dispute.loss_command.kind == "post_general_journal"  # written off, at its rate
+    entry = AuditEntry.objects.get(action="dispute.lost", object_id=str(dispute.pk))
+    assert "a EUR account of a GBP company" in entry.summary
+
+    net_minor = sum(c["balance_transaction"]["net"] for c in charges) - 16500
+    payout = payout_upsert(
+        source="stripe",
+        payout=stripe_source.normalise_payout(
+            {"id": "po_eur_day", "amount": net_minor, "currency": "eur", "status": "paid",
+             "arrival_date": int(datetime(2026, 12, 4, tzinfo=UTC).timestamp())}
+        ),
+    )  # fmt: skip
+    pages = [[{**c["balance_transaction"], "source": c} for c in charges]
+             + [{**withdrawal, "net": -16500, "type": "adjustment",
+                 "source": {"object": "dispute", "id": dispute.external_id}}]]  # fmt: skip
+    stripe_payout_reconcile(payout=payout, pages=pages)
+    payout_book(payout=payout)
+    drain_all()
+    payout.refresh_from_db()
+    gross = sum(Decimal(a) for _, a in sales)
+    assert payout.amount == gross - Decimal("12.00") - Decimal("165.00")  # fees+VAT, dispute
+    for reference in (f"POFEE-{payout.pk}", f"POUT-{payout.pk}", f"DISP-{dispute.pk}"):
+        row = currency._aiq_row(aiq, reference)
+        assert (row["currency"], row["rate"]) == ("EUR", Decimal("1.25")), reference
+    # clearing holds what Stripe holds: nothing, in euros and in pounds
+    assert aiq.bank_balance(currency.CLEARING) == 0
+    assert state.gl_total_base(currency.CLEARING) == 0
+    # the bank gained the payout: in euros, and at 1.25 in pounds
+    assert aiq.bank_balance(currency.BANK) - bank_eur == payout.amount
+    assert state.gl_total_base(currency.BANK) - before[currency.BANK] == currency._base(
+        payout.amount, "1.25"
+    )
+    # fees 10.00 and the dispute fee 15.00 at 1.25 (20.00 GBP); VAT 2.00 (1.60 GBP); the lost
+    # 150.00 written off at 1.25 (120.00 GBP); nothing left in dispute
+    assert state.gl_total_base(FEES) - before[FEES] == Decimal("20.00")
+    assert state.gl_total_base(VAT) - before[VAT] == Decimal("1.60")
+    assert state.gl_total_base("8100") - before["8100"] == Decimal("120.00")
+    assert state.gl_total_base(currency.DISPUTES) == 0
+    # realised loss: the five invoices at 1.15 less at 1.25, one journal in pounds
+    expected = sum(currency._base(a, "1.15") - currency._base(a, "1.25") for _, a in sales)
+    assert state.gl_total_base(currency.FX) - before[currency.FX] == expected > 0
+    fxr = currency._aiq_row(aiq, f"FXR-{payout.pk}")
+    assert (fxr["type"], fxr["currency"]) == ("GeneralJournal", "GBP")
+    assert not OutboxCommand.objects.exclude(state=OutboxCommand.State.CONFIRMED).exists()
