@@ -32,7 +32,7 @@ from ledger.models import (
     Receipt,
 )
 from payments.models import AllocationPlan, PayerMapping, Payment, Refund, Unallocation
-from payments.models_money_later import ContactAllocation, OtherReceipt
+from payments.models_money_later import ContactAllocation, CrossCompanyReceipt, OtherReceipt
 from payments.models_provider import ProviderAccount
 from sales.models import SalesBatch, SalesInvoice
 from staff.company_scope import SESSION_KEY, company_id_from
@@ -59,7 +59,13 @@ OBJECT_COMPANY: dict[str, tuple[type[Model], str]] = {
 NAMESPACE_COMPANY: dict[tuple[str, str], tuple[type[Model], str]] = {
     ("sales", "invoice_id"): (SalesInvoice, "entity_id"),
 }
-LATER_COMPANY = {"allocation": ContactAllocation, "other": OtherReceipt}
+# the /later/<what>/<row_id>/ actions: a cross-company receipt is the receiving company's
+# (its service also asks that the person works for the invoice's company)
+LATER_COMPANY = {
+    "allocation": ContactAllocation,
+    "other-receipt": OtherReceipt,
+    "cross-company": CrossCompanyReceipt,
+}
 # the staff screens; the API (its own clients), the admin and webhooks are not scoped here
 SCOPED_NAMESPACES = frozenset({"payments", "ledger", "sales", ""})
 

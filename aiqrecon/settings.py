@@ -285,6 +285,11 @@ SUSPENSE_GL_ACCOUNT_CODE = env_str("SUSPENSE_GL_ACCOUNT_CODE", "9990")
 # The GL account of the journal pair that moves money between customers of one group (a debit
 # journal on the payer, a credit journal on the customer paid for): it nets to zero.
 GROUP_TRANSFER_GL_ACCOUNT_CODE = env_str("GROUP_TRANSFER_GL_ACCOUNT_CODE", "9990")
+# Cross-company receipts (money into one group company for another's invoice): the GL account,
+# in the invoice's company, of what the receiving company owes it (the sales credit journal on
+# the paying customer goes to it). The receiving company's side is the customer account AIQ's
+# intercompany connection names for the other company.
+INTERCOMPANY_GL_ACCOUNT_CODE = env_str("INTERCOMPANY_GL_ACCOUNT_CODE", "1400")
 # The AIQ GL account VAT on sales is posted to (a duplicate credit note's reversing journal
 # credits its tax back here).
 AIQ_VAT_GL_ACCOUNT_CODE = env_str("AIQ_VAT_GL_ACCOUNT_CODE", "2200")

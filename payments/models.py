@@ -942,8 +942,10 @@ class Unallocation(MakerChecked):
 from payments.models_money_later import (  # noqa: E402, F401
     ContactAllocation,
     ContactAllocationLine,
+    CrossCompanyReceipt,
     CustomerGroup,
     CustomerGroupMember,
+    GroupPolicy,
     OtherReceipt,
     OtherReceiptLine,
 )

@@ -260,3 +260,71 @@ class OtherReceiptLine(models.Model):
                 name="otherreceiptline_amounts",
             ),
         ]
+
+
+class GroupPolicy(models.Model):
+    """The group's rules across its AIQ companies: one row (pk 1), changed only through
+    payments/services/cross_company.py: group_policy_set (audited)."""
+
+    cross_company_receipts = models.BooleanField(
+        default=False,
+        help_text="A payment into one group company that names another group company's "
+        "invoice may be received there through AIQ's intercompany accounts",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "group policy"
+        constraints = [models.CheckConstraint(condition=Q(pk=1), name="grouppolicy_one_row")]
+
+    def __str__(self):
+        return "group policy"
+
+
+class CrossCompanyReceipt(LaterDecision):
+    """Money that arrived in one group company (`entity`, the payment's) for another group
+    company's customer invoice (`invoice`, of `invoice.entity`). AIQ keeps each company's
+    books apart and allocates only within one account, so two companies' entries are made
+    (payments/services/cross_company.py): in the receiving company a sales receipt into the
+    bank the money is in, on the customer account that stands for the other company there
+    (AIQ's intercompany connection: `intercompany_customer_code`), left on account (the
+    receiving company now owes the other); in the invoice's company a sales credit journal
+    on the paying customer to the intercompany GL account (`gl_account_code`: owed by the
+    receiving company), allocated against the invoice. Always approved by a second person."""
+
+    entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT, related_name="+")
+    payment = models.ForeignKey(
+        "payments.Payment", on_delete=models.PROTECT, related_name="cross_company_receipts"
+    )
+    invoice = models.ForeignKey("ledger.Invoice", on_delete=models.PROTECT, related_name="+")
+    connection = models.ForeignKey(
+        "ledger.InterCompanyConnection", on_delete=models.PROTECT, related_name="+"
+    )
+    intercompany_customer_code = models.CharField(max_length=50)
+    bank_account = models.ForeignKey(
+        "ledger.BankAccount", on_delete=models.PROTECT, related_name="+"
+    )
+    gl_account_code = models.CharField(max_length=50)
+    amount = MoneyField()
+    currency = models.CharField(max_length=3)
+    receipt_date = models.DateField()
+
+    class Meta:
+        indexes = [models.Index(fields=["-updated_at", "-id"], name="crossreceipt_updated")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="crossreceipt_amount_gt_0"),
+            # money moved between companies always waits for a second person
+            models.CheckConstraint(
+                condition=Q(needs_approval=True), name="crossreceipt_needs_approval"
+            ),
+            # one live receipt per payment: the money would be in AIQ twice
+            models.UniqueConstraint(
+                fields=["payment"],
+                condition=Q(state__in=["awaiting_approval", "sent", "confirmed", "needs_person"]),
+                name="crossreceipt_one_live_per_payment",
+            ),
+            approver_is_not_maker("crossreceipt_approver_is_not_maker"),
+        ]
+
+    def __str__(self):
+        return f"cross-company receipt #{self.pk}"

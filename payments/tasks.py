@@ -9,7 +9,7 @@ from payments.services.auto_match import auto_match_changed
 from payments.services.provider_report import clearing_checks_all
 from payments.services.smartdebit import SmartDebitNotConfigured, smartdebit_pull
 from payments.sources.gocardless_source import (
-    gocardless_catch_up,
+    gocardless_catch_up_all,
     gocardless_event_process,
     gocardless_events_retry_due,
 )
@@ -45,7 +45,7 @@ def gocardless_events_sweep_task() -> int:
 
 
 def gocardless_catch_up_task() -> dict:
-    return gocardless_catch_up()
+    return gocardless_catch_up_all()
 
 
 def smartdebit_pull_task() -> str:

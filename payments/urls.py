@@ -80,8 +80,14 @@ urlpatterns = [
     path("payments/<id:payment_id>/suspense", later.to_suspense, name="to_suspense"),
     path("payments/<id:payment_id>/on-account", later.on_account, name="on_account"),
     path("payments/<id:payment_id>/customer", later.change_customer, name="change_customer"),
+    path(
+        "payments/<id:payment_id>/cross-company",
+        later.cross_company_propose,
+        name="cross_company_propose",
+    ),
     path("other-receipts/new", later.other_receipt_new, name="other_receipt_new"),
     path("later/", later.later_list, name="later"),
+    path("group-policy/", later.group_policy, name="group_policy"),
     path("later/<str:what>/<id:row_id>/approve", later.later_approve, name="later_approve"),
     path("later/<str:what>/<id:row_id>/reject", later.later_reject, name="later_reject"),
     path(

@@ -43,6 +43,7 @@ GL_ACCOUNTS = [
     ("1150", "Stripe clearing", "bank"),
     ("1200", "Bank current account GBP", "bank"),
     ("1210", "Bank current account EUR", "bank"),
+    ("1400", "Intercompany current accounts", "intercompany"),
     ("2100", "Creditors control", "creditors"),
     ("2200", "VAT", "tax"),
     ("2300", "Deferred income", "liability"),

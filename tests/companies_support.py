@@ -22,17 +22,22 @@ def ireland() -> Entity:
     )
 
 
-def stripe_account(entity: Entity, currency: str, *, key_env="", secret_env="") -> ProviderAccount:
+def stripe_account(
+    entity: Entity, currency: str, *, key_env="", secret_env="", source="stripe"
+) -> ProviderAccount:
+    """A provider account (Stripe unless `source` says GoCardless) with its clearing and
+    payout bank accounts in `entity`."""
+    label, tail = ("Stripe", "") if source == "stripe" else ("GoCardless", "G")
     clearing = BankAccount.objects.create(
         entity=entity,
-        bank_code=f"11{entity.pk}",
-        bank_account_code=f"STRIPE{currency}",
-        name=f"Stripe clearing {currency}",
+        bank_code=f"11{entity.pk}{tail}",
+        bank_account_code=f"{label.upper()}{currency}",
+        name=f"{label} clearing {currency}",
         currency=currency,
     )
     bank = BankAccount.objects.create(
         entity=entity,
-        bank_code=f"12{entity.pk}",
+        bank_code=f"12{entity.pk}{tail}",
         bank_account_code=f"BANK{currency}",
         name=f"Bank {currency}",
         currency=currency,
@@ -41,9 +46,9 @@ def stripe_account(entity: Entity, currency: str, *, key_env="", secret_env="") 
     entity.save(update_fields=["default_bank_account"])
     return ProviderAccount.objects.create(
         entity=entity,
-        source="stripe",
+        source=source,
         currency=currency,
-        name=f"Stripe {currency} ({entity.name})",
+        name=f"{label} {currency} ({entity.name})",
         clearing_bank_account=clearing,
         payout_bank_account=bank,
         fees_gl_account_code="7700",

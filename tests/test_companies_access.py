@@ -180,6 +180,39 @@ def test_the_statement_upload_offers_only_the_clerks_companys_accounts_and_layou
     assert "Lloyds CSV" not in page
 
 
+def test_an_approver_of_one_company_sees_and_approves_only_its_plans(
+    client, alice, bob, carol, group, settings
+):
+    """Bob approves for the Irish company: the UK plan waiting beside the Irish one is not on
+    his approvals list, and approving it by its address is "not found" and changes nothing."""
+    from payments.models import AllocationPlan
+    from payments.services.plans import plan_propose, plan_submit
+    from tests.companies_support import stripe_account
+
+    settings.APPROVAL_THRESHOLD = Decimal("1.00")
+    for company, currency in ((group["uk"], "GBP"), (group["ie"], "EUR")):
+        stripe_account(company, currency)
+    plans = {}
+    for key in ("uk", "ie"):
+        plan = plan_propose(
+            payment=group[f"{key}_payment"],
+            lines=[{"invoice_id": group[f"{key}_invoice"].pk, "amount": "120.00"}],
+            actor=carol, customer=group[f"{key}_customer"],
+        )  # fmt: skip
+        plans[key] = plan_submit(plan=plan, actor=carol)
+    client.force_login(bob)
+    listed = client.get("/approvals/").content.decode()
+    assert f"/approvals/{plans['ie'].pk}/approve" in listed
+    assert f"/approvals/{plans['uk'].pk}/approve" not in listed
+    answer = client.post(f"/approvals/{plans['uk'].pk}/approve", {"version": "1"})
+    assert answer.status_code == 404
+    plans["uk"].refresh_from_db()
+    assert plans["uk"].state == AllocationPlan.State.AWAITING_APPROVAL
+    client.post(f"/approvals/{plans['ie'].pk}/approve", {"version": "1"})
+    plans["ie"].refresh_from_db()
+    assert (plans["ie"].state, plans["ie"].approver) == (AllocationPlan.State.SENT, bob)
+
+
 def test_a_clerk_of_one_company_sees_only_its_sales_invoices_and_credit_notes(
     client, alice, bob, group
 ):

@@ -136,6 +136,8 @@ PARAMS = {
     "payments:back_to_inbox": ((), ("reason",)),
     "payments:to_suspense": ((), ("reason",)),
     "payments:on_account": ((), ("customer",)),
+    "payments:cross_company_propose": ((), ("invoice_id",)),
+    "payments:group_policy": ((), ("cross_company_receipts",)),
     "payments:other_receipt_new": (
         ("payment",),
         ("bank", "description", "reference", "gl_account", "tax_code", "net_amount", "tax_amount"),

@@ -112,3 +112,105 @@ def test_backfill_command_and_schedules(entity, gocardless, capsys):
     assert SCHEDULES["gocardless-events-retry"][0] == "payments.tasks.gocardless_events_sweep_task"
     assert SCHEDULES["gocardless-catch-up"][1] == 24 * 60
     assert SCHEDULES["stripe-import"][0] == "payments.tasks.stripe_import_task"
+
+
+class FakeTwoAccounts(FakeWithEvents):
+    """Answers as the GoCardless account the access token is of: each token sees only its
+    own account's events and payments (as GoCardless does), and asks are kept per token."""
+
+    by_token: dict = {}
+    asked_by: list = []
+
+    def do_GET(self):  # noqa: N802
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        books = self.by_token.get(token)
+        if books is None:
+            self._error(401, "invalid_api_usage", "unauthorized", "Access token not active")
+            return
+        self.asked_by.append((token, urlparse(self.path).path))
+        self.events, self.payments = books["events"], books["payments"]
+        super().do_GET()
+
+
+@pytest.fixture
+def two_accounts(entity, gocardless, settings, monkeypatch):
+    from tests.companies_support import ireland, stripe_account
+
+    server_port = settings.GOCARDLESS_API_BASE.rsplit(":", 1)[1]
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), FakeTwoAccounts)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.GOCARDLESS_API_BASE = f"http://127.0.0.1:{server.server_address[1]}"
+    assert server_port != str(server.server_address[1])
+    FakeTwoAccounts.asked_by = []
+    uk_payment = _payment("PM0UK1", 4200)
+    ie_payment = _payment("PM0IE1", 9550, currency="EUR", mandate="MD000IE")
+    uk_event = _event("EV0UK1", "payments", "confirmed", payment="PM0UK1")
+    ie_event = _event("EV0IE1", "payments", "confirmed", payment="PM0IE1")
+    uk_event["created_at"] = ie_event["created_at"] = "2025-03-05T01:00:00.000Z"
+    FakeTwoAccounts.by_token = {
+        "gc_uk_token_value": {"events": [uk_event], "payments": {"PM0UK1": uk_payment}},
+        "gc_ie_token_value": {"events": [ie_event], "payments": {"PM0IE1": ie_payment}},
+    }
+    _payer_add(FakeTwoAccounts, "MD000123", _customer("CU000123", "jane@example.test"))
+    _payer_add(FakeTwoAccounts, "MD000IE", _customer("CU000IE", "aoife@example.ie"))
+    monkeypatch.setenv("GC_UK_TOKEN", "gc_uk_token_value")
+    monkeypatch.setenv("GC_IE_TOKEN", "gc_ie_token_value")
+    ie = ireland()
+    accounts = {
+        "uk": stripe_account(entity, "GBP", key_env="GC_UK_TOKEN", source="gocardless"),
+        "ie": stripe_account(ie, "EUR", key_env="GC_IE_TOKEN", source="gocardless"),
+        "uk_entity": entity,
+        "ie_entity": ie,
+    }
+    yield accounts
+    server.shutdown()
+    server.server_close()
+
+
+def test_each_gocardless_account_is_caught_up_with_its_own_token_into_its_company(two_accounts):
+    from payments.tasks import gocardless_catch_up_task
+
+    result = gocardless_catch_up_task()  # what the nightly schedule runs
+    assert (result["stored"], result["processed"], result["problems"]) == (2, 2, [])
+    uk = Payment.objects.get(external_id="PM0UK1")
+    ie = Payment.objects.get(external_id="PM0IE1")
+    assert (uk.entity, uk.currency, uk.amount) == (
+        two_accounts["uk_entity"],
+        "GBP",
+        Decimal("42.00"),
+    )
+    assert (ie.entity, ie.currency, ie.amount) == (
+        two_accounts["ie_entity"],
+        "EUR",
+        Decimal("95.50"),
+    )
+    assert WebhookEvent.objects.get(event_id="EV0IE1").provider_account == two_accounts["ie"]
+    # each token asked only for its own account's objects
+    asked = FakeTwoAccounts.asked_by
+    assert ("gc_ie_token_value", "/payments/PM0IE1") in asked
+    assert ("gc_uk_token_value", "/payments/PM0IE1") not in asked
+    # a cursor per account
+    cursors = dict(
+        SyncState.objects.filter(object_type__startswith="gocardless.events").values_list(
+            "object_type", "entity_id"
+        )
+    )
+    assert cursors == {
+        "gocardless.events:GC_UK_TOKEN": two_accounts["uk_entity"].pk,
+        "gocardless.events:GC_IE_TOKEN": two_accounts["ie_entity"].pk,
+    }
+    again = gocardless_catch_up_task()
+    assert again["stored"] == 0 and Payment.objects.count() == 2
+
+
+def test_an_account_whose_token_is_unset_is_reported_and_the_others_are_caught_up(
+    two_accounts, monkeypatch, capsys
+):
+    monkeypatch.delenv("GC_UK_TOKEN")
+    call_command("gocardless_catch_up")
+    out, err = capsys.readouterr()
+    assert "Not caught up: GoCardless GBP (Demo Ltd)" in err and "GC_UK_TOKEN is not set" in err
+    assert "gc_uk_token_value" not in err + out
+    assert "1 missed event(s) stored" in out
+    assert Payment.objects.filter(external_id="PM0IE1").exists()
+    assert not Payment.objects.filter(external_id="PM0UK1").exists()

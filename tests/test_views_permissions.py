@@ -82,6 +82,18 @@ def _urls(d):
             reverse("payments:change_customer", args=[pay.pk]),
             {"customer": "", "reason": ""},
         ),
+        "group_policy": ("get", reverse("payments:group_policy"), {}),
+        "group_policy_set": (
+            "post",
+            reverse("payments:group_policy"),
+            {"cross_company_receipts": "on"},
+        ),
+        # no invoice named: past the role check, a 400 saying so
+        "cross_company_propose": (
+            "post",
+            reverse("payments:cross_company_propose", args=[pay.pk]),
+            {"invoice_id": ""},
+        ),
         "unallocate": (
             "post",
             reverse("payments:unallocate", args=[d["allocation"].pk]),
@@ -152,6 +164,9 @@ TABLE = {
     "sync_now": (LOGIN, 403, 404, 404, 404),
     "unallocate": (LOGIN, 403, 302, 302, 302),
     "change_customer": (LOGIN, 403, 302, 302, 302),
+    "cross_company_propose": (LOGIN, 403, 400, 400, 400),
+    "group_policy": (LOGIN, 403, 403, 200, 200),
+    "group_policy_set": (LOGIN, 403, 403, 403, 302),  # group finance only
     "credit_notes": (LOGIN, 403, 200, 200, 200),
     "credit_note": (LOGIN, 403, 404, 404, 404),
     "credit_note_retry": (LOGIN, 403, 403, 404, 404),
@@ -216,6 +231,7 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
         "sync_now",
         "statement_confirm",
         "change_customer",
+        "cross_company_propose",
         "credit_note_retry",
         "credit_note_cancel",
         "customer_update_retry",

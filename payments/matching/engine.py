@@ -430,9 +430,10 @@ def _collect(ctx, payment, notes, entry, key, words, source, bucket) -> None:
 
 def _note_other_company(ctx, payment, notes, entries, words, item) -> None:
     """A reference naming another group company's invoice, when the payment's own company has
-    no invoice of that key: say whose it is. Cross-company receipts (one company's bank takes
-    another's customer's money) need both companies' entries through AIQ's intercompany
-    rules, which are not made here: the payment stays with its own company."""
+    no invoice of that key: say whose it is. Matching never proposes it: a cross-company
+    receipt (both companies' entries through AIQ's intercompany accounts) is a person's
+    decision, offered on the payment page when the group allows it
+    (payments/services/cross_company.py)."""
     items = ctx.index.items
     if any(items[packed >> 2][ITEM_ENTITY] == payment.entity_id for packed in entries):
         return
@@ -441,8 +442,8 @@ def _note_other_company(ctx, payment, notes, entries, words, item) -> None:
     own = names.get(payment.entity_id) or f"company #{payment.entity_id}"
     note = (
         f"'{words}' names invoice {label(item)}, which belongs to {other}; this payment "
-        f"arrived for {own} and is matched only with {own}'s invoices (receipts across "
-        "group companies are not made here)."
+        f"arrived for {own} and is matched only with {own}'s invoices (a cross-company "
+        "receipt, where the group allows them, is proposed from the payment page)."
     )
     if note not in notes:
         notes.append(note)

@@ -49,6 +49,7 @@ from payments.models_money_later import (
     HOLDING_STATES,
     ContactAllocation,
     ContactAllocationLine,
+    CrossCompanyReceipt,
     CustomerGroup,
     CustomerGroupMember,
 )
@@ -85,7 +86,8 @@ def held_on_receipts(receipt_ids) -> dict[int, Decimal]:
 
 
 def held_on_invoices(invoice_ids) -> dict[int, Decimal]:
-    """What later allocations waiting or sent hold on these invoices (plans count it too:
+    """What later allocations (and cross-company receipts) waiting or sent hold on these
+    invoices (plans count it too:
     payments/services/plan_lines.py reserved_elsewhere)."""
     rows = (
         ContactAllocationLine.objects.filter(
@@ -94,7 +96,16 @@ def held_on_invoices(invoice_ids) -> dict[int, Decimal]:
         .values("invoice_id")
         .annotate(held=Sum(F("amount"), output_field=BigIntegerField()))
     )
-    return {r["invoice_id"]: _thousandths(r["held"]) for r in rows}
+    held = {r["invoice_id"]: _thousandths(r["held"]) for r in rows}
+    # cross-company receipts waiting or sent hold the other company's invoice the same way
+    across = (
+        CrossCompanyReceipt.objects.filter(invoice_id__in=invoice_ids, state__in=HOLDING_STATES)
+        .values("invoice_id")
+        .annotate(held=Sum("amount", output_field=BigIntegerField()))
+    )
+    for r in across:
+        held[r["invoice_id"]] = held.get(r["invoice_id"], ZERO) + _thousandths(r["held"])
+    return held
 
 
 def receipt_open(receipt: Receipt) -> Decimal:

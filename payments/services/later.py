@@ -19,7 +19,12 @@ from core.money import MoneyError, exact
 from ledger.models import OutboxCommand
 from ledger.outbox.origins import Origin, origin_register
 from ledger.outbox.services import NewCommand, outbox_enqueue_many
-from payments.models_money_later import ContactAllocation, LaterState, OtherReceipt
+from payments.models_money_later import (
+    ContactAllocation,
+    CrossCompanyReceipt,
+    LaterState,
+    OtherReceipt,
+)
 from staff.maker_checker import check_approver, record_approval
 from staff.models import Role
 from staff.services import audit_log, user_has_role
@@ -75,7 +80,11 @@ FOLLOW: dict[str, Callable] = {}
 
 
 def origin_of(row) -> str:
-    return {ContactAllocation: "contact_allocation", OtherReceipt: "other_receipt"}[type(row)]
+    return {
+        ContactAllocation: "contact_allocation",
+        OtherReceipt: "other_receipt",
+        CrossCompanyReceipt: "cross_company_receipt",
+    }[type(row)]
 
 
 def hand_to_outbox(row, actor) -> list[int]:
@@ -224,7 +233,7 @@ def later_outbox_register() -> None:
     """Later allocations and other receipts follow their AIQ commands (ledger/outbox/origins.py);
     called from PaymentsConfig.ready() once the services have filled ORIGINS."""
     # local: both import this module; importing them registers their origins (ORIGINS)
-    from payments.services import contact_allocations, other_receipts  # noqa: F401
+    from payments.services import contact_allocations, cross_company, other_receipts  # noqa: F401
 
     for name in ORIGINS:
         origin_register(

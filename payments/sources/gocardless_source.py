@@ -449,3 +449,39 @@ def gocardless_catch_up(
             last_finished_at=timezone.now(),
         )
     return {"stored": stored, "processed": processed, **imported}
+
+
+def gocardless_accounts() -> list[ProviderAccount | None]:
+    """The GoCardless accounts to catch up, one per distinct access token (an account without
+    a token of its own uses the installation's); [None] (the installation's token, the
+    default company) when no GoCardless account is set up."""
+    accounts: dict[str, ProviderAccount] = {}
+    rows = ProviderAccount.objects.filter(source=SOURCE).select_related("entity").order_by("id")
+    for account in rows:
+        accounts.setdefault(account.api_key_env, account)
+    return list(accounts.values()) or [None]
+
+
+def gocardless_catch_up_all(*, since: datetime | None = None) -> dict:
+    """gocardless_catch_up for every GoCardless account, each with its own access token and
+    cursor. One account that cannot be caught up (its token unset, GoCardless refusing it)
+    does not stop the others: it is named in `problems` (never its token) and tried again
+    the next night from its own cursor."""
+    totals = {"stored": 0, "processed": 0, "created": 0, "updated": 0}
+    problems = []
+    accounts = gocardless_accounts()
+    for account in accounts:
+        try:
+            result = gocardless_catch_up(since=since, account=account)
+        except (
+            GoCardlessUnavailable,
+            PaymentsNotConfigured,
+            gocardless_pro.errors.GoCardlessProError,
+            OSError,
+        ) as error:
+            name = str(account) if account is not None else "GoCardless"
+            problems.append(f"{name}: {type(error).__name__}: {error}")
+            log.warning("gocardless catch-up skipped an account: %s", type(error).__name__)
+            continue
+        totals = {key: totals[key] + result[key] for key in totals}
+    return {**totals, "accounts": len(accounts), "problems": problems}

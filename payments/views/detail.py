@@ -18,6 +18,7 @@ from payments.forms import AllocationForm
 from payments.models import AllocationPlan, Payment, Unallocation
 from payments.selectors import payment_later_allocations, payment_plans, payment_proposals
 from payments.services.contact_allocations import receipt_open
+from payments.services.cross_company import cross_company_invoices
 from payments.services.plan_lines import available_amount
 from payments.views import actions
 from staff.forms import ReasonForm
@@ -213,6 +214,12 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "on_account_open": receipt_open(payment.receipt) if payment.receipt_id else None,
         # its money on account allocated later, to its customer's or a group member's invoices
         "later_allocations": payment_later_allocations(payment),
+        # another group company's invoice it names: whose, and whether it can be received
+        # there (payments/_cross_company.html)
+        "cross_company": cross_company_invoices(payment) if not live else [],
+        "cross_company_receipts": payment.cross_company_receipts.select_related(
+            "invoice__entity", "maker", "approver"
+        ).order_by("-id")[:5],
     }
     return render(request, "payments/detail.html", context, status=status)
 

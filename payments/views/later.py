@@ -11,13 +11,15 @@ from django.views.decorators.http import require_POST
 from core.inputs import is_id
 from ledger.models import BankAccount, CreditNote, Customer, GLAccount, Invoice, Receipt, TaxCode
 from ledger.selectors import customer_search
-from payments.models import ContactAllocation, OtherReceipt, Payment
+from payments.models import ContactAllocation, CrossCompanyReceipt, OtherReceipt, Payment
 from payments.models_money_later import LaterState
 from payments.services import contact_allocations as allocations
-from payments.services import other_receipts
+from payments.services import cross_company, other_receipts
 from payments.services.payer_change import payment_customer_change
 from payments.services.refunds import refund_request
 from staff.company_scope import company_scope
+from staff.models import Role
+from staff.services import user_has_role
 from staff.views import approver_required, clerk_required, get_or_404
 
 OPEN_INVOICES_SHOWN = 50
@@ -288,6 +290,9 @@ def later_list(request):
             .select_related("bank_account", "payment", "maker", "approver")
             .prefetch_related("lines")
             .order_by("-updated_at", "-id")[:50],
+            "across": company_scope(CrossCompanyReceipt.objects, request)
+            .select_related("payment", "invoice__entity", "invoice__customer", "maker", "approver")
+            .order_by("-updated_at", "-id")[:50],
             "waiting": waiting,
         },
     )
@@ -305,6 +310,13 @@ _DECIDE = {
         OtherReceipt,
         lambda row, actor: other_receipts.other_receipt_approve(receipt=row, actor=actor),
         lambda row, actor, reason: other_receipts.other_receipt_reject(
+            receipt=row, actor=actor, reason=reason
+        ),
+    ),
+    "cross-company": (
+        CrossCompanyReceipt,
+        lambda row, actor: cross_company.cross_company_receipt_approve(receipt=row, actor=actor),
+        lambda row, actor, reason: cross_company.cross_company_receipt_reject(
             receipt=row, actor=actor, reason=reason
         ),
     ),
@@ -341,3 +353,60 @@ def later_reject(request, what, row_id):
     else:
         messages.success(request, "Rejected.")
     return redirect("payments:later")
+
+
+@require_POST
+@clerk_required
+def cross_company_propose(request, payment_id):
+    """Propose receiving this payment for another group company's invoice (it then waits for
+    a second person); refused with the reason when the group does not allow it."""
+    payment = get_or_404(Payment.objects.select_related("entity"), pk=payment_id)
+    invoice_id = request.POST.get("invoice_id", "")
+    if not is_id(invoice_id):
+        return render(request, "400.html", {"message": "Choose an invoice."}, status=400)
+    invoice = get_or_404(Invoice.objects.select_related("entity"), pk=invoice_id)
+    visible = request.visible_company_ids
+    if visible is not None and invoice.entity_id not in visible:
+        return render(request, "404.html", status=404)  # not even confirmed to exist
+    try:
+        cross_company.cross_company_receipt_propose(
+            actor=request.user, payment=payment, invoice=invoice
+        )
+    except (ValidationError, PermissionDenied) as refused:
+        return render(request, "400.html", {"message": _refused(refused)}, status=400)
+    messages.success(
+        request,
+        f"Cross-company receipt for {invoice.entity.name}'s {invoice.invoice_number} waits "
+        "for an approver.",
+    )
+    return redirect("payments:detail", payment_id=payment.pk)
+
+
+@approver_required
+def group_policy(request):
+    """The group's rules across its companies: whether money into one company may be
+    received for another's invoice. Approvers see it; group finance (admin) changes it."""
+    if request.method == "POST":
+        wanted = request.POST.get("cross_company_receipts", "")
+        if wanted not in ("on", "off"):
+            return render(request, "400.html", {"message": "Choose on or off."}, status=400)
+        try:
+            cross_company.group_policy_set(
+                actor=request.user, cross_company_receipts=wanted == "on"
+            )
+        except PermissionDenied as refused:
+            return render(request, "403.html", {"message": _refused(refused)}, status=403)
+        messages.success(
+            request,
+            "Cross-company receipts are "
+            + ("allowed." if wanted == "on" else "no longer allowed."),
+        )
+        return redirect("payments:group_policy")
+    return render(
+        request,
+        "payments/group_policy.html",
+        {
+            "allowed": cross_company.cross_company_receipts_allowed(),
+            "can_change": user_has_role(request.user, Role.ADMIN),
+        },
+    )

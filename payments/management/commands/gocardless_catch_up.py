@@ -7,14 +7,15 @@ from django.core.management.base import BaseCommand, CommandError
 from payments.services.payments import PaymentsNotConfigured
 from payments.sources.gocardless_source import (
     GoCardlessUnavailable,
-    gocardless_catch_up,
+    gocardless_catch_up_all,
     gocardless_events_retry_due,
 )
 
 
 class Command(BaseCommand):
     help = (
-        "List GoCardless events (and payments) since the last one seen, or since --since "
+        "For each GoCardless account (its own access token), list events (and payments) since the "
+        "last one seen, or since --since "
         "YYYY-MM-DD for a backfill; store the missing ones, process them, retry earlier ones."
     )
 
@@ -29,10 +30,14 @@ class Command(BaseCommand):
             except ValueError:
                 raise CommandError("--since must look like 2024-01-31") from None
         try:
-            result = gocardless_catch_up(since=start)
+            result = gocardless_catch_up_all(since=start)
             retried = gocardless_events_retry_due()
         except (GoCardlessUnavailable, PaymentsNotConfigured) as error:
             raise CommandError(str(error)) from None
+        if result["problems"] and result["accounts"] == len(result["problems"]):
+            raise CommandError("; ".join(result["problems"]))
+        for problem in result["problems"]:
+            self.stderr.write(f"Not caught up: {problem}")
         self.stdout.write(
             f"{result['stored']} missed event(s) stored, {result['processed']} processed; "
             f"{result['created']} new, {result['updated']} refreshed payment(s); "
