@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("ledger", "0016_invoice_exchange_rate"),
-        ("payments", "0039_provider_transfer_gl"),
+        ("payments", "0040_cross_company_receipts"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
