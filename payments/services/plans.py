@@ -474,20 +474,26 @@ def plan_auto_approve(*, payment: Payment, proposal) -> AllocationPlan:
         plan = plan_propose(
             payment=payment, lines=proposal.lines, actor=None, proposal=proposal, system=True
         )
-        payment = _lock_payment(payment.pk)
-        plan = _lock_plan(plan.pk)
-        if plan.needs_approval:
-            plan.state = State.AWAITING_APPROVAL
-            plan.save(update_fields=["state", "updated_at"])
-            _set_match_state(payment, Payment.MatchState.AWAITING_APPROVAL)
-            audit_log(
-                actor=None,
-                action="plan.submit",
-                obj=plan,
-                summary=auto_approve_waits_summary(),
-            )
-            return plan
-        return _approve(plan, payment, None, how=auto_approved_how(proposal))
+        return _approve_by_system(
+            plan,
+            payment,
+            how=auto_approved_how(proposal),
+            waits=lambda _payment, _plan: auto_approve_waits_summary(),
+        )
+
+
+def _approve_by_system(plan, payment, *, how: str, waits) -> AllocationPlan:
+    """A plan nobody's hand made: approved and sent, or, above the threshold (or with a
+    discount or write-off), submitted to wait for an approver; waits(payment, plan) says why."""
+    payment = _lock_payment(payment.pk)
+    plan = _lock_plan(plan.pk)
+    if plan.needs_approval:
+        plan.state = State.AWAITING_APPROVAL
+        plan.save(update_fields=["state", "updated_at"])
+        _set_match_state(payment, Payment.MatchState.AWAITING_APPROVAL)
+        audit_log(actor=None, action="plan.submit", obj=plan, summary=waits(payment, plan))
+        return plan
+    return _approve(plan, payment, None, how=how)
 
 
 PAYS_INVOICE_STATUSES = (Payment.Status.SUCCEEDED, Payment.Status.PARTIALLY_REFUNDED)
@@ -522,21 +528,15 @@ def plan_for_invoice(*, payment: Payment, invoice, how: str) -> AllocationPlan |
             customer=invoice.customer,
             system=True,
         )
-        payment = _lock_payment(payment.pk)
-        plan = _lock_plan(plan.pk)
-        if plan.needs_approval:
-            plan.state = State.AWAITING_APPROVAL
-            plan.save(update_fields=["state", "updated_at"])
-            _set_match_state(payment, Payment.MatchState.AWAITING_APPROVAL)
-            audit_log(
-                actor=None,
-                action="plan.submit",
-                obj=plan,
-                summary=f"{how}; waits for an approver: "
-                + "; ".join(approval_reasons(payment, plan.lines.all())),
-            )
-            return plan
-        return _approve(plan, payment, None, how=how)
+        return _approve_by_system(
+            plan,
+            payment,
+            how=how,
+            waits=lambda payment, plan: (
+                f"{how}; waits for an approver: "
+                + "; ".join(approval_reasons(payment, plan.lines.all()))
+            ),
+        )
 
 
 def plan_reject(*, plan: AllocationPlan, actor, reason: str) -> AllocationPlan:
