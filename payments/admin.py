@@ -319,3 +319,18 @@ class OtherReceiptAdmin(MoneyRowAdmin):
 @admin.register(m.OtherReceiptLine)
 class OtherReceiptLineAdmin(MoneyRowAdmin):
     list_display = ("receipt", "line_number", "gl_account_code", "tax_code", "total_amount")
+
+
+@admin.register(m.GroupPolicy)
+class GroupPolicyAdmin(ViewOnlyAdmin):
+    """Changed only on the group policy page (audited: payments/services/cross_company.py)."""
+
+    list_display = ("__str__", "cross_company_receipts", "updated_at")
+
+
+@admin.register(m.CrossCompanyReceipt)
+class CrossCompanyReceiptAdmin(ViewOnlyAdmin):
+    """Proposed and approved on the payment page; the services write every change."""
+
+    list_display = ("__str__", "entity", "invoice", "amount", "state", "maker", "approver")
+    list_filter = ("state", "entity")
