@@ -135,7 +135,11 @@ def customer_update_retry(*, update: CustomerUpdate, actor) -> CustomerUpdate:
     if not user_has_role(actor, Role.APPROVER):
         raise PermissionDenied("Only an approver can send a customer change again.")
     with transaction.atomic():
-        row = CustomerUpdate.objects.select_for_update(of=("self",)).select_related("command").get(pk=update.pk)
+        row = (
+            CustomerUpdate.objects.select_for_update(of=("self",))
+            .select_related("command")
+            .get(pk=update.pk)
+        )
         if row.state != CustomerUpdate.State.FAILED:
             raise ValidationError(f"The change to {row.customer_code} was not refused by AIQ.")
         if row.command is None or row.command.state not in RETRYABLE:
@@ -159,7 +163,11 @@ def customer_update_cancel(*, update: CustomerUpdate, actor) -> CustomerUpdate:
     if not user_has_role(actor, Role.APPROVER):
         raise PermissionDenied("Only an approver can cancel a customer change.")
     with transaction.atomic():
-        row = CustomerUpdate.objects.select_for_update(of=("self",)).select_related("command").get(pk=update.pk)
+        row = (
+            CustomerUpdate.objects.select_for_update(of=("self",))
+            .select_related("command")
+            .get(pk=update.pk)
+        )
         if row.state != CustomerUpdate.State.FAILED:
             raise ValidationError(
                 f"The change to {row.customer_code} is {row.get_state_display().lower()}: "
