@@ -140,3 +140,26 @@ def allocate(payment, lines: list[tuple[Invoice, str]], maker, checker) -> None:
         plan_approve(plan=plan, actor=checker)
     drain_all()
     payment.refresh_from_db()
+
+
+def two_part_refunded_card_payments(entity, maker, checker) -> tuple[list, list]:
+    """Two card payments through localstripe (ACME 120.00, BRIGHT 80.00), each allocated to
+    its own invoice and then partly refunded through the product (30.00 and 20.00: credit
+    note, debit journal out of the receipt's bank, Stripe refund). (payments, refunds), not
+    yet drained."""
+    from core.stripe_money import stripe_from_minor
+    from payments.services.refunds import refund_approve, refund_request
+
+    payments, refunds = [], []
+    for code, minor, back in (("ACME", 12000, "30.00"), ("BRIGHT", 8000, "20.00")):
+        customer = Customer.objects.get(entity=entity, code=code)
+        amount = stripe_from_minor(minor, "GBP")
+        invoice = make_invoice(entity, code, [("Subscription", "4000", str(amount), "T0")])
+        payment = stripe_payment(entity, customer, minor, invoice)
+        allocate(payment, [(invoice, str(amount))], maker, checker)
+        refund = refund_request(actor=maker, kind="refund_invoice", invoice=invoice, amount=back,
+                                reason="Part refunded")  # fmt: skip
+        refund_approve(refund=refund, actor=checker)
+        payments.append(payment)
+        refunds.append(refund)
+    return payments, refunds

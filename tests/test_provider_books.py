@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core.stripe_money import stripe_from_minor, stripe_to_minor
+from core.stripe_money import stripe_to_minor
 from ledger.aiq.client import AiqClient
 from ledger.models import BankAccount, Customer, OutboxCommand
 from payments.checks import provider_books_problems
@@ -27,6 +27,7 @@ from tests.refunds_support import (
     make_invoice,
     seed_roles_without_matching,
     setup_books,
+    two_part_refunded_card_payments,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -322,22 +323,9 @@ def test_refunds_taken_from_a_payout_are_counted_once(books, localstripe, entity
     and a Stripe refund); Stripe's payout is the net of both charges and both refunds (150.00).
     Clearing ends at zero: each refund left it once, by its debit journal, not again by the
     payout's decomposition."""
-    from payments.services.refunds import refund_approve, refund_request
-    from tests.refunds_support import stripe_payment
 
     bank_before, clearing_before = books.bank_balance("1200"), books.bank_balance("1150")
-    payments, refunds = [], []
-    for code, minor, back in (("ACME", 12000, "30.00"), ("BRIGHT", 8000, "20.00")):
-        customer = Customer.objects.get(entity=entity, code=code)
-        amount = stripe_from_minor(minor, "GBP")
-        invoice = make_invoice(entity, code, [("Subscription", "4000", str(amount), "T0")])
-        payment = stripe_payment(entity, customer, minor, invoice)
-        allocate(payment, [(invoice, str(amount))], alice, bob)
-        refund = refund_request(actor=alice, kind="refund_invoice", invoice=invoice, amount=back,
-                                reason="Part refunded")  # fmt: skip
-        refund_approve(refund=refund, actor=bob)
-        payments.append(payment)
-        refunds.append(refund)
+    payments, refunds = two_part_refunded_card_payments(entity, alice, bob)
     drain_all()
     for refund in refunds:
         refund.refresh_from_db()

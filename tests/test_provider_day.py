@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from core.stripe_money import stripe_from_minor
-from ledger.models import Customer, OutboxCommand
+from ledger.models import OutboxCommand
 from payments.models import Dispute, Payment, Payout
 from payments.services.payments import payout_upsert
 from payments.services.provider_books import payout_book
@@ -22,7 +22,13 @@ from payments.sources import stripe_source
 from staff.models import AuditEntry
 from tests import test_provider_currency as currency
 from tests import test_provider_disputes as disputes
-from tests.refunds_support import allocate, drain_all, make_invoice, seed_roles_without_matching
+from tests.refunds_support import (
+    allocate,
+    drain_all,
+    make_invoice,
+    seed_roles_without_matching,
+    two_part_refunded_card_payments,
+)
 from tests.test_provider_payouts import _rate_in_aiq
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -74,8 +80,6 @@ def _once(sandbox, *references) -> None:
 def test_a_day_of_stripe_money_ends_where_stripe_and_the_bank_say(
     dispute_books, entity, alice, bob, deliver, monkeypatch, barclays
 ):
-    from payments.services.refunds import refund_approve, refund_request
-    from tests.refunds_support import stripe_payment
 
     aiq = dispute_books
     before = {gl: aiq.state.gl_total(gl) for gl in (CLEARING, BANK, FEES, VAT, disputes.LOSS_GL)}
@@ -83,18 +87,7 @@ def test_a_day_of_stripe_money_ends_where_stripe_and_the_bank_say(
     charges, payments = disputes._day_of_payments(entity, alice, bob, 18)
     # 2 more through localstripe, each partly refunded through the product (credit note, debit
     # journal out of clearing, Stripe refund)
-    refunded, refunds = [], []
-    for code, minor, back in (("ACME", 12000, "30.00"), ("BRIGHT", 8000, "20.00")):
-        customer = Customer.objects.get(entity=entity, code=code)
-        amount = stripe_from_minor(minor, "GBP")
-        invoice = make_invoice(entity, code, [("Subscription", "4000", str(amount), "T0")])
-        payment = stripe_payment(entity, customer, minor, invoice)
-        allocate(payment, [(invoice, str(amount))], alice, bob)
-        refund = refund_request(actor=alice, kind="refund_invoice", invoice=invoice, amount=back,
-                                reason="Part refunded")  # fmt: skip
-        refund_approve(refund=refund, actor=bob)
-        refunded.append(payment)
-        refunds.append(refund)
+    refunded, refunds = two_part_refunded_card_payments(entity, alice, bob)
     drain_all()
     assert len(payments) + len(refunded) == 20
     for refund in refunds:
