@@ -11,6 +11,8 @@
 
 from django.conf import settings
 
+from core.inputs import BadInput
+
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
@@ -45,3 +47,29 @@ class SecurityHeadersMiddleware:
         if not request.path.startswith("/" + settings.STATIC_URL.lstrip("/")):
             response["Cache-Control"] = "no-store"
         return response
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+class NulCharacterGuardMiddleware:
+    """A NUL character is never part of a code, name, amount or note a person types, and
+    PostgreSQL cannot store one in a text column: a query string or form field holding one is
+    answered 400 with a clear message before any view reads it, so no screen has to guard
+    each raw field (forms already refuse it; raw look-ups such as a customer code did not)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        fields = [("the address", request.path)]
+        fields += [(name, value) for name, values in request.GET.lists() for value in values]
+        if request.method == "POST" and request.content_type in FORM_TYPES:
+            fields += [(n, v) for n, values in request.POST.lists() for v in values]
+        for name, value in fields:
+            if "\x00" in name or "\x00" in value:
+                shown = name.replace("\x00", "")[:40]
+                raise BadInput(
+                    f"{shown or 'A field'}: a NUL character cannot be used. Nothing was changed."
+                )
+        return self.get_response(request)

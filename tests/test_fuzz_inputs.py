@@ -368,6 +368,23 @@ def test_no_screen_answers_500_and_a_refused_request_writes_nothing(world, reque
 
 
 @pytest.mark.django_db
+def test_a_nul_character_in_any_field_is_refused_with_a_clear_message(world):
+    """PostgreSQL cannot store a NUL; once a raw customer-code look-up was a 500 there (CI,
+    session 7). Every screen, every field it reads: a 400 that says why, nothing written."""
+    client = world["clients"]["carol"]
+    for name in SCREENS:
+        get_names, post_names = PARAMS[name]
+        method, names = ("POST", post_names) if post_names else ("GET", get_names)
+        for param in names:
+            param = param.replace("{invoice}", str(world["invoices"][0].pk))
+            before = _row_counts()
+            response = _send(client, method, _path(name, world["ids"]), [(param, "1\x00A")])
+            assert response.status_code == 400, (name, param, response.status_code)
+            assert b"a NUL character cannot be used" in response.content, (name, param)
+            assert _row_counts() == before, (name, param)
+
+
+@pytest.mark.django_db
 def test_no_record_number_in_a_link_answers_500(world):
     client = world["clients"]["carol"]
     for raw_id in ["²", "1" * 26, "9" * 19, "-1", "0", "1e3", "%00", "%FF", "x" * 300]:
