@@ -662,6 +662,12 @@ class MatchingLease(models.Model):
         return f"matching run {self.holder} until {self.until}" if self.holder else "free"
 
 
+# What made a proposal: a rule's kind, or another group company's invoice its reference names
+# (matching proposes a cross-company receipt where the group allows them; no rule row).
+CROSS_COMPANY = "cross_company"
+PROPOSAL_KINDS = [*MatchRule.Kind.choices, (CROSS_COMPANY, "Another group company's invoice")]
+
+
 class MatchProposal(models.Model):
     class State(models.TextChoices):
         OPEN = "open", "Open"
@@ -671,7 +677,7 @@ class MatchProposal(models.Model):
 
     payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="proposals")
     rule = models.ForeignKey(MatchRule, null=True, blank=True, on_delete=models.PROTECT)
-    rule_kind = models.CharField(max_length=20, choices=MatchRule.Kind)
+    rule_kind = models.CharField(max_length=20, choices=PROPOSAL_KINDS)
     rank = models.PositiveIntegerField(default=1)
     confidence = models.DecimalField(max_digits=4, decimal_places=3)
     explanation = models.CharField(max_length=500)

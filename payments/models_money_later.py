@@ -271,6 +271,12 @@ class GroupPolicy(models.Model):
         help_text="A payment into one group company that names another group company's "
         "invoice may be received there through AIQ's intercompany accounts",
     )
+    cross_company_auto_approve = models.BooleanField(
+        default=False,
+        help_text="Matching may approve a cross-company receipt without a person, only where "
+        "the payment names the invoice by its exact reference for exactly its open amount "
+        "(and cross-company receipts are allowed)",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -290,7 +296,9 @@ class CrossCompanyReceipt(LaterDecision):
     (AIQ's intercompany connection: `intercompany_customer_code`), left on account (the
     receiving company now owes the other); in the invoice's company a sales credit journal
     on the paying customer to the intercompany GL account (`gl_account_code`: owed by the
-    receiving company), allocated against the invoice. Always approved by a second person."""
+    receiving company), allocated against the invoice. Approved by a second person, unless
+    matching approved it under the group's policy (GroupPolicy.cross_company_auto_approve: the
+    exact reference and amount; no maker then)."""
 
     entity = models.ForeignKey("ledger.Entity", on_delete=models.PROTECT, related_name="+")
     payment = models.ForeignKey(
@@ -313,9 +321,11 @@ class CrossCompanyReceipt(LaterDecision):
         indexes = [models.Index(fields=["-updated_at", "-id"], name="crossreceipt_updated")]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0), name="crossreceipt_amount_gt_0"),
-            # money moved between companies always waits for a second person
+            # money moved between companies waits for a second person, unless the system
+            # (matching, under the group's policy) approved it
             models.CheckConstraint(
-                condition=Q(needs_approval=True), name="crossreceipt_needs_approval"
+                condition=Q(needs_approval=True) | Q(maker__isnull=True),
+                name="crossreceipt_needs_approval",
             ),
             # one live receipt per payment: the money would be in AIQ twice
             models.UniqueConstraint(

@@ -95,6 +95,12 @@ class ProviderAccount(models.Model):
         help_text="Name of the environment variable holding this account's webhook signing "
         "secret(s), comma-separated while rotating, e.g. STRIPE_IE_WEBHOOK_SECRET",
     )
+    api_base_env = models.CharField(
+        max_length=60,
+        blank=True,
+        help_text="Stripe only, optional: name of the environment variable holding this "
+        "account's API address (empty: STRIPE_API_BASE), e.g. STRIPE_IE_API_BASE",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -113,6 +119,9 @@ class ProviderAccount(models.Model):
                 condition=Q(api_key_env__regex=ENV_NAME)
                 & Q(webhook_secret_env__regex=ENV_NAME),  # a variable's name, not a secret
                 name="provideraccount_env_names",
+            ),
+            models.CheckConstraint(
+                condition=Q(api_base_env__regex=ENV_NAME), name="provideraccount_base_env_name"
             ),
         ]
 

@@ -1,6 +1,7 @@
 """Command line: `python -m sandbox serve ...` and `python -m sandbox seed ...`.
 
     python -m sandbox seed --db var/aiq-sandbox.sqlite3
+    python -m sandbox demo-clearing --db var/aiq-sandbox.sqlite3
     python -m sandbox serve --port 8765 --db var/aiq-sandbox.sqlite3 \\
         [--host 127.0.0.1] [--token-ttl 1200] [--latency-ms 0] [--failure-rate 0] \\
         [--failure-mode http500|aiq] [--drop-after-commit-rate 0] [--token-expire-every 0] \\
@@ -34,6 +35,10 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     seed = commands.add_parser("seed", help="fill a new database with the demo company")
     seed.add_argument("--db", required=True, help="SQLite file")
+    clearing = commands.add_parser(
+        "demo-clearing", help="add the demo companies' Stripe clearing bank accounts (if missing)"
+    )
+    clearing.add_argument("--db", required=True, help="a seeded SQLite file")
     serve = commands.add_parser("serve", help="run the SOAP server")
     serve.add_argument("--db", required=True, help="SQLite file (created if missing)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -59,6 +64,13 @@ def main(argv=None) -> int:
         Path(args.db).parent.mkdir(parents=True, exist_ok=True)
         summary = seed_books(args.db)
         print(f"Seeded {args.db}: {summary}")
+        return 0
+    if args.command == "demo-clearing":
+        from sandbox.seed import add_demo_clearing_banks
+
+        print(
+            f"{args.db}: {add_demo_clearing_banks(args.db)} Stripe clearing bank account(s) added"
+        )
         return 0
 
     # loaded per command (see above)

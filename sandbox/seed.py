@@ -149,6 +149,37 @@ def seed(path: str, as_of: datetime = AS_OF) -> dict:
         store.close()
 
 
+# The demo's card money (scripts/run.sh): each company's Stripe account has a clearing bank
+# account of its own in AIQ, on the Stripe clearing GL account (1150). Added to a seeded
+# database by `python -m sandbox demo-clearing` (the tests' books stay as seeded).
+DEMO_CLEARING_BANKS = (("demo", "STRIPE-GBP", "GBP"), ("demo-ie", "STRIPE-EUR-IE", "EUR"))
+
+
+def add_demo_clearing_banks(path: str) -> int:
+    """The demo companies' Stripe clearing bank accounts, where missing; how many were added."""
+    store = Store(path)
+    added = 0
+    try:
+        with store.transaction() as db:
+            for entity_id, code, currency in DEMO_CLEARING_BANKS:
+                if not db.execute("SELECT 1 FROM entity WHERE id = ?", (entity_id,)).fetchone():
+                    continue
+                if db.execute(
+                    "SELECT 1 FROM bank WHERE entity_id = ? AND bank_account_code = ?",
+                    (entity_id, code),
+                ).fetchone():
+                    continue
+                db.execute(
+                    "INSERT INTO bank (entity_id, gl_code, bank_account_code, name, currency, "
+                    "sort_code, iban) VALUES (?, '1150', ?, ?, ?, '', '')",
+                    (entity_id, code, f"Stripe clearing {currency}", currency),
+                )
+                added += 1
+    finally:
+        store.close()
+    return added
+
+
 def _company(db, entity_id, as_of, rng, customers, *, invoices, paid, banks, rates) -> dict:
     for code, name, category in GL_ACCOUNTS:
         db.execute("INSERT INTO gl_account VALUES (?, ?, ?, ?)", (entity_id, code, name, category))

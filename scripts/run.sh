@@ -5,9 +5,10 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 PY=.venv/bin/python
 PORT="${PORT:-8000}"
-# The demo has two companies (GBP and EUR). Its localstripe stands in for the UK company's
-# Stripe account, whose webhooks come to the default address: money that arrives through no
-# account of its own is the UK company's (ledger/companies.py, docs/configuration.md).
+# The demo has two companies (GBP and EUR), each with a Stripe account of its own (a
+# localstripe each: scripts/services/localstripe.sh) delivering to its own webhook address.
+# Money that arrives through no account of its own (the default address) is the UK company's
+# (ledger/companies.py, docs/configuration.md).
 export PAYMENTS_ENTITY="${PAYMENTS_ENTITY:-demo}"
 mkdir -p var/log
 
@@ -53,6 +54,8 @@ if $PY manage.py help seed_demo >/dev/null 2>&1; then $PY manage.py seed_demo; f
 $PY manage.py seed_demo_formats
 # fill the mirror from AIQ (the sandbox's demo company) and create the sweeper/sync schedules
 $PY manage.py aiq_sync || echo "AIQ pull did not complete; the scheduled pull will retry"
+# each company's Stripe account (its clearing bank pulled just now), its localstripe's webhooks
+$PY manage.py seed_demo_accounts --webhooks "http://127.0.0.1:${PORT}"
 $PY manage.py setup_schedules
 
 # qcluster under a watchdog: restarted when it exits or is wedged (due outbox rows and no

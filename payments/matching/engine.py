@@ -272,6 +272,8 @@ class _Context:
         self.open_amounts = _OpenAmounts(index)  # the index itself is left as loaded
         self.claimed_opens: dict[tuple, list] = {}
         self._by_number = None
+        # the current payment's hits on other group companies' invoices (_note_other_company)
+        self.foreign: list = []
 
     def by_number(self) -> dict:
         """Reference key of each open invoice's number -> its id (made on first use: only a
@@ -407,7 +409,7 @@ def _collect(ctx, payment, notes, entry, key, words, source, bucket) -> None:
         invoice_id = packed >> 2
         item = items[invoice_id]
         if item[ITEM_ENTITY] != payment.entity_id:
-            _note_other_company(ctx, payment, notes, entries, words, item)
+            _note_other_company(ctx, payment, notes, entries, (packed, words, source))
             continue
         if item[ITEM_CURRENCY] != payment.currency:
             notes.append(
@@ -428,25 +430,121 @@ def _collect(ctx, payment, notes, entry, key, words, source, bucket) -> None:
             target.append((invoice_id, packed & 3, words, source, item))
 
 
-def _note_other_company(ctx, payment, notes, entries, words, item) -> None:
+def _note_other_company(ctx, payment, notes, entries, hit) -> None:
     """A reference naming another group company's invoice, when the payment's own company has
-    no invoice of that key: say whose it is. Matching never proposes it: a cross-company
-    receipt (both companies' entries through AIQ's intercompany accounts) is a person's
-    decision, offered on the payment page when the group allows it
+    no invoice of that key: say whose it is, and keep it (ctx.foreign) for a cross-company
+    receipt where the group allows them (cross_company). Never matched as the company's own:
+    a cross-company receipt makes both companies' entries through AIQ's intercompany accounts
     (payments/services/cross_company.py)."""
     items = ctx.index.items
     if any(items[packed >> 2][ITEM_ENTITY] == payment.entity_id for packed in entries):
         return
+    packed, words, source = hit
+    invoice_id = packed >> 2
+    item = items[invoice_id]
     names = ctx.index.entity_names
     other = names.get(item[ITEM_ENTITY]) or f"company #{item[ITEM_ENTITY]}"
     own = names.get(payment.entity_id) or f"company #{payment.entity_id}"
     note = (
         f"'{words}' names invoice {label(item)}, which belongs to {other}; this payment "
-        f"arrived for {own} and is matched only with {own}'s invoices (a cross-company "
-        "receipt, where the group allows them, is proposed from the payment page)."
+        f"arrived for {own} and is matched only with {own}'s invoices"
     )
+    if ctx.index.cross_company is None:
+        note += ": the group does not allow cross-company receipts (Group policy)."
+    else:
+        note += ", or received for it as a cross-company receipt (the group allows them)."
+        if all(found[0] != invoice_id for found in ctx.foreign):
+            ctx.foreign.append((invoice_id, packed & 3, words, source, item))
     if note not in notes:
         notes.append(note)
+
+
+# A payment naming another group company's invoice, where the group allows cross-company
+# receipts: the exact reference (number or external reference) for exactly the open amount is
+# as sure as the reference rule's own match, and the only evidence ever approved without a
+# person (and then only where the group's policy says so); the number alone, part of the
+# amount, or several companies' invoices of one reference are proposed for a person.
+CROSS_EXACT, CROSS_PART, CROSS_DIGITS, CROSS_DIGITS_PART, CROSS_SEVERAL = 950, 700, 800, 550, 400
+
+
+def cross_company(state, rule, foreign, notes) -> None:
+    """Candidates receiving the whole payment for another group company's invoice it names
+    (a cross-company receipt takes the whole payment: at most the invoice's open amount)."""
+    payment = state.payment
+    amount = payment.amount_milli
+    ctx = state.ctx
+    names = ctx.index.entity_names
+    usable = []
+    for hit in foreign:
+        invoice_id, _field, words, _source, item = hit
+        other = names.get(item[ITEM_ENTITY]) or f"company #{item[ITEM_ENTITY]}"
+        if item[ITEM_CURRENCY] != payment.currency:
+            notes.append(
+                f"{label(item)} of {other} is in {item[ITEM_CURRENCY]} and the payment in "
+                f"{payment.currency}: currencies must match, so no cross-company receipt."
+            )
+            continue
+        open_amount = ctx.open_amounts.of(invoice_id, item)
+        if open_amount <= 0:
+            notes.append(
+                f"{label(item)} of {other} has nothing left open (paid or held by another "
+                "plan): no cross-company receipt."
+            )
+            continue
+        if amount > open_amount:
+            notes.append(
+                f"The payment ({money(amount, payment.currency)}) is more than {label(item)} of "
+                f"{other} has open ({money(open_amount, payment.currency)}): a cross-company "
+                "receipt takes the whole payment, so none is proposed."
+            )
+            continue
+        usable.append((hit, open_amount, other))
+    several = len(usable) > 1
+    for hit, open_amount, other in usable:
+        exact_reference = hit[1] < FIELD_NUMBER_DIGITS
+        exact_amount = open_amount == amount
+        if several:
+            confidence = CROSS_SEVERAL
+        elif exact_reference:
+            confidence = CROSS_EXACT if exact_amount else CROSS_PART
+        else:
+            confidence = CROSS_DIGITS if exact_amount else CROSS_DIGITS_PART
+        state.add(
+            rule,
+            confidence,
+            [(hit[0], amount, 0, 0, "")],
+            (_render_cross_company, hit, other, amount, open_amount, len(usable)),
+            auto=exact_reference and exact_amount and not several,
+        )
+
+
+def _render_cross_company(facts, hit, other, amount, open_amount, count):
+    invoice_id, field_code, words, _source, item = hit
+    m = facts.m
+    how = "equals" if amount == open_amount else "is part of"
+    text = (
+        f"'{words}' names {label(item)} of {other}; the group allows cross-company receipts. "
+        f"{m(amount)} {how} its open amount {m(open_amount)}"
+    )
+    if field_code >= FIELD_NUMBER_DIGITS:
+        text += " (named by its number only)"
+    if count > 1:
+        text += f"; {count} group companies' invoices fit this reference: needs review"
+    return (
+        text + ".",
+        {
+            "tokens": facts.token_evidence(),
+            "cross_company": {
+                "invoice_id": invoice_id,
+                "invoice": label(item),
+                "company": other,
+                "entity_id": item[ITEM_ENTITY],
+                "field": FIELD_NAMES[field_code],
+                "words": words,
+            },
+            "amounts": {"payment": m(amount), "open": m(open_amount)},
+        },
+    )
 
 
 DUPLICATE_CONFIDENCE = 600
@@ -817,6 +915,8 @@ class Matcher:
     def match(self, payment: PaymentInput) -> PaymentResult:
         ctx = self.ctx
         notes: list[str] = []
+        if ctx.foreign:
+            ctx.foreign = []
         self.use_company(payment.entity_id)
         customer_id, customer_via = payment.resolved or resolve_customer(ctx.index, payment)
         if payment.amount_milli <= 0:
@@ -874,6 +974,8 @@ class Matcher:
                 break  # a match this sure ends the search (later rules are costlier guesses)
             if hits if needs == NEEDS_HITS else known:
                 handler(state, rule)
+        if ctx.foreign:  # only kept where the group allows cross-company receipts
+            cross_company(state, ctx.index.cross_company, ctx.foreign, notes)
         if state.rejected_again:
             notes.append(
                 f"{state.rejected_again} allocation(s) a person rejected before for this "

@@ -27,8 +27,10 @@ from ledger.references import (
 from payments.matching.payers import NameIndex
 from payments.matching.typed import typed_keys
 from payments.models import (
+    CROSS_COMPANY,
     AllocationPlan,
     AllocationPlanLine,
+    GroupPolicy,
     MatchProposal,
     MatchRule,
     PayerMapping,
@@ -163,6 +165,10 @@ class OpenItems:
     dates: dict = field(default_factory=dict)  # invoice id -> date, where terms may apply
     # entity id -> company name: a reference naming another company's invoice is explained
     entity_names: dict = field(default_factory=dict)
+    # the group's policy on a reference naming another group company's invoice: None, not
+    # allowed (explained); else the RuleSpec its cross-company proposals carry
+    # (cross_company_rule: auto_approve is the policy's)
+    cross_company: object = None
 
     def add_ref(self, key: str, entry: int) -> None:
         if not key:
@@ -477,7 +483,29 @@ def with_run_inputs(index: OpenItems, inputs: RunInputs) -> OpenItems:
         if invoice_id in items:
             index.hold(invoice_id, held)
     index.entity_names = dict(Entity.objects.values_list("id", "name"))
+    index.cross_company = cross_company_rule()
     return index
+
+
+def cross_company_rule() -> RuleSpec | None:
+    """What the group's policy (GroupPolicy) lets matching do with a payment whose reference
+    names another group company's invoice: None, nothing but say so; else propose a
+    cross-company receipt, with this rule spec (no rule row; auto-approval as the policy
+    says, and then only on the exact reference and amount: engine.cross_company)."""
+    policy = (
+        GroupPolicy.objects.filter(pk=1, cross_company_receipts=True)
+        .values_list("cross_company_auto_approve", flat=True)
+        .first()
+    )
+    if policy is None:
+        return None
+    return RuleSpec(
+        id=None,
+        kind=CROSS_COMPANY,
+        order=0,
+        name="Cross-company receipt (group policy)",
+        auto_approve=policy,
+    )
 
 
 def _index_invoices(index: OpenItems, rows, wanted: set[str] | None) -> None:

@@ -42,13 +42,14 @@ from ledger.companies import entities_visible_ids
 from ledger.models import Customer, GLAccount, InterCompanyConnection, Invoice, OutboxCommand
 from ledger.outbox.services import NewCommand
 from payments.matching.index import reference_texts
-from payments.models import AllocationPlan, Payment
+from payments.models import CROSS_COMPANY, AllocationPlan, MatchProposal, Payment
 from payments.models_money_later import CrossCompanyReceipt, GroupPolicy
 from payments.services.contact_allocations import invoice_open
 from payments.services.later import (
     FOLLOW,
     ORIGINS,
     LaterRefused,
+    hand_to_outbox,
     later_approve,
     later_reject,
     open_or_send,
@@ -73,26 +74,43 @@ def cross_company_receipts_allowed() -> bool:
     return GroupPolicy.objects.filter(pk=1, cross_company_receipts=True).exists()
 
 
-def group_policy_set(*, actor, cross_company_receipts: bool) -> GroupPolicy:
-    """Allow or stop cross-company receipts for the whole group (group finance: the admin
-    role), audited in the same transaction."""
+def group_policy_set(
+    *, actor, cross_company_receipts: bool, cross_company_auto_approve: bool | None = None
+) -> GroupPolicy:
+    """Allow or stop cross-company receipts for the whole group, and whether matching may
+    approve one without a person (None: as it is); group finance (the admin role) only,
+    audited in the same transaction with the fields that changed."""
     if not user_has_role(actor, Role.ADMIN):
         raise PermissionDenied("The group's policy needs the admin role (group finance).")
+    wanted = {"cross_company_receipts": bool(cross_company_receipts)}
+    if cross_company_auto_approve is not None:
+        wanted["cross_company_auto_approve"] = bool(cross_company_auto_approve)
     with transaction.atomic():
         policy, _made = GroupPolicy.objects.select_for_update().get_or_create(pk=1)
-        before = policy.cross_company_receipts
-        if before == bool(cross_company_receipts):
+        before = {name: getattr(policy, name) for name, value in wanted.items()}
+        changed = [name for name, value in wanted.items() if before[name] != value]
+        if not changed:
             return policy
-        policy.cross_company_receipts = bool(cross_company_receipts)
+        for name in changed:
+            setattr(policy, name, wanted[name])
         policy.save()
+        said = [
+            "cross-company receipts "
+            + ("allowed" if policy.cross_company_receipts else "no longer allowed")
+        ]
+        if "cross_company_auto_approve" in changed:
+            said.append(
+                "matching "
+                + ("may approve" if policy.cross_company_auto_approve else "no longer approves")
+                + " them on the exact reference and amount"
+            )
         audit_log(
             actor=actor,
             action="group_policy.change",
             obj=policy,
-            summary="cross-company receipts "
-            + ("allowed" if policy.cross_company_receipts else "no longer allowed"),
-            before={"cross_company_receipts": before},
-            after={"cross_company_receipts": policy.cross_company_receipts},
+            summary="; ".join(said),
+            before={name: before[name] for name in changed},
+            after={name: wanted[name] for name in changed},
         )
     return policy
 
@@ -226,56 +244,109 @@ def _lock_payment(payment: Payment) -> Payment:
 
 
 def cross_company_receipt_propose(*, actor, payment: Payment, invoice: Invoice):
-    """A clerk proposes receiving the whole payment for another group company's invoice; it
-    waits for a second person. Refused, with the reason, when the group does not allow it
-    or the books cannot hold it."""
+    """A clerk proposes receiving the whole payment for another group company's invoice (or
+    accepts matching's cross-company proposal: the same); it waits for a second person.
+    Refused, with the reason, when the group does not allow it or the books cannot hold it."""
     require_clerk(actor, "Proposing a cross-company receipt")
     if not _sees_both(actor, payment, invoice):
         raise PermissionDenied("You do not work for both companies.")
-    if invoice.entity_id == payment.entity_id:
-        raise LaterRefused(f"{invoice.invoice_number} is {payment.entity.name}'s own invoice.")
     with transaction.atomic():
-        payment = _lock_payment(payment)
-        invoice = (
-            Invoice.objects.select_for_update()
-            .select_related("entity", "customer")
-            .get(pk=invoice.pk)
-        )
-        if not cross_company_receipts_allowed():
-            raise LaterRefused(
-                f"{invoice.invoice_number} belongs to {invoice.entity.name}; {NOT_ALLOWED}."
-            )
-        problem = _problem(payment, invoice)
-        if problem:
-            raise LaterRefused(
-                f"{invoice.invoice_number} belongs to {invoice.entity.name}; {problem}"
-            )
-        try:
-            bank = payment_bank(payment)
-        except PlanRefused as error:
-            raise LaterRefused(str(error)) from None
-        connection = _connection(payment, invoice)
-        row = CrossCompanyReceipt(
-            entity=payment.entity,
-            payment=payment,
-            invoice=invoice,
-            connection=connection,
-            intercompany_customer_code=connection.local_account_code,
-            bank_account=bank,
-            gl_account_code=settings.INTERCOMPANY_GL_ACCOUNT_CODE,
-            amount=available_amount(payment),
-            currency=payment.currency,
-            receipt_date=timezone.localdate(payment.received_at),
-            needs_approval=True,
-            state=CrossCompanyReceipt.State.AWAITING_APPROVAL,
-        )
-        record_change(row, actor=actor)
-        row.full_clean()
-        row.save()
-        payment.proposals.filter(state="open").update(state="superseded")
-        _payment_state(payment, row.state)
+        row = _receipt_make(payment, invoice, actor=actor)
         open_or_send(row, actor=actor, snapshot=snapshot(row))
     return row
+
+
+def _receipt_make(payment: Payment, invoice: Invoice, *, actor) -> CrossCompanyReceipt:
+    """The cross-company receipt of the whole payment for the invoice, saved: awaiting a
+    second person when a person made it (`actor`), approved (sent) when matching did (None,
+    under the group's policy). The payment's open proposals give way to it (the one that
+    proposed it is accepted). Refused, with the reason, when the books cannot hold it."""
+    if invoice.entity_id == payment.entity_id:
+        raise LaterRefused(f"{invoice.invoice_number} is {payment.entity.name}'s own invoice.")
+    payment = _lock_payment(payment)
+    invoice = (
+        Invoice.objects.select_for_update().select_related("entity", "customer").get(pk=invoice.pk)
+    )
+    if not cross_company_receipts_allowed():
+        raise LaterRefused(
+            f"{invoice.invoice_number} belongs to {invoice.entity.name}; {NOT_ALLOWED}."
+        )
+    problem = _problem(payment, invoice)
+    if problem:
+        raise LaterRefused(f"{invoice.invoice_number} belongs to {invoice.entity.name}; {problem}")
+    try:
+        bank = payment_bank(payment)
+    except PlanRefused as error:
+        raise LaterRefused(str(error)) from None
+    connection = _connection(payment, invoice)
+    by_person = actor is not None
+    row = CrossCompanyReceipt(
+        entity=payment.entity,
+        payment=payment,
+        invoice=invoice,
+        connection=connection,
+        intercompany_customer_code=connection.local_account_code,
+        bank_account=bank,
+        gl_account_code=settings.INTERCOMPANY_GL_ACCOUNT_CODE,
+        amount=available_amount(payment),
+        currency=payment.currency,
+        receipt_date=timezone.localdate(payment.received_at),
+        needs_approval=by_person,
+        state=(
+            CrossCompanyReceipt.State.AWAITING_APPROVAL
+            if by_person
+            else CrossCompanyReceipt.State.SENT
+        ),
+    )
+    record_change(row, actor=actor)
+    row.full_clean()
+    row.save()
+    open_proposals = payment.proposals.filter(state=MatchProposal.State.OPEN)
+    accepted = [
+        proposal.pk
+        for proposal in open_proposals.filter(rule_kind=CROSS_COMPANY)
+        if [str(line.get("invoice_id")) for line in proposal.lines] == [str(invoice.pk)]
+    ]
+    open_proposals.filter(pk__in=accepted).update(state=MatchProposal.State.ACCEPTED)
+    open_proposals.exclude(pk__in=accepted).update(state=MatchProposal.State.SUPERSEDED)
+    _payment_state(payment, row.state)
+    return row
+
+
+def cross_company_receipts_auto_approve(*, proposal_ids: list[int]) -> tuple[list, list]:
+    """Matching's rank-1 cross-company proposals that the group's policy lets it approve
+    (the exact reference and amount: engine.cross_company), each made and sent in its own
+    transaction, audited. Returns (receipt ids, [(payment id, why not)])."""
+    made, refused = [], []
+    proposals = MatchProposal.objects.filter(
+        pk__in=proposal_ids, rule_kind=CROSS_COMPANY, state=MatchProposal.State.OPEN
+    ).select_related("payment")
+    for proposal in proposals.order_by("id"):
+        invoice_id = int(proposal.lines[0]["invoice_id"])
+        try:
+            with transaction.atomic():
+                if not GroupPolicy.objects.filter(
+                    pk=1, cross_company_receipts=True, cross_company_auto_approve=True
+                ).exists():
+                    raise LaterRefused("the group's policy no longer lets matching approve it.")
+                row = _receipt_make(
+                    proposal.payment, Invoice.objects.get(pk=invoice_id), actor=None
+                )
+                ids = hand_to_outbox(row, None)
+                audit_log(
+                    actor=None,
+                    action="cross_company_receipt.create",
+                    obj=row,
+                    summary=f"auto-approved by matching (proposal #{proposal.pk}: "
+                    f"{proposal.explanation}) under the group's policy; {len(ids)} AIQ "
+                    "command(s) queued",
+                    after=snapshot(row),
+                    entity_id=row.entity_id,
+                )
+            made.append(row.pk)
+        except LaterRefused as error:
+            refused.append((proposal.payment_id, " ".join(error.messages)))
+    return made, refused
 
 
 def snapshot(row: CrossCompanyReceipt) -> dict:

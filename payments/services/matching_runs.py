@@ -31,9 +31,10 @@ from payments.matching.index import (
     read_open_items,
     with_run_inputs,
 )
-from payments.models import MatchProposal, Payment
+from payments.models import CROSS_COMPANY, MatchProposal, Payment
 from payments.services.aiq_invoice_lookup import invoices_from_aiq
 from payments.services.auto_approve import plans_auto_approve_many
+from payments.services.cross_company import cross_company_receipts_auto_approve
 from payments.services.matching_lease import matching_lease_give_back, matching_lease_take
 from payments.services.matching_shares import (
     ShareFailed,
@@ -467,13 +468,22 @@ def _run(report: RunReport, payment_ids, actor, auto_approve: bool) -> RunReport
     report.timings["write"] = written - matched
     if auto_approve and to_auto:
         # set-based, in the run's order (an earlier payment wins an invoice two of them name)
-        rank_1 = dict(
-            MatchProposal.objects.filter(run_id=report.run_id, rank=1).values_list(
-                "payment_id", "pk"
-            )
+        rank_1 = {
+            payment_id: (pk, kind)
+            for payment_id, pk, kind in MatchProposal.objects.filter(
+                run_id=report.run_id, rank=1
+            ).values_list("payment_id", "pk", "rule_kind")
+        }
+        # another group company's invoice: a cross-company receipt, not a plan
+        cross = [rank_1[p][0] for p in to_auto if rank_1[p][1] == CROSS_COMPANY]
+        outcome = plans_auto_approve_many(
+            proposal_ids=[rank_1[p][0] for p in to_auto if rank_1[p][1] != CROSS_COMPANY]
         )
-        outcome = plans_auto_approve_many(proposal_ids=[rank_1[p] for p in to_auto])
         report.auto_approved = len(outcome.approved) + len(outcome.awaiting_approval)
         report.auto_refused = [(r.payment_id, r.reason) for r in outcome.refused]
+        if cross:
+            made, refused = cross_company_receipts_auto_approve(proposal_ids=cross)
+            report.auto_approved += len(made)
+            report.auto_refused += refused
         report.timings["auto_approve"] = time.perf_counter() - written
     return report

@@ -9,7 +9,9 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
-from payments.models import AllocationPlan, MatchProposal, Payment
+from ledger.models import Invoice
+from payments.models import CROSS_COMPANY, AllocationPlan, MatchProposal, Payment
+from payments.services.cross_company import cross_company_receipt_propose
 from payments.services.plan_lines import PlanRefused
 from payments.services.plans import plan_propose, plan_submit
 from staff.models import Role
@@ -69,12 +71,14 @@ def proposal_reject(*, proposal: MatchProposal, actor, reason: str) -> MatchProp
     return proposal
 
 
-def proposal_accept(*, payment: Payment, actor) -> AllocationPlan:
+def proposal_accept(*, payment: Payment, actor):
     """Make the payment's best open proposal its plan and submit it, all or nothing.
 
     Under the approval threshold (no discount or write-off) the submission approves it;
     otherwise it waits for another approver, the actor being its maker. A refused submission
     (an invoice not posted in AIQ yet, no bank to receive into) leaves no draft behind.
+    A proposal naming another group company's invoice becomes a cross-company receipt
+    instead, which always waits for a second person (services/cross_company.py).
     """
     with transaction.atomic():
         proposal = (
@@ -82,5 +86,8 @@ def proposal_accept(*, payment: Payment, actor) -> AllocationPlan:
         )
         if proposal is None:
             raise PlanRefused("no open proposal")
+        if proposal.rule_kind == CROSS_COMPANY:
+            invoice = Invoice.objects.get(pk=int(proposal.lines[0]["invoice_id"]))
+            return cross_company_receipt_propose(actor=actor, payment=payment, invoice=invoice)
         plan = plan_propose(payment=payment, actor=actor, lines=proposal.lines, proposal=proposal)
         return plan_submit(plan=plan, actor=actor)

@@ -30,9 +30,9 @@ from payments.services.payments import (
 )
 from payments.services.provider_accounts import (
     AccountSecretMissing,
-    account_api_key,
     account_entity,
     account_webhook_secrets,
+    stripe_account_calls,
 )
 from payments.services.provider_books import payout_book
 from payments.services.provider_disputes import dispute_book
@@ -254,7 +254,7 @@ def stripe_event_process(*, event_pk: int) -> str:
     try:
         # the company and the key are those of the account whose address it came to
         entity = account_entity(account)
-        with api.using_key(account_api_key(account, settings.STRIPE_API_KEY)):
+        with stripe_account_calls(account):
             _dispatch(event.event_type, event.payload, entity)
     except EventUnreadable as error:
         return webhook_event_failed(event, error)
@@ -408,7 +408,7 @@ def stripe_accounts() -> list[ProviderAccount | None]:
 
 def stripe_events_catch_up(*, since=None, account: ProviderAccount | None = None) -> dict:
     """Nightly: list events since the last one seen, store the missing ones, process them."""
-    with api.using_key(account_api_key(account, settings.STRIPE_API_KEY)):
+    with stripe_account_calls(account):
         return _catch_up(since=since, account=account)
 
 
@@ -446,7 +446,7 @@ def stripe_import(*, since=None, pages=None, account: ProviderAccount | None = N
     charges created in that same second are not missed (the upsert makes the overlap harmless).
     `pages` lets the benchmark feed Stripe-shaped pages without the network.
     """
-    with api.using_key(account_api_key(account, settings.STRIPE_API_KEY)):
+    with stripe_account_calls(account):
         return _import(since=since, pages=pages, account=account)
 
 

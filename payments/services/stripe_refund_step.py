@@ -23,7 +23,11 @@ from ledger.outbox.steps import (
     StepUncertain,
     command_kind_register,
 )
-from payments.services.provider_accounts import AccountSecretMissing, account_api_key
+from payments.services.provider_accounts import (
+    AccountSecretMissing,
+    account_api_base,
+    account_api_key,
+)
 from payments.services.provider_books import provider_account
 from payments.services.refunds import STRIPE_METADATA_KEY as METADATA_KEY
 from payments.sources import stripe_client as api
@@ -89,18 +93,18 @@ def _stripe_result(payload: dict, refund: dict) -> dict:
     }
 
 
-def _account_key(command: OutboxCommand, payload: dict) -> str:
-    """The key of the Stripe account the money came through: the refunded payment's company's
-    account in its currency (an account without its own key: the installation's)."""
+def _account(command: OutboxCommand, payload: dict) -> tuple[str, str]:
+    """The key and address of the Stripe account the money came through: the refunded
+    payment's company's account in its currency (one without its own: the installation's)."""
     account = provider_account(command.entity_id, "stripe", str(payload["currency"]).upper())
     try:
-        return account_api_key(account, settings.STRIPE_API_KEY)
+        return account_api_key(account, settings.STRIPE_API_KEY), account_api_base(account)
     except AccountSecretMissing as error:
         raise StepRefused(str(error), code="STRIPE_KEY_MISSING") from None
 
 
 def stripe_refund_read_back(client, command: OutboxCommand, payload: dict) -> ReadBack:
-    with api.using_key(_account_key(command, payload)):
+    with api.using_key(*_account(command, payload)):
         return _read_back(payload)
 
 
@@ -116,7 +120,7 @@ def _read_back(payload: dict) -> ReadBack:
 def stripe_refund_send(client, command: OutboxCommand, payload: dict) -> dict:
     """List first (always: it is one cheap call), create only when none of ours exists,
     with the key of the Stripe account the money came through."""
-    with api.using_key(_account_key(command, payload)):
+    with api.using_key(*_account(command, payload)):
         return _send(payload)
 
 

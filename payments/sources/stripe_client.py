@@ -1,9 +1,10 @@
 """Every call to Stripe goes through this module (named so it never shadows the `stripe` SDK).
 
-One `stripe.StripeClient` per process and key, pointed at settings.STRIPE_API_BASE (localstripe
-in the embedded default and in tests, api.stripe.com in production) with the key from settings,
-or, inside `with using_key(...)`, the key of the Stripe account being worked on (each company's
-account has its own: payments/services/provider_accounts.py).
+One `stripe.StripeClient` per process, key and address, pointed at settings.STRIPE_API_BASE
+(localstripe in the embedded default and in tests, api.stripe.com in production) with the key
+from settings, or, inside `with using_key(...)`, the key (and address, where it has its own) of
+the Stripe account being worked on (each company's account has its own:
+payments/services/provider_accounts.py; the demo runs one localstripe per company).
 Failures become one of two errors: StripeTemporary (network, 429, 5xx: try again later) or
 StripePermanent (bad request, not found, auth: a person must look). Responses are parsed into
 plain dicts: the normaliser, the fixtures and the benchmark all work on the same shape.
@@ -31,18 +32,27 @@ PAGE_SIZE = 100  # Stripe's maximum
 
 _lock = threading.Lock()
 _clients: dict[tuple, stripe.StripeClient] = {}
-# the key of the account the current work is for; empty: settings.STRIPE_API_KEY
-_account_key: contextvars.ContextVar[str] = contextvars.ContextVar("stripe_account_key", default="")
+# the key and address of the account the current work is for; empty: settings.STRIPE_API_KEY
+# and settings.STRIPE_API_BASE
+_account: contextvars.ContextVar[tuple[str, str]] = contextvars.ContextVar(
+    "stripe_account", default=("", "")
+)
 
 
 @contextlib.contextmanager
-def using_key(api_key: str):
-    """Every call inside the block uses this account's secret key (empty: the default)."""
-    token = _account_key.set(api_key or "")
+def using_key(api_key: str, api_base: str = ""):
+    """Every call inside the block uses this account's secret key and address (empty: the
+    installation's)."""
+    token = _account.set((api_key or "", api_base or ""))
     try:
         yield
     finally:
-        _account_key.reset(token)
+        _account.reset(token)
+
+
+def api_base() -> str:
+    """The address calls go to now: the current account's, else the installation's."""
+    return _account.get()[1] or settings.STRIPE_API_BASE
 
 
 class StripeError(Exception):
@@ -64,8 +74,9 @@ class StripePermanent(StripeError):
 def client() -> stripe.StripeClient:
     """The client of the current account's key, built once per key and address (tests point
     the address at their localstripe)."""
-    api_key = _account_key.get() or settings.STRIPE_API_KEY
-    key = (api_key, settings.STRIPE_API_BASE)
+    api_key, base = _account.get()
+    api_key, base = api_key or settings.STRIPE_API_KEY, base or settings.STRIPE_API_BASE
+    key = (api_key, base)
     with _lock:
         found = _clients.get(key)
         if found is None:
@@ -73,7 +84,7 @@ def client() -> stripe.StripeClient:
                 _clients.clear()
             found = _clients[key] = stripe.StripeClient(
                 api_key,
-                base_addresses={"api": settings.STRIPE_API_BASE},
+                base_addresses={"api": base},
                 # The SDK retries network errors and 409/5xx inside one call (with its own
                 # idempotency key); 429 is NOT retried: the caller backs off (README).
                 max_network_retries=2,
@@ -168,7 +179,7 @@ LOCALSTRIPE_CREATED_FLOOR = 1500000001
 
 def is_real_stripe() -> bool:
     """True when the API base is Stripe's own (api.stripe.com), not localstripe or a stand-in."""
-    host = urlsplit(settings.STRIPE_API_BASE).hostname or ""
+    host = urlsplit(api_base()).hostname or ""
     return host == "stripe.com" or host.endswith(".stripe.com")
 
 

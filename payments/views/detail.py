@@ -15,7 +15,7 @@ from ledger.models import Allocation, GLAccount, Invoice
 from ledger.selectors import customer_exposure, open_invoices_search
 from payments.evidence import evidence_sentences
 from payments.forms import AllocationForm
-from payments.models import AllocationPlan, Payment, Unallocation
+from payments.models import CROSS_COMPANY, AllocationPlan, Payment, Unallocation
 from payments.selectors import payment_later_allocations, payment_plans, payment_proposals
 from payments.services.contact_allocations import receipt_open
 from payments.services.cross_company import cross_company_invoices
@@ -67,7 +67,9 @@ def _editor_rows(payment, plan, proposals, form=None):
             for line in plan.lines.select_related("invoice__customer").order_by("id")
         ]
         return rows
-    open_proposals = [p for p in proposals if p.state == "open"]
+    # another group company's invoice is not allocated here: the cross-company section
+    # proposes its receipt (templates/payments/_cross_company.html)
+    open_proposals = [p for p in proposals if p.state == "open" and p.rule_kind != CROSS_COMPANY]
     if open_proposals:
         best = open_proposals[0]
         rows = [

@@ -11,6 +11,8 @@ for k, v in credentials().items(): print(f"export {k}={shlex.quote(v)}")')"
 if [ ! -e "$AIQ_SANDBOX_DB" ]; then
   .venv/bin/python -m sandbox seed --db "$AIQ_SANDBOX_DB"
 fi
+# each demo company's Stripe clearing bank account (added to a database seeded before them)
+.venv/bin/python -m sandbox demo-clearing --db "$AIQ_SANDBOX_DB" >/dev/null
 .venv/bin/python -m sandbox serve --port "$AIQ_SANDBOX_PORT" --db "$AIQ_SANDBOX_DB" \
   >var/log/aiq-sandbox.log 2>&1 &
 pids+=($!)

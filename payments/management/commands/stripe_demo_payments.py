@@ -1,12 +1,17 @@
 """Create demo payments in localstripe: some naming an invoice, some only a customer email,
-some nothing. Webhooks then bring them into the app like real Stripe payments."""
+some nothing. Webhooks then bring them into the app like real Stripe payments.
+
+With Stripe accounts of their own (seed_demo_accounts: one localstripe per demo company), each
+account gets its own company's payments, made with its key at its address, so they arrive
+through that account's webhook in that company only."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from core.stripe_money import stripe_to_minor
 from ledger.models import Invoice
-from payments.models import Payment
+from payments.models import Payment, ProviderAccount
+from payments.services.provider_accounts import AccountSecretMissing, stripe_account_calls
 from payments.sources import stripe_client
 from payments.sources.stripe_demo import demo_customer_create, demo_payment_create
 
@@ -30,11 +35,26 @@ class Command(BaseCommand):
         if if_empty and Payment.objects.filter(source="stripe").exists():
             self.stdout.write("Stripe payments exist already; no demo payments created.")
             return
-        if "api.stripe.com" in settings.STRIPE_API_BASE or settings.STRIPE_API_KEY.startswith(
-            "sk_live"
-        ):
+        accounts = list(
+            ProviderAccount.objects.filter(source="stripe")
+            .exclude(api_key_env="", api_base_env="")
+            .select_related("entity")
+            .order_by("id")
+        )
+        for account in accounts or [None]:
+            try:
+                with stripe_account_calls(account):
+                    made = self._create(account, invoices, count)
+            except AccountSecretMissing as error:
+                raise CommandError(str(error)) from None
+            where = f" for {account.entity.name}" if account else ""
+            self.stdout.write(f"Created {made} demo payment(s){where} in {self.base}.")
+
+    def _create(self, account, invoices, count) -> int:
+        self.base = stripe_client.api_base()
+        if stripe_client.is_real_stripe() or settings.STRIPE_API_KEY.startswith("sk_live"):
             raise CommandError("Refusing to create demo payments outside localstripe.")
-        targets = self._targets(invoices, count)
+        targets = self._targets(invoices, count, account)
         made = 0
         try:
             for number, amount, currency, email, name in targets:
@@ -46,22 +66,29 @@ class Command(BaseCommand):
                     metadata={"invoice": number},
                 )
                 made += 1
+            currency = account.currency.lower() if account else "gbp"
             for n in range(count):
                 customer = demo_customer_create(
                     email=f"payer{n + 1}@example.com", name=f"Demo payer {n + 1}"
                 )
-                demo_payment_create(amount_minor=10000 + 2500 * n, customer_id=customer["id"])
+                demo_payment_create(
+                    amount_minor=10000 + 2500 * n, currency=currency, customer_id=customer["id"]
+                )
                 made += 1
-                demo_payment_create(amount_minor=4200 + 100 * n)
+                demo_payment_create(amount_minor=4200 + 100 * n, currency=currency)
                 made += 1
         except stripe_client.StripeError as error:
-            raise CommandError(f"localstripe at {settings.STRIPE_API_BASE}: {error}") from None
-        self.stdout.write(f"Created {made} demo payment(s) in {settings.STRIPE_API_BASE}.")
+            raise CommandError(f"localstripe at {self.base}: {error}") from None
+        return made
 
-    def _targets(self, numbers, count):
+    def _targets(self, numbers, count, account):
         from decimal import Decimal
 
         open_invoices = Invoice.objects.filter(outstanding_amount__gt=0).select_related("customer")
+        if account is not None:  # the company's own invoices, in the account's currency
+            open_invoices = open_invoices.filter(
+                entity_id=account.entity_id, currency=account.currency
+            )
         if numbers:
             open_invoices = open_invoices.filter(invoice_number__in=numbers)
         rows = [
@@ -71,4 +98,5 @@ class Command(BaseCommand):
         if rows:
             return rows
         numbers = numbers or [f"INV-{1001 + n}" for n in range(count)]
-        return [(n, Decimal("120.00"), "GBP", "", "") for n in numbers]
+        currency = account.currency if account is not None else "GBP"
+        return [(n, Decimal("120.00"), currency, "", "") for n in numbers]
