@@ -151,8 +151,8 @@ _LOCALSTRIPE_BOOT = (
 )
 
 
-@pytest.fixture(scope="session")
-def _localstripe_process():
+def _localstripe_start():
+    """A localstripe on a free port: (its process, its address)."""
     import subprocess
     import sys
     import time
@@ -174,24 +174,50 @@ def _localstripe_process():
     else:
         proc.kill()
         pytest.fail("localstripe did not start")
+    return proc, base
+
+
+def _localstripe_empty(base: str) -> None:
+    import urllib.request
+
+    request = urllib.request.Request(f"{base}/_config/data", method="DELETE")
+    urllib.request.urlopen(request, timeout=5).close()
+    # Webhooks go nowhere unless the test registers its live server (localstripe_webhook):
+    # a delivery left over from an earlier test must not land in this one's database.
+    localstripe_register_webhook(base, "http://127.0.0.1:9/", "whsec_nowhere")
+
+
+@pytest.fixture(scope="session")
+def _localstripe_process():
+    proc, base = _localstripe_start()
+    yield base
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def _localstripe_second_process():
+    proc, base = _localstripe_start()
     yield base
     proc.terminate()
     proc.wait(timeout=10)
 
 
 @pytest.fixture
+def localstripe_second(_localstripe_second_process):
+    """A second Stripe account's localstripe (another company's account, its own address),
+    emptied for this test; the app reaches it only through an account naming its address."""
+    _localstripe_empty(_localstripe_second_process)
+    return _localstripe_second_process
+
+
+@pytest.fixture
 def localstripe(_localstripe_process, settings, monkeypatch):
     """A real localstripe over HTTP, emptied for this test; the app's Stripe client points at it
     and django-q2 runs tasks in-process (the webhook view's queued processing runs at once)."""
-    import urllib.request
-
     from django_q.conf import Conf
 
-    request = urllib.request.Request(f"{_localstripe_process}/_config/data", method="DELETE")
-    urllib.request.urlopen(request, timeout=5).close()
-    # Webhooks go nowhere unless the test registers its live server (localstripe_webhook):
-    # a delivery left over from an earlier test must not land in this one's database.
-    localstripe_register_webhook(_localstripe_process, "http://127.0.0.1:9/", "whsec_nowhere")
+    _localstripe_empty(_localstripe_process)
     settings.STRIPE_API_BASE = _localstripe_process
     settings.STRIPE_API_KEY = "sk_test_localstripe_tests"
     monkeypatch.setattr(Conf, "SYNC", True)

@@ -8,9 +8,11 @@ from decimal import Decimal
 import pytest
 
 from ledger.companies import NoDefaultCompany, default_entity
-from payments.models import Payment, WebhookEvent
+from payments.models import Payment, ProviderAccount, WebhookEvent
 from payments.services import stripe_events
 from payments.services.matching_runs import matching_run
+from payments.services.provider_accounts import stripe_account_calls
+from payments.sources import stripe_client
 from payments.sources.stripe_demo import demo_customer_create, demo_payment_create
 from tests.companies_support import (
     IE_KEY_ENV,
@@ -138,6 +140,51 @@ def test_an_account_whose_secret_variable_is_unset_refuses_deliveries(
     assert other.status_code == 400
     # the import and catch-up go through each account's key (the UK one: the installation's)
     assert stripe_events.stripe_accounts() == [group["uk_account"], group["ie_account"]]
+
+
+@pytest.mark.django_db
+def test_a_payment_made_in_the_irish_stripe_account_arrives_in_the_irish_company_only(
+    localstripe, localstripe_second, group, client, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Each company's Stripe account is its own (the demo runs a localstripe for each): the
+    Irish account names its own API address, so a payment made there is read from there and
+    booked in the Irish company; the UK account (the installation's address) never sees it."""
+    monkeypatch.setenv("STRIPE_IE_API_BASE", localstripe_second)
+    ProviderAccount.objects.filter(pk=group["ie_account"].pk).update(
+        api_base_env="STRIPE_IE_API_BASE"
+    )
+    ie_account = ProviderAccount.objects.get(pk=group["ie_account"].pk)
+    with stripe_account_calls(ie_account):
+        customer = demo_customer_create(email="ap@acme.example", name="Acme Ireland")
+        intent = demo_payment_create(
+            amount_minor=12000, currency="eur", customer_id=customer["id"],
+            metadata={"invoice": "INV-1001"},
+        )  # fmt: skip
+    with pytest.raises(stripe_client.StripePermanent):  # not in the UK account
+        stripe_client.payment_intent_retrieve(intent["id"])
+    data = {"id": intent["id"], "object": "payment_intent"}
+
+    # an event of it sent to the UK account's address: not found there, nothing booked
+    uk = event("payment_intent.succeeded", data)
+    answer = _deliver(client, group["uk_account"], uk, SECRET, django_capture_on_commit_callbacks)
+    assert answer.status_code == 200
+    assert WebhookEvent.objects.get().state != WebhookEvent.State.PROCESSED
+    assert not Payment.objects.exists()
+
+    payload = event("payment_intent.succeeded", data)
+
+    answer = _deliver(client, ie_account, payload, IE_SECRET, django_capture_on_commit_callbacks)
+    assert answer.status_code == 200
+    stored = WebhookEvent.objects.get(provider_account=ie_account)
+    assert stored.state == WebhookEvent.State.PROCESSED
+    [payment] = Payment.objects.all()
+    assert (payment.external_id, payment.entity, payment.currency, payment.amount) == (
+        intent["id"], group["ie"], "EUR", Decimal("120.00"),
+    )  # fmt: skip
+    matching_run(dry_run=False)
+    proposal = payment.proposals.order_by("rank").first()
+    assert [int(line["invoice_id"]) for line in proposal.lines] == [group["ie_invoice"].pk]
+    assert not Payment.objects.filter(entity=group["uk"]).exists()
 
 
 def event_id_of(payload: bytes) -> str:
