@@ -122,6 +122,15 @@ def _sentence(key: str, value) -> list[str]:
         return [_fill("Looks like a second payment of invoice {invoice} ({gross}).", value)]
     if key == "warning":
         return [str(value)]
+    if key == "cross_company" and isinstance(value, dict):
+        return [
+            _fill(
+                "{invoice} is {company}'s invoice: received as a cross-company receipt (this "
+                "company's receipt on the intercompany account, {company}'s credit journal "
+                "allocated to it).",
+                value,
+            )
+        ]
     return [f"{key.replace('_', ' ').capitalize()}: {_plain(value)}."]
 
 

@@ -54,8 +54,6 @@ if $PY manage.py help seed_demo >/dev/null 2>&1; then $PY manage.py seed_demo; f
 $PY manage.py seed_demo_formats
 # fill the mirror from AIQ (the sandbox's demo company) and create the sweeper/sync schedules
 $PY manage.py aiq_sync || echo "AIQ pull did not complete; the scheduled pull will retry"
-# each company's Stripe account (its clearing bank pulled just now), its localstripe's webhooks
-$PY manage.py seed_demo_accounts --webhooks "http://127.0.0.1:${PORT}"
 $PY manage.py setup_schedules
 
 # qcluster under a watchdog: restarted when it exits or is wedged (due outbox rows and no
@@ -66,12 +64,16 @@ echo
 echo "$logins"
 echo "Open http://127.0.0.1:${PORT}/ and log in with one of the demo logins above."
 echo
+if [ -n "${STRIPE_API_BASE:-}" ]; then
+  # off the start-up's path: each company's Stripe account (its clearing bank was pulled
+  # above) with its localstripe's webhooks pointed at the account's address, then demo Stripe
+  # payments in each once the web app answers, so the webhooks reach it
+  ( $PY manage.py seed_demo_accounts --webhooks "http://127.0.0.1:${PORT}" >var/log/stripe-demo.log 2>&1
+    for _ in $(seq 1 60); do curl -fs -o /dev/null "http://127.0.0.1:${PORT}/accounts/login/" && break; sleep 0.5; done
+    $PY manage.py stripe_demo_payments --if-empty >>var/log/stripe-demo.log 2>&1 ) &
+  pids+=($!)  # stopped with the rest
+fi
 # DEBUG is off (no URL list on a 404, no variables on an error page); --insecure serves static
 $PY manage.py runserver "127.0.0.1:${PORT}" --noreload --insecure &
 pids+=($!)
-if [ -n "${STRIPE_API_BASE:-}" ]; then
-  # demo Stripe payments once the web app answers, so localstripe's webhooks reach it
-  ( for _ in $(seq 1 60); do curl -fs -o /dev/null "http://127.0.0.1:${PORT}/accounts/login/" && break; sleep 0.5; done
-    $PY manage.py stripe_demo_payments --if-empty >>var/log/localstripe.log 2>&1 ) &
-fi
 wait "${pids[-1]}"

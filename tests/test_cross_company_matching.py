@@ -131,7 +131,7 @@ def test_not_allowed_nothing_is_proposed_and_the_payment_says_why(group, alice, 
 
 
 def test_allowed_the_matcher_proposes_it_and_both_companies_books_follow(
-    group, alice, bob, carol, aiq_sandbox
+    group, alice, bob, carol, aiq_sandbox, client
 ):
     invoice = group["invoice"]
     group_policy_set(actor=carol, cross_company_receipts=True)
@@ -151,6 +151,12 @@ def test_allowed_the_matcher_proposes_it_and_both_companies_books_follow(
     assert proposal.evidence["cross_company"]["company"] == "Demo Trading Ireland"
     # the policy allows receipts but not approving them without a person: nothing is booked
     assert not CrossCompanyReceipt.objects.exists() and not OutboxCommand.objects.exists()
+    client.force_login(alice)
+    page = client.get(f"/payments/{payment.pk}/").content.decode()
+    assert "of Demo Trading Ireland; the group allows cross-company receipts" in page
+    assert "is Demo Trading Ireland&#x27;s invoice: received as a cross-company receipt" in page
+    assert "Propose a cross-company receipt" in page
+    assert f'name="proposal" value="{proposal.pk}"' not in page  # not the editor's plan
 
     row = proposal_accept(payment=payment, actor=alice)  # the clerk accepts the proposal
     proposal.refresh_from_db()

@@ -1,14 +1,20 @@
 """Cross-company receipts: money that arrived in one group company for another's invoice.
 
 A payment belongs to the company of the account it arrived through (ledger/companies.py) and
-matching proposes only that company's invoices. When its reference names an open invoice of
-another group company, the payment page says whose the invoice is, and:
+matching never allocates it to another company's invoice as its own. When its reference names
+an open invoice of another group company (and none of its own company), matching and the
+payment page say whose the invoice is, and:
 
 - when the group does not allow cross-company receipts (GroupPolicy, off by default; changed
   by an admin through `group_policy_set`, audited): "INV-1001 belongs to Demo Trading Ireland;
   cross-company receipts are not allowed". Nothing is booked;
-- when it does: a clerk proposes a cross-company receipt, a second person approves it (always:
-  money moves between companies), and the outbox makes each company's entries once.
+- when it does: matching ranks a cross-company proposal beside the others, with its confidence
+  and explanation (payments/matching/engine.py: cross_company), or a clerk proposes one from
+  the payment page; accepting the proposal is proposing the receipt, and a second person
+  approves it (money moves between companies). Only where the group's policy also lets
+  matching approve them (cross_company_auto_approve, off by default) does matching make and
+  send one itself, and only on the exact reference for exactly the invoice's open amount
+  (cross_company_receipts_auto_approve). The outbox makes each company's entries once.
 
 What AIQ's books allow (AIQ's Sales Invoicing Integrations document: intercompany
 transactions cannot be made by the API in one step; each company's half is made in that

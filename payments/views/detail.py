@@ -195,6 +195,9 @@ def _render(request, payment, *, form=None, reject_form=None, status=200):
         "available": available_amount(payment),  # what the editor's footer splits
         "fees": payment.fees.all(),
         "proposals": proposals,
+        # the proposal a plan made in the editor comes from (another company's invoice is
+        # received from the cross-company section instead)
+        "editor_proposal": next((p for p in proposals if p.rule_kind != CROSS_COMPANY), None),
         "plans": plans,
         "live_plan": live,
         "editable": live is None or live.state in AllocationPlan.EDITABLE,
