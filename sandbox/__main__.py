@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     # loaded per command: `seed` starts without the server's modules
+    from sandbox.seed import add_demo_clearing_banks
     from sandbox.seed import seed as seed_books
 
     if args.command == "seed":
@@ -66,8 +67,6 @@ def main(argv=None) -> int:
         print(f"Seeded {args.db}: {summary}")
         return 0
     if args.command == "demo-clearing":
-        from sandbox.seed import add_demo_clearing_banks
-
         print(
             f"{args.db}: {add_demo_clearing_banks(args.db)} Stripe clearing bank account(s) added"
         )
