@@ -30,6 +30,12 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
+# a match rule's form (company settings)
+RULE_FIELDS = (
+    "name", "order", "enabled", "auto_approve", "monitor", "tolerance_absolute",
+    "tolerance_percent", "tolerance_action", "write_off_gl_account_code", "max_invoices",
+    "max_candidates",
+)  # fmt: skip
 # What each screen reads: GET and POST parameter names. "{invoice}" stands for each invoice
 # row's id in the allocation editor. A screen added without an entry here fails the first test.
 PARAMS = {
@@ -140,39 +146,8 @@ PARAMS = {
     "payments:group_policy": ((), ("cross_company_receipts",)),
     "payments:settings": ((), ()),
     "payments:settings_company": ((), ("approval_threshold",)),
-    "payments:rule_new": (
-        (),
-        (
-            "name",
-            "kind",
-            "order",
-            "enabled",
-            "auto_approve",
-            "monitor",
-            "tolerance_absolute",
-            "tolerance_percent",
-            "tolerance_action",
-            "write_off_gl_account_code",
-            "max_invoices",
-            "max_candidates",
-        ),
-    ),  # fmt: skip
-    "payments:rule_edit": (
-        (),
-        (
-            "name",
-            "order",
-            "enabled",
-            "auto_approve",
-            "monitor",
-            "tolerance_absolute",
-            "tolerance_percent",
-            "tolerance_action",
-            "write_off_gl_account_code",
-            "max_invoices",
-            "max_candidates",
-        ),
-    ),  # fmt: skip
+    "payments:rule_new": ((), ("kind", *RULE_FIELDS)),
+    "payments:rule_edit": ((), RULE_FIELDS),
     "payments:rule_copy": ((), ()),
     "payments:layout_new": (
         (),

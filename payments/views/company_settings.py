@@ -4,6 +4,8 @@ GoCardless accounts (clearing and GL accounts) and approval threshold, for a fin
 (aiqrecon/companies.py: the URL's company, rule, layout or account); a change is made by
 payments/services/company_settings.py, which checks who asks and audits it."""
 
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.db.models import Q
 from django.shortcuts import redirect, render
@@ -179,122 +181,113 @@ def _owner(request, obj) -> Entity | None:
     return None if obj.entity_id is None else _company(request, obj.entity_id)
 
 
-# --- match rules ------------------------------------------------------------------------------
+# --- match rules and statement layouts: a company's own, or shared by every company ----------
 
-RULE_INTRO = (
+
+@dataclass(frozen=True)
+class Shareable:
+    """A setting a company may have of its own or share with every company."""
+
+    model: type
+    form: type
+    noun: str
+    intro: str
+    edit_url: str
+
+
+RULES = Shareable(
+    MatchRule,
+    MatchRuleForm,
+    "match rule",
     "The matcher tries the rules in order. A rule that approves without a person does so only "
     "at or below the company's approval threshold and never for a discount or write-off. A "
-    "company's own rule of a kind replaces the shared rules of that kind for its payments."
+    "company's own rule of a kind replaces the shared rules of that kind for its payments.",
+    "payments:rule_edit",
 )
+LAYOUTS = Shareable(
+    ImportFormat,
+    ImportFormatForm,
+    "statement layout",
+    "How a bank's CSV or Excel export reads: for each of our fields, the file's column header "
+    "as it appears in the file (or #1, #2… for its position when the file has no headers). "
+    "A date and an amount (or money-in) column are needed.",
+    "payments:layout_edit",
+)
+
+
+def _new(request, company_id, kind: Shareable):
+    company = _company(request, company_id)
+    form = kind.form(request.POST or None, instance=kind.model(entity=company), entity=company)
+    return _form_page(
+        request,
+        form=form,
+        company=company,
+        what=f"{kind.noun} for {company.name}",
+        title=f"New {kind.noun} for {company.name}",
+        intro=kind.intro,
+        back=_back(company),
+    )
+
+
+def _edit(request, pk, kind: Shareable):
+    obj = get_or_404(kind.model.objects.all(), pk=pk)
+    company = _owner(request, obj)
+    whose = company.name if company else "every company"
+    return _form_page(
+        request,
+        form=kind.form(request.POST or None, instance=obj, entity=company),
+        company=company,
+        what=f"{kind.noun} '{obj.name}' ({whose})",
+        title=f"{kind.noun.capitalize()}: {obj.name} ({whose})",
+        intro=kind.intro,
+        back=_back(company),
+    )
+
+
+def _copy(request, company_id, pk, kind: Shareable):
+    company = _company(request, company_id)
+    shared = get_or_404(kind.model.objects.filter(entity__isnull=True), pk=pk)
+    what = f"{kind.noun} '{shared.name}'"
+    outcome = run_service(setting_copy, actor=request.user, obj=shared, entity=company, what=what)
+    _say(request, outcome, f"{company.name} has its own copy of {what} now; change it there.")
+    if outcome.ok:
+        return redirect(kind.edit_url, outcome.value.pk)
+    return redirect("payments:settings_company", company_id=company.pk)
 
 
 @approver_required
 def rule_new(request, company_id):
-    company = _company(request, company_id)
-    form = MatchRuleForm(request.POST or None, instance=MatchRule(entity=company), entity=company)
-    return _form_page(
-        request,
-        form=form,
-        company=company,
-        what=f"match rule for {company.name}",
-        title=f"New match rule for {company.name}",
-        intro=RULE_INTRO,
-        back=_back(company),
-    )
+    return _new(request, company_id, RULES)
 
 
 @approver_required
 def rule_edit(request, rule_id):
-    rule = get_or_404(MatchRule.objects.all(), pk=rule_id)
-    company = _owner(request, rule)
-    form = MatchRuleForm(request.POST or None, instance=rule, entity=company)
-    whose = company.name if company else "every company"
-    return _form_page(
-        request,
-        form=form,
-        company=company,
-        what=f"match rule '{rule.name}' ({whose})",
-        title=f"Match rule: {rule.name} ({whose})",
-        intro=RULE_INTRO,
-        back=_back(company),
-    )
+    return _edit(request, rule_id, RULES)
 
 
 @require_POST
 @approver_required
 def rule_copy(request, company_id, rule_id):
-    company = _company(request, company_id)
-    rule = get_or_404(MatchRule.objects.filter(entity__isnull=True), pk=rule_id)
-    outcome = run_service(
-        setting_copy, actor=request.user, obj=rule, entity=company, what=f"match rule '{rule.name}'"
-    )
-    _say(
-        request, outcome, f"{company.name} has its own copy of '{rule.name}' now; change it there."
-    )
-    if outcome.ok:
-        return redirect("payments:rule_edit", rule_id=outcome.value.pk)
-    return redirect("payments:settings_company", company_id=company.pk)
-
-
-# --- statement layouts and bank accounts ------------------------------------------------------
-
-LAYOUT_INTRO = (
-    "How a bank's CSV or Excel export reads: for each of our fields, the file's column header "
-    "as it appears in the file (or #1, #2… for its position when the file has no headers). "
-    "A date and an amount (or money-in) column are needed."
-)
+    return _copy(request, company_id, rule_id, RULES)
 
 
 @approver_required
 def layout_new(request, company_id):
-    company = _company(request, company_id)
-    form = ImportFormatForm(
-        request.POST or None, instance=ImportFormat(entity=company), entity=company
-    )
-    return _form_page(
-        request,
-        form=form,
-        company=company,
-        what=f"statement layout for {company.name}",
-        title=f"New statement layout for {company.name}",
-        intro=LAYOUT_INTRO,
-        back=_back(company),
-    )
+    return _new(request, company_id, LAYOUTS)
 
 
 @approver_required
 def layout_edit(request, layout_id):
-    layout = get_or_404(ImportFormat.objects.all(), pk=layout_id)
-    company = _owner(request, layout)
-    form = ImportFormatForm(request.POST or None, instance=layout, entity=company)
-    whose = company.name if company else "every company"
-    return _form_page(
-        request,
-        form=form,
-        company=company,
-        what=f"statement layout '{layout.name}' ({whose})",
-        title=f"Statement layout: {layout.name} ({whose})",
-        intro=LAYOUT_INTRO,
-        back=_back(company),
-    )
+    return _edit(request, layout_id, LAYOUTS)
 
 
 @require_POST
 @approver_required
 def layout_copy(request, company_id, layout_id):
-    company = _company(request, company_id)
-    layout = get_or_404(ImportFormat.objects.filter(entity__isnull=True), pk=layout_id)
-    outcome = run_service(
-        setting_copy,
-        actor=request.user,
-        obj=layout,
-        entity=company,
-        what=f"statement layout '{layout.name}'",
-    )
-    _say(request, outcome, f"{company.name} has its own copy of '{layout.name}' now.")
-    if outcome.ok:
-        return redirect("payments:layout_edit", layout_id=outcome.value.pk)
-    return redirect("payments:settings_company", company_id=company.pk)
+    return _copy(request, company_id, layout_id, LAYOUTS)
+
+
+# --- bank accounts ----------------------------------------------------------------------------
 
 
 @approver_required
