@@ -22,6 +22,7 @@ from sales.models import (
 )
 from sales.services import deferred, uploads
 from sales.services import invoices as invoice_services
+from sales.services.paid_orders import paid_order_context
 from staff.company_scope import company_scope, visible_scope
 from staff.views import approver_required, clerk_required, get_or_404, run_service
 
@@ -148,7 +149,13 @@ def upload_import(request):
 def batch_detail(request, batch_id):
     batch = get_or_404(SalesBatch.objects.select_related("source", "entity"), pk=batch_id)
     rows = batch.invoices.select_related("command").order_by("id")
-    counts = dict(rows.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
+    # grouped by state alone (the rows' order_by("id") would group by each row)
+    counts = dict(
+        batch.invoices.order_by()
+        .values_list("state")
+        .annotate(n=Count("id"))
+        .values_list("state", "n")
+    )
     total = sum(counts.values())
     done = sum(counts.get(s, 0) for s in (*SalesInvoice.IN_AIQ, S.FAILED, S.REFUSED, S.CANCELLED))
     states = [
@@ -201,6 +208,7 @@ def invoice_detail(request, invoice_id):
             "mirror": mirror,
             "attachments": mirror.attachments.all() if mirror else [],
             "credit_notes": invoice.credit_notes.order_by("credit_date", "pk"),
+            **paid_order_context(invoice),
         },
     )
 

@@ -75,7 +75,7 @@ def shop(entity, aiq_sandbox):
 
 
 def test_paid_rows_of_a_file_post_invoice_receipt_and_allocation_once_then_the_bank_line_is_linked(
-    shop, entity, aiq_sandbox, alice
+    shop, entity, aiq_sandbox, alice, client
 ):
     content = shop_file(ROWS)
     preview = sales_upload_preview(source=shop, filename="shop.csv", content=content, actor=alice)
@@ -144,6 +144,14 @@ def test_paid_rows_of_a_file_post_invoice_receipt_and_allocation_once_then_the_b
     assert aiq_sandbox.state.outstanding(rows["WEB-1"].aiq_transaction_id) == 0
     [entry] = AuditEntry.objects.filter(action="payment.paid_order")
     assert entry.object_id == str(payment.pk) and entry.after["match_state"] == "sent"
+    # the clerk sees it on both pages, in figures
+    client.force_login(alice)
+    page = client.get(f"/sales/invoices/{rows['WEB-1'].pk}/").content.decode()
+    assert "paid 120.50 GBP on 14/11/2026 · payment NWB0001 · into BANK-GBP" in page
+    assert f"AIQ receipt {rows['WEB-1'].receipt_transaction_id}, allocated" in page
+    assert f"/payments/{payment.pk}/" in page
+    page = client.get(f"/payments/{payment.pk}/").content.decode()
+    assert "The receipt of paid order WEB-1 (120.50 GBP)" in page
 
 
 def test_a_paid_column_without_its_reference_or_a_part_payment_is_named_and_nothing_imported(

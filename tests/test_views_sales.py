@@ -115,6 +115,7 @@ def test_an_approver_retries_every_refused_invoice_of_a_batch_once_each(
     client.force_login(alice)
     page = client.get(url).content.decode()
     assert "Retry all 2 refused invoices (132.00 GBP)" in page
+    assert "3 of 3 settled" in page and "Refused by AIQ: 2" in page  # counted per state
     assert client.post(f"{url}retry-failed").status_code == 403  # a clerk cannot
     client.force_login(bob)
     first = client.post(f"{url}retry-failed")

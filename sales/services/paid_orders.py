@@ -20,12 +20,14 @@ of a linked payment is audited.
 """
 
 import logging
+from datetime import date
 from decimal import Decimal
 
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from core.money import format_money
 from ledger.models import BankAccount, Customer, Receipt
 from payments.models import AllocationPlan, MatchProposal, Payment
 from payments.services.auto_match import auto_match_soon
@@ -99,7 +101,7 @@ def _mirror_receipt(row: SalesInvoice) -> Receipt | None:
 
 
 def _explain(row: SalesInvoice, target: str) -> str:
-    amount = f"{Decimal(row.paid['amount']):,.2f} {row.currency}"
+    amount = format_money(Decimal(row.paid["amount"]), row.currency)
     if target == MatchState.SENT:
         return (
             f"The receipt of paid order {row.external_reference} ({amount}): AIQ posted it with "
@@ -217,6 +219,28 @@ def _link_chunk(payment_ids: list[int]) -> set[int]:
     return linked
 
 
+def _payments_of(row: SalesInvoice):
+    reference = row.paid["reference"]
+    return Payment.objects.filter(
+        Q(external_id=reference) | Q(bank_reference=reference), entity=row.entity_id
+    )
+
+
+def paid_order_context(row: SalesInvoice) -> dict:
+    """The invoice page's figures of an already-paid order: its payment date, and the
+    payments linked to its receipt."""
+    if not row.paid:
+        return {}
+    return {
+        "paid_on": date.fromisoformat(row.paid["paid_on"]),
+        "paid_payments": [
+            p
+            for p in _payments_of(row).order_by("pk")[:5]
+            if (p.match_notes or {}).get(NOTE) == row.external_reference
+        ],
+    }
+
+
 def paid_orders_follow(rows: list[SalesInvoice]) -> None:
     """The orders moved (posted, linked, failed, sent again, cancelled): their payments, found
     by the order's payment reference, follow. Inside the caller's transaction."""
@@ -224,10 +248,9 @@ def paid_orders_follow(rows: list[SalesInvoice]) -> None:
     for row in rows:
         if not row.paid:
             continue
-        reference = row.paid["reference"]
         payments = list(
-            Payment.objects.select_for_update()
-            .filter(Q(external_id=reference) | Q(bank_reference=reference), entity=row.entity_id)
+            _payments_of(row)
+            .select_for_update()
             .filter(match_state__in=FREE + FOLLOWING)
             .order_by("pk")
         )
