@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.money import format_money
 from ledger.models import Entity
 from sales.models import InvoiceSource, SalesBatch, SalesInvoice
 from sales.services.invoices import (
@@ -192,7 +193,9 @@ def sales_batch_retry_failed(*, batch: SalesBatch, actor) -> int:
             action="sales_batch.retry_failed",
             obj=batch,
             summary=f"{batch.filename}: {len(rows)} refused invoice(s) sent again, "
-            + ", ".join(f"{amount} {currency}" for currency, amount in sorted(gross.items())),
+            + ", ".join(
+                format_money(amount, currency) for currency, amount in sorted(gross.items())
+            ),
             after={"invoices": [row.external_reference for row in rows][:200]},
         )
     return len(rows)
