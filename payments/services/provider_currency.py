@@ -220,6 +220,20 @@ def _base_journal(payload: dict, rate: Decimal, base: str) -> dict:
     return {**payload, "currency": base, "description": text[:250], "lines": lines}
 
 
+def bank_entry_payload(bank: BankAccount, gl: str, amount, rate, day: str, text: str) -> dict:
+    """A bank_entry command's payload: `amount` (negative: out) in the bank's currency, booked
+    to `gl` at `rate`."""
+    return {
+        "bank_account_code": bank.bank_account_code,
+        "gl_account_code": gl,
+        "amount": str(Decimal(amount).quantize(CENT)),
+        "currency": bank.currency,
+        "exchange_rate": str(rate),
+        "entry_date": day,
+        "description": text[:250],
+    }
+
+
 def currency_banks(entity) -> dict[str, BankAccount]:
     """The company's bank accounts kept in another currency than its base, by bank GL code."""
     return {
@@ -262,15 +276,7 @@ def journal_commands(
                 f"{bank.bank_account_code} is kept in {bank.currency}, the movement is in "
                 f"{payload['currency']}: AIQ would need a conversion the provider did not make"
             )
-        return {
-            "bank_account_code": bank.bank_account_code,
-            "gl_account_code": gl,
-            "amount": str(Decimal(amount).quantize(CENT)),
-            "currency": bank.currency,
-            "exchange_rate": str(rate),
-            "entry_date": day,
-            "description": (what or text)[:250],
-        }
+        return bank_entry_payload(bank, gl, amount, rate, day, what or text)
 
     if not on_bank:
         return queue(reference, OutboxCommand.Kind.POST_GENERAL_JOURNAL,
@@ -343,20 +349,9 @@ def conversion_commands(
     clearing, bank = account.clearing_bank_account, account.payout_bank_account
     loss = (to_base(payout.amount, rate) - landed) * sign  # left on the transfer account
 
-    def entry(bank_account, amount, bank_rate):
-        return {
-            "bank_account_code": bank_account.bank_account_code,
-            "gl_account_code": transit,
-            "amount": str(Decimal(amount).quantize(CENT)),
-            "currency": bank_account.currency,
-            "exchange_rate": str(bank_rate),
-            "entry_date": day,
-            "description": text[:250],
-        }
-
     bodies = [
-        (KIND, entry(clearing, -payout.amount * sign, rate)),
-        (KIND, entry(bank, landed * sign, Decimal(1))),
+        (KIND, bank_entry_payload(clearing, transit, -payout.amount * sign, rate, day, text)),
+        (KIND, bank_entry_payload(bank, transit, landed * sign, Decimal(1), day, text)),
     ]
     if loss:
         what = f"{text}: {'loss' if loss > 0 else 'gain'} on the provider's conversion"[:250]
