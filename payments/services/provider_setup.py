@@ -52,9 +52,7 @@ def gl_problems(
         if not code:
             continue
         if code not in gl_types:
-            problems.append(
-                f"{label} GL account {code} is not in AIQ's GL list: {CREATE_IN_AIQ}"
-            )
+            problems.append(f"{label} GL account {code} is not in AIQ's GL list: {CREATE_IN_AIQ}")
         elif (gl_types[code] or "").lower() in NOT_POSTABLE:
             problems.append(
                 f"{label} GL account {code} is {NOT_POSTABLE[gl_types[code].lower()]} in AIQ: "
