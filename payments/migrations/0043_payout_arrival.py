@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("payments", "0041_other_payment_kind"),
+        ("payments", "0042_bank_layouts_checked"),
     ]
 
     operations = [
