@@ -1,5 +1,7 @@
 """Our rows as the API shows them (shapes in api/serializers.py). Reads only."""
 
+from decimal import Decimal
+
 from django.utils import timezone
 
 from core.money import quantize
@@ -288,6 +290,15 @@ def sales_invoice(row, artefact_id: str | None = None) -> dict:
             }
             for line in sorted(row.lines.all(), key=lambda line: line.line_number)
         ],
+        "payment": {
+            "total_amount": money(Decimal(row.paid["amount"]), row.currency),
+            "date": row.paid["paid_on"],
+            "reference": row.paid["reference"],
+            "bank_account_id": row.paid["bank_account_code"],
+            "aiq_transaction_id": row.receipt_transaction_id,
+        }
+        if row.paid
+        else None,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }

@@ -147,6 +147,28 @@ class SalesInvoiceLineIn(serializers.Serializer):
         return data
 
 
+class SalesInvoicePaymentIn(serializers.Serializer):
+    """The payment of an already-paid order (a web shop's or a checkout's sale): AIQ posts the
+    invoice, this receipt and their allocation in one call; the payment, when it reaches this
+    product (Stripe, the bank), is linked to that receipt, not matched again."""
+
+    total_amount = serializers.DecimalField(
+        **AMOUNT, min_value=0, help_text="The invoice's total: a paid order is paid in full"
+    )
+    date = serializers.DateField(validators=[sensible_date], help_text="When it was paid")
+    reference = serializers.CharField(
+        max_length=100,
+        help_text="The payment's own id (a Stripe pi_… or ch_…, the bank transfer's reference): "
+        "the receipt's reference in AIQ, and how the payment is recognised when it arrives",
+    )
+    bank_account_id = serializers.CharField(
+        max_length=50,
+        required=False,
+        allow_blank=True,
+        help_text="AIQ bank account code the money went into; default: the company's",
+    )
+
+
 class SalesInvoiceIn(serializers.Serializer):
     contact_id = serializers.CharField(max_length=50, help_text="Customer code")
     contact_name = serializers.CharField(
@@ -161,6 +183,9 @@ class SalesInvoiceIn(serializers.Serializer):
     currency_id = serializers.CharField(max_length=3, required=False, allow_blank=True)
     notes = serializers.CharField(max_length=500, required=False, allow_blank=True)
     invoice_lines = SalesInvoiceLineIn(many=True, min_length=1, max_length=200)
+    payment = SalesInvoicePaymentIn(
+        required=False, allow_null=True, help_text="Already paid: the payment it was paid with"
+    )
 
 
 class SalesInvoiceRequest(serializers.Serializer):
@@ -309,6 +334,16 @@ class SalesInvoiceLineOut(serializers.Serializer):
     tax_amount = serializers.CharField()
 
 
+class SalesInvoicePaymentOut(serializers.Serializer):
+    total_amount = serializers.CharField()
+    date = serializers.DateField()
+    reference = serializers.CharField()
+    bank_account_id = serializers.CharField()
+    aiq_transaction_id = serializers.IntegerField(
+        allow_null=True, help_text="AIQ's receipt, once posted with the invoice"
+    )
+
+
 class SalesInvoiceOut(serializers.Serializer):
     id = serializers.CharField()
     reference = serializers.CharField()
@@ -326,5 +361,6 @@ class SalesInvoiceOut(serializers.Serializer):
     aiq_transaction_id = serializers.IntegerField(allow_null=True)
     artefact_id = serializers.CharField(allow_null=True, help_text="inv_… once in the mirror")
     invoice_lines = SalesInvoiceLineOut(many=True)
+    payment = SalesInvoicePaymentOut(allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()

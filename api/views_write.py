@@ -46,7 +46,7 @@ from payments.services import contact_allocations, other_receipts, refunds
 from payments.services.plan_lines import LineInput, locked_invoices
 from payments.services.plans import plan_propose_submit
 from sales.models import InvoiceSource, SalesInvoice
-from sales.normalised import NormalisedInvoice, NormalisedLine
+from sales.normalised import NormalisedInvoice, NormalisedLine, NormalisedPaid
 from sales.services.invoices import sales_invoice_submit
 
 ZERO = Decimal(0)
@@ -106,10 +106,10 @@ class WriteView(ApiView):
             raise Refused(f"No customer {code!r}.", field)
         return rows[0]
 
-    def bank(self, code: str) -> BankAccount:
+    def bank(self, code: str, field: str = "bank_account_id") -> BankAccount:
         rows = _bank(self.entity().pk, code)
         if not rows:
-            raise Refused(f"No bank account {code!r}.", "bank_account_id")
+            raise Refused(f"No bank account {code!r}.", field)
         return rows[0]
 
     def invoices(self, artefacts: list, field: str) -> list[Invoice]:
@@ -605,6 +605,7 @@ class SalesInvoices(WriteView, SalesInvoiceList):
                 )
                 for line in data["invoice_lines"]
             ],
+            paid=self.paid(data.get("payment")),
         )
         source, _ = InvoiceSource.objects.get_or_create(
             entity=entity,
@@ -619,6 +620,26 @@ class SalesInvoices(WriteView, SalesInvoiceList):
             entity=entity, source=source, invoice=invoice, actor=self.request.user
         )
         return 201, _sales_answer(row)
+
+    def paid(self, payment: dict | None) -> NormalisedPaid | None:
+        if not payment:
+            return None
+        code = (payment.get("bank_account_id") or "").strip()
+        if code:
+            bank = self.bank(code, "payment.bank_account_id")
+        else:
+            bank = self.entity().default_bank_account
+            if bank is None:
+                raise Refused(
+                    "The company has no default bank account: give bank_account_id.",
+                    "payment.bank_account_id",
+                )
+        return NormalisedPaid(
+            amount=payment["total_amount"],
+            bank_account_code=bank.bank_account_code,
+            reference=payment["reference"].strip(),
+            paid_on=payment["date"],
+        )
 
 
 class SalesInvoiceDetailWithSubmissions(SalesInvoiceDetail):

@@ -61,6 +61,23 @@ class NormalisedPaid:
     reference: str
     paid_on: date
 
+    def problems(self, currency: str, gross: Decimal) -> list[str]:
+        errors = []
+        try:
+            exact(self.amount, currency)
+        except MoneyError as error:
+            errors.append(f"paid amount: {error}")
+        if self.amount != gross:
+            errors.append(
+                f"paid {self.amount} {currency} but the invoice is {gross} {currency}: an "
+                "already-paid order must be paid in full"
+            )
+        if not self.bank_account_code:
+            errors.append("a paid order needs the bank account it was paid into")
+        if not self.reference.strip() or len(self.reference) > 100:
+            errors.append("a paid order needs its payment reference (1 to 100 characters)")
+        return errors
+
 
 class _Totals:
     """Net, VAT and gross of a document's lines."""
@@ -125,13 +142,7 @@ class NormalisedInvoice(_Totals):
                     f"{MAX_DEFERRED_MONTHS} months, not {line.deferred_months}"
                 )
         if self.paid is not None:
-            if self.paid.amount != self.gross_amount:
-                errors.append(
-                    f"paid {self.paid.amount} but the invoice is {self.gross_amount}: an "
-                    "already-paid order must be paid in full"
-                )
-            if not self.paid.bank_account_code:
-                errors.append("a paid order needs the bank account it was paid into")
+            errors += self.paid.problems(currency, self.gross_amount)
         return errors
 
     def needs_item_invoice(self) -> str:

@@ -285,7 +285,8 @@ def _paid_query(command: OutboxCommand, invoice: dict) -> dict:
             "Description": f"Paid order {invoice['external_reference']}"[:250],
         },
         "PerformAllocation": True,
-        "AllocationDate": _midnight(paid["paid_on"]),
+        # paid at the checkout, invoiced on dispatch: allocated on the later of the two days
+        "AllocationDate": _midnight(max(paid["paid_on"], invoice["invoice_date"])),
         "AllocationReference": invoice["external_reference"][:50],
         "ClientUniqueReference": command.external_reference,
         "EnforceCreditLimit": False,

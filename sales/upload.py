@@ -12,7 +12,7 @@ from decimal import Decimal
 from core.money import MoneyError
 from payments.sources.bank_csv import _cell_text, _parse_amount, _parse_date, read_table
 from payments.sources.statement_rows import StatementError
-from sales.normalised import NormalisedInvoice, NormalisedLine
+from sales.normalised import NormalisedInvoice, NormalisedLine, NormalisedPaid
 
 # our field -> required?
 FIELDS = {
@@ -35,8 +35,25 @@ FIELDS = {
     "delivery_date": False,
     "quantity": False,
     "deferred_months": False,
+    # an already-paid order (a web shop's or a checkout's sale): the money it was paid with,
+    # posted with the invoice and allocated to it (PostPayAndAllocateSalesInvoice)
+    "paid_amount": False,
+    "paid_date": False,
+    "payment_reference": False,
+    "bank_account": False,
 }
-HEADER_FIELDS = ("customer_code", "customer_name", "invoice_date", "due_date", "currency")
+HEADER_FIELDS = (
+    "customer_code",
+    "customer_name",
+    "invoice_date",
+    "due_date",
+    "currency",
+    "paid_amount",
+    "paid_date",
+    "payment_reference",
+    "bank_account",
+)
+PAID_FIELDS = ("paid_amount", "paid_date", "payment_reference", "bank_account")
 
 
 @dataclass
@@ -62,7 +79,32 @@ def _columns(header: list, column_map: dict) -> tuple[dict[str, int], list[str]]
     return found, errors
 
 
-def parse_invoices(content: bytes, filename: str, *, column_map: dict, date_format: str):
+def _paid(text: dict, paid_amount, paid_date, invoice_date, default_bank: str, problems: list):
+    """The row's payment (an already-paid order), or None when it names none."""
+    given = [name for name in PAID_FIELDS if text.get(name)]
+    if not given:
+        return None
+    if paid_amount is None:
+        problems.append(
+            f"{', '.join(n.replace('_', ' ') for n in given)} given but the paid amount is empty"
+        )
+        return None
+    if not text.get("payment_reference"):
+        problems.append("a paid order needs its payment reference (the card or bank payment)")
+        return None
+    return NormalisedPaid(
+        amount=paid_amount,
+        bank_account_code=text.get("bank_account", "").upper() or default_bank,
+        reference=text["payment_reference"][:100],
+        paid_on=paid_date or invoice_date,
+    )
+
+
+def parse_invoices(
+    content: bytes, filename: str, *, column_map: dict, date_format: str, default_bank: str = ""
+):
+    """`default_bank`: the AIQ bank account a paid order's money went into when its row
+    names none (the company's default receiving bank)."""
     result = ParsedFile()
     try:
         table = read_table(content, filename)
@@ -98,14 +140,14 @@ def parse_invoices(content: bytes, filename: str, *, column_map: dict, date_form
                 )
                 return None
 
-        def amount(name, problems=problems, cells=cells) -> Decimal:
+        def amount(name, problems=problems, cells=cells, required=True) -> Decimal | None:
             try:
                 value = _parse_amount(cells.get(name), False)
             except MoneyError as error:
-                problems.append(f"{name}: {error}")
+                problems.append(f"{name.replace('_', ' ')}: {error}")
                 return Decimal(0)
-            if value is None:
-                problems.append(f"{name} is empty")
+            if value is None and required:
+                problems.append(f"{name.replace('_', ' ')} is empty")
                 return Decimal(0)
             return value
 
@@ -117,6 +159,8 @@ def parse_invoices(content: bytes, filename: str, *, column_map: dict, date_form
         due_date = day("due_date")
         delivery = day("delivery_date")
         net, tax = amount("net"), amount("tax")
+        paid_amount = amount("paid_amount", required=False) if text.get("paid_amount") else None
+        paid_date = day("paid_date")
         quantity = Decimal(1)
         if text.get("quantity"):
             try:
@@ -148,7 +192,12 @@ def parse_invoices(content: bytes, filename: str, *, column_map: dict, date_form
             invoice_date,
             due_date,
             text.get("currency", "").upper(),
+            paid_amount,
+            paid_date,
+            text.get("payment_reference", ""),
+            text.get("bank_account", "").upper(),
         )
+        paid = _paid(text, paid_amount, paid_date, invoice_date, default_bank, problems)
         if reference and reference in grouped:
             if header != header_of[reference]:
                 first = grouped[reference].rows[0]
@@ -174,6 +223,7 @@ def parse_invoices(content: bytes, filename: str, *, column_map: dict, date_form
                 currency=header[4],
                 customer_email=text.get("customer_email", ""),
                 description=text.get("description", ""),
+                paid=paid,
             )
             header_of[reference] = header
         invoice.lines.append(line)

@@ -11,6 +11,11 @@ urlpatterns = [
     path("sales/batches/<id:batch_id>/", views.batch_detail, name="batch"),
     path("sales/batches/<id:batch_id>/approve", views.batch_approve, name="batch_approve"),
     path("sales/batches/<id:batch_id>/cancel", views.batch_cancel, name="batch_cancel"),
+    path(
+        "sales/batches/<id:batch_id>/retry-failed",
+        views.batch_retry_failed,
+        name="batch_retry_failed",
+    ),
     path("sales/invoices/<id:invoice_id>/", views.invoice_detail, name="invoice"),
     path("sales/invoices/<id:invoice_id>/release", views.invoice_release, name="invoice_release"),
     path("sales/invoices/<id:invoice_id>/retry", views.invoice_retry, name="invoice_retry"),

@@ -7,7 +7,7 @@ form names it, so a large file is not posted twice; a lost cache entry asks for 
 from django import forms
 from django.contrib import messages
 from django.core.cache import cache
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Min, Q, Sum
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -22,6 +22,7 @@ from sales.models import (
 )
 from sales.services import deferred, uploads
 from sales.services import invoices as invoice_services
+from sales.services.paid_orders import paid_order_context
 from staff.company_scope import company_scope, visible_scope
 from staff.views import approver_required, clerk_required, get_or_404, run_service
 
@@ -47,21 +48,39 @@ def _cache_key(sha256: str) -> str:
 
 @clerk_required
 def batch_list(request):
+    scoped = company_scope(SalesBatch.objects.all(), request)
     batches = (
-        SalesBatch.objects.select_related("source", "created_by", "approved_by")
+        scoped.select_related("source", "created_by", "approved_by", "entity")
         .annotate(
             in_aiq=Count("invoices", filter=Q(invoices__state__in=SalesInvoice.IN_AIQ)),
             held=Count("invoices", filter=Q(invoices__state__in=[S.HELD_CREDIT, S.HELD_CUSTOMER])),
             failed=Count("invoices", filter=Q(invoices__state=S.FAILED)),
+            currencies=Count("invoices__currency", distinct=True),
+            currency=Min("invoices__currency"),
         )
         .order_by("-created_at")[:200]
     )
-    held = SalesInvoice.objects.filter(state__in=[S.HELD_CREDIT, S.HELD_CUSTOMER]).count()
-    totals = SalesBatch.objects.aggregate(n=Count("id"), gross=Sum("gross_total"))
+    held = company_scope(
+        SalesInvoice.objects.filter(state__in=[S.HELD_CREDIT, S.HELD_CUSTOMER]), request
+    ).count()
+    # the invoices of these batches, a total per currency (a group's companies, and a file,
+    # may sell in more than one)
+    totals = list(
+        company_scope(SalesInvoice.objects.filter(batch__isnull=False), request)
+        .order_by("currency")
+        .values("currency")
+        .annotate(n=Count("id"), gross=Sum("gross_amount"))
+    )
     return render(
         request,
         "sales/batches.html",
-        {"batches": batches, "form": UploadForm(), "held": held, "totals": totals},
+        {
+            "batches": batches,
+            "form": UploadForm(),
+            "held": held,
+            "totals": totals,
+            "batch_count": scoped.count(),
+        },
     )
 
 
@@ -130,7 +149,13 @@ def upload_import(request):
 def batch_detail(request, batch_id):
     batch = get_or_404(SalesBatch.objects.select_related("source", "entity"), pk=batch_id)
     rows = batch.invoices.select_related("command").order_by("id")
-    counts = dict(rows.values_list("state").annotate(n=Count("id")).values_list("state", "n"))
+    # grouped by state alone (the rows' order_by("id") would group by each row)
+    counts = dict(
+        batch.invoices.order_by()
+        .values_list("state")
+        .annotate(n=Count("id"))
+        .values_list("state", "n")
+    )
     total = sum(counts.values())
     done = sum(counts.get(s, 0) for s in (*SalesInvoice.IN_AIQ, S.FAILED, S.REFUSED, S.CANCELLED))
     states = [
@@ -138,6 +163,13 @@ def batch_detail(request, batch_id):
     ]
     # the batch's gross per currency (a file may hold invoices in more than one)
     grosses = rows.order_by("currency").values("currency").annotate(gross=Sum("gross_amount"))
+    refused = rows.filter(state=S.FAILED)
+    failed_grosses = list(
+        refused.order_by("currency").values("currency").annotate(gross=Sum("gross_amount"))
+    )
+    failed = (
+        {"n": counts.get(S.FAILED, 0), "grosses": failed_grosses} if counts.get(S.FAILED) else None
+    )
     return render(
         request,
         "sales/batch_detail.html",
@@ -149,6 +181,7 @@ def batch_detail(request, batch_id):
             "done": done,
             "percent": round(100 * done / total) if total else 100,
             "grosses": list(grosses),
+            "failed": failed,
         },
     )
 
@@ -175,6 +208,7 @@ def invoice_detail(request, invoice_id):
             "mirror": mirror,
             "attachments": mirror.attachments.all() if mirror else [],
             "credit_notes": invoice.credit_notes.order_by("credit_date", "pk"),
+            **paid_order_context(invoice),
         },
     )
 
@@ -214,6 +248,21 @@ def batch_approve(request, batch_id):
     outcome = run_service(uploads.sales_batch_approve, batch=batch, actor=request.user)
     if outcome.ok:
         messages.success(request, "Batch approved: its invoices are on their way to AIQ.")
+    else:
+        messages.error(request, outcome.message)
+    return redirect("sales:batch", batch_id=batch.pk)
+
+
+@require_POST
+@approver_required
+def batch_retry_failed(request, batch_id):
+    batch = get_or_404(visible_scope(SalesBatch.objects.all(), request), pk=batch_id)
+    outcome = run_service(uploads.sales_batch_retry_failed, batch=batch, actor=request.user)
+    if outcome.ok:
+        messages.success(
+            request,
+            f"{outcome.value} refused invoice(s) sent to AIQ again, each checked there first.",
+        )
     else:
         messages.error(request, outcome.message)
     return redirect("sales:batch", batch_id=batch.pk)

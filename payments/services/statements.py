@@ -24,6 +24,7 @@ from django.utils import timezone
 from ledger.companies import default_entity
 from payments.models import ImportBatch, ImportFormat, Payment, Statement, StatementAccount
 from payments.services.auto_match import auto_match_soon
+from payments.services.linkers import payments_link_booked
 from payments.services.payment_rows import existing_external_ids
 from payments.services.payments import payments_upsert
 from payments.services.provider_books import payout_lines_recognise
@@ -317,6 +318,9 @@ def statement_import(*, user, batch: ImportBatch, content: bytes) -> ImportBatch
         # a provider's payout arriving is not a customer payment: linked to its payout and
         # kept away from matching (payments/services/provider_books.py)
         payout_lines_recognise(payment_ids=list(result.ids.values()))
+        # an already-paid order's money: its receipt is in AIQ already (payments/services/
+        # linkers.py)
+        payments_link_booked(payment_ids=list(result.ids.values()))
         auto_match_soon(payment_ids=list(result.ids.values()))
         for header in parsed.statements:
             account = accounts.get(header.account_key) or chosen

@@ -21,6 +21,7 @@ from ledger.models import SyncState
 from payments.models import Payment, Source, WebhookEvent
 from payments.models_provider import ProviderAccount
 from payments.services.auto_match import auto_match_soon
+from payments.services.linkers import payments_link_booked
 from payments.services.payments import (
     PaymentsNotConfigured,
     dispute_upsert,
@@ -318,7 +319,10 @@ def stripe_payment_sync(
     result = payments_upsert(items=[item], origin="stripe.webhook", entity=entity)
     payment = Payment.objects.get(pk=result.ids[item.external_id])
     if payment.match_state == Payment.MatchState.UNMATCHED:
-        # a payment whose invoice its source names is settled without a matching run
+        # a payment booked already (an already-paid order's receipt) is linked to it; one
+        # whose invoice its source names is settled without a matching run
+        if payments_link_booked(payment_ids=[payment.pk]):
+            return payment
         if not any(handler(payment) for handler in PAYMENT_HANDLERS):
             auto_match_soon(payment_ids=[payment.pk])
     return payment

@@ -13,6 +13,7 @@ from decimal import Decimal
 from django.db.models import Sum
 from django.utils import timezone
 
+from core.money import format_money
 from ledger.aiq.client import AiqClient
 from ledger.aiq.results import as_decimal, get
 from ledger.models import Customer, Entity, Invoice
@@ -93,16 +94,21 @@ def credit_check(
         }
         row.credit_figures = figures
         reasons = []
+        code = figures["currency"]
+
+        def shown(amount, code=code) -> str:
+            return format_money(amount, code)
+
         if after > limit:
             reasons.append(
-                f"balance {balance} + {adding[row.customer_code]} = {after} is over the "
-                f"credit limit {limit}"
+                f"balance {shown(balance)} + {shown(adding[row.customer_code])} = "
+                f"{shown(after)} is over the credit limit {shown(limit)}"
             )
         if late > 0:
-            reasons.append(f"{late} is overdue")
+            reasons.append(f"{shown(late)} is overdue")
         if not reasons:
             continue
-        text = f"{row.customer_code}: " + "; ".join(reasons) + f" ({figures['currency']})."
+        text = f"{row.customer_code}: " + "; ".join(reasons) + "."
         if config.credit_action == CreditAction.WARN:
             row.held_reason = "Warning only: " + text
         elif config.credit_action == CreditAction.REFUSE:

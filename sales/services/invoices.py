@@ -47,6 +47,7 @@ from sales.services.after_posting import sales_invoices_after_posting
 from sales.services.credit import aiq_balances, credit_check
 from sales.services.credit_notes import sales_credit_notes_release
 from sales.services.deferred import deferrals_create, deferred_problems
+from sales.services.paid_orders import paid_orders_follow
 from sales.signals import sales_invoices_settled
 from staff.models import Role
 from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
@@ -193,6 +194,8 @@ def sales_invoices_submit(
                     for row in new
                 ]
             )
+            # money of a paid order that came before it: linked to it now, off matching
+            paid_orders_follow([row for row in new if row.paid])
         stored = {row.external_reference: row for row in new}
         rows = [stored[r] if isinstance(r, str) else r for r in rows]
     return rows
@@ -706,6 +709,7 @@ def sales_invoice_cancel(*, invoice: SalesInvoice, actor, reason: str = "") -> S
             before={"state": before},
             after={"state": row.state},
         )
+        paid_orders_follow([row])  # its payment, if it came, goes back to matching
     return row
 
 
@@ -717,28 +721,44 @@ def sales_invoice_retry(*, invoice: SalesInvoice, actor) -> SalesInvoice:
         _require_approver(actor, None)
         if row.state != State.FAILED:
             raise ValidationError(f"{row.external_reference} has not failed.")
-        attempt = timezone.now()
-        row.state = State.QUEUED
-        row.command = None
-        row.save(update_fields=["state", "command", "updated_at"])
-        audit_log(
-            actor=actor,
-            action="sales_invoice.retry",
-            obj=row,
-            summary=f"{row.external_reference} sent again after: {row.error}"[:500],
-            before={"state": State.FAILED},
-            after={"state": State.QUEUED},
-        )
-        _queue_retry(row, actor, attempt)
+        sales_invoices_retry([row], actor)
     return row
 
 
-def _queue_retry(row: SalesInvoice, actor, attempt) -> None:
-    kind = kinds.KIND_ITEM if row.invoice_type == InvoiceType.ITEM else kinds.KIND_BATCH
-    if row.paid:  # an already-paid order stays one: invoice, receipt and allocation at once
-        kind = kinds.KIND_PAID
-    [pk] = outbox_enqueue_many(
+def sales_invoices_retry(rows: list[SalesInvoice], actor) -> None:
+    """Send these failed invoices (locked by the caller) again, each in a command of its own,
+    audited one by one. Inside the caller's transaction."""
+    attempt = timezone.now()
+    errors = {row.pk: row.error for row in rows}
+    for row in rows:
+        row.state = State.QUEUED
+        row.command = None
+        row.updated_at = attempt
+    SalesInvoice.objects.bulk_update(rows, ["state", "command", "updated_at"])
+    audit_log_many(
         [
+            audit_entry(
+                actor=actor,
+                action="sales_invoice.retry",
+                obj=row,
+                summary=f"{row.external_reference} sent again after: {errors[row.pk]}"[:500],
+                before={"state": State.FAILED},
+                after={"state": State.QUEUED},
+            )
+            for row in rows
+        ]
+    )
+    _queue_retry(rows, actor, attempt)
+    paid_orders_follow(rows)
+
+
+def _queue_retry(rows: list[SalesInvoice], actor, attempt) -> None:
+    commands = []
+    for row in rows:
+        kind = kinds.KIND_ITEM if row.invoice_type == InvoiceType.ITEM else kinds.KIND_BATCH
+        if row.paid:  # an already-paid order stays one: invoice, receipt and allocation at once
+            kind = kinds.KIND_PAID
+        commands.append(
             NewCommand(
                 entity=row.entity,
                 kind=kind,
@@ -748,6 +768,8 @@ def _queue_retry(row: SalesInvoice, actor, attempt) -> None:
                 origin_id=row.pk,
                 created_by=actor,
             )
-        ]
-    )
-    SalesInvoice.objects.filter(pk=row.pk).update(command_id=pk)
+        )
+    ids = outbox_enqueue_many(commands)
+    for row, pk in zip(rows, ids, strict=True):
+        row.command_id = pk
+    SalesInvoice.objects.bulk_update(rows, ["command"])

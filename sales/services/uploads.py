@@ -12,6 +12,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.money import format_money
 from ledger.models import Entity
 from sales.models import InvoiceSource, SalesBatch, SalesInvoice
 from sales.services.invoices import (
@@ -19,6 +20,7 @@ from sales.services.invoices import (
     _require_clerk,
     content_hash,
     sales_invoices_queue,
+    sales_invoices_retry,
     sales_invoices_submit,
     settings_for,
 )
@@ -68,8 +70,13 @@ def sales_upload_preview(
     if len(content) > MAX_UPLOAD_BYTES:
         parsed = ParsedFile(errors=[f"the file is larger than {MAX_UPLOAD_BYTES // 2**20} MB"])
     else:
+        bank = source.entity.default_bank_account
         parsed = parse_invoices(
-            content, filename, column_map=source.column_map, date_format=source.date_format
+            content,
+            filename,
+            column_map=source.column_map,
+            date_format=source.date_format,
+            default_bank=bank.bank_account_code if bank else "",
         )
     preview = UploadPreview(source=source, filename=filename, sha256=digest, parsed=parsed)
     preview.earlier = SalesBatch.objects.filter(source=source, sha256=digest).first()
@@ -160,6 +167,38 @@ def sales_batch_approve(*, batch: SalesBatch, actor) -> SalesBatch:
             row.state = SalesInvoice.State.QUEUED
         sales_invoices_queue(rows, None, actor)
     return batch
+
+
+def sales_batch_retry_failed(*, batch: SalesBatch, actor) -> int:
+    """An approver sends every invoice of the batch that AIQ refused again (each after its
+    duplicate check, as a single retry does); the same rule as approving the batch: not the
+    person who imported it. How many went; a second click finds none left (ValidationError)."""
+    with transaction.atomic():
+        batch = SalesBatch.objects.select_for_update().get(pk=batch.pk)
+        _require_approver(actor, batch.created_by_id)
+        rows = list(
+            batch.invoices.select_for_update()
+            .select_related("entity")
+            .filter(state=SalesInvoice.State.FAILED)
+            .order_by("pk")
+        )
+        if not rows:
+            raise ValidationError("No invoice of this batch is refused by AIQ: nothing to retry.")
+        gross: dict[str, Decimal] = {}
+        for row in rows:
+            gross[row.currency] = gross.get(row.currency, Decimal(0)) + row.gross_amount
+        sales_invoices_retry(rows, actor)
+        audit_log(
+            actor=actor,
+            action="sales_batch.retry_failed",
+            obj=batch,
+            summary=f"{batch.filename}: {len(rows)} refused invoice(s) sent again, "
+            + ", ".join(
+                format_money(amount, currency) for currency, amount in sorted(gross.items())
+            ),
+            after={"invoices": [row.external_reference for row in rows][:200]},
+        )
+    return len(rows)
 
 
 def sales_batch_cancel(*, batch: SalesBatch, actor) -> SalesBatch:
