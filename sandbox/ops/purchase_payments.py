@@ -9,8 +9,16 @@ supplier pays back.
 """
 
 from sandbox import invoicing
-from sandbox.books import account_by_code, create_txn, gl_by_category, line, money, required
-from sandbox.registry import NOT_FOUND, VALIDATION, AiqFailure, Reply, operation
+from sandbox.books import (
+    account_by_code,
+    bank_by_code,
+    create_txn,
+    gl_by_category,
+    line,
+    money,
+    required,
+)
+from sandbox.registry import VALIDATION, AiqFailure, Reply, operation
 
 PURCHASES_PAYMENT = "PurchasesPayment"
 
@@ -23,12 +31,7 @@ def save_purchase_payment(ctx, payment: dict | None) -> int:
     account = account_by_code(ctx, payment.get("SupplierCode"), ledger="Purchases")
     if not account["is_active"]:
         raise AiqFailure(f"Supplier '{account['code']}' is inactive.", VALIDATION)
-    bank = ctx.db.execute(
-        "SELECT * FROM bank WHERE entity_id = ? AND bank_account_code = ?",
-        (ctx.entity_id, bank_code),
-    ).fetchone()
-    if bank is None:
-        raise AiqFailure(f"Bank account '{bank_code}' does not exist.", NOT_FOUND)
+    bank = bank_by_code(ctx, bank_code)
     currency = account["currency"]
     if bank["currency"] != currency:
         raise AiqFailure(
