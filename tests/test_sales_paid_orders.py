@@ -146,6 +146,8 @@ def test_paid_rows_of_a_file_post_invoice_receipt_and_allocation_once_then_the_b
     assert entry.object_id == str(payment.pk) and entry.after["match_state"] == "sent"
     # the clerk sees it on both pages, in figures
     client.force_login(alice)
+    page = client.get(f"/sales/batches/{rows['WEB-1'].batch_id}/").content.decode()
+    assert page.count('class="badge" title="Already paid') == 2  # WEB-1 and WEB-2, not WEB-3
     page = client.get(f"/sales/invoices/{rows['WEB-1'].pk}/").content.decode()
     assert "paid 120.50 GBP on 14/11/2026 · payment NWB0001 · into BANK-GBP" in page
     assert f"AIQ receipt {rows['WEB-1'].receipt_transaction_id}, allocated" in page
