@@ -42,6 +42,11 @@ class Payout(models.Model):
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=20, blank=True)
     arrival_date = models.DateField(null=True, blank=True)
+    # a payout the provider converted (a EUR balance paid into a GBP bank): `amount`/`currency`
+    # are what left the provider's balance (the payout's balance transaction), these what
+    # arrives in the bank (the payout object's amount and currency); empty: no conversion
+    arrival_amount = MoneyField(null=True, blank=True)
+    arrival_currency = models.CharField(max_length=3, blank=True)
     raw = models.JSONField(default=dict)
     # its books (payments/services/provider_books.py): the provider account it belongs to, the
     # AIQ journals of its fees, of the transfer clearing -> bank and of that transfer's
@@ -81,6 +86,13 @@ class Payout(models.Model):
 
     def __str__(self):
         return f"{self.get_source_display()} payout {self.external_id}"
+
+    @property
+    def landed(self) -> tuple:
+        """(amount, currency) the bank receives: converted by the provider, or as paid out."""
+        if self.arrival_currency and self.arrival_amount is not None:
+            return self.arrival_amount, self.arrival_currency
+        return self.amount, self.currency
 
 
 class StatementAccount(models.Model):
