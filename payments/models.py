@@ -798,15 +798,21 @@ class AllocationPlanLineQuerySet(models.QuerySet):
     def held_per_invoice(self) -> dict[int, int]:
         """invoice id -> cash + discount + write-off of these lines, in stored thousandths
         (one grouped query; no MoneyField conversion on the sum)."""
-        rows = self.values("invoice_id").annotate(
-            held=Sum(
-                F("amount") + F("discount_amount") + F("write_off_amount"),
-                output_field=BigIntegerField(),
+        return {invoice_id: int(held) for invoice_id, held in self.held_rows()}
+
+    def held_rows(self):
+        """held_per_invoice as a values_list queryset of (invoice id, thousandths)."""
+        return (
+            self.values("invoice_id")
+            .annotate(
+                held=Sum(
+                    F("amount") + F("discount_amount") + F("write_off_amount"),
+                    output_field=BigIntegerField(),
+                )
             )
+            .values_list("invoice_id", "held")
+            .order_by()  # none: a union's parts may have no ORDER BY (SQLite)
         )
-        return {
-            invoice_id: int(held) for invoice_id, held in rows.values_list("invoice_id", "held")
-        }
 
 
 class AllocationPlanLine(models.Model):
