@@ -27,11 +27,21 @@ from ledger.models import (
     Customer,
     Department,
     DuplicateWrite,
+    Entity,
     Invoice,
     OutboxCommand,
     Receipt,
 )
-from payments.models import AllocationPlan, PayerMapping, Payment, Refund, Unallocation
+from payments.models import (
+    AllocationPlan,
+    ImportFormat,
+    MatchRule,
+    PayerMapping,
+    Payment,
+    Refund,
+    StatementAccount,
+    Unallocation,
+)
 from payments.models_money_later import ContactAllocation, CrossCompanyReceipt, OtherReceipt
 from payments.models_provider import ProviderAccount
 from sales.models import SalesBatch, SalesInvoice
@@ -54,6 +64,11 @@ OBJECT_COMPANY: dict[str, tuple[type[Model], str]] = {
     "command_id": (OutboxCommand, "entity_id"),
     "flag_id": (DuplicateWrite, "entity_id"),
     "department_id": (Department, "entity_id"),
+    # the company settings screens (a shared rule or layout has no company: not refused here)
+    "company_id": (Entity, "pk"),
+    "rule_id": (MatchRule, "entity_id"),
+    "layout_id": (ImportFormat, "entity_id"),
+    "statement_account_id": (StatementAccount, "entity_id"),
 }
 # the same keyword naming another model on one namespace's screens (sales: its own invoices)
 NAMESPACE_COMPANY: dict[tuple[str, str], tuple[type[Model], str]] = {

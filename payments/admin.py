@@ -1,10 +1,8 @@
 from django import forms
 from django.contrib import admin
 
-from ledger.aiq.client import AiqClient
-from ledger.aiq.errors import AiqError
 from payments import models as m
-from payments.services.provider_setup import GL_ROLES, aiq_gl_types, gl_problems
+from payments.forms_company import check_provider_gl
 from staff.admin_base import AuditedAdmin, MoneyRowAdmin, ViewOnlyAdmin, ViewOnlyInline
 
 
@@ -72,29 +70,14 @@ class StatementAccountAdmin(AuditedAdmin):
 
 
 class ProviderAccountForm(forms.ModelForm):
-    """Set-up asks AIQ itself (GetGLAccountList) whether every GL account the books will post
-    to exists and can take a journal; AIQ has no operation that creates one, so a missing one
-    is named here, to be added in AIQ's screens first (payments/services/provider_setup.py).
-    The admin gives it its model and fields."""
+    """Set-up asks AIQ itself whether every GL account the books will post to exists and can
+    take a journal (payments/forms_company.py: check_provider_gl, the staff screen's check
+    too). The admin gives it its model and fields."""
 
     def clean(self):
         data = super().clean()
-        entity = data.get("entity")
-        codes = {field: data.get(field) or "" for _label, field in GL_ROLES}
-        if entity is None or self.errors or not any(codes.values()):
-            return data
-        try:
-            gl_types = aiq_gl_types(AiqClient.for_entity(entity))
-        except AiqError as error:
-            raise forms.ValidationError(
-                f"AIQ could not be asked for {entity.name}'s GL accounts ({error}): the GL "
-                "accounts were not checked, so nothing was saved. Try again."
-            ) from None
-        problems = gl_problems(
-            codes, gl_types, (data.get("currency") or "").upper(), entity.base_currency
-        )
-        if problems:
-            raise forms.ValidationError([f"{entity.name}: {text}." for text in problems])
+        if not self.errors:
+            check_provider_gl(data.get("entity"), data)
         return data
 
 

@@ -3,6 +3,7 @@ from django.urls import path
 from payments.views import (
     approvals,
     banking,
+    company_settings,
     detail,
     inbox,
     later,
@@ -88,6 +89,48 @@ urlpatterns = [
     path("other-receipts/new", later.other_receipt_new, name="other_receipt_new"),
     path("later/", later.later_list, name="later"),
     path("group-policy/", later.group_policy, name="group_policy"),
+    # each company's settings (payments/views/company_settings.py)
+    path("settings/", company_settings.settings_list, name="settings"),
+    path(
+        "settings/companies/<id:company_id>/",
+        company_settings.settings_company,
+        name="settings_company",
+    ),
+    path(
+        "settings/companies/<id:company_id>/rules/new", company_settings.rule_new, name="rule_new"
+    ),
+    path("settings/rules/<id:rule_id>/", company_settings.rule_edit, name="rule_edit"),
+    path(
+        "settings/companies/<id:company_id>/rules/<id:rule_id>/copy",
+        company_settings.rule_copy,
+        name="rule_copy",
+    ),
+    path(
+        "settings/companies/<id:company_id>/layouts/new",
+        company_settings.layout_new,
+        name="layout_new",
+    ),
+    path("settings/layouts/<id:layout_id>/", company_settings.layout_edit, name="layout_edit"),
+    path(
+        "settings/companies/<id:company_id>/layouts/<id:layout_id>/copy",
+        company_settings.layout_copy,
+        name="layout_copy",
+    ),
+    path(
+        "settings/bank-accounts/<id:statement_account_id>/",
+        company_settings.bank_account_edit,
+        name="bank_account_edit",
+    ),
+    path(
+        "settings/companies/<id:company_id>/provider-accounts/new",
+        company_settings.provider_account_new,
+        name="provider_account_new",
+    ),
+    path(
+        "settings/provider-accounts/<id:account_id>/",
+        company_settings.provider_account_edit,
+        name="provider_account_edit",
+    ),
     path("later/<str:what>/<id:row_id>/approve", later.later_approve, name="later_approve"),
     path("later/<str:what>/<id:row_id>/reject", later.later_reject, name="later_reject"),
     path(

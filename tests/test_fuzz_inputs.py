@@ -30,6 +30,12 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 
+# a match rule's form (company settings)
+RULE_FIELDS = (
+    "name", "order", "enabled", "auto_approve", "monitor", "tolerance_absolute",
+    "tolerance_percent", "tolerance_action", "write_off_gl_account_code", "max_invoices",
+    "max_candidates",
+)  # fmt: skip
 # What each screen reads: GET and POST parameter names. "{invoice}" stands for each invoice
 # row's id in the allocation editor. A screen added without an entry here fails the first test.
 PARAMS = {
@@ -138,6 +144,54 @@ PARAMS = {
     "payments:on_account": ((), ("customer",)),
     "payments:cross_company_propose": ((), ("invoice_id",)),
     "payments:group_policy": ((), ("cross_company_receipts",)),
+    "payments:settings": ((), ()),
+    "payments:settings_company": ((), ("approval_threshold",)),
+    "payments:rule_new": ((), ("kind", *RULE_FIELDS)),
+    "payments:rule_edit": ((), RULE_FIELDS),
+    "payments:rule_copy": ((), ()),
+    "payments:layout_new": (
+        (),
+        (
+            "name",
+            "source",
+            "date_format",
+            "decimal_comma",
+            "currency",
+            "header_row",
+            "amounts_inverted",
+            "origin",
+            "column_date",
+            "column_amount",
+            "column_credit",
+            "column_indicator",
+            "column_reference",
+        ),
+    ),  # fmt: skip
+    "payments:layout_edit": (
+        (),
+        ("name", "date_format", "currency", "header_row", "column_date", "column_amount"),
+    ),
+    "payments:layout_copy": ((), ()),
+    "payments:bank_account_edit": ((), ("name", "bank_account", "import_format")),
+    "payments:provider_account_new": (
+        (),
+        (
+            "source",
+            "currency",
+            "name",
+            "clearing_bank_account",
+            "payout_bank_account",
+            "fees_gl_account_code",
+            "statement_narrative",
+            "payout_window_days",
+            "api_key_env",
+            "webhook_secret_env",
+        ),
+    ),  # fmt: skip
+    "payments:provider_account_edit": (
+        (),
+        ("name", "fees_gl_account_code", "payout_window_days", "api_key_env"),
+    ),
     "payments:other_receipt_new": (
         ("payment",),
         ("bank", "description", "reference", "gl_account", "tax_code", "net_amount", "tax_amount"),
@@ -289,6 +343,10 @@ def world(screen_data, entity, alice, bob, carol, mallory, settings):
         "department_id": 1,
         "schedule_id": 1,
         "release_id": 1,
+        "company_id": screen_data["customer"].entity_id,
+        "rule_id": 1,
+        "layout_id": 1,
+        "statement_account_id": 1,
     }
     return {"clients": clients, "ids": ids, "invoices": screen_data["invoices"]}
 

@@ -31,8 +31,53 @@ def _urls(d):
         d["customer"],
         d["command"],
     )
+    from payments.models import ImportFormat, MatchRule
+
+    company = cust.entity_id
+    # a rule and a layout every company shares (the data migrations' own, when present)
+    shared_rule = MatchRule.objects.filter(entity__isnull=True).order_by("id").first()
+    shared_rule = shared_rule or MatchRule.objects.create(name="Reference", kind="reference")
+    shared_layout = ImportFormat.objects.filter(entity__isnull=True).order_by("id").first()
+    shared_layout = shared_layout or ImportFormat.objects.create(name="Bank CSV", column_map={})
     return {
         "dashboard": ("get", reverse("dashboard"), {}),
+        # company settings (payments/views/company_settings.py)
+        "settings": ("get", reverse("payments:settings"), {}),
+        "settings_company": ("get", reverse("payments:settings_company", args=[company]), {}),
+        # not an amount: past the role check, the form says so
+        "settings_threshold": (
+            "post",
+            reverse("payments:settings_company", args=[company]),
+            {"approval_threshold": "x"},
+        ),
+        "rule_new": ("get", reverse("payments:rule_new", args=[company]), {}),
+        "rule_new_post": ("post", reverse("payments:rule_new", args=[company]), {}),
+        "rule_edit": ("get", reverse("payments:rule_edit", args=[shared_rule.pk]), {}),
+        "rule_edit_post": ("post", reverse("payments:rule_edit", args=[shared_rule.pk]), {}),
+        "rule_copy": (
+            "post",
+            reverse("payments:rule_copy", args=[company, shared_rule.pk]),
+            {},
+        ),
+        "layout_new": ("get", reverse("payments:layout_new", args=[company]), {}),
+        "layout_edit": ("post", reverse("payments:layout_edit", args=[shared_layout.pk]), {}),
+        "layout_copy": (
+            "post",
+            reverse("payments:layout_copy", args=[company, shared_layout.pk]),
+            {},
+        ),
+        # screen_data has no bank or provider account: past the role check, a 404
+        "bank_account_edit": ("get", reverse("payments:bank_account_edit", args=[999999]), {}),
+        "provider_account_new": (
+            "get",
+            reverse("payments:provider_account_new", args=[company]),
+            {},
+        ),
+        "provider_account_edit": (
+            "post",
+            reverse("payments:provider_account_edit", args=[999999]),
+            {},
+        ),
         "audit": ("get", reverse("audit"), {}),
         "inbox": ("get", reverse("payments:inbox"), {}),
         "export": ("get", reverse("payments:export"), {}),
@@ -126,6 +171,21 @@ LOGIN = 302
 # (302 back to the screen with a message / 400 with the form), never a change by the wrong role.
 TABLE = {
     "dashboard": (LOGIN, 403, 200, 200, 200),
+    # a finance manager (approver) of the company, and group finance; never a clerk
+    "settings": (LOGIN, 403, 403, 200, 200),
+    "settings_company": (LOGIN, 403, 403, 200, 200),
+    "settings_threshold": (LOGIN, 403, 403, 400, 400),
+    "rule_new": (LOGIN, 403, 403, 200, 200),
+    "rule_new_post": (LOGIN, 403, 403, 400, 400),
+    "rule_edit": (LOGIN, 403, 403, 200, 200),
+    "rule_edit_post": (LOGIN, 403, 403, 400, 400),
+    "rule_copy": (LOGIN, 403, 403, 302, 302),
+    "layout_new": (LOGIN, 403, 403, 200, 200),
+    "layout_edit": (LOGIN, 403, 403, 400, 400),
+    "layout_copy": (LOGIN, 403, 403, 302, 302),
+    "bank_account_edit": (LOGIN, 403, 403, 404, 404),
+    "provider_account_new": (LOGIN, 403, 403, 200, 200),
+    "provider_account_edit": (LOGIN, 403, 403, 404, 404),
     "audit": (LOGIN, 403, 200, 200, 200),
     "inbox": (LOGIN, 403, 200, 200, 200),
     "export": (LOGIN, 403, 200, 200, 200),
@@ -202,7 +262,7 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
     ours = (
         "payments.views.inbox", "payments.views.detail", "payments.views.approvals",
         "payments.views.runs", "payments.views.statements", "payments.views.outbox",
-        "ledger.views.", "staff.views", "sales.views_records",
+        "ledger.views.", "staff.views", "sales.views_records", "payments.views.company_settings",
     )  # fmt: skip
     names = set()
     for ns in ("payments", "ledger", "sales"):
@@ -213,7 +273,8 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
     # the table's names for routes it calls differently; receipt_pdf and customer_statement
     # are covered in test_views_ledger.py (they need a receipt / the AIQ sandbox)
     covered = set(TABLE) | {"reject", "command_retry", "command_cancel"} | {
-        "receipt_pdf", "customer_statement",
+        "receipt_pdf", "customer_statement", "settings_company", "rule_new", "rule_edit",
+        "layout_new", "layout_edit",
     }  # fmt: skip
     assert names, "no routes found: the check itself is broken"
     assert names <= covered, names - covered
@@ -232,6 +293,8 @@ def test_every_route_of_ours_is_in_the_table(screen_data):
         "statement_confirm",
         "change_customer",
         "cross_company_propose",
+        "rule_copy",
+        "layout_copy",
         "credit_note_retry",
         "credit_note_cancel",
         "customer_update_retry",
