@@ -32,6 +32,7 @@ from api.views_read import (
     page,
     paged,
 )
+from core.prepared import prepared
 from ledger.models import BankAccount, CreditNote, Customer, Invoice, Receipt
 from payments.models import (
     AllocationPlan,
@@ -100,16 +101,16 @@ class WriteView(ApiView):
     # --- look-ups in the client's company (422 naming the field when not found) --------------
 
     def customer(self, code: str, field: str = "contact_id") -> Customer:
-        row = Customer.objects.filter(entity=self.entity(), code=code.upper()).first()
-        if row is None:
+        rows = _customer(self.entity().pk, code.upper())
+        if not rows:
             raise Refused(f"No customer {code!r}.", field)
-        return row
+        return rows[0]
 
     def bank(self, code: str, field: str = "bank_account_id") -> BankAccount:
-        row = BankAccount.objects.filter(entity=self.entity(), bank_account_code=code).first()
-        if row is None:
+        rows = _bank(self.entity().pk, code)
+        if not rows:
             raise Refused(f"No bank account {code!r}.", field)
-        return row
+        return rows[0]
 
     def invoices(self, artefacts: list, field: str) -> list[Invoice]:
         """The inv_ ids of allocated_artefacts, read and locked (FOR UPDATE, in id order, as
@@ -123,7 +124,7 @@ class WriteView(ApiView):
                     "A receipt pays invoices (inv_ ids).", f"{field}[{number}].artefact_id"
                 )
             numbers.append(int(pk))
-        found = locked_invoices(Invoice.objects.filter(entity=self.entity(), pk__in=numbers))
+        found = {row.pk: row for row in _invoices_locked(self.entity().pk, numbers)}
         for number, pk in enumerate(numbers):
             if pk not in found:
                 raise Refused(
@@ -147,6 +148,22 @@ class WriteView(ApiView):
         if row is None:
             raise Refused(f"{value} does not exist.", field)
         return row
+
+
+# the look-ups of every POST, compiled once per shape (core/prepared.py)
+@prepared
+def _customer(entity_id: int, code: str):
+    return Customer.objects.filter(entity_id=entity_id, code=code)[:1]
+
+
+@prepared
+def _bank(entity_id: int, code: str):
+    return BankAccount.objects.filter(entity_id=entity_id, bank_account_code=code)[:1]
+
+
+@prepared
+def _invoices_locked(entity_id: int, numbers: list[int]):
+    return locked_invoices(Invoice.objects.filter(entity_id=entity_id, pk__in=numbers))
 
 
 # --- contact_payments -------------------------------------------------------------------------

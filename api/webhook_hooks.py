@@ -8,6 +8,7 @@ from django.db.models.signals import post_init, post_save
 from api import representations as shape
 from api.models import WebhookSubscription
 from api.webhooks import EVENT_TYPES, webhook_event_record, webhook_subscriptions_active
+from core.prepared import prepared
 from payments.models import AllocationPlan, ContactAllocation, OtherReceipt, Payment, Refund
 from sales.models import SalesInvoice
 from sales.signals import sales_invoices_settled
@@ -59,6 +60,12 @@ KIND = {
 }
 
 
+@prepared
+def _any_subscription():
+    """An active subscription's id, if there is any (compiled once: core/prepared.py)."""
+    return WebhookSubscription.objects.filter(disabled_at__isnull=True).values_list("pk")[:1]
+
+
 def _changed(sender, instance, created, raw=False, **kwargs):
     state = instance.__dict__.get("state")
     before = None if created else instance.__dict__.get(_SEEN)
@@ -67,7 +74,7 @@ def _changed(sender, instance, created, raw=False, **kwargs):
     if raw or state == before or event_type not in EVENT_TYPES:
         return
     # nobody subscribed anywhere (the usual case): one small query, nothing else
-    if not WebhookSubscription.objects.filter(disabled_at__isnull=True).exists():
+    if not _any_subscription():
         return
     entity_id, object_id, data = DESCRIBE[sender](instance)
     webhook_event_record(entity_id=entity_id, type=event_type, object_id=object_id, data=data)
@@ -77,7 +84,7 @@ def _sales_settled(sender, rows, **kwargs):
     """Sales invoices posted in AIQ, linked to the one AIQ had, or refused: an event each,
     `sales_invoice.<state>` with the invoice as GET /sales_invoices/{sinv_…} shows it."""
     wanted = [row.pk for row in rows if f"sales_invoice.{row.state}" in EVENT_TYPES]
-    if not wanted or not WebhookSubscription.objects.filter(disabled_at__isnull=True).exists():
+    if not wanted or not _any_subscription():
         return
     fresh = list(SalesInvoice.objects.filter(pk__in=wanted).prefetch_related("lines"))
     mirrors = shape.sales_invoice_mirrors(fresh)

@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from django.db import connection
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 
@@ -97,3 +98,32 @@ def rows_per_statement(width: int) -> int:
         connection.ensure_connection()
         limit = connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     return max(1, min(500, limit // width))
+
+
+def insert_instance(obj) -> None:
+    """obj.save() for a new row through insert_rows: every concrete column from the instance
+    (auto_now/auto_now_add ones set to now on it first), its id read back with RETURNING, the
+    instance marked saved. Like insert_rows it skips save(), pre_save and full_clean (the
+    caller checked its values) and post_save: a caller with receivers sends it with
+    instance_saved, once the row's children are written too (a receiver may read them)."""
+    model = type(obj)
+    now = timezone.now()
+    names, values = [], []
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+            setattr(obj, field.attname, now)
+        names.append(field.name)
+        values.append(getattr(obj, field.attname))
+    ((obj.pk,),) = insert_rows(model, names, [values], returning=(model._meta.pk.name,))
+    obj._state.adding = False
+    obj._state.db = connection.alias
+
+
+def instance_saved(obj, *, created: bool) -> None:
+    """post_save for a row insert_instance wrote, as save() sends it."""
+    post_save.send(
+        sender=type(obj), instance=obj, created=created, update_fields=None, raw=False,
+        using=connection.alias,
+    )  # fmt: skip

@@ -42,6 +42,11 @@ class Payout(models.Model):
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=20, blank=True)
     arrival_date = models.DateField(null=True, blank=True)
+    # a payout the provider converted (a EUR balance paid into a GBP bank): `amount`/`currency`
+    # are what left the provider's balance (the payout's balance transaction), these what
+    # arrives in the bank (the payout object's amount and currency); empty: no conversion
+    arrival_amount = MoneyField(null=True, blank=True)
+    arrival_currency = models.CharField(max_length=3, blank=True)
     raw = models.JSONField(default=dict)
     # its books (payments/services/provider_books.py): the provider account it belongs to, the
     # AIQ journals of its fees, of the transfer clearing -> bank and of that transfer's
@@ -81,6 +86,13 @@ class Payout(models.Model):
 
     def __str__(self):
         return f"{self.get_source_display()} payout {self.external_id}"
+
+    @property
+    def landed(self) -> tuple:
+        """(amount, currency) the bank receives: converted by the provider, or as paid out."""
+        if self.arrival_currency and self.arrival_amount is not None:
+            return self.arrival_amount, self.arrival_currency
+        return self.amount, self.currency
 
 
 class StatementAccount(models.Model):
@@ -792,15 +804,21 @@ class AllocationPlanLineQuerySet(models.QuerySet):
     def held_per_invoice(self) -> dict[int, int]:
         """invoice id -> cash + discount + write-off of these lines, in stored thousandths
         (one grouped query; no MoneyField conversion on the sum)."""
-        rows = self.values("invoice_id").annotate(
-            held=Sum(
-                F("amount") + F("discount_amount") + F("write_off_amount"),
-                output_field=BigIntegerField(),
+        return {invoice_id: int(held) for invoice_id, held in self.held_rows()}
+
+    def held_rows(self):
+        """held_per_invoice as a values_list queryset of (invoice id, thousandths)."""
+        return (
+            self.values("invoice_id")
+            .annotate(
+                held=Sum(
+                    F("amount") + F("discount_amount") + F("write_off_amount"),
+                    output_field=BigIntegerField(),
+                )
             )
+            .values_list("invoice_id", "held")
+            .order_by()  # none: a union's parts may have no ORDER BY (SQLite)
         )
-        return {
-            invoice_id: int(held) for invoice_id, held in rows.values_list("invoice_id", "held")
-        }
 
 
 class AllocationPlanLine(models.Model):

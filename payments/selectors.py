@@ -296,7 +296,10 @@ def layouts_described(entity_ids: list[int] | None = None) -> list[dict]:
         layouts = layouts.filter(Q(entity__isnull=True) | Q(entity_id__in=entity_ids))
     for layout in layouts:
         columns = [
-            {"field": FIELDS.get(name, name).split(" (")[0], "column": column}
+            {
+                "field": FIELDS.get(name, name).split(" (")[0],
+                "column": " or ".join(str(column).split("|")),  # a renamed column's spellings
+            }
             for name, column in layout.column_map.items()
         ]
         example = " or ".join(date(2025, 3, 31).strftime(f) for f in layout.date_format.split("|"))

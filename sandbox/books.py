@@ -82,6 +82,16 @@ def account_by_id(ctx: Ctx, account_id: int) -> sqlite3.Row | None:
     ).fetchone()
 
 
+def bank_by_code(ctx: Ctx, code: str) -> sqlite3.Row:
+    row = ctx.db.execute(
+        "SELECT * FROM bank WHERE entity_id = ? AND bank_account_code = ?",
+        (ctx.entity_id, code),
+    ).fetchone()
+    if row is None:
+        raise AiqFailure(f"Bank account '{code}' does not exist.", NOT_FOUND)
+    return row
+
+
 def gl_account(ctx: Ctx, code, field: str = "GLAccountCode") -> sqlite3.Row:
     code = required(code, field)
     row = ctx.db.execute(

@@ -78,6 +78,7 @@ def load_all() -> dict[str, Operation]:
         documents,
         invoices,
         journals,
+        purchase_payments,
         queries,
         receipts,
         setup,

@@ -117,6 +117,9 @@ class FakeAiq:
             handler.close_connection = True
             handler.connection.shutdown(socket.SHUT_RDWR)
             return
+        if behaviour == "answer_then_close":  # answers, then closes the kept-alive connection
+            handler.close_connection = True
+            behaviour = None
         if isinstance(behaviour, tuple) and behaviour[0] == "sleep":
             time.sleep(behaviour[1])
             behaviour = None

@@ -378,8 +378,135 @@ def cluster_env(server_url: str) -> dict[str, str]:
 
 def chaos_invoices_needed(commands: int) -> int:
     """Each unit of 12 commands uses up to 5 invoices (see chaos_workload); the refunds take
-    theirs from the end of the pool (chaos_refund_requests), one per unit at most."""
-    return (commands // 10 + 1) * 6
+    theirs from the end of the pool (chaos_refund_requests), one per unit at most; the
+    provider books' disputes one each, paid before the chaos (chaos_provider_setup)."""
+    return (commands // 10 + 1) * 6 + CHAOS_DISPUTES
+
+
+# the provider books' writes in the chaos (issue 17): per dispute its whole chain, lost then
+# won after its reversal, plus a realised-FX reversal and a payout's two bank entries
+CHAOS_DISPUTES = 3
+CHAOS_DISPUTE_WRITES = 10  # per dispute (chaos_provider_items)
+
+
+def chaos_provider_setup(world, count: int = CHAOS_DISPUTES) -> list:
+    """Before the chaos (AIQ answering well): `count` invoices paid by a receipt allocated to
+    each, in AIQ and mirrored, so that their disputes can be reversed during the chaos.
+    Returns [(invoice, receipt command, its allocation's mirror row)]."""
+    from ledger.models import Allocation
+    from tests.refunds_support import drain_all
+
+    invoices = world.invoices(count)  # the first of the pool: taken before the workload's
+    pairs = make_workload(world.entity, world.customer, world.bank, invoices)
+    drain_all()
+    paid = []
+    for invoice, receipt, _allocation in pairs:
+        receipt.refresh_from_db()
+        assert receipt.state == "confirmed", receipt.last_error_message
+        row = Allocation.objects.get(
+            transaction_id_2=invoice.aiq_transaction_id, state=Allocation.State.ACTIVE
+        )
+        paid.append((invoice, receipt, row))
+    return paid
+
+
+def chaos_provider_items(world, paid: list) -> list[tuple[str, object, object]]:
+    """The provider books' writes (payments/services/provider_disputes.py, provider_fx.py,
+    provider_currency.py), queued with the payloads, references and order the product gives
+    them: per paid invoice its dispute taken (DISP, general journal), lost and reversed
+    (DISPUNALLOC unallocate, DISPLOST sales debit journal, DISPREALLOC allocation of the
+    receipt to it), won after the reversal (DISPWON general journal, DISPRESTORE sales credit
+    journal and DISPRESTORE-1 its allocation to the reopened invoice), a realised-FX reversal
+    (FXRREV, general journal) and a payout's bank payment and receipt (POUT, POUT-2, kind
+    bank_entry: SaveSundryReceiptPayments)."""
+    from ledger.outbox.services import outbox_enqueue
+
+    today = date.today().isoformat()
+    customer, bank = world.customer, world.bank
+    items = []
+
+    def queue(kind, label, reference, payload, after=None, invoice=None):
+        command = outbox_enqueue(
+            entity=world.entity, kind=kind, payload=payload, external_reference=reference,
+            depends_on=after,
+        )  # fmt: skip
+        items.append((label, command, invoice))
+        return command
+
+    def journal(reference, amount, debit, credit, after=None):
+        lines = [
+            {"gl_account_code": debit, "debit": amount, "credit": "0", "description": reference},
+            {"gl_account_code": credit, "debit": "0", "credit": amount, "description": reference},
+        ]
+        body = {"journal_date": today, "description": reference, "currency": "GBP", "lines": lines}
+        return queue("post_general_journal", "provider_journal", reference, body, after)
+
+    def on_customer(reference, amount):
+        return {"customer_code": customer.code, "gl_account_code": "9990", "amount": amount,
+                "currency": customer.currency, "journal_date": today,
+                "description": reference}  # fmt: skip
+
+    for n, (invoice, receipt, allocation) in enumerate(paid):
+        amount, paying = str(invoice.gross_amount), receipt.result["transaction_id"]
+        ref = f"CHAOS{n}"
+        taken = journal(f"DISP-{ref}", amount, "9990", "1200")
+        unallocated = queue(
+            "unallocate", "dispute_unallocation", f"DISPUNALLOC-{ref}",
+            {"transaction_ids": [paying], "reason": f"dispute lost (DISPUNALLOC-{ref})",
+             "allocation_id": allocation.pk}, taken, invoice,
+        )  # fmt: skip
+        debit = queue("post_debit_journal", "dispute_debit_journal", f"DISPLOST-{ref}",
+                      on_customer(f"DISPLOST-{ref}", amount), unallocated)  # fmt: skip
+        realloc = queue(
+            "allocate", "dispute_reallocation", f"DISPREALLOC-{ref}",
+            {"amount": amount, "allocation_date": today, "paying_transaction_id": paying,
+             "settled_transaction_id": None, "currency": customer.currency}, debit, invoice,
+        )  # fmt: skip
+        won = journal(f"DISPWON-{ref}", amount, "1200", "9990", realloc)
+        restore = queue("post_write_off", "dispute_restore", f"DISPRESTORE-{ref}",
+                        on_customer(f"DISPRESTORE-{ref}", amount), won)  # fmt: skip
+        queue(
+            "allocate", "dispute_restore_allocation", f"DISPRESTORE-{ref}-1",
+            {"amount": amount, "allocation_date": today, "paying_transaction_id": None,
+             "settled_transaction_id": invoice.aiq_transaction_id, "invoice_id": invoice.pk,
+             "currency": invoice.currency}, restore, invoice,
+        )  # fmt: skip
+        journal(f"FXRREV-{ref}", f"{n + 1}.37", "1100", "9990")
+        for number, sign in ((1, "-"), (2, "")):
+            reference = f"POUT-{ref}" if number == 1 else f"POUT-{ref}-{number}"
+            queue("bank_entry", "bank_entry", reference,
+                  {"bank_account_code": bank.bank_account_code, "gl_account_code": "9990",
+                   "amount": f"{sign}{n + 2}.40", "currency": bank.currency,
+                   "exchange_rate": "1", "entry_date": today, "description": reference})  # fmt: skip
+    return items
+
+
+def chaos_dispute_states(server, paid: list) -> list[tuple]:
+    """Dispute chains whose end is not what AIQ's books must hold after the loss, the
+    reversal and the win: the receipt allocated once, in full, to its DISPLOST debit journal
+    (nothing else); that journal settled; the invoice settled again by exactly one allocation,
+    from its DISPRESTORE credit journal; each journal once."""
+    wrong = []
+    for n, (invoice, receipt, _row) in enumerate(paid):
+        ref, gross = f"CHAOS{n}", Decimal(invoice.gross_amount)
+        held = {r: server.state.transactions(f"{r}-{ref}")
+                for r in ("DISP", "DISPLOST", "DISPWON", "DISPRESTORE")}  # fmt: skip
+        if any(len(rows) != 1 for rows in held.values()):
+            wrong.append((ref, {r: len(rows) for r, rows in held.items()}))
+            continue
+        debit = held["DISPLOST"][0]["transaction_id"]
+        credit = held["DISPRESTORE"][0]["transaction_id"]
+        paid_by = server.state.allocations(receipt.result["transaction_id"])
+        settled = server.state.allocations(invoice.aiq_transaction_id)
+        if (
+            [a["amount"] for a in paid_by] != [gross]
+            or server.state.outstanding(debit) != 0
+            or [a["amount"] for a in settled] != [gross]
+            or server.state.outstanding(invoice.aiq_transaction_id) != 0
+            or server.state.outstanding(credit) != 0
+        ):
+            wrong.append((ref, paid_by, settled))
+    return wrong
 
 
 def chaos_clerk():
@@ -556,6 +683,8 @@ def chaos_books(server, items, entity_code: str = "demo") -> dict:
         state = states[command.pk]
         if state != OutboxCommand.State.CONFIRMED:
             parked.append((kind, command.external_reference, state))
+        if kind.startswith("dispute_") and kind.endswith("allocation"):
+            continue  # the chain's end state: chaos_dispute_states
         if kind in ("allocation", "refund_allocation"):
             # a receipt settles its whole invoice; a refund's credit note only its own amount
             expected = (
@@ -689,14 +818,17 @@ def chaos_run(
     from ledger.sync.services import sync_claim, sync_run
 
     rng = random.Random(seed)
-    refunds = chaos_refund_requests(world, commands)  # asked for while AIQ answers well
+    paid = chaos_provider_setup(world)  # paid in AIQ while it answers well
+    workload = commands - len(paid) * CHAOS_DISPUTE_WRITES  # the rest: chaos_workload's
+    refunds = chaos_refund_requests(world, workload)  # asked for while AIQ answers well
     world.server.faults.update(**CHAOS_FAULTS, seed=seed)
     running = [start_cluster(index) for index in range(clusters)]
     assert wait_until(lambda: all(len(c.workers()) >= 2 for c in running), timeout=60), (
         "cluster did not start"
     )
     started = time.monotonic()
-    items = chaos_workload(world, commands, refunds)
+    items = chaos_provider_items(world, paid)
+    items += chaos_workload(world, workload, refunds)
     last = {"sweep": 0.0, "pull": 0.0}
     pulls = [0]
 
@@ -789,6 +921,7 @@ def chaos_run(
         seconds=elapsed,
         kinds=sorted({kind for kind, _, _ in items}),
         drops=fired["drops"],
+        dropped_ops=sorted(set(fired.get("dropped_ops") or [])),
         failures=fired["failures"],
         resets=fired["resets"],
         late_commits=fired["late_commits"],
@@ -796,6 +929,7 @@ def chaos_run(
         all_late_landed=late_landed,
         plans_wrong=chaos_plan_states(world.server),
         refunds_wrong=chaos_refund_states(world.server),
+        disputes_wrong=chaos_dispute_states(world.server, paid),
         late_past_settle=late,
         open=list(open_.values_list("external_reference", "state")[:10]),
     )

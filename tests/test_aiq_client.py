@@ -290,6 +290,23 @@ def test_connection_dropped_after_sending_a_write_is_ambiguous(fake):
         )
 
 
+def test_a_kept_connection_aiq_closed_while_idle_is_not_written_to(fake):
+    """AIQ closes idle keep-alive connections; a write must then go on a new connection, not
+    fail on the closed one (which would make it ambiguous: a read-back for nothing)."""
+    client = make(fake)
+    fake.then("GetBankList", "answer_then_close")
+    client.get_bank_list()
+    time.sleep(0.3)  # the close reaches us while the connection waits in the pool
+    client.allocate_transactions(  # answered, not AiqAmbiguousError
+        transaction_id_1=1,
+        transaction_id_2=2,
+        reference="a",
+        amount=Decimal("1.00"),
+        date=datetime(2026, 1, 1),
+    )
+    assert [op for op, _ in fake.calls].count("AllocateTransactions") == 1
+
+
 @pytest.mark.parametrize(
     "behaviour,error",
     [

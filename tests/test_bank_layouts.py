@@ -51,7 +51,8 @@ FILES = {
     "2025-03-03,,r-2,CARD_PAYMENT,PENDING,CARD,,,1234,GBP,-12.00,GBP,-12.00,0.00,\n",
     "Wise Business (CSV)": "TransferWise ID,Date,Amount,Currency,Description,Payment Reference,"
     "Running Balance,Exchange From,Exchange To,Exchange Rate,Payer Name,Payee Name\n"
-    "TRANSFER-1,03-03-2025,250.00,GBP,Received money from ACME,INV-7 ACME,1250.00,,,,ACME LTD,\n"
+    "TRANSFER-1,03-03-2025,250.00,GBP,Received money from ACME LTD with reference INV-7,,"
+    "1250.00,,,,ACME LTD,\n"
     "CARD-2,03-03-2025,-12.00,GBP,Card transaction,,1238.00,,,,,Shop\n",
     "Starling (CSV)": "Date,Counter Party,Reference,Type,Amount (GBP),Balance (GBP),"
     "Spending Category,Notes\n"

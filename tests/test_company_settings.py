@@ -232,6 +232,7 @@ def test_a_provider_accounts_secrets_are_named_never_shown(entity, bob, client, 
     assert "sk_test_never_on_a_page" not in page
     assert "STRIPE_UK_API_KEY" in page and "UK_WHSEC" in page
     assert "<strong>set</strong>" in page and "<strong>not set</strong>" in page
+    assert f"http://testserver/webhooks/stripe/{account.pk}/" in page  # the address to give Stripe
 
 
 @pytest.mark.django_db(transaction=True)

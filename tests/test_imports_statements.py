@@ -56,7 +56,7 @@ def test_a_file_with_bad_rows_is_rejected_whole_with_every_error_named(entity, a
     assert not preview.ok
     found = [(e.row, e.field) for e in preview.parsed.errors]
     assert found == [(3, "date"), (4, "credit"), (5, "credit")]
-    assert "more decimal places than GBP" in str(preview.parsed.errors[2])
+    assert "1.005 GBP has 3 decimal places, but GBP amounts have 2" in str(preview.parsed.errors[2])
     assert preview.batch.state == "rejected"
     assert preview.batch.errors[0] == {
         "row": 3,

@@ -170,7 +170,8 @@ def test_two_clusters_on_postgresql_execute_each_side_effect_once(
 
 
 def _assert_chaos(figures, client, approver, kills: int) -> None:
-    shown = ("commands", "kills", "top_ups", "seconds", "pulls", "drops", "late_commits")
+    shown = ("commands", "kills", "top_ups", "seconds", "pulls", "drops", "late_commits",
+             "dropped_ops", "disputes_wrong")  # fmt: skip
     print("chaos:", {name: figures[name] for name in shown})  # seen with pytest -s
     assert figures["settled"], figures["open"]
     assert figures["kills"] == kills, {k: figures[k] for k in ("kills", "top_ups", "seconds")}
@@ -185,6 +186,12 @@ def _assert_chaos(figures, client, approver, kills: int) -> None:
     assert figures["plans_wrong"] == [], figures["plans_wrong"]
     assert figures["refunds_wrong"] == [], figures["refunds_wrong"]
     assert {"refund_credit_note", "refund_allocation"} <= set(figures["kinds"]), figures["kinds"]
+    # the provider books' writes (issue 17): bank entries, provider journals, each dispute's
+    # chain (reversed after a loss, restored after a win) in AIQ exactly once
+    provider = {"bank_entry", "provider_journal", "dispute_unallocation", "dispute_debit_journal",
+                "dispute_reallocation", "dispute_restore", "dispute_restore_allocation"}  # fmt: skip
+    assert provider <= set(figures["kinds"]), figures["kinds"]
+    assert figures["disputes_wrong"] == [], figures["disputes_wrong"]
     # writes AIQ committed after the settle period: resent, so in AIQ twice, and every one of
     # them found by the pull and listed on the Sync screen for repair
     late = figures["late_past_settle"]

@@ -441,3 +441,184 @@ def test_a_eur_customers_sales_journal_goes_at_the_companys_rate_never_1(eur_boo
     assert _aiq_row(eur_books, "RFD-EUR-2")["rate"] == Decimal("1.20")
     assert eur_books.bank_balance(CLEARING) == Decimal("-120.00")  # EUR out of clearing
     assert eur_books.state.gl_total_base(CLEARING) == Decimal("-98.00")  # 48.00 + 50.00 GBP
+
+
+def test_a_eur_balance_paid_out_into_the_gbp_bank_converted_by_stripe_books_the_fx_difference(
+    eur_books, entity, alice, bob, barclays
+):
+    """Stripe converts the EUR balance into the GBP bank: the payout arrives as 267.81 GBP, its
+    balance transaction took 339.00 EUR at Stripe's 0.79 (GBP per EUR). The EUR clearing account
+    is credited with 339.00 EUR at the day's rate (1.25: 271.20 GBP), BANK-GBP receives 267.81,
+    and the 3.39 GBP Stripe's conversion cost is a realised loss on the FX account, once."""
+    from payments.services.statements import statement_import, statement_preview
+    from payments.services.stripe_events import stripe_payout_store
+
+    aiq, state = eur_books, eur_books.state
+    account = ProviderAccount.objects.get()
+    account.payout_bank_account = BankAccount.objects.get(
+        entity=entity, bank_account_code="BANK-GBP"
+    )
+    account.save(update_fields=["payout_bank_account"])
+    aiq.set_rate("EUR", "1.25")
+    invoices = [
+        make_invoice(entity, "QUAYSD", [("Mooring", "4010", "230.00", "T0")]),
+        make_invoice(entity, "RIVIER", [("Charter", "4010", "115.00", "T0")]),
+    ]
+    charges = [
+        _charge(11, "QUAYSD", "230.00", "3.00", "0.60"),
+        _charge(12, "RIVIER", "115.00", "2.00", "0.40"),
+    ]
+    _paid_by_card(entity, zip(charges, invoices, strict=True), alice, bob)
+    bank_gbp, transit = aiq.bank_balance("1200"), state.gl_total_base(TRANSIT)
+    fx_gbp = state.gl_total_base(FX)
+
+    # Stripe's payout, as documented: `amount`/`currency` what reaches the bank (GBP); its
+    # balance transaction (`type: payout`, listed with the payout's transactions) what left
+    # the EUR balance, `exchange_rate` the conversion (EUR amount x rate = GBP amount)
+    arrival = int(datetime(2026, 12, 4, tzinfo=UTC).timestamp())
+    body = {
+        "id": "po_conv",
+        "object": "payout",
+        "amount": 26781,
+        "currency": "gbp",
+        "status": "paid",
+        "arrival_date": arrival,
+        "balance_transaction": "txn_po_conv",
+        "destination": {"id": "ba_gbp", "object": "bank_account", "currency": "gbp"},
+    }
+    own = {"id": "txn_po_conv", "object": "balance_transaction", "type": "payout",
+           "amount": -33900, "currency": "eur", "exchange_rate": 0.79, "fee": 0,
+           "net": -33900, "source": "po_conv"}  # fmt: skip
+    pages = [[*({**c["balance_transaction"], "source": c} for c in charges), own]]
+    payout = stripe_payout_store(body, pages)
+    assert (payout.amount, payout.currency) == (Decimal("339.00"), "EUR")  # left the balance
+    assert payout.landed == (Decimal("267.81"), "GBP")  # arrives in the bank
+    stripe_payout_reconcile(payout=payout, pages=pages)
+    assert "balanced" in AuditEntry.objects.get(action="payout.reconcile").summary
+    payout = payout_book(payout=payout)
+    drain_all()
+    assert not OutboxCommand.objects.exclude(state="confirmed").exists()
+    p = payout.pk
+
+    out, into = _aiq_row(aiq, f"POUT-{p}"), _aiq_row(aiq, f"POUT-{p}-2")
+    assert (out["type"], out["currency"], out["amount"], out["rate"]) == (
+        "BankPayment", "EUR", Decimal("-339.00"), Decimal("1.25"))  # fmt: skip
+    assert (into["type"], into["currency"], into["amount"]) == (
+        "BankReceipt", "GBP", Decimal("267.81"))  # fmt: skip
+    conversion = _aiq_row(aiq, f"POUT-{p}-3")
+    assert (conversion["type"], conversion["currency"]) == ("GeneralJournal", "GBP")
+    # clearing holds what Stripe holds: nothing, in euros and pounds; the bank the GBP amount
+    assert aiq.bank_balance(CLEARING) == 0 and state.gl_total_base(CLEARING) == 0
+    assert aiq.bank_balance("1200") - bank_gbp == Decimal("267.81")
+    assert state.gl_total_base(TRANSIT) == transit
+    # 339.00 EUR at 1.25 is 271.20 GBP; 267.81 arrived: 3.39 GBP lost on the conversion
+    assert state.gl_total_base(FX) - fx_gbp == Decimal("3.39")
+    entry = AuditEntry.objects.get(action="payout.book", object_id=str(p))
+    assert "converted by the provider" in entry.summary and "267.81 GBP BANK-GBP" in entry.summary
+
+    # exactly once: booking again (a repeated payout.paid) queues nothing
+    commands = OutboxCommand.objects.count()
+    payout_book(payout=payout)
+    drain_all()
+    assert OutboxCommand.objects.count() == commands
+    for ref in (f"POUT-{p}", f"POUT-{p}-2", f"POUT-{p}-3"):
+        assert len(state.transactions(ref)) == 1, ref
+
+    # the bank statement line (267.81 GBP into BANK-GBP) is that payout, never a customer's
+    content = (b"Date,Description,Paid in,Paid out,Name\n"
+               b"04/12/2026,STRIPE PAYMENTS EUROPE PO_CONV,267.81,,STRIPE\n")  # fmt: skip
+    preview = statement_preview(user=alice, import_format=barclays, filename="s.csv",
+                                content=content)  # fmt: skip
+    assert preview.ok
+    statement_import(user=alice, batch=preview.batch, content=content)
+    payout.refresh_from_db()
+    line = payout.statement_payment
+    assert line is not None and line.amount == Decimal("267.81") and line.currency == "GBP"
+    assert line.match_state == "ignored" and f"POUT-{p}" in line.not_for_aiq_reason
+
+    from payments.services.provider_report import reconciliation
+
+    report = reconciliation(account, date(2026, 12, 1), date(2026, 12, 31))
+    [row] = [r for r in report.rows if r[0] == "payout" and r[2] == "po_conv"]
+    assert row[4] == f"POUT-{p} POUT-{p}-2 POUT-{p}-3"
+    assert not [d for d in report.differences if "po_conv" in d]
+
+    # the payout fails after it was booked: the three movements are reversed at their rates
+    Payout = type(payout)
+    Payout.objects.filter(pk=p).update(status="failed")
+    payout_book(payout=Payout.objects.get(pk=p))
+    drain_all()
+    assert aiq.bank_balance(CLEARING) == Decimal("339.00")
+    assert state.gl_total_base(CLEARING) == Decimal("271.20")
+    assert aiq.bank_balance("1200") == bank_gbp
+    assert state.gl_total_base(FX) == fx_gbp and state.gl_total_base(TRANSIT) == transit
+
+
+def test_a_lost_eur_dispute_of_a_gbp_company_reopens_the_invoice_in_eur_with_its_fx(
+    eur_books, entity, alice, bob
+):
+    """TULIP's EUR 150.00 invoice, booked at 1.15 (130.43 GBP), paid by card at 1.25 (120.00
+    GBP) and paid out (realised loss 10.43 GBP). Stripe takes it back with a 15.00 fee when the
+    rate is 1.20 (125.00 GBP to the disputes account) and the dispute is lost: once approved,
+    the receipt is unallocated (the invoice owes EUR 150.00 again, at its own rate), its 10.43
+    realised loss reversed, a sales debit journal at 1.20 clears the disputes account in
+    pounds, the receipt pays it and the 5.00 GBP between 120.00 and 125.00 is a realised loss.
+    Nothing is written off; the dispute fee is an expense."""
+    aiq, state = eur_books, eur_books.state
+    control = "1100"  # debtors control
+    control_before = state.gl_total_base(control)
+    invoice = make_invoice(entity, "TULIP", [("Tulips", "4010", "150.00", "T0")])
+    invoice.exchange_rate = test_provider_payouts._rate_in_aiq(aiq, invoice)
+    invoice.save(update_fields=["exchange_rate"])
+    assert invoice.exchange_rate == Decimal("1.15")
+    aiq.set_rate("EUR", "1.25")
+    charge = _charge(21, "TULIP", "150.00", "2.00", "0.40")
+    [payment] = _paid_by_card(entity, [(charge, invoice)], alice, bob)
+    gl = (FX, control, "7510", "8100", DISPUTES)
+    start = {code: state.gl_total_base(code) for code in gl}
+    owed = aiq.state.customer_balance("TULIP")
+    _pay_out([charge], "eur", "po_eur_lost")
+    drain_all()
+    assert state.gl_total_base(FX) - start[FX] == Decimal("10.43")  # 130.43 - 120.00
+
+    aiq.set_rate("EUR", "1.20")
+    withdrawal = _dispute_txn(-15000, 1500)
+    dispute = dispute_book(dispute=_dispute(payment, "lost", [withdrawal]))
+    from payments.services.provider_disputes import dispute_loss_approve
+
+    dispute_loss_approve(dispute=dispute, actor=bob)
+    aiq.set_rate("EUR", "1.30")  # the day's rate moves again: nothing below uses it
+    drain_all()
+    assert not OutboxCommand.objects.exclude(state="confirmed").exists()
+    d = dispute.pk
+    journal = _aiq_row(aiq, f"DISPLOST-{d}")
+    assert (journal["type"], journal["currency"], journal["amount"], journal["rate"]) == (
+        "SalesDebitJournal", "EUR", Decimal("150.00"), Decimal("1.20"))  # fmt: skip
+    # the invoice is open again in euros, the customer owes it again, the receipt is spent
+    assert aiq.state.outstanding(invoice.aiq_transaction_id) == Decimal("150.00")
+    assert aiq.state.customer_balance("TULIP") - owed == Decimal("150.00")
+    [debit_journal] = state.transactions(f"DISPLOST-{d}")
+    assert aiq.state.outstanding(debit_journal["transaction_id"]) == 0
+    # in pounds: nothing in dispute, nothing written off, the fee 12.50, the FX: the payout's
+    # 10.43 reversed (the allocation that realised it is undone) and 5.00 lost on the reversal
+    end = {code: state.gl_total_base(code) - start[code] for code in gl}
+    assert end[DISPUTES] == 0 and end["8100"] == 0
+    assert end["7510"] == Decimal("1.60") + Decimal("12.50")  # the payout's fee, the dispute's
+    assert end[FX] == Decimal("5.00")
+    # debtors control holds the reopened invoice at its own rate: 150.00 / 1.15
+    assert state.gl_total_base(control) - control_before == Decimal("130.43")
+    fx = _aiq_row(aiq, f"DISPFX-{d}")
+    assert (fx["type"], fx["currency"]) == ("GeneralJournal", "GBP")
+    [line] = payment.plans.get().lines.all()
+    assert line.unallocated_at is not None
+    assert len(state.transactions(f"FXRREV-{line.pk}")) == 1
+    entry = AuditEntry.objects.get(action="dispute.reversed", object_id=str(d))
+    assert "debit journal at 1.2" in entry.summary and f"DISPFX-{d}" in entry.summary
+
+    # exactly once: the provider's repeated events change nothing
+    commands = OutboxCommand.objects.count()
+    dispute_book(dispute=Dispute.objects.get(pk=d))
+    drain_all()
+    assert OutboxCommand.objects.count() == commands
+    for ref in (f"DISPLOST-{d}", f"DISPFX-{d}", f"FXRREV-{line.pk}"):
+        assert len(state.transactions(ref)) == 1, ref

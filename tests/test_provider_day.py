@@ -241,11 +241,11 @@ def test_a_day_of_eur_card_money_in_a_gbp_company_is_booked_at_the_days_rate_wit
     eur_books, entity, alice, bob
 ):
     """The UK company (GBP) with a EUR Stripe account: five EUR invoices booked at 1.15 EUR
-    per GBP are paid by card on a day the rate is 1.25; one payment is disputed and lost (a
-    EUR account of a GBP company: written off at the withdrawal's rate, not reversed); one
-    payout nets it all. Every AIQ entry is at 1.25, never 1; clearing is 0.00 in euros and in
-    pounds; the bank gains the payout; the realised loss is the invoices' value at 1.15 less
-    at 1.25, once."""
+    per GBP are paid by card on a day the rate is 1.25; one payment is disputed and lost (its
+    receipt reversed at the withdrawal's rate: the invoice reopens in euros); one payout nets
+    it all. Every AIQ entry is at 1.25, never 1; clearing is 0.00 in euros and in pounds; the
+    bank gains the payout; the realised loss is the four paid invoices' value at 1.15 less at
+    1.25, once (the reopened one realised nothing)."""
     aiq, state = eur_books, eur_books.state
     sales = [("QUAYSD", "230.00"), ("RIVIER", "115.00"), ("SOLAR", "100.00"),
              ("TULIP", "150.00"), ("QUAYSD", "60.00")]  # fmt: skip
@@ -275,9 +275,11 @@ def test_a_day_of_eur_card_money_in_a_gbp_company_is_booked_at_the_days_rate_wit
     dispute_loss_approve(dispute=dispute, actor=bob)
     drain_all()
     dispute.refresh_from_db()
-    assert dispute.loss_command.kind == "post_general_journal"  # written off, at its rate
-    entry = AuditEntry.objects.get(action="dispute.lost", object_id=str(dispute.pk))
-    assert "a EUR account of a GBP company" in entry.summary
+    assert dispute.loss_command.kind == "post_debit_journal"  # reversed, at its rate
+    assert currency._aiq_row(aiq, f"DISPLOST-{dispute.pk}")["rate"] == Decimal("1.25")
+    assert aiq.state.outstanding(invoices[3].aiq_transaction_id) == Decimal("150.00")  # EUR
+    entry = AuditEntry.objects.get(action="dispute.reversed", object_id=str(dispute.pk))
+    assert "debit journal at 1.25" in entry.summary
 
     net_minor = sum(c["balance_transaction"]["net"] for c in charges) - 16500
     payout = payout_upsert(
@@ -308,13 +310,14 @@ def test_a_day_of_eur_card_money_in_a_gbp_company_is_booked_at_the_days_rate_wit
         payout.amount, "1.25"
     )
     # fees 10.00 and the dispute fee 15.00 at 1.25 (20.00 GBP); VAT 2.00 (1.60 GBP); the lost
-    # 150.00 written off at 1.25 (120.00 GBP); nothing left in dispute
+    # 150.00 back on TULIP's account, nothing written off; nothing left in dispute
     assert state.gl_total_base(FEES) - before[FEES] == Decimal("20.00")
     assert state.gl_total_base(VAT) - before[VAT] == Decimal("1.60")
-    assert state.gl_total_base("8100") - before["8100"] == Decimal("120.00")
+    assert state.gl_total_base("8100") == before["8100"]
     assert state.gl_total_base(currency.DISPUTES) == 0
-    # realised loss: the five invoices at 1.15 less at 1.25, one journal in pounds
-    expected = sum(currency._base(a, "1.15") - currency._base(a, "1.25") for _, a in sales)
+    # realised loss: the four paid invoices at 1.15 less at 1.25, one journal in pounds
+    expected = sum(currency._base(a, "1.15") - currency._base(a, "1.25")
+                   for n, (_, a) in enumerate(sales) if n != 3)  # fmt: skip
     assert state.gl_total_base(currency.FX) - before[currency.FX] == expected > 0
     fxr = currency._aiq_row(aiq, f"FXR-{payout.pk}")
     assert (fxr["type"], fxr["currency"]) == ("GeneralJournal", "GBP")

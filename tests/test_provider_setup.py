@@ -43,6 +43,9 @@ def test_set_up_names_a_gl_account_aiq_does_not_have_or_a_journal_cannot_post_to
     assert page.status_code == 200
     html = page.content.decode()
     assert "fees GL account 7999 is not in AIQ&#x27;s GL list" in html
+    # AIQ's API cannot create it: the admin is told where to add it and why
+    assert "add it in AIQ&#x27;s chart of accounts first, then save again" in html
+    assert "SaveGLDefaults only sets the defaults" in html
     assert "disputes GL account 1100 is the debtors control account in AIQ" in html
     assert "dispute loss GL account 1200 is a bank account&#x27;s GL account in AIQ" in html
     assert not ProviderAccount.objects.exists()

@@ -275,3 +275,55 @@ def test_citis_uk_bai2_keeps_its_narrative_lines_apart():
         "OB:111111 BUCKINGHAM PALACE OB3:BARCLAYS BANK PLC BO:11111111 BO1:DOE JO"
     )
     assert [e.field for e in parsed.errors] == ["balance"]
+
+
+def test_qifparses_quicken_export_reads_only_its_cash_account():
+    """giacomos/qifparse's tests/file.qif (GPL test data, unchanged): a category list, an
+    account list and an investment account around one !Type:Cash section. Only the cash
+    section is money; its one credit (31.00 on 11/10/2013, a transfer in) is the payment;
+    splits (S/$ lines) do not change the record's total."""
+    content = (SAMPLES / "qifparse-file.qif").read_bytes()
+    assert detect_format(content) == "qif"
+    parsed, entries = read_entries(content, "file.qif")
+    assert [e.amount for e in entries] == [
+        Decimal("-6.50"),
+        Decimal("-6.00"),
+        Decimal("-5.00"),
+        Decimal("31.00"),
+        Decimal("-48.00"),
+    ]  # the investment section's 1000.00 and 100.00 are not bank money
+    assert [s.account_name for s in parsed.statements] == ["My Cash"]
+    parsed = statement_items(parsed, entries, source="bank")
+    assert not parsed.errors
+    [item] = parsed.items
+    assert (item.amount, item.received_at.date().isoformat()) == (Decimal("31.00"), "2013-10-11")
+
+
+def test_qifparses_transactions_only_file():
+    """qifparse's tests/transactions_only.qif (GPL test data, unchanged): !Type:Cash with an
+    address over three A lines and a split."""
+    content = (SAMPLES / "qifparse-transactions_only.qif").read_bytes()
+    parsed, entries = read_entries(content, "transactions_only.qif")
+    assert [(e.row, e.amount) for e in entries] == [
+        (2, Decimal("-6.50")),
+        (6, Decimal("31.00")),
+        (10, Decimal("-48.00")),
+    ]
+    assert [i.amount for i in statement_items(parsed, entries, source="bank").items] == [
+        Decimal("31.00")
+    ]
+
+
+def test_santander_uks_qif_payee_lines_read_as_their_text():
+    """Santander UK's QIF (!Type:Oth L) as robvadai/ofxstatement-santander's test shows it (MIT;
+    written here in that shape): each payee ends with the amount after padding and a comma,
+    and & is written &amp;. The payment's narrative is the bank's text alone."""
+    content = (SAMPLES / "santander-uk-shaped.qif").read_bytes()
+    parsed, entries = read_entries(content, "santander.qif")
+    parsed = statement_items(parsed, entries, source="bank")
+    assert not parsed.errors and parsed.skipped == 3
+    [item] = parsed.items
+    assert (item.amount, item.description) == (
+        Decimal("1200.00"),
+        "FASTER PAYMENTS RECEIPT REF INV-7 FROM ACME LTD",
+    )

@@ -260,3 +260,25 @@ def test_a_paid_order_through_the_api_takes_over_its_stripe_payment_that_came_fi
     answer = api.post("sales_invoices", body)
     assert answer.status_code == 422
     assert answer.json()["errors"][0]["field"] == "payment.bank_account_id"
+
+
+def test_an_order_whose_payment_a_person_already_booked_is_refused_not_receipted_twice(
+    shop, entity, alice
+):
+    from django.utils import timezone
+
+    # the bank line came first and a clerk allocated it by hand: its receipt is in AIQ
+    Payment.objects.create(
+        entity=entity, source="bank", external_id="row:42", bank_reference="NWB0042",
+        amount=Decimal("12.00"), currency="GBP", received_at=timezone.now(),
+        match_state=MatchState.SENT,
+    )  # fmt: skip
+    content = shop_file([line("WEB-42", "10.00", "2.00", paid="12.00", pay_ref="NWB0042")])
+    preview = sales_upload_preview(source=shop, filename="late.csv", content=content, actor=alice)
+    assert (
+        "WEB-42: its payment NWB0042 is recorded here already (Confirmed in AIQ): send the "
+        "order without its payment" in " | ".join(preview.errors)
+    )
+    with pytest.raises(ValidationError):
+        sales_upload_import(source=shop, filename="late.csv", content=content, actor=alice)
+    assert not SalesInvoice.objects.exists()

@@ -33,6 +33,7 @@ from zeep.transports import Transport
 
 from ledger.aiq import wsdl
 from ledger.aiq.auth import TOKENS, Credentials, Secret, Session, credentials_from_env
+from ledger.aiq.connections import Connections, NotConnected
 from ledger.aiq.errors import (
     AiqAmbiguousError,
     AiqAuthError,
@@ -81,7 +82,7 @@ def is_read(operation: str) -> bool:
 
 def _not_connected(exc: requests.RequestException) -> bool:
     """True when the request certainly never reached the server (so even a write is safe)."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
+    if isinstance(exc, requests.exceptions.ConnectTimeout | NotConnected):
         return True
     if isinstance(exc, requests.exceptions.ConnectionError):
         reason = exc.args[0] if exc.args else None
@@ -113,23 +114,31 @@ def http_session(endpoint: str) -> requests.Session:
 
 
 class DirectTransport(Transport):
-    """zeep's transport, posting each envelope straight through the session's connection
-    adapter (what Session.send calls): the same connection pool, timeouts, TLS verification,
-    proxies and requests exceptions, so the error classification below holds. Session.request
-    merges cookies, auth, hooks and environment settings and parses the URL again on every call,
-    none of which an AIQ call uses; an outbox command makes hundreds of small calls (its
-    duplicate look-ups), and with http_session this takes about a third off their client CPU
-    (bench/bench_invoicing.py). Redirects are not followed: an AIQ endpoint answers, it does not
-    redirect. A session given by the caller that trusts the environment goes the usual way."""
+    """zeep's transport, posting each envelope over keep-alive http.client connections of its
+    own (ledger/aiq/connections.py): an outbox command makes hundreds of small calls (its
+    duplicate look-ups), and requests with urllib3 cost about three times the client CPU of
+    http.client per call. The session's timeouts and TLS verification hold, and errors come out
+    as requests' exceptions, so the error classification below holds. With a proxy or a client
+    certificate it posts through the session's connection adapter instead (what Session.send
+    calls: the same pool, timeouts, TLS, proxies and exceptions, without Session.request's
+    merging of cookies, auth, hooks and environment settings on every call). Redirects are not
+    followed: an AIQ endpoint answers, it does not redirect. A session given by the caller
+    that trusts the environment goes the usual way."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._urls: dict[str, str] = {}
+        self._connections: dict[str, Connections] = {}
 
     def post(self, address, message, headers):
         session = self.session
         if session.trust_env:
             return super().post(address, message, headers)
+        if not session.proxies and not session.cert:
+            user_agent = session.headers.get("User-Agent")
+            return self._connections_to(address).post(
+                message, {"User-Agent": user_agent, **headers} if user_agent else headers
+            )
         request = requests.PreparedRequest()
         request.method = "POST"
         request.url = self._prepared_url(address)
@@ -146,6 +155,16 @@ class DirectTransport(Transport):
             cert=session.cert,
             proxies=session.proxies,
         )
+
+    def _connections_to(self, address: str) -> Connections:
+        if address not in self._connections:
+            timeouts = self.operation_timeout
+            if not isinstance(timeouts, tuple):
+                timeouts = (timeouts, timeouts)
+            self._connections[address] = Connections(
+                address, verify=self.session.verify, timeouts=timeouts, size=POOL_CONNECTIONS
+            )
+        return self._connections[address]
 
     def _prepared_url(self, address: str) -> str:
         if address not in self._urls:

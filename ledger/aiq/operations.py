@@ -411,6 +411,16 @@ class AiqOperations:
             )
         return [int(i) for i in ids]
 
+    def save_purchase_payment(self, payment: dict, *, replay_safe=False) -> int:
+        """A supplier payment (SupplierCode, CheckReference = our external reference,
+        BankAccountCode, PaymentAmount, PaymentDate) -> its transaction id."""
+        result = self.call(
+            "SavePurchasePaymentGetBackTransactionID",
+            replay_safe=replay_safe,
+            purchasePayment=payment,
+        )
+        return required_id(result, "transaction_id")
+
     def save_sundry_receipt(self, entry: dict, *, replay_safe=False) -> int:
         """One sundry receipt (a WSSundryReceiptPayment) -> its one transaction id."""
         result = self.call(

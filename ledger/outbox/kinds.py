@@ -42,6 +42,14 @@ from ledger.outbox.executors_journals import (
 )
 from ledger.outbox.executors_refunds import credit_note_read_back, credit_note_send
 from ledger.outbox.executors_sundry import sundry_read_back, sundry_send
+from ledger.outbox.executors_supplier_payments import (
+    KIND as SUPPLIER_PAYMENT,
+)
+from ledger.outbox.executors_supplier_payments import (  # noqa: I001
+    SupplierPaymentPayload,
+    supplier_payment_read_back,
+    supplier_payment_send,
+)
 from ledger.outbox.steps import command_kind_register
 
 Kind = OutboxCommand.Kind
@@ -96,6 +104,12 @@ def register() -> None:
         executor=Executor(department_send, department_read_back),
         payload=UpdateDepartmentPayload,
         label="Update BI code (department)",
+    )
+    command_kind_register(
+        SUPPLIER_PAYMENT,
+        executor=Executor(supplier_payment_send, supplier_payment_read_back),
+        payload=SupplierPaymentPayload,
+        label="Post supplier payment",
     )
     MIRRORS[Kind.ENSURE_CUSTOMER] = customer_mirror_apply
     MIRRORS[Kind.ATTACH_DOCUMENT] = attach_mirror_apply

@@ -85,27 +85,29 @@ def held_on_receipts(receipt_ids) -> dict[int, Decimal]:
     return {r["receipt_id"]: _thousandths(r["held"]) for r in rows}
 
 
-def held_on_invoices(invoice_ids) -> dict[int, Decimal]:
-    """What later allocations (and cross-company receipts) waiting or sent hold on these
-    invoices (plans count it too:
-    payments/services/plan_lines.py reserved_elsewhere)."""
-    rows = (
+def held_on_invoices(invoice_ids):
+    """What later allocations and cross-company receipts waiting or sent hold on these
+    invoices, as a values_list queryset of (invoice id, thousandths), one row per source and
+    invoice (plans count it too, and add theirs: payments/services/plan_lines.py
+    reserved_elsewhere)."""
+    by_allocations = (
         ContactAllocationLine.objects.filter(
             invoice_id__in=invoice_ids, allocation__state__in=HOLDING_STATES
         )
         .values("invoice_id")
         .annotate(held=Sum(F("amount"), output_field=BigIntegerField()))
+        .values_list("invoice_id", "held")
+        .order_by()
     )
-    held = {r["invoice_id"]: _thousandths(r["held"]) for r in rows}
     # cross-company receipts waiting or sent hold the other company's invoice the same way
     across = (
         CrossCompanyReceipt.objects.filter(invoice_id__in=invoice_ids, state__in=HOLDING_STATES)
         .values("invoice_id")
         .annotate(held=Sum("amount", output_field=BigIntegerField()))
+        .values_list("invoice_id", "held")
+        .order_by()
     )
-    for r in across:
-        held[r["invoice_id"]] = held.get(r["invoice_id"], ZERO) + _thousandths(r["held"])
-    return held
+    return by_allocations, across
 
 
 def receipt_open(receipt: Receipt) -> Decimal:

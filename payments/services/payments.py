@@ -345,6 +345,8 @@ def payout_upsert(*, source: str, payout: dict) -> Payout:
         before = None if created else {"status": row.status, "amount": row.amount}
         row.amount = payout["amount"]
         row.currency = payout["currency"]
+        row.arrival_amount = payout.get("arrival_amount")
+        row.arrival_currency = payout.get("arrival_currency") or ""
         row.status = payout["status"]
         row.arrival_date = payout["arrival_date"]
         row.raw = payout["raw"]

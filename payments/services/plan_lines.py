@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.core.exceptions import ValidationError
 
 from core.money import MoneyError, exact, format_money
+from core.prepared import prepared
 from ledger.companies import approval_threshold
 from ledger.models import GLAccount, Invoice
 from payments.matching.index import OPEN_STATUSES
@@ -64,17 +65,20 @@ def available_amount(payment: Payment) -> Decimal:
 
 
 def reserved_elsewhere(invoice_ids, *, exclude_plan_id=None) -> dict[int, Decimal]:
-    """What other not-yet-confirmed live plans hold on these invoices."""
+    """What other not-yet-confirmed live plans, later allocations and cross-company receipts
+    hold on these invoices (one query, compiled once per shape: core/prepared.py)."""
+    held: dict[int, Decimal] = {}
+    for invoice_id, thousandths in _held_rows(list(invoice_ids), exclude_plan_id):
+        held[invoice_id] = held.get(invoice_id, ZERO) + Decimal(int(thousandths)).scaleb(-3)
+    return held
+
+
+@prepared
+def _held_rows(invoice_ids, exclude_plan_id):
     rows = AllocationPlanLine.objects.holding().filter(invoice_id__in=invoice_ids)
     if exclude_plan_id is not None:
         rows = rows.exclude(plan_id=exclude_plan_id)
-    held = {
-        invoice_id: Decimal(thousandths).scaleb(-3)
-        for invoice_id, thousandths in rows.held_per_invoice().items()
-    }
-    for invoice_id, amount in held_on_invoices(invoice_ids).items():
-        held[invoice_id] = held.get(invoice_id, Decimal(0)) + amount
-    return held
+    return rows.held_rows().union(*held_on_invoices(invoice_ids), all=True)
 
 
 def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=None, invoices=None):
@@ -82,7 +86,7 @@ def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=N
     `invoices`: the lines' invoices by id when the caller locked them already (locked_invoices)."""
     ids = [line.invoice_id for line in lines]
     if invoices is None:
-        invoices = locked_invoices(Invoice.objects.filter(pk__in=ids))
+        invoices = {row.pk: row for row in locked_invoices(Invoice.objects.filter(pk__in=ids))}
     held = reserved_elsewhere(ids, exclude_plan_id=plan_id)
     codes = {line.write_off_gl_account_code for line in lines if line.write_off_amount} - {""}
     gl_codes = (
@@ -98,9 +102,9 @@ def check_lines(payment: Payment, lines: list[LineInput], customer_id, plan_id=N
     return customer_id, invoices, on_account
 
 
-def locked_invoices(rows) -> dict:
-    """These invoices by id, locked FOR UPDATE in id order (see module docstring)."""
-    return {invoice.pk: invoice for invoice in rows.select_for_update().order_by("pk")}
+def locked_invoices(rows):
+    """These invoices, to be locked FOR UPDATE in id order (see module docstring)."""
+    return rows.select_for_update().order_by("pk")
 
 
 def validate_lines(

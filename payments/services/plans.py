@@ -24,6 +24,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from core.bulk import insert_instance, instance_saved
 from core.money import format_money
 from ledger.models import OutboxCommand
 from payments.models import AllocationPlan, MatchProposal, Payment
@@ -282,18 +283,20 @@ def _approve(
     """Shared tail of every approval: re-check amounts under lock, outbox, state, audit.
     `checked`: (lines, invoices by id) that plan_propose_submit checked a moment ago in this
     same transaction, under the same locks (neither read nor checked again), for a payment it
-    saved a moment ago as approved; `audited_first`: its unsaved audit entries, written
-    before this approval's in one INSERT."""
+    saved a moment ago as approved and a plan it inserted approved and sent (its approval
+    recorded before the insert, the draft it was a moment before audited as `before`);
+    `audited_first`: its unsaved audit entries, written before this approval's in one
+    INSERT."""
     if checked is None:
         lines = [LineInput.coerce(line) for line in plan.lines.all()]
         check_lines(payment, lines, plan.customer_id, plan_id=plan.pk)
         before = plan_snapshot(plan)
+        record_approval(plan, actor=actor if how == "approved" else None, what="this plan")
+        plan.state = State.SENT  # approved and handed to the outbox in this same transaction
+        plan.save(update_fields=["approver", "approved_at", "state", "updated_at"])
     else:
         lines, invoices = checked
-        before = _snapshot_in_hand(plan, lines)
-    record_approval(plan, actor=actor if how == "approved" else None, what="this plan")
-    plan.state = State.SENT  # approved and handed to the outbox in this same transaction
-    plan.save(update_fields=["approver", "approved_at", "state", "updated_at"])
+        before = _snapshot_in_hand(plan, lines, state=State.DRAFT)
     if checked is None:
         commands = plan_hand_to_outbox(plan, payment, actor)
     else:
@@ -323,8 +326,9 @@ def sorted_lines(lines: list[LineInput]) -> list[LineInput]:
     return sorted(lines, key=lambda line: line.invoice_id)
 
 
-def _snapshot_in_hand(plan: AllocationPlan, lines: list[LineInput]) -> dict:
-    """plan_snapshot without reading the lines back: the amounts as the column stores them."""
+def _snapshot_in_hand(plan: AllocationPlan, lines: list[LineInput], state=None) -> dict:
+    """plan_snapshot without reading the lines back: the amounts as the column stores them
+    (`state`: the plan's a moment before, when it was inserted in a later one)."""
     stored = [
         LineInput(
             invoice_id=line.invoice_id,
@@ -336,7 +340,7 @@ def _snapshot_in_hand(plan: AllocationPlan, lines: list[LineInput]) -> dict:
         for line in sorted_lines(lines)
     ]
     return snapshot_of(
-        state=plan.state,
+        state=state or plan.state,
         version=plan.version,
         on_account=quantize_stored(plan.on_account_amount),
         lines=stored,
@@ -372,7 +376,7 @@ def plan_propose_submit(
         )
         if payment.customer_id is None:
             payment.customer_id = customer_id
-        payment.save()
+        insert_instance(payment)  # as save() would; nothing listens to a payment's post_save
         plan = AllocationPlan(
             payment=payment,
             customer_id=customer_id,
@@ -388,16 +392,26 @@ def plan_propose_submit(
             exclude=["payment", "proposal", "customer", "maker", "approver"],
             validate_constraints=False,
         )
-        plan.save()  # the payment is this transaction's: no other plan can race this one
+        # inserted in the state its submission gives it (no draft row updated a moment later);
+        # the audit tells the steps: proposed (as a draft), then submitted or approved
+        if needs_approval:
+            plan.state = State.AWAITING_APPROVAL
+        else:
+            record_approval(plan, actor=None, what="this plan")
+            plan.state = State.SENT  # approved and handed to the outbox in this transaction
+        # the payment is this transaction's: no other plan can race this one; post_save (a
+        # webhook event of the plan as GET shows it) once its lines are written too
+        insert_instance(plan)
         write_lines(plan, lines)
+        instance_saved(plan, created=True)
         proposed = audit_entry(
             actor=actor,
             action="plan.propose",
             obj=plan,
             summary=propose_summary(payment, len(lines), on_account, None),
-            after=_snapshot_in_hand(plan, lines),
+            after=_snapshot_in_hand(plan, lines, state=State.DRAFT),
         )
-        if not plan.needs_approval:
+        if not needs_approval:
             return _approve(
                 plan,
                 payment,
@@ -406,8 +420,6 @@ def plan_propose_submit(
                 checked=(lines, invoices),
                 audited_first=[proposed],
             )
-        plan.state = State.AWAITING_APPROVAL
-        plan.save(update_fields=["state", "updated_at"])
         submitted = audit_entry(
             actor=actor,
             action="plan.submit",

@@ -40,6 +40,8 @@ from payments.models import (
 )
 from payments.services.provider_currency import (
     CurrencyBooksError,
+    conversion_commands,
+    conversion_unbookable,
     journal_commands,
     movement_rate,
 )
@@ -177,6 +179,8 @@ def _enqueue(
 
 def _foreign_unbookable(account: ProviderAccount, payout: Payout) -> str:
     """Why a payout of a foreign-currency account cannot be booked ('' if it can)."""
+    if payout.arrival_currency:  # converted by the provider
+        return conversion_unbookable(account, payout)
     if account.payout_bank_account.currency != payout.currency:
         return (
             f"it is paid into {account.payout_bank_account.bank_account_code}, kept in "
@@ -187,6 +191,13 @@ def _foreign_unbookable(account: ProviderAccount, payout: Payout) -> str:
     if not account.transfer_gl_account_code:
         return "the provider account has no transfer GL account (bank transfers in transit)"
     return ""
+
+
+def _provider_rate(payout: Payout):
+    """The provider's rate of a payout it converted (Stripe: its balance transaction's
+    `exchange_rate`, arrival currency per unit of the balance's), else None."""
+    txn = (payout.raw or {}).get("balance_transaction")
+    return txn.get("exchange_rate") if payout.arrival_currency and isinstance(txn, dict) else None
 
 
 def _not_booked(payout: Payout, account: ProviderAccount, why: str) -> Payout:
@@ -225,7 +236,7 @@ def payout_book(*, payout: Payout) -> Payout:
             payout.provider_account = account
             payout.save(update_fields=["provider_account", "updated_at"])
         base = account.entity.base_currency
-        if base != payout.currency:
+        if base != payout.currency or payout.arrival_currency:
             why = _foreign_unbookable(account, payout) or (
                 f"no rate ({no_rate})" if rate is None else ""
             )
@@ -256,7 +267,17 @@ def payout_book(*, payout: Payout) -> Payout:
                     rate=rate,
                 )  # fmt: skip
                 changed.append(f"fees {format_money(fees + tax, payout.currency)}")
-            if payout.transfer_command_id is None and payout.amount > 0:
+            if payout.transfer_command_id is None and payout.amount > 0 and payout.arrival_currency:
+                text = f"{account} payout {payout.external_id}"
+                payout.transfer_command = conversion_commands(
+                    account, payout, reference=f"POUT-{payout.pk}", day=day.isoformat(),
+                    text=text, rate=rate,
+                )  # fmt: skip
+                landed, into = payout.landed
+                changed.append(f"transfer {money} {clearing.bank_account_code} -> "
+                               f"{format_money(landed, into)} {bank.bank_account_code}, "
+                               f"converted by the provider")  # fmt: skip
+            elif payout.transfer_command_id is None and payout.amount > 0:
                 text = f"{account} payout {payout.external_id}"
                 payout.transfer_command = _enqueue(
                     account,
@@ -303,6 +324,9 @@ def payout_book(*, payout: Payout) -> Payout:
                         "fees": fees,
                         "fee_tax": tax,
                         "amount": payout.amount,
+                        "arrived": format_money(*payout.landed),
+                        "day_rate": rate,
+                        "provider_rate": _provider_rate(payout),
                         "fees_reference": payout.fees_command.external_reference
                         if payout.fees_command_id
                         else "",
@@ -323,20 +347,27 @@ def payout_book(*, payout: Payout) -> Payout:
             and not payout.reversal_command_id
         ):
             text = f"{account} payout {payout.external_id} failed: reversed"
-            payout.reversal_command = _enqueue(
-                account,
-                payout,
-                "POUTREV",
-                _journal_payload(
+            if payout.arrival_currency:
+                payout.reversal_command = conversion_commands(
+                    account, payout, reference=f"POUTREV-{payout.pk}", reverse=True,
+                    day=timezone.localdate().isoformat(), text=text, rate=rate,
+                    depends_on=payout.transfer_command,
+                )  # fmt: skip
+            else:
+                payout.reversal_command = _enqueue(
+                    account,
                     payout,
-                    timezone.localdate(),
-                    text,
-                    [(clearing.bank_code, payout.amount, 0, text),
-                     (bank.bank_code, 0, payout.amount, text)],
-                ),
-                depends_on=payout.transfer_command,
-                rate=rate,
-            )  # fmt: skip
+                    "POUTREV",
+                    _journal_payload(
+                        payout,
+                        timezone.localdate(),
+                        text,
+                        [(clearing.bank_code, payout.amount, 0, text),
+                         (bank.bank_code, 0, payout.amount, text)],
+                    ),
+                    depends_on=payout.transfer_command,
+                    rate=rate,
+                )  # fmt: skip
             payout.save(update_fields=["reversal_command", "updated_at"])
             audit_log(
                 actor=None,
@@ -358,7 +389,7 @@ def _narrative(payment: Payment) -> str:
 
 
 def _line_matches(account: ProviderAccount, payout: Payout, payment: Payment) -> bool:
-    if payment.amount != payout.amount or payment.currency != payout.currency:
+    if (payment.amount, payment.currency) != payout.landed:
         return False
     if account.statement_narrative.upper() not in _narrative(payment):
         return False
@@ -398,11 +429,12 @@ def payout_statement_link(*, payout: Payout) -> Payment | None:
     account = payout.provider_account
     if account is None or payout.statement_payment_id or payout.status != PAID:
         return None
+    landed, into = payout.landed  # what the bank received: converted by the provider, or not
     candidates = Payment.objects.filter(
         entity_id=account.entity_id,
         source="bank",
-        amount=payout.amount,
-        currency=payout.currency,
+        amount=landed,
+        currency=into,
         match_state=Payment.MatchState.UNMATCHED,
         settles_payout__isnull=True,
     ).filter(
@@ -442,12 +474,17 @@ def payout_lines_recognise(*, payment_ids: list[int]) -> int:
                 continue
             if account.statement_narrative.upper() not in _narrative(payment):
                 continue
-            payouts = Payout.objects.select_for_update().filter(
-                provider_account=account,
-                status=PAID,
-                statement_payment__isnull=True,
-                amount=payment.amount,
-                currency=payment.currency,
+            payouts = (
+                Payout.objects.select_for_update()
+                .filter(
+                    provider_account=account,
+                    status=PAID,
+                    statement_payment__isnull=True,
+                )
+                .filter(  # as paid out, or as the provider converted it
+                    Q(arrival_currency="", amount=payment.amount, currency=payment.currency)
+                    | Q(arrival_amount=payment.amount, arrival_currency=payment.currency)
+                )
             )
             match = next((p for p in payouts if _line_matches(account, p, payment)), None)
             if match is not None:

@@ -220,6 +220,20 @@ def _base_journal(payload: dict, rate: Decimal, base: str) -> dict:
     return {**payload, "currency": base, "description": text[:250], "lines": lines}
 
 
+def bank_entry_payload(bank: BankAccount, gl: str, amount, rate, day: str, text: str) -> dict:
+    """A bank_entry command's payload: `amount` (negative: out) in the bank's currency, booked
+    to `gl` at `rate`."""
+    return {
+        "bank_account_code": bank.bank_account_code,
+        "gl_account_code": gl,
+        "amount": str(Decimal(amount).quantize(CENT)),
+        "currency": bank.currency,
+        "exchange_rate": str(rate),
+        "entry_date": day,
+        "description": text[:250],
+    }
+
+
 def currency_banks(entity) -> dict[str, BankAccount]:
     """The company's bank accounts kept in another currency than its base, by bank GL code."""
     return {
@@ -262,15 +276,7 @@ def journal_commands(
                 f"{bank.bank_account_code} is kept in {bank.currency}, the movement is in "
                 f"{payload['currency']}: AIQ would need a conversion the provider did not make"
             )
-        return {
-            "bank_account_code": bank.bank_account_code,
-            "gl_account_code": gl,
-            "amount": str(Decimal(amount).quantize(CENT)),
-            "currency": bank.currency,
-            "exchange_rate": str(rate),
-            "entry_date": day,
-            "description": (what or text)[:250],
-        }
+        return bank_entry_payload(bank, gl, amount, rate, day, what or text)
 
     if not on_bank:
         return queue(reference, OutboxCommand.Kind.POST_GENERAL_JOURNAL,
@@ -301,17 +307,84 @@ def journal_commands(
     return first
 
 
+# --- a payout the provider converted (a EUR balance paid into the GBP bank) ------------------
+
+
+def conversion_unbookable(account, payout) -> str:
+    """Why a payout the provider converted cannot be booked ('' if it can): the money leaves a
+    clearing account kept in the balance's currency and arrives, converted, in a bank kept in
+    the company's, the difference a realised gain or loss on the FX GL account."""
+    base = account.entity.base_currency
+    _landed, into = payout.landed
+    bank = account.payout_bank_account
+    if into != base:
+        return f"converted into {into}, not the company's {base}: not booked automatically"
+    if payout.currency == base:
+        return f"converted out of {base}, the company's currency: not booked automatically"
+    if bank.currency != into:
+        return f"converted into {into}, paid into {bank.bank_account_code} kept in {bank.currency}"
+    if account.clearing_bank_account.currency != payout.currency:
+        return f"its clearing account is kept in {account.clearing_bank_account.currency}"
+    if not account.transfer_gl_account_code:
+        return "the provider account has no transfer GL account (bank transfers in transit)"
+    if not account.fx_gl_account_code:
+        return "the provider account has no FX GL account for the conversion's gain or loss"
+    return ""
+
+
+def conversion_commands(
+    account, payout, *, reference: str, day: str, text: str, rate: Decimal, reverse=False,
+    depends_on=None,
+) -> OutboxCommand:  # fmt: skip
+    """Queue a converted payout (or, `reverse`, its failure) as AIQ can take it, through the
+    transfer GL account: `<reference>` a bank payment out of clearing, the balance's amount at
+    `rate` (the company's rate for the day, as every movement of the account: the clearing
+    account is credited at its rate); `<reference>-2` a bank receipt into the bank, the amount
+    that arrived (the company's currency, rate 1); `<reference>-3` a general journal moving
+    what that leaves on the transfer account to the FX GL account (a loss when the provider's
+    conversion gave less than the day's rate). Returns the first command."""
+    sign = Decimal(-1 if reverse else 1)
+    landed, into = payout.landed
+    transit, fx = account.transfer_gl_account_code, account.fx_gl_account_code
+    clearing, bank = account.clearing_bank_account, account.payout_bank_account
+    loss = (to_base(payout.amount, rate) - landed) * sign  # left on the transfer account
+
+    bodies = [
+        (KIND, bank_entry_payload(clearing, transit, -payout.amount * sign, rate, day, text)),
+        (KIND, bank_entry_payload(bank, transit, landed * sign, Decimal(1), day, text)),
+    ]
+    if loss:
+        what = f"{text}: {'loss' if loss > 0 else 'gain'} on the provider's conversion"[:250]
+        money = str(abs(loss).quantize(CENT))
+        debit, credit = (fx, transit) if loss > 0 else (transit, fx)
+        bodies.append((OutboxCommand.Kind.POST_GENERAL_JOURNAL, {
+            "journal_date": day, "description": what, "currency": into,
+            "lines": [{"gl_account_code": debit, "debit": money, "credit": "0", "description": what},
+                      {"gl_account_code": credit, "debit": "0", "credit": money,
+                       "description": what}],
+        }))  # fmt: skip
+    first = None
+    for number, (kind, body) in enumerate(bodies, start=1):
+        command = outbox_enqueue(
+            entity=account.entity, kind=kind, payload=body, depends_on=depends_on,
+            external_reference=reference if number == 1 else f"{reference}-{number}",
+            origin_type="payout", origin_id=payout.pk,
+        )  # fmt: skip
+        first = first or command
+    return first
+
+
 # --- reading them back (the reconciliation report) ---------------------------------------------
 
 
 def entries_of(command: OutboxCommand) -> list[OutboxCommand]:
     """A movement's commands: the one its row keeps and, for bank entries, the entries queued
-    with it (`<reference>-2`, `-3`: the VAT on fees, the receiving side of a transfer)."""
+    with it (`<reference>-2`, `-3`: the VAT on fees, the receiving side of a transfer, a
+    converted payout's FX journal)."""
     if command.kind != KIND:
         return [command]
     siblings = OutboxCommand.objects.filter(
         entity_id=command.entity_id,
-        kind=KIND,
         origin_type=command.origin_type,
         origin_id=command.origin_id,
         external_reference__regex=rf"^{re.escape(command.external_reference)}-[0-9]+$",

@@ -66,6 +66,7 @@ from payments.services.provider_books import (
     provider_account,
 )
 from payments.services.provider_currency import movement_rate
+from payments.services.provider_fx import dispute_reversal_fx
 from staff.maker_checker import check_approver, record_approval, record_change
 from staff.models import Role
 from staff.services import audit_log, user_has_role
@@ -155,12 +156,6 @@ class Reversal:
 
 
 def _reversal(dispute: Dispute, account: ProviderAccount, amount: Decimal) -> Reversal:
-    if account.currency != account.entity.base_currency:
-        # its journals go at a rate (provider_currency): a sales debit journal at AIQ's rate
-        # of the day would not clear the disputes account in the base currency
-        return Reversal(
-            why_not=f"a {account.currency} account of a {account.entity.base_currency} company"
-        )
     receipt = dispute.payment.receipt
     if receipt is None or receipt.aiq_transaction_id is None:
         return Reversal(why_not="the payment has no receipt in AIQ")
@@ -181,10 +176,13 @@ def _reversal(dispute: Dispute, account: ProviderAccount, amount: Decimal) -> Re
     return Reversal(receipt, allocations)
 
 
-def _reverse(account, dispute: Dispute, reversal: Reversal, amount: Decimal, what: str):
+def _reverse(account, dispute: Dispute, reversal: Reversal, amount: Decimal, what: str, rate=None):
     """Queue the reversal of an approved lost dispute: unallocate the receipt (its invoices
     reopen), a sales debit journal on the customer from the disputes GL account, and the
-    receipt allocated against it. Each once (its external reference), one after the other."""
+    receipt allocated against it. Each once (its external reference), one after the other.
+    In an account of another currency than the company's the debit journal goes at the
+    withdrawal's `rate` (so the disputes account clears in the base currency too), and the
+    realised FX is booked (provider_dispute_fx)."""
     receipt, today = reversal.receipt, timezone.localdate()
     entity, created_by = account.entity, dispute.approver
     text = f"{what}: lost, receipt {receipt.check_reference} reversed"
@@ -211,6 +209,7 @@ def _reverse(account, dispute: Dispute, reversal: Reversal, amount: Decimal, wha
             "gl_account_code": account.disputes_gl_account_code,
             "amount": str(amount),
             "currency": receipt.currency,
+            **({"exchange_rate": str(rate)} if rate is not None else {}),
             "journal_date": today.isoformat(),
             "description": text[:250],
         },
@@ -220,7 +219,7 @@ def _reverse(account, dispute: Dispute, reversal: Reversal, amount: Decimal, wha
         origin_id=dispute.pk,
         created_by=created_by,
     )
-    outbox_enqueue(
+    realloc = outbox_enqueue(
         entity=entity,
         kind=Kind.ALLOCATE,
         payload={
@@ -236,6 +235,10 @@ def _reverse(account, dispute: Dispute, reversal: Reversal, amount: Decimal, wha
         origin_id=dispute.pk,
         created_by=created_by,
     )
+    fx = ""
+    if rate is not None:
+        fx = dispute_reversal_fx(account, dispute, amount, rate, unallocation=previous,
+                                 reallocation=realloc, what=what)  # fmt: skip
     reopened = ", ".join(
         f"{a.invoice} ({format_money(a.amount, a.currency)})" for a in reversal.allocations
     )
@@ -244,6 +247,7 @@ def _reverse(account, dispute: Dispute, reversal: Reversal, amount: Decimal, wha
         f"{format_money(amount, account.currency)} back on {receipt.customer.code}'s account: "
         f"receipt {receipt.check_reference} reversed"
         + (f", invoice reopened: {reopened}" if reopened else "")
+        + (f" (debit journal at {rate}{fx})" if rate is not None else "")
         + f"; approved by {dispute.approver or 'the system'}",
     )
 
@@ -380,7 +384,8 @@ def dispute_book(*, dispute: Dispute) -> Dispute:
             can_book = reversal.receipt is not None or account.dispute_loss_gl_account_code
             if can_book and dispute.approved_at is not None:
                 if reversal.receipt is not None:
-                    done.append(_reverse(account, dispute, reversal, withdrawal.amount, what))
+                    done.append(_reverse(account, dispute, reversal, withdrawal.amount, what,
+                                         rate=rate))  # fmt: skip
                 else:
                     text = f"{what}: lost, written off"
                     dispute.loss_command = _book(

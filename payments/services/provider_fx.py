@@ -211,3 +211,58 @@ def plan_realised_fx_book(*, plan_id: int) -> OutboxCommand | None:
             },
         )
         return command
+
+
+def dispute_reversal_fx(
+    account, dispute, amount: Decimal, rate: Decimal, *, unallocation, reallocation, what: str
+) -> str:
+    """A lost dispute reversed in an account of another currency than the company's (a EUR
+    dispute of a GBP company), queued in the caller's transaction, each write once:
+
+    - the allocations of the payment that the reversal undoes (`unallocation`: its invoices
+      reopen, in their currency at their rate) had their realised FX booked with the payout:
+      each part is reversed (FXRREV-<plan line>, after the unallocation), the line marked
+      undone, as a clerk's undo does;
+    - the receipt (at the rate it was booked at) now pays the sales debit journal (at the
+      withdrawal's `rate`): their difference in the base currency is realised when
+      `reallocation` allocates them, DISPFX-<dispute>: a loss Dr FX GL, Cr debtors control (a
+      gain the other way). Booked where the account names an FX GL account.
+
+    Returns what was booked, for the reversal's audit entry."""
+    payment, said = dispute.payment, []
+    reason = f"{what} lost (DISPUNALLOC-{dispute.pk})"
+    if unallocation is not None and unallocation.kind == OutboxCommand.Kind.UNALLOCATE:
+        lines = AllocationPlanLine.objects.filter(
+            plan__payment=payment,
+            plan__state=AllocationPlan.State.CONFIRMED,
+            unallocated_at__isnull=True,
+        ).select_related("plan__payment", "invoice")
+        for line in lines.order_by("pk"):
+            line.unallocated_at, line.unallocation_reason = timezone.now(), reason[:200]
+            line.save(update_fields=["unallocated_at", "unallocation_reason"])
+            undone = line_fx_reverse(line=line, depends_on=unallocation, reason=reason)
+            if undone is not None:
+                said.append(f"{undone[0].external_reference} reverses {undone[1]}")
+    booked_at = receipt_exchange_rate(payment) or receipt_rate_booked(payment)
+    control = debtors_control_code(account.entity_id)
+    if not (account.fx_gl_account_code and booked_at and control):
+        return "; " + ", ".join(said) if said else ""
+    part = (amount / Decimal(booked_at)).quantize(CENT, rounding=ROUND_HALF_UP) - (
+        amount / Decimal(rate)
+    ).quantize(CENT, rounding=ROUND_HALF_UP)  # the receipt's base value less the journal's
+    if part:
+        base = account.entity.base_currency
+        text = (
+            f"{what}: realised exchange {'gain' if part > 0 else 'loss'} "
+            f"{format_money(abs(part), base)} (receipt at {booked_at}, reversal at {rate})"
+        )[:250]
+        gain_or_loss = [(control, part, 0, text), (account.fx_gl_account_code, 0, part, text)]
+        if part < 0:
+            gain_or_loss = [(account.fx_gl_account_code, -part, 0, text),
+                            (control, 0, -part, text)]  # fmt: skip
+        command = journal_enqueue(
+            account, "dispute", dispute.pk, f"DISPFX-{dispute.pk}",
+            journal_payload(base, timezone.localdate(), text, gain_or_loss), reallocation,
+        )  # fmt: skip
+        said.append(f"{command.external_reference} {part}")
+    return "; " + ", ".join(said) if said else ""

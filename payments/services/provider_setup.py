@@ -10,6 +10,11 @@ a journal, and say which one and why not where it cannot.
 
 from ledger.sync.pull import gl_account_rows
 
+# what the form tells the admin about a missing GL account: AIQ's Integration API cannot make it
+CREATE_IN_AIQ = (
+    "add it in AIQ's chart of accounts first, then save again (AIQ's API cannot create a GL "
+    "account: SaveGLDefaults only sets the defaults AIQ's own screens offer for a new one)"
+)
 # (label on screen, ProviderAccount field)
 GL_ROLES = (
     ("fees", "fees_gl_account_code"),
@@ -47,7 +52,7 @@ def gl_problems(
         if not code:
             continue
         if code not in gl_types:
-            problems.append(f"{label} GL account {code} is not in AIQ's GL list")
+            problems.append(f"{label} GL account {code} is not in AIQ's GL list: {CREATE_IN_AIQ}")
         elif (gl_types[code] or "").lower() in NOT_POSTABLE:
             problems.append(
                 f"{label} GL account {code} is {NOT_POSTABLE[gl_types[code].lower()]} in AIQ: "

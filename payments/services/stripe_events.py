@@ -342,21 +342,32 @@ def stripe_dispute_sync(*, dispute_id: str, entity=None):
 
 
 def stripe_payout_sync(*, payout_id: str):
-    """Store the payout, then link the payments whose balance transactions it settled."""
-    payout = payout_upsert(
-        source=Source.STRIPE, payout=stripe_source.normalise_payout(api.payout_retrieve(payout_id))
-    )
-    if payout.status != "paid":
-        return payout_book(payout=payout)  # a failed payout's transfer is reversed
+    """Store the payout, then link the payments whose balance transactions it settled. The
+    listing holds the payout's own balance transaction (`type: payout`): for a payout Stripe
+    converted it says what left the balance (normalise_payout)."""
+    body = api.payout_retrieve(payout_id)
+    if body.get("status") != "paid":
+        # a failed payout's transfer is reversed
+        return payout_book(payout=stripe_payout_store(body, []))
     try:
         pages = list(api.payout_balance_transactions(payout_id))
     except api.StripePermanent as error:
         # localstripe cannot filter balance transactions by payout (400). On Stripe this is a
         # bug to look at, not a reason to re-fetch forever: keep the payout, say so.
         log.warning("payout %s stored without reconciliation: %s", payout_id, error)
-        return payout
+        return stripe_payout_store(body, [])
+    payout = stripe_payout_store(body, pages)
     stripe_payout_reconcile(payout=payout, pages=pages)
     return payout_book(payout=payout)
+
+
+def stripe_payout_store(body: dict, pages):
+    """Store a payout as Stripe answered it (`body`), its own balance transaction taken from
+    the listing `pages` when the payout does not carry it expanded."""
+    own = next((t for page in pages for t in page if t.get("type") == "payout"), None)
+    if own is not None and not isinstance(body.get("balance_transaction"), dict):
+        body = {**body, "balance_transaction": own}
+    return payout_upsert(source=Source.STRIPE, payout=stripe_source.normalise_payout(body))
 
 
 def stripe_payout_reconcile(*, payout, pages) -> int:

@@ -120,21 +120,21 @@ def _party(details, role: str) -> tuple[str, str]:
     return name, payer_account_text(iban=acct.get("iban", ""), other=acct.get("other", ""))
 
 
-def _balances(stmt) -> tuple[Decimal | None, Decimal | None, str]:
+def _balances(stmt) -> tuple[Decimal | None, Decimal | None, str, str]:
+    """(opening, closing, the opening's currency, the closing's currency)."""
     opening = closing = None
-    currency = ""
+    opening_currency = closing_currency = ""
     for bal in _children(stmt, "Bal"):
         code = _text(bal, "Tp", "CdOrPrtry", "Cd") or _text(bal, "Tp", "CdOrPrtry", "Prtry")
         found = _amount(_child(bal, "Amt"))
         if found is None:
             continue
         value = _signed(found[0], _text(bal, "CdtDbtInd"))
-        currency = currency or found[1]
         if code in OPENING and opening is None:
-            opening = value
+            opening, opening_currency = value, found[1]
         elif code in CLOSING:
-            closing = value
-    return opening, closing, currency
+            closing, closing_currency = value, found[1]
+    return opening, closing, opening_currency, closing_currency
 
 
 def read_camt(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
@@ -165,18 +165,20 @@ def read_camt(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
         c for c in message if isinstance(c.tag, str) and _local(c) in ("Stmt", "Rpt", "Ntfctn")
     ]:
         acct = _account(_child(stmt, "Acct"))
-        opening, closing, balance_currency = _balances(stmt)
+        opening, closing, opening_currency, closing_currency = _balances(stmt)
         period = _child(stmt, "FrToDt")
         header = StatementHeader(
             iban=acct.get("iban", ""),
             account_id=acct.get("other", ""),
             account_name=acct.get("name", ""),
-            currency=acct.get("currency") or balance_currency,
+            currency=acct.get("currency") or opening_currency or closing_currency,
             statement_id=_text(stmt, "Id"),
             start_date=_date(period, "FrDtTm") if period is not None else None,
             end_date=_date(period, "ToDtTm") if period is not None else None,
             opening_balance=opening,
             closing_balance=closing,
+            opening_currency=opening_currency,
+            closing_currency=closing_currency,
         )
         parsed.statements.append(header)
     number, index, pending = 0, -1, []

@@ -42,7 +42,19 @@ FIELDS = {
 }
 # a status column's values that mean the money did not arrive (SmartDebit collection reports)
 NOT_COLLECTED = frozenset(
-    {"FAILED", "UNPAID", "REJECTED", "CANCELLED", "CANCELED", "RETURNED", "PENDING", "REFERRED"}
+    {
+        "FAILED",
+        "UNPAID",
+        "REJECTED",
+        "CANCELLED",
+        "CANCELED",
+        "RETURNED",
+        "PENDING",
+        "REFERRED",
+        # Revolut Business's State column: money that never arrived or went back
+        "DECLINED",
+        "REVERTED",
+    }
 )
 # Columns may be named by position instead of header ("#1" = first column), for exports
 # without a header row (HSBC's CSV is date, description, amount).
@@ -145,14 +157,28 @@ def _header_index(rows: list[list], column_map: dict, header_row: int) -> tuple[
         candidates = [header_row - 1] if header_row - 1 < len(rows) else []
     else:  # find it: the first row holding every named column (preambles come first)
         candidates = range(min(len(rows), HEADER_SEARCH_ROWS))
-    wanted = {str(c).strip().casefold() for c in named.values()}
+    # a column may be named by alternatives, "Description1|Description": the bank renamed it
+    # between versions of its export; the first the header holds is read
+    spellings = {
+        f: [name.strip().casefold() for name in str(c).split("|") if name.strip()]
+        for f, c in named.items()
+    }
     for position in candidates:
         header = [_cell_text(h).casefold() for h in rows[position]]
-        if wanted <= set(header):
-            index.update({f: header.index(str(c).strip().casefold()) for f, c in named.items()})
+        present = set(header)
+        found = {
+            f: next((n for n in names if n in present), None) for f, names in spellings.items()
+        }
+        if all(found.values()):
+            index.update({f: header.index(name) for f, name in found.items()})
             return position, index
     header = [_cell_text(h) for h in rows[candidates[0]]] if candidates else []
-    missing = [f"{c!r} (for {f})" for f, c in named.items() if _cell_text(c) not in header]
+    present = {h.casefold() for h in header}
+    missing = [
+        f"{c!r} (for {f})"
+        for f, c in named.items()
+        if not any(name in present for name in spellings[f])
+    ]
     where = f"row {header_row}" if header_row else f"the first {HEADER_SEARCH_ROWS} rows"
     raise StatementError(
         f"Column {missing[0] if missing else repr(next(iter(named.values())))} is not in the "

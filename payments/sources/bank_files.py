@@ -55,7 +55,7 @@ def detect_format(content: bytes, filename: str = "") -> str:
         )
     if "OFXHEADER" in upper or "<OFX>" in upper:
         return "ofx"
-    if head.lower().startswith("!type:"):
+    if head.lower().startswith(("!type:", "!account", "!option:", "!clear:")):
         return "qif"
     if re.search(r"(^|\n|\{4:\s*)\s*:20:", head) and re.search(r"\n:(25|60F|60M):", head):
         return "mt940"

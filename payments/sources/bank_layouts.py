@@ -84,16 +84,17 @@ LAYOUTS = [
         "name": "AIB (CSV)",
         "column_map": {
             "date": "Posted Transactions Date",
-            "reference": "Description1",
+            "reference": "Description1|Description",
             "debit": "Debit Amount",
             "credit": "Credit Amount",
             "currency": "Posted Currency",
         },
-        "date_format": UK_DATE,
+        "date_format": "%d/%m/%Y|%d/%m/%y",
         "currency": "EUR",
-        "origin": "AIB iBusiness Banking / online banking CSV: Posted Account, Posted "
-        "Transactions Date, Description1-3, Debit Amount, Credit Amount, Balance, Posted "
-        "Currency, Transaction Type.",
+        "origin": "AIB online banking CSV: Posted Account, Posted Transactions Date, "
+        "Description1-3 (newer exports: one Description), Debit Amount, Credit Amount, Balance, "
+        "Posted Currency, Transaction Type; headings with a leading space, dd/mm/yy or "
+        "dd/mm/yyyy (as AIB importers' test files show).",
     },
     {
         "name": "Bank of Ireland (CSV)",
@@ -117,11 +118,13 @@ LAYOUTS = [
             "reference": "Reference",
             "payer_name": "Payer",
             "external_id": "ID",
+            "status": "State",
         },
-        "date_format": "%Y-%m-%d",
+        "date_format": "%Y-%m-%d %H:%M:%S|%Y-%m-%d",
         "origin": "Revolut Business statement CSV: Date started (UTC), Date completed (UTC), "
-        "ID, Type, State, Description, Reference, Payer, Card number, Orig currency, Orig "
-        "amount, Payment currency, Amount, Fee, Balance…; pending rows have no completed date.",
+        "ID, Type, State, Description, Reference, Payer, Card number, Orig currency/amount, "
+        "Payment currency, Amount, Fee, Balance…; dates with or without a time; PENDING, "
+        "DECLINED, REVERTED rows are not money in.",
     },
     {
         "name": "Wise Business (CSV)",
@@ -129,13 +132,15 @@ LAYOUTS = [
             "date": "Date",
             "amount": "Amount",
             "currency": "Currency",
-            "reference": "Payment Reference",
+            "reference": "Description",
+            "bank_reference": "Payment Reference",
             "payer_name": "Payer Name",
             "external_id": "TransferWise ID",
         },
         "date_format": "%d-%m-%Y",
-        "origin": "Wise statement CSV: TransferWise ID, Date, Amount, Currency, Description, "
-        "Payment Reference, Running Balance, Exchange From/To/Rate, Payer Name, Payee Name…",
+        "origin": "Wise statement CSV: TransferWise ID, Date (dd-mm-yyyy), Date Time, Amount, "
+        "Currency, Description, Payment Reference, Running Balance, …, Payer Name; money in "
+        "says its reference in Description ('Received money from X with reference Y').",
     },
     {
         "name": "Starling (CSV)",
@@ -155,14 +160,15 @@ LAYOUTS = [
             "date": "Date",
             "amount": "Amount",
             "currency": "Currency",
-            "reference": "Notes and #tags",
+            "reference": "Description",
             "payer_name": "Name",
             "external_id": "Transaction ID",
         },
         "date_format": UK_DATE,
         "origin": "Monzo CSV export: Transaction ID, Date, Time, Type, Name, Emoji, Category, "
         "Amount, Currency, Local amount, Local currency, Notes and #tags, Address, Receipt, "
-        "Description, Category split, Money Out, Money In.",
+        "Description, Category split, Money Out, Money In; the bank's narrative is Description "
+        "(Notes and #tags are the account holder's own).",
     },
 ]
 

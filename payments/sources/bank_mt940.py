@@ -109,6 +109,8 @@ def read_mt940(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
             ),
             opening_balance=opening,
             closing_balance=closing,
+            opening_currency=currency or "",
+            closing_currency=closing_currency or "",
         )
         index = len(parsed.statements)
         parsed.statements.append(header)

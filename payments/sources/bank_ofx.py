@@ -32,6 +32,13 @@ def _sgml_fixups(content: bytes) -> bytes:
     return re.sub(rb"&(?!(amp|lt|gt|quot|apos|#\d+);)", b"&amp;", content)
 
 
+def _reference(value) -> str:
+    """A REFNUM or CHECKNUM that says something: banks write CHECKNUM 0 (or 000000) on every
+    transaction that is not a cheque, which is no reference."""
+    text = (value or "").strip()
+    return "" if not text.strip("0") else text
+
+
 def read_ofx(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
     from ofxtools.Parser import OFXTree
 
@@ -89,7 +96,8 @@ def read_ofx(content: bytes) -> tuple[ParsedStatement, list[StatementEntry]]:
                     amount=amount,
                     currency=entry_currency,
                     transaction_id=transaction.fitid or "",
-                    bank_reference=transaction.refnum or transaction.checknum or "",
+                    bank_reference=_reference(transaction.refnum)
+                    or _reference(transaction.checknum),
                     payer_name=name,
                     remittance=transaction.memo or name,
                     statement=index,

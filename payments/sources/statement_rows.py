@@ -82,6 +82,10 @@ class StatementHeader:
     end_date: date | None = None
     opening_balance: Decimal | None = None
     closing_balance: Decimal | None = None
+    # the currencies the balances are written in, where the file says (camt Bal/Amt/@Ccy,
+    # MT940 :60F:/:62F:): each must be the account's and its entries'
+    opening_currency: str = ""
+    closing_currency: str = ""
     entry_count: int = 0
     # what the file's entries add up to (statement_items fills them): money in and out, and
     # the number of credits, for "the bank says X, we hold Y"
@@ -203,18 +207,32 @@ def smartdebit_external_id(
 
 
 def balance_errors(parsed: ParsedStatement, entries: list[StatementEntry]) -> list[RowError]:
-    """Opening + every entry (in and out) = closing, per statement that gives both."""
+    """Opening + every entry (in and out) = closing, per statement that gives both, all in the
+    one currency: a balance in another currency than the account or its entries is refused
+    with the numbers (a sum across currencies would prove nothing)."""
     totals = Counter()
+    currencies: dict[int, set[str]] = {}
     for entry in entries:
         totals[entry.statement] += entry.amount
+        currencies.setdefault(entry.statement, set()).add(entry.currency.upper())
     errors = []
     for number, header in enumerate(parsed.statements):
-        if header.opening_balance is None or header.closing_balance is None:
+        if header.opening_balance is None and header.closing_balance is None:
             continue
         moved = Decimal(totals[number])
+        name = header.statement_id or header.account_key or f"statement {number + 1}"
+        both = header.opening_balance is not None and header.closing_balance is not None
+        # a lone closing balance in no stated currency (OFX LEDGERBAL) checks nothing, and an
+        # OFX entry may be in its own currency (STMTTRN/CURRENCY): not a mix to refuse
+        stated = header.opening_currency or header.closing_currency
+        mixed = _currency_mismatch(header, currencies.get(number, set()), moved)
+        if mixed and (both or stated):
+            errors.append(RowError(0, "currency", f"{name}: {mixed}"))
+            continue
+        if header.opening_balance is None or header.closing_balance is None:
+            continue
         expected = header.opening_balance + moved
         if expected != header.closing_balance:
-            name = header.statement_id or header.account_key or f"statement {number + 1}"
             currency = header.currency or ""
             errors.append(
                 RowError(
@@ -227,6 +245,50 @@ def balance_errors(parsed: ParsedStatement, entries: list[StatementEntry]) -> li
                 )
             )
     return errors
+
+
+def _currency_mismatch(header: StatementHeader, entry_currencies: set[str], moved) -> str:
+    """What is wrong when a statement's balances, account and entries are not all in one
+    currency (empty when they are)."""
+    stated = {
+        "account": header.currency.upper(),
+        "opening balance": header.opening_currency.upper(),
+        "closing balance": header.closing_currency.upper(),
+    }
+    written = {c for c in stated.values() if c} | entry_currencies
+    if len(written) <= 1:
+        return ""
+    parts = []
+    if header.opening_balance is not None:
+        parts.append(
+            f"opening balance {header.opening_balance} "
+            f"{stated['opening balance'] or stated['account']}"
+        )
+    parts.append(f"entries {moved} {'/'.join(sorted(entry_currencies)) or stated['account']}")
+    if header.closing_balance is not None:
+        parts.append(
+            f"closing balance {header.closing_balance} "
+            f"{stated['closing balance'] or stated['account']}"
+        )
+    return (
+        f"the statement mixes currencies ({', '.join(sorted(written))}): "
+        f"{', '.join(parts)}, account in {stated['account'] or 'no stated currency'}. "
+        "A balance in another currency than the account's entries cannot be checked; is this "
+        "the statement of the right account?"
+    )
+
+
+def _too_precise(entry: StatementEntry, file_format: str, places: int) -> str:
+    """An amount with more decimals than its currency has, said where the clerk finds it."""
+    where = {"csv": "row", "qif": "line"}.get(file_format, "entry")
+    code = normalise_currency(entry.currency)
+    written = -entry.amount.as_tuple().exponent
+    like = f"{Decimal(1234).scaleb(-places)}" if places else "1234"
+    return (
+        f"{where} {entry.row}: {entry.amount} {code} has {written} decimal places, but {code} "
+        f"amounts have {places} (like {like}); nothing is rounded: check the file's currency "
+        "and its decimal separator."
+    )
 
 
 def statement_items(
@@ -281,7 +343,10 @@ def statement_items(
                     amount = exact(amount, currency)
                 currency = normalise_currency(currency) if len(currency) != 3 else currency.upper()
             except MoneyError as error:
-                parsed.errors.append(RowError(entry.row, entry.amount_field, str(error)))
+                message = str(error)
+                if currency in places:  # a good code: the amount has more places than it allows
+                    message = _too_precise(entry, parsed.file_format, places[currency])
+                parsed.errors.append(RowError(entry.row, entry.amount_field, message))
                 continue
             account = (accounts[entry.statement] if accounts else "") or fallback_account
             remittance = " ".join(entry.remittance.split()) if entry.remittance else ""
@@ -321,6 +386,10 @@ def statement_items(
                 seen[key] += 1
                 external_id = _stable_id(source, key, seen[key])
             end_to_end, bank_reference = entry.end_to_end_id, entry.bank_reference
+            if bank_reference and not bank_reference.strip("0 "):
+                # "0" / "000000": banks' placeholder when there is no cheque number or
+                # reference (Barclays' Number, OFX CHECKNUM): no reference, never one to match
+                bank_reference = ""
             references = []
             if remittance:
                 references.append({"source": "bank.narrative", "value": remittance[:500]})

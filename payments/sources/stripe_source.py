@@ -210,16 +210,32 @@ def normalise_dispute(dispute: dict) -> dict:
 
 
 def normalise_payout(payout: dict) -> dict:
+    """A payout; one Stripe converted (a EUR balance paid into a GBP bank account) carries its
+    balance transaction (expanded, or the listing's `type: payout` one): that transaction's
+    `amount` (negative: sent) and `currency` are what left the balance, its `exchange_rate`
+    converts them into the payout's `amount` and `currency`, what arrives in the bank."""
     currency = normalise_currency(payout["currency"])
     arrival = payout.get("arrival_date")
-    return {
+    row = {
         "external_id": payout["id"],
         "amount": from_minor(payout["amount"], currency),
         "currency": currency,
+        "arrival_amount": None,
+        "arrival_currency": "",
         "status": payout.get("status") or "",
         "arrival_date": timestamp(arrival).date() if arrival else None,
         "raw": payout,
     }
+    txn = _obj(payout.get("balance_transaction"))
+    held = normalise_currency(txn["currency"]) if txn.get("currency") else currency
+    if held != currency and txn.get("amount") is not None:
+        row.update(
+            amount=from_minor(abs(int(txn["amount"])), held),
+            currency=held,
+            arrival_amount=row["amount"],
+            arrival_currency=currency,
+        )
+    return row
 
 
 # Dispute statuses after which the money stays with us (won) or the case is closed.

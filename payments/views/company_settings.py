@@ -350,5 +350,8 @@ def provider_account_edit(request, account_id):
         title=f"{account} ({company.name})",
         intro=PROVIDER_INTRO,
         back=_back(company),
-        extra={"secrets": form.secret_states()},
+        extra={
+            "secrets": form.secret_states(),
+            "webhook_path": reverse(f"webhook-{account.source}-account", args=[account.pk]),
+        },
     )

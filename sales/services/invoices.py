@@ -47,7 +47,7 @@ from sales.services.after_posting import sales_invoices_after_posting
 from sales.services.credit import aiq_balances, credit_check
 from sales.services.credit_notes import sales_credit_notes_release
 from sales.services.deferred import deferrals_create, deferred_problems
-from sales.services.paid_orders import paid_orders_follow
+from sales.services.paid_orders import paid_order_problems, paid_orders_follow
 from sales.signals import sales_invoices_settled
 from staff.models import Role
 from staff.services import audit_entry, audit_log, audit_log_many, user_has_role
@@ -141,6 +141,7 @@ def sales_invoices_submit(
                 problems.append(
                     f"{invoice.external_reference or '?'}: line {number}: {refused[line.department]}"
                 )
+    problems += paid_order_problems(entity.pk, invoices)
     seen: dict[str, str] = {}
     digests: dict[int, str] = {}  # id(invoice) -> its content hash, computed once
     for invoice in invoices:

@@ -226,6 +226,42 @@ def _payments_of(row: SalesInvoice):
     )
 
 
+DECIDED = (
+    MatchState.AWAITING_APPROVAL,
+    MatchState.APPROVED,
+    MatchState.SENT,
+    MatchState.FAILED,
+    MatchState.NEEDS_PERSON,
+)
+
+
+def paid_order_problems(entity_id: int, invoices: list) -> list[str]:
+    """Already-paid orders (NormalisedInvoice) whose payment this product has recorded, or is
+    recording, in AIQ another way (a person allocated it, a rule did): posting the order with
+    its own receipt would put the money in AIQ twice. One query for all of them."""
+    paid = {i.paid.reference.strip(): i for i in invoices if i.paid is not None}
+    if not paid:
+        return []
+    refs = list(paid)
+    problems = []
+    found = Payment.objects.filter(
+        Q(external_id__in=refs) | Q(bank_reference__in=refs),
+        entity=entity_id,
+        match_state__in=DECIDED,
+    ).order_by("pk")
+    for payment in found:
+        for ref in {payment.external_id, payment.bank_reference} & set(refs):
+            invoice = paid[ref]
+            if (payment.match_notes or {}).get(NOTE) == invoice.external_reference:
+                continue  # linked to this very order (the order sent again)
+            problems.append(
+                f"{invoice.external_reference}: its payment {ref} is recorded here already "
+                f"({payment.get_match_state_display()}): send the order without its payment, "
+                "so the money is not in AIQ twice"
+            )
+    return problems
+
+
 def paid_order_context(row: SalesInvoice) -> dict:
     """The invoice page's figures of an already-paid order: its payment date, and the
     payments linked to its receipt."""

@@ -24,6 +24,7 @@ from sales.services.invoices import (
     sales_invoices_submit,
     settings_for,
 )
+from sales.services.paid_orders import paid_order_problems
 from sales.upload import ParsedFile, parse_invoices
 from staff.services import audit_log
 
@@ -78,6 +79,7 @@ def sales_upload_preview(
             date_format=source.date_format,
             default_bank=bank.bank_account_code if bank else "",
         )
+    parsed.errors += paid_order_problems(source.entity_id, parsed.invoices)
     preview = UploadPreview(source=source, filename=filename, sha256=digest, parsed=parsed)
     preview.earlier = SalesBatch.objects.filter(source=source, sha256=digest).first()
     hashes = dict(

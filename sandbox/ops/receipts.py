@@ -4,11 +4,19 @@ UnallocateTransactions, GetAllocationsByTransactionId, PostPayAndAllocateSalesIn
 from decimal import ROUND_HALF_UP, Decimal
 
 from sandbox import books, invoicing
-from sandbox.books import SALES_RECEIPT, account_by_code, create_txn, line, money, required, txn
+from sandbox.books import (
+    SALES_RECEIPT,
+    account_by_code,
+    bank_by_code,
+    create_txn,
+    line,
+    money,
+    required,
+    txn,
+)
 from sandbox.money import decimals
 from sandbox.registry import (
     DUPLICATE,
-    NOT_FOUND,
     SUCCESS,
     VALIDATION,
     AiqFailure,
@@ -29,12 +37,7 @@ def save_receipt(ctx, receipt: dict | None) -> int:
     account = account_by_code(ctx, receipt["CustomerCode"])
     if not account["is_active"]:
         raise AiqFailure(f"Customer '{account['code']}' is inactive.", VALIDATION)
-    bank = ctx.db.execute(
-        "SELECT * FROM bank WHERE entity_id = ? AND bank_account_code = ?",
-        (ctx.entity_id, bank_code),
-    ).fetchone()
-    if bank is None:
-        raise AiqFailure(f"Bank account '{bank_code}' does not exist.", NOT_FOUND)
+    bank = bank_by_code(ctx, bank_code)
     currency = account["currency"]
     amount = money(receipt.get("PaymentAmount"), currency, "PaymentAmount")
     # AIQ's SalesReceipt constraints (API wiki): Description "Cannot be longer than 500

@@ -8,7 +8,15 @@ fails changes nothing (the others stand), and its transaction id is not listed.
 """
 
 from sandbox import invoicing
-from sandbox.books import create_txn, gl_account, gl_by_category, line, money, required
+from sandbox.books import (
+    bank_by_code,
+    create_txn,
+    gl_account,
+    gl_by_category,
+    line,
+    money,
+    required,
+)
 from sandbox.registry import NOT_FOUND, SUCCESS, VALIDATION, AiqFailure, Reply, operation
 
 
@@ -16,12 +24,7 @@ def _entry(ctx, entry: dict | None) -> int:
     if not entry:
         raise AiqFailure("An empty entry was sent.", VALIDATION)
     bank_code = required(entry.get("BankAccountCode"), "BankAccountCode")
-    bank = ctx.db.execute(
-        "SELECT * FROM bank WHERE entity_id = ? AND bank_account_code = ?",
-        (ctx.entity_id, bank_code),
-    ).fetchone()
-    if bank is None:
-        raise AiqFailure(f"Bank account '{bank_code}' does not exist.", NOT_FOUND)
+    bank = bank_by_code(ctx, bank_code)
     gl = gl_account(ctx, entry.get("GLAccountCode"))
     currency = bank["currency"]
     value = money(entry.get("Value"), currency, "Value", positive=False)
