@@ -49,6 +49,7 @@ class SecurityHeadersMiddleware:
         return response
 
 
+API_PREFIX = "/api/"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
@@ -56,12 +57,17 @@ class NulCharacterGuardMiddleware:
     """A NUL character is never part of a code, name, amount or note a person types, and
     PostgreSQL cannot store one in a text column: a query string or form field holding one is
     answered 400 with a clear message before any view reads it, so no screen has to guard
-    each raw field (forms already refuse it; raw look-ups such as a customer code did not)."""
+    each raw field (forms already refuse it; raw look-ups such as a customer code did not).
+
+    The API (/api/) is left to its own validation, which answers such input with the API's
+    published problem document (its serializers refuse NUL characters field by field)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
+        if request.path.startswith(API_PREFIX):
+            return self.get_response(request)
         fields = [("the address", request.path)]
         fields += [(name, value) for name, values in request.GET.lists() for value in values]
         if request.method == "POST" and request.content_type in FORM_TYPES:
